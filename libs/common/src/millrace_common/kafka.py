@@ -1,0 +1,108 @@
+"""Kafka: the broker factory (FastStream on aiokafka), subscriber options tuned for latency, and the
+dead-letter path for messages that cannot be accepted."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from pydantic import TypeAdapter, ValidationError
+
+from millrace_common.messages.envelope import DeadLetter
+from millrace_common.metrics import ConsumerMetrics
+from millrace_common.settings import ServiceSettings
+from millrace_common.topics import ConsumerGroup, Namespace, Topic
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def create_broker(settings: ServiceSettings) -> KafkaBroker:
+    """A broker whose producer is idempotent, waits for all replicas, and lingers only a millisecond."""
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"millrace-{settings.service_name}",
+        linger_ms=settings.kafka_linger_ms,
+        acks="all",
+        enable_idempotence=True,
+        graceful_timeout=10.0,
+        logger=logging.getLogger(f"millrace.{settings.service_name}.kafka"),
+        log_level=logging.DEBUG,
+    )
+
+
+def batch_subscriber_options(settings: ServiceSettings, group: ConsumerGroup) -> dict[str, Any]:
+    """Options for a batch subscriber that commits only after its handler returned.
+
+    On an exception the consumer seeks back, so the batch is handled again: handlers are
+    idempotent, and messages that can never be handled go to the dead-letter topic instead.
+    """
+    return {
+        "group_id": Namespace(settings.namespace).group(group),
+        "batch": True,
+        "max_records": settings.kafka_max_poll_records,
+        "batch_timeout_ms": settings.kafka_batch_timeout_ms,
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+    }
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False)[:10]:
+        where = ".".join(str(p) for p in item["loc"]) or "(message)"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class DeadLetters:
+    """Writes rejected messages, with the reason and the raw bytes, to ``<topic>.dlq``."""
+
+    def __init__(
+        self, broker: KafkaBroker, namespace: Namespace, group: ConsumerGroup, metrics: ConsumerMetrics
+    ) -> None:
+        self._broker = broker
+        self._namespace = namespace
+        self._group = group
+        self._metrics = metrics
+
+    async def send(self, topic: Topic, record: ConsumerRecord, reason: str) -> None:
+        raw: bytes = record.value or b""
+        key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else None
+        letter = DeadLetter(
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=key,
+            reason=reason,
+            consumer_group=self._namespace.group(self._group),
+            raw_value=raw.decode(errors="replace"),
+            raw_value_base64=base64.b64encode(raw).decode(),
+            headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+        )
+        await self._broker.publish(
+            letter.model_dump_json().encode(),
+            topic=self._namespace.topic(topic.dlq),
+            key=record.key if isinstance(record.key, bytes) else None,
+            headers={"millrace-reason": reason[:500]},
+        )
+        self._metrics.dead_lettered.labels(topic=topic.name).inc()
+        log.warning("dead-lettered a message", extra={"ids": {"topic": record.topic, "offset": record.offset}})
+
+    async def decode(
+        self, topic: Topic, records: Sequence[ConsumerRecord], adapter: TypeAdapter[T]
+    ) -> list[tuple[ConsumerRecord, T]]:
+        """Parse a polled batch; what does not parse or validate is dead-lettered, the rest returned."""
+        accepted: list[tuple[ConsumerRecord, T]] = []
+        for record in records:
+            try:
+                accepted.append((record, adapter.validate_json(record.value or b"")))
+            except ValidationError as error:
+                await self.send(topic, record, describe_validation_error(error))
+        return accepted

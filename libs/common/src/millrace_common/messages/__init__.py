@@ -1,0 +1,1 @@
+"""Message contracts: one module a family, one discriminated union a topic."""

@@ -1,0 +1,64 @@
+"""The envelope every Kafka message carries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+
+TenantId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+JsonObject = dict[str, JsonValue]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel):
+    """Fields common to every message.
+
+    ``correlation_id`` names the run a message belongs to (when there is one); ``causation_id``
+    names the message that caused it. Fields are only ever added with defaults; a breaking change
+    bumps ``schema_version`` and adds an upcaster.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    message_id: UUID = Field(default_factory=uuid4)
+    type: str
+    schema_version: int = 1
+    tenant_id: TenantId
+    occurred_at: datetime = Field(default_factory=utc_now)
+    correlation_id: UUID | None = None
+    causation_id: UUID | None = None
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class DeadLetter(BaseModel):
+    """What a consumer writes to ``<topic>.dlq`` for a message it could not accept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source_topic: str
+    partition: int
+    offset: int
+    key: str | None
+    reason: str
+    consumer_group: str
+    raw_value: str = Field(description="The original bytes, decoded as UTF-8 with replacement")
+    raw_value_base64: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    dead_lettered_at: datetime = Field(default_factory=utc_now)
+
+
+def dump_json(value: Any) -> bytes:
+    """Serialise any model or JSON-able value the way every message is written."""
+    if isinstance(value, BaseModel):
+        return value.model_dump_json().encode()
+    from pydantic_core import to_json
+
+    return to_json(value)

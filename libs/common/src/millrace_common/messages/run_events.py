@@ -1,0 +1,76 @@
+"""Run events: the orchestrator's append-only log, also published on ``runs.events`` for observers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, TypeAdapter
+
+from millrace_common.messages.envelope import Envelope, JsonObject
+from millrace_common.messages.node_commands import NodeError
+from millrace_common.messages.run_commands import TriggerData
+
+
+class RunEvent(Envelope):
+    run_id: UUID
+    seq: int = Field(default=0, ge=0, description="Position in the run's log, assigned when appended")
+
+
+class RunStarted(RunEvent):
+    type: Literal["run.started"] = "run.started"
+    workflow_id: UUID
+    workflow_version: int
+    trigger: TriggerData
+
+
+class NodeScheduled(RunEvent):
+    type: Literal["node.scheduled"] = "node.scheduled"
+    node_id: str
+    node_type: str
+    attempt: int
+    input: JsonObject
+
+
+class NodeSucceeded(RunEvent):
+    type: Literal["node.succeeded"] = "node.succeeded"
+    node_id: str
+    node_type: str
+    attempt: int
+    output: JsonObject
+    duration_ms: float
+    taken_handles: tuple[str, ...] | None = Field(
+        default=None, description="Outgoing handles followed; None follows every non-error edge"
+    )
+
+
+class NodeFailed(RunEvent):
+    type: Literal["node.failed"] = "node.failed"
+    node_id: str
+    node_type: str
+    attempt: int
+    error: NodeError
+    duration_ms: float
+
+
+class NodeSkipped(RunEvent):
+    type: Literal["node.skipped"] = "node.skipped"
+    node_id: str
+    node_type: str
+
+
+class RunCompleted(RunEvent):
+    type: Literal["run.completed"] = "run.completed"
+
+
+class RunFailed(RunEvent):
+    type: Literal["run.failed"] = "run.failed"
+    reason: str
+    failed_node_id: str | None = None
+
+
+AnyRunEvent = Annotated[
+    RunStarted | NodeScheduled | NodeSucceeded | NodeFailed | NodeSkipped | RunCompleted | RunFailed,
+    Field(discriminator="type"),
+]
+RUN_EVENT = TypeAdapter(AnyRunEvent)

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine, text
+
+config = context.config
+schema = config.attributes.get("schema", "public")
+
+engine = create_engine(config.get_main_option("sqlalchemy.url"), connect_args={"options": f"-csearch_path={schema}"})
+with engine.connect() as connection:
+    # Two processes migrating at once (several `make up`s, parallel tests) take turns.
+    connection.execute(text("select pg_advisory_lock(7130)"))
+    connection.execute(text(f'create schema if not exists "{schema}"'))
+    connection.commit()
+    context.configure(connection=connection, version_table_schema=schema)
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
+    connection.execute(text("select pg_advisory_unlock(7130)"))
+engine.dispose()

@@ -1,0 +1,115 @@
+"""What every service process has: ``/healthz``, ``/readyz``, ``/metrics``, a lifespan that starts and
+stops its Kafka broker and database engine, and a clean exit on SIGTERM (uvicorn's)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import uvicorn
+from fastapi import FastAPI, Response
+from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_common.db import database_reachable
+from millrace_common.logs import configure_logging
+from millrace_common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+BackgroundTask = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceParts:
+    """The wired pieces a service process runs: built by its bootstrap, run by :func:`create_app`."""
+
+    settings: ServiceSettings
+    broker: KafkaBroker
+    engine: AsyncEngine
+    registry: CollectorRegistry
+    background: Sequence[BackgroundTask] = field(default_factory=tuple)
+    closers: Sequence[BackgroundTask] = field(default_factory=tuple)
+
+
+def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
+    """A FastAPI app with the three operational endpoints; the broker runs for the app's lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await parts.broker.start()
+        tasks = [asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job")) for job in parts.background]
+        log.info("service started", extra={"ids": {"port": parts.settings.http_port}})
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await parts.broker.stop()
+            for close in parts.closers:
+                await close()
+            await parts.engine.dispose()
+            log.info("service stopped")
+
+    app = FastAPI(title=title, lifespan=lifespan)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": parts.settings.service_name}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(response: Response) -> dict[str, object]:
+        checks = {"kafka": await _kafka_ready(parts.broker), "postgresql": await _database_ready(parts.engine)}
+        ready = all(checks.values())
+        response.status_code = 200 if ready else 503
+        return {"ready": ready, "checks": checks}
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(parts.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def run_forever(job: BackgroundTask) -> None:
+    """Run a background loop; an unexpected error is logged and the loop restarted after a pause."""
+    while True:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background job failed; restarting it", extra={"ids": {"job": getattr(job, "__name__", "")}})
+            await asyncio.sleep(1)
+
+
+async def _kafka_ready(broker: KafkaBroker) -> bool:
+    try:
+        return bool(await broker.ping(timeout=2.0))
+    except Exception:
+        return False
+
+
+async def _database_ready(engine: AsyncEngine) -> bool:
+    try:
+        return await asyncio.wait_for(database_reachable(engine), timeout=2.0)
+    except Exception:
+        return False
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run the app until SIGTERM or SIGINT; uvicorn drains requests and runs the lifespan's shutdown."""
+    configure_logging(settings.service_name, settings.log_level)
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

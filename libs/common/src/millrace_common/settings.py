@@ -1,0 +1,49 @@
+"""Typed settings read from ``MILLRACE_*`` environment variables.
+
+Each service subclasses :class:`ServiceSettings` with its own defaults; nothing reads the
+environment anywhere else.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has: where Kafka and PostgreSQL are, where to listen, how to tune."""
+
+    model_config = SettingsConfigDict(env_prefix="MILLRACE_", extra="ignore", frozen=True)
+
+    service_name: str = "millrace"
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    database_url: str = "postgresql+psycopg://millrace@127.0.0.1:15432/millrace"
+    namespace: str = Field(
+        default="",
+        description="Isolates one installation (or one test) from another on the same Kafka and "
+        "PostgreSQL: prefixes topic and consumer-group names and selects the database schema.",
+    )
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    # Latency is a feature: the clients' defaults wait hundreds of milliseconds.
+    kafka_fetch_max_wait_ms: int = 5
+    kafka_linger_ms: int = 1
+    kafka_max_poll_records: int = 500
+    kafka_batch_timeout_ms: int = 5
+    db_pool_size: int = 10
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_identifier(cls, value: str) -> str:
+        if value and not _NAMESPACE.match(value):
+            raise ValueError("namespace must be lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @property
+    def database_schema(self) -> str:
+        return self.namespace or "public"

@@ -1,0 +1,22 @@
+"""Follows ``runs.events``: the run events that concern approvals (requests, cancellations) arrive here."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from millrace_common.kafka import DeadLetters, batch_subscriber_options
+from millrace_common.messages.run_events import RUN_EVENT
+from millrace_common.metrics import ConsumerMetrics
+from millrace_common.settings import ServiceSettings
+from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+
+
+def register(broker: KafkaBroker, settings: ServiceSettings, dead_letters: DeadLetters, metrics: ConsumerMetrics) -> None:
+    namespace = Namespace(settings.namespace)
+
+    @broker.subscriber(namespace.topic(RUNS_EVENTS), **batch_subscriber_options(settings, ConsumerGroup.APPROVAL))
+    async def on_run_events(message: KafkaMessage) -> None:
+        decoded = await dead_letters.decode(RUNS_EVENTS, message.raw_message, RUN_EVENT)
+        for _, event in decoded:
+            metrics.handled.labels(topic=RUNS_EVENTS.name, group=ConsumerGroup.APPROVAL.value, outcome=event.type).inc()

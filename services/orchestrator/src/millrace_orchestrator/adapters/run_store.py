@@ -1,0 +1,173 @@
+"""The run log in PostgreSQL: load a run's events, append new ones under the ``(run_id, seq)`` guard,
+and keep the ``runs`` and ``node_executions`` projections in step within the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from millrace_common.messages.envelope import utc_now
+from millrace_common.messages.run_events import (
+    RUN_EVENT,
+    NodeFailed,
+    NodeScheduled,
+    NodeSkipped,
+    NodeSucceeded,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunStarted,
+)
+from millrace_common.tables import node_executions, processed_messages, run_events, runs, workflow_versions
+from millrace_common.workflow import WorkflowDefinition
+
+
+class UnknownWorkflowVersion(LookupError):
+    pass
+
+
+async def claim_message(connection: AsyncConnection, consumer: str, message_id: UUID) -> bool:
+    """Record that this consumer handles the message; False when it was handled before."""
+    result = await connection.execute(
+        pg_insert(processed_messages)
+        .values(consumer=consumer, message_id=message_id, processed_at=utc_now())
+        .on_conflict_do_nothing()
+    )
+    return result.rowcount == 1
+
+
+async def load_events(connection: AsyncConnection, run_id: UUID) -> list[RunEvent]:
+    rows = await connection.execute(
+        select(run_events.c.payload).where(run_events.c.run_id == run_id).order_by(run_events.c.seq)
+    )
+    return [RUN_EVENT.validate_python(row.payload) for row in rows]
+
+
+async def run_definition_ref(connection: AsyncConnection, run_id: UUID) -> tuple[UUID, int] | None:
+    row = (
+        await connection.execute(
+            select(runs.c.workflow_id, runs.c.workflow_version).where(runs.c.run_id == run_id)
+        )
+    ).first()
+    return (row.workflow_id, row.workflow_version) if row else None
+
+
+class DefinitionCache:
+    """Workflow versions are immutable, so a loaded one is kept for the process's life (bounded)."""
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self._entries: dict[tuple[UUID, int], WorkflowDefinition] = {}
+        self._capacity = capacity
+
+    async def get(self, connection: AsyncConnection, workflow_id: UUID, version: int) -> WorkflowDefinition:
+        key = (workflow_id, version)
+        if key not in self._entries:
+            row = (
+                await connection.execute(
+                    select(workflow_versions.c.definition).where(
+                        workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.version == version
+                    )
+                )
+            ).first()
+            if row is None:
+                raise UnknownWorkflowVersion(f"workflow {workflow_id} has no version {version}")
+            if len(self._entries) >= self._capacity:
+                self._entries.pop(next(iter(self._entries)))
+            self._entries[key] = WorkflowDefinition.model_validate(row.definition)
+        return self._entries[key]
+
+
+async def append(connection: AsyncConnection, events: Sequence[RunEvent]) -> None:
+    """Append events (their ``seq`` already assigned); a concurrent writer makes the insert fail."""
+    if not events:
+        return
+    now = utc_now()
+    await connection.execute(
+        insert(run_events),
+        [
+            {
+                "run_id": e.run_id,
+                "seq": e.seq,
+                "event_id": e.message_id,
+                "type": e.type,
+                "payload": e.model_dump(mode="json"),
+                "recorded_at": now,
+            }
+            for e in events
+        ],
+    )
+    for event in events:
+        await _project(connection, event)
+
+
+async def _project(connection: AsyncConnection, event: RunEvent) -> None:
+    match event:
+        case RunStarted():
+            await connection.execute(
+                insert(runs).values(
+                    run_id=event.run_id,
+                    tenant_id=event.tenant_id,
+                    workflow_id=event.workflow_id,
+                    workflow_version=event.workflow_version,
+                    status="running",
+                    trigger=event.trigger.model_dump(mode="json"),
+                    started_at=event.occurred_at,
+                    last_seq=event.seq,
+                )
+            )
+            return
+        case NodeScheduled():
+            await _upsert_node(
+                connection,
+                event,
+                status="scheduled",
+                attempts=event.attempt,
+                input=event.input,
+                scheduled_at=event.occurred_at,
+            )
+        case NodeSucceeded():
+            await _upsert_node(
+                connection,
+                event,
+                status="succeeded",
+                attempts=event.attempt,
+                output=event.output,
+                finished_at=event.occurred_at,
+                duration_ms=event.duration_ms,
+            )
+        case NodeFailed():
+            await _upsert_node(
+                connection,
+                event,
+                status="failed",
+                attempts=event.attempt,
+                error=event.error.model_dump(mode="json"),
+                finished_at=event.occurred_at,
+                duration_ms=event.duration_ms,
+            )
+        case NodeSkipped():
+            await _upsert_node(connection, event, status="skipped", attempts=0, finished_at=event.occurred_at)
+        case RunCompleted():
+            await _update_run(connection, event, status="completed", finished_at=event.occurred_at)
+            return
+        case RunFailed():
+            await _update_run(connection, event, status="failed", finished_at=event.occurred_at, error=event.reason)
+            return
+    await _update_run(connection, event)
+
+
+async def _update_run(connection: AsyncConnection, event: RunEvent, **values: object) -> None:
+    await connection.execute(update(runs).where(runs.c.run_id == event.run_id).values(last_seq=event.seq, **values))
+
+
+async def _upsert_node(
+    connection: AsyncConnection, event: NodeScheduled | NodeSucceeded | NodeFailed | NodeSkipped, **values: object
+) -> None:
+    statement = pg_insert(node_executions).values(
+        run_id=event.run_id, node_id=event.node_id, node_type=event.node_type, **values
+    )
+    await connection.execute(statement.on_conflict_do_update(index_elements=["run_id", "node_id"], set_=values))

@@ -1,0 +1,135 @@
+"""A run's state, folded from its events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from functools import singledispatch
+from types import MappingProxyType
+from typing import Mapping
+from uuid import UUID
+
+from millrace_common.messages.envelope import JsonObject
+from millrace_common.messages.node_commands import NodeError
+from millrace_common.messages.run_commands import TriggerData
+from millrace_common.messages.run_events import (
+    NodeFailed,
+    NodeScheduled,
+    NodeSkipped,
+    NodeSucceeded,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunStarted,
+)
+from millrace_common.workflow import WorkflowDefinition
+
+
+class RunStatus(StrEnum):
+    NEW = "new"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+TERMINAL_NODE_STATUSES = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED})
+
+
+@dataclass(frozen=True)
+class NodeState:
+    status: NodeStatus = NodeStatus.PENDING
+    attempt: int = 0
+    output: JsonObject | None = None
+    error: NodeError | None = None
+    taken_handles: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: UUID
+    definition: WorkflowDefinition
+    tenant_id: str = ""
+    workflow_id: UUID | None = None
+    workflow_version: int = 0
+    status: RunStatus = RunStatus.NEW
+    trigger: TriggerData | None = None
+    nodes: Mapping[str, NodeState] = field(default_factory=lambda: MappingProxyType({}))
+    last_seq: int = 0
+
+    def node(self, node_id: str) -> NodeState:
+        return self.nodes.get(node_id, NodeState())
+
+    def with_node(self, node_id: str, node: NodeState) -> RunState:
+        return replace(self, nodes=MappingProxyType({**self.nodes, node_id: node}))
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+
+
+def evolve(state: RunState, event: RunEvent) -> RunState:
+    """The state after ``event``; the only way state changes."""
+    return replace(_apply(event, state), last_seq=max(state.last_seq, event.seq))
+
+
+@singledispatch
+def _apply(event: RunEvent, state: RunState) -> RunState:
+    raise TypeError(f"no fold for {type(event).__name__}")
+
+
+@_apply.register
+def _(event: RunStarted, state: RunState) -> RunState:
+    return replace(
+        state,
+        tenant_id=event.tenant_id,
+        workflow_id=event.workflow_id,
+        workflow_version=event.workflow_version,
+        status=RunStatus.RUNNING,
+        trigger=event.trigger,
+    )
+
+
+@_apply.register
+def _(event: NodeScheduled, state: RunState) -> RunState:
+    return state.with_node(event.node_id, NodeState(status=NodeStatus.SCHEDULED, attempt=event.attempt))
+
+
+@_apply.register
+def _(event: NodeSucceeded, state: RunState) -> RunState:
+    return state.with_node(
+        event.node_id,
+        NodeState(
+            status=NodeStatus.SUCCEEDED,
+            attempt=event.attempt,
+            output=event.output,
+            taken_handles=event.taken_handles,
+        ),
+    )
+
+
+@_apply.register
+def _(event: NodeFailed, state: RunState) -> RunState:
+    return state.with_node(event.node_id, NodeState(status=NodeStatus.FAILED, attempt=event.attempt, error=event.error))
+
+
+@_apply.register
+def _(event: NodeSkipped, state: RunState) -> RunState:
+    return state.with_node(event.node_id, NodeState(status=NodeStatus.SKIPPED))
+
+
+@_apply.register
+def _(event: RunCompleted, state: RunState) -> RunState:
+    return replace(state, status=RunStatus.COMPLETED)
+
+
+@_apply.register
+def _(event: RunFailed, state: RunState) -> RunState:
+    return replace(state, status=RunStatus.FAILED)

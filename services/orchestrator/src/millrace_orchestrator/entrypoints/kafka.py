@@ -1,0 +1,51 @@
+"""Kafka subscribers: run commands and node results, in batches, committed after the batch is handled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import ConsumerRecord
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter
+
+from millrace_common.kafka import DeadLetters, batch_subscriber_options
+from millrace_common.messages.node_commands import NODE_RESULT
+from millrace_common.messages.run_commands import RUN_COMMAND
+from millrace_common.metrics import ConsumerMetrics
+from millrace_common.outbox import OutboxRelay
+from millrace_common.settings import ServiceSettings
+from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
+
+from millrace_orchestrator.adapters.run_store import UnknownWorkflowVersion
+from millrace_orchestrator.handlers import RunMessageHandler, UnknownRun
+
+
+def register(
+    broker: KafkaBroker,
+    settings: ServiceSettings,
+    handler: RunMessageHandler,
+    relay: OutboxRelay,
+    dead_letters: DeadLetters,
+    metrics: ConsumerMetrics,
+) -> None:
+    namespace = Namespace(settings.namespace)
+    options = batch_subscriber_options(settings, ConsumerGroup.ORCHESTRATOR)
+
+    async def consume(topic: Topic, records: Sequence[ConsumerRecord], adapter: TypeAdapter) -> None:
+        with metrics.batch_seconds.labels(topic=topic.name).time():
+            for record, message in await dead_letters.decode(topic, records, adapter):
+                try:
+                    await handler.handle(message)
+                except (UnknownRun, UnknownWorkflowVersion) as error:
+                    await dead_letters.send(topic, record, str(error))
+            await relay.publish_pending()
+        metrics.handled.labels(topic=topic.name, group=ConsumerGroup.ORCHESTRATOR.value, outcome="ok").inc(len(records))
+
+    @broker.subscriber(namespace.topic(RUNS_COMMANDS), **options)
+    async def on_run_commands(message: KafkaMessage) -> None:
+        await consume(RUNS_COMMANDS, message.raw_message, RUN_COMMAND)
+
+    @broker.subscriber(namespace.topic(NODES_RESULTS), **options)
+    async def on_node_results(message: KafkaMessage) -> None:
+        await consume(NODES_RESULTS, message.raw_message, NODE_RESULT)

@@ -1,0 +1,76 @@
+"""The I/O shell around the pure core: load, decide, write events + commands + processed-message row
+in one transaction; the outbox relay publishes after commit."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from millrace_common.logs import bound
+from millrace_common.messages.envelope import utc_now
+from millrace_common.messages.run_commands import StartRun
+from millrace_common.outbox import Outgoing, enqueue
+from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+
+from millrace_orchestrator.adapters.run_store import (
+    DefinitionCache,
+    append,
+    claim_message,
+    load_events,
+    run_definition_ref,
+)
+from millrace_orchestrator.domain.decide import Message, decide
+from millrace_orchestrator.domain.state import RunState, evolve
+
+log = logging.getLogger(__name__)
+PRODUCER = "orchestrator"
+
+
+class UnknownRun(LookupError):
+    """A node result names a run this orchestrator has no log for."""
+
+
+class RunMessageHandler:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        namespace: Namespace,
+        definitions: DefinitionCache,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        new_id: Callable[[], UUID] = uuid4,
+    ) -> None:
+        self._engine = engine
+        self._namespace = namespace
+        self._definitions = definitions
+        self._clock = clock
+        self._new_id = new_id
+
+    async def handle(self, message: Message) -> None:
+        with bound(run_id=message.run_id, tenant_id=message.tenant_id):
+            async with self._engine.begin() as connection:
+                if not await claim_message(connection, ConsumerGroup.ORCHESTRATOR.value, message.message_id):
+                    log.info("duplicate message skipped", extra={"ids": {"message_id": message.message_id}})
+                    return
+                state = await self._load(connection, message)
+                decision = decide(state, message, now=self._clock(), new_id=self._new_id)
+                await append(connection, decision.events)
+                observers = [Outgoing(RUNS_EVENTS, str(e.run_id), e) for e in decision.events]
+                await enqueue(connection, self._namespace, PRODUCER, [*decision.commands, *observers])
+
+    async def _load(self, connection: AsyncConnection, message: Message) -> RunState:
+        if isinstance(message, StartRun):
+            ref: tuple[UUID, int] | None = (message.workflow_id, message.workflow_version)
+        else:
+            ref = await run_definition_ref(connection, message.run_id)
+        if ref is None:
+            raise UnknownRun(f"no run {message.run_id}")
+        definition = await self._definitions.get(connection, *ref)
+        state = RunState(run_id=message.run_id, definition=definition)
+        for event in await load_events(connection, message.run_id):
+            state = evolve(state, event)
+        return state
