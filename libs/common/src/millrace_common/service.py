@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -102,9 +104,17 @@ async def _database_ready(engine: AsyncEngine) -> bool:
         return False
 
 
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    log.info("stopped by signal", extra={"ids": {"signal": signal.Signals(signum).name}})
+    sys.exit(0)
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run the app until SIGTERM or SIGINT; uvicorn drains requests and runs the lifespan's shutdown."""
     configure_logging(settings.service_name, settings.log_level)
+    # uvicorn re-raises the stop signal once it has shut down; after a clean shutdown that is exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     uvicorn.run(
         app,
         host=settings.http_host,

@@ -3,4 +3,4 @@ from millrace_common.settings import ServiceSettings
 
 class OrchestratorSettings(ServiceSettings):
     service_name: str = "orchestrator"
-    http_port: int = 8082
+    http_port: int = 18082

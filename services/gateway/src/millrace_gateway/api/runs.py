@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, JsonValue
 from sqlalchemy import select
 
@@ -30,6 +30,16 @@ class NodeExecutionOut(BaseModel):
     duration_ms: float | None
 
 
+class RunSummary(BaseModel):
+    run_id: UUID
+    workflow_id: UUID
+    workflow_version: int
+    status: str
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
 class RunOut(BaseModel):
     run_id: UUID
     workflow_id: UUID
@@ -40,6 +50,24 @@ class RunOut(BaseModel):
     started_at: datetime
     finished_at: datetime | None
     nodes: list[NodeExecutionOut]
+
+
+@router.get("", response_model=list[RunSummary])
+async def list_runs(
+    tenant: TenantDep,
+    engine: EngineDep,
+    workflow_id: UUID | None = None,
+    status: str | None = Query(default=None, pattern="^(running|completed|failed)$"),
+    limit: int = Query(default=50, ge=1, le=500),
+) -> list[RunSummary]:
+    """The tenant's runs, newest first."""
+    query = select(runs).where(runs.c.tenant_id == tenant).order_by(runs.c.started_at.desc()).limit(limit)
+    if workflow_id is not None:
+        query = query.where(runs.c.workflow_id == workflow_id)
+    if status is not None:
+        query = query.where(runs.c.status == status)
+    async with engine.connect() as connection:
+        return [RunSummary.model_validate(row, from_attributes=True) for row in await connection.execute(query)]
 
 
 @router.get("/{run_id}", response_model=RunOut)

@@ -36,8 +36,9 @@ async def claim_message(connection: AsyncConnection, consumer: str, message_id: 
         pg_insert(processed_messages)
         .values(consumer=consumer, message_id=message_id, processed_at=utc_now())
         .on_conflict_do_nothing()
+        .returning(processed_messages.c.message_id)
     )
-    return result.rowcount == 1
+    return result.first() is not None
 
 
 async def load_events(connection: AsyncConnection, run_id: UUID) -> list[RunEvent]:

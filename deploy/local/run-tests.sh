@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite. Starts the test profile's Kafka and PostgreSQL (own ports and data, so a
+# running `make up` system is not touched), runs pytest, and stops them again whatever happened.
+# With MILLRACE_KAFKA_BOOTSTRAP and MILLRACE_DATABASE_URL already set, uses those instead.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+UV=$(command -v uv 2>/dev/null || echo .cache/tools/bin/uv)
+
+started=0
+cleanup() {
+  if [ "$started" = 1 ]; then python3 deploy/local/infra.py stop --profile test || true; fi
+}
+trap cleanup EXIT
+
+if [ -z "${MILLRACE_KAFKA_BOOTSTRAP:-}" ] || [ -z "${MILLRACE_DATABASE_URL:-}" ]; then
+  started=1
+  settings=$(python3 deploy/local/infra.py start --profile test)
+  while IFS= read -r line; do
+    case "$line" in MILLRACE_*=*) export "${line?}" ;; esac
+  done <<< "$settings"
+fi
+
+mkdir -p test-artifacts
+"$UV" run --frozen pytest "$@"

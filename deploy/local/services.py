@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Start and stop Millrace's own processes (the five services) for a local profile.
+
+    python3 deploy/local/services.py start --profile dev   # migrate, create topics, start, wait ready
+    python3 deploy/local/services.py stop --profile dev
+    python3 deploy/local/services.py status --profile dev
+
+Kafka and PostgreSQL are infra.py's; this file only runs what the repository builds. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import infra  # noqa: E402
+
+SERVICES: dict[str, int] = {
+    "gateway": 18080,
+    "trigger": 18081,
+    "orchestrator": 18082,
+    "node-runner": 18083,
+    "approval": 18084,
+}
+
+
+def venv_bin(name: str) -> Path:
+    return infra.repo_root() / ".venv" / "bin" / name
+
+
+def service_env(profile: infra.Profile) -> dict[str, str]:
+    return {**os.environ, **profile.env(), "PYTHONUNBUFFERED": "1"}
+
+
+def prepare(profile: infra.Profile) -> None:
+    """Bring the database schema up to date and create the topics (both idempotent)."""
+    env = service_env(profile)
+    for tool in ("millrace-migrate", "millrace-topics"):
+        result = subprocess.run([str(venv_bin(tool))], env=env, text=True, capture_output=True)
+        if result.returncode != 0:
+            infra.die(f"{tool} failed:\n{result.stdout}{result.stderr}")
+        infra.log(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"{tool} done")
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{infra.HOST}:{port}/readyz", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start(profile: infra.Profile) -> None:
+    prepare(profile)
+    env = service_env(profile)
+    for name, port in SERVICES.items():
+        pid_path = profile.run_dir / f"{name}.pid"
+        if infra.read_pid(pid_path):
+            infra.log(f"{name} already running")
+            continue
+        infra.ensure_free(port)
+        infra.spawn_detached(
+            [str(venv_bin(f"millrace-{name}"))],
+            profile.log_dir / f"{name}.log",
+            pid_path,
+            env={**env, "MILLRACE_HTTP_PORT": str(port)},
+            cwd=infra.repo_root(),
+        )
+    deadline = time.monotonic() + 120
+    waiting = dict(SERVICES)
+    while waiting and time.monotonic() < deadline:
+        for name, port in list(waiting.items()):
+            if ready(port):
+                infra.log(f"{name} ready on http://{infra.HOST}:{port}")
+                del waiting[name]
+            elif not infra.read_pid(profile.run_dir / f"{name}.pid"):
+                infra.die(f"{name} exited; its log:\n{infra.tail(profile.log_dir / f'{name}.log')}")
+        time.sleep(0.5)
+    if waiting:
+        infra.die(f"not ready after 120 s: {', '.join(waiting)} (logs in {profile.log_dir})")
+
+
+def stop(profile: infra.Profile) -> None:
+    for name in SERVICES:
+        if infra.stop_pid_file(profile.run_dir / f"{name}.pid", timeout=20):
+            infra.log(f"{name} stopped")
+
+
+def status(profile: infra.Profile) -> None:
+    for name, port in SERVICES.items():
+        pid = infra.read_pid(profile.run_dir / f"{name}.pid")
+        state = "ready" if pid and ready(port) else ("starting or unhealthy" if pid else "stopped")
+        print(f"{name:13} {state:22} http://{infra.HOST}:{port}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("start", "stop", "status"))
+    parser.add_argument("--profile", default="dev", choices=sorted(infra.PROFILES))
+    args = parser.parse_args()
+    profile = infra.get_profile(args.profile)
+    {"start": start, "stop": stop, "status": status}[args.command](profile)
+
+
+if __name__ == "__main__":
+    main()

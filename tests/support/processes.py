@@ -1,0 +1,100 @@
+"""Every service as a real process, on free ports, in the test's namespace; stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.infra import Infra
+
+SERVICES = ("gateway", "trigger", "orchestrator", "node-runner", "approval")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+
+@dataclass
+class System:
+    infra: Infra
+    namespace: str
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def start(self, names: tuple[str, ...] = SERVICES, extra_env: dict[str, str] | None = None) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for name in names:
+            port = free_port()
+            log_path = ARTIFACTS / f"{self.namespace}-{name}.log"
+            env = {
+                **os.environ,
+                **self.infra.env(self.namespace),
+                "MILLRACE_HTTP_PORT": str(port),
+                "PYTHONUNBUFFERED": "1",
+                **(extra_env or {}),
+            }
+            executable = Path(sys.executable).parent / f"millrace-{name}"
+            with open(log_path, "wb") as out:
+                process = subprocess.Popen([str(executable)], env=env, stdout=out, stderr=subprocess.STDOUT)
+            self.services[name] = ServiceProcess(name, port, process, log_path)
+        self.wait_ready(names)
+
+    def wait_ready(self, names: tuple[str, ...], timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        waiting = set(names)
+        while waiting:
+            for name in list(waiting):
+                service = self.services[name]
+                if service.process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {service.process.returncode}:\n{service.log()}")
+                try:
+                    if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
+                        waiting.discard(name)
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready in {timeout} s: {sorted(waiting)}")
+            time.sleep(0.3)
+
+    def url(self, name: str) -> str:
+        return self.services[name].url
+
+    def stop(self, name: str, sig: signal.Signals = signal.SIGTERM, timeout: float = 20) -> int:
+        """Stop one service; returns its exit code (SIGKILL after ``timeout`` gives -9)."""
+        service = self.services.pop(name)
+        if service.process.poll() is None:
+            service.process.send_signal(sig)
+            try:
+                service.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                service.process.wait()
+        return service.process.returncode
+
+    def stop_all(self) -> dict[str, int]:
+        return {name: self.stop(name) for name in list(self.services)}
