@@ -1,10 +1,10 @@
-"""Fixtures shared by integration and end-to-end tests: real Kafka and PostgreSQL, one namespace
-(topics, consumer groups, database schema) per test so tests never see each other's data."""
+"""Fixtures shared by integration and end-to-end tests: real Kafka and PostgreSQL, and a namespace
+(topics, consumer groups, database schema) of their own so tests never see each other's data."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,16 +21,41 @@ def infra() -> Iterator[Infra]:
         pytest.fail(str(missing), pytrace=False)
 
 
-@pytest.fixture
-async def namespace(infra: Infra) -> AsyncIterator[str]:
+def _namespace(infra: Infra) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:12]}"
-    await create_namespace(infra, name)
+    create_namespace(infra, name)
     yield name
-    await drop_namespace(infra, name)
+    drop_namespace(infra, name)
+
+
+@pytest.fixture
+def namespace(infra: Infra) -> Iterator[str]:
+    yield from _namespace(infra)
+
+
+@pytest.fixture(scope="module")
+def module_namespace(infra: Infra) -> Iterator[str]:
+    """One namespace for a module whose tests share running services (each test uses its own ids)."""
+    yield from _namespace(infra)
 
 
 @pytest.fixture
 def system(infra: Infra, namespace: str) -> Iterator[System]:
+    """Services started by the test itself (``system.start(...)``), stopped afterwards."""
     running = System(infra, namespace)
     yield running
     running.stop_all()
+
+
+@pytest.fixture(scope="module")
+def running_system(infra: Infra, module_namespace: str) -> Iterator[System]:
+    """Every service, started once for the module."""
+    running = System(infra, module_namespace)
+    running.start()
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"tenant-{uuid.uuid4().hex[:10]}"

@@ -22,7 +22,6 @@ from millrace_common.topics import RECORDS_EVENTS, Namespace
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
-TENANT = "acme"
 
 
 class Receiver:
@@ -96,9 +95,13 @@ def create_active_workflow(api: httpx.Client, pipeline: str, url: str) -> str:
     return workflow_id
 
 
-def test_a_created_record_runs_the_http_node_and_completes(system: System, receiver: Receiver):
-    system.start()
-    api = httpx.Client(base_url=system.url("gateway"), headers={"X-Tenant-Id": TENANT}, timeout=10)
+def api_for(system: System, tenant: str) -> httpx.Client:
+    return httpx.Client(base_url=system.url("gateway"), headers={"X-Tenant-Id": tenant}, timeout=10)
+
+
+def test_a_created_record_runs_the_http_node_and_completes(running_system: System, receiver: Receiver, tenant: str):
+    system = running_system
+    api = api_for(system, tenant)
     workflow_id = create_active_workflow(api, "leads", receiver.url)
 
     record = api.post("/api/v1/pipelines/leads/records", json={"data": {"email": "ada@example.com"}})
@@ -120,17 +123,14 @@ def test_a_created_record_runs_the_http_node_and_completes(system: System, recei
     assert request["headers"]["Idempotency-Key"] == f"{run['run_id']}:notify:1"
 
     # Another tenant sees nothing of it.
-    other = httpx.Client(base_url=system.url("gateway"), headers={"X-Tenant-Id": "other"}, timeout=10)
+    other = api_for(system, "someone-else")
     assert other.get(f"/api/v1/runs/{run['run_id']}").status_code == 404
     assert other.get(f"/api/v1/workflows/{workflow_id}").status_code == 404
 
-    # Every service stops cleanly on SIGTERM.
-    assert system.stop_all() == {name: 0 for name in ("gateway", "trigger", "orchestrator", "node-runner", "approval")}
 
 
-def test_a_failing_http_target_fails_the_run_with_the_reason(system: System):
-    system.start()
-    api = httpx.Client(base_url=system.url("gateway"), headers={"X-Tenant-Id": TENANT}, timeout=10)
+def test_a_failing_http_target_fails_the_run_with_the_reason(running_system: System, tenant: str):
+    api = api_for(running_system, tenant)
     workflow_id = create_active_workflow(api, "leads", "http://127.0.0.1:9")  # nothing listens on port 9
 
     api.post("/api/v1/pipelines/leads/records", json={"data": {"n": 1}})
@@ -143,20 +143,20 @@ def test_a_failing_http_target_fails_the_run_with_the_reason(system: System):
 
 
 async def test_a_malformed_record_event_is_dead_lettered_and_the_next_one_still_runs(
-    system: System, receiver: Receiver, namespace: str
+    running_system: System, receiver: Receiver, tenant: str
 ):
-    system.start()
-    api = httpx.Client(base_url=system.url("gateway"), headers={"X-Tenant-Id": TENANT}, timeout=10)
+    system = running_system
+    api = api_for(system, tenant)
     workflow_id = create_active_workflow(api, "deals", receiver.url)
-    topics = Namespace(namespace)
-    good = RecordCreated(tenant_id=TENANT, pipeline_id="deals", record_id="d-1", data={"amount": 5})
+    topics = Namespace(system.namespace)
+    good = RecordCreated(tenant_id=tenant, pipeline_id="deals", record_id="d-1", data={"amount": 5})
 
     producer = AIOKafkaProducer(bootstrap_servers=system.infra.kafka_bootstrap)
     await producer.start()
     try:
         await producer.send_and_wait(topics.topic(RECORDS_EVENTS), b"{not json", key=b"d-0")
         await producer.send_and_wait(
-            topics.topic(RECORDS_EVENTS), b'{"type": "record.created", "tenant_id": "acme"}', key=b"d-0"
+            topics.topic(RECORDS_EVENTS), b'{"type": "record.created", "tenant_id": "x"}', key=b"d-0"
         )
         await producer.send_and_wait(topics.topic(RECORDS_EVENTS), good.to_bytes(), key=b"d-1")
     finally:
@@ -175,7 +175,14 @@ async def test_a_malformed_record_event_is_dead_lettered_and_the_next_one_still_
         letters = [DeadLetter.model_validate_json(r.value) for records in batch.values() for r in records]
     finally:
         await consumer.stop()
-    assert [letter.raw_value for letter in letters] == ['{not json', '{"type": "record.created", "tenant_id": "acme"}']
+    assert [letter.raw_value for letter in letters] == ['{not json', '{"type": "record.created", "tenant_id": "x"}']
     assert "json" in letters[0].reason.lower()
     assert "pipeline_id" in letters[1].reason and "record_id" in letters[1].reason
     assert all(letter.source_topic == topics.topic(RECORDS_EVENTS) for letter in letters)
+
+
+def test_every_service_stops_cleanly_on_sigterm(running_system: System):
+    """Last in the module: SIGTERM drains each service and it exits 0."""
+    assert running_system.stop_all() == {
+        name: 0 for name in ("gateway", "trigger", "orchestrator", "node-runner", "approval")
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import Iterator
@@ -70,16 +71,21 @@ def _docker_engine_available() -> bool:
         return False
 
 
-async def create_namespace(infra: Infra, namespace: str) -> None:
+def create_namespace(infra: Infra, namespace: str) -> None:
+    """A database schema at the newest migration and every topic, all under ``namespace``."""
     upgrade(infra.settings(namespace))
-    await ensure_topics(infra.kafka_bootstrap, Namespace(namespace))
+    asyncio.run(ensure_topics(infra.kafka_bootstrap, Namespace(namespace)))
 
 
-async def drop_namespace(infra: Infra, namespace: str) -> None:
+def drop_namespace(infra: Infra, namespace: str) -> None:
     engine = create_engine(infra.database_url)
     with engine.begin() as connection:
         connection.execute(text(f'drop schema if exists "{namespace}" cascade'))
     engine.dispose()
+    asyncio.run(_delete_topics(infra, namespace))
+
+
+async def _delete_topics(infra: Infra, namespace: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
     await admin.start()
     try:

@@ -96,5 +96,9 @@ class System:
                 service.process.wait()
         return service.process.returncode
 
-    def stop_all(self) -> dict[str, int]:
-        return {name: self.stop(name) for name in list(self.services)}
+    def stop_all(self, timeout: float = 20) -> dict[str, int]:
+        """SIGTERM every service at once, then collect the exit codes."""
+        for service in self.services.values():
+            if service.process.poll() is None:
+                service.process.send_signal(signal.SIGTERM)
+        return {name: self.stop(name, timeout=timeout) for name in list(self.services)}
