@@ -1,0 +1,562 @@
+#!/usr/bin/env python3
+"""Local infrastructure for Millrace: a single-node Kafka (KRaft) and a PostgreSQL.
+
+No containers: Kafka runs from jars resolved out of Maven Central (deploy/kafka/pom.xml),
+PostgreSQL from the distribution's server binaries. Jars live in .cache/kafka/<version>/libs,
+state in .data/<profile>/{kafka,pg,logs,run}.
+
+    infra.py install
+    infra.py start  --profile dev|test [--kafka-port N] [--pg-port N]
+    infra.py stop   --profile dev|test
+    infra.py status --profile dev|test
+    infra.py reset  --profile dev|test
+
+`start` prints the connection settings on stdout as NAME=value lines (progress goes to
+stderr), so its output can be eval'd or parsed. Ports given to `start` are remembered in
+.data/<profile>/run/ports.json until `stop`, so later commands (and get_profile) see the
+ports in use. `start`, `stop` and `reset` of one profile are serialised by a file lock.
+
+Standard library only. Profile/get_profile and the process helpers (spawn_detached,
+stop_pid_file, read_pid, wait_tcp, ensure_free, profile_lock, log, die, tail) are reused by
+the sibling services.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import dataclasses
+import fcntl
+import glob
+import hashlib
+import json
+import os
+import pwd
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+HOST = "127.0.0.1"
+KAFKA_MAIN = "kafka.Kafka"
+STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
+KAFKA_JVM = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
+KAFKA_START_TIMEOUT = 90.0
+DB_USER = DB_NAME = "millrace"
+
+
+# ---- generic helpers (also used by services.py) ---------------------------------------------
+
+
+def repo_root() -> Path:
+    """The repository root (this file is deploy/local/infra.py)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def log(msg: str) -> None:
+    """Progress output; stderr, so stdout stays machine-readable."""
+    print(f"[infra] {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg: str) -> NoReturn:
+    print(f"[infra] error: {msg}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last `lines` lines of a text file ('' if it does not exist)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Ports and directories of one isolated environment (dev, test)."""
+
+    name: str
+    kafka_port: int
+    pg_port: int
+
+    @property
+    def controller_port(self) -> int:
+        return self.kafka_port + 1
+
+    @property
+    def data_dir(self) -> Path:
+        return repo_root() / ".data" / self.name
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.data_dir / "kafka"
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files of detached processes, and ports.json."""
+        return self.data_dir / "run"
+
+    def env(self) -> dict[str, str]:
+        """Connection settings for Millrace processes."""
+        return {
+            "MILLRACE_KAFKA_BOOTSTRAP": f"{HOST}:{self.kafka_port}",
+            "MILLRACE_DATABASE_URL": f"postgresql+psycopg://{DB_USER}@{HOST}:{self.pg_port}/{DB_NAME}",
+        }
+
+
+PROFILES = {"dev": Profile("dev", 19092, 15432), "test": Profile("test", 29092, 25432)}
+
+
+def get_profile(name: str, kafka_port: int | None = None, pg_port: int | None = None) -> Profile:
+    """The named profile: explicit ports, else those of the running `start`, else defaults."""
+    base = PROFILES[name]
+    saved = base.run_dir / "ports.json"
+    if saved.is_file():
+        base = dataclasses.replace(base, **json.loads(saved.read_text()))
+    kafka_port, pg_port = kafka_port or base.kafka_port, pg_port or base.pg_port
+    return dataclasses.replace(base, kafka_port=kafka_port, pg_port=pg_port)
+
+
+@contextlib.contextmanager
+def profile_lock(name: str) -> Iterator[None]:
+    """Serialise start/stop/reset of one profile across processes (the lock survives reset)."""
+    path = repo_root() / ".data" / f".{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def pid_alive(pid: int) -> bool:
+    """True if `pid` runs (a zombie child of ours is reaped and counts as gone)."""
+    with contextlib.suppress(ChildProcessError):  # ChildProcessError: not our child
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def read_pid(pid_path: Path) -> int | None:
+    """The pid in `pid_path` if that process is alive and leads its own process group."""
+    try:
+        pid = int(pid_path.read_text().strip())
+        return pid if pid_alive(pid) and os.getpgid(pid) == pid else None
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+
+
+def spawn_detached(
+    cmd: list[str], log_path: Path, pid_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> int:
+    """Start `cmd` in its own session and process group, output appended to `log_path`.
+
+    Writes the pid (which is also the process group id) to `pid_path` and returns it.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    pid_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, cwd=cwd, start_new_session=True
+        )
+    pid_path.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_pid_file(pid_path: Path, timeout: float = 30.0) -> bool:
+    """SIGTERM the process group in `pid_path`, SIGKILL it after `timeout` s; remove the file.
+
+    Returns True if something was running.
+    """
+    pid = read_pid(pid_path)
+    pid_path.unlink(missing_ok=True)
+    if pid is None:
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        log(f"pid {pid} ignored SIGTERM for {timeout:.0f} s, killing it")
+    with contextlib.suppress(ProcessLookupError):  # also sweeps stragglers left in the group
+        os.killpg(pid, signal.SIGKILL)
+    while pid_alive(pid):
+        time.sleep(0.05)
+    return True
+
+
+def wait_tcp(host: str, port: int, timeout: float) -> bool:
+    """Wait until host:port accepts TCP connections (tries at least once); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
+def ensure_free(*ports: int) -> None:
+    """Die if something already listens on one of `ports` of HOST."""
+    busy = [str(port) for port in ports if wait_tcp(HOST, port, 0)]
+    if busy:
+        die(f"port(s) {', '.join(busy)} on {HOST} already in use; pick others (--kafka-port/--pg-port)")
+
+
+def run(cmd: list[str], check: bool = True, **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a command capturing its output; with `check`, die showing that output if it fails."""
+    proc = subprocess.run(cmd, text=True, capture_output=True, **kwargs)
+    if check and proc.returncode != 0:
+        die(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def apt_install(packages: list[str], what: str) -> None:
+    """Install Debian packages when root; otherwise stop, saying what to install."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        die(f"{what} not found: install it (e.g. `sudo apt-get install -y {' '.join(packages)}`)")
+    log(f"{what} not found, installing {' '.join(packages)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run(["apt-get", "update"], env=env)
+    run(["apt-get", "install", "-y", *packages], env=env)
+
+
+# ---- Kafka -------------------------------------------------------------------------------------
+
+POM = repo_root() / "deploy" / "kafka" / "pom.xml"
+
+
+def kafka_version() -> str:
+    """The Kafka version pinned in deploy/kafka/pom.xml."""
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    return ET.parse(POM).getroot().findtext("m:properties/m:kafka.version", namespaces=ns).strip()
+
+
+def kafka_libs() -> Path:
+    return repo_root() / ".cache" / "kafka" / kafka_version() / "libs"
+
+
+def install_kafka() -> Path:
+    """Copy Kafka's jars into the cache with Maven; skipped while they match the pom."""
+    libs = kafka_libs()
+    stamp = hashlib.sha256(POM.read_bytes()).hexdigest()
+    marker = libs / ".pom-sha256"
+    if marker.is_file() and marker.read_text().strip() == stamp:
+        return libs
+    for tool, package in (("java", "openjdk-17-jre-headless"), ("mvn", "maven")):
+        if not shutil.which(tool):
+            apt_install([package], tool)
+    log(f"resolving Kafka {kafka_version()} from Maven Central into {libs}")
+    staging = libs.with_name("libs.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    run(["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={staging}"])
+    (staging / ".pom-sha256").write_text(stamp + "\n")
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    return libs
+
+
+def java_cmd(main: str, *args: str, jvm: list[str]) -> list[str]:
+    """A `java` command line running `main` from the cached Kafka jars."""
+    return ["java", *jvm, "-cp", f"{kafka_libs()}/*", main, *args]
+
+
+def write_kafka_config(p: Profile) -> Path:
+    """(Re)generate server.properties and log4j2.xml; returns server.properties."""
+    p.kafka_dir.mkdir(parents=True, exist_ok=True)
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{HOST}:{p.controller_port}",
+        "listeners": f"PLAINTEXT://{HOST}:{p.kafka_port},CONTROLLER://{HOST}:{p.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{HOST}:{p.kafka_port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(p.kafka_dir / "data"),
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "auto.create.topics.enable": "false",
+        "group.initial.rebalance.delay.ms": "0",
+        # Single node: internal topics with RF 1 and few partitions (fast first use).
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "4",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "log.retention.hours": "48",
+        "log.segment.bytes": str(64 * 1024 * 1024),
+    }
+    server = p.kafka_dir / "server.properties"
+    lines = [f"{key}={value}\n" for key, value in props.items()]
+    server.write_text("# Generated by deploy/local/infra.py on every start.\n" + "".join(lines))
+    (p.kafka_dir / "log4j2.xml").write_text(f"""\
+<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="warn">
+  <Appenders>
+    <RollingFile name="file" fileName="{p.log_dir}/kafka.log" filePattern="{p.log_dir}/kafka.log.%i">
+      <PatternLayout pattern="[%d] %p %m (%c)%n"/>
+      <SizeBasedTriggeringPolicy size="20 MB"/>
+      <DefaultRolloverStrategy max="3"/>
+    </RollingFile>
+  </Appenders>
+  <Loggers>
+    <Root level="info"><AppenderRef ref="file"/></Root>
+    <Logger name="kafka.request.logger" level="warn"/>
+    <Logger name="state.change.logger" level="warn"/>
+  </Loggers>
+</Configuration>
+""")
+    return server
+
+
+def new_cluster_id() -> str:
+    """A random Kafka cluster id: URL-safe base64 of a UUID, not starting with '-' (as Kafka's)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cid.startswith("-"):
+            return cid
+
+
+def kafka_ready(port: int, timeout: float = 2.0) -> bool:
+    """True if the broker on HOST:port answers a Metadata (v4) request listing a broker."""
+    client = b"millrace-infra"
+    header = struct.pack(">hhih", 3, 4, 1, len(client)) + client  # api key 3 = Metadata, v4, corr. id 1
+    body = struct.pack(">i?", -1, False)  # all topics, no auto-creation
+    request = header + body
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            with sock.makefile("rb") as stream:
+                (size,) = struct.unpack(">i", stream.read(4))
+                response = stream.read(size)
+        _correlation_id, _throttle_ms, brokers = struct.unpack_from(">iii", response)
+        return brokers > 0
+    except (OSError, struct.error):
+        return False
+
+
+def kafka_pid(p: Profile) -> int | None:
+    return read_pid(p.run_dir / "kafka.pid")
+
+
+def start_kafka(p: Profile) -> int:
+    """Format the storage if needed and launch the broker detached; returns its pid."""
+    server = write_kafka_config(p)
+    p.log_dir.mkdir(parents=True, exist_ok=True)
+    log4j = f"-Dlog4j2.configurationFile={p.kafka_dir / 'log4j2.xml'}"
+    if not (p.kafka_dir / "data" / "meta.properties").exists():
+        log("formatting Kafka storage")
+        run(java_cmd(STORAGE_TOOL_MAIN, "format", "-t", new_cluster_id(), "-c", str(server), jvm=[log4j]))
+    jvm = [*KAFKA_JVM, log4j, f"-Dkafka.logs.dir={p.log_dir}"]
+    cmd = java_cmd(KAFKA_MAIN, str(server), jvm=jvm)
+    pid = spawn_detached(cmd, p.log_dir / "kafka.out", p.run_dir / "kafka.pid")
+    log(f"Kafka starting (pid {pid}) on {HOST}:{p.kafka_port}")
+    return pid
+
+
+def wait_kafka(p: Profile, pid: int) -> None:
+    """Wait until the broker serves metadata; on failure stop it and show its logs."""
+    deadline = time.monotonic() + KAFKA_START_TIMEOUT
+    while not kafka_ready(p.kafka_port):
+        if not pid_alive(pid) or time.monotonic() > deadline:
+            stop_pid_file(p.run_dir / "kafka.pid", timeout=10)
+            out, server_log = p.log_dir / "kafka.out", p.log_dir / "kafka.log"
+            die(
+                f"Kafka did not become ready on {HOST}:{p.kafka_port}\n"
+                f"--- {out}:\n{tail(out)}\n--- {server_log}:\n{tail(server_log)}"
+            )
+        time.sleep(0.5)
+    log(f"Kafka ready on {HOST}:{p.kafka_port}")
+
+
+# ---- PostgreSQL --------------------------------------------------------------------------------
+
+
+def pg_bindir() -> Path | None:
+    """Directory with initdb and pg_ctl: pg_config's, else the newest Debian one, else PATH's."""
+    candidates = []
+    if shutil.which("pg_config"):
+        candidates.append(Path(run(["pg_config", "--bindir"], check=False).stdout.strip()))
+    versions = [Path(d) for d in glob.glob("/usr/lib/postgresql/*/bin") if Path(d).parent.name.isdigit()]
+    candidates += sorted(versions, key=lambda d: int(d.parent.name), reverse=True)
+    if shutil.which("initdb"):
+        candidates.append(Path(shutil.which("initdb")).parent)
+    return next((d for d in candidates if (d / "initdb").exists() and (d / "pg_ctl").exists()), None)
+
+
+def install_postgres() -> Path:
+    """The PostgreSQL server binaries' directory, installing them first if missing."""
+    bindir = pg_bindir()
+    if bindir is None:
+        apt_install(["postgresql"], "PostgreSQL server (initdb, pg_ctl)")
+        bindir = pg_bindir() or die("PostgreSQL installed, but initdb/pg_ctl still not found")
+    return bindir
+
+
+def pg_server(tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run initdb/pg_ctl; PostgreSQL refuses root, so as the `postgres` user when we are root."""
+    cmd = [str(install_postgres() / tool), *args]
+    return run(["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd, check, cwd="/")
+
+
+def give_to_pg_owner(*paths: Path) -> None:
+    """When root, hand the files/directories the server writes to the `postgres` user."""
+    if os.geteuid() != 0:
+        return
+    try:
+        owner = pwd.getpwnam("postgres")
+    except KeyError:
+        die("running as root needs a `postgres` system user (created by the postgresql package)")
+    for path in paths:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+
+
+def pg_running(p: Profile) -> bool:
+    if pg_bindir() is None or not (p.pg_dir / "PG_VERSION").exists():
+        return False
+    return pg_server("pg_ctl", "status", "-D", str(p.pg_dir), check=False).returncode == 0
+
+
+def start_postgres(p: Profile) -> None:
+    """initdb if needed, then start the server (pg_ctl -w waits until it accepts connections)."""
+    p.log_dir.mkdir(parents=True, exist_ok=True)
+    logfile = p.log_dir / "postgres.log"
+    logfile.touch()
+    if not (p.pg_dir / "PG_VERSION").exists():
+        log(f"initialising PostgreSQL cluster in {p.pg_dir}")
+        p.pg_dir.mkdir(parents=True, exist_ok=True)
+        give_to_pg_owner(p.pg_dir)
+        pg_server("initdb", "-D", str(p.pg_dir), "-U", DB_USER, "--auth=trust", "-E", "UTF8", "--no-locale")
+    give_to_pg_owner(logfile)
+    # The unix socket goes into the data directory, not /var/run/postgresql.
+    options = f"-c listen_addresses={HOST} -p {p.pg_port} -k {shlex.quote(str(p.pg_dir))}"
+    pg_server("pg_ctl", "start", "-D", str(p.pg_dir), "-l", str(logfile), "-w", "-t", "60", "-o", options)
+    log(f"PostgreSQL started on {HOST}:{p.pg_port}")
+
+
+def ensure_database(p: Profile) -> None:
+    """Create the application database if it does not exist yet."""
+    psql = [str(install_postgres() / "psql"), "-h", HOST, "-p", str(p.pg_port), "-U", DB_USER]
+    psql += ["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qtAc"]
+    if run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}'"]).stdout.strip() != "1":
+        run([*psql, f'CREATE DATABASE "{DB_NAME}"'])
+        log(f"created database {DB_NAME}")
+
+
+def stop_postgres(p: Profile) -> None:
+    if pg_running(p):
+        pg_server("pg_ctl", "stop", "-D", str(p.pg_dir), "-m", "fast", "-w")
+        log("PostgreSQL stopped")
+
+
+# ---- commands ----------------------------------------------------------------------------------
+
+
+def cmd_install() -> None:
+    log(f"Kafka {kafka_version()} jars: {install_kafka()}")
+    log(f"PostgreSQL binaries: {install_postgres()}")
+
+
+def cmd_start(p: Profile) -> None:
+    current = get_profile(p.name)
+    pid, pg_up = kafka_pid(current), pg_running(current)
+    if current != p and (pid or pg_up):
+        die(
+            f"profile {p.name} already runs with Kafka {current.kafka_port} / PostgreSQL "
+            f"{current.pg_port}; `stop --profile {p.name}` first to change ports"
+        )
+    install_kafka()
+    install_postgres()
+    ensure_free(*(() if pid else (p.kafka_port, p.controller_port)), *(() if pg_up else (p.pg_port,)))
+    p.run_dir.mkdir(parents=True, exist_ok=True)
+    (p.run_dir / "ports.json").write_text(json.dumps({"kafka_port": p.kafka_port, "pg_port": p.pg_port}))
+    if pg_up:
+        log(f"PostgreSQL already running on {HOST}:{p.pg_port}")
+    else:
+        start_postgres(p)
+    ensure_database(p)
+    if pid:
+        log(f"Kafka already running (pid {pid})")
+    wait_kafka(p, pid or start_kafka(p))
+    for key, value in p.env().items():
+        print(f"{key}={value}")
+
+
+def cmd_stop(p: Profile) -> None:
+    if stop_pid_file(p.run_dir / "kafka.pid", timeout=30):
+        log("Kafka stopped")
+    stop_postgres(p)
+    (p.run_dir / "ports.json").unlink(missing_ok=True)
+
+
+def cmd_status(p: Profile) -> None:
+    pid = kafka_pid(p)
+    kafka = "stopped"
+    if pid:
+        kafka = f"running (pid {pid}), {'ready' if kafka_ready(p.kafka_port) else 'NOT answering'}"
+    print(f"profile {p.name} ({p.data_dir})")
+    print(f"  kafka     {HOST}:{p.kafka_port}  {kafka}")
+    print(f"  postgres  {HOST}:{p.pg_port}  {'running' if pg_running(p) else 'stopped'}")
+
+
+def cmd_reset(p: Profile) -> None:
+    cmd_stop(p)
+    shutil.rmtree(p.data_dir, ignore_errors=True)
+    log(f"removed {p.data_dir}")
+
+
+PROFILE_COMMANDS = {"start": cmd_start, "stop": cmd_stop, "status": cmd_status, "reset": cmd_reset}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("install", help="fetch the Kafka jars and ensure the PostgreSQL binaries")
+    for name in PROFILE_COMMANDS:
+        command = commands.add_parser(name)
+        command.add_argument("--profile", choices=sorted(PROFILES), required=True)
+        if name == "start":
+            command.add_argument("--kafka-port", type=int, help="(the controller uses the next port)")
+            command.add_argument("--pg-port", type=int)
+    args = parser.parse_args(argv)
+    if args.command == "install":
+        cmd_install()
+        return
+    lock = contextlib.nullcontext() if args.command == "status" else profile_lock(args.profile)
+    with lock:  # saved ports are read under the lock
+        ports = (getattr(args, "kafka_port", None), getattr(args, "pg_port", None))
+        PROFILE_COMMANDS[args.command](get_profile(args.profile, *ports))
+
+
+if __name__ == "__main__":
+    main()
