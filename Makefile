@@ -27,7 +27,7 @@ up: install
 	@echo
 	@echo "Millrace is up."
 	@echo "  API:        http://127.0.0.1:18080/api/v1   (OpenAPI: http://127.0.0.1:18080/docs)"
-	@echo "  UI:         http://127.0.0.1:18080/"
+	@echo "  UI:         http://127.0.0.1:18080/   (the interactive API until the builder lands)"
 	@echo "  Kafka:      127.0.0.1:19092    PostgreSQL: 127.0.0.1:15432 (user and db: millrace)"
 	@echo "  Logs:       .data/dev/logs/    Stop with: make down"
 

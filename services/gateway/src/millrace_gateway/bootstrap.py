@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 from prometheus_client import CollectorRegistry
 
 from millrace_common.db import create_engine
@@ -28,4 +29,9 @@ def build(settings: GatewaySettings) -> FastAPI:
     errors.install(app)
     for router in (workflows.router, records.router, runs.router):
         app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
     return app

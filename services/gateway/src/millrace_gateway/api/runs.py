@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, JsonValue
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from millrace_common.tables import node_executions, runs
 
@@ -81,7 +81,10 @@ async def get_run(run_id: UUID, tenant: TenantDep, engine: EngineDep) -> RunOut:
         nodes = await connection.execute(
             select(node_executions)
             .where(node_executions.c.run_id == run_id)
-            .order_by(node_executions.c.scheduled_at.nulls_first(), node_executions.c.finished_at)
+            .order_by(
+                func.coalesce(node_executions.c.scheduled_at, node_executions.c.finished_at),
+                node_executions.c.finished_at,
+            )
         )
         return RunOut(
             run_id=run.run_id,
