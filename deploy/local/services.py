@@ -11,7 +11,9 @@ Kafka and PostgreSQL are infra.py's; this file only runs what the repository bui
 from __future__ import annotations
 
 import argparse
+import base64
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -35,8 +37,22 @@ def venv_bin(name: str) -> Path:
     return infra.repo_root() / ".venv" / "bin" / name
 
 
+def secrets_env(profile: infra.Profile) -> dict[str, str]:
+    """The profile's signing and encryption keys, made once and kept (readable by the owner only)."""
+    path = profile.data_dir / "secrets.env"
+    if not path.is_file():
+        profile.data_dir.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"MILLRACE_JWT_SECRET={secrets.token_urlsafe(48)}",
+            f"MILLRACE_ENCRYPTION_KEY={base64.urlsafe_b64encode(os.urandom(32)).decode()}",
+        ]
+        path.touch(mode=0o600)
+        path.write_text("\n".join(lines) + "\n")
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
 def service_env(profile: infra.Profile) -> dict[str, str]:
-    return {**os.environ, **profile.env(), "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, **profile.env(), **secrets_env(profile), "PYTHONUNBUFFERED": "1"}
 
 
 def prepare(profile: infra.Profile) -> None:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from millrace_common.messages.envelope import DeadLetter
 from millrace_common.messages.records import RecordCreated
 from millrace_common.topics import RECORDS_EVENTS, Namespace
+from tests.support.api import provision_tenant, signed_in
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
@@ -78,7 +79,7 @@ def slice_definition(pipeline: str, url: str) -> dict:
 def wait_for_run(api: httpx.Client, workflow_id: str, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = api.get("/api/v1/runs", params={"workflow_id": workflow_id}).json()
+        found = api.get("/api/v1/runs", params={"workflow_id": workflow_id}).json()["items"]
         if found and found[0]["status"] != "running":
             return api.get(f"/api/v1/runs/{found[0]['run_id']}").json()
         time.sleep(0.2)
@@ -86,6 +87,7 @@ def wait_for_run(api: httpx.Client, workflow_id: str, timeout: float = 60) -> di
 
 
 def create_active_workflow(api: httpx.Client, pipeline: str, url: str) -> str:
+    assert api.post("/api/v1/pipelines", json={"id": pipeline, "name": pipeline.title()}).status_code == 201
     created = api.post("/api/v1/workflows", json={"name": "Lead hook", "definition": slice_definition(pipeline, url)})
     assert created.status_code == 201, created.text
     workflow_id = created.json()["id"]
@@ -96,7 +98,8 @@ def create_active_workflow(api: httpx.Client, pipeline: str, url: str) -> str:
 
 
 def api_for(system: System, tenant: str) -> httpx.Client:
-    return httpx.Client(base_url=system.url("gateway"), headers={"X-Tenant-Id": tenant}, timeout=10)
+    account = provision_tenant(system.infra, system.namespace, tenant)
+    return signed_in(system.url("gateway"), account)
 
 
 def test_a_created_record_runs_the_http_node_and_completes(running_system: System, receiver: Receiver, tenant: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -11,7 +12,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+
+
 import httpx
+
+from millrace_common.secrets import new_key
 
 from tests.support.infra import Infra
 
@@ -45,6 +50,8 @@ class System:
     infra: Infra
     namespace: str
     services: dict[str, ServiceProcess] = field(default_factory=dict)
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
+    encryption_key: str = field(default_factory=new_key)
 
     def start(self, names: tuple[str, ...] = SERVICES, extra_env: dict[str, str] | None = None) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -56,6 +63,8 @@ class System:
                 **self.infra.env(self.namespace),
                 "MILLRACE_HTTP_PORT": str(port),
                 "PYTHONUNBUFFERED": "1",
+                "MILLRACE_JWT_SECRET": self.jwt_secret,
+                "MILLRACE_ENCRYPTION_KEY": self.encryption_key,
                 **(extra_env or {}),
             }
             executable = Path(sys.executable).parent / f"millrace-{name}"

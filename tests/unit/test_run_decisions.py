@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
-from millrace_common.messages.run_commands import StartRun, TriggerData
+from millrace_common.messages.run_commands import CancelRun, RetryRun, StartRun, TriggerData
 from millrace_common.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import decide
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, evolve
@@ -116,3 +116,73 @@ def test_node_failure_fails_the_run_with_the_reason():
     assert final.status is RunStatus.FAILED
     assert final.node("call").status is NodeStatus.FAILED
     assert final.node("done").status is NodeStatus.PENDING
+
+
+def failed_run(run_id: UUID) -> RunState:
+    state = RunState(run_id=run_id, definition=SLICE)
+    state = fold(state, decide(state, start_run(run_id), now=NOW, new_id=ids()).events)
+    failure = NodeFailedResult(
+        tenant_id="acme",
+        run_id=run_id,
+        node_id="call",
+        attempt=1,
+        error=NodeError(type="connection", message="refused", retryable=True),
+        duration_ms=3,
+    )
+    return fold(state, decide(state, failure, now=NOW, new_id=ids()).events)
+
+
+def test_retrying_a_failed_run_schedules_the_failed_node_again_and_keeps_earlier_outputs():
+    run_id = uuid4()
+    state = failed_run(run_id)
+    decision = decide(state, RetryRun(tenant_id="acme", run_id=run_id), now=NOW, new_id=ids())
+
+    assert [e.type for e in decision.events] == ["run.retried", "node.scheduled"]
+    (command,) = decision.commands
+    assert command.message.attempt == 2
+    retried = fold(state, decision.events)
+    assert retried.status is RunStatus.RUNNING
+    assert retried.node("start").output == {"kind": "record_created", "data": {"record": {"id": "r1"}}}
+
+
+def test_retry_is_refused_unless_the_run_failed():
+    run_id = uuid4()
+    state = RunState(run_id=run_id, definition=SLICE)
+    state = fold(state, decide(state, start_run(run_id), now=NOW, new_id=ids()).events)
+    assert decide(state, RetryRun(tenant_id="acme", run_id=run_id), now=NOW, new_id=ids()).events == ()
+
+
+def test_a_cancelled_run_ignores_the_results_that_arrive_later():
+    run_id = uuid4()
+    state = RunState(run_id=run_id, definition=SLICE)
+    state = fold(state, decide(state, start_run(run_id), now=NOW, new_id=ids()).events)
+    cancelled = fold(state, decide(state, CancelRun(tenant_id="acme", run_id=run_id), now=NOW, new_id=ids()).events)
+    assert cancelled.status is RunStatus.CANCELLED
+
+    late = NodeSucceededResult(tenant_id="acme", run_id=run_id, node_id="call", attempt=1, output={}, duration_ms=1)
+    assert decide(cancelled, late, now=NOW, new_id=ids()).events == ()
+    assert decide(cancelled, CancelRun(tenant_id="acme", run_id=run_id), now=NOW, new_id=ids()).events == ()
+
+
+def templated(body: object) -> WorkflowDefinition:
+    raw = SLICE.model_dump(mode="json", by_alias=True)
+    raw["nodes"][1]["data"]["body"] = body
+    return WorkflowDefinition.model_validate(raw)
+
+
+def test_the_node_command_carries_its_config_with_templates_rendered_from_the_trigger():
+    run_id = uuid4()
+    definition = templated({"who": "{{ trigger.record.id | upper }}", "kind": "{{ trigger.kind }}"})
+    decision = decide(RunState(run_id=run_id, definition=definition), start_run(run_id), now=NOW, new_id=ids())
+    (command,) = decision.commands
+    assert command.message.input["body"] == {"who": "R1", "kind": "record_created"}
+
+
+def test_a_template_that_fails_to_render_fails_the_node_and_the_run_with_the_reason():
+    run_id = uuid4()
+    definition = templated({"who": "{{ trigger.record.missing.deeper }}"})
+    decision = decide(RunState(run_id=run_id, definition=definition), start_run(run_id), now=NOW, new_id=ids())
+    assert decision.commands == ()
+    assert [e.type for e in decision.events][-2:] == ["node.failed", "run.failed"]
+    assert decision.events[-2].error.type == "template"
+    assert "missing" in decision.events[-2].error.message

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -36,6 +36,10 @@ class ServiceSettings(BaseSettings):
     kafka_max_poll_records: int = 500
     kafka_batch_timeout_ms: int = 5
     db_pool_size: int = 10
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key (urlsafe base64 of 32 bytes) that encrypts tenant secrets at rest",
+    )
 
     @field_validator("namespace")
     @classmethod

@@ -7,7 +7,9 @@ immutable rows (workflow versions) but never write them.
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -24,6 +26,70 @@ from sqlalchemy.dialects.postgresql import JSONB
 metadata = MetaData()
 
 # gateway
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("roles", ARRAY(Text), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("roles", ARRAY(Text), nullable=False),
+    Column("created_by", Uuid),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+tenant_ai_settings = Table(
+    "tenant_ai_settings",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("base_url", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("api_key_ciphertext", LargeBinary),
+    Column("temperature", Float, nullable=False),
+    Column("max_tokens", Integer, nullable=False),
+    Column("monthly_token_budget", BigInteger),
+    Column("allow_private_endpoint", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("id", String(128), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 workflows = Table(
     "workflows",
     metadata,
@@ -33,6 +99,7 @@ workflows = Table(
     Column("status", String(16), nullable=False),
     Column("latest_version", Integer, nullable=False),
     Column("active_version", Integer),
+    Column("webhook_token", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -1,87 +1,49 @@
 """Workflow definitions: React Flow compatible JSON, validated into typed models.
 
 A definition is ``{"nodes": [...], "edges": [...], "settings": {...}}``; each node has ``id``,
-``type``, ``position`` and ``data`` (its ``name`` and config), edges have ``source``, ``target`` and
-an optional ``sourceHandle``.
+``type``, ``position``, an optional ``parentId`` (the for_each whose body it is in) and ``data`` (its
+``name`` and config); edges have ``id``, ``source``, ``target`` and an optional ``sourceHandle``.
+Validating a :class:`WorkflowDefinition` runs every graph check, so a parsed definition is sound;
+:func:`millrace_common.workflow_validation.validate_definition` reports every problem at once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from functools import cached_property
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import Field, ValidationInfo, model_validator
+from pydantic_core import PydanticCustomError
 
-from millrace_common.topics import NODES_READY_HTTP, Topic
+from millrace_common import workflow_nodes
+from millrace_common.workflow_graph import EdgeView, NodeView, Problem, graph_problems
+from millrace_common.workflow_nodes import *  # noqa: F403 - the node types are part of this module's API
+from millrace_common.workflow_nodes import Node, NodeId, TriggerNode, _Frozen, _NodeBase, source_handles
 
-NodeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+__all__ = [
+    "MAX_EDGES",
+    "MAX_NODES",
+    "SKIP_GRAPH_CHECKS",
+    "Edge",
+    "WorkflowDefinition",
+    "WorkflowSettings",
+    "_NodeBase",
+]
+__all__ += workflow_nodes.__all__
 
+MAX_NODES = 500
+MAX_EDGES = 2000
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class Position(_Frozen):
-    x: float = 0
-    y: float = 0
-
-
-class NodeConfig(_Frozen):
-    name: str = Field(min_length=1, max_length=200)
-
-
-class TriggerConfig(NodeConfig):
-    kind: Literal["record_created", "record_updated", "record_deleted", "manual"]
-    pipeline_ids: tuple[str, ...] = ()
-
-
-class HttpRequestConfig(NodeConfig):
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
-    url: str = Field(min_length=1, max_length=4096, pattern=r"^https?://")
-    headers: dict[str, str] = Field(default_factory=dict)
-    query: dict[str, str] = Field(default_factory=dict)
-    body: JsonValue = None
-    timeout_seconds: float = Field(default=30, gt=0, le=300)
-
-
-class EndConfig(NodeConfig):
-    pass
-
-
-class _NodeBase(_Frozen):
-    id: NodeId
-    position: Position = Position()
-    parent_id: NodeId | None = Field(default=None, alias="parentId")
-
-
-class TriggerNode(_NodeBase):
-    type: Literal["trigger"]
-    data: TriggerConfig
-
-
-class HttpRequestNode(_NodeBase):
-    type: Literal["http_request"]
-    data: HttpRequestConfig
-
-
-class EndNode(_NodeBase):
-    type: Literal["end"]
-    data: EndConfig
-
-
-Node = Annotated[TriggerNode | HttpRequestNode | EndNode, Field(discriminator="type")]
-
-# Which runner topic a side-effecting node type goes to; types not listed are control nodes the
-# orchestrator evaluates itself.
-RUNNER_TOPICS: dict[str, Topic] = {"http_request": NODES_READY_HTTP}
+# Validation context that leaves the graph checks out, for callers that run them themselves
+# (validate_definition, which reports them one by one with pointers).
+SKIP_GRAPH_CHECKS = "millrace.workflow.skip_graph_checks"
 
 
 class Edge(_Frozen):
     id: str = Field(min_length=1, max_length=128)
     source: NodeId
     target: NodeId
-    source_handle: str | None = Field(default=None, alias="sourceHandle")
+    source_handle: str | None = Field(default=None, alias="sourceHandle", min_length=1, max_length=200)
 
 
 class WorkflowSettings(_Frozen):
@@ -92,43 +54,37 @@ class WorkflowSettings(_Frozen):
 
 
 class WorkflowDefinition(_Frozen):
-    nodes: tuple[Node, ...] = Field(min_length=1, max_length=500)
-    edges: tuple[Edge, ...] = ()
+    """A sound workflow: every node config valid and every graph check passed."""
+
+    nodes: tuple[Node, ...] = Field(min_length=1, max_length=MAX_NODES)
+    edges: tuple[Edge, ...] = Field(default=(), max_length=MAX_EDGES)
     settings: WorkflowSettings = WorkflowSettings()
 
     @model_validator(mode="after")
-    def _graph_is_sound(self) -> WorkflowDefinition:
-        problems: list[str] = []
-        ids = [n.id for n in self.nodes]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
-            problems.append(f"duplicate node ids: {', '.join(duplicates)}")
-        known = set(ids)
-        for index, edge in enumerate(self.edges):
-            for end in (edge.source, edge.target):
-                if end not in known:
-                    problems.append(f"/edges/{index}: refers to unknown node {end!r}")
-        triggers = [n.id for n in self.nodes if n.type == "trigger"]
-        if len(triggers) != 1:
-            problems.append(f"a workflow has exactly one trigger node, found {len(triggers)}")
-        if not problems and self._has_cycle():
-            problems.append("the graph has a cycle")
+    def _graph_is_sound(self, info: ValidationInfo) -> WorkflowDefinition:
+        if info.context and info.context.get(SKIP_GRAPH_CHECKS):
+            return self
+        problems = self.graph_problems()
         if problems:
-            raise ValueError("; ".join(problems))
+            summary = "; ".join(f"{p.pointer}: {p.message}" for p in problems)
+            raise PydanticCustomError(
+                "unsound_workflow",
+                "{summary}",
+                {
+                    "summary": summary,
+                    "problems": [{"pointer": p.pointer, "message": p.message} for p in problems],
+                },
+            )
         return self
 
-    def _has_cycle(self) -> bool:
-        indegree = {n.id: len(self.incoming(n.id)) for n in self.nodes}
-        ready = [i for i, d in indegree.items() if d == 0]
-        seen = 0
-        while ready:
-            current = ready.pop()
-            seen += 1
-            for edge in self.outgoing(current):
-                indegree[edge.target] -= 1
-                if indegree[edge.target] == 0:
-                    ready.append(edge.target)
-        return seen != len(self.nodes)
+    def graph_problems(self) -> list[Problem]:
+        """The graph checks' findings (empty for a definition that validated normally)."""
+        nodes = [
+            NodeView(i, n.id, n.type, n.parent_id, source_handles(n), n.data)
+            for i, n in enumerate(self.nodes)
+        ]
+        edges = [EdgeView(i, e.id, e.source, e.target, e.source_handle) for i, e in enumerate(self.edges)]
+        return graph_problems(nodes, edges)
 
     @cached_property
     def _by_id(self) -> dict[str, Node]:
@@ -148,6 +104,14 @@ class WorkflowDefinition(_Frozen):
             grouped[edge.target].append(edge)
         return {k: tuple(v) for k, v in grouped.items()}
 
+    @cached_property
+    def _bodies(self) -> dict[str, tuple[Node, ...]]:
+        grouped: dict[str, list[Node]] = defaultdict(list)
+        for node in self.nodes:
+            if node.parent_id is not None:
+                grouped[node.parent_id].append(node)
+        return {k: tuple(v) for k, v in grouped.items()}
+
     def node(self, node_id: str) -> Node:
         return self._by_id[node_id]
 
@@ -156,6 +120,10 @@ class WorkflowDefinition(_Frozen):
 
     def incoming(self, node_id: str) -> tuple[Edge, ...]:
         return self._incoming.get(node_id, ())
+
+    def body(self, for_each_id: str) -> tuple[Node, ...]:
+        """The nodes of a for_each's body (those whose ``parentId`` is ``for_each_id``)."""
+        return self._bodies.get(for_each_id, ())
 
     @property
     def trigger(self) -> TriggerNode:

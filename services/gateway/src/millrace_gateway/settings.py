@@ -1,9 +1,18 @@
+from pydantic import Field, SecretStr
+
 from millrace_common.settings import ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
     http_port: int = 18080
+    jwt_secret: SecretStr | None = Field(default=None, description="HMAC key for the API's access tokens")
+    jwt_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    public_base_url: str = Field(default="http://127.0.0.1:18080", description="Where callers reach this API")
+
 
 PRODUCER = "gateway"
 """This service's name on the outbox rows it writes."""
+
+JWT_ISSUER = "millrace"
+JWT_AUDIENCE = "millrace-api"

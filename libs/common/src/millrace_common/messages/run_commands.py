@@ -29,5 +29,20 @@ class StartRun(Envelope):
     idempotency_key: str = Field(min_length=1, max_length=300)
 
 
-AnyRunCommand = Annotated[StartRun, Field(discriminator="type")]
+class CancelRun(Envelope):
+    type: Literal["run.cancel"] = "run.cancel"
+    run_id: UUID
+    reason: str = Field(default="cancelled by a user", max_length=500)
+    requested_by: str | None = None
+
+
+class RetryRun(Envelope):
+    """Run a failed run again from its failed nodes, keeping every earlier node's output."""
+
+    type: Literal["run.retry"] = "run.retry"
+    run_id: UUID
+    requested_by: str | None = None
+
+
+AnyRunCommand = Annotated[StartRun | CancelRun | RetryRun, Field(discriminator="type")]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

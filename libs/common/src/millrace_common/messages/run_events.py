@@ -69,8 +69,30 @@ class RunFailed(RunEvent):
     failed_node_id: str | None = None
 
 
+class RunCancelled(RunEvent):
+    type: Literal["run.cancelled"] = "run.cancelled"
+    reason: str
+    requested_by: str | None = None
+
+
+class RunRetried(RunEvent):
+    """The failed nodes go back to pending; the next attempt of each follows."""
+
+    type: Literal["run.retried"] = "run.retried"
+    node_ids: tuple[str, ...]
+    requested_by: str | None = None
+
+
 AnyRunEvent = Annotated[
-    RunStarted | NodeScheduled | NodeSucceeded | NodeFailed | NodeSkipped | RunCompleted | RunFailed,
+    RunStarted
+    | NodeScheduled
+    | NodeSucceeded
+    | NodeFailed
+    | NodeSkipped
+    | RunCompleted
+    | RunFailed
+    | RunCancelled
+    | RunRetried,
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)

@@ -1,34 +1,98 @@
-"""Request dependencies."""
+"""Request dependencies: the wired parts, and the authenticated caller with its permissions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_common.messages.envelope import TenantId
+from millrace_common.messages.envelope import utc_now
 from millrace_common.outbox import OutboxRelay
+from millrace_common.secrets import SecretBox
+from millrace_common.tables import api_keys
 from millrace_common.topics import Namespace
 
+from millrace_gateway.adapters.security import (
+    InvalidCredentials,
+    Passwords,
+    Principal,
+    Tokens,
+    api_key_matches,
+    api_key_prefix,
+)
+from millrace_gateway.api.errors import ApiError
+from millrace_gateway.domain.permissions import Permission, Role, allows
+from millrace_gateway.settings import GatewaySettings
 
-def _tenant(x_tenant_id: Annotated[TenantId, Header(description="The calling tenant")]) -> str:
-    return x_tenant_id
-
-
-def _engine(request: Request) -> AsyncEngine:
-    return request.app.state.engine
-
-
-def _relay(request: Request) -> OutboxRelay:
-    return request.app.state.relay
-
-
-def _namespace(request: Request) -> Namespace:
-    return request.app.state.namespace
+_bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/token, or an API key")
 
 
-TenantDep = Annotated[str, Depends(_tenant)]
-EngineDep = Annotated[AsyncEngine, Depends(_engine)]
-RelayDep = Annotated[OutboxRelay, Depends(_relay)]
-NamespaceDep = Annotated[Namespace, Depends(_namespace)]
+def _state(name: str) -> Callable[[Request], object]:
+    def get(request: Request) -> object:
+        return getattr(request.app.state, name)
+
+    return get
+
+
+EngineDep = Annotated[AsyncEngine, Depends(_state("engine"))]
+RelayDep = Annotated[OutboxRelay, Depends(_state("relay"))]
+NamespaceDep = Annotated[Namespace, Depends(_state("namespace"))]
+TokensDep = Annotated[Tokens, Depends(_state("tokens"))]
+PasswordsDep = Annotated[Passwords, Depends(_state("passwords"))]
+SecretBoxDep = Annotated[SecretBox, Depends(_state("secret_box"))]
+SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
+
+
+def unauthenticated(message: str) -> ApiError:
+    return ApiError(401, "unauthenticated", message)
+
+
+async def _principal(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    tokens: TokensDep,
+    engine: EngineDep,
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthenticated("send 'Authorization: Bearer <access token or API key>'")
+    presented = credentials.credentials
+    prefix = api_key_prefix(presented)
+    if prefix is None:
+        try:
+            return tokens.verify(presented)
+        except InvalidCredentials as error:
+            raise unauthenticated(str(error)) from error
+    async with engine.begin() as connection:
+        row = (
+            await connection.execute(
+                select(api_keys).where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+            )
+        ).first()
+        if row is None or not api_key_matches(presented, row.key_hash):
+            raise unauthenticated("the API key is not valid")
+        await connection.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=utc_now()))
+    return Principal(row.tenant_id, row.id, "api_key", frozenset(Role(r) for r in row.roles))
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    """A dependency that admits only callers whose roles grant ``permission``."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if not allows(principal.roles, permission):
+            raise ApiError(403, "forbidden", f"this needs the '{permission.value}' permission, which your roles lack")
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require(Permission.READ))]
+WorkflowEditor = Annotated[Principal, Depends(require(Permission.EDIT_WORKFLOWS))]
+RunOperator = Annotated[Principal, Depends(require(Permission.OPERATE_RUNS))]
+RecordEditor = Annotated[Principal, Depends(require(Permission.EDIT_RECORDS))]
+TenantAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_TENANT))]

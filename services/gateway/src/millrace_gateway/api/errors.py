@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -25,7 +27,15 @@ def _pointer(location: tuple[object, ...]) -> str:
     return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in location)
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, max_body_bytes: int) -> None:
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
+            body = {"code": "too_large", "message": f"request bodies are limited to {max_body_bytes} bytes", "details": []}
+            return JSONResponse(body, status_code=413)
+        return await call_next(request)
+
     @app.exception_handler(ApiError)
     async def api_error(_: Request, error: ApiError) -> JSONResponse:
         body = {"code": error.code, "message": error.message, "details": error.details}
@@ -40,7 +50,21 @@ def install(app: FastAPI) -> None:
         body = {"code": "invalid_request", "message": "the request is not valid", "details": details}
         return JSONResponse(body, status_code=422)
 
+    @app.exception_handler(StatementError)
+    async def unstorable(_: Request, error: StatementError) -> JSONResponse:
+        """PostgreSQL stores neither NUL characters nor unpaired UTF-16 surrogates; such input is the
+        caller's to fix, and the transaction has already rolled back."""
+        cause = getattr(error, "orig", None)
+        if not isinstance(cause, (ValueError, UnicodeError, psycopg.DataError)):
+            raise error
+        body = {
+            "code": "unstorable_value",
+            "message": "the request holds characters that cannot be stored (NUL or unpaired surrogates)",
+            "details": [],
+        }
+        return JSONResponse(body, status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return JSONResponse({"code": code, "message": str(error.detail), "details": []}, status_code=error.status_code)

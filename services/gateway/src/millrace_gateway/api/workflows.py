@@ -1,104 +1,261 @@
-"""Workflows: create (version 1), read, activate a version."""
+"""Workflows: immutable versions, validation, activation, manual runs, webhook address."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
+from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, insert, select, update
+from fastapi import APIRouter, Header, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from sqlalchemy import and_, delete, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_common.messages.envelope import utc_now
-from millrace_common.tables import active_triggers, workflow_versions, workflows
+from millrace_common.messages.envelope import JsonObject, utc_now
+from millrace_common.messages.run_commands import StartRun, TriggerData
+from millrace_common.outbox import Outgoing, enqueue
+from millrace_common.tables import active_triggers, runs, workflow_versions, workflows
+from millrace_common.topics import RUNS_COMMANDS
 from millrace_common.workflow import WorkflowDefinition
+from millrace_common.workflow_validation import validate_definition
 
 from millrace_gateway.adapters.trigger_index import ANY_PIPELINE, RECORD_TRIGGER_KINDS
-from millrace_gateway.api.deps import EngineDep, TenantDep
+from millrace_gateway.api.deps import (
+    EngineDep,
+    NamespaceDep,
+    Reader,
+    RelayDep,
+    RunOperator,
+    SettingsDep,
+    WorkflowEditor,
+)
 from millrace_gateway.api.errors import ApiError, not_found
+from millrace_gateway.domain.runs import manual_run_id
+from millrace_gateway.settings import PRODUCER
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
+Status = Literal["draft", "active", "paused", "archived"]
 
-class CreateWorkflow(BaseModel):
+
+class WorkflowBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
-    definition: WorkflowDefinition
+    definition: dict[str, JsonValue] = Field(description="React Flow JSON: nodes, edges, settings")
 
 
-class ActivateWorkflow(BaseModel):
+class ValidateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    definition: dict[str, JsonValue]
+
+
+class ActivateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     version: int | None = Field(default=None, ge=1, description="Defaults to the newest version")
 
 
-class WorkflowOut(BaseModel):
+class ManualRunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: JsonObject = Field(default_factory=dict, description="Visible to templates as trigger.data")
+    version: int | None = Field(default=None, ge=1, description="Defaults to the active, else the newest version")
+
+
+class Problem(BaseModel):
+    pointer: str
+    message: str
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    problems: list[Problem]
+
+
+class WorkflowSummary(BaseModel):
     id: UUID
     name: str
-    status: str
+    status: Status
     latest_version: int
     active_version: int | None
+    trigger_kind: str
     created_at: datetime
     updated_at: datetime
+    run_count: int
+    success_rate: float | None
+    last_run_at: datetime | None
+
+
+class WorkflowOut(WorkflowSummary):
     definition: WorkflowDefinition
 
 
+class WorkflowPage(BaseModel):
+    items: list[WorkflowSummary]
+    next_offset: int | None
+
+
+class VersionOut(BaseModel):
+    version: int
+    created_at: datetime
+    active: bool
+    definition: WorkflowDefinition | None = None
+
+
+class RunAccepted(BaseModel):
+    run_id: UUID
+    workflow_version: int
+
+
+class WebhookOut(BaseModel):
+    url: str
+    method: str = "POST"
+
+
+def _checked(definition: dict[str, JsonValue], pointer_prefix: str = "/definition") -> WorkflowDefinition:
+    report = validate_definition(definition)
+    if report.definition is None:
+        raise ApiError(
+            422,
+            "invalid_definition",
+            f"the workflow definition has {len(report.problems)} problem(s)",
+            [{"pointer": pointer_prefix + p.pointer, "message": p.message} for p in report.problems],
+        )
+    return report.definition
+
+
+def _dumped(definition: WorkflowDefinition) -> dict[str, object]:
+    return definition.model_dump(mode="json", by_alias=True)
+
+
+@router.post("/validate", response_model=ValidationOut)
+async def validate_workflow(body: ValidateBody, _: Reader) -> ValidationOut:
+    """Every problem of a definition at once, each with a JSON pointer; nothing is saved."""
+    report = validate_definition(body.definition)
+    return ValidationOut(valid=report.definition is not None, problems=[Problem(pointer=p.pointer, message=p.message) for p in report.problems])
+
+
 @router.post("", status_code=201, response_model=WorkflowOut)
-async def create_workflow(body: CreateWorkflow, tenant: TenantDep, engine: EngineDep) -> WorkflowOut:
+async def create_workflow(body: WorkflowBody, editor: WorkflowEditor, engine: EngineDep) -> WorkflowOut:
+    definition = _checked(body.definition)
     workflow_id = uuid4()
     now = utc_now()
     async with engine.begin() as connection:
         await connection.execute(
             insert(workflows).values(
                 id=workflow_id,
-                tenant_id=tenant,
+                tenant_id=editor.tenant_id,
                 name=body.name,
                 status="draft",
                 latest_version=1,
                 active_version=None,
+                webhook_token=secrets.token_urlsafe(24),
                 created_at=now,
                 updated_at=now,
             )
         )
-        await connection.execute(
-            insert(workflow_versions).values(
-                workflow_id=workflow_id,
-                version=1,
-                tenant_id=tenant,
-                definition=body.definition.model_dump(mode="json", by_alias=True),
-                created_at=now,
-            )
-        )
-        return await _load(connection, tenant, workflow_id)
+        await _add_version(connection, editor.tenant_id, workflow_id, 1, definition)
+        return await _load(connection, editor.tenant_id, workflow_id)
+
+
+@router.get("", response_model=WorkflowPage)
+async def list_workflows(
+    reader: Reader,
+    engine: EngineDep,
+    status: Status | None = None,
+    name: Annotated[str | None, Query(max_length=200, description="Part of the name, any case")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> WorkflowPage:
+    query = _summary_query(reader.tenant_id).order_by(workflows.c.created_at.desc(), workflows.c.id)
+    if status is not None:
+        query = query.where(workflows.c.status == status)
+    if name:
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(workflows.c.name.ilike(f"%{escaped}%", escape="\\"))
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query.limit(limit + 1).offset(offset))).all()
+    items = [_summary(row) for row in rows[:limit]]
+    return WorkflowPage(items=items, next_offset=offset + limit if len(rows) > limit else None)
 
 
 @router.get("/{workflow_id}", response_model=WorkflowOut)
-async def get_workflow(workflow_id: UUID, tenant: TenantDep, engine: EngineDep) -> WorkflowOut:
+async def get_workflow(workflow_id: UUID, reader: Reader, engine: EngineDep) -> WorkflowOut:
     async with engine.connect() as connection:
-        return await _load(connection, tenant, workflow_id)
+        return await _load(connection, reader.tenant_id, workflow_id)
 
 
-@router.post("/{workflow_id}/activate", response_model=WorkflowOut)
-async def activate_workflow(
-    workflow_id: UUID, body: ActivateWorkflow, tenant: TenantDep, engine: EngineDep
-) -> WorkflowOut:
+@router.put("/{workflow_id}", response_model=WorkflowOut)
+async def update_workflow(workflow_id: UUID, body: WorkflowBody, editor: WorkflowEditor, engine: EngineDep) -> WorkflowOut:
+    """Save a new version (n+1); earlier versions stay as they were, and the active one stays active."""
+    definition = _checked(body.definition)
     async with engine.begin() as connection:
-        current = await _load(connection, tenant, workflow_id, for_update=True)
-        version = body.version or current.latest_version
+        current = await _locked(connection, editor.tenant_id, workflow_id)
+        if current.status == "archived":
+            raise ApiError(409, "archived", "an archived workflow cannot be changed")
+        version = current.latest_version + 1
+        await _add_version(connection, editor.tenant_id, workflow_id, version, definition)
+        await connection.execute(
+            update(workflows)
+            .where(workflows.c.id == workflow_id)
+            .values(name=body.name, latest_version=version, updated_at=utc_now())
+        )
+        return await _load(connection, editor.tenant_id, workflow_id)
+
+
+@router.get("/{workflow_id}/versions", response_model=list[VersionOut])
+async def list_versions(workflow_id: UUID, reader: Reader, engine: EngineDep) -> list[VersionOut]:
+    async with engine.connect() as connection:
+        current = await _load(connection, reader.tenant_id, workflow_id)
+        rows = await connection.execute(
+            select(workflow_versions.c.version, workflow_versions.c.created_at)
+            .where(workflow_versions.c.workflow_id == workflow_id)
+            .order_by(workflow_versions.c.version.desc())
+        )
+        return [
+            VersionOut(version=r.version, created_at=r.created_at, active=r.version == current.active_version)
+            for r in rows
+        ]
+
+
+@router.get("/{workflow_id}/versions/{version}", response_model=VersionOut)
+async def get_version(
+    workflow_id: UUID, version: Annotated[int, Path(ge=1, le=2**31 - 1)], reader: Reader, engine: EngineDep
+) -> VersionOut:
+    async with engine.connect() as connection:
+        current = await _load(connection, reader.tenant_id, workflow_id)
         row = (
             await connection.execute(
-                select(workflow_versions.c.definition).where(
+                select(workflow_versions).where(
                     workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.version == version
                 )
             )
         ).first()
-        if row is None:
-            raise ApiError(
-                422, "unknown_version", f"workflow has no version {version}", [{"pointer": "/version", "message": "no such version"}]
-            )
-        trigger = WorkflowDefinition.model_validate(row.definition).trigger.data
+    if row is None:
+        raise not_found("workflow version")
+    return VersionOut(
+        version=row.version,
+        created_at=row.created_at,
+        active=row.version == current.active_version,
+        definition=WorkflowDefinition.model_validate(row.definition),
+    )
+
+
+@router.post("/{workflow_id}/activate", response_model=WorkflowOut)
+async def activate_workflow(
+    workflow_id: UUID, body: ActivateBody, editor: WorkflowEditor, engine: EngineDep
+) -> WorkflowOut:
+    """Pin a version as the one triggers start; the trigger index changes in the same transaction."""
+    async with engine.begin() as connection:
+        current = await _locked(connection, editor.tenant_id, workflow_id)
+        if current.status == "archived":
+            raise ApiError(409, "archived", "an archived workflow cannot be activated")
+        version = body.version or current.latest_version
+        definition = await _version(connection, workflow_id, version, pointer="/version")
+        trigger = definition.trigger.data
         await connection.execute(delete(active_triggers).where(active_triggers.c.workflow_id == workflow_id))
         if trigger.kind in RECORD_TRIGGER_KINDS:
             await connection.execute(
@@ -106,7 +263,7 @@ async def activate_workflow(
                 [
                     {
                         "workflow_id": workflow_id,
-                        "tenant_id": tenant,
+                        "tenant_id": editor.tenant_id,
                         "trigger_kind": trigger.kind,
                         "pipeline_id": pipeline,
                         "workflow_version": version,
@@ -114,36 +271,167 @@ async def activate_workflow(
                     for pipeline in (trigger.pipeline_ids or (ANY_PIPELINE,))
                 ],
             )
-        await connection.execute(
-            update(workflows)
-            .where(workflows.c.id == workflow_id)
-            .values(status="active", active_version=version, updated_at=utc_now())
+        await _set_status(connection, workflow_id, "active", active_version=version)
+        return await _load(connection, editor.tenant_id, workflow_id)
+
+
+@router.post("/{workflow_id}/pause", response_model=WorkflowOut)
+async def pause_workflow(workflow_id: UUID, editor: WorkflowEditor, engine: EngineDep) -> WorkflowOut:
+    """Stop triggers from starting runs; runs in flight go on."""
+    return await _deactivate(engine, editor.tenant_id, workflow_id, "paused")
+
+
+@router.post("/{workflow_id}/archive", response_model=WorkflowOut)
+async def archive_workflow(workflow_id: UUID, editor: WorkflowEditor, engine: EngineDep) -> WorkflowOut:
+    return await _deactivate(engine, editor.tenant_id, workflow_id, "archived")
+
+
+@router.post("/{workflow_id}/runs", status_code=202, response_model=RunAccepted)
+async def start_manual_run(
+    workflow_id: UUID,
+    body: ManualRunBody,
+    operator: RunOperator,
+    engine: EngineDep,
+    relay: RelayDep,
+    namespace: NamespaceDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> RunAccepted:
+    """Ask for a run with the given input; the same ``Idempotency-Key`` asks for the same run."""
+    async with engine.begin() as connection:
+        current = await _load(connection, operator.tenant_id, workflow_id)
+        if current.status == "archived":
+            raise ApiError(409, "archived", "an archived workflow cannot run")
+        version = body.version or current.active_version or current.latest_version
+        await _version(connection, workflow_id, version, pointer="/version")
+        run_id = manual_run_id(workflow_id, idempotency_key) if idempotency_key else uuid4()
+        command = StartRun(
+            tenant_id=operator.tenant_id,
+            correlation_id=run_id,
+            run_id=run_id,
+            workflow_id=workflow_id,
+            workflow_version=version,
+            trigger=TriggerData(kind="manual", data=body.input),
+            idempotency_key=f"manual:{idempotency_key or run_id}",
         )
-        return await _load(connection, tenant, workflow_id)
+        await enqueue(connection, namespace, PRODUCER, [Outgoing(RUNS_COMMANDS, str(run_id), command)])
+    await relay.publish_pending()
+    return RunAccepted(run_id=run_id, workflow_version=version)
 
 
-async def _load(connection: AsyncConnection, tenant: str, workflow_id: UUID, *, for_update: bool = False) -> WorkflowOut:
-    query = (
-        select(workflows, workflow_versions.c.definition)
+@router.get("/{workflow_id}/webhook", response_model=WebhookOut)
+async def webhook_address(workflow_id: UUID, reader: Reader, engine: EngineDep, settings: SettingsDep) -> WebhookOut:
+    """The workflow's unguessable webhook address (its trigger must be a webhook trigger to use it)."""
+    async with engine.connect() as connection:
+        await _load(connection, reader.tenant_id, workflow_id)
+        token = (
+            await connection.execute(select(workflows.c.webhook_token).where(workflows.c.id == workflow_id))
+        ).scalar_one()
+    return WebhookOut(url=f"{settings.public_base_url.rstrip('/')}/hooks/{token}")
+
+
+async def _deactivate(engine: EngineDep, tenant_id: str, workflow_id: UUID, status: Status) -> WorkflowOut:
+    async with engine.begin() as connection:
+        await _locked(connection, tenant_id, workflow_id)
+        await connection.execute(delete(active_triggers).where(active_triggers.c.workflow_id == workflow_id))
+        await _set_status(connection, workflow_id, status, active_version=None)
+        return await _load(connection, tenant_id, workflow_id)
+
+
+async def _set_status(connection: AsyncConnection, workflow_id: UUID, status: Status, *, active_version: int | None) -> None:
+    await connection.execute(
+        update(workflows)
+        .where(workflows.c.id == workflow_id)
+        .values(status=status, active_version=active_version, updated_at=utc_now())
+    )
+
+
+async def _add_version(
+    connection: AsyncConnection, tenant_id: str, workflow_id: UUID, version: int, definition: WorkflowDefinition
+) -> None:
+    await connection.execute(
+        insert(workflow_versions).values(
+            workflow_id=workflow_id, version=version, tenant_id=tenant_id, definition=_dumped(definition), created_at=utc_now()
+        )
+    )
+
+
+async def _version(connection: AsyncConnection, workflow_id: UUID, version: int, *, pointer: str) -> WorkflowDefinition:
+    row = (
+        await connection.execute(
+            select(workflow_versions.c.definition).where(
+                workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.version == version
+            )
+        )
+    ).first()
+    if row is None:
+        raise ApiError(422, "unknown_version", f"the workflow has no version {version}", [{"pointer": pointer, "message": "no such version"}])
+    return WorkflowDefinition.model_validate(row.definition)
+
+
+def _summary_query(tenant_id: str):  # noqa: ANN202 - a SQLAlchemy Select
+    stats = (
+        select(
+            func.count().label("run_count"),
+            func.count().filter(runs.c.status == "completed").label("completed"),
+            func.count().filter(runs.c.status.in_(("completed", "failed"))).label("finished"),
+            func.max(runs.c.started_at).label("last_run_at"),
+        )
+        .where(and_(runs.c.tenant_id == workflows.c.tenant_id, runs.c.workflow_id == workflows.c.id))
+        .lateral("stats")
+    )
+    definition = workflow_versions.c.definition
+    return (
+        select(
+            workflows,
+            definition,
+            stats.c.run_count,
+            stats.c.completed,
+            stats.c.finished,
+            stats.c.last_run_at,
+        )
         .join(
             workflow_versions,
             (workflow_versions.c.workflow_id == workflows.c.id)
             & (workflow_versions.c.version == workflows.c.latest_version),
         )
-        .where(workflows.c.id == workflow_id, workflows.c.tenant_id == tenant)
+        .join(stats, true())
+        .where(workflows.c.tenant_id == tenant_id)
     )
-    if for_update:
-        query = query.with_for_update(of=workflows)
-    row = (await connection.execute(query)).first()
-    if row is None:
-        raise not_found("workflow")
-    return WorkflowOut(
+
+
+def _summary(row) -> WorkflowSummary:  # noqa: ANN001 - a result row
+    definition = WorkflowDefinition.model_validate(row.definition)
+    return WorkflowSummary(
         id=row.id,
         name=row.name,
         status=row.status,
         latest_version=row.latest_version,
         active_version=row.active_version,
+        trigger_kind=definition.trigger.data.kind,
         created_at=row.created_at,
         updated_at=row.updated_at,
-        definition=WorkflowDefinition.model_validate(row.definition),
+        run_count=row.run_count,
+        success_rate=(row.completed / row.finished) if row.finished else None,
+        last_run_at=row.last_run_at,
     )
+
+
+async def _load(connection: AsyncConnection, tenant_id: str, workflow_id: UUID) -> WorkflowOut:
+    row = (await connection.execute(_summary_query(tenant_id).where(workflows.c.id == workflow_id))).first()
+    if row is None:
+        raise not_found("workflow")
+    summary = _summary(row)
+    return WorkflowOut(**summary.model_dump(), definition=WorkflowDefinition.model_validate(row.definition))
+
+
+async def _locked(connection: AsyncConnection, tenant_id: str, workflow_id: UUID):  # noqa: ANN202 - a row
+    row = (
+        await connection.execute(
+            select(workflows)
+            .where(workflows.c.id == workflow_id, workflows.c.tenant_id == tenant_id)
+            .with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise not_found("workflow")
+    return row

@@ -19,7 +19,9 @@ from millrace_common.messages.run_events import (
     NodeSucceeded,
     RunCompleted,
     RunEvent,
+    RunCancelled,
     RunFailed,
+    RunRetried,
     RunStarted,
 )
 from millrace_common.tables import node_executions, processed_messages, run_events, runs, workflow_versions
@@ -157,6 +159,17 @@ async def _project(connection: AsyncConnection, event: RunEvent) -> None:
             return
         case RunFailed():
             await _update_run(connection, event, status="failed", finished_at=event.occurred_at, error=event.reason)
+            return
+        case RunCancelled():
+            await _update_run(connection, event, status="cancelled", finished_at=event.occurred_at, error=event.reason)
+            return
+        case RunRetried():
+            await connection.execute(
+                update(node_executions)
+                .where(node_executions.c.run_id == event.run_id, node_executions.c.node_id.in_(event.node_ids))
+                .values(status="pending")
+            )
+            await _update_run(connection, event, status="running", finished_at=None, error=None)
             return
     await _update_run(connection, event)
 

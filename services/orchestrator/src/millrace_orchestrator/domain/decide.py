@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.messages.node_commands import ExecuteNode, NodeFailedResult, NodeSucceededResult
-from millrace_common.messages.run_commands import StartRun
+from pydantic import JsonValue
+
+from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.messages.run_commands import CancelRun, RetryRun, StartRun
 from millrace_common.messages.run_events import (
     NodeFailed,
     NodeScheduled,
@@ -16,15 +18,18 @@ from millrace_common.messages.run_events import (
     NodeSucceeded,
     RunCompleted,
     RunEvent,
+    RunCancelled,
     RunFailed,
+    RunRetried,
     RunStarted,
 )
 from millrace_common.outbox import Outgoing
+from millrace_common.templating import TemplateError, render_value
 from millrace_common.workflow import RUNNER_TOPICS, Edge, Node
 
 from millrace_orchestrator.domain.state import TERMINAL_NODE_STATUSES, NodeStatus, RunState, RunStatus, evolve
 
-Message = StartRun | NodeSucceededResult | NodeFailedResult
+Message = StartRun | CancelRun | RetryRun | NodeSucceededResult | NodeFailedResult
 ERROR_HANDLE = "error"
 
 
@@ -99,6 +104,16 @@ def decide(state: RunState, message: Message, *, now: datetime, new_id: Callable
             output={"kind": message.trigger.kind, "data": message.trigger.data},
             duration_ms=0.0,
         )
+    elif isinstance(message, CancelRun):
+        if state.status is not RunStatus.RUNNING:
+            return Decision()
+        builder.emit(RunCancelled, reason=message.reason, requested_by=message.requested_by)
+        return builder.decision()
+    elif isinstance(message, RetryRun):
+        failed = tuple(n.id for n in state.definition.nodes if state.node(n.id).status is NodeStatus.FAILED)
+        if state.status is not RunStatus.FAILED or not failed:
+            return Decision()
+        builder.emit(RunRetried, node_ids=failed, requested_by=message.requested_by)
     elif not _is_current_attempt(state, message):
         return Decision()
     elif isinstance(message, NodeSucceededResult):
@@ -158,6 +173,21 @@ def _advance(builder: _Builder) -> None:
         builder.emit(RunCompleted)
 
 
+def template_context(state: RunState) -> dict[str, JsonValue]:
+    """What templates see: ``trigger`` (its payload and kind), ``workflow``, ``vars``, ``nodes.<id>.output``."""
+    trigger = state.trigger
+    return {
+        "trigger": {"kind": trigger.kind, **trigger.data} if trigger else {},
+        "workflow": {"id": str(state.workflow_id), "version": state.workflow_version},
+        "vars": {},
+        "nodes": {
+            node_id: {"output": node.output}
+            for node_id, node in state.nodes.items()
+            if node.status is NodeStatus.SUCCEEDED
+        },
+    }
+
+
 def _edge_state(state: RunState, edge: Edge) -> str:
     source = state.node(edge.source)
     if source.status is NodeStatus.SUCCEEDED:
@@ -175,10 +205,20 @@ def _start(builder: _Builder, node: Node) -> None:
         builder.emit(NodeSucceeded, node_id=node.id, node_type=node.type, attempt=1, output={}, duration_ms=0.0)
         return
     attempt = builder.state.node(node.id).attempt + 1
-    rendered = node.data.model_dump(mode="json", exclude={"name"})
+    config = node.data.model_dump(mode="json", exclude={"name"})
+    try:
+        rendered = render_value(config, template_context(builder.state), now=builder.now, new_id=builder.new_id)
+    except TemplateError as error:
+        failure = NodeError(type="template", message=str(error), retryable=False)
+        builder.emit(NodeFailed, node_id=node.id, node_type=node.type, attempt=attempt, error=failure, duration_ms=0.0)
+        builder.emit(RunFailed, reason=f"node {node.id!r} failed: {failure.message}", failed_node_id=node.id)
+        return
+    if not isinstance(rendered, dict):
+        raise TypeError("a rendered node config is an object")
     builder.emit(NodeScheduled, node_id=node.id, node_type=node.type, attempt=attempt, input=rendered)
     state = builder.state
-    assert state.workflow_id is not None
+    if state.workflow_id is None:
+        raise ValueError("a node is started only in a started run")
     builder.command(
         Outgoing(
             topic=topic,

@@ -19,7 +19,9 @@ from millrace_common.messages.run_events import (
     NodeSucceeded,
     RunCompleted,
     RunEvent,
+    RunCancelled,
     RunFailed,
+    RunRetried,
     RunStarted,
 )
 from millrace_common.workflow import WorkflowDefinition
@@ -30,6 +32,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 class NodeStatus(StrEnum):
@@ -72,7 +75,7 @@ class RunState:
 
     @property
     def finished(self) -> bool:
-        return self.status in (RunStatus.COMPLETED, RunStatus.FAILED)
+        return self.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
 def evolve(state: RunState, event: RunEvent) -> RunState:
@@ -133,3 +136,16 @@ def _(event: RunCompleted, state: RunState) -> RunState:
 @_apply.register
 def _(event: RunFailed, state: RunState) -> RunState:
     return replace(state, status=RunStatus.FAILED)
+
+
+@_apply.register
+def _(event: RunCancelled, state: RunState) -> RunState:
+    return replace(state, status=RunStatus.CANCELLED)
+
+
+@_apply.register
+def _(event: RunRetried, state: RunState) -> RunState:
+    retried = {
+        node_id: NodeState(status=NodeStatus.PENDING, attempt=state.node(node_id).attempt) for node_id in event.node_ids
+    }
+    return replace(state, status=RunStatus.RUNNING, nodes=MappingProxyType({**state.nodes, **retried}))

@@ -1,0 +1,294 @@
+"""Valid workflow definitions to build tests on; each call returns a fresh copy to change at will.
+
+``every_node_type()`` uses each node type once or more, every kind of handle, a for_each body,
+templates and conditions, so gateway, UI and orchestrator tests can start from a realistic graph.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Definition = dict[str, Any]
+
+
+def node(
+    node_id: str, node_type: str, x: float = 0, y: float = 0, parent: str | None = None, **data: Any
+) -> dict:
+    built: dict[str, Any] = {"id": node_id, "type": node_type, "position": {"x": x, "y": y}, "data": data}
+    if parent is not None:
+        built["parentId"] = parent
+    return built
+
+
+def edge(source: str, target: str, handle: str | None = None) -> dict:
+    built: dict[str, Any] = {
+        "id": f"{source}->{target}" + (f":{handle}" if handle else ""),
+        "source": source,
+        "target": target,
+    }
+    if handle is not None:
+        built["sourceHandle"] = handle
+    return built
+
+
+def minimal() -> Definition:
+    """A manual trigger followed by an end node."""
+    return {
+        "nodes": [
+            node("start", "trigger", name="Start", kind="manual"),
+            node("done", "end", 0, 100, name="Done"),
+        ],
+        "edges": [edge("start", "done")],
+    }
+
+
+def every_node_type() -> Definition:
+    """A lead-routing workflow: classify a new lead, then score and approve it, open a ticket, or
+    link it to similar leads, and finish with one end node."""
+    lead = "trigger.record.data"
+    nodes = [
+        node(
+            "lead",
+            "trigger",
+            0,
+            0,
+            name="New lead",
+            kind="record_created",
+            pipeline_ids=["leads"],
+            conditions={"field": f"{lead}.email", "operator": "is_not_empty"},
+        ),
+        node(
+            "classify",
+            "ai_classification",
+            0,
+            100,
+            name="Classify",
+            text=f"{{{{ {lead}.message }}}}",
+            labels=["sales", "support", "spam"],
+            timeout_seconds=120,
+        ),
+        node(
+            "route",
+            "switch",
+            0,
+            200,
+            name="Route",
+            cases=[
+                {
+                    "name": "sales",
+                    "condition": {
+                        "field": "nodes.classify.output.label",
+                        "operator": "equals",
+                        "value": "sales",
+                    },
+                },
+                {
+                    "name": "support",
+                    "condition": {
+                        "field": "nodes.classify.output.label",
+                        "operator": "equals",
+                        "value": "support",
+                    },
+                },
+            ],
+        ),
+        node(
+            "score",
+            "ai_analysis",
+            -300,
+            300,
+            name="Score",
+            prompt=f"Score this lead from 0 to 100: {{{{ {lead} | json }}}}",
+            output_schema={
+                "type": "object",
+                "properties": {"score": {"type": "integer"}, "reason": {"type": "string"}},
+                "required": ["score"],
+            },
+            temperature=0,
+            timeout_seconds=120,
+        ),
+        node(
+            "hot",
+            "condition",
+            -300,
+            400,
+            name="Hot?",
+            condition={
+                "and": [
+                    {
+                        "field": "nodes.score.output.result.score",
+                        "operator": "greater_than_or_equals",
+                        "value": 80,
+                    },
+                    {"not": {"field": f"{lead}.company", "operator": "matches", "value": "(?i)test"}},
+                ]
+            },
+        ),
+        node(
+            "approve",
+            "approval",
+            -450,
+            500,
+            name="Approve hot lead",
+            assignee={"role": "sales_manager"},
+            title=f"Hot lead {{{{ {lead}.email }}}}",
+            description="Score {{ nodes.score.output.result.score }}",
+            deadline_seconds=86_400,
+            on_deadline="escalate",
+            escalate_to={"user": "head-of-sales@example.test"},
+        ),
+        node(
+            "mark_hot",
+            "record_update",
+            -450,
+            600,
+            name="Mark hot",
+            pipeline_id="leads",
+            record_id="{{ trigger.record.id }}",
+            data={"status": "hot"},
+        ),
+        node(
+            "notify_crm",
+            "webhook_out",
+            -450,
+            700,
+            name="Tell the CRM",
+            url="https://crm.example.test/hooks/hot-lead",
+            payload={"lead": "{{ trigger.record.id }}", "score": "{{ nodes.score.output.result.score }}"},
+            secret_credential="crm-signing",
+        ),
+        node(
+            "follow_up",
+            "task_notify",
+            -150,
+            600,
+            name="Follow up",
+            assignee={"role": "sales"},
+            title=f"Follow up with {{{{ {lead}.email }}}}",
+            message="Score: {{ nodes.score.output.result.score }}",
+        ),
+        node(
+            "draft_reply",
+            "ai_prompt",
+            0,
+            300,
+            name="Draft a reply",
+            system="You answer support questions briefly.",
+            prompt=f"Draft a reply to: {{{{ {lead}.message }}}}",
+            max_tokens=400,
+            timeout_seconds=120,
+        ),
+        node(
+            "ticket",
+            "http_request",
+            0,
+            400,
+            name="Open a ticket",
+            method="POST",
+            url="https://helpdesk.example.test/api/tickets",
+            auth={"type": "bearer", "credential": "helpdesk-token"},
+            body={"subject": f"{{{{ {lead}.email }}}}", "body": "{{ nodes.draft_reply.output.text }}"},
+            retry={
+                "max_attempts": 3,
+                "backoff_seconds": 2,
+                "retry_on": ["timeout", "connection", "http_5xx"],
+            },
+            on_error="error_edge",
+        ),
+        node(
+            "note_failure",
+            "set",
+            150,
+            500,
+            name="Note the failure",
+            variables={"ticket_failed": True, "reason": "{{ nodes.ticket.error.message }}"},
+        ),
+        node(
+            "similar",
+            "record_find",
+            300,
+            300,
+            name="Find similar leads",
+            pipeline_id="leads",
+            filters={
+                "and": [
+                    {"field": "data.company", "operator": "equals", "value": f"{{{{ {lead}.company }}}}"},
+                    {"field": "id", "operator": "not_equals", "value": "{{ trigger.record.id }}"},
+                ]
+            },
+            sort=[{"field": "created_at", "direction": "desc"}],
+            limit=20,
+        ),
+        node(
+            "each_similar",
+            "for_each",
+            300,
+            400,
+            name="For each similar lead",
+            items="{{ nodes.similar.output.records }}",
+            max_concurrency=5,
+            failure_policy="collect",
+        ),
+        node(
+            "link",
+            "record_create",
+            20,
+            40,
+            parent="each_similar",
+            name="Link the leads",
+            pipeline_id="lead-links",
+            data={"from": "{{ trigger.record.id }}", "to": "{{ item.id }}", "rank": "{{ index }}"},
+        ),
+        node(
+            "pause", "wait_delay", 20, 120, parent="each_similar", name="Pace the writes", duration_seconds=1
+        ),
+        node(
+            "drop_duplicate",
+            "record_delete",
+            20,
+            200,
+            parent="each_similar",
+            name="Drop the duplicate",
+            pipeline_id="leads",
+            record_id="{{ item.id }}",
+            on_error="fallback",
+            fallback_output={"record": None},
+        ),
+        node("cool_off", "wait_delay", 300, 600, name="Cool off", until="{{ days_from_now(1) }}"),
+        node("done", "end", 0, 800, name="Done", output={"label": "{{ nodes.classify.output.label }}"}),
+    ]
+    edges = [
+        edge("lead", "classify"),
+        edge("classify", "route"),
+        edge("route", "score", "case:sales"),
+        edge("route", "draft_reply", "case:support"),
+        edge("route", "similar", "default"),
+        edge("score", "hot"),
+        edge("hot", "approve", "true"),
+        edge("hot", "follow_up", "false"),
+        edge("approve", "mark_hot", "approved"),
+        edge("approve", "follow_up", "rejected"),
+        edge("approve", "follow_up", "timeout"),
+        edge("mark_hot", "notify_crm"),
+        edge("notify_crm", "done"),
+        edge("follow_up", "done"),
+        edge("draft_reply", "ticket"),
+        edge("ticket", "done"),
+        edge("ticket", "note_failure", "error"),
+        edge("note_failure", "done"),
+        edge("similar", "each_similar"),
+        edge("link", "pause"),
+        edge("pause", "drop_duplicate"),
+        edge("each_similar", "cool_off", "done"),
+        edge("cool_off", "done"),
+    ]
+    return {
+        "nodes": nodes,
+        "edges": edges,
+        "settings": {
+            "max_executions_per_hour": 500,
+            "timeout_minutes": 120,
+            "retry_count": 1,
+            "max_concurrent_runs": 10,
+        },
+    }
