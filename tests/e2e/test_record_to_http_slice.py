@@ -134,7 +134,11 @@ def test_a_created_record_runs_the_http_node_and_completes(running_system: Syste
 
 def test_a_failing_http_target_fails_the_run_with_the_reason(running_system: System, tenant: str):
     api = api_for(running_system, tenant)
-    workflow_id = create_active_workflow(api, "leads", "http://127.0.0.1:9")  # nothing listens on port 9
+    definition = slice_definition("leads", "http://127.0.0.1:9")  # nothing listens on port 9
+    definition["nodes"][1]["data"]["retry"] = {"max_attempts": 3, "backoff_seconds": 0.2}
+    assert api.post("/api/v1/pipelines", json={"id": "leads", "name": "Leads"}).status_code == 201
+    workflow_id = api.post("/api/v1/workflows", json={"name": "retrying", "definition": definition}).json()["id"]
+    assert api.post(f"/api/v1/workflows/{workflow_id}/activate", json={}).status_code == 200
 
     api.post("/api/v1/pipelines/leads/records", json={"data": {"n": 1}})
 
@@ -143,6 +147,7 @@ def test_a_failing_http_target_fails_the_run_with_the_reason(running_system: Sys
     assert "notify" in run["error"]
     notify = next(n for n in run["nodes"] if n["node_id"] == "notify")
     assert notify["status"] == "failed" and notify["error"]["type"] == "connection"
+    assert notify["attempts"] == 3, "a retryable connection error is retried by the node's policy"
 
 
 async def test_a_malformed_record_event_is_dead_lettered_and_the_next_one_still_runs(

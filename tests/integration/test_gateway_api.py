@@ -28,6 +28,7 @@ def manual_definition(url: str = "http://127.0.0.1:9/x") -> dict:
             {"id": "end", "type": "end", "position": {"x": 0, "y": 200}, "data": {"name": "End"}},
         ],
         "edges": [{"id": "a", "source": "start", "target": "call"}, {"id": "b", "source": "call", "target": "end"}],
+        "settings": {"retry_count": 0},
     }
 
 

@@ -32,6 +32,11 @@ SLICE = WorkflowDefinition.model_validate(
 )
 
 
+def kinds(events) -> list[str]:
+    """Event types without the timers that accompany them."""
+    return [e.type for e in events if not e.type.startswith("timer.")]
+
+
 def ids():
     counter = itertools.count(1)
     return lambda: UUID(int=next(counter))
@@ -58,8 +63,8 @@ def test_starting_a_run_schedules_the_first_side_effecting_node():
     run_id = uuid4()
     decision = decide(RunState(run_id=run_id, definition=SLICE), start_run(run_id), now=NOW, new_id=ids())
 
-    assert [e.type for e in decision.events] == ["run.started", "node.succeeded", "node.scheduled"]
-    assert [e.seq for e in decision.events] == [1, 2, 3]
+    assert kinds(decision.events) == ["run.started", "node.succeeded", "node.scheduled"]
+    assert [e.seq for e in decision.events] == list(range(1, len(decision.events) + 1))
     (command,) = decision.commands
     assert isinstance(command.message, ExecuteNode)
     assert command.message.node_id == "call"
@@ -85,11 +90,11 @@ def test_node_success_completes_the_run_through_the_end_node():
     )
     decision = decide(state, result, now=NOW, new_id=ids())
 
-    assert [e.type for e in decision.events] == ["node.succeeded", "node.succeeded", "run.completed"]
+    assert kinds(decision.events) == ["node.succeeded", "node.succeeded", "run.completed"]
     final = fold(state, decision.events)
     assert final.status is RunStatus.COMPLETED
     assert final.node("call").output == {"status": 200}
-    assert final.last_seq == 6
+    assert final.last_seq == decision.events[-1].seq
 
 
 def test_a_result_for_a_stale_attempt_is_ignored():
@@ -126,7 +131,7 @@ def failed_run(run_id: UUID) -> RunState:
         run_id=run_id,
         node_id="call",
         attempt=1,
-        error=NodeError(type="connection", message="refused", retryable=True),
+        error=NodeError(type="connection", message="refused", retryable=False),
         duration_ms=3,
     )
     return fold(state, decide(state, failure, now=NOW, new_id=ids()).events)
@@ -137,7 +142,7 @@ def test_retrying_a_failed_run_schedules_the_failed_node_again_and_keeps_earlier
     state = failed_run(run_id)
     decision = decide(state, RetryRun(tenant_id="acme", run_id=run_id), now=NOW, new_id=ids())
 
-    assert [e.type for e in decision.events] == ["run.retried", "node.scheduled"]
+    assert kinds(decision.events) == ["run.retried", "node.scheduled"]
     (command,) = decision.commands
     assert command.message.attempt == 2
     retried = fold(state, decision.events)
@@ -183,6 +188,6 @@ def test_a_template_that_fails_to_render_fails_the_node_and_the_run_with_the_rea
     definition = templated({"who": "{{ trigger.record.missing.deeper }}"})
     decision = decide(RunState(run_id=run_id, definition=definition), start_run(run_id), now=NOW, new_id=ids())
     assert decision.commands == ()
-    assert [e.type for e in decision.events][-2:] == ["node.failed", "run.failed"]
+    assert kinds(decision.events)[-2:] == ["node.failed", "run.failed"]
     assert decision.events[-2].error.type == "template"
     assert "missing" in decision.events[-2].error.message

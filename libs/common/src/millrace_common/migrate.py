@@ -17,7 +17,7 @@ def upgrade(settings: ServiceSettings) -> None:
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     config.set_main_option("sqlalchemy.url", settings.database_url)
     config.attributes["schema"] = settings.database_schema
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
 
 
 def main() -> None:

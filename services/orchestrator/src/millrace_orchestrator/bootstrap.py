@@ -12,7 +12,10 @@ from millrace_common.outbox import OutboxRelay
 from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import ConsumerGroup, Namespace
 
+from millrace_common.messages.envelope import utc_now
+
 from millrace_orchestrator.adapters.run_store import DefinitionCache
+from millrace_orchestrator.adapters.timer_loop import TimerLoop
 from millrace_orchestrator.entrypoints import kafka
 from millrace_orchestrator.handlers import PRODUCER, RunMessageHandler
 from millrace_orchestrator.settings import OrchestratorSettings
@@ -26,7 +29,8 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     namespace = Namespace(settings.namespace)
     relay = OutboxRelay(engine, broker, PRODUCER)
     handler = RunMessageHandler(engine, namespace, DefinitionCache())
+    timer_loop = TimerLoop(engine, namespace, PRODUCER, relay, utc_now)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
     kafka.register(broker, settings, handler, relay, dead_letters, metrics)
-    parts = ServiceParts(settings, broker, engine, registry, background=(relay.run,))
+    parts = ServiceParts(settings, broker, engine, registry, background=(relay.run, timer_loop.run))
     return create_app(parts, title="Millrace orchestrator")

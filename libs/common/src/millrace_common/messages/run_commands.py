@@ -44,5 +44,13 @@ class RetryRun(Envelope):
     requested_by: str | None = None
 
 
-AnyRunCommand = Annotated[StartRun | CancelRun | RetryRun, Field(discriminator="type")]
+class FireTimer(Envelope):
+    """A durable timer of the run came due (sent by the orchestrator's timer loop to the run's owner)."""
+
+    type: Literal["run.fire_timer"] = "run.fire_timer"
+    run_id: UUID
+    timer_id: UUID
+
+
+AnyRunCommand = Annotated[StartRun | CancelRun | RetryRun | FireTimer, Field(discriminator="type")]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

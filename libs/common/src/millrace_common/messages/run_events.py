@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -69,6 +70,41 @@ class RunFailed(RunEvent):
     failed_node_id: str | None = None
 
 
+TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout"]
+
+
+class TimerScheduled(RunEvent):
+    """A durable timer: kept in PostgreSQL, fired after restarts."""
+
+    type: Literal["timer.scheduled"] = "timer.scheduled"
+    timer_id: UUID
+    fire_at: datetime
+    purpose: TimerPurpose
+    node_id: str | None = None
+    attempt: int | None = None
+
+
+class TimerFired(RunEvent):
+    type: Literal["timer.fired"] = "timer.fired"
+    timer_id: UUID
+
+
+class NodeRetryScheduled(RunEvent):
+    """The attempt failed with a retryable error; the next attempt starts when its timer fires."""
+
+    type: Literal["node.retry_scheduled"] = "node.retry_scheduled"
+    node_id: str
+    node_type: str
+    attempt: int
+    error: NodeError
+    retry_at: datetime
+
+
+class RunTimedOut(RunEvent):
+    type: Literal["run.timed_out"] = "run.timed_out"
+    reason: str
+
+
 class RunCancelled(RunEvent):
     type: Literal["run.cancelled"] = "run.cancelled"
     reason: str
@@ -92,7 +128,11 @@ AnyRunEvent = Annotated[
     | RunCompleted
     | RunFailed
     | RunCancelled
-    | RunRetried,
+    | RunRetried
+    | TimerScheduled
+    | TimerFired
+    | NodeRetryScheduled
+    | RunTimedOut,
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,6 +14,7 @@ from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import (
     RUN_EVENT,
     NodeFailed,
+    NodeRetryScheduled,
     NodeScheduled,
     NodeSkipped,
     NodeSucceeded,
@@ -23,8 +24,18 @@ from millrace_common.messages.run_events import (
     RunFailed,
     RunRetried,
     RunStarted,
+    RunTimedOut,
+    TimerFired,
+    TimerScheduled,
 )
-from millrace_common.tables import node_executions, processed_messages, run_events, runs, workflow_versions
+from millrace_common.tables import (
+    node_executions,
+    processed_messages,
+    run_events,
+    runs,
+    timers,
+    workflow_versions,
+)
 from millrace_common.workflow import WorkflowDefinition
 
 
@@ -132,7 +143,31 @@ async def _project(connection: AsyncConnection, event: RunEvent) -> None:
                 input=event.input,
                 scheduled_at=event.occurred_at,
             )
+        case NodeRetryScheduled():
+            await _upsert_node(
+                connection,
+                event,
+                status="retrying",
+                attempts=event.attempt,
+                error=event.error.model_dump(mode="json"),
+            )
+            await _cancel_node_timers(connection, event)
+        case TimerScheduled():
+            await connection.execute(
+                insert(timers).values(
+                    timer_id=event.timer_id,
+                    run_id=event.run_id,
+                    tenant_id=event.tenant_id,
+                    purpose=event.purpose,
+                    node_id=event.node_id,
+                    attempt=event.attempt,
+                    fire_at=event.fire_at,
+                )
+            )
+        case TimerFired():
+            await connection.execute(delete(timers).where(timers.c.timer_id == event.timer_id))
         case NodeSucceeded():
+            await _cancel_node_timers(connection, event)
             await _upsert_node(
                 connection,
                 event,
@@ -143,6 +178,7 @@ async def _project(connection: AsyncConnection, event: RunEvent) -> None:
                 duration_ms=event.duration_ms,
             )
         case NodeFailed():
+            await _cancel_node_timers(connection, event)
             await _upsert_node(
                 connection,
                 event,
@@ -156,12 +192,19 @@ async def _project(connection: AsyncConnection, event: RunEvent) -> None:
             await _upsert_node(connection, event, status="skipped", attempts=0, finished_at=event.occurred_at)
         case RunCompleted():
             await _update_run(connection, event, status="completed", finished_at=event.occurred_at)
+            await _cancel_run_timers(connection, event)
+            return
+        case RunTimedOut():
+            await _update_run(connection, event, status="timed_out", finished_at=event.occurred_at, error=event.reason)
+            await _cancel_run_timers(connection, event)
             return
         case RunFailed():
             await _update_run(connection, event, status="failed", finished_at=event.occurred_at, error=event.reason)
+            await _cancel_run_timers(connection, event)
             return
         case RunCancelled():
             await _update_run(connection, event, status="cancelled", finished_at=event.occurred_at, error=event.reason)
+            await _cancel_run_timers(connection, event)
             return
         case RunRetried():
             await connection.execute(
@@ -172,6 +215,23 @@ async def _project(connection: AsyncConnection, event: RunEvent) -> None:
             await _update_run(connection, event, status="running", finished_at=None, error=None)
             return
     await _update_run(connection, event)
+
+
+async def _cancel_node_timers(connection: AsyncConnection, event: NodeSucceeded | NodeFailed | NodeRetryScheduled) -> None:
+    """A settled attempt's timeout timer has nothing left to guard."""
+    await connection.execute(
+        delete(timers).where(
+            timers.c.run_id == event.run_id,
+            timers.c.node_id == event.node_id,
+            timers.c.attempt == event.attempt,
+            timers.c.purpose == "node_timeout",
+        )
+    )
+
+
+async def _cancel_run_timers(connection: AsyncConnection, event: RunEvent) -> None:
+    """A finished run fires no more timers (its FireTimer messages would be no-ops anyway)."""
+    await connection.execute(delete(timers).where(timers.c.run_id == event.run_id))
 
 
 async def _update_run(connection: AsyncConnection, event: RunEvent, **values: object) -> None:

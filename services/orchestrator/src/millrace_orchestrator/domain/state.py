@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import singledispatch
 from types import MappingProxyType
-from typing import Mapping
 from uuid import UUID
 
 from millrace_common.messages.envelope import JsonObject
@@ -14,15 +14,19 @@ from millrace_common.messages.node_commands import NodeError
 from millrace_common.messages.run_commands import TriggerData
 from millrace_common.messages.run_events import (
     NodeFailed,
+    NodeRetryScheduled,
     NodeScheduled,
     NodeSkipped,
     NodeSucceeded,
+    RunCancelled,
     RunCompleted,
     RunEvent,
-    RunCancelled,
     RunFailed,
     RunRetried,
     RunStarted,
+    RunTimedOut,
+    TimerFired,
+    TimerScheduled,
 )
 from millrace_common.workflow import WorkflowDefinition
 
@@ -33,17 +37,20 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
 
 
 class NodeStatus(StrEnum):
     PENDING = "pending"
     SCHEDULED = "scheduled"
+    RETRYING = "retrying"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
 
 
 TERMINAL_NODE_STATUSES = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED})
+FINISHED_RUN_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class RunState:
     status: RunStatus = RunStatus.NEW
     trigger: TriggerData | None = None
     nodes: Mapping[str, NodeState] = field(default_factory=lambda: MappingProxyType({}))
+    variables: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    timers: Mapping[UUID, TimerScheduled] = field(default_factory=lambda: MappingProxyType({}))
     last_seq: int = 0
 
     def node(self, node_id: str) -> NodeState:
@@ -75,7 +84,7 @@ class RunState:
 
     @property
     def finished(self) -> bool:
-        return self.status in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+        return self.status in FINISHED_RUN_STATUSES
 
 
 def evolve(state: RunState, event: RunEvent) -> RunState:
@@ -107,7 +116,7 @@ def _(event: NodeScheduled, state: RunState) -> RunState:
 
 @_apply.register
 def _(event: NodeSucceeded, state: RunState) -> RunState:
-    return state.with_node(
+    succeeded = state.with_node(
         event.node_id,
         NodeState(
             status=NodeStatus.SUCCEEDED,
@@ -116,6 +125,9 @@ def _(event: NodeSucceeded, state: RunState) -> RunState:
             taken_handles=event.taken_handles,
         ),
     )
+    if event.node_type == "set":
+        return replace(succeeded, variables=MappingProxyType({**state.variables, **event.output}))
+    return succeeded
 
 
 @_apply.register
@@ -124,8 +136,25 @@ def _(event: NodeFailed, state: RunState) -> RunState:
 
 
 @_apply.register
+def _(event: NodeRetryScheduled, state: RunState) -> RunState:
+    return state.with_node(
+        event.node_id, NodeState(status=NodeStatus.RETRYING, attempt=event.attempt, error=event.error)
+    )
+
+
+@_apply.register
 def _(event: NodeSkipped, state: RunState) -> RunState:
     return state.with_node(event.node_id, NodeState(status=NodeStatus.SKIPPED))
+
+
+@_apply.register
+def _(event: TimerScheduled, state: RunState) -> RunState:
+    return replace(state, timers=MappingProxyType({**state.timers, event.timer_id: event}))
+
+
+@_apply.register
+def _(event: TimerFired, state: RunState) -> RunState:
+    return replace(state, timers=MappingProxyType({k: v for k, v in state.timers.items() if k != event.timer_id}))
 
 
 @_apply.register
@@ -136,6 +165,11 @@ def _(event: RunCompleted, state: RunState) -> RunState:
 @_apply.register
 def _(event: RunFailed, state: RunState) -> RunState:
     return replace(state, status=RunStatus.FAILED)
+
+
+@_apply.register
+def _(event: RunTimedOut, state: RunState) -> RunState:
+    return replace(state, status=RunStatus.TIMED_OUT)
 
 
 @_apply.register

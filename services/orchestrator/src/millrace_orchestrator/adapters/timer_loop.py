@@ -1,0 +1,70 @@
+"""Fires due durable timers: each due row becomes a FireTimer command for the run's owner, written
+to the outbox in the transaction that deletes the row, so a timer fires once even across crashes
+(at least once on Kafka; the run's log makes the second delivery a no-op)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_common.messages.run_commands import FireTimer
+from millrace_common.outbox import Outgoing, OutboxRelay, enqueue
+from millrace_common.tables import timers
+from millrace_common.topics import RUNS_COMMANDS, Namespace
+
+
+class TimerLoop:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        namespace: Namespace,
+        producer: str,
+        relay: OutboxRelay,
+        clock: Callable[[], datetime],
+        *,
+        interval_seconds: float = 0.2,
+        batch_size: int = 500,
+    ) -> None:
+        self._engine = engine
+        self._namespace = namespace
+        self._producer = producer
+        self._relay = relay
+        self._clock = clock
+        self._interval = interval_seconds
+        self._batch_size = batch_size
+
+    async def fire_due(self) -> int:
+        """Hand every timer due now to its run; returns how many fired."""
+        async with self._engine.begin() as connection:
+            due = (
+                await connection.execute(
+                    select(timers.c.timer_id, timers.c.run_id, timers.c.tenant_id)
+                    .where(timers.c.fire_at <= self._clock())
+                    .order_by(timers.c.fire_at)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            if not due:
+                return 0
+            commands = [
+                Outgoing(
+                    RUNS_COMMANDS,
+                    str(row.run_id),
+                    FireTimer(tenant_id=row.tenant_id, correlation_id=row.run_id, run_id=row.run_id, timer_id=row.timer_id),
+                )
+                for row in due
+            ]
+            await enqueue(connection, self._namespace, self._producer, commands)
+            await connection.execute(delete(timers).where(timers.c.timer_id.in_([row.timer_id for row in due])))
+        await self._relay.publish_pending()
+        return len(due)
+
+    async def run(self) -> None:
+        while True:
+            if await self.fire_due() < self._batch_size:
+                await asyncio.sleep(self._interval)
