@@ -110,7 +110,7 @@ def test_the_existing_http_request_fields_keep_their_names_and_defaults():
     assert (node.data.method, node.data.headers, node.data.query, node.data.body) == ("GET", {}, {}, None)
     assert node.data.timeout_seconds == 30
     assert node.data.auth is None and node.data.body_type == "json"
-    assert node.data.retry == RetryPolicy() and node.data.on_error == "fail_run"
+    assert node.data.retry is None and node.data.on_error == "fail_run"
 
 
 def test_every_side_effecting_type_goes_to_its_runner_class():
@@ -454,7 +454,8 @@ def test_the_shared_execution_policy_has_documented_defaults():
     config = ConditionConfig.model_validate({"name": "C", "condition": CONDITION})
 
     assert config.timeout_seconds == 30 and config.on_error == "fail_run" and config.fallback_output is None
-    assert config.retry == RetryPolicy(
+    assert config.retry is None, "no policy of its own: the workflow's retry_count applies"
+    assert RetryPolicy() == RetryPolicy(
         max_attempts=1, backoff_seconds=1, backoff_multiplier=2, max_backoff_seconds=300, retry_on=("*",)
     )
 

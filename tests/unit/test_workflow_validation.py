@@ -286,7 +286,7 @@ def test_settings_and_edges_are_checked_too():
         ),
         pytest.param(
             chain(end(), set_node("inner", 1, parent="done"), edges=[edge("start", "done")]),
-            ("/nodes/2/parentId", "parentId 'done' is a node of type end; only a for_each has a body"),
+            ("/nodes/2/parentId", "parentId 'done' names a 'end' node; only a for_each has a body"),
             id="parent that is not a for_each",
         ),
         pytest.param(
@@ -459,8 +459,7 @@ def test_several_problems_come_back_together():
     [
         (
             "{{ trigger.x ",
-            "template error: syntax error on line 1: "
-            "unexpected end of template, expected 'end of print statement'.",
+            "template error: syntax error on line 1: unexpected end of template, expected 'end of print statement'.",
         ),
         ("{{ trigger.x | shout }}", "template error: unknown filter 'shout'"),
         (
@@ -690,8 +689,7 @@ def test_a_string_over_sixty_four_kibibytes_is_refused_at_its_pointer():
     [
         (
             "{",
-            "the definition is not valid JSON: "
-            "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+            "the definition is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
         ),
         ('{"nodes": [NaN]}', "the definition is not valid JSON: NaN is not a JSON number"),
         ("[]", "the definition must be a JSON object with nodes and edges"),
@@ -879,3 +877,70 @@ def test_every_problem_points_into_the_submitted_document(changes):
 
     assert all(isinstance(problem, Problem) for problem in report.problems)
     assert all(resolves(document, problem.pointer) for problem in report.problems), report.problems
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+NODE_LIKE = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.sampled_from(["a", "b", "start", ""]) | JSON_VALUES,
+        "type": st.sampled_from(["trigger", "for_each", "condition", "switch", "set", "nope"]) | JSON_VALUES,
+        "parentId": st.sampled_from(["a", "b"]) | JSON_VALUES,
+        "data": JSON_VALUES
+        | st.fixed_dictionaries({"name": st.text(max_size=3)}, optional={"kind": JSON_VALUES}),
+    },
+)
+EDGE_LIKE = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": JSON_VALUES,
+        "source": st.sampled_from(["a", "b", "start"]) | JSON_VALUES,
+        "target": st.sampled_from(["a", "b", "start"]) | JSON_VALUES,
+        "sourceHandle": st.sampled_from(["true", "error", "case:x"]) | JSON_VALUES,
+    },
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "nodes": st.lists(NODE_LIKE, max_size=5) | JSON_VALUES,
+            "edges": st.lists(EDGE_LIKE, max_size=5) | JSON_VALUES,
+            "settings": JSON_VALUES,
+            "extra": JSON_VALUES,
+        },
+    )
+)
+def test_any_json_gets_a_report_never_an_exception(document):
+    report = validate_definition(document)
+
+    assert report.ok == (report.definition is not None)
+    assert all(resolves(document, problem.pointer) for problem in report.problems), report.problems
+    assert validate_definition(json.dumps(document)).problems == report.problems
+
+
+def test_numbers_json_cannot_hold_are_refused_in_text_and_in_mappings():
+    definition = minimal()
+    definition["nodes"][1]["data"]["output"] = {"ratio": float("inf")}
+
+    assert problems(definition) == [("/nodes/1/data/output/ratio", "inf is not a JSON number")]
+    assert problems(json.dumps(definition)) == [
+        ("", "the definition is not valid JSON: Infinity is not a JSON number")
+    ]
+
+
+def test_lone_surrogates_in_json_text_are_measured_not_fatal():
+    assert problems('{"nodes": "\\ud800"}') == [("/nodes", "Input should be a JSON array")]
+    assert problems('{"nodes": "\ud800"}') == [("/nodes", "Input should be a JSON array")]

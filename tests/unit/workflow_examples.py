@@ -45,7 +45,6 @@ def minimal() -> Definition:
 def every_node_type() -> Definition:
     """A lead-routing workflow: classify a new lead, then score and approve it, open a ticket, or
     link it to similar leads, and finish with one end node."""
-    lead = "trigger.record.data"
     nodes = [
         node(
             "lead",
@@ -55,7 +54,7 @@ def every_node_type() -> Definition:
             name="New lead",
             kind="record_created",
             pipeline_ids=["leads"],
-            conditions={"field": f"{lead}.email", "operator": "is_not_empty"},
+            conditions={"field": "trigger.record.data.email", "operator": "is_not_empty"},
         ),
         node(
             "classify",
@@ -63,7 +62,7 @@ def every_node_type() -> Definition:
             0,
             100,
             name="Classify",
-            text=f"{{{{ {lead}.message }}}}",
+            text="{{ trigger.record.data.message }}",
             labels=["sales", "support", "spam"],
             timeout_seconds=120,
         ),
@@ -98,7 +97,7 @@ def every_node_type() -> Definition:
             -300,
             300,
             name="Score",
-            prompt=f"Score this lead from 0 to 100: {{{{ {lead} | json }}}}",
+            prompt="Score this lead from 0 to 100: {{ trigger.record.data | json }}",
             output_schema={
                 "type": "object",
                 "properties": {"score": {"type": "integer"}, "reason": {"type": "string"}},
@@ -120,7 +119,13 @@ def every_node_type() -> Definition:
                         "operator": "greater_than_or_equals",
                         "value": 80,
                     },
-                    {"not": {"field": f"{lead}.company", "operator": "matches", "value": "(?i)test"}},
+                    {
+                        "not": {
+                            "field": "trigger.record.data.company",
+                            "operator": "matches",
+                            "value": "(?i)test",
+                        }
+                    },
                 ]
             },
         ),
@@ -131,7 +136,7 @@ def every_node_type() -> Definition:
             500,
             name="Approve hot lead",
             assignee={"role": "sales_manager"},
-            title=f"Hot lead {{{{ {lead}.email }}}}",
+            title="Hot lead {{ trigger.record.data.email }}",
             description="Score {{ nodes.score.output.result.score }}",
             deadline_seconds=86_400,
             on_deadline="escalate",
@@ -164,7 +169,7 @@ def every_node_type() -> Definition:
             600,
             name="Follow up",
             assignee={"role": "sales"},
-            title=f"Follow up with {{{{ {lead}.email }}}}",
+            title="Follow up with {{ trigger.record.data.email }}",
             message="Score: {{ nodes.score.output.result.score }}",
         ),
         node(
@@ -174,7 +179,7 @@ def every_node_type() -> Definition:
             300,
             name="Draft a reply",
             system="You answer support questions briefly.",
-            prompt=f"Draft a reply to: {{{{ {lead}.message }}}}",
+            prompt="Draft a reply to: {{ trigger.record.data.message }}",
             max_tokens=400,
             timeout_seconds=120,
         ),
@@ -187,11 +192,14 @@ def every_node_type() -> Definition:
             method="POST",
             url="https://helpdesk.example.test/api/tickets",
             auth={"type": "bearer", "credential": "helpdesk-token"},
-            body={"subject": f"{{{{ {lead}.email }}}}", "body": "{{ nodes.draft_reply.output.text }}"},
+            body={
+                "subject": "{{ trigger.record.data.email }}",
+                "body": "{{ nodes.draft_reply.output.text }}",
+            },
             retry={
                 "max_attempts": 3,
                 "backoff_seconds": 2,
-                "retry_on": ["timeout", "connection", "http_5xx"],
+                "retry_on": ["timeout", "connection", "http_status"],
             },
             on_error="error_edge",
         ),
@@ -212,7 +220,11 @@ def every_node_type() -> Definition:
             pipeline_id="leads",
             filters={
                 "and": [
-                    {"field": "data.company", "operator": "equals", "value": f"{{{{ {lead}.company }}}}"},
+                    {
+                        "field": "data.company",
+                        "operator": "equals",
+                        "value": "{{ trigger.record.data.company }}",
+                    },
                     {"field": "id", "operator": "not_equals", "value": "{{ trigger.record.id }}"},
                 ]
             },

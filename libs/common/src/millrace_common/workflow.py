@@ -2,7 +2,8 @@
 
 A definition is ``{"nodes": [...], "edges": [...], "settings": {...}}``; each node has ``id``,
 ``type``, ``position``, an optional ``parentId`` (the for_each whose body it is in) and ``data`` (its
-``name`` and config); edges have ``id``, ``source``, ``target`` and an optional ``sourceHandle``.
+``name`` and config, see ``workflow_configs``); edges have ``id``, ``source``, ``target`` and an
+optional ``sourceHandle``. Node types are in ``workflow_nodes`` and re-exported here.
 Validating a :class:`WorkflowDefinition` runs every graph check, so a parsed definition is sound;
 :func:`millrace_common.workflow_validation.validate_definition` reports every problem at once.
 """
@@ -16,9 +17,10 @@ from pydantic import Field, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from millrace_common import workflow_nodes
+from millrace_common.workflow_configs import _Frozen
 from millrace_common.workflow_graph import EdgeView, NodeView, Problem, graph_problems
 from millrace_common.workflow_nodes import *  # noqa: F403 - the node types are part of this module's API
-from millrace_common.workflow_nodes import Node, NodeId, TriggerNode, _Frozen, _NodeBase, source_handles
+from millrace_common.workflow_nodes import Node, NodeId, TriggerNode, _NodeBase, source_handles
 
 __all__ = [
     "MAX_EDGES",

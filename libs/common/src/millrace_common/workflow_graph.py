@@ -16,15 +16,8 @@ from functools import lru_cache
 
 from millrace_common.conditions import Comparison, ConditionError, evaluate
 from millrace_common.templating import TemplateError, check_template
-from millrace_common.workflow_nodes import (
-    CASE_HANDLE_PREFIX,
-    ERROR_HANDLE,
-    HANDLE_REQUIRED,
-    HANDLES,
-    NodeConfig,
-    Path,
-    comparisons,
-)
+from millrace_common.workflow_configs import NodeConfig, Path, comparisons
+from millrace_common.workflow_nodes import CASE_HANDLE_PREFIX, ERROR_HANDLE, HANDLE_REQUIRED, HANDLES
 
 MAX_FOR_EACH_NESTING = 3
 TEMPLATE_ROOTS = frozenset({"trigger", "workflow", "vars", "nodes"})
@@ -67,10 +60,10 @@ def pointer(*parts: str | int) -> str:
 
 def graph_problems(nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> list[Problem]:
     """Every problem of the graph: ids, edges, handles, bodies, cycles, reachability, references."""
-    return _Graph(nodes, edges).problems()
+    return _GraphCheck(nodes, edges).problems()
 
 
-class _Graph:
+class _GraphCheck:
     def __init__(self, nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> None:
         self.nodes = nodes
         self.edges = edges
@@ -165,10 +158,10 @@ class _Graph:
                 )
             elif parent == position:
                 self._report(self._node_pointer(position, "parentId"), "a node cannot be its own parent")
-            elif self.nodes[parent].type not in ("for_each", None):
+            elif (parent_type := self.nodes[parent].type) not in ("for_each", None):
                 self._report(
                     self._node_pointer(position, "parentId"),
-                    f"parentId {node.parent_id!r} is a node of type {self.nodes[parent].type}; only a for_each has a body",
+                    f"parentId {node.parent_id!r} names a {parent_type!r} node; only a for_each has a body",
                 )
             elif node.type == "trigger":
                 self._report(

@@ -8,6 +8,7 @@ the submitted JSON) and its graph is checked even when some node configs are inv
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,10 +62,11 @@ def validate_definition(raw: bytes | str | Mapping[str, Any]) -> ValidationRepor
         document: object = parsed
     else:
         document = raw
+    if not isinstance(document, Mapping):
+        return _refused([Problem("", "the definition must be a JSON object with nodes and edges")])
     limits = _limit_problems(document)
     if limits:
         return _refused(limits)
-    assert isinstance(document, Mapping)
     return _validated(document)
 
 
@@ -82,7 +84,7 @@ _BRACKET_STEP = tuple(1 if b in b"[{" else -1 if b in b"]}" else 0 for b in rang
 def _parse_json(raw: bytes | str | bytearray) -> object | Problem:
     if len(raw) > MAX_BYTES:
         return Problem("", f"the definition is {len(raw)} bytes; the limit is {MAX_BYTES} (1 MiB)")
-    data = raw.encode() if isinstance(raw, str) else bytes(raw)
+    data = _utf8(raw) if isinstance(raw, str) else bytes(raw)
     if len(data) > MAX_BYTES:
         return Problem("", f"the definition is {len(data)} bytes; the limit is {MAX_BYTES} (1 MiB)")
     brackets = _STRING_LITERAL.sub(b"", data).translate(None, _NOT_BRACKETS)
@@ -90,18 +92,21 @@ def _parse_json(raw: bytes | str | bytearray) -> object | Problem:
     if depth > MAX_DEPTH:
         return Problem("", f"the definition nests {depth} levels deep; the limit is {MAX_DEPTH}")
     try:
-        return json.loads(data, parse_constant=_refuse_constant)
+        return json.loads(raw if isinstance(raw, str) else data, parse_constant=_refuse_constant)
     except ValueError as error:
         return Problem("", f"the definition is not valid JSON: {error}")
+
+
+def _utf8(text: str) -> bytes:
+    # surrogatepass: JSON text may carry lone surrogates (from \ud800 escapes) and must still be measured
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _limit_problems(document: object) -> list[Problem]:
-    if not isinstance(document, Mapping):
-        return [Problem("", "the definition must be a JSON object with nodes and edges")]
+def _limit_problems(document: Mapping[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     for key, limit in (("nodes", MAX_NODES), ("edges", MAX_EDGES)):
         items = document.get(key)
@@ -113,12 +118,14 @@ def _limit_problems(document: object) -> list[Problem]:
     return problems
 
 
+_Container = Mapping[str, Any] | list[Any] | tuple[Any, ...]
+
+
 def _oversized(document: Mapping[str, Any]) -> Iterator[Problem]:
-    """Strings over MAX_STRING_BYTES and nesting over MAX_DEPTH, walked without recursion so a deep
-    mapping handed in by a caller cannot exhaust the stack; paths are kept for containers only."""
-    stack: list[tuple[tuple[str | int, ...], Mapping[str, Any] | list[Any] | tuple[Any, ...]]] = [
-        ((), document)
-    ]
+    """Strings over MAX_STRING_BYTES, nesting over MAX_DEPTH and numbers JSON cannot hold (NaN and
+    infinities, which a caller's parser may have let in), walked without recursion so a deep mapping
+    cannot exhaust the stack; paths are kept for containers only."""
+    stack: list[tuple[tuple[str | int, ...], _Container]] = [((), document)]
     while stack:
         path, container = stack.pop()
         if len(path) >= MAX_DEPTH:
@@ -128,13 +135,16 @@ def _oversized(document: Mapping[str, Any]) -> Iterator[Problem]:
         for key, member in members:
             if isinstance(key, str) and _too_long(key):
                 yield Problem(
-                    pointer(*path), f"a member name is {len(key.encode())} bytes; the limit is 64 KiB"
+                    pointer(*path), f"a member name is {len(_utf8(key))} bytes; the limit is 64 KiB"
                 )
             elif isinstance(member, str):
                 if len(member) > _SHORTEST_TOO_LONG and _too_long(member):
                     yield Problem(
-                        pointer(*path, key), f"string is {len(member.encode())} bytes; the limit is 64 KiB"
+                        pointer(*path, key), f"string is {len(_utf8(member))} bytes; the limit is 64 KiB"
                     )
+            elif isinstance(member, float):
+                if not math.isfinite(member):
+                    yield Problem(pointer(*path, key), f"{member} is not a JSON number")
             elif isinstance(member, Mapping | list | tuple):
                 stack.append(((*path, key), member))
 
@@ -143,7 +153,7 @@ _SHORTEST_TOO_LONG = MAX_STRING_BYTES // 4  # UTF-8 takes at most four bytes a c
 
 
 def _too_long(text: str) -> bool:
-    return len(text) > _SHORTEST_TOO_LONG and len(text.encode()) > MAX_STRING_BYTES
+    return len(text) > _SHORTEST_TOO_LONG and len(_utf8(text)) > MAX_STRING_BYTES
 
 
 # -- configs and graph ------------------------------------------------------------------------------

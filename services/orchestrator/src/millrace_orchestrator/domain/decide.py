@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import JsonValue
 
-from millrace_common.conditions import ConditionError, evaluate
+from millrace_common.conditions import Condition, ConditionError, evaluate, parse_condition
 from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
 from millrace_common.messages.run_commands import CancelRun, FireTimer, RetryRun, StartRun
 from millrace_common.messages.run_events import (
@@ -198,9 +198,7 @@ def _fail(builder: _Builder, node: Node, attempt: int, error: NodeError, *, dura
 
 def retry_policy(state: RunState, node: Node) -> RetryPolicy:
     """The node's own policy when it sets one, else the workflow's ``retry_count`` with default back-off."""
-    if "retry" in node.data.model_fields_set:
-        return node.data.retry
-    return RetryPolicy(max_attempts=state.definition.settings.retry_count + 1)
+    return node.data.retry or RetryPolicy(max_attempts=state.definition.settings.retry_count + 1)
 
 
 def _retries(policy: RetryPolicy, error_type: str) -> bool:
@@ -283,11 +281,19 @@ def _start(builder: _Builder, node: Node) -> None:
             case "set":
                 _succeed(builder, node, attempt, _render(builder, node, dict(node.data.variables)))
             case "condition":
-                result = evaluate(node.data.condition, template_context(builder.state), now=builder.now)
+                condition = _rendered_condition(builder, node, node.data.condition)
+                result = evaluate(condition, template_context(builder.state), now=builder.now)
                 _succeed(builder, node, attempt, {"result": result}, handles=("true",) if result else ("false",))
             case "switch":
                 context = template_context(builder.state)
-                chosen = next((c.name for c in node.data.cases if evaluate(c.condition, context, now=builder.now)), None)
+                chosen = next(
+                    (
+                        case.name
+                        for case in node.data.cases
+                        if evaluate(_rendered_condition(builder, node, case.condition), context, now=builder.now)
+                    ),
+                    None,
+                )
                 handle = f"case:{chosen}" if chosen is not None else "default"
                 _succeed(builder, node, attempt, {"case": chosen}, handles=(handle,))
             case "wait_delay":
@@ -301,6 +307,11 @@ def _start(builder: _Builder, node: Node) -> None:
                 _fail(builder, node, attempt, error)
     except (ConditionError, TemplateError) as problem:
         _fail(builder, node, attempt, NodeError(type=type(problem).__name__.lower(), message=str(problem), retryable=False))
+
+
+def _rendered_condition(builder: _Builder, node: Node, condition: Condition) -> Condition:
+    """The tree with the templates in its compared values rendered (its field paths are literal)."""
+    return parse_condition(_render(builder, node, condition.model_dump(mode="json", by_alias=True)))
 
 
 def _wait(builder: _Builder, node: Node, attempt: int) -> None:

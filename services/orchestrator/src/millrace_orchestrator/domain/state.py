@@ -114,8 +114,19 @@ def _(event: NodeScheduled, state: RunState) -> RunState:
     return state.with_node(event.node_id, NodeState(status=NodeStatus.SCHEDULED, attempt=event.attempt))
 
 
+def _without_timeout(state: RunState, node_id: str, attempt: int) -> RunState:
+    """A settled attempt's timeout timer has nothing left to guard."""
+    kept = {
+        k: t
+        for k, t in state.timers.items()
+        if not (t.purpose == "node_timeout" and t.node_id == node_id and t.attempt == attempt)
+    }
+    return replace(state, timers=MappingProxyType(kept)) if len(kept) != len(state.timers) else state
+
+
 @_apply.register
 def _(event: NodeSucceeded, state: RunState) -> RunState:
+    state = _without_timeout(state, event.node_id, event.attempt)
     succeeded = state.with_node(
         event.node_id,
         NodeState(
@@ -132,11 +143,13 @@ def _(event: NodeSucceeded, state: RunState) -> RunState:
 
 @_apply.register
 def _(event: NodeFailed, state: RunState) -> RunState:
+    state = _without_timeout(state, event.node_id, event.attempt)
     return state.with_node(event.node_id, NodeState(status=NodeStatus.FAILED, attempt=event.attempt, error=event.error))
 
 
 @_apply.register
 def _(event: NodeRetryScheduled, state: RunState) -> RunState:
+    state = _without_timeout(state, event.node_id, event.attempt)
     return state.with_node(
         event.node_id, NodeState(status=NodeStatus.RETRYING, attempt=event.attempt, error=event.error)
     )
@@ -157,24 +170,29 @@ def _(event: TimerFired, state: RunState) -> RunState:
     return replace(state, timers=MappingProxyType({k: v for k, v in state.timers.items() if k != event.timer_id}))
 
 
+def _finish(state: RunState, status: RunStatus) -> RunState:
+    """A finished run fires no timers (the shell deletes their rows in the same transaction)."""
+    return replace(state, status=status, timers=MappingProxyType({}))
+
+
 @_apply.register
 def _(event: RunCompleted, state: RunState) -> RunState:
-    return replace(state, status=RunStatus.COMPLETED)
+    return _finish(state, RunStatus.COMPLETED)
 
 
 @_apply.register
 def _(event: RunFailed, state: RunState) -> RunState:
-    return replace(state, status=RunStatus.FAILED)
+    return _finish(state, RunStatus.FAILED)
 
 
 @_apply.register
 def _(event: RunTimedOut, state: RunState) -> RunState:
-    return replace(state, status=RunStatus.TIMED_OUT)
+    return _finish(state, RunStatus.TIMED_OUT)
 
 
 @_apply.register
 def _(event: RunCancelled, state: RunState) -> RunState:
-    return replace(state, status=RunStatus.CANCELLED)
+    return _finish(state, RunStatus.CANCELLED)
 
 
 @_apply.register

@@ -1,0 +1,224 @@
+"""Control flow in the orchestrator's pure core: branches, joins, variables, delays, retries,
+timeouts and on-error modes, driven through run_simulation without any I/O."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from millrace_common.messages.node_commands import NodeError
+from millrace_common.messages.run_commands import FireTimer
+from millrace_common.workflow import WorkflowDefinition
+from millrace_orchestrator.domain.decide import NODE_TIMEOUT_GRACE
+from millrace_orchestrator.domain.state import NodeStatus, RunStatus
+from tests.unit.run_simulation import START, Simulation, fail_with, succeed_with
+
+pytestmark = pytest.mark.unit
+
+
+def node(node_id: str, node_type: str, **data) -> dict:
+    return {"id": node_id, "type": node_type, "data": {"name": node_id, **data}}
+
+
+def edge(source: str, target: str, handle: str | None = None) -> dict:
+    return {"id": f"{source}-{target}-{handle}", "source": source, "target": target, "sourceHandle": handle}
+
+
+def workflow(nodes: list[dict], edges: list[dict], **settings) -> WorkflowDefinition:
+    trigger = node("start", "trigger", kind="manual")
+    return WorkflowDefinition.model_validate({"nodes": [trigger, *nodes], "edges": edges, "settings": settings})
+
+
+def amount_over(limit: int) -> dict:
+    return {"field": "trigger.amount", "operator": "greater_than", "value": limit}
+
+
+def test_a_condition_takes_one_branch_and_skips_the_other_down_to_the_join():
+    definition = workflow(
+        [
+            node("check", "condition", condition=amount_over(100)),
+            node("big", "set", variables={"size": "big"}),
+            node("small", "set", variables={"size": "small"}),
+            node("after_small", "http_request", url="http://example.test/small"),
+            node("join", "end"),
+        ],
+        [
+            edge("start", "check"),
+            edge("check", "big", "true"),
+            edge("check", "small", "false"),
+            edge("small", "after_small"),
+            edge("big", "join"),
+            edge("after_small", "join"),
+        ],
+    )
+    sim = Simulation(definition).start({"amount": 250}).run_to_end()
+
+    assert sim.state.status is RunStatus.COMPLETED
+    assert sim.state.node("check").output == {"result": True}
+    assert sim.state.node("big").status is NodeStatus.SUCCEEDED
+    assert sim.state.node("small").status is NodeStatus.SKIPPED
+    assert sim.state.node("after_small").status is NodeStatus.SKIPPED
+    assert sim.state.node("join").status is NodeStatus.SUCCEEDED
+    assert sim.state.variables == {"size": "big"}
+    assert sim.commands == []
+
+
+def test_a_switch_follows_the_first_matching_case_or_the_default():
+    cases = [
+        {"name": "vip", "condition": amount_over(1000)},
+        {"name": "big", "condition": amount_over(100)},
+    ]
+    definition = workflow(
+        [node("route", "switch", cases=cases), node("vip", "end"), node("big", "end"), node("other", "end")],
+        [edge("start", "route"), edge("route", "vip", "case:vip"), edge("route", "big", "case:big"), edge("route", "other", "default")],
+    )
+    for amount, taken in ((5000, "vip"), (500, "big"), (5, "other")):
+        sim = Simulation(definition).start({"amount": amount}).run_to_end()
+        succeeded = {n for n in ("vip", "big", "other") if sim.state.node(n).status is NodeStatus.SUCCEEDED}
+        assert succeeded == {taken}
+        assert sim.state.status is RunStatus.COMPLETED
+
+
+def test_parallel_branches_join_only_when_both_arrived():
+    definition = workflow(
+        [node("a", "http_request", url="http://example.test/a"), node("b", "http_request", url="http://example.test/b"), node("join", "end")],
+        [edge("start", "a"), edge("start", "b"), edge("a", "join"), edge("b", "join")],
+    )
+    sim = Simulation(definition).start()
+    assert {c.node_id for c in sim.commands} == {"a", "b"}
+    sim.send(succeed_with()(sim.commands.pop(0)))
+    assert sim.state.node("join").status is NodeStatus.PENDING
+    sim.run_to_end()
+    assert sim.state.node("join").status is NodeStatus.SUCCEEDED
+    assert sim.state.status is RunStatus.COMPLETED
+
+
+def test_node_outputs_and_variables_feed_later_templates():
+    definition = workflow(
+        [
+            node("vars", "set", variables={"total": "{{ trigger.qty * 3 }}"}),
+            node("call", "http_request", url="http://example.test/{{ vars.total }}", body={"t": "{{ vars.total }}"}),
+            node("done", "end", output={"status": "{{ nodes.call.output.status }}"}),
+        ],
+        [edge("start", "vars"), edge("vars", "call"), edge("call", "done")],
+    )
+    sim = Simulation(definition, runner=succeed_with(lambda c: {"status": 201})).start({"qty": 4})
+    (command,) = sim.commands
+    assert command.input["url"] == "http://example.test/12"
+    assert command.input["body"] == {"t": 12}
+    sim.run_to_end()
+    assert sim.state.node("done").output == {"status": 201}
+
+
+def test_a_wait_delay_holds_the_run_until_its_timer_fires():
+    definition = workflow([node("pause", "wait_delay", duration_seconds=3600), node("done", "end")], [edge("start", "pause"), edge("pause", "done")])
+    sim = Simulation(definition).start()
+    (timer,) = [t for t in sim.state.timers.values() if t.purpose == "delay"]
+    assert timer.fire_at == START + timedelta(hours=1)
+    sim.send(FireTimer(tenant_id="acme", run_id=sim.run_id, timer_id=timer.timer_id))
+    sim.send(FireTimer(tenant_id="acme", run_id=sim.run_id, timer_id=timer.timer_id))  # redelivered: no-op
+    assert sim.types().count("node.succeeded") == 3
+    assert sim.state.status is RunStatus.COMPLETED
+
+
+def test_a_retryable_failure_is_retried_with_growing_back_off_until_it_succeeds():
+    definition = workflow(
+        [node("call", "http_request", url="http://example.test", retry={"max_attempts": 4, "backoff_seconds": 10, "backoff_multiplier": 2}), node("done", "end")],
+        [edge("start", "call"), edge("call", "done")],
+    )
+    answers = iter([fail_with(NodeError(type="http_status", message="503", retryable=True))] * 2 + [succeed_with()])
+    sim = Simulation(definition, runner=lambda command: next(answers)(command)).start().run_to_end()
+
+    assert sim.state.status is RunStatus.COMPLETED
+    assert sim.node_events("call") == [
+        "node.scheduled", "node.retry_scheduled", "node.scheduled", "node.retry_scheduled", "node.scheduled", "node.succeeded",
+    ]
+    waits = [e.retry_at - e.occurred_at for e in sim.log if e.type == "node.retry_scheduled"]
+    assert timedelta(seconds=8) <= waits[0] <= timedelta(seconds=12)
+    assert timedelta(seconds=16) <= waits[1] <= timedelta(seconds=24)
+    assert sim.state.node("call").attempt == 3
+
+
+def test_a_non_retryable_failure_is_not_retried():
+    definition = workflow([node("call", "http_request", url="http://example.test", retry={"max_attempts": 5})], [edge("start", "call")])
+    sim = Simulation(definition, runner=fail_with(NodeError(type="http_status", message="404", retryable=False))).start().run_to_end()
+    assert sim.node_events("call") == ["node.scheduled", "node.failed"]
+    assert sim.state.status is RunStatus.FAILED
+
+
+def test_without_a_node_policy_the_workflow_retry_count_applies():
+    definition = workflow([node("call", "http_request", url="http://example.test")], [edge("start", "call")], retry_count=2)
+    sim = Simulation(definition, runner=fail_with(NodeError(type="connection", message="refused", retryable=True))).start().run_to_end()
+    assert sim.node_events("call").count("node.scheduled") == 3
+    assert sim.state.status is RunStatus.FAILED
+
+
+def test_an_error_edge_carries_the_run_on_after_a_failure():
+    definition = workflow(
+        [node("call", "http_request", url="http://example.test", on_error="error_edge"), node("ok", "end"), node("recover", "set", variables={"why": "{{ nodes.call.error.message }}"})],
+        [edge("start", "call"), edge("call", "ok"), edge("call", "recover", "error")],
+        retry_count=0,
+    )
+    sim = Simulation(definition, runner=fail_with(NodeError(type="http_status", message="server answered 400", retryable=False))).start().run_to_end()
+    assert sim.state.status is RunStatus.COMPLETED
+    assert sim.state.node("ok").status is NodeStatus.SKIPPED
+    assert sim.state.variables == {"why": "server answered 400"}
+
+
+def test_a_fallback_output_stands_in_for_a_failed_node():
+    definition = workflow(
+        [node("call", "http_request", url="http://example.test", on_error="fallback", fallback_output={"status": 0}), node("done", "end", output={"s": "{{ nodes.call.output.status }}"})],
+        [edge("start", "call"), edge("call", "done")],
+        retry_count=0,
+    )
+    sim = Simulation(definition, runner=fail_with(NodeError(type="timeout", message="slow", retryable=True))).start().run_to_end()
+    assert sim.state.status is RunStatus.COMPLETED
+    assert sim.state.node("done").output == {"s": 0}
+
+
+def test_a_runner_that_never_answers_times_the_node_out_and_its_late_result_is_ignored():
+    definition = workflow([node("call", "http_request", url="http://example.test", timeout_seconds=5)], [edge("start", "call")], retry_count=0)
+    sim = Simulation(definition).start()
+    lost = sim.commands.pop()
+    timeout = next(t for t in sim.state.timers.values() if t.purpose == "node_timeout")
+    assert timeout.fire_at == START + timedelta(seconds=5) + NODE_TIMEOUT_GRACE
+    sim.now = timeout.fire_at
+    sim.send(FireTimer(tenant_id="acme", run_id=sim.run_id, timer_id=timeout.timer_id))
+    assert sim.state.status is RunStatus.FAILED
+    assert sim.state.node("call").error.type == "timeout"
+    before = len(sim.log)
+    sim.send(succeed_with()(lost))
+    assert len(sim.log) == before
+
+
+def test_a_run_that_outlives_its_timeout_is_timed_out():
+    definition = workflow([node("pause", "wait_delay", duration_seconds=7200)], [edge("start", "pause")], timeout_minutes=60)
+    sim = Simulation(definition).start()
+    run_timer = next(t for t in sim.state.timers.values() if t.purpose == "run_timeout")
+    sim.now = run_timer.fire_at
+    sim.send(FireTimer(tenant_id="acme", run_id=sim.run_id, timer_id=run_timer.timer_id))
+    assert sim.state.status is RunStatus.TIMED_OUT
+    assert sim.state.timers == {}
+
+
+def test_a_condition_comparing_mismatched_types_fails_the_node_with_the_reason():
+    definition = workflow([node("check", "condition", condition=amount_over(100))], [edge("start", "check")])
+    sim = Simulation(definition).start({"amount": "lots"}).run_to_end()
+    assert sim.state.status is RunStatus.FAILED
+    assert sim.state.node("check").error.type == "conditionerror"
+    assert "cannot compare" in sim.state.node("check").error.message
+
+
+def test_the_workflow_retry_count_survives_storing_the_definition():
+    definition = workflow([node("call", "http_request", url="http://example.test")], [edge("start", "call")], retry_count=1)
+    stored = WorkflowDefinition.model_validate(definition.model_dump(mode="json", by_alias=True))
+    sim = Simulation(stored, runner=fail_with(NodeError(type="connection", message="refused", retryable=True))).start().run_to_end()
+    assert sim.node_events("call").count("node.scheduled") == 2
+
+
+def test_compared_values_in_conditions_are_templates():
+    condition = {"field": "trigger.amount", "operator": "greater_than", "value": "{{ trigger.limit }}"}
+    definition = workflow([node("check", "condition", condition=condition)], [edge("start", "check")])
+    sim = Simulation(definition).start({"amount": 5, "limit": 3}).run_to_end()
+    assert sim.state.node("check").output == {"result": True}
