@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, JsonValue, TypeAdapter
 
 from millrace_common.messages.envelope import Envelope, JsonObject
 from millrace_common.messages.node_commands import NodeError
@@ -100,6 +100,23 @@ class NodeRetryScheduled(RunEvent):
     retry_at: datetime
 
 
+class ForEachItemScheduled(RunEvent):
+    """Item ``index`` of the for_each ``node_id`` (a node instance key) starts its body."""
+
+    type: Literal["for_each.item_scheduled"] = "for_each.item_scheduled"
+    node_id: str
+    index: int
+
+
+class ForEachItemCompleted(RunEvent):
+    type: Literal["for_each.item_completed"] = "for_each.item_completed"
+    node_id: str
+    index: int
+    outcome: Literal["succeeded", "failed"]
+    result: JsonValue = None
+    error: NodeError | None = None
+
+
 class RunTimedOut(RunEvent):
     type: Literal["run.timed_out"] = "run.timed_out"
     reason: str
@@ -132,7 +149,9 @@ AnyRunEvent = Annotated[
     | TimerScheduled
     | TimerFired
     | NodeRetryScheduled
-    | RunTimedOut,
+    | RunTimedOut
+    | ForEachItemScheduled
+    | ForEachItemCompleted,
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)

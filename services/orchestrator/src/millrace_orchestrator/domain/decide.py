@@ -13,6 +13,8 @@ from millrace_common.conditions import Condition, ConditionError, evaluate, pars
 from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
 from millrace_common.messages.run_commands import CancelRun, FireTimer, RetryRun, StartRun
 from millrace_common.messages.run_events import (
+    ForEachItemCompleted,
+    ForEachItemScheduled,
     NodeFailed,
     NodeRetryScheduled,
     NodeScheduled,
@@ -33,7 +35,16 @@ from millrace_common.outbox import Outgoing
 from millrace_common.templating import TemplateError, render_value
 from millrace_common.workflow import RUNNER_TOPICS, Edge, Node, RetryPolicy
 
-from millrace_orchestrator.domain.state import TERMINAL_NODE_STATUSES, NodeStatus, RunState, RunStatus, evolve
+from millrace_orchestrator.domain.state import (
+    TERMINAL_NODE_STATUSES,
+    NodeStatus,
+    RunState,
+    RunStatus,
+    evolve,
+    instance_key,
+    outer_scope,
+    split_key,
+)
 
 Message = StartRun | CancelRun | RetryRun | FireTimer | NodeSucceededResult | NodeFailedResult
 ERROR_HANDLE = "error"
@@ -104,15 +115,20 @@ def decide(state: RunState, message: Message, *, now: datetime, new_id: Callable
                 return Decision()
             _fire(builder, state.timers[message.timer_id])
         case NodeSucceededResult() if _is_current_attempt(state, message):
-            node = state.definition.node(message.node_id)
-            _succeed(builder, node, message.attempt, message.output, duration_ms=message.duration_ms)
+            node, scope = _instance(state, message.node_id)
+            _succeed(builder, node, scope, message.attempt, message.output, duration_ms=message.duration_ms)
         case NodeFailedResult() if _is_current_attempt(state, message):
-            node = state.definition.node(message.node_id)
-            _fail(builder, node, message.attempt, message.error, duration_ms=message.duration_ms)
+            node, scope = _instance(state, message.node_id)
+            _fail(builder, node, scope, message.attempt, message.error, duration_ms=message.duration_ms)
         case _:
             return Decision()
-    _advance(builder)
+    _settle(builder)
     return builder.decision()
+
+
+def _instance(state: RunState, key: str) -> tuple[Node, str]:
+    node_id, scope = split_key(key)
+    return state.definition.node(node_id), scope
 
 
 def _start_run(builder: _Builder, message: StartRun) -> None:
@@ -123,7 +139,7 @@ def _start_run(builder: _Builder, message: StartRun) -> None:
     builder.timer("run_timeout", builder.now + timedelta(minutes=settings.timeout_minutes))
     trigger = builder.state.definition.trigger
     output = {"kind": message.trigger.kind, "data": message.trigger.data}
-    _succeed(builder, trigger, 1, output)
+    _succeed(builder, trigger, "", 1, output)
 
 
 def _fire(builder: _Builder, timer: TimerScheduled) -> None:
@@ -136,21 +152,22 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
         return
     if timer.node_id is None or timer.attempt is None:
         return
-    node = builder.state.definition.node(timer.node_id)
-    current = builder.state.node(node.id)
+    node, scope = _instance(builder.state, timer.node_id)
+    current = builder.state.node(timer.node_id)
     if current.attempt != timer.attempt:
         return
     if timer.purpose == "retry" and current.status is NodeStatus.RETRYING:
-        _dispatch(builder, node, timer.attempt + 1)
+        _dispatch(builder, node, scope, timer.attempt + 1)
     elif timer.purpose == "delay" and current.status is NodeStatus.SCHEDULED:
-        _succeed(builder, node, timer.attempt, {"waited_until": timer.fire_at.isoformat()})
+        _succeed(builder, node, scope, timer.attempt, {"waited_until": timer.fire_at.isoformat()})
     elif timer.purpose == "node_timeout" and current.status is NodeStatus.SCHEDULED:
         error = NodeError(type="timeout", message=f"no result within {node.data.timeout_seconds:g} s", retryable=True)
-        _fail(builder, node, timer.attempt, error)
+        _fail(builder, node, scope, timer.attempt, error)
 
 
 def _is_current_attempt(state: RunState, message: NodeSucceededResult | NodeFailedResult) -> bool:
-    if state.status is not RunStatus.RUNNING or message.node_id not in {n.id for n in state.definition.nodes}:
+    node_id, _ = split_key(message.node_id)
+    if state.status is not RunStatus.RUNNING or node_id not in {n.id for n in state.definition.nodes}:
         return False
     node = state.node(message.node_id)
     return node.status is NodeStatus.SCHEDULED and node.attempt == message.attempt
@@ -159,6 +176,7 @@ def _is_current_attempt(state: RunState, message: NodeSucceededResult | NodeFail
 def _succeed(
     builder: _Builder,
     node: Node,
+    scope: str,
     attempt: int,
     output: dict[str, JsonValue],
     *,
@@ -167,7 +185,7 @@ def _succeed(
 ) -> None:
     builder.emit(
         NodeSucceeded,
-        node_id=node.id,
+        node_id=instance_key(node.id, scope),
         node_type=node.type,
         attempt=attempt,
         output=output,
@@ -176,24 +194,26 @@ def _succeed(
     )
 
 
-def _fail(builder: _Builder, node: Node, attempt: int, error: NodeError, *, duration_ms: float = 0.0) -> None:
-    """A failed attempt: retried by policy, else handled by the node's on-error mode."""
+def _fail(
+    builder: _Builder, node: Node, scope: str, attempt: int, error: NodeError, *, duration_ms: float = 0.0
+) -> None:
+    """A failed attempt: retried by policy, else handled by the node's on-error mode. Inside a
+    for_each body an unhandled failure fails the item, which the loop's failure policy handles."""
+    key = instance_key(node.id, scope)
     policy = retry_policy(builder.state, node)
     if error.retryable and attempt < policy.max_attempts and _retries(policy, error.type):
         retry_at = builder.now + backoff(policy, attempt, builder.new_id())
         builder.emit(
-            NodeRetryScheduled, node_id=node.id, node_type=node.type, attempt=attempt, error=error, retry_at=retry_at
+            NodeRetryScheduled, node_id=key, node_type=node.type, attempt=attempt, error=error, retry_at=retry_at
         )
-        builder.timer("retry", retry_at, node.id, attempt)
+        builder.timer("retry", retry_at, key, attempt)
         return
     if node.data.on_error == "fallback" and node.data.fallback_output is not None:
-        _succeed(builder, node, attempt, node.data.fallback_output, duration_ms=duration_ms)
+        _succeed(builder, node, scope, attempt, node.data.fallback_output, duration_ms=duration_ms)
         return
-    builder.emit(
-        NodeFailed, node_id=node.id, node_type=node.type, attempt=attempt, error=error, duration_ms=duration_ms
-    )
-    if node.data.on_error != "error_edge":
-        builder.emit(RunFailed, reason=f"node {node.id!r} failed: {error.message}", failed_node_id=node.id)
+    builder.emit(NodeFailed, node_id=key, node_type=node.type, attempt=attempt, error=error, duration_ms=duration_ms)
+    if node.data.on_error != "error_edge" and not scope:
+        builder.emit(RunFailed, reason=f"node {key!r} failed: {error.message}", failed_node_id=key)
 
 
 def retry_policy(state: RunState, node: Node) -> RetryPolicy:
@@ -212,34 +232,107 @@ def backoff(policy: RetryPolicy, attempt: int, entropy: UUID) -> timedelta:
     return timedelta(seconds=base * jitter)
 
 
-def _advance(builder: _Builder) -> None:
-    """Start every node whose inputs are all settled, skip the ones no live edge reaches, and
-    finish the run when nothing is left to do (dead-path elimination: joins never hang)."""
-    definition = builder.state.definition
+def _settle(builder: _Builder) -> None:
+    """Make every possible step: start what is ready in each scope, finish for_each items and
+    loops, and finish the run when nothing is left (dead-path elimination: joins never hang)."""
     progressed = True
     while progressed and builder.state.status is RunStatus.RUNNING:
-        progressed = False
-        for node in definition.nodes:
+        progressed = _advance_scope(builder, None, "")
+        for loop_key in list(builder.state.loops.keys()):
             if builder.state.status is not RunStatus.RUNNING:
                 return
-            if node.parent_id is not None or builder.state.node(node.id).status is not NodeStatus.PENDING:
+            if builder.state.node(loop_key).status is not NodeStatus.SCHEDULED:
                 continue
-            edges = [_edge_state(builder.state, edge) for edge in definition.incoming(node.id)]
-            if not edges or "open" in edges:
-                continue
-            progressed = True
-            if "taken" in edges:
-                _start(builder, node)
-            else:
-                builder.emit(NodeSkipped, node_id=node.id, node_type=node.type)
+            node, scope = _instance(builder.state, loop_key)
+            for index in list(builder.state.loops[loop_key].running.keys()):
+                progressed |= _advance_scope(builder, node.id, f"{scope}[{index}]")
+            progressed |= _fill_loop(builder, node, scope)
+    definition = builder.state.definition
     if builder.state.status is RunStatus.RUNNING and all(
         builder.state.node(n.id).status in TERMINAL_NODE_STATUSES for n in definition.nodes if n.parent_id is None
     ):
         builder.emit(RunCompleted)
 
 
-def _edge_state(state: RunState, edge: Edge) -> str:
-    source = state.node(edge.source)
+def _advance_scope(builder: _Builder, parent_id: str | None, scope: str) -> bool:
+    """One pass over a scope (the top level, or one item of a for_each); True if anything moved."""
+    definition = builder.state.definition
+    members = definition.body(parent_id) if parent_id else tuple(n for n in definition.nodes if n.parent_id is None)
+    progressed = False
+    for node in members:
+        if builder.state.status is not RunStatus.RUNNING:
+            return progressed
+        key = instance_key(node.id, scope)
+        if builder.state.node(key).status is not NodeStatus.PENDING:
+            continue
+        incoming = definition.incoming(node.id)
+        if not incoming and parent_id is None:
+            continue
+        edges = [_edge_state(builder.state, edge, scope) for edge in incoming]
+        if "open" in edges:
+            continue
+        progressed = True
+        if not edges or "taken" in edges:
+            _start(builder, node, scope)
+        else:
+            builder.emit(NodeSkipped, node_id=key, node_type=node.type)
+    if parent_id is not None and all(builder.state.node(instance_key(n.id, scope)).status in TERMINAL_NODE_STATUSES for n in members):
+        _complete_item(builder, parent_id, scope, members)
+        progressed = True
+    return progressed
+
+
+def _complete_item(builder: _Builder, loop_id: str, scope: str, members: tuple[Node, ...]) -> None:
+    loop_scope, index = outer_scope(scope)
+    loop_key = instance_key(loop_id, loop_scope)
+    if index not in builder.state.loops[loop_key].running:
+        return
+    definition = builder.state.definition
+    failed = [
+        builder.state.node(instance_key(n.id, scope))
+        for n in members
+        if builder.state.node(instance_key(n.id, scope)).status is NodeStatus.FAILED and n.data.on_error != "error_edge"
+    ]
+    if failed:
+        error = failed[0].error
+        builder.emit(ForEachItemCompleted, node_id=loop_key, index=index, outcome="failed", error=error)
+        return
+    sinks = [n for n in members if not definition.outgoing(n.id)]
+    outputs = {n.id: builder.state.node(instance_key(n.id, scope)).output for n in sinks}
+    result = next(iter(outputs.values())) if len(outputs) == 1 else outputs
+    builder.emit(ForEachItemCompleted, node_id=loop_key, index=index, outcome="succeeded", result=result)
+
+
+def _fill_loop(builder: _Builder, node: Node, scope: str) -> bool:
+    """Start items up to the loop's concurrency; finish the loop when every item is done."""
+    key = instance_key(node.id, scope)
+    loop = builder.state.loops[key]
+    attempt = builder.state.node(key).attempt
+    if node.data.failure_policy == "fail" and loop.failures:
+        index, error = min(loop.failures.items())
+        failure = NodeError(type="item_failed", message=f"item {index} failed: {error.message}", retryable=False)
+        _fail(builder, node, scope, attempt, failure)
+        return True
+    progressed = False
+    while len(builder.state.loops[key].running) < node.data.max_concurrency and builder.state.loops[key].next_index < len(loop.items):
+        builder.emit(ForEachItemScheduled, node_id=key, index=builder.state.loops[key].next_index)
+        progressed = True
+    loop = builder.state.loops[key]
+    if loop.done:
+        results: list[JsonValue] = []
+        for index in range(len(loop.items)):
+            if index in loop.results:
+                results.append(loop.results[index])
+            elif node.data.failure_policy == "collect":
+                results.append({"error": loop.failures[index].model_dump(mode="json")})
+        output = {"results": results, "failed": len(loop.failures), "count": len(loop.items)}
+        _succeed(builder, node, scope, attempt, output)
+        progressed = True
+    return progressed
+
+
+def _edge_state(state: RunState, edge: Edge, scope: str) -> str:
+    source = state.node(instance_key(edge.source, scope))
     if source.status is NodeStatus.SUCCEEDED:
         if source.taken_handles is None:
             return "dead" if edge.source_handle == ERROR_HANDLE else "taken"
@@ -251,92 +344,110 @@ def _edge_state(state: RunState, edge: Edge) -> str:
     return "open"
 
 
-def template_context(state: RunState) -> dict[str, JsonValue]:
-    """What templates see: ``trigger`` (its payload and kind), ``workflow``, ``vars``, ``nodes.<id>.output``."""
+def template_context(state: RunState, parent_id: str | None = None, scope: str = "") -> dict[str, JsonValue]:
+    """What templates see: ``trigger`` (its payload and kind), ``workflow``, ``vars``,
+    ``nodes.<id>.output`` (and ``.error``); inside a for_each body also ``item`` and ``index``, and
+    ``nodes`` then includes the body's nodes of the same item. Built from the definition, so its
+    cost does not grow with the number of items a loop has run."""
     trigger = state.trigger
-    return {
+    visible = [(n.id, n.id) for n in state.definition.nodes if n.parent_id is None]
+    if parent_id is not None:
+        visible += [(n.id, instance_key(n.id, scope)) for n in state.definition.body(parent_id)]
+    nodes: dict[str, JsonValue] = {}
+    for node_id, key in visible:
+        node = state.nodes.get(key)
+        if node is not None and node.status in (NodeStatus.SUCCEEDED, NodeStatus.FAILED):
+            nodes[node_id] = {"output": node.output, "error": node.error.model_dump(mode="json") if node.error else None}
+    context: dict[str, JsonValue] = {
         "trigger": {"kind": trigger.kind, **trigger.data} if trigger else {},
         "workflow": {"id": str(state.workflow_id), "version": state.workflow_version},
         "vars": dict(state.variables),
-        "nodes": {
-            node_id: {"output": node.output, "error": node.error.model_dump() if node.error else None}
-            for node_id, node in state.nodes.items()
-            if node.status in (NodeStatus.SUCCEEDED, NodeStatus.FAILED)
-        },
+        "nodes": nodes,
     }
+    if parent_id is not None:
+        loop_scope, index = outer_scope(scope)
+        context["item"] = state.loops[instance_key(parent_id, loop_scope)].items[index]
+        context["index"] = index
+    return context
 
 
-def _render(builder: _Builder, node: Node, value: JsonValue) -> JsonValue:
-    return render_value(value, template_context(builder.state), now=builder.now, new_id=builder.new_id)
+def _render(builder: _Builder, node: Node, scope: str, value: JsonValue) -> JsonValue:
+    context = template_context(builder.state, node.parent_id, scope)
+    return render_value(value, context, now=builder.now, new_id=builder.new_id)
 
 
-def _start(builder: _Builder, node: Node) -> None:
+def _start(builder: _Builder, node: Node, scope: str) -> None:
     """Evaluate a control node in place, or send a side-effecting node to its runner."""
-    attempt = builder.state.node(node.id).attempt + 1
+    key = instance_key(node.id, scope)
+    attempt = builder.state.node(key).attempt + 1
     try:
         match node.type:
             case "end":
                 output = node.data.output
-                _succeed(builder, node, attempt, _render(builder, node, output) if output else {})
+                _succeed(builder, node, scope, attempt, _render(builder, node, scope, output) if output else {})
             case "set":
-                _succeed(builder, node, attempt, _render(builder, node, dict(node.data.variables)))
+                _succeed(builder, node, scope, attempt, _render(builder, node, scope, dict(node.data.variables)))
             case "condition":
-                condition = _rendered_condition(builder, node, node.data.condition)
-                result = evaluate(condition, template_context(builder.state), now=builder.now)
-                _succeed(builder, node, attempt, {"result": result}, handles=("true",) if result else ("false",))
+                result = _holds(builder, node, scope, node.data.condition)
+                _succeed(builder, node, scope, attempt, {"result": result}, handles=("true",) if result else ("false",))
             case "switch":
-                context = template_context(builder.state)
-                chosen = next(
-                    (
-                        case.name
-                        for case in node.data.cases
-                        if evaluate(_rendered_condition(builder, node, case.condition), context, now=builder.now)
-                    ),
-                    None,
-                )
+                chosen = next((c.name for c in node.data.cases if _holds(builder, node, scope, c.condition)), None)
                 handle = f"case:{chosen}" if chosen is not None else "default"
-                _succeed(builder, node, attempt, {"case": chosen}, handles=(handle,))
+                _succeed(builder, node, scope, attempt, {"case": chosen}, handles=(handle,))
             case "wait_delay":
-                _wait(builder, node, attempt)
+                _wait(builder, node, scope, attempt)
+            case "for_each":
+                items = _render(builder, node, scope, node.data.items)
+                if not isinstance(items, list):
+                    raise TemplateError(f"'items' rendered to {type(items).__name__}, not a list")
+                builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"items": items})
             case node_type if node_type in RUNNER_TOPICS:
-                _dispatch(builder, node, attempt)
+                _dispatch(builder, node, scope, attempt)
             case _:
                 error = NodeError(
                     type="unsupported", message=f"node type {node.type!r} does not run on this orchestrator yet", retryable=False
                 )
-                _fail(builder, node, attempt, error)
+                _fail(builder, node, scope, attempt, error)
     except (ConditionError, TemplateError) as problem:
-        _fail(builder, node, attempt, NodeError(type=type(problem).__name__.lower(), message=str(problem), retryable=False))
+        error = NodeError(type=type(problem).__name__.lower(), message=str(problem), retryable=False)
+        _fail(builder, node, scope, attempt, error)
 
 
-def _rendered_condition(builder: _Builder, node: Node, condition: Condition) -> Condition:
+def _holds(builder: _Builder, node: Node, scope: str, condition: Condition) -> bool:
+    rendered = _rendered_condition(builder, node, scope, condition)
+    return evaluate(rendered, template_context(builder.state, node.parent_id, scope), now=builder.now)
+
+
+def _rendered_condition(builder: _Builder, node: Node, scope: str, condition: Condition) -> Condition:
     """The tree with the templates in its compared values rendered (its field paths are literal)."""
-    return parse_condition(_render(builder, node, condition.model_dump(mode="json", by_alias=True)))
+    return parse_condition(_render(builder, node, scope, condition.model_dump(mode="json", by_alias=True)))
 
 
-def _wait(builder: _Builder, node: Node, attempt: int) -> None:
+def _wait(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
+    key = instance_key(node.id, scope)
     if node.data.duration_seconds is not None:
         fire_at = builder.now + timedelta(seconds=node.data.duration_seconds)
     else:
-        until = _render(builder, node, node.data.until)
+        until = _render(builder, node, scope, node.data.until)
         try:
             fire_at = datetime.fromisoformat(str(until))
         except ValueError as error:
             raise TemplateError(f"'until' rendered to {until!r}, which is not an ISO-8601 time") from error
         fire_at = fire_at if fire_at.tzinfo else fire_at.replace(tzinfo=UTC)
-    builder.emit(NodeScheduled, node_id=node.id, node_type=node.type, attempt=attempt, input={"until": fire_at.isoformat()})
-    builder.timer("delay", max(fire_at, builder.now), node.id, attempt)
+    builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"until": fire_at.isoformat()})
+    builder.timer("delay", max(fire_at, builder.now), key, attempt)
 
 
-def _dispatch(builder: _Builder, node: Node, attempt: int) -> None:
+def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
+    key = instance_key(node.id, scope)
     config = node.data.model_dump(mode="json", by_alias=True)
     literal = _POLICY_FIELDS | node.data.literal_fields
     try:
-        rendered = {k: (v if k in literal else _render(builder, node, v)) for k, v in config.items() if k != "name"}
+        rendered = {k: (v if k in literal else _render(builder, node, scope, v)) for k, v in config.items() if k != "name"}
     except TemplateError as error:
-        _fail(builder, node, attempt, NodeError(type="template", message=str(error), retryable=False))
+        _fail(builder, node, scope, attempt, NodeError(type="template", message=str(error), retryable=False))
         return
-    builder.emit(NodeScheduled, node_id=node.id, node_type=node.type, attempt=attempt, input=rendered)
+    builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=rendered)
     state = builder.state
     if state.workflow_id is None:
         raise ValueError("a node is started only in a started run")
@@ -352,7 +463,7 @@ def _dispatch(builder: _Builder, node: Node, attempt: int) -> None:
                 causation_id=builder.message.message_id,
                 run_id=state.run_id,
                 workflow_id=state.workflow_id,
-                node_id=node.id,
+                node_id=key,
                 node_type=node.type,
                 attempt=attempt,
                 input=rendered,
@@ -361,4 +472,4 @@ def _dispatch(builder: _Builder, node: Node, attempt: int) -> None:
         )
     )
     timeout_at = builder.now + timedelta(seconds=node.data.timeout_seconds) + NODE_TIMEOUT_GRACE
-    builder.timer("node_timeout", timeout_at, node.id, attempt)
+    builder.timer("node_timeout", timeout_at, key, attempt)

@@ -6,13 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import singledispatch
-from types import MappingProxyType
 from uuid import UUID
+
+from immutables import Map
 
 from millrace_common.messages.envelope import JsonObject
 from millrace_common.messages.node_commands import NodeError
 from millrace_common.messages.run_commands import TriggerData
 from millrace_common.messages.run_events import (
+    ForEachItemCompleted,
+    ForEachItemScheduled,
     NodeFailed,
     NodeRetryScheduled,
     NodeScheduled,
@@ -63,6 +66,21 @@ class NodeState:
 
 
 @dataclass(frozen=True)
+class LoopState:
+    """A running for_each: its items, how far it got, and the results so far (by item index)."""
+
+    items: tuple[object, ...]
+    next_index: int = 0
+    running: Map[int, bool] = field(default_factory=Map)
+    results: Map[int, object] = field(default_factory=Map)
+    failures: Map[int, NodeError] = field(default_factory=Map)
+
+    @property
+    def done(self) -> bool:
+        return self.next_index >= len(self.items) and not self.running
+
+
+@dataclass(frozen=True)
 class RunState:
     run_id: UUID
     definition: WorkflowDefinition
@@ -71,16 +89,19 @@ class RunState:
     workflow_version: int = 0
     status: RunStatus = RunStatus.NEW
     trigger: TriggerData | None = None
-    nodes: Mapping[str, NodeState] = field(default_factory=lambda: MappingProxyType({}))
-    variables: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
-    timers: Mapping[UUID, TimerScheduled] = field(default_factory=lambda: MappingProxyType({}))
+    # Node instances by key: the node id, plus ``[i]`` per enclosing for_each item (``body[3]``).
+    # Persistent maps keep each event's cost independent of how long the run already is.
+    nodes: Map[str, NodeState] = field(default_factory=Map)
+    variables: Mapping[str, object] = field(default_factory=Map)
+    timers: Map[UUID, TimerScheduled] = field(default_factory=Map)
+    loops: Map[str, LoopState] = field(default_factory=Map)
     last_seq: int = 0
 
     def node(self, node_id: str) -> NodeState:
         return self.nodes.get(node_id, NodeState())
 
     def with_node(self, node_id: str, node: NodeState) -> RunState:
-        return replace(self, nodes=MappingProxyType({**self.nodes, node_id: node}))
+        return replace(self, nodes=self.nodes.set(node_id, node))
 
     @property
     def finished(self) -> bool:
@@ -111,17 +132,27 @@ def _(event: RunStarted, state: RunState) -> RunState:
 
 @_apply.register
 def _(event: NodeScheduled, state: RunState) -> RunState:
-    return state.with_node(event.node_id, NodeState(status=NodeStatus.SCHEDULED, attempt=event.attempt))
+    scheduled = state.with_node(event.node_id, NodeState(status=NodeStatus.SCHEDULED, attempt=event.attempt))
+    if event.node_type == "for_each":
+        items = event.input.get("items")
+        loop = LoopState(items=tuple(items) if isinstance(items, list) else ())
+        return replace(scheduled, loops=scheduled.loops.set(event.node_id, loop))
+    return scheduled
 
 
 def _without_timeout(state: RunState, node_id: str, attempt: int) -> RunState:
     """A settled attempt's timeout timer has nothing left to guard."""
-    kept = {
-        k: t
+    guards = [
+        k
         for k, t in state.timers.items()
-        if not (t.purpose == "node_timeout" and t.node_id == node_id and t.attempt == attempt)
-    }
-    return replace(state, timers=MappingProxyType(kept)) if len(kept) != len(state.timers) else state
+        if t.purpose == "node_timeout" and t.node_id == node_id and t.attempt == attempt
+    ]
+    if not guards:
+        return state
+    timers = state.timers.mutate()
+    for k in guards:
+        del timers[k]
+    return replace(state, timers=timers.finish())
 
 
 @_apply.register
@@ -137,7 +168,7 @@ def _(event: NodeSucceeded, state: RunState) -> RunState:
         ),
     )
     if event.node_type == "set":
-        return replace(succeeded, variables=MappingProxyType({**state.variables, **event.output}))
+        return replace(succeeded, variables=succeeded.variables.update(event.output))
     return succeeded
 
 
@@ -162,17 +193,17 @@ def _(event: NodeSkipped, state: RunState) -> RunState:
 
 @_apply.register
 def _(event: TimerScheduled, state: RunState) -> RunState:
-    return replace(state, timers=MappingProxyType({**state.timers, event.timer_id: event}))
+    return replace(state, timers=state.timers.set(event.timer_id, event))
 
 
 @_apply.register
 def _(event: TimerFired, state: RunState) -> RunState:
-    return replace(state, timers=MappingProxyType({k: v for k, v in state.timers.items() if k != event.timer_id}))
+    return replace(state, timers=state.timers.delete(event.timer_id)) if event.timer_id in state.timers else state
 
 
 def _finish(state: RunState, status: RunStatus) -> RunState:
     """A finished run fires no timers (the shell deletes their rows in the same transaction)."""
-    return replace(state, status=status, timers=MappingProxyType({}))
+    return replace(state, status=status, timers=Map())
 
 
 @_apply.register
@@ -200,4 +231,41 @@ def _(event: RunRetried, state: RunState) -> RunState:
     retried = {
         node_id: NodeState(status=NodeStatus.PENDING, attempt=state.node(node_id).attempt) for node_id in event.node_ids
     }
-    return replace(state, status=RunStatus.RUNNING, nodes=MappingProxyType({**state.nodes, **retried}))
+    return replace(state, status=RunStatus.RUNNING, nodes=state.nodes.update(retried))
+
+
+
+@_apply.register
+def _(event: ForEachItemScheduled, state: RunState) -> RunState:
+    loop = state.loops[event.node_id]
+    started = replace(loop, next_index=max(loop.next_index, event.index + 1), running=loop.running.set(event.index, True))
+    return replace(state, loops=state.loops.set(event.node_id, started))
+
+
+@_apply.register
+def _(event: ForEachItemCompleted, state: RunState) -> RunState:
+    loop = state.loops[event.node_id]
+    running = loop.running.delete(event.index) if event.index in loop.running else loop.running
+    if event.outcome == "succeeded":
+        loop = replace(loop, running=running, results=loop.results.set(event.index, event.result))
+    else:
+        error = event.error or NodeError(type="item_failed", message="the item failed", retryable=False)
+        loop = replace(loop, running=running, failures=loop.failures.set(event.index, error))
+    return replace(state, loops=state.loops.set(event.node_id, loop))
+
+
+def instance_key(node_id: str, scope: str) -> str:
+    """A node instance: the node's id plus ``[i]`` for each enclosing for_each item."""
+    return node_id + scope
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``body[3][1]`` -> (``body``, ``[3][1]``)."""
+    cut = key.find("[")
+    return (key, "") if cut < 0 else (key[:cut], key[cut:])
+
+
+def outer_scope(scope: str) -> tuple[str, int]:
+    """``[3][1]`` -> (``[3]``, 1): the enclosing scope and the innermost item index."""
+    cut = scope.rfind("[")
+    return scope[:cut], int(scope[cut + 1 : -1])
