@@ -4,14 +4,16 @@ timeouts and on-error modes, driven through run_simulation without any I/O."""
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
 
 from millrace_common.messages.node_commands import NodeError
-from millrace_common.messages.run_commands import FireTimer
+
+from millrace_common.messages.run_commands import FireTimer, ResumeRun, StartRun, TriggerData
 from millrace_common.workflow import WorkflowDefinition
-from millrace_orchestrator.domain.decide import NODE_TIMEOUT_GRACE
-from millrace_orchestrator.domain.state import NodeStatus, RunStatus
+from millrace_orchestrator.domain.decide import NODE_TIMEOUT_GRACE, WorkflowLoad, decide
+from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus
 from tests.unit.run_simulation import START, Simulation, fail_with, succeed_with
 
 pytestmark = pytest.mark.unit
@@ -222,3 +224,52 @@ def test_compared_values_in_conditions_are_templates():
     definition = workflow([node("check", "condition", condition=condition)], [edge("start", "check")])
     sim = Simulation(definition).start({"amount": 5, "limit": 3}).run_to_end()
     assert sim.state.node("check").output == {"result": True}
+
+
+def approval_workflow(**approval) -> WorkflowDefinition:
+    data = {"assignee": {"role": "approver"}, "title": "Pay {{ trigger.amount }}?", **approval}
+    return workflow(
+        [node("ask", "approval", **data), node("pay", "end"), node("refuse", "end"), node("late", "end")],
+        [edge("start", "ask"), edge("ask", "pay", "approved"), edge("ask", "refuse", "rejected"), edge("ask", "late", "timeout")],
+    )
+
+
+def test_an_approval_pauses_the_run_until_the_decision_arrives_and_follows_it():
+    sim = Simulation(approval_workflow()).start({"amount": 120})
+    requested = next(e for e in sim.log if e.type == "approval.requested")
+    assert requested.title == "Pay 120?" and requested.assignee == {"role": "approver"}
+    assert requested.data["trigger"]["amount"] == 120
+    assert sim.state.status is RunStatus.RUNNING
+
+    sim.send(ResumeRun(tenant_id="acme", run_id=sim.run_id, node_id="ask", decision="rejected", decided_by="u1", note="no"))
+    sim.send(ResumeRun(tenant_id="acme", run_id=sim.run_id, node_id="ask", decision="approved", decided_by="u2"))
+    assert sim.state.node("ask").output == {"decision": "rejected", "decided_by": "u1", "note": "no"}
+    assert sim.state.node("refuse").status is NodeStatus.SUCCEEDED
+    assert sim.state.node("pay").status is NodeStatus.SKIPPED
+    assert sim.state.status is RunStatus.COMPLETED
+
+
+def test_an_approval_deadline_takes_the_timeout_edge():
+    sim = Simulation(approval_workflow(deadline_seconds=600)).start({"amount": 1})
+    deadline = next(t for t in sim.state.timers.values() if t.purpose == "approval_deadline")
+    assert deadline.fire_at == START + timedelta(seconds=600)
+    sim.now = deadline.fire_at
+    sim.send(FireTimer(tenant_id="acme", run_id=sim.run_id, timer_id=deadline.timer_id))
+    assert sim.state.node("ask").output["decision"] == "timeout"
+    assert sim.state.node("late").status is NodeStatus.SUCCEEDED
+    assert sim.state.status is RunStatus.COMPLETED
+
+
+def test_a_workflow_at_its_hourly_limit_throttles_new_runs_with_the_reason():
+    definition = workflow([node("done", "end")], [edge("start", "done")], max_executions_per_hour=5, max_concurrent_runs=2)
+    sim = Simulation(definition)
+    message = StartRun(tenant_id="acme", run_id=sim.run_id, workflow_id=uuid4(), workflow_version=1,
+                       trigger=TriggerData(kind="manual"), idempotency_key="k")
+    state = RunState(run_id=sim.run_id, definition=definition)
+    hourly = decide(state, message, now=START, new_id=sim.new_id, load=WorkflowLoad(started_last_hour=5))
+    assert [e.type for e in hourly.events] == ["run.throttled"]
+    assert "max_executions_per_hour" in hourly.events[0].reason
+    busy = decide(state, message, now=START, new_id=sim.new_id, load=WorkflowLoad(started_last_hour=1, running=2))
+    assert "max_concurrent_runs" in busy.events[0].reason
+    free = decide(state, message, now=START, new_id=sim.new_id, load=WorkflowLoad(started_last_hour=4, running=1))
+    assert free.events[0].type == "run.started"

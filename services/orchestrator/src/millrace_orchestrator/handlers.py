@@ -22,9 +22,10 @@ from millrace_orchestrator.adapters.run_store import (
     claim_message,
     load_events,
     run_definition_ref,
+    workflow_load,
 )
-from millrace_orchestrator.domain.decide import Message, decide
-from millrace_orchestrator.domain.state import RunState, evolve
+from millrace_orchestrator.domain.decide import Message, WorkflowLoad, decide
+from millrace_orchestrator.domain.state import RunState, RunStatus, evolve
 
 log = logging.getLogger(__name__)
 PRODUCER = "orchestrator"
@@ -57,7 +58,12 @@ class RunMessageHandler:
                     log.info("duplicate message skipped", extra={"ids": {"message_id": message.message_id}})
                     return
                 state = await self._load(connection, message)
-                decision = decide(state, message, now=self._clock(), new_id=self._new_id)
+                now = self._clock()
+                load = None
+                if isinstance(message, StartRun) and state.status is RunStatus.NEW:
+                    started, running = await workflow_load(connection, message.tenant_id, message.workflow_id, now)
+                    load = WorkflowLoad(started_last_hour=started, running=running)
+                decision = decide(state, message, now=now, new_id=self._new_id, load=load)
                 await append(connection, decision.events)
                 observers = [Outgoing(RUNS_EVENTS, str(e.run_id), e) for e in decision.events]
                 await enqueue(connection, self._namespace, PRODUCER, [*decision.commands, *observers])

@@ -52,5 +52,16 @@ class FireTimer(Envelope):
     timer_id: UUID
 
 
-AnyRunCommand = Annotated[StartRun | CancelRun | RetryRun | FireTimer, Field(discriminator="type")]
+class ResumeRun(Envelope):
+    """A person decided an approval; the run continues along ``approved``, ``rejected`` or ``timeout``."""
+
+    type: Literal["run.resume"] = "run.resume"
+    run_id: UUID
+    node_id: str = Field(description="The approval node's instance key")
+    decision: Literal["approved", "rejected", "timeout"]
+    decided_by: str | None = None
+    note: str = Field(default="", max_length=5000)
+
+
+AnyRunCommand = Annotated[StartRun | CancelRun | RetryRun | FireTimer | ResumeRun, Field(discriminator="type")]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

@@ -70,7 +70,7 @@ class RunFailed(RunEvent):
     failed_node_id: str | None = None
 
 
-TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout"]
+TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout", "approval_deadline"]
 
 
 class TimerScheduled(RunEvent):
@@ -117,6 +117,42 @@ class ForEachItemCompleted(RunEvent):
     error: NodeError | None = None
 
 
+class ApprovalRequested(RunEvent):
+    """The run waits for a person; the approval service takes it from here."""
+
+    type: Literal["approval.requested"] = "approval.requested"
+    node_id: str
+    workflow_id: UUID
+    assignee: JsonObject
+    title: str
+    description: str = ""
+    data: JsonObject = Field(default_factory=dict, description="What the approver sees, frozen at request time")
+    deadline_at: datetime | None = None
+    on_deadline: Literal["escalate", "timeout"] = "timeout"
+    escalate_to: JsonObject | None = None
+    quorum: int = 1
+    allow_self_approval: bool = False
+    requested_by: str | None = Field(default=None, description="Who started the run, when a person did")
+
+
+class ApprovalDecided(RunEvent):
+    type: Literal["approval.decided"] = "approval.decided"
+    node_id: str
+    decision: Literal["approved", "rejected", "timeout"]
+    decided_by: str | None = None
+    note: str = ""
+
+
+class RunThrottled(RunEvent):
+    """The run was asked for but not started: its workflow is at one of its limits."""
+
+    type: Literal["run.throttled"] = "run.throttled"
+    workflow_id: UUID
+    workflow_version: int
+    trigger: TriggerData
+    reason: str
+
+
 class RunTimedOut(RunEvent):
     type: Literal["run.timed_out"] = "run.timed_out"
     reason: str
@@ -151,7 +187,10 @@ AnyRunEvent = Annotated[
     | NodeRetryScheduled
     | RunTimedOut
     | ForEachItemScheduled
-    | ForEachItemCompleted,
+    | ForEachItemCompleted
+    | ApprovalRequested
+    | ApprovalDecided
+    | RunThrottled,
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)

@@ -4,9 +4,10 @@ and keep the ``runs`` and ``node_executions`` projections in step within the sam
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,7 +25,9 @@ from millrace_common.messages.run_events import (
     RunFailed,
     RunRetried,
     RunStarted,
+    RunThrottled,
     RunTimedOut,
+    ApprovalRequested,
     TimerFired,
     TimerScheduled,
 )
@@ -59,6 +62,19 @@ async def load_events(connection: AsyncConnection, run_id: UUID) -> list[RunEven
         select(run_events.c.payload).where(run_events.c.run_id == run_id).order_by(run_events.c.seq)
     )
     return [RUN_EVENT.validate_python(row.payload) for row in rows]
+
+
+async def workflow_load(connection: AsyncConnection, tenant_id: str, workflow_id: UUID, now: datetime) -> tuple[int, int]:
+    """Runs of a workflow started in the last hour, and runs of it running now."""
+    row = (
+        await connection.execute(
+            select(
+                func.count().filter(runs.c.started_at > now - timedelta(hours=1), runs.c.status != "throttled"),
+                func.count().filter(runs.c.status == "running"),
+            ).where(runs.c.tenant_id == tenant_id, runs.c.workflow_id == workflow_id)
+        )
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 async def run_definition_ref(connection: AsyncConnection, run_id: UUID) -> tuple[UUID, int] | None:
@@ -142,6 +158,28 @@ async def _project(connection: AsyncConnection, event: RunEvent) -> None:
                 attempts=event.attempt,
                 input=event.input,
                 scheduled_at=event.occurred_at,
+            )
+        case RunThrottled():
+            await connection.execute(
+                insert(runs).values(
+                    run_id=event.run_id,
+                    tenant_id=event.tenant_id,
+                    workflow_id=event.workflow_id,
+                    workflow_version=event.workflow_version,
+                    status="throttled",
+                    trigger=event.trigger.model_dump(mode="json"),
+                    error=event.reason,
+                    started_at=event.occurred_at,
+                    finished_at=event.occurred_at,
+                    last_seq=event.seq,
+                )
+            )
+            return
+        case ApprovalRequested():
+            await connection.execute(
+                update(node_executions)
+                .where(node_executions.c.run_id == event.run_id, node_executions.c.node_id == event.node_id)
+                .values(status="waiting")
             )
         case NodeRetryScheduled():
             await _upsert_node(

@@ -11,8 +11,10 @@ from pydantic import JsonValue
 
 from millrace_common.conditions import Condition, ConditionError, evaluate, parse_condition
 from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
-from millrace_common.messages.run_commands import CancelRun, FireTimer, RetryRun, StartRun
+from millrace_common.messages.run_commands import CancelRun, FireTimer, ResumeRun, RetryRun, StartRun
 from millrace_common.messages.run_events import (
+    ApprovalDecided,
+    ApprovalRequested,
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeFailed,
@@ -26,6 +28,7 @@ from millrace_common.messages.run_events import (
     RunFailed,
     RunRetried,
     RunStarted,
+    RunThrottled,
     RunTimedOut,
     TimerFired,
     TimerPurpose,
@@ -46,12 +49,20 @@ from millrace_orchestrator.domain.state import (
     split_key,
 )
 
-Message = StartRun | CancelRun | RetryRun | FireTimer | NodeSucceededResult | NodeFailedResult
+Message = StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | NodeSucceededResult | NodeFailedResult
 ERROR_HANDLE = "error"
 # Runners enforce a node's timeout themselves; the orchestrator's own timer is the backstop for a
 # runner that died mid-node, so it waits a little longer.
 NODE_TIMEOUT_GRACE = timedelta(seconds=15)
 _POLICY_FIELDS = frozenset({"name", "retry", "timeout_seconds", "on_error", "fallback_output"})
+
+
+@dataclass(frozen=True)
+class WorkflowLoad:
+    """How busy the run's workflow is when a StartRun arrives (read by the shell, judged here)."""
+
+    started_last_hour: int = 0
+    running: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,13 +104,30 @@ class _Builder:
         return Decision(tuple(self.events), tuple(self.commands), self.state)
 
 
-def decide(state: RunState, message: Message, *, now: datetime, new_id: Callable[[], UUID]) -> Decision:
+def decide(
+    state: RunState,
+    message: Message,
+    *,
+    now: datetime,
+    new_id: Callable[[], UUID],
+    load: WorkflowLoad | None = None,
+) -> Decision:
     """Events and commands that follow from ``message``; a message that changes nothing yields none."""
     builder = _Builder(state, message, now, new_id)
     match message:
         case StartRun():
             if state.status is not RunStatus.NEW:
                 return Decision()
+            reason = throttle_reason(state, load or WorkflowLoad())
+            if reason is not None:
+                builder.emit(
+                    RunThrottled,
+                    workflow_id=message.workflow_id,
+                    workflow_version=message.workflow_version,
+                    trigger=message.trigger,
+                    reason=reason,
+                )
+                return builder.decision()
             _start_run(builder, message)
         case CancelRun():
             if state.status is not RunStatus.RUNNING:
@@ -114,6 +142,9 @@ def decide(state: RunState, message: Message, *, now: datetime, new_id: Callable
             if message.timer_id not in state.timers:
                 return Decision()
             _fire(builder, state.timers[message.timer_id])
+        case ResumeRun() if _awaits_decision(state, message.node_id):
+            node, scope = _instance(state, message.node_id)
+            _decided(builder, node, scope, message.decision, message.decided_by, message.note)
         case NodeSucceededResult() if _is_current_attempt(state, message):
             node, scope = _instance(state, message.node_id)
             _succeed(builder, node, scope, message.attempt, message.output, duration_ms=message.duration_ms)
@@ -129,6 +160,16 @@ def decide(state: RunState, message: Message, *, now: datetime, new_id: Callable
 def _instance(state: RunState, key: str) -> tuple[Node, str]:
     node_id, scope = split_key(key)
     return state.definition.node(node_id), scope
+
+
+def throttle_reason(state: RunState, load: WorkflowLoad) -> str | None:
+    """Why a new run of this workflow may not start now, if it may not."""
+    settings = state.definition.settings
+    if load.started_last_hour >= settings.max_executions_per_hour:
+        return f"max_executions_per_hour reached: {load.started_last_hour} runs started in the last hour"
+    if settings.max_concurrent_runs is not None and load.running >= settings.max_concurrent_runs:
+        return f"max_concurrent_runs reached: {load.running} runs are running"
+    return None
 
 
 def _start_run(builder: _Builder, message: StartRun) -> None:
@@ -160,9 +201,59 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
         _dispatch(builder, node, scope, timer.attempt + 1)
     elif timer.purpose == "delay" and current.status is NodeStatus.SCHEDULED:
         _succeed(builder, node, scope, timer.attempt, {"waited_until": timer.fire_at.isoformat()})
+    elif timer.purpose == "approval_deadline" and current.status is NodeStatus.SCHEDULED:
+        _decided(builder, node, scope, "timeout", None, "the deadline passed")
     elif timer.purpose == "node_timeout" and current.status is NodeStatus.SCHEDULED:
         error = NodeError(type="timeout", message=f"no result within {node.data.timeout_seconds:g} s", retryable=True)
         _fail(builder, node, scope, timer.attempt, error)
+
+
+def _awaits_decision(state: RunState, key: str) -> bool:
+    node_id, _ = split_key(key)
+    known = {n.id: n.type for n in state.definition.nodes}
+    return (
+        state.status is RunStatus.RUNNING
+        and known.get(node_id) == "approval"
+        and state.node(key).status is NodeStatus.SCHEDULED
+    )
+
+
+def _decided(builder: _Builder, node: Node, scope: str, decision: str, decided_by: str | None, note: str) -> None:
+    key = instance_key(node.id, scope)
+    builder.emit(ApprovalDecided, node_id=key, decision=decision, decided_by=decided_by, note=note)
+    output = {"decision": decision, "decided_by": decided_by, "note": note}
+    _succeed(builder, node, scope, builder.state.node(key).attempt, output, handles=(decision,))
+
+
+def _request_approval(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
+    key = instance_key(node.id, scope)
+    config = node.data
+    title = _render(builder, node, scope, config.title)
+    description = _render(builder, node, scope, config.description)
+    context = template_context(builder.state, node.parent_id, scope)
+    snapshot = {"trigger": context["trigger"], "nodes": context["nodes"], "vars": context["vars"]}
+    if "item" in context:
+        snapshot["item"] = context["item"]
+    deadline_at = builder.now + timedelta(seconds=config.deadline_seconds) if config.deadline_seconds else None
+    builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"title": title})
+    state = builder.state
+    builder.emit(
+        ApprovalRequested,
+        node_id=key,
+        workflow_id=state.workflow_id,
+        assignee=config.assignee.model_dump(mode="json", exclude_none=True),
+        title=str(title),
+        description=str(description),
+        data=snapshot,
+        deadline_at=deadline_at,
+        on_deadline=config.on_deadline,
+        escalate_to=config.escalate_to.model_dump(mode="json", exclude_none=True) if config.escalate_to else None,
+        quorum=config.quorum,
+        allow_self_approval=config.allow_self_approval,
+        requested_by=state.trigger.data.get("started_by") if state.trigger else None,
+    )
+    if deadline_at is not None and config.on_deadline == "timeout":
+        builder.timer("approval_deadline", deadline_at, key, attempt)
 
 
 def _is_current_attempt(state: RunState, message: NodeSucceededResult | NodeFailedResult) -> bool:
@@ -396,6 +487,8 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                 _succeed(builder, node, scope, attempt, {"case": chosen}, handles=(handle,))
             case "wait_delay":
                 _wait(builder, node, scope, attempt)
+            case "approval":
+                _request_approval(builder, node, scope, attempt)
             case "for_each":
                 items = _render(builder, node, scope, node.data.items)
                 if not isinstance(items, list):

@@ -14,6 +14,8 @@ from millrace_common.messages.envelope import JsonObject
 from millrace_common.messages.node_commands import NodeError
 from millrace_common.messages.run_commands import TriggerData
 from millrace_common.messages.run_events import (
+    ApprovalDecided,
+    ApprovalRequested,
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeFailed,
@@ -27,6 +29,7 @@ from millrace_common.messages.run_events import (
     RunFailed,
     RunRetried,
     RunStarted,
+    RunThrottled,
     RunTimedOut,
     TimerFired,
     TimerScheduled,
@@ -41,6 +44,7 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
+    THROTTLED = "throttled"
 
 
 class NodeStatus(StrEnum):
@@ -53,7 +57,9 @@ class NodeStatus(StrEnum):
 
 
 TERMINAL_NODE_STATUSES = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED})
-FINISHED_RUN_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT})
+FINISHED_RUN_STATUSES = frozenset(
+    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT, RunStatus.THROTTLED}
+)
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,28 @@ def _(event: ForEachItemCompleted, state: RunState) -> RunState:
         error = event.error or NodeError(type="item_failed", message="the item failed", retryable=False)
         loop = replace(loop, running=running, failures=loop.failures.set(event.index, error))
     return replace(state, loops=state.loops.set(event.node_id, loop))
+
+
+@_apply.register
+def _(event: RunThrottled, state: RunState) -> RunState:
+    return replace(
+        state,
+        tenant_id=event.tenant_id,
+        workflow_id=event.workflow_id,
+        workflow_version=event.workflow_version,
+        status=RunStatus.THROTTLED,
+        trigger=event.trigger,
+    )
+
+
+@_apply.register
+def _(event: ApprovalRequested, state: RunState) -> RunState:
+    return state
+
+
+@_apply.register
+def _(event: ApprovalDecided, state: RunState) -> RunState:
+    return state
 
 
 def instance_key(node_id: str, scope: str) -> str:
