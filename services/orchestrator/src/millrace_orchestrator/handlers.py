@@ -4,6 +4,7 @@ in one transaction; the outbox relay publishes after commit."""
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from uuid import UUID, uuid4
@@ -35,6 +36,31 @@ class UnknownRun(LookupError):
     """A node result names a run this orchestrator has no log for."""
 
 
+class RunStateCache:
+    """The last known state of recently active runs. A cached state is only a starting point: the
+    log's tail after its ``last_seq`` is always read and folded in, so an entry that is stale (another
+    instance owned the run for a while) costs a few rows, never a wrong decision."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._states: OrderedDict[UUID, RunState] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, run_id: UUID) -> RunState | None:
+        state = self._states.get(run_id)
+        if state is not None:
+            self._states.move_to_end(run_id)
+        return state
+
+    def put(self, state: RunState) -> None:
+        if state.finished:
+            self._states.pop(state.run_id, None)
+            return
+        self._states[state.run_id] = state
+        self._states.move_to_end(state.run_id)
+        while len(self._states) > self._capacity:
+            self._states.popitem(last=False)
+
+
 class RunMessageHandler:
     def __init__(
         self,
@@ -42,12 +68,14 @@ class RunMessageHandler:
         namespace: Namespace,
         definitions: DefinitionCache,
         *,
+        states: RunStateCache | None = None,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], UUID] = uuid4,
     ) -> None:
         self._engine = engine
         self._namespace = namespace
         self._definitions = definitions
+        self._states = states or RunStateCache()
         self._clock = clock
         self._new_id = new_id
 
@@ -67,6 +95,8 @@ class RunMessageHandler:
                 await append(connection, decision.events)
                 observers = [Outgoing(RUNS_EVENTS, str(e.run_id), e) for e in decision.events]
                 await enqueue(connection, self._namespace, PRODUCER, [*decision.commands, *observers])
+            # Only after the commit: a rolled-back decision leaves the cache at the state before it.
+            self._states.put(decision.state or state)
 
     async def _load(self, connection: AsyncConnection, message: Message) -> RunState:
         if isinstance(message, StartRun):
@@ -76,7 +106,8 @@ class RunMessageHandler:
         if ref is None:
             raise UnknownRun(f"no run {message.run_id}")
         definition = await self._definitions.get(connection, *ref)
-        state = RunState(run_id=message.run_id, definition=definition)
-        for event in await load_events(connection, message.run_id):
+        cached = self._states.get(message.run_id)
+        state = cached if cached is not None and cached.definition is definition else RunState(message.run_id, definition)
+        for event in await load_events(connection, message.run_id, after_seq=state.last_seq):
             state = evolve(state, event)
         return state

@@ -57,9 +57,12 @@ async def claim_message(connection: AsyncConnection, consumer: str, message_id: 
     return result.first() is not None
 
 
-async def load_events(connection: AsyncConnection, run_id: UUID) -> list[RunEvent]:
+async def load_events(connection: AsyncConnection, run_id: UUID, *, after_seq: int = 0) -> list[RunEvent]:
+    """The run's events after ``after_seq`` (all of them by default), in order."""
     rows = await connection.execute(
-        select(run_events.c.payload).where(run_events.c.run_id == run_id).order_by(run_events.c.seq)
+        select(run_events.c.payload)
+        .where(run_events.c.run_id == run_id, run_events.c.seq > after_seq)
+        .order_by(run_events.c.seq)
     )
     return [RUN_EVENT.validate_python(row.payload) for row in rows]
 
