@@ -1,5 +1,6 @@
 from pydantic import Field, SecretStr
 
+from millrace_common.auth import AUDIENCE, ISSUER
 from millrace_common.settings import ServiceSettings
 
 
@@ -14,5 +15,5 @@ class GatewaySettings(ServiceSettings):
 PRODUCER = "gateway"
 """This service's name on the outbox rows it writes."""
 
-JWT_ISSUER = "millrace"
-JWT_AUDIENCE = "millrace-api"
+JWT_ISSUER = ISSUER
+JWT_AUDIENCE = AUDIENCE
