@@ -20,5 +20,8 @@ if [ -z "${MILLRACE_KAFKA_BOOTSTRAP:-}" ] || [ -z "${MILLRACE_DATABASE_URL:-}" ]
   done <<< "$settings"
 fi
 
+# Browser tests drive Debian's Chromium; install it (and its driver) if missing.
+if [ -x deploy/local/browser.sh ]; then bash deploy/local/browser.sh; fi
+
 mkdir -p test-artifacts
 "$UV" run --frozen pytest "$@"

@@ -191,3 +191,226 @@ processed_messages = Table(
     Column("message_id", Uuid, primary_key=True),
     Column("processed_at", DateTime(timezone=True), nullable=False),
 )
+
+# orchestrator: durable timers
+timers = Table(
+    "timers",
+    metadata,
+    Column("timer_id", Uuid, primary_key=True),
+    Column("run_id", Uuid, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("node_id", String(64)),
+    Column("attempt", Integer),
+    Column("fire_at", DateTime(timezone=True), nullable=False),
+)
+
+# node-runner (migration 0003_runner) ------------------------------------------------------------
+from sqlalchemy import Date  # noqa: E402 - this block is appended whole, imports included
+
+# tenant_network_policies is the tenant's to set (tests and, later, the gateway write it); the runner
+# only reads it. The others are written by the runner; the gateway reads and closes tasks.
+tenant_network_policies = Table(
+    "tenant_network_policies",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("allow_private_targets", Boolean, nullable=False),
+    Column("allowed_networks", ARRAY(Text), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+runner_executions = Table(
+    "runner_executions",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("node_id", String(64), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("node_type", String(32), nullable=False),
+    Column("output", JSONB),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+ai_token_usage = Table(
+    "ai_token_usage",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("run_id", Uuid, nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("total_tokens", Integer, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+ai_token_months = Table(
+    "ai_token_months",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("month", Date, primary_key=True),
+    Column("total_tokens", BigInteger, nullable=False),
+)
+ai_answers = Table(
+    "ai_answers",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("input_hash", String(64), primary_key=True),
+    Column("output", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("assignee_user", String(320)),
+    Column("assignee_role", String(100)),
+    Column("title", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("run_id", Uuid),
+    Column("node_id", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True)),
+    Column("done_by", Text),
+)
+
+# trigger (migration 0004_trigger) ---------------------------------------------------------------
+# The gateway writes workflow_triggers (with active_triggers) when a version is activated and deletes
+# both when it is paused or archived; it also writes webhook_deliveries. A database trigger moves
+# trigger_index_versions with every change of active_triggers. The trigger service writes the rest
+# and reads all of them.
+workflow_triggers = Table(
+    "workflow_triggers",
+    metadata,
+    Column("workflow_id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("trigger_kind", String(32), nullable=False),
+    Column("config", JSONB, nullable=False),
+    Column("max_executions_per_hour", Integer, nullable=False),
+    Column("activated_at", DateTime(timezone=True), nullable=False),
+)
+trigger_firings = Table(
+    "trigger_firings",
+    metadata,
+    Column("idempotency_key", String(300), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("workflow_id", Uuid, nullable=False),
+    Column("workflow_version", Integer, nullable=False),
+    Column("trigger_kind", String(32), nullable=False),
+    Column("source_event_id", Uuid),
+    Column("run_id", Uuid, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+)
+record_states = Table(
+    "record_states",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("pipeline_id", String(128), primary_key=True),
+    Column("record_id", String(128), primary_key=True),
+    Column("data", JSONB, nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+schedule_cursors = Table(
+    "schedule_cursors",
+    metadata,
+    Column("workflow_id", Uuid, primary_key=True),
+    Column("activated_at", DateTime(timezone=True), nullable=False),
+    Column("cursor_at", DateTime(timezone=True), nullable=False),
+    Column("next_slot_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("workflow_id", Uuid, primary_key=True),
+    Column("delivery_id", String(200), primary_key=True),
+    Column("run_id", Uuid, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+trigger_index_versions = Table(
+    "trigger_index_versions",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+consumer_positions = Table(
+    "consumer_positions",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("next_offset", BigInteger, nullable=False),
+)
+
+# approval (migration 0006_approval) -------------------------------------------------------------
+# Written only by the approval service.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("run_id", Uuid, nullable=False),
+    Column("node_id", String(64), nullable=False),
+    Column("workflow_id", Uuid, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("data_hash", String(64), nullable=False),
+    Column("assignee_user", Text),
+    Column("assignee_role", String(100)),
+    Column("quorum", Integer, nullable=False),
+    Column("allow_self_approval", Boolean, nullable=False),
+    Column("requested_by", Text),
+    Column("on_deadline", String(16), nullable=False),
+    Column("escalate_to", JSONB),
+    Column("due_at", DateTime(timezone=True)),
+    Column("status", String(16), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("escalated_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+)
+approval_decisions = Table(
+    "approval_decisions",
+    metadata,
+    Column("approval_id", Uuid, primary_key=True),
+    Column("decided_by", Text, primary_key=True),
+    Column("decision", String(16), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("data_hash", String(64), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+)
+approval_audit = Table(
+    "approval_audit",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("approval_id", Uuid, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("actor", Text),
+    Column("action", String(32), nullable=False),
+    Column("detail", JSONB, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+approval_deadlines = Table(
+    "approval_deadlines",
+    metadata,
+    Column("approval_id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("fire_at", DateTime(timezone=True), nullable=False),
+)
+approval_notifications = Table(
+    "approval_notifications",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("approval_id", Uuid, nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("assignee_user", Text),
+    Column("assignee_role", String(100)),
+    Column("reason", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("read_at", DateTime(timezone=True)),
+)

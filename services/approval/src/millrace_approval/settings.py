@@ -1,6 +1,14 @@
+from pydantic import Field, SecretStr
+
 from millrace_common.settings import ServiceSettings
 
 
 class ApprovalSettings(ServiceSettings):
     service_name: str = "approval"
     http_port: int = 18084
+    jwt_secret: SecretStr | None = Field(
+        default=None, description="The gateway's HMAC key: verifies its tokens and signs inbox sessions"
+    )
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
+    deadline_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    cookie_secure: bool = Field(default=False, description="Mark the inbox session cookie Secure (behind HTTPS)")

@@ -18,6 +18,7 @@ class TriggerData(BaseModel):
     kind: str
     source_event_id: UUID | None = None
     data: JsonObject = Field(default_factory=dict)
+    started_by: str | None = Field(default=None, description="The user who started the run, for manual runs")
 
 
 class StartRun(Envelope):

@@ -1,4 +1,5 @@
-"""Follows ``runs.events``: the run events that concern approvals (requests, cancellations) arrive here."""
+"""Follows ``runs.events``: approval requests open approvals; decisions, cancellations, timeouts and
+finished runs close them."""
 
 from __future__ import annotations
 
@@ -11,12 +12,29 @@ from millrace_common.metrics import ConsumerMetrics
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
+from millrace_approval.handlers import Approvals
 
-def register(broker: KafkaBroker, settings: ServiceSettings, dead_letters: DeadLetters, metrics: ConsumerMetrics) -> None:
+CONCERNS = frozenset(
+    {"approval.requested", "approval.decided", "run.cancelled", "run.timed_out", "run.failed", "run.completed"}
+)
+
+
+def register(
+    broker: KafkaBroker,
+    settings: ServiceSettings,
+    dead_letters: DeadLetters,
+    metrics: ConsumerMetrics,
+    approvals: Approvals,
+) -> None:
     namespace = Namespace(settings.namespace)
 
     @broker.subscriber(namespace.topic(RUNS_EVENTS), **batch_subscriber_options(settings, ConsumerGroup.APPROVAL))
     async def on_run_events(message: KafkaMessage) -> None:
         decoded = await dead_letters.decode(RUNS_EVENTS, message.raw_message, RUN_EVENT)
-        for _, event in decoded:
-            metrics.handled.labels(topic=RUNS_EVENTS.name, group=ConsumerGroup.APPROVAL.value, outcome=event.type).inc()
+        with metrics.batch_seconds.labels(topic=RUNS_EVENTS.name).time():
+            for _, event in decoded:
+                if event.type in CONCERNS:
+                    await approvals.on_run_event(event)
+                metrics.handled.labels(
+                    topic=RUNS_EVENTS.name, group=ConsumerGroup.APPROVAL.value, outcome=event.type
+                ).inc()

@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from millrace_common.messages.envelope import JsonObject, utc_now
 from millrace_common.messages.run_commands import StartRun, TriggerData
 from millrace_common.outbox import Outgoing, enqueue
-from millrace_common.tables import active_triggers, runs, workflow_versions, workflows
+from millrace_common.tables import active_triggers, runs, workflow_triggers, workflow_versions, workflows
 from millrace_common.topics import RUNS_COMMANDS
 from millrace_common.workflow import WorkflowDefinition
 from millrace_common.workflow_validation import validate_definition
 
-from millrace_gateway.adapters.trigger_index import ANY_PIPELINE, RECORD_TRIGGER_KINDS
+from millrace_gateway.adapters.trigger_index import ANY_PIPELINE
 from millrace_gateway.api.deps import (
     EngineDep,
     NamespaceDep,
@@ -255,22 +255,12 @@ async def activate_workflow(
             raise ApiError(409, "archived", "an archived workflow cannot be activated")
         version = body.version or current.latest_version
         definition = await _version(connection, workflow_id, version, pointer="/version")
-        trigger = definition.trigger.data
-        await connection.execute(delete(active_triggers).where(active_triggers.c.workflow_id == workflow_id))
-        if trigger.kind in RECORD_TRIGGER_KINDS:
-            await connection.execute(
-                insert(active_triggers),
-                [
-                    {
-                        "workflow_id": workflow_id,
-                        "tenant_id": editor.tenant_id,
-                        "trigger_kind": trigger.kind,
-                        "pipeline_id": pipeline,
-                        "workflow_version": version,
-                    }
-                    for pipeline in (trigger.pipeline_ids or (ANY_PIPELINE,))
-                ],
-            )
+        await _clear_trigger_index(connection, workflow_id)
+        index_rows, trigger_row = trigger_index_rows(editor.tenant_id, workflow_id, version, definition, utc_now())
+        if index_rows:
+            await connection.execute(insert(active_triggers), index_rows)
+        if trigger_row is not None:
+            await connection.execute(insert(workflow_triggers), [trigger_row])
         await _set_status(connection, workflow_id, "active", active_version=version)
         return await _load(connection, editor.tenant_id, workflow_id)
 
@@ -310,7 +300,7 @@ async def start_manual_run(
             run_id=run_id,
             workflow_id=workflow_id,
             workflow_version=version,
-            trigger=TriggerData(kind="manual", data=body.input),
+            trigger=TriggerData(kind="manual", data=body.input, started_by=str(operator.subject)),
             idempotency_key=f"manual:{idempotency_key or run_id}",
         )
         await enqueue(connection, namespace, PRODUCER, [Outgoing(RUNS_COMMANDS, str(run_id), command)])
@@ -332,9 +322,46 @@ async def webhook_address(workflow_id: UUID, reader: Reader, engine: EngineDep, 
 async def _deactivate(engine: EngineDep, tenant_id: str, workflow_id: UUID, status: Status) -> WorkflowOut:
     async with engine.begin() as connection:
         await _locked(connection, tenant_id, workflow_id)
-        await connection.execute(delete(active_triggers).where(active_triggers.c.workflow_id == workflow_id))
+        await _clear_trigger_index(connection, workflow_id)
         await _set_status(connection, workflow_id, status, active_version=None)
         return await _load(connection, tenant_id, workflow_id)
+
+
+def trigger_index_rows(
+    tenant_id: str, workflow_id: UUID, version: int, definition: WorkflowDefinition, activated_at: datetime
+) -> tuple[list[dict[str, object]], dict[str, object] | None]:
+    """What the trigger service needs of an activated version: index rows by (tenant, kind, pipeline),
+    ``*`` for every pipeline (and for webhook and scheduled triggers), and the trigger's config with
+    the workflow's hourly limit. Manual triggers are not indexed (runs start through the API)."""
+    trigger = definition.trigger.data
+    if trigger.kind == "manual":
+        return [], None
+    pipelines = trigger.pipeline_ids or (ANY_PIPELINE,)
+    index_rows: list[dict[str, object]] = [
+        {
+            "workflow_id": workflow_id,
+            "tenant_id": tenant_id,
+            "trigger_kind": trigger.kind,
+            "pipeline_id": pipeline,
+            "workflow_version": version,
+        }
+        for pipeline in pipelines
+    ]
+    trigger_row: dict[str, object] = {
+        "workflow_id": workflow_id,
+        "tenant_id": tenant_id,
+        "workflow_version": version,
+        "trigger_kind": trigger.kind,
+        "config": trigger.model_dump(mode="json", by_alias=True),
+        "max_executions_per_hour": definition.settings.max_executions_per_hour,
+        "activated_at": activated_at,
+    }
+    return index_rows, trigger_row
+
+
+async def _clear_trigger_index(connection: AsyncConnection, workflow_id: UUID) -> None:
+    await connection.execute(delete(active_triggers).where(active_triggers.c.workflow_id == workflow_id))
+    await connection.execute(delete(workflow_triggers).where(workflow_triggers.c.workflow_id == workflow_id))
 
 
 async def _set_status(connection: AsyncConnection, workflow_id: UUID, status: Status, *, active_version: int | None) -> None:

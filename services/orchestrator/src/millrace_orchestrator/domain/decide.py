@@ -250,7 +250,7 @@ def _request_approval(builder: _Builder, node: Node, scope: str, attempt: int) -
         escalate_to=config.escalate_to.model_dump(mode="json", exclude_none=True) if config.escalate_to else None,
         quorum=config.quorum,
         allow_self_approval=config.allow_self_approval,
-        requested_by=state.trigger.data.get("started_by") if state.trigger else None,
+        requested_by=state.trigger.started_by if state.trigger else None,
     )
     if deadline_at is not None and config.on_deadline == "timeout":
         builder.timer("approval_deadline", deadline_at, key, attempt)

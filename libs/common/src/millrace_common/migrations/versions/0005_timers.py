@@ -18,7 +18,7 @@ def upgrade() -> None:
             timer_id uuid primary key,
             run_id uuid not null,
             tenant_id varchar(64) not null,
-            purpose varchar(16) not null,
+            purpose varchar(32) not null,
             node_id varchar(64),
             attempt integer,
             fire_at timestamptz not null

@@ -1,0 +1,112 @@
+"""Request dependencies: the wired parts, and the caller (bearer token, API key or inbox session)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_common.auth import InvalidCredentials, Passwords, Principal, Tokens, api_key_matches, api_key_prefix
+from millrace_common.messages.envelope import utc_now
+from millrace_common.permissions import Permission, Role, allows
+from millrace_common.tables import api_keys
+
+from millrace_approval.handlers import Approvals
+from millrace_approval.settings import ApprovalSettings
+
+SESSION_COOKIE = "millrace_inbox"
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from the gateway, or an API key")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _state(name: str) -> Callable[[Request], object]:
+    def get(request: Request) -> object:
+        return getattr(request.app.state, name)
+
+    return get
+
+
+EngineDep = Annotated[AsyncEngine, Depends(_state("engine"))]
+TokensDep = Annotated[Tokens, Depends(_state("tokens"))]
+PasswordsDep = Annotated[Passwords, Depends(_state("passwords"))]
+ApprovalsDep = Annotated[Approvals, Depends(_state("approvals"))]
+SettingsDep = Annotated[ApprovalSettings, Depends(_state("settings"))]
+
+
+def unauthenticated(message: str) -> ApiError:
+    return ApiError(401, "unauthenticated", message)
+
+
+async def _principal(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    tokens: TokensDep,
+    engine: EngineDep,
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise unauthenticated("send 'Authorization: Bearer <access token or API key>'")
+    presented = credentials.credentials
+    prefix = api_key_prefix(presented)
+    if prefix is None:
+        try:
+            return tokens.verify(presented)
+        except InvalidCredentials as error:
+            raise unauthenticated(str(error)) from error
+    async with engine.begin() as connection:
+        row = (
+            await connection.execute(
+                select(api_keys).where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+            )
+        ).first()
+        if row is None or not api_key_matches(presented, row.key_hash):
+            raise unauthenticated("the API key is not valid")
+        await connection.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=utc_now()))
+    return Principal(row.tenant_id, row.id, "api_key", frozenset(Role(r) for r in row.roles))
+
+
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+
+
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    def check(principal: PrincipalDep) -> Principal:
+        if not allows(principal.roles, permission):
+            raise ApiError(403, "forbidden", f"this needs the '{permission.value}' permission, which your roles lack")
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require(Permission.READ))]
+
+
+def session_principal(request: Request, tokens: Tokens) -> Principal | None:
+    """The inbox session's user, or None when there is no valid session cookie."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return tokens.verify(token)
+    except InvalidCredentials:
+        return None
+
+
+def csrf_token(secret: str, session_token: str) -> str:
+    """Tied to the session: an attacker's page can neither read the cookie nor compute this."""
+    return hmac.new(secret.encode(), b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_valid(secret: str, session_token: str, presented: str) -> bool:
+    return hmac.compare_digest(csrf_token(secret, session_token), presented)
