@@ -20,6 +20,7 @@ from millrace_common.messages.envelope import DeadLetter
 from millrace_common.messages.records import RecordCreated
 from millrace_common.topics import RECORDS_EVENTS, Namespace
 from tests.support.api import provision_tenant, signed_in
+from tests.support.network import grant_loopback
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
@@ -99,6 +100,7 @@ def create_active_workflow(api: httpx.Client, pipeline: str, url: str) -> str:
 
 def api_for(system: System, tenant: str) -> httpx.Client:
     account = provision_tenant(system.infra, system.namespace, tenant)
+    grant_loopback(system.infra, system.namespace, tenant)
     return signed_in(system.url("gateway"), account)
 
 

@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 from tests.support.api import Account, client, provision_tenant, signed_in, token_for
+from tests.support.network import grant_loopback
 from tests.support.processes import System
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,9 @@ def gateway(running_system: System) -> str:
 
 @pytest.fixture(scope="module")
 def acme(running_system: System) -> Account:
-    return provision_tenant(running_system.infra, running_system.namespace, f"acme{uuid.uuid4().hex[:6]}")
+    account = provision_tenant(running_system.infra, running_system.namespace, f"acme{uuid.uuid4().hex[:6]}")
+    grant_loopback(running_system.infra, running_system.namespace, account.tenant_id)
+    return account
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
@@ -32,7 +33,9 @@ def provision_tenant(infra: Infra, namespace: str, tenant_id: str) -> Account:
         finally:
             await engine.dispose()
 
-    asyncio.run(run())
+    # Safe from async tests too: the coroutine runs on a loop of its own, in a thread of its own.
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(asyncio.run, run()).result()
     return account
 
 

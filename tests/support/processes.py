@@ -98,16 +98,23 @@ class System:
         service = self.services.pop(name)
         if service.process.poll() is None:
             service.process.send_signal(sig)
-            try:
-                service.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                service.process.kill()
-                service.process.wait()
-        return service.process.returncode
+        return _wait_exit(service, timeout)
 
     def stop_all(self, timeout: float = 20) -> dict[str, int]:
-        """SIGTERM every service at once, then collect the exit codes."""
-        for service in self.services.values():
+        """SIGTERM every service at once (once: a second signal would cut a clean shutdown short),
+        then collect the exit codes."""
+        stopping = dict(self.services)
+        self.services.clear()
+        for service in stopping.values():
             if service.process.poll() is None:
                 service.process.send_signal(signal.SIGTERM)
-        return {name: self.stop(name, timeout=timeout) for name in list(self.services)}
+        return {name: _wait_exit(service, timeout) for name, service in stopping.items()}
+
+
+def _wait_exit(service: ServiceProcess, timeout: float) -> int:
+    try:
+        service.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+        service.process.wait()
+    return service.process.returncode

@@ -1,34 +1,120 @@
-"""The node runner's composition root."""
+"""The node runner's composition root: the only place its parts are built and wired."""
 
 from __future__ import annotations
 
-import httpx
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from millrace_common.db import create_engine
 from millrace_common.kafka import DeadLetters, create_broker
+from millrace_common.messages.envelope import utc_now
 from millrace_common.metrics import ConsumerMetrics
+from millrace_common.outbox import OutboxRelay
+from millrace_common.secrets import SecretBox
 from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import ConsumerGroup, Namespace
+from millrace_common.topics import (
+    NODES_READY_AI,
+    NODES_READY_HTTP,
+    NODES_READY_OTHER,
+    NODES_READY_RECORD,
+    NODES_RESULTS,
+    ConsumerGroup,
+    Namespace,
+)
 
-from millrace_node_runner.adapters.http import HttpRequester
-from millrace_node_runner.entrypoints import kafka
-from millrace_node_runner.executor import NodeExecutor
+from millrace_node_runner.adapters.ai import ChatEndpoint
+from millrace_node_runner.adapters.ai_ledger import AiLedger
+from millrace_node_runner.adapters.http import HttpCaller
+from millrace_node_runner.adapters.network import GuardedClients, Resolver, SystemResolver
+from millrace_node_runner.adapters.record_store import PRODUCER, RecordStore
+from millrace_node_runner.adapters.tenants import TenantConfig
+from millrace_node_runner.entrypoints.kafka import CommandConsumer, NodeMetrics
+from millrace_node_runner.executor import NodeExecutor, NodeResult
+from millrace_node_runner.handlers.ai import AiNodes
+from millrace_node_runner.handlers.http import HttpNodes
+from millrace_node_runner.handlers.records import RecordNodes
 from millrace_node_runner.settings import NodeRunnerSettings
 
 
-def build(settings: NodeRunnerSettings) -> FastAPI:
+def build(
+    settings: NodeRunnerSettings,
+    *,
+    resolver: Resolver | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> FastAPI:
+    # httpx logs each request with its full URL, whose query may carry a tenant's secret.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     registry = CollectorRegistry()
-    metrics = ConsumerMetrics(registry)
+    consumer_metrics = ConsumerMetrics(registry)
     broker = create_broker(settings)
     engine = create_engine(settings)
-    client = httpx.AsyncClient(
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency),
+    namespace = Namespace(settings.namespace)
+    relay = OutboxRelay(engine, broker, PRODUCER)
+
+    clients = GuardedClients(
+        resolver or SystemResolver(),
+        max_connections=settings.http_concurrency + settings.ai_concurrency,
+        max_idle_connections=settings.http_max_idle_connections,
     )
-    executor = NodeExecutor(HttpRequester(client, settings.http_response_cap_bytes))
-    dead_letters = DeadLetters(broker, Namespace(settings.namespace), ConsumerGroup.NODE_RUNNER, metrics)
-    kafka.register(broker, settings, executor, dead_letters, metrics)
-    parts = ServiceParts(settings, broker, engine, registry, closers=(client.aclose,))
+    tenants = TenantConfig(
+        engine, _secret_box(settings), policy_cache_seconds=settings.network_policy_cache_seconds
+    )
+    http = HttpNodes(
+        tenants,
+        HttpCaller(clients, max_redirects=settings.http_max_redirects, clock=clock),
+        response_cap_ceiling=settings.http_response_cap_bytes,
+        clock=clock,
+    )
+    ai = AiNodes(tenants, ChatEndpoint(clients, clock), AiLedger(engine), clock)
+    records = RecordNodes(
+        RecordStore(engine, namespace, relay, max_scan=settings.record_find_max_scan),
+        max_causation_depth=settings.max_causation_depth,
+        clock=clock,
+    )
+    executor = NodeExecutor(
+        {
+            "http_request": http.request,
+            "webhook_out": http.webhook,
+            "ai_prompt": ai.run,
+            "ai_analysis": ai.run,
+            "ai_classification": ai.run,
+            "record_create": records.create,
+            "record_update": records.update,
+            "record_find": records.find,
+            "record_delete": records.delete,
+            "task_notify": records.notify,
+        }
+    )
+    results_topic = namespace.topic(NODES_RESULTS)
+
+    async def publish(result: NodeResult) -> None:
+        await broker.publish(result.to_bytes(), topic=results_topic, key=str(result.run_id).encode())
+
+    consumer = CommandConsumer(
+        settings,
+        [
+            (NODES_READY_AI, settings.ai_concurrency),
+            (NODES_READY_HTTP, settings.http_concurrency),
+            (NODES_READY_RECORD, settings.record_concurrency),
+            (NODES_READY_OTHER, settings.other_concurrency),
+        ],
+        executor.execute,
+        publish,
+        DeadLetters(broker, namespace, ConsumerGroup.NODE_RUNNER, consumer_metrics),
+        consumer_metrics,
+        NodeMetrics(registry),
+    )
+    parts = ServiceParts(
+        settings, broker, engine, registry, background=(consumer.run, relay.run), closers=(clients.aclose,)
+    )
     return create_app(parts, title="Millrace node runner")
+
+
+def _secret_box(settings: NodeRunnerSettings) -> SecretBox | None:
+    """Without a key the runner still runs nodes that need no secret (the others fail saying why);
+    a key that is set but malformed stops the start."""
+    return None if settings.encryption_key is None else SecretBox(settings.encryption_key)

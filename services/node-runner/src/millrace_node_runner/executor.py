@@ -1,32 +1,35 @@
-"""Runs one node command and turns its outcome into the result message."""
+"""Runs one node command within its timeout and turns what happened into its result message."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 
 from pydantic import ValidationError
 
-from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.kafka import describe_validation_error
+from millrace_common.messages.node_commands import ExecuteNode, NodeFailedResult, NodeSucceededResult
 
-from millrace_node_runner.adapters.http import HttpRequester, HttpRequestInput
-from millrace_node_runner.domain.outcomes import Failed, Outcome, Succeeded
+from millrace_node_runner.domain.outcomes import NodeRefused, Outcome, Succeeded, failed
+
+NodeHandler = Callable[[ExecuteNode], Awaitable[Outcome]]
+NodeResult = NodeSucceededResult | NodeFailedResult
+log = logging.getLogger(__name__)
 
 
 class NodeExecutor:
-    def __init__(self, http: HttpRequester) -> None:
-        self._http = http
+    def __init__(self, handlers: Mapping[str, NodeHandler]) -> None:
+        self._handlers = dict(handlers)
 
-    async def execute(self, command: ExecuteNode) -> NodeSucceededResult | NodeFailedResult:
+    @property
+    def node_types(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    async def execute(self, command: ExecuteNode) -> NodeResult:
         started = time.perf_counter()
-        try:
-            outcome = await asyncio.wait_for(self._dispatch(command), timeout=command.timeout_seconds)
-        except TimeoutError:
-            outcome = Failed(
-                NodeError(type="timeout", message=f"node exceeded {command.timeout_seconds:g} s", retryable=True)
-            )
-        except ValidationError as error:
-            outcome = Failed(NodeError(type="invalid_input", message=str(error)[:500], retryable=False))
+        outcome = await self._outcome(command)
         duration_ms = (time.perf_counter() - started) * 1000
         common = {
             "tenant_id": command.tenant_id,
@@ -41,11 +44,24 @@ class NodeExecutor:
             return NodeSucceededResult(output=outcome.output, **common)
         return NodeFailedResult(error=outcome.error, **common)
 
-    async def _dispatch(self, command: ExecuteNode) -> Outcome:
-        if command.node_type == "http_request":
-            request = HttpRequestInput.model_validate(command.input)
-            key = f"{command.run_id}:{command.node_id}:{command.attempt}"
-            return await self._http.perform(request, key)
-        return Failed(
-            NodeError(type="unsupported_node", message=f"no runner for node type {command.node_type!r}", retryable=False)
-        )
+    async def _outcome(self, command: ExecuteNode) -> Outcome:
+        handler = self._handlers.get(command.node_type)
+        if handler is None:
+            return failed(
+                "unsupported_node", f"no runner for node type {command.node_type!r}", retryable=False
+            )
+        try:
+            return await asyncio.wait_for(handler(command), timeout=command.timeout_seconds)
+        except TimeoutError:
+            return failed(
+                "timeout", f"the node did not finish within {command.timeout_seconds:g} s", retryable=True
+            )
+        except ValidationError as error:
+            return failed("invalid_input", describe_validation_error(error)[:1000], retryable=False)
+        except NodeRefused as refused:
+            return refused.outcome
+        except Exception as error:
+            # A fault of the runner or its database, not of the node: retryable, and its details stay
+            # in the runner's log (they may name internal hosts).
+            log.exception("node failed inside the runner")
+            return failed("runner_error", f"the runner failed ({type(error).__name__})", retryable=True)

@@ -1,3 +1,5 @@
+import signal
+
 from millrace_common.service import serve
 
 from millrace_node_runner.bootstrap import build
@@ -6,4 +8,10 @@ from millrace_node_runner.settings import NodeRunnerSettings
 
 def main() -> None:
     settings = NodeRunnerSettings()
-    serve(build(settings), settings)
+    try:
+        serve(build(settings), settings)
+    except SystemExit:
+        # Stopped cleanly. Tearing the interpreter down takes a moment (the AI client's modules are
+        # many); a repeated SIGTERM in that moment must not turn exit 0 into death by signal.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise

@@ -6,5 +6,42 @@ from millrace_common.settings import ServiceSettings
 class NodeRunnerSettings(ServiceSettings):
     service_name: str = "node-runner"
     http_port: int = 18083
-    concurrency: int = Field(default=32, ge=1, le=1024, description="Nodes executed at once by one process")
-    http_response_cap_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Slots per runner class: a class whose slots are all taken stops fetching, the others go on.
+    ai_concurrency: int = Field(default=16, ge=1, le=1024, description="AI nodes run at once by one process")
+    http_concurrency: int = Field(default=64, ge=1, le=1024, description="HTTP and webhook nodes run at once")
+    record_concurrency: int = Field(default=16, ge=1, le=1024, description="Record nodes run at once")
+    other_concurrency: int = Field(
+        default=8, ge=1, le=1024, description="Other nodes (task_notify) run at once"
+    )
+    http_response_cap_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Ceiling on any node's response_cap_bytes"
+    )
+    network_policy_cache_seconds: float = Field(
+        default=5,
+        ge=0,
+        le=300,
+        description="How long a tenant's network policy is kept before it is read again",
+    )
+    http_max_idle_connections: int = Field(
+        default=16, ge=1, description="Idle keep-alive connections kept per network policy's pool"
+    )
+    http_max_redirects: int = Field(default=5, ge=0, le=20)
+    max_causation_depth: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Record changes carry how many workflow runs led to them; a record node refuses a change "
+        "deeper than this, which ends a chain of workflows triggering each other",
+    )
+    record_find_max_scan: int = Field(
+        default=10_000, ge=100, description="Records a record_find may examine before it gives up"
+    )
+    kafka_session_timeout_ms: int = Field(
+        default=10_000, ge=6_000, description="How soon the group notices a runner that died without leaving"
+    )
+    drain_seconds: float = Field(
+        default=10, ge=0, description="On shutdown, how long running nodes may finish"
+    )
+    revoke_drain_seconds: float = Field(
+        default=5, ge=0, description="On a rebalance, how long running nodes of revoked partitions may finish"
+    )

@@ -21,6 +21,12 @@ class ExecuteNode(Envelope):
     attempt: int = Field(ge=1)
     input: JsonObject
     timeout_seconds: float = Field(gt=0, le=3600)
+    causation_depth: int = Field(
+        default=0,
+        ge=0,
+        description="How many workflow runs led to the record event that started this run (0 for outside "
+        "changes, manual and scheduled runs); a record node's own event carries this plus one",
+    )
 
 
 class NodeError(BaseModel):
@@ -29,6 +35,9 @@ class NodeError(BaseModel):
     type: str
     message: str
     retryable: bool
+    retry_after_seconds: float | None = Field(
+        default=None, ge=0, description="How long the target asked to be left alone (HTTP Retry-After)"
+    )
 
 
 class NodeSucceededResult(Envelope):

@@ -19,6 +19,9 @@ class TriggerData(BaseModel):
     source_event_id: UUID | None = None
     data: JsonObject = Field(default_factory=dict)
     started_by: str | None = Field(default=None, description="The user who started the run, for manual runs")
+    causation_depth: int = Field(
+        default=0, ge=0, description="The causation depth of the record event that started the run (0 otherwise)"
+    )
 
 
 class StartRun(Envelope):

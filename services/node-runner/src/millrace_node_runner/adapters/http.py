@@ -1,59 +1,134 @@
-"""The ``http_request`` node: one HTTP call with httpx, a timeout and a response size cap."""
+"""One outgoing HTTP exchange for ``http_request`` and ``webhook_out``: redirects followed by hand (each
+hop judged again), the answer read up to its cap, every failure a typed error."""
 
 from __future__ import annotations
 
-import httpx
-from pydantic import BaseModel, ConfigDict, JsonValue
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from urllib.parse import urlsplit
 
-from millrace_common.messages.node_commands import NodeError
+import httpx2
 
-from millrace_node_runner.domain.outcomes import Failed, Outcome, http_outcome
+from millrace_node_runner.adapters.network import GuardedClients, TargetRefused
+from millrace_node_runner.domain.addresses import TargetPolicy, refuse_url
+from millrace_node_runner.domain.http import redirect_for, response_outcome
+from millrace_node_runner.domain.outcomes import Outcome, failed
+
+Clock = Callable[[], datetime]
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "transfer-encoding"})
 
 
-class HttpRequestInput(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    method: str = "GET"
+@dataclass(frozen=True)
+class OutgoingRequest:
+    method: str
     url: str
-    headers: dict[str, str] = {}
-    query: dict[str, str] = {}
-    body: JsonValue = None
-    timeout_seconds: float = 30
+    headers: dict[str, str]
+    content: bytes | None
+    response_cap_bytes: int
+    timeout_seconds: float
+    # Headers that carry a credential: not sent on to another origin when redirected.
+    secret_headers: frozenset[str] = field(default_factory=frozenset)
+    follow_redirects: bool = True
 
 
-class HttpRequester:
-    def __init__(self, client: httpx.AsyncClient, response_cap_bytes: int) -> None:
-        self._client = client
-        self._cap = response_cap_bytes
+class HttpCaller:
+    def __init__(self, clients: GuardedClients, *, max_redirects: int, clock: Clock) -> None:
+        self._clients = clients
+        self._max_redirects = max_redirects
+        self._clock = clock
 
-    async def perform(self, request: HttpRequestInput, idempotency_key: str) -> Outcome:
-        headers = {"Idempotency-Key": idempotency_key, **request.headers}
-        try:
-            async with self._client.stream(
-                request.method,
-                request.url,
-                params=request.query or None,
-                headers=headers,
-                json=request.body if request.body is not None and request.method != "GET" else None,
-                timeout=request.timeout_seconds,
-            ) as response:
-                body, truncated = await self._read_capped(response)
-                return http_outcome(
-                    response.status_code, {k.lower(): v for k, v in response.headers.items()}, body, truncated=truncated
+    async def send(self, request: OutgoingRequest, policy: TargetPolicy) -> Outcome:
+        async with self._clients.client(policy) as client:
+            for _ in range(self._max_redirects + 1):
+                refusal = refuse_url(request.url, policy)
+                if refusal is not None:
+                    return failed("target_not_allowed", refusal.reason, retryable=False)
+                try:
+                    answer = await self._exchange(client, request)
+                except TargetRefused as refused:
+                    return failed("target_not_allowed", refused.reason, retryable=False)
+                except httpx2.TimeoutException:
+                    return failed(
+                        "timeout",
+                        f"no answer from {_host(request.url)} within {request.timeout_seconds:g} s",
+                        retryable=True,
+                    )
+                except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
+                    return failed("invalid_url", f"the URL cannot be requested: {error}", retryable=False)
+                except httpx2.TransportError as error:
+                    return failed(
+                        "connection",
+                        f"could not reach {_host(request.url)} ({type(error).__name__})",
+                        retryable=True,
+                    )
+                if isinstance(answer, OutgoingRequest):
+                    request = answer
+                    continue
+                return answer
+        return failed("too_many_redirects", f"more than {self._max_redirects} redirects", retryable=False)
+
+    async def _exchange(
+        self, client: httpx2.AsyncClient, request: OutgoingRequest
+    ) -> Outcome | OutgoingRequest:
+        async with client.stream(
+            request.method,
+            request.url,
+            headers=request.headers,
+            content=request.content,
+            timeout=request.timeout_seconds,
+        ) as response:
+            redirect = redirect_for(
+                request.method, request.url, response.status_code, response.headers.get("location")
+            )
+            if redirect is not None and not request.follow_redirects:
+                return failed(
+                    "http_status",
+                    f"the server answered {response.status_code} "
+                    "(a redirect, which this node does not follow)",
+                    retryable=False,
                 )
-        except httpx.TimeoutException:
-            return Failed(NodeError(type="timeout", message=f"no answer within {request.timeout_seconds:g} s", retryable=True))
-        except httpx.TransportError as error:
-            return Failed(NodeError(type="connection", message=type(error).__name__, retryable=True))
-        except httpx.InvalidURL as error:
-            return Failed(NodeError(type="invalid_url", message=str(error), retryable=False))
+            if redirect is not None:
+                headers = {
+                    name: value
+                    for name, value in request.headers.items()
+                    if (redirect.same_origin or name.lower() not in request.secret_headers)
+                    and (redirect.keeps_body or name.lower() not in _BODY_HEADERS)
+                }
+                return replace(
+                    request,
+                    url=redirect.url,
+                    method=redirect.method,
+                    headers=headers,
+                    content=request.content if redirect.keeps_body else None,
+                )
+            body, truncated = await _read_capped(response, request.response_cap_bytes)
+            headers = {name.lower(): value for name, value in response.headers.items()}
+            return response_outcome(
+                response.status_code,
+                headers,
+                body,
+                truncated=truncated,
+                url=str(response.url),
+                now=self._clock(),
+            )
 
-    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > self._cap:
-                return b"".join(chunks)[: self._cap], True
-        return b"".join(chunks), False
+
+async def _read_capped(response: httpx2.Response, cap: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            return b"".join(chunks)[:cap], True
+    return b"".join(chunks), False
+
+
+def _host(url: str) -> str:
+    """Host and port only: a URL's user information may be a password."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    except ValueError:
+        return "the target"

@@ -1,8 +1,7 @@
-"""How a node's raw result becomes its output or a typed error. Pure."""
+"""What running a node comes to: its output, or a typed error. Pure."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from millrace_common.messages.envelope import JsonObject
@@ -22,23 +21,19 @@ class Failed:
 Outcome = Succeeded | Failed
 
 
-def http_outcome(status: int, headers: dict[str, str], body: bytes, *, truncated: bool) -> Outcome:
-    """2xx and 3xx succeed; 5xx and 429 are retryable failures; other 4xx are not retryable.
+def failed(
+    error_type: str, message: str, *, retryable: bool, retry_after_seconds: float | None = None
+) -> Failed:
+    return Failed(
+        NodeError(
+            type=error_type, message=message, retryable=retryable, retry_after_seconds=retry_after_seconds
+        )
+    )
 
-    Error messages never echo the response body: it may come from an internal target."""
-    if status >= 500 or status == 429:
-        retry_after = headers.get("retry-after")
-        hint = f" (Retry-After: {retry_after})" if retry_after else ""
-        return Failed(NodeError(type="http_status", message=f"server answered {status}{hint}", retryable=True))
-    if status >= 400:
-        return Failed(NodeError(type="http_status", message=f"server answered {status}", retryable=False))
-    content_type = headers.get("content-type", "")
-    parsed: object
-    if "json" in content_type and not truncated:
-        try:
-            parsed = json.loads(body)
-        except ValueError:
-            parsed = body.decode(errors="replace")
-    else:
-        parsed = body.decode(errors="replace")
-    return Succeeded({"status": status, "headers": headers, "body": parsed, "truncated": truncated})
+
+class NodeRefused(Exception):
+    """Raised inside a transaction to roll it back and end the node with ``outcome``."""
+
+    def __init__(self, outcome: Failed) -> None:
+        super().__init__(outcome.error.message)
+        self.outcome = outcome

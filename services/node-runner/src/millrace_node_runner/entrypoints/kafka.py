@@ -1,47 +1,262 @@
-"""Consumes node commands per runner class; publishes each result before the batch's offsets commit."""
+"""Node commands in, node results out.
+
+One consumer (group ``node-runner``) reads the four runner topics. Each topic is a lane with its own
+number of slots, so slow AI calls never hold up HTTP or record work: a lane whose slots and buffer
+are full has its partitions paused while the others keep flowing. Commands start in offset order
+and finish in any order; an offset is committed only once the results of it and of every offset
+before it on its partition are published (see ``domain/offsets.py``).
+
+FastStream's subscribers either handle a polled batch as a whole (one slow call holds up every
+command behind it) or one message per partition at a time, hence this loop on aiokafka directly.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, Histogram
+from pydantic import ValidationError
 
-from millrace_common.kafka import DeadLetters, batch_subscriber_options
+from millrace_common.kafka import DeadLetters, describe_validation_error
 from millrace_common.logs import bound
-from millrace_common.messages.node_commands import NODE_COMMAND, ExecuteNode
+from millrace_common.messages.node_commands import NODE_COMMAND, ExecuteNode, NodeSucceededResult
 from millrace_common.metrics import ConsumerMetrics
-from millrace_common.topics import NODES_READY_HTTP, NODES_RESULTS, ConsumerGroup, Namespace, Topic
+from millrace_common.topics import ConsumerGroup, Namespace, Topic
 
-from millrace_node_runner.executor import NodeExecutor
+from millrace_node_runner.domain.offsets import PartitionProgress
+from millrace_node_runner.executor import NodeResult
 from millrace_node_runner.settings import NodeRunnerSettings
 
+log = logging.getLogger(__name__)
 
-def register(
-    broker: KafkaBroker,
-    settings: NodeRunnerSettings,
-    executor: NodeExecutor,
-    dead_letters: DeadLetters,
-    metrics: ConsumerMetrics,
-) -> None:
-    namespace = Namespace(settings.namespace)
-    limit = asyncio.Semaphore(settings.concurrency)
-    results_topic = namespace.topic(NODES_RESULTS)
+Execute = Callable[[ExecuteNode], Awaitable[NodeResult]]
+Publish = Callable[[NodeResult], Awaitable[None]]
 
-    async def run_one(command: ExecuteNode) -> None:
-        async with limit:
-            with bound(run_id=command.run_id, node_id=command.node_id, tenant_id=command.tenant_id):
-                result = await executor.execute(command)
-                await broker.publish(result.to_bytes(), topic=results_topic, key=str(command.run_id).encode())
+IDLE_POLL_MS = 50
+COMMIT_INTERVAL_SECONDS = 0.1
+BUSY_POLL_MS = 5
+SEND_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 
-    def subscribe(topic: Topic) -> None:
-        @broker.subscriber(namespace.topic(topic), **batch_subscriber_options(settings, ConsumerGroup.NODE_RUNNER))
-        async def on_commands(message: KafkaMessage) -> None:
-            with metrics.batch_seconds.labels(topic=topic.name).time():
-                decoded = await dead_letters.decode(topic, message.raw_message, NODE_COMMAND)
-                await asyncio.gather(*(run_one(command) for _, command in decoded))
-            metrics.handled.labels(topic=topic.name, group=ConsumerGroup.NODE_RUNNER.value, outcome="ok").inc(
-                len(message.raw_message)
+
+class NodeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.node_seconds = Histogram(
+            "millrace_node_seconds",
+            "Time to run one node command, by node type and outcome",
+            ["node_type", "outcome"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+
+
+@dataclass
+class Lane:
+    """One runner class (one topic): its slots and the commands fetched but not started yet."""
+
+    topic: Topic
+    slots: int
+    running: int = 0
+    waiting: deque[tuple[TopicPartition, ConsumerRecord]] = field(default_factory=deque)
+
+    @property
+    def full(self) -> bool:
+        return self.running >= self.slots and len(self.waiting) >= self.slots
+
+
+class CommandConsumer:
+    def __init__(
+        self,
+        settings: NodeRunnerSettings,
+        lanes: Sequence[tuple[Topic, int]],
+        execute: Execute,
+        publish: Publish,
+        dead_letters: DeadLetters,
+        consumer_metrics: ConsumerMetrics,
+        node_metrics: NodeMetrics,
+    ) -> None:
+        self._settings = settings
+        self._namespace = Namespace(settings.namespace)
+        self._lanes = {self._namespace.topic(topic): Lane(topic, slots) for topic, slots in lanes}
+        self._execute = execute
+        self._publish = publish
+        self._dead_letters = dead_letters
+        self._consumer_metrics = consumer_metrics
+        self._node_metrics = node_metrics
+        self._progress: dict[TopicPartition, PartitionProgress] = {}
+        self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
+        self._committed_at = 0.0
+
+    async def run(self) -> None:
+        """Consume until cancelled; then finish what runs (within the drain time) and commit."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            group_id=self._namespace.group(ConsumerGroup.NODE_RUNNER),
+            client_id=f"millrace-{self._settings.service_name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            max_poll_records=self._settings.kafka_max_poll_records,
+            session_timeout_ms=self._settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(self._settings.kafka_session_timeout_ms // 3, 1000),
+        )
+        consumer.subscribe(
+            list(self._lanes), listener=_Rebalance(self, consumer, self._settings.revoke_drain_seconds)
+        )
+        await consumer.start()
+        try:
+            while True:
+                await self._poll(consumer)
+        finally:
+            await self._stop(consumer)
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        paused = self._pause_full_lanes(consumer)
+        fetched = await consumer.getmany(
+            timeout_ms=BUSY_POLL_MS if paused else IDLE_POLL_MS,
+            max_records=self._settings.kafka_max_poll_records,
+        )
+        for partition, records in fetched.items():
+            lane = self._lanes[partition.topic]
+            lane.waiting.extend((partition, record) for record in records)
+            self._start_waiting(lane)
+        now = time.monotonic()
+        if now - self._committed_at >= COMMIT_INTERVAL_SECONDS:
+            # Commits are batched in time: each is a round trip to the group coordinator, and a
+            # later commit covers an earlier one. What finished is committed within the interval.
+            self._committed_at = now
+            await self._commit(consumer, list(self._progress))
+
+    def _pause_full_lanes(self, consumer: AIOKafkaConsumer) -> bool:
+        full = {name for name, lane in self._lanes.items() if lane.full}
+        assigned = consumer.assignment()
+        consumer.pause(*(tp for tp in assigned if tp.topic in full))
+        consumer.resume(*(tp for tp in assigned if tp.topic not in full))
+        return bool(full)
+
+    def _start_waiting(self, lane: Lane) -> None:
+        while lane.waiting and lane.running < lane.slots:
+            partition, record = lane.waiting.popleft()
+            progress = self._progress.setdefault(partition, PartitionProgress())
+            progress.started(record.offset)
+            lane.running += 1
+            task = asyncio.create_task(
+                self._handle(lane, partition, progress, record), name=f"node-{record.offset}"
             )
+            running = self._tasks.setdefault(partition, set())
+            running.add(task)
+            task.add_done_callback(running.discard)
 
-    subscribe(NODES_READY_HTTP)
+    async def _handle(
+        self, lane: Lane, partition: TopicPartition, progress: PartitionProgress, record: ConsumerRecord
+    ) -> None:
+        try:
+            await self._handle_record(lane, record)
+            # Only now, with the result (or the dead letter) sent, may the commit pass this offset.
+            progress.finished(record.offset)
+        except Exception:
+            # Not reached by node failures (they are results) nor by Kafka being away (sending waits);
+            # the offset stays uncommitted, so the command is handled again after a restart.
+            log.exception("a node command could not be handled", extra={"ids": {"offset": record.offset}})
+        finally:
+            lane.running -= 1
+            self._start_waiting(lane)
+
+    async def _handle_record(self, lane: Lane, record: ConsumerRecord) -> None:
+        try:
+            command = NODE_COMMAND.validate_json(record.value or b"")
+        except ValidationError as error:
+            reason = describe_validation_error(error)
+            await self._until_sent(lambda: self._dead_letters.send(lane.topic, record, reason))
+            self._count(lane, "dead_lettered")
+            return
+        with bound(run_id=command.run_id, node_id=command.node_id, tenant_id=command.tenant_id):
+            result = await self._execute(command)
+            outcome = "succeeded" if isinstance(result, NodeSucceededResult) else "failed"
+            self._node_metrics.node_seconds.labels(node_type=command.node_type, outcome=outcome).observe(
+                result.duration_ms / 1000
+            )
+            await self._until_sent(lambda: self._publish(result))
+        self._count(lane, outcome)
+
+    async def _until_sent(self, send: Callable[[], Awaitable[None]]) -> None:
+        """A result or dead letter is never dropped: while Kafka is away, sending waits (and the
+        command's offset stays uncommitted)."""
+        for attempt in itertools.count():
+            try:
+                await send()
+                return
+            except Exception:
+                pause = SEND_BACKOFF_SECONDS[min(attempt, len(SEND_BACKOFF_SECONDS) - 1)]
+                log.warning("sending to Kafka failed; trying again", extra={"ids": {"pause": pause}})
+                await asyncio.sleep(pause)
+
+    def _count(self, lane: Lane, outcome: str) -> None:
+        self._consumer_metrics.handled.labels(
+            topic=lane.topic.name, group=ConsumerGroup.NODE_RUNNER.value, outcome=outcome
+        ).inc()
+
+    async def _commit(self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> None:
+        positions = {
+            tp: position
+            for tp in partitions
+            if (progress := self._progress.get(tp)) is not None
+            and (position := progress.to_commit()) is not None
+        }
+        if not positions:
+            return
+        try:
+            await consumer.commit(positions)
+        except KafkaError as error:
+            # A rebalance is under way, or the coordinator moved: the positions are committed next time.
+            log.warning("committing offsets failed", extra={"ids": {"error": type(error).__name__}})
+            return
+        for tp, position in positions.items():
+            self._progress[tp].committed(position)
+
+    async def release(
+        self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition], wait_seconds: float
+    ) -> None:
+        """Hand partitions back: forget their waiting commands, give their running ones a little time,
+        commit what finished. Whatever did not finish is redelivered to the next owner."""
+        revoked = set(partitions)
+        for lane in self._lanes.values():
+            lane.waiting = deque(item for item in lane.waiting if item[0] not in revoked)
+        running = [task for tp in revoked for task in self._tasks.get(tp, ())]
+        if running:
+            await asyncio.wait(running, timeout=wait_seconds)
+        await self._commit(consumer, [tp for tp in revoked if tp in self._progress])
+        for tp in revoked:
+            self._progress.pop(tp, None)
+            self._tasks.pop(tp, None)
+
+    async def _stop(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            await self.release(consumer, list(self._progress), self._settings.drain_seconds)
+        finally:
+            leftover = [task for tasks in self._tasks.values() for task in tasks]
+            for task in leftover:
+                task.cancel()
+            await asyncio.gather(*leftover, return_exceptions=True)
+            await consumer.stop()
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, owner: CommandConsumer, consumer: AIOKafkaConsumer, wait_seconds: float) -> None:
+        self._owner = owner
+        self._consumer = consumer
+        self._wait_seconds = wait_seconds
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner.release(self._consumer, list(revoked), self._wait_seconds)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        return None

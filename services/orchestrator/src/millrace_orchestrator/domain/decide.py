@@ -561,6 +561,7 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
                 attempt=attempt,
                 input=rendered,
                 timeout_seconds=node.data.timeout_seconds,
+                causation_depth=state.trigger.causation_depth if state.trigger else 0,
             ),
         )
     )

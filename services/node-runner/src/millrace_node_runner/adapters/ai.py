@@ -1,0 +1,90 @@
+"""Chat completions against a tenant's OpenAI-compatible endpoint, through the guarded HTTP clients:
+an endpoint the tenant may not reach is refused before a connection exists, so it never sees the key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import openai
+from openai import AsyncOpenAI
+
+from millrace_node_runner.adapters.network import GuardedClients, TargetRefused
+from millrace_node_runner.domain.addresses import TargetPolicy, refuse_url
+from millrace_node_runner.domain.ai import AiSettings, ChatAnswer, ChatRequest, Usage
+from millrace_node_runner.domain.http import retry_after_seconds
+from millrace_node_runner.domain.outcomes import Failed, failed
+
+Clock = Callable[[], datetime]
+
+
+class ChatEndpoint:
+    def __init__(self, clients: GuardedClients, clock: Clock) -> None:
+        self._clients = clients
+        self._clock = clock
+
+    async def complete(
+        self, settings: AiSettings, api_key: str | None, request: ChatRequest, timeout_seconds: float
+    ) -> ChatAnswer | Failed:
+        policy = TargetPolicy(allow_private=settings.allow_private_endpoint)
+        refusal = refuse_url(settings.base_url, policy)
+        if refusal is not None:
+            return failed("target_not_allowed", f"the AI endpoint: {refusal.reason}", retryable=False)
+        async with self._clients.client(policy) as http_client:
+            client = AsyncOpenAI(
+                base_url=settings.base_url,
+                # Always explicit, so the SDK never falls back to an OPENAI_API_KEY of the runner's own.
+                api_key=api_key or "none",
+                organization=None,
+                project=None,
+                max_retries=0,
+                timeout=timeout_seconds,
+                http_client=http_client,
+            )
+            try:
+                completion = await client.chat.completions.create(
+                    model=request.model,
+                    messages=request.message_dicts(),  # type: ignore[arg-type]
+                    temperature=request.temperature,
+                    max_tokens=request.max_tokens,
+                    response_format={"type": "json_object"} if request.json_mode else openai.omit,
+                )
+            except TargetRefused as refused:
+                return failed("target_not_allowed", f"the AI endpoint: {refused.reason}", retryable=False)
+            except openai.APITimeoutError:
+                return failed(
+                    "timeout", f"the AI endpoint gave no answer within {timeout_seconds:g} s", retryable=True
+                )
+            except openai.APIConnectionError as error:
+                cause = error.__cause__
+                if isinstance(cause, TargetRefused):
+                    return failed("target_not_allowed", f"the AI endpoint: {cause.reason}", retryable=False)
+                return failed("connection", "could not reach the AI endpoint", retryable=True)
+            except openai.APIStatusError as error:
+                return self._status_failure(error)
+            except openai.APIError as error:
+                return failed(
+                    "ai_error",
+                    f"the AI endpoint's answer could not be read ({type(error).__name__})",
+                    retryable=True,
+                )
+        if not completion.choices:
+            return failed("ai_invalid_answer", "the AI endpoint answered without a choice", retryable=True)
+        choice = completion.choices[0]
+        usage = completion.usage
+        return ChatAnswer(
+            content=choice.message.content or "",
+            model=completion.model or request.model,
+            finish_reason=choice.finish_reason,
+            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage is not None else Usage(),
+        )
+
+    def _status_failure(self, error: openai.APIStatusError) -> Failed:
+        """The status only: an error body may come from an internal target, so it is never echoed."""
+        status = error.status_code
+        if status == 429 or status >= 500:
+            wait = retry_after_seconds(error.response.headers.get("retry-after"), self._clock())
+            return failed(
+                "ai_status", f"the AI endpoint answered {status}", retryable=True, retry_after_seconds=wait
+            )
+        return failed("ai_status", f"the AI endpoint answered {status}", retryable=False)

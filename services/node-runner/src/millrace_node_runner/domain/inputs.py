@@ -1,0 +1,162 @@
+"""What each node type's ``input`` must hold (its config with templates rendered), validated at the edge.
+
+One model per node type, ignoring fields it does not use, so the workflow language can grow without
+breaking the runner. Templates may render scalars where text is expected (``"{{ record.data.n }}"`` in
+a header gives a number); those become text here, as they would in an HTTP request.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    field_validator,
+    model_validator,
+)
+
+from millrace_common.conditions import Condition
+from millrace_common.messages.envelope import JsonObject
+
+
+def _as_text(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if value is None:
+        return ""
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_as_text)]
+TextMap = dict[str, Text]
+CredentialName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class HttpAuthInput(_Input):
+    type: Literal["bearer", "basic", "header"]
+    credential: CredentialName
+
+
+class HttpRequestInput(_Input):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    url: Text = Field(min_length=1, max_length=8192)
+    headers: TextMap = Field(default_factory=dict)
+    query: TextMap = Field(default_factory=dict)
+    auth: HttpAuthInput | None = None
+    body_type: Literal["json", "form", "raw"] = "json"
+    body: JsonValue = None
+    response_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=10 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _body_fits_its_type(self) -> HttpRequestInput:
+        if self.body is None:
+            return self
+        if self.body_type == "form" and not (
+            isinstance(self.body, dict)
+            and all(isinstance(v, str | int | float | bool) for v in self.body.values())
+        ):
+            raise ValueError("a form body is an object of scalar values")
+        if self.body_type == "raw" and not isinstance(self.body, str):
+            raise ValueError("a raw body is a string")
+        return self
+
+
+class WebhookOutInput(_Input):
+    url: Text = Field(min_length=1, max_length=8192)
+    payload: JsonValue = None
+    headers: TextMap = Field(default_factory=dict)
+    secret_credential: CredentialName | None = None
+    response_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=10 * 1024 * 1024)
+
+
+class _AiInput(_Input):
+    system: Text | None = Field(default=None, max_length=65_536)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+
+
+class AiPromptInput(_AiInput):
+    prompt: Text = Field(min_length=1, max_length=262_144)
+
+
+class AiAnalysisInput(_AiInput):
+    prompt: Text = Field(min_length=1, max_length=262_144)
+    output_schema: JsonObject
+
+
+class AiClassificationInput(_AiInput):
+    text: Text = Field(min_length=1, max_length=262_144)
+    prompt: Text | None = Field(default=None, max_length=65_536)
+    labels: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(
+        min_length=2, max_length=50
+    )
+
+
+PipelineId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+RecordId = Annotated[Text, Field(min_length=1, max_length=1000)]
+
+
+class RecordCreateInput(_Input):
+    pipeline_id: PipelineId
+    data: JsonObject
+
+
+class RecordUpdateInput(_Input):
+    pipeline_id: PipelineId
+    record_id: RecordId
+    data: JsonObject
+    mode: Literal["merge", "replace"] = "merge"
+
+
+class SortKeyInput(_Input):
+    field: str = Field(min_length=1, max_length=200)
+    direction: Literal["asc", "desc"] = "asc"
+
+    @field_validator("field")
+    @classmethod
+    def _a_record_field(cls, value: str) -> str:
+        root = value.split(".", 1)[0]
+        if root not in {"id", "created_at", "updated_at", "data"} or value in {"data"} or ".." in value:
+            raise ValueError("sort by id, created_at, updated_at or data.<field>")
+        return value
+
+
+class RecordFindInput(_Input):
+    pipeline_id: PipelineId
+    filters: Condition | None = None
+    sort: tuple[SortKeyInput, ...] = Field(default=(), max_length=5)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class RecordDeleteInput(_Input):
+    pipeline_id: PipelineId
+    record_id: RecordId
+
+
+class AssigneeInput(_Input):
+    user: Text | None = Field(default=None, min_length=1, max_length=320)
+    role: Text | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _user_or_role(self) -> AssigneeInput:
+        if (self.user is None) == (self.role is None):
+            raise ValueError('an assignee is {"user": ...} or {"role": ...}')
+        return self
+
+
+class TaskNotifyInput(_Input):
+    assignee: AssigneeInput
+    title: Text = Field(min_length=1, max_length=500)
+    message: Text = Field(default="", max_length=65_536)

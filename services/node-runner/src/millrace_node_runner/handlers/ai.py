@@ -1,0 +1,75 @@
+"""``ai_prompt``, ``ai_analysis`` and ``ai_classification``: the stored answer when the run asked the
+same before, else the budget check, the call, the tokens recorded, and the answer judged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from millrace_common.messages.node_commands import ExecuteNode
+
+from millrace_node_runner.adapters.ai import ChatEndpoint
+from millrace_node_runner.adapters.ai_ledger import AiLedger
+from millrace_node_runner.adapters.tenants import TenantConfig
+from millrace_node_runner.domain.ai import (
+    AiInput,
+    answer_key,
+    budget_refusal,
+    cached_output,
+    chat_request,
+    interpret,
+    month_of,
+    unusable_schema,
+)
+from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput
+from millrace_node_runner.domain.outcomes import Failed, Outcome, Succeeded
+
+Clock = Callable[[], datetime]
+INPUT_MODELS: dict[str, type[AiInput]] = {
+    "ai_prompt": AiPromptInput,
+    "ai_analysis": AiAnalysisInput,
+    "ai_classification": AiClassificationInput,
+}
+
+
+class AiNodes:
+    def __init__(self, tenants: TenantConfig, endpoint: ChatEndpoint, ledger: AiLedger, clock: Clock) -> None:
+        self._tenants = tenants
+        self._endpoint = endpoint
+        self._ledger = ledger
+        self._clock = clock
+
+    async def run(self, command: ExecuteNode) -> Outcome:
+        node = INPUT_MODELS[command.node_type].model_validate(command.input)
+        if (refusal := unusable_schema(node)) is not None:
+            return refusal
+        configured = await self._tenants.ai_endpoint(command.tenant_id)
+        request = chat_request(node, configured.settings)
+        key = answer_key(command.node_type, configured.settings.base_url, request, node)
+        stored = await self._ledger.stored_answer(command.run_id, key)
+        if stored is not None:
+            return Succeeded(cached_output(stored))
+        month = month_of(self._clock())
+        used = await self._ledger.tokens_used(command.tenant_id, month)
+        refusal = budget_refusal(configured.settings.monthly_token_budget, used, month)
+        if refusal is not None:
+            return refusal
+        answer = await self._endpoint.complete(
+            configured.settings, configured.api_key, request, command.timeout_seconds
+        )
+        if isinstance(answer, Failed):
+            return answer
+        outcome = interpret(node, answer)
+        await self._ledger.record(
+            tenant_id=command.tenant_id,
+            run_id=command.run_id,
+            node_id=command.node_id,
+            attempt=command.attempt,
+            model=answer.model,
+            usage=answer.usage,
+            month=month,
+            now=self._clock(),
+            input_hash=key,
+            output=outcome.output if isinstance(outcome, Succeeded) else None,
+        )
+        return outcome
