@@ -2,25 +2,66 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from millrace_common.db import create_engine
 from millrace_common.kafka import DeadLetters, create_broker
 from millrace_common.metrics import ConsumerMetrics
+from millrace_common.outbox import OutboxRelay
 from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import ConsumerGroup, Namespace
 
-from millrace_trigger.adapters.trigger_index import TriggerIndex
+from millrace_trigger.adapters.clock import Clock, FileClock, SystemClock
+from millrace_trigger.adapters.store import TriggerStore
 from millrace_trigger.entrypoints import kafka
-from millrace_trigger.settings import TriggerSettings
+from millrace_trigger.handlers import (
+    ConsumerShell,
+    FiringLedger,
+    RecordEventHandler,
+    Retention,
+    Scheduler,
+    WebhookHandler,
+)
+from millrace_trigger.metrics import TriggerMetrics
+from millrace_trigger.settings import CONSUMER, TriggerSettings
 
 
 def build(settings: TriggerSettings) -> FastAPI:
     registry = CollectorRegistry()
-    metrics = ConsumerMetrics(registry)
+    consumer_metrics = ConsumerMetrics(registry)
+    trigger_metrics = TriggerMetrics(registry)
     broker = create_broker(settings)
     engine = create_engine(settings)
-    dead_letters = DeadLetters(broker, Namespace(settings.namespace), ConsumerGroup.TRIGGER, metrics)
-    kafka.register(broker, settings, TriggerIndex(engine), dead_letters, metrics)
-    return create_app(ServiceParts(settings, broker, engine, registry), title="Millrace trigger")
+    namespace = Namespace(settings.namespace)
+    clock: Clock = FileClock(settings.trigger_clock_file) if settings.trigger_clock_file else SystemClock()
+    store = TriggerStore(CONSUMER)
+    relay = OutboxRelay(engine, broker, CONSUMER)
+    shell = ConsumerShell(
+        engine,
+        store,
+        FiringLedger(store, namespace, CONSUMER, trigger_metrics),
+        relay,
+        DeadLetters(broker, namespace, ConsumerGroup.TRIGGER, consumer_metrics),
+        clock,
+    )
+    kafka.register(
+        broker,
+        settings,
+        RecordEventHandler(shell, max_causation_depth=settings.trigger_max_causation_depth),
+        WebhookHandler(shell),
+        consumer_metrics,
+    )
+    scheduler = Scheduler(
+        shell,
+        trigger_metrics,
+        tick_seconds=settings.trigger_schedule_tick_seconds,
+        grace=timedelta(seconds=settings.trigger_schedule_grace_seconds),
+    )
+    retention = Retention(engine, store, clock, keep=timedelta(days=settings.trigger_retention_days))
+    parts = ServiceParts(
+        settings, broker, engine, registry, background=(relay.run, scheduler.run, retention.run)
+    )
+    return create_app(parts, title="Millrace trigger")

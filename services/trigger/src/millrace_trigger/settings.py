@@ -1,6 +1,37 @@
+from pathlib import Path
+
+from pydantic import Field
+
 from millrace_common.settings import ServiceSettings
+
+CONSUMER = "trigger"
+"""This service's name on the outbox rows and consumer positions it writes."""
 
 
 class TriggerSettings(ServiceSettings):
     service_name: str = "trigger"
     http_port: int = 18081
+    trigger_max_causation_depth: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="How many runs a chain of record changes may start: a change made by a run started "
+        "by a change made by a run... starts no further run beyond this depth (the firing is recorded)",
+    )
+    trigger_schedule_tick_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often due slots are looked for"
+    )
+    trigger_schedule_grace_seconds: float = Field(
+        default=60,
+        ge=1,
+        description="A slot found later than this after its time counts as missed (the missed-slot policy applies)",
+    )
+    trigger_retention_days: float = Field(
+        default=7,
+        gt=0,
+        description="Firings, webhook delivery ids and last-seen record states older than this are pruned",
+    )
+    trigger_clock_file: Path | None = Field(
+        default=None,
+        description="For tests: read the current time from this file (an ISO-8601 instant) instead of the system clock",
+    )

@@ -1,59 +1,221 @@
-"""Which runs a record event asks for. Pure."""
+"""Which runs a record event or an inbound webhook asks for. Pure.
+
+Candidates come from the trigger index (tenant, kind, pipeline); here each candidate's own filters
+decide: pipeline ids, watched fields (``field_changed``), the condition tree over the trigger's data,
+and the causation depth of the change.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from uuid import NAMESPACE_URL, UUID, uuid5
+from datetime import datetime
 
+from millrace_common.conditions import ConditionError, evaluate
 from millrace_common.messages.records import AnyRecordEvent, RecordCreated, RecordDeleted, RecordUpdated
-from millrace_common.messages.run_commands import StartRun, TriggerData
+from millrace_common.messages.webhooks import WebhookReceived
 
-TRIGGER_KIND = {RecordCreated: "record_created", RecordUpdated: "record_updated", RecordDeleted: "record_deleted"}
-_RUN_IDS = uuid5(NAMESPACE_URL, "millrace:run")
+from millrace_trigger.domain.changes import JsonObject, changed_fields, watched_changes
+from millrace_trigger.domain.firings import Candidate, Firing, Outcome, firing
+
+TRIGGER_KINDS: dict[type, tuple[str, ...]] = {
+    RecordCreated: ("record_created",),
+    RecordUpdated: ("record_updated", "field_changed"),
+    RecordDeleted: ("record_deleted",),
+}
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """An active workflow whose trigger kind and pipeline fit the event."""
-
-    workflow_id: UUID
-    workflow_version: int
+class Filtered:
+    """A candidate whose filters did not hold; nothing is recorded."""
 
 
-def trigger_kind(event: AnyRecordEvent) -> str:
-    return TRIGGER_KIND[type(event)]
+def trigger_kinds(event: AnyRecordEvent) -> tuple[str, ...]:
+    """The trigger kinds an event can fire; ``field_changed`` fires on updates only."""
+    return TRIGGER_KINDS[type(event)]
 
 
-def run_id_for(idempotency_key: str) -> UUID:
-    """Runs are named by their idempotency key, so a redelivered event asks for the same run."""
-    return uuid5(_RUN_IDS, idempotency_key)
+def record_key(event_id: str, candidate: Candidate) -> str:
+    """Source event id + workflow id: a redelivered event asks each workflow for the same run."""
+    return f"{event_id}:{candidate.workflow_ref}"
 
 
-def start_runs(event: AnyRecordEvent, candidates: list[Candidate]) -> list[StartRun]:
-    record = {
-        "id": event.record_id,
-        "pipeline_id": event.pipeline_id,
-        "data": getattr(event, "data", None) or {},
-        "old_data": getattr(event, "old_data", None),
+def old_data(event: AnyRecordEvent, last_seen: JsonObject | None) -> JsonObject | None:
+    """The record before this change: what the producer sent, else the last state this service saw."""
+    sent = event.old_data if isinstance(event, (RecordUpdated, RecordDeleted)) else None
+    if sent is not None:
+        return sent
+    return None if isinstance(event, RecordCreated) else last_seen
+
+
+def state_after(event: AnyRecordEvent) -> JsonObject | None:
+    """The record's state once the event happened; None once it is deleted."""
+    return None if isinstance(event, RecordDeleted) else event.data
+
+
+def match_record_event(
+    event: AnyRecordEvent,
+    candidates: Iterable[Candidate],
+    *,
+    last_seen: JsonObject | None,
+    now: datetime,
+    max_causation_depth: int,
+) -> list[Firing]:
+    """The firings an event causes: ``started`` ones (before throttling) and the ones recorded
+    without a run (``too_deep``, ``no_baseline``, ``condition_error``)."""
+    kinds = trigger_kinds(event)
+    before = old_data(event, last_seen)
+    after = state_after(event)
+    event_id = str(event.message_id)
+    base: JsonObject = {
+        "record": {
+            "id": event.record_id,
+            "pipeline_id": event.pipeline_id,
+            "data": after if after is not None else {},
+            "old_data": before,
+        },
+        "event_type": event.type,
+        "event_id": event_id,
+        "occurred_at": event.occurred_at.isoformat(),
+        "causation_depth": event.causation_depth,
     }
-    commands = []
+    if isinstance(event, RecordUpdated) and before is not None:
+        base["changed_fields"] = list(changed_fields(before, event.data))
+    firings = []
+    seen = set()
     for candidate in candidates:
-        key = f"{event.message_id}:{candidate.workflow_id}"
-        run_id = run_id_for(key)
-        commands.append(
-            StartRun(
-                tenant_id=event.tenant_id,
-                correlation_id=run_id,
-                causation_id=event.message_id,
-                run_id=run_id,
-                workflow_id=candidate.workflow_id,
-                workflow_version=candidate.workflow_version,
-                trigger=TriggerData(
-                    kind=trigger_kind(event),
-                    source_event_id=event.message_id,
-                    data={"record": record, "event_type": event.type},
-                ),
-                idempotency_key=key,
-            )
+        if candidate.workflow_id in seen or candidate.kind not in kinds:
+            continue
+        seen.add(candidate.workflow_id)
+        if candidate.config.pipeline_ids and event.pipeline_id not in candidate.config.pipeline_ids:
+            continue
+        decided = _record_firing(
+            event, record_key(event_id, candidate), candidate, base, before, now, max_causation_depth
         )
-    return commands
+        if isinstance(decided, Firing):
+            firings.append(decided)
+    return firings
+
+
+def _record_firing(
+    event: AnyRecordEvent,
+    key: str,
+    candidate: Candidate,
+    base: JsonObject,
+    before: JsonObject | None,
+    now: datetime,
+    max_causation_depth: int,
+) -> Firing | Filtered:
+    data = base
+    if candidate.kind == "field_changed":
+        assert isinstance(event, RecordUpdated)
+        if before is None:
+            reason = "the record's earlier state is unknown: the event has no old_data and no earlier event was seen"
+            return firing(
+                candidate,
+                key=key,
+                source="record",
+                source_event_id=event.message_id,
+                data=base,
+                outcome=Outcome.NO_BASELINE,
+                reason=reason,
+            )
+        changes = watched_changes(candidate.config.fields, before, event.data)
+        if not changes:
+            return Filtered()
+        data = {**base, "changes": {c.field: {"old": c.old, "new": c.new} for c in changes}}
+    verdict = conditions_verdict(candidate, data, now)
+    if isinstance(verdict, Filtered):
+        return verdict
+    outcome, reason = verdict
+    if outcome is Outcome.STARTED and event.causation_depth + 1 > max_causation_depth:
+        outcome = Outcome.TOO_DEEP
+        reason = (
+            f"the change was made by a chain of {event.causation_depth} run(s); the changes of another run "
+            f"would exceed the causation depth limit of {max_causation_depth}"
+        )
+    return firing(
+        candidate,
+        key=key,
+        source="record",
+        source_event_id=event.message_id,
+        data=data,
+        outcome=outcome,
+        reason=reason,
+        causation_depth=event.causation_depth,
+    )
+
+
+def conditions_verdict(
+    candidate: Candidate, data: JsonObject, now: datetime
+) -> tuple[Outcome, str | None] | Filtered:
+    """Whether the trigger's condition tree holds for what templates will see as ``trigger``."""
+    conditions = candidate.config.conditions
+    if conditions is None:
+        return Outcome.STARTED, None
+    context = {
+        "trigger": {"kind": candidate.kind, **data},
+        "workflow": {"id": candidate.workflow_ref, "version": candidate.workflow_version},
+        "vars": {},
+        "nodes": {},
+    }
+    try:
+        holds = evaluate(conditions, context, now=now)
+    except ConditionError as error:
+        return Outcome.CONDITION_ERROR, f"the trigger's conditions cannot be evaluated: {error}"
+    return (Outcome.STARTED, None) if holds else Filtered()
+
+
+def match_webhook(message: WebhookReceived, candidate: Candidate | None, *, now: datetime) -> Firing:
+    """The firing an accepted webhook call causes; a call for a workflow that is no longer active with
+    a webhook trigger, or whose conditions do not hold, is recorded (its caller holds a run id)."""
+    data: JsonObject = {
+        "webhook": {
+            "delivery_id": message.delivery_id,
+            "content_type": message.content_type,
+            "body": message.body,
+            "headers": dict(message.headers),
+            "query": dict(message.query),
+            "signature_verified": message.signature_verified,
+            "received_at": message.received_at.isoformat(),
+        },
+    }
+    if candidate is None or candidate.kind != "webhook":
+        return Firing(
+            idempotency_key=message.idempotency_key,
+            tenant_id=message.tenant_id,
+            workflow_id=message.workflow_id,
+            workflow_version=message.workflow_version,
+            kind="webhook",
+            source="webhook",
+            source_event_id=message.message_id,
+            data=data,
+            outcome=Outcome.NOT_ACTIVE,
+            max_executions_per_hour=0,
+            reason="the workflow is no longer active with a webhook trigger",
+        )
+    verdict = conditions_verdict(candidate, data, now)
+    if isinstance(verdict, Filtered):
+        outcome, reason = Outcome.FILTERED, "the trigger's conditions do not hold for this call"
+    else:
+        outcome, reason = verdict
+    return firing(
+        candidate,
+        key=message.idempotency_key,
+        source="webhook",
+        source_event_id=message.message_id,
+        data=data,
+        outcome=outcome,
+        reason=reason,
+    )
+
+
+def dedupe(firings: Sequence[Firing]) -> list[Firing]:
+    """The first firing of each idempotency key (a batch may hold one event twice)."""
+    seen: set[str] = set()
+    unique = []
+    for item in firings:
+        if item.idempotency_key not in seen:
+            seen.add(item.idempotency_key)
+            unique.append(item)
+    return unique

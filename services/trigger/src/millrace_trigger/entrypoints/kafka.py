@@ -1,47 +1,49 @@
-"""Consumes record events and asks for the runs they start; offsets commit after StartRun is durable."""
+"""The trigger service's Kafka subscriber: record events and inbound webhooks, a polled batch at a
+time, through one consumer (so starting an instance costs one group rebalance, not one per topic);
+offsets commit after the handlers returned, when their StartRuns are durable in the outbox."""
 
 from __future__ import annotations
 
-import asyncio
-
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
 from faststream.kafka.annotations import KafkaMessage
 
-from millrace_common.kafka import DeadLetters, batch_subscriber_options
-from millrace_common.messages.records import RECORD_EVENT
+from millrace_common.kafka import batch_subscriber_options
 from millrace_common.metrics import ConsumerMetrics
 from millrace_common.settings import ServiceSettings
-from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+from millrace_common.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
 
-from millrace_trigger.adapters.trigger_index import TriggerIndex
-from millrace_trigger.domain.matching import start_runs, trigger_kind
+from millrace_trigger.handlers import RecordEventHandler, WebhookHandler
 
 
 def register(
     broker: KafkaBroker,
     settings: ServiceSettings,
-    index: TriggerIndex,
-    dead_letters: DeadLetters,
+    records: RecordEventHandler,
+    webhooks: WebhookHandler,
     metrics: ConsumerMetrics,
 ) -> None:
     namespace = Namespace(settings.namespace)
-    commands_topic = namespace.topic(RUNS_COMMANDS)
+    group = ConsumerGroup.TRIGGER.value
+    handlers = {
+        namespace.topic(RECORDS_EVENTS): (RECORDS_EVENTS, records.handle),
+        namespace.topic(WEBHOOKS_INBOUND): (WEBHOOKS_INBOUND, webhooks.handle),
+    }
 
     @broker.subscriber(
-        namespace.topic(RECORDS_EVENTS), **batch_subscriber_options(settings, ConsumerGroup.TRIGGER)
+        *handlers, decoder=_undecoded, **batch_subscriber_options(settings, ConsumerGroup.TRIGGER)
     )
-    async def on_record_events(message: KafkaMessage) -> None:
-        with metrics.batch_seconds.labels(topic=RECORDS_EVENTS.name).time():
-            pending = []
-            for _, event in await dead_letters.decode(RECORDS_EVENTS, message.raw_message, RECORD_EVENT):
-                candidates = await index.candidates(event.tenant_id, trigger_kind(event), event.pipeline_id)
-                for command in start_runs(event, candidates):
-                    pending.append(
-                        await broker.publish(
-                            command.to_bytes(), topic=commands_topic, key=str(command.run_id).encode(), no_confirm=True
-                        )
-                    )
-            await asyncio.gather(*pending)
-        metrics.handled.labels(topic=RECORDS_EVENTS.name, group=ConsumerGroup.TRIGGER.value, outcome="ok").inc(
-            len(message.raw_message)
-        )
+    async def on_batch(message: KafkaMessage) -> None:
+        for name, (topic, handle) in handlers.items():
+            polled = [record for record in message.raw_message if record.topic == name]
+            if not polled:
+                continue
+            with metrics.batch_seconds.labels(topic=topic.name).time():
+                await handle(polled)
+            metrics.handled.labels(topic=topic.name, group=group, outcome="ok").inc(len(polled))
+
+
+async def _undecoded(message: StreamMessage[tuple[ConsumerRecord, ...]]) -> None:
+    """The handlers validate the raw records themselves (dead-lettering what does not validate), so
+    the framework's JSON decoding of every message would be wasted work."""

@@ -1,0 +1,184 @@
+"""What the benchmarks share: where Kafka and PostgreSQL are, a namespace of their own, workflow rows
+written straight to the database, and figures printed as tables.
+
+Run a bench from the repository root as a module (``uv run --frozen python -m bench.orchestrator_core``)
+or as a file (``uv run --frozen python bench/orchestrator_core.py``)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import statistics
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import Engine, create_engine, insert  # noqa: E402
+
+from millrace_common.messages.envelope import utc_now  # noqa: E402
+from millrace_common.tables import workflow_versions, workflows  # noqa: E402
+from millrace_common.workflow import WorkflowDefinition  # noqa: E402
+from tests.support.infra import Infra, create_namespace, drop_namespace  # noqa: E402
+
+DEV_KAFKA = "127.0.0.1:19092"
+DEV_DATABASE = "postgresql+psycopg://millrace@127.0.0.1:15432/millrace"
+
+
+def infra_from_env() -> Infra:
+    """``MILLRACE_KAFKA_BOOTSTRAP`` and ``MILLRACE_DATABASE_URL`` when set, else the dev profile's."""
+    return Infra(
+        os.environ.get("MILLRACE_KAFKA_BOOTSTRAP", DEV_KAFKA), os.environ.get("MILLRACE_DATABASE_URL", DEV_DATABASE)
+    )
+
+
+@contextmanager
+def bench_namespace(infra: Infra, label: str) -> Iterator[str]:
+    """A namespace (schema and topics) for one bench run, dropped afterwards whatever happened."""
+    name = f"b{label}{uuid.uuid4().hex[:8]}"
+    create_namespace(infra, name)
+    try:
+        yield name
+    finally:
+        drop_namespace(infra, name)
+
+
+@contextmanager
+def schema_engine(infra: Infra, namespace: str) -> Iterator[Engine]:
+    """A synchronous engine whose connections see the namespace's schema."""
+    engine = create_engine(infra.database_url, connect_args={"options": f"-csearch_path={namespace}"})
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def insert_workflow(engine: Engine, tenant_id: str, definition: dict, *, name: str = "bench") -> tuple[UUID, int]:
+    """An active workflow with one version, written as the gateway writes it (validated first)."""
+    checked = WorkflowDefinition.model_validate(definition)
+    workflow_id, now = uuid.uuid4(), utc_now()
+    with engine.begin() as connection:
+        connection.execute(
+            insert(workflows).values(
+                id=workflow_id,
+                tenant_id=tenant_id,
+                name=name,
+                status="active",
+                latest_version=1,
+                active_version=1,
+                webhook_token=secrets.token_urlsafe(24),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        connection.execute(
+            insert(workflow_versions).values(
+                workflow_id=workflow_id,
+                version=1,
+                tenant_id=tenant_id,
+                definition=checked.model_dump(mode="json", by_alias=True),
+                created_at=now,
+            )
+        )
+    return workflow_id, 1
+
+
+def node(node_id: str, node_type: str, y: int = 0, parent: str | None = None, **data: object) -> dict:
+    built: dict = {"id": node_id, "type": node_type, "position": {"x": 0, "y": y}, "data": {"name": node_id, **data}}
+    return built | ({"parentId": parent} if parent else {})
+
+
+def edge(source: str, target: str, handle: str | None = None) -> dict:
+    built = {"id": f"{source}->{target}:{handle or ''}", "source": source, "target": target}
+    return built | ({"sourceHandle": handle} if handle else {})
+
+
+def set_condition_end() -> dict:
+    """``trigger -> set -> condition -> end``: the shape the run-throughput target is stated for.
+    Every node is a control node, so the orchestrator finishes a run in one decision."""
+    return {
+        "nodes": [
+            node("start", "trigger", 0, kind="manual"),
+            node("vars", "set", 100, variables={"n": "{{ trigger.n }}", "label": "run {{ trigger.n }}"}),
+            node("check", "condition", 200, condition={"field": "vars.n", "operator": "greater_than_or_equals", "value": 0}),
+            node("done", "end", 300, output={"n": "{{ vars.n }}"}),
+        ],
+        "edges": [edge("start", "vars"), edge("vars", "check"), edge("check", "done", "true")],
+        "settings": {"max_executions_per_hour": 10_000_000},
+    }
+
+
+def for_each_workflow(body: str, max_concurrency: int = 50) -> dict:
+    """``trigger -> for_each(trigger.items) -> end``; the body is one ``set`` node (``body="set"``) or one
+    ``http_request`` node (``body="http"``, answered by whoever plays the runner)."""
+    if body == "set":
+        step = node("step", "set", 20, parent="each", variables={"seen": "{{ item }}", "at": "{{ index }}"})
+    else:
+        step = node("step", "http_request", 20, parent="each", url="http://example.test/items/{{ index }}")
+    return {
+        "nodes": [
+            node("start", "trigger", 0, kind="manual"),
+            node("each", "for_each", 100, items="{{ trigger.items }}", max_concurrency=max_concurrency),
+            step,
+            node("done", "end", 200, output={"count": "{{ nodes.each.output.count }}"}),
+        ],
+        "edges": [edge("start", "each"), edge("each", "done", "done")],
+        "settings": {"max_executions_per_hour": 10_000_000, "retry_count": 0},
+    }
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile (``share`` in 0..1) of ``values``; NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(share * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One printed line: what was measured, its value, its unit, and a remark (a target, a verdict)."""
+
+    what: str
+    value: float | int | str
+    unit: str = ""
+    remark: str = ""
+
+
+def print_figures(title: str, figures: Sequence[Figure]) -> None:
+    def shown(value: float | int | str) -> str:
+        if isinstance(value, float):
+            return f"{value:,.1f}" if abs(value) >= 100 else f"{value:,.3g}" if value else "0"
+        return f"{value:,}" if isinstance(value, int) else value
+
+    rows = [(f.what, shown(f.value), f.unit, f.remark) for f in figures]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print(f"\n{title}")
+    print("-" * (sum(widths) + 6))
+    for what, value, unit, remark in rows:
+        print(f"{what:<{widths[0]}}  {value:>{widths[1]}} {unit:<{widths[2]}}  {remark}".rstrip())
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages: other work on the machine skews every figure."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
+
+
+def machine() -> str:
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPU(s), "
+        f"{platform.machine()}, load average {load_average()}"
+    )

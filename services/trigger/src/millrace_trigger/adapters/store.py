@@ -1,0 +1,429 @@
+"""The trigger service's PostgreSQL: the trigger index, firings, last-seen record states, schedule
+cursors and consumer positions. Every method works inside the caller's transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import ValidationError
+from pydantic_core import to_json
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from millrace_common.tables import schedule_cursors, trigger_firings, workflow_triggers
+from millrace_common.workflow import TriggerConfig
+
+from millrace_trigger.domain.changes import JsonObject
+from millrace_trigger.domain.firings import Candidate, Firing
+
+log = logging.getLogger(__name__)
+
+ANY_PIPELINE = "*"
+IndexKey = tuple[str, str, str]
+"""(tenant, trigger kind, pipeline or ``*``): how the trigger index is looked up."""
+RecordKey = tuple[str, str, str]
+"""(tenant, pipeline, record id)."""
+
+_INDEX_VERSIONS = text(
+    "select tenant_id, version from trigger_index_versions where tenant_id = any(cast(:tenants as text[]))"
+)
+_TENANT_INDEX = text(
+    """
+    select a.tenant_id, a.trigger_kind, a.pipeline_id, a.workflow_id, a.workflow_version,
+           w.config, w.max_executions_per_hour
+    from active_triggers a
+    join workflow_triggers w on w.workflow_id = a.workflow_id and w.workflow_version = a.workflow_version
+    where a.tenant_id = any(cast(:tenants as text[]))
+    """
+)
+# The rows travel as one JSON document: cheaper to send than an array of JSON texts.
+_REMEMBER = text(
+    """
+    insert into record_states (tenant_id, pipeline_id, record_id, data, event_id, seen_at)
+    select q.t, q.p, q.r, q.d, q.e, :now
+    from jsonb_to_recordset(cast(:rows as jsonb)) as q (t text, p text, r text, d jsonb, e uuid)
+    on conflict (tenant_id, pipeline_id, record_id)
+    do update set data = excluded.data, event_id = excluded.event_id, seen_at = excluded.seen_at
+    """
+)
+_FORGET = text(
+    """
+    delete from record_states s
+    using unnest(cast(:tenants as text[]), cast(:pipelines as text[]), cast(:records as text[])) as q (t, p, r)
+    where s.tenant_id = q.t and s.pipeline_id = q.p and s.record_id = q.r
+    """
+)
+_CLAIM = text(
+    """
+    insert into consumer_positions as c (consumer, topic, partition, next_offset)
+    select :consumer, :topic, p, 0 from unnest(cast(:partitions as integer[])) as p order by p
+    on conflict (consumer, topic, partition) do update set next_offset = c.next_offset
+    returning c.partition, c.next_offset
+    """
+)
+_ADVANCE = text(
+    """
+    update consumer_positions c set next_offset = q.o
+    from unnest(cast(:partitions as integer[]), cast(:offsets as bigint[])) as q (p, o)
+    where c.consumer = :consumer and c.topic = :topic and c.partition = q.p and c.next_offset < q.o
+    """
+)
+_LAST_SEEN = text(
+    """
+    select s.tenant_id, s.pipeline_id, s.record_id, s.data
+    from unnest(cast(:tenants as text[]), cast(:pipelines as text[]), cast(:records as text[]))
+         as q (tenant_id, pipeline_id, record_id)
+    join record_states s
+      on s.tenant_id = q.tenant_id and s.pipeline_id = q.pipeline_id and s.record_id = q.record_id
+    """
+)
+# Locks in id order, so two instances lock the same workflows in the same order and never deadlock.
+_RATE_LOCKS = text(
+    """
+    select count(pg_advisory_xact_lock(h)) from (
+        select hashtextextended('millrace-trigger-rate:' || id, 0) as h
+        from unnest(cast(:ids as text[])) as id
+        order by id
+    ) as ordered
+    """
+)
+# A statement of its own, after the locks: in READ COMMITTED each statement reads what was committed
+# when it began, so counting in the locking statement would miss what the previous holder committed.
+_STARTED_SINCE = text(
+    """
+    select workflow_id, count(*) as started
+    from trigger_firings
+    where workflow_id = any(cast(:ids as uuid[])) and status = 'started' and fired_at > :since
+    group by workflow_id
+    """
+)
+_DUE_SCHEDULES = text(
+    """
+    select w.workflow_id, w.tenant_id, w.workflow_version, w.config, w.max_executions_per_hour,
+           w.activated_at, c.activated_at as cursor_activated_at, c.cursor_at
+    from workflow_triggers w
+    left join schedule_cursors c on c.workflow_id = w.workflow_id
+    where w.trigger_kind = 'scheduled'
+      and (c.workflow_id is null or c.activated_at <> w.activated_at or c.next_slot_at <= :now)
+    order by w.workflow_id
+    limit :limit
+    for update of w skip locked
+    """
+)
+_RECORD_FIRINGS = text(
+    """
+    insert into trigger_firings (idempotency_key, tenant_id, workflow_id, workflow_version, trigger_kind,
+                                 source_event_id, run_id, status, reason, fired_at)
+    select k, t, w, v, kind, src, r, st, reason, :now
+    from unnest(cast(:keys as text[]), cast(:tenants as text[]), cast(:workflows as uuid[]),
+                cast(:versions as integer[]), cast(:kinds as text[]), cast(:sources as uuid[]),
+                cast(:runs as uuid[]), cast(:statuses as text[]), cast(:reasons as text[]))
+         as q (k, t, w, v, kind, src, r, st, reason)
+    on conflict (idempotency_key) do nothing
+    returning idempotency_key
+    """
+)
+_PRUNE_FIRINGS = text(
+    "delete from trigger_firings where ctid in "
+    "(select ctid from trigger_firings where fired_at < :before limit :batch)"
+)
+_PRUNE_DELIVERIES = text(
+    "delete from webhook_deliveries where ctid in "
+    "(select ctid from webhook_deliveries where received_at < :before limit :batch)"
+)
+
+
+@dataclass(frozen=True)
+class DueSchedule:
+    workflow_id: UUID
+    candidate: Candidate | None
+    """None when the trigger's config cannot be read (the schedule is then parked)."""
+    cursor: datetime
+    """The instant up to which this activation's slots have been handled."""
+    activated_at: datetime
+
+
+class TriggerStore:
+    """Queries and writes of the trigger service; trigger configs are parsed once per version."""
+
+    def __init__(
+        self, consumer: str, *, max_cached_configs: int = 200_000, max_cached_tenants: int = 20_000
+    ) -> None:
+        self._consumer = consumer
+        self._configs: dict[tuple[UUID, int], TriggerConfig] = {}
+        self._max_cached_configs = max_cached_configs
+        self._index: dict[str, dict[IndexKey, tuple[Candidate, ...]]] = {}
+        self._index_versions: dict[str, int] = {}
+        self._max_cached_tenants = max_cached_tenants
+
+    # -- consumer positions: a redelivered message is recognised by its offset and skipped ----------
+
+    async def claim_positions(
+        self, connection: AsyncConnection, topic: str, partitions: Iterable[int]
+    ) -> dict[int, int]:
+        """The next unhandled offset of each partition, locked until the transaction ends (so a
+        zombie consumer of the same partitions waits, then skips what this one handled)."""
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return {}
+        rows = await connection.execute(
+            _CLAIM, {"consumer": self._consumer, "topic": topic, "partitions": wanted}
+        )
+        return {row.partition: row.next_offset for row in rows}
+
+    async def advance_positions(
+        self, connection: AsyncConnection, topic: str, next_offsets: Mapping[int, int]
+    ) -> None:
+        partitions = sorted(next_offsets)
+        await connection.execute(
+            _ADVANCE,
+            {
+                "consumer": self._consumer,
+                "topic": topic,
+                "partitions": partitions,
+                "offsets": [next_offsets[p] for p in partitions],
+            },
+        )
+
+    # -- the trigger index ------------------------------------------------------------------------
+
+    async def record_candidates(
+        self, connection: AsyncConnection, lookups: Iterable[IndexKey]
+    ) -> Mapping[IndexKey, Sequence[Candidate]]:
+        """Active workflows per (tenant, kind, pipeline), ``*`` standing for every pipeline.
+
+        Each tenant's part of the index is cached and reloaded only when its version moved (the
+        version moves in the transaction that activates, pauses or archives a workflow), so a batch
+        costs one small query plus what its candidates cost.
+        """
+        keys = set(lookups)
+        tenants = sorted({tenant for tenant, _, _ in keys})
+        if not tenants:
+            return {}
+        rows = await connection.execute(_INDEX_VERSIONS, {"tenants": tenants})
+        versions = {row.tenant_id: row.version for row in rows}
+        stale = [t for t in tenants if self._index_versions.get(t) != versions.get(t, 0)]
+        if stale:
+            await self._reload(connection, stale, versions)
+        found: dict[IndexKey, Sequence[Candidate]] = {}
+        for key in keys:
+            candidates = self._index.get(key[0], {}).get(key)
+            if candidates:
+                found[key] = candidates
+        return found
+
+    async def _reload(
+        self, connection: AsyncConnection, tenants: Sequence[str], versions: Mapping[str, int]
+    ) -> None:
+        if len(self._index) + len(tenants) > self._max_cached_tenants:
+            self._index.clear()
+            self._index_versions.clear()
+        grouped: dict[str, dict[IndexKey, list[Candidate]]] = {t: defaultdict(list) for t in tenants}
+        rows = await connection.execute(_TENANT_INDEX, {"tenants": list(tenants)})
+        for row in rows:
+            candidate = self._candidate(
+                row.workflow_id, row.workflow_version, row.tenant_id, row.config, row.max_executions_per_hour
+            )
+            if candidate is not None:
+                grouped[row.tenant_id][(row.tenant_id, row.trigger_kind, row.pipeline_id)].append(candidate)
+        for tenant in tenants:
+            self._index[tenant] = {key: tuple(found) for key, found in grouped[tenant].items()}
+            self._index_versions[tenant] = versions.get(tenant, 0)
+
+    async def workflow_candidates(
+        self, connection: AsyncConnection, workflow_ids: Iterable[UUID]
+    ) -> dict[UUID, Candidate]:
+        ids = sorted(set(workflow_ids))
+        if not ids:
+            return {}
+        rows = await connection.execute(
+            select(workflow_triggers).where(workflow_triggers.c.workflow_id.in_(ids))
+        )
+        found = {}
+        for row in rows:
+            candidate = self._candidate(
+                row.workflow_id, row.workflow_version, row.tenant_id, row.config, row.max_executions_per_hour
+            )
+            if candidate is not None:
+                found[row.workflow_id] = candidate
+        return found
+
+    def _candidate(
+        self, workflow_id: UUID, version: int, tenant_id: str, config: JsonObject, max_per_hour: int
+    ) -> Candidate | None:
+        """The candidate, its config parsed once per version; None for a config this version of the
+        service cannot read (logged), so one bad row never holds up every other workflow's events."""
+        parsed = self._configs.get((workflow_id, version))
+        if parsed is None:
+            if len(self._configs) >= self._max_cached_configs:
+                self._configs.clear()
+            try:
+                parsed = TriggerConfig.model_validate(config)
+            except ValidationError as error:
+                log.error(
+                    "an active trigger's config cannot be read; the workflow is skipped until re-activated",
+                    extra={
+                        "ids": {
+                            "workflow_id": str(workflow_id),
+                            "version": version,
+                            "error": str(error)[:500],
+                        }
+                    },
+                )
+                return None
+            self._configs[(workflow_id, version)] = parsed
+        return Candidate(workflow_id, version, tenant_id, parsed, max_per_hour)
+
+    # -- last-seen record states (for field_changed when a producer sends only the new record) -----
+
+    async def last_seen(
+        self, connection: AsyncConnection, keys: Iterable[RecordKey]
+    ) -> dict[RecordKey, JsonObject]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        tenants, pipelines, records = (list(column) for column in zip(*wanted, strict=True))
+        rows = await connection.execute(
+            _LAST_SEEN, {"tenants": tenants, "pipelines": pipelines, "records": records}
+        )
+        return {(row.tenant_id, row.pipeline_id, row.record_id): row.data for row in rows}
+
+    async def remember(
+        self,
+        connection: AsyncConnection,
+        states: Mapping[RecordKey, tuple[JsonObject | None, UUID]],
+        now: datetime,
+    ) -> None:
+        """Store each record's newest state (None: the record was deleted, so forget it)."""
+        kept = sorted(
+            ((key, data, event_id) for key, (data, event_id) in states.items() if data is not None),
+            key=lambda item: item[0],
+        )
+        gone = sorted(key for key, (data, _) in states.items() if data is None)
+        if kept:
+            rows = [{"t": t, "p": p, "r": r, "d": data, "e": event_id} for (t, p, r), data, event_id in kept]
+            await connection.execute(_REMEMBER, {"rows": to_json(rows).decode(), "now": now})
+        if gone:
+            await connection.execute(
+                _FORGET,
+                {
+                    "tenants": [k[0] for k in gone],
+                    "pipelines": [k[1] for k in gone],
+                    "records": [k[2] for k in gone],
+                },
+            )
+
+    # -- firings: the exactly-once record and the hourly rate counter --------------------------------
+
+    async def known_keys(self, connection: AsyncConnection, keys: Iterable[str]) -> set[str]:
+        wanted = sorted(set(keys))
+        if not wanted:
+            return set()
+        rows = await connection.execute(
+            select(trigger_firings.c.idempotency_key).where(trigger_firings.c.idempotency_key.in_(wanted))
+        )
+        return {row.idempotency_key for row in rows}
+
+    async def started_since(
+        self, connection: AsyncConnection, workflow_ids: Iterable[UUID], since: datetime
+    ) -> dict[UUID, int]:
+        """Runs each workflow started after ``since``; each workflow's count stays locked until the
+        transaction ends, so two instances never both take the last run of an hour."""
+        ids = sorted({str(w) for w in workflow_ids})
+        if not ids:
+            return {}
+        await connection.execute(_RATE_LOCKS, {"ids": ids})
+        rows = await connection.execute(_STARTED_SINCE, {"ids": ids, "since": since})
+        return {row.workflow_id: row.started for row in rows}
+
+    async def record_firings(
+        self, connection: AsyncConnection, firings: Sequence[Firing], now: datetime
+    ) -> set[str]:
+        """Insert the firings; returns the keys that were new (a key already there is left as it was)."""
+        if not firings:
+            return set()
+        rows = await connection.execute(
+            _RECORD_FIRINGS,
+            {
+                "keys": [f.idempotency_key for f in firings],
+                "tenants": [f.tenant_id for f in firings],
+                "workflows": [f.workflow_id for f in firings],
+                "versions": [f.workflow_version for f in firings],
+                "kinds": [f.kind for f in firings],
+                "sources": [f.source_event_id for f in firings],
+                "runs": [f.run_id for f in firings],
+                "statuses": [f.outcome.value for f in firings],
+                "reasons": [f.reason for f in firings],
+                "now": now,
+            },
+        )
+        return {row.idempotency_key for row in rows}
+
+    # -- schedules --------------------------------------------------------------------------------
+
+    async def due_schedules(
+        self, connection: AsyncConnection, now: datetime, limit: int
+    ) -> list[DueSchedule]:
+        """Scheduled workflows with a slot due (or a new activation), locked; other instances skip them."""
+        rows = await connection.execute(_DUE_SCHEDULES, {"now": now, "limit": limit})
+        due = []
+        for row in rows:
+            same_activation = row.cursor_activated_at == row.activated_at and row.cursor_at is not None
+            due.append(
+                DueSchedule(
+                    workflow_id=row.workflow_id,
+                    candidate=self._candidate(
+                        row.workflow_id,
+                        row.workflow_version,
+                        row.tenant_id,
+                        row.config,
+                        row.max_executions_per_hour,
+                    ),
+                    cursor=row.cursor_at if same_activation else row.activated_at,
+                    activated_at=row.activated_at,
+                )
+            )
+        return due
+
+    async def move_cursor(
+        self,
+        connection: AsyncConnection,
+        schedule: DueSchedule,
+        *,
+        cursor: datetime,
+        next_slot: datetime | None,
+        now: datetime,
+    ) -> None:
+        values = {
+            "workflow_id": schedule.workflow_id,
+            "activated_at": schedule.activated_at,
+            "cursor_at": cursor,
+            "next_slot_at": next_slot,
+            "updated_at": now,
+        }
+        statement = pg_insert(schedule_cursors).values(values)
+        await connection.execute(
+            statement.on_conflict_do_update(index_elements=[schedule_cursors.c.workflow_id], set_=values)
+        )
+
+    # -- retention --------------------------------------------------------------------------------
+
+    async def prune(self, engine: AsyncEngine, before: datetime, *, batch: int = 5000) -> int:
+        """Delete firings and webhook delivery ids older than ``before``, a batch per transaction."""
+        removed = 0
+        for statement in (_PRUNE_FIRINGS, _PRUNE_DELIVERIES):
+            while True:
+                async with engine.begin() as connection:
+                    count = (
+                        await connection.execute(statement, {"before": before, "batch": batch})
+                    ).rowcount or 0
+                removed += count
+                if count < batch:
+                    break
+        return removed

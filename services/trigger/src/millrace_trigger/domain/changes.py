@@ -1,0 +1,82 @@
+"""What changed between two states of a record. Pure.
+
+A missing field reads as null, so adding a field with a null value, or removing a null field, is no
+change. Values compare by JSON type, as conditions do: ``1`` equals ``1.0``, ``"1"`` is not ``1``,
+``true`` is not ``1``, and lists and objects compare deeply.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from pydantic import JsonValue
+
+from millrace_common.workflow import WatchedField
+
+JsonObject = dict[str, JsonValue]
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: JsonValue
+    new: JsonValue
+
+
+def read_field(data: Mapping[str, JsonValue] | None, field: str) -> JsonValue:
+    """The value at a dotted path (``status``, ``address.city``, ``lines.0.sku``); null when absent."""
+    value: JsonValue = dict(data) if data is not None else None
+    for part in field.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+def json_equal(left: JsonValue, right: JsonValue) -> bool:
+    if _is_number(left) and _is_number(right):
+        return left == right
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(json_equal(a, b) for a, b in zip(left, right, strict=True))
+    if isinstance(left, dict) and isinstance(right, dict):
+        keys = {k for k, v in left.items() if v is not None} | {k for k, v in right.items() if v is not None}
+        return all(json_equal(left.get(k), right.get(k)) for k in keys)
+    return left == right
+
+
+def changed_fields(old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]) -> tuple[str, ...]:
+    """The top-level fields whose values differ, in sorted order."""
+    return tuple(sorted(k for k in old.keys() | new.keys() if not json_equal(old.get(k), new.get(k))))
+
+
+def watched_changes(
+    watched: Sequence[WatchedField], old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]
+) -> tuple[FieldChange, ...]:
+    """The watched fields that changed, each from one of its ``from`` values to one of its ``to``
+    values when those are given (``[null]`` stands for empty)."""
+    found = []
+    for spec in watched:
+        before, after = read_field(old, spec.field), read_field(new, spec.field)
+        if json_equal(before, after):
+            continue
+        if spec.from_values is not None and not _one_of(before, spec.from_values):
+            continue
+        if spec.to_values is not None and not _one_of(after, spec.to_values):
+            continue
+        found.append(FieldChange(spec.field, before, after))
+    return tuple(found)
+
+
+def _one_of(value: JsonValue, allowed: Sequence[JsonValue]) -> bool:
+    return any(json_equal(value, candidate) for candidate in allowed)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,144 @@
+"""Firings: a trigger's decision about one run, whether it starts it or records why not. Pure.
+
+Every firing has an idempotency key (source event id + workflow id, or the schedule slot); the run id
+is derived from it, so deciding twice names the same run. Only ``started`` firings ask for a run;
+every other outcome is recorded with its reason and counted, never dropped silently.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import cached_property
+from enum import StrEnum
+from typing import Literal
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from millrace_common.messages.run_commands import StartRun, TriggerData
+from millrace_common.messages.webhooks import run_id_for_key
+from millrace_common.workflow import TriggerConfig
+
+JsonObject = dict[str, JsonValue]
+Source = Literal["record", "webhook", "schedule"]
+
+
+class Outcome(StrEnum):
+    STARTED = "started"
+    THROTTLED = "throttled"
+    TOO_DEEP = "too_deep"
+    NO_BASELINE = "no_baseline"
+    CONDITION_ERROR = "condition_error"
+    FILTERED = "filtered"
+    NOT_ACTIVE = "not_active"
+    MISSED = "missed"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An active workflow whose trigger may fire: its pinned version and its trigger's config."""
+
+    workflow_id: UUID
+    workflow_version: int
+    tenant_id: str
+    config: TriggerConfig
+    max_executions_per_hour: int
+
+    @cached_property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @cached_property
+    def workflow_ref(self) -> str:
+        """The workflow id as text, made once: it goes into every idempotency key."""
+        return str(self.workflow_id)
+
+
+@dataclass(frozen=True)
+class Firing:
+    idempotency_key: str
+    tenant_id: str
+    workflow_id: UUID
+    workflow_version: int
+    kind: str
+    source: Source
+    source_event_id: UUID | None
+    data: JsonObject
+    outcome: Outcome
+    max_executions_per_hour: int
+    reason: str | None = None
+    causation_depth: int = 0
+    """The depth of the record change that caused the firing; the run's own record changes go one deeper."""
+
+    @property
+    def run_id(self) -> UUID:
+        return run_id_for_key(self.idempotency_key)
+
+    def start_run(self) -> StartRun:
+        run_id = self.run_id
+        return StartRun(
+            tenant_id=self.tenant_id,
+            correlation_id=run_id,
+            causation_id=self.source_event_id,
+            run_id=run_id,
+            workflow_id=self.workflow_id,
+            workflow_version=self.workflow_version,
+            trigger=TriggerData(
+                kind=self.kind,
+                source_event_id=self.source_event_id,
+                data=self.data,
+                causation_depth=self.causation_depth,
+            ),
+            idempotency_key=self.idempotency_key,
+        )
+
+
+def firing(
+    candidate: Candidate,
+    *,
+    key: str,
+    source: Source,
+    source_event_id: UUID | None,
+    data: JsonObject,
+    outcome: Outcome = Outcome.STARTED,
+    reason: str | None = None,
+    causation_depth: int = 0,
+) -> Firing:
+    return Firing(
+        idempotency_key=key,
+        tenant_id=candidate.tenant_id,
+        workflow_id=candidate.workflow_id,
+        workflow_version=candidate.workflow_version,
+        kind=candidate.kind,
+        source=source,
+        source_event_id=source_event_id,
+        data=data,
+        outcome=outcome,
+        max_executions_per_hour=candidate.max_executions_per_hour,
+        reason=reason,
+        causation_depth=causation_depth,
+    )
+
+
+def throttle(firings: Sequence[Firing], started_last_hour: Mapping[UUID, int]) -> list[Firing]:
+    """Each workflow starts at most ``max_executions_per_hour`` runs in any hour: in order, the
+    firings that would go beyond it become ``throttled``, with the reason."""
+    started: Counter[UUID] = Counter(started_last_hour)
+    settled = []
+    for item in firings:
+        if item.outcome is not Outcome.STARTED:
+            settled.append(item)
+            continue
+        limit = item.max_executions_per_hour
+        if started[item.workflow_id] >= limit:
+            reason = (
+                f"max_executions_per_hour is {limit} and {started[item.workflow_id]} runs "
+                "started in the last hour"
+            )
+            settled.append(replace(item, outcome=Outcome.THROTTLED, reason=reason))
+        else:
+            started[item.workflow_id] += 1
+            settled.append(item)
+    return settled

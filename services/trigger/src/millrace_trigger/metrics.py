@@ -1,0 +1,34 @@
+"""The trigger service's own Prometheus metrics, on the registry its bootstrap creates."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class TriggerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.firings = Counter(
+            "millrace_trigger_firings_total",
+            "Trigger decisions recorded, by source (record, webhook, schedule), trigger kind and outcome "
+            "(started, throttled, too_deep, no_baseline, condition_error, filtered, not_active, missed)",
+            ["source", "kind", "outcome"],
+            registry=registry,
+        )
+        self.throttled = Counter(
+            "millrace_trigger_throttled_total",
+            "Runs not started because the workflow reached max_executions_per_hour, by source",
+            ["source"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "millrace_trigger_duplicates_total",
+            "Firings decided again for an idempotency key already recorded (a redelivered or repeated event)",
+            ["source"],
+            registry=registry,
+        )
+        self.schedule_lag = Histogram(
+            "millrace_trigger_schedule_lag_seconds",
+            "How long after its slot a scheduled run was asked for",
+            buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+            registry=registry,
+        )
