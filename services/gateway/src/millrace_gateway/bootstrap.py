@@ -16,7 +16,7 @@ from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import Namespace
 
 from millrace_gateway.adapters.security import Passwords, Tokens
-from millrace_gateway.api import auth, catalog, errors, records, runs, tasks, tenant_settings, workflows
+from millrace_gateway.api import auth, catalog, errors, records, runs, tasks, tenant_settings, webhooks, workflows
 from millrace_gateway.settings import JWT_AUDIENCE, JWT_ISSUER, PRODUCER, GatewaySettings
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -49,6 +49,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     errors.install(app, max_body_bytes=MAX_BODY_BYTES)
     for module in (auth, workflows, runs, records, tenant_settings, catalog, tasks):
         app.include_router(module.router)
+    app.include_router(webhooks.build_router(broker))
 
     @app.get("/", include_in_schema=False)
     async def home() -> RedirectResponse:
