@@ -6,9 +6,6 @@ StartRun commands read back from ``runs.commands``. Test modules import the ``*_
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,45 +22,7 @@ from millrace_common.messages.run_commands import RUN_COMMAND, StartRun
 from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, Topic
 from tests.support.api import Account, provision_tenant, signed_in
 from tests.support.infra import Infra
-from tests.support.processes import ARTIFACTS, ServiceProcess, System, free_port
-
-# Until the gateway's bootstrap includes the webhook router, tests run the gateway through this
-# launcher, which includes it with the gateway's own broker (and changes nothing once it is there).
-GATEWAY_WITH_WEBHOOKS = """
-import millrace_gateway.bootstrap as bootstrap
-from millrace_common.service import serve
-from millrace_gateway.api import webhooks
-from millrace_gateway.settings import GatewaySettings
-
-brokers = []
-create_broker = bootstrap.create_broker
-bootstrap.create_broker = lambda settings: brokers.append(create_broker(settings)) or brokers[-1]
-settings = GatewaySettings()
-app = bootstrap.build(settings)
-if not any(getattr(route, "path", "") == "/hooks/{token}" for route in app.routes):
-    app.include_router(webhooks.build_router(brokers[0]))
-serve(app, settings)
-"""
-
-
-def start_gateway_with_webhooks(system: System) -> None:
-    port = free_port()
-    log_path = ARTIFACTS / f"{system.namespace}-gateway.log"
-    ARTIFACTS.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        **system.infra.env(system.namespace),
-        "MILLRACE_HTTP_PORT": str(port),
-        "PYTHONUNBUFFERED": "1",
-        "MILLRACE_JWT_SECRET": system.jwt_secret,
-        "MILLRACE_ENCRYPTION_KEY": system.encryption_key,
-    }
-    with open(log_path, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-c", GATEWAY_WITH_WEBHOOKS], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    system.services["gateway"] = ServiceProcess("gateway", port, process, log_path)
-    system.wait_ready(("gateway",))
+from tests.support.processes import System
 
 
 def trigger_definition(trigger: dict, *, max_per_hour: int | None = None) -> dict:
@@ -260,11 +219,10 @@ def write_clock(path: Path, instant: object) -> None:
 
 @pytest.fixture(scope="module", name="trigger_system")
 def trigger_system_fixture(infra: Infra, module_namespace: str) -> Iterator[System]:
-    """The gateway (with the webhook route) and the trigger service, once for the module."""
+    """The gateway and the trigger service, once for the module."""
     running = System(infra, module_namespace)
     try:
-        start_gateway_with_webhooks(running)
-        running.start(("trigger",))
+        running.start(("gateway", "trigger"))
         yield running
     finally:
         running.stop_all()

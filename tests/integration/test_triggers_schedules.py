@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.test_triggers_fixtures import Rig, rig_for, start_gateway_with_webhooks, write_clock
+from tests.integration.test_triggers_fixtures import Rig, rig_for, write_clock
 from tests.support.infra import Infra
 from tests.support.processes import System
 
@@ -33,7 +33,7 @@ def gateway(infra: Infra, module_namespace: str) -> Iterator[System]:
     """The gateway, once for the module; each test runs its own trigger service on its own clock."""
     running = System(infra, module_namespace)
     try:
-        start_gateway_with_webhooks(running)
+        running.start(("gateway",))
         yield running
     finally:
         running.stop_all()

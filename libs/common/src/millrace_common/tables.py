@@ -130,7 +130,7 @@ active_triggers = Table(
     Column("workflow_id", Uuid, primary_key=True),
     Column("tenant_id", String(64), nullable=False),
     Column("trigger_kind", String(32), nullable=False),
-    Column("pipeline_id", String(128), nullable=False),
+    Column("pipeline_id", String(128), primary_key=True),
     Column("workflow_version", Integer, nullable=False),
 )
 

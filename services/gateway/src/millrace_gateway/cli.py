@@ -2,6 +2,7 @@
 
     millrace-admin create-tenant acme --name "Acme Inc." --admin-email admin@acme.test
     (the password is read from MILLRACE_ADMIN_PASSWORD, or asked for on a terminal)
+    millrace-admin allow-networks acme 127.0.0.0/8     (let acme's nodes call loopback targets)
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import ipaddress
 import os
 import sys
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from millrace_common.db import create_engine
-from millrace_common.messages.envelope import TenantId
+from millrace_common.messages.envelope import TenantId, utc_now
+from millrace_common.tables import tenant_network_policies
 
 from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.settings import GatewaySettings
@@ -30,7 +34,15 @@ def main(argv: list[str] | None = None) -> None:
     create.add_argument("tenant_id")
     create.add_argument("--name")
     create.add_argument("--admin-email", required=True)
+    allow = commands.add_parser(
+        "allow-networks", help="let a tenant's HTTP, webhook and AI nodes reach these private or loopback networks"
+    )
+    allow.add_argument("tenant_id")
+    allow.add_argument("networks", nargs="+", help="CIDR ranges, e.g. 127.0.0.0/8 ::1/128")
     args = parser.parse_args(argv)
+    if args.command == "allow-networks":
+        _allow_networks(parser, args.tenant_id, args.networks)
+        return
 
     try:
         tenant_id = TypeAdapter(TenantId).validate_python(args.tenant_id)
@@ -54,3 +66,27 @@ def main(argv: list[str] | None = None) -> None:
         print(f"millrace-admin: {error}", file=sys.stderr)
         raise SystemExit(1) from error
     print(f"tenant {tenant_id!r} created with admin {args.admin_email}", file=sys.stderr)
+
+
+def _allow_networks(parser: argparse.ArgumentParser, tenant_id: str, networks: list[str]) -> None:
+    try:
+        ranges = sorted({str(ipaddress.ip_network(n, strict=False)) for n in networks})
+    except ValueError as error:
+        parser.error(f"not a network: {error}")
+    settings = GatewaySettings()
+
+    async def run() -> None:
+        engine = create_engine(settings)
+        values = {"allowed_networks": ranges, "updated_at": utc_now()}
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    pg_insert(tenant_network_policies)
+                    .values(tenant_id=tenant_id, allow_private_targets=False, **values)
+                    .on_conflict_do_update(index_elements=["tenant_id"], set_=values)
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    print(f"tenant {tenant_id!r} may now reach {', '.join(ranges)}", file=sys.stderr)
