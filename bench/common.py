@@ -36,7 +36,8 @@ DEV_DATABASE = "postgresql+psycopg://millrace@127.0.0.1:15432/millrace"
 def infra_from_env() -> Infra:
     """``MILLRACE_KAFKA_BOOTSTRAP`` and ``MILLRACE_DATABASE_URL`` when set, else the dev profile's."""
     return Infra(
-        os.environ.get("MILLRACE_KAFKA_BOOTSTRAP", DEV_KAFKA), os.environ.get("MILLRACE_DATABASE_URL", DEV_DATABASE)
+        os.environ.get("MILLRACE_KAFKA_BOOTSTRAP", DEV_KAFKA),
+        os.environ.get("MILLRACE_DATABASE_URL", DEV_DATABASE),
     )
 
 
@@ -61,7 +62,9 @@ def schema_engine(infra: Infra, namespace: str) -> Iterator[Engine]:
         engine.dispose()
 
 
-def insert_workflow(engine: Engine, tenant_id: str, definition: dict, *, name: str = "bench") -> tuple[UUID, int]:
+def insert_workflow(
+    engine: Engine, tenant_id: str, definition: dict, *, name: str = "bench"
+) -> tuple[UUID, int]:
     """An active workflow with one version, written as the gateway writes it (validated first)."""
     checked = WorkflowDefinition.model_validate(definition)
     workflow_id, now = uuid.uuid4(), utc_now()
@@ -92,7 +95,8 @@ def insert_workflow(engine: Engine, tenant_id: str, definition: dict, *, name: s
 
 
 def node(node_id: str, node_type: str, y: int = 0, parent: str | None = None, **data: object) -> dict:
-    built: dict = {"id": node_id, "type": node_type, "position": {"x": 0, "y": y}, "data": {"name": node_id, **data}}
+    position = {"x": 0, "y": y}
+    built: dict = {"id": node_id, "type": node_type, "position": position, "data": {"name": node_id, **data}}
     return built | ({"parentId": parent} if parent else {})
 
 
@@ -104,11 +108,12 @@ def edge(source: str, target: str, handle: str | None = None) -> dict:
 def set_condition_end() -> dict:
     """``trigger -> set -> condition -> end``: the shape the run-throughput target is stated for.
     Every node is a control node, so the orchestrator finishes a run in one decision."""
+    at_least_zero = {"field": "vars.n", "operator": "greater_than_or_equals", "value": 0}
     return {
         "nodes": [
             node("start", "trigger", 0, kind="manual"),
             node("vars", "set", 100, variables={"n": "{{ trigger.n }}", "label": "run {{ trigger.n }}"}),
-            node("check", "condition", 200, condition={"field": "vars.n", "operator": "greater_than_or_equals", "value": 0}),
+            node("check", "condition", 200, condition=at_least_zero),
             node("done", "end", 300, output={"n": "{{ vars.n }}"}),
         ],
         "edges": [edge("start", "vars"), edge("vars", "check"), edge("check", "done", "true")],
@@ -174,7 +179,8 @@ def print_figures(title: str, figures: Sequence[Figure]) -> None:
 
 def load_average() -> str:
     """The 1-, 5- and 15-minute load averages: other work on the machine skews every figure."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
+    averages = Path("/proc/loadavg")
+    return " ".join(averages.read_text().split()[:3]) if averages.exists() else "n/a"
 
 
 def machine() -> str:

@@ -23,7 +23,15 @@ if __package__ in (None, ""):
 
 from sqlalchemy import Engine, text
 
-from bench.common import Figure, bench_namespace, infra_from_env, machine, median, print_figures, schema_engine
+from bench.common import (
+    Figure,
+    bench_namespace,
+    infra_from_env,
+    machine,
+    median,
+    print_figures,
+    schema_engine,
+)
 from tests.e2e.test_orchestrator_crash import (
     CrashDrill,
     Kill,
@@ -44,7 +52,10 @@ def recovery_seconds(database: Engine, kills: list[Kill]) -> list[float]:
     with database.connect() as connection:
         for kill in kills:
             first = connection.execute(
-                text("select min(extract(epoch from recorded_at)) from run_events where recorded_at > to_timestamp(:t)"),
+                text(
+                    "select min(extract(epoch from recorded_at)) from run_events"
+                    " where recorded_at > to_timestamp(:t)"
+                ),
                 {"t": kill.at_time},
             ).scalar_one()
             if first is not None:
@@ -61,14 +72,16 @@ def redeliveries(namespace: str) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=2_000)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=None)
     options = parser.parse_args()
     seed = options.seed if options.seed is not None else uuid.uuid4().int % 1_000_000
     infra = infra_from_env()
-    print(f"orchestrator crash drill on {machine()}: {options.runs:,} runs, {options.kills} kills, seed {seed}")
+    print(f"crash drill on {machine()}: {options.runs:,} runs, {options.kills} kills, seed {seed}")
 
     with bench_namespace(infra, "crash") as namespace, schema_engine(infra, namespace) as database:
         system = System(infra, namespace)
@@ -93,10 +106,11 @@ def main() -> None:
             system.stop_all()
 
     problems = findings.problems + twice
+    exit_codes = Counter(kill.exit_code for kill in drill.kills)
     statuses_shown = ", ".join(f"{count:,} {status}" for status, count in sorted(statuses.items()))
     figures = [
         Figure("runs started", options.runs, "", statuses_shown),
-        Figure("SIGKILLs", len(drill.kills), "", f"exit codes {dict(Counter(k.exit_code for k in drill.kills))}"),
+        Figure("SIGKILLs", len(drill.kills), "", f"exit codes {dict(exit_codes)}"),
         Figure("drill, first start to last completion", elapsed, "s"),
         Figure("restart until /readyz, median", median([k.restart_seconds for k in drill.kills]), "s",
                f"max {max((k.restart_seconds for k in drill.kills), default=0):.1f} s"),
@@ -104,7 +118,7 @@ def main() -> None:
                f"max {max(recoveries, default=0):.1f} s"),
         Figure("run-log events", findings.events, "", f"{findings.events / max(1, findings.runs):.1f} a run"),
         Figure("messages recognised as handled before", duplicates, "", "redelivered after a kill, skipped"),
-        Figure("run.completed published more than once", republished, "", "same message id again: at-least-once"),
+        Figure("run.completed published again", republished, "", "the same message id: at-least-once"),
         Figure("runs with a gap in seq", len(findings.gaps), "", "must be 0"),
         Figure("runs with a node not exactly once", len(findings.node_successes), "", "must be 0"),
         Figure("runs not completed exactly once", len(findings.completions) + len(twice), "", "must be 0"),

@@ -4,16 +4,18 @@ start-to-completion latency at full speed and at half the measured rate, and run
 second through the shell. Target: at least 500 runs/s, and p50 under 30 ms at half that load.
 
 Latency is measured from just before this process hands a StartRun to its Kafka producer to when it
-reads the run's ``run.completed`` back from ``runs.events`` (so it includes both Kafka hops, the
-orchestrator's transaction and its outbox relay). "decided" is the same start against the completion
-event's own ``occurred_at``: the moment the orchestrator's clock was read for that decision, before
-its transaction was written.
+reads the run's ``run.completed`` back from ``runs.events`` (both Kafka hops, the orchestrator's
+transaction and its outbox relay), and split at three moments: "decided" (the completion event's
+``occurred_at``, when the orchestrator read its clock for the decision), "appended" (the log row's
+``recorded_at``, before the projections and the commit) and "published" (the Kafka record's create
+time, set by the relay's producer).
 
-``--for-each`` also times for_each runs through the shell: a ``set`` body (one decision writes the
-whole loop) and an ``http_request`` body answered at once by a stand-in runner in this process (a
-message per item).
+``--for-each`` also times for_each runs (1,000 and 10,000 items, max_concurrency 50) through the
+shell: a ``set`` body (one decision writes the whole loop) and an ``http_request`` body answered at
+once by a stand-in runner in this process (a message per item).
 
-    uv run --frozen python -m bench.orchestrator_shell [--runs 5000] [--for-each] [--profile]
+    uv run --frozen python -m bench.orchestrator_shell [--runs 5000] [--half-seconds 10]
+        [--paced-rate R] [--for-each] [--profile] [--env NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -89,7 +91,13 @@ def orchestrator(
     """``millrace-orchestrator`` in the namespace (under cProfile when asked), stopped with SIGTERM."""
     LOGS.mkdir(exist_ok=True)
     port = free_port()
-    env = {**os.environ, **infra.env(namespace), "MILLRACE_HTTP_PORT": str(port), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env = {
+        **os.environ,
+        **infra.env(namespace),
+        "MILLRACE_HTTP_PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
     run = "from millrace_orchestrator.main import main\n"
     run += f"import cProfile\ncProfile.run('main()', {str(profile_to)!r})\n" if profile_to else "main()\n"
     log_path = LOGS / f"{namespace}-orchestrator.log"
@@ -100,7 +108,8 @@ def orchestrator(
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"the orchestrator exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+                tail = log_path.read_text()[-4000:]
+                raise RuntimeError(f"the orchestrator exited with {process.returncode}:\n{tail}")
             try:
                 if httpx.get(f"{running.url}/readyz", timeout=2).status_code == 200:
                     break
@@ -144,7 +153,8 @@ class Completions:
                         event = json.loads(record.value)
                         run_id = UUID(event["run_id"])
                         self.received.setdefault(run_id, now)
-                        self.occurred.setdefault(run_id, datetime.fromisoformat(event["occurred_at"]).timestamp())
+                        occurred = datetime.fromisoformat(event["occurred_at"]).timestamp()
+                        self.occurred.setdefault(run_id, occurred)
                         self.published.setdefault(run_id, record.timestamp / 1000)
 
     async def wait_for(self, run_ids: list[UUID], stall_seconds: float = 60) -> None:
@@ -156,7 +166,7 @@ class Completions:
             if done != seen:
                 seen, since = done, time.monotonic()
             elif time.monotonic() - since > stall_seconds:
-                raise RuntimeError(f"only {done} of {len(run_ids)} runs completed; no progress for {stall_seconds} s")
+                raise RuntimeError(f"{done} of {len(run_ids)} runs completed; none more in {stall_seconds} s")
             await asyncio.sleep(0.05)
 
 
@@ -279,8 +289,13 @@ def pass_figures(result: Pass, target: str = "") -> list[Figure]:
     return [
         Figure(f"{result.label}: runs", result.runs, "", f"in {result.seconds:.2f} s"),
         Figure(f"{result.label}: completed runs/s", result.runs_per_second, "runs/s", target),
-        Figure(f"{result.label}: run-log events/s", result.log_events / result.seconds, "events/s", f"{result.log_events / result.runs:.0f} a run"),
-        Figure(f"{result.label}: latency p50", median(result.observed_ms), "ms", "sent -> run.completed read back"),
+        Figure(
+            f"{result.label}: run-log events/s",
+            result.log_events / result.seconds,
+            "events/s",
+            f"{result.log_events / result.runs:.0f} a run",
+        ),
+        Figure(f"{result.label}: latency p50", median(result.observed_ms), "ms", "sent -> completion read"),
         Figure(f"{result.label}: latency p99", percentile(result.observed_ms, 0.99), "ms"),
         Figure(
             f"{result.label}: p50 by stage",
@@ -341,7 +356,8 @@ async def for_each_figures(
 ) -> list[Figure]:
     figures = []
     for body, item_counts in sizes.items():
-        workflow = insert_workflow(database, TENANT, for_each_workflow(body, max_concurrency=50), name=f"for_each {body}")
+        definition = for_each_workflow(body, max_concurrency=50)
+        workflow = insert_workflow(database, TENANT, definition, name=f"for_each {body}")
         starter = RunStarter(producer, namespace, workflow)
         took: dict[int, float] = {}
         for items in item_counts:
@@ -351,12 +367,14 @@ async def for_each_figures(
             try:
                 await completions.wait_for([command.run_id], stall_seconds=timeout)
             except RuntimeError:
-                figures.append(Figure(f"for_each {items:,} items, {body} body", "gave up", "", f"not done in {timeout:.0f} s"))
+                what = f"for_each {items:,} items, {body} body"
+                figures.append(Figure(what, "gave up", "", f"> {timeout:.0f} s"))
                 print(f"  {figures[-1].what}: not done in {timeout:.0f} s", flush=True)
                 continue
             took[items] = completions.received[command.run_id] - began
             events = log_events(database, [command.run_id])
-            figures.append(Figure(f"for_each {items:,} items, {body} body", took[items], "s", f"{events:,} log events"))
+            what = f"for_each {items:,} items, {body} body"
+            figures.append(Figure(what, took[items], "s", f"{events:,} events"))
             print(f"  {figures[-1].what}: {took[items]:.1f} s", flush=True)
         if 1_000 in took and 10_000 in took:
             ratio = took[10_000] / took[1_000]
@@ -376,7 +394,8 @@ async def run_figures(
     database: Engine,
     process: OrchestratorProcess,
 ) -> list[Figure]:
-    warm = RunStarter(producer, namespace, insert_workflow(database, TENANT, set_condition_end(), name="warm-up"))
+    warm_workflow = insert_workflow(database, TENANT, set_condition_end(), name="warm-up")
+    warm = RunStarter(producer, namespace, warm_workflow)
     await measure("warm-up", warm, completions, database, process, 200, None)
     flat_out = RunStarter(producer, namespace, insert_workflow(database, TENANT, set_condition_end()))
     full = await measure("full speed", flat_out, completions, database, process, options.runs, None)
@@ -384,7 +403,8 @@ async def run_figures(
     rate = options.paced_rate or full.runs_per_second / 2
     label = f"paced ({rate:,.0f}/s)" if options.paced_rate else f"half ({rate:,.0f}/s)"
     paced = RunStarter(producer, namespace, insert_workflow(database, TENANT, set_condition_end()))
-    half = await measure(label, paced, completions, database, process, max(200, int(rate * options.half_seconds)), rate)
+    paced_runs = max(200, int(rate * options.half_seconds))
+    half = await measure(label, paced, completions, database, process, paced_runs, rate)
     figures += pass_figures(half)
     p50 = median(half.observed_ms)
     verdict = "meets the target (< 30 ms)" if p50 < 30 else "MISSES the target (< 30 ms)"
@@ -399,7 +419,9 @@ async def bench(
     producer = AIOKafkaProducer(
         bootstrap_servers=infra.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
     )
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+    )
     await producer.start()
     await consumer.start()
     follower = runner = None
@@ -417,7 +439,9 @@ async def bench(
             if options.for_each:
                 runner = asyncio.create_task(stand_in_runner(infra, namespace, producer))
                 sizes = {"set": options.set_items, "http": options.http_items}
-                figures = await for_each_figures(database, producer, namespace, completions, sizes, options.for_each_timeout)
+                figures = await for_each_figures(
+                    database, producer, namespace, completions, sizes, options.for_each_timeout
+                )
                 print_figures("orchestrator shell: for_each, max_concurrency 50", figures)
     finally:
         for task in (follower, runner):
@@ -428,17 +452,19 @@ async def bench(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5_000, help="runs in the full-speed pass (0: skip the run passes)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5_000, help="runs at full speed (0: no run passes)")
     parser.add_argument("--half-seconds", type=float, default=10.0, help="how long the half-rate pass sends")
-    parser.add_argument("--paced-rate", type=float, default=None, help="runs/s of the paced pass (default: half the measured)")
+    parser.add_argument("--paced-rate", type=float, default=None, help="runs/s when paced (default: half)")
     parser.add_argument("--for-each", action="store_true", help="also time for_each runs through the shell")
-    parser.add_argument("--set-items", type=int, nargs="*", default=[1_000, 10_000], help="item counts, set body")
+    parser.add_argument("--set-items", type=int, nargs="*", default=[1_000, 10_000], help="items, set body")
     parser.add_argument(
         "--http-items", type=int, nargs="*", default=[1_000, 10_000], help="item counts, runner-node body"
     )
-    parser.add_argument("--for-each-timeout", type=float, default=1800, help="seconds to wait for one for_each run")
-    parser.add_argument("--profile", action="store_true", help="run the orchestrator under cProfile and print the top")
+    parser.add_argument("--for-each-timeout", type=float, default=1800, help="seconds to wait for one run")
+    parser.add_argument("--profile", action="store_true", help="run the orchestrator under cProfile")
     parser.add_argument(
         "--env",
         action="append",

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from uuid import UUID
 
 import httpx
@@ -49,17 +49,19 @@ def crash_workflow(runs: int) -> dict:
     kill: their timers are durable rows) and for the other half another ``set``; both join at ``end``."""
 
     def node(node_id: str, node_type: str, y: int, **data: object) -> dict:
-        return {"id": node_id, "type": node_type, "position": {"x": 0, "y": y}, "data": {"name": node_id, **data}}
+        position = {"x": 0, "y": y}
+        return {"id": node_id, "type": node_type, "position": position, "data": {"name": node_id, **data}}
 
     def edge(source: str, target: str, handle: str | None = None) -> dict:
         built = {"id": f"{source}->{target}", "source": source, "target": target}
         return built | ({"sourceHandle": handle} if handle else {})
 
+    first_half = {"field": "vars.n", "operator": "less_than", "value": runs // 2}
     return {
         "nodes": [
             node("start", "trigger", 0, kind="manual"),
             node("vars", "set", 100, variables={"n": "{{ trigger.n }}"}),
-            node("check", "condition", 200, condition={"field": "vars.n", "operator": "less_than", "value": runs // 2}),
+            node("check", "condition", 200, condition=first_half),
             node(WAITING_NODE, "wait_delay", 300, duration_seconds=1),
             node(QUICK_NODE, "set", 300, variables={"path": "quick"}),
             node("done", "end", 400, output={"n": "{{ vars.n }}"}),
@@ -112,8 +114,11 @@ class CrashDrill:
                 # A random moment inside the wave's work: once the log has grown by a random share of it.
                 target = rows_before + max(1, int(self.rng.uniform(0.1, 0.9) * len(wave) * EVENTS_PER_RUN))
                 self.wait_for(lambda: log_rows(self.database) >= target)
+                killed = self.kill()
                 # The next wave goes out while the orchestrator restarts, so it finds work waiting.
-                rows_before = self.kill_and_restart(lambda: posted.append(pool.map(self.start_run, waves[number + 1])))
+                posted.append(pool.map(self.start_run, waves[number + 1]))
+                self.restart(killed)
+                rows_before = killed.log_rows_at_kill
             return [run_id for wave in posted for run_id in wave]
 
     def start_run(self, n: int) -> UUID:
@@ -124,21 +129,21 @@ class CrashDrill:
     def wait_for(self, condition: Callable[[], bool], timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
-            assert time.monotonic() < deadline, f"the orchestrator made no progress:\n{self.orchestrator_log()}"
+            assert time.monotonic() < deadline, f"no progress in {timeout} s:\n{self.orchestrator_log()}"
             time.sleep(0.005)
 
-    def kill_and_restart(self, meanwhile: Callable[[], object]) -> int:
-        """SIGKILL the orchestrator, do ``meanwhile``, start a new one; how far the log had got."""
-        killed = self.system.services["orchestrator"]
+    def kill(self) -> Kill:
+        """SIGKILL the orchestrator (its log is kept aside); the kill, not yet restarted."""
+        process = self.system.services["orchestrator"]
         at, at_time = time.monotonic() - self.started, time.time()
         exit_code = self.system.stop("orchestrator", signal.SIGKILL)
-        rows = log_rows(self.database)
-        killed.log_path.rename(killed.log_path.with_suffix(f".kill{len(self.kills) + 1}.log"))
-        meanwhile()
+        process.log_path.rename(process.log_path.with_suffix(f".kill{len(self.kills) + 1}.log"))
+        return Kill(at, at_time, log_rows(self.database), exit_code, restart_seconds=0.0)
+
+    def restart(self, kill: Kill) -> None:
         restarting = time.monotonic()
         self.system.start(("orchestrator",))
-        self.kills.append(Kill(at, at_time, rows, exit_code, time.monotonic() - restarting))
-        return rows
+        self.kills.append(replace(kill, restart_seconds=time.monotonic() - restarting))
 
     def orchestrator_log(self) -> str:
         service = self.system.services.get("orchestrator")
@@ -175,7 +180,7 @@ def wait_for_empty(database: Engine, table: str, timeout: float = 20) -> int:
     deadline = time.monotonic() + timeout
     while True:
         with database.connect() as connection:
-            left = connection.execute(text(f"select count(*) from {table}")).scalar_one()  # noqa: S608 - fixed names
+            left = connection.execute(text(f"select count(*) from {table}")).scalar_one()  # noqa: S608
         if left == 0 or time.monotonic() > deadline:
             return left
         time.sleep(0.2)

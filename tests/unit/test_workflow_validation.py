@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from itertools import pairwise
 
 import pytest
@@ -628,31 +627,25 @@ def test_trigger_conditions_read_the_trigger_only():
 # -- limits -----------------------------------------------------------------------------------------
 
 
-def quickly(raw) -> list[tuple[str, str]]:
-    started = time.perf_counter()
-    found = problems(raw)
-    assert time.perf_counter() - started < 0.5
-    return found
-
 
 def test_a_body_over_one_mebibyte_is_refused_before_parsing():
     raw = json.dumps({"nodes": [], "edges": [], "padding": "x" * (2 * 1024 * 1024)})
 
-    assert quickly(raw) == [("", f"the definition is {len(raw)} bytes; the limit is 1048576 (1 MiB)")]
+    assert problems(raw) == [("", f"the definition is {len(raw)} bytes; the limit is 1048576 (1 MiB)")]
 
 
 def test_more_than_five_hundred_nodes_are_refused_before_validating_any():
     definition = {"nodes": [end(f"n{i}") for i in range(501)], "edges": []}
 
-    assert quickly(json.dumps(definition)) == [("/nodes", "the definition has 501 nodes; the limit is 500")]
-    assert quickly(definition) == [("/nodes", "the definition has 501 nodes; the limit is 500")]
+    assert problems(json.dumps(definition)) == [("/nodes", "the definition has 501 nodes; the limit is 500")]
+    assert problems(definition) == [("/nodes", "the definition has 501 nodes; the limit is 500")]
 
 
 def test_more_than_two_thousand_edges_are_refused():
     definition = minimal()
     definition["edges"] = [edge("start", "done")] * 2001
 
-    assert quickly(definition) == [("/edges", "the definition has 2001 edges; the limit is 2000")]
+    assert problems(definition) == [("/edges", "the definition has 2001 edges; the limit is 2000")]
 
 
 def test_deep_nesting_is_refused_from_the_bytes_and_from_a_mapping():
@@ -662,8 +655,8 @@ def test_deep_nesting_is_refused_from_the_bytes_and_from_a_mapping():
     definition = minimal()
     definition["nodes"][1]["data"]["output"] = deep
 
-    assert quickly(json.dumps(definition)) == [("", "the definition nests 44 levels deep; the limit is 32")]
-    assert quickly(definition) == [
+    assert problems(json.dumps(definition)) == [("", "the definition nests 44 levels deep; the limit is 32")]
+    assert problems(definition) == [
         ("/nodes/1/data/output" + "/x" * 28, "the definition nests more than 32 levels deep here")
     ]
 
@@ -672,14 +665,14 @@ def test_brackets_inside_strings_do_not_count_as_nesting():
     definition = minimal()
     definition["nodes"][1]["data"]["output"] = {"text": "[[[[{" * 10 + '\\"[[['}
 
-    assert quickly(json.dumps(definition)) == []
+    assert problems(json.dumps(definition)) == []
 
 
 def test_a_string_over_sixty_four_kibibytes_is_refused_at_its_pointer():
     definition = minimal()
     definition["nodes"][1]["data"]["output"] = {"text": "é" * 40_000}
 
-    assert quickly(definition) == [
+    assert problems(definition) == [
         ("/nodes/1/data/output/text", "string is 80000 bytes; the limit is 64 KiB")
     ]
 
@@ -724,25 +717,18 @@ def large_definition(templated: bool) -> dict:
     return {"nodes": nodes, "edges": [edge(source, target) for source, target in links]}
 
 
-def timed_validation(definition: dict) -> float:
-    raw = json.dumps(definition)
-    started = time.perf_counter()
-    report = validate_definition(raw)
-    elapsed = time.perf_counter() - started
-    assert report.ok, report.problems[:3]
-    return elapsed
-
-
-def test_the_graph_checks_of_five_hundred_nodes_and_two_thousand_edges_take_a_fraction_of_a_second():
+def test_five_hundred_nodes_and_two_thousand_edges_validate():
+    # How long this takes is measured by bench/workflow_validation.py, not asserted here.
     definition = large_definition(templated=False)
     assert len(definition["edges"]) > 1900
 
-    assert timed_validation(definition) < 0.5  # about 0.1 s; quadratic work would take far longer
+    report = validate_definition(json.dumps(definition))
+    assert report.ok, report.problems[:3]
 
 
-def test_a_five_hundred_node_definition_with_a_thousand_distinct_templates_validates_in_seconds_at_most():
-    # Checking a template compiles it, which dominates here (about 1 ms a template), so the bound is loose.
-    assert timed_validation(large_definition(templated=True)) < 3.0
+def test_five_hundred_nodes_with_a_thousand_distinct_templates_validate():
+    report = validate_definition(json.dumps(large_definition(templated=True)))
+    assert report.ok, report.problems[:3]
 
 
 # -- properties ---------------------------------------------------------------------------------------

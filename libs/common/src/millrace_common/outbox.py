@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaBroker
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from millrace_common.bulk import insert_rows
 from millrace_common.messages.envelope import Envelope, utc_now
 from millrace_common.tables import outbox
 from millrace_common.topics import Namespace, Topic
@@ -36,17 +37,17 @@ async def enqueue(
     if not messages:
         return
     now = utc_now()
-    await connection.execute(
-        insert(outbox),
-        [
-            {
-                "producer": producer,
-                "topic": namespace.topic(m.topic), "key": m.key.encode(), "value": m.message.to_bytes(),
-                "created_at": now,
-            }
-            for m in messages
-        ],
-    )
+    rows = [
+        {
+            "producer": producer,
+            "topic": namespace.topic(m.topic),
+            "key": m.key.encode(),
+            "value": m.message.to_bytes(),
+            "created_at": now,
+        }
+        for m in messages
+    ]
+    await insert_rows(connection, outbox, rows)
 
 
 class OutboxRelay:

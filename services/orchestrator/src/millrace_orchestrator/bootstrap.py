@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_common.db import create_engine
+from millrace_common.gauges import (
+    CallbackCollector,
+    ConsumerLagCollector,
+    GaugeCollection,
+    OutboxCollector,
+    Subscription,
+)
 from millrace_common.kafka import DeadLetters, create_broker
-from millrace_common.metrics import ConsumerMetrics
+from millrace_common.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.outbox import OutboxRelay
 from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import ConsumerGroup, Namespace
+from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
 
 from millrace_common.messages.envelope import utc_now
 
@@ -18,6 +26,7 @@ from millrace_orchestrator.adapters.run_store import DefinitionCache
 from millrace_orchestrator.adapters.timer_loop import TimerLoop
 from millrace_orchestrator.entrypoints import kafka
 from millrace_orchestrator.handlers import PRODUCER, RunMessageHandler
+from millrace_orchestrator.metrics import RunGauges, RunMetrics
 from millrace_orchestrator.settings import OrchestratorSettings
 
 
@@ -32,5 +41,19 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     timer_loop = TimerLoop(engine, namespace, PRODUCER, relay, utc_now)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
     kafka.register(broker, settings, handler, relay, dead_letters, metrics)
-    parts = ServiceParts(settings, broker, engine, registry, background=(relay.run, timer_loop.run))
+    # The shell is to call run_metrics.observe(events) with the run events of each committed decision.
+    run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)  # noqa: F841
+    gauges = _gauges(settings, registry, engine)
+    parts = ServiceParts(settings, broker, engine, registry, background=(relay.run, timer_loop.run, gauges.run))
     return create_app(parts, title="Millrace orchestrator")
+
+
+def _gauges(settings: OrchestratorSettings, registry: CollectorRegistry, engine: AsyncEngine) -> GaugeCollection:
+    platform = PlatformGauges(registry)
+    subscriptions = [Subscription(ConsumerGroup.ORCHESTRATOR, (RUNS_COMMANDS, NODES_RESULTS))]
+    collectors = [
+        ConsumerLagCollector(settings, subscriptions, platform),
+        OutboxCollector(engine, PRODUCER, platform),
+        CallbackCollector(RunGauges.name, RunGauges(registry, engine).collect),
+    ]
+    return GaugeCollection(collectors, platform, interval_seconds=settings.metrics_interval_seconds)

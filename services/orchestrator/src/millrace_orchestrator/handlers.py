@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -19,17 +19,24 @@ from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
 from millrace_orchestrator.adapters.run_store import (
     DefinitionCache,
+    UnknownWorkflowVersion,
     append,
     claim_message,
+    claim_messages,
     load_events,
+    load_tails,
     run_definition_ref,
+    run_definition_refs,
     workflow_load,
+    workflow_loads,
 )
 from millrace_orchestrator.domain.decide import Message, WorkflowLoad, decide
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve
 
 log = logging.getLogger(__name__)
 PRODUCER = "orchestrator"
+CONSUMER = ConsumerGroup.ORCHESTRATOR.value
+Reject = Callable[[Message, str], Awaitable[None]]
 
 
 class UnknownRun(LookupError):
@@ -82,7 +89,7 @@ class RunMessageHandler:
     async def handle(self, message: Message) -> None:
         with bound(run_id=message.run_id, tenant_id=message.tenant_id):
             async with self._engine.begin() as connection:
-                if not await claim_message(connection, ConsumerGroup.ORCHESTRATOR.value, message.message_id):
+                if not await claim_message(connection, CONSUMER, message.message_id):
                     log.info("duplicate message skipped", extra={"ids": {"message_id": message.message_id}})
                     return
                 state = await self._load(connection, message)
@@ -111,3 +118,93 @@ class RunMessageHandler:
         for event in await load_events(connection, message.run_id, after_seq=state.last_seq):
             state = evolve(state, event)
         return state
+
+    async def handle_batch(self, messages: Sequence[Message], reject: Reject) -> None:
+        """A poll's messages in one transaction, with a fixed number of statements whatever their
+        number: claim them all, read every run's log tail at once, decide each message in order
+        against the state the previous ones left, then append all events, the projections and the
+        outbox rows. A message naming no known run or workflow version is passed to ``reject`` (a
+        dead letter) inside the transaction, so it is claimed only once it is set aside.
+
+        A concurrent writer (another instance still owning a run during a rebalance) makes the
+        append fail and the whole batch roll back; the caller then handles the messages one by one."""
+        async with self._engine.begin() as connection:
+            fresh = await claim_messages(connection, CONSUMER, [m.message_id for m in messages])
+            todo: dict[UUID, Message] = {}
+            for message in messages:
+                if message.message_id in fresh:
+                    todo.setdefault(message.message_id, message)
+            if len(todo) < len(messages):
+                log.info("duplicate messages skipped", extra={"ids": {"count": len(messages) - len(todo)}})
+            states, unknown = await self._load_batch(connection, list(todo.values()))
+            now = self._clock()
+            loads = await self._workflow_loads(connection, list(todo.values()), states, now)
+            events, outgoing = [], []
+            for message in todo.values():
+                if message.message_id in unknown:
+                    await reject(message, unknown[message.message_id])
+                    continue
+                state = states[message.run_id]
+                key = (state.tenant_id or message.tenant_id, getattr(message, "workflow_id", state.workflow_id))
+                load = loads.get(key) if isinstance(message, StartRun) and state.status is RunStatus.NEW else None
+                with bound(run_id=message.run_id, tenant_id=message.tenant_id):
+                    decision = decide(state, message, now=now, new_id=self._new_id, load=load)
+                if key in loads:
+                    loads[key] = loads[key].after(decision.events)
+                states[message.run_id] = decision.state or state
+                events.extend(decision.events)
+                outgoing.extend(decision.commands)
+                outgoing.extend(Outgoing(RUNS_EVENTS, str(e.run_id), e) for e in decision.events)
+            await append(connection, events)
+            await enqueue(connection, self._namespace, PRODUCER, outgoing)
+        for state in states.values():
+            self._states.put(state)
+
+    async def _load_batch(
+        self, connection: AsyncConnection, messages: Sequence[Message]
+    ) -> tuple[dict[UUID, RunState], dict[UUID, str]]:
+        """Each run's current state (cache + log tail) and, by message id, why a message cannot be handled."""
+        refs: dict[UUID, tuple[UUID, int]] = {}
+        for message in messages:
+            if isinstance(message, StartRun):
+                refs.setdefault(message.run_id, (message.workflow_id, message.workflow_version))
+        missing = {m.run_id for m in messages if m.run_id not in refs}
+        refs |= await run_definition_refs(connection, missing)
+        unknown: dict[UUID, str] = {}
+        states: dict[UUID, RunState] = {}
+        for message in messages:
+            if message.run_id in states or message.message_id in unknown:
+                continue
+            ref = refs.get(message.run_id)
+            if ref is None:
+                unknown[message.message_id] = f"no run {message.run_id}"
+                continue
+            try:
+                definition = await self._definitions.get(connection, *ref)
+            except UnknownWorkflowVersion as error:
+                unknown[message.message_id] = str(error)
+                continue
+            cached = self._states.get(message.run_id)
+            usable = cached is not None and cached.definition is definition
+            states[message.run_id] = cached if usable else RunState(message.run_id, definition)
+        tails = await load_tails(connection, {run_id: state.last_seq for run_id, state in states.items()})
+        for run_id, tail in tails.items():
+            state = states[run_id]
+            for event in tail:
+                state = evolve(state, event)
+            states[run_id] = state
+        for message in messages:
+            if message.run_id not in states and message.message_id not in unknown:
+                unknown[message.message_id] = f"no run {message.run_id}"
+        return states, unknown
+
+    async def _workflow_loads(
+        self, connection: AsyncConnection, messages: Sequence[Message], states: dict[UUID, RunState], now: datetime
+    ) -> dict[tuple[str, UUID], WorkflowLoad]:
+        starting = {
+            (m.tenant_id, m.workflow_id)
+            for m in messages
+            if isinstance(m, StartRun) and m.run_id in states and states[m.run_id].status is RunStatus.NEW
+        }
+        read = await workflow_loads(connection, starting, now)
+        return {key: WorkflowLoad(started_last_hour=s, running=r) for key, (s, r) in read.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -63,6 +63,19 @@ class WorkflowLoad:
 
     started_last_hour: int = 0
     running: int = 0
+
+    def after(self, events: Sequence[RunEvent]) -> WorkflowLoad:
+        """The load once ``events`` (of one run of the workflow) are in the log: the shell decides a
+        batch of messages against one reading of the load, carried forward by this."""
+        started, running = self.started_last_hour, self.running
+        for event in events:
+            if isinstance(event, RunStarted):
+                started, running = started + 1, running + 1
+            elif isinstance(event, RunRetried):
+                running += 1
+            elif isinstance(event, (RunCompleted, RunFailed, RunCancelled, RunTimedOut)):
+                running -= 1
+        return WorkflowLoad(started, running)
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,9 @@ def decide(
             if state.status is not RunStatus.FAILED or not failed:
                 return Decision()
             builder.emit(RunRetried, node_ids=failed, requested_by=message.requested_by)
+            # The failure removed the run's timers; the retried run gets a whole timeout again.
+            minutes = state.definition.settings.timeout_minutes
+            builder.timer("run_timeout", builder.now + timedelta(minutes=minutes))
         case FireTimer():
             if message.timer_id not in state.timers:
                 return Decision()

@@ -1,0 +1,198 @@
+"""What a run of appended events changes in the query tables (``runs``, ``node_executions``,
+``timers``), folded into the fewest rows: the shell writes a whole batch of decisions with a handful
+of statements instead of several per event.
+
+The fold keeps the order of the events: a change to a row written earlier in the same batch is
+applied to that pending row here, and a change to a row that existed before the batch becomes a
+statement that runs before the pending rows are written. Rows from before the batch are always
+older than any event in it, so running those statements first gives the same tables as applying
+every event one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from millrace_common.messages.run_events import (
+    ApprovalRequested,
+    NodeFailed,
+    NodeRetryScheduled,
+    NodeScheduled,
+    NodeSkipped,
+    NodeSucceeded,
+    RunCancelled,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunRetried,
+    RunStarted,
+    RunThrottled,
+    RunTimedOut,
+    TimerFired,
+    TimerScheduled,
+)
+
+Row = dict[str, Any]
+IN_FLIGHT = ("scheduled", "retrying", "waiting")
+NodeKey = tuple[UUID, str]
+
+
+@dataclass(frozen=True)
+class NodeTimeoutTimers:
+    """The timeout timer of one attempt of a node, which settles when the attempt does."""
+
+    run_id: UUID
+    node_id: str
+    attempt: int
+
+
+@dataclass
+class ProjectionWrites:
+    """The rows to insert and the changes to rows that existed before the batch, in the order the
+    shell applies them: deletes and updates of older rows, then inserts and upserts."""
+
+    new_runs: dict[UUID, Row] = field(default_factory=dict)
+    run_updates: dict[UUID, Row] = field(default_factory=dict)
+    node_rows: dict[NodeKey, Row] = field(default_factory=dict)
+    # (run, nodes, status) in event order; nodes None means every node of the run still in flight
+    node_status_updates: list[tuple[UUID, tuple[str, ...] | None, str]] = field(default_factory=list)
+    new_timers: dict[UUID, Row] = field(default_factory=dict)
+    fired_timers: set[UUID] = field(default_factory=set)
+    settled_attempt_timers: set[NodeTimeoutTimers] = field(default_factory=set)
+    finished_run_timers: set[UUID] = field(default_factory=set)
+
+    def update_run(self, run_id: UUID, **values: object) -> None:
+        target = self.new_runs.get(run_id)
+        if target is None:
+            target = self.run_updates.setdefault(run_id, {})
+        target.update(values)
+
+    def write_node(self, event: NodeScheduled | NodeSucceeded | NodeFailed | NodeSkipped | NodeRetryScheduled,
+                   **values: object) -> None:
+        row = self.node_rows.setdefault((event.run_id, event.node_id), {"node_type": event.node_type})
+        row["node_type"] = event.node_type
+        row.update(values)
+
+    def set_node_status(self, run_id: UUID, node_ids: tuple[str, ...], status: str) -> None:
+        for node_id in node_ids:
+            pending = self.node_rows.get((run_id, node_id))
+            if pending is not None:
+                pending["status"] = status
+        self.node_status_updates.append((run_id, node_ids, status))
+
+    def cancel_attempt_timer(self, run_id: UUID, node_id: str, attempt: int) -> None:
+        for timer_id, row in list(self.new_timers.items()):
+            if (row["run_id"], row["node_id"], row["attempt"], row["purpose"]) == (
+                run_id, node_id, attempt, "node_timeout"
+            ):
+                del self.new_timers[timer_id]
+        self.settled_attempt_timers.add(NodeTimeoutTimers(run_id, node_id, attempt))
+
+    def cancel_run_timers(self, run_id: UUID) -> None:
+        for timer_id, row in list(self.new_timers.items()):
+            if row["run_id"] == run_id:
+                del self.new_timers[timer_id]
+        self.finished_run_timers.add(run_id)
+
+    def abandon_nodes(self, run_id: UUID) -> None:
+        """A run that ended early leaves no node looking as if it were still on its way."""
+        for (node_run, _), row in self.node_rows.items():
+            if node_run == run_id and row.get("status") in IN_FLIGHT:
+                row["status"] = "abandoned"
+        self.node_status_updates.append((run_id, None, "abandoned"))
+
+    def fire_timer(self, timer_id: UUID) -> None:
+        if self.new_timers.pop(timer_id, None) is None:
+            self.fired_timers.add(timer_id)
+
+
+def project(events: Iterable[RunEvent]) -> ProjectionWrites:
+    """The query-table changes of ``events`` (in log order, possibly of many runs)."""
+    writes = ProjectionWrites()
+    for event in events:
+        _apply(writes, event)
+    return writes
+
+
+def _apply(writes: ProjectionWrites, event: RunEvent) -> None:  # noqa: C901 - one case per event type
+    match event:
+        case RunStarted() | RunThrottled():
+            throttled = isinstance(event, RunThrottled)
+            writes.new_runs[event.run_id] = {
+                "run_id": event.run_id,
+                "tenant_id": event.tenant_id,
+                "workflow_id": event.workflow_id,
+                "workflow_version": event.workflow_version,
+                "status": "throttled" if throttled else "running",
+                "trigger": event.trigger.model_dump(mode="json"),
+                "error": event.reason if throttled else None,
+                "started_at": event.occurred_at,
+                "finished_at": event.occurred_at if throttled else None,
+                "last_seq": event.seq,
+            }
+            return
+        case NodeScheduled():
+            writes.write_node(
+                event, status="scheduled", attempts=event.attempt, input=event.input, scheduled_at=event.occurred_at
+            )
+        case ApprovalRequested():
+            writes.set_node_status(event.run_id, (event.node_id,), "waiting")
+        case NodeRetryScheduled():
+            writes.write_node(event, status="retrying", attempts=event.attempt, error=event.error.model_dump(mode="json"))
+            writes.cancel_attempt_timer(event.run_id, event.node_id, event.attempt)
+        case TimerScheduled():
+            writes.new_timers[event.timer_id] = {
+                "timer_id": event.timer_id,
+                "run_id": event.run_id,
+                "tenant_id": event.tenant_id,
+                "purpose": event.purpose,
+                "node_id": event.node_id,
+                "attempt": event.attempt,
+                "fire_at": event.fire_at,
+            }
+        case TimerFired():
+            writes.fire_timer(event.timer_id)
+        case NodeSucceeded():
+            writes.cancel_attempt_timer(event.run_id, event.node_id, event.attempt)
+            writes.write_node(
+                event,
+                status="succeeded",
+                attempts=event.attempt,
+                output=event.output,
+                finished_at=event.occurred_at,
+                duration_ms=event.duration_ms,
+            )
+        case NodeFailed():
+            writes.cancel_attempt_timer(event.run_id, event.node_id, event.attempt)
+            writes.write_node(
+                event,
+                status="failed",
+                attempts=event.attempt,
+                error=event.error.model_dump(mode="json"),
+                finished_at=event.occurred_at,
+                duration_ms=event.duration_ms,
+            )
+        case NodeSkipped():
+            writes.write_node(event, status="skipped", attempts=0, finished_at=event.occurred_at)
+        case RunCompleted() | RunTimedOut() | RunFailed() | RunCancelled():
+            status = _FINISHED_STATUS[type(event)]
+            error = None if isinstance(event, RunCompleted) else event.reason
+            values: Row = {"status": status, "finished_at": event.occurred_at}
+            if error is not None:
+                values["error"] = error
+            writes.update_run(event.run_id, last_seq=event.seq, **values)
+            writes.cancel_run_timers(event.run_id)
+            if not isinstance(event, RunCompleted):
+                writes.abandon_nodes(event.run_id)
+            return
+        case RunRetried():
+            writes.set_node_status(event.run_id, event.node_ids, "pending")
+            writes.update_run(event.run_id, last_seq=event.seq, status="running", finished_at=None, error=None)
+            return
+    writes.update_run(event.run_id, last_seq=event.seq)
+
+
+_FINISHED_STATUS = {RunCompleted: "completed", RunTimedOut: "timed_out", RunFailed: "failed", RunCancelled: "cancelled"}
