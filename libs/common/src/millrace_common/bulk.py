@@ -1,54 +1,73 @@
-"""Many rows in one statement: the columns travel as arrays and PostgreSQL unnests them.
+"""Many rows in one statement: the rows travel as one JSON document and PostgreSQL unpacks them
+with ``jsonb_to_recordset``.
 
-An ``executemany`` costs a statement execution (and its Python-side parameter handling) per row;
-a hot path that writes a batch of messages' rows pays that dozens of times a message. Here a batch
-is one statement whose text depends only on the table and the columns, so PostgreSQL prepares it
-once and the per-row cost is an array element.
+An ``executemany`` costs a statement execution (and its Python-side parameter handling) per row; a
+hot path that writes a batch of messages' rows pays that dozens of times a message. Arrays as
+parameters are no better in text format (the driver escapes every element in Python). One JSON
+document is built by the C JSON encoder, values already serialised as JSON (events) are spliced in
+as they are, and the statement's text depends only on the table and the columns, so PostgreSQL
+prepares it once.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import Column, Table, text
+from sqlalchemy import Column, LargeBinary, Table, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _DIALECT = postgresql.dialect()
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 class JsonText(str):
     """A value already serialised as JSON (e.g. by pydantic), written to a JSONB column as it is."""
 
 
-def _array_type(column: Column) -> str:
-    return "text[]" if isinstance(column.type, JSONB) else f"{column.type.compile(dialect=_DIALECT)}[]"
+def _record_type(column: Column) -> str:
+    if isinstance(column.type, JSONB):
+        return "jsonb"
+    if isinstance(column.type, LargeBinary):
+        return "text"
+    return column.type.compile(dialect=_DIALECT)
 
 
 def _select_expression(column: Column) -> str:
-    return f"cast(t.{column.name} as jsonb)" if isinstance(column.type, JSONB) else f"t.{column.name}"
+    if isinstance(column.type, LargeBinary):
+        return f"decode(t.{column.name}, 'hex')"
+    return f"t.{column.name}"
 
 
-def _json(value: object) -> str | None:
-    if value is None or isinstance(value, JsonText):
+def _json_value(value: object) -> str:
+    if isinstance(value, JsonText):
         return value
-    return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, (UUID, datetime)):
+        return f'"{value.isoformat() if isinstance(value, datetime) else value}"'
+    if isinstance(value, bytes):
+        return f'"{value.hex()}"'
+    return _encode(value)
 
 
-def _arrays(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> dict[str, list]:
-    arrays = {}
-    for index, name in enumerate(columns):
-        values = [row[name] for row in rows]
-        arrays[f"c{index}"] = [_json(v) for v in values] if isinstance(table.c[name].type, JSONB) else values
-    return arrays
+def _document(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    names = [_encode(name) for name in columns]
+    return "[" + ",".join(
+        "{" + ",".join(f"{name}:{_json_value(row[column])}" for name, column in zip(names, columns, strict=True)) + "}"
+        for row in rows
+    ) + "]"
 
 
-def _unnest(table: Table, columns: Sequence[str]) -> str:
-    casts = ", ".join(f"cast(:c{i} as {_array_type(table.c[name])})" for i, name in enumerate(columns))
-    return f"unnest({casts}) with ordinality as t({', '.join(columns)}, row_number)"
+def _recordset(table: Table, columns: Sequence[str]) -> str:
+    definitions = ", ".join(f"{name} {_record_type(table.c[name])}" for name in columns)
+    return (
+        f"rows from (jsonb_to_recordset(cast(:rows as jsonb)) as ({definitions})) "
+        f"with ordinality as t({', '.join(columns)}, row_number)"
+    )
 
 
 async def insert_rows(
@@ -69,7 +88,7 @@ async def insert_rows(
     selected = ", ".join(_select_expression(table.c[name]) for name in columns)
     sql = (
         f"insert into {table.name} ({', '.join(columns)}) "
-        f"select {selected} from {_unnest(table, columns)} order by t.row_number"
+        f"select {selected} from {_recordset(table, columns)} order by t.row_number"
     )
     if conflict_keys is not None:
         updates = [f"{name} = excluded.{name}" for name in update_on_conflict]
@@ -77,7 +96,7 @@ async def insert_rows(
         sql += f" on conflict ({', '.join(conflict_keys)}) {action}"
     if returning:
         sql += f" returning {returning}"
-    result = await connection.execute(text(sql), _arrays(table, columns, rows))
+    result = await connection.execute(text(sql), {"rows": _document(columns, rows)})
     return list(result.scalars()) if returning else []
 
 
@@ -89,8 +108,5 @@ async def update_rows(
         return
     columns = list(rows[0])
     assignments = ", ".join(f"{name} = {_select_expression(table.c[name])}" for name in columns if name != key)
-    sql = (
-        f"update {table.name} set {assignments} from {_unnest(table, columns)} "
-        f"where {table.name}.{key} = t.{key}"
-    )
-    await connection.execute(text(sql), _arrays(table, columns, rows))
+    sql = f"update {table.name} set {assignments} from {_recordset(table, columns)} where {table.name}.{key} = t.{key}"
+    await connection.execute(text(sql), {"rows": _document(columns, rows)})
