@@ -20,6 +20,10 @@ START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 Runner = Callable[[ExecuteNode], NodeSucceededResult | NodeFailedResult]
 
 
+def first_pending(pending: list[ExecuteNode]) -> int:
+    return 0
+
+
 def succeed_with(output_for: Callable[[ExecuteNode], dict] = lambda c: {"ok": True}) -> Runner:
     def run(command: ExecuteNode) -> NodeSucceededResult:
         return NodeSucceededResult(
@@ -44,6 +48,9 @@ def fail_with(error: NodeError) -> Runner:
 class Simulation:
     definition: WorkflowDefinition
     runner: Runner = field(default_factory=succeed_with)
+    # Which of the pending commands the runners answer next (its position): out-of-order answers
+    # are how items of a for_each overtake each other.
+    choose: Callable[[list[ExecuteNode]], int] = first_pending
     now: datetime = START
     run_id: UUID = field(default_factory=uuid4)
     log: list[RunEvent] = field(default_factory=list)
@@ -79,7 +86,7 @@ class Simulation:
         """Answer commands and fire timers (advancing the clock) until nothing is left to do."""
         for _ in range(max_steps):
             if self.commands:
-                self.send(self.runner(self.commands.pop(0)))
+                self.send(self.runner(self.commands.pop(self.choose(self.commands))))
                 continue
             due = self.next_timer()
             if due is None or self.state.finished:
@@ -89,7 +96,8 @@ class Simulation:
         raise AssertionError("the run did not settle")
 
     def next_timer(self) -> TimerScheduled | None:
-        pending = sorted(self.state.timers.values(), key=lambda t: t.fire_at)
+        # Ties go by node: timer ids are handed out in the order the core emits, which can vary.
+        pending = sorted(self.state.timers.values(), key=lambda t: (t.fire_at, t.node_id or "", t.purpose))
         # The run's own timeout fires only when nothing else is left.
         work = [t for t in pending if t.purpose != "run_timeout"]
         return (work or pending or [None])[0]

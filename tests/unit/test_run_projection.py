@@ -14,7 +14,7 @@ from millrace_common.messages.node_commands import NodeError
 from millrace_common.messages.run_commands import CancelRun, RetryRun
 from millrace_common.messages.run_events import RunEvent
 from millrace_common.workflow import WorkflowDefinition
-from millrace_orchestrator.domain.projection import ProjectionWrites, project
+from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, project
 from tests.unit.run_simulation import Simulation, fail_with, succeed_with
 
 pytestmark = pytest.mark.unit
@@ -39,11 +39,18 @@ def apply(tables: Tables, writes: ProjectionWrites) -> None:
     for timer_id, row in list(timers.items()):
         if row["purpose"] == "node_timeout" and (row["run_id"], row["node_id"], row["attempt"]) in settled:
             del timers[timer_id]
-    for run_id, node_ids, status in writes.node_status_updates:
-        for (node_run, node_id), row in tables["nodes"].items():
-            in_flight = row["status"] in ("scheduled", "retrying", "waiting")
-            if node_run == run_id and (node_id in node_ids if node_ids is not None else in_flight):
-                row["status"] = status
+    explicit, untouched = writes.older_node_changes()
+    changed = set()
+    for key, status in explicit.items():
+        if key in tables["nodes"]:
+            tables["nodes"][key]["status"] = status
+            changed.add(key)
+    for (run_id, node_id), row in tables["nodes"].items():
+        if run_id in untouched and node_id not in untouched[run_id] and row["status"] in IN_FLIGHT:
+            assert (run_id, node_id) not in changed, "a node row changed twice in one statement"
+            row["status"] = "abandoned"
+            changed.add((run_id, node_id))
+    assert not changed & writes.node_rows.keys(), "a node row both updated and upserted in one statement"
     for run_id, values in writes.run_updates.items():
         if run_id in tables["runs"]:
             tables["runs"][run_id].update(values)
@@ -101,13 +108,16 @@ def timer_heavy_dags(draw: st.DrawFn) -> WorkflowDefinition:
     count = draw(st.integers(min_value=1, max_value=10))
     nodes = [{"id": "n0", "type": "trigger", "data": {"name": "start", "kind": "manual"}}]
     for index in range(1, count + 1):
-        kind = draw(st.sampled_from(["http_request", "wait_delay", "condition", "set"]))
+        kind = draw(st.sampled_from(["http_request", "wait_delay", "condition", "set", "approval"]))
         data: dict = {"name": f"n{index}"}
         if kind == "http_request":
             on_error = draw(st.sampled_from(["fail_run", "error_edge"]))
             data.update(url=f"http://example.test/{index}", timeout_seconds=5, on_error=on_error)
         elif kind == "wait_delay":
             data["duration_seconds"] = draw(st.integers(1, 30))
+        elif kind == "approval":
+            # Nobody decides in the simulation: the deadline's timer takes the `timeout` handle.
+            data.update(assignee={"role": "ops"}, title="ok?", deadline_seconds=draw(st.integers(1, 60)))
         elif kind == "condition":
             data["condition"] = {"field": "trigger.x", "operator": "greater_than", "value": draw(st.integers(0, 10))}
         else:
@@ -119,6 +129,8 @@ def timer_heavy_dags(draw: st.DrawFn) -> WorkflowDefinition:
             handle = None
             if nodes[source]["type"] == "condition":
                 handle = draw(st.sampled_from(["true", "false"]))
+            elif nodes[source]["type"] == "approval":
+                handle = draw(st.sampled_from(["approved", "rejected", "timeout"]))
             elif nodes[source]["data"].get("on_error") == "error_edge":
                 handle = draw(st.sampled_from([None, "error"]))
             edges.append({"id": f"e{source}-{target}", "source": f"n{source}", "target": f"n{target}",
@@ -194,3 +206,28 @@ def test_a_cancelled_run_leaves_no_timers_even_when_they_were_scheduled_in_the_s
     assert tables["runs"][sim.run_id]["status"] == "cancelled"
     assert tables["nodes"][(sim.run_id, "call")]["status"] == "abandoned", "the in-flight node is not left scheduled"
     assert copy.deepcopy(tables) == one_by_one(sim.log)
+
+
+def test_an_approval_requested_in_one_batch_and_decided_in_the_next_changes_its_row_once_per_statement():
+    def node(node_id: str, node_type: str, **data: object) -> dict:
+        return {"id": node_id, "type": node_type, "data": {"name": node_id, **data}}
+
+    definition = WorkflowDefinition.model_validate(
+        {
+            "nodes": [
+                node("start", "trigger", kind="manual"),
+                node("ask", "approval", assignee={"role": "ops"}, title="ok?", deadline_seconds=30),
+                node("done", "end"),
+            ],
+            "edges": [
+                {"id": "a", "source": "start", "target": "ask"},
+                {"id": "b", "source": "ask", "target": "done", "sourceHandle": "timeout"},
+            ],
+        }
+    )
+    log = Simulation(definition).start().run_to_end().log
+    requested = next(i for i, e in enumerate(log) if e.type == "approval.requested")
+
+    for cut in range(1, len(log)):
+        assert in_batches(log, [cut]) == one_by_one(log), f"cut before event {cut}"
+    assert in_batches(log, [requested])["nodes"][(log[0].run_id, "ask")]["status"] == "succeeded"

@@ -12,6 +12,7 @@ prepares it once.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -62,12 +63,61 @@ def _document(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
     ) + "]"
 
 
-def _recordset(table: Table, columns: Sequence[str]) -> str:
+def _recordset(table: Table, columns: Sequence[str], param: str) -> str:
     definitions = ", ".join(f"{name} {_record_type(table.c[name])}" for name in columns)
     return (
-        f"rows from (jsonb_to_recordset(cast(:rows as jsonb)) as ({definitions})) "
+        f"rows from (jsonb_to_recordset(cast(:{param} as jsonb)) as ({definitions})) "
         f"with ordinality as t({', '.join(columns)}, row_number)"
     )
+
+
+@dataclass(frozen=True)
+class Write:
+    """One data-modifying statement: its SQL and its parameters."""
+
+    sql: str
+    params: dict[str, Any]
+
+
+def rows_document(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Rows (each with the same keys) as the JSON document ``jsonb_to_recordset`` reads."""
+    return _document(list(rows[0]), rows) if rows else "[]"
+
+
+def insert_write(
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    param: str = "rows",
+    conflict_keys: Sequence[str] | None = None,
+    update_on_conflict: Iterable[str] = (),
+    returning: str | None = None,
+) -> Write:
+    """Insert ``rows`` (each with the same keys) in their order. With ``conflict_keys``, a row whose
+    key exists updates the ``update_on_conflict`` columns instead (or is skipped when there are
+    none)."""
+    columns = list(rows[0])
+    selected = ", ".join(_select_expression(table.c[name]) for name in columns)
+    sql = (
+        f"insert into {table.name} ({', '.join(columns)}) "
+        f"select {selected} from {_recordset(table, columns, param)} order by t.row_number"
+    )
+    if conflict_keys is not None:
+        updates = [f"{name} = excluded.{name}" for name in update_on_conflict]
+        action = f"do update set {', '.join(updates)}" if updates else "do nothing"
+        sql += f" on conflict ({', '.join(conflict_keys)}) {action}"
+    if returning:
+        sql += f" returning {returning}"
+    return Write(sql, {param: _document(columns, rows)})
+
+
+def update_write(table: Table, key: str, rows: Sequence[Mapping[str, Any]], *, param: str = "rows") -> Write:
+    """Update each row found by ``key`` (every row of ``rows`` has that key and the same columns)."""
+    columns = list(rows[0])
+    assignments = ", ".join(f"{name} = {_select_expression(table.c[name])}" for name in columns if name != key)
+    recordset = _recordset(table, columns, param)
+    sql = f"update {table.name} set {assignments} from {recordset} where {table.name}.{key} = t.{key}"
+    return Write(sql, {param: _document(columns, rows)})
 
 
 async def insert_rows(
@@ -79,34 +129,39 @@ async def insert_rows(
     update_on_conflict: Iterable[str] = (),
     returning: str | None = None,
 ) -> list[Any]:
-    """Insert ``rows`` (each with the same keys) in their order. With ``conflict_keys``, a row whose
-    key exists updates the ``update_on_conflict`` columns instead (or is skipped when there are
-    none). Returns the ``returning`` column of the rows written, when asked."""
+    """``insert_write`` executed; returns the ``returning`` column of the rows written, when asked."""
     if not rows:
         return []
-    columns = list(rows[0])
-    selected = ", ".join(_select_expression(table.c[name]) for name in columns)
-    sql = (
-        f"insert into {table.name} ({', '.join(columns)}) "
-        f"select {selected} from {_recordset(table, columns)} order by t.row_number"
+    write = insert_write(
+        table, rows, conflict_keys=conflict_keys, update_on_conflict=update_on_conflict, returning=returning
     )
-    if conflict_keys is not None:
-        updates = [f"{name} = excluded.{name}" for name in update_on_conflict]
-        action = f"do update set {', '.join(updates)}" if updates else "do nothing"
-        sql += f" on conflict ({', '.join(conflict_keys)}) {action}"
-    if returning:
-        sql += f" returning {returning}"
-    result = await connection.execute(text(sql), {"rows": _document(columns, rows)})
+    result = await connection.execute(text(write.sql), write.params)
     return list(result.scalars()) if returning else []
 
 
 async def update_rows(
     connection: AsyncConnection, table: Table, key: str, rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Update each row found by ``key`` (every row of ``rows`` has that key and the same columns)."""
-    if not rows:
+    """``update_write`` executed."""
+    if rows:
+        write = update_write(table, key, rows)
+        await connection.execute(text(write.sql), write.params)
+
+
+async def execute_together(connection: AsyncConnection, writes: Sequence[Write]) -> None:
+    """Run the writes as one statement (one round trip), each a data-modifying ``with`` clause.
+
+    PostgreSQL runs every clause against the tables as they were before the statement, in no set
+    order, and does not support two clauses changing the same row: the caller keeps the writes'
+    rows apart (see the orchestrator's projection fold, which is built to)."""
+    if not writes:
         return
-    columns = list(rows[0])
-    assignments = ", ".join(f"{name} = {_select_expression(table.c[name])}" for name in columns if name != key)
-    sql = f"update {table.name} set {assignments} from {_recordset(table, columns)} where {table.name}.{key} = t.{key}"
-    await connection.execute(text(sql), {"rows": _document(columns, rows)})
+    if len(writes) == 1:
+        await connection.execute(text(writes[0].sql), writes[0].params)
+        return
+    clauses = ", ".join(f"w{index} as ({write.sql})" for index, write in enumerate(writes))
+    params: dict[str, Any] = {}
+    for write in writes:
+        assert not params.keys() & write.params.keys(), "each write needs its own parameter names"
+        params.update(write.params)
+    await connection.execute(text(f"with {clauses} select 1"), params)

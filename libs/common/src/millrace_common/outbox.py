@@ -13,7 +13,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from millrace_common.bulk import insert_rows
+from millrace_common.bulk import Write, execute_together, insert_write
 from millrace_common.messages.envelope import Envelope, utc_now
 from millrace_common.tables import outbox
 from millrace_common.topics import Namespace, Topic
@@ -30,12 +30,8 @@ class Outgoing:
     message: Envelope
 
 
-async def enqueue(
-    connection: AsyncConnection, namespace: Namespace, producer: str, messages: Sequence[Outgoing]
-) -> None:
-    """Add messages to ``producer``'s outbox inside the caller's transaction."""
-    if not messages:
-        return
+def outbox_write(namespace: Namespace, producer: str, messages: Sequence[Outgoing], *, param: str = "outbox") -> Write:
+    """The insert of ``producer``'s outbox rows, to run with the caller's other writes."""
     now = utc_now()
     rows = [
         {
@@ -47,7 +43,15 @@ async def enqueue(
         }
         for m in messages
     ]
-    await insert_rows(connection, outbox, rows)
+    return insert_write(outbox, rows, param=param)
+
+
+async def enqueue(
+    connection: AsyncConnection, namespace: Namespace, producer: str, messages: Sequence[Outgoing]
+) -> None:
+    """Add messages to ``producer``'s outbox inside the caller's transaction."""
+    if messages:
+        await execute_together(connection, [outbox_write(namespace, producer, messages)])
 
 
 class OutboxRelay:

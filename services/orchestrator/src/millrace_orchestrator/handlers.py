@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from millrace_common.logs import bound
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_commands import StartRun
-from millrace_common.outbox import Outgoing, enqueue
+from millrace_common.messages.run_events import RunEvent
+from millrace_common.outbox import Outgoing, outbox_write
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
 from millrace_orchestrator.adapters.run_store import (
@@ -78,6 +79,7 @@ class RunMessageHandler:
         states: RunStateCache | None = None,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], UUID] = uuid4,
+        observe: Callable[[Sequence[RunEvent]], None] = lambda events: None,
     ) -> None:
         self._engine = engine
         self._namespace = namespace
@@ -85,6 +87,7 @@ class RunMessageHandler:
         self._states = states or RunStateCache()
         self._clock = clock
         self._new_id = new_id
+        self._observe = observe
 
     async def handle(self, message: Message) -> None:
         with bound(run_id=message.run_id, tenant_id=message.tenant_id):
@@ -99,11 +102,13 @@ class RunMessageHandler:
                     started, running = await workflow_load(connection, message.tenant_id, message.workflow_id, now)
                     load = WorkflowLoad(started_last_hour=started, running=running)
                 decision = decide(state, message, now=now, new_id=self._new_id, load=load)
-                await append(connection, decision.events)
                 observers = [Outgoing(RUNS_EVENTS, str(e.run_id), e) for e in decision.events]
-                await enqueue(connection, self._namespace, PRODUCER, [*decision.commands, *observers])
+                outgoing = [*decision.commands, *observers]
+                outbox = [outbox_write(self._namespace, PRODUCER, outgoing)] if outgoing else []
+                await append(connection, decision.events, together_with=outbox)
             # Only after the commit: a rolled-back decision leaves the cache at the state before it.
             self._states.put(decision.state or state)
+            self._observe(decision.events)
 
     async def _load(self, connection: AsyncConnection, message: Message) -> RunState:
         if isinstance(message, StartRun):
@@ -155,10 +160,11 @@ class RunMessageHandler:
                 events.extend(decision.events)
                 outgoing.extend(decision.commands)
                 outgoing.extend(Outgoing(RUNS_EVENTS, str(e.run_id), e) for e in decision.events)
-            await append(connection, events)
-            await enqueue(connection, self._namespace, PRODUCER, outgoing)
+            outbox = [outbox_write(self._namespace, PRODUCER, outgoing)] if outgoing else []
+            await append(connection, events, together_with=outbox)
         for state in states.values():
             self._states.put(state)
+        self._observe(events)
 
     async def _load_batch(
         self, connection: AsyncConnection, messages: Sequence[Message]

@@ -3,16 +3,17 @@ and keep the ``runs`` and ``node_executions`` projections in step within the sam
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_common.bulk import JsonText, insert_rows, update_rows
+from millrace_common.bulk import JsonText, Write, execute_together, insert_rows, insert_write, rows_document, update_write
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import RUN_EVENT, RunEvent
 from millrace_common.tables import (
@@ -87,23 +88,23 @@ async def run_definition_refs(connection: AsyncConnection, run_ids: Iterable[UUI
 async def workflow_loads(
     connection: AsyncConnection, workflows: Iterable[tuple[str, UUID]], now: datetime
 ) -> dict[tuple[str, UUID], tuple[int, int]]:
-    """``workflow_load`` for several workflows: two statements, each bounded by an index (runs of the
-    last hour; runs running now), so the cost does not grow with a workflow's history."""
-    keys = set(workflows)
+    """``workflow_load`` for several workflows in one statement; each count is bounded by an index
+    (runs of the last hour; runs running now), so its cost does not grow with a workflow's history."""
+    keys = sorted(set(workflows))
     if not keys:
         return {}
-    tenants, workflow_ids = {t for t, _ in keys}, {w for _, w in keys}
-    scope = (runs.c.tenant_id.in_(tenants), runs.c.workflow_id.in_(workflow_ids))
-    group = (runs.c.tenant_id, runs.c.workflow_id)
-    recent = await connection.execute(
-        select(*group, func.count())
-        .where(*scope, runs.c.started_at > now - timedelta(hours=1), runs.c.status != "throttled")
-        .group_by(*group)
+    rows = await connection.execute(
+        text(
+            "select w.tenant_id, w.workflow_id,"
+            " (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
+            "   and r.started_at > :since and r.status <> 'throttled'),"
+            " (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
+            "   and r.status = 'running')"
+            " from jsonb_to_recordset(cast(:keys as jsonb)) as w(tenant_id text, workflow_id uuid)"
+        ),
+        {"since": now - timedelta(hours=1), "keys": json.dumps([{"tenant_id": t, "workflow_id": str(w)} for t, w in keys])},
     )
-    started = {(row[0], row[1]): int(row[2]) for row in recent}
-    active = await connection.execute(select(*group, func.count()).where(*scope, runs.c.status == "running").group_by(*group))
-    running = {(row[0], row[1]): int(row[2]) for row in active}
-    return {key: (started.get(key, 0), running.get(key, 0)) for key in keys}
+    return {(row[0], row[1]): (int(row[2]), int(row[3])) for row in rows}
 
 
 async def load_events(connection: AsyncConnection, run_id: UUID, *, after_seq: int = 0) -> list[RunEvent]:
@@ -163,16 +164,14 @@ class DefinitionCache:
         return self._entries[key]
 
 
-async def append(connection: AsyncConnection, events: Sequence[RunEvent]) -> None:
-    """Append events (their ``seq`` already assigned; a concurrent writer makes the insert fail) and
-    bring the projections in step, with a few statements whatever the number of events."""
-    if not events:
-        return
-    now = utc_now()
-    await insert_rows(
-        connection,
-        run_events,
-        [
+async def append(connection: AsyncConnection, events: Sequence[RunEvent], *, together_with: Sequence[Write] = ()) -> None:
+    """Append events (their ``seq`` already assigned; a concurrent writer makes the insert fail), bring
+    the projections in step, and run ``together_with`` (the outbox rows): one statement, one round
+    trip, whatever the number of events."""
+    writes = list(together_with)
+    if events:
+        now = utc_now()
+        rows = [
             {
                 "run_id": e.run_id,
                 "seq": e.seq,
@@ -182,47 +181,73 @@ async def append(connection: AsyncConnection, events: Sequence[RunEvent]) -> Non
                 "recorded_at": now,
             }
             for e in events
-        ],
-    )
-    await write_projection(connection, project(events))
+        ]
+        writes = [insert_write(run_events, rows, param="events"), *projection_writes(project(events)), *writes]
+    await execute_together(connection, writes)
 
 
-async def write_projection(connection: AsyncConnection, writes: ProjectionWrites) -> None:
-    """Older rows' changes first, then the batch's own rows (see ``domain.projection``)."""
-    if writes.fired_timers:
-        await connection.execute(delete(timers).where(timers.c.timer_id.in_(writes.fired_timers)))
-    if writes.finished_run_timers:
-        await connection.execute(delete(timers).where(timers.c.run_id.in_(writes.finished_run_timers)))
-    if writes.settled_attempt_timers:
-        await connection.execute(
-            delete(timers).where(
-                timers.c.run_id == bindparam("b_run_id"),
-                timers.c.node_id == bindparam("b_node_id"),
-                timers.c.attempt == bindparam("b_attempt"),
-                timers.c.purpose == "node_timeout",
-            ),
-            [
-                {"b_run_id": t.run_id, "b_node_id": t.node_id, "b_attempt": t.attempt}
-                for t in writes.settled_attempt_timers
-            ],
+def projection_writes(writes: ProjectionWrites) -> list[Write]:
+    """The statements of a folded projection. They run as one statement, so none may change a row
+    another changes: ``ProjectionWrites`` keeps the batch's own rows apart from older ones, and
+    ``older_node_changes`` folds the changes of older node rows to one per row."""
+    statements: list[Write] = []
+    attempts = [{"run_id": t.run_id, "node_id": t.node_id, "attempt": t.attempt} for t in writes.settled_attempt_timers]
+    if writes.fired_timers or writes.finished_run_timers or attempts:
+        statements.append(
+            Write(
+                "delete from timers where"
+                " timer_id in (select cast(x as uuid) from jsonb_array_elements_text(cast(:fired as jsonb)) x)"
+                " or run_id in (select cast(x as uuid) from jsonb_array_elements_text(cast(:finished as jsonb)) x)"
+                " or (purpose = 'node_timeout' and exists (select 1 from jsonb_to_recordset(cast(:settled as jsonb))"
+                "  as s(run_id uuid, node_id text, attempt integer)"
+                "  where s.run_id = timers.run_id and s.node_id = timers.node_id and s.attempt = timers.attempt))",
+                {
+                    "fired": json.dumps([str(t) for t in writes.fired_timers]),
+                    "finished": json.dumps([str(r) for r in writes.finished_run_timers]),
+                    "settled": rows_document(attempts),
+                },
+            )
         )
-    for run_id, node_ids, status in writes.node_status_updates:
-        which = node_executions.c.status.in_(IN_FLIGHT) if node_ids is None else node_executions.c.node_id.in_(node_ids)
-        await connection.execute(
-            update(node_executions).where(node_executions.c.run_id == run_id, which).values(status=status)
+    explicit, untouched = writes.older_node_changes()
+    if explicit:
+        statements.append(
+            Write(
+                "update node_executions n set status = s.status"
+                " from jsonb_to_recordset(cast(:node_statuses as jsonb)) as s(run_id uuid, node_id text, status text)"
+                " where n.run_id = s.run_id and n.node_id = s.node_id",
+                {"node_statuses": rows_document(
+                    [{"run_id": r, "node_id": n, "status": status} for (r, n), status in explicit.items()]
+                )},
+            )
         )
-    for _, updates in _by_columns(writes.run_updates.items()).items():
-        await update_rows(connection, runs, "run_id", [{"run_id": run_id, **row} for run_id, row in updates])
-    await insert_rows(connection, runs, list(writes.new_runs.values()))
-    for columns, node_rows in _by_columns(writes.node_rows.items()).items():
-        await insert_rows(
-            connection,
-            node_executions,
-            [{"run_id": run_id, "node_id": node_id, **row} for (run_id, node_id), row in node_rows],
-            conflict_keys=("run_id", "node_id"),
-            update_on_conflict=columns,
+    if untouched:
+        statements.append(
+            Write(
+                "update node_executions n set status = 'abandoned'"
+                " from jsonb_to_recordset(cast(:abandoned as jsonb)) as a(run_id uuid, keep jsonb)"
+                f" where n.run_id = a.run_id and n.status in ({', '.join(repr(status) for status in IN_FLIGHT)})"
+                " and not (a.keep ? n.node_id)",
+                {"abandoned": rows_document([{"run_id": r, "keep": sorted(keep)} for r, keep in untouched.items()])},
+            )
         )
-    await insert_rows(connection, timers, list(writes.new_timers.values()))
+    for index, (_, updates) in enumerate(_by_columns(writes.run_updates.items()).items()):
+        rows = [{"run_id": run_id, **row} for run_id, row in updates]
+        statements.append(update_write(runs, "run_id", rows, param=f"run_updates{index}"))
+    if writes.new_runs:
+        statements.append(insert_write(runs, list(writes.new_runs.values()), param="new_runs"))
+    for index, (columns, node_rows) in enumerate(_by_columns(writes.node_rows.items()).items()):
+        statements.append(
+            insert_write(
+                node_executions,
+                [{"run_id": run_id, "node_id": node_id, **row} for (run_id, node_id), row in node_rows],
+                param=f"node_rows{index}",
+                conflict_keys=("run_id", "node_id"),
+                update_on_conflict=columns,
+            )
+        )
+    if writes.new_timers:
+        statements.append(insert_write(timers, list(writes.new_timers.values()), param="new_timers"))
+    return statements
 
 
 def _by_columns(items: Iterable[tuple[K, Row]]) -> dict[tuple[str, ...], list[tuple[K, Row]]]:

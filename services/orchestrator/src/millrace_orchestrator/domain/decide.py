@@ -345,13 +345,14 @@ def _settle(builder: _Builder) -> None:
     progressed = True
     while progressed and builder.state.status is RunStatus.RUNNING:
         progressed = _advance_scope(builder, None, "")
-        for loop_key in list(builder.state.loops.keys()):
+        # Sorted: a map's order follows the process's string hashing, and decisions must not.
+        for loop_key in sorted(builder.state.loops.keys()):
             if builder.state.status is not RunStatus.RUNNING:
                 return
             if builder.state.node(loop_key).status is not NodeStatus.SCHEDULED:
                 continue
             node, scope = _instance(builder.state, loop_key)
-            for index in list(builder.state.loops[loop_key].running.keys()):
+            for index in sorted(builder.state.loops[loop_key].running.keys()):
                 progressed |= _advance_scope(builder, node.id, f"{scope}[{index}]")
             progressed |= _fill_loop(builder, node, scope)
     definition = builder.state.definition

@@ -83,6 +83,28 @@ class ProjectionWrites:
                 pending["status"] = status
         self.node_status_updates.append((run_id, node_ids, status))
 
+    def older_node_changes(self) -> tuple[dict[NodeKey, str], dict[UUID, frozenset[str]]]:
+        """The status changes of node rows from before the batch, folded so that no row is changed
+        twice (the shell writes everything in one statement): the final status of each row named
+        explicitly, and per run that ended early the nodes its "abandon what is in flight" must
+        leave alone (named explicitly, or written by the batch, which already carries the status)."""
+        explicit: dict[NodeKey, str] = {}
+        abandoned: set[UUID] = set()
+        for run_id, node_ids, status in self.node_status_updates:
+            if node_ids is None:
+                for key, current in explicit.items():
+                    if key[0] == run_id and current in IN_FLIGHT:
+                        explicit[key] = status
+                abandoned.add(run_id)
+            else:
+                explicit.update({(run_id, node_id): status for node_id in node_ids})
+        explicit = {key: status for key, status in explicit.items() if key not in self.node_rows}
+        untouched = {
+            run_id: frozenset(node for run, node in [*explicit, *self.node_rows] if run == run_id)
+            for run_id in abandoned
+        }
+        return explicit, untouched
+
     def cancel_attempt_timer(self, run_id: UUID, node_id: str, attempt: int) -> None:
         for timer_id, row in list(self.new_timers.items()):
             if (row["run_id"], row["node_id"], row["attempt"], row["purpose"]) == (

@@ -237,7 +237,22 @@ def _(event: RunRetried, state: RunState) -> RunState:
     retried = {
         node_id: NodeState(status=NodeStatus.PENDING, attempt=state.node(node_id).attempt) for node_id in event.node_ids
     }
-    return replace(state, status=RunStatus.RUNNING, nodes=state.nodes.update(retried))
+    nodes, loops = state.nodes, state.loops
+    # A retried for_each runs its loop again from the start: its items' instances go with it.
+    inside = {body.id for node_id in event.node_ids for body in _descendants(state.definition, node_id)}
+    if inside:
+        for key in [k for k in nodes.keys() if split_key(k)[0] in inside]:
+            nodes = nodes.delete(key)
+        for key in [k for k in loops.keys() if k in event.node_ids or split_key(k)[0] in inside]:
+            loops = loops.delete(key)
+    return replace(state, status=RunStatus.RUNNING, nodes=nodes.update(retried), loops=loops)
+
+
+def _descendants(definition: WorkflowDefinition, node_id: str) -> list:
+    found = []
+    for body in definition.body(node_id):
+        found += [body, *_descendants(definition, body.id)]
+    return found
 
 
 
