@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import sys
 import time
@@ -65,10 +66,16 @@ def recovery_seconds(database: Engine, kills: list[Kill]) -> list[float]:
 
 def redeliveries(namespace: str) -> int:
     """Messages the orchestrators recognised as handled before (logged as duplicates), over every life."""
-    return sum(
-        path.read_text(errors="replace").count("duplicate message skipped")
-        for path in ARTIFACTS.glob(f"{namespace}-orchestrator*.log")
-    )
+    total = 0
+    for path in ARTIFACTS.glob(f"{namespace}-orchestrator*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            if "duplicate message" not in line:
+                continue
+            try:
+                total += int(json.loads(line).get("count", 1))
+            except ValueError:
+                total += 1
+    return total
 
 
 def main() -> None:

@@ -58,12 +58,18 @@ class OutboxRelay:
     """Publishes one producer's outbox rows in insertion order and deletes them once Kafka has
     acknowledged them (each service relays only its own rows, so per-key order holds)."""
 
-    def __init__(self, engine: AsyncEngine, broker: KafkaBroker, producer: str, *, batch_size: int = 500) -> None:
+    def __init__(self, engine: AsyncEngine, broker: KafkaBroker, producer: str, *, batch_size: int = 2000) -> None:
         self._engine = engine
         self._producer = producer
         self._broker = broker
         self._batch_size = batch_size
         self._lock = asyncio.Lock()
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Ask the background pass (``run``) to publish now, without waiting for it: a consumer
+        that committed rows goes on with its next batch while Kafka acknowledges these."""
+        self._woken.set()
 
     async def publish_pending(self) -> int:
         """Publish what is waiting now; returns how many messages went out."""
@@ -96,7 +102,12 @@ class OutboxRelay:
         return len(rows)
 
     async def run(self, interval_seconds: float = 0.5) -> None:
-        """Background pass for rows left by a crash or a failed publish."""
+        """The background pass: publishes when woken, and every ``interval_seconds`` whatever is
+        left (rows of a crash or a failed publish)."""
         while True:
-            await asyncio.sleep(interval_seconds)
+            try:
+                await asyncio.wait_for(self._woken.wait(), timeout=interval_seconds)
+            except TimeoutError:
+                pass
+            self._woken.clear()
             await self.publish_pending()

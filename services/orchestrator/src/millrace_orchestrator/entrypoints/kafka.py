@@ -56,7 +56,7 @@ def register(
                         await handler.handle(message)
                     except (UnknownRun, UnknownWorkflowVersion) as error:
                         await dead_letters.send(topic, record, str(error))
-            await relay.publish_pending()
+            relay.wake()
         metrics.handled.labels(topic=topic.name, group=ConsumerGroup.ORCHESTRATOR.value, outcome="ok").inc(len(records))
 
     @broker.subscriber(namespace.topic(RUNS_COMMANDS), **options)
