@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Local infrastructure for Millrace: a single-node Kafka (KRaft) and a PostgreSQL.
+"""Local infrastructure for Millrace: a single-node Kafka (KRaft), a PostgreSQL and a Prometheus.
 
 No containers: Kafka runs from jars resolved out of Maven Central (deploy/kafka/pom.xml),
-PostgreSQL from the distribution's server binaries. Jars live in .cache/kafka/<version>/libs,
-state in .data/<profile>/{kafka,pg,logs,run}.
+PostgreSQL and Prometheus from the distribution's packages. Jars live in .cache/kafka/<version>/libs,
+state in .data/<profile>/{kafka,pg,prometheus,logs,run}. Prometheus scrapes the services on the
+ports of deploy/local/services.py and loads the alert rules of deploy/prometheus/rules/.
 
     infra.py install
     infra.py start  --profile dev|test [--kafka-port N] [--pg-port N]
+    infra.py prometheus --profile dev|test [--prometheus-port N]   (once the services run)
     infra.py stop   --profile dev|test
     infra.py status --profile dev|test
     infra.py reset  --profile dev|test
@@ -88,6 +90,7 @@ class Profile:
     name: str
     kafka_port: int
     pg_port: int
+    prometheus_port: int = 0
 
     @property
     def controller_port(self) -> int:
@@ -106,6 +109,10 @@ class Profile:
         return self.data_dir / "pg"
 
     @property
+    def prometheus_dir(self) -> Path:
+        return self.data_dir / "prometheus"
+
+    @property
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
@@ -122,17 +129,23 @@ class Profile:
         }
 
 
-PROFILES = {"dev": Profile("dev", 19092, 15432), "test": Profile("test", 29092, 25432)}
+PROFILES = {"dev": Profile("dev", 19092, 15432, 19090), "test": Profile("test", 29092, 25432, 29090)}
 
 
-def get_profile(name: str, kafka_port: int | None = None, pg_port: int | None = None) -> Profile:
+def get_profile(
+    name: str, kafka_port: int | None = None, pg_port: int | None = None, prometheus_port: int | None = None
+) -> Profile:
     """The named profile: explicit ports, else those of the running `start`, else defaults."""
     base = PROFILES[name]
     saved = base.run_dir / "ports.json"
     if saved.is_file():
         base = dataclasses.replace(base, **json.loads(saved.read_text()))
-    kafka_port, pg_port = kafka_port or base.kafka_port, pg_port or base.pg_port
-    return dataclasses.replace(base, kafka_port=kafka_port, pg_port=pg_port)
+    return dataclasses.replace(
+        base,
+        kafka_port=kafka_port or base.kafka_port,
+        pg_port=pg_port or base.pg_port,
+        prometheus_port=prometheus_port or base.prometheus_port,
+    )
 
 
 @contextlib.contextmanager
@@ -235,14 +248,14 @@ def run(cmd: list[str], check: bool = True, **kwargs) -> subprocess.CompletedPro
     return proc
 
 
-def apt_install(packages: list[str], what: str) -> None:
+def apt_install(packages: list[str], what: str, *, options: tuple[str, ...] = ()) -> None:
     """Install Debian packages when root; otherwise stop, saying what to install."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        die(f"{what} not found: install it (e.g. `sudo apt-get install -y {' '.join(packages)}`)")
+        die(f"{what} not found: install it (e.g. `sudo apt-get install -y {' '.join([*options, *packages])}`)")
     log(f"{what} not found, installing {' '.join(packages)} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run(["apt-get", "update"], env=env)
-    run(["apt-get", "install", "-y", *packages], env=env)
+    run(["apt-get", "install", "-y", *options, *packages], env=env)
 
 
 # ---- Kafka -------------------------------------------------------------------------------------
@@ -479,12 +492,138 @@ def stop_postgres(p: Profile) -> None:
         log("PostgreSQL stopped")
 
 
+# ---- Prometheus --------------------------------------------------------------------------------
+
+PROMETHEUS_CONFIG_DIR = repo_root() / "deploy" / "prometheus"
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+SYSTEM_PROMETHEUS_PORT = 9090
+
+
+@contextlib.contextmanager
+def services_not_started() -> Iterator[None]:
+    """While packages install, their maintainer scripts may not start services (Debian's policy-rc.d
+    protocol: exit 101 means "not allowed"). A policy file already in place is left as it is."""
+    if POLICY_RC_D.exists():
+        yield
+        return
+    POLICY_RC_D.write_text("#!/bin/sh\n# Written by deploy/local/infra.py while it installs packages.\nexit 101\n")
+    POLICY_RC_D.chmod(0o755)
+    try:
+        yield
+    finally:
+        POLICY_RC_D.unlink(missing_ok=True)
+
+
+def keep_system_prometheus_off() -> None:
+    """Debian's package enables a system-wide Prometheus listening on every interface (port 9090);
+    this project runs its own per profile on 127.0.0.1, so the system one is disabled and stopped."""
+    if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
+        run(["systemctl", "disable", "--now", "prometheus.service"], check=False)
+    else:
+        # Without a running systemd: disable the unit for a later boot with one, and the init script.
+        if shutil.which("systemctl"):
+            run(["systemctl", "disable", "prometheus.service"], check=False)
+        if shutil.which("update-rc.d"):
+            run(["update-rc.d", "prometheus", "disable"], check=False)
+        if Path("/etc/init.d/prometheus").exists():
+            run(["/etc/init.d/prometheus", "stop"], check=False)
+    if wait_tcp(HOST, SYSTEM_PROMETHEUS_PORT, 0):
+        log(f"note: something still listens on port {SYSTEM_PROMETHEUS_PORT} (not started by this project)")
+
+
+def install_prometheus() -> Path:
+    """Debian's `prometheus` binary (promtool comes with it), installing the package if missing."""
+    found = shutil.which("prometheus")
+    if found and shutil.which("promtool"):
+        return Path(found)
+    with services_not_started():
+        apt_install(["prometheus"], "Prometheus", options=("--no-install-recommends",))
+    keep_system_prometheus_off()
+    return Path(shutil.which("prometheus") or die("Prometheus installed, but `prometheus` still not on PATH"))
+
+
+def scrape_targets() -> dict[str, int]:
+    """The services' HTTP ports, as deploy/local/services.py starts them."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from services import SERVICES  # noqa: PLC0415 - services.py imports this module
+
+    return dict(SERVICES)
+
+
+def prometheus_config(targets: dict[str, int], *, scrape_interval: str, rule_files: list[Path]) -> str:
+    """A Prometheus configuration scraping `targets` (service name to port on 127.0.0.1), one job
+    per installation with a `service` label per target. JSON is valid YAML, so no YAML library."""
+    config = {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+        "rule_files": [str(path) for path in rule_files],
+        "scrape_configs": [
+            {
+                "job_name": "millrace",
+                "static_configs": [
+                    {"targets": [f"{HOST}:{port}"], "labels": {"service": name}} for name, port in targets.items()
+                ],
+            }
+        ],
+    }
+    return "# Generated by deploy/local/infra.py on every start.\n" + json.dumps(config, indent=2) + "\n"
+
+
+def prometheus_cmd(config: Path, data_dir: Path, port: int, retention: str = "7d") -> list[str]:
+    """The command line of a Prometheus bound to 127.0.0.1:`port` with its data in `data_dir`."""
+    return [
+        str(install_prometheus()),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data_dir}",
+        f"--storage.tsdb.retention.time={retention}",
+        f"--web.listen-address={HOST}:{port}",
+        "--web.enable-lifecycle",
+    ]
+
+
+def prometheus_ready(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1.0) as sock:
+            sock.sendall(f"GET /-/ready HTTP/1.0\r\nHost: {HOST}\r\n\r\n".encode())
+            return sock.recv(64).split(b" ")[1:2] == [b"200"]
+    except (OSError, IndexError):
+        return False
+
+
+def prometheus_pid(p: Profile) -> int | None:
+    return read_pid(p.run_dir / "prometheus.pid")
+
+
+def start_prometheus(p: Profile) -> None:
+    """Write the profile's configuration and start Prometheus detached (if not already running)."""
+    rules = sorted((PROMETHEUS_CONFIG_DIR / "rules").glob("*.yml"))
+    config = p.prometheus_dir / "prometheus.yml"
+    p.prometheus_dir.mkdir(parents=True, exist_ok=True)
+    config.write_text(prometheus_config(scrape_targets(), scrape_interval="5s", rule_files=rules))
+    pid = prometheus_pid(p)
+    if pid is None:
+        ensure_free(p.prometheus_port)
+        cmd = prometheus_cmd(config, p.prometheus_dir / "data", p.prometheus_port)
+        pid = spawn_detached(cmd, p.log_dir / "prometheus.log", p.run_dir / "prometheus.pid")
+        log(f"Prometheus starting (pid {pid}) on {HOST}:{p.prometheus_port}")
+    deadline = time.monotonic() + 30
+    while not prometheus_ready(p.prometheus_port):
+        if not pid_alive(pid) or time.monotonic() > deadline:
+            stop_pid_file(p.run_dir / "prometheus.pid", timeout=10)
+            die(f"Prometheus did not become ready:\n{tail(p.log_dir / 'prometheus.log')}")
+        time.sleep(0.3)
+    log(f"Prometheus ready on http://{HOST}:{p.prometheus_port}")
+
+
 # ---- commands ----------------------------------------------------------------------------------
 
 
-def cmd_install() -> None:
-    log(f"Kafka {kafka_version()} jars: {install_kafka()}")
-    log(f"PostgreSQL binaries: {install_postgres()}")
+def cmd_install(only: str | None = None) -> None:
+    if only in (None, "kafka"):
+        log(f"Kafka {kafka_version()} jars: {install_kafka()}")
+    if only in (None, "postgresql"):
+        log(f"PostgreSQL binaries: {install_postgres()}")
+    if only in (None, "prometheus"):
+        log(f"Prometheus: {install_prometheus()}")
 
 
 def cmd_start(p: Profile) -> None:
@@ -497,9 +636,11 @@ def cmd_start(p: Profile) -> None:
         )
     install_kafka()
     install_postgres()
+    install_prometheus()
     ensure_free(*(() if pid else (p.kafka_port, p.controller_port)), *(() if pg_up else (p.pg_port,)))
     p.run_dir.mkdir(parents=True, exist_ok=True)
-    (p.run_dir / "ports.json").write_text(json.dumps({"kafka_port": p.kafka_port, "pg_port": p.pg_port}))
+    ports = {"kafka_port": p.kafka_port, "pg_port": p.pg_port, "prometheus_port": p.prometheus_port}
+    (p.run_dir / "ports.json").write_text(json.dumps(ports))
     if pg_up:
         log(f"PostgreSQL already running on {HOST}:{p.pg_port}")
     else:
@@ -515,6 +656,8 @@ def cmd_start(p: Profile) -> None:
 def cmd_stop(p: Profile) -> None:
     if stop_pid_file(p.run_dir / "kafka.pid", timeout=30):
         log("Kafka stopped")
+    if stop_pid_file(p.run_dir / "prometheus.pid", timeout=15):
+        log("Prometheus stopped")
     stop_postgres(p)
     (p.run_dir / "ports.json").unlink(missing_ok=True)
 
@@ -527,6 +670,10 @@ def cmd_status(p: Profile) -> None:
     print(f"profile {p.name} ({p.data_dir})")
     print(f"  kafka     {HOST}:{p.kafka_port}  {kafka}")
     print(f"  postgres  {HOST}:{p.pg_port}  {'running' if pg_running(p) else 'stopped'}")
+    prometheus = "stopped"
+    if pid := prometheus_pid(p):
+        prometheus = f"running (pid {pid}), {'ready' if prometheus_ready(p.prometheus_port) else 'NOT answering'}"
+    print(f"  prometheus http://{HOST}:{p.prometheus_port}  {prometheus}")
 
 
 def cmd_reset(p: Profile) -> None:
@@ -535,26 +682,44 @@ def cmd_reset(p: Profile) -> None:
     log(f"removed {p.data_dir}")
 
 
-PROFILE_COMMANDS = {"start": cmd_start, "stop": cmd_stop, "status": cmd_status, "reset": cmd_reset}
+def cmd_prometheus(p: Profile) -> None:
+    """Start the profile's Prometheus (after the services: it scrapes their ports) and print its address."""
+    start_prometheus(p)
+    saved = p.run_dir / "ports.json"
+    if saved.is_file():
+        saved.write_text(json.dumps({**json.loads(saved.read_text()), "prometheus_port": p.prometheus_port}))
+    print(f"MILLRACE_PROMETHEUS_URL=http://{HOST}:{p.prometheus_port}")
+
+
+PROFILE_COMMANDS = {
+    "start": cmd_start,
+    "prometheus": cmd_prometheus,
+    "stop": cmd_stop,
+    "status": cmd_status,
+    "reset": cmd_reset,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("install", help="fetch the Kafka jars and ensure the PostgreSQL binaries")
+    install = commands.add_parser("install", help="fetch the Kafka jars, ensure the PostgreSQL and Prometheus binaries")
+    install.add_argument("--only", choices=("kafka", "postgresql", "prometheus"))
     for name in PROFILE_COMMANDS:
         command = commands.add_parser(name)
         command.add_argument("--profile", choices=sorted(PROFILES), required=True)
         if name == "start":
             command.add_argument("--kafka-port", type=int, help="(the controller uses the next port)")
             command.add_argument("--pg-port", type=int)
+        if name in ("start", "prometheus"):
+            command.add_argument("--prometheus-port", type=int)
     args = parser.parse_args(argv)
     if args.command == "install":
-        cmd_install()
+        cmd_install(args.only)
         return
     lock = contextlib.nullcontext() if args.command == "status" else profile_lock(args.profile)
     with lock:  # saved ports are read under the lock
-        ports = (getattr(args, "kafka_port", None), getattr(args, "pg_port", None))
+        ports = [getattr(args, name, None) for name in ("kafka_port", "pg_port", "prometheus_port")]
         PROFILE_COMMANDS[args.command](get_profile(args.profile, *ports))
 
 

@@ -1,8 +1,43 @@
-"""Prometheus metrics shared by every service, on a registry the service's bootstrap creates."""
+"""Prometheus metrics shared by every service, on a registry the service's bootstrap creates.
+
+Every metric is catalogued in ``docs/metrics.md``. Labels stay bounded: never a run id, never free
+user input; values that users choose (tenant ids, model names, trigger kinds) go through a
+:class:`BoundedLabel`, which folds anything past its limit into ``other``.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import re
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+OTHER = "other"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
+
+
+class BoundedLabel:
+    """Label values as given, up to ``limit`` distinct ones per process; later newcomers read ``other``.
+
+    A value is also cut to ``max_length`` characters and stripped of characters outside a safe set,
+    so a label never carries a whole prompt, URL or message.
+    """
+
+    def __init__(self, limit: int, *, max_length: int = 64) -> None:
+        self._limit = limit
+        self._max_length = max_length
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: object) -> str:
+        text = _UNSAFE.sub("_", str(value if value is not None else ""))[: self._max_length] or "none"
+        with self._lock:
+            if text in self._seen:
+                return text
+            if len(self._seen) >= self._limit:
+                return OTHER
+            self._seen.add(text)
+            return text
 
 
 class ConsumerMetrics:
@@ -26,5 +61,36 @@ class ConsumerMetrics:
             "Time to handle one polled batch, by topic",
             ["topic"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+
+
+class PlatformGauges:
+    """What every service reports about its own plumbing: consumer lag and its outbox."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.consumer_lag = Gauge(
+            "millrace_consumer_lag",
+            "Messages on a topic not yet committed by a consumer group (end offset minus committed offset, "
+            "summed over partitions)",
+            ["topic", "group"],
+            registry=registry,
+        )
+        self.outbox_backlog = Gauge(
+            "millrace_outbox_backlog",
+            "Outbox rows written but not yet published, by producing service",
+            ["producer"],
+            registry=registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "millrace_outbox_oldest_age_seconds",
+            "Age of the oldest unpublished outbox row (0 when none), by producing service",
+            ["producer"],
+            registry=registry,
+        )
+        self.collect_errors = Gauge(
+            "millrace_gauge_collection_failing",
+            "1 while the last collection of a database or Kafka gauge failed, by collector",
+            ["collector"],
             registry=registry,
         )

@@ -14,15 +14,23 @@ from millrace_common.auth import AUDIENCE, ISSUER, Passwords, Tokens
 from millrace_common.db import create_engine
 from millrace_common.kafka import DeadLetters, create_broker
 from millrace_common.messages.envelope import utc_now
-from millrace_common.metrics import ConsumerMetrics
+from millrace_common.gauges import (
+    CallbackCollector,
+    ConsumerLagCollector,
+    GaugeCollection,
+    OutboxCollector,
+    Subscription,
+)
+from millrace_common.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.outbox import OutboxRelay
 from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import ConsumerGroup, Namespace
+from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
 from millrace_approval.domain.approvals import ApprovalRefused
 from millrace_approval.entrypoints import api, inbox, kafka
 from millrace_approval.entrypoints.deps import ApiError
 from millrace_approval.handlers import PRODUCER, ApprovalMetrics, ApprovalNotFound, Approvals
+from millrace_approval.metrics import ApprovalGauges
 from millrace_approval.settings import ApprovalSettings
 
 
@@ -54,7 +62,14 @@ def build(settings: ApprovalSettings) -> FastAPI:
             ticks += 1
             await asyncio.sleep(settings.deadline_poll_seconds)
 
-    parts = ServiceParts(settings, broker, engine, registry, background=(relay.run, approval_deadlines))
+    platform = PlatformGauges(registry)
+    collectors = [
+        ConsumerLagCollector(settings, [Subscription(ConsumerGroup.APPROVAL, (RUNS_EVENTS,))], platform),
+        OutboxCollector(engine, PRODUCER, platform),
+        CallbackCollector(ApprovalGauges.name, ApprovalGauges(registry, engine).collect),
+    ]
+    gauges = GaugeCollection(collectors, platform, interval_seconds=settings.metrics_interval_seconds)
+    parts = ServiceParts(settings, broker, engine, registry, background=(relay.run, approval_deadlines, gauges.run))
     app = create_app(parts, title="Millrace approval")
     app.state.settings = settings
     app.state.engine = engine

@@ -3,6 +3,7 @@ writes the change, its audit entry and any outgoing ``ResumeRun`` together."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from millrace_common.logs import bound
 from millrace_common.messages.run_commands import ResumeRun
 from millrace_common.messages.run_events import (
     AnyRunEvent,
@@ -36,6 +38,8 @@ from millrace_approval.domain.approvals import (
     decide,
     snapshot_hash,
 )
+
+log = logging.getLogger(__name__)
 
 PRODUCER = "approval"
 """This service's name on the outbox rows it writes."""
@@ -84,11 +88,16 @@ class Approvals:
     # --- from runs.events ---------------------------------------------------------------------
 
     async def on_run_event(self, event: AnyRunEvent) -> None:
+        with bound(run_id=event.run_id, tenant_id=event.tenant_id, node_id=getattr(event, "node_id", None)):
+            await self._on_run_event(event)
+
+    async def _on_run_event(self, event: AnyRunEvent) -> None:
         now = self._clock()
         async with self._engine.begin() as connection:
             match event:
                 case ApprovalRequested():
                     await self._record_request(connection, event, now)
+                    log.info("approval requested")
                 case ApprovalDecided():
                     for row in await store.close_pending(
                         connection, event.run_id, Status(event.decision), now, node_id=event.node_id
@@ -226,6 +235,8 @@ class Approvals:
             self._metrics.pending.set(await store.count_pending(connection))
 
     def _observe_outcome(self, row: Row, outcome: str, now: datetime) -> None:
+        ids = {"approval_id": row.id, "run_id": row.run_id, "tenant_id": row.tenant_id, "node_id": row.node_id}
+        log.info("approval closed", extra={"ids": {**ids, "outcome": outcome}})
         self._metrics.decisions.labels(outcome=outcome).inc()
         self._metrics.time_to_decision.observe(max(0.0, (now - row.requested_at).total_seconds()))
 

@@ -8,11 +8,13 @@ from datetime import datetime
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_common.db import create_engine
 from millrace_common.kafka import DeadLetters, create_broker
 from millrace_common.messages.envelope import utc_now
-from millrace_common.metrics import ConsumerMetrics
+from millrace_common.gauges import ConsumerLagCollector, GaugeCollection, OutboxCollector, Subscription
+from millrace_common.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.outbox import OutboxRelay
 from millrace_common.secrets import SecretBox
 from millrace_common.service import ServiceParts, create_app
@@ -37,6 +39,7 @@ from millrace_node_runner.executor import NodeExecutor, NodeResult
 from millrace_node_runner.handlers.ai import AiNodes
 from millrace_node_runner.handlers.http import HttpNodes
 from millrace_node_runner.handlers.records import RecordNodes
+from millrace_node_runner.metrics import AiMetrics, HttpMetrics
 from millrace_node_runner.settings import NodeRunnerSettings
 
 
@@ -65,11 +68,11 @@ def build(
     )
     http = HttpNodes(
         tenants,
-        HttpCaller(clients, max_redirects=settings.http_max_redirects, clock=clock),
+        HttpCaller(clients, max_redirects=settings.http_max_redirects, clock=clock, metrics=HttpMetrics(registry)),
         response_cap_ceiling=settings.http_response_cap_bytes,
         clock=clock,
     )
-    ai = AiNodes(tenants, ChatEndpoint(clients, clock), AiLedger(engine), clock)
+    ai = AiNodes(tenants, ChatEndpoint(clients, clock), AiLedger(engine), clock, AiMetrics(registry))
     records = RecordNodes(
         RecordStore(engine, namespace, relay, max_scan=settings.record_find_max_scan),
         max_causation_depth=settings.max_causation_depth,
@@ -108,10 +111,26 @@ def build(
         consumer_metrics,
         NodeMetrics(registry),
     )
+    gauges = _gauges(settings, registry, engine)
     parts = ServiceParts(
-        settings, broker, engine, registry, background=(consumer.run, relay.run), closers=(clients.aclose,)
+        settings,
+        broker,
+        engine,
+        registry,
+        background=(consumer.run, relay.run, gauges.run),
+        closers=(clients.aclose,),
     )
     return create_app(parts, title="Millrace node runner")
+
+
+def _gauges(settings: NodeRunnerSettings, registry: CollectorRegistry, engine: AsyncEngine) -> GaugeCollection:
+    platform = PlatformGauges(registry)
+    lanes = (NODES_READY_AI, NODES_READY_HTTP, NODES_READY_RECORD, NODES_READY_OTHER)
+    collectors = [
+        ConsumerLagCollector(settings, [Subscription(ConsumerGroup.NODE_RUNNER, lanes)], platform),
+        OutboxCollector(engine, PRODUCER, platform),
+    ]
+    return GaugeCollection(collectors, platform, interval_seconds=settings.metrics_interval_seconds)
 
 
 def _secret_box(settings: NodeRunnerSettings) -> SecretBox | None:

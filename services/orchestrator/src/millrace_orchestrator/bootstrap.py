@@ -37,12 +37,11 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     engine = create_engine(settings)
     namespace = Namespace(settings.namespace)
     relay = OutboxRelay(engine, broker, PRODUCER)
-    handler = RunMessageHandler(engine, namespace, DefinitionCache())
+    run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)
+    handler = RunMessageHandler(engine, namespace, DefinitionCache(), observe=run_metrics.observe)
     timer_loop = TimerLoop(engine, namespace, PRODUCER, relay, utc_now)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
     kafka.register(broker, settings, handler, relay, dead_letters, metrics)
-    # The shell is to call run_metrics.observe(events) with the run events of each committed decision.
-    run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)  # noqa: F841
     gauges = _gauges(settings, registry, engine)
     parts = ServiceParts(settings, broker, engine, registry, background=(relay.run, timer_loop.run, gauges.run))
     return create_app(parts, title="Millrace orchestrator")

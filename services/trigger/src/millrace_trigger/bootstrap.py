@@ -9,10 +9,11 @@ from prometheus_client import CollectorRegistry
 
 from millrace_common.db import create_engine
 from millrace_common.kafka import DeadLetters, create_broker
-from millrace_common.metrics import ConsumerMetrics
+from millrace_common.gauges import ConsumerLagCollector, GaugeCollection, OutboxCollector, Subscription
+from millrace_common.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.outbox import OutboxRelay
 from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import ConsumerGroup, Namespace
+from millrace_common.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
 
 from millrace_trigger.adapters.clock import Clock, FileClock, SystemClock
 from millrace_trigger.adapters.store import TriggerStore
@@ -61,7 +62,14 @@ def build(settings: TriggerSettings) -> FastAPI:
         grace=timedelta(seconds=settings.trigger_schedule_grace_seconds),
     )
     retention = Retention(engine, store, clock, keep=timedelta(days=settings.trigger_retention_days))
+    platform = PlatformGauges(registry)
+    subscriptions = [Subscription(ConsumerGroup.TRIGGER, (RECORDS_EVENTS, WEBHOOKS_INBOUND))]
+    gauges = GaugeCollection(
+        [ConsumerLagCollector(settings, subscriptions, platform), OutboxCollector(engine, CONSUMER, platform)],
+        platform,
+        interval_seconds=settings.metrics_interval_seconds,
+    )
     parts = ServiceParts(
-        settings, broker, engine, registry, background=(relay.run, scheduler.run, retention.run)
+        settings, broker, engine, registry, background=(relay.run, scheduler.run, retention.run, gauges.run)
     )
     return create_app(parts, title="Millrace trigger")

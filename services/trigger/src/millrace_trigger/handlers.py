@@ -15,6 +15,7 @@ from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_common.kafka import DeadLetters
+from millrace_common.logs import bound
 from millrace_common.messages.records import RECORD_EVENT, AnyRecordEvent, RecordUpdated
 from millrace_common.messages.webhooks import WEBHOOK_MESSAGE
 from millrace_common.outbox import Outgoing, OutboxRelay, enqueue
@@ -83,17 +84,13 @@ class FiringLedger:
             self._metrics.firings.labels(source=item.source, kind=item.kind, outcome=item.outcome.value).inc()
             if item.outcome is Outcome.THROTTLED:
                 self._metrics.throttled.labels(source=item.source).inc()
-            if item.outcome is not Outcome.STARTED:
-                log.info(
-                    "trigger fired no run",
-                    extra={
-                        "ids": {
-                            "workflow_id": str(item.workflow_id),
-                            "outcome": item.outcome.value,
-                            "reason": item.reason,
-                        }
-                    },
-                )
+            ids = {"workflow_id": str(item.workflow_id), "source": item.source, "outcome": item.outcome.value}
+            if item.outcome is Outcome.STARTED:
+                with bound(run_id=item.run_id, tenant_id=item.tenant_id):
+                    log.info("trigger asked for a run", extra={"ids": ids})
+            else:
+                with bound(tenant_id=item.tenant_id):
+                    log.info("trigger fired no run", extra={"ids": {**ids, "reason": item.reason}})
         if settled.duplicates:
             self._metrics.duplicates.labels(source=source).inc(settled.duplicates)
 

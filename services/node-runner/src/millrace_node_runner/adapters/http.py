@@ -9,11 +9,13 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx2
+from prometheus_client import CollectorRegistry
 
 from millrace_node_runner.adapters.network import GuardedClients, TargetRefused
 from millrace_node_runner.domain.addresses import TargetPolicy, refuse_url
 from millrace_node_runner.domain.http import redirect_for, response_outcome
 from millrace_node_runner.domain.outcomes import Outcome, failed
+from millrace_node_runner.metrics import HttpMetrics
 
 Clock = Callable[[], datetime]
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "transfer-encoding"})
@@ -33,22 +35,29 @@ class OutgoingRequest:
 
 
 class HttpCaller:
-    def __init__(self, clients: GuardedClients, *, max_redirects: int, clock: Clock) -> None:
+    def __init__(
+        self, clients: GuardedClients, *, max_redirects: int, clock: Clock, metrics: HttpMetrics | None = None
+    ) -> None:
         self._clients = clients
         self._max_redirects = max_redirects
         self._clock = clock
+        # Without a registry of the service's (as in tests), counted on one of its own.
+        self._metrics = metrics or HttpMetrics(CollectorRegistry())
 
     async def send(self, request: OutgoingRequest, policy: TargetPolicy) -> Outcome:
         async with self._clients.client(policy) as client:
             for _ in range(self._max_redirects + 1):
                 refusal = refuse_url(request.url, policy)
                 if refusal is not None:
+                    self._metrics.refused()
                     return failed("target_not_allowed", refusal.reason, retryable=False)
                 try:
                     answer = await self._exchange(client, request)
                 except TargetRefused as refused:
+                    self._metrics.refused()
                     return failed("target_not_allowed", refused.reason, retryable=False)
                 except httpx2.TimeoutException:
+                    self._metrics.no_response()
                     return failed(
                         "timeout",
                         f"no answer from {_host(request.url)} within {request.timeout_seconds:g} s",
@@ -57,6 +66,7 @@ class HttpCaller:
                 except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
                     return failed("invalid_url", f"the URL cannot be requested: {error}", retryable=False)
                 except httpx2.TransportError as error:
+                    self._metrics.no_response()
                     return failed(
                         "connection",
                         f"could not reach {_host(request.url)} ({type(error).__name__})",
@@ -78,6 +88,7 @@ class HttpCaller:
             content=request.content,
             timeout=request.timeout_seconds,
         ) as response:
+            self._metrics.answered(response.status_code)
             redirect = redirect_for(
                 request.method, request.url, response.status_code, response.headers.get("location")
             )

@@ -184,6 +184,8 @@ class CommandConsumer:
             self._node_metrics.node_seconds.labels(node_type=command.node_type, outcome=outcome).observe(
                 result.duration_ms / 1000
             )
+            details = {"node_type": command.node_type, "attempt": command.attempt, "outcome": outcome}
+            log.info("node ran", extra={"ids": {**details, "duration_ms": round(result.duration_ms, 1)}})
             await self._until_sent(lambda: self._publish(result))
         self._count(lane, outcome)
 

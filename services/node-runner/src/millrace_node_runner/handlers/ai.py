@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from prometheus_client import CollectorRegistry
+
 from millrace_common.messages.node_commands import ExecuteNode
 
 from millrace_node_runner.adapters.ai import ChatEndpoint
@@ -23,6 +25,7 @@ from millrace_node_runner.domain.ai import (
 )
 from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput
 from millrace_node_runner.domain.outcomes import Failed, Outcome, Succeeded
+from millrace_node_runner.metrics import AiMetrics
 
 Clock = Callable[[], datetime]
 INPUT_MODELS: dict[str, type[AiInput]] = {
@@ -33,11 +36,20 @@ INPUT_MODELS: dict[str, type[AiInput]] = {
 
 
 class AiNodes:
-    def __init__(self, tenants: TenantConfig, endpoint: ChatEndpoint, ledger: AiLedger, clock: Clock) -> None:
+    def __init__(
+        self,
+        tenants: TenantConfig,
+        endpoint: ChatEndpoint,
+        ledger: AiLedger,
+        clock: Clock,
+        metrics: AiMetrics | None = None,
+    ) -> None:
         self._tenants = tenants
         self._endpoint = endpoint
         self._ledger = ledger
         self._clock = clock
+        # Without a registry of the service's (as in tests), counted on one of its own.
+        self._metrics = metrics or AiMetrics(CollectorRegistry())
 
     async def run(self, command: ExecuteNode) -> Outcome:
         node = INPUT_MODELS[command.node_type].model_validate(command.input)
@@ -59,6 +71,8 @@ class AiNodes:
         )
         if isinstance(answer, Failed):
             return answer
+        usage = answer.usage
+        self._metrics.used(command.tenant_id, answer.model, usage.prompt_tokens, usage.completion_tokens)
         outcome = interpret(node, answer)
         await self._ledger.record(
             tenant_id=command.tenant_id,

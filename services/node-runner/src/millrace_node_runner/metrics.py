@@ -1,0 +1,56 @@
+"""The node runner's own Prometheus metrics (node durations are counted by its Kafka consumer)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter
+
+from millrace_common.metrics import BoundedLabel
+
+
+class AiMetrics:
+    """Tokens spent, by tenant and model. Models are the tenants' choice: past 50 distinct ones per
+    process they are counted as ``other``, and tenants past 1000."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._tenant = BoundedLabel(1000)
+        self._model = BoundedLabel(50)
+        self.tokens = Counter(
+            "millrace_ai_tokens_total",
+            "Tokens used by AI nodes, by tenant, model and kind (prompt, completion)",
+            ["tenant", "model", "kind"],
+            registry=registry,
+        )
+        self.calls = Counter(
+            "millrace_ai_calls_total",
+            "AI endpoint calls that answered, by tenant and model (stored answers reused are not calls)",
+            ["tenant", "model"],
+            registry=registry,
+        )
+
+    def used(self, tenant_id: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+        tenant, model_label = self._tenant(tenant_id), self._model(model)
+        self.calls.labels(tenant=tenant, model=model_label).inc()
+        self.tokens.labels(tenant=tenant, model=model_label, kind="prompt").inc(prompt_tokens)
+        self.tokens.labels(tenant=tenant, model=model_label, kind="completion").inc(completion_tokens)
+
+
+class HttpMetrics:
+    """Answers to HTTP and outgoing-webhook nodes, by status class; each redirect hop counts."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.responses = Counter(
+            "millrace_http_node_responses_total",
+            "Responses to HTTP node requests by status class (1xx..5xx), or no_response (timeout, "
+            "connection failure) and refused (target not allowed by the tenant's network policy)",
+            ["status_class"],
+            registry=registry,
+        )
+
+    def answered(self, status: int) -> None:
+        self.responses.labels(status_class=f"{status // 100}xx" if 100 <= status < 600 else "other").inc()
+
+    def no_response(self) -> None:
+        self.responses.labels(status_class="no_response").inc()
+
+    def refused(self) -> None:
+        self.responses.labels(status_class="refused").inc()
