@@ -168,7 +168,7 @@ def test_a_workflow_lives_through_versions_activation_pause_and_archive(admin: h
 
     active = admin.post(f"/api/v1/workflows/{wid}/activate", json={"version": 1}).json()
     assert (active["status"], active["active_version"]) == ("active", 1)
-    assert admin.post(f"/api/v1/workflows/{wid}/activate", json={"version": 9}).status_code == 422
+    assert admin.post(f"/api/v1/workflows/{wid}/activate", json={"version": 9}).status_code == 404
     assert admin.post(f"/api/v1/workflows/{wid}/pause").json()["status"] == "paused"
     assert admin.post(f"/api/v1/workflows/{wid}/archive").json()["status"] == "archived"
     refused = admin.put(f"/api/v1/workflows/{wid}", json={"name": "x", "definition": manual_definition()})

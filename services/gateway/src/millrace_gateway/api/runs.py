@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,7 +22,7 @@ from millrace_gateway.settings import PRODUCER
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
-RunStatus = Literal["running", "completed", "failed", "cancelled"]
+RunStatus = Literal["running", "completed", "failed", "cancelled", "timed_out", "throttled"]
 
 
 class NodeExecutionOut(BaseModel):
@@ -34,6 +34,10 @@ class NodeExecutionOut(BaseModel):
     output: JsonValue
     error: JsonValue
     scheduled_at: datetime | None
+    started_at: datetime | None = Field(
+        description="When the latest attempt was scheduled; for nodes the orchestrator evaluates itself, "
+        "when it finished less its duration"
+    )
     finished_at: datetime | None
     duration_ms: float | None
 
@@ -106,7 +110,7 @@ async def get_run(run_id: UUID, reader: Reader, engine: EngineDep) -> RunOut:
         return RunOut(
             **RunSummary.model_validate(run, from_attributes=True).model_dump(),
             trigger=run.trigger,
-            nodes=[NodeExecutionOut.model_validate(row, from_attributes=True) for row in nodes],
+            nodes=[NodeExecutionOut(**row._mapping, started_at=_started(row)) for row in nodes],
         )
 
 
@@ -146,6 +150,14 @@ async def _send(
             raise ApiError(409, "wrong_state", f"the run is {run.status}; this needs it to be {' or '.join(sorted(allowed))}")
         await enqueue(connection, namespace, PRODUCER, [Outgoing(RUNS_COMMANDS, str(run_id), command)])
     await relay.publish_pending()
+
+
+def _started(row) -> datetime | None:  # noqa: ANN001 - a node_executions row
+    if row.scheduled_at is not None:
+        return row.scheduled_at
+    if row.finished_at is not None and row.duration_ms is not None:
+        return row.finished_at - timedelta(milliseconds=row.duration_ms)
+    return None
 
 
 async def _run(connection: AsyncConnection, tenant_id: str, run_id: UUID):  # noqa: ANN202 - a row

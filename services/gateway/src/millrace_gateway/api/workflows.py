@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Body, Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
-from sqlalchemy import and_, delete, func, insert, select, true, update
+from sqlalchemy import and_, delete, func, insert, literal_column, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_common.messages.envelope import JsonObject, utc_now
@@ -37,12 +37,15 @@ from millrace_gateway.settings import PRODUCER
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
 Status = Literal["draft", "active", "paused", "archived"]
+FINISHED = ("completed", "failed", "cancelled", "timed_out")
+COPY_SUFFIX = " (copy)"
+NAME_LIMIT = 200
 
 
 class WorkflowBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=NAME_LIMIT)
     definition: dict[str, JsonValue] = Field(description="React Flow JSON: nodes, edges, settings")
 
 
@@ -81,12 +84,14 @@ class WorkflowSummary(BaseModel):
     status: Status
     latest_version: int
     active_version: int | None
-    trigger_kind: str
+    trigger_type: str | None = Field(description="The trigger node's kind")
+    trigger_kind: str | None = Field(description="The same as trigger_type (kept for earlier callers)")
     created_at: datetime
     updated_at: datetime
     run_count: int
-    success_rate: float | None
+    success_rate: float | None = Field(description="Completed runs / finished runs; null before any finished")
     last_run_at: datetime | None
+    last_run_status: str | None
 
 
 class WorkflowOut(WorkflowSummary):
@@ -246,15 +251,16 @@ async def get_version(
 
 @router.post("/{workflow_id}/activate", response_model=WorkflowOut)
 async def activate_workflow(
-    workflow_id: UUID, body: ActivateBody, editor: WorkflowEditor, engine: EngineDep
+    workflow_id: UUID, editor: WorkflowEditor, engine: EngineDep, body: Annotated[ActivateBody | None, Body()] = None
 ) -> WorkflowOut:
-    """Pin a version as the one triggers start; the trigger index changes in the same transaction."""
+    """Pin a version (without a body: the newest) as the one triggers start; the trigger index changes in
+    the same transaction. Activating an older version is how a change is rolled back."""
     async with engine.begin() as connection:
         current = await _locked(connection, editor.tenant_id, workflow_id)
         if current.status == "archived":
             raise ApiError(409, "archived", "an archived workflow cannot be activated")
-        version = body.version or current.latest_version
-        definition = await _version(connection, workflow_id, version, pointer="/version")
+        version = (body.version if body else None) or current.latest_version
+        definition = await _version(connection, workflow_id, version, pointer="/body/version", status=404)
         await _clear_trigger_index(connection, workflow_id)
         index_rows, trigger_row = trigger_index_rows(editor.tenant_id, workflow_id, version, definition, utc_now())
         if index_rows:
@@ -263,6 +269,31 @@ async def activate_workflow(
             await connection.execute(insert(workflow_triggers), [trigger_row])
         await _set_status(connection, workflow_id, "active", active_version=version)
         return await _load(connection, editor.tenant_id, workflow_id)
+
+
+@router.post("/{workflow_id}/duplicate", status_code=201, response_model=WorkflowOut)
+async def duplicate_workflow(workflow_id: UUID, editor: WorkflowEditor, engine: EngineDep) -> WorkflowOut:
+    """A new draft named "<name> (copy)" whose version 1 is the source's newest definition."""
+    async with engine.begin() as connection:
+        source = await _locked(connection, editor.tenant_id, workflow_id)
+        definition = await _version(connection, workflow_id, source.latest_version, pointer="/path/workflow_id")
+        copy_id = uuid4()
+        now = utc_now()
+        await connection.execute(
+            insert(workflows).values(
+                id=copy_id,
+                tenant_id=editor.tenant_id,
+                name=source.name[: NAME_LIMIT - len(COPY_SUFFIX)] + COPY_SUFFIX,
+                status="draft",
+                latest_version=1,
+                active_version=None,
+                webhook_token=secrets.token_urlsafe(24),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await _add_version(connection, editor.tenant_id, copy_id, 1, definition)
+        return await _load(connection, editor.tenant_id, copy_id)
 
 
 @router.post("/{workflow_id}/pause", response_model=WorkflowOut)
@@ -292,7 +323,7 @@ async def start_manual_run(
         if current.status == "archived":
             raise ApiError(409, "archived", "an archived workflow cannot run")
         version = body.version or current.active_version or current.latest_version
-        await _version(connection, workflow_id, version, pointer="/version")
+        await _version(connection, workflow_id, version, pointer="/version", status=422)
         run_id = manual_run_id(workflow_id, idempotency_key) if idempotency_key else uuid4()
         command = StartRun(
             tenant_id=operator.tenant_id,
@@ -382,7 +413,9 @@ async def _add_version(
     )
 
 
-async def _version(connection: AsyncConnection, workflow_id: UUID, version: int, *, pointer: str) -> WorkflowDefinition:
+async def _version(
+    connection: AsyncConnection, workflow_id: UUID, version: int, *, pointer: str, status: int = 422
+) -> WorkflowDefinition:
     row = (
         await connection.execute(
             select(workflow_versions.c.definition).where(
@@ -391,30 +424,47 @@ async def _version(connection: AsyncConnection, workflow_id: UUID, version: int,
         )
     ).first()
     if row is None:
-        raise ApiError(422, "unknown_version", f"the workflow has no version {version}", [{"pointer": pointer, "message": "no such version"}])
+        raise ApiError(
+            status,
+            "unknown_version",
+            f"the workflow has no version {version}",
+            [{"pointer": pointer, "message": "no such version"}],
+        )
     return WorkflowDefinition.model_validate(row.definition)
 
 
 def _summary_query(tenant_id: str):  # noqa: ANN202 - a SQLAlchemy Select
+    """Workflows with their run statistics and trigger kind: one statement for a whole page."""
     stats = (
         select(
             func.count().label("run_count"),
             func.count().filter(runs.c.status == "completed").label("completed"),
-            func.count().filter(runs.c.status.in_(("completed", "failed"))).label("finished"),
-            func.max(runs.c.started_at).label("last_run_at"),
+            func.count().filter(runs.c.status.in_(FINISHED)).label("finished"),
         )
         .where(and_(runs.c.tenant_id == workflows.c.tenant_id, runs.c.workflow_id == workflows.c.id))
         .lateral("stats")
     )
-    definition = workflow_versions.c.definition
+    # The newest run comes from the runs_by_workflow index, not from sorting every run of the workflow.
+    newest = (
+        select(runs.c.started_at.label("last_run_at"), runs.c.status.label("last_run_status"))
+        .where(and_(runs.c.tenant_id == workflows.c.tenant_id, runs.c.workflow_id == workflows.c.id))
+        .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
+        .limit(1)
+        .lateral("newest")
+    )
+    # The list needs only the trigger's kind, so the (possibly large) definitions stay in the database.
+    trigger_type = func.jsonb_path_query_first(
+        workflow_versions.c.definition, literal_column("""'$.nodes[*] ? (@.type == "trigger").data.kind'::jsonpath""")
+    ).op("#>>")(literal_column("'{}'::text[]"))
     return (
         select(
             workflows,
-            definition,
+            trigger_type.label("trigger_type"),
             stats.c.run_count,
             stats.c.completed,
             stats.c.finished,
-            stats.c.last_run_at,
+            newest.c.last_run_at,
+            newest.c.last_run_status,
         )
         .join(
             workflow_versions,
@@ -422,29 +472,32 @@ def _summary_query(tenant_id: str):  # noqa: ANN202 - a SQLAlchemy Select
             & (workflow_versions.c.version == workflows.c.latest_version),
         )
         .join(stats, true())
+        .outerjoin(newest, true())
         .where(workflows.c.tenant_id == tenant_id)
     )
 
 
 def _summary(row) -> WorkflowSummary:  # noqa: ANN001 - a result row
-    definition = WorkflowDefinition.model_validate(row.definition)
     return WorkflowSummary(
         id=row.id,
         name=row.name,
         status=row.status,
         latest_version=row.latest_version,
         active_version=row.active_version,
-        trigger_kind=definition.trigger.data.kind,
+        trigger_type=row.trigger_type,
+        trigger_kind=row.trigger_type,
         created_at=row.created_at,
         updated_at=row.updated_at,
         run_count=row.run_count,
         success_rate=(row.completed / row.finished) if row.finished else None,
         last_run_at=row.last_run_at,
+        last_run_status=row.last_run_status,
     )
 
 
 async def _load(connection: AsyncConnection, tenant_id: str, workflow_id: UUID) -> WorkflowOut:
-    row = (await connection.execute(_summary_query(tenant_id).where(workflows.c.id == workflow_id))).first()
+    query = _summary_query(tenant_id).add_columns(workflow_versions.c.definition).where(workflows.c.id == workflow_id)
+    row = (await connection.execute(query)).first()
     if row is None:
         raise not_found("workflow")
     summary = _summary(row)

@@ -1,0 +1,288 @@
+"""The gateway's view of ``runs.events``: one Kafka consumer per gateway process that fans each event out
+to the live streams following its run or its workflow, and the run log in PostgreSQL that streams
+replay history from and fill gaps with.
+
+The consumer has no consumer group: every gateway process must see every event, since any of them may
+hold the stream a browser is reading. It starts at the end of the topic; what came before is the run
+log's to tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_common.messages.run_events import RUN_EVENT
+from millrace_common.tables import run_events, runs
+
+from millrace_gateway.domain.live import LiveEvent
+
+log = logging.getLogger(__name__)
+
+HISTORY_PAGE = 500
+
+
+class _Head(BaseModel):
+    """The fields fan-out needs; the rest of the event is passed on as published."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    tenant_id: str
+    run_id: UUID
+    seq: int
+    type: str
+    workflow_id: UUID | None = None
+
+
+@dataclass(eq=False)
+class Follower:
+    """One live stream's inbox. When the stream reads too slowly the feed stops filling it and sets
+    ``overflowed``; the stream then catches up from the run log (or ends, when it follows a workflow)."""
+
+    tenant_id: str
+    queue: asyncio.Queue[LiveEvent]
+    overflows: Counter
+    overflowed: bool = False
+    closing: bool = False
+    _wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, event: LiveEvent) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            self.overflows.inc()
+            self._wakeup.set()
+
+    async def next(self, timeout: float) -> LiveEvent | None:
+        """The next event, or None after ``timeout`` seconds, once the inbox has overflowed or once the
+        process is stopping."""
+        if self.overflowed or self.closing:
+            return None
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        getter = asyncio.ensure_future(self.queue.get())
+        woken = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({getter, woken}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            if not getter.done():
+                getter.cancel()
+        return getter.result() if getter.done() and not getter.cancelled() else None
+
+    def close(self) -> None:
+        self.closing = True
+        self._wakeup.set()
+
+    def reset(self) -> None:
+        """Forget what is queued and accept events again (the caller reads the run log next)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self._wakeup.clear()
+        self.overflowed = False
+
+
+class FeedMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.streams = Gauge(
+            "millrace_live_streams", "Open live event streams, by what they follow", ["follows"], registry=registry
+        )
+        self.events = Counter(
+            "millrace_live_events_total", "Run events read from Kafka for live streams", registry=registry
+        )
+        self.unreadable = Counter(
+            "millrace_live_unreadable_events_total",
+            "Messages on runs.events the live feed could not read",
+            registry=registry,
+        )
+        self.overflows = Counter(
+            "millrace_live_overflows_total",
+            "Times a live stream fell so far behind that it had to catch up from the run log (or end)",
+            registry=registry,
+        )
+
+
+class RunEventFeed:
+    """Follows ``runs.events`` and hands each event to the followers of its run and of its workflow."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bootstrap: str,
+        topic: str,
+        metrics: FeedMetrics,
+        *,
+        client_id: str,
+        fetch_max_wait_ms: int,
+        inbox_size: int = 1000,
+        known_runs: int = 20_000,
+    ) -> None:
+        self._engine = engine
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._metrics = metrics
+        self._client_id = client_id
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._inbox_size = inbox_size
+        self._by_run: dict[UUID, set[Follower]] = {}
+        self._by_workflow: dict[UUID, set[Follower]] = {}
+        self._workflow_of: OrderedDict[UUID, UUID] = OrderedDict()
+        self._known_runs = known_runs
+        self._positions: dict[TopicPartition, int] = {}
+        self._closing = False
+        self.ready = asyncio.Event()
+
+    @asynccontextmanager
+    async def follow_run(self, tenant_id: str, run_id: UUID) -> AsyncIterator[Follower]:
+        """A follower of one run's events while the context is open."""
+        async with self._following(self._by_run, run_id, tenant_id, "run") as follower:
+            yield follower
+
+    @asynccontextmanager
+    async def follow_workflow(self, tenant_id: str, workflow_id: UUID) -> AsyncIterator[Follower]:
+        """A follower of the events of every run of one workflow while the context is open."""
+        async with self._following(self._by_workflow, workflow_id, tenant_id, "workflow") as follower:
+            yield follower
+
+    @asynccontextmanager
+    async def _following(
+        self, index: dict[UUID, set[Follower]], key: UUID, tenant_id: str, follows: str
+    ) -> AsyncIterator[Follower]:
+        follower = Follower(tenant_id, asyncio.Queue(self._inbox_size), self._metrics.overflows)
+        if self._closing:
+            follower.close()
+        index.setdefault(key, set()).add(follower)
+        self._metrics.streams.labels(follows=follows).inc()
+        try:
+            yield follower
+        finally:
+            self._metrics.streams.labels(follows=follows).dec()
+            followers = index.get(key)
+            if followers is not None:
+                followers.discard(follower)
+                if not followers:
+                    del index[key]
+
+    def close_streams(self) -> None:
+        """Make every open stream end now (the process is stopping; clients reconnect elsewhere), so
+        the server's graceful shutdown does not wait out its timeout on them."""
+        self._closing = True
+        for followers in (*self._by_run.values(), *self._by_workflow.values()):
+            for follower in followers:
+                follower.close()
+
+    async def run(self) -> None:
+        """Consume until cancelled; after a restart it goes on from the offsets it had reached."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+        )
+        await consumer.start()
+        try:
+            await self._position(consumer)
+            self.ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                for partition, records in batches.items():
+                    await self._fan_out(records)
+                    self._positions[partition] = records[-1].offset + 1
+        finally:
+            self.ready.clear()
+            await consumer.stop()
+
+    async def _position(self, consumer: AIOKafkaConsumer) -> None:
+        # Without a group, subscribing assigns every partition once the topic's metadata has arrived.
+        consumer.subscribe([self._topic])
+        waited = 0.0
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            if waited >= 5:
+                log.warning("live feed: no partitions assigned yet", extra={"ids": {"topic": self._topic}})
+                waited = 0.0
+        for partition in consumer.assignment():
+            if partition in self._positions:
+                consumer.seek(partition, self._positions[partition])
+            else:
+                self._positions[partition] = await consumer.position(partition)
+
+    async def _fan_out(self, records: Iterable[ConsumerRecord]) -> None:
+        heads: list[tuple[_Head, bytes]] = []
+        for record in records:
+            raw = record.value or b""
+            try:
+                heads.append((_Head.model_validate_json(raw), raw))
+            except ValidationError:
+                self._metrics.unreadable.inc()
+                log.warning("live feed: unreadable run event", extra={"ids": {"offset": record.offset}})
+        self._metrics.events.inc(len(heads))
+        for head, _ in heads:
+            if head.workflow_id is not None:
+                self._remember(head.run_id, head.workflow_id)
+        if self._by_workflow:
+            await self._learn_workflows({head.run_id for head, _ in heads if head.run_id not in self._workflow_of})
+        for head, raw in heads:
+            event = LiveEvent(head.tenant_id, head.run_id, head.seq, head.type, raw)
+            for follower in self._by_run.get(head.run_id, ()):
+                if follower.tenant_id == head.tenant_id:
+                    follower.offer(event)
+            workflow_id = self._workflow_of.get(head.run_id)
+            for follower in self._by_workflow.get(workflow_id, ()) if workflow_id else ():
+                if follower.tenant_id == head.tenant_id:
+                    follower.offer(event)
+
+    async def _learn_workflows(self, run_ids: set[UUID]) -> None:
+        if not run_ids:
+            return
+        async with self._engine.connect() as connection:
+            rows = await connection.execute(select(runs.c.run_id, runs.c.workflow_id).where(runs.c.run_id.in_(run_ids)))
+            for row in rows:
+                self._remember(row.run_id, row.workflow_id)
+
+    def _remember(self, run_id: UUID, workflow_id: UUID) -> None:
+        self._workflow_of[run_id] = workflow_id
+        self._workflow_of.move_to_end(run_id)
+        while len(self._workflow_of) > self._known_runs:
+            self._workflow_of.popitem(last=False)
+
+
+async def run_history(engine: AsyncEngine, tenant_id: str, run_id: UUID, *, after: int) -> list[LiveEvent]:
+    """Up to :data:`HISTORY_PAGE` of the run's logged events after ``after``, each serialised the way the
+    orchestrator publishes it (the log keeps the event's fields; the topic carries its JSON)."""
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(run_events.c.seq, run_events.c.type, run_events.c.payload)
+            .where(run_events.c.run_id == run_id, run_events.c.seq > after)
+            .order_by(run_events.c.seq)
+            .limit(HISTORY_PAGE)
+        )
+        return [
+            LiveEvent(tenant_id, run_id, row.seq, row.type, RUN_EVENT.validate_python(row.payload).to_bytes())
+            for row in rows
+        ]
+
+
+async def owned_run(engine: AsyncEngine, tenant_id: str, run_id: UUID) -> bool:
+    async with engine.connect() as connection:
+        row = await connection.execute(
+            select(runs.c.run_id).where(runs.c.run_id == run_id, runs.c.tenant_id == tenant_id)
+        )
+        return row.first() is not None
