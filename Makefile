@@ -5,10 +5,10 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 UV := $(shell command -v uv 2>/dev/null || echo .cache/tools/bin/uv)
 
-.PHONY: help install up down status test test-unit logs clean
+.PHONY: help install web up down status test test-unit logs clean
 
 help:
-	@echo "make up      install what is missing, start Kafka, PostgreSQL and every service"
+	@echo "make up      install what is missing, start Kafka, PostgreSQL, every service and Prometheus"
 	@echo "make down    stop everything 'make up' started"
 	@echo "make status  what is running"
 	@echo "make test    the whole test suite, on its own Kafka and PostgreSQL"
@@ -20,15 +20,23 @@ help:
 install: $(if $(shell command -v uv 2>/dev/null),,.cache/tools/bin/uv)
 	$(UV) sync --frozen --python 3.11
 	python3 deploy/local/infra.py install
+	@$(MAKE) --no-print-directory web
+
+# The workflow builder (services/gateway/web): npm ci and a Vite build, skipped while dist/ is newer
+# than the sources; the gateway serves dist/ at /.
+web:
+	@bash services/gateway/web/build.sh
 
 up: install
 	python3 deploy/local/infra.py start --profile dev > /dev/null
 	python3 deploy/local/services.py start --profile dev
+	python3 deploy/local/infra.py prometheus --profile dev > /dev/null
 	@echo
 	@echo "Millrace is up."
 	@echo "  API:        http://127.0.0.1:18080/api/v1   (OpenAPI: http://127.0.0.1:18080/docs)"
-	@echo "  UI:         http://127.0.0.1:18080/   (the interactive API until the builder lands)"
+	@echo "  UI:         http://127.0.0.1:18080/   (the workflow builder; sign in as a tenant's user)"
 	@echo "  Kafka:      127.0.0.1:19092    PostgreSQL: 127.0.0.1:15432 (user and db: millrace)"
+	@echo "  Prometheus: http://127.0.0.1:19090   (alert rules and dashboards: deploy/prometheus, deploy/grafana)"
 	@echo "  Logs:       .data/dev/logs/    Stop with: make down"
 
 down:

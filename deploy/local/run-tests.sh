@@ -20,8 +20,16 @@ if [ -z "${MILLRACE_KAFKA_BOOTSTRAP:-}" ] || [ -z "${MILLRACE_DATABASE_URL:-}" ]
   done <<< "$settings"
 fi
 
+# The observability tests run Debian's Prometheus and promtool; install them if missing.
+python3 deploy/local/infra.py install --only prometheus
+
 # Browser tests drive Debian's Chromium; install it (and its driver) if missing.
 if [ -x deploy/local/browser.sh ]; then bash deploy/local/browser.sh; fi
+
+# The workflow builder: build it (the gateway serves it to the e2e and browser tests), then its
+# Vitest tests; a failure here fails the suite before pytest starts.
+bash services/gateway/web/build.sh
+(cd services/gateway/web && npx --no-install vitest run)
 
 mkdir -p test-artifacts
 "$UV" run --frozen pytest "$@"

@@ -1,0 +1,129 @@
+/** The gateway's REST API, same origin, with the signed-in user's bearer token. */
+import type {
+  Definition,
+  NodeType,
+  Problem,
+  Run,
+  RunSummary,
+  Version,
+  Workflow,
+  WorkflowSummary,
+  JsonObject,
+} from "../model/types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details: Problem[] = [],
+  ) {
+    super(message);
+  }
+}
+
+export interface Session {
+  token: string;
+  tenantId: string;
+  email: string;
+  expiresAt: number;
+}
+
+const SESSION_KEY = "millrace.session";
+
+export function loadSession(): Session | null {
+  try {
+    const raw = localStorage.getItem(SESSION_KEY);
+    if (!raw) return null;
+    const session = JSON.parse(raw) as Session;
+    return session.expiresAt > Date.now() ? session : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(session: Session | null): void {
+  if (session) localStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  else localStorage.removeItem(SESSION_KEY);
+}
+
+export async function signIn(tenantId: string, email: string, password: string): Promise<Session> {
+  const body = await request<{ access_token: string; expires_in: number }>(null, "POST", "/api/v1/auth/token", {
+    tenant_id: tenantId,
+    email,
+    password,
+  });
+  return { token: body.access_token, tenantId, email, expiresAt: Date.now() + body.expires_in * 1000 };
+}
+
+let onUnauthenticated: () => void = () => {};
+export function setUnauthenticatedHandler(handler: () => void): void {
+  onUnauthenticated = handler;
+}
+
+async function request<T>(token: string | null, method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let parsed: unknown = null;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    parsed = null;
+  }
+  if (!response.ok) {
+    const error = (parsed ?? {}) as { code?: string; message?: string; details?: Problem[]; detail?: string };
+    if (response.status === 401 && token) onUnauthenticated();
+    throw new ApiError(
+      response.status,
+      error.code ?? `http_${response.status}`,
+      error.message ?? error.detail ?? (text || response.statusText),
+      Array.isArray(error.details) ? error.details : [],
+    );
+  }
+  return parsed as T;
+}
+
+export function api(token: string) {
+  const call = <T>(method: string, path: string, body?: unknown) => request<T>(token, method, `/api/v1${path}`, body);
+  return {
+    me: () => call<{ roles: string[]; permissions: string[] }>("GET", "/me"),
+    nodeTypes: () => call<NodeType[]>("GET", "/node-types"),
+    conditionPresets: () => call<Record<string, JsonObject>>("GET", "/condition-presets"),
+    listWorkflows: (query = "") =>
+      call<{ items: WorkflowSummary[]; next_offset: number | null }>("GET", `/workflows${query}`),
+    getWorkflow: (id: string) => call<Workflow>("GET", `/workflows/${id}`),
+    createWorkflow: (name: string, definition: Definition) =>
+      call<Workflow>("POST", "/workflows", { name, definition }),
+    updateWorkflow: (id: string, name: string, definition: Definition) =>
+      call<Workflow>("PUT", `/workflows/${id}`, { name, definition }),
+    validate: (definition: Definition) =>
+      call<{ valid: boolean; problems: Problem[] }>("POST", "/workflows/validate", { definition }),
+    duplicate: (id: string) => call<Workflow>("POST", `/workflows/${id}/duplicate`),
+    archive: (id: string) => call<Workflow>("POST", `/workflows/${id}/archive`),
+    activate: (id: string, version?: number) =>
+      call<Workflow>("POST", `/workflows/${id}/activate`, version ? { version } : {}),
+    pause: (id: string) => call<Workflow>("POST", `/workflows/${id}/pause`),
+    versions: (id: string) => call<Version[]>("GET", `/workflows/${id}/versions`),
+    version: (id: string, version: number) => call<Version>("GET", `/workflows/${id}/versions/${version}`),
+    webhook: (id: string) => call<{ url: string; method: string }>("GET", `/workflows/${id}/webhook`),
+    startRun: (id: string, input: JsonObject, version?: number) =>
+      call<{ run_id: string; workflow_version: number }>(
+        "POST",
+        `/workflows/${id}/runs`,
+        version ? { input, version } : { input },
+      ),
+    listRuns: (workflowId: string, status?: string, offset = 0) =>
+      call<{ items: RunSummary[]; next_offset: number | null }>(
+        "GET",
+        `/runs?workflow_id=${workflowId}&limit=50&offset=${offset}${status ? `&status=${status}` : ""}`,
+      ),
+    getRun: (id: string) => call<Run>("GET", `/runs/${id}`),
+    cancelRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/cancel`),
+    retryRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/retry`),
+  };
+}
+
+export type Api = ReturnType<typeof api>;

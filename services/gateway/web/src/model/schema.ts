@@ -1,0 +1,209 @@
+/** Reading the node types' JSON schemas (pydantic's output) for the generated forms. */
+import type { Json, JsonObject, JsonSchema } from "./types";
+
+export function resolve(schema: JsonSchema, root: JsonSchema): JsonSchema {
+  let current = schema;
+  const seen = new Set<string>();
+  while (current.$ref && !seen.has(current.$ref)) {
+    seen.add(current.$ref);
+    const name = current.$ref.replace("#/$defs/", "");
+    const target = root.$defs?.[name];
+    if (!target) break;
+    const { $ref: _ref, ...rest } = current;
+    current = { ...target, ...rest };
+  }
+  return current;
+}
+
+/** `anyOf: [X, {type: null}]` -> X (nullable); anything else unchanged. */
+export function unwrapNullable(schema: JsonSchema, root: JsonSchema): { schema: JsonSchema; nullable: boolean } {
+  if (schema.anyOf) {
+    const others = schema.anyOf.filter((s) => s.type !== "null");
+    if (others.length === 1 && others.length < schema.anyOf.length) {
+      const inner = resolve(others[0], root);
+      return {
+        schema: {
+          ...inner,
+          title: schema.title ?? inner.title,
+          description: schema.description ?? inner.description,
+          default: schema.default,
+        },
+        nullable: true,
+      };
+    }
+  }
+  return { schema: resolve(schema, root), nullable: false };
+}
+
+export type FieldKind =
+  | "condition"
+  | "enum"
+  | "text"
+  | "number"
+  | "integer"
+  | "boolean"
+  | "string-list"
+  | "object-list"
+  | "object"
+  | "string-map"
+  | "json-map"
+  | "json";
+
+export function isCondition(schema: JsonSchema): boolean {
+  const options = schema.oneOf ?? [];
+  return options.some((o) => o.$ref?.endsWith("/Comparison"));
+}
+
+export function fieldKind(schema: JsonSchema): FieldKind {
+  if (isCondition(schema)) return "condition";
+  if (schema.enum) return "enum";
+  const type = Array.isArray(schema.type) ? schema.type[0] : schema.type;
+  switch (type) {
+    case "string":
+      return "text";
+    case "number":
+      return "number";
+    case "integer":
+      return "integer";
+    case "boolean":
+      return "boolean";
+    case "array": {
+      const items = schema.items ?? {};
+      if (items.type === "string" || items.enum) return "string-list";
+      return "object-list";
+    }
+    case "object": {
+      if (schema.properties && Object.keys(schema.properties).length > 0) return "object";
+      const extra = schema.additionalProperties;
+      if (extra && typeof extra === "object" && extra.type === "string") return "string-map";
+      return "json-map";
+    }
+    default:
+      return "json";
+  }
+}
+
+/** Fields every node type shares; the form shows them in their own section. */
+export const COMMON_FIELDS = ["retry", "timeout_seconds", "on_error", "fallback_output"];
+
+/** Fields whose strings are read as they are, never rendered as templates. */
+export const LITERAL_FIELDS = new Set([
+  "name",
+  "pipeline_id",
+  "pipeline_ids",
+  "credential",
+  "secret_credential",
+  "labels",
+  "model",
+  "cron",
+  "timezone",
+  "field",
+  "user",
+  "role",
+]);
+
+export function label(name: string, schema: JsonSchema): string {
+  const text = schema.title ?? name.replace(/_/g, " ");
+  return text.charAt(0).toUpperCase() + text.slice(1).toLowerCase();
+}
+
+/** A starting config for a node dropped from the palette: the name, and required fields that have
+ * an obvious empty shape (the validator then says what is still missing). */
+export function starterConfig(type: string, schema: JsonSchema, name: string): JsonObject {
+  const starters: Record<string, JsonObject> = {
+    trigger: { kind: "manual" },
+    condition: { condition: { field: "trigger", operator: "is_not_empty" } },
+    switch: { cases: [{ name: "first", condition: { field: "trigger", operator: "is_not_empty" } }] },
+    for_each: { items: "{{ trigger.items }}" },
+    set: { variables: {} },
+    http_request: { method: "GET", url: "https://" },
+    webhook_out: { url: "https://" },
+    approval: { assignee: { role: "approver" }, title: "Please decide" },
+    task_notify: { assignee: { role: "operator" }, title: "Task" },
+    ai_prompt: { prompt: "" },
+    ai_analysis: { prompt: "", output_schema: { type: "object", properties: { summary: { type: "string" } } } },
+    ai_classification: { text: "", labels: ["yes", "no"] },
+    record_create: { pipeline_id: "", data: {} },
+    record_update: { pipeline_id: "", record_id: "", data: {} },
+    record_find: { pipeline_id: "" },
+    record_delete: { pipeline_id: "", record_id: "" },
+    wait_delay: { duration_seconds: 60 },
+  };
+  const config: JsonObject = { name, ...(structuredClone(starters[type]) ?? {}) };
+  for (const field of schema.required ?? []) {
+    if (field in config) continue;
+    const property = schema.properties?.[field];
+    if (property?.default !== undefined) config[field] = property.default as Json;
+  }
+  return config;
+}
+
+export const TYPE_LABELS: Record<string, string> = {
+  trigger: "Trigger",
+  ai_prompt: "AI prompt",
+  ai_analysis: "AI analysis",
+  ai_classification: "AI classification",
+  record_create: "Create record",
+  record_update: "Update record",
+  record_find: "Find records",
+  record_delete: "Delete record",
+  condition: "Condition",
+  switch: "Switch",
+  for_each: "For each",
+  wait_delay: "Wait",
+  set: "Set variables",
+  end: "End",
+  http_request: "HTTP request",
+  webhook_out: "Send webhook",
+  approval: "Approval",
+  task_notify: "Task",
+};
+
+export function typeLabel(type: string): string {
+  return TYPE_LABELS[type] ?? type;
+}
+
+/** A JSON-ish text box value: JSON when it reads as JSON, else the text itself. */
+export function parseLoose(text: string): Json {
+  const trimmed = text.trim();
+  if (/^(\{|\[|"|-?\d|true$|false$|null$)/.test(trimmed)) {
+    try {
+      return JSON.parse(trimmed) as Json;
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+export function showLoose(value: Json | undefined): string {
+  if (value === undefined) return "";
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** Problems whose pointer falls under a node's data: `/nodes/<i>/data/x/y` -> `/x/y`. */
+export function problemsByNode(
+  problems: { pointer: string; message: string }[],
+  nodeIds: string[],
+  edgeIds: string[],
+): { nodes: Record<string, { path: string; message: string }[]>; edges: Record<string, string[]>; other: string[] } {
+  const nodes: Record<string, { path: string; message: string }[]> = {};
+  const edges: Record<string, string[]> = {};
+  const other: string[] = [];
+  for (const problem of problems) {
+    const pointer = problem.pointer.replace(/^\/definition/, "");
+    const node = /^\/nodes\/(\d+)(\/.*)?$/.exec(pointer);
+    const edge = /^\/edges\/(\d+)(\/.*)?$/.exec(pointer);
+    if (node && nodeIds[Number(node[1])] !== undefined) {
+      const id = nodeIds[Number(node[1])];
+      const rest = node[2] ?? "";
+      const path = rest.startsWith("/data") ? rest.slice(5) : rest;
+      (nodes[id] ??= []).push({ path, message: problem.message });
+    } else if (edge && edgeIds[Number(edge[1])] !== undefined) {
+      (edges[edgeIds[Number(edge[1])]] ??= []).push(problem.message);
+    } else {
+      other.push(`${pointer || "/"}: ${problem.message}`);
+    }
+  }
+  return { nodes, edges, other };
+}

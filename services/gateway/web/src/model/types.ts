@@ -1,0 +1,141 @@
+/** The workflow definition as the gateway stores it (React Flow compatible JSON). */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = { [key: string]: Json };
+
+export interface DefinitionNode {
+  id: string;
+  type: string;
+  position: { x: number; y: number };
+  parentId?: string | null;
+  data: JsonObject;
+}
+
+export interface DefinitionEdge {
+  id: string;
+  source: string;
+  target: string;
+  sourceHandle?: string | null;
+}
+
+export interface Definition {
+  nodes: DefinitionNode[];
+  edges: DefinitionEdge[];
+  settings?: JsonObject;
+}
+
+export interface JsonSchema {
+  type?: string | string[];
+  title?: string;
+  description?: string;
+  enum?: Json[];
+  default?: Json;
+  properties?: Record<string, JsonSchema>;
+  patternProperties?: Record<string, JsonSchema>;
+  additionalProperties?: boolean | JsonSchema;
+  items?: JsonSchema;
+  required?: string[];
+  anyOf?: JsonSchema[];
+  oneOf?: JsonSchema[];
+  $ref?: string;
+  $defs?: Record<string, JsonSchema>;
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  minLength?: number;
+  maxLength?: number;
+  minItems?: number;
+  maxItems?: number;
+  pattern?: string;
+}
+
+export interface NodeType {
+  type: string;
+  category: string;
+  schema: JsonSchema;
+}
+
+export interface Problem {
+  pointer: string;
+  message: string;
+}
+
+export type WorkflowStatus = "draft" | "active" | "paused" | "archived";
+
+export interface WorkflowSummary {
+  id: string;
+  name: string;
+  status: WorkflowStatus;
+  latest_version: number;
+  active_version: number | null;
+  trigger_type?: string;
+  trigger_kind?: string;
+  created_at: string;
+  updated_at: string;
+  run_count: number;
+  success_rate: number | null;
+  last_run_at: string | null;
+  last_run_status?: string | null;
+}
+
+export interface Workflow extends WorkflowSummary {
+  definition: Definition;
+}
+
+export interface Version {
+  version: number;
+  created_at: string;
+  active: boolean;
+  definition?: Definition | null;
+}
+
+export interface NodeExecution {
+  node_id: string;
+  node_type: string;
+  status: string;
+  attempts: number;
+  input: Json;
+  output: Json;
+  error: Json;
+  scheduled_at: string | null;
+  finished_at: string | null;
+  duration_ms: number | null;
+}
+
+export interface RunSummary {
+  run_id: string;
+  workflow_id: string;
+  workflow_version: number;
+  status: string;
+  error: string | null;
+  started_at: string;
+  finished_at: string | null;
+}
+
+export interface Run extends RunSummary {
+  trigger: Json;
+  nodes: NodeExecution[];
+}
+
+/** One event of a run's log, as published on runs.events and streamed over SSE. */
+export interface RunEvent {
+  type: string;
+  seq: number;
+  run_id: string;
+  occurred_at?: string;
+  node_id?: string;
+  node_type?: string;
+  attempt?: number;
+  input?: JsonObject;
+  output?: JsonObject;
+  error?: { type: string; message: string; retryable?: boolean };
+  duration_ms?: number;
+  taken_handles?: string[] | null;
+  retry_at?: string;
+  reason?: string;
+  failed_node_id?: string | null;
+  node_ids?: string[];
+  decision?: string;
+  index?: number;
+  [key: string]: unknown;
+}

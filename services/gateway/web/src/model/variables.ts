@@ -1,0 +1,166 @@
+/** What a template in a node can read at that point of the graph: the trigger's fields, the outputs
+ * of nodes that can have run before it, `vars` from earlier set nodes, and `item`/`index` inside a
+ * for_each body. Mirrors the reference rules of docs/node-reference.md#templates. */
+import type { JsonObject } from "./types";
+
+export interface Variable {
+  path: string;
+  hint: string;
+}
+
+interface GraphNode {
+  id: string;
+  type?: string;
+  parentId?: string | null;
+  data: JsonObject;
+}
+interface GraphEdge {
+  source: string;
+  target: string;
+}
+
+const TRIGGER_FIELDS: Record<string, [string, string][]> = {
+  record: [
+    ["trigger.record.id", "record id"],
+    ["trigger.record.pipeline_id", "pipeline"],
+    ["trigger.record.data", "the record now"],
+    ["trigger.record.old_data", "the record before the change"],
+    ["trigger.event_type", "record event type"],
+    ["trigger.occurred_at", "when it happened"],
+  ],
+  webhook: [
+    ["trigger.webhook.body", "the request's JSON or form fields"],
+    ["trigger.webhook.query", "query parameters"],
+    ["trigger.webhook.headers", "request headers"],
+    ["trigger.webhook.delivery_id", "delivery id"],
+    ["trigger.webhook.received_at", "when it arrived"],
+  ],
+  scheduled: [
+    ["trigger.schedule.slot", "the slot (UTC)"],
+    ["trigger.schedule.slot_local", "the slot in the schedule's zone"],
+    ["trigger.schedule.late", "fired on recovery"],
+  ],
+  manual: [],
+};
+
+const OUTPUT_FIELDS: Record<string, string[]> = {
+  ai_prompt: ["text", "model", "usage"],
+  ai_analysis: ["result", "model", "usage"],
+  ai_classification: ["label", "confidence", "reasoning"],
+  record_create: ["record", "record.id", "record.data"],
+  record_update: ["record", "record.id", "record.data"],
+  record_delete: ["record"],
+  record_find: ["records", "count"],
+  condition: ["result"],
+  switch: ["case"],
+  for_each: ["results", "errors", "count"],
+  wait_delay: ["resumed_at"],
+  set: ["variables"],
+  end: [],
+  http_request: ["status", "body", "headers"],
+  webhook_out: ["status", "body", "headers"],
+  approval: ["decision", "decided_by", "note"],
+  task_notify: ["task_id"],
+};
+
+function triggerFields(kind: string): [string, string][] {
+  if (kind.startsWith("record_") || kind === "field_changed") {
+    const fields = [...TRIGGER_FIELDS.record];
+    if (kind === "field_changed") fields.push(["trigger.changes", "old and new value of each watched field"]);
+    if (kind === "record_updated" || kind === "field_changed")
+      fields.push(["trigger.changed_fields", "fields that differ"]);
+    return fields;
+  }
+  return TRIGGER_FIELDS[kind] ?? [];
+}
+
+/** Nodes that reach `nodeId` along edges (same scope only, as edges never cross a body boundary). */
+function edgeAncestors(nodeId: string, edges: GraphEdge[]): string[] {
+  const incoming = new Map<string, string[]>();
+  for (const edge of edges) incoming.set(edge.target, [...(incoming.get(edge.target) ?? []), edge.source]);
+  const seen = new Set<string>();
+  const order: string[] = [];
+  const stack = [...(incoming.get(nodeId) ?? [])];
+  while (stack.length) {
+    const id = stack.pop()!;
+    if (seen.has(id) || id === nodeId) continue;
+    seen.add(id);
+    order.push(id);
+    stack.push(...(incoming.get(id) ?? []));
+  }
+  return order;
+}
+
+/** Every node that can have run before `nodeId`: its edge ancestors, and those of each enclosing
+ * for_each (but not the for_each itself, whose output exists only after every item). */
+export function ancestors(nodeId: string, nodes: GraphNode[], edges: GraphEdge[]): string[] {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const out: string[] = [];
+  let current: string | undefined = nodeId;
+  const seen = new Set<string>();
+  while (current && !seen.has(current)) {
+    seen.add(current);
+    out.push(...edgeAncestors(current, edges));
+    current = byId.get(current)?.parentId ?? undefined;
+  }
+  return [...new Set(out)];
+}
+
+export function availableVariables(nodeId: string, nodes: GraphNode[], edges: GraphEdge[]): Variable[] {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const trigger = nodes.find((n) => n.type === "trigger");
+  const kind = typeof trigger?.data.kind === "string" ? trigger.data.kind : "manual";
+  const out: Variable[] = [{ path: "trigger", hint: `what started the run (${kind})` }];
+  for (const [path, hint] of triggerFields(kind)) out.push({ path, hint });
+  out.push({ path: "workflow.id", hint: "this workflow" }, { path: "workflow.version", hint: "its version" });
+  const node = byId.get(nodeId);
+  if (node?.parentId) {
+    out.push(
+      { path: "item", hint: "the current item of the for_each" },
+      { path: "index", hint: "its position, from 0" },
+    );
+  }
+  const earlier = ancestors(nodeId, nodes, edges)
+    .map((id) => byId.get(id))
+    .filter((n): n is GraphNode => !!n && n.type !== "trigger");
+  for (const ancestor of earlier) {
+    if (ancestor.type === "set" && ancestor.data.variables && typeof ancestor.data.variables === "object") {
+      for (const name of Object.keys(ancestor.data.variables as JsonObject))
+        out.push({ path: `vars.${name}`, hint: `set by ${ancestor.id}` });
+    }
+  }
+  for (const ancestor of earlier) {
+    const name = typeof ancestor.data.name === "string" ? ancestor.data.name : ancestor.id;
+    out.push({ path: `nodes.${ancestor.id}.output`, hint: `output of ${name}` });
+    for (const field of OUTPUT_FIELDS[ancestor.type ?? ""] ?? []) {
+      out.push({ path: `nodes.${ancestor.id}.output.${field}`, hint: name });
+    }
+    if (ancestor.data.on_error === "error_edge")
+      out.push({ path: `nodes.${ancestor.id}.error`, hint: `error of ${name}` });
+  }
+  return out;
+}
+
+/** The open `{{ ...` before the caret, if the caret is inside an unfinished expression. */
+export function openExpression(text: string, caret: number): { start: number; partial: string } | null {
+  const before = text.slice(0, caret);
+  const open = before.lastIndexOf("{{");
+  if (open < 0 || before.indexOf("}}", open) >= 0) return null;
+  const partial = before.slice(open + 2);
+  if (!/^\s*[A-Za-z0-9_.[\]]*$/.test(partial)) return null;
+  return { start: open + 2, partial: partial.trim() };
+}
+
+/** Insert `path` into `text` at the open expression, closing it: returns the new text and caret. */
+export function insertVariable(text: string, caret: number, path: string): { text: string; caret: number } {
+  const open = openExpression(text, caret);
+  if (!open) {
+    const inserted = `{{ ${path} }}`;
+    return { text: text.slice(0, caret) + inserted + text.slice(caret), caret: caret + inserted.length };
+  }
+  const after = text.slice(caret);
+  const closes = /^\s*}}/.test(after);
+  const piece = ` ${path}${closes ? "" : " }}"}`;
+  const next = text.slice(0, open.start) + piece + after;
+  return { text: next, caret: open.start + piece.length + (closes ? after.match(/^\s*}}/)![0].length : 0) };
+}

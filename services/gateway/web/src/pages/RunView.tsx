@@ -1,0 +1,337 @@
+import { Background, Controls, MiniMap, ReactFlow, ReactFlowProvider } from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
+import { ApiError, type Api } from "../api/client";
+import { followStream, sleep, StreamRefused } from "../api/sse";
+import { CanvasContext } from "../canvas/context";
+import { NODE_TYPES } from "../canvas/nodeTypes";
+import { definitionToGraph, type CanvasEdge } from "../model/graph";
+import {
+  applyEvent,
+  INITIAL_RUN_STATE,
+  isTerminal,
+  STATUS_LABEL,
+  stateFromRun,
+  summarize,
+  type NodeRunState,
+  type RunViewState,
+} from "../model/runState";
+import type { Definition, Run, RunEvent } from "../model/types";
+import { Link } from "../router";
+import { between, duration, pretty, when } from "../format";
+
+const MINIMAP: Record<string, string> = { succeeded: "#1f8a4c", failed: "#c62828", skipped: "#d1d5db" };
+
+type Action = { kind: "event"; event: RunEvent } | { kind: "snapshot"; state: RunViewState } | { kind: "reset" };
+
+function reducer(state: RunViewState, action: Action): RunViewState {
+  if (action.kind === "event") return applyEvent(state, action.event);
+  if (action.kind === "snapshot") return action.state;
+  return INITIAL_RUN_STATE;
+}
+
+/** One run, live: node states from the run's event stream (SSE), or from its stored node log when
+ * the stream is not offered. */
+export function RunView({ api, token, runId }: { api: Api; token: string; runId: string }) {
+  const [run, setRun] = useState<Run | null>(null);
+  const [definition, setDefinition] = useState<Definition | null>(null);
+  const [state, dispatch] = useReducer(reducer, INITIAL_RUN_STATE);
+  const [error, setError] = useState<string | null>(null);
+  const [mode, setMode] = useState<"connecting" | "live" | "polling" | "reconnecting" | "done">("connecting");
+  const [selected, setSelected] = useState<string | null>(null);
+  const [generation, setGeneration] = useState(0);
+  const stateRef = useRef(state);
+  stateRef.current = state;
+
+  const refresh = useCallback(async () => {
+    const current = await api.getRun(runId);
+    setRun(current);
+    return current;
+  }, [api, runId]);
+
+  // The run record and the definition of the version it runs; a just-started run may not be
+  // recorded yet, so a 404 is retried for a while.
+  useEffect(() => {
+    const controller = new AbortController();
+    (async () => {
+      const deadline = Date.now() + 20000;
+      for (;;) {
+        try {
+          const current = await refresh();
+          const version = await api.version(current.workflow_id, current.workflow_version);
+          if (version.definition) setDefinition(version.definition);
+          return;
+        } catch (err) {
+          if (controller.signal.aborted) return;
+          if (err instanceof ApiError && err.status === 404 && Date.now() < deadline) {
+            await sleep(400, controller.signal);
+            continue;
+          }
+          setError((err as Error).message);
+          return;
+        }
+      }
+    })();
+    return () => controller.abort();
+  }, [api, refresh]);
+
+  // Live states: the SSE stream, resumed from the last seq seen; polling the run if no stream.
+  useEffect(() => {
+    if (!run) return;
+    const controller = new AbortController();
+    let finished = false;
+    const poll = async () => {
+      setMode("polling");
+      while (!controller.signal.aborted) {
+        try {
+          const current = await refresh();
+          dispatch({ kind: "snapshot", state: stateFromRun(current) });
+          if (isTerminal(current.status)) {
+            setMode("done");
+            return;
+          }
+        } catch (err) {
+          if (!(err instanceof ApiError && err.status === 404)) setError((err as Error).message);
+        }
+        await sleep(700, controller.signal);
+      }
+    };
+    const last = stateRef.current.lastSeq;
+    followStream({
+      url: `/api/v1/runs/${runId}/events`,
+      token,
+      signal: controller.signal,
+      lastEventId: last >= 0 ? String(last) : null,
+      onState: (s) => setMode(s === "open" ? "live" : s === "reconnecting" ? "reconnecting" : "done"),
+      onMessage: (message) => {
+        let event: RunEvent;
+        try {
+          event = JSON.parse(message.data) as RunEvent;
+        } catch {
+          return;
+        }
+        if (typeof event.seq !== "number" && message.id !== null) event.seq = Number(message.id);
+        dispatch({ kind: "event", event });
+        if (isTerminal(event.type.replace("run.", "")) && event.type.startsWith("run.")) finished = true;
+      },
+      finished: () => finished,
+    })
+      .then(async () => {
+        if (controller.signal.aborted) return;
+        setMode("done");
+        await refresh().catch(() => undefined);
+      })
+      .catch((err) => {
+        if (controller.signal.aborted) return;
+        if (err instanceof StreamRefused && (err.status === 404 || err.status === 405)) void poll();
+        else setError((err as Error).message);
+      });
+    return () => controller.abort();
+    // Reconnect on retry (generation); the run record itself changing must not restart the stream.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [run !== null, runId, token, generation]);
+
+  const graph = useMemo(() => (definition ? definitionToGraph(definition) : { nodes: [], edges: [] }), [definition]);
+  // New node objects make React Flow measure them again (hidden meanwhile): only selection changes them.
+  const nodes = useMemo(() => graph.nodes.map((n) => ({ ...n, selected: n.id === selected })), [graph.nodes, selected]);
+  const summary = useMemo(() => summarize(state), [state]);
+  const edges: CanvasEdge[] = useMemo(
+    () =>
+      graph.edges.map((edge) => {
+        const source = summary[edge.source];
+        const target = summary[edge.target];
+        let className = "";
+        if (source?.status === "succeeded" && target && target.status !== "skipped") className = "edge-taken";
+        else if (target?.status === "skipped" || source?.status === "skipped") className = "edge-dead";
+        return { ...edge, className, animated: className === "edge-taken" && !isTerminal(state.status) };
+      }),
+    [graph.edges, summary, state.status],
+  );
+  const view = useMemo(() => ({ problems: {}, run: summary }), [summary]);
+  const status = state.status === "pending" && run ? run.status : state.status;
+  const logRow = (key: string) => run?.nodes.find((n) => n.node_id === key) ?? null;
+
+  return (
+    <div className="run-view">
+      <div className="toolbar">
+        <h1>
+          Run <code>{runId.slice(0, 8)}</code>
+        </h1>
+        <span className={`badge run-${status}`} id="run-status">
+          {status}
+        </span>
+        <span className="muted" id="stream-mode">
+          {mode}
+        </span>
+        {run && <Link to={`/workflows/${run.workflow_id}/runs`}>All runs</Link>}
+        {run && <Link to={`/workflows/${run.workflow_id}`}>Workflow (v{run.workflow_version})</Link>}
+        <span className="spacer" />
+        {status === "running" && (
+          <button
+            id="cancel-run"
+            type="button"
+            className="danger"
+            onClick={async () => {
+              try {
+                await api.cancelRun(runId);
+              } catch (err) {
+                setError((err as Error).message);
+              }
+            }}
+          >
+            Cancel
+          </button>
+        )}
+        {status === "failed" && (
+          <button
+            id="retry-run"
+            type="button"
+            onClick={async () => {
+              try {
+                await api.retryRun(runId);
+                setGeneration((g) => g + 1);
+              } catch (err) {
+                setError((err as Error).message);
+              }
+            }}
+          >
+            Retry from failed node{state.failedNodeId ? ` (${state.failedNodeId})` : "s"}
+          </button>
+        )}
+      </div>
+      {error && (
+        <div className="banner error" role="alert">
+          {error}
+        </div>
+      )}
+      {state.reason && (
+        <div className="banner error" id="run-reason">
+          {state.reason}
+        </div>
+      )}
+      <div className="run-body">
+        <div className="canvas">
+          <ReactFlowProvider>
+            <CanvasContext.Provider value={view}>
+              <ReactFlow
+                nodes={nodes}
+                edges={edges}
+                nodeTypes={NODE_TYPES}
+                nodesDraggable={false}
+                nodesConnectable={false}
+                elementsSelectable
+                deleteKeyCode={null}
+                onNodeClick={(_, node) => setSelected(node.id)}
+                onPaneClick={() => setSelected(null)}
+                defaultEdgeOptions={{ type: "smoothstep" }}
+                fitView
+                fitViewOptions={{ padding: 0.15, maxZoom: 1 }}
+                proOptions={{ hideAttribution: true }}
+              >
+                <Background />
+                <MiniMap pannable zoomable nodeColor={(n) => MINIMAP[summary[n.id]?.status ?? ""] ?? "#9aa5b8"} />
+                <Controls showInteractive={false} />
+              </ReactFlow>
+            </CanvasContext.Provider>
+          </ReactFlowProvider>
+        </div>
+        <aside className="side-panel" id="node-detail">
+          {selected ? (
+            <NodeDetail nodeId={selected} instances={summary[selected]?.instances ?? []} logRow={logRow} />
+          ) : (
+            <div>
+              <h2>Run</h2>
+              {run && (
+                <dl className="facts">
+                  <dt>Started</dt>
+                  <dd>{when(run.started_at)}</dd>
+                  <dt>Finished</dt>
+                  <dd>{when(run.finished_at)}</dd>
+                  <dt>Duration</dt>
+                  <dd>{between(run.started_at, run.finished_at)}</dd>
+                  <dt>Version</dt>
+                  <dd>v{run.workflow_version}</dd>
+                </dl>
+              )}
+              <p className="hint">Select a node to see its input, output, error, attempts and durations.</p>
+              <h3>Trigger</h3>
+              <pre className="json">{pretty(run?.trigger)}</pre>
+            </div>
+          )}
+        </aside>
+      </div>
+    </div>
+  );
+}
+
+function NodeDetail({
+  nodeId,
+  instances,
+  logRow,
+}: {
+  nodeId: string;
+  instances: NodeRunState[];
+  logRow: (key: string) => Run["nodes"][number] | null;
+}) {
+  const [index, setIndex] = useState(0);
+  const instance = instances[Math.min(index, instances.length - 1)];
+  if (!instance) {
+    return (
+      <div data-detail-node={nodeId}>
+        <h2>{nodeId}</h2>
+        <p className="empty">Not reached (yet).</p>
+      </div>
+    );
+  }
+  const row = logRow(instance.key);
+  const input = instance.input ?? row?.input ?? null;
+  const output = instance.output ?? row?.output ?? null;
+  const error = instance.error ?? (row?.error as NodeRunState["error"]) ?? null;
+  return (
+    <div data-detail-node={nodeId}>
+      <h2>{nodeId}</h2>
+      {instances.length > 1 && (
+        <select aria-label="item" value={index} onChange={(e) => setIndex(Number(e.target.value))}>
+          {instances.map((inst, i) => (
+            <option key={inst.key} value={i}>
+              {inst.key} · {STATUS_LABEL[inst.status]}
+            </option>
+          ))}
+        </select>
+      )}
+      <dl className="facts">
+        <dt>State</dt>
+        <dd id="detail-status">{STATUS_LABEL[instance.status]}</dd>
+        <dt>Attempts</dt>
+        <dd id="detail-attempts">{instance.attempt || row?.attempts || 0}</dd>
+        <dt>Duration</dt>
+        <dd>{duration(instance.durationMs ?? row?.duration_ms)}</dd>
+        <dt>Scheduled</dt>
+        <dd>{when(instance.scheduledAt ?? row?.scheduled_at)}</dd>
+        <dt>Finished</dt>
+        <dd>{when(instance.finishedAt ?? row?.finished_at)}</dd>
+        {instance.retryAt && (
+          <>
+            <dt>Next attempt</dt>
+            <dd>{when(instance.retryAt)}</dd>
+          </>
+        )}
+      </dl>
+      {error && (
+        <>
+          <h3>Error</h3>
+          <pre className="json error" id="detail-error">
+            {pretty(error)}
+          </pre>
+        </>
+      )}
+      <h3>Output</h3>
+      <pre className="json" id="detail-output">
+        {output === null ? "—" : pretty(output)}
+      </pre>
+      <h3>Input</h3>
+      <pre className="json" id="detail-input">
+        {input === null ? "—" : pretty(input)}
+      </pre>
+    </div>
+  );
+}
