@@ -30,10 +30,12 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
-    # How long an empty fetch or poll waits. Data ends the wait at once (the broker answers a fetch
-    # as soon as it has a byte, a poll returns as soon as records are buffered), so these bound only
-    # idle polling: at 5 ms every consumer spun about a fifth of a core while idle.
-    kafka_fetch_max_wait_ms: int = 100
+    # How long an empty fetch or poll waits. A poll returns as soon as records are buffered, so its
+    # wait bounds only idle polling. A fetch is answered as soon as one of its partitions has data, but
+    # a partition whose records are still buffered is left out of the fetch in flight: data arriving
+    # there waits for that fetch to end. 5 ms kept an idle orchestrator spinning at 17 % of a core,
+    # 100 ms doubled the half-load p99; 20 ms costs 7 % idle and kept the latency of 5 ms.
+    kafka_fetch_max_wait_ms: int = 20
     kafka_linger_ms: int = 1
     kafka_max_poll_records: int = 500
     kafka_batch_timeout_ms: int = 100
