@@ -9,13 +9,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_common.auth import InvalidCredentials, Passwords, Principal, Tokens, api_key_matches, api_key_prefix
-from millrace_common.messages.envelope import utc_now
-from millrace_common.permissions import Permission, Role, allows
-from millrace_common.tables import api_keys
+from millrace_common.auth import InvalidCredentials, Passwords, Principal, Tokens
+from millrace_common.callers import authenticate
+from millrace_common.permissions import Permission, allows
 
 from millrace_approval.handlers import Approvals
 from millrace_approval.settings import ApprovalSettings
@@ -56,25 +54,12 @@ async def _principal(
     tokens: TokensDep,
     engine: EngineDep,
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthenticated("send 'Authorization: Bearer <access token or API key>'")
-    presented = credentials.credentials
-    prefix = api_key_prefix(presented)
-    if prefix is None:
-        try:
-            return tokens.verify(presented)
-        except InvalidCredentials as error:
-            raise unauthenticated(str(error)) from error
-    async with engine.begin() as connection:
-        row = (
-            await connection.execute(
-                select(api_keys).where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
-            )
-        ).first()
-        if row is None or not api_key_matches(presented, row.key_hash):
-            raise unauthenticated("the API key is not valid")
-        await connection.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=utc_now()))
-    return Principal(row.tenant_id, row.id, "api_key", frozenset(Role(r) for r in row.roles))
+    try:
+        return await authenticate(
+            credentials.scheme if credentials else None, credentials.credentials if credentials else None, tokens, engine
+        )
+    except InvalidCredentials as error:
+        raise unauthenticated(str(error)) from error
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
