@@ -12,8 +12,8 @@ prepares it once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -137,15 +137,6 @@ async def insert_rows(
     )
     result = await connection.execute(text(write.sql), write.params)
     return list(result.scalars()) if returning else []
-
-
-async def update_rows(
-    connection: AsyncConnection, table: Table, key: str, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """``update_write`` executed."""
-    if rows:
-        write = update_write(table, key, rows)
-        await connection.execute(text(write.sql), write.params)
 
 
 async def execute_together(connection: AsyncConnection, writes: Sequence[Write]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,13 +29,14 @@ from millrace_common.topics import ConsumerGroup, Namespace, Topic
 log = logging.getLogger(__name__)
 
 
-class Collector:
+class Collector(ABC):
     """One source of gauges: ``name`` labels its failures, :meth:`collect` sets the gauges."""
 
     name: str
 
+    @abstractmethod
     async def collect(self) -> None:
-        raise NotImplementedError
+        """Read the source and set the gauges; an exception marks the collection failing."""
 
     async def close(self) -> None:
         return None

@@ -28,6 +28,10 @@ class Outgoing:
     topic: Topic
     key: str
     message: Envelope
+    value: bytes | None = None  # the message already serialised, when the caller has it
+
+    def payload(self) -> bytes:
+        return self.value if self.value is not None else self.message.to_bytes()
 
 
 def outbox_write(namespace: Namespace, producer: str, messages: Sequence[Outgoing], *, param: str = "outbox") -> Write:
@@ -38,7 +42,7 @@ def outbox_write(namespace: Namespace, producer: str, messages: Sequence[Outgoin
             "producer": producer,
             "topic": namespace.topic(m.topic),
             "key": m.key.encode(),
-            "value": m.message.to_bytes(),
+            "value": m.payload(),
             "created_at": now,
         }
         for m in messages

@@ -102,10 +102,7 @@ class RunMessageHandler:
                     started, running = await workflow_load(connection, message.tenant_id, message.workflow_id, now)
                     load = WorkflowLoad(started_last_hour=started, running=running)
                 decision = decide(state, message, now=now, new_id=self._new_id, load=load)
-                observers = [Outgoing(RUNS_EVENTS, str(e.run_id), e) for e in decision.events]
-                outgoing = [*decision.commands, *observers]
-                outbox = [outbox_write(self._namespace, PRODUCER, outgoing)] if outgoing else []
-                await append(connection, decision.events, together_with=outbox)
+                await self._write(connection, decision.events, decision.commands)
             # Only after the commit: a rolled-back decision leaves the cache at the state before it.
             self._states.put(decision.state or state)
             self._observe(decision.events)
@@ -144,7 +141,8 @@ class RunMessageHandler:
             states, unknown = await self._load_batch(connection, list(todo.values()))
             now = self._clock()
             loads = await self._workflow_loads(connection, list(todo.values()), states, now)
-            events, outgoing = [], []
+            events: list[RunEvent] = []
+            commands: list[Outgoing] = []
             for message in todo.values():
                 if message.message_id in unknown:
                     await reject(message, unknown[message.message_id])
@@ -158,13 +156,23 @@ class RunMessageHandler:
                     loads[key] = loads[key].after(decision.events)
                 states[message.run_id] = decision.state or state
                 events.extend(decision.events)
-                outgoing.extend(decision.commands)
-                outgoing.extend(Outgoing(RUNS_EVENTS, str(e.run_id), e) for e in decision.events)
-            outbox = [outbox_write(self._namespace, PRODUCER, outgoing)] if outgoing else []
-            await append(connection, events, together_with=outbox)
+                commands.extend(decision.commands)
+            await self._write(connection, events, commands)
         for state in states.values():
             self._states.put(state)
         self._observe(events)
+
+    async def _write(self, connection: AsyncConnection, events: Sequence[RunEvent], commands: Sequence[Outgoing]) -> None:
+        """The events, their projections, the commands and the events for observers, in one statement.
+        Each event is serialised once, for the log and for ``runs.events``."""
+        payloads = [e.model_dump_json() for e in events]
+        observers = [
+            Outgoing(RUNS_EVENTS, str(e.run_id), e, value=text.encode())
+            for e, text in zip(events, payloads, strict=True)
+        ]
+        outgoing = [*commands, *observers]
+        outbox = [outbox_write(self._namespace, PRODUCER, outgoing)] if outgoing else []
+        await append(connection, events, payloads=payloads, together_with=outbox)
 
     async def _load_batch(
         self, connection: AsyncConnection, messages: Sequence[Message]

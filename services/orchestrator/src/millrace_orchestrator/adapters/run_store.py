@@ -164,23 +164,30 @@ class DefinitionCache:
         return self._entries[key]
 
 
-async def append(connection: AsyncConnection, events: Sequence[RunEvent], *, together_with: Sequence[Write] = ()) -> None:
+async def append(
+    connection: AsyncConnection,
+    events: Sequence[RunEvent],
+    *,
+    payloads: Sequence[str] | None = None,
+    together_with: Sequence[Write] = (),
+) -> None:
     """Append events (their ``seq`` already assigned; a concurrent writer makes the insert fail), bring
     the projections in step, and run ``together_with`` (the outbox rows): one statement, one round
-    trip, whatever the number of events."""
+    trip, whatever the number of events. ``payloads`` are the events as JSON, when the caller has them."""
     writes = list(together_with)
     if events:
         now = utc_now()
+        texts = payloads if payloads is not None else [e.model_dump_json() for e in events]
         rows = [
             {
                 "run_id": e.run_id,
                 "seq": e.seq,
                 "event_id": e.message_id,
                 "type": e.type,
-                "payload": JsonText(e.model_dump_json()),
+                "payload": JsonText(text),
                 "recorded_at": now,
             }
-            for e in events
+            for e, text in zip(events, texts, strict=True)
         ]
         writes = [insert_write(run_events, rows, param="events"), *projection_writes(project(events)), *writes]
     await execute_together(connection, writes)
