@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from millrace_common.templating import (
@@ -444,3 +444,72 @@ def test_hostile_templates_fail_with_messages_that_say_why():
     for source, message in cases.items():
         with pytest.raises(TemplateError, match=message):
             render(source)
+
+
+# --- templates of text and paths, rendered without Jinja -----------------------------------------------
+
+_KEYS = st.sampled_from(["a", "b", "items", "keys", "0", "x y"]) | st.integers(min_value=-3, max_value=3)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["a", "b", "items", "keys", "0", "x y"]), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def _spell(root: str, keys: list) -> str:
+    spelled = root
+    for key in keys:
+        if isinstance(key, int):
+            spelled += f"[{key}]"
+        elif key.isidentifier():
+            spelled += f".{key}"
+        else:
+            spelled += f"['{key}']"
+    return spelled
+
+
+def _outcome(source: str, context: dict, limit: int):
+    try:
+        return ("value", render_string(source, context, now=NOW, new_id=lambda: ID, max_output_chars=limit))
+    except TemplateError as error:
+        return ("error", str(error))
+
+
+def _with_jinja(source: str, context: dict, limit: int):
+    from millrace_common import templating
+
+    try:
+        compiled = templating._compile(source)
+        rendered = templating._render_with_jinja(compiled, context, now=NOW, new_id=lambda: ID, max_output_chars=limit)
+        return ("value", rendered)
+    except TemplateError as error:
+        return ("error", str(error))
+
+
+@settings(max_examples=400)
+@given(
+    context=st.dictionaries(st.sampled_from(["trigger", "vars", "now"]), _JSON, max_size=3),
+    pieces=st.lists(
+        st.tuples(st.sampled_from(["trigger", "vars", "missing", "now"]), st.lists(_KEYS, max_size=2))
+        | st.sampled_from(["", " ", "text ", "\n"]),
+        min_size=1,
+        max_size=4,
+    ),
+    limit=st.sampled_from([5, 65536]),
+)
+def test_text_and_paths_render_as_jinja_renders_them(context, pieces, limit):
+    """Templates made of text and variable paths skip Jinja; what they give (or the error) must not change."""
+    source = "".join(p if isinstance(p, str) else "{{ " + _spell(p[0], p[1]) + " }}" for p in pieces)
+    if "{{" not in source:
+        return
+    assert _outcome(source, context, limit) == _with_jinja(source, context, limit)
+
+
+def test_templates_of_text_and_paths_are_recognised():
+    from millrace_common import templating
+
+    assert templating._compile("{{ trigger.lead['e-mail'][0] }}").paths == (("trigger", ("lead", "e-mail", 0)),)
+    assert templating._compile("run {{ vars.n }}!").paths == ("run ", ("vars", ("n",)), "!")
+    for source in ("{{ x | upper }}", "{{ now() }}", "{{ a.b + 1 }}", "{% if a %}x{% endif %}"):
+        assert templating._compile(source).paths is None

@@ -4,13 +4,14 @@ with ``jsonb_to_recordset``.
 An ``executemany`` costs a statement execution (and its Python-side parameter handling) per row; a
 hot path that writes a batch of messages' rows pays that dozens of times a message. Arrays as
 parameters are no better in text format (the driver escapes every element in Python). One JSON
-document is built by the C JSON encoder, values already serialised as JSON (events) are spliced in
-as they are, and the statement's text depends only on the table and the columns, so PostgreSQL
-prepares it once.
+document is built by the C JSON encoder (JSONB columns travel inside it as JSON text, so a value
+already serialised, such as an event, is not parsed again in Python), and the statement's text
+depends only on the table and the columns, so it is built once and PostgreSQL prepares it once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,19 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 _DIALECT = postgresql.dialect()
-_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain).encode
 
 
 class JsonText(str):
@@ -32,9 +45,7 @@ class JsonText(str):
 
 
 def _record_type(column: Column) -> str:
-    if isinstance(column.type, JSONB):
-        return "jsonb"
-    if isinstance(column.type, LargeBinary):
+    if isinstance(column.type, (JSONB, LargeBinary)):
         return "text"
     return column.type.compile(dialect=_DIALECT)
 
@@ -42,28 +53,28 @@ def _record_type(column: Column) -> str:
 def _select_expression(column: Column) -> str:
     if isinstance(column.type, LargeBinary):
         return f"decode(t.{column.name}, 'hex')"
+    if isinstance(column.type, JSONB):
+        return f"cast(t.{column.name} as jsonb)"
     return f"t.{column.name}"
 
 
-def _json_value(value: object) -> str:
-    if isinstance(value, JsonText):
+def _as_json_text(value: object) -> object:
+    if value is None or isinstance(value, JsonText):
         return value
-    if isinstance(value, (UUID, datetime)):
-        return f'"{value.isoformat() if isinstance(value, datetime) else value}"'
-    if isinstance(value, bytes):
-        return f'"{value.hex()}"'
     return _encode(value)
 
 
-def _document(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    names = [_encode(name) for name in columns]
-    return "[" + ",".join(
-        "{" + ",".join(f"{name}:{_json_value(row[column])}" for name, column in zip(names, columns, strict=True)) + "}"
-        for row in rows
-    ) + "]"
+def _document(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as a JSON array of objects, by the C encoder: JSONB columns travel as JSON text (a value
+    already serialised, ``JsonText``, as it is), bytes as hex, UUIDs and times as strings."""
+    json_columns = [name for name in columns if isinstance(table.c[name].type, JSONB)]
+    if json_columns:
+        rows = [{**row, **{name: _as_json_text(row[name]) for name in json_columns}} for row in rows]
+    return _encode(rows)
 
 
-def _recordset(table: Table, columns: Sequence[str], param: str) -> str:
+@functools.lru_cache(maxsize=512)
+def _recordset(table: Table, columns: tuple[str, ...], param: str) -> str:
     definitions = ", ".join(f"{name} {_record_type(table.c[name])}" for name in columns)
     return (
         f"rows from (jsonb_to_recordset(cast(:{param} as jsonb)) as ({definitions})) "
@@ -73,15 +84,18 @@ def _recordset(table: Table, columns: Sequence[str], param: str) -> str:
 
 @dataclass(frozen=True)
 class Write:
-    """One data-modifying statement: its SQL and its parameters."""
+    """One data-modifying statement (or a ``select`` that later ones read by ``name``): its SQL and
+    its parameters."""
 
     sql: str
     params: dict[str, Any]
+    name: str | None = None
 
 
 def rows_document(rows: Sequence[Mapping[str, Any]]) -> str:
-    """Rows (each with the same keys) as the JSON document ``jsonb_to_recordset`` reads."""
-    return _document(list(rows[0]), rows) if rows else "[]"
+    """Rows (each with the same keys) as the JSON document ``jsonb_to_recordset`` reads, for a record
+    type the caller writes (JSON values stay JSON)."""
+    return _encode(rows)
 
 
 def insert_write(
@@ -96,7 +110,21 @@ def insert_write(
     """Insert ``rows`` (each with the same keys) in their order. With ``conflict_keys``, a row whose
     key exists updates the ``update_on_conflict`` columns instead (or is skipped when there are
     none)."""
-    columns = list(rows[0])
+    columns = tuple(rows[0])
+    keys = tuple(conflict_keys) if conflict_keys is not None else None
+    sql = _insert_sql(table, columns, param, keys, tuple(update_on_conflict), returning)
+    return Write(sql, {param: _document(table, columns, rows)})
+
+
+@functools.lru_cache(maxsize=512)
+def _insert_sql(
+    table: Table,
+    columns: tuple[str, ...],
+    param: str,
+    conflict_keys: tuple[str, ...] | None,
+    update_on_conflict: tuple[str, ...],
+    returning: str | None,
+) -> str:
     selected = ", ".join(_select_expression(table.c[name]) for name in columns)
     sql = (
         f"insert into {table.name} ({', '.join(columns)}) "
@@ -108,16 +136,20 @@ def insert_write(
         sql += f" on conflict ({', '.join(conflict_keys)}) {action}"
     if returning:
         sql += f" returning {returning}"
-    return Write(sql, {param: _document(columns, rows)})
+    return sql
 
 
 def update_write(table: Table, key: str, rows: Sequence[Mapping[str, Any]], *, param: str = "rows") -> Write:
     """Update each row found by ``key`` (every row of ``rows`` has that key and the same columns)."""
-    columns = list(rows[0])
+    columns = tuple(rows[0])
+    return Write(_update_sql(table, key, columns, param), {param: _document(table, columns, rows)})
+
+
+@functools.lru_cache(maxsize=512)
+def _update_sql(table: Table, key: str, columns: tuple[str, ...], param: str) -> str:
     assignments = ", ".join(f"{name} = {_select_expression(table.c[name])}" for name in columns if name != key)
     recordset = _recordset(table, columns, param)
-    sql = f"update {table.name} set {assignments} from {recordset} where {table.name}.{key} = t.{key}"
-    return Write(sql, {param: _document(columns, rows)})
+    return f"update {table.name} set {assignments} from {recordset} where {table.name}.{key} = t.{key}"
 
 
 async def insert_rows(
@@ -139,20 +171,33 @@ async def insert_rows(
     return list(result.scalars()) if returning else []
 
 
-async def execute_together(connection: AsyncConnection, writes: Sequence[Write]) -> None:
-    """Run the writes as one statement (one round trip), each a data-modifying ``with`` clause.
+def together(writes: Sequence[Write], *, ids_of: Sequence[int] = ()) -> Write:
+    """The writes as one statement (one round trip, one transaction even in autocommit), each a
+    data-modifying ``with`` clause. With ``ids_of``, the statement returns the ``id`` column of the
+    rows those writes returned (their SQL ends in ``returning id``), comma-separated.
 
     PostgreSQL runs every clause against the tables as they were before the statement, in no set
     order, and does not support two clauses changing the same row: the caller keeps the writes'
     rows apart (see the orchestrator's projection fold, which is built to)."""
     if not writes:
-        return
-    if len(writes) == 1:
-        await connection.execute(text(writes[0].sql), writes[0].params)
-        return
-    clauses = ", ".join(f"w{index} as ({write.sql})" for index, write in enumerate(writes))
+        raise ValueError("nothing to write")
+    if len(writes) == 1 and not ids_of and writes[0].name is None:
+        return writes[0]
+    clauses = ", ".join(f"{write.name or f'w{index}'} as ({write.sql})" for index, write in enumerate(writes))
     params: dict[str, Any] = {}
     for write in writes:
         assert not params.keys() & write.params.keys(), "each write needs its own parameter names"
         params.update(write.params)
-    await connection.execute(text(f"with {clauses} select 1"), params)
+    if ids_of:
+        sources = " union all ".join(f"select id from {writes[i].name or f'w{i}'}" for i in ids_of)
+        result = f"select coalesce(string_agg(cast(id as text), ','), '') from ({sources}) as ids"
+    else:
+        result = "select 1"
+    return Write(f"with {clauses} {result}", params)
+
+
+async def execute_together(connection: AsyncConnection, writes: Sequence[Write]) -> None:
+    """``together(writes)`` executed on a SQLAlchemy connection."""
+    if writes:
+        write = together(writes)
+        await connection.execute(text(write.sql), write.params)

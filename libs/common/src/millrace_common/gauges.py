@@ -17,7 +17,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_common.messages.envelope import utc_now
@@ -43,8 +43,9 @@ class Collector(ABC):
 
 
 class OutboxCollector(Collector):
-    """Backlog and oldest age of one producer's outbox rows (each service reports only its own, so
-    summing over services never counts a row twice)."""
+    """Backlog and oldest age of one producer's outbox rows, the rows its processes tag with their
+    instance (``<producer>@<instance>``, see ``LiveRelay``) included (each service reports only its
+    own, so summing over services never counts a row twice)."""
 
     name = "outbox"
 
@@ -60,7 +61,9 @@ class OutboxCollector(Collector):
         async with self._engine.connect() as connection:
             row = (
                 await connection.execute(
-                    select(func.count(), func.min(outbox.c.created_at)).where(outbox.c.producer == self._producer)
+                    select(func.count(), func.min(outbox.c.created_at)).where(
+                        or_(outbox.c.producer == self._producer, outbox.c.producer.like(f"{self._producer}@%"))
+                    )
                 )
             ).one()
         count, oldest = row

@@ -1,20 +1,32 @@
 """Transactional outbox: messages are written in the same database transaction as the state change
 that caused them, then published and deleted. A crash between commit and publish leaves the rows,
-which the relay publishes on its next pass (so delivery is at-least-once; consumers dedupe)."""
+which a relay publishes on its next pass (so delivery is at-least-once; consumers dedupe).
+
+Two relays: :class:`OutboxRelay` reads one producer's rows back from the table and suits any
+service; :class:`LiveRelay` is handed the rows by the code that has just committed them, so the
+hot path (the orchestrator) never reads its outbox back, and only sweeps rows a crashed process left.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_common.bulk import Write, execute_together, insert_write
+from millrace_common.kafka import key_partitioner
 from millrace_common.messages.envelope import Envelope, utc_now
+from millrace_common.pg import DirectConnections
+from millrace_common.settings import ServiceSettings
 from millrace_common.tables import outbox
 from millrace_common.topics import Namespace, Topic
 
@@ -34,8 +46,11 @@ class Outgoing:
         return self.value if self.value is not None else self.message.to_bytes()
 
 
-def outbox_write(namespace: Namespace, producer: str, messages: Sequence[Outgoing], *, param: str = "outbox") -> Write:
-    """The insert of ``producer``'s outbox rows, to run with the caller's other writes."""
+def outbox_write(
+    namespace: Namespace, producer: str, messages: Sequence[Outgoing], *, param: str = "outbox", returning_ids: bool = False
+) -> Write:
+    """The insert of ``producer``'s outbox rows, to run with the caller's other writes (returning
+    the rows' ids in order when asked, for a :class:`LiveRelay`)."""
     now = utc_now()
     rows = [
         {
@@ -47,7 +62,7 @@ def outbox_write(namespace: Namespace, producer: str, messages: Sequence[Outgoin
         }
         for m in messages
     ]
-    return insert_write(outbox, rows, param=param)
+    return insert_write(outbox, rows, param=param, returning="id" if returning_ids else None)
 
 
 async def enqueue(
@@ -115,3 +130,118 @@ class OutboxRelay:
                 pass
             self._woken.clear()
             await self.publish_pending()
+
+
+Record = tuple[str, bytes | None, bytes]
+"""A message as Kafka takes it: the topic's full name, the key, the value."""
+
+
+def records(namespace: Namespace, messages: Sequence[Outgoing]) -> list[Record]:
+    return [(namespace.topic(m.topic), m.key.encode(), m.payload()) for m in messages]
+
+
+class LiveRelay:
+    """Publishes outbox rows handed over by the code that has just committed them, then deletes them.
+
+    Its rows carry the producer name ``<producer>@<instance>`` (:attr:`tag`), ``instance`` new for each
+    process, so the rows of a process that died between its commit and its publish are told apart: at
+    start, and then every ``sweep_interval_seconds`` for rows older than ``orphan_age_seconds``, the
+    relay publishes and deletes other instances' rows of the same producer. Publishing happens in the
+    order rows were handed over, on a producer of the relay's own (idempotent, all acks), so a key's
+    messages keep their order; after a crash, the swept rows may reach Kafka after newer ones of the
+    same key, and a row may be published twice (consumers dedupe, as for any outbox).
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        connections: DirectConnections,
+        producer: str,
+        *,
+        instance: str | None = None,
+        sweep_interval_seconds: float = 5.0,
+        orphan_age_seconds: float = 10.0,
+        batch_size: int = 2000,
+    ) -> None:
+        self.tag = f"{producer}@{instance or uuid.uuid4().hex[:12]}"
+        self._like = f"{producer}@%"
+        self._settings = settings
+        self._connections = connections
+        self._sweep_interval = sweep_interval_seconds
+        self._orphan_age = orphan_age_seconds
+        self._batch_size = batch_size
+        self._pending: deque[tuple[list[int], list[Record]]] = deque()
+        self._woken = asyncio.Event()
+
+    def hand_over(self, ids: Sequence[int], messages: Sequence[Record]) -> None:
+        """Rows just committed (their ids, and their messages in the same order) to publish now."""
+        if ids:
+            self._pending.append((list(ids), list(messages)))
+            self._woken.set()
+
+    @property
+    def backlog(self) -> int:
+        """Messages handed over and not yet acknowledged by Kafka."""
+        return sum(len(ids) for ids, _ in self._pending)
+
+    async def run(self) -> None:
+        """The background pass; restarted by the service after an error, with what was handed over
+        and not acknowledged still queued (so it is sent again)."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=f"millrace-{self._settings.service_name}-relay",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self._settings.kafka_linger_ms,
+            partitioner=key_partitioner,
+        )
+        await producer.start()
+        try:
+            await self._sweep(producer, older_than_seconds=0)
+            next_sweep = time.monotonic() + self._sweep_interval
+            while True:
+                try:
+                    await asyncio.wait_for(self._woken.wait(), timeout=self._sweep_interval)
+                except TimeoutError:
+                    pass
+                self._woken.clear()
+                await self._publish_handed_over(producer)
+                if time.monotonic() >= next_sweep:
+                    await self._sweep(producer, older_than_seconds=self._orphan_age)
+                    next_sweep = time.monotonic() + self._sweep_interval
+        finally:
+            await producer.stop()
+
+    async def _publish_handed_over(self, producer: AIOKafkaProducer) -> None:
+        while self._pending:
+            entries = list(self._pending)
+            acks = [
+                await producer.send(topic, value, key=key) for _, messages in entries for topic, key, value in messages
+            ]
+            await asyncio.gather(*acks)
+            for _ in entries:
+                self._pending.popleft()
+            ids = ",".join(str(i) for ids, _ in entries for i in ids)
+            async with self._connections.connection() as connection:
+                await connection.execute("delete from outbox where id = any(cast(%s as bigint[]))", ("{" + ids + "}",))
+
+    async def _sweep(self, producer: AIOKafkaProducer, *, older_than_seconds: float) -> int:
+        """Publish and delete other instances' rows older than ``older_than_seconds``."""
+        total = 0
+        while True:
+            async with self._connections.connection() as connection, connection.transaction():
+                cursor = await connection.execute(
+                    "delete from outbox where id in (select id from outbox"
+                    " where producer like %s and producer <> %s and created_at <= now() - make_interval(secs => %s)"
+                    " order by id limit %s for update skip locked) returning id, topic, key, value",
+                    (self._like, self.tag, older_than_seconds, self._batch_size),
+                )
+                rows = sorted(await cursor.fetchall())
+                acks = [await producer.send(topic, bytes(value), key=bytes(key) if key is not None else None)
+                        for _, topic, key, value in rows]
+                await asyncio.gather(*acks)
+            total += len(rows)
+            if rows:
+                log.warning("published outbox rows another instance left", extra={"ids": {"count": len(rows)}})
+            if len(rows) < self._batch_size:
+                return total

@@ -132,6 +132,21 @@ def render_string(
     if not _looks_like_template(source):
         return source
     compiled = _compile(source)
+    if compiled.paths is not None:
+        fast = _render_paths(compiled, context, max_output_chars)
+        if fast is not _NOT_PLAIN:
+            return fast  # type: ignore[return-value]
+    return _render_with_jinja(compiled, context, now=now, new_id=new_id, max_output_chars=max_output_chars)
+
+
+def _render_with_jinja(
+    compiled: _Compiled,
+    context: Mapping[str, JsonValue],
+    *,
+    now: datetime,
+    new_id: Callable[[], UUID],
+    max_output_chars: int,
+) -> JsonValue:
     variables: dict[str, object] = {
         **context,
         **_functions(now, new_id),
@@ -161,11 +176,79 @@ def _looks_like_template(source: str) -> bool:
 # --- compiling -------------------------------------------------------------------------------------
 
 
+_Path = tuple[str, tuple[str | int, ...]]
+"""A variable and the keys read from it: ``trigger.lead["email"]`` is ``("trigger", ("lead", "email"))``."""
+_NOT_PLAIN = object()
+
+
 @dataclass(frozen=True)
 class _Compiled:
     check: TemplateCheck
     template: Template
     native: bool  # the template is one expression whose value is read back as it is, not as text
+    # Text and variable paths, when that is all the template is (most are): rendered without Jinja.
+    paths: tuple[str | _Path, ...] | None = None
+
+
+def _plain_paths(tree: nodes.Template) -> tuple[str | _Path, ...] | None:
+    """The template as text and variable paths, or None when it uses anything else."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+        return None
+    parts: list[str | _Path] = []
+    for part in tree.body[0].nodes:
+        if isinstance(part, nodes.TemplateData):
+            parts.append(part.data)
+            continue
+        keys: list[str | int] = []
+        while isinstance(part, (nodes.Getattr, nodes.Getitem)):
+            if isinstance(part, nodes.Getattr):
+                keys.append(part.attr)
+            elif isinstance(part.arg, nodes.Const) and type(part.arg.value) in (str, int):
+                keys.append(part.arg.value)
+            else:
+                return None
+            part = part.node
+        if not isinstance(part, nodes.Name) or part.name in _FUNCTION_ARITY:
+            return None
+        if any(isinstance(name, str) and name.startswith("_") for name in (part.name, *keys)):
+            return None
+        parts.append((part.name, tuple(reversed(keys))))
+    return tuple(parts)
+
+
+def _render_paths(compiled: _Compiled, context: Mapping[str, JsonValue], limit: int) -> object:
+    """``render_string`` for a template of text and paths, the sandbox's lookups done directly; a path
+    that does not resolve gives ``_NOT_PLAIN``, and Jinja then renders (and words the error)."""
+    assert compiled.paths is not None
+    values: list[object] = []
+    for part in compiled.paths:
+        if isinstance(part, str):
+            values.append(part)
+            continue
+        root, keys = part
+        if root not in context:
+            return _NOT_PLAIN
+        value: object = context[root]
+        for key in keys:
+            if isinstance(value, Mapping):
+                if not (isinstance(key, str) and key in value):
+                    return _NOT_PLAIN
+            elif not (isinstance(value, (list, tuple, str)) and isinstance(key, int) and -len(value) <= key < len(value)):
+                return _NOT_PLAIN
+            value = value[key]  # type: ignore[index]
+        values.append(_ValueOf(value))
+    if compiled.native:
+        (result,) = [v.value for v in values if isinstance(v, _ValueOf)]
+        converted = _to_json(result)
+        if isinstance(converted, str) and len(converted) > limit:
+            raise TemplateError(f"the rendered text is longer than {limit} characters")
+        return converted
+    return _join_within((v if isinstance(v, str) else _as_text(v.value) for v in values), limit)  # type: ignore[union-attr]
+
+
+@dataclass(frozen=True, slots=True)
+class _ValueOf:
+    value: object
 
 
 @functools.lru_cache(maxsize=1024)
@@ -176,14 +259,15 @@ def _compile(source: str) -> _Compiled:
     try:
         tree = environment.parse(source)
         check = TemplateCheck(references=_Inspector().inspect(tree))
+        paths = _plain_paths(tree)
         tree = _prepared(tree, environment)
         single = _single_expression(tree)
         if single is None:
-            return _Compiled(check, environment.from_string(tree), native=False)
+            return _Compiled(check, environment.from_string(tree), native=False, paths=paths)
         assignment = nodes.Assign(nodes.Name(_RESULT, "store"), single, lineno=single.lineno)
         expression_tree = nodes.Template([assignment], lineno=1)
         expression_tree.set_environment(environment)
-        return _Compiled(check, environment.from_string(expression_tree), native=True)
+        return _Compiled(check, environment.from_string(expression_tree), native=True, paths=paths)
     except TemplateSyntaxError as error:
         raise TemplateError(f"syntax error on line {error.lineno}: {error.message}") from error
     except RecursionError as error:

@@ -1,5 +1,13 @@
 """The I/O shell around the pure core: load, decide, write events + commands + processed-message row
-in one transaction; the outbox relay publishes after commit."""
+in one transaction; the outbox relay publishes after commit.
+
+A polled batch takes two statements on a direct connection (see ``millrace_common.pg``): one read
+(which messages were handled before, the runs' log tails, the workflows' load) and one write (the
+claims, the events, the projections and the outbox rows), which is atomic on its own. Nothing is
+locked between the two: the ``(run_id, seq)`` key of the log and the processed-message key make the
+write fail whole if another writer got in between, and the caller then handles the batch message by
+message in transactions of their own.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +17,33 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from uuid import UUID, uuid4
 
+import psycopg
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from millrace_common.bulk import Write, together
 
 from millrace_common.logs import bound
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_commands import StartRun
 from millrace_common.messages.run_events import RunEvent
-from millrace_common.outbox import Outgoing, outbox_write
+from millrace_common.outbox import LiveRelay, Outgoing, outbox_write, records
+from millrace_common.pg import DirectConnections
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
 from millrace_orchestrator.adapters.run_store import (
+    BatchRead,
     DefinitionCache,
     UnknownWorkflowVersion,
-    append,
+    append_writes,
     claim_message,
-    claim_messages,
+    claims_write,
     load_events,
-    load_tails,
+    observers_write,
+    read_batch,
     run_definition_ref,
-    run_definition_refs,
     workflow_load,
-    workflow_loads,
+    write_batch,
 )
 from millrace_orchestrator.domain.decide import Message, WorkflowLoad, decide
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve
@@ -42,6 +56,11 @@ Reject = Callable[[Message, str], Awaitable[None]]
 
 class UnknownRun(LookupError):
     """A node result names a run this orchestrator has no log for."""
+
+
+class WriteConflict(Exception):
+    """Another writer appended to one of the batch's runs, or claimed one of its messages, between the
+    batch's read and its write: nothing of the batch was written."""
 
 
 class RunStateCache:
@@ -73,6 +92,8 @@ class RunMessageHandler:
     def __init__(
         self,
         engine: AsyncEngine,
+        direct: DirectConnections,
+        relay: LiveRelay,
         namespace: Namespace,
         definitions: DefinitionCache,
         *,
@@ -82,6 +103,8 @@ class RunMessageHandler:
         observe: Callable[[Sequence[RunEvent]], None] = lambda events: None,
     ) -> None:
         self._engine = engine
+        self._direct = direct
+        self._relay = relay
         self._namespace = namespace
         self._definitions = definitions
         self._states = states or RunStateCache()
@@ -102,8 +125,13 @@ class RunMessageHandler:
                     started, running = await workflow_load(connection, message.tenant_id, message.workflow_id, now)
                     load = WorkflowLoad(started_last_hour=started, running=running)
                 decision = decide(state, message, now=now, new_id=self._new_id, load=load)
-                await self._write(connection, decision.events, decision.commands)
+                write, outgoing = self._write(decision.events, decision.commands, [])
+                ids: list[int] = []
+                if write is not None:
+                    result = await connection.execute(text(write.sql), write.params)
+                    ids = [int(i) for i in (result.scalar_one() or "").split(",") if i]
             # Only after the commit: a rolled-back decision leaves the cache at the state before it.
+            self._relay.hand_over(ids, outgoing)
             self._states.put(decision.state or state)
             self._observe(decision.events)
 
@@ -122,103 +150,119 @@ class RunMessageHandler:
         return state
 
     async def handle_batch(self, messages: Sequence[Message], reject: Reject) -> None:
-        """A poll's messages in one transaction, with a fixed number of statements whatever their
-        number: claim them all, read every run's log tail at once, decide each message in order
-        against the state the previous ones left, then append all events, the projections and the
-        outbox rows. A message naming no known run or workflow version is passed to ``reject`` (a
-        dead letter) inside the transaction, so it is claimed only once it is set aside.
+        """A poll's messages in two statements whatever their number: read what they need at once,
+        decide each message in order against the state the previous ones left, then write the claims,
+        the events, the projections and the outbox rows in one statement. A message naming no known
+        run or workflow version is passed to ``reject`` (a dead letter) before the write, which claims
+        it, so it is claimed only once it is set aside.
 
-        A concurrent writer (another instance still owning a run during a rebalance) makes the
-        append fail and the whole batch roll back; the caller then handles the messages one by one."""
-        async with self._engine.begin() as connection:
-            fresh = await claim_messages(connection, CONSUMER, [m.message_id for m in messages])
-            todo: dict[UUID, Message] = {}
-            for message in messages:
-                if message.message_id in fresh:
-                    todo.setdefault(message.message_id, message)
-            if len(todo) < len(messages):
-                log.info("duplicate messages skipped", extra={"ids": {"count": len(messages) - len(todo)}})
-            states, unknown = await self._load_batch(connection, list(todo.values()))
-            now = self._clock()
-            loads = await self._workflow_loads(connection, list(todo.values()), states, now)
-            events: list[RunEvent] = []
-            commands: list[Outgoing] = []
-            for message in todo.values():
-                if message.message_id in unknown:
-                    await reject(message, unknown[message.message_id])
-                    continue
-                state = states[message.run_id]
-                key = (state.tenant_id or message.tenant_id, getattr(message, "workflow_id", state.workflow_id))
-                load = loads.get(key) if isinstance(message, StartRun) and state.status is RunStatus.NEW else None
-                with bound(run_id=message.run_id, tenant_id=message.tenant_id):
-                    decision = decide(state, message, now=now, new_id=self._new_id, load=load)
-                if key in loads:
-                    loads[key] = loads[key].after(decision.events)
-                states[message.run_id] = decision.state or state
-                events.extend(decision.events)
-                commands.extend(decision.commands)
-            await self._write(connection, events, commands)
+        Raises :class:`WriteConflict` when another writer got in between (an instance still owning a
+        run during a rebalance, or a duplicate delivered to both); the caller then uses ``handle``."""
+        todo: dict[UUID, Message] = {}
+        for message in messages:
+            todo.setdefault(message.message_id, message)
+        cached: dict[UUID, RunState] = {}
+        for message in todo.values():
+            state = self._states.get(message.run_id)
+            if state is not None and state.workflow_id is not None:
+                cached[message.run_id] = state
+        refs_of = {m.run_id for m in todo.values() if m.run_id not in cached and not isinstance(m, StartRun)}
+        after_seqs = {m.run_id: cached[m.run_id].last_seq if m.run_id in cached else 0 for m in todo.values()}
+        starting = {
+            (m.tenant_id, m.workflow_id)
+            for m in todo.values()
+            if isinstance(m, StartRun) and (m.run_id not in cached or cached[m.run_id].status is RunStatus.NEW)
+        }
+        now = self._clock()
+        async with self._direct.connection() as connection:
+            read = await read_batch(connection, CONSUMER, list(todo), refs_of, after_seqs, starting, now)
+        fresh = [m for m in todo.values() if m.message_id not in read.processed]
+        if len(fresh) < len(messages):
+            log.info("duplicate messages skipped", extra={"ids": {"count": len(messages) - len(fresh)}})
+        states, unknown = await self._states_of(fresh, cached, read)
+        loads = {key: WorkflowLoad(started_last_hour=s, running=r) for key, (s, r) in read.loads.items()}
+        events: list[RunEvent] = []
+        commands: list[Outgoing] = []
+        for message in fresh:
+            if message.message_id in unknown:
+                await reject(message, unknown[message.message_id])
+                continue
+            state = states[message.run_id]
+            key = (state.tenant_id or message.tenant_id, getattr(message, "workflow_id", state.workflow_id))
+            load = loads.get(key) if isinstance(message, StartRun) and state.status is RunStatus.NEW else None
+            with bound(run_id=message.run_id, tenant_id=message.tenant_id):
+                decision = decide(state, message, now=now, new_id=self._new_id, load=load)
+            if key in loads:
+                loads[key] = loads[key].after(decision.events)
+            states[message.run_id] = decision.state or state
+            events.extend(decision.events)
+            commands.extend(decision.commands)
+        write, outgoing = self._write(events, commands, [m.message_id for m in fresh])
+        ids: list[int] = []
+        if write is not None:
+            try:
+                async with self._direct.connection() as connection:
+                    ids = await write_batch(connection, write)
+            except psycopg.IntegrityError as error:
+                raise WriteConflict(str(error)) from error
+        self._relay.hand_over(ids, outgoing)
         for state in states.values():
             self._states.put(state)
         self._observe(events)
 
-    async def _write(self, connection: AsyncConnection, events: Sequence[RunEvent], commands: Sequence[Outgoing]) -> None:
-        """The events, their projections, the commands and the events for observers, in one statement.
-        Each event is serialised once, for the log and for ``runs.events``."""
+    def _write(
+        self, events: Sequence[RunEvent], commands: Sequence[Outgoing], claims: Sequence[UUID]
+    ) -> tuple[Write | None, list[tuple[str, bytes | None, bytes]]]:
+        """The statement that writes the claims, the events, their projections, the commands and the
+        events for observers, returning the outbox rows' ids; and those rows' messages. Each event is
+        serialised once, for the log, for ``runs.events`` and for the relay."""
         payloads = [e.model_dump_json() for e in events]
-        observers = [
-            Outgoing(RUNS_EVENTS, str(e.run_id), e, value=text.encode())
-            for e, text in zip(events, payloads, strict=True)
-        ]
-        outgoing = [*commands, *observers]
-        outbox = [outbox_write(self._namespace, PRODUCER, outgoing)] if outgoing else []
-        await append(connection, events, payloads=payloads, together_with=outbox)
+        writes = append_writes(events, payloads=payloads)
+        claimed = claims_write(CONSUMER, claims)
+        if claimed is not None:
+            writes.append(claimed)
+        ids_of: list[int] = []
+        if commands:
+            writes.append(outbox_write(self._namespace, self._relay.tag, commands, returning_ids=True))
+            ids_of.append(len(writes) - 1)
+        if events:
+            writes.append(observers_write(self._relay.tag, self._namespace.topic(RUNS_EVENTS)))
+            ids_of.append(len(writes) - 1)
+        if not writes:
+            return None, []
+        topic = self._namespace.topic(RUNS_EVENTS)
+        observed = [(topic, str(e.run_id).encode(), text.encode()) for e, text in zip(events, payloads, strict=True)]
+        return together(writes, ids_of=ids_of), [*records(self._namespace, commands), *observed]
 
-    async def _load_batch(
-        self, connection: AsyncConnection, messages: Sequence[Message]
+    async def _states_of(
+        self, messages: Sequence[Message], cached: dict[UUID, RunState], read: BatchRead
     ) -> tuple[dict[UUID, RunState], dict[UUID, str]]:
-        """Each run's current state (cache + log tail) and, by message id, why a message cannot be handled."""
-        refs: dict[UUID, tuple[UUID, int]] = {}
-        for message in messages:
-            if isinstance(message, StartRun):
-                refs.setdefault(message.run_id, (message.workflow_id, message.workflow_version))
-        missing = {m.run_id for m in messages if m.run_id not in refs}
-        refs |= await run_definition_refs(connection, missing)
+        """Each run's current state (cached, or new, with the log tail read folded in) and, by message
+        id, why a message cannot be handled."""
         unknown: dict[UUID, str] = {}
         states: dict[UUID, RunState] = {}
         for message in messages:
             if message.run_id in states or message.message_id in unknown:
                 continue
-            ref = refs.get(message.run_id)
-            if ref is None:
-                unknown[message.message_id] = f"no run {message.run_id}"
-                continue
-            try:
-                definition = await self._definitions.get(connection, *ref)
-            except UnknownWorkflowVersion as error:
-                unknown[message.message_id] = str(error)
-                continue
-            cached = self._states.get(message.run_id)
-            usable = cached is not None and cached.definition is definition
-            states[message.run_id] = cached if usable else RunState(message.run_id, definition)
-        tails = await load_tails(connection, {run_id: state.last_seq for run_id, state in states.items()})
-        for run_id, tail in tails.items():
-            state = states[run_id]
-            for event in tail:
+            state = cached.get(message.run_id)
+            if state is None:
+                if isinstance(message, StartRun):
+                    ref: tuple[UUID, int] | None = (message.workflow_id, message.workflow_version)
+                else:
+                    ref = read.refs.get(message.run_id)
+                if ref is None:
+                    unknown[message.message_id] = f"no run {message.run_id}"
+                    continue
+                try:
+                    definition = self._definitions.peek(*ref)
+                    if definition is None:
+                        async with self._engine.connect() as connection:
+                            definition = await self._definitions.get(connection, *ref)
+                except UnknownWorkflowVersion as error:
+                    unknown[message.message_id] = str(error)
+                    continue
+                state = RunState(message.run_id, definition)
+            for event in read.tails.get(message.run_id, ()):
                 state = evolve(state, event)
-            states[run_id] = state
-        for message in messages:
-            if message.run_id not in states and message.message_id not in unknown:
-                unknown[message.message_id] = f"no run {message.run_id}"
+            states[message.run_id] = state
         return states, unknown
-
-    async def _workflow_loads(
-        self, connection: AsyncConnection, messages: Sequence[Message], states: dict[UUID, RunState], now: datetime
-    ) -> dict[tuple[str, UUID], WorkflowLoad]:
-        starting = {
-            (m.tenant_id, m.workflow_id)
-            for m in messages
-            if isinstance(m, StartRun) and m.run_id in states and states[m.run_id].status is RunStatus.NEW
-        }
-        read = await workflow_loads(connection, starting, now)
-        return {key: WorkflowLoad(started_last_hour=s, running=r) for key, (s, r) in read.items()}

@@ -6,8 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 from uuid import UUID
+
+import psycopg
+from pydantic import TypeAdapter
 
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -15,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_common.bulk import JsonText, Write, execute_together, insert_rows, insert_write, rows_document, update_write
 from millrace_common.messages.envelope import utc_now
-from millrace_common.messages.run_events import RUN_EVENT, RunEvent
+from millrace_common.messages.run_events import RUN_EVENT, AnyRunEvent, RunEvent
+from millrace_common.pg import psycopg_sql
 from millrace_common.tables import (
     node_executions,
     processed_messages,
@@ -29,6 +34,7 @@ from millrace_common.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, Row, project
 
 K = TypeVar("K")
+_RUN_EVENTS = TypeAdapter(list[AnyRunEvent])
 
 
 class UnknownWorkflowVersion(LookupError):
@@ -146,6 +152,10 @@ class DefinitionCache:
         self._entries: dict[tuple[UUID, int], WorkflowDefinition] = {}
         self._capacity = capacity
 
+    def peek(self, workflow_id: UUID, version: int) -> WorkflowDefinition | None:
+        """The definition when it is loaded already, without a round trip."""
+        return self._entries.get((workflow_id, version))
+
     async def get(self, connection: AsyncConnection, workflow_id: UUID, version: int) -> WorkflowDefinition:
         key = (workflow_id, version)
         if key not in self._entries:
@@ -174,23 +184,132 @@ async def append(
     """Append events (their ``seq`` already assigned; a concurrent writer makes the insert fail), bring
     the projections in step, and run ``together_with`` (the outbox rows): one statement, one round
     trip, whatever the number of events. ``payloads`` are the events as JSON, when the caller has them."""
-    writes = list(together_with)
-    if events:
-        now = utc_now()
-        texts = payloads if payloads is not None else [e.model_dump_json() for e in events]
-        rows = [
-            {
-                "run_id": e.run_id,
-                "seq": e.seq,
-                "event_id": e.message_id,
-                "type": e.type,
-                "payload": JsonText(text),
-                "recorded_at": now,
-            }
-            for e, text in zip(events, texts, strict=True)
-        ]
-        writes = [insert_write(run_events, rows, param="events"), *projection_writes(project(events)), *writes]
-    await execute_together(connection, writes)
+    await execute_together(connection, [*append_writes(events, payloads=payloads), *together_with])
+
+
+def append_writes(events: Sequence[RunEvent], *, payloads: Sequence[str] | None = None) -> list[Write]:
+    """The writes of ``append``: the log rows and the projections (none without events).
+
+    The events travel as one JSON array of their serialised text, and PostgreSQL takes the row's
+    columns out of each (see :func:`observers_write`, which publishes the same text)."""
+    if not events:
+        return []
+    texts = payloads if payloads is not None else [e.model_dump_json() for e in events]
+    return [
+        Write(
+            "select e, cast(e as jsonb) as j, n from json_array_elements(cast(:events as json))"
+            " with ordinality as t(e, n)",
+            {"events": "[" + ",".join(texts) + "]"},
+            name=NEW_EVENTS,
+        ),
+        Write(
+            "insert into run_events (run_id, seq, event_id, type, payload, recorded_at)"
+            " select cast(j->>'run_id' as uuid), cast(j->>'seq' as integer), cast(j->>'message_id' as uuid),"
+            f" j->>'type', j, now() from {NEW_EVENTS} order by n",
+            {},
+        ),
+        *projection_writes(project(events)),
+    ]
+
+
+NEW_EVENTS = "new_events"
+"""The ``append_writes`` clause that holds the events: ``e`` (the text as given), ``j`` (as jsonb), ``n``."""
+
+
+def observers_write(producer: str, topic: str) -> Write:
+    """Outbox rows that publish each appended event, as the text it was given in, keyed by its run;
+    runs with ``append_writes``, returning the rows' ids."""
+    return Write(
+        "insert into outbox (producer, topic, key, value, created_at)"
+        " select :observers_producer, :observers_topic, convert_to(j->>'run_id', 'UTF8'),"
+        f" convert_to(cast(e as text), 'UTF8'), now() from {NEW_EVENTS} order by n returning id",
+        {"observers_producer": producer, "observers_topic": topic},
+    )
+
+
+def claims_write(consumer: str, message_ids: Iterable[UUID]) -> Write | None:
+    """Record that ``consumer`` handled these messages. Without ``on conflict``: a message another
+    writer claimed meanwhile makes the statement fail, and with it everything written alongside."""
+    now = utc_now()
+    rows = [{"consumer": consumer, "message_id": m, "processed_at": now} for m in dict.fromkeys(message_ids)]
+    return insert_write(processed_messages, rows, param="claims") if rows else None
+
+
+@dataclass(frozen=True)
+class BatchRead:
+    """What a batch of messages needs from the database, read in one statement."""
+
+    processed: frozenset[UUID]
+    """Ids of the batch's messages this consumer handled before."""
+    refs: dict[UUID, tuple[UUID, int]]
+    """Workflow id and version of the runs asked about."""
+    tails: dict[UUID, list[RunEvent]]
+    """Each run's events after the seq asked from, in order."""
+    loads: dict[tuple[str, UUID], tuple[int, int]]
+    """Per (tenant, workflow): runs started in the last hour (not throttled), runs running now."""
+
+
+_READ_BATCH = psycopg_sql(
+    "select"
+    " (select coalesce(string_agg(cast(p.message_id as text), ','), '') from processed_messages p"
+    "   where p.consumer = :consumer"
+    "   and p.message_id in (select cast(x as uuid) from jsonb_array_elements_text(cast(:messages as jsonb)) x)),"
+    " (select coalesce(jsonb_agg(jsonb_build_array(r.run_id, r.workflow_id, r.workflow_version)), '[]') from runs r"
+    "   where r.run_id in (select cast(x as uuid) from jsonb_array_elements_text(cast(:runs as jsonb)) x)),"
+    " cast((select coalesce(json_agg(e.payload order by e.run_id, e.seq), '[]') from run_events e"
+    "   join jsonb_to_recordset(cast(:tails as jsonb)) as t(run_id uuid, after_seq integer)"
+    "   on e.run_id = t.run_id and e.seq > t.after_seq) as text),"
+    " (select coalesce(jsonb_agg(jsonb_build_array(w.tenant_id, w.workflow_id,"
+    "   (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
+    "     and r.started_at > :since and r.status <> 'throttled'),"
+    "   (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
+    "     and r.status = 'running'))), '[]')"
+    "   from jsonb_to_recordset(cast(:workflows as jsonb)) as w(tenant_id text, workflow_id uuid))"
+)
+
+
+async def read_batch(
+    connection: psycopg.AsyncConnection[Any],
+    consumer: str,
+    message_ids: Iterable[UUID],
+    refs_of: Iterable[UUID],
+    after_seqs: dict[UUID, int],
+    workflows: Iterable[tuple[str, UUID]],
+    now: datetime,
+) -> BatchRead:
+    """One round trip for a batch: which messages were handled before, the workflow version of the
+    runs in ``refs_of``, each run's log after its seq in ``after_seqs``, and the load of
+    ``workflows`` (each count bounded by an index, as in ``workflow_loads``)."""
+    params = {
+        "consumer": consumer,
+        "messages": json.dumps([str(m) for m in message_ids]),
+        "runs": json.dumps([str(r) for r in refs_of]),
+        "tails": json.dumps([{"run_id": str(r), "after_seq": seq} for r, seq in after_seqs.items()]),
+        "since": now - timedelta(hours=1),
+        "workflows": json.dumps([{"tenant_id": t, "workflow_id": str(w)} for t, w in sorted(set(workflows))]),
+    }
+    cursor = await connection.execute(_READ_BATCH, params, prepare=True)
+    row = await cursor.fetchone()
+    assert row is not None
+    processed, refs, tails_text, loads = row
+    tails: dict[UUID, list[RunEvent]] = {}
+    for event in _RUN_EVENTS.validate_json(tails_text):
+        tails.setdefault(event.run_id, []).append(event)
+    return BatchRead(
+        processed=frozenset(UUID(m) for m in processed.split(",") if m),
+        refs={UUID(r): (UUID(w), int(v)) for r, w, v in refs},
+        tails=tails,
+        loads={(t, UUID(w)): (int(started), int(running)) for t, w, started, running in loads},
+    )
+
+
+async def write_batch(connection: psycopg.AsyncConnection[Any], write: Write) -> list[int]:
+    """Run a ``together(..., ids_of=...)`` statement on a direct connection; the ids it returns."""
+    cursor = await connection.execute(psycopg_sql(write.sql), write.params)
+    if cursor.description is None:
+        return []
+    row = await cursor.fetchone()
+    return [int(i) for i in row[0].split(",") if i] if row is not None and isinstance(row[0], str) else []
 
 
 def projection_writes(writes: ProjectionWrites) -> list[Write]:

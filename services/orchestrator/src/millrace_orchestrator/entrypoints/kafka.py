@@ -9,19 +9,17 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
-from sqlalchemy.exc import IntegrityError
 
 from millrace_common.kafka import DeadLetters, batch_subscriber_options
 from millrace_common.messages.node_commands import NODE_RESULT
 from millrace_common.messages.run_commands import RUN_COMMAND
 from millrace_common.metrics import ConsumerMetrics
-from millrace_common.outbox import OutboxRelay
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
 
 from millrace_orchestrator.adapters.run_store import UnknownWorkflowVersion
 from millrace_orchestrator.domain.decide import Message
-from millrace_orchestrator.handlers import RunMessageHandler, UnknownRun
+from millrace_orchestrator.handlers import RunMessageHandler, UnknownRun, WriteConflict
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,6 @@ def register(
     broker: KafkaBroker,
     settings: ServiceSettings,
     handler: RunMessageHandler,
-    relay: OutboxRelay,
     dead_letters: DeadLetters,
     metrics: ConsumerMetrics,
 ) -> None:
@@ -47,7 +44,7 @@ def register(
 
             try:
                 await handler.handle_batch([message for _, message in decoded], reject)
-            except IntegrityError:
+            except WriteConflict:
                 # Another writer appended to one of the runs meanwhile: nothing of the batch was
                 # written; one transaction per message isolates the conflict (and retries it).
                 log.warning("batch conflicted with another writer; handling its messages one by one")
@@ -56,7 +53,6 @@ def register(
                         await handler.handle(message)
                     except (UnknownRun, UnknownWorkflowVersion) as error:
                         await dead_letters.send(topic, record, str(error))
-            relay.wake()
         metrics.handled.labels(topic=topic.name, group=ConsumerGroup.ORCHESTRATOR.value, outcome="ok").inc(len(records))
 
     @broker.subscriber(namespace.topic(RUNS_COMMANDS), **options)
