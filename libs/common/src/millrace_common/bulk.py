@@ -4,9 +4,9 @@ with ``jsonb_to_recordset``.
 An ``executemany`` costs a statement execution (and its Python-side parameter handling) per row; a
 hot path that writes a batch of messages' rows pays that dozens of times a message. Arrays as
 parameters are no better in text format (the driver escapes every element in Python). One JSON
-document is built by the C JSON encoder (JSONB columns travel inside it as JSON text, so a value
-already serialised, such as an event, is not parsed again in Python), and the statement's text
-depends only on the table and the columns, so it is built once and PostgreSQL prepares it once.
+document is built by the C JSON encoder (JSONB columns travel inside it as JSON text), and the
+statement's text depends only on the table and the columns, so it is built once and PostgreSQL
+prepares it once.
 """
 
 from __future__ import annotations
@@ -40,10 +40,6 @@ def _plain(value: object) -> object:
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain).encode
 
 
-class JsonText(str):
-    """A value already serialised as JSON (e.g. by pydantic), written to a JSONB column as it is."""
-
-
 def _record_type(column: Column) -> str:
     if isinstance(column.type, (JSONB, LargeBinary)):
         return "text"
@@ -59,14 +55,12 @@ def _select_expression(column: Column) -> str:
 
 
 def _as_json_text(value: object) -> object:
-    if value is None or isinstance(value, JsonText):
-        return value
-    return _encode(value)
+    return None if value is None else _encode(value)
 
 
 def _document(table: Table, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as a JSON array of objects, by the C encoder: JSONB columns travel as JSON text (a value
-    already serialised, ``JsonText``, as it is), bytes as hex, UUIDs and times as strings."""
+    """The rows as a JSON array of objects, by the C encoder: JSONB columns travel as JSON text, bytes
+    as hex, UUIDs and times as strings."""
     json_columns = [name for name in columns if isinstance(table.c[name].type, JSONB)]
     if json_columns:
         rows = [{**row, **{name: _as_json_text(row[name]) for name in json_columns}} for row in rows]
@@ -150,25 +144,6 @@ def _update_sql(table: Table, key: str, columns: tuple[str, ...], param: str) ->
     assignments = ", ".join(f"{name} = {_select_expression(table.c[name])}" for name in columns if name != key)
     recordset = _recordset(table, columns, param)
     return f"update {table.name} set {assignments} from {recordset} where {table.name}.{key} = t.{key}"
-
-
-async def insert_rows(
-    connection: AsyncConnection,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    conflict_keys: Sequence[str] | None = None,
-    update_on_conflict: Iterable[str] = (),
-    returning: str | None = None,
-) -> list[Any]:
-    """``insert_write`` executed; returns the ``returning`` column of the rows written, when asked."""
-    if not rows:
-        return []
-    write = insert_write(
-        table, rows, conflict_keys=conflict_keys, update_on_conflict=update_on_conflict, returning=returning
-    )
-    result = await connection.execute(text(write.sql), write.params)
-    return list(result.scalars()) if returning else []
 
 
 def together(writes: Sequence[Write], *, ids_of: Sequence[int] = ()) -> Write:

@@ -3,14 +3,16 @@ dead-letter path for messages that cannot be accepted."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from aiokafka import ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -123,3 +125,77 @@ class DeadLetters:
             except ValidationError as error:
                 await self.send(topic, record, describe_validation_error(error))
         return accepted
+
+
+BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
+
+
+class BatchConsumer:
+    """One consumer-group member over several topics: each poll's records, all topics together, go to
+    ``handle``, and their offsets are committed once it returned.
+
+    When ``handle`` raises, the consumer seeks back to the poll's first offsets and polls them again
+    after ``retry_seconds`` (handlers are idempotent; what can never be handled goes to a dead-letter
+    topic instead). One consumer for all of a service's topics means one fetch loop, one poll and one
+    handler call per batch, where a subscriber per topic polls and handles each on its own.
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        group: ConsumerGroup,
+        topics: Sequence[Topic],
+        handle: BatchHandler,
+        *,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        namespace = Namespace(settings.namespace)
+        self._settings = settings
+        self._group = namespace.group(group)
+        self._topics = [namespace.topic(t) for t in topics]
+        self._handle = handle
+        self._retry_seconds = retry_seconds
+
+    async def run(self) -> None:
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            *self._topics,
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=f"millrace-{settings.service_name}",
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            max_poll_records=settings.kafka_max_poll_records,
+        )
+        await consumer.start()
+        try:
+            while True:
+                polled = await consumer.getmany(
+                    timeout_ms=settings.kafka_batch_timeout_ms, max_records=settings.kafka_max_poll_records
+                )
+                if polled:
+                    await self._handle_polled(consumer, polled)
+        finally:
+            await consumer.stop()
+
+    async def _handle_polled(
+        self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> None:
+        records = [record for batch in polled.values() for record in batch]
+        try:
+            await self._handle(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a polled batch failed; it will be polled again", extra={"ids": {"records": len(records)}})
+            for partition, batch in polled.items():
+                consumer.seek(partition, batch[0].offset)
+            await asyncio.sleep(self._retry_seconds)
+            return
+        try:
+            await consumer.commit({partition: batch[-1].offset + 1 for partition, batch in polled.items()})
+        except KafkaError as error:
+            # The partitions moved to another member meanwhile: it handles the records again and
+            # finds them processed (the processed-message record was written with their effects).
+            log.warning("offsets not committed after a rebalance", extra={"ids": {"error": type(error).__name__}})

@@ -28,8 +28,20 @@ class BoundedLabel:
         self._max_length = max_length
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        self._given: dict[str, str] = {}  # text values already labelled, up to ``limit`` of them
 
     def __call__(self, value: object) -> str:
+        if not isinstance(value, str):
+            return self._label(value)
+        known = self._given.get(value)
+        if known is not None:
+            return known
+        text = self._label(value)
+        if len(self._given) < self._limit and text != OTHER:
+            self._given[value] = text
+        return text
+
+    def _label(self, value: object) -> str:
         text = _UNSAFE.sub("_", str(value if value is not None else ""))[: self._max_length] or "none"
         with self._lock:
             if text in self._seen:

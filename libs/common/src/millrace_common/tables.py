@@ -159,6 +159,14 @@ runs = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("last_seq", Integer, nullable=False),
 )
+workflow_starts = Table(
+    "workflow_starts",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("workflow_id", Uuid, primary_key=True),
+    Column("minute", DateTime(timezone=True), primary_key=True),
+    Column("started", Integer, nullable=False),
+)
 node_executions = Table(
     "node_executions",
     metadata,

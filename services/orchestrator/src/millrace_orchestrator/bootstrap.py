@@ -44,9 +44,9 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     handler = RunMessageHandler(engine, direct, live_relay, namespace, DefinitionCache(), observe=run_metrics.observe)
     timer_loop = TimerLoop(engine, namespace, PRODUCER, relay, utc_now)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
-    kafka.register(broker, settings, handler, dead_letters, metrics)
+    consumer = kafka.consumer(settings, handler, dead_letters, metrics)
     gauges = _gauges(settings, registry, engine)
-    background = (relay.run, live_relay.run, timer_loop.run, gauges.run)
+    background = (consumer.run, relay.run, live_relay.run, timer_loop.run, gauges.run)
     parts = ServiceParts(settings, broker, engine, registry, background=background, closers=(direct.close,))
     return create_app(parts, title="Millrace orchestrator")
 

@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_common.logs import bound
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import (
     ApprovalRequested,
@@ -48,6 +47,11 @@ RUN_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 36
 TIMER_OVERDUE_AFTER = timedelta(seconds=10)
 """The timer loop looks every 0.2 s; a timer still there this long after its time is late, not queued."""
 
+_NODE_OUTCOMES: dict[type[RunEvent], str] = {
+    NodeSucceeded: "succeeded",
+    NodeFailed: "failed",
+    NodeSkipped: "skipped",
+}
 _FINISHED: dict[type[RunEvent], str] = {
     RunCompleted: "completed",
     RunFailed: "failed",
@@ -144,48 +148,52 @@ class RunMetrics:
         )
 
     def observe(self, events: Sequence[RunEvent]) -> None:
-        """Count the run events the orchestrator committed (call it after the commit, once per batch)."""
-        for event in events:
-            self._observe(event)
+        """Count the run events the orchestrator committed (call it after the commit, once per batch).
+        Counts are tallied over the batch first: a counter is incremented once per label set."""
+        tally: dict[tuple[Counter, tuple[str, ...]], int] = {}
 
-    def _observe(self, event: RunEvent) -> None:
-        tenant = self._tenant(event.tenant_id)
-        match event:
-            case RunStarted():
+        def count(metric: Counter, *labels: str) -> None:
+            tally[(metric, labels)] = tally.get((metric, labels), 0) + 1
+
+        for event in events:
+            kind = type(event)
+            node_outcome = _NODE_OUTCOMES.get(kind)
+            if node_outcome is not None:
+                count(self.nodes, self._node_type(event.node_type), node_outcome)  # type: ignore[attr-defined]
+                continue
+            if kind in _FINISHED:
+                self._finish(event, self._tenant(event.tenant_id), _FINISHED[kind], count)
+            elif isinstance(event, RunStarted):
+                tenant = self._tenant(event.tenant_id)
                 facts = _RunFacts(tenant, self._trigger(event.trigger.kind), str(event.workflow_id), event.occurred_at)
                 self._remember(event.run_id, facts)
-                self.started.labels(tenant=tenant, trigger=facts.trigger).inc()
-                self._count_workflow(tenant, facts.workflow_id, "started")
+                count(self.started, tenant, facts.trigger)
+                self._count_workflow(count, tenant, facts.workflow_id, "started")
                 _log_run(event, "run started", workflow_id=facts.workflow_id, trigger=event.trigger.kind)
-            case RunThrottled():
-                self.throttled.labels(tenant=tenant, trigger=self._trigger(event.trigger.kind)).inc()
-                self._count_workflow(tenant, str(event.workflow_id), "throttled")
+            elif isinstance(event, RunThrottled):
+                tenant = self._tenant(event.tenant_id)
+                count(self.throttled, tenant, self._trigger(event.trigger.kind))
+                self._count_workflow(count, tenant, str(event.workflow_id), "throttled")
                 _log_run(event, "run throttled", workflow_id=event.workflow_id, reason=event.reason)
-            case RunCompleted() | RunFailed() | RunCancelled() | RunTimedOut():
-                self._finish(event, tenant, _FINISHED[type(event)])
-            case RunRetried():
-                self.retried.labels(tenant=tenant).inc()
-            case NodeSucceeded():
-                self.nodes.labels(node_type=self._node_type(event.node_type), outcome="succeeded").inc()
-            case NodeFailed():
-                self.nodes.labels(node_type=self._node_type(event.node_type), outcome="failed").inc()
-            case NodeSkipped():
-                self.nodes.labels(node_type=self._node_type(event.node_type), outcome="skipped").inc()
-            case NodeRetryScheduled():
-                self.node_retries.labels(node_type=self._node_type(event.node_type)).inc()
-            case ApprovalRequested():
-                self.approvals_requested.labels(tenant=tenant).inc()
-            case TimerScheduled():
-                self.timers_scheduled.labels(purpose=event.purpose).inc()
+            elif isinstance(event, RunRetried):
+                count(self.retried, self._tenant(event.tenant_id))
+            elif isinstance(event, NodeRetryScheduled):
+                count(self.node_retries, self._node_type(event.node_type))
+            elif isinstance(event, ApprovalRequested):
+                count(self.approvals_requested, self._tenant(event.tenant_id))
+            elif isinstance(event, TimerScheduled):
+                count(self.timers_scheduled, event.purpose)
+        for (metric, labels), n in tally.items():
+            metric.labels(*labels).inc(n)
 
-    def _finish(self, event: RunEvent, tenant: str, outcome: str) -> None:
+    def _finish(self, event: RunEvent, tenant: str, outcome: str, count: Callable[..., None]) -> None:
         # A retried run may finish again: it was forgotten at its first end, so it counts as unknown.
         facts = self._runs.pop(event.run_id, None)
-        self.finished.labels(tenant=tenant, trigger=facts.trigger if facts else UNKNOWN, outcome=outcome).inc()
+        count(self.finished, tenant, facts.trigger if facts else UNKNOWN, outcome)
         if facts is not None:
             seconds = (event.occurred_at - facts.started_at).total_seconds()
-            self.duration.labels(outcome=outcome).observe(max(0.0, seconds))
-        self._count_workflow(tenant, facts.workflow_id if facts else UNKNOWN, outcome)
+            self.duration.labels(outcome).observe(max(0.0, seconds))
+        self._count_workflow(count, tenant, facts.workflow_id if facts else UNKNOWN, outcome)
         _log_run(event, "run finished", outcome=outcome)
 
     def _remember(self, run_id: UUID, facts: _RunFacts) -> None:
@@ -193,14 +201,14 @@ class RunMetrics:
         while len(self._runs) > self._remembered_runs:
             self._runs.popitem(last=False)
 
-    def _count_workflow(self, tenant: str, workflow_id: str, outcome: str) -> None:
+    def _count_workflow(self, count: Callable[..., None], tenant: str, workflow_id: str, outcome: str) -> None:
         if self.per_workflow is not None:
-            self.per_workflow.labels(tenant=tenant, workflow_id=workflow_id, outcome=outcome).inc()
+            count(self.per_workflow, tenant, workflow_id, outcome)
 
 
 def _log_run(event: RunEvent, message: str, **ids: object) -> None:
-    with bound(run_id=event.run_id, tenant_id=event.tenant_id):
-        log.info(message, extra={"ids": ids})
+    if log.isEnabledFor(logging.INFO):
+        log.info(message, extra={"ids": {"run_id": event.run_id, "tenant_id": event.tenant_id, **ids}})
 
 
 class RunGauges:

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from pydantic import TypeAdapter
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_common.bulk import JsonText, Write, execute_together, insert_rows, insert_write, rows_document, update_write
+from millrace_common.bulk import Write, execute_together, insert_write, rows_document, update_write
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import RUN_EVENT, AnyRunEvent, RunEvent
 from millrace_common.pg import psycopg_sql
@@ -27,11 +27,12 @@ from millrace_common.tables import (
     run_events,
     runs,
     timers,
+    workflow_starts,
     workflow_versions,
 )
 from millrace_common.workflow import WorkflowDefinition
 
-from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, Row, project
+from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, Row, project, start_minute
 
 K = TypeVar("K")
 _RUN_EVENTS = TypeAdapter(list[AnyRunEvent])
@@ -52,67 +53,6 @@ async def claim_message(connection: AsyncConnection, consumer: str, message_id: 
     return result.first() is not None
 
 
-async def claim_messages(connection: AsyncConnection, consumer: str, message_ids: Sequence[UUID]) -> set[UUID]:
-    """``claim_message`` for a batch in one statement: the ids not handled before."""
-    now = utc_now()
-    rows = [{"consumer": consumer, "message_id": m, "processed_at": now} for m in dict.fromkeys(message_ids)]
-    claimed = await insert_rows(
-        connection, processed_messages, rows, conflict_keys=("consumer", "message_id"), returning="message_id"
-    )
-    return set(claimed)
-
-
-async def load_tails(connection: AsyncConnection, after_seqs: dict[UUID, int]) -> dict[UUID, list[RunEvent]]:
-    """For each run, its events after the given seq, in order; one round trip for the batch."""
-    if not after_seqs:
-        return {}
-    rows = await connection.execute(
-        text(
-            "select e.run_id, e.payload from run_events e"
-            " join unnest(cast(:run_ids as uuid[]), cast(:after as integer[])) as t(run_id, after_seq)"
-            " on e.run_id = t.run_id and e.seq > t.after_seq order by e.run_id, e.seq"
-        ),
-        {"run_ids": list(after_seqs), "after": list(after_seqs.values())},
-    )
-    tails: dict[UUID, list[RunEvent]] = {}
-    for row in rows:
-        tails.setdefault(row.run_id, []).append(RUN_EVENT.validate_python(row.payload))
-    return tails
-
-
-async def run_definition_refs(connection: AsyncConnection, run_ids: Iterable[UUID]) -> dict[UUID, tuple[UUID, int]]:
-    """``run_definition_ref`` for many runs; runs without a row are absent."""
-    ids = list(run_ids)
-    if not ids:
-        return {}
-    rows = await connection.execute(
-        select(runs.c.run_id, runs.c.workflow_id, runs.c.workflow_version).where(runs.c.run_id.in_(ids))
-    )
-    return {row.run_id: (row.workflow_id, row.workflow_version) for row in rows}
-
-
-async def workflow_loads(
-    connection: AsyncConnection, workflows: Iterable[tuple[str, UUID]], now: datetime
-) -> dict[tuple[str, UUID], tuple[int, int]]:
-    """``workflow_load`` for several workflows in one statement; each count is bounded by an index
-    (runs of the last hour; runs running now), so its cost does not grow with a workflow's history."""
-    keys = sorted(set(workflows))
-    if not keys:
-        return {}
-    rows = await connection.execute(
-        text(
-            "select w.tenant_id, w.workflow_id,"
-            " (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
-            "   and r.started_at > :since and r.status <> 'throttled'),"
-            " (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
-            "   and r.status = 'running')"
-            " from jsonb_to_recordset(cast(:keys as jsonb)) as w(tenant_id text, workflow_id uuid)"
-        ),
-        {"since": now - timedelta(hours=1), "keys": json.dumps([{"tenant_id": t, "workflow_id": str(w)} for t, w in keys])},
-    )
-    return {(row[0], row[1]): (int(row[2]), int(row[3])) for row in rows}
-
-
 async def load_events(connection: AsyncConnection, run_id: UUID, *, after_seq: int = 0) -> list[RunEvent]:
     """The run's events after ``after_seq`` (all of them by default), in order."""
     rows = await connection.execute(
@@ -124,13 +64,17 @@ async def load_events(connection: AsyncConnection, run_id: UUID, *, after_seq: i
 
 
 async def workflow_load(connection: AsyncConnection, tenant_id: str, workflow_id: UUID, now: datetime) -> tuple[int, int]:
-    """Runs of a workflow started in the last hour, and runs of it running now."""
+    """Runs of a workflow started in the last hour (as ``read_batch`` counts them), and runs of it
+    running now."""
     row = (
         await connection.execute(
-            select(
-                func.count().filter(runs.c.started_at > now - timedelta(hours=1), runs.c.status != "throttled"),
-                func.count().filter(runs.c.status == "running"),
-            ).where(runs.c.tenant_id == tenant_id, runs.c.workflow_id == workflow_id)
+            text(
+                "select (select coalesce(sum(started), 0) from workflow_starts"
+                "   where tenant_id = :tenant_id and workflow_id = :workflow_id and minute >= :since),"
+                " (select count(*) from runs"
+                "   where tenant_id = :tenant_id and workflow_id = :workflow_id and status = 'running')"
+            ),
+            {"tenant_id": tenant_id, "workflow_id": workflow_id, "since": start_minute(now - timedelta(hours=1))},
         )
     ).one()
     return int(row[0]), int(row[1])
@@ -250,22 +194,31 @@ class BatchRead:
 
 
 _READ_BATCH = psycopg_sql(
+    # Each part probes an index once per key of the batch: the ``offset 0`` keeps the planner from
+    # turning a lateral lookup into a join that scans the whole table (its row estimates for the
+    # parameters are guesses, and a generic plan is made once for every batch size).
     "select"
-    " (select coalesce(string_agg(cast(p.message_id as text), ','), '') from processed_messages p"
-    "   where p.consumer = :consumer"
-    "   and p.message_id in (select cast(x as uuid) from jsonb_array_elements_text(cast(:messages as jsonb)) x)),"
-    " (select coalesce(jsonb_agg(jsonb_build_array(r.run_id, r.workflow_id, r.workflow_version)), '[]') from runs r"
-    "   where r.run_id in (select cast(x as uuid) from jsonb_array_elements_text(cast(:runs as jsonb)) x)),"
-    " cast((select coalesce(json_agg(e.payload order by e.run_id, e.seq), '[]') from run_events e"
-    "   join jsonb_to_recordset(cast(:tails as jsonb)) as t(run_id uuid, after_seq integer)"
-    "   on e.run_id = t.run_id and e.seq > t.after_seq) as text),"
+    " (select coalesce(string_agg(cast(m.id as text), ','), '') from unnest(cast(:messages as uuid[])) as m(id)"
+    "   cross join lateral (select 1 from processed_messages p"
+    "     where p.consumer = :consumer and p.message_id = m.id offset 0) as seen),"
+    " (select coalesce(jsonb_agg(jsonb_build_array(r.run_id, r.workflow_id, r.workflow_version)), '[]')"
+    "   from unnest(cast(:runs as uuid[])) as q(id)"
+    "   cross join lateral (select run_id, workflow_id, workflow_version from runs where run_id = q.id offset 0) as r),"
+    " cast((select coalesce(json_agg(x.payload order by x.run_id, x.seq), '[]')"
+    "   from jsonb_to_recordset(cast(:tails as jsonb)) as t(run_id uuid, after_seq integer)"
+    "   cross join lateral (select e.run_id, e.seq, e.payload from run_events e"
+    "     where e.run_id = t.run_id and e.seq > t.after_seq offset 0) as x) as text),"
     " (select coalesce(jsonb_agg(jsonb_build_array(w.tenant_id, w.workflow_id,"
-    "   (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
-    "     and r.started_at > :since and r.status <> 'throttled'),"
+    "   (select coalesce(sum(s.started), 0) from workflow_starts s"
+    "     where s.tenant_id = w.tenant_id and s.workflow_id = w.workflow_id and s.minute >= :since),"
     "   (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
     "     and r.status = 'running'))), '[]')"
     "   from jsonb_to_recordset(cast(:workflows as jsonb)) as w(tenant_id text, workflow_id uuid))"
 )
+
+
+def _uuid_array(ids: Iterable[UUID]) -> str:
+    return "{" + ",".join(str(i) for i in ids) + "}"
 
 
 async def read_batch(
@@ -279,13 +232,16 @@ async def read_batch(
 ) -> BatchRead:
     """One round trip for a batch: which messages were handled before, the workflow version of the
     runs in ``refs_of``, each run's log after its seq in ``after_seqs``, and the load of
-    ``workflows`` (each count bounded by an index, as in ``workflow_loads``)."""
+    ``workflows``. Every part is index lookups for the batch's own keys: its cost does not grow with
+    the log, the processed messages or a workflow's rate (runs started in the last hour are summed
+    from per-minute counts, ``workflow_starts``, the hour counted from the start of its first
+    minute, so up to a minute more than an hour)."""
     params = {
         "consumer": consumer,
-        "messages": json.dumps([str(m) for m in message_ids]),
-        "runs": json.dumps([str(r) for r in refs_of]),
+        "messages": _uuid_array(message_ids),
+        "runs": _uuid_array(refs_of),
         "tails": json.dumps([{"run_id": str(r), "after_seq": seq} for r, seq in after_seqs.items()]),
-        "since": now - timedelta(hours=1),
+        "since": start_minute(now - timedelta(hours=1)),
         "workflows": json.dumps([{"tenant_id": t, "workflow_id": str(w)} for t, w in sorted(set(workflows))]),
     }
     cursor = await connection.execute(_READ_BATCH, params, prepare=True)
@@ -321,12 +277,15 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
     if writes.fired_timers or writes.finished_run_timers or attempts:
         statements.append(
             Write(
-                "delete from timers where"
-                " timer_id in (select cast(x as uuid) from jsonb_array_elements_text(cast(:fired as jsonb)) x)"
-                " or run_id in (select cast(x as uuid) from jsonb_array_elements_text(cast(:finished as jsonb)) x)"
-                " or (purpose = 'node_timeout' and exists (select 1 from jsonb_to_recordset(cast(:settled as jsonb))"
+                # Index probes per key (the timer's id, the run's timers), never a scan of the table.
+                "delete from timers where timer_id in ("
+                " select cast(x as uuid) from jsonb_array_elements_text(cast(:fired as jsonb)) x"
+                " union all select t.timer_id from jsonb_array_elements_text(cast(:finished as jsonb)) f"
+                "  cross join lateral (select timer_id from timers where run_id = cast(f as uuid) offset 0) t"
+                " union all select t.timer_id from jsonb_to_recordset(cast(:settled as jsonb))"
                 "  as s(run_id uuid, node_id text, attempt integer)"
-                "  where s.run_id = timers.run_id and s.node_id = timers.node_id and s.attempt = timers.attempt))",
+                "  cross join lateral (select timer_id from timers where run_id = s.run_id"
+                "   and purpose = 'node_timeout' and node_id = s.node_id and attempt = s.attempt offset 0) t)",
                 {
                     "fired": json.dumps([str(t) for t in writes.fired_timers]),
                     "finished": json.dumps([str(r) for r in writes.finished_run_timers]),
@@ -373,6 +332,11 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
         )
     if writes.new_timers:
         statements.append(insert_write(timers, list(writes.new_timers.values()), param="new_timers"))
+    if writes.starts:
+        starts = [{"tenant_id": t, "workflow_id": w, "minute": m, "started": n} for (t, w, m), n in writes.starts.items()]
+        insert = insert_write(workflow_starts, starts, param="starts")
+        counted = " on conflict (tenant_id, workflow_id, minute) do update set started = workflow_starts.started + excluded.started"
+        statements.append(Write(insert.sql + counted, insert.params))
     return statements
 
 

@@ -1,20 +1,25 @@
 """Fires due durable timers: each due row becomes a FireTimer command for the run's owner, written
 to the outbox in the transaction that deletes the row, so a timer fires once even across crashes
-(at least once on Kafka; the run's log makes the second delivery a no-op)."""
+(at least once on Kafka; the run's log makes the second delivery a no-op). It also prunes the
+per-minute run counts (``workflow_starts``) that are too old to matter."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_common.messages.run_commands import FireTimer
 from millrace_common.outbox import Outgoing, OutboxRelay, enqueue
-from millrace_common.tables import timers
+from millrace_common.tables import timers, workflow_starts
 from millrace_common.topics import RUNS_COMMANDS, Namespace
+
+
+PRUNE_INTERVAL_SECONDS = 300.0
 
 
 class TimerLoop:
@@ -64,7 +69,19 @@ class TimerLoop:
         await self._relay.publish_pending()
         return len(due)
 
+    async def prune_starts(self) -> int:
+        """Forget the per-minute run counts older than two hours (a workflow's load looks back one)."""
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                delete(workflow_starts).where(workflow_starts.c.minute < self._clock() - timedelta(hours=2))
+            )
+        return result.rowcount
+
     async def run(self) -> None:
+        next_prune = time.monotonic()
         while True:
+            if time.monotonic() >= next_prune:
+                await self.prune_starts()
+                next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
             if await self.fire_due() < self._batch_size:
                 await asyncio.sleep(self._interval)

@@ -1,5 +1,5 @@
 """What a run of appended events changes in the query tables (``runs``, ``node_executions``,
-``timers``), folded into the fewest rows: the shell writes a whole batch of decisions with a handful
+``timers``, ``workflow_starts``), folded into the fewest rows: the shell writes a whole batch of decisions with a handful
 of statements instead of several per event.
 
 The fold keeps the order of the events: a change to a row written earlier in the same batch is
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +37,12 @@ from millrace_common.messages.run_events import (
 )
 
 Row = dict[str, Any]
+
+
+def start_minute(at: datetime) -> datetime:
+    """The minute a run's start is counted in."""
+    return at.replace(second=0, microsecond=0)
+
 IN_FLIGHT = ("scheduled", "retrying", "waiting")
 NodeKey = tuple[UUID, str]
 
@@ -56,6 +63,9 @@ class ProjectionWrites:
 
     new_runs: dict[UUID, Row] = field(default_factory=dict)
     run_updates: dict[UUID, Row] = field(default_factory=dict)
+    # Runs started (not throttled), by tenant, workflow and the minute they started in: the counts
+    # a workflow's ``max_executions_per_hour`` is judged against.
+    starts: dict[tuple[str, UUID, datetime], int] = field(default_factory=dict)
     node_rows: dict[NodeKey, Row] = field(default_factory=dict)
     # (run, nodes, status) in event order; nodes None means every node of the run still in flight
     node_status_updates: list[tuple[UUID, tuple[str, ...] | None, str]] = field(default_factory=list)
@@ -143,6 +153,9 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:  # noqa: C901 - o
     match event:
         case RunStarted() | RunThrottled():
             throttled = isinstance(event, RunThrottled)
+            if not throttled:
+                minute = (event.tenant_id, event.workflow_id, start_minute(event.occurred_at))
+                writes.starts[minute] = writes.starts.get(minute, 0) + 1
             writes.new_runs[event.run_id] = {
                 "run_id": event.run_id,
                 "tenant_id": event.tenant_id,

@@ -1,4 +1,5 @@
-"""Kafka subscribers: run commands and node results, in batches, committed after the batch is handled."""
+"""The Kafka consumer: run commands and node results, polled together, handled as one batch, committed
+after the batch is handled."""
 
 from __future__ import annotations
 
@@ -6,11 +7,9 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import ConsumerRecord
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
-from millrace_common.kafka import DeadLetters, batch_subscriber_options
+from millrace_common.kafka import BatchConsumer, DeadLetters
 from millrace_common.messages.node_commands import NODE_RESULT
 from millrace_common.messages.run_commands import RUN_COMMAND
 from millrace_common.metrics import ConsumerMetrics
@@ -22,43 +21,47 @@ from millrace_orchestrator.domain.decide import Message
 from millrace_orchestrator.handlers import RunMessageHandler, UnknownRun, WriteConflict
 
 log = logging.getLogger(__name__)
+TOPICS: tuple[tuple[Topic, TypeAdapter], ...] = ((RUNS_COMMANDS, RUN_COMMAND), (NODES_RESULTS, NODE_RESULT))
 
 
-def register(
-    broker: KafkaBroker,
-    settings: ServiceSettings,
-    handler: RunMessageHandler,
-    dead_letters: DeadLetters,
-    metrics: ConsumerMetrics,
-) -> None:
+def consumer(
+    settings: ServiceSettings, handler: RunMessageHandler, dead_letters: DeadLetters, metrics: ConsumerMetrics
+) -> BatchConsumer:
     namespace = Namespace(settings.namespace)
-    options = batch_subscriber_options(settings, ConsumerGroup.ORCHESTRATOR)
+    by_name = {namespace.topic(topic): (topic, adapter) for topic, adapter in TOPICS}
+    group = ConsumerGroup.ORCHESTRATOR
 
-    async def consume(topic: Topic, records: Sequence[ConsumerRecord], adapter: TypeAdapter) -> None:
-        with metrics.batch_seconds.labels(topic=topic.name).time():
-            decoded = await dead_letters.decode(topic, records, adapter)
-            record_of = {message.message_id: record for record, message in decoded}
+    async def consume(records: Sequence[ConsumerRecord]) -> None:
+        by_topic: dict[str, list[ConsumerRecord]] = {}
+        for record in records:
+            by_topic.setdefault(record.topic, []).append(record)
+        label = "+".join(sorted(by_name[name][0].name for name in by_topic))
+        with metrics.batch_seconds.labels(topic=label).time():
+            source: dict[object, tuple[Topic, ConsumerRecord]] = {}
+            messages: list[Message] = []
+            for name, batch in by_topic.items():
+                topic, adapter = by_name[name]
+                for record, message in await dead_letters.decode(topic, batch, adapter):
+                    source[message.message_id] = (topic, record)
+                    messages.append(message)
 
             async def reject(message: Message, reason: str) -> None:
-                await dead_letters.send(topic, record_of[message.message_id], reason)
+                topic, record = source[message.message_id]
+                await dead_letters.send(topic, record, reason)
 
             try:
-                await handler.handle_batch([message for _, message in decoded], reject)
+                await handler.handle_batch(messages, reject)
             except WriteConflict:
                 # Another writer appended to one of the runs meanwhile: nothing of the batch was
                 # written; one transaction per message isolates the conflict (and retries it).
                 log.warning("batch conflicted with another writer; handling its messages one by one")
-                for record, message in decoded:
+                for message in messages:
                     try:
                         await handler.handle(message)
                     except (UnknownRun, UnknownWorkflowVersion) as error:
-                        await dead_letters.send(topic, record, str(error))
-        metrics.handled.labels(topic=topic.name, group=ConsumerGroup.ORCHESTRATOR.value, outcome="ok").inc(len(records))
+                        await reject(message, str(error))
+        for name, batch in by_topic.items():
+            topic = by_name[name][0]
+            metrics.handled.labels(topic=topic.name, group=group.value, outcome="ok").inc(len(batch))
 
-    @broker.subscriber(namespace.topic(RUNS_COMMANDS), **options)
-    async def on_run_commands(message: KafkaMessage) -> None:
-        await consume(RUNS_COMMANDS, message.raw_message, RUN_COMMAND)
-
-    @broker.subscriber(namespace.topic(NODES_RESULTS), **options)
-    async def on_node_results(message: KafkaMessage) -> None:
-        await consume(NODES_RESULTS, message.raw_message, NODE_RESULT)
+    return BatchConsumer(settings, group, [topic for topic, _ in TOPICS], consume)
