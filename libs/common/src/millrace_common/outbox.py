@@ -146,7 +146,8 @@ class LiveRelay:
     Its rows carry the producer name ``<producer>@<instance>`` (:attr:`tag`), ``instance`` new for each
     process, so the rows of a process that died between its commit and its publish are told apart: at
     start, and then every ``sweep_interval_seconds`` for rows older than ``orphan_age_seconds``, the
-    relay publishes and deletes other instances' rows of the same producer. Publishing happens in the
+    relay publishes and deletes other instances' rows of the same producer (and rows written under
+    the plain producer name, as an :class:`OutboxRelay` producer writes them). Publishing happens in the
     order rows were handed over, on a producer of the relay's own (idempotent, all acks), so a key's
     messages keep their order; after a crash, the swept rows may reach Kafka after newer ones of the
     same key, and a row may be published twice (consumers dedupe, as for any outbox).
@@ -164,6 +165,7 @@ class LiveRelay:
         batch_size: int = 2000,
     ) -> None:
         self.tag = f"{producer}@{instance or uuid.uuid4().hex[:12]}"
+        self._producer_name = producer
         self._like = f"{producer}@%"
         self._settings = settings
         self._connections = connections
@@ -172,6 +174,7 @@ class LiveRelay:
         self._batch_size = batch_size
         self._pending: deque[tuple[list[int], list[Record]]] = deque()
         self._woken = asyncio.Event()
+        self._partitions: dict[str, list[int]] = {}
 
     def hand_over(self, ids: Sequence[int], messages: Sequence[Record]) -> None:
         """Rows just committed (their ids, and their messages in the same order) to publish now."""
@@ -212,12 +215,31 @@ class LiveRelay:
         finally:
             await producer.stop()
 
+    async def _send(self, producer: AIOKafkaProducer, messages: Sequence[Record]) -> list[asyncio.Future]:
+        """Send messages as one record batch per partition (split when a batch is full), keeping each
+        partition's order: per message, ``send`` costs several times more than appending to a batch."""
+        by_partition: dict[tuple[str, int], list[Record]] = {}
+        for message in messages:
+            topic, key = message[0], message[1]
+            partitions = self._partitions.get(topic)
+            if partitions is None:
+                partitions = self._partitions[topic] = sorted(await producer.partitions_for(topic))
+            by_partition.setdefault((topic, key_partitioner(key, partitions, partitions)), []).append(message)
+        acks = []
+        for (topic, partition), batch_messages in by_partition.items():
+            batch = producer.create_batch()
+            for _, key, value in batch_messages:
+                if batch.append(timestamp=None, key=key, value=value) is None:
+                    acks.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(timestamp=None, key=key, value=value)  # a batch's first record always fits
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+        return acks
+
     async def _publish_handed_over(self, producer: AIOKafkaProducer) -> None:
         while self._pending:
             entries = list(self._pending)
-            acks = [
-                await producer.send(topic, value, key=key) for _, messages in entries for topic, key, value in messages
-            ]
+            acks = await self._send(producer, [message for _, messages in entries for message in messages])
             await asyncio.gather(*acks)
             for _ in entries:
                 self._pending.popleft()
@@ -232,14 +254,14 @@ class LiveRelay:
             async with self._connections.connection() as connection, connection.transaction():
                 cursor = await connection.execute(
                     "delete from outbox where id in (select id from outbox"
-                    " where producer like %s and producer <> %s and created_at <= now() - make_interval(secs => %s)"
+                    " where (producer = %s or producer like %s) and producer <> %s"
+                    " and created_at <= now() - make_interval(secs => %s)"
                     " order by id limit %s for update skip locked) returning id, topic, key, value",
-                    (self._like, self.tag, older_than_seconds, self._batch_size),
+                    (self._producer_name, self._like, self.tag, older_than_seconds, self._batch_size),
                 )
                 rows = sorted(await cursor.fetchall())
-                acks = [await producer.send(topic, bytes(value), key=bytes(key) if key is not None else None)
-                        for _, topic, key, value in rows]
-                await asyncio.gather(*acks)
+                left = [(topic, bytes(key) if key is not None else None, bytes(value)) for _, topic, key, value in rows]
+                await asyncio.gather(*await self._send(producer, left))
             total += len(rows)
             if rows:
                 log.warning("published outbox rows another instance left", extra={"ids": {"count": len(rows)}})

@@ -16,7 +16,7 @@ from millrace_common.gauges import (
 )
 from millrace_common.kafka import DeadLetters, create_broker
 from millrace_common.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.outbox import LiveRelay, OutboxRelay
+from millrace_common.outbox import LiveRelay
 from millrace_common.pg import DirectConnections
 from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
@@ -38,15 +38,14 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     engine = create_engine(settings)
     namespace = Namespace(settings.namespace)
     direct = DirectConnections(settings)
-    relay = OutboxRelay(engine, broker, PRODUCER)
     live_relay = LiveRelay(settings, direct, PRODUCER)
     run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)
     handler = RunMessageHandler(engine, direct, live_relay, namespace, DefinitionCache(), observe=run_metrics.observe)
-    timer_loop = TimerLoop(engine, namespace, PRODUCER, relay, utc_now)
+    timer_loop = TimerLoop(engine, namespace, live_relay, utc_now, direct=direct)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
     consumer = kafka.consumer(settings, handler, dead_letters, metrics)
     gauges = _gauges(settings, registry, engine)
-    background = (consumer.run, relay.run, live_relay.run, timer_loop.run, gauges.run)
+    background = (consumer.run, live_relay.run, timer_loop.run, gauges.run)
     parts = ServiceParts(settings, broker, engine, registry, background=background, closers=(direct.close,))
     return create_app(parts, title="Millrace orchestrator")
 

@@ -2,8 +2,8 @@
 
 :class:`RunMetrics` counts from the run events the orchestrator committed: the shell calls
 :meth:`RunMetrics.observe` with them after the commit, so a rolled-back decision counts nothing. It
-also writes a log line when a run starts, is throttled or ends, with the run's ids bound, so a run
-can be followed across services' logs.
+also writes a log line when a run is throttled or ends (with its workflow, trigger kind and duration)
+and, at DEBUG, when it starts, with the run's ids, so a run can be followed across services' logs.
 :class:`RunGauges` reads what is a state rather than an event (runs running, waiting for approval,
 not progressing; timers due and overdue) from the database on a timer.
 """
@@ -169,12 +169,12 @@ class RunMetrics:
                 self._remember(event.run_id, facts)
                 count(self.started, tenant, facts.trigger)
                 self._count_workflow(count, tenant, facts.workflow_id, "started")
-                _log_run(event, "run started", workflow_id=facts.workflow_id, trigger=event.trigger.kind)
+                _log_run(event, "run started", logging.DEBUG, workflow_id=facts.workflow_id, trigger=event.trigger.kind)
             elif isinstance(event, RunThrottled):
                 tenant = self._tenant(event.tenant_id)
                 count(self.throttled, tenant, self._trigger(event.trigger.kind))
                 self._count_workflow(count, tenant, str(event.workflow_id), "throttled")
-                _log_run(event, "run throttled", workflow_id=event.workflow_id, reason=event.reason)
+                _log_run(event, "run throttled", logging.INFO, workflow_id=event.workflow_id, reason=event.reason)
             elif isinstance(event, RunRetried):
                 count(self.retried, self._tenant(event.tenant_id))
             elif isinstance(event, NodeRetryScheduled):
@@ -190,11 +190,13 @@ class RunMetrics:
         # A retried run may finish again: it was forgotten at its first end, so it counts as unknown.
         facts = self._runs.pop(event.run_id, None)
         count(self.finished, tenant, facts.trigger if facts else UNKNOWN, outcome)
+        about: dict[str, object] = {}
         if facts is not None:
-            seconds = (event.occurred_at - facts.started_at).total_seconds()
-            self.duration.labels(outcome).observe(max(0.0, seconds))
+            seconds = max(0.0, (event.occurred_at - facts.started_at).total_seconds())
+            self.duration.labels(outcome).observe(seconds)
+            about = {"workflow_id": facts.workflow_id, "trigger": facts.trigger, "duration_ms": round(seconds * 1000, 1)}
         self._count_workflow(count, tenant, facts.workflow_id if facts else UNKNOWN, outcome)
-        _log_run(event, "run finished", outcome=outcome)
+        _log_run(event, "run finished", logging.INFO, outcome=outcome, **about)
 
     def _remember(self, run_id: UUID, facts: _RunFacts) -> None:
         self._runs[run_id] = facts
@@ -206,9 +208,9 @@ class RunMetrics:
             count(self.per_workflow, tenant, workflow_id, outcome)
 
 
-def _log_run(event: RunEvent, message: str, **ids: object) -> None:
-    if log.isEnabledFor(logging.INFO):
-        log.info(message, extra={"ids": {"run_id": event.run_id, "tenant_id": event.tenant_id, **ids}})
+def _log_run(event: RunEvent, message: str, level: int, **ids: object) -> None:
+    if log.isEnabledFor(level):
+        log.log(level, message, extra={"ids": {"run_id": event.run_id, "tenant_id": event.tenant_id, **ids}})
 
 
 class RunGauges:
