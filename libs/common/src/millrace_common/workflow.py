@@ -127,6 +127,11 @@ class WorkflowDefinition(_Frozen):
         """The nodes of a for_each's body (those whose ``parentId`` is ``for_each_id``)."""
         return self._bodies.get(for_each_id, ())
 
+    @cached_property
+    def top_level(self) -> tuple[Node, ...]:
+        """The nodes outside every for_each body."""
+        return tuple(n for n in self.nodes if n.parent_id is None)
+
     @property
     def trigger(self) -> TriggerNode:
         return next(n for n in self.nodes if isinstance(n, TriggerNode))

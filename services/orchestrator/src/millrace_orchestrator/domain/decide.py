@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -357,7 +358,7 @@ def _settle(builder: _Builder) -> None:
             progressed |= _fill_loop(builder, node, scope)
     definition = builder.state.definition
     if builder.state.status is RunStatus.RUNNING and all(
-        builder.state.node(n.id).status in TERMINAL_NODE_STATUSES for n in definition.nodes if n.parent_id is None
+        builder.state.node(n.id).status in TERMINAL_NODE_STATUSES for n in definition.top_level
     ):
         builder.emit(RunCompleted)
 
@@ -365,7 +366,7 @@ def _settle(builder: _Builder) -> None:
 def _advance_scope(builder: _Builder, parent_id: str | None, scope: str) -> bool:
     """One pass over a scope (the top level, or one item of a for_each); True if anything moved."""
     definition = builder.state.definition
-    members = definition.body(parent_id) if parent_id else tuple(n for n in definition.nodes if n.parent_id is None)
+    members = definition.body(parent_id) if parent_id else definition.top_level
     progressed = False
     for node in members:
         if builder.state.status is not RunStatus.RUNNING:
@@ -458,7 +459,7 @@ def template_context(state: RunState, parent_id: str | None = None, scope: str =
     ``nodes`` then includes the body's nodes of the same item. Built from the definition, so its
     cost does not grow with the number of items a loop has run."""
     trigger = state.trigger
-    visible = [(n.id, n.id) for n in state.definition.nodes if n.parent_id is None]
+    visible = [(n.id, n.id) for n in state.definition.top_level]
     if parent_id is not None:
         visible += [(n.id, instance_key(n.id, scope)) for n in state.definition.body(parent_id)]
     nodes: dict[str, JsonValue] = {}
@@ -524,13 +525,34 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
 
 
 def _holds(builder: _Builder, node: Node, scope: str, condition: Condition) -> bool:
-    rendered = _rendered_condition(builder, node, scope, condition)
-    return evaluate(rendered, template_context(builder.state, node.parent_id, scope), now=builder.now)
+    context = template_context(builder.state, node.parent_id, scope)
+    return evaluate(_rendered_condition(builder, context, condition), context, now=builder.now)
 
 
-def _rendered_condition(builder: _Builder, node: Node, scope: str, condition: Condition) -> Condition:
+def _rendered_condition(builder: _Builder, context: dict[str, JsonValue], condition: Condition) -> Condition:
     """The tree with the templates in its compared values rendered (its field paths are literal)."""
-    return parse_condition(_render(builder, node, scope, condition.model_dump(mode="json", by_alias=True)))
+    dumped = _templated_condition(condition)
+    if dumped is None:
+        return condition
+    return parse_condition(render_value(dumped, context, now=builder.now, new_id=builder.new_id))
+
+
+_TEMPLATED: dict[int, tuple[Condition, JsonValue | None]] = {}
+
+
+def _templated_condition(condition: Condition) -> JsonValue | None:
+    """The condition as JSON when any of its values is a template, else None (it is used as it is).
+    Remembered per condition object (a definition's conditions live as long as the definition)."""
+    known = _TEMPLATED.get(id(condition))
+    if known is not None and known[0] is condition:
+        return known[1]
+    dumped = condition.model_dump(mode="json", by_alias=True)
+    text = json.dumps(dumped)
+    templated = dumped if ("{{" in text or "{%" in text or "{#" in text) else None
+    if len(_TEMPLATED) >= 4096:
+        _TEMPLATED.clear()
+    _TEMPLATED[id(condition)] = (condition, templated)
+    return templated
 
 
 def _wait(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
