@@ -138,6 +138,10 @@ class BatchConsumer:
     after ``retry_seconds`` (handlers are idempotent; what can never be handled goes to a dead-letter
     topic instead). One consumer for all of a service's topics means one fetch loop, one poll and one
     handler call per batch, where a subscriber per topic polls and handles each on its own.
+
+    Offsets are committed by a task of their own, the newest handled ones at a time, so the next poll
+    does not wait for the commit's round trip. A crash can therefore redeliver a few batches more than
+    the last one; handlers are idempotent, so that costs only their time.
     """
 
     def __init__(
@@ -155,6 +159,8 @@ class BatchConsumer:
         self._topics = [namespace.topic(t) for t in topics]
         self._handle = handle
         self._retry_seconds = retry_seconds
+        self._handled: dict[TopicPartition, int] = {}
+        self._to_commit = asyncio.Event()
 
     async def run(self) -> None:
         settings = self._settings
@@ -169,6 +175,7 @@ class BatchConsumer:
             max_poll_records=settings.kafka_max_poll_records,
         )
         await consumer.start()
+        committer = asyncio.create_task(self._commit_handled(consumer), name="kafka-commit")
         try:
             while True:
                 polled = await consumer.getmany(
@@ -177,7 +184,27 @@ class BatchConsumer:
                 if polled:
                     await self._handle_polled(consumer, polled)
         finally:
+            committer.cancel()
+            await asyncio.gather(committer, return_exceptions=True)
+            await self._commit(consumer)
             await consumer.stop()
+
+    async def _commit_handled(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            await self._to_commit.wait()
+            self._to_commit.clear()
+            await self._commit(consumer)
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        offsets, self._handled = self._handled, {}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as error:
+            # The partitions moved to another member meanwhile: it handles the records again and
+            # finds them processed (the processed-message record was written with their effects).
+            log.warning("offsets not committed after a rebalance", extra={"ids": {"error": type(error).__name__}})
 
     async def _handle_polled(
         self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]
@@ -193,9 +220,5 @@ class BatchConsumer:
                 consumer.seek(partition, batch[0].offset)
             await asyncio.sleep(self._retry_seconds)
             return
-        try:
-            await consumer.commit({partition: batch[-1].offset + 1 for partition, batch in polled.items()})
-        except KafkaError as error:
-            # The partitions moved to another member meanwhile: it handles the records again and
-            # finds them processed (the processed-message record was written with their effects).
-            log.warning("offsets not committed after a rebalance", extra={"ids": {"error": type(error).__name__}})
+        self._handled.update({partition: batch[-1].offset + 1 for partition, batch in polled.items()})
+        self._to_commit.set()
