@@ -139,8 +139,8 @@ class BatchConsumer:
     topic instead). One consumer for all of a service's topics means one fetch loop, one poll and one
     handler call per batch, where a subscriber per topic polls and handles each on its own.
 
-    Offsets are committed by a task of their own, the newest handled ones at a time, so the next poll
-    does not wait for the commit's round trip. A crash can therefore redeliver a few batches more than
+    Offsets are committed by a task of their own, the newest handled ones at most every 0.1 s, so the
+    next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches more than
     the last one; handlers are idempotent, so that costs only their time.
     """
 
@@ -189,11 +189,13 @@ class BatchConsumer:
             await self._commit(consumer)
             await consumer.stop()
 
-    async def _commit_handled(self, consumer: AIOKafkaConsumer) -> None:
+    async def _commit_handled(self, consumer: AIOKafkaConsumer, *, every_seconds: float = 0.1) -> None:
+        """Commit what was handled, at most every ``every_seconds`` (the batches between coalesce)."""
         while True:
             await self._to_commit.wait()
             self._to_commit.clear()
             await self._commit(consumer)
+            await asyncio.sleep(every_seconds)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         offsets, self._handled = self._handled, {}

@@ -173,19 +173,31 @@ class LiveRelay:
         self._orphan_age = orphan_age_seconds
         self._batch_size = batch_size
         self._pending: deque[tuple[list[int], list[Record]]] = deque()
+        self._in_flight: deque[tuple[list[int], list[Record], asyncio.Future]] = deque()
+        self._acked: list[int] = []
+        self._acked_since = 0.0
         self._woken = asyncio.Event()
         self._partitions: dict[str, list[int]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._sending = asyncio.Lock()
 
-    def hand_over(self, ids: Sequence[int], messages: Sequence[Record]) -> None:
-        """Rows just committed (their ids, and their messages in the same order) to publish now."""
-        if ids:
-            self._pending.append((list(ids), list(messages)))
+    async def hand_over(self, ids: Sequence[int], messages: Sequence[Record]) -> None:
+        """Rows just committed (their ids, and their messages) to publish now: they go to the
+        producer's record batches before this returns (behind anything handed over before), and the
+        acknowledgement is awaited by the relay's own task. Nothing is raised here: a send that fails
+        leaves the rows queued, and the relay's task sends them again."""
+        if not ids:
+            return
+        self._pending.append((list(ids), list(messages)))
+        producer = self._producer
+        if producer is None:
             self._woken.set()
-
-    @property
-    def backlog(self) -> int:
-        """Messages handed over and not yet acknowledged by Kafka."""
-        return sum(len(ids) for ids, _ in self._pending)
+            return
+        try:
+            await self._send_handed_over(producer)
+        except Exception:
+            log.exception("handing rows to Kafka failed; the relay sends them again")
+            self._woken.set()
 
     async def run(self) -> None:
         """The background pass; restarted by the service after an error, with what was handed over
@@ -199,21 +211,57 @@ class LiveRelay:
             partitioner=key_partitioner,
         )
         await producer.start()
+        # After a restart, what was sent and not acknowledged goes again, first and in its order.
+        self._pending.extendleft(reversed([(ids, messages) for ids, messages, _ in self._in_flight]))
+        self._in_flight.clear()
+        self._producer = producer
         try:
             await self._sweep(producer, older_than_seconds=0)
             next_sweep = time.monotonic() + self._sweep_interval
             while True:
+                busy = self._in_flight or self._acked
                 try:
-                    await asyncio.wait_for(self._woken.wait(), timeout=self._sweep_interval)
+                    await asyncio.wait_for(self._woken.wait(), timeout=0.02 if busy else self._sweep_interval)
                 except TimeoutError:
                     pass
                 self._woken.clear()
-                await self._publish_handed_over(producer)
+                await self._send_handed_over(producer)
+                await self._forget_acknowledged()
                 if time.monotonic() >= next_sweep:
                     await self._sweep(producer, older_than_seconds=self._orphan_age)
                     next_sweep = time.monotonic() + self._sweep_interval
         finally:
+            self._producer = None
             await producer.stop()
+
+    async def _send_handed_over(self, producer: AIOKafkaProducer) -> None:
+        """Send everything handed over, without waiting for the acknowledgements of what went before:
+        the idempotent producer keeps each partition's order, and the lock keeps the order of sends."""
+        async with self._sending:
+            while self._pending:
+                ids, messages = self._pending[0]
+                acks = asyncio.gather(*await self._send(producer, messages))
+                acks.add_done_callback(lambda _: self._woken.set())
+                self._pending.popleft()
+                self._in_flight.append((ids, messages, acks))
+
+    async def _forget_acknowledged(self) -> None:
+        """Collect the ids Kafka acknowledged, in order (a failed send raises, and the service restarts
+        the relay, which sends again what is not acknowledged); delete them when 1,000 are waiting or
+        the oldest has waited 0.1 s: a delete a batch cost as much as the rest of the relay."""
+        while self._in_flight and self._in_flight[0][2].done():
+            ids, _, acks = self._in_flight[0]
+            acks.result()
+            self._in_flight.popleft()
+            if not self._acked:
+                self._acked_since = time.monotonic()
+            self._acked.extend(ids)
+        if self._acked and (len(self._acked) >= 1000 or time.monotonic() - self._acked_since >= 0.1):
+            ids, self._acked = self._acked, []
+            async with self._connections.connection() as connection:
+                await connection.execute(
+                    "delete from outbox where id = any(cast(%s as bigint[]))", ("{" + ",".join(map(str, ids)) + "}",)
+                )
 
     async def _send(self, producer: AIOKafkaProducer, messages: Sequence[Record]) -> list[asyncio.Future]:
         """Send messages as one record batch per partition (split when a batch is full), keeping each
@@ -235,17 +283,6 @@ class LiveRelay:
                     batch.append(timestamp=None, key=key, value=value)  # a batch's first record always fits
             acks.append(await producer.send_batch(batch, topic, partition=partition))
         return acks
-
-    async def _publish_handed_over(self, producer: AIOKafkaProducer) -> None:
-        while self._pending:
-            entries = list(self._pending)
-            acks = await self._send(producer, [message for _, messages in entries for message in messages])
-            await asyncio.gather(*acks)
-            for _ in entries:
-                self._pending.popleft()
-            ids = ",".join(str(i) for ids, _ in entries for i in ids)
-            async with self._connections.connection() as connection:
-                await connection.execute("delete from outbox where id = any(cast(%s as bigint[]))", ("{" + ids + "}",))
 
     async def _sweep(self, producer: AIOKafkaProducer, *, older_than_seconds: float) -> int:
         """Publish and delete other instances' rows older than ``older_than_seconds``."""

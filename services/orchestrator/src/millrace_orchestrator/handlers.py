@@ -131,7 +131,7 @@ class RunMessageHandler:
                     result = await connection.execute(text(write.sql), write.params)
                     ids = [int(i) for i in (result.scalar_one() or "").split(",") if i]
             # Only after the commit: a rolled-back decision leaves the cache at the state before it.
-            self._relay.hand_over(ids, outgoing)
+            await self._relay.hand_over(ids, outgoing)
             self._states.put(decision.state or state)
             self._observe(decision.events)
 
@@ -205,7 +205,7 @@ class RunMessageHandler:
                     ids = await write_batch(connection, write)
             except psycopg.IntegrityError as error:
                 raise WriteConflict(str(error)) from error
-        self._relay.hand_over(ids, outgoing)
+        await self._relay.hand_over(ids, outgoing)
         for state in states.values():
             self._states.put(state)
         self._observe(events)

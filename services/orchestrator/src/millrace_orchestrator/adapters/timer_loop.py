@@ -80,7 +80,7 @@ class TimerLoop:
             write = outbox_write(self._namespace, self._relay.tag, commands, returning_ids=True)
             ids = list((await connection.execute(text(write.sql), write.params)).scalars())
             await connection.execute(delete(timers).where(timers.c.timer_id.in_([row.timer_id for row in due])))
-        self._relay.hand_over(ids, records(self._namespace, commands))
+        await self._relay.hand_over(ids, records(self._namespace, commands))
         return len(due)
 
     async def prune_starts(self) -> int:
