@@ -207,7 +207,7 @@ class LiveRelay:
             client_id=f"millrace-{self._settings.service_name}-relay",
             acks="all",
             enable_idempotence=True,
-            linger_ms=self._settings.kafka_linger_ms,
+            linger_ms=0,  # the relay builds whole record batches itself: lingering would only delay them
             partitioner=key_partitioner,
         )
         await producer.start()
