@@ -139,6 +139,11 @@ class BatchConsumer:
     topic instead). One consumer for all of a service's topics means one fetch loop, one poll and one
     handler call per batch, where a subscriber per topic polls and handles each on its own.
 
+    A task of its own polls all the time and buffers what it gets here (at most two batches' worth),
+    so the client's fetcher keeps fetching while a batch is handled: aiokafka sends no fetch to a
+    broker while records it fetched from it are not taken, so a consumer that polled only between
+    batches let records that reached the broker mid-batch wait out the next batch too.
+
     Offsets are committed by a task of their own, the newest handled ones at most every 0.1 s, so the
     next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches more than
     the last one; handlers are idempotent, so that costs only their time.
@@ -161,6 +166,9 @@ class BatchConsumer:
         self._retry_seconds = retry_seconds
         self._handled: dict[TopicPartition, int] = {}
         self._to_commit = asyncio.Event()
+        self._polled: list[dict[TopicPartition, list[ConsumerRecord]]] = []
+        self._arrived = asyncio.Event()
+        self._taken = asyncio.Event()
 
     async def run(self) -> None:
         settings = self._settings
@@ -176,18 +184,60 @@ class BatchConsumer:
         )
         await consumer.start()
         committer = asyncio.create_task(self._commit_handled(consumer), name="kafka-commit")
+        poller: asyncio.Task[None] | None = None
         try:
             while True:
-                polled = await consumer.getmany(
-                    timeout_ms=settings.kafka_batch_timeout_ms, max_records=settings.kafka_max_poll_records
-                )
-                if polled:
-                    await self._handle_polled(consumer, polled)
+                if poller is None:
+                    self._polled.clear()
+                    poller = asyncio.create_task(self._poll(consumer), name="kafka-poll")
+                batch = await self._next_batch(poller)
+                if not await self._handle_polled(batch):
+                    # Seek back only once nothing polls: what was polled past the batch is dropped.
+                    poller.cancel()
+                    await asyncio.gather(poller, return_exceptions=True)
+                    poller = None
+                    for partition, records in batch.items():
+                        consumer.seek(partition, records[0].offset)
+                    await asyncio.sleep(self._retry_seconds)
         finally:
-            committer.cancel()
-            await asyncio.gather(committer, return_exceptions=True)
+            for task in (poller, committer):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await self._commit(consumer)
             await consumer.stop()
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        settings = self._settings
+        while True:
+            while sum(len(r) for polled in self._polled for r in polled.values()) >= 2 * settings.kafka_max_poll_records:
+                self._taken.clear()
+                await self._taken.wait()
+            polled = await consumer.getmany(
+                timeout_ms=settings.kafka_batch_timeout_ms, max_records=settings.kafka_max_poll_records
+            )
+            if polled:
+                self._polled.append(polled)
+                self._arrived.set()
+
+    async def _next_batch(self, poller: asyncio.Task[None]) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Everything polled so far (waiting for the first records), merged per partition in order,
+        about ``max_poll_records`` records at most; the rest waits for the next batch."""
+        while not self._polled:
+            self._arrived.clear()
+            arrived = asyncio.create_task(self._arrived.wait())
+            done, _ = await asyncio.wait({arrived, poller}, return_when=asyncio.FIRST_COMPLETED)
+            arrived.cancel()
+            if poller in done:
+                poller.result()  # the poller failed: its error ends this run (the service restarts it)
+        batch: dict[TopicPartition, list[ConsumerRecord]] = {}
+        taken = 0
+        while self._polled and taken < self._settings.kafka_max_poll_records:
+            for partition, records in self._polled.pop(0).items():
+                batch.setdefault(partition, []).extend(records)
+                taken += len(records)
+        self._taken.set()
+        return batch
 
     async def _commit_handled(self, consumer: AIOKafkaConsumer, *, every_seconds: float = 0.1) -> None:
         """Commit what was handled, at most every ``every_seconds`` (the batches between coalesce)."""
@@ -208,9 +258,7 @@ class BatchConsumer:
             # finds them processed (the processed-message record was written with their effects).
             log.warning("offsets not committed after a rebalance", extra={"ids": {"error": type(error).__name__}})
 
-    async def _handle_polled(
-        self, consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[ConsumerRecord]]
-    ) -> None:
+    async def _handle_polled(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
         records = [record for batch in polled.values() for record in batch]
         try:
             await self._handle(records)
@@ -218,9 +266,7 @@ class BatchConsumer:
             raise
         except Exception:
             log.exception("a polled batch failed; it will be polled again", extra={"ids": {"records": len(records)}})
-            for partition, batch in polled.items():
-                consumer.seek(partition, batch[0].offset)
-            await asyncio.sleep(self._retry_seconds)
-            return
+            return False
         self._handled.update({partition: batch[-1].offset + 1 for partition, batch in polled.items()})
         self._to_commit.set()
+        return True
