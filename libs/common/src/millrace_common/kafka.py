@@ -192,12 +192,17 @@ class BatchConsumer:
                     poller = asyncio.create_task(self._poll(consumer), name="kafka-poll")
                 batch = await self._next_batch(poller)
                 if not await self._handle_polled(batch):
-                    # Seek back only once nothing polls: what was polled past the batch is dropped.
+                    # Stop polling, then seek every partition back to its first record not handled:
+                    # the failed batch's, or one polled past it and dropped with the buffer.
                     poller.cancel()
                     await asyncio.gather(poller, return_exceptions=True)
                     poller = None
-                    for partition, records in batch.items():
-                        consumer.seek(partition, records[0].offset)
+                    first: dict[TopicPartition, int] = {}
+                    for polled in (batch, *self._polled):
+                        for partition, records in polled.items():
+                            first.setdefault(partition, records[0].offset)
+                    for partition, offset in first.items():
+                        consumer.seek(partition, offset)
                     await asyncio.sleep(self._retry_seconds)
         finally:
             for task in (poller, committer):

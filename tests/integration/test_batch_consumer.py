@@ -1,0 +1,142 @@
+"""``BatchConsumer`` against a real broker: every record reaches the handler in partition order, a
+batch whose handler raised comes again (with what was polled past it), and what was handled is
+committed, so a new member of the group starts after it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+
+import pytest
+from aiokafka import AIOKafkaProducer, ConsumerRecord
+
+from millrace_common.kafka import BatchConsumer
+from millrace_common.settings import ServiceSettings
+from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+KEYS = [f"run-{n}" for n in range(8)]
+
+
+def settings(infra: Infra, namespace: str) -> ServiceSettings:
+    return ServiceSettings(
+        service_name="consumer-test",
+        namespace=namespace,
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=infra.database_url,
+        kafka_max_poll_records=20,
+    )
+
+
+async def produce(infra: Infra, namespace: str, count: int, start: int = 0) -> None:
+    """``count`` records spread over both topics and eight keys; a value is the key's running number."""
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        names = [Namespace(namespace).topic(RUNS_COMMANDS), Namespace(namespace).topic(NODES_RESULTS)]
+        sends = []
+        for n in range(start, start + count):
+            key = KEYS[n % len(KEYS)]
+            sends.append(await producer.send(names[n % 2], f"{key}:{n}".encode(), key=key.encode()))
+        await asyncio.gather(*sends)
+    finally:
+        await producer.stop()
+
+
+async def consume_until(consumer: BatchConsumer, seen: list[ConsumerRecord], count: int, timeout: float = 60) -> None:
+    task = asyncio.create_task(consumer.run())
+    deadline = time.monotonic() + timeout
+    try:
+        while len({(r.topic, r.partition, r.offset) for r in seen}) < count:
+            if task.done():
+                task.result()
+            assert time.monotonic() < deadline, f"{len(seen)} records of {count} in {timeout} s"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # let the committer commit what was handled
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def in_partition_order(seen: list[ConsumerRecord]) -> bool:
+    last: dict[tuple[str, int], int] = {}
+    for record in seen:
+        where = (record.topic, record.partition)
+        if record.offset <= last.get(where, -1):
+            return False
+        last[where] = record.offset
+    return True
+
+
+def test_a_failed_batch_comes_again_and_nothing_is_lost_or_reordered(infra: Infra, namespace: str) -> None:
+    async def scenario() -> None:
+        await produce(infra, namespace, 200)
+        handled: list[ConsumerRecord] = []
+        attempts: defaultdict[tuple[str, int, int], int] = defaultdict(int)
+        failures = {"left": 3}
+
+        async def handle(records: list[ConsumerRecord]) -> None:
+            for record in records:
+                attempts[(record.topic, record.partition, record.offset)] += 1
+            if failures["left"] and len(handled) >= 40:
+                failures["left"] -= 1
+                raise RuntimeError("the handler failed")  # nothing of this batch counts as handled
+            handled.extend(records)
+
+        consumer = BatchConsumer(
+            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, [RUNS_COMMANDS, NODES_RESULTS], handle, retry_seconds=0.1
+        )
+        await consume_until(consumer, handled, 200)
+        assert failures["left"] == 0, "the handler was made to fail three times"
+        keys = {(r.topic, r.partition, r.offset) for r in handled}
+        assert len(keys) == 200 == len(handled), "every record handled once after its batch failed"
+        assert in_partition_order(handled)
+        assert max(attempts.values()) >= 2, "the failed batches were polled again"
+
+        # A new member of the group starts after what was handled and committed.
+        await produce(infra, namespace, 30, start=200)
+        later: list[ConsumerRecord] = []
+
+        async def handle_later(records: list[ConsumerRecord]) -> None:
+            later.extend(records)
+
+        again = BatchConsumer(
+            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, [RUNS_COMMANDS, NODES_RESULTS], handle_later
+        )
+        await consume_until(again, later, 30)
+        values = sorted(int(r.value.decode().split(":")[1]) for r in later)
+        assert values == list(range(200, 230)), "only the records produced after the commit come again"
+
+    asyncio.run(scenario())
+
+
+def test_records_polled_while_a_batch_is_handled_wait_for_the_next_batch(infra: Infra, namespace: str) -> None:
+    """The poller keeps fetching during a slow batch; what it buffered becomes the next batch(es),
+    never more than about ``max_poll_records`` at a time, still in partition order."""
+
+    async def scenario() -> None:
+        await produce(infra, namespace, 10)
+        handled: list[ConsumerRecord] = []
+        sizes: list[int] = []
+        produced_more = {"done": False}
+
+        async def handle(records: list[ConsumerRecord]) -> None:
+            sizes.append(len(records))
+            handled.extend(records)
+            if not produced_more["done"]:
+                produced_more["done"] = True
+                await produce(infra, namespace, 90, start=10)
+                await asyncio.sleep(1.0)  # a slow batch: the poller fetches the 90 meanwhile
+
+        consumer = BatchConsumer(
+            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, [RUNS_COMMANDS, NODES_RESULTS], handle
+        )
+        await consume_until(consumer, handled, 100)
+        assert len(handled) == 100
+        assert in_partition_order(handled)
+        assert max(sizes[1:]) <= 40, f"batches after the slow one stay near max_poll_records: {sizes}"
+
+    asyncio.run(scenario())
