@@ -351,6 +351,7 @@ async def for_each_figures(
     producer: AIOKafkaProducer,
     namespace: Namespace,
     completions: Completions,
+    process: OrchestratorProcess,
     sizes: dict[str, list[int]],
     timeout: float,
 ) -> list[Figure]:
@@ -362,6 +363,7 @@ async def for_each_figures(
         took: dict[int, float] = {}
         for items in item_counts:
             command = starter.command(0, {"items": list(range(items))})
+            cpu_before = process.cpu_seconds()
             began = time.time()
             await asyncio.gather(await starter.send(command))
             try:
@@ -372,9 +374,11 @@ async def for_each_figures(
                 print(f"  {figures[-1].what}: not done in {timeout:.0f} s", flush=True)
                 continue
             took[items] = completions.received[command.run_id] - began
+            cpu = process.cpu_seconds() - cpu_before
             events = log_events(database, [command.run_id])
             what = f"for_each {items:,} items, {body} body"
-            figures.append(Figure(what, took[items], "s", f"{events:,} events"))
+            note = f"{events:,} events; orchestrator CPU {cpu / items * 1000:.2f} ms an item"
+            figures.append(Figure(what, took[items], "s", note))
             print(f"  {figures[-1].what}: {took[items]:.1f} s", flush=True)
         if 1_000 in took and 10_000 in took:
             ratio = took[10_000] / took[1_000]
@@ -440,7 +444,7 @@ async def bench(
                 runner = asyncio.create_task(stand_in_runner(infra, namespace, producer))
                 sizes = {"set": options.set_items, "http": options.http_items}
                 figures = await for_each_figures(
-                    database, producer, namespace, completions, sizes, options.for_each_timeout
+                    database, producer, namespace, completions, process, sizes, options.for_each_timeout
                 )
                 print_figures("orchestrator shell: for_each, max_concurrency 50", figures)
     finally:

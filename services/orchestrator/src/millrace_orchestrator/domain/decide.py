@@ -96,6 +96,9 @@ class _Builder:
         self.message = message
         self.now = now
         self.new_id = new_id
+        # for_each item scopes (``[3]``, ``[3][1]``) an event changed since ``_settle`` last looked:
+        # a decision ends settled, so only these can move, and the rest are not looked at again.
+        self.touched: set[str] = set()
 
     def emit(self, event_type: type[RunEvent], **fields: object) -> None:
         event = event_type(
@@ -110,6 +113,15 @@ class _Builder:
         )
         self.events.append(event)
         self.state = evolve(self.state, event)
+        node_ids = fields.get("node_ids") or ()
+        node_id = fields.get("node_id")
+        for key in (node_id, *node_ids):  # type: ignore[misc]
+            if isinstance(key, str):
+                _, scope = split_key(key)
+                if scope:
+                    self.touched.add(scope)
+                if event_type is ForEachItemScheduled:
+                    self.touched.add(f"{scope}[{fields['index']}]")
 
     def timer(self, purpose: TimerPurpose, fire_at: datetime, node_id: str | None = None, attempt: int | None = None) -> None:
         self.emit(TimerScheduled, timer_id=self.new_id(), fire_at=fire_at, purpose=purpose, node_id=node_id, attempt=attempt)
@@ -345,6 +357,11 @@ def _settle(builder: _Builder) -> None:
     loops, and finish the run when nothing is left (dead-path elimination: joins never hang)."""
     progressed = True
     while progressed and builder.state.status is RunStatus.RUNNING:
+        touched, builder.touched = builder.touched, set()
+        items_touched: dict[str, set[int]] = {}
+        for item_scope in touched:
+            outer, index = outer_scope(item_scope)
+            items_touched.setdefault(outer, set()).add(index)
         progressed = _advance_scope(builder, None, "")
         # Sorted: a map's order follows the process's string hashing, and decisions must not.
         for loop_key in sorted(builder.state.loops.keys()):
@@ -353,7 +370,10 @@ def _settle(builder: _Builder) -> None:
             if builder.state.node(loop_key).status is not NodeStatus.SCHEDULED:
                 continue
             node, scope = _instance(builder.state, loop_key)
-            for index in sorted(builder.state.loops[loop_key].running.keys()):
+            # Only the items an event touched can move: looking at every running item made a
+            # message cost O(max_concurrency) in a loop with many items in flight.
+            running = builder.state.loops[loop_key].running
+            for index in sorted(i for i in items_touched.get(scope, ()) if i in running):
                 progressed |= _advance_scope(builder, node.id, f"{scope}[{index}]")
             progressed |= _fill_loop(builder, node, scope)
     definition = builder.state.definition
