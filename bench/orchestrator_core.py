@@ -29,6 +29,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Figure, edge, for_each_workflow, machine, node, print_figures
+from millrace_common.service import tune_garbage_collector
 from millrace_common.messages.node_commands import ExecuteNode, NodeSucceededResult
 from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
 from millrace_common.messages.run_events import RUN_EVENT, RunEvent
@@ -273,7 +274,8 @@ def main() -> None:
     if options.profile:
         profile(min(options.runs, 500))
         return
-    print(f"orchestrator core on {machine()}")
+    tune_garbage_collector()  # as the orchestrator service runs (millrace_common.service.serve)
+    print(f"orchestrator core on {machine()}; garbage collector tuned as in the services")
     title = "pure core: lead routing (set, condition, http, switch, delay, join)"
     print_figures(title, realistic_figures(options.runs))
     if not options.skip_for_each:

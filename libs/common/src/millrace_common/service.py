@@ -110,14 +110,19 @@ def _exit_cleanly(signum: int, _frame: object) -> None:
     sys.exit(0)
 
 
+def tune_garbage_collector() -> None:
+    """What start-up built (modules, the app) lives as long as the process: frozen, the collector no
+    longer scans it. Collecting the young generation every 50,000 allocations instead of 700 cut the
+    orchestrator's collector time per run from about 85 to 15 us, and keeps full collections (which
+    scan every live object, a big run's state included) rare."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run the app until SIGTERM or SIGINT; uvicorn drains requests and runs the lifespan's shutdown."""
     configure_logging(settings.service_name, settings.log_level)
-    # What start-up built (modules, the app) lives as long as the process: frozen, the collector no
-    # longer scans it. Collecting the young generation every 50,000 allocations instead of 700 cut
-    # the orchestrator's collector time per run from about 85 to 15 us.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    tune_garbage_collector()
     # uvicorn re-raises the stop signal once it has shut down; after a clean shutdown that is exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
