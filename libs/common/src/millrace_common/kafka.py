@@ -182,10 +182,11 @@ class BatchConsumer:
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             max_poll_records=settings.kafka_max_poll_records,
         )
-        await consumer.start()
-        committer = asyncio.create_task(self._commit_handled(consumer), name="kafka-commit")
+        committer: asyncio.Task[None] | None = None
         poller: asyncio.Task[None] | None = None
         try:
+            await consumer.start()
+            committer = asyncio.create_task(self._commit_handled(consumer), name="kafka-commit")
             while True:
                 if poller is None:
                     self._polled.clear()
@@ -209,7 +210,8 @@ class BatchConsumer:
                 if task is not None:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
-            await self._commit(consumer)
+            if committer is not None:
+                await self._commit(consumer)
             await consumer.stop()
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:

@@ -144,10 +144,12 @@ class LiveRelay:
     """Publishes outbox rows handed over by the code that has just committed them, then deletes them.
 
     Its rows carry the producer name ``<producer>@<instance>`` (:attr:`tag`), ``instance`` new for each
-    process, so the rows of a process that died between its commit and its publish are told apart: at
-    start, and then every ``sweep_interval_seconds`` for rows older than ``orphan_age_seconds``, the
-    relay publishes and deletes other instances' rows of the same producer (and rows written under
-    the plain producer name, as an :class:`OutboxRelay` producer writes them). Publishing happens in the
+    process. At start, and then every ``sweep_interval_seconds``, the relay publishes and deletes the
+    producer's rows older than ``orphan_age_seconds`` that it does not hold itself: those of a process
+    that died between its commit and its publish, rows under the plain producer name (as an
+    :class:`OutboxRelay` producer writes them), and its own rows that were written but never handed
+    over. A live instance's rows are normally gone within milliseconds, so only one that lags that
+    long sees its rows published twice. Publishing happens in the
     order rows were handed over, on a producer of the relay's own (idempotent, all acks), so a key's
     messages keep their order; after a crash, the swept rows may reach Kafka after newer ones of the
     same key, and a row may be published twice (consumers dedupe, as for any outbox).
@@ -210,13 +212,14 @@ class LiveRelay:
             linger_ms=0,  # the relay builds whole record batches itself: lingering would only delay them
             partitioner=key_partitioner,
         )
-        await producer.start()
-        # After a restart, what was sent and not acknowledged goes again, first and in its order.
-        self._pending.extendleft(reversed([(ids, messages) for ids, messages, _ in self._in_flight]))
-        self._in_flight.clear()
-        self._producer = producer
         try:
-            await self._sweep(producer, older_than_seconds=0)
+            await producer.start()
+            async with self._sending:
+                # After a restart, what was sent and not acknowledged goes again, first and in order.
+                self._pending.extendleft(reversed([(ids, messages) for ids, messages, _ in self._in_flight]))
+                self._in_flight.clear()
+                self._producer = producer
+            await self._sweep(producer, older_than_seconds=self._orphan_age)
             next_sweep = time.monotonic() + self._sweep_interval
             while True:
                 busy = self._in_flight or self._acked
@@ -232,20 +235,36 @@ class LiveRelay:
                     next_sweep = time.monotonic() + self._sweep_interval
         finally:
             self._producer = None
+            await self._flush_on_stop()
             await producer.stop()
+
+    async def _flush_on_stop(self, timeout_seconds: float = 5.0) -> None:
+        """On the way out, wait a little for what is in flight and delete what Kafka acknowledged,
+        so a clean stop leaves no rows for the next start to publish again."""
+        try:
+            pending = [acks for _, _, acks in self._in_flight]
+            if pending:
+                await asyncio.wait(pending, timeout=timeout_seconds)
+            self._acked_since = 0.0
+            await self._forget_acknowledged(force=True)
+        except Exception:
+            log.warning("outbox rows left for the next start to publish", exc_info=True)
 
     async def _send_handed_over(self, producer: AIOKafkaProducer) -> None:
         """Send everything handed over, without waiting for the acknowledgements of what went before:
         the idempotent producer keeps each partition's order, and the lock keeps the order of sends."""
         async with self._sending:
-            while self._pending:
-                ids, messages = self._pending[0]
-                acks = asyncio.gather(*await self._send(producer, messages))
+            while self._pending and self._producer is producer:
+                ids, messages = self._pending.popleft()
+                try:
+                    acks = asyncio.gather(*await self._send(producer, messages))
+                except BaseException:
+                    self._pending.appendleft((ids, messages))  # sent again, by this call or the next
+                    raise
                 acks.add_done_callback(lambda _: self._woken.set())
-                self._pending.popleft()
                 self._in_flight.append((ids, messages, acks))
 
-    async def _forget_acknowledged(self) -> None:
+    async def _forget_acknowledged(self, *, force: bool = False) -> None:
         """Collect the ids Kafka acknowledged, in order (a failed send raises, and the service restarts
         the relay, which sends again what is not acknowledged); delete them when 1,000 are waiting or
         the oldest has waited 0.1 s: a delete a batch cost as much as the rest of the relay."""
@@ -256,12 +275,16 @@ class LiveRelay:
             if not self._acked:
                 self._acked_since = time.monotonic()
             self._acked.extend(ids)
-        if self._acked and (len(self._acked) >= 1000 or time.monotonic() - self._acked_since >= 0.1):
+        if self._acked and (force or len(self._acked) >= 1000 or time.monotonic() - self._acked_since >= 0.1):
             ids, self._acked = self._acked, []
-            async with self._connections.connection() as connection:
-                await connection.execute(
-                    "delete from outbox where id = any(cast(%s as bigint[]))", ("{" + ",".join(map(str, ids)) + "}",)
-                )
+            try:
+                async with self._connections.connection() as connection:
+                    await connection.execute(
+                        "delete from outbox where id = any(cast(%s as bigint[]))", ("{" + ",".join(map(str, ids)) + "}",)
+                    )
+            except BaseException:
+                self._acked = ids + self._acked  # deleted on the next pass
+                raise
 
     async def _send(self, producer: AIOKafkaProducer, messages: Sequence[Record]) -> list[asyncio.Future]:
         """Send messages as one record batch per partition (split when a batch is full), keeping each
@@ -285,22 +308,28 @@ class LiveRelay:
         return acks
 
     async def _sweep(self, producer: AIOKafkaProducer, *, older_than_seconds: float) -> int:
-        """Publish and delete other instances' rows older than ``older_than_seconds``."""
+        """Publish and delete rows of this producer older than ``older_than_seconds`` that this relay
+        does not hold: another instance's that died between its write and its publish (or that lags
+        that long), rows under the plain producer name, and this instance's own rows that were
+        written but never handed over (a write whose reply was lost)."""
         total = 0
+        known = [i for ids, _ in self._pending for i in ids]
+        known += [i for ids, _, _ in self._in_flight for i in ids] + self._acked
+        held = "{" + ",".join(map(str, known)) + "}"
         while True:
             async with self._connections.connection() as connection, connection.transaction():
                 cursor = await connection.execute(
                     "delete from outbox where id in (select id from outbox"
-                    " where (producer = %s or producer like %s) and producer <> %s"
+                    " where (producer = %s or producer like %s) and not (id = any(cast(%s as bigint[])))"
                     " and created_at <= now() - make_interval(secs => %s)"
                     " order by id limit %s for update skip locked) returning id, topic, key, value",
-                    (self._producer_name, self._like, self.tag, older_than_seconds, self._batch_size),
+                    (self._producer_name, self._like, held, older_than_seconds, self._batch_size),
                 )
                 rows = sorted(await cursor.fetchall())
                 left = [(topic, bytes(key) if key is not None else None, bytes(value)) for _, topic, key, value in rows]
                 await asyncio.gather(*await self._send(producer, left))
             total += len(rows)
             if rows:
-                log.warning("published outbox rows another instance left", extra={"ids": {"count": len(rows)}})
+                log.warning("published outbox rows no relay had sent", extra={"ids": {"count": len(rows)}})
             if len(rows) < self._batch_size:
                 return total

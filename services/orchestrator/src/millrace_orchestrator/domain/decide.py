@@ -113,6 +113,11 @@ class _Builder:
         )
         self.events.append(event)
         self.state = evolve(self.state, event)
+        if event_type is RunRetried:
+            # A retried run looks at every item again: a run that ended mid-pass left some unseen.
+            for loop_key, loop in self.state.loops.items():
+                _, loop_scope = split_key(loop_key)
+                self.touched.update(f"{loop_scope}[{index}]" for index in loop.running.keys())
         node_ids = fields.get("node_ids") or ()
         node_id = fields.get("node_id")
         for key in (node_id, *node_ids):  # type: ignore[misc]
