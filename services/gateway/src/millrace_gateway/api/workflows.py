@@ -146,24 +146,31 @@ async def validate_workflow(body: ValidateBody, _: Reader) -> ValidationOut:
 @router.post("", status_code=201, response_model=WorkflowOut)
 async def create_workflow(body: WorkflowBody, editor: WorkflowEditor, engine: EngineDep) -> WorkflowOut:
     definition = _checked(body.definition)
+    async with engine.begin() as connection:
+        return await _new_draft(connection, editor.tenant_id, body.name, definition)
+
+
+async def _new_draft(
+    connection: AsyncConnection, tenant_id: str, name: str, definition: WorkflowDefinition
+) -> WorkflowOut:
+    """A new draft workflow whose version 1 is ``definition``."""
     workflow_id = uuid4()
     now = utc_now()
-    async with engine.begin() as connection:
-        await connection.execute(
-            insert(workflows).values(
-                id=workflow_id,
-                tenant_id=editor.tenant_id,
-                name=body.name,
-                status="draft",
-                latest_version=1,
-                active_version=None,
-                webhook_token=secrets.token_urlsafe(24),
-                created_at=now,
-                updated_at=now,
-            )
+    await connection.execute(
+        insert(workflows).values(
+            id=workflow_id,
+            tenant_id=tenant_id,
+            name=name,
+            status="draft",
+            latest_version=1,
+            active_version=None,
+            webhook_token=secrets.token_urlsafe(24),
+            created_at=now,
+            updated_at=now,
         )
-        await _add_version(connection, editor.tenant_id, workflow_id, 1, definition)
-        return await _load(connection, editor.tenant_id, workflow_id)
+    )
+    await _add_version(connection, tenant_id, workflow_id, 1, definition)
+    return await _load(connection, tenant_id, workflow_id)
 
 
 @router.get("", response_model=WorkflowPage)
@@ -277,23 +284,8 @@ async def duplicate_workflow(workflow_id: UUID, editor: WorkflowEditor, engine: 
     async with engine.begin() as connection:
         source = await _locked(connection, editor.tenant_id, workflow_id)
         definition = await _version(connection, workflow_id, source.latest_version, pointer="/path/workflow_id")
-        copy_id = uuid4()
-        now = utc_now()
-        await connection.execute(
-            insert(workflows).values(
-                id=copy_id,
-                tenant_id=editor.tenant_id,
-                name=source.name[: NAME_LIMIT - len(COPY_SUFFIX)] + COPY_SUFFIX,
-                status="draft",
-                latest_version=1,
-                active_version=None,
-                webhook_token=secrets.token_urlsafe(24),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        await _add_version(connection, editor.tenant_id, copy_id, 1, definition)
-        return await _load(connection, editor.tenant_id, copy_id)
+        name = source.name[: NAME_LIMIT - len(COPY_SUFFIX)] + COPY_SUFFIX
+        return await _new_draft(connection, editor.tenant_id, name, definition)
 
 
 @router.post("/{workflow_id}/pause", response_model=WorkflowOut)
