@@ -44,6 +44,7 @@ from millrace_orchestrator.adapters.run_store import (
     run_definition_ref,
     workflow_load,
     write_batch,
+    written_ids,
 )
 from millrace_orchestrator.domain.decide import Message, WorkflowLoad, decide
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve
@@ -128,8 +129,7 @@ class RunMessageHandler:
                 write, outgoing = self._write(decision.events, decision.commands, [])
                 ids: list[int] = []
                 if write is not None:
-                    result = await connection.execute(text(write.sql), write.params)
-                    ids = [int(i) for i in (result.scalar_one() or "").split(",") if i]
+                    ids = written_ids((await connection.execute(text(write.sql), write.params)).scalar_one())
             # Only after the commit: a rolled-back decision leaves the cache at the state before it.
             await self._relay.hand_over(ids, outgoing)
             self._states.put(decision.state or state)

@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_common.bulk import Write, execute_together, insert_write, rows_document, update_write
+from millrace_common.bulk import Write, insert_write, rows_document, update_write
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import RUN_EVENT, AnyRunEvent, RunEvent
 from millrace_common.pg import psycopg_sql
@@ -69,10 +69,8 @@ async def workflow_load(connection: AsyncConnection, tenant_id: str, workflow_id
     row = (
         await connection.execute(
             text(
-                "select (select coalesce(sum(started), 0) from workflow_starts"
-                "   where tenant_id = :tenant_id and workflow_id = :workflow_id and minute >= :since),"
-                " (select count(*) from runs"
-                "   where tenant_id = :tenant_id and workflow_id = :workflow_id and status = 'running')"
+                f"select {_LOAD_COUNTS}"
+                " from (select cast(:tenant_id as text), cast(:workflow_id as uuid)) as w(tenant_id, workflow_id)"
             ),
             {"tenant_id": tenant_id, "workflow_id": workflow_id, "since": start_minute(now - timedelta(hours=1))},
         )
@@ -118,21 +116,9 @@ class DefinitionCache:
         return self._entries[key]
 
 
-async def append(
-    connection: AsyncConnection,
-    events: Sequence[RunEvent],
-    *,
-    payloads: Sequence[str] | None = None,
-    together_with: Sequence[Write] = (),
-) -> None:
-    """Append events (their ``seq`` already assigned; a concurrent writer makes the insert fail), bring
-    the projections in step, and run ``together_with`` (the outbox rows): one statement, one round
-    trip, whatever the number of events. ``payloads`` are the events as JSON, when the caller has them."""
-    await execute_together(connection, [*append_writes(events, payloads=payloads), *together_with])
-
-
 def append_writes(events: Sequence[RunEvent], *, payloads: Sequence[str] | None = None) -> list[Write]:
-    """The writes of ``append``: the log rows and the projections (none without events).
+    """The log rows of ``events`` (their ``seq`` already assigned: a concurrent writer makes the
+    insert fail) and the projections they change (none without events).
 
     The events travel as one JSON array of their serialised text, and PostgreSQL takes the row's
     columns out of each (see :func:`observers_write`, which publishes the same text)."""
@@ -193,6 +179,13 @@ class BatchRead:
     """Per (tenant, workflow): runs started in the last hour (not throttled), runs running now."""
 
 
+_LOAD_COUNTS = (
+    # A workflow ``w``'s runs started since ``:since`` (summed per minute) and its runs running now.
+    "(select coalesce(sum(s.started), 0) from workflow_starts s"
+    " where s.tenant_id = w.tenant_id and s.workflow_id = w.workflow_id and s.minute >= :since),"
+    " (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
+    " and r.status = 'running')"
+)
 _READ_BATCH = psycopg_sql(
     # Each part probes an index once per key of the batch: the ``offset 0`` keeps the planner from
     # turning a lateral lookup into a join that scans the whole table (its row estimates for the
@@ -208,11 +201,7 @@ _READ_BATCH = psycopg_sql(
     "   from jsonb_to_recordset(cast(:tails as jsonb)) as t(run_id uuid, after_seq integer)"
     "   cross join lateral (select e.run_id, e.seq, e.payload from run_events e"
     "     where e.run_id = t.run_id and e.seq > t.after_seq offset 0) as x) as text),"
-    " (select coalesce(jsonb_agg(jsonb_build_array(w.tenant_id, w.workflow_id,"
-    "   (select coalesce(sum(s.started), 0) from workflow_starts s"
-    "     where s.tenant_id = w.tenant_id and s.workflow_id = w.workflow_id and s.minute >= :since),"
-    "   (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
-    "     and r.status = 'running'))), '[]')"
+    f" (select coalesce(jsonb_agg(jsonb_build_array(w.tenant_id, w.workflow_id, {_LOAD_COUNTS})), '[]')"
     "   from jsonb_to_recordset(cast(:workflows as jsonb)) as w(tenant_id text, workflow_id uuid))"
 )
 
@@ -265,7 +254,12 @@ async def write_batch(connection: psycopg.AsyncConnection[Any], write: Write) ->
     if cursor.description is None:
         return []
     row = await cursor.fetchone()
-    return [int(i) for i in row[0].split(",") if i] if row is not None and isinstance(row[0], str) else []
+    return written_ids(row[0] if row is not None else None)
+
+
+def written_ids(returned: object) -> list[int]:
+    """The ids a ``together(..., ids_of=...)`` statement returned (comma-separated text)."""
+    return [int(i) for i in returned.split(",") if i] if isinstance(returned, str) else []
 
 
 def projection_writes(writes: ProjectionWrites) -> list[Write]:
