@@ -148,7 +148,8 @@ def live_streams(gateway: str) -> dict[str, float]:
 
 def streams_settle_at(gateway: str, expected: dict[str, float], seconds: float = 10) -> dict[str, float]:
     """The live-stream gauges once they equal ``expected``, or as they are after ``seconds``: a stream
-    whose client went away is counted until the server's next write to it (a heartbeat) fails."""
+    whose client went away is counted until the server notices (the connection's close, or at worst
+    its next write)."""
     deadline = time.monotonic() + seconds
     while (found := live_streams(gateway)) != expected and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -292,7 +293,7 @@ def test_a_stream_drops_redelivered_events_fills_gaps_from_the_log_and_ends_when
                 first.append(message)
             if message.event == "timer.scheduled":
                 break
-        # Streams of the tests before may still be counted until their next heartbeat fails.
+        # Streams of the tests before are counted until the server notices their clients went away.
         assert streams_settle_at(gateway, {"run": 1.0, "workflow": 1.0}) == {"run": 1.0, "workflow": 1.0}
         # At-least-once delivery: an event the stream sent already comes again; and one arrives whose
         # predecessors this gateway never saw (its seq is far ahead of anything the log will hold).

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Send
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -32,6 +33,19 @@ SSE_RESPONSE = {200: {"content": {"text/event-stream": {}}, "description": "A st
 TERMINAL_STATUSES = frozenset(t.removeprefix("run.") for t in TERMINAL_TYPES)
 
 
+class EventStreamResponse(StreamingResponse):
+    """A streaming response that closes its event generator however the response ends. Starlette
+    stops iterating when the client goes away (the task is cancelled, or the write fails) but leaves
+    a generator paused at a ``yield`` to the garbage collector: until then the stream would still
+    follow its run, hold its inbox and be counted as open."""
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
 def _feed(request: Request) -> RunEventFeed:
     return request.app.state.feed
 
@@ -39,7 +53,7 @@ def _feed(request: Request) -> RunEventFeed:
 FeedDep = Annotated[RunEventFeed, Depends(_feed)]
 
 
-@router.get("/runs/{run_id}/events", response_class=StreamingResponse, responses=SSE_RESPONSE)
+@router.get("/runs/{run_id}/events", response_class=EventStreamResponse, responses=SSE_RESPONSE)
 async def follow_run(
     run_id: UUID,
     reader: Reader,
@@ -50,7 +64,7 @@ async def follow_run(
     last_event_id: Annotated[
         int | None, Header(ge=0, le=SEQ_LIMIT, description="Resume after this seq; wins over `after`")
     ] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Every event of the run in log order (``id`` = seq), then live ones; ends after the run's terminal
     event. A run asked for a moment ago may not be in the log yet: the stream waits a few seconds for it."""
     await _feed_ready(feed)
@@ -61,13 +75,13 @@ async def follow_run(
         await asyncio.sleep(0.2)
     start = last_event_id if last_event_id is not None else after or 0
     stream = _run_stream(feed, engine, reader.tenant_id, run_id, start, settings.live_heartbeat_seconds)
-    return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
+    return EventStreamResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
-@router.get("/workflows/{workflow_id}/events", response_class=StreamingResponse, responses=SSE_RESPONSE)
+@router.get("/workflows/{workflow_id}/events", response_class=EventStreamResponse, responses=SSE_RESPONSE)
 async def follow_workflow(
     workflow_id: UUID, reader: Reader, engine: EngineDep, feed: FeedDep, settings: SettingsDep
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Events of every run of the workflow from now on (``id`` = ``<run_id>/<seq>``); never ends by itself."""
     async with engine.connect() as connection:
         found = await connection.execute(
@@ -77,7 +91,7 @@ async def follow_workflow(
             raise not_found("workflow")
     await _feed_ready(feed)
     stream = _workflow_stream(feed, reader.tenant_id, workflow_id, settings.live_heartbeat_seconds)
-    return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
+    return EventStreamResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
 async def _feed_ready(feed: RunEventFeed) -> None:
