@@ -25,6 +25,7 @@ import asyncio
 import json
 import os
 import pstats
+import re
 import signal
 import subprocess
 import sys
@@ -82,6 +83,12 @@ class OrchestratorProcess:
         """User + system CPU the process has used so far (from /proc)."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def batches(self) -> dict[str, float]:
+        """Batches written so far, by path (``millrace_orchestrator_batches_total``)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        found = re.finditer(r'^millrace_orchestrator_batches_total\{path="(\w+)"\} (\S+)$', text, re.M)
+        return {m[1]: float(m[2]) for m in found}
 
 
 @contextmanager
@@ -182,6 +189,7 @@ class Pass:
     stages: dict[str, list[float]]
     log_events: int
     orchestrator_cpu: float
+    batches: dict[str, float]
 
     def ms(self, start: str, end: str) -> list[float]:
         return [(b - a) * 1000 for a, b in zip(self.stages[start], self.stages[end], strict=True)]
@@ -269,11 +277,13 @@ async def measure(
     rate: float | None,
 ) -> Pass:
     cpu_before = process.cpu_seconds()
+    batches_before = process.batches()
     began = time.time()
     run_ids = await (starter.at_rate(runs, rate) if rate else starter.at_full_speed(runs))
     await completions.wait_for(run_ids)
     finished = max(completions.received[r] for r in run_ids)
     cpu = process.cpu_seconds() - cpu_before
+    batches = {path: n - batches_before.get(path, 0) for path, n in process.batches().items()}
     appended = appended_at(database, run_ids)
     stages = {
         "sent": [starter.sent_at[r] for r in run_ids],
@@ -282,7 +292,7 @@ async def measure(
         "published": [completions.published[r] for r in run_ids],
         "received": [completions.received[r] for r in run_ids],
     }
-    return Pass(label, runs, finished - began, stages, log_events(database, run_ids), cpu)
+    return Pass(label, runs, finished - began, stages, log_events(database, run_ids), cpu, batches)
 
 
 def pass_figures(result: Pass, target: str = "") -> list[Figure]:
@@ -308,6 +318,13 @@ def pass_figures(result: Pass, target: str = "") -> list[Figure]:
             result.orchestrator_cpu / result.seconds * 100,
             "% of a core",
             f"{result.orchestrator_cpu / result.runs * 1000:.2f} ms CPU a run",
+        ),
+        Figure(
+            f"{result.label}: batches",
+            sum(result.batches.values()),
+            "",
+            f"{result.runs / max(1.0, sum(result.batches.values())):.1f} runs a batch; "
+            + ", ".join(f"{path} {n:,.0f}" for path, n in sorted(result.batches.items())),
         ),
     ]
 

@@ -146,28 +146,32 @@ def _update_sql(table: Table, key: str, columns: tuple[str, ...], param: str) ->
     return f"update {table.name} set {assignments} from {recordset} where {table.name}.{key} = t.{key}"
 
 
-def together(writes: Sequence[Write], *, ids_of: Sequence[int] = ()) -> Write:
+def together(writes: Sequence[Write], *, ids_of: Sequence[int] = (), checks: Sequence[int] = ()) -> Write:
     """The writes as one statement (one round trip, one transaction even in autocommit), each a
     data-modifying ``with`` clause. With ``ids_of``, the statement returns the ``id`` column of the
-    rows those writes returned (their SQL ends in ``returning id``), comma-separated.
+    rows those writes returned (their SQL ends in ``returning id``), comma-separated. ``checks`` are
+    selects of one boolean column ``ok`` that raise when a condition fails (``millrace_ensure``):
+    the statement evaluates them (a ``select`` clause nothing reads is never run), and one that
+    raises undoes every write.
 
     PostgreSQL runs every clause against the tables as they were before the statement, in no set
     order, and does not support two clauses changing the same row: the caller keeps the writes'
     rows apart (see the orchestrator's projection fold, which is built to)."""
     if not writes:
         raise ValueError("nothing to write")
-    if len(writes) == 1 and not ids_of and writes[0].name is None:
+    if len(writes) == 1 and not ids_of and not checks and writes[0].name is None:
         return writes[0]
     clauses = ", ".join(f"{write.name or f'w{index}'} as ({write.sql})" for index, write in enumerate(writes))
     params: dict[str, Any] = {}
     for write in writes:
         assert not params.keys() & write.params.keys(), "each write needs its own parameter names"
         params.update(write.params)
+    columns = [f"(select bool_and(ok) from {writes[i].name or f'w{i}'})" for i in checks]
     if ids_of:
         sources = " union all ".join(f"select id from {writes[i].name or f'w{i}'}" for i in ids_of)
-        result = f"select coalesce(string_agg(cast(id as text), ','), '') from ({sources}) as ids"
-    else:
-        result = "select 1"
+        ids = f"(select coalesce(string_agg(cast(id as text), ','), '') from ({sources}) as ids)"
+        columns.insert(0, ids)
+    result = f"select {', '.join(columns) or '1'}"
     return Write(f"with {clauses} {result}", params)
 
 

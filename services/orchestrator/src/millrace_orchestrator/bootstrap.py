@@ -40,7 +40,15 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     direct = DirectConnections(settings)
     live_relay = LiveRelay(settings, direct, PRODUCER)
     run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)
-    handler = RunMessageHandler(engine, direct, live_relay, namespace, DefinitionCache(), observe=run_metrics.observe)
+    handler = RunMessageHandler(
+        engine,
+        direct,
+        live_relay,
+        namespace,
+        DefinitionCache(),
+        observe=run_metrics.observe,
+        count_batch=run_metrics.count_batch,
+    )
     timer_loop = TimerLoop(engine, namespace, live_relay, utc_now, direct=direct)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
     consumer = kafka.consumer(settings, handler, dead_letters, metrics)

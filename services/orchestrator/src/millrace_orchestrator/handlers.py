@@ -1,19 +1,23 @@
 """The I/O shell around the pure core: load, decide, write events + commands + processed-message row
 in one transaction; the outbox relay publishes after commit.
 
-A polled batch takes two statements on a direct connection (see ``millrace_common.pg``): one read
-(which messages were handled before, the runs' log tails, the workflows' load) and one write (the
-claims, the events, the projections and the outbox rows), which is atomic on its own. Nothing is
-locked between the two: the ``(run_id, seq)`` key of the log and the processed-message key make the
-write fail whole if another writer got in between, and the caller then handles the batch message by
-message in transactions of their own.
+A polled batch takes one or two statements on a direct connection (see ``millrace_common.pg``).
+When every run of the batch is in the state cache or is started by it, the batch is decided on
+those states and written in one statement that also checks them: each run's log still ends where
+its state does, and each started workflow's load leaves room for its new runs (a failed check
+raises inside the statement and undoes it). Otherwise, or when that check fails, a read comes
+first (which messages were handled before, the runs' log tails, the workflows' load), then the
+write (the claims, the events, the projections and the outbox rows), which is atomic on its own.
+Nothing is locked between the two: the ``(run_id, seq)`` key of the log and the processed-message
+key make the write fail whole if another writer got in between, and the caller then handles the
+batch message by message in transactions of their own.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -26,13 +30,14 @@ from millrace_common.bulk import Write, together
 from millrace_common.logs import bound
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_commands import StartRun
-from millrace_common.messages.run_events import RunEvent
+from millrace_common.messages.run_events import RunEvent, RunStarted, RunThrottled
 from millrace_common.outbox import LiveRelay, Outgoing, outbox_write, records
 from millrace_common.pg import DirectConnections
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
 from millrace_orchestrator.adapters.run_store import (
     BatchRead,
+    batch_check,
     DefinitionCache,
     UnknownWorkflowVersion,
     append_writes,
@@ -102,6 +107,7 @@ class RunMessageHandler:
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], UUID] = uuid4,
         observe: Callable[[Sequence[RunEvent]], None] = lambda events: None,
+        count_batch: Callable[[str], None] = lambda path: None,
     ) -> None:
         self._engine = engine
         self._direct = direct
@@ -112,6 +118,7 @@ class RunMessageHandler:
         self._clock = clock
         self._new_id = new_id
         self._observe = observe
+        self._count_batch = count_batch
 
     async def handle(self, message: Message) -> None:
         with bound(run_id=message.run_id, tenant_id=message.tenant_id):
@@ -150,11 +157,12 @@ class RunMessageHandler:
         return state
 
     async def handle_batch(self, messages: Sequence[Message], reject: Reject) -> None:
-        """A poll's messages in two statements whatever their number: read what they need at once,
-        decide each message in order against the state the previous ones left, then write the claims,
-        the events, the projections and the outbox rows in one statement. A message naming no known
-        run or workflow version is passed to ``reject`` (a dead letter) before the write, which claims
-        it, so it is claimed only once it is set aside.
+        """A poll's messages in one or two statements whatever their number: decide each message in
+        order against the state the previous ones left, then write the claims, the events, the
+        projections and the outbox rows in one statement. When a run of the batch is neither cached
+        nor started by it (or that write's check fails), what the batch needs is read first, at
+        once. A message naming no known run or workflow version is passed to ``reject`` (a dead
+        letter) before the write, which claims it, so it is claimed only once it is set aside.
 
         Raises :class:`WriteConflict` when another writer got in between (an instance still owning a
         run during a rebalance, or a duplicate delivered to both); the caller then uses ``handle``."""
@@ -166,6 +174,18 @@ class RunMessageHandler:
             state = self._states.get(message.run_id)
             if state is not None and state.workflow_id is not None:
                 cached[message.run_id] = state
+        now = self._clock()
+        known = self._known_states(todo.values(), cached)
+        if known is not None:
+            try:
+                await self._decide_and_write(list(todo.values()), known, {}, {}, now, reject, checked=True)
+                self._count_batch("cached")
+                return
+            except WriteConflict as conflict:
+                # A duplicate, a run another writer moved on, or a workflow near its limits: decide
+                # again on what the database holds.
+                self._count_batch("cached_refused")
+                log.debug("batch decided on cached states refused; reading first", extra={"ids": {"why": str(conflict)}})
         refs_of = {m.run_id for m in todo.values() if m.run_id not in cached and not isinstance(m, StartRun)}
         after_seqs = {m.run_id: cached[m.run_id].last_seq if m.run_id in cached else 0 for m in todo.values()}
         starting = {
@@ -173,7 +193,6 @@ class RunMessageHandler:
             for m in todo.values()
             if isinstance(m, StartRun) and (m.run_id not in cached or cached[m.run_id].status is RunStatus.NEW)
         }
-        now = self._clock()
         async with self._direct.connection() as connection:
             read = await read_batch(connection, CONSUMER, list(todo), refs_of, after_seqs, starting, now)
         fresh = [m for m in todo.values() if m.message_id not in read.processed]
@@ -181,9 +200,46 @@ class RunMessageHandler:
             log.info("duplicate messages skipped", extra={"ids": {"count": len(messages) - len(fresh)}})
         states, unknown = await self._states_of(fresh, cached, read)
         loads = {key: WorkflowLoad(started_last_hour=s, running=r) for key, (s, r) in read.loads.items()}
+        await self._decide_and_write(fresh, states, loads, unknown, now, reject, checked=False)
+        self._count_batch("read")
+
+    def _known_states(self, messages: Iterable[Message], cached: dict[UUID, RunState]) -> dict[UUID, RunState] | None:
+        """Each run's state without reading, when every message's run is cached or is a new run of a
+        workflow version whose definition is loaded; otherwise None."""
+        states: dict[UUID, RunState] = {}
+        for message in messages:
+            if message.run_id in states:
+                continue
+            state = cached.get(message.run_id)
+            if state is None:
+                if not isinstance(message, StartRun):
+                    return None
+                definition = self._definitions.peek(message.workflow_id, message.workflow_version)
+                if definition is None:
+                    return None
+                state = RunState(message.run_id, definition)
+            states[message.run_id] = state
+        return states
+
+    async def _decide_and_write(
+        self,
+        messages: Sequence[Message],
+        states: dict[UUID, RunState],
+        loads: dict[tuple[str, UUID], WorkflowLoad],
+        unknown: dict[UUID, str],
+        now: datetime,
+        reject: Reject,
+        *,
+        checked: bool,
+    ) -> None:
+        """Decide ``messages`` in order and write the batch. ``checked``: the states are the cache's
+        and the loads unknown (taken as leaving room), so the write checks both and raises
+        :class:`WriteConflict` (nothing written) when either was not so."""
+        states = dict(states)
+        expected = {run_id: state.last_seq for run_id, state in states.items()}
         events: list[RunEvent] = []
         commands: list[Outgoing] = []
-        for message in fresh:
+        for message in messages:
             if message.message_id in unknown:
                 await reject(message, unknown[message.message_id])
                 continue
@@ -197,7 +253,12 @@ class RunMessageHandler:
             states[message.run_id] = decision.state or state
             events.extend(decision.events)
             commands.extend(decision.commands)
-        write, outgoing = self._write(events, commands, [m.message_id for m in fresh])
+        checks: list[Write] = []
+        if checked:
+            if any(isinstance(e, RunThrottled) for e in events):
+                raise WriteConflict("a run was throttled on an assumed load")
+            checks.append(batch_check(expected, _starts(events, states), now))
+        write, outgoing = self._write(events, commands, [m.message_id for m in messages], checks)
         ids: list[int] = []
         if write is not None:
             try:
@@ -211,11 +272,16 @@ class RunMessageHandler:
         self._observe(events)
 
     def _write(
-        self, events: Sequence[RunEvent], commands: Sequence[Outgoing], claims: Sequence[UUID]
+        self,
+        events: Sequence[RunEvent],
+        commands: Sequence[Outgoing],
+        claims: Sequence[UUID],
+        checks: Sequence[Write] = (),
     ) -> tuple[Write | None, list[tuple[str, bytes | None, bytes]]]:
         """The statement that writes the claims, the events, their projections, the commands and the
-        events for observers, returning the outbox rows' ids; and those rows' messages. Each event is
-        serialised once, for the log, for ``runs.events`` and for the relay."""
+        events for observers, returning the outbox rows' ids, and holding ``checks``; and those
+        rows' messages. Each event is serialised once, for the log, for ``runs.events`` and for the
+        relay."""
         payloads = [e.model_dump_json() for e in events]
         writes = append_writes(events, payloads=payloads)
         claimed = claims_write(CONSUMER, claims)
@@ -230,9 +296,11 @@ class RunMessageHandler:
             ids_of.append(len(writes) - 1)
         if not writes:
             return None, []
+        checked = list(range(len(writes), len(writes) + len(checks)))
+        writes.extend(checks)
         topic = self._namespace.topic(RUNS_EVENTS)
         observed = [(topic, str(e.run_id).encode(), text.encode()) for e, text in zip(events, payloads, strict=True)]
-        return together(writes, ids_of=ids_of), [*records(self._namespace, commands), *observed]
+        return together(writes, ids_of=ids_of, checks=checked), [*records(self._namespace, commands), *observed]
 
     async def _states_of(
         self, messages: Sequence[Message], cached: dict[UUID, RunState], read: BatchRead
@@ -266,3 +334,17 @@ class RunMessageHandler:
                 state = evolve(state, event)
             states[message.run_id] = state
         return states, unknown
+
+
+def _starts(events: Sequence[RunEvent], states: dict[UUID, RunState]) -> dict[tuple[str, UUID], tuple[int, int, int | None]]:
+    """Per (tenant, workflow) that ``events`` start runs of: how many, and the limits the runs'
+    definitions set (per hour, concurrent; the strictest where versions differ)."""
+    starts: dict[tuple[str, UUID], tuple[int, int, int | None]] = {}
+    for event in events:
+        if isinstance(event, RunStarted):
+            settings = states[event.run_id].definition.settings
+            key = (event.tenant_id, event.workflow_id)
+            count, per_hour, concurrent = starts.get(key, (0, settings.max_executions_per_hour, settings.max_concurrent_runs))
+            limits = [c for c in (concurrent, settings.max_concurrent_runs) if c is not None]
+            starts[key] = (count + 1, min(per_hour, settings.max_executions_per_hour), min(limits) if limits else None)
+    return starts

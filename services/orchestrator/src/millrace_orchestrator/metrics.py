@@ -135,6 +135,13 @@ class RunMetrics:
         self.timers_scheduled = Counter(
             "millrace_timers_scheduled_total", "Durable timers set, by purpose", ["purpose"], registry=registry
         )
+        self.batches = Counter(
+            "millrace_orchestrator_batches_total",
+            "Polled batches written, by path: cached (decided on cached run states, checked by the write), "
+            "read (read first), cached_refused (the check failed; the batch was read and written again)",
+            ["path"],
+            registry=registry,
+        )
         self.per_workflow = (
             Counter(
                 "millrace_workflow_runs_total",
@@ -146,6 +153,9 @@ class RunMetrics:
             if per_workflow
             else None
         )
+
+    def count_batch(self, path: str) -> None:
+        self.batches.labels(path=path).inc()
 
     def observe(self, events: Sequence[RunEvent]) -> None:
         """Count the run events the orchestrator committed (call it after the commit, once per batch).
