@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,11 +27,25 @@ _NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 @functools.lru_cache(maxsize=1024)
-def psycopg_sql(sql: str) -> str:
-    """SQL written with SQLAlchemy-style ``:name`` parameters, in psycopg's ``%(name)s`` style."""
-    if "%" in sql:
-        raise ValueError("SQL for psycopg must not contain a literal %")
-    return _NAMED_PARAMETER.sub(r"%(\1)s", sql)
+def _numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${names.setdefault(match[1], len(names) + 1)}"
+
+    return _NAMED_PARAMETER.sub(number, sql).encode(), tuple(names)
+
+
+async def execute(
+    connection: psycopg.AsyncConnection[Any], sql: str, params: Mapping[str, Any], *, prepare: bool | None = None
+) -> psycopg.AsyncRawCursor[Any]:
+    """Run SQL written with ``:name`` parameters as PostgreSQL's own ``$n`` ones. psycopg parses a
+    ``%(name)s`` query on every execution once it is longer than 4 KB (it caches only shorter ones),
+    and a batch's statement is longer; this converts each text once."""
+    query, names = _numbered(sql)
+    cursor = psycopg.AsyncRawCursor(connection)
+    await cursor.execute(query, [params[name] for name in names], prepare=prepare)
+    return cursor
 
 
 def conninfo(settings: ServiceSettings) -> str:

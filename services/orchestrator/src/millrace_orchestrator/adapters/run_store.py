@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from millrace_common.bulk import Write, insert_write, rows_document, update_write
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import RUN_EVENT, AnyRunEvent, RunEvent
-from millrace_common.pg import psycopg_sql
+from millrace_common.pg import execute
 from millrace_common.tables import (
     node_executions,
     processed_messages,
@@ -186,7 +186,7 @@ _LOAD_COUNTS = (
     " (select count(*) from runs r where r.tenant_id = w.tenant_id and r.workflow_id = w.workflow_id"
     " and r.status = 'running')"
 )
-_READ_BATCH = psycopg_sql(
+_READ_BATCH = (
     # Each part probes an index once per key of the batch: the ``offset 0`` keeps the planner from
     # turning a lateral lookup into a join that scans the whole table (its row estimates for the
     # parameters are guesses, and a generic plan is made once for every batch size).
@@ -275,7 +275,7 @@ async def read_batch(
         "since": start_minute(now - timedelta(hours=1)),
         "workflows": json.dumps([{"tenant_id": t, "workflow_id": str(w)} for t, w in sorted(set(workflows))]),
     }
-    cursor = await connection.execute(_READ_BATCH, params, prepare=True)
+    cursor = await execute(connection, _READ_BATCH, params, prepare=True)
     row = await cursor.fetchone()
     assert row is not None
     processed, refs, tails_text, loads = row
@@ -292,7 +292,7 @@ async def read_batch(
 
 async def write_batch(connection: psycopg.AsyncConnection[Any], write: Write) -> list[int]:
     """Run a ``together(..., ids_of=...)`` statement on a direct connection; the ids it returns."""
-    cursor = await connection.execute(psycopg_sql(write.sql), write.params)
+    cursor = await execute(connection, write.sql, write.params)
     if cursor.description is None:
         return []
     row = await cursor.fetchone()
