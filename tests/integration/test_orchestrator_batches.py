@@ -1,0 +1,236 @@
+"""The orchestrator's batch write against real PostgreSQL: a batch whose runs are all cached (or
+started by it) is decided on those states and written in one statement that checks them. When the
+check fails (another writer moved a run on, a workflow is at its limit, a message was handled
+before) nothing is written, and the batch is read and decided again on what the database holds."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from typing import Any
+from uuid import UUID
+
+import pytest
+from sqlalchemy import Engine, create_engine, insert, text
+
+from millrace_common.db import create_engine as create_async_engine
+from millrace_common.messages.envelope import utc_now
+from millrace_common.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
+from millrace_common.outbox import LiveRelay
+from millrace_common.pg import DirectConnections
+from millrace_common.settings import ServiceSettings
+from millrace_common.tables import workflow_versions, workflows
+from millrace_common.topics import Namespace
+from millrace_common.workflow import WorkflowDefinition
+from millrace_orchestrator.adapters.run_store import DefinitionCache
+from millrace_orchestrator.domain.decide import Message
+from millrace_orchestrator.handlers import RunMessageHandler
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+TENANT = "batches"
+
+
+@pytest.fixture
+def db(infra: Infra, namespace: str) -> Iterator[Engine]:
+    engine = create_engine(infra.database_url, connect_args={"options": f"-csearch_path={namespace}"})
+    yield engine
+    engine.dispose()
+
+
+def node(node_id: str, node_type: str, **data: Any) -> dict:
+    return {"id": node_id, "type": node_type, "position": {"x": 0, "y": 0}, "data": {"name": node_id, **data}}
+
+
+def edge(source: str, target: str) -> dict:
+    return {"id": f"{source}-{target}", "source": source, "target": target}
+
+
+def chain(*nodes: dict, **settings: Any) -> dict:
+    everything = [node("start", "trigger", kind="manual"), *nodes]
+    edges = [edge(a["id"], b["id"]) for a, b in zip(everything, everything[1:])]
+    return {"nodes": everything, "edges": edges, "settings": settings}
+
+
+def insert_workflow(db: Engine, definition: dict) -> tuple[UUID, int]:
+    checked = WorkflowDefinition.model_validate(definition)
+    workflow_id, now = uuid.uuid4(), utc_now()
+    with db.begin() as connection:
+        connection.execute(
+            insert(workflows).values(
+                id=workflow_id,
+                tenant_id=TENANT,
+                name="batches",
+                status="active",
+                latest_version=1,
+                active_version=1,
+                webhook_token=secrets.token_urlsafe(24),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        connection.execute(
+            insert(workflow_versions).values(
+                workflow_id=workflow_id,
+                version=1,
+                tenant_id=TENANT,
+                definition=checked.model_dump(mode="json", by_alias=True),
+                created_at=now,
+            )
+        )
+    return workflow_id, 1
+
+
+def start(workflow: tuple[UUID, int], run_id: UUID | None = None) -> StartRun:
+    run_id = run_id or uuid.uuid4()
+    return StartRun(
+        tenant_id=TENANT,
+        run_id=run_id,
+        workflow_id=workflow[0],
+        workflow_version=workflow[1],
+        trigger=TriggerData(kind="manual"),
+        idempotency_key=str(run_id),
+    )
+
+
+def log_types(db: Engine, run_id: UUID) -> list[str]:
+    with db.connect() as connection:
+        rows = connection.execute(text("select type from run_events where run_id = :r order by seq"), {"r": run_id})
+        return [row.type for row in rows]
+
+
+def throttle_reason(db: Engine, run_id: UUID) -> str:
+    with db.connect() as connection:
+        return connection.execute(
+            text("select payload->>'reason' from run_events where run_id = :r and type = 'run.throttled'"),
+            {"r": run_id},
+        ).scalar_one()
+
+
+class Orchestrator:
+    """A batch handler with a state cache of its own (one instance of the orchestrator), recording
+    the path each batch took."""
+
+    def __init__(self, stack: AsyncExitStack, infra: Infra, namespace: str) -> None:
+        settings = ServiceSettings(
+            service_name="orchestrator",
+            namespace=namespace,
+            database_url=infra.database_url,
+            kafka_bootstrap=infra.kafka_bootstrap,
+        )
+        engine = create_async_engine(settings)
+        direct = DirectConnections(settings)
+        stack.push_async_callback(engine.dispose)
+        stack.push_async_callback(direct.close)
+        relay = LiveRelay(settings, direct, "orchestrator")  # not started: handed-over rows stay queued
+        self.paths: list[str] = []
+        self.rejected: list[str] = []
+        self._handler = RunMessageHandler(
+            engine, direct, relay, Namespace(namespace), DefinitionCache(), count_batch=self.paths.append
+        )
+
+    async def handle(self, *messages: Message) -> list[str]:
+        """The paths the batch took."""
+        before = len(self.paths)
+
+        async def reject(message: Message, reason: str) -> None:
+            self.rejected.append(reason)
+
+        await self._handler.handle_batch(list(messages), reject)
+        return self.paths[before:]
+
+
+def scenario(infra: Infra, namespace: str, body: Callable[[Callable[[], Orchestrator]], Awaitable[None]]) -> None:
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            await body(lambda: Orchestrator(stack, infra, namespace))
+
+    asyncio.run(main())
+
+
+def test_runs_in_the_cache_are_written_without_a_read_and_a_run_another_instance_moved_on_is_read_again(
+    infra: Infra, namespace: str, db: Engine
+):
+    """The stale instance's state says attempt 1 of ``call`` is current, so on that state the result
+    of attempt 2 is stale and changes nothing: written like that, the result would be claimed and
+    lost. The check sees the log has grown past the cached state and the batch is read again."""
+    workflow = insert_workflow(
+        db, chain(node("call", "http_request", url="http://example.test/x", retry={"max_attempts": 2, "backoff_seconds": 0.1}), node("done", "end"))
+    )
+    run_id = uuid.uuid4()
+
+    async def body(instance: Callable[[], Orchestrator]) -> None:
+        first, second = instance(), instance()
+        assert await first.handle(start(workflow, run_id)) == ["read"], "the definition is not loaded yet"
+        other = uuid.uuid4()
+        assert await first.handle(start(workflow, other)) == ["cached"]
+        failed = NodeError(type="http_error", message="503", retryable=True)
+        result = NodeFailedResult(
+            tenant_id=TENANT, run_id=run_id, node_id="call", attempt=1, error=failed, duration_ms=3
+        )
+        assert await second.handle(result) == ["read"]
+        with db.connect() as connection:
+            timer_id = connection.execute(
+                text("select timer_id from timers where run_id = :r and purpose = 'retry'"), {"r": run_id}
+            ).scalar_one()
+        assert await second.handle(FireTimer(tenant_id=TENANT, run_id=run_id, timer_id=timer_id)) == ["cached"]
+        succeeded = NodeSucceededResult(
+            tenant_id=TENANT, run_id=run_id, node_id="call", attempt=2, output={"ok": True}, duration_ms=3
+        )
+        assert await first.handle(succeeded) == ["cached_refused", "read"]
+        assert log_types(db, run_id)[-1] == "run.completed"
+        # The other run, untouched by the second instance, is still written from the cache.
+        late = NodeSucceededResult(tenant_id=TENANT, run_id=other, node_id="call", attempt=1, output={}, duration_ms=3)
+        assert await first.handle(late) == ["cached"]
+        assert log_types(db, other)[-1] == "run.completed"
+
+    scenario(infra, namespace, body)
+
+
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"max_concurrent_runs": 1}, "max_concurrent_runs reached: 1 runs are running"),
+        ({"max_executions_per_hour": 2}, "max_executions_per_hour reached: 2 runs started in the last hour"),
+    ],
+)
+def test_a_start_beyond_the_workflows_limit_fails_the_check_and_is_throttled_on_the_true_load(
+    infra: Infra, namespace: str, db: Engine, settings: dict, reason: str
+):
+    workflow = insert_workflow(db, chain(node("wait", "wait_delay", duration_seconds=600), node("done", "end"), **settings))
+    runs = [uuid.uuid4() for _ in range(3)]
+
+    async def body(instance: Callable[[], Orchestrator]) -> None:
+        orchestrator = instance()
+        await orchestrator.handle(start(workflow, runs[0]))
+        if "max_executions_per_hour" in settings:
+            assert await orchestrator.handle(start(workflow, runs[1])) == ["cached"], "one more fits"
+        else:
+            runs.pop(1)
+        assert await orchestrator.handle(start(workflow, runs[-1])) == ["cached_refused", "read"]
+
+    scenario(infra, namespace, body)
+    assert log_types(db, runs[-1]) == ["run.throttled"]
+    assert throttle_reason(db, runs[-1]) == reason
+    assert all(log_types(db, r)[0] == "run.started" for r in runs[:-1])
+
+
+def test_a_message_handled_before_fails_the_check_and_is_skipped_while_the_rest_of_its_batch_is_written(
+    infra: Infra, namespace: str, db: Engine
+):
+    workflow = insert_workflow(db, chain(node("wait", "wait_delay", duration_seconds=600), node("done", "end")))
+    again, fresh = start(workflow), start(workflow)
+
+    async def body(instance: Callable[[], Orchestrator]) -> None:
+        orchestrator = instance()
+        await orchestrator.handle(again)
+        assert await orchestrator.handle(again, fresh) == ["cached_refused", "read"]
+        assert orchestrator.rejected == []
+
+    scenario(infra, namespace, body)
+    assert log_types(db, again.run_id).count("run.started") == 1
+    assert log_types(db, fresh.run_id)[0] == "run.started"
