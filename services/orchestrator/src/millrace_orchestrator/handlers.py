@@ -70,9 +70,10 @@ class WriteConflict(Exception):
 
 
 class RunStateCache:
-    """The last known state of recently active runs. A cached state is only a starting point: the
-    log's tail after its ``last_seq`` is always read and folded in, so an entry that is stale (another
-    instance owned the run for a while) costs a few rows, never a wrong decision."""
+    """The last known state of recently active runs, put only after its events were written. A batch
+    decided on cached states is written with a check that each run's log still ends at its state's
+    ``last_seq``; when another instance owned the run for a while, the check fails and the log's
+    tail is read and folded in, so a stale entry costs a round trip, never a wrong decision."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._states: OrderedDict[UUID, RunState] = OrderedDict()
