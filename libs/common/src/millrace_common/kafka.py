@@ -130,6 +130,19 @@ class DeadLetters:
 BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
 
 
+CLIENT_TURNS = 4
+
+
+async def _let_client_tasks_run(turns: int = CLIENT_TURNS) -> None:
+    """A few turns of the event loop before the next batch's decisions, which run without awaiting:
+    a batch wakes the producer's sender (the handler's records) and the consumer's fetcher (records
+    were taken), and each gets to the socket only several loop turns later (a future's callback, its
+    ``asyncio.wait``'s callback, a task step), so without these turns their requests would wait out
+    the next batch's CPU work."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
 class BatchConsumer:
     """One consumer-group member over several topics: each poll's records, all topics together, go to
     ``handle``, and their offsets are committed once it returned.
@@ -192,7 +205,9 @@ class BatchConsumer:
                     self._polled.clear()
                     poller = asyncio.create_task(self._poll(consumer), name="kafka-poll")
                 batch = await self._next_batch(poller)
-                if not await self._handle_polled(batch):
+                handled = await self._handle_polled(batch)
+                await _let_client_tasks_run()
+                if not handled:
                     # Stop polling, then seek every partition back to its first record not handled:
                     # the failed batch's, or one polled past it and dropped with the buffer.
                     poller.cancel()
