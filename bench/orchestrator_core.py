@@ -211,6 +211,15 @@ def for_each_run(items: int, body: str) -> tuple[float, DrivenRun]:
     return time.process_time() - began, driven
 
 
+REPEATS = {1_000: 5, 10_000: 3}
+"""Each size runs this often and the least CPU time counts: one run of a tenth of a second moves by
+a third between repetitions on a shared machine, which alone swung the ratio from 8x to 13x."""
+
+
+def best_of(repeats: int, items: int, body: str) -> tuple[float, DrivenRun]:
+    return min((for_each_run(items, body) for _ in range(repeats)), key=lambda timed: timed[0])
+
+
 def size(run: DrivenRun) -> str:
     return f"{len(run.log):,} events, {run.messages:,} messages"
 
@@ -229,13 +238,13 @@ def for_each_figures() -> list[Figure]:
     figures = []
     bodies = (("set", "set body (one decision)"), ("http", "runner-node body (a message per item)"))
     for body, label in bodies:
-        small, small_run = for_each_run(1_000, body)
-        large, large_run = for_each_run(10_000, body)
+        small, small_run = best_of(REPEATS[1_000], 1_000, body)
+        large, large_run = best_of(REPEATS[10_000], 10_000, body)
         ratio = large / small
         verdict = "meets the target (<= 12x)" if ratio <= 12 else "MISSES the target (<= 12x)"
         figures += [
-            Figure(f"for_each 1,000 items, {label}", small, "s", size(small_run)),
-            Figure(f"for_each 10,000 items, {label}", large, "s", size(large_run)),
+            Figure(f"for_each 1,000 items, {label}", small, "s", f"{size(small_run)}; best of {REPEATS[1_000]}"),
+            Figure(f"for_each 10,000 items, {label}", large, "s", f"{size(large_run)}; best of {REPEATS[10_000]}"),
             Figure("  10,000 / 1,000", ratio, "x", verdict),
         ]
         if body == "http":
