@@ -127,6 +127,7 @@ class Orchestrator:
         stack.push_async_callback(engine.dispose)
         stack.push_async_callback(direct.close)
         relay = LiveRelay(settings, direct, "orchestrator")  # not started: handed-over rows stay queued
+        self.relay = relay
         self.paths: list[str] = []
         self.rejected: list[str] = []
         self._handler = RunMessageHandler(
@@ -183,6 +184,13 @@ def test_runs_in_the_cache_are_written_without_a_read_and_a_run_another_instance
         )
         assert await first.handle(succeeded) == ["cached_refused", "read"]
         assert log_types(db, run_id)[-1] == "run.completed"
+        # The refused write left no rows, and nothing of it was handed to the relay.
+        for orchestrator in (first, second):
+            handed = [i for ids, _ in orchestrator.relay._pending for i in ids]
+            assert len(handed) == len(set(handed))
+        handed = {i for o in (first, second) for ids, _ in o.relay._pending for i in ids}
+        with db.connect() as connection:
+            assert set(connection.execute(text("select id from outbox")).scalars()) == handed
         # The other run, untouched by the second instance, is still written from the cache.
         late = NodeSucceededResult(tenant_id=TENANT, run_id=other, node_id="call", attempt=1, output={}, duration_ms=3)
         assert await first.handle(late) == ["cached"]
@@ -191,32 +199,51 @@ def test_runs_in_the_cache_are_written_without_a_read_and_a_run_another_instance
     scenario(infra, namespace, body)
 
 
-@pytest.mark.parametrize(
-    ("settings", "reason"),
-    [
-        ({"max_concurrent_runs": 1}, "max_concurrent_runs reached: 1 runs are running"),
-        ({"max_executions_per_hour": 2}, "max_executions_per_hour reached: 2 runs started in the last hour"),
-    ],
-)
-def test_a_start_beyond_the_workflows_limit_fails_the_check_and_is_throttled_on_the_true_load(
-    infra: Infra, namespace: str, db: Engine, settings: dict, reason: str
+def timer_of(db: Engine, run_id: UUID, purpose: str) -> UUID:
+    with db.connect() as connection:
+        return connection.execute(
+            text("select timer_id from timers where run_id = :r and purpose = :p"), {"r": run_id, "p": purpose}
+        ).scalar_one()
+
+
+def test_starts_that_fit_under_max_concurrent_runs_are_written_from_the_cache_and_one_beyond_is_throttled(
+    infra: Infra, namespace: str, db: Engine
 ):
-    workflow = insert_workflow(db, chain(node("wait", "wait_delay", duration_seconds=600), node("done", "end"), **settings))
-    runs = [uuid.uuid4() for _ in range(3)]
+    workflow = insert_workflow(
+        db, chain(node("wait", "wait_delay", duration_seconds=600), node("done", "end"), max_concurrent_runs=2)
+    )
+    first, second, third, fourth = (start(workflow) for _ in range(4))
 
     async def body(instance: Callable[[], Orchestrator]) -> None:
         orchestrator = instance()
-        await orchestrator.handle(start(workflow, runs[0]))
-        if "max_executions_per_hour" in settings:
-            assert await orchestrator.handle(start(workflow, runs[1])) == ["cached"], "one more fits"
-        else:
-            runs.pop(1)
-        assert await orchestrator.handle(start(workflow, runs[-1])) == ["cached_refused", "read"]
+        assert await orchestrator.handle(first) == ["read"], "the definition is not loaded yet"
+        assert await orchestrator.handle(second) == ["cached"], "two running: the limit, not beyond it"
+        assert await orchestrator.handle(third) == ["cached_refused", "read"]
+        # A run that ends in the same batch makes room for a start after it, as the read path counts.
+        fire = FireTimer(tenant_id=TENANT, run_id=first.run_id, timer_id=timer_of(db, first.run_id, "delay"))
+        assert await orchestrator.handle(fire, fourth) == ["cached"]
 
     scenario(infra, namespace, body)
-    assert log_types(db, runs[-1]) == ["run.throttled"]
-    assert throttle_reason(db, runs[-1]) == reason
-    assert all(log_types(db, r)[0] == "run.started" for r in runs[:-1])
+    assert log_types(db, third.run_id) == ["run.throttled"]
+    assert throttle_reason(db, third.run_id) == "max_concurrent_runs reached: 2 runs are running"
+    assert log_types(db, first.run_id)[-1] == "run.completed"
+    assert log_types(db, fourth.run_id)[0] == "run.started"
+
+
+def test_a_batch_whose_starts_cross_max_executions_per_hour_is_read_and_throttled_from_the_limit_on(
+    infra: Infra, namespace: str, db: Engine
+):
+    workflow = insert_workflow(db, chain(node("done", "end"), max_executions_per_hour=3))
+    early, *batch = (start(workflow) for _ in range(4))
+
+    async def body(instance: Callable[[], Orchestrator]) -> None:
+        orchestrator = instance()
+        assert await orchestrator.handle(early) == ["read"]
+        assert await orchestrator.handle(*batch) == ["cached_refused", "read"], "1 + 3 starts > 3 an hour"
+
+    scenario(infra, namespace, body)
+    assert [log_types(db, s.run_id)[0] for s in batch] == ["run.started", "run.started", "run.throttled"]
+    assert throttle_reason(db, batch[-1].run_id) == "max_executions_per_hour reached: 3 runs started in the last hour"
 
 
 def test_a_message_handled_before_fails_the_check_and_is_skipped_while_the_rest_of_its_batch_is_written(
@@ -234,3 +261,23 @@ def test_a_message_handled_before_fails_the_check_and_is_skipped_while_the_rest_
     scenario(infra, namespace, body)
     assert log_types(db, again.run_id).count("run.started") == 1
     assert log_types(db, fresh.run_id)[0] == "run.started"
+
+
+def test_without_the_check_function_every_batch_is_read_first_and_still_written(
+    infra: Infra, namespace: str, db: Engine, caplog: pytest.LogCaptureFixture
+):
+    """A database not migrated to 0008: the orchestrator says so and keeps working the old way."""
+    workflow = insert_workflow(db, chain(node("done", "end")))
+    with db.begin() as connection:
+        connection.execute(text("drop function millrace_ensure(boolean, text)"))
+    runs = [start(workflow) for _ in range(3)]
+
+    async def body(instance: Callable[[], Orchestrator]) -> None:
+        orchestrator = instance()
+        assert [await orchestrator.handle(r) for r in runs] == [["read"], ["read"], ["read"]]
+
+    scenario(infra, namespace, body)
+    assert all(log_types(db, r.run_id)[-1] == "run.completed" for r in runs)
+    assert [r.message for r in caplog.records if "millrace_ensure" in r.message] == [
+        "the database lacks millrace_ensure (migration 0008): run the migrations; reading every batch first"
+    ]

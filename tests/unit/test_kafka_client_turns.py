@@ -34,17 +34,3 @@ def test_a_woken_sender_has_written_its_request_when_the_next_batch_starts():
 
     assert asyncio.run(main()) == ["request written", "next batch decided"]
 
-
-def test_without_the_turns_the_request_would_wait_for_the_next_batch():
-    async def main() -> list[str]:
-        sent: list[str] = []
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        sender = asyncio.create_task(_sender(ready, sent))
-        await asyncio.sleep(0)
-        ready.set_result(None)
-        await _let_client_tasks_run(turns=1)
-        sent.append("next batch decided")
-        await sender
-        return sent
-
-    assert asyncio.run(main()) == ["next batch decided", "request written"]

@@ -13,7 +13,13 @@ def test_named_parameters_become_numbered_ones_each_name_once_and_casts_stay():
     assert names == ("a", "b")
 
 
-def test_checks_are_selected_by_the_statement_after_the_ids_so_they_are_evaluated():
+def test_quoted_text_is_left_as_it_is():
+    query, names = _numbered("""select ':not' as "a:b", 'it''s :x', :y""")
+    assert query == b"""select ':not' as "a:b", 'it''s :x', $1"""
+    assert names == ("y",)
+
+
+def test_checks_are_selected_by_the_statement_before_the_ids_so_they_raise_first():
     writes = [
         Write("insert into t (v) select 1 returning id", {}),
         Write("select millrace_ensure(true, 'why') as ok", {}, name="guard"),
@@ -21,8 +27,8 @@ def test_checks_are_selected_by_the_statement_after_the_ids_so_they_are_evaluate
     statement = together(writes, ids_of=[0], checks=[1])
     assert statement.sql.startswith("with w0 as (insert into t (v) select 1 returning id), guard as (select")
     assert statement.sql.endswith(
-        "select (select coalesce(string_agg(cast(id as text), ','), '') from (select id from w0) as ids),"
-        " (select bool_and(ok) from guard)"
+        "select (select bool_and(ok) from guard),"
+        " (select coalesce(string_agg(cast(id as text), ','), '') from (select id from w0) as ids)"
     )
     alone = together([writes[1]], checks=[0])
     assert alone.sql.endswith("select (select bool_and(ok) from guard)")

@@ -149,7 +149,8 @@ def _update_sql(table: Table, key: str, columns: tuple[str, ...], param: str) ->
 def together(writes: Sequence[Write], *, ids_of: Sequence[int] = (), checks: Sequence[int] = ()) -> Write:
     """The writes as one statement (one round trip, one transaction even in autocommit), each a
     data-modifying ``with`` clause. With ``ids_of``, the statement returns the ``id`` column of the
-    rows those writes returned (their SQL ends in ``returning id``), comma-separated. ``checks`` are
+    rows those writes returned (their SQL ends in ``returning id``), comma-separated, as the last
+    column. ``checks`` are
     selects of one boolean column ``ok`` that raise when a condition fails (``millrace_ensure``):
     the statement evaluates them (a ``select`` clause nothing reads is never run), and one that
     raises undoes every write.
@@ -166,11 +167,12 @@ def together(writes: Sequence[Write], *, ids_of: Sequence[int] = (), checks: Seq
     for write in writes:
         assert not params.keys() & write.params.keys(), "each write needs its own parameter names"
         params.update(write.params)
+    # The checks come first: a check that raises then does so before the main query asks the
+    # clauses whose rows it returns for them (every other clause runs after the main query).
     columns = [f"(select bool_and(ok) from {writes[i].name or f'w{i}'})" for i in checks]
     if ids_of:
         sources = " union all ".join(f"select id from {writes[i].name or f'w{i}'}" for i in ids_of)
-        ids = f"(select coalesce(string_agg(cast(id as text), ','), '') from ({sources}) as ids)"
-        columns.insert(0, ids)
+        columns.append(f"(select coalesce(string_agg(cast(id as text), ','), '') from ({sources}) as ids)")
     result = f"select {', '.join(columns) or '1'}"
     return Write(f"with {clauses} {result}", params)
 

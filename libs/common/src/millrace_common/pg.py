@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 
 from millrace_common.settings import ServiceSettings
 
-_NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# A quoted literal or identifier (kept as it is), or a ``:name`` parameter (not a ``::`` cast).
+_NAMED_PARAMETER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(?<![:\w]):([A-Za-z_]\w*)")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -31,6 +32,8 @@ def _numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
     names: dict[str, int] = {}
 
     def number(match: re.Match[str]) -> str:
+        if match[1] is None:
+            return match[0]
         return f"${names.setdefault(match[1], len(names) + 1)}"
 
     return _NAMED_PARAMETER.sub(number, sql).encode(), tuple(names)

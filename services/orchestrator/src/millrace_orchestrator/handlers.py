@@ -30,13 +30,23 @@ from millrace_common.bulk import Write, together
 from millrace_common.logs import bound
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_commands import StartRun
-from millrace_common.messages.run_events import RunEvent, RunStarted, RunThrottled
+from millrace_common.messages.run_events import (
+    RunCancelled,
+    RunCompleted,
+    RunEvent,
+    RunFailed,
+    RunRetried,
+    RunStarted,
+    RunThrottled,
+    RunTimedOut,
+)
 from millrace_common.outbox import LiveRelay, Outgoing, outbox_write, records
 from millrace_common.pg import DirectConnections
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
 from millrace_orchestrator.adapters.run_store import (
     BatchRead,
+    WorkflowStarts,
     batch_check,
     DefinitionCache,
     UnknownWorkflowVersion,
@@ -55,6 +65,7 @@ from millrace_orchestrator.domain.decide import Message, WorkflowLoad, decide
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve
 
 log = logging.getLogger(__name__)
+TERMINAL_EVENTS = (RunCompleted, RunFailed, RunCancelled, RunTimedOut)
 PRODUCER = "orchestrator"
 CONSUMER = ConsumerGroup.ORCHESTRATOR.value
 Reject = Callable[[Message, str], Awaitable[None]]
@@ -120,6 +131,7 @@ class RunMessageHandler:
         self._new_id = new_id
         self._observe = observe
         self._count_batch = count_batch
+        self._checked_writes = True
 
     async def handle(self, message: Message) -> None:
         with bound(run_id=message.run_id, tenant_id=message.tenant_id):
@@ -176,7 +188,7 @@ class RunMessageHandler:
             if state is not None and state.workflow_id is not None:
                 cached[message.run_id] = state
         now = self._clock()
-        known = self._known_states(todo.values(), cached)
+        known = self._known_states(todo.values(), cached) if self._checked_writes else None
         if known is not None:
             try:
                 await self._decide_and_write(list(todo.values()), known, {}, {}, now, reject, checked=True)
@@ -187,6 +199,10 @@ class RunMessageHandler:
                 # again on what the database holds.
                 self._count_batch("cached_refused")
                 log.debug("batch decided on cached states refused; reading first", extra={"ids": {"why": str(conflict)}})
+            except psycopg.errors.UndefinedFunction:
+                # A database not migrated to 0008 has no millrace_ensure: every batch reads first.
+                self._checked_writes = False
+                log.error("the database lacks millrace_ensure (migration 0008): run the migrations; reading every batch first")
         refs_of = {m.run_id for m in todo.values() if m.run_id not in cached and not isinstance(m, StartRun)}
         after_seqs = {m.run_id: cached[m.run_id].last_seq if m.run_id in cached else 0 for m in todo.values()}
         starting = {
@@ -337,15 +353,30 @@ class RunMessageHandler:
         return states, unknown
 
 
-def _starts(events: Sequence[RunEvent], states: dict[UUID, RunState]) -> dict[tuple[str, UUID], tuple[int, int, int | None]]:
-    """Per (tenant, workflow) that ``events`` start runs of: how many, and the limits the runs'
-    definitions set (per hour, concurrent; the strictest where versions differ)."""
-    starts: dict[tuple[str, UUID], tuple[int, int, int | None]] = {}
+def _starts(events: Sequence[RunEvent], states: dict[UUID, RunState]) -> dict[tuple[str, UUID], WorkflowStarts]:
+    """Per (tenant, workflow) that ``events`` start runs of: how many, the most its running runs grew
+    by at any start (the runs the batch ended before it counted off, as ``WorkflowLoad.after``
+    counts), and the strictest limits the runs' definitions set."""
+    grown: dict[tuple[str, UUID], int] = {}
+    starts: dict[tuple[str, UUID], WorkflowStarts] = {}
     for event in events:
+        state = states[event.run_id]
+        if state.workflow_id is None:
+            continue
+        key = (event.tenant_id, state.workflow_id)
         if isinstance(event, RunStarted):
-            settings = states[event.run_id].definition.settings
-            key = (event.tenant_id, event.workflow_id)
-            count, per_hour, concurrent = starts.get(key, (0, settings.max_executions_per_hour, settings.max_concurrent_runs))
-            limits = [c for c in (concurrent, settings.max_concurrent_runs) if c is not None]
-            starts[key] = (count + 1, min(per_hour, settings.max_executions_per_hour), min(limits) if limits else None)
+            settings = state.definition.settings
+            before = starts.get(key)
+            limits = [c for c in (settings.max_concurrent_runs, before and before.concurrent) if c is not None]
+            grown[key] = grown.get(key, 0) + 1
+            starts[key] = WorkflowStarts(
+                starts=(before.starts if before else 0) + 1,
+                peak=max(grown[key], before.peak if before else 0),
+                per_hour=min(settings.max_executions_per_hour, before.per_hour if before else settings.max_executions_per_hour),
+                concurrent=min(limits) if limits else None,
+            )
+        elif isinstance(event, RunRetried):
+            grown[key] = grown.get(key, 0) + 1
+        elif isinstance(event, TERMINAL_EVENTS):
+            grown[key] = grown.get(key, 0) - 1
     return starts

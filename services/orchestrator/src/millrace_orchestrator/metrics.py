@@ -138,7 +138,7 @@ class RunMetrics:
         self.batches = Counter(
             "millrace_orchestrator_batches_total",
             "Polled batches written, by path: cached (decided on cached run states, checked by the write), "
-            "read (read first), cached_refused (the check failed; the batch was read and written again)",
+            "read (read first), cached_refused (the check failed and nothing was written; the batch took the read path)",
             ["path"],
             registry=registry,
         )

@@ -4,6 +4,7 @@ every run of one workflow from the moment of connecting."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -22,6 +23,7 @@ from millrace_gateway.api.deps import EngineDep, Reader, SettingsDep
 from millrace_gateway.api.errors import ApiError, not_found
 from millrace_gateway.domain.live import TERMINAL_TYPES, LiveEvent, sse_comment, sse_message
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
 SEQ_LIMIT = 2**31 - 1
@@ -43,7 +45,11 @@ class EventStreamResponse(StreamingResponse):
         try:
             await super().stream_response(send)
         finally:
-            await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            try:
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+            except Exception:
+                # Not in place of whatever ended the response.
+                log.exception("closing a live stream failed")
 
 
 def _feed(request: Request) -> RunEventFeed:

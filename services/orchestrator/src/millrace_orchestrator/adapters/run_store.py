@@ -211,41 +211,56 @@ _BATCH_CHECK_SQL = (
     # Index probes per run (the newest seq of its log) and per workflow (as in the batch read); the
     # statement's snapshot is the tables before its own writes.
     "select millrace_ensure("
-    " (select coalesce(bool_and(x.newest = t.expected), true)"
+    " (select coalesce(bool_and(coalesce(x.newest = t.expected, false)), true)"
     "   from jsonb_to_recordset(cast(:check_runs as jsonb)) as t(run_id uuid, expected integer)"
     "   cross join lateral (select coalesce(max(e.seq), 0) as newest from run_events e"
     "     where e.run_id = t.run_id offset 0) as x)"
-    " and (select coalesce(bool_and(l.started + w.starts <= w.per_hour"
-    "     and (w.concurrent is null or l.running + w.starts <= w.concurrent)), true)"
+    " and (select coalesce(bool_and(coalesce(l.started + w.starts <= w.per_hour"
+    "     and (w.concurrent is null or l.running + w.peak <= w.concurrent), false)), true)"
     "   from jsonb_to_recordset(cast(:check_loads as jsonb))"
-    "     as w(tenant_id text, workflow_id uuid, starts integer, per_hour integer, concurrent integer)"
+    "     as w(tenant_id text, workflow_id uuid, starts integer, peak integer, per_hour integer, concurrent integer)"
     f"   cross join lateral (select {_LOAD_COUNTS}) as l(started, running)),"
     " 'the batch was decided on a run state or a workflow load that has changed') as ok"
 )
 
 
-def batch_check(
-    expected_seqs: dict[UUID, int],
-    starts: dict[tuple[str, UUID], tuple[int, int, int | None]],
-    now: datetime,
-) -> Write:
+def batch_check(expected_seqs: dict[UUID, int], starts: dict[tuple[str, UUID], WorkflowStarts], now: datetime) -> Write:
     """A check (see ``together``) that each run's log ends at its expected seq (0: no log yet) and
-    that each workflow, with ``starts`` = (new runs, runs allowed per hour, concurrent runs
-    allowed or None), stays within its limits counted as the batch read counts them."""
+    that each workflow in ``starts`` stays within its limits with the batch's new runs, counted as
+    the batch read counts them. An input that is missing (NULL) fails the check."""
     return Write(
         _BATCH_CHECK_SQL,
         {
             "check_runs": rows_document([{"run_id": r, "expected": seq} for r, seq in expected_seqs.items()]),
             "check_loads": rows_document(
                 [
-                    {"tenant_id": t, "workflow_id": w, "starts": n, "per_hour": per_hour, "concurrent": concurrent}
-                    for (t, w), (n, per_hour, concurrent) in starts.items()
+                    {
+                        "tenant_id": t,
+                        "workflow_id": w,
+                        "starts": s.starts,
+                        "peak": s.peak,
+                        "per_hour": s.per_hour,
+                        "concurrent": s.concurrent,
+                    }
+                    for (t, w), s in starts.items()
                 ]
             ),
             "since": start_minute(now - timedelta(hours=1)),
         },
         name=BATCH_CHECK,
     )
+
+
+@dataclass(frozen=True)
+class WorkflowStarts:
+    """A batch's new runs of one workflow, for its check: how many started, the most its running
+    runs grew by at any start (counting the runs it ended before), and the strictest limits the
+    runs' definitions set."""
+
+    starts: int
+    peak: int
+    per_hour: int
+    concurrent: int | None
 
 
 def _uuid_array(ids: Iterable[UUID]) -> str:
@@ -296,7 +311,7 @@ async def write_batch(connection: psycopg.AsyncConnection[Any], write: Write) ->
     if cursor.description is None:
         return []
     row = await cursor.fetchone()
-    return written_ids(row[0] if row is not None else None)
+    return written_ids(row[-1] if row is not None else None)
 
 
 def written_ids(returned: object) -> list[int]:
