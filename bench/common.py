@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import platform
-import secrets
 import statistics
 import sys
 import uuid
@@ -22,12 +21,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, create_engine, insert  # noqa: E402
+from sqlalchemy import Engine, create_engine  # noqa: E402
 
-from millrace_common.messages.envelope import utc_now  # noqa: E402
-from millrace_common.tables import workflow_versions, workflows  # noqa: E402
-from millrace_common.workflow import WorkflowDefinition  # noqa: E402
 from tests.support.infra import Infra, create_namespace, drop_namespace  # noqa: E402
+from tests.support.workflows import insert_workflow  # noqa: E402,F401  (the benches' way in)
 
 DEV_KAFKA = "127.0.0.1:19092"
 DEV_DATABASE = "postgresql+psycopg://millrace@127.0.0.1:15432/millrace"
@@ -60,38 +57,6 @@ def schema_engine(infra: Infra, namespace: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-
-
-def insert_workflow(
-    engine: Engine, tenant_id: str, definition: dict, *, name: str = "bench"
-) -> tuple[UUID, int]:
-    """An active workflow with one version, written as the gateway writes it (validated first)."""
-    checked = WorkflowDefinition.model_validate(definition)
-    workflow_id, now = uuid.uuid4(), utc_now()
-    with engine.begin() as connection:
-        connection.execute(
-            insert(workflows).values(
-                id=workflow_id,
-                tenant_id=tenant_id,
-                name=name,
-                status="active",
-                latest_version=1,
-                active_version=1,
-                webhook_token=secrets.token_urlsafe(24),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        connection.execute(
-            insert(workflow_versions).values(
-                workflow_id=workflow_id,
-                version=1,
-                tenant_id=tenant_id,
-                definition=checked.model_dump(mode="json", by_alias=True),
-                created_at=now,
-            )
-        )
-    return workflow_id, 1
 
 
 def node(node_id: str, node_type: str, y: int = 0, parent: str | None = None, **data: object) -> dict:

@@ -6,7 +6,6 @@ before) nothing is written, and the batch is read and decided again on what the 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -14,22 +13,20 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy import Engine, create_engine, text
 
 from millrace_common.db import create_engine as create_async_engine
-from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
 from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
 from millrace_common.outbox import LiveRelay
 from millrace_common.pg import DirectConnections
 from millrace_common.settings import ServiceSettings
-from millrace_common.tables import workflow_versions, workflows
 from millrace_common.topics import Namespace
-from millrace_common.workflow import WorkflowDefinition
 from millrace_orchestrator.adapters.run_store import DefinitionCache
 from millrace_orchestrator.domain.decide import Message
 from millrace_orchestrator.handlers import RunMessageHandler
 from tests.support.infra import Infra
+from tests.support.workflows import insert_workflow as support_insert_workflow
 
 pytestmark = pytest.mark.integration
 TENANT = "batches"
@@ -57,32 +54,7 @@ def chain(*nodes: dict, **settings: Any) -> dict:
 
 
 def insert_workflow(db: Engine, definition: dict) -> tuple[UUID, int]:
-    checked = WorkflowDefinition.model_validate(definition)
-    workflow_id, now = uuid.uuid4(), utc_now()
-    with db.begin() as connection:
-        connection.execute(
-            insert(workflows).values(
-                id=workflow_id,
-                tenant_id=TENANT,
-                name="batches",
-                status="active",
-                latest_version=1,
-                active_version=1,
-                webhook_token=secrets.token_urlsafe(24),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        connection.execute(
-            insert(workflow_versions).values(
-                workflow_id=workflow_id,
-                version=1,
-                tenant_id=TENANT,
-                definition=checked.model_dump(mode="json", by_alias=True),
-                created_at=now,
-            )
-        )
-    return workflow_id, 1
+    return support_insert_workflow(db, TENANT, definition)
 
 
 def start(workflow: tuple[UUID, int], run_id: UUID | None = None) -> StartRun:

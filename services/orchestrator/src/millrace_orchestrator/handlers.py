@@ -30,23 +30,13 @@ from millrace_common.bulk import Write, together
 from millrace_common.logs import bound
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_commands import StartRun
-from millrace_common.messages.run_events import (
-    RunCancelled,
-    RunCompleted,
-    RunEvent,
-    RunFailed,
-    RunRetried,
-    RunStarted,
-    RunThrottled,
-    RunTimedOut,
-)
+from millrace_common.messages.run_events import RunEvent, RunThrottled
 from millrace_common.outbox import LiveRelay, Outgoing, outbox_write, records
 from millrace_common.pg import DirectConnections
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
 from millrace_orchestrator.adapters.run_store import (
     BatchRead,
-    WorkflowStarts,
     batch_check,
     DefinitionCache,
     UnknownWorkflowVersion,
@@ -61,11 +51,10 @@ from millrace_orchestrator.adapters.run_store import (
     write_batch,
     written_ids,
 )
-from millrace_orchestrator.domain.decide import Message, WorkflowLoad, decide
+from millrace_orchestrator.domain.decide import Message, WorkflowLoad, decide, starts_by_workflow
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve
 
 log = logging.getLogger(__name__)
-TERMINAL_EVENTS = (RunCompleted, RunFailed, RunCancelled, RunTimedOut)
 PRODUCER = "orchestrator"
 CONSUMER = ConsumerGroup.ORCHESTRATOR.value
 Reject = Callable[[Message, str], Awaitable[None]]
@@ -274,7 +263,7 @@ class RunMessageHandler:
         if checked:
             if any(isinstance(e, RunThrottled) for e in events):
                 raise WriteConflict("a run was throttled on an assumed load")
-            checks.append(batch_check(expected, _starts(events, states), now))
+            checks.append(batch_check(expected, starts_by_workflow(events, states), now))
         write, outgoing = self._write(events, commands, [m.message_id for m in messages], checks)
         ids: list[int] = []
         if write is not None:
@@ -351,32 +340,3 @@ class RunMessageHandler:
                 state = evolve(state, event)
             states[message.run_id] = state
         return states, unknown
-
-
-def _starts(events: Sequence[RunEvent], states: dict[UUID, RunState]) -> dict[tuple[str, UUID], WorkflowStarts]:
-    """Per (tenant, workflow) that ``events`` start runs of: how many, the most its running runs grew
-    by at any start (the runs the batch ended before it counted off, as ``WorkflowLoad.after``
-    counts), and the strictest limits the runs' definitions set."""
-    grown: dict[tuple[str, UUID], int] = {}
-    starts: dict[tuple[str, UUID], WorkflowStarts] = {}
-    for event in events:
-        state = states[event.run_id]
-        if state.workflow_id is None:
-            continue
-        key = (event.tenant_id, state.workflow_id)
-        if isinstance(event, RunStarted):
-            settings = state.definition.settings
-            before = starts.get(key)
-            limits = [c for c in (settings.max_concurrent_runs, before and before.concurrent) if c is not None]
-            grown[key] = grown.get(key, 0) + 1
-            starts[key] = WorkflowStarts(
-                starts=(before.starts if before else 0) + 1,
-                peak=max(grown[key], before.peak if before else 0),
-                per_hour=min(settings.max_executions_per_hour, before.per_hour if before else settings.max_executions_per_hour),
-                concurrent=min(limits) if limits else None,
-            )
-        elif isinstance(event, RunRetried):
-            grown[key] = grown.get(key, 0) + 1
-        elif isinstance(event, TERMINAL_EVENTS):
-            grown[key] = grown.get(key, 0) - 1
-    return starts

@@ -32,6 +32,7 @@ from millrace_common.tables import (
 )
 from millrace_common.workflow import WorkflowDefinition
 
+from millrace_orchestrator.domain.decide import WorkflowStarts
 from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, Row, project, start_minute
 
 K = TypeVar("K")
@@ -249,18 +250,6 @@ def batch_check(expected_seqs: dict[UUID, int], starts: dict[tuple[str, UUID], W
         },
         name=BATCH_CHECK,
     )
-
-
-@dataclass(frozen=True)
-class WorkflowStarts:
-    """A batch's new runs of one workflow, for its check: how many started, the most its running
-    runs grew by at any start (counting the runs it ended before), and the strictest limits the
-    runs' definitions set."""
-
-    starts: int
-    peak: int
-    per_hour: int
-    concurrent: int | None
 
 
 def _uuid_array(ids: Iterable[UUID]) -> str:

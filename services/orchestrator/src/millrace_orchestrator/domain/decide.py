@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -70,13 +70,58 @@ class WorkflowLoad:
         batch of messages against one reading of the load, carried forward by this."""
         started, running = self.started_last_hour, self.running
         for event in events:
-            if isinstance(event, RunStarted):
-                started, running = started + 1, running + 1
-            elif isinstance(event, RunRetried):
-                running += 1
-            elif isinstance(event, (RunCompleted, RunFailed, RunCancelled, RunTimedOut)):
-                running -= 1
+            started += isinstance(event, RunStarted)
+            running += running_change(event)
         return WorkflowLoad(started, running)
+
+
+def running_change(event: RunEvent) -> int:
+    """How ``event`` changes the number of its workflow's running runs."""
+    if isinstance(event, (RunStarted, RunRetried)):
+        return 1
+    if isinstance(event, (RunCompleted, RunFailed, RunCancelled, RunTimedOut)):
+        return -1
+    return 0
+
+
+@dataclass(frozen=True)
+class WorkflowStarts:
+    """A batch's new runs of one workflow: how many started, the most its running runs had grown
+    by at any start (the runs the batch ended before it counted off, as ``WorkflowLoad.after``
+    counts), and the strictest limits the runs' definitions set. A batch decided on an unknown load
+    decides as it would on the true one exactly when ``started + starts <= per_hour`` and
+    ``running + peak <= concurrent``."""
+
+    starts: int
+    peak: int
+    per_hour: int
+    concurrent: int | None
+
+
+def starts_by_workflow(
+    events: Sequence[RunEvent], states: Mapping[UUID, RunState]
+) -> dict[tuple[str, UUID], WorkflowStarts]:
+    """Per (tenant, workflow) that ``events`` (a batch's, in order; ``states`` the runs' states
+    after it) start runs of."""
+    grown: dict[tuple[str, UUID], int] = {}
+    starts: dict[tuple[str, UUID], WorkflowStarts] = {}
+    for event in events:
+        state = states[event.run_id]
+        if state.workflow_id is None:
+            continue
+        key = (event.tenant_id, state.workflow_id)
+        grown[key] = grown.get(key, 0) + running_change(event)
+        if isinstance(event, RunStarted):
+            settings = state.definition.settings
+            seen = starts.get(key, WorkflowStarts(0, 0, settings.max_executions_per_hour, settings.max_concurrent_runs))
+            limits = [c for c in (seen.concurrent, settings.max_concurrent_runs) if c is not None]
+            starts[key] = WorkflowStarts(
+                starts=seen.starts + 1,
+                peak=max(seen.peak, grown[key]),
+                per_hour=min(seen.per_hour, settings.max_executions_per_hour),
+                concurrent=min(limits) if limits else None,
+            )
+    return starts
 
 
 @dataclass(frozen=True)
