@@ -162,16 +162,17 @@ def together(writes: Sequence[Write], *, ids_of: Sequence[int] = (), checks: Seq
         raise ValueError("nothing to write")
     if len(writes) == 1 and not ids_of and not checks and writes[0].name is None:
         return writes[0]
-    clauses = ", ".join(f"{write.name or f'w{index}'} as ({write.sql})" for index, write in enumerate(writes))
+    names = [write.name or f"w{index}" for index, write in enumerate(writes)]
+    clauses = ", ".join(f"{name} as ({write.sql})" for name, write in zip(names, writes, strict=True))
     params: dict[str, Any] = {}
     for write in writes:
         assert not params.keys() & write.params.keys(), "each write needs its own parameter names"
         params.update(write.params)
     # The checks come first: a check that raises then does so before the main query asks the
     # clauses whose rows it returns for them (every other clause runs after the main query).
-    columns = [f"(select bool_and(ok) from {writes[i].name or f'w{i}'})" for i in checks]
+    columns = [f"(select bool_and(ok) from {names[i]})" for i in checks]
     if ids_of:
-        sources = " union all ".join(f"select id from {writes[i].name or f'w{i}'}" for i in ids_of)
+        sources = " union all ".join(f"select id from {names[i]}" for i in ids_of)
         columns.append(f"(select coalesce(string_agg(cast(id as text), ','), '') from ({sources}) as ids)")
     result = f"select {', '.join(columns) or '1'}"
     return Write(f"with {clauses} {result}", params)

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from millrace_common.bulk import Write, execute_together, insert_write
 from millrace_common.kafka import key_partitioner
 from millrace_common.messages.envelope import Envelope, utc_now
-from millrace_common.pg import DirectConnections
+from millrace_common.pg import DirectConnections, array_literal
 from millrace_common.settings import ServiceSettings
 from millrace_common.tables import outbox
 from millrace_common.topics import Namespace, Topic
@@ -280,7 +280,7 @@ class LiveRelay:
             try:
                 async with self._connections.connection() as connection:
                     await connection.execute(
-                        "delete from outbox where id = any(cast(%s as bigint[]))", ("{" + ",".join(map(str, ids)) + "}",)
+                        "delete from outbox where id = any(cast(%s as bigint[]))", (array_literal(ids),)
                     )
             except BaseException:
                 self._acked = ids + self._acked  # deleted on the next pass
@@ -315,7 +315,7 @@ class LiveRelay:
         total = 0
         known = [i for ids, _ in self._pending for i in ids]
         known += [i for ids, _, _ in self._in_flight for i in ids] + self._acked
-        held = "{" + ",".join(map(str, known)) + "}"
+        held = array_literal(known)
         while True:
             async with self._connections.connection() as connection, connection.transaction():
                 cursor = await connection.execute(

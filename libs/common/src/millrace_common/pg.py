@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -49,6 +49,12 @@ async def execute(
     cursor = psycopg.AsyncRawCursor(connection)
     await cursor.execute(query, [params[name] for name in names], prepare=prepare)
     return cursor
+
+
+def array_literal(values: Iterable[object]) -> str:
+    """Numbers or UUIDs as a PostgreSQL array's text (``{1,2,3}``), for ``cast(:x as bigint[])`` and
+    the like: one string to send, where a list is adapted element by element."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def conninfo(settings: ServiceSettings) -> str:

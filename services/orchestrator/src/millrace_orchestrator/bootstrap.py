@@ -49,7 +49,7 @@ def build(settings: OrchestratorSettings) -> FastAPI:
         observe=run_metrics.observe,
         count_batch=run_metrics.count_batch,
     )
-    timer_loop = TimerLoop(engine, namespace, live_relay, utc_now, direct=direct)
+    timer_loop = TimerLoop(engine, direct, namespace, live_relay, utc_now)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
     consumer = kafka.consumer(settings, handler, dead_letters, metrics)
     gauges = _gauges(settings, registry, engine)

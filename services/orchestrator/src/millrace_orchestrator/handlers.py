@@ -289,6 +289,7 @@ class RunMessageHandler:
         rows' messages. Each event is serialised once, for the log, for ``runs.events`` and for the
         relay."""
         payloads = [e.model_dump_json() for e in events]
+        topic = self._namespace.topic(RUNS_EVENTS)
         writes = append_writes(events, payloads=payloads)
         claimed = claims_write(CONSUMER, claims)
         if claimed is not None:
@@ -298,13 +299,12 @@ class RunMessageHandler:
             writes.append(outbox_write(self._namespace, self._relay.tag, commands, returning_ids=True))
             ids_of.append(len(writes) - 1)
         if events:
-            writes.append(observers_write(self._relay.tag, self._namespace.topic(RUNS_EVENTS)))
+            writes.append(observers_write(self._relay.tag, topic))
             ids_of.append(len(writes) - 1)
         if not writes:
             return None, []
         checked = list(range(len(writes), len(writes) + len(checks)))
         writes.extend(checks)
-        topic = self._namespace.topic(RUNS_EVENTS)
         observed = [(topic, str(e.run_id).encode(), text.encode()) for e, text in zip(events, payloads, strict=True)]
         return together(writes, ids_of=ids_of, checks=checked), [*records(self._namespace, commands), *observed]
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from millrace_common.bulk import Write, insert_write, rows_document, update_write
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import RUN_EVENT, AnyRunEvent, RunEvent
-from millrace_common.pg import execute
+from millrace_common.pg import array_literal, execute
 from millrace_common.tables import (
     node_executions,
     processed_messages,
@@ -73,7 +73,7 @@ async def workflow_load(connection: AsyncConnection, tenant_id: str, workflow_id
                 f"select {_LOAD_COUNTS}"
                 " from (select cast(:tenant_id as text), cast(:workflow_id as uuid)) as w(tenant_id, workflow_id)"
             ),
-            {"tenant_id": tenant_id, "workflow_id": workflow_id, "since": start_minute(now - timedelta(hours=1))},
+            {"tenant_id": tenant_id, "workflow_id": workflow_id, "since": _hour_before(now)},
         )
     ).one()
     return int(row[0]), int(row[1])
@@ -180,6 +180,11 @@ class BatchRead:
     """Per (tenant, workflow): runs started in the last hour (not throttled), runs running now."""
 
 
+def _hour_before(now: datetime) -> datetime:
+    """Where ``_LOAD_COUNTS`` starts counting a workflow's runs: the start of the minute an hour ago."""
+    return start_minute(now - timedelta(hours=1))
+
+
 _LOAD_COUNTS = (
     # A workflow ``w``'s runs started since ``:since`` (summed per minute) and its runs running now.
     "(select coalesce(sum(s.started), 0) from workflow_starts s"
@@ -246,14 +251,10 @@ def batch_check(expected_seqs: dict[UUID, int], starts: dict[tuple[str, UUID], W
                     for (t, w), s in starts.items()
                 ]
             ),
-            "since": start_minute(now - timedelta(hours=1)),
+            "since": _hour_before(now),
         },
         name=BATCH_CHECK,
     )
-
-
-def _uuid_array(ids: Iterable[UUID]) -> str:
-    return "{" + ",".join(str(i) for i in ids) + "}"
 
 
 async def read_batch(
@@ -273,11 +274,11 @@ async def read_batch(
     minute, so up to a minute more than an hour)."""
     params = {
         "consumer": consumer,
-        "messages": _uuid_array(message_ids),
-        "runs": _uuid_array(refs_of),
-        "tails": json.dumps([{"run_id": str(r), "after_seq": seq} for r, seq in after_seqs.items()]),
-        "since": start_minute(now - timedelta(hours=1)),
-        "workflows": json.dumps([{"tenant_id": t, "workflow_id": str(w)} for t, w in sorted(set(workflows))]),
+        "messages": array_literal(message_ids),
+        "runs": array_literal(refs_of),
+        "tails": rows_document([{"run_id": r, "after_seq": seq} for r, seq in after_seqs.items()]),
+        "since": _hour_before(now),
+        "workflows": rows_document([{"tenant_id": t, "workflow_id": w} for t, w in sorted(set(workflows))]),
     }
     cursor = await execute(connection, _READ_BATCH, params, prepare=True)
     row = await cursor.fetchone()

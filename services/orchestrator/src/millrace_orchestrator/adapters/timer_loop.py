@@ -27,11 +27,11 @@ class TimerLoop:
     def __init__(
         self,
         engine: AsyncEngine,
+        direct: DirectConnections,
         namespace: Namespace,
         relay: LiveRelay,
         clock: Callable[[], datetime],
         *,
-        direct: DirectConnections | None = None,
         interval_seconds: float = 0.2,
         batch_size: int = 500,
     ) -> None:
@@ -46,8 +46,6 @@ class TimerLoop:
     async def any_due(self) -> bool:
         """Whether a timer is due: one index probe on a direct connection, so looking five times a
         second costs next to nothing while no timer is due."""
-        if self._direct is None:
-            return True
         async with self._direct.connection() as connection:
             cursor = await connection.execute(
                 "select exists (select 1 from timers where fire_at <= %s)", (self._clock(),), prepare=True
