@@ -243,8 +243,12 @@ def for_each_figures() -> list[Figure]:
         ratio = large / small
         verdict = "meets the target (<= 12x)" if ratio <= 12 else "MISSES the target (<= 12x)"
         figures += [
-            Figure(f"for_each 1,000 items, {label}", small, "s", f"{size(small_run)}; best of {REPEATS[1_000]}"),
-            Figure(f"for_each 10,000 items, {label}", large, "s", f"{size(large_run)}; best of {REPEATS[10_000]}"),
+            Figure(
+                f"for_each 1,000 items, {label}", small, "s", f"{size(small_run)}; best of {REPEATS[1_000]}"
+            ),
+            Figure(
+                f"for_each 10,000 items, {label}", large, "s", f"{size(large_run)}; best of {REPEATS[10_000]}"
+            ),
             Figure("  10,000 / 1,000", ratio, "x", verdict),
         ]
         if body == "http":

@@ -251,7 +251,9 @@ def run(cmd: list[str], check: bool = True, **kwargs) -> subprocess.CompletedPro
 def apt_install(packages: list[str], what: str, *, options: tuple[str, ...] = ()) -> None:
     """Install Debian packages when root; otherwise stop, saying what to install."""
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        die(f"{what} not found: install it (e.g. `sudo apt-get install -y {' '.join([*options, *packages])}`)")
+        die(
+            f"{what} not found: install it (e.g. `sudo apt-get install -y {' '.join([*options, *packages])}`)"
+        )
     log(f"{what} not found, installing {' '.join(packages)} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run(["apt-get", "update"], env=env)
@@ -506,7 +508,9 @@ def services_not_started() -> Iterator[None]:
     if POLICY_RC_D.exists():
         yield
         return
-    POLICY_RC_D.write_text("#!/bin/sh\n# Written by deploy/local/infra.py while it installs packages.\nexit 101\n")
+    POLICY_RC_D.write_text(
+        "#!/bin/sh\n# Written by deploy/local/infra.py while it installs packages.\nexit 101\n"
+    )
     POLICY_RC_D.chmod(0o755)
     try:
         yield
@@ -560,7 +564,8 @@ def prometheus_config(targets: dict[str, int], *, scrape_interval: str, rule_fil
             {
                 "job_name": "millrace",
                 "static_configs": [
-                    {"targets": [f"{HOST}:{port}"], "labels": {"service": name}} for name, port in targets.items()
+                    {"targets": [f"{HOST}:{port}"], "labels": {"service": name}}
+                    for name, port in targets.items()
                 ],
             }
         ],
@@ -672,7 +677,9 @@ def cmd_status(p: Profile) -> None:
     print(f"  postgres  {HOST}:{p.pg_port}  {'running' if pg_running(p) else 'stopped'}")
     prometheus = "stopped"
     if pid := prometheus_pid(p):
-        prometheus = f"running (pid {pid}), {'ready' if prometheus_ready(p.prometheus_port) else 'NOT answering'}"
+        prometheus = (
+            f"running (pid {pid}), {'ready' if prometheus_ready(p.prometheus_port) else 'NOT answering'}"
+        )
     print(f"  prometheus http://{HOST}:{p.prometheus_port}  {prometheus}")
 
 
@@ -703,7 +710,9 @@ PROFILE_COMMANDS = {
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    install = commands.add_parser("install", help="fetch the Kafka jars, ensure the PostgreSQL and Prometheus binaries")
+    install = commands.add_parser(
+        "install", help="fetch the Kafka jars, ensure the PostgreSQL and Prometheus binaries"
+    )
     install.add_argument("--only", choices=("kafka", "postgresql", "prometheus"))
     for name in PROFILE_COMMANDS:
         command = commands.add_parser(name)

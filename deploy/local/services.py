@@ -117,7 +117,9 @@ def status(profile: infra.Profile) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=("start", "stop", "status"))
     parser.add_argument("--profile", default="dev", choices=sorted(infra.PROFILES))
     args = parser.parse_args()

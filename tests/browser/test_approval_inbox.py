@@ -28,7 +28,9 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 @pytest.fixture
 def browser() -> Iterator[object]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.fail("Debian's chromium and chromium-driver are missing: run deploy/local/browser.sh", pytrace=False)
+        pytest.fail(
+            "Debian's chromium and chromium-driver are missing: run deploy/local/browser.sh", pytrace=False
+        )
     os.environ.setdefault("SE_OFFLINE", "true")
     os.environ.setdefault("SE_AVOID_BROWSER_DOWNLOAD", "true")
     from selenium import webdriver
@@ -38,9 +40,16 @@ def browser() -> Iterator[object]:
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--window-size=1280,900",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--window-size=1280,900",
     ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
@@ -58,7 +67,13 @@ def start_paused_run(api: httpx.Client) -> str:
 
     nodes = [
         node("start", "trigger", kind="manual"),
-        node("ask", "approval", assignee={"role": "approver"}, title="Refund {{ trigger.customer }}?", description="Amount {{ trigger.amount }} EUR"),
+        node(
+            "ask",
+            "approval",
+            assignee={"role": "approver"},
+            title="Refund {{ trigger.customer }}?",
+            description="Amount {{ trigger.amount }} EUR",
+        ),
         node("refund", "end"),
         node("keep", "end"),
     ]
@@ -67,7 +82,9 @@ def start_paused_run(api: httpx.Client) -> str:
         {"id": "e2", "source": "ask", "target": "refund", "sourceHandle": "approved"},
         {"id": "e3", "source": "ask", "target": "keep", "sourceHandle": "rejected"},
     ]
-    created = api.post("/api/v1/workflows", json={"name": "refunds", "definition": {"nodes": nodes, "edges": edges}})
+    created = api.post(
+        "/api/v1/workflows", json={"name": "refunds", "definition": {"nodes": nodes, "edges": edges}}
+    )
     assert created.status_code == 201, created.text
     started = api.post(
         f"/api/v1/workflows/{created.json()['id']}/runs",
@@ -77,7 +94,9 @@ def start_paused_run(api: httpx.Client) -> str:
     return started.json()["run_id"]
 
 
-def test_an_approver_approves_a_paused_run_in_the_inbox_and_the_run_completes(running_system: System, browser):
+def test_an_approver_approves_a_paused_run_in_the_inbox_and_the_run_completes(
+    running_system: System, browser
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as shown
     from selenium.webdriver.support.ui import WebDriverWait
@@ -85,7 +104,13 @@ def test_an_approver_approves_a_paused_run_in_the_inbox_and_the_run_completes(ru
     admin = provision_tenant(running_system.infra, running_system.namespace, f"inbox{uuid.uuid4().hex[:6]}")
     api = signed_in(running_system.url("gateway"), admin)
     approver = Account(admin.tenant_id, f"approver@{admin.tenant_id}.test", secrets.token_urlsafe(16))
-    assert api.post("/api/v1/users", json={"email": approver.email, "password": approver.password, "roles": ["approver"]}).status_code == 201
+    assert (
+        api.post(
+            "/api/v1/users",
+            json={"email": approver.email, "password": approver.password, "roles": ["approver"]},
+        ).status_code
+        == 201
+    )
     run_id = start_paused_run(api)
     wait = WebDriverWait(browser, 20)
     base = running_system.url("approval")

@@ -27,8 +27,14 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 WEB = Path(__file__).resolve().parents[2] / "services" / "gateway" / "web"
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -124,7 +130,9 @@ def wait_for(condition, timeout: float = 30, what: str = "condition"):
         time.sleep(0.2)
 
 
-def test_a_user_builds_a_branching_workflow_runs_it_by_webhook_and_watches_it_live(running_system: System, page):
+def test_a_user_builds_a_branching_workflow_runs_it_by_webhook_and_watches_it_live(
+    running_system: System, page
+):
     admin = provision_tenant(running_system.infra, running_system.namespace, f"builder{uuid.uuid4().hex[:6]}")
     grant_loopback(running_system.infra, running_system.namespace, admin.tenant_id)
     api = signed_in(running_system.url("gateway"), admin)
@@ -141,7 +149,14 @@ def test_a_user_builds_a_branching_workflow_runs_it_by_webhook_and_watches_it_li
         page.click("#new-workflow")
         page.wait_for_selector('[data-palette-type="http_request"]')
         palette = page.locator(".palette h3").all_inner_texts()
-        assert [g.strip().lower() for g in palette] == ["triggers", "ai", "records", "logic", "external", "human"]
+        assert [g.strip().lower() for g in palette] == [
+            "triggers",
+            "ai",
+            "records",
+            "logic",
+            "external",
+            "human",
+        ]
         page.fill("#workflow-name", "Route by amount")
 
         drop(page, "trigger", 420, 70)
@@ -179,7 +194,9 @@ def test_a_user_builds_a_branching_workflow_runs_it_by_webhook_and_watches_it_li
         body = field(page, "/body")
         body.fill('{"amount": "{{ trigger.webhook.body.amount }}", "route": "small"}')
 
-        page.wait_for_function("document.querySelector('#problem-count').textContent === 'valid'", timeout=15_000)
+        page.wait_for_function(
+            "document.querySelector('#problem-count').textContent === 'valid'", timeout=15_000
+        )
         assert page.locator(".wf-node-problems").count() == 0
         page.click("#save")
         page.wait_for_url(re.compile(r".*/workflows/[0-9a-f-]{36}$"))
@@ -264,13 +281,20 @@ def test_a_body_undo_versions_a_manual_run_and_a_retry_from_the_failed_node(runn
     with loopback_server() as server:
         server.route("/flaky", [Answer(500, "down for a moment"), Answer(200, {"ok": True})])
         call = {
-            "name": "Call", "method": "POST", "url": f"{server.url}/flaky",
-            "body": {"who": "{{ trigger.who }}"}, "retry": {"max_attempts": 1},
+            "name": "Call",
+            "method": "POST",
+            "url": f"{server.url}/flaky",
+            "body": {"who": "{{ trigger.who }}"},
+            "retry": {"max_attempts": 1},
         }
         definition = {
             "nodes": [
-                {"id": "start", "type": "trigger", "position": {"x": 300, "y": 40},
-                 "data": {"name": "Start", "kind": "manual"}},
+                {
+                    "id": "start",
+                    "type": "trigger",
+                    "position": {"x": 300, "y": 40},
+                    "data": {"name": "Start", "kind": "manual"},
+                },
                 {"id": "call", "type": "http_request", "position": {"x": 300, "y": 200}, "data": call},
                 {"id": "done", "type": "end", "position": {"x": 300, "y": 360}, "data": {"name": "Done"}},
             ],
@@ -383,8 +407,12 @@ def test_a_running_node_shows_as_running_and_the_run_can_be_cancelled(running_sy
         definition = {
             "nodes": [
                 {"id": "start", "type": "trigger", "data": {"name": "Start", "kind": "manual"}},
-                {"id": "wait", "type": "http_request", "position": {"x": 0, "y": 150},
-                 "data": {"name": "Slow call", "url": f"{server.url}/slow", "timeout_seconds": 60}},
+                {
+                    "id": "wait",
+                    "type": "http_request",
+                    "position": {"x": 0, "y": 150},
+                    "data": {"name": "Slow call", "url": f"{server.url}/slow", "timeout_seconds": 60},
+                },
             ],
             "edges": [{"id": "e1", "source": "start", "target": "wait"}],
         }
@@ -396,7 +424,9 @@ def test_a_running_node_shows_as_running_and_the_run_can_be_cancelled(running_sy
 
         sign_in(page, base, admin)
         page.goto(f"{base}/runs/{run_id}")
-        page.wait_for_selector('.react-flow__node[data-id="wait"] .wf-node[data-status="running"]', timeout=30_000)
+        page.wait_for_selector(
+            '.react-flow__node[data-id="wait"] .wf-node[data-status="running"]', timeout=30_000
+        )
         assert node(page, "start").locator(".wf-node").get_attribute("data-status") == "succeeded"
         page.click("#cancel-run")
         page.wait_for_selector("#run-status:has-text('cancelled')", timeout=30_000)

@@ -30,7 +30,14 @@ from aiokafka import AIOKafkaProducer
 
 from millrace_common.topics import NODES_READY_HTTP, RECORDS_EVENTS, Namespace, Topic
 from tests.support.api import Account, client, provision_tenant, signed_in, token_for
-from tests.support.network import Answer, ChatTurn, LoopbackServer, chat_route, grant_loopback, loopback_server
+from tests.support.network import (
+    Answer,
+    ChatTurn,
+    LoopbackServer,
+    chat_route,
+    grant_loopback,
+    loopback_server,
+)
 from tests.support.processes import System, free_port
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +52,9 @@ METRIC_NAME = re.compile(r"\b(millrace_[a-z0-9_]+|up)\b(?!\s*\()")
 
 def local_infra_module():
     """deploy/local/infra.py (a script, not a package): its Prometheus configuration writer."""
-    spec = importlib.util.spec_from_file_location("millrace_local_infra", REPO / "deploy" / "local" / "infra.py")
+    spec = importlib.util.spec_from_file_location(
+        "millrace_local_infra", REPO / "deploy" / "local" / "infra.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
@@ -61,7 +70,9 @@ class Prometheus:
     def get(self, path: str, **params: str) -> dict:
         answer = httpx.get(f"{self.url}{path}", params=params, timeout=10)
         body = answer.json()
-        assert answer.status_code == 200 and body["status"] == "success", f"{path} {params}: {answer.text[:500]}"
+        assert answer.status_code == 200 and body["status"] == "success", (
+            f"{path} {params}: {answer.text[:500]}"
+        )
         return body["data"]
 
     def query(self, expr: str) -> list[dict]:
@@ -83,10 +94,14 @@ class Prometheus:
 def start_prometheus(system: System, workdir: Path) -> Prometheus:
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.fail("Debian's prometheus is not installed: `python3 deploy/local/infra.py install`", pytrace=False)
+        pytest.fail(
+            "Debian's prometheus is not installed: `python3 deploy/local/infra.py install`", pytrace=False
+        )
     config = workdir / "prometheus.yml"
     targets = {name: service.port for name, service in system.services.items()}
-    config.write_text(local_infra_module().prometheus_config(targets, scrape_interval="1s", rule_files=RULE_FILES))
+    config.write_text(
+        local_infra_module().prometheus_config(targets, scrape_interval="1s", rule_files=RULE_FILES)
+    )
     port = free_port()
     log = open(workdir / "prometheus.log", "wb")
     process = subprocess.Popen(
@@ -110,7 +125,9 @@ def start_prometheus(system: System, workdir: Path) -> Prometheus:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             stop_process(process)
-            raise RuntimeError(f"Prometheus did not start:\n{(workdir / 'prometheus.log').read_text()[-3000:]}")
+            raise RuntimeError(
+                f"Prometheus did not start:\n{(workdir / 'prometheus.log').read_text()[-3000:]}"
+            )
         time.sleep(0.2)
 
 
@@ -191,7 +208,11 @@ class Workload:
             for item in inbox.get("/api/v1/approvals").json():
                 if item["run_id"] == run_id:
                     approval = inbox.get(f"/api/v1/approvals/{item['id']}").json()
-                    body = {"decision": "approved", "note": "fine", "snapshot_hash": approval["snapshot_hash"]}
+                    body = {
+                        "decision": "approved",
+                        "note": "fine",
+                        "snapshot_hash": approval["snapshot_hash"],
+                    }
                     answer = inbox.post(f"/api/v1/approvals/{item['id']}/decision", json=body)
                     assert answer.status_code == 200, answer.text
                     return
@@ -218,7 +239,13 @@ def every_node_class(work: Workload) -> list[str]:
             node("tell", "webhook_out", url=f"{work.server.url}/ok", payload={"order": "A-1"}),
             node("save", "record_create", pipeline_id="orders", data={"order": "{{ trigger.order }}"}),
             node("task", "task_notify", assignee={"user": work.account.email}, title="Look at the order"),
-            node("ask", "approval", assignee={"user": work.account.email}, title="Ship?", allow_self_approval=True),
+            node(
+                "ask",
+                "approval",
+                assignee={"user": work.account.email},
+                title="Ship?",
+                allow_self_approval=True,
+            ),
             node("done", "end"),
         ),
     )
@@ -268,7 +295,8 @@ def failures_and_retries(work: Workload) -> list[str]:
 def limits_and_cancellation(work: Workload) -> list[str]:
     """A second run of a workflow allowed one an hour is throttled; a waiting run is cancelled."""
     limited = work.workflow(
-        "limited", chain(node("start", "trigger", kind="manual"), node("done", "end"), max_executions_per_hour=1)
+        "limited",
+        chain(node("start", "trigger", kind="manual"), node("done", "end"), max_executions_per_hour=1),
     )
     first = work.start(limited)
     work.settled(first)
@@ -311,7 +339,9 @@ def dead_letters(system: System) -> None:
         await producer.start()
         try:
             for topic in (RECORDS_EVENTS, NODES_READY_HTTP):
-                await producer.send_and_wait(Namespace(system.namespace).topic(topic), b"not a message", key=b"x")
+                await producer.send_and_wait(
+                    Namespace(system.namespace).topic(topic), b"not a message", key=b"x"
+                )
         finally:
             await producer.stop()
 
@@ -433,7 +463,11 @@ def test_every_dashboard_panel_and_alert_rule_works_against_the_running_system(o
     producers = {s["metric"]["producer"] for s in prometheus.query("millrace_outbox_backlog")}
     assert producers == {"gateway", "trigger", "orchestrator", "node-runner", "approval"}
     prometheus.wait_until("max(millrace_outbox_backlog)", lambda v: v == 0)
-    for gauge in ("millrace_runs_waiting_for_approval", "millrace_approvals_pending", "millrace_timers_pending"):
+    for gauge in (
+        "millrace_runs_waiting_for_approval",
+        "millrace_approvals_pending",
+        "millrace_timers_pending",
+    ):
         prometheus.wait_until(f"max({gauge})", lambda v: v == 0)
     assert prometheus.value("max(millrace_gauge_collection_failing)") == 0
 

@@ -36,7 +36,9 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.requests.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
+                receiver.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": json.loads(body)}
+                )
                 answer = json.dumps({"received": True, "path": self.path}).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
@@ -64,10 +66,23 @@ def receiver() -> Iterator[Receiver]:
 def slice_definition(pipeline: str, url: str) -> dict:
     return {
         "nodes": [
-            {"id": "lead", "type": "trigger", "position": {"x": 0, "y": 0},
-             "data": {"name": "New lead", "kind": "record_created", "pipeline_ids": [pipeline]}},
-            {"id": "notify", "type": "http_request", "position": {"x": 0, "y": 120},
-             "data": {"name": "Notify CRM", "method": "POST", "url": f"{url}/hooks/lead", "body": {"hello": "lead"}}},
+            {
+                "id": "lead",
+                "type": "trigger",
+                "position": {"x": 0, "y": 0},
+                "data": {"name": "New lead", "kind": "record_created", "pipeline_ids": [pipeline]},
+            },
+            {
+                "id": "notify",
+                "type": "http_request",
+                "position": {"x": 0, "y": 120},
+                "data": {
+                    "name": "Notify CRM",
+                    "method": "POST",
+                    "url": f"{url}/hooks/lead",
+                    "body": {"hello": "lead"},
+                },
+            },
             {"id": "done", "type": "end", "position": {"x": 0, "y": 240}, "data": {"name": "Done"}},
         ],
         "edges": [
@@ -89,7 +104,9 @@ def wait_for_run(api: httpx.Client, workflow_id: str, timeout: float = 60) -> di
 
 def create_active_workflow(api: httpx.Client, pipeline: str, url: str) -> str:
     assert api.post("/api/v1/pipelines", json={"id": pipeline, "name": pipeline.title()}).status_code == 201
-    created = api.post("/api/v1/workflows", json={"name": "Lead hook", "definition": slice_definition(pipeline, url)})
+    created = api.post(
+        "/api/v1/workflows", json={"name": "Lead hook", "definition": slice_definition(pipeline, url)}
+    )
     assert created.status_code == 201, created.text
     workflow_id = created.json()["id"]
     activated = api.post(f"/api/v1/workflows/{workflow_id}/activate", json={})
@@ -104,7 +121,9 @@ def api_for(system: System, tenant: str) -> httpx.Client:
     return signed_in(system.url("gateway"), account)
 
 
-def test_a_created_record_runs_the_http_node_and_completes(running_system: System, receiver: Receiver, tenant: str):
+def test_a_created_record_runs_the_http_node_and_completes(
+    running_system: System, receiver: Receiver, tenant: str
+):
     system = running_system
     api = api_for(system, tenant)
     workflow_id = create_active_workflow(api, "leads", receiver.url)
@@ -133,13 +152,14 @@ def test_a_created_record_runs_the_http_node_and_completes(running_system: Syste
     assert other.get(f"/api/v1/workflows/{workflow_id}").status_code == 404
 
 
-
 def test_a_failing_http_target_fails_the_run_with_the_reason(running_system: System, tenant: str):
     api = api_for(running_system, tenant)
     definition = slice_definition("leads", "http://127.0.0.1:9")  # nothing listens on port 9
     definition["nodes"][1]["data"]["retry"] = {"max_attempts": 3, "backoff_seconds": 0.2}
     assert api.post("/api/v1/pipelines", json={"id": "leads", "name": "Leads"}).status_code == 201
-    workflow_id = api.post("/api/v1/workflows", json={"name": "retrying", "definition": definition}).json()["id"]
+    workflow_id = api.post("/api/v1/workflows", json={"name": "retrying", "definition": definition}).json()[
+        "id"
+    ]
     assert api.post(f"/api/v1/workflows/{workflow_id}/activate", json={}).status_code == 200
 
     api.post("/api/v1/pipelines/leads/records", json={"data": {"n": 1}})
@@ -177,7 +197,9 @@ async def test_a_malformed_record_event_is_dead_lettered_and_the_next_one_still_
     assert run["trigger"]["data"]["record"]["id"] == "d-1"
 
     consumer = AIOKafkaConsumer(
-        topics.topic(RECORDS_EVENTS.dlq), bootstrap_servers=system.infra.kafka_bootstrap, auto_offset_reset="earliest"
+        topics.topic(RECORDS_EVENTS.dlq),
+        bootstrap_servers=system.infra.kafka_bootstrap,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -185,7 +207,10 @@ async def test_a_malformed_record_event_is_dead_lettered_and_the_next_one_still_
         letters = [DeadLetter.model_validate_json(r.value) for records in batch.values() for r in records]
     finally:
         await consumer.stop()
-    assert [letter.raw_value for letter in letters] == ['{not json', '{"type": "record.created", "tenant_id": "x"}']
+    assert [letter.raw_value for letter in letters] == [
+        "{not json",
+        '{"type": "record.created", "tenant_id": "x"}',
+    ]
     assert "json" in letters[0].reason.lower()
     assert "pipeline_id" in letters[1].reason and "record_id" in letters[1].reason
     assert all(letter.source_topic == topics.topic(RECORDS_EVENTS) for letter in letters)

@@ -32,7 +32,12 @@ def test_no_generated_request_gets_a_server_error(running_system: System) -> Non
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
         def exercise(case: schemathesis.Case) -> None:
             case.call_and_validate(base_url=base_url, headers=headers, checks=[not_a_server_error])
 

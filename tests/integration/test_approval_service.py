@@ -28,8 +28,12 @@ def api(running_system: System, admin_account: Account) -> httpx.Client:
 
 
 def new_user(api: httpx.Client, admin: Account, roles: list[str]) -> Account:
-    account = Account(admin.tenant_id, f"u{uuid.uuid4().hex[:8]}@{admin.tenant_id}.test", secrets.token_urlsafe(16))
-    created = api.post("/api/v1/users", json={"email": account.email, "password": account.password, "roles": roles})
+    account = Account(
+        admin.tenant_id, f"u{uuid.uuid4().hex[:8]}@{admin.tenant_id}.test", secrets.token_urlsafe(16)
+    )
+    created = api.post(
+        "/api/v1/users", json={"email": account.email, "password": account.password, "roles": roles}
+    )
     assert created.status_code == 201, created.text
     return account
 
@@ -50,19 +54,35 @@ def edge(source: str, target: str, handle: str | None = None) -> dict:
     return {"id": f"{source}-{target}-{handle}", "source": source, "target": target, "sourceHandle": handle}
 
 
-def start_approval_run(api: httpx.Client, ask: dict, data: dict | None = None, starter: httpx.Client | None = None) -> str:
+def start_approval_run(
+    api: httpx.Client, ask: dict, data: dict | None = None, starter: httpx.Client | None = None
+) -> str:
     nodes = [
         node("start", "trigger", kind="manual"),
-        node("ask", "approval", title="Ship order {{ trigger.order }}?", description="Total {{ trigger.total }}", **ask),
+        node(
+            "ask",
+            "approval",
+            title="Ship order {{ trigger.order }}?",
+            description="Total {{ trigger.total }}",
+            **ask,
+        ),
         node("ship", "end", output={"shipped": True}),
         node("stop", "end"),
         node("late", "end"),
     ]
-    edges = [edge("start", "ask"), edge("ask", "ship", "approved"), edge("ask", "stop", "rejected"), edge("ask", "late", "timeout")]
-    created = api.post("/api/v1/workflows", json={"name": "shipping", "definition": {"nodes": nodes, "edges": edges}})
+    edges = [
+        edge("start", "ask"),
+        edge("ask", "ship", "approved"),
+        edge("ask", "stop", "rejected"),
+        edge("ask", "late", "timeout"),
+    ]
+    created = api.post(
+        "/api/v1/workflows", json={"name": "shipping", "definition": {"nodes": nodes, "edges": edges}}
+    )
     assert created.status_code == 201, created.text
     started = (starter or api).post(
-        f"/api/v1/workflows/{created.json()['id']}/runs", json={"input": {"order": "A-17", "total": 420, **(data or {})}}
+        f"/api/v1/workflows/{created.json()['id']}/runs",
+        json={"input": {"order": "A-17", "total": 420, **(data or {})}},
     )
     assert started.status_code == 202, started.text
     return started.json()["run_id"]
@@ -94,7 +114,9 @@ def statuses(run: dict) -> dict[str, str]:
     return {n["node_id"]: n["status"] for n in run["nodes"]}
 
 
-def decide(inbox: httpx.Client, approval: dict, decision: str, note: str = "", snapshot_hash: str | None = None) -> httpx.Response:
+def decide(
+    inbox: httpx.Client, approval: dict, decision: str, note: str = "", snapshot_hash: str | None = None
+) -> httpx.Response:
     body = {"decision": decision, "note": note, "snapshot_hash": snapshot_hash or approval["snapshot_hash"]}
     return inbox.post(f"/api/v1/approvals/{approval['id']}/decision", json=body)
 
@@ -149,19 +171,27 @@ def test_a_quorum_needs_that_many_different_approvers(running_system, api, admin
 
 
 def test_the_assignee_reassigns_and_only_the_new_assignee_decides(running_system, api, admin_account):
-    first_account, second_account = new_user(api, admin_account, ["approver"]), new_user(api, admin_account, ["approver"])
+    first_account, second_account = (
+        new_user(api, admin_account, ["approver"]),
+        new_user(api, admin_account, ["approver"]),
+    )
     first, second = approver(running_system, first_account), approver(running_system, second_account)
     run_id = start_approval_run(api, {"assignee": {"user": first_account.email}})
     approval = pending_approval(first, run_id)
     assert decide(second, approval, "approved").status_code == 403
-    moved = first.post(f"/api/v1/approvals/{approval['id']}/reassign", json={"assignee": {"user": second_account.email}, "note": "on leave"})
+    moved = first.post(
+        f"/api/v1/approvals/{approval['id']}/reassign",
+        json={"assignee": {"user": second_account.email}, "note": "on leave"},
+    )
     assert moved.status_code == 200, moved.text
     assert moved.json()["assignee"] == {"user": user_id(running_system, second_account), "role": None}
     refused = decide(first, approval, "approved")
     assert refused.status_code == 403 and refused.json()["code"] == "not_assignee"
     assert decide(second, pending_approval(second, run_id), "approved").status_code == 200
     assert statuses(finished(api, run_id))["ship"] == "succeeded"
-    actions = [(e["action"], e["actor"]) for e in second.get(f"/api/v1/approvals/{approval['id']}/audit").json()]
+    actions = [
+        (e["action"], e["actor"]) for e in second.get(f"/api/v1/approvals/{approval['id']}/audit").json()
+    ]
     assert actions[1] == ("reassigned", user_id(running_system, first_account))
     assert actions[2] == ("approved", user_id(running_system, second_account))
 
@@ -172,7 +202,9 @@ def test_the_user_who_started_the_run_may_not_approve_it(running_system, api, ad
     # The run is started by the approver themself; the gateway records who started it (the input
     # cannot claim it), so an input trying to name someone else changes nothing.
     starter = signed_in(running_system.url("gateway"), account)
-    run_id = start_approval_run(api, {"assignee": {"role": "approver"}}, {"started_by": "someone-else"}, starter)
+    run_id = start_approval_run(
+        api, {"assignee": {"role": "approver"}}, {"started_by": "someone-else"}, starter
+    )
     approval = pending_approval(inbox, run_id)
     refused = decide(inbox, approval, "approved")
     assert refused.status_code == 403 and refused.json()["code"] == "self_approval"
@@ -190,7 +222,9 @@ def test_of_two_concurrent_decisions_one_wins_and_the_other_gets_409(running_sys
         barrier.wait()
         answers.append(decide(inbox, approval, decision))
 
-    threads = [threading.Thread(target=vote, args=(inbox, d)) for inbox, d in zip(inboxes, ("approved", "rejected"))]
+    threads = [
+        threading.Thread(target=vote, args=(inbox, d)) for inbox, d in zip(inboxes, ("approved", "rejected"))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -214,12 +248,19 @@ def test_another_tenants_approval_is_not_found(running_system, api, admin_accoun
     inbox = approver(running_system, new_user(api, admin_account, ["approver"]))
     run_id = start_approval_run(api, {"assignee": {"role": "approver"}})
     approval = pending_approval(inbox, run_id)
-    other_admin = provision_tenant(running_system.infra, running_system.namespace, f"othr{uuid.uuid4().hex[:6]}")
+    other_admin = provision_tenant(
+        running_system.infra, running_system.namespace, f"othr{uuid.uuid4().hex[:6]}"
+    )
     stranger = approver(running_system, other_admin)
     assert stranger.get(f"/api/v1/approvals/{approval['id']}").status_code == 404
     assert stranger.get(f"/api/v1/approvals/{approval['id']}/audit").status_code == 404
     assert decide(stranger, approval, "approved").status_code == 404
-    assert stranger.post(f"/api/v1/approvals/{approval['id']}/reassign", json={"assignee": {"role": "admin"}}).status_code == 404
+    assert (
+        stranger.post(
+            f"/api/v1/approvals/{approval['id']}/reassign", json={"assignee": {"role": "admin"}}
+        ).status_code
+        == 404
+    )
     assert all(a["id"] != approval["id"] for a in stranger.get("/api/v1/approvals").json())
     assert inbox.get(f"/api/v1/approvals/{approval['id']}").json()["status"] == "pending"
 
@@ -241,10 +282,20 @@ def test_a_cancelled_runs_approval_is_closed_and_cannot_be_decided(running_syste
     assert refused.status_code == 409 and refused.json()["code"] == "not_pending"
 
 
-def test_an_escalation_due_while_the_service_was_down_fires_after_its_restart(running_system, api, admin_account):
-    clerk_account, boss_account = new_user(api, admin_account, ["approver"]), new_user(api, admin_account, ["approver"])
+def test_an_escalation_due_while_the_service_was_down_fires_after_its_restart(
+    running_system, api, admin_account
+):
+    clerk_account, boss_account = (
+        new_user(api, admin_account, ["approver"]),
+        new_user(api, admin_account, ["approver"]),
+    )
     clerk = approver(running_system, clerk_account)
-    ask = {"assignee": {"user": clerk_account.email}, "deadline_seconds": 2, "on_deadline": "escalate", "escalate_to": {"user": boss_account.email}}
+    ask = {
+        "assignee": {"user": clerk_account.email},
+        "deadline_seconds": 2,
+        "on_deadline": "escalate",
+        "escalate_to": {"user": boss_account.email},
+    }
     run_id = start_approval_run(api, ask)
     approval = pending_approval(clerk, run_id)
     assert running_system.stop("approval") == 0
@@ -259,10 +310,14 @@ def test_an_escalation_due_while_the_service_was_down_fires_after_its_restart(ru
     assert statuses(finished(api, run_id))["ship"] == "succeeded"
 
 
-def test_a_timeout_while_the_service_was_down_closes_the_approval_after_its_restart(running_system, api, admin_account):
+def test_a_timeout_while_the_service_was_down_closes_the_approval_after_its_restart(
+    running_system, api, admin_account
+):
     account = new_user(api, admin_account, ["approver"])
     inbox = approver(running_system, account)
-    run_id = start_approval_run(api, {"assignee": {"role": "approver"}, "deadline_seconds": 3, "on_deadline": "timeout"})
+    run_id = start_approval_run(
+        api, {"assignee": {"role": "approver"}, "deadline_seconds": 3, "on_deadline": "timeout"}
+    )
     deadline = time.monotonic() + 30
     while not (found := inbox.get("/api/v1/approvals", params={"run_id": run_id}).json()):
         assert time.monotonic() < deadline

@@ -46,7 +46,9 @@ async def produce(infra: Infra, namespace: str, count: int, start: int = 0) -> N
         await producer.stop()
 
 
-async def consume_until(consumer: BatchConsumer, seen: list[ConsumerRecord], count: int, timeout: float = 60) -> None:
+async def consume_until(
+    consumer: BatchConsumer, seen: list[ConsumerRecord], count: int, timeout: float = 60
+) -> None:
     task = asyncio.create_task(consumer.run())
     deadline = time.monotonic() + timeout
     try:
@@ -87,7 +89,11 @@ def test_a_failed_batch_comes_again_and_nothing_is_lost_or_reordered(infra: Infr
             handled.extend(records)
 
         consumer = BatchConsumer(
-            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, [RUNS_COMMANDS, NODES_RESULTS], handle, retry_seconds=0.1
+            settings(infra, namespace),
+            ConsumerGroup.ORCHESTRATOR,
+            [RUNS_COMMANDS, NODES_RESULTS],
+            handle,
+            retry_seconds=0.1,
         )
         await consume_until(consumer, handled, 200)
         assert failures["left"] == 0, "the handler was made to fail three times"
@@ -104,7 +110,10 @@ def test_a_failed_batch_comes_again_and_nothing_is_lost_or_reordered(infra: Infr
             later.extend(records)
 
         again = BatchConsumer(
-            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, [RUNS_COMMANDS, NODES_RESULTS], handle_later
+            settings(infra, namespace),
+            ConsumerGroup.ORCHESTRATOR,
+            [RUNS_COMMANDS, NODES_RESULTS],
+            handle_later,
         )
         await consume_until(again, later, 30)
         values = sorted(int(r.value.decode().split(":")[1]) for r in later)
@@ -113,7 +122,9 @@ def test_a_failed_batch_comes_again_and_nothing_is_lost_or_reordered(infra: Infr
     asyncio.run(scenario())
 
 
-def test_records_polled_while_a_batch_is_handled_wait_for_the_next_batch(infra: Infra, namespace: str) -> None:
+def test_records_polled_while_a_batch_is_handled_wait_for_the_next_batch(
+    infra: Infra, namespace: str
+) -> None:
     """The poller keeps fetching during a slow batch; what it buffered becomes the next batch(es),
     never more than about ``max_poll_records`` at a time, still in partition order."""
 

@@ -23,12 +23,24 @@ pytestmark = pytest.mark.integration
 def manual_definition(url: str = "http://127.0.0.1:9/x") -> dict:
     return {
         "nodes": [
-            {"id": "start", "type": "trigger", "position": {"x": 0, "y": 0}, "data": {"name": "Start", "kind": "manual"}},
-            {"id": "call", "type": "http_request", "position": {"x": 0, "y": 100},
-             "data": {"name": "Call", "url": url, "method": "POST", "body": {"n": "{{ trigger.n }}"}}},
+            {
+                "id": "start",
+                "type": "trigger",
+                "position": {"x": 0, "y": 0},
+                "data": {"name": "Start", "kind": "manual"},
+            },
+            {
+                "id": "call",
+                "type": "http_request",
+                "position": {"x": 0, "y": 100},
+                "data": {"name": "Call", "url": url, "method": "POST", "body": {"n": "{{ trigger.n }}"}},
+            },
             {"id": "end", "type": "end", "position": {"x": 0, "y": 200}, "data": {"name": "End"}},
         ],
-        "edges": [{"id": "a", "source": "start", "target": "call"}, {"id": "b", "source": "call", "target": "end"}],
+        "edges": [
+            {"id": "a", "source": "start", "target": "call"},
+            {"id": "b", "source": "call", "target": "end"},
+        ],
         "settings": {"retry_count": 0},
     }
 
@@ -53,7 +65,9 @@ def admin(gateway: str, acme: Account) -> Iterator[httpx.Client]:
 
 def make_user(admin: httpx.Client, gateway: str, tenant: str, role: str) -> httpx.Client:
     email = f"{role}-{uuid.uuid4().hex[:6]}@example.test"
-    created = admin.post("/api/v1/users", json={"email": email, "password": "correct horse battery", "roles": [role]})
+    created = admin.post(
+        "/api/v1/users", json={"email": email, "password": "correct horse battery", "roles": [role]}
+    )
     assert created.status_code == 201, created.text
     return signed_in(gateway, Account(tenant, email, "correct horse battery"))
 
@@ -72,7 +86,10 @@ def wait_for_status(api: httpx.Client, run_id: str, wanted: set[str], timeout: f
 
 
 def test_the_token_endpoint_refuses_a_wrong_password(gateway: str, acme: Account):
-    answer = httpx.post(f"{gateway}/api/v1/auth/token", json={"tenant_id": acme.tenant_id, "email": acme.email, "password": "nope"})
+    answer = httpx.post(
+        f"{gateway}/api/v1/auth/token",
+        json={"tenant_id": acme.tenant_id, "email": acme.email, "password": "nope"},
+    )
     assert answer.status_code == 401
     assert answer.json()["code"] == "invalid_credentials"
 
@@ -88,10 +105,20 @@ def test_calls_without_a_token_are_refused_with_the_error_shape(gateway: str):
     [
         pytest.param(lambda claims, secret: jwt.encode(claims, key=None, algorithm="none"), id="alg-none"),
         pytest.param(lambda claims, secret: jwt.encode(claims, "x" * 40, algorithm="HS256"), id="wrong-key"),
-        pytest.param(lambda claims, secret: jwt.encode({**claims, "exp": 1}, secret, algorithm="HS256"), id="expired"),
-        pytest.param(lambda claims, secret: jwt.encode({**claims, "aud": "other"}, secret, algorithm="HS256"), id="audience"),
-        pytest.param(lambda claims, secret: jwt.encode({**claims, "iss": "evil"}, secret, algorithm="HS256"), id="issuer"),
-        pytest.param(lambda claims, secret: jwt.encode(claims, secret, algorithm="HS512"), id="other-algorithm"),
+        pytest.param(
+            lambda claims, secret: jwt.encode({**claims, "exp": 1}, secret, algorithm="HS256"), id="expired"
+        ),
+        pytest.param(
+            lambda claims, secret: jwt.encode({**claims, "aud": "other"}, secret, algorithm="HS256"),
+            id="audience",
+        ),
+        pytest.param(
+            lambda claims, secret: jwt.encode({**claims, "iss": "evil"}, secret, algorithm="HS256"),
+            id="issuer",
+        ),
+        pytest.param(
+            lambda claims, secret: jwt.encode(claims, secret, algorithm="HS512"), id="other-algorithm"
+        ),
     ],
 )
 def test_forged_or_stale_tokens_are_refused(gateway: str, acme: Account, running_system: System, forge):
@@ -128,8 +155,12 @@ ROLE_CASES = {
 
 
 @pytest.mark.parametrize("role", ["admin", "editor", "operator", "viewer", "approver"])
-def test_each_role_can_do_what_it_grants_and_nothing_more(admin: httpx.Client, gateway: str, acme: Account, role: str):
-    workflow_id = admin.post("/api/v1/workflows", json={"name": "roles", "definition": manual_definition()}).json()["id"]
+def test_each_role_can_do_what_it_grants_and_nothing_more(
+    admin: httpx.Client, gateway: str, acme: Account, role: str
+):
+    workflow_id = admin.post(
+        "/api/v1/workflows", json={"name": "roles", "definition": manual_definition()}
+    ).json()["id"]
     pipeline = f"p{uuid.uuid4().hex[:6]}"
     assert admin.post("/api/v1/pipelines", json={"id": pipeline, "name": "P"}).status_code == 201
     bodies = {
@@ -156,10 +187,17 @@ def test_a_workflow_lives_through_versions_activation_pause_and_archive(admin: h
     created = admin.post("/api/v1/workflows", json={"name": "Lifecycle", "definition": manual_definition()})
     assert created.status_code == 201
     workflow = created.json()
-    assert (workflow["status"], workflow["latest_version"], workflow["trigger_kind"]) == ("draft", 1, "manual")
+    assert (workflow["status"], workflow["latest_version"], workflow["trigger_kind"]) == (
+        "draft",
+        1,
+        "manual",
+    )
     wid = workflow["id"]
 
-    updated = admin.put(f"/api/v1/workflows/{wid}", json={"name": "Lifecycle 2", "definition": manual_definition("http://127.0.0.1:9/y")})
+    updated = admin.put(
+        f"/api/v1/workflows/{wid}",
+        json={"name": "Lifecycle 2", "definition": manual_definition("http://127.0.0.1:9/y")},
+    )
     assert updated.json()["latest_version"] == 2
     versions = admin.get(f"/api/v1/workflows/{wid}/versions").json()
     assert [v["version"] for v in versions] == [2, 1]
@@ -182,9 +220,13 @@ def test_a_workflow_lives_through_versions_activation_pause_and_archive(admin: h
 def test_workflow_lists_are_paginated(admin: httpx.Client):
     marker = uuid.uuid4().hex[:8]
     for i in range(5):
-        admin.post("/api/v1/workflows", json={"name": f"page {marker} {i}", "definition": manual_definition()})
+        admin.post(
+            "/api/v1/workflows", json={"name": f"page {marker} {i}", "definition": manual_definition()}
+        )
     first = admin.get("/api/v1/workflows", params={"name": marker, "limit": 3}).json()
-    second = admin.get("/api/v1/workflows", params={"name": marker, "limit": 3, "offset": first["next_offset"]}).json()
+    second = admin.get(
+        "/api/v1/workflows", params={"name": marker, "limit": 3, "offset": first["next_offset"]}
+    ).json()
     assert len(first["items"]) == 3 and len(second["items"]) == 2 and second["next_offset"] is None
     assert {w["id"] for w in first["items"]}.isdisjoint({w["id"] for w in second["items"]})
 
@@ -208,8 +250,11 @@ def test_malformed_bodies_get_a_4xx_with_the_field(admin: httpx.Client):
     answer = admin.post("/api/v1/workflows", json={"name": "", "definition": "no"})
     assert answer.status_code == 422
     assert {d["pointer"] for d in answer.json()["details"]} >= {"/body/name", "/body/definition"}
-    too_big = admin.post("/api/v1/workflows", content=b"{" + b" " * (3 * 1024 * 1024) + b"}",
-                         headers={"content-type": "application/json"})
+    too_big = admin.post(
+        "/api/v1/workflows",
+        content=b"{" + b" " * (3 * 1024 * 1024) + b"}",
+        headers={"content-type": "application/json"},
+    )
     assert too_big.status_code == 413
 
 
@@ -217,11 +262,17 @@ def test_malformed_bodies_get_a_4xx_with_the_field(admin: httpx.Client):
 
 
 def test_a_manual_run_fails_on_an_unreachable_target_and_is_retried_from_the_failed_node(admin: httpx.Client):
-    wid = admin.post("/api/v1/workflows", json={"name": "manual", "definition": manual_definition()}).json()["id"]
-    started = admin.post(f"/api/v1/workflows/{wid}/runs", json={"input": {"n": 7}}, headers={"Idempotency-Key": "k-1"})
+    wid = admin.post("/api/v1/workflows", json={"name": "manual", "definition": manual_definition()}).json()[
+        "id"
+    ]
+    started = admin.post(
+        f"/api/v1/workflows/{wid}/runs", json={"input": {"n": 7}}, headers={"Idempotency-Key": "k-1"}
+    )
     assert started.status_code == 202
     run_id = started.json()["run_id"]
-    again = admin.post(f"/api/v1/workflows/{wid}/runs", json={"input": {"n": 7}}, headers={"Idempotency-Key": "k-1"})
+    again = admin.post(
+        f"/api/v1/workflows/{wid}/runs", json={"input": {"n": 7}}, headers={"Idempotency-Key": "k-1"}
+    )
     assert again.json()["run_id"] == run_id
 
     failed = wait_for_status(admin, run_id, {"failed"})
@@ -288,8 +339,13 @@ def test_records_can_be_created_read_merged_replaced_and_deleted(admin: httpx.Cl
     assert admin.post("/api/v1/pipelines", json={"id": pipe, "name": "CRM"}).status_code == 409
     record = admin.post(f"/api/v1/pipelines/{pipe}/records", json={"data": {"a": 1, "b": 2}}).json()
     rid = record["id"]
-    assert admin.patch(f"/api/v1/pipelines/{pipe}/records/{rid}", json={"data": {"b": 3}}).json()["data"] == {"a": 1, "b": 3}
-    assert admin.put(f"/api/v1/pipelines/{pipe}/records/{rid}", json={"data": {"c": 4}}).json()["data"] == {"c": 4}
+    assert admin.patch(f"/api/v1/pipelines/{pipe}/records/{rid}", json={"data": {"b": 3}}).json()["data"] == {
+        "a": 1,
+        "b": 3,
+    }
+    assert admin.put(f"/api/v1/pipelines/{pipe}/records/{rid}", json={"data": {"c": 4}}).json()["data"] == {
+        "c": 4
+    }
     assert admin.get(f"/api/v1/pipelines/{pipe}/records/{rid}").json()["data"] == {"c": 4}
     assert admin.get(f"/api/v1/pipelines/{pipe}").json()["record_count"] == 1
     assert admin.delete(f"/api/v1/pipelines/{pipe}").status_code == 409
@@ -300,16 +356,27 @@ def test_records_can_be_created_read_merged_replaced_and_deleted(admin: httpx.Cl
 
 
 def test_secrets_are_stored_but_never_returned(admin: httpx.Client):
-    put = admin.put("/api/v1/settings/ai", json={"base_url": "https://llm.example/v1", "model": "m", "api_key": "sk-secret"})
+    put = admin.put(
+        "/api/v1/settings/ai",
+        json={"base_url": "https://llm.example/v1", "model": "m", "api_key": "sk-secret"},
+    )
     assert put.status_code == 200
     assert "sk-secret" not in put.text and put.json()["has_api_key"] is True
     kept = admin.put("/api/v1/settings/ai", json={"base_url": "https://llm.example/v1", "model": "m2"}).json()
     assert kept["has_api_key"] is True and kept["model"] == "m2"
 
     name = f"crm-token-{uuid.uuid4().hex[:4]}"
-    created = admin.post("/api/v1/credentials", json={"name": name, "secret": {"kind": "bearer", "token": "tok-123"}})
+    created = admin.post(
+        "/api/v1/credentials", json={"name": name, "secret": {"kind": "bearer", "token": "tok-123"}}
+    )
     assert created.status_code == 201 and "tok-123" not in created.text
-    assert admin.put(f"/api/v1/credentials/{name}", json={"secret": {"kind": "basic", "username": "u", "password": "p"}}).json()["kind"] == "basic"
+    assert (
+        admin.put(
+            f"/api/v1/credentials/{name}",
+            json={"secret": {"kind": "basic", "username": "u", "password": "p"}},
+        ).json()["kind"]
+        == "basic"
+    )
     assert "tok-123" not in admin.get("/api/v1/credentials").text
     assert admin.delete(f"/api/v1/credentials/{name}").status_code == 204
     assert admin.get(f"/api/v1/credentials/{name}").status_code == 404
@@ -328,7 +395,9 @@ def test_the_catalog_serves_node_schemas_and_condition_presets(admin: httpx.Clie
 def test_another_tenants_ids_are_404_on_every_endpoint_and_change_nothing(
     admin: httpx.Client, gateway: str, running_system: System
 ):
-    wid = admin.post("/api/v1/workflows", json={"name": "mine", "definition": manual_definition()}).json()["id"]
+    wid = admin.post("/api/v1/workflows", json={"name": "mine", "definition": manual_definition()}).json()[
+        "id"
+    ]
     pipe = f"own{uuid.uuid4().hex[:6]}"
     admin.post("/api/v1/pipelines", json={"id": pipe, "name": "Own"})
     rid = admin.post(f"/api/v1/pipelines/{pipe}/records", json={"data": {"k": "v"}}).json()["id"]
@@ -336,11 +405,20 @@ def test_another_tenants_ids_are_404_on_every_endpoint_and_change_nothing(
     run = wait_for_status(admin, run_id, {"failed", "completed"})
     cred = f"c{uuid.uuid4().hex[:6]}"
     admin.post("/api/v1/credentials", json={"name": cred, "secret": {"kind": "bearer", "token": "t"}})
-    user_id = admin.post("/api/v1/users", json={"email": f"u{uuid.uuid4().hex[:6]}@x.test", "password": "0123456789", "roles": ["viewer"]}).json()["id"]
+    user_id = admin.post(
+        "/api/v1/users",
+        json={"email": f"u{uuid.uuid4().hex[:6]}@x.test", "password": "0123456789", "roles": ["viewer"]},
+    ).json()["id"]
     key_id = admin.post("/api/v1/api-keys", json={"name": "k", "roles": ["viewer"]}).json()["id"]
-    before = (admin.get(f"/api/v1/workflows/{wid}").json(), admin.get(f"/api/v1/pipelines/{pipe}/records/{rid}").json(), run["status"])
+    before = (
+        admin.get(f"/api/v1/workflows/{wid}").json(),
+        admin.get(f"/api/v1/pipelines/{pipe}/records/{rid}").json(),
+        run["status"],
+    )
 
-    intruder_account = provision_tenant(running_system.infra, running_system.namespace, f"evil{uuid.uuid4().hex[:6]}")
+    intruder_account = provision_tenant(
+        running_system.infra, running_system.namespace, f"evil{uuid.uuid4().hex[:6]}"
+    )
     intruder = signed_in(gateway, intruder_account)
     wf_body = {"name": "x", "definition": manual_definition()}
     attempts = [
@@ -379,7 +457,11 @@ def test_another_tenants_ids_are_404_on_every_endpoint_and_change_nothing(
     assert intruder.get("/api/v1/pipelines").json() == []
     assert intruder.get("/api/v1/credentials").json() == []
 
-    after = (admin.get(f"/api/v1/workflows/{wid}").json(), admin.get(f"/api/v1/pipelines/{pipe}/records/{rid}").json(), admin.get(f"/api/v1/runs/{run_id}").json()["status"])
+    after = (
+        admin.get(f"/api/v1/workflows/{wid}").json(),
+        admin.get(f"/api/v1/pipelines/{pipe}/records/{rid}").json(),
+        admin.get(f"/api/v1/runs/{run_id}").json()["status"],
+    )
     assert after == before
     assert admin.get(f"/api/v1/credentials/{cred}").status_code == 200
     assert any(u["id"] == user_id and not u["disabled"] for u in admin.get("/api/v1/users").json())

@@ -143,7 +143,10 @@ def published(infra: Infra, namespace: str, run_id: str, timeout: float = 30) ->
 
 def live_streams(gateway: str) -> dict[str, float]:
     text = httpx.get(f"{gateway}/metrics", timeout=5).text
-    return {m[1]: float(m[2]) for m in re.finditer(r'^millrace_live_streams\{follows="(\w+)"\} (\S+)$', text, re.M)}
+    return {
+        m[1]: float(m[2])
+        for m in re.finditer(r'^millrace_live_streams\{follows="(\w+)"\} (\S+)$', text, re.M)
+    }
 
 
 def streams_settle_at(gateway: str, expected: dict[str, float], seconds: float = 10) -> dict[str, float]:
@@ -218,7 +221,9 @@ def test_a_runs_stream_delivers_its_events_in_seq_order_as_published_and_ends_af
     assert [int(m.id) for m in events] == list(range(1, len(events) + 1))
     assert events[0].event == "run.started" and events[-1].event == "run.completed"
     assert [m.event for m in events if m.event in TERMINAL] == ["run.completed"]
-    assert all(json.loads(m.data)["type"] == m.event and json.loads(m.data)["seq"] == int(m.id) for m in events)
+    assert all(
+        json.loads(m.data)["type"] == m.event and json.loads(m.data)["seq"] == int(m.id) for m in events
+    )
     following_since = arrivals[0][0]
     assert arrivals[0][1].comment == "following run"
     completed = events[-1]
@@ -227,7 +232,9 @@ def test_a_runs_stream_delivers_its_events_in_seq_order_as_published_and_ends_af
 
     # The same documents as on the topic; the log (JSONB) may order the keys of free-form objects its own way.
     on_topic = published(live_system.infra, live_system.namespace, run_id)
-    assert {int(m.id): json.loads(m.data) for m in events} == {seq: json.loads(raw) for seq, raw in on_topic.items()}
+    assert {int(m.id): json.loads(m.data) for m in events} == {
+        seq: json.loads(raw) for seq, raw in on_topic.items()
+    }
     assert completed.data == on_topic[int(completed.id)], "a live event is passed on byte for byte"
 
     with stream(api, f"/api/v1/runs/{run_id}/events") as replay:
@@ -271,7 +278,9 @@ def republish(infra: Infra, namespace: str, run_id: str, values: list[bytes]) ->
         await producer.start()
         try:
             for value in values:
-                await producer.send_and_wait(Namespace(namespace).topic(RUNS_EVENTS), value, key=run_id.encode())
+                await producer.send_and_wait(
+                    Namespace(namespace).topic(RUNS_EVENTS), value, key=run_id.encode()
+                )
         finally:
             await producer.stop()
 
@@ -313,7 +322,9 @@ def test_a_stream_drops_redelivered_events_fills_gaps_from_the_log_and_ends_when
     assert [int(m.id) for m in events] == list(range(1, len(events) + 1))
     assert all(json.loads(m.data)["seq"] == int(m.id) for m in events)
     workflow_ids = [m.id for m in seen_by_workflow]
-    assert workflow_ids[0] == f"{run_id}/1" and workflow_ids.count(f"{run_id}/1") == 1, "no redelivery repeated"
+    assert workflow_ids[0] == f"{run_id}/1" and workflow_ids.count(f"{run_id}/1") == 1, (
+        "no redelivery repeated"
+    )
     assert f"{run_id}/{len(events)}" in workflow_ids
 
     closed = {"run": 0.0, "workflow": 0.0}
@@ -360,7 +371,9 @@ def test_resume_positions_and_credentials_are_checked(api: httpx.Client, gateway
 # --- one workflow's stream -------------------------------------------------------------------
 
 
-def test_a_workflow_stream_sees_a_run_started_after_connecting_and_only_that_workflows_runs(api: httpx.Client):
+def test_a_workflow_stream_sees_a_run_started_after_connecting_and_only_that_workflows_runs(
+    api: httpx.Client,
+):
     watched = create_workflow(api, paused_chain(0.5), name="watched")
     other = create_workflow(api, paused_chain(0.5), name="other")
     with stream(api, f"/api/v1/workflows/{watched}/events") as response:
@@ -432,8 +445,12 @@ def test_the_workflow_list_carries_trigger_type_and_run_statistics_from_one_quer
     quiet = create_workflow(api, chain(node("done", "end"), kind="webhook"), name=f"stats {tag} quiet")
     completed = start_run(api, counted)
     wait_for_status(api, completed, {"completed"})
-    api.put(f"/api/v1/workflows/{counted}", json={"name": f"stats {tag} counted", "definition": paused_chain(60)})
-    cancelled = api.post(f"/api/v1/workflows/{counted}/runs", json={"input": {"n": 1}, "version": 2}).json()["run_id"]
+    api.put(
+        f"/api/v1/workflows/{counted}", json={"name": f"stats {tag} counted", "definition": paused_chain(60)}
+    )
+    cancelled = api.post(f"/api/v1/workflows/{counted}/runs", json={"input": {"n": 1}, "version": 2}).json()[
+        "run_id"
+    ]
     wait_for_status(api, cancelled, {"running"})
     assert api.post(f"/api/v1/runs/{cancelled}/cancel").status_code == 202
     last = wait_for_status(api, cancelled, {"cancelled"})
@@ -443,7 +460,10 @@ def test_the_workflow_list_carries_trigger_type_and_run_statistics_from_one_quer
     assert set(by_id) == {counted, quiet}
     stats = by_id[counted]
     assert (stats["trigger_type"], stats["run_count"], stats["success_rate"], stats["last_run_status"]) == (
-        "manual", 2, 0.5, "cancelled"
+        "manual",
+        2,
+        0.5,
+        "cancelled",
     )
     assert datetime.fromisoformat(stats["last_run_at"]) == datetime.fromisoformat(last["started_at"])
     assert (by_id[quiet]["trigger_type"], by_id[quiet]["run_count"]) == ("webhook", 0)
@@ -452,19 +472,28 @@ def test_the_workflow_list_carries_trigger_type_and_run_statistics_from_one_quer
     assert {k: single[k] for k in stats} == stats
 
 
-def test_duplicating_a_workflow_makes_a_draft_from_its_newest_definition(api: httpx.Client, intruder: httpx.Client):
+def test_duplicating_a_workflow_makes_a_draft_from_its_newest_definition(
+    api: httpx.Client, intruder: httpx.Client
+):
     source = create_workflow(api, paused_chain(1), name="Original")
     newest = paused_chain(2)
-    assert api.put(f"/api/v1/workflows/{source}", json={"name": "Original", "definition": newest}).status_code == 200
+    assert (
+        api.put(f"/api/v1/workflows/{source}", json={"name": "Original", "definition": newest}).status_code
+        == 200
+    )
     assert api.post(f"/api/v1/workflows/{source}/activate").status_code == 200
 
     copied = api.post(f"/api/v1/workflows/{source}/duplicate")
     assert copied.status_code == 201, copied.text
     copy = copied.json()
     assert copy["id"] != source
-    assert (copy["name"], copy["status"], copy["latest_version"], copy["active_version"], copy["run_count"]) == (
-        "Original (copy)", "draft", 1, None, 0
-    )
+    assert (
+        copy["name"],
+        copy["status"],
+        copy["latest_version"],
+        copy["active_version"],
+        copy["run_count"],
+    ) == ("Original (copy)", "draft", 1, None, 0)
     original = api.get(f"/api/v1/workflows/{source}/versions/2").json()["definition"]
     assert copy["definition"] == original
     assert [v["version"] for v in api.get(f"/api/v1/workflows/{copy['id']}/versions").json()] == [1]
@@ -491,7 +520,9 @@ def test_activating_an_older_version_pins_it_and_an_unknown_one_is_404_naming_th
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "unknown_version"
     assert unknown.json()["details"] == [{"pointer": "/body/version", "message": "no such version"}]
-    assert api.get(f"/api/v1/workflows/{workflow_id}").json()["active_version"] == 1, "a refused change changes nothing"
+    assert api.get(f"/api/v1/workflows/{workflow_id}").json()["active_version"] == 1, (
+        "a refused change changes nothing"
+    )
     zero = api.post(f"/api/v1/workflows/{workflow_id}/activate", json={"version": 0})
     assert zero.status_code == 422 and zero.json()["details"][0]["pointer"] == "/body/version"
 
@@ -506,9 +537,13 @@ def test_runs_filter_by_workflow_and_status_and_show_each_nodes_execution(api: h
     start_run(api, other)
     run = wait_for_status(api, done, {"completed"})
 
-    listed = api.get("/api/v1/runs", params={"workflow_id": workflow_id, "status": "completed"}).json()["items"]
+    listed = api.get("/api/v1/runs", params={"workflow_id": workflow_id, "status": "completed"}).json()[
+        "items"
+    ]
     assert [r["run_id"] for r in listed] == [done]
-    assert api.get("/api/v1/runs", params={"workflow_id": workflow_id, "status": "failed"}).json()["items"] == []
+    assert (
+        api.get("/api/v1/runs", params={"workflow_id": workflow_id, "status": "failed"}).json()["items"] == []
+    )
     bad = api.get("/api/v1/runs", params={"status": "sideways"})
     assert bad.status_code == 422 and bad.json()["details"][0]["pointer"] == "/query/status"
 
@@ -525,7 +560,9 @@ def test_runs_filter_by_workflow_and_status_and_show_each_nodes_execution(api: h
 # --- stopping --------------------------------------------------------------------------------
 
 
-def test_stopping_the_gateway_ends_open_streams_at_once_instead_of_waiting_out_the_grace_period(system: System):
+def test_stopping_the_gateway_ends_open_streams_at_once_instead_of_waiting_out_the_grace_period(
+    system: System,
+):
     system.start(("gateway",))
     gateway = system.url("gateway")
     account = provision_tenant(system.infra, system.namespace, f"stop{uuid.uuid4().hex[:6]}")

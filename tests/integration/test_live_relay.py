@@ -23,7 +23,6 @@ from tests.support.infra import Infra
 pytestmark = pytest.mark.integration
 
 
-
 def insert_row(infra: Infra, namespace: str, producer: str, value: bytes, age_seconds: float) -> int:
     engine = create_engine(infra.database_url, connect_args={"options": f"-csearch_path={namespace}"})
     try:
@@ -76,7 +75,9 @@ async def published(infra: Infra, namespace: str, expected: int, timeout: float 
         await consumer.stop()
 
 
-def test_handed_over_rows_are_published_and_orphans_swept_but_live_rows_left(infra: Infra, namespace: str) -> None:
+def test_handed_over_rows_are_published_and_orphans_swept_but_live_rows_left(
+    infra: Infra, namespace: str
+) -> None:
     settings = ServiceSettings(
         service_name="relay-test",
         namespace=namespace,
@@ -94,7 +95,12 @@ def test_handed_over_rows_are_published_and_orphans_swept_but_live_rows_left(inf
     async def scenario() -> list[bytes]:
         connections = DirectConnections(settings)
         relay = LiveRelay(
-            settings, connections, "orchestrator", instance=instance, sweep_interval_seconds=0.5, orphan_age_seconds=30
+            settings,
+            connections,
+            "orchestrator",
+            instance=instance,
+            sweep_interval_seconds=0.5,
+            orphan_age_seconds=30,
         )
         task = asyncio.create_task(relay.run())
         try:

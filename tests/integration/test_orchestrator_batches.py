@@ -71,7 +71,9 @@ def start(workflow: tuple[UUID, int], run_id: UUID | None = None) -> StartRun:
 
 def log_types(db: Engine, run_id: UUID) -> list[str]:
     with db.connect() as connection:
-        rows = connection.execute(text("select type from run_events where run_id = :r order by seq"), {"r": run_id})
+        rows = connection.execute(
+            text("select type from run_events where run_id = :r order by seq"), {"r": run_id}
+        )
         return [row.type for row in rows]
 
 
@@ -117,7 +119,9 @@ class Orchestrator:
         return self.paths[before:]
 
 
-def scenario(infra: Infra, namespace: str, body: Callable[[Callable[[], Orchestrator]], Awaitable[None]]) -> None:
+def scenario(
+    infra: Infra, namespace: str, body: Callable[[Callable[[], Orchestrator]], Awaitable[None]]
+) -> None:
     async def main() -> None:
         async with AsyncExitStack() as stack:
             await body(lambda: Orchestrator(stack, infra, namespace))
@@ -132,7 +136,16 @@ def test_runs_in_the_cache_are_written_without_a_read_and_a_run_another_instance
     of attempt 2 is stale and changes nothing: written like that, the result would be claimed and
     lost. The check sees the log has grown past the cached state and the batch is read again."""
     workflow = insert_workflow(
-        db, chain(node("call", "http_request", url="http://example.test/x", retry={"max_attempts": 2, "backoff_seconds": 0.1}), node("done", "end"))
+        db,
+        chain(
+            node(
+                "call",
+                "http_request",
+                url="http://example.test/x",
+                retry={"max_attempts": 2, "backoff_seconds": 0.1},
+            ),
+            node("done", "end"),
+        ),
     )
     run_id = uuid.uuid4()
 
@@ -150,7 +163,9 @@ def test_runs_in_the_cache_are_written_without_a_read_and_a_run_another_instance
             timer_id = connection.execute(
                 text("select timer_id from timers where run_id = :r and purpose = 'retry'"), {"r": run_id}
             ).scalar_one()
-        assert await second.handle(FireTimer(tenant_id=TENANT, run_id=run_id, timer_id=timer_id)) == ["cached"]
+        assert await second.handle(FireTimer(tenant_id=TENANT, run_id=run_id, timer_id=timer_id)) == [
+            "cached"
+        ]
         succeeded = NodeSucceededResult(
             tenant_id=TENANT, run_id=run_id, node_id="call", attempt=2, output={"ok": True}, duration_ms=3
         )
@@ -164,7 +179,9 @@ def test_runs_in_the_cache_are_written_without_a_read_and_a_run_another_instance
         with db.connect() as connection:
             assert set(connection.execute(text("select id from outbox")).scalars()) == handed
         # The other run, untouched by the second instance, is still written from the cache.
-        late = NodeSucceededResult(tenant_id=TENANT, run_id=other, node_id="call", attempt=1, output={}, duration_ms=3)
+        late = NodeSucceededResult(
+            tenant_id=TENANT, run_id=other, node_id="call", attempt=1, output={}, duration_ms=3
+        )
         assert await first.handle(late) == ["cached"]
         assert log_types(db, other)[-1] == "run.completed"
 
@@ -174,7 +191,8 @@ def test_runs_in_the_cache_are_written_without_a_read_and_a_run_another_instance
 def timer_of(db: Engine, run_id: UUID, purpose: str) -> UUID:
     with db.connect() as connection:
         return connection.execute(
-            text("select timer_id from timers where run_id = :r and purpose = :p"), {"r": run_id, "p": purpose}
+            text("select timer_id from timers where run_id = :r and purpose = :p"),
+            {"r": run_id, "p": purpose},
         ).scalar_one()
 
 
@@ -182,7 +200,8 @@ def test_starts_that_fit_under_max_concurrent_runs_are_written_from_the_cache_an
     infra: Infra, namespace: str, db: Engine
 ):
     workflow = insert_workflow(
-        db, chain(node("wait", "wait_delay", duration_seconds=600), node("done", "end"), max_concurrent_runs=2)
+        db,
+        chain(node("wait", "wait_delay", duration_seconds=600), node("done", "end"), max_concurrent_runs=2),
     )
     first, second, third, fourth = (start(workflow) for _ in range(4))
 
@@ -215,13 +234,18 @@ def test_a_batch_whose_starts_cross_max_executions_per_hour_is_read_and_throttle
 
     scenario(infra, namespace, body)
     assert [log_types(db, s.run_id)[0] for s in batch] == ["run.started", "run.started", "run.throttled"]
-    assert throttle_reason(db, batch[-1].run_id) == "max_executions_per_hour reached: 3 runs started in the last hour"
+    assert (
+        throttle_reason(db, batch[-1].run_id)
+        == "max_executions_per_hour reached: 3 runs started in the last hour"
+    )
 
 
 def test_a_message_handled_before_fails_the_check_and_is_skipped_while_the_rest_of_its_batch_is_written(
     infra: Infra, namespace: str, db: Engine
 ):
-    workflow = insert_workflow(db, chain(node("wait", "wait_delay", duration_seconds=600), node("done", "end")))
+    workflow = insert_workflow(
+        db, chain(node("wait", "wait_delay", duration_seconds=600), node("done", "end"))
+    )
     again, fresh = start(workflow), start(workflow)
 
     async def body(instance: Callable[[], Orchestrator]) -> None:

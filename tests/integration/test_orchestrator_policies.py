@@ -86,7 +86,11 @@ def edge(source: str, target: str, handle: str | None = None) -> dict:
 
 
 def create_workflow(api: httpx.Client, nodes: list[dict], edges: list[dict], **settings: Any) -> str:
-    definition = {"nodes": [node("start", "trigger", kind="manual"), *nodes], "edges": edges, "settings": settings}
+    definition = {
+        "nodes": [node("start", "trigger", kind="manual"), *nodes],
+        "edges": edges,
+        "settings": settings,
+    }
     created = api.post("/api/v1/workflows", json={"name": "policies", "definition": definition})
     assert created.status_code == 201, created.text
     return created.json()["id"]
@@ -145,7 +149,9 @@ def log_of(db: Engine, run_id: str) -> list[dict]:
     """The run's event log, in order (each event's stored payload)."""
     with db.connect() as connection:
         rows = connection.execute(
-            select(run_events.c.payload).where(run_events.c.run_id == uuid.UUID(run_id)).order_by(run_events.c.seq)
+            select(run_events.c.payload)
+            .where(run_events.c.run_id == uuid.UUID(run_id))
+            .order_by(run_events.c.seq)
         )
         return [row.payload for row in rows]
 
@@ -254,13 +260,17 @@ async def _result_on_topic(
 def test_a_failing_call_is_retried_with_growing_back_off_until_it_succeeds(
     api: httpx.Client, server: LoopbackServer, db: Engine
 ):
-    flaky = CallClock(Answer(500, "busy"), Answer(500, "still busy"), Answer(200, {"order": "A-1", "ok": True}))
+    flaky = CallClock(
+        Answer(500, "busy"), Answer(500, "still busy"), Answer(200, {"order": "A-1", "ok": True})
+    )
     server.route("/orders", flaky)
     retry = {"max_attempts": 3, "backoff_seconds": 0.5, "backoff_multiplier": 3, "max_backoff_seconds": 10}
     run_id = start_run(
         api,
         [
-            node("call", "http_request", method="POST", url=f"{server.url}/orders", body={"n": 1}, retry=retry),
+            node(
+                "call", "http_request", method="POST", url=f"{server.url}/orders", body={"n": 1}, retry=retry
+            ),
             node("done", "end", output={"order": "{{ nodes.call.output.body.order }}"}),
         ],
         [edge("start", "call"), edge("call", "done")],
@@ -272,7 +282,9 @@ def test_a_failing_call_is_retried_with_growing_back_off_until_it_succeeds(
     assert (call["status"], call["attempts"], call["output"]["status"]) == ("succeeded", 3, 200)
     assert node_of(run, "done")["output"] == {"order": "A-1"}
     calls = server.requests_to("/orders")
-    assert [r.header("Idempotency-Key") for r in calls] == [f"{run_id}:call:{attempt}" for attempt in (1, 2, 3)]
+    assert [r.header("Idempotency-Key") for r in calls] == [
+        f"{run_id}:call:{attempt}" for attempt in (1, 2, 3)
+    ]
 
     retries = events(db, run_id, "node.retry_scheduled")
     assert [(e["node_id"], e["attempt"], e["error"]["type"]) for e in retries] == [
@@ -285,7 +297,10 @@ def test_a_failing_call_is_retried_with_growing_back_off_until_it_succeeds(
     assert waits[1] > waits[0]
     # The durable retry timer never fires early: each real gap between calls covers its back-off.
     gaps = [later - earlier for earlier, later in zip(flaky.arrivals, flaky.arrivals[1:], strict=False)]
-    assert len(gaps) == 2 and all(gap >= wait - 0.05 for gap, wait in zip(gaps, waits, strict=True)), (gaps, waits)
+    assert len(gaps) == 2 and all(gap >= wait - 0.05 for gap, wait in zip(gaps, waits, strict=True)), (
+        gaps,
+        waits,
+    )
     assert len(events(db, run_id, "node.succeeded")) == 3  # start, call, done: each once
     assert timers_of(db, run_id) == []
 
@@ -320,7 +335,14 @@ def test_an_error_that_is_not_retryable_fails_at_once_whatever_the_attempts_left
     server.route("/missing", Answer(404, "no such thing"))
     run_id = start_run(
         api,
-        [node("call", "http_request", url=f"{server.url}/missing", retry={"max_attempts": 5, "backoff_seconds": 0.2})],
+        [
+            node(
+                "call",
+                "http_request",
+                url=f"{server.url}/missing",
+                retry={"max_attempts": 5, "backoff_seconds": 0.2},
+            )
+        ],
         [edge("start", "call")],
     )
     run = finished(api, run_id)
@@ -340,7 +362,10 @@ def test_with_an_error_edge_the_run_follows_it_after_the_last_attempt(
         api,
         [
             node(
-                "call", "http_request", url=f"{server.url}/down", on_error="error_edge",
+                "call",
+                "http_request",
+                url=f"{server.url}/down",
+                on_error="error_edge",
                 retry={"max_attempts": 2, "backoff_seconds": 0.2},
             ),
             node("happy", "set", variables={"path": "happy"}),
@@ -348,15 +373,22 @@ def test_with_an_error_edge_the_run_follows_it_after_the_last_attempt(
             node("done", "end", output={"path": "{{ vars.path }}", "cause": "{{ vars.cause }}"}),
         ],
         [
-            edge("start", "call"), edge("call", "happy"), edge("call", "handled", "error"),
-            edge("happy", "done"), edge("handled", "done"),
+            edge("start", "call"),
+            edge("call", "happy"),
+            edge("call", "handled", "error"),
+            edge("happy", "done"),
+            edge("handled", "done"),
         ],
     )
     run = finished(api, run_id)
 
     assert run["status"] == "completed", run
     assert statuses(run) == {
-        "start": "succeeded", "call": "failed", "happy": "skipped", "handled": "succeeded", "done": "succeeded",
+        "start": "succeeded",
+        "call": "failed",
+        "happy": "skipped",
+        "handled": "succeeded",
+        "done": "succeeded",
     }
     assert node_of(run, "call")["attempts"] == 2
     assert node_of(run, "done")["output"] == {"path": "handled", "cause": "http_status"}
@@ -372,10 +404,20 @@ def test_with_a_fallback_the_node_succeeds_with_the_fallback_output(
     run_id = start_run(
         api,
         [
-            node("call", "http_request", url=f"{server.url}/price", on_error="fallback", fallback_output=fallback),
             node(
-                "done", "end",
-                output={"price": "{{ nodes.call.output.body.price }}", "from": "{{ nodes.call.output.body.source }}"},
+                "call",
+                "http_request",
+                url=f"{server.url}/price",
+                on_error="fallback",
+                fallback_output=fallback,
+            ),
+            node(
+                "done",
+                "end",
+                output={
+                    "price": "{{ nodes.call.output.body.price }}",
+                    "from": "{{ nodes.call.output.body.source }}",
+                },
             ),
         ],
         [edge("start", "call"), edge("call", "done")],
@@ -401,7 +443,10 @@ def test_an_attempt_slower_than_the_node_timeout_fails_as_timed_out_and_is_retri
     retry = {"max_attempts": 2, "backoff_seconds": 0.2, "retry_on": ["timeout"]}
     run_id = start_run(
         api,
-        [node("call", "http_request", url=f"{server.url}/slow", timeout_seconds=1, retry=retry), node("done", "end")],
+        [
+            node("call", "http_request", url=f"{server.url}/slow", timeout_seconds=1, retry=retry),
+            node("done", "end"),
+        ],
         [edge("start", "call"), edge("call", "done")],
     )
     run = finished(api, run_id)
@@ -432,7 +477,8 @@ def test_the_orchestrator_times_out_an_attempt_whose_result_never_comes_and_igno
         )
         eventually(lambda: server.requests_to("/held"), "the runner to call the server")
         guard = eventually(
-            lambda: [t for t in timers_of(db, run_id) if t.purpose == "node_timeout"], "the node's timeout timer"
+            lambda: [t for t in timers_of(db, run_id) if t.purpose == "node_timeout"],
+            "the node's timeout timer",
         )
         scheduled = at(node_of(get_run(api, run_id), "call")["scheduled_at"])
         assert [(t.node_id, t.attempt) for t in guard] == [("call", 1)]
@@ -441,7 +487,11 @@ def test_the_orchestrator_times_out_an_attempt_whose_result_never_comes_and_igno
         run = finished(api, run_id)
         assert run["status"] == "failed"
         error = node_of(run, "call")["error"]
-        assert (error["type"], error["message"], error["retryable"]) == ("timeout", "no result within 20 s", True)
+        assert (error["type"], error["message"], error["retryable"]) == (
+            "timeout",
+            "no result within 20 s",
+            True,
+        )
         assert "no result within 20 s" in run["error"]
         log_length = len(log_of(db, run_id))
     finally:
@@ -474,7 +524,9 @@ def test_a_run_past_its_timeout_ends_timed_out_and_its_timers_are_gone(api: http
     assert run["status"] == "timed_out"
     assert run["error"] == "the run exceeded its timeout of 1 minute(s)"
     assert statuses(run) == {"start": "succeeded", "pause": "abandoned"}
-    assert [e["timer_id"] for e in events(db, run_id, "timer.fired")] == [str(pending["run_timeout"].timer_id)]
+    assert [e["timer_id"] for e in events(db, run_id, "timer.fired")] == [
+        str(pending["run_timeout"].timer_id)
+    ]
     assert timers_of(db, run_id) == []
     assert events(db, run_id, "run.timed_out")[-1] == log_of(db, run_id)[-1]
 
@@ -546,7 +598,10 @@ def test_retrying_a_failed_run_reruns_only_the_failed_node_and_keeps_earlier_out
         [
             node("a", "http_request", url=f"{server.url}/token"),
             node(
-                "b", "http_request", method="POST", url=f"{server.url}/submit",
+                "b",
+                "http_request",
+                method="POST",
+                url=f"{server.url}/submit",
                 body={"token": "{{ nodes.a.output.body.token }}"},
             ),
             node("done", "end", output={"accepted": "{{ nodes.b.output.body.accepted }}"}),
@@ -584,7 +639,9 @@ def test_retrying_a_failed_run_reruns_only_the_failed_node_and_keeps_earlier_out
 # -- limits -----------------------------------------------------------------------------------------
 
 
-def test_a_run_beyond_max_concurrent_runs_is_throttled_with_the_reason_and_kept(api: httpx.Client, db: Engine):
+def test_a_run_beyond_max_concurrent_runs_is_throttled_with_the_reason_and_kept(
+    api: httpx.Client, db: Engine
+):
     workflow_id = create_workflow(
         api,
         [node("pause", "wait_delay", duration_seconds=600), node("done", "end")],

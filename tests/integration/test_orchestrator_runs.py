@@ -35,8 +35,14 @@ def edge(source: str, target: str, handle: str | None = None) -> dict:
     return {"id": f"{source}-{target}-{handle}", "source": source, "target": target, "sourceHandle": handle}
 
 
-def start_run(api: httpx.Client, nodes: list[dict], edges: list[dict], data: dict | None = None, **settings) -> str:
-    definition = {"nodes": [node("start", "trigger", kind="manual"), *nodes], "edges": edges, "settings": settings}
+def start_run(
+    api: httpx.Client, nodes: list[dict], edges: list[dict], data: dict | None = None, **settings
+) -> str:
+    definition = {
+        "nodes": [node("start", "trigger", kind="manual"), *nodes],
+        "edges": edges,
+        "settings": settings,
+    }
     created = api.post("/api/v1/workflows", json={"name": "orchestration", "definition": definition})
     assert created.status_code == 201, created.text
     started = api.post(f"/api/v1/workflows/{created.json()['id']}/runs", json={"input": data or {}})
@@ -63,25 +69,50 @@ def test_branches_switches_variables_and_joins_run_through_the_real_shell(api: h
         api,
         [
             node("vars", "set", variables={"total": "{{ trigger.qty * trigger.price }}"}),
-            node("big", "condition", condition={"field": "vars.total", "operator": "greater_than", "value": 100}),
-            node("tier", "switch", cases=[{"name": "gold", "condition": {"field": "vars.total", "operator": "greater_than", "value": 1000}}]),
+            node(
+                "big",
+                "condition",
+                condition={"field": "vars.total", "operator": "greater_than", "value": 100},
+            ),
+            node(
+                "tier",
+                "switch",
+                cases=[
+                    {
+                        "name": "gold",
+                        "condition": {"field": "vars.total", "operator": "greater_than", "value": 1000},
+                    }
+                ],
+            ),
             node("gold", "set", variables={"tier": "gold"}),
             node("silver", "set", variables={"tier": "silver"}),
             node("small", "set", variables={"tier": "none"}),
             node("join", "end", output={"tier": "{{ vars.tier }}", "total": "{{ vars.total }}"}),
         ],
         [
-            edge("start", "vars"), edge("vars", "big"), edge("big", "tier", "true"), edge("big", "small", "false"),
-            edge("tier", "gold", "case:gold"), edge("tier", "silver", "default"),
-            edge("gold", "join"), edge("silver", "join"), edge("small", "join"),
+            edge("start", "vars"),
+            edge("vars", "big"),
+            edge("big", "tier", "true"),
+            edge("big", "small", "false"),
+            edge("tier", "gold", "case:gold"),
+            edge("tier", "silver", "default"),
+            edge("gold", "join"),
+            edge("silver", "join"),
+            edge("small", "join"),
         ],
         {"qty": 3, "price": 70},
     )
     run = finished(api, run_id)
     assert run["status"] == "completed"
     assert statuses(run) == {
-        "start": "succeeded", "vars": "succeeded", "big": "succeeded", "tier": "succeeded",
-        "gold": "skipped", "silver": "succeeded", "small": "skipped", "join": "succeeded",
+        "start": "succeeded",
+        "vars": "succeeded",
+        "big": "succeeded",
+        "tier": "succeeded",
+        "gold": "skipped",
+        "silver": "succeeded",
+        "small": "skipped",
+        "join": "succeeded",
     }
     join = next(n for n in run["nodes"] if n["node_id"] == "join")
     assert join["output"] == {"tier": "silver", "total": 210}
@@ -105,9 +136,14 @@ def test_a_for_each_runs_its_body_per_item_and_collects_results_in_order(api: ht
 
 
 def test_runs_beyond_the_hourly_limit_are_throttled_with_the_reason(api: httpx.Client):
-    definition = {"nodes": [node("start", "trigger", kind="manual"), node("done", "end")], "edges": [edge("start", "done")],
-                  "settings": {"max_executions_per_hour": 2}}
-    workflow_id = api.post("/api/v1/workflows", json={"name": "limited", "definition": definition}).json()["id"]
+    definition = {
+        "nodes": [node("start", "trigger", kind="manual"), node("done", "end")],
+        "edges": [edge("start", "done")],
+        "settings": {"max_executions_per_hour": 2},
+    }
+    workflow_id = api.post("/api/v1/workflows", json={"name": "limited", "definition": definition}).json()[
+        "id"
+    ]
     run_ids = []
     for _ in range(3):
         run_ids.append(api.post(f"/api/v1/workflows/{workflow_id}/runs", json={"input": {}}).json()["run_id"])
@@ -120,7 +156,11 @@ def test_runs_beyond_the_hourly_limit_are_throttled_with_the_reason(api: httpx.C
 async def test_an_approval_waits_for_the_decision_sent_to_the_run(api: httpx.Client, running_system: System):
     run_id = start_run(
         api,
-        [node("ask", "approval", assignee={"role": "approver"}, title="Ship {{ trigger.order }}?"), node("ship", "end"), node("stop", "end")],
+        [
+            node("ask", "approval", assignee={"role": "approver"}, title="Ship {{ trigger.order }}?"),
+            node("ship", "end"),
+            node("stop", "end"),
+        ],
         [edge("start", "ask"), edge("ask", "ship", "approved"), edge("ask", "stop", "rejected")],
         {"order": "A-17"},
     )
@@ -132,7 +172,9 @@ async def test_an_approval_waits_for_the_decision_sent_to_the_run(api: httpx.Cli
     await producer.start()
     try:
         tenant = api.get("/api/v1/me").json()["tenant_id"]
-        resume = ResumeRun(tenant_id=tenant, run_id=uuid.UUID(run_id), node_id="ask", decision="approved", decided_by="u-1")
+        resume = ResumeRun(
+            tenant_id=tenant, run_id=uuid.UUID(run_id), node_id="ask", decision="approved", decided_by="u-1"
+        )
         topic = Namespace(running_system.namespace).topic(RUNS_COMMANDS)
         await producer.send_and_wait(topic, resume.to_bytes(), key=run_id.encode())
     finally:
@@ -143,8 +185,14 @@ async def test_an_approval_waits_for_the_decision_sent_to_the_run(api: httpx.Cli
     assert next(n for n in run["nodes"] if n["node_id"] == "ask")["output"]["decided_by"] == "u-1"
 
 
-def test_a_delay_fires_after_the_orchestrator_was_killed_and_restarted_during_the_wait(api: httpx.Client, running_system: System):
-    run_id = start_run(api, [node("pause", "wait_delay", duration_seconds=4), node("done", "end")], [edge("start", "pause"), edge("pause", "done")])
+def test_a_delay_fires_after_the_orchestrator_was_killed_and_restarted_during_the_wait(
+    api: httpx.Client, running_system: System
+):
+    run_id = start_run(
+        api,
+        [node("pause", "wait_delay", duration_seconds=4), node("done", "end")],
+        [edge("start", "pause"), edge("pause", "done")],
+    )
     deadline = time.monotonic() + 20
     while statuses(api.get(f"/api/v1/runs/{run_id}").json()).get("pause") != "scheduled":
         assert time.monotonic() < deadline

@@ -24,7 +24,10 @@ class Infra:
 
     def settings(self, namespace: str, **overrides: object) -> ServiceSettings:
         return ServiceSettings(
-            kafka_bootstrap=self.kafka_bootstrap, database_url=self.database_url, namespace=namespace, **overrides
+            kafka_bootstrap=self.kafka_bootstrap,
+            database_url=self.database_url,
+            namespace=namespace,
+            **overrides,
         )
 
     def env(self, namespace: str) -> dict[str, str]:
@@ -55,7 +58,10 @@ def locate_infra() -> Iterator[Infra]:
     from testcontainers.kafka import KafkaContainer
     from testcontainers.postgres import PostgresContainer
 
-    with KafkaContainer().with_kraft() as kafka_container, PostgresContainer("postgres:16", driver="psycopg") as pg:
+    with (
+        KafkaContainer().with_kraft() as kafka_container,
+        PostgresContainer("postgres:16", driver="psycopg") as pg,
+    ):
         yield Infra(kafka_container.get_bootstrap_server(), pg.get_connection_url())
 
 

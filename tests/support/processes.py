@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-
 import httpx
 
 from millrace_common.secrets import new_key

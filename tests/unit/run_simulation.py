@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.messages.node_commands import (
+    ExecuteNode,
+    NodeError,
+    NodeFailedResult,
+    NodeSucceededResult,
+)
 from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
 from millrace_common.messages.run_events import RunEvent, TimerScheduled
 from millrace_common.workflow import WorkflowDefinition
@@ -27,8 +32,12 @@ def first_pending(pending: list[ExecuteNode]) -> int:
 def succeed_with(output_for: Callable[[ExecuteNode], dict] = lambda c: {"ok": True}) -> Runner:
     def run(command: ExecuteNode) -> NodeSucceededResult:
         return NodeSucceededResult(
-            tenant_id=command.tenant_id, run_id=command.run_id, node_id=command.node_id,
-            attempt=command.attempt, output=output_for(command), duration_ms=1.0,
+            tenant_id=command.tenant_id,
+            run_id=command.run_id,
+            node_id=command.node_id,
+            attempt=command.attempt,
+            output=output_for(command),
+            duration_ms=1.0,
         )
 
     return run
@@ -37,8 +46,12 @@ def succeed_with(output_for: Callable[[ExecuteNode], dict] = lambda c: {"ok": Tr
 def fail_with(error: NodeError) -> Runner:
     def run(command: ExecuteNode) -> NodeFailedResult:
         return NodeFailedResult(
-            tenant_id=command.tenant_id, run_id=command.run_id, node_id=command.node_id,
-            attempt=command.attempt, error=error, duration_ms=1.0,
+            tenant_id=command.tenant_id,
+            run_id=command.run_id,
+            node_id=command.node_id,
+            attempt=command.attempt,
+            error=error,
+            duration_ms=1.0,
         )
 
     return run
@@ -76,8 +89,12 @@ class Simulation:
     def start(self, data: dict | None = None, kind: str = "manual") -> Simulation:
         self.send(
             StartRun(
-                tenant_id="acme", run_id=self.run_id, workflow_id=uuid4(), workflow_version=1,
-                trigger=TriggerData(kind=kind, data=data or {}), idempotency_key=f"sim:{self.run_id}",
+                tenant_id="acme",
+                run_id=self.run_id,
+                workflow_id=uuid4(),
+                workflow_version=1,
+                trigger=TriggerData(kind=kind, data=data or {}),
+                idempotency_key=f"sim:{self.run_id}",
             )
         )
         return self
@@ -109,4 +126,8 @@ class Simulation:
         return [e.type for e in self.log if not e.type.startswith("timer.")]
 
     def node_events(self, node_id: str) -> list[str]:
-        return [e.type for e in self.log if getattr(e, "node_id", None) == node_id and not e.type.startswith("timer.")]
+        return [
+            e.type
+            for e in self.log
+            if getattr(e, "node_id", None) == node_id and not e.type.startswith("timer.")
+        ]

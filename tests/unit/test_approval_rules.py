@@ -31,8 +31,14 @@ BOB = Actor("bob-id", frozenset({Role.APPROVER}))
 
 
 def approval(**changes) -> Approval:
-    base = dict(status=Status.PENDING, assignee=Assignee(role="approver"), quorum=1, allow_self_approval=False,
-                requested_by=None, data_hash=HASH)
+    base = dict(
+        status=Status.PENDING,
+        assignee=Assignee(role="approver"),
+        quorum=1,
+        allow_self_approval=False,
+        requested_by=None,
+        data_hash=HASH,
+    )
     return Approval(**{**base, **changes})
 
 
@@ -49,11 +55,16 @@ def test_a_role_member_approves_and_one_rejection_rejects():
 def test_a_quorum_waits_for_enough_approvals():
     first = approval(quorum=2)
     assert decide(first, ALICE, "approved", HASH) is Status.PENDING
-    assert decide(approval(quorum=2, votes=(Vote("alice-id", "approved"),)), BOB, "approved", HASH) is Status.APPROVED
+    assert (
+        decide(approval(quorum=2, votes=(Vote("alice-id", "approved"),)), BOB, "approved", HASH)
+        is Status.APPROVED
+    )
 
 
 def test_a_user_assignee_matches_by_id_or_email_and_nobody_else_decides():
-    assert decide(approval(assignee=Assignee(user="alice@x.test")), ALICE, "approved", HASH) is Status.APPROVED
+    assert (
+        decide(approval(assignee=Assignee(user="alice@x.test")), ALICE, "approved", HASH) is Status.APPROVED
+    )
     assert decide(approval(assignee=Assignee(user="alice-id")), ALICE, "approved", HASH) is Status.APPROVED
     with pytest.raises(NotAnAssignee):
         decide(approval(assignee=Assignee(user="alice-id")), BOB, "approved", HASH)
@@ -64,7 +75,10 @@ def test_a_user_assignee_matches_by_id_or_email_and_nobody_else_decides():
 def test_the_starter_may_not_approve_unless_the_node_allows_it():
     with pytest.raises(SelfApproval):
         decide(approval(requested_by="alice-id"), ALICE, "approved", HASH)
-    assert decide(approval(requested_by="alice-id", allow_self_approval=True), ALICE, "approved", HASH) is Status.APPROVED
+    assert (
+        decide(approval(requested_by="alice-id", allow_self_approval=True), ALICE, "approved", HASH)
+        is Status.APPROVED
+    )
 
 
 def test_one_vote_per_approver_stale_hashes_and_closed_approvals_are_refused():

@@ -32,7 +32,9 @@ async def test_a_failing_collector_is_flagged_logged_once_and_the_others_still_r
         reads.append("kafka")
 
     collection = GaugeCollection(
-        [CallbackCollector("database", database), CallbackCollector("kafka", kafka)], gauges, interval_seconds=1
+        [CallbackCollector("database", database), CallbackCollector("kafka", kafka)],
+        gauges,
+        interval_seconds=1,
     )
     with caplog.at_level(logging.INFO, logger="millrace_common.gauges"):
         await collection.collect_once()

@@ -33,4 +33,3 @@ def test_a_woken_sender_has_written_its_request_when_the_next_batch_starts():
         return sent
 
     assert asyncio.run(main()) == ["request written", "next batch decided"]
-

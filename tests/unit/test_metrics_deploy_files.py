@@ -34,7 +34,9 @@ HISTOGRAM_SERIES = re.compile(r"_(bucket|sum|count)$")
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.fail("promtool is missing: `python3 deploy/local/infra.py install --only prometheus`", pytrace=False)
+        pytest.fail(
+            "promtool is missing: `python3 deploy/local/infra.py install --only prometheus`", pytrace=False
+        )
     return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
 
 
@@ -60,13 +62,17 @@ def test_the_alert_rules_pass_promtool():
 
 
 def test_the_configuration_make_up_writes_passes_promtool(tmp_path: Path):
-    spec = importlib.util.spec_from_file_location("millrace_local_infra", REPO / "deploy" / "local" / "infra.py")
+    spec = importlib.util.spec_from_file_location(
+        "millrace_local_infra", REPO / "deploy" / "local" / "infra.py"
+    )
     assert spec is not None and spec.loader is not None
     infra = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = infra
     spec.loader.exec_module(infra)
     config = tmp_path / "prometheus.yml"
-    config.write_text(infra.prometheus_config(infra.scrape_targets(), scrape_interval="5s", rule_files=RULE_FILES))
+    config.write_text(
+        infra.prometheus_config(infra.scrape_targets(), scrape_interval="5s", rule_files=RULE_FILES)
+    )
 
     checked = promtool("check", "config", str(config))
 
@@ -133,5 +139,7 @@ def test_the_catalogue_lists_every_metric_the_code_defines():
 def test_the_catalogue_lists_every_metric_the_dashboards_and_rules_use():
     texts = [t["expr"] for _, _, t in panel_targets()] + [path.read_text() for path in RULE_FILES]
     used = {HISTOGRAM_SERIES.sub("", name) for text in texts for name in USED.findall(text)}
-    missing = sorted(name for name in used if f"`{name}`" not in CATALOGUE and f"`{name}_total`" not in CATALOGUE)
+    missing = sorted(
+        name for name in used if f"`{name}`" not in CATALOGUE and f"`{name}_total`" not in CATALOGUE
+    )
     assert not missing, f"dashboards or rules use metrics docs/metrics.md does not describe: {missing}"

@@ -29,7 +29,9 @@ def edge(source: str, target: str, handle: str | None = None) -> dict:
 
 def workflow(nodes: list[dict], edges: list[dict], **settings) -> WorkflowDefinition:
     trigger = node("start", "trigger", kind="manual")
-    return WorkflowDefinition.model_validate({"nodes": [trigger, *nodes], "edges": edges, "settings": settings})
+    return WorkflowDefinition.model_validate(
+        {"nodes": [trigger, *nodes], "edges": edges, "settings": settings}
+    )
 
 
 def amount_over(limit: int) -> dict:
@@ -73,7 +75,12 @@ def test_a_switch_follows_the_first_matching_case_or_the_default():
     ]
     definition = workflow(
         [node("route", "switch", cases=cases), node("vip", "end"), node("big", "end"), node("other", "end")],
-        [edge("start", "route"), edge("route", "vip", "case:vip"), edge("route", "big", "case:big"), edge("route", "other", "default")],
+        [
+            edge("start", "route"),
+            edge("route", "vip", "case:vip"),
+            edge("route", "big", "case:big"),
+            edge("route", "other", "default"),
+        ],
     )
     for amount, taken in ((5000, "vip"), (500, "big"), (5, "other")):
         sim = Simulation(definition).start({"amount": amount}).run_to_end()
@@ -84,7 +91,11 @@ def test_a_switch_follows_the_first_matching_case_or_the_default():
 
 def test_parallel_branches_join_only_when_both_arrived():
     definition = workflow(
-        [node("a", "http_request", url="http://example.test/a"), node("b", "http_request", url="http://example.test/b"), node("join", "end")],
+        [
+            node("a", "http_request", url="http://example.test/a"),
+            node("b", "http_request", url="http://example.test/b"),
+            node("join", "end"),
+        ],
         [edge("start", "a"), edge("start", "b"), edge("a", "join"), edge("b", "join")],
     )
     sim = Simulation(definition).start()
@@ -100,7 +111,12 @@ def test_node_outputs_and_variables_feed_later_templates():
     definition = workflow(
         [
             node("vars", "set", variables={"total": "{{ trigger.qty * 3 }}"}),
-            node("call", "http_request", url="http://example.test/{{ vars.total }}", body={"t": "{{ vars.total }}"}),
+            node(
+                "call",
+                "http_request",
+                url="http://example.test/{{ vars.total }}",
+                body={"t": "{{ vars.total }}"},
+            ),
             node("done", "end", output={"status": "{{ nodes.call.output.status }}"}),
         ],
         [edge("start", "vars"), edge("vars", "call"), edge("call", "done")],
@@ -114,7 +130,10 @@ def test_node_outputs_and_variables_feed_later_templates():
 
 
 def test_a_wait_delay_holds_the_run_until_its_timer_fires():
-    definition = workflow([node("pause", "wait_delay", duration_seconds=3600), node("done", "end")], [edge("start", "pause"), edge("pause", "done")])
+    definition = workflow(
+        [node("pause", "wait_delay", duration_seconds=3600), node("done", "end")],
+        [edge("start", "pause"), edge("pause", "done")],
+    )
     sim = Simulation(definition).start()
     (timer,) = [t for t in sim.state.timers.values() if t.purpose == "delay"]
     assert timer.fire_at == START + timedelta(hours=1)
@@ -126,15 +145,30 @@ def test_a_wait_delay_holds_the_run_until_its_timer_fires():
 
 def test_a_retryable_failure_is_retried_with_growing_back_off_until_it_succeeds():
     definition = workflow(
-        [node("call", "http_request", url="http://example.test", retry={"max_attempts": 4, "backoff_seconds": 10, "backoff_multiplier": 2}), node("done", "end")],
+        [
+            node(
+                "call",
+                "http_request",
+                url="http://example.test",
+                retry={"max_attempts": 4, "backoff_seconds": 10, "backoff_multiplier": 2},
+            ),
+            node("done", "end"),
+        ],
         [edge("start", "call"), edge("call", "done")],
     )
-    answers = iter([fail_with(NodeError(type="http_status", message="503", retryable=True))] * 2 + [succeed_with()])
+    answers = iter(
+        [fail_with(NodeError(type="http_status", message="503", retryable=True))] * 2 + [succeed_with()]
+    )
     sim = Simulation(definition, runner=lambda command: next(answers)(command)).start().run_to_end()
 
     assert sim.state.status is RunStatus.COMPLETED
     assert sim.node_events("call") == [
-        "node.scheduled", "node.retry_scheduled", "node.scheduled", "node.retry_scheduled", "node.scheduled", "node.succeeded",
+        "node.scheduled",
+        "node.retry_scheduled",
+        "node.scheduled",
+        "node.retry_scheduled",
+        "node.scheduled",
+        "node.succeeded",
     ]
     waits = [e.retry_at - e.occurred_at for e in sim.log if e.type == "node.retry_scheduled"]
     assert timedelta(seconds=8) <= waits[0] <= timedelta(seconds=12)
@@ -143,26 +177,54 @@ def test_a_retryable_failure_is_retried_with_growing_back_off_until_it_succeeds(
 
 
 def test_a_non_retryable_failure_is_not_retried():
-    definition = workflow([node("call", "http_request", url="http://example.test", retry={"max_attempts": 5})], [edge("start", "call")])
-    sim = Simulation(definition, runner=fail_with(NodeError(type="http_status", message="404", retryable=False))).start().run_to_end()
+    definition = workflow(
+        [node("call", "http_request", url="http://example.test", retry={"max_attempts": 5})],
+        [edge("start", "call")],
+    )
+    sim = (
+        Simulation(
+            definition, runner=fail_with(NodeError(type="http_status", message="404", retryable=False))
+        )
+        .start()
+        .run_to_end()
+    )
     assert sim.node_events("call") == ["node.scheduled", "node.failed"]
     assert sim.state.status is RunStatus.FAILED
 
 
 def test_without_a_node_policy_the_workflow_retry_count_applies():
-    definition = workflow([node("call", "http_request", url="http://example.test")], [edge("start", "call")], retry_count=2)
-    sim = Simulation(definition, runner=fail_with(NodeError(type="connection", message="refused", retryable=True))).start().run_to_end()
+    definition = workflow(
+        [node("call", "http_request", url="http://example.test")], [edge("start", "call")], retry_count=2
+    )
+    sim = (
+        Simulation(
+            definition, runner=fail_with(NodeError(type="connection", message="refused", retryable=True))
+        )
+        .start()
+        .run_to_end()
+    )
     assert sim.node_events("call").count("node.scheduled") == 3
     assert sim.state.status is RunStatus.FAILED
 
 
 def test_an_error_edge_carries_the_run_on_after_a_failure():
     definition = workflow(
-        [node("call", "http_request", url="http://example.test", on_error="error_edge"), node("ok", "end"), node("recover", "set", variables={"why": "{{ nodes.call.error.message }}"})],
+        [
+            node("call", "http_request", url="http://example.test", on_error="error_edge"),
+            node("ok", "end"),
+            node("recover", "set", variables={"why": "{{ nodes.call.error.message }}"}),
+        ],
         [edge("start", "call"), edge("call", "ok"), edge("call", "recover", "error")],
         retry_count=0,
     )
-    sim = Simulation(definition, runner=fail_with(NodeError(type="http_status", message="server answered 400", retryable=False))).start().run_to_end()
+    sim = (
+        Simulation(
+            definition,
+            runner=fail_with(NodeError(type="http_status", message="server answered 400", retryable=False)),
+        )
+        .start()
+        .run_to_end()
+    )
     assert sim.state.status is RunStatus.COMPLETED
     assert sim.state.node("ok").status is NodeStatus.SKIPPED
     assert dict(sim.state.variables) == {"why": "server answered 400"}
@@ -170,17 +232,34 @@ def test_an_error_edge_carries_the_run_on_after_a_failure():
 
 def test_a_fallback_output_stands_in_for_a_failed_node():
     definition = workflow(
-        [node("call", "http_request", url="http://example.test", on_error="fallback", fallback_output={"status": 0}), node("done", "end", output={"s": "{{ nodes.call.output.status }}"})],
+        [
+            node(
+                "call",
+                "http_request",
+                url="http://example.test",
+                on_error="fallback",
+                fallback_output={"status": 0},
+            ),
+            node("done", "end", output={"s": "{{ nodes.call.output.status }}"}),
+        ],
         [edge("start", "call"), edge("call", "done")],
         retry_count=0,
     )
-    sim = Simulation(definition, runner=fail_with(NodeError(type="timeout", message="slow", retryable=True))).start().run_to_end()
+    sim = (
+        Simulation(definition, runner=fail_with(NodeError(type="timeout", message="slow", retryable=True)))
+        .start()
+        .run_to_end()
+    )
     assert sim.state.status is RunStatus.COMPLETED
     assert sim.state.node("done").output == {"s": 0}
 
 
 def test_a_runner_that_never_answers_times_the_node_out_and_its_late_result_is_ignored():
-    definition = workflow([node("call", "http_request", url="http://example.test", timeout_seconds=5)], [edge("start", "call")], retry_count=0)
+    definition = workflow(
+        [node("call", "http_request", url="http://example.test", timeout_seconds=5)],
+        [edge("start", "call")],
+        retry_count=0,
+    )
     sim = Simulation(definition).start()
     lost = sim.commands.pop()
     timeout = next(t for t in sim.state.timers.values() if t.purpose == "node_timeout")
@@ -195,7 +274,9 @@ def test_a_runner_that_never_answers_times_the_node_out_and_its_late_result_is_i
 
 
 def test_a_run_that_outlives_its_timeout_is_timed_out():
-    definition = workflow([node("pause", "wait_delay", duration_seconds=7200)], [edge("start", "pause")], timeout_minutes=60)
+    definition = workflow(
+        [node("pause", "wait_delay", duration_seconds=7200)], [edge("start", "pause")], timeout_minutes=60
+    )
     sim = Simulation(definition).start()
     run_timer = next(t for t in sim.state.timers.values() if t.purpose == "run_timeout")
     sim.now = run_timer.fire_at
@@ -213,9 +294,15 @@ def test_a_condition_comparing_mismatched_types_fails_the_node_with_the_reason()
 
 
 def test_the_workflow_retry_count_survives_storing_the_definition():
-    definition = workflow([node("call", "http_request", url="http://example.test")], [edge("start", "call")], retry_count=1)
+    definition = workflow(
+        [node("call", "http_request", url="http://example.test")], [edge("start", "call")], retry_count=1
+    )
     stored = WorkflowDefinition.model_validate(definition.model_dump(mode="json", by_alias=True))
-    sim = Simulation(stored, runner=fail_with(NodeError(type="connection", message="refused", retryable=True))).start().run_to_end()
+    sim = (
+        Simulation(stored, runner=fail_with(NodeError(type="connection", message="refused", retryable=True)))
+        .start()
+        .run_to_end()
+    )
     assert sim.node_events("call").count("node.scheduled") == 2
 
 
@@ -230,7 +317,12 @@ def approval_workflow(**approval) -> WorkflowDefinition:
     data = {"assignee": {"role": "approver"}, "title": "Pay {{ trigger.amount }}?", **approval}
     return workflow(
         [node("ask", "approval", **data), node("pay", "end"), node("refuse", "end"), node("late", "end")],
-        [edge("start", "ask"), edge("ask", "pay", "approved"), edge("ask", "refuse", "rejected"), edge("ask", "late", "timeout")],
+        [
+            edge("start", "ask"),
+            edge("ask", "pay", "approved"),
+            edge("ask", "refuse", "rejected"),
+            edge("ask", "late", "timeout"),
+        ],
     )
 
 
@@ -241,8 +333,19 @@ def test_an_approval_pauses_the_run_until_the_decision_arrives_and_follows_it():
     assert requested.data["trigger"]["amount"] == 120
     assert sim.state.status is RunStatus.RUNNING
 
-    sim.send(ResumeRun(tenant_id="acme", run_id=sim.run_id, node_id="ask", decision="rejected", decided_by="u1", note="no"))
-    sim.send(ResumeRun(tenant_id="acme", run_id=sim.run_id, node_id="ask", decision="approved", decided_by="u2"))
+    sim.send(
+        ResumeRun(
+            tenant_id="acme",
+            run_id=sim.run_id,
+            node_id="ask",
+            decision="rejected",
+            decided_by="u1",
+            note="no",
+        )
+    )
+    sim.send(
+        ResumeRun(tenant_id="acme", run_id=sim.run_id, node_id="ask", decision="approved", decided_by="u2")
+    )
     assert sim.state.node("ask").output == {"decision": "rejected", "decided_by": "u1", "note": "no"}
     assert sim.state.node("refuse").status is NodeStatus.SUCCEEDED
     assert sim.state.node("pay").status is NodeStatus.SKIPPED
@@ -261,15 +364,27 @@ def test_an_approval_deadline_takes_the_timeout_edge():
 
 
 def test_a_workflow_at_its_hourly_limit_throttles_new_runs_with_the_reason():
-    definition = workflow([node("done", "end")], [edge("start", "done")], max_executions_per_hour=5, max_concurrent_runs=2)
+    definition = workflow(
+        [node("done", "end")], [edge("start", "done")], max_executions_per_hour=5, max_concurrent_runs=2
+    )
     sim = Simulation(definition)
-    message = StartRun(tenant_id="acme", run_id=sim.run_id, workflow_id=uuid4(), workflow_version=1,
-                       trigger=TriggerData(kind="manual"), idempotency_key="k")
+    message = StartRun(
+        tenant_id="acme",
+        run_id=sim.run_id,
+        workflow_id=uuid4(),
+        workflow_version=1,
+        trigger=TriggerData(kind="manual"),
+        idempotency_key="k",
+    )
     state = RunState(run_id=sim.run_id, definition=definition)
     hourly = decide(state, message, now=START, new_id=sim.new_id, load=WorkflowLoad(started_last_hour=5))
     assert [e.type for e in hourly.events] == ["run.throttled"]
     assert "max_executions_per_hour" in hourly.events[0].reason
-    busy = decide(state, message, now=START, new_id=sim.new_id, load=WorkflowLoad(started_last_hour=1, running=2))
+    busy = decide(
+        state, message, now=START, new_id=sim.new_id, load=WorkflowLoad(started_last_hour=1, running=2)
+    )
     assert "max_concurrent_runs" in busy.events[0].reason
-    free = decide(state, message, now=START, new_id=sim.new_id, load=WorkflowLoad(started_last_hour=4, running=1))
+    free = decide(
+        state, message, now=START, new_id=sim.new_id, load=WorkflowLoad(started_last_hour=4, running=1)
+    )
     assert free.events[0].type == "run.started"

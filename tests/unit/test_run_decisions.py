@@ -8,7 +8,12 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.messages.node_commands import (
+    ExecuteNode,
+    NodeError,
+    NodeFailedResult,
+    NodeSucceededResult,
+)
 from millrace_common.messages.run_commands import CancelRun, RetryRun, StartRun, TriggerData
 from millrace_common.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import decide
@@ -21,7 +26,11 @@ SLICE = WorkflowDefinition.model_validate(
     {
         "nodes": [
             {"id": "start", "type": "trigger", "data": {"name": "New lead", "kind": "record_created"}},
-            {"id": "call", "type": "http_request", "data": {"name": "Notify", "url": "http://example.test/hook"}},
+            {
+                "id": "call",
+                "type": "http_request",
+                "data": {"name": "Notify", "url": "http://example.test/hook"},
+            },
             {"id": "done", "type": "end", "data": {"name": "End"}},
         ],
         "edges": [
@@ -101,7 +110,9 @@ def test_a_result_for_a_stale_attempt_is_ignored():
     run_id = uuid4()
     state = RunState(run_id=run_id, definition=SLICE)
     state = fold(state, decide(state, start_run(run_id), now=NOW, new_id=ids()).events)
-    stale = NodeSucceededResult(tenant_id="acme", run_id=run_id, node_id="call", attempt=2, output={}, duration_ms=1)
+    stale = NodeSucceededResult(
+        tenant_id="acme", run_id=run_id, node_id="call", attempt=2, output={}, duration_ms=1
+    )
     assert decide(state, stale, now=NOW, new_id=ids()).events == ()
 
 
@@ -161,10 +172,14 @@ def test_a_cancelled_run_ignores_the_results_that_arrive_later():
     run_id = uuid4()
     state = RunState(run_id=run_id, definition=SLICE)
     state = fold(state, decide(state, start_run(run_id), now=NOW, new_id=ids()).events)
-    cancelled = fold(state, decide(state, CancelRun(tenant_id="acme", run_id=run_id), now=NOW, new_id=ids()).events)
+    cancelled = fold(
+        state, decide(state, CancelRun(tenant_id="acme", run_id=run_id), now=NOW, new_id=ids()).events
+    )
     assert cancelled.status is RunStatus.CANCELLED
 
-    late = NodeSucceededResult(tenant_id="acme", run_id=run_id, node_id="call", attempt=1, output={}, duration_ms=1)
+    late = NodeSucceededResult(
+        tenant_id="acme", run_id=run_id, node_id="call", attempt=1, output={}, duration_ms=1
+    )
     assert decide(cancelled, late, now=NOW, new_id=ids()).events == ()
     assert decide(cancelled, CancelRun(tenant_id="acme", run_id=run_id), now=NOW, new_id=ids()).events == ()
 
@@ -178,7 +193,9 @@ def templated(body: object) -> WorkflowDefinition:
 def test_the_node_command_carries_its_config_with_templates_rendered_from_the_trigger():
     run_id = uuid4()
     definition = templated({"who": "{{ trigger.record.id | upper }}", "kind": "{{ trigger.kind }}"})
-    decision = decide(RunState(run_id=run_id, definition=definition), start_run(run_id), now=NOW, new_id=ids())
+    decision = decide(
+        RunState(run_id=run_id, definition=definition), start_run(run_id), now=NOW, new_id=ids()
+    )
     (command,) = decision.commands
     assert command.message.input["body"] == {"who": "R1", "kind": "record_created"}
 
@@ -186,7 +203,9 @@ def test_the_node_command_carries_its_config_with_templates_rendered_from_the_tr
 def test_a_template_that_fails_to_render_fails_the_node_and_the_run_with_the_reason():
     run_id = uuid4()
     definition = templated({"who": "{{ trigger.record.missing.deeper }}"})
-    decision = decide(RunState(run_id=run_id, definition=definition), start_run(run_id), now=NOW, new_id=ids())
+    decision = decide(
+        RunState(run_id=run_id, definition=definition), start_run(run_id), now=NOW, new_id=ids()
+    )
     assert decision.commands == ()
     assert kinds(decision.events)[-2:] == ["node.failed", "run.failed"]
     assert decision.events[-2].error.type == "template"

@@ -18,7 +18,11 @@ def loop_workflow(body: list[dict], body_edges: list[dict] | None = None, **loop
         {"id": "start", "type": "trigger", "data": {"name": "start", "kind": "manual"}},
         {"id": "each", "type": "for_each", "data": {"name": "each", "items": "{{ trigger.items }}", **loop}},
         *({**n, "parentId": "each"} for n in body),
-        {"id": "done", "type": "end", "data": {"name": "done", "output": {"all": "{{ nodes.each.output.results }}"}}},
+        {
+            "id": "done",
+            "type": "end",
+            "data": {"name": "done", "output": {"all": "{{ nodes.each.output.results }}"}},
+        },
     ]
     edges = [
         {"id": "a", "source": "start", "target": "each"},
@@ -29,7 +33,13 @@ def loop_workflow(body: list[dict], body_edges: list[dict] | None = None, **loop
 
 
 def double_body() -> list[dict]:
-    return [{"id": "double", "type": "set", "data": {"name": "double", "variables": {"value": "{{ item * 2 }}", "at": "{{ index }}"}}}]
+    return [
+        {
+            "id": "double",
+            "type": "set",
+            "data": {"name": "double", "variables": {"value": "{{ item * 2 }}", "at": "{{ index }}"}},
+        }
+    ]
 
 
 def test_a_trivial_body_runs_once_per_item_and_collects_results_in_item_order():
@@ -42,8 +52,16 @@ def test_a_trivial_body_runs_once_per_item_and_collects_results_in_item_order():
 
 
 def test_no_more_than_max_concurrency_items_are_in_flight_and_results_keep_item_order():
-    body = [{"id": "call", "type": "http_request", "data": {"name": "call", "url": "http://example.test/{{ item }}"}}]
-    sim = Simulation(loop_workflow(body, max_concurrency=2), runner=succeed_with(lambda c: {"url": c.input["url"]})).start({"items": ["a", "b", "c", "d", "e"]})
+    body = [
+        {
+            "id": "call",
+            "type": "http_request",
+            "data": {"name": "call", "url": "http://example.test/{{ item }}"},
+        }
+    ]
+    sim = Simulation(
+        loop_workflow(body, max_concurrency=2), runner=succeed_with(lambda c: {"url": c.input["url"]})
+    ).start({"items": ["a", "b", "c", "d", "e"]})
     assert [c.node_id for c in sim.commands] == ["call[0]", "call[1]"]
     # Answer out of order: the second item first.
     sim.send(succeed_with(lambda c: {"url": c.input["url"]})(sim.commands.pop(1)))
@@ -54,7 +72,13 @@ def test_no_more_than_max_concurrency_items_are_in_flight_and_results_keep_item_
 
 
 def body_failing_on(bad: set[int]) -> tuple[list[dict], object]:
-    body = [{"id": "call", "type": "http_request", "data": {"name": "call", "url": "http://example.test/{{ index }}"}}]
+    body = [
+        {
+            "id": "call",
+            "type": "http_request",
+            "data": {"name": "call", "url": "http://example.test/{{ index }}"},
+        }
+    ]
 
     def runner(command):
         index = int(command.node_id.split("[")[1].rstrip("]"))
@@ -67,7 +91,11 @@ def body_failing_on(bad: set[int]) -> tuple[list[dict], object]:
 
 def test_the_fail_policy_fails_the_loop_and_the_run_on_the_first_failed_item():
     body, runner = body_failing_on({1})
-    sim = Simulation(loop_workflow(body, max_concurrency=1, failure_policy="fail"), runner=runner).start({"items": [0, 1, 2, 3]}).run_to_end()
+    sim = (
+        Simulation(loop_workflow(body, max_concurrency=1, failure_policy="fail"), runner=runner)
+        .start({"items": [0, 1, 2, 3]})
+        .run_to_end()
+    )
     assert sim.state.status is RunStatus.FAILED
     assert "item 1 failed: no 1" in sim.state.node("each").error.message
     assert "call[2]" not in sim.state.nodes
@@ -75,7 +103,11 @@ def test_the_fail_policy_fails_the_loop_and_the_run_on_the_first_failed_item():
 
 def test_the_skip_policy_leaves_failed_items_out():
     body, runner = body_failing_on({1, 3})
-    sim = Simulation(loop_workflow(body, failure_policy="skip"), runner=runner).start({"items": [0, 1, 2, 3]}).run_to_end()
+    sim = (
+        Simulation(loop_workflow(body, failure_policy="skip"), runner=runner)
+        .start({"items": [0, 1, 2, 3]})
+        .run_to_end()
+    )
     assert sim.state.status is RunStatus.COMPLETED
     assert sim.state.node("each").output["results"] == [{"i": 0}, {"i": 2}]
     assert sim.state.node("each").output["failed"] == 2
@@ -83,7 +115,11 @@ def test_the_skip_policy_leaves_failed_items_out():
 
 def test_the_collect_policy_keeps_errors_in_their_places():
     body, runner = body_failing_on({1})
-    sim = Simulation(loop_workflow(body, failure_policy="collect"), runner=runner).start({"items": [0, 1, 2]}).run_to_end()
+    sim = (
+        Simulation(loop_workflow(body, failure_policy="collect"), runner=runner)
+        .start({"items": [0, 1, 2]})
+        .run_to_end()
+    )
     results = sim.state.node("each").output["results"]
     assert results[0] == {"i": 0} and results[2] == {"i": 2}
     assert results[1]["error"]["message"] == "no 1"

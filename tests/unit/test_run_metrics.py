@@ -38,7 +38,9 @@ def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
 
 
-def started(run_id: UUID, tenant: str = "acme", kind: str = "record_created", at: datetime = T0) -> RunStarted:
+def started(
+    run_id: UUID, tenant: str = "acme", kind: str = "record_created", at: datetime = T0
+) -> RunStarted:
     return RunStarted(
         tenant_id=tenant,
         correlation_id=run_id,
@@ -63,7 +65,10 @@ def test_a_run_counts_as_started_and_then_finished_with_its_trigger_kind_and_dur
     metrics.observe([RunCompleted(**envelope(run_id, at=T0 + timedelta(seconds=3)))])
 
     assert value(registry, "millrace_runs_started_total", tenant="acme", trigger="webhook") == 1
-    assert value(registry, "millrace_runs_finished_total", tenant="acme", trigger="webhook", outcome="completed") == 1
+    assert (
+        value(registry, "millrace_runs_finished_total", tenant="acme", trigger="webhook", outcome="completed")
+        == 1
+    )
     assert value(registry, "millrace_run_duration_seconds_count", outcome="completed") == 1
     assert value(registry, "millrace_run_duration_seconds_sum", outcome="completed") == 3
     assert value(registry, "millrace_run_duration_seconds_bucket", outcome="completed", le="2.5") == 0
@@ -96,7 +101,10 @@ def test_a_run_this_process_did_not_see_start_finishes_as_unknown_without_a_dura
 
     metrics.observe([RunCompleted(**envelope(uuid4()))])
 
-    assert value(registry, "millrace_runs_finished_total", tenant="acme", trigger="unknown", outcome="completed") == 1
+    assert (
+        value(registry, "millrace_runs_finished_total", tenant="acme", trigger="unknown", outcome="completed")
+        == 1
+    )
     assert value(registry, "millrace_run_duration_seconds_count", outcome="completed") == 0
 
 
@@ -131,12 +139,24 @@ def test_nodes_count_by_type_and_outcome_and_retries_by_type():
         [
             started(run_id),
             NodeRetryScheduled(
-                **envelope(run_id), node_id="call", node_type="http_request", attempt=1, error=error, retry_at=T0
+                **envelope(run_id),
+                node_id="call",
+                node_type="http_request",
+                attempt=1,
+                error=error,
+                retry_at=T0,
             ),
             NodeSucceeded(
-                **envelope(run_id), node_id="call", node_type="http_request", attempt=2, output={}, duration_ms=5
+                **envelope(run_id),
+                node_id="call",
+                node_type="http_request",
+                attempt=2,
+                output={},
+                duration_ms=5,
             ),
-            NodeFailed(**envelope(run_id), node_id="ai", node_type="ai_prompt", attempt=1, error=error, duration_ms=9),
+            NodeFailed(
+                **envelope(run_id), node_id="ai", node_type="ai_prompt", attempt=1, error=error, duration_ms=9
+            ),
             NodeSkipped(**envelope(run_id), node_id="other", node_type="end"),
             TimerScheduled(**envelope(run_id), timer_id=uuid4(), fire_at=T0, purpose="retry", node_id="call"),
             RunRetried(**envelope(run_id), node_ids=("ai",)),
@@ -147,7 +167,9 @@ def test_nodes_count_by_type_and_outcome_and_retries_by_type():
     )
 
     assert value(registry, "millrace_node_retries_total", node_type="http_request") == 1
-    assert value(registry, "millrace_node_executions_total", node_type="http_request", outcome="succeeded") == 1
+    assert (
+        value(registry, "millrace_node_executions_total", node_type="http_request", outcome="succeeded") == 1
+    )
     assert value(registry, "millrace_node_executions_total", node_type="ai_prompt", outcome="failed") == 1
     assert value(registry, "millrace_node_executions_total", node_type="end", outcome="skipped") == 1
     assert value(registry, "millrace_timers_scheduled_total", purpose="retry") == 1
@@ -173,7 +195,9 @@ def test_labels_stay_bounded_however_many_tenants_there_are():
 
     metrics.observe([started(uuid4(), tenant=f"tenant-{i}") for i in range(10)])
 
-    tenants = {s.labels["tenant"] for m in registry.collect() if m.name == "millrace_runs_started" for s in m.samples}
+    tenants = {
+        s.labels["tenant"] for m in registry.collect() if m.name == "millrace_runs_started" for s in m.samples
+    }
     assert tenants == {"tenant-0", "tenant-1", "tenant-2", "other"}
     assert value(registry, "millrace_runs_started_total", tenant="other", trigger="record_created") == 7
 
@@ -186,7 +210,10 @@ def test_remembered_runs_are_bounded_and_forgotten_when_they_finish():
     metrics.observe([started(first), started(second), started(third)])
     metrics.observe([RunCompleted(**envelope(run)) for run in (first, second, third)])
 
-    assert value(registry, "millrace_runs_finished_total", tenant="acme", trigger="unknown", outcome="completed") == 1
+    assert (
+        value(registry, "millrace_runs_finished_total", tenant="acme", trigger="unknown", outcome="completed")
+        == 1
+    )
     assert value(registry, "millrace_run_duration_seconds_count", outcome="completed") == 2
 
 

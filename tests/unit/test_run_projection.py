@@ -119,7 +119,11 @@ def timer_heavy_dags(draw: st.DrawFn) -> WorkflowDefinition:
             # Nobody decides in the simulation: the deadline's timer takes the `timeout` handle.
             data.update(assignee={"role": "ops"}, title="ok?", deadline_seconds=draw(st.integers(1, 60)))
         elif kind == "condition":
-            data["condition"] = {"field": "trigger.x", "operator": "greater_than", "value": draw(st.integers(0, 10))}
+            data["condition"] = {
+                "field": "trigger.x",
+                "operator": "greater_than",
+                "value": draw(st.integers(0, 10)),
+            }
         else:
             data["variables"] = {f"v{index}": index}
         nodes.append({"id": f"n{index}", "type": kind, "data": data})
@@ -133,15 +137,26 @@ def timer_heavy_dags(draw: st.DrawFn) -> WorkflowDefinition:
                 handle = draw(st.sampled_from(["approved", "rejected", "timeout"]))
             elif nodes[source]["data"].get("on_error") == "error_edge":
                 handle = draw(st.sampled_from([None, "error"]))
-            edges.append({"id": f"e{source}-{target}", "source": f"n{source}", "target": f"n{target}",
-                          "sourceHandle": handle})
+            edges.append(
+                {
+                    "id": f"e{source}-{target}",
+                    "source": f"n{source}",
+                    "target": f"n{target}",
+                    "sourceHandle": handle,
+                }
+            )
     settings = {"retry_count": draw(st.integers(0, 2)), "max_executions_per_hour": 1000}
     return WorkflowDefinition.model_validate({"nodes": nodes, "edges": edges, "settings": settings})
 
 
-@given(definition=timer_heavy_dags(), x=st.integers(0, 10), failures=st.lists(st.booleans(), max_size=12),
-       cancel_after=st.one_of(st.none(), st.integers(0, 20)), cuts=st.lists(st.integers(0, 200), max_size=8),
-       upto=st.integers(1, 200))
+@given(
+    definition=timer_heavy_dags(),
+    x=st.integers(0, 10),
+    failures=st.lists(st.booleans(), max_size=12),
+    cancel_after=st.one_of(st.none(), st.integers(0, 20)),
+    cuts=st.lists(st.integers(0, 200), max_size=8),
+    upto=st.integers(1, 200),
+)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_batched_projections_equal_event_by_event_ones_for_any_batch_boundaries(
     definition, x, failures, cancel_after, cuts, upto
@@ -204,7 +219,9 @@ def test_a_cancelled_run_leaves_no_timers_even_when_they_were_scheduled_in_the_s
     tables = empty()
     apply(tables, writes)
     assert tables["runs"][sim.run_id]["status"] == "cancelled"
-    assert tables["nodes"][(sim.run_id, "call")]["status"] == "abandoned", "the in-flight node is not left scheduled"
+    assert tables["nodes"][(sim.run_id, "call")]["status"] == "abandoned", (
+        "the in-flight node is not left scheduled"
+    )
     assert copy.deepcopy(tables) == one_by_one(sim.log)
 
 

@@ -451,8 +451,10 @@ def test_hostile_templates_fail_with_messages_that_say_why():
 _KEYS = st.sampled_from(["a", "b", "items", "keys", "0", "x y"]) | st.integers(min_value=-3, max_value=3)
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(["a", "b", "items", "keys", "0", "x y"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(["a", "b", "items", "keys", "0", "x y"]), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -481,7 +483,9 @@ def _with_jinja(source: str, context: dict, limit: int):
 
     try:
         compiled = templating._compile(source)
-        rendered = templating._render_with_jinja(compiled, context, now=NOW, new_id=lambda: ID, max_output_chars=limit)
+        rendered = templating._render_with_jinja(
+            compiled, context, now=NOW, new_id=lambda: ID, max_output_chars=limit
+        )
         return ("value", rendered)
     except TemplateError as error:
         return ("error", str(error))
@@ -509,7 +513,9 @@ def test_text_and_paths_render_as_jinja_renders_them(context, pieces, limit):
 def test_templates_of_text_and_paths_are_recognised():
     from millrace_common import templating
 
-    assert templating._compile("{{ trigger.lead['e-mail'][0] }}").paths == (("trigger", ("lead", "e-mail", 0)),)
+    assert templating._compile("{{ trigger.lead['e-mail'][0] }}").paths == (
+        ("trigger", ("lead", "e-mail", 0)),
+    )
     assert templating._compile("run {{ vars.n }}!").paths == ("run ", ("vars", ("n",)), "!")
     for source in ("{{ x | upper }}", "{{ now() }}", "{{ a.b + 1 }}", "{% if a %}x{% endif %}"):
         assert templating._compile(source).paths is None

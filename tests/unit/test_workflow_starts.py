@@ -25,7 +25,11 @@ def definition(**settings: object) -> WorkflowDefinition:
         {
             "nodes": [
                 {"id": "start", "type": "trigger", "data": {"name": "Start", "kind": "manual"}},
-                {"id": "call", "type": "http_request", "data": {"name": "Call", "url": "http://example.test/x"}},
+                {
+                    "id": "call",
+                    "type": "http_request",
+                    "data": {"name": "Call", "url": "http://example.test/x"},
+                },
             ],
             "edges": [{"id": "e1", "source": "start", "target": "call"}],
             "settings": settings,
@@ -60,14 +64,19 @@ def test_runs_ended_before_a_start_make_room_for_it_and_the_strictest_limits_cou
     start(running, workflow, strict)
     events.clear()  # the batch begins with that run already running
     error = NodeError(type="http_error", message="400", retryable=False)
-    failed = NodeFailedResult(tenant_id="acme", run_id=running, node_id="call", attempt=1, error=error, duration_ms=1)
+    failed = NodeFailedResult(
+        tenant_id="acme", run_id=running, node_id="call", attempt=1, error=error, duration_ms=1
+    )
     handle(failed, states[running])
     start(uuid4(), workflow, strict)
     start(uuid4(), workflow, loose)
     start(uuid4(), other, loose)
 
     assert [e.type for e in events if e.type.startswith("run.")] == [
-        "run.failed", "run.started", "run.started", "run.started"
+        "run.failed",
+        "run.started",
+        "run.started",
+        "run.started",
     ]
     assert starts_by_workflow(events, states) == {
         ("acme", workflow): WorkflowStarts(starts=2, peak=1, per_hour=50, concurrent=2),

@@ -627,7 +627,6 @@ def test_trigger_conditions_read_the_trigger_only():
 # -- limits -----------------------------------------------------------------------------------------
 
 
-
 def test_a_body_over_one_mebibyte_is_refused_before_parsing():
     raw = json.dumps({"nodes": [], "edges": [], "padding": "x" * (2 * 1024 * 1024)})
 

@@ -141,7 +141,9 @@ def update_write(table: Table, key: str, rows: Sequence[Mapping[str, Any]], *, p
 
 @functools.lru_cache(maxsize=512)
 def _update_sql(table: Table, key: str, columns: tuple[str, ...], param: str) -> str:
-    assignments = ", ".join(f"{name} = {_select_expression(table.c[name])}" for name in columns if name != key)
+    assignments = ", ".join(
+        f"{name} = {_select_expression(table.c[name])}" for name in columns if name != key
+    )
     recordset = _recordset(table, columns, param)
     return f"update {table.name} set {assignments} from {recordset} where {table.name}.{key} = t.{key}"
 

@@ -12,7 +12,9 @@ from millrace_common.permissions import Role
 from millrace_common.tables import api_keys
 
 
-async def authenticate(scheme: str | None, presented: str | None, tokens: Tokens, engine: AsyncEngine) -> Principal:
+async def authenticate(
+    scheme: str | None, presented: str | None, tokens: Tokens, engine: AsyncEngine
+) -> Principal:
     """The caller behind ``Authorization: <scheme> <presented>``; ``InvalidCredentials`` says why not.
     An API key's use is recorded (``last_used_at``)."""
     if presented is None or (scheme or "").lower() != "bearer":
@@ -28,5 +30,7 @@ async def authenticate(scheme: str | None, presented: str | None, tokens: Tokens
         ).first()
         if row is None or not api_key_matches(presented, row.key_hash):
             raise InvalidCredentials("the API key is not valid")
-        await connection.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=utc_now()))
+        await connection.execute(
+            update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=utc_now())
+        )
     return Principal(row.tenant_id, row.id, "api_key", frozenset(Role(r) for r in row.roles))

@@ -50,7 +50,11 @@ class OutboxCollector(Collector):
     name = "outbox"
 
     def __init__(
-        self, engine: AsyncEngine, producer: str, gauges: PlatformGauges, clock: Callable[[], datetime] = utc_now
+        self,
+        engine: AsyncEngine,
+        producer: str,
+        gauges: PlatformGauges,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._engine = engine
         self._producer = producer
@@ -62,7 +66,9 @@ class OutboxCollector(Collector):
             row = (
                 await connection.execute(
                     select(func.count(), func.min(outbox.c.created_at)).where(
-                        or_(outbox.c.producer == self._producer, outbox.c.producer.like(f"{self._producer}@%"))
+                        or_(
+                            outbox.c.producer == self._producer, outbox.c.producer.like(f"{self._producer}@%")
+                        )
                     )
                 )
             ).one()
@@ -140,7 +146,9 @@ class ConsumerLagCollector(Collector):
             firsts = await offsets.beginning_offsets(partitions)
             lag = 0
             for tp in partitions:
-                position = committed[tp].offset if tp in committed and committed[tp].offset >= 0 else firsts[tp]
+                position = (
+                    committed[tp].offset if tp in committed and committed[tp].offset >= 0 else firsts[tp]
+                )
                 lag += max(0, ends[tp] - position)
             self._gauges.consumer_lag.labels(topic=topic.name, group=subscription.group.value).set(lag)
 
@@ -167,7 +175,9 @@ class CallbackCollector(Collector):
 class GaugeCollection:
     """Reads every collector each ``interval_seconds``; run :meth:`run` as a background task."""
 
-    def __init__(self, collectors: Sequence[Collector], gauges: PlatformGauges, *, interval_seconds: float) -> None:
+    def __init__(
+        self, collectors: Sequence[Collector], gauges: PlatformGauges, *, interval_seconds: float
+    ) -> None:
         self._collectors = collectors
         self._gauges = gauges
         self._interval = interval_seconds
@@ -204,4 +214,6 @@ class GaugeCollection:
                 try:
                     await collector.close()
                 except Exception:
-                    log.warning("closing a gauge collector failed", extra={"ids": {"collector": collector.name}})
+                    log.warning(
+                        "closing a gauge collector failed", extra={"ids": {"collector": collector.name}}
+                    )

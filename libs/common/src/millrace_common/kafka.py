@@ -112,7 +112,9 @@ class DeadLetters:
             headers={"millrace-reason": reason[:500]},
         )
         self._metrics.dead_lettered.labels(topic=topic.name).inc()
-        log.warning("dead-lettered a message", extra={"ids": {"topic": record.topic, "offset": record.offset}})
+        log.warning(
+            "dead-lettered a message", extra={"ids": {"topic": record.topic, "offset": record.offset}}
+        )
 
     async def decode(
         self, topic: Topic, records: Sequence[ConsumerRecord], adapter: TypeAdapter[T]
@@ -232,7 +234,10 @@ class BatchConsumer:
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         settings = self._settings
         while True:
-            while sum(len(r) for polled in self._polled for r in polled.values()) >= 2 * settings.kafka_max_poll_records:
+            while (
+                sum(len(r) for polled in self._polled for r in polled.values())
+                >= 2 * settings.kafka_max_poll_records
+            ):
                 self._taken.clear()
                 await self._taken.wait()
             polled = await consumer.getmany(
@@ -278,7 +283,9 @@ class BatchConsumer:
         except KafkaError as error:
             # The partitions moved to another member meanwhile: it handles the records again and
             # finds them processed (the processed-message record was written with their effects).
-            log.warning("offsets not committed after a rebalance", extra={"ids": {"error": type(error).__name__}})
+            log.warning(
+                "offsets not committed after a rebalance", extra={"ids": {"error": type(error).__name__}}
+            )
 
     async def _handle_polled(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
         records = [record for batch in polled.values() for record in batch]
@@ -287,7 +294,9 @@ class BatchConsumer:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("a polled batch failed; it will be polled again", extra={"ids": {"records": len(records)}})
+            log.exception(
+                "a polled batch failed; it will be polled again", extra={"ids": {"records": len(records)}}
+            )
             return False
         self._handled.update({partition: batch[-1].offset + 1 for partition, batch in polled.items()})
         self._to_commit.set()

@@ -47,7 +47,12 @@ class Outgoing:
 
 
 def outbox_write(
-    namespace: Namespace, producer: str, messages: Sequence[Outgoing], *, param: str = "outbox", returning_ids: bool = False
+    namespace: Namespace,
+    producer: str,
+    messages: Sequence[Outgoing],
+    *,
+    param: str = "outbox",
+    returning_ids: bool = False,
 ) -> Write:
     """The insert of ``producer``'s outbox rows, to run with the caller's other writes (returning
     the rows' ids in order when asked, for a :class:`LiveRelay`)."""
@@ -77,7 +82,9 @@ class OutboxRelay:
     """Publishes one producer's outbox rows in insertion order and deletes them once Kafka has
     acknowledged them (each service relays only its own rows, so per-key order holds)."""
 
-    def __init__(self, engine: AsyncEngine, broker: KafkaBroker, producer: str, *, batch_size: int = 2000) -> None:
+    def __init__(
+        self, engine: AsyncEngine, broker: KafkaBroker, producer: str, *, batch_size: int = 2000
+    ) -> None:
         self._engine = engine
         self._producer = producer
         self._broker = broker
@@ -114,7 +121,8 @@ class OutboxRelay:
             if not rows:
                 return 0
             pending = [
-                await self._broker.publish(row.value, topic=row.topic, key=row.key, no_confirm=True) for row in rows
+                await self._broker.publish(row.value, topic=row.topic, key=row.key, no_confirm=True)
+                for row in rows
             ]
             await asyncio.gather(*pending)
             await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
@@ -326,7 +334,10 @@ class LiveRelay:
                     (self._producer_name, self._like, held, older_than_seconds, self._batch_size),
                 )
                 rows = sorted(await cursor.fetchall())
-                left = [(topic, bytes(key) if key is not None else None, bytes(value)) for _, topic, key, value in rows]
+                left = [
+                    (topic, bytes(key) if key is not None else None, bytes(value))
+                    for _, topic, key, value in rows
+                ]
                 await asyncio.gather(*await self._send(producer, left))
             total += len(rows)
             if rows:

@@ -40,7 +40,11 @@ def _numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
 
 
 async def execute(
-    connection: psycopg.AsyncConnection[Any], sql: str, params: Mapping[str, Any], *, prepare: bool | None = None
+    connection: psycopg.AsyncConnection[Any],
+    sql: str,
+    params: Mapping[str, Any],
+    *,
+    prepare: bool | None = None,
 ) -> psycopg.AsyncRawCursor[Any]:
     """Run SQL written with ``:name`` parameters as PostgreSQL's own ``$n`` ones. psycopg parses a
     ``%(name)s`` query on every execution once it is longer than 4 KB (it caches only shorter ones),

@@ -17,7 +17,9 @@ class SecretBox:
         try:
             self._fernet = Fernet(key.get_secret_value().encode())
         except ValueError as error:
-            raise SecretsUnavailable("MILLRACE_ENCRYPTION_KEY is not a valid key (urlsafe base64 of 32 bytes)") from error
+            raise SecretsUnavailable(
+                "MILLRACE_ENCRYPTION_KEY is not a valid key (urlsafe base64 of 32 bytes)"
+            ) from error
 
     def seal(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode())

@@ -45,7 +45,10 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await parts.broker.start()
-        tasks = [asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job")) for job in parts.background]
+        tasks = [
+            asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job"))
+            for job in parts.background
+        ]
         log.info("service started", extra={"ids": {"port": parts.settings.http_port}})
         try:
             yield
@@ -67,7 +70,10 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
 
     @app.get("/readyz", tags=["operations"])
     async def readyz(response: Response) -> dict[str, object]:
-        checks = {"kafka": await _kafka_ready(parts.broker), "postgresql": await _database_ready(parts.engine)}
+        checks = {
+            "kafka": await _kafka_ready(parts.broker),
+            "postgresql": await _database_ready(parts.engine),
+        }
         ready = all(checks.values())
         response.status_code = 200 if ready else 503
         return {"ready": ready, "checks": checks}
@@ -87,7 +93,9 @@ async def run_forever(job: BackgroundTask) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("background job failed; restarting it", extra={"ids": {"job": getattr(job, "__name__", "")}})
+            log.exception(
+                "background job failed; restarting it", extra={"ids": {"job": getattr(job, "__name__", "")}}
+            )
             await asyncio.sleep(1)
 
 

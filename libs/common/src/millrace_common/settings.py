@@ -41,7 +41,9 @@ class ServiceSettings(BaseSettings):
     kafka_batch_timeout_ms: int = 100
     db_pool_size: int = 10
     metrics_interval_seconds: float = Field(
-        default=5.0, gt=0, description="How often gauges read from PostgreSQL and Kafka (lag, backlogs) are refreshed"
+        default=5.0,
+        gt=0,
+        description="How often gauges read from PostgreSQL and Kafka (lag, backlogs) are refreshed",
     )
     metrics_per_workflow: bool = Field(
         default=False,

@@ -233,7 +233,11 @@ def _render_paths(compiled: _Compiled, context: Mapping[str, JsonValue], limit: 
             if isinstance(value, Mapping):
                 if not (isinstance(key, str) and key in value):
                     return _NOT_PLAIN
-            elif not (isinstance(value, (list, tuple, str)) and isinstance(key, int) and -len(value) <= key < len(value)):
+            elif not (
+                isinstance(value, (list, tuple, str))
+                and isinstance(key, int)
+                and -len(value) <= key < len(value)
+            ):
                 return _NOT_PLAIN
             value = value[key]  # type: ignore[index]
         values.append(_ValueOf(value))

@@ -105,4 +105,6 @@ def main() -> None:
     parser.parse_args()
     settings = ServiceSettings()
     created = asyncio.run(ensure_topics(settings.kafka_bootstrap, Namespace(settings.namespace)))
-    print(f"topics: {len(created)} created, {len(every_topic()) - len(created)} already there", file=sys.stderr)
+    print(
+        f"topics: {len(created)} created, {len(every_topic()) - len(created)} already there", file=sys.stderr
+    )

@@ -40,7 +40,9 @@ class MissingSetting(RuntimeError):
 
 def build(settings: ApprovalSettings) -> FastAPI:
     if settings.jwt_secret is None:
-        raise MissingSetting("MILLRACE_JWT_SECRET is not set: the approval service cannot verify access tokens")
+        raise MissingSetting(
+            "MILLRACE_JWT_SECRET is not set: the approval service cannot verify access tokens"
+        )
     secret = settings.jwt_secret.get_secret_value()
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
@@ -69,7 +71,9 @@ def build(settings: ApprovalSettings) -> FastAPI:
         CallbackCollector(ApprovalGauges.name, ApprovalGauges(registry, engine).collect),
     ]
     gauges = GaugeCollection(collectors, platform, interval_seconds=settings.metrics_interval_seconds)
-    parts = ServiceParts(settings, broker, engine, registry, background=(relay.run, approval_deadlines, gauges.run))
+    parts = ServiceParts(
+        settings, broker, engine, registry, background=(relay.run, approval_deadlines, gauges.run)
+    )
     app = create_app(parts, title="Millrace approval")
     app.state.settings = settings
     app.state.engine = engine
@@ -104,7 +108,10 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         details = [
-            {"pointer": "/" + "/".join(str(p) for p in item.get("loc", ())), "message": str(item.get("msg", ""))}
+            {
+                "pointer": "/" + "/".join(str(p) for p in item.get("loc", ())),
+                "message": str(item.get("msg", "")),
+            }
             for item in error.errors()
         ]
         return answer(422, "invalid_request", "the request is not valid", details)

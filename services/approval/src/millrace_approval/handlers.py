@@ -51,7 +51,9 @@ class ApprovalNotFound(Exception):
 
 class ApprovalMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.pending = Gauge("millrace_approvals_pending", "Approvals waiting for a decision", registry=registry)
+        self.pending = Gauge(
+            "millrace_approvals_pending", "Approvals waiting for a decision", registry=registry
+        )
         self.time_to_decision = Histogram(
             "millrace_approval_time_to_decision_seconds",
             "From request to the decision that completed the outcome",
@@ -59,7 +61,10 @@ class ApprovalMetrics:
             registry=registry,
         )
         self.decisions = Counter(
-            "millrace_approval_decisions_total", "Approvals closed, by outcome", ["outcome"], registry=registry
+            "millrace_approval_decisions_total",
+            "Approvals closed, by outcome",
+            ["outcome"],
+            registry=registry,
         )
 
 
@@ -102,15 +107,21 @@ class Approvals:
                     for row in await store.close_pending(
                         connection, event.run_id, Status(event.decision), now, node_id=event.node_id
                     ):
-                        await store.audit(connection, row, event.decided_by, event.decision, {"note": event.note}, now)
+                        await store.audit(
+                            connection, row, event.decided_by, event.decision, {"note": event.note}, now
+                        )
                         self._observe_outcome(row, event.decision, now)
                 case RunCancelled() | RunTimedOut() | RunFailed() | RunCompleted():
                     for row in await store.close_pending(connection, event.run_id, Status.CLOSED, now):
                         await store.audit(connection, row, None, "closed", {"reason": event.type}, now)
                         self._observe_outcome(row, "closed", now)
 
-    async def _record_request(self, connection: AsyncConnection, event: ApprovalRequested, now: datetime) -> None:
-        assignee = await store.resolve_assignee(connection, event.tenant_id, Assignee.model_validate(event.assignee))
+    async def _record_request(
+        self, connection: AsyncConnection, event: ApprovalRequested, now: datetime
+    ) -> None:
+        assignee = await store.resolve_assignee(
+            connection, event.tenant_id, Assignee.model_validate(event.assignee)
+        )
         values = {
             "id": event.message_id,
             "tenant_id": event.tenant_id,
@@ -139,7 +150,11 @@ class Approvals:
         detail = {"assignee": assignee.model_dump(exclude_none=True), "quorum": event.quorum}
         await store.audit(connection, row, event.requested_by, "requested", detail, now)
         await store.notify(connection, row, assignee, "requested", now)
-        if event.on_deadline == "escalate" and event.deadline_at is not None and event.escalate_to is not None:
+        if (
+            event.on_deadline == "escalate"
+            and event.deadline_at is not None
+            and event.escalate_to is not None
+        ):
             await store.add_deadline(connection, row.id, row.tenant_id, event.deadline_at)
 
     # --- people -------------------------------------------------------------------------------
@@ -157,7 +172,9 @@ class Approvals:
             row = await store.load(connection, tenant_id, approval_id)
             if row is None:
                 raise ApprovalNotFound
-            return ApprovalView(row, await store.votes(connection, row.id), await store.history(connection, row.id))
+            return ApprovalView(
+                row, await store.votes(connection, row.id), await store.history(connection, row.id)
+            )
 
     async def decide(
         self, tenant_id: str, approval_id: UUID, actor: Actor, decision: Decision, note: str, seen_hash: str
@@ -172,7 +189,9 @@ class Approvals:
             approval = store.to_domain(row, await store.votes(connection, row.id))
             outcome = decide(approval, actor, decision, seen_hash)
             await store.add_vote(connection, row.id, Vote(actor.subject, decision), note, seen_hash, now)
-            await store.audit(connection, row, actor.subject, decision, {"note": note, "snapshot_hash": seen_hash}, now)
+            await store.audit(
+                connection, row, actor.subject, decision, {"note": note, "snapshot_hash": seen_hash}, now
+            )
             if outcome is not Status.PENDING:
                 await store.set_status(connection, row.id, outcome, now)
                 resume = ResumeRun(
@@ -184,13 +203,17 @@ class Approvals:
                     decided_by=actor.subject,
                     note=note,
                 )
-                await enqueue(connection, self._namespace, PRODUCER, [Outgoing(RUNS_COMMANDS, str(row.run_id), resume)])
+                await enqueue(
+                    connection, self._namespace, PRODUCER, [Outgoing(RUNS_COMMANDS, str(row.run_id), resume)]
+                )
         if outcome is not Status.PENDING:
             self._observe_outcome(row, outcome.value, now)
             await self._relay.publish_pending()
         return outcome
 
-    async def reassign(self, tenant_id: str, approval_id: UUID, actor: Actor, to: Assignee, note: str) -> None:
+    async def reassign(
+        self, tenant_id: str, approval_id: UUID, actor: Actor, to: Assignee, note: str
+    ) -> None:
         now = self._clock()
         async with self._engine.begin() as connection:
             row = await store.load(connection, tenant_id, approval_id, lock=True)
@@ -200,7 +223,9 @@ class Approvals:
             target = await store.resolve_assignee(connection, tenant_id, to)
             await store.reassign(connection, row.id, target, None)
             detail = {
-                "from": Assignee(user=row.assignee_user, role=row.assignee_role).model_dump(exclude_none=True),
+                "from": Assignee(user=row.assignee_user, role=row.assignee_role).model_dump(
+                    exclude_none=True
+                ),
                 "to": target.model_dump(exclude_none=True),
                 "note": note,
             }
@@ -218,10 +243,14 @@ class Approvals:
                 row = await store.load(connection, due.tenant_id, due.approval_id, lock=True)
                 if row is None or row.status != Status.PENDING.value or row.escalate_to is None:
                     continue
-                target = await store.resolve_assignee(connection, row.tenant_id, Assignee.model_validate(row.escalate_to))
+                target = await store.resolve_assignee(
+                    connection, row.tenant_id, Assignee.model_validate(row.escalate_to)
+                )
                 await store.reassign(connection, row.id, target, now)
                 detail = {
-                    "from": Assignee(user=row.assignee_user, role=row.assignee_role).model_dump(exclude_none=True),
+                    "from": Assignee(user=row.assignee_user, role=row.assignee_role).model_dump(
+                        exclude_none=True
+                    ),
                     "to": target.model_dump(exclude_none=True),
                     "due_at": row.due_at.isoformat() if row.due_at else None,
                 }
@@ -235,7 +264,12 @@ class Approvals:
             self._metrics.pending.set(await store.count_pending(connection))
 
     def _observe_outcome(self, row: Row, outcome: str, now: datetime) -> None:
-        ids = {"approval_id": row.id, "run_id": row.run_id, "tenant_id": row.tenant_id, "node_id": row.node_id}
+        ids = {
+            "approval_id": row.id,
+            "run_id": row.run_id,
+            "tenant_id": row.tenant_id,
+            "node_id": row.node_id,
+        }
         log.info("approval closed", extra={"ids": {**ids, "outcome": outcome}})
         self._metrics.decisions.labels(outcome=outcome).inc()
         self._metrics.time_to_decision.observe(max(0.0, (now - row.requested_at).total_seconds()))

@@ -44,9 +44,9 @@ class ApprovalGauges:
         async with self._engine.connect() as connection:
             overdue, oldest = (
                 await connection.execute(
-                    select(func.count().filter(approvals.c.due_at < now), func.min(approvals.c.requested_at)).where(
-                        approvals.c.status == Status.PENDING.value
-                    )
+                    select(
+                        func.count().filter(approvals.c.due_at < now), func.min(approvals.c.requested_at)
+                    ).where(approvals.c.status == Status.PENDING.value)
                 )
             ).one()
         self.overdue.set(overdue)

@@ -11,4 +11,6 @@ class ApprovalSettings(ServiceSettings):
     )
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
     deadline_poll_seconds: float = Field(default=0.5, gt=0, le=60)
-    cookie_secure: bool = Field(default=False, description="Mark the inbox session cookie Secure (behind HTTPS)")
+    cookie_secure: bool = Field(
+        default=False, description="Mark the inbox session cookie Secure (behind HTTPS)"
+    )

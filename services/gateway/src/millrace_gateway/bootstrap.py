@@ -21,7 +21,18 @@ from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
 from millrace_gateway import metrics
-from millrace_gateway.api import auth, catalog, errors, live, records, runs, tasks, tenant_settings, webhooks, workflows
+from millrace_gateway.api import (
+    auth,
+    catalog,
+    errors,
+    live,
+    records,
+    runs,
+    tasks,
+    tenant_settings,
+    webhooks,
+    workflows,
+)
 from millrace_gateway.settings import JWT_AUDIENCE, JWT_ISSUER, PRODUCER, GatewaySettings
 
 MAX_BODY_BYTES = 2 * 1024 * 1024

@@ -1,8 +1,8 @@
 """``millrace-admin``: operator commands, such as creating the first tenant and its admin.
 
-    millrace-admin create-tenant acme --name "Acme Inc." --admin-email admin@acme.test
-    (the password is read from MILLRACE_ADMIN_PASSWORD, or asked for on a terminal)
-    millrace-admin allow-networks acme 127.0.0.0/8     (let acme's nodes call loopback targets)
+millrace-admin create-tenant acme --name "Acme Inc." --admin-email admin@acme.test
+(the password is read from MILLRACE_ADMIN_PASSWORD, or asked for on a terminal)
+millrace-admin allow-networks acme 127.0.0.0/8     (let acme's nodes call loopback targets)
 """
 
 from __future__ import annotations
@@ -27,15 +27,17 @@ from millrace_gateway.tenancy import TenantExists, create_tenant
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="millrace-admin", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="millrace-admin", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     create = commands.add_parser("create-tenant", help="create a tenant and its first admin user")
     create.add_argument("tenant_id")
     create.add_argument("--name")
     create.add_argument("--admin-email", required=True)
     allow = commands.add_parser(
-        "allow-networks", help="let a tenant's HTTP, webhook and AI nodes reach these private or loopback networks"
+        "allow-networks",
+        help="let a tenant's HTTP, webhook and AI nodes reach these private or loopback networks",
     )
     allow.add_argument("tenant_id")
     allow.add_argument("networks", nargs="+", help="CIDR ranges, e.g. 127.0.0.0/8 ::1/128")
@@ -56,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     async def run() -> None:
         engine = create_engine(settings)
         try:
-            await create_tenant(engine, Passwords(), tenant_id, args.name or tenant_id, args.admin_email, password)
+            await create_tenant(
+                engine, Passwords(), tenant_id, args.name or tenant_id, args.admin_email, password
+            )
         finally:
             await engine.dispose()
 

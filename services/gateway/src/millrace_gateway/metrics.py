@@ -80,7 +80,9 @@ def mount(app: FastAPI, registry: CollectorRegistry, settings: GatewaySettings, 
     app.add_middleware(WebhookOutcomes, requests=requests)
     platform = PlatformGauges(registry)
     gauges = GaugeCollection(
-        [OutboxCollector(engine, PRODUCER, platform)], platform, interval_seconds=settings.metrics_interval_seconds
+        [OutboxCollector(engine, PRODUCER, platform)],
+        platform,
+        interval_seconds=settings.metrics_interval_seconds,
     )
     served = app.router.lifespan_context
 

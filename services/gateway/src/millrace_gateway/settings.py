@@ -10,11 +10,18 @@ class GatewaySettings(ServiceSettings):
     jwt_secret: SecretStr | None = Field(default=None, description="HMAC key for the API's access tokens")
     jwt_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
     public_base_url: str = Field(default="http://127.0.0.1:18080", description="Where callers reach this API")
-    live_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300, description="Comment lines on quiet live streams")
-    live_run_wait_seconds: float = Field(
-        default=3.0, ge=0, le=60, description="How long a run's stream waits for a run just asked for to be logged"
+    live_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="Comment lines on quiet live streams"
     )
-    live_inbox_size: int = Field(default=1000, ge=10, description="Events a slow live stream may fall behind by")
+    live_run_wait_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=60,
+        description="How long a run's stream waits for a run just asked for to be logged",
+    )
+    live_inbox_size: int = Field(
+        default=1000, ge=10, description="Events a slow live stream may fall behind by"
+    )
 
 
 PRODUCER = "gateway"

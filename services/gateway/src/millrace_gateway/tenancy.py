@@ -20,7 +20,12 @@ class TenantExists(Exception):
 
 
 async def add_user(
-    connection: AsyncConnection, passwords: Passwords, tenant_id: str, email: str, password: str, roles: set[Role]
+    connection: AsyncConnection,
+    passwords: Passwords,
+    tenant_id: str,
+    email: str,
+    password: str,
+    roles: set[Role],
 ) -> UUID:
     user_id = uuid4()
     await connection.execute(
@@ -38,7 +43,12 @@ async def add_user(
 
 
 async def create_tenant(
-    engine: AsyncEngine, passwords: Passwords, tenant_id: str, name: str, admin_email: str, admin_password: str
+    engine: AsyncEngine,
+    passwords: Passwords,
+    tenant_id: str,
+    name: str,
+    admin_email: str,
+    admin_password: str,
 ) -> UUID:
     """The tenant and its first admin user, in one transaction; returns the admin's id."""
     try:

@@ -68,7 +68,9 @@ def build(
     )
     http = HttpNodes(
         tenants,
-        HttpCaller(clients, max_redirects=settings.http_max_redirects, clock=clock, metrics=HttpMetrics(registry)),
+        HttpCaller(
+            clients, max_redirects=settings.http_max_redirects, clock=clock, metrics=HttpMetrics(registry)
+        ),
         response_cap_ceiling=settings.http_response_cap_bytes,
         clock=clock,
     )
@@ -123,7 +125,9 @@ def build(
     return create_app(parts, title="Millrace node runner")
 
 
-def _gauges(settings: NodeRunnerSettings, registry: CollectorRegistry, engine: AsyncEngine) -> GaugeCollection:
+def _gauges(
+    settings: NodeRunnerSettings, registry: CollectorRegistry, engine: AsyncEngine
+) -> GaugeCollection:
     platform = PlatformGauges(registry)
     lanes = (NODES_READY_AI, NODES_READY_HTTP, NODES_READY_RECORD, NODES_READY_OTHER)
     collectors = [

@@ -58,7 +58,9 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     return create_app(parts, title="Millrace orchestrator")
 
 
-def _gauges(settings: OrchestratorSettings, registry: CollectorRegistry, engine: AsyncEngine) -> GaugeCollection:
+def _gauges(
+    settings: OrchestratorSettings, registry: CollectorRegistry, engine: AsyncEngine
+) -> GaugeCollection:
     platform = PlatformGauges(registry)
     subscriptions = [Subscription(ConsumerGroup.ORCHESTRATOR, (RUNS_COMMANDS, NODES_RESULTS))]
     collectors = [

@@ -132,7 +132,9 @@ class RunMessageHandler:
                 now = self._clock()
                 load = None
                 if isinstance(message, StartRun) and state.status is RunStatus.NEW:
-                    started, running = await workflow_load(connection, message.tenant_id, message.workflow_id, now)
+                    started, running = await workflow_load(
+                        connection, message.tenant_id, message.workflow_id, now
+                    )
                     load = WorkflowLoad(started_last_hour=started, running=running)
                 decision = decide(state, message, now=now, new_id=self._new_id, load=load)
                 write, outgoing = self._write(decision.events, decision.commands, [])
@@ -153,7 +155,11 @@ class RunMessageHandler:
             raise UnknownRun(f"no run {message.run_id}")
         definition = await self._definitions.get(connection, *ref)
         cached = self._states.get(message.run_id)
-        state = cached if cached is not None and cached.definition is definition else RunState(message.run_id, definition)
+        state = (
+            cached
+            if cached is not None and cached.definition is definition
+            else RunState(message.run_id, definition)
+        )
         for event in await load_events(connection, message.run_id, after_seq=state.last_seq):
             state = evolve(state, event)
         return state
@@ -187,17 +193,23 @@ class RunMessageHandler:
                 # A duplicate, a run another writer moved on, or a workflow near its limits: decide
                 # again on what the database holds.
                 self._count_batch("cached_refused")
-                log.debug("batch decided on cached states refused; reading first", extra={"ids": {"why": str(conflict)}})
+                log.debug(
+                    "batch decided on cached states refused; reading first",
+                    extra={"ids": {"why": str(conflict)}},
+                )
             except psycopg.errors.UndefinedFunction:
                 # A database not migrated to 0008 has no millrace_ensure: every batch reads first.
                 self._checked_writes = False
-                log.error("the database lacks millrace_ensure (migration 0008): run the migrations; reading every batch first")
+                log.error(
+                    "the database lacks millrace_ensure (migration 0008): run the migrations; reading every batch first"
+                )
         refs_of = {m.run_id for m in todo.values() if m.run_id not in cached and not isinstance(m, StartRun)}
         after_seqs = {m.run_id: cached[m.run_id].last_seq if m.run_id in cached else 0 for m in todo.values()}
         starting = {
             (m.tenant_id, m.workflow_id)
             for m in todo.values()
-            if isinstance(m, StartRun) and (m.run_id not in cached or cached[m.run_id].status is RunStatus.NEW)
+            if isinstance(m, StartRun)
+            and (m.run_id not in cached or cached[m.run_id].status is RunStatus.NEW)
         }
         async with self._direct.connection() as connection:
             read = await read_batch(connection, CONSUMER, list(todo), refs_of, after_seqs, starting, now)
@@ -209,7 +221,9 @@ class RunMessageHandler:
         await self._decide_and_write(fresh, states, loads, unknown, now, reject, checked=False)
         self._count_batch("read")
 
-    def _known_states(self, messages: Iterable[Message], cached: dict[UUID, RunState]) -> dict[UUID, RunState] | None:
+    def _known_states(
+        self, messages: Iterable[Message], cached: dict[UUID, RunState]
+    ) -> dict[UUID, RunState] | None:
         """Each run's state without reading, when every message's run is cached or is a new run of a
         workflow version whose definition is loaded; otherwise None."""
         states: dict[UUID, RunState] = {}
@@ -305,8 +319,13 @@ class RunMessageHandler:
             return None, []
         checked = list(range(len(writes), len(writes) + len(checks)))
         writes.extend(checks)
-        observed = [(topic, str(e.run_id).encode(), text.encode()) for e, text in zip(events, payloads, strict=True)]
-        return together(writes, ids_of=ids_of, checks=checked), [*records(self._namespace, commands), *observed]
+        observed = [
+            (topic, str(e.run_id).encode(), text.encode()) for e, text in zip(events, payloads, strict=True)
+        ]
+        return together(writes, ids_of=ids_of, checks=checked), [
+            *records(self._namespace, commands),
+            *observed,
+        ]
 
     async def _states_of(
         self, messages: Sequence[Message], cached: dict[UUID, RunState], read: BatchRead

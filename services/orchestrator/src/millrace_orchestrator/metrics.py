@@ -43,7 +43,24 @@ from millrace_common.tables import node_executions, run_events, runs, timers
 
 log = logging.getLogger(__name__)
 UNKNOWN = "unknown"
-RUN_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600)
+RUN_SECONDS_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+    3600,
+    4 * 3600,
+    24 * 3600,
+    7 * 24 * 3600,
+)
 TIMER_OVERDUE_AFTER = timedelta(seconds=10)
 """The timer loop looks every 0.2 s; a timer still there this long after its time is late, not queued."""
 
@@ -91,7 +108,9 @@ class RunMetrics:
         self._runs: OrderedDict[UUID, _RunFacts] = OrderedDict()
         self._remembered_runs = remembered_runs
         self.started = Counter(
-            "millrace_runs_started_total", "Runs started, by tenant and trigger kind", ["tenant", "trigger"],
+            "millrace_runs_started_total",
+            "Runs started, by tenant and trigger kind",
+            ["tenant", "trigger"],
             registry=registry,
         )
         self.finished = Counter(
@@ -107,7 +126,10 @@ class RunMetrics:
             registry=registry,
         )
         self.retried = Counter(
-            "millrace_runs_retried_total", "Failed runs retried on request, by tenant", ["tenant"], registry=registry
+            "millrace_runs_retried_total",
+            "Failed runs retried on request, by tenant",
+            ["tenant"],
+            registry=registry,
         )
         self.duration = Histogram(
             "millrace_run_duration_seconds",
@@ -129,11 +151,16 @@ class RunMetrics:
             registry=registry,
         )
         self.approvals_requested = Counter(
-            "millrace_approvals_requested_total", "Runs that paused for an approval, by tenant", ["tenant"],
+            "millrace_approvals_requested_total",
+            "Runs that paused for an approval, by tenant",
+            ["tenant"],
             registry=registry,
         )
         self.timers_scheduled = Counter(
-            "millrace_timers_scheduled_total", "Durable timers set, by purpose", ["purpose"], registry=registry
+            "millrace_timers_scheduled_total",
+            "Durable timers set, by purpose",
+            ["purpose"],
+            registry=registry,
         )
         self.batches = Counter(
             "millrace_orchestrator_batches_total",
@@ -175,16 +202,26 @@ class RunMetrics:
                 self._finish(event, self._tenant(event.tenant_id), _FINISHED[kind], count)
             elif isinstance(event, RunStarted):
                 tenant = self._tenant(event.tenant_id)
-                facts = _RunFacts(tenant, self._trigger(event.trigger.kind), str(event.workflow_id), event.occurred_at)
+                facts = _RunFacts(
+                    tenant, self._trigger(event.trigger.kind), str(event.workflow_id), event.occurred_at
+                )
                 self._remember(event.run_id, facts)
                 count(self.started, tenant, facts.trigger)
                 self._count_workflow(count, tenant, facts.workflow_id, "started")
-                _log_run(event, "run started", logging.DEBUG, workflow_id=facts.workflow_id, trigger=event.trigger.kind)
+                _log_run(
+                    event,
+                    "run started",
+                    logging.DEBUG,
+                    workflow_id=facts.workflow_id,
+                    trigger=event.trigger.kind,
+                )
             elif isinstance(event, RunThrottled):
                 tenant = self._tenant(event.tenant_id)
                 count(self.throttled, tenant, self._trigger(event.trigger.kind))
                 self._count_workflow(count, tenant, str(event.workflow_id), "throttled")
-                _log_run(event, "run throttled", logging.INFO, workflow_id=event.workflow_id, reason=event.reason)
+                _log_run(
+                    event, "run throttled", logging.INFO, workflow_id=event.workflow_id, reason=event.reason
+                )
             elif isinstance(event, RunRetried):
                 count(self.retried, self._tenant(event.tenant_id))
             elif isinstance(event, NodeRetryScheduled):
@@ -204,7 +241,11 @@ class RunMetrics:
         if facts is not None:
             seconds = max(0.0, (event.occurred_at - facts.started_at).total_seconds())
             self.duration.labels(outcome).observe(seconds)
-            about = {"workflow_id": facts.workflow_id, "trigger": facts.trigger, "duration_ms": round(seconds * 1000, 1)}
+            about = {
+                "workflow_id": facts.workflow_id,
+                "trigger": facts.trigger,
+                "duration_ms": round(seconds * 1000, 1),
+            }
         self._count_workflow(count, tenant, facts.workflow_id if facts else UNKNOWN, outcome)
         _log_run(event, "run finished", logging.INFO, outcome=outcome, **about)
 
@@ -213,7 +254,9 @@ class RunMetrics:
         while len(self._runs) > self._remembered_runs:
             self._runs.popitem(last=False)
 
-    def _count_workflow(self, count: Callable[..., None], tenant: str, workflow_id: str, outcome: str) -> None:
+    def _count_workflow(
+        self, count: Callable[..., None], tenant: str, workflow_id: str, outcome: str
+    ) -> None:
         if self.per_workflow is not None:
             count(self.per_workflow, tenant, workflow_id, outcome)
 
@@ -244,7 +287,9 @@ class RunGauges:
             "last event (0 when none): a run that nothing will wake up is stuck",
             registry=registry,
         )
-        self.timers_pending = Gauge("millrace_timers_pending", "Durable timers set and not fired", registry=registry)
+        self.timers_pending = Gauge(
+            "millrace_timers_pending", "Durable timers set and not fired", registry=registry
+        )
         self.timers_due = Gauge(
             "millrace_timers_due", "Timers whose time has come and which have not fired", registry=registry
         )
@@ -270,7 +315,9 @@ class RunGauges:
         async with self._engine.connect() as connection:
             running, waiting_count = (
                 await connection.execute(
-                    select(func.count(), func.count().filter(exists(waiting))).where(runs.c.status == "running")
+                    select(func.count(), func.count().filter(exists(waiting))).where(
+                        runs.c.status == "running"
+                    )
                 )
             ).one()
             last_progress = (
@@ -278,7 +325,8 @@ class RunGauges:
                     select(func.min(run_events.c.recorded_at))
                     .select_from(
                         runs.join(
-                            run_events, and_(run_events.c.run_id == runs.c.run_id, run_events.c.seq == runs.c.last_seq)
+                            run_events,
+                            and_(run_events.c.run_id == runs.c.run_id, run_events.c.seq == runs.c.last_seq),
                         )
                     )
                     .where(runs.c.status == "running", ~exists(waiting), ~exists(has_timer))

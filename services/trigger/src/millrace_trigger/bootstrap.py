@@ -65,7 +65,10 @@ def build(settings: TriggerSettings) -> FastAPI:
     platform = PlatformGauges(registry)
     subscriptions = [Subscription(ConsumerGroup.TRIGGER, (RECORDS_EVENTS, WEBHOOKS_INBOUND))]
     gauges = GaugeCollection(
-        [ConsumerLagCollector(settings, subscriptions, platform), OutboxCollector(engine, CONSUMER, platform)],
+        [
+            ConsumerLagCollector(settings, subscriptions, platform),
+            OutboxCollector(engine, CONSUMER, platform),
+        ],
         platform,
         interval_seconds=settings.metrics_interval_seconds,
     )

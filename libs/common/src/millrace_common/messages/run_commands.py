@@ -20,7 +20,9 @@ class TriggerData(BaseModel):
     data: JsonObject = Field(default_factory=dict)
     started_by: str | None = Field(default=None, description="The user who started the run, for manual runs")
     causation_depth: int = Field(
-        default=0, ge=0, description="The causation depth of the record event that started the run (0 otherwise)"
+        default=0,
+        ge=0,
+        description="The causation depth of the record event that started the run (0 otherwise)",
     )
 
 
@@ -67,5 +69,7 @@ class ResumeRun(Envelope):
     note: str = Field(default="", max_length=5000)
 
 
-AnyRunCommand = Annotated[StartRun | CancelRun | RetryRun | FireTimer | ResumeRun, Field(discriminator="type")]
+AnyRunCommand = Annotated[
+    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun, Field(discriminator="type")
+]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

@@ -126,7 +126,9 @@ class ApprovalRequested(RunEvent):
     assignee: JsonObject
     title: str
     description: str = ""
-    data: JsonObject = Field(default_factory=dict, description="What the approver sees, frozen at request time")
+    data: JsonObject = Field(
+        default_factory=dict, description="What the approver sees, frozen at request time"
+    )
     deadline_at: datetime | None = None
     on_deadline: Literal["escalate", "timeout"] = "timeout"
     escalate_to: JsonObject | None = None

@@ -6,7 +6,9 @@ from sqlalchemy import create_engine, text
 config = context.config
 schema = config.attributes.get("schema", "public")
 
-engine = create_engine(config.get_main_option("sqlalchemy.url"), connect_args={"options": f"-csearch_path={schema}"})
+engine = create_engine(
+    config.get_main_option("sqlalchemy.url"), connect_args={"options": f"-csearch_path={schema}"}
+)
 with engine.connect() as connection:
     # Two processes migrating at once (several `make up`s, parallel tests) take turns.
     connection.execute(text("select pg_advisory_lock(7130)"))

@@ -42,7 +42,9 @@ async def user_email(connection: AsyncConnection, tenant_id: str, subject: str) 
     except ValueError:
         return None
     return (
-        await connection.execute(select(users.c.email).where(users.c.tenant_id == tenant_id, users.c.id == user_id))
+        await connection.execute(
+            select(users.c.email).where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+        )
     ).scalar_one_or_none()
 
 
@@ -57,7 +59,9 @@ async def insert_request(connection: AsyncConnection, values: dict[str, object])
     return result.first() is not None
 
 
-async def add_deadline(connection: AsyncConnection, approval_id: UUID, tenant_id: str, fire_at: datetime) -> None:
+async def add_deadline(
+    connection: AsyncConnection, approval_id: UUID, tenant_id: str, fire_at: datetime
+) -> None:
     await connection.execute(
         pg_insert(approval_deadlines)
         .values(approval_id=approval_id, tenant_id=tenant_id, fire_at=fire_at)
@@ -75,7 +79,9 @@ async def audit(
     )
 
 
-async def notify(connection: AsyncConnection, row: Row, assignee: Assignee, reason: str, at: datetime) -> None:
+async def notify(
+    connection: AsyncConnection, row: Row, assignee: Assignee, reason: str, at: datetime
+) -> None:
     await connection.execute(
         insert(approval_notifications).values(
             approval_id=row.id,
@@ -88,7 +94,9 @@ async def notify(connection: AsyncConnection, row: Row, assignee: Assignee, reas
     )
 
 
-async def load(connection: AsyncConnection, tenant_id: str, approval_id: UUID, *, lock: bool = False) -> Row | None:
+async def load(
+    connection: AsyncConnection, tenant_id: str, approval_id: UUID, *, lock: bool = False
+) -> Row | None:
     query = select(approvals).where(approvals.c.id == approval_id, approvals.c.tenant_id == tenant_id)
     if lock:
         query = query.with_for_update()
@@ -108,7 +116,9 @@ async def votes(connection: AsyncConnection, approval_id: UUID) -> list[Row]:
 async def history(connection: AsyncConnection, approval_id: UUID) -> list[Row]:
     return list(
         await connection.execute(
-            select(approval_audit).where(approval_audit.c.approval_id == approval_id).order_by(approval_audit.c.id)
+            select(approval_audit)
+            .where(approval_audit.c.approval_id == approval_id)
+            .order_by(approval_audit.c.id)
         )
     )
 
@@ -144,7 +154,9 @@ async def set_status(connection: AsyncConnection, approval_id: UUID, status: Sta
     await connection.execute(
         update(approvals).where(approvals.c.id == approval_id).values(status=status.value, closed_at=at)
     )
-    await connection.execute(delete(approval_deadlines).where(approval_deadlines.c.approval_id == approval_id))
+    await connection.execute(
+        delete(approval_deadlines).where(approval_deadlines.c.approval_id == approval_id)
+    )
 
 
 async def close_pending(
@@ -166,7 +178,9 @@ async def close_pending(
     return closed
 
 
-async def reassign(connection: AsyncConnection, approval_id: UUID, assignee: Assignee, escalated_at: datetime | None) -> None:
+async def reassign(
+    connection: AsyncConnection, approval_id: UUID, assignee: Assignee, escalated_at: datetime | None
+) -> None:
     values: dict[str, object] = {"assignee_user": assignee.user, "assignee_role": assignee.role}
     if escalated_at is not None:
         values["escalated_at"] = escalated_at
@@ -186,7 +200,9 @@ async def take_due_deadlines(connection: AsyncConnection, now: datetime, limit: 
     )
     if due:
         await connection.execute(
-            delete(approval_deadlines).where(approval_deadlines.c.approval_id.in_([row.approval_id for row in due]))
+            delete(approval_deadlines).where(
+                approval_deadlines.c.approval_id.in_([row.approval_id for row in due])
+            )
         )
     return due
 
@@ -217,7 +233,9 @@ async def workflow_names(connection: AsyncConnection, tenant_id: str, ids: set[U
     if not ids:
         return {}
     rows = await connection.execute(
-        select(workflows.c.id, workflows.c.name).where(workflows.c.tenant_id == tenant_id, workflows.c.id.in_(ids))
+        select(workflows.c.id, workflows.c.name).where(
+            workflows.c.tenant_id == tenant_id, workflows.c.id.in_(ids)
+        )
     )
     return {row.id: row.name for row in rows}
 
@@ -225,7 +243,9 @@ async def workflow_names(connection: AsyncConnection, tenant_id: str, ids: set[U
 async def user_for_sign_in(connection: AsyncConnection, tenant_id: str, email: str) -> Row | None:
     return (
         await connection.execute(
-            select(users).where(users.c.tenant_id == tenant_id, users.c.email == email.lower(), users.c.disabled.is_(False))
+            select(users).where(
+                users.c.tenant_id == tenant_id, users.c.email == email.lower(), users.c.disabled.is_(False)
+            )
         )
     ).first()
 

@@ -120,10 +120,15 @@ def decide(approval: Approval, actor: Actor, decision: Decision, seen_hash: str)
         raise NotPending(f"this approval is already {approval.status.value}")
     if not allows(actor.roles, Permission.APPROVE) or not is_assignee(approval, actor):
         raise NotAnAssignee("only the assignees of this approval may decide it")
-    if not approval.allow_self_approval and approval.requested_by is not None and approval.requested_by in {
-        actor.subject,
-        actor.email,
-    }:
+    if (
+        not approval.allow_self_approval
+        and approval.requested_by is not None
+        and approval.requested_by
+        in {
+            actor.subject,
+            actor.email,
+        }
+    ):
         raise SelfApproval("the user who started the run may not approve it")
     if any(v.decided_by == actor.subject for v in approval.votes):
         raise AlreadyVoted("you have already decided this approval")

@@ -64,7 +64,9 @@ class ApprovalOut(ApprovalSummary):
 class DecisionBody(BaseModel):
     decision: Literal["approved", "rejected"]
     note: str = Field(default="", max_length=5000)
-    snapshot_hash: str = Field(min_length=64, max_length=64, description="The hash of the data the approver saw")
+    snapshot_hash: str = Field(
+        min_length=64, max_length=64, description="The hash of the data the approver saw"
+    )
 
 
 class DecisionResult(BaseModel):
@@ -105,7 +107,10 @@ def detail(view: ApprovalView) -> ApprovalOut:
         on_deadline=row.on_deadline,
         escalate_to=row.escalate_to,
         closed_at=row.closed_at,
-        decisions=[DecisionOut(decided_by=v.decided_by, decision=v.decision, note=v.note, decided_at=v.decided_at) for v in view.votes],
+        decisions=[
+            DecisionOut(decided_by=v.decided_by, decision=v.decision, note=v.note, decided_at=v.decided_at)
+            for v in view.votes
+        ],
         history=[AuditEntry(actor=h.actor, action=h.action, detail=h.detail, at=h.at) for h in view.history],
     )
 
@@ -115,7 +120,9 @@ async def _actor(approvals: ApprovalsDep, principal: Principal):
 
 
 @router.get("", response_model=list[ApprovalSummary])
-async def my_pending(reader: Reader, approvals: ApprovalsDep, run_id: UUID | None = None) -> list[ApprovalSummary]:
+async def my_pending(
+    reader: Reader, approvals: ApprovalsDep, run_id: UUID | None = None
+) -> list[ApprovalSummary]:
     """Pending approvals assigned to the caller or to one of the caller's roles, oldest first; with
     ``run_id``, every approval of that run in the caller's tenant, whatever its status."""
     if run_id is not None:
@@ -136,16 +143,22 @@ async def audit_trail(approval_id: UUID, reader: Reader, approvals: ApprovalsDep
 
 
 @router.post("/{approval_id}/decision", response_model=DecisionResult)
-async def decide(approval_id: UUID, body: DecisionBody, reader: Reader, approvals: ApprovalsDep) -> DecisionResult:
+async def decide(
+    approval_id: UUID, body: DecisionBody, reader: Reader, approvals: ApprovalsDep
+) -> DecisionResult:
     """Approve or reject the data whose hash is ``snapshot_hash``; 409 when the outcome is already
     complete, the caller already decided, or the hash is stale; 403 for non-assignees and self-approval."""
     actor = await _actor(approvals, reader)
-    status = await approvals.decide(reader.tenant_id, approval_id, actor, body.decision, body.note, body.snapshot_hash)
+    status = await approvals.decide(
+        reader.tenant_id, approval_id, actor, body.decision, body.note, body.snapshot_hash
+    )
     return DecisionResult(id=approval_id, status=status.value)
 
 
 @router.post("/{approval_id}/reassign", response_model=ApprovalOut)
-async def reassign(approval_id: UUID, body: ReassignBody, reader: Reader, approvals: ApprovalsDep) -> ApprovalOut:
+async def reassign(
+    approval_id: UUID, body: ReassignBody, reader: Reader, approvals: ApprovalsDep
+) -> ApprovalOut:
     """Hand the approval to another user or role (delegation); by the assignee or an admin."""
     actor = await _actor(approvals, reader)
     await approvals.reassign(reader.tenant_id, approval_id, actor, body.assignee, body.note)

@@ -100,7 +100,9 @@ def render_data(value: JsonValue) -> str:
     if isinstance(value, dict):
         if not value:
             return "<em>empty</em>"
-        rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{render_data(v)}</td></tr>" for k, v in value.items())
+        rows = "".join(
+            f"<tr><th>{escape(str(k))}</th><td>{render_data(v)}</td></tr>" for k, v in value.items()
+        )
         return f'<table class="data">{rows}</table>'
     if isinstance(value, list):
         if not value:
@@ -141,14 +143,20 @@ async def sign_in_page() -> HTMLResponse:
 
 
 @router.post("/sign-in")
-async def sign_in(request: Request, approvals: ApprovalsDep, passwords: PasswordsDep, settings: SettingsDep) -> Response:
+async def sign_in(
+    request: Request, approvals: ApprovalsDep, passwords: PasswordsDep, settings: SettingsDep
+) -> Response:
     fields = await form_fields(request)
     tenant, email, password = fields.get("tenant", ""), fields.get("email", ""), fields.get("password", "")
     user = await approvals.user_for_sign_in(tenant, email) if tenant and email else None
     if user is None or not passwords.verify(user.password_hash, password):
-        return page("Sign in", sign_in_form("Wrong tenant, email or password.", tenant, email), status_code=401)
+        return page(
+            "Sign in", sign_in_form("Wrong tenant, email or password.", tenant, email), status_code=401
+        )
     sessions: Tokens = request.app.state.sessions
-    token = sessions.issue(Principal(tenant, user.id, "user", frozenset(Role(r) for r in user.roles)), utc_now())
+    token = sessions.issue(
+        Principal(tenant, user.id, "user", frozenset(Role(r) for r in user.roles)), utc_now()
+    )
     response = RedirectResponse("/approvals", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -254,14 +262,21 @@ async def decide_from_inbox(
     fields = await form_fields(request)
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
     if not csrf_valid(secret, request.cookies[SESSION_COOKIE], fields.get("csrf", "")):
-        return page("Refused", "<h1>Refused</h1><p>The form expired; reload and try again.</p>", principal, 403)
+        return page(
+            "Refused", "<h1>Refused</h1><p>The form expired; reload and try again.</p>", principal, 403
+        )
     decision = fields.get("decision", "")
     if decision not in ("approved", "rejected"):
         return page("Refused", "<h1>Refused</h1><p>Choose approve or reject.</p>", principal, 422)
     actor = await approvals.actor(principal.tenant_id, str(principal.subject), principal.roles)
     try:
         status = await approvals.decide(
-            principal.tenant_id, approval_id, actor, decision, fields.get("note", "")[:5000], fields.get("snapshot_hash", "")
+            principal.tenant_id,
+            approval_id,
+            actor,
+            decision,
+            fields.get("note", "")[:5000],
+            fields.get("snapshot_hash", ""),
         )
         message = f"You {decision} this." + ("" if status is Status.PENDING else f" Outcome: {status.value}.")
     except ApprovalNotFound:

@@ -15,7 +15,14 @@ from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 from millrace_approval.handlers import Approvals
 
 CONCERNS = frozenset(
-    {"approval.requested", "approval.decided", "run.cancelled", "run.timed_out", "run.failed", "run.completed"}
+    {
+        "approval.requested",
+        "approval.decided",
+        "run.cancelled",
+        "run.timed_out",
+        "run.failed",
+        "run.completed",
+    }
 )
 
 
@@ -28,7 +35,9 @@ def register(
 ) -> None:
     namespace = Namespace(settings.namespace)
 
-    @broker.subscriber(namespace.topic(RUNS_EVENTS), **batch_subscriber_options(settings, ConsumerGroup.APPROVAL))
+    @broker.subscriber(
+        namespace.topic(RUNS_EVENTS), **batch_subscriber_options(settings, ConsumerGroup.APPROVAL)
+    )
     async def on_run_events(message: KafkaMessage) -> None:
         decoded = await dead_letters.decode(RUNS_EVENTS, message.raw_message, RUN_EVENT)
         with metrics.batch_seconds.labels(topic=RUNS_EVENTS.name).time():

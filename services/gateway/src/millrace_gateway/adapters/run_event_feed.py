@@ -99,7 +99,10 @@ class Follower:
 class FeedMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.streams = Gauge(
-            "millrace_live_streams", "Open live event streams, by what they follow", ["follows"], registry=registry
+            "millrace_live_streams",
+            "Open live event streams, by what they follow",
+            ["follows"],
+            registry=registry,
         )
         self.events = Counter(
             "millrace_live_events_total", "Run events read from Kafka for live streams", registry=registry
@@ -238,7 +241,9 @@ class RunEventFeed:
             if head.workflow_id is not None:
                 self._remember(head.run_id, head.workflow_id)
         if self._by_workflow:
-            await self._learn_workflows({head.run_id for head, _ in heads if head.run_id not in self._workflow_of})
+            await self._learn_workflows(
+                {head.run_id for head, _ in heads if head.run_id not in self._workflow_of}
+            )
         for head, raw in heads:
             event = LiveEvent(head.tenant_id, head.run_id, head.seq, head.type, raw)
             for follower in self._by_run.get(head.run_id, ()):
@@ -253,7 +258,9 @@ class RunEventFeed:
         if not run_ids:
             return
         async with self._engine.connect() as connection:
-            rows = await connection.execute(select(runs.c.run_id, runs.c.workflow_id).where(runs.c.run_id.in_(run_ids)))
+            rows = await connection.execute(
+                select(runs.c.run_id, runs.c.workflow_id).where(runs.c.run_id.in_(run_ids))
+            )
             for row in rows:
                 self._remember(row.run_id, row.workflow_id)
 

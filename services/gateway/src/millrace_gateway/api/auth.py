@@ -95,7 +95,9 @@ class NewApiKeyOut(ApiKeyOut):
 
 
 @router.post("/auth/token", response_model=TokenOut)
-async def issue_token(body: TokenRequest, engine: EngineDep, passwords: PasswordsDep, tokens: TokensDep) -> TokenOut:
+async def issue_token(
+    body: TokenRequest, engine: EngineDep, passwords: PasswordsDep, tokens: TokensDep
+) -> TokenOut:
     """Exchange a user's email and password for an access token."""
     async with engine.connect() as connection:
         row = (
@@ -121,12 +123,18 @@ async def me(principal: PrincipalDep) -> MeOut:
 
 
 @router.post("/users", status_code=201, response_model=UserOut, tags=["users"])
-async def create_user(body: CreateUser, admin: TenantAdmin, engine: EngineDep, passwords: PasswordsDep) -> UserOut:
+async def create_user(
+    body: CreateUser, admin: TenantAdmin, engine: EngineDep, passwords: PasswordsDep
+) -> UserOut:
     try:
         async with engine.begin() as connection:
-            user_id = await add_user(connection, passwords, admin.tenant_id, body.email, body.password, set(body.roles))
+            user_id = await add_user(
+                connection, passwords, admin.tenant_id, body.email, body.password, set(body.roles)
+            )
     except IntegrityError as error:
-        raise ApiError(409, "conflict", "a user with this email exists", [{"pointer": "/email", "message": "taken"}]) from error
+        raise ApiError(
+            409, "conflict", "a user with this email exists", [{"pointer": "/email", "message": "taken"}]
+        ) from error
     return await _user(engine, admin.tenant_id, user_id)
 
 
@@ -166,7 +174,9 @@ async def update_user(
 async def _user(engine: EngineDep, tenant_id: str, user_id: UUID) -> UserOut:
     async with engine.connect() as connection:
         row = (
-            await connection.execute(select(users).where(users.c.id == user_id, users.c.tenant_id == tenant_id))
+            await connection.execute(
+                select(users).where(users.c.id == user_id, users.c.tenant_id == tenant_id)
+            )
         ).first()
     if row is None:
         raise not_found("user")
@@ -191,8 +201,16 @@ async def create_api_key(body: CreateApiKey, admin: TenantAdmin, engine: EngineD
                 created_at=now,
             )
         )
-    return NewApiKeyOut(id=key_id, name=body.name, prefix=prefix, roles=sorted(body.roles), created_at=now,
-                        last_used_at=None, revoked_at=None, key=key)
+    return NewApiKeyOut(
+        id=key_id,
+        name=body.name,
+        prefix=prefix,
+        roles=sorted(body.roles),
+        created_at=now,
+        last_used_at=None,
+        revoked_at=None,
+        key=key,
+    )
 
 
 @router.get("/api-keys", response_model=list[ApiKeyOut], tags=["api keys"])
@@ -209,7 +227,11 @@ async def revoke_api_key(key_id: Annotated[UUID, Path()], admin: TenantAdmin, en
     async with engine.begin() as connection:
         result = await connection.execute(
             update(api_keys)
-            .where(api_keys.c.id == key_id, api_keys.c.tenant_id == admin.tenant_id, api_keys.c.revoked_at.is_(None))
+            .where(
+                api_keys.c.id == key_id,
+                api_keys.c.tenant_id == admin.tenant_id,
+                api_keys.c.revoked_at.is_(None),
+            )
             .values(revoked_at=utc_now())
             .returning(api_keys.c.id)
         )

@@ -49,7 +49,10 @@ async def _principal(
 ) -> Principal:
     try:
         return await authenticate(
-            credentials.scheme if credentials else None, credentials.credentials if credentials else None, tokens, engine
+            credentials.scheme if credentials else None,
+            credentials.credentials if credentials else None,
+            tokens,
+            engine,
         )
     except InvalidCredentials as error:
         raise unauthenticated(str(error)) from error
@@ -63,7 +66,9 @@ def require(permission: Permission) -> Callable[[Principal], Principal]:
 
     def check(principal: PrincipalDep) -> Principal:
         if not allows(principal.roles, permission):
-            raise ApiError(403, "forbidden", f"this needs the '{permission.value}' permission, which your roles lack")
+            raise ApiError(
+                403, "forbidden", f"this needs the '{permission.value}' permission, which your roles lack"
+            )
         return principal
 
     return check

@@ -11,7 +11,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -32,7 +34,11 @@ def install(app: FastAPI, *, max_body_bytes: int) -> None:
     async def limit_body(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
-            body = {"code": "too_large", "message": f"request bodies are limited to {max_body_bytes} bytes", "details": []}
+            body = {
+                "code": "too_large",
+                "message": f"request bodies are limited to {max_body_bytes} bytes",
+                "details": [],
+            }
             return JSONResponse(body, status_code=413)
         return await call_next(request)
 
@@ -66,5 +72,9 @@ def install(app: FastAPI, *, max_body_bytes: int) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return JSONResponse({"code": code, "message": str(error.detail), "details": []}, status_code=error.status_code)
+        code = {401: "unauthenticated", 404: "not_found", 405: "method_not_allowed"}.get(
+            error.status_code, "http_error"
+        )
+        return JSONResponse(
+            {"code": code, "message": str(error.detail), "details": []}, status_code=error.status_code
+        )

@@ -91,7 +91,9 @@ async def follow_workflow(
     """Events of every run of the workflow from now on (``id`` = ``<run_id>/<seq>``); never ends by itself."""
     async with engine.connect() as connection:
         found = await connection.execute(
-            select(workflows.c.id).where(workflows.c.id == workflow_id, workflows.c.tenant_id == reader.tenant_id)
+            select(workflows.c.id).where(
+                workflows.c.id == workflow_id, workflows.c.tenant_id == reader.tenant_id
+            )
         )
         if found.first() is None:
             raise not_found("workflow")
@@ -177,7 +179,9 @@ async def _workflow_stream(
             yield sse_message(f"{event.run_id}/{event.seq}", event)
 
 
-async def _logged(engine: AsyncEngine, tenant_id: str, run_id: UUID, *, after: int) -> AsyncIterator[LiveEvent]:
+async def _logged(
+    engine: AsyncEngine, tenant_id: str, run_id: UUID, *, after: int
+) -> AsyncIterator[LiveEvent]:
     while True:
         page = await run_history(engine, tenant_id, run_id, after=after)
         for event in page:

@@ -75,10 +75,14 @@ async def create_pipeline(body: CreatePipeline, editor: WorkflowEditor, engine: 
     try:
         async with engine.begin() as connection:
             await connection.execute(
-                insert(pipelines).values(tenant_id=editor.tenant_id, id=body.id, name=body.name, created_at=now)
+                insert(pipelines).values(
+                    tenant_id=editor.tenant_id, id=body.id, name=body.name, created_at=now
+                )
             )
     except IntegrityError as error:
-        raise ApiError(409, "conflict", f"pipeline {body.id!r} exists", [{"pointer": "/id", "message": "taken"}]) from error
+        raise ApiError(
+            409, "conflict", f"pipeline {body.id!r} exists", [{"pointer": "/id", "message": "taken"}]
+        ) from error
     return PipelineOut(id=body.id, name=body.name, created_at=now)
 
 
@@ -97,7 +101,9 @@ async def list_pipelines(reader: Reader, engine: EngineDep) -> list[PipelineOut]
         .order_by(pipelines.c.id)
     )
     async with engine.connect() as connection:
-        return [PipelineOut.model_validate(row, from_attributes=True) for row in await connection.execute(query)]
+        return [
+            PipelineOut.model_validate(row, from_attributes=True) for row in await connection.execute(query)
+        ]
 
 
 @router.get("/{pipeline_id}", response_model=PipelineOut)
@@ -106,7 +112,9 @@ async def get_pipeline(pipeline_id: PipelineId, reader: Reader, engine: EngineDe
         row = await _pipeline(connection, reader.tenant_id, pipeline_id)
         count = (
             await connection.execute(
-                select(func.count()).where(records.c.tenant_id == reader.tenant_id, records.c.pipeline_id == pipeline_id)
+                select(func.count()).where(
+                    records.c.tenant_id == reader.tenant_id, records.c.pipeline_id == pipeline_id
+                )
             )
         ).scalar_one()
     return PipelineOut(id=row.id, name=row.name, created_at=row.created_at, record_count=count)
@@ -133,7 +141,9 @@ async def delete_pipeline(pipeline_id: PipelineId, editor: WorkflowEditor, engin
         await _pipeline(connection, editor.tenant_id, pipeline_id)
         remaining = (
             await connection.execute(
-                select(func.count()).where(records.c.tenant_id == editor.tenant_id, records.c.pipeline_id == pipeline_id)
+                select(func.count()).where(
+                    records.c.tenant_id == editor.tenant_id, records.c.pipeline_id == pipeline_id
+                )
             )
         ).scalar_one()
         if remaining:
@@ -158,10 +168,17 @@ async def create_record(
         await _pipeline(connection, editor.tenant_id, pipeline_id)
         await connection.execute(
             insert(records).values(
-                id=record_id, tenant_id=editor.tenant_id, pipeline_id=pipeline_id, data=body.data, created_at=now, updated_at=now
+                id=record_id,
+                tenant_id=editor.tenant_id,
+                pipeline_id=pipeline_id,
+                data=body.data,
+                created_at=now,
+                updated_at=now,
             )
         )
-        event = RecordCreated(tenant_id=editor.tenant_id, pipeline_id=pipeline_id, record_id=str(record_id), data=body.data)
+        event = RecordCreated(
+            tenant_id=editor.tenant_id, pipeline_id=pipeline_id, record_id=str(record_id), data=body.data
+        )
         await _publish(connection, namespace, event)
     await relay.publish_pending()
     return RecordOut(id=record_id, pipeline_id=pipeline_id, data=body.data, created_at=now, updated_at=now)
@@ -189,9 +206,13 @@ async def list_records(
 
 
 @router.get("/{pipeline_id}/records/{record_id}", response_model=RecordOut)
-async def get_record(pipeline_id: PipelineId, record_id: UUID, reader: Reader, engine: EngineDep) -> RecordOut:
+async def get_record(
+    pipeline_id: PipelineId, record_id: UUID, reader: Reader, engine: EngineDep
+) -> RecordOut:
     async with engine.connect() as connection:
-        return RecordOut.model_validate(await _record(connection, reader.tenant_id, pipeline_id, record_id), from_attributes=True)
+        return RecordOut.model_validate(
+            await _record(connection, reader.tenant_id, pipeline_id, record_id), from_attributes=True
+        )
 
 
 @router.patch("/{pipeline_id}/records/{record_id}", response_model=RecordOut)
@@ -205,7 +226,9 @@ async def merge_record(
     namespace: NamespaceDep,
 ) -> RecordOut:
     """Merge the given fields into the record (top-level keys; ``null`` sets a field to null)."""
-    return await _change(engine, relay, namespace, editor.tenant_id, pipeline_id, record_id, body.data, merge=True)
+    return await _change(
+        engine, relay, namespace, editor.tenant_id, pipeline_id, record_id, body.data, merge=True
+    )
 
 
 @router.put("/{pipeline_id}/records/{record_id}", response_model=RecordOut)
@@ -218,7 +241,9 @@ async def replace_record(
     relay: RelayDep,
     namespace: NamespaceDep,
 ) -> RecordOut:
-    return await _change(engine, relay, namespace, editor.tenant_id, pipeline_id, record_id, body.data, merge=False)
+    return await _change(
+        engine, relay, namespace, editor.tenant_id, pipeline_id, record_id, body.data, merge=False
+    )
 
 
 @router.delete("/{pipeline_id}/records/{record_id}", status_code=204)
@@ -233,7 +258,9 @@ async def delete_record(
     async with engine.begin() as connection:
         old = await _record(connection, editor.tenant_id, pipeline_id, record_id, for_update=True)
         await connection.execute(delete(records).where(records.c.id == record_id))
-        event = RecordDeleted(tenant_id=editor.tenant_id, pipeline_id=pipeline_id, record_id=str(record_id), old_data=old.data)
+        event = RecordDeleted(
+            tenant_id=editor.tenant_id, pipeline_id=pipeline_id, record_id=str(record_id), old_data=old.data
+        )
         await _publish(connection, namespace, event)
     await relay.publish_pending()
 
@@ -253,13 +280,21 @@ async def _change(
     async with engine.begin() as connection:
         old = await _record(connection, tenant_id, pipeline_id, record_id, for_update=True)
         new_data = {**old.data, **data} if merge else data
-        await connection.execute(update(records).where(records.c.id == record_id).values(data=new_data, updated_at=now))
+        await connection.execute(
+            update(records).where(records.c.id == record_id).values(data=new_data, updated_at=now)
+        )
         event = RecordUpdated(
-            tenant_id=tenant_id, pipeline_id=pipeline_id, record_id=str(record_id), data=new_data, old_data=old.data
+            tenant_id=tenant_id,
+            pipeline_id=pipeline_id,
+            record_id=str(record_id),
+            data=new_data,
+            old_data=old.data,
         )
         await _publish(connection, namespace, event)
     await relay.publish_pending()
-    return RecordOut(id=record_id, pipeline_id=pipeline_id, data=new_data, created_at=old.created_at, updated_at=now)
+    return RecordOut(
+        id=record_id, pipeline_id=pipeline_id, data=new_data, created_at=old.created_at, updated_at=now
+    )
 
 
 async def _publish(connection: AsyncConnection, namespace: Namespace, event: RecordEvent) -> None:
@@ -268,7 +303,9 @@ async def _publish(connection: AsyncConnection, namespace: Namespace, event: Rec
 
 async def _pipeline(connection: AsyncConnection, tenant_id: str, pipeline_id: str):  # noqa: ANN202 - a row
     row = (
-        await connection.execute(select(pipelines).where(pipelines.c.tenant_id == tenant_id, pipelines.c.id == pipeline_id))
+        await connection.execute(
+            select(pipelines).where(pipelines.c.tenant_id == tenant_id, pipelines.c.id == pipeline_id)
+        )
     ).first()
     if row is None:
         raise not_found("pipeline")
@@ -276,7 +313,12 @@ async def _pipeline(connection: AsyncConnection, tenant_id: str, pipeline_id: st
 
 
 async def _record(  # noqa: ANN202 - a row
-    connection: AsyncConnection, tenant_id: str, pipeline_id: str, record_id: UUID, *, for_update: bool = False
+    connection: AsyncConnection,
+    tenant_id: str,
+    pipeline_id: str,
+    record_id: UUID,
+    *,
+    for_update: bool = False,
 ):
     query = select(records).where(
         records.c.id == record_id, records.c.tenant_id == tenant_id, records.c.pipeline_id == pipeline_id

@@ -119,7 +119,9 @@ async def cancel_run(
     run_id: UUID, operator: RunOperator, engine: EngineDep, relay: RelayDep, namespace: NamespaceDep
 ) -> CommandAccepted:
     """Ask the orchestrator to cancel a running run; results that arrive later are ignored."""
-    command = CancelRun(tenant_id=operator.tenant_id, correlation_id=run_id, run_id=run_id, requested_by=str(operator.subject))
+    command = CancelRun(
+        tenant_id=operator.tenant_id, correlation_id=run_id, run_id=run_id, requested_by=str(operator.subject)
+    )
     await _send(engine, relay, namespace, operator.tenant_id, run_id, command, allowed={"running"})
     return CommandAccepted(run_id=run_id, accepted="cancel")
 
@@ -129,7 +131,9 @@ async def retry_run(
     run_id: UUID, operator: RunOperator, engine: EngineDep, relay: RelayDep, namespace: NamespaceDep
 ) -> CommandAccepted:
     """Run a failed run again from its failed nodes; the outputs of nodes that succeeded are kept."""
-    command = RetryRun(tenant_id=operator.tenant_id, correlation_id=run_id, run_id=run_id, requested_by=str(operator.subject))
+    command = RetryRun(
+        tenant_id=operator.tenant_id, correlation_id=run_id, run_id=run_id, requested_by=str(operator.subject)
+    )
     await _send(engine, relay, namespace, operator.tenant_id, run_id, command, allowed={"failed"})
     return CommandAccepted(run_id=run_id, accepted="retry")
 
@@ -147,7 +151,11 @@ async def _send(
     async with engine.begin() as connection:
         run = await _run(connection, tenant_id, run_id)
         if run.status not in allowed:
-            raise ApiError(409, "wrong_state", f"the run is {run.status}; this needs it to be {' or '.join(sorted(allowed))}")
+            raise ApiError(
+                409,
+                "wrong_state",
+                f"the run is {run.status}; this needs it to be {' or '.join(sorted(allowed))}",
+            )
         await enqueue(connection, namespace, PRODUCER, [Outgoing(RUNS_COMMANDS, str(run_id), command)])
     await relay.publish_pending()
 
@@ -161,7 +169,9 @@ def _started(row) -> datetime | None:  # noqa: ANN001 - a node_executions row
 
 
 async def _run(connection: AsyncConnection, tenant_id: str, run_id: UUID):  # noqa: ANN202 - a row
-    row = (await connection.execute(select(runs).where(runs.c.run_id == run_id, runs.c.tenant_id == tenant_id))).first()
+    row = (
+        await connection.execute(select(runs).where(runs.c.run_id == run_id, runs.c.tenant_id == tenant_id))
+    ).first()
     if row is None:
         raise not_found("run")
     return row

@@ -27,9 +27,13 @@ HeaderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za
 class AiSettingsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    base_url: str = Field(min_length=8, max_length=2000, pattern=r"^https?://", description="An OpenAI-compatible API root")
+    base_url: str = Field(
+        min_length=8, max_length=2000, pattern=r"^https?://", description="An OpenAI-compatible API root"
+    )
     model: str = Field(min_length=1, max_length=200)
-    api_key: str | None = Field(default=None, min_length=1, max_length=4000, description="Omit to keep the stored key")
+    api_key: str | None = Field(
+        default=None, min_length=1, max_length=4000, description="Omit to keep the stored key"
+    )
     temperature: float = Field(default=0.2, ge=0, le=2)
     max_tokens: int = Field(default=1024, ge=1, le=200_000)
     monthly_token_budget: int | None = Field(default=None, ge=1)
@@ -105,7 +109,9 @@ class CredentialOut(BaseModel):
 async def get_ai_settings(admin: TenantAdmin, engine: EngineDep) -> AiSettingsOut:
     async with engine.connect() as connection:
         row = (
-            await connection.execute(select(tenant_ai_settings).where(tenant_ai_settings.c.tenant_id == admin.tenant_id))
+            await connection.execute(
+                select(tenant_ai_settings).where(tenant_ai_settings.c.tenant_id == admin.tenant_id)
+            )
         ).first()
     if row is None:
         raise not_found("AI settings")
@@ -122,7 +128,9 @@ async def get_ai_settings(admin: TenantAdmin, engine: EngineDep) -> AiSettingsOu
 
 
 @router.put("/settings/ai", response_model=AiSettingsOut)
-async def put_ai_settings(body: AiSettingsBody, admin: TenantAdmin, engine: EngineDep, box: SecretBoxDep) -> AiSettingsOut:
+async def put_ai_settings(
+    body: AiSettingsBody, admin: TenantAdmin, engine: EngineDep, box: SecretBoxDep
+) -> AiSettingsOut:
     values = body.model_dump(exclude={"api_key"}) | {"updated_at": utc_now()}
     if body.api_key is not None:
         values["api_key_ciphertext"] = box.seal(body.api_key)
@@ -136,7 +144,9 @@ async def put_ai_settings(body: AiSettingsBody, admin: TenantAdmin, engine: Engi
 
 
 @router.post("/credentials", status_code=201, response_model=CredentialOut)
-async def create_credential(body: CredentialBody, admin: TenantAdmin, engine: EngineDep, box: SecretBoxDep) -> CredentialOut:
+async def create_credential(
+    body: CredentialBody, admin: TenantAdmin, engine: EngineDep, box: SecretBoxDep
+) -> CredentialOut:
     now = utc_now()
     try:
         async with engine.begin() as connection:
@@ -152,7 +162,12 @@ async def create_credential(body: CredentialBody, admin: TenantAdmin, engine: En
                 )
             )
     except IntegrityError as error:
-        raise ApiError(409, "conflict", f"a credential named {body.name!r} exists", [{"pointer": "/name", "message": "taken"}]) from error
+        raise ApiError(
+            409,
+            "conflict",
+            f"a credential named {body.name!r} exists",
+            [{"pointer": "/name", "message": "taken"}],
+        ) from error
     return CredentialOut(name=body.name, kind=body.secret.kind, created_at=now, updated_at=now)
 
 
@@ -170,7 +185,9 @@ async def get_credential(name: CredentialName, admin: TenantAdmin, engine: Engin
     async with engine.connect() as connection:
         row = (
             await connection.execute(
-                select(credentials).where(credentials.c.tenant_id == admin.tenant_id, credentials.c.name == name)
+                select(credentials).where(
+                    credentials.c.tenant_id == admin.tenant_id, credentials.c.name == name
+                )
             )
         ).first()
     if row is None:
@@ -186,7 +203,11 @@ async def replace_credential(
         result = await connection.execute(
             update(credentials)
             .where(credentials.c.tenant_id == admin.tenant_id, credentials.c.name == name)
-            .values(kind=body.secret.kind, ciphertext=box.seal(body.secret.model_dump_json()), updated_at=utc_now())
+            .values(
+                kind=body.secret.kind,
+                ciphertext=box.seal(body.secret.model_dump_json()),
+                updated_at=utc_now(),
+            )
             .returning(credentials.c.id)
         )
         if result.first() is None:

@@ -65,7 +65,9 @@ class ManualRunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input: JsonObject = Field(default_factory=dict, description="Visible to templates as trigger.data")
-    version: int | None = Field(default=None, ge=1, description="Defaults to the active, else the newest version")
+    version: int | None = Field(
+        default=None, ge=1, description="Defaults to the active, else the newest version"
+    )
 
 
 class Problem(BaseModel):
@@ -140,7 +142,10 @@ def _dumped(definition: WorkflowDefinition) -> dict[str, object]:
 async def validate_workflow(body: ValidateBody, _: Reader) -> ValidationOut:
     """Every problem of a definition at once, each with a JSON pointer; nothing is saved."""
     report = validate_definition(body.definition)
-    return ValidationOut(valid=report.definition is not None, problems=[Problem(pointer=p.pointer, message=p.message) for p in report.problems])
+    return ValidationOut(
+        valid=report.definition is not None,
+        problems=[Problem(pointer=p.pointer, message=p.message) for p in report.problems],
+    )
 
 
 @router.post("", status_code=201, response_model=WorkflowOut)
@@ -201,7 +206,9 @@ async def get_workflow(workflow_id: UUID, reader: Reader, engine: EngineDep) -> 
 
 
 @router.put("/{workflow_id}", response_model=WorkflowOut)
-async def update_workflow(workflow_id: UUID, body: WorkflowBody, editor: WorkflowEditor, engine: EngineDep) -> WorkflowOut:
+async def update_workflow(
+    workflow_id: UUID, body: WorkflowBody, editor: WorkflowEditor, engine: EngineDep
+) -> WorkflowOut:
     """Save a new version (n+1); earlier versions stay as they were, and the active one stays active."""
     definition = _checked(body.definition)
     async with engine.begin() as connection:
@@ -258,7 +265,10 @@ async def get_version(
 
 @router.post("/{workflow_id}/activate", response_model=WorkflowOut)
 async def activate_workflow(
-    workflow_id: UUID, editor: WorkflowEditor, engine: EngineDep, body: Annotated[ActivateBody | None, Body()] = None
+    workflow_id: UUID,
+    editor: WorkflowEditor,
+    engine: EngineDep,
+    body: Annotated[ActivateBody | None, Body()] = None,
 ) -> WorkflowOut:
     """Pin a version (without a body: the newest) as the one triggers start; the trigger index changes in
     the same transaction. Activating an older version is how a change is rolled back."""
@@ -269,7 +279,9 @@ async def activate_workflow(
         version = (body.version if body else None) or current.latest_version
         definition = await _version(connection, workflow_id, version, pointer="/body/version", status=404)
         await _clear_trigger_index(connection, workflow_id)
-        index_rows, trigger_row = trigger_index_rows(editor.tenant_id, workflow_id, version, definition, utc_now())
+        index_rows, trigger_row = trigger_index_rows(
+            editor.tenant_id, workflow_id, version, definition, utc_now()
+        )
         if index_rows:
             await connection.execute(insert(active_triggers), index_rows)
         if trigger_row is not None:
@@ -283,7 +295,9 @@ async def duplicate_workflow(workflow_id: UUID, editor: WorkflowEditor, engine: 
     """A new draft named "<name> (copy)" whose version 1 is the source's newest definition."""
     async with engine.begin() as connection:
         source = await _locked(connection, editor.tenant_id, workflow_id)
-        definition = await _version(connection, workflow_id, source.latest_version, pointer="/path/workflow_id")
+        definition = await _version(
+            connection, workflow_id, source.latest_version, pointer="/path/workflow_id"
+        )
         name = source.name[: NAME_LIMIT - len(COPY_SUFFIX)] + COPY_SUFFIX
         return await _new_draft(connection, editor.tenant_id, name, definition)
 
@@ -332,7 +346,9 @@ async def start_manual_run(
 
 
 @router.get("/{workflow_id}/webhook", response_model=WebhookOut)
-async def webhook_address(workflow_id: UUID, reader: Reader, engine: EngineDep, settings: SettingsDep) -> WebhookOut:
+async def webhook_address(
+    workflow_id: UUID, reader: Reader, engine: EngineDep, settings: SettingsDep
+) -> WebhookOut:
     """The workflow's unguessable webhook address (its trigger must be a webhook trigger to use it)."""
     async with engine.connect() as connection:
         await _load(connection, reader.tenant_id, workflow_id)
@@ -387,7 +403,9 @@ async def _clear_trigger_index(connection: AsyncConnection, workflow_id: UUID) -
     await connection.execute(delete(workflow_triggers).where(workflow_triggers.c.workflow_id == workflow_id))
 
 
-async def _set_status(connection: AsyncConnection, workflow_id: UUID, status: Status, *, active_version: int | None) -> None:
+async def _set_status(
+    connection: AsyncConnection, workflow_id: UUID, status: Status, *, active_version: int | None
+) -> None:
     await connection.execute(
         update(workflows)
         .where(workflows.c.id == workflow_id)
@@ -396,11 +414,19 @@ async def _set_status(connection: AsyncConnection, workflow_id: UUID, status: St
 
 
 async def _add_version(
-    connection: AsyncConnection, tenant_id: str, workflow_id: UUID, version: int, definition: WorkflowDefinition
+    connection: AsyncConnection,
+    tenant_id: str,
+    workflow_id: UUID,
+    version: int,
+    definition: WorkflowDefinition,
 ) -> None:
     await connection.execute(
         insert(workflow_versions).values(
-            workflow_id=workflow_id, version=version, tenant_id=tenant_id, definition=_dumped(definition), created_at=utc_now()
+            workflow_id=workflow_id,
+            version=version,
+            tenant_id=tenant_id,
+            definition=_dumped(definition),
+            created_at=utc_now(),
         )
     )
 
@@ -446,7 +472,8 @@ def _summary_query(tenant_id: str):  # noqa: ANN202 - a SQLAlchemy Select
     )
     # The list needs only the trigger's kind, so the (possibly large) definitions stay in the database.
     trigger_type = func.jsonb_path_query_first(
-        workflow_versions.c.definition, literal_column("""'$.nodes[*] ? (@.type == "trigger").data.kind'::jsonpath""")
+        workflow_versions.c.definition,
+        literal_column("""'$.nodes[*] ? (@.type == "trigger").data.kind'::jsonpath"""),
     ).op("#>>")(literal_column("'{}'::text[]"))
     return (
         select(
@@ -488,7 +515,11 @@ def _summary(row) -> WorkflowSummary:  # noqa: ANN001 - a result row
 
 
 async def _load(connection: AsyncConnection, tenant_id: str, workflow_id: UUID) -> WorkflowOut:
-    query = _summary_query(tenant_id).add_columns(workflow_versions.c.definition).where(workflows.c.id == workflow_id)
+    query = (
+        _summary_query(tenant_id)
+        .add_columns(workflow_versions.c.definition)
+        .where(workflows.c.id == workflow_id)
+    )
     row = (await connection.execute(query)).first()
     if row is None:
         raise not_found("workflow")

@@ -64,7 +64,9 @@ async def load_events(connection: AsyncConnection, run_id: UUID, *, after_seq: i
     return [RUN_EVENT.validate_python(row.payload) for row in rows]
 
 
-async def workflow_load(connection: AsyncConnection, tenant_id: str, workflow_id: UUID, now: datetime) -> tuple[int, int]:
+async def workflow_load(
+    connection: AsyncConnection, tenant_id: str, workflow_id: UUID, now: datetime
+) -> tuple[int, int]:
     """Runs of a workflow started in the last hour (as ``read_batch`` counts them), and runs of it
     running now."""
     row = (
@@ -230,7 +232,9 @@ _BATCH_CHECK_SQL = (
 )
 
 
-def batch_check(expected_seqs: dict[UUID, int], starts: dict[tuple[str, UUID], WorkflowStarts], now: datetime) -> Write:
+def batch_check(
+    expected_seqs: dict[UUID, int], starts: dict[tuple[str, UUID], WorkflowStarts], now: datetime
+) -> Write:
     """A check (see ``together``) that each run's log ends at its expected seq (0: no log yet) and
     that each workflow in ``starts`` stays within its limits with the batch's new runs, counted as
     the batch read counts them. An input that is missing (NULL) fails the check."""
@@ -314,7 +318,10 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
     another changes: ``ProjectionWrites`` keeps the batch's own rows apart from older ones, and
     ``older_node_changes`` folds the changes of older node rows to one per row."""
     statements: list[Write] = []
-    attempts = [{"run_id": t.run_id, "node_id": t.node_id, "attempt": t.attempt} for t in writes.settled_attempt_timers]
+    attempts = [
+        {"run_id": t.run_id, "node_id": t.node_id, "attempt": t.attempt}
+        for t in writes.settled_attempt_timers
+    ]
     if writes.fired_timers or writes.finished_run_timers or attempts:
         statements.append(
             Write(
@@ -341,9 +348,11 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
                 "update node_executions n set status = s.status"
                 " from jsonb_to_recordset(cast(:node_statuses as jsonb)) as s(run_id uuid, node_id text, status text)"
                 " where n.run_id = s.run_id and n.node_id = s.node_id",
-                {"node_statuses": rows_document(
-                    [{"run_id": r, "node_id": n, "status": status} for (r, n), status in explicit.items()]
-                )},
+                {
+                    "node_statuses": rows_document(
+                        [{"run_id": r, "node_id": n, "status": status} for (r, n), status in explicit.items()]
+                    )
+                },
             )
         )
     if untouched:
@@ -353,7 +362,11 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
                 " from jsonb_to_recordset(cast(:abandoned as jsonb)) as a(run_id uuid, keep jsonb)"
                 f" where n.run_id = a.run_id and n.status in ({', '.join(repr(status) for status in IN_FLIGHT)})"
                 " and not (a.keep ? n.node_id)",
-                {"abandoned": rows_document([{"run_id": r, "keep": sorted(keep)} for r, keep in untouched.items()])},
+                {
+                    "abandoned": rows_document(
+                        [{"run_id": r, "keep": sorted(keep)} for r, keep in untouched.items()]
+                    )
+                },
             )
         )
     for index, (_, updates) in enumerate(_by_columns(writes.run_updates.items()).items()):
@@ -374,7 +387,10 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
     if writes.new_timers:
         statements.append(insert_write(timers, list(writes.new_timers.values()), param="new_timers"))
     if writes.starts:
-        starts = [{"tenant_id": t, "workflow_id": w, "minute": m, "started": n} for (t, w, m), n in writes.starts.items()]
+        starts = [
+            {"tenant_id": t, "workflow_id": w, "minute": m, "started": n}
+            for (t, w, m), n in writes.starts.items()
+        ]
         insert = insert_write(workflow_starts, starts, param="starts")
         counted = " on conflict (tenant_id, workflow_id, minute) do update set started = workflow_starts.started + excluded.started"
         statements.append(Write(insert.sql + counted, insert.params))

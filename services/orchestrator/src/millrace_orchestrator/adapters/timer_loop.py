@@ -71,13 +71,20 @@ class TimerLoop:
                 Outgoing(
                     RUNS_COMMANDS,
                     str(row.run_id),
-                    FireTimer(tenant_id=row.tenant_id, correlation_id=row.run_id, run_id=row.run_id, timer_id=row.timer_id),
+                    FireTimer(
+                        tenant_id=row.tenant_id,
+                        correlation_id=row.run_id,
+                        run_id=row.run_id,
+                        timer_id=row.timer_id,
+                    ),
                 )
                 for row in due
             ]
             write = outbox_write(self._namespace, self._relay.tag, commands, returning_ids=True)
             ids = list((await connection.execute(text(write.sql), write.params)).scalars())
-            await connection.execute(delete(timers).where(timers.c.timer_id.in_([row.timer_id for row in due])))
+            await connection.execute(
+                delete(timers).where(timers.c.timer_id.in_([row.timer_id for row in due]))
+            )
         await self._relay.hand_over(ids, records(self._namespace, commands))
         return len(due)
 

@@ -11,7 +11,12 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from millrace_common.conditions import Condition, ConditionError, evaluate, parse_condition
-from millrace_common.messages.node_commands import ExecuteNode, NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.messages.node_commands import (
+    ExecuteNode,
+    NodeError,
+    NodeFailedResult,
+    NodeSucceededResult,
+)
 from millrace_common.messages.run_commands import CancelRun, FireTimer, ResumeRun, RetryRun, StartRun
 from millrace_common.messages.run_events import (
     ApprovalDecided,
@@ -113,7 +118,9 @@ def starts_by_workflow(
         grown[key] = grown.get(key, 0) + running_change(event)
         if isinstance(event, RunStarted):
             settings = state.definition.settings
-            seen = starts.get(key, WorkflowStarts(0, 0, settings.max_executions_per_hour, settings.max_concurrent_runs))
+            seen = starts.get(
+                key, WorkflowStarts(0, 0, settings.max_executions_per_hour, settings.max_concurrent_runs)
+            )
             limits = [c for c in (seen.concurrent, settings.max_concurrent_runs) if c is not None]
             starts[key] = WorkflowStarts(
                 starts=seen.starts + 1,
@@ -173,8 +180,17 @@ class _Builder:
                 if event_type is ForEachItemScheduled:
                     self.touched.add(f"{scope}[{fields['index']}]")
 
-    def timer(self, purpose: TimerPurpose, fire_at: datetime, node_id: str | None = None, attempt: int | None = None) -> None:
-        self.emit(TimerScheduled, timer_id=self.new_id(), fire_at=fire_at, purpose=purpose, node_id=node_id, attempt=attempt)
+    def timer(
+        self, purpose: TimerPurpose, fire_at: datetime, node_id: str | None = None, attempt: int | None = None
+    ) -> None:
+        self.emit(
+            TimerScheduled,
+            timer_id=self.new_id(),
+            fire_at=fire_at,
+            purpose=purpose,
+            node_id=node_id,
+            attempt=attempt,
+        )
 
     def decision(self) -> Decision:
         return Decision(tuple(self.events), tuple(self.commands), self.state)
@@ -210,7 +226,9 @@ def decide(
                 return Decision()
             builder.emit(RunCancelled, reason=message.reason, requested_by=message.requested_by)
         case RetryRun():
-            failed = tuple(n.id for n in state.definition.nodes if state.node(n.id).status is NodeStatus.FAILED)
+            failed = tuple(
+                n.id for n in state.definition.nodes if state.node(n.id).status is NodeStatus.FAILED
+            )
             if state.status is not RunStatus.FAILED or not failed:
                 return Decision()
             builder.emit(RunRetried, node_ids=failed, requested_by=message.requested_by)
@@ -253,7 +271,10 @@ def throttle_reason(state: RunState, load: WorkflowLoad) -> str | None:
 
 def _start_run(builder: _Builder, message: StartRun) -> None:
     builder.emit(
-        RunStarted, workflow_id=message.workflow_id, workflow_version=message.workflow_version, trigger=message.trigger
+        RunStarted,
+        workflow_id=message.workflow_id,
+        workflow_version=message.workflow_version,
+        trigger=message.trigger,
     )
     settings = builder.state.definition.settings
     builder.timer("run_timeout", builder.now + timedelta(minutes=settings.timeout_minutes))
@@ -283,7 +304,9 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
     elif timer.purpose == "approval_deadline" and current.status is NodeStatus.SCHEDULED:
         _decided(builder, node, scope, "timeout", None, "the deadline passed")
     elif timer.purpose == "node_timeout" and current.status is NodeStatus.SCHEDULED:
-        error = NodeError(type="timeout", message=f"no result within {node.data.timeout_seconds:g} s", retryable=True)
+        error = NodeError(
+            type="timeout", message=f"no result within {node.data.timeout_seconds:g} s", retryable=True
+        )
         _fail(builder, node, scope, timer.attempt, error)
 
 
@@ -297,7 +320,9 @@ def _awaits_decision(state: RunState, key: str) -> bool:
     )
 
 
-def _decided(builder: _Builder, node: Node, scope: str, decision: str, decided_by: str | None, note: str) -> None:
+def _decided(
+    builder: _Builder, node: Node, scope: str, decision: str, decided_by: str | None, note: str
+) -> None:
     key = instance_key(node.id, scope)
     builder.emit(ApprovalDecided, node_id=key, decision=decision, decided_by=decided_by, note=note)
     output = {"decision": decision, "decided_by": decided_by, "note": note}
@@ -313,7 +338,9 @@ def _request_approval(builder: _Builder, node: Node, scope: str, attempt: int) -
     snapshot = {"trigger": context["trigger"], "nodes": context["nodes"], "vars": context["vars"]}
     if "item" in context:
         snapshot["item"] = context["item"]
-    deadline_at = builder.now + timedelta(seconds=config.deadline_seconds) if config.deadline_seconds else None
+    deadline_at = (
+        builder.now + timedelta(seconds=config.deadline_seconds) if config.deadline_seconds else None
+    )
     builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"title": title})
     state = builder.state
     builder.emit(
@@ -326,7 +353,9 @@ def _request_approval(builder: _Builder, node: Node, scope: str, attempt: int) -
         data=snapshot,
         deadline_at=deadline_at,
         on_deadline=config.on_deadline,
-        escalate_to=config.escalate_to.model_dump(mode="json", exclude_none=True) if config.escalate_to else None,
+        escalate_to=config.escalate_to.model_dump(mode="json", exclude_none=True)
+        if config.escalate_to
+        else None,
         quorum=config.quorum,
         allow_self_approval=config.allow_self_approval,
         requested_by=state.trigger.started_by if state.trigger else None,
@@ -374,14 +403,21 @@ def _fail(
     if error.retryable and attempt < policy.max_attempts and _retries(policy, error.type):
         retry_at = builder.now + backoff(policy, attempt, builder.new_id())
         builder.emit(
-            NodeRetryScheduled, node_id=key, node_type=node.type, attempt=attempt, error=error, retry_at=retry_at
+            NodeRetryScheduled,
+            node_id=key,
+            node_type=node.type,
+            attempt=attempt,
+            error=error,
+            retry_at=retry_at,
         )
         builder.timer("retry", retry_at, key, attempt)
         return
     if node.data.on_error == "fallback" and node.data.fallback_output is not None:
         _succeed(builder, node, scope, attempt, node.data.fallback_output, duration_ms=duration_ms)
         return
-    builder.emit(NodeFailed, node_id=key, node_type=node.type, attempt=attempt, error=error, duration_ms=duration_ms)
+    builder.emit(
+        NodeFailed, node_id=key, node_type=node.type, attempt=attempt, error=error, duration_ms=duration_ms
+    )
     if node.data.on_error != "error_edge" and not scope:
         builder.emit(RunFailed, reason=f"node {key!r} failed: {error.message}", failed_node_id=key)
 
@@ -397,7 +433,9 @@ def _retries(policy: RetryPolicy, error_type: str) -> bool:
 
 def backoff(policy: RetryPolicy, attempt: int, entropy: UUID) -> timedelta:
     """Exponential back-off with ±20 % jitter (drawn from ``entropy`` so decisions stay pure)."""
-    base = min(policy.max_backoff_seconds, policy.backoff_seconds * policy.backoff_multiplier ** (attempt - 1))
+    base = min(
+        policy.max_backoff_seconds, policy.backoff_seconds * policy.backoff_multiplier ** (attempt - 1)
+    )
     jitter = 0.8 + (entropy.int % 10_000) / 10_000 * 0.4
     return timedelta(seconds=base * jitter)
 
@@ -455,7 +493,9 @@ def _advance_scope(builder: _Builder, parent_id: str | None, scope: str) -> bool
             _start(builder, node, scope)
         else:
             builder.emit(NodeSkipped, node_id=key, node_type=node.type)
-    if parent_id is not None and all(builder.state.node(instance_key(n.id, scope)).status in TERMINAL_NODE_STATUSES for n in members):
+    if parent_id is not None and all(
+        builder.state.node(instance_key(n.id, scope)).status in TERMINAL_NODE_STATUSES for n in members
+    ):
         _complete_item(builder, parent_id, scope, members)
         progressed = True
     return progressed
@@ -470,7 +510,8 @@ def _complete_item(builder: _Builder, loop_id: str, scope: str, members: tuple[N
     failed = [
         builder.state.node(instance_key(n.id, scope))
         for n in members
-        if builder.state.node(instance_key(n.id, scope)).status is NodeStatus.FAILED and n.data.on_error != "error_edge"
+        if builder.state.node(instance_key(n.id, scope)).status is NodeStatus.FAILED
+        and n.data.on_error != "error_edge"
     ]
     if failed:
         error = failed[0].error
@@ -489,11 +530,15 @@ def _fill_loop(builder: _Builder, node: Node, scope: str) -> bool:
     attempt = builder.state.node(key).attempt
     if node.data.failure_policy == "fail" and loop.failures:
         index, error = min(loop.failures.items())
-        failure = NodeError(type="item_failed", message=f"item {index} failed: {error.message}", retryable=False)
+        failure = NodeError(
+            type="item_failed", message=f"item {index} failed: {error.message}", retryable=False
+        )
         _fail(builder, node, scope, attempt, failure)
         return True
     progressed = False
-    while len(builder.state.loops[key].running) < node.data.max_concurrency and builder.state.loops[key].next_index < len(loop.items):
+    while len(builder.state.loops[key].running) < node.data.max_concurrency and builder.state.loops[
+        key
+    ].next_index < len(loop.items):
         builder.emit(ForEachItemScheduled, node_id=key, index=builder.state.loops[key].next_index)
         progressed = True
     loop = builder.state.loops[key]
@@ -536,7 +581,10 @@ def template_context(state: RunState, parent_id: str | None = None, scope: str =
     for node_id, key in visible:
         node = state.nodes.get(key)
         if node is not None and node.status in (NodeStatus.SUCCEEDED, NodeStatus.FAILED):
-            nodes[node_id] = {"output": node.output, "error": node.error.model_dump(mode="json") if node.error else None}
+            nodes[node_id] = {
+                "output": node.output,
+                "error": node.error.model_dump(mode="json") if node.error else None,
+            }
     context: dict[str, JsonValue] = {
         "trigger": {"kind": trigger.kind, **trigger.data} if trigger else {},
         "workflow": {"id": str(state.workflow_id), "version": state.workflow_version},
@@ -563,14 +611,27 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
         match node.type:
             case "end":
                 output = node.data.output
-                _succeed(builder, node, scope, attempt, _render(builder, node, scope, output) if output else {})
+                _succeed(
+                    builder, node, scope, attempt, _render(builder, node, scope, output) if output else {}
+                )
             case "set":
-                _succeed(builder, node, scope, attempt, _render(builder, node, scope, dict(node.data.variables)))
+                _succeed(
+                    builder, node, scope, attempt, _render(builder, node, scope, dict(node.data.variables))
+                )
             case "condition":
                 result = _holds(builder, node, scope, node.data.condition)
-                _succeed(builder, node, scope, attempt, {"result": result}, handles=("true",) if result else ("false",))
+                _succeed(
+                    builder,
+                    node,
+                    scope,
+                    attempt,
+                    {"result": result},
+                    handles=("true",) if result else ("false",),
+                )
             case "switch":
-                chosen = next((c.name for c in node.data.cases if _holds(builder, node, scope, c.condition)), None)
+                chosen = next(
+                    (c.name for c in node.data.cases if _holds(builder, node, scope, c.condition)), None
+                )
                 handle = f"case:{chosen}" if chosen is not None else "default"
                 _succeed(builder, node, scope, attempt, {"case": chosen}, handles=(handle,))
             case "wait_delay":
@@ -581,12 +642,16 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                 items = _render(builder, node, scope, node.data.items)
                 if not isinstance(items, list):
                     raise TemplateError(f"'items' rendered to {type(items).__name__}, not a list")
-                builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"items": items})
+                builder.emit(
+                    NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"items": items}
+                )
             case node_type if node_type in RUNNER_TOPICS:
                 _dispatch(builder, node, scope, attempt)
             case _:
                 error = NodeError(
-                    type="unsupported", message=f"node type {node.type!r} does not run on this orchestrator yet", retryable=False
+                    type="unsupported",
+                    message=f"node type {node.type!r} does not run on this orchestrator yet",
+                    retryable=False,
                 )
                 _fail(builder, node, scope, attempt, error)
     except (ConditionError, TemplateError) as problem:
@@ -636,7 +701,9 @@ def _wait(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
         except ValueError as error:
             raise TemplateError(f"'until' rendered to {until!r}, which is not an ISO-8601 time") from error
         fire_at = fire_at if fire_at.tzinfo else fire_at.replace(tzinfo=UTC)
-    builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"until": fire_at.isoformat()})
+    builder.emit(
+        NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"until": fire_at.isoformat()}
+    )
     builder.timer("delay", max(fire_at, builder.now), key, attempt)
 
 
@@ -645,7 +712,11 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
     config = node.data.model_dump(mode="json", by_alias=True)
     literal = _POLICY_FIELDS | node.data.literal_fields
     try:
-        rendered = {k: (v if k in literal else _render(builder, node, scope, v)) for k, v in config.items() if k != "name"}
+        rendered = {
+            k: (v if k in literal else _render(builder, node, scope, v))
+            for k, v in config.items()
+            if k != "name"
+        }
     except TemplateError as error:
         _fail(builder, node, scope, attempt, NodeError(type="template", message=str(error), retryable=False))
         return

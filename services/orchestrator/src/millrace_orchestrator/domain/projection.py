@@ -43,6 +43,7 @@ def start_minute(at: datetime) -> datetime:
     """The minute a run's start is counted in."""
     return at.replace(second=0, microsecond=0)
 
+
 IN_FLIGHT = ("scheduled", "retrying", "waiting")
 NodeKey = tuple[UUID, str]
 
@@ -80,8 +81,11 @@ class ProjectionWrites:
             target = self.run_updates.setdefault(run_id, {})
         target.update(values)
 
-    def write_node(self, event: NodeScheduled | NodeSucceeded | NodeFailed | NodeSkipped | NodeRetryScheduled,
-                   **values: object) -> None:
+    def write_node(
+        self,
+        event: NodeScheduled | NodeSucceeded | NodeFailed | NodeSkipped | NodeRetryScheduled,
+        **values: object,
+    ) -> None:
         row = self.node_rows.setdefault((event.run_id, event.node_id), {"node_type": event.node_type})
         row["node_type"] = event.node_type
         row.update(values)
@@ -118,7 +122,10 @@ class ProjectionWrites:
     def cancel_attempt_timer(self, run_id: UUID, node_id: str, attempt: int) -> None:
         for timer_id, row in list(self.new_timers.items()):
             if (row["run_id"], row["node_id"], row["attempt"], row["purpose"]) == (
-                run_id, node_id, attempt, "node_timeout"
+                run_id,
+                node_id,
+                attempt,
+                "node_timeout",
             ):
                 del self.new_timers[timer_id]
         self.settled_attempt_timers.add(NodeTimeoutTimers(run_id, node_id, attempt))
@@ -171,12 +178,18 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:  # noqa: C901 - o
             return
         case NodeScheduled():
             writes.write_node(
-                event, status="scheduled", attempts=event.attempt, input=event.input, scheduled_at=event.occurred_at
+                event,
+                status="scheduled",
+                attempts=event.attempt,
+                input=event.input,
+                scheduled_at=event.occurred_at,
             )
         case ApprovalRequested():
             writes.set_node_status(event.run_id, (event.node_id,), "waiting")
         case NodeRetryScheduled():
-            writes.write_node(event, status="retrying", attempts=event.attempt, error=event.error.model_dump(mode="json"))
+            writes.write_node(
+                event, status="retrying", attempts=event.attempt, error=event.error.model_dump(mode="json")
+            )
             writes.cancel_attempt_timer(event.run_id, event.node_id, event.attempt)
         case TimerScheduled():
             writes.new_timers[event.timer_id] = {
@@ -225,9 +238,16 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:  # noqa: C901 - o
             return
         case RunRetried():
             writes.set_node_status(event.run_id, event.node_ids, "pending")
-            writes.update_run(event.run_id, last_seq=event.seq, status="running", finished_at=None, error=None)
+            writes.update_run(
+                event.run_id, last_seq=event.seq, status="running", finished_at=None, error=None
+            )
             return
     writes.update_run(event.run_id, last_seq=event.seq)
 
 
-_FINISHED_STATUS = {RunCompleted: "completed", RunTimedOut: "timed_out", RunFailed: "failed", RunCancelled: "cancelled"}
+_FINISHED_STATUS = {
+    RunCompleted: "completed",
+    RunTimedOut: "timed_out",
+    RunFailed: "failed",
+    RunCancelled: "cancelled",
+}

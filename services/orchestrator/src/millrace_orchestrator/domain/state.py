@@ -197,7 +197,9 @@ def _(event: NodeSucceeded, state: RunState) -> RunState:
 @_apply.register
 def _(event: NodeFailed, state: RunState) -> RunState:
     state = _without_timeout(state, event.node_id, event.attempt)
-    return state.with_node(event.node_id, NodeState(status=NodeStatus.FAILED, attempt=event.attempt, error=event.error))
+    return state.with_node(
+        event.node_id, NodeState(status=NodeStatus.FAILED, attempt=event.attempt, error=event.error)
+    )
 
 
 @_apply.register
@@ -220,7 +222,11 @@ def _(event: TimerScheduled, state: RunState) -> RunState:
 
 @_apply.register
 def _(event: TimerFired, state: RunState) -> RunState:
-    return replace(state, timers=state.timers.delete(event.timer_id)) if event.timer_id in state.timers else state
+    return (
+        replace(state, timers=state.timers.delete(event.timer_id))
+        if event.timer_id in state.timers
+        else state
+    )
 
 
 def _finish(state: RunState, status: RunStatus) -> RunState:
@@ -251,7 +257,8 @@ def _(event: RunCancelled, state: RunState) -> RunState:
 @_apply.register
 def _(event: RunRetried, state: RunState) -> RunState:
     retried = {
-        node_id: NodeState(status=NodeStatus.PENDING, attempt=state.node(node_id).attempt) for node_id in event.node_ids
+        node_id: NodeState(status=NodeStatus.PENDING, attempt=state.node(node_id).attempt)
+        for node_id in event.node_ids
     }
     nodes, loops = state.nodes, state.loops
     # A retried for_each runs its loop again from the start: its items' instances go with it.
@@ -271,11 +278,12 @@ def _descendants(definition: WorkflowDefinition, node_id: str) -> list:
     return found
 
 
-
 @_apply.register
 def _(event: ForEachItemScheduled, state: RunState) -> RunState:
     loop = state.loops[event.node_id]
-    started = replace(loop, next_index=max(loop.next_index, event.index + 1), running=loop.running.set(event.index, True))
+    started = replace(
+        loop, next_index=max(loop.next_index, event.index + 1), running=loop.running.set(event.index, True)
+    )
     return replace(state, loops=state.loops.set(event.node_id, started))
 
 
