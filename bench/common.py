@@ -15,16 +15,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from uuid import UUID
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, create_engine  # noqa: E402
+from sqlalchemy import Engine, create_engine
 
-from tests.support.infra import Infra, create_namespace, drop_namespace  # noqa: E402
-from tests.support.workflows import insert_workflow  # noqa: E402,F401  (the benches' way in)
+from tests.support.infra import Infra, create_namespace, drop_namespace
+from tests.support.workflows import insert_workflow  # noqa: F401  (the benches' way in)
 
 DEV_KAFKA = "127.0.0.1:19092"
 DEV_DATABASE = "postgresql+psycopg://millrace@127.0.0.1:15432/millrace"
@@ -129,7 +128,7 @@ class Figure:
 
 
 def print_figures(title: str, figures: Sequence[Figure]) -> None:
-    def shown(value: float | int | str) -> str:
+    def shown(value: float | str) -> str:
         if isinstance(value, float):
             return f"{value:,.1f}" if abs(value) >= 100 else f"{value:,.3g}" if value else "0"
         return f"{value:,}" if isinstance(value, int) else value

@@ -28,14 +28,15 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Figure, edge, for_each_workflow, machine, node, print_figures
-from millrace_common.service import tune_garbage_collector
 from millrace_common.messages.node_commands import ExecuteNode, NodeSucceededResult
 from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
 from millrace_common.messages.run_events import RUN_EVENT, RunEvent
+from millrace_common.service import tune_garbage_collector
 from millrace_common.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import Message, decide
 from millrace_orchestrator.domain.state import RunState, evolve
+
+from bench.common import Figure, edge, for_each_workflow, machine, node, print_figures
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 Runner = Callable[[ExecuteNode], NodeSucceededResult]

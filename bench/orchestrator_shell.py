@@ -43,6 +43,9 @@ if __package__ in (None, ""):
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from millrace_common.messages.node_commands import NODE_COMMAND, NodeSucceededResult
+from millrace_common.messages.run_commands import StartRun, TriggerData
+from millrace_common.topics import NODES_READY_HTTP, NODES_RESULTS, RUNS_COMMANDS, RUNS_EVENTS, Namespace
 from sqlalchemy import Engine, text
 
 from bench.common import (
@@ -59,9 +62,6 @@ from bench.common import (
     schema_engine,
     set_condition_end,
 )
-from millrace_common.messages.node_commands import NODE_COMMAND, NodeSucceededResult
-from millrace_common.messages.run_commands import StartRun, TriggerData
-from millrace_common.topics import NODES_READY_HTTP, NODES_RESULTS, RUNS_COMMANDS, RUNS_EVENTS, Namespace
 from tests.support.infra import Infra
 from tests.support.processes import free_port
 
@@ -87,7 +87,9 @@ class OrchestratorProcess:
     def batches(self) -> dict[str, float]:
         """Batches written so far, by path (``millrace_orchestrator_batches_total``)."""
         text = httpx.get(f"{self.url}/metrics", timeout=5).text
-        found = re.finditer(r'^millrace_orchestrator_batches_total\{path="(\w+)"\} (\S+)$', text, re.M)
+        found = re.finditer(
+            r'^millrace_orchestrator_batches_total\{path="(\w+)"\} (\S+)$', text, re.MULTILINE
+        )
         return {m[1]: float(m[2]) for m in found}
 
 

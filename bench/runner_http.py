@@ -35,9 +35,6 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import insert, text
-
 from millrace_common.db import create_engine
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.node_commands import NODE_RESULT, ExecuteNode, NodeSucceededResult
@@ -45,6 +42,8 @@ from millrace_common.migrate import upgrade
 from millrace_common.settings import ServiceSettings
 from millrace_common.tables import tenant_network_policies, tenants
 from millrace_common.topics import NODES_READY_HTTP, NODES_RESULTS, Namespace, ensure_topics, every_topic
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import insert, text
 
 TENANT = "bench"
 

@@ -33,8 +33,6 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import Engine, create_engine, insert, text
-
 from millrace_common.messages.records import RecordCreated, RecordUpdated
 from millrace_common.migrate import upgrade
 from millrace_common.settings import ServiceSettings
@@ -42,6 +40,7 @@ from millrace_common.tables import active_triggers, workflow_triggers
 from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, ensure_topics, every_topic
 from millrace_common.workflow import WorkflowDefinition
 from millrace_gateway.api.workflows import trigger_index_rows
+from sqlalchemy import Engine, create_engine, insert, text
 
 TENANTS = 100
 WORKFLOWS_PER_TENANT = 100

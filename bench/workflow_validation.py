@@ -16,8 +16,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Figure, machine, print_figures
 from millrace_common.workflow_validation import validate_definition
+
+from bench.common import Figure, machine, print_figures
 from tests.unit.test_workflow_validation import large_definition
 
 

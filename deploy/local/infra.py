@@ -549,7 +549,7 @@ def install_prometheus() -> Path:
 def scrape_targets() -> dict[str, int]:
     """The services' HTTP ports, as deploy/local/services.py starts them."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from services import SERVICES  # noqa: PLC0415 - services.py imports this module
+    from services import SERVICES
 
     return dict(SERVICES)
 

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import infra  # noqa: E402
+import infra
 
 SERVICES: dict[str, int] = {
     "gateway": 18080,

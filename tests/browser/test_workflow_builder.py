@@ -223,7 +223,7 @@ def test_a_user_builds_a_branching_workflow_runs_it_by_webhook_and_watches_it_li
         # The runs list follows the workflow's live stream; the new run appears without a reload.
         page.locator("tr[data-run-id]").first.click(timeout=30_000)
         page.wait_for_selector("#run-status:has-text('completed')", timeout=30_000)
-        state = lambda node_id: node(page, node_id).locator(".wf-node").get_attribute("data-status")  # noqa: E731
+        state = lambda node_id: node(page, node_id).locator(".wf-node").get_attribute("data-status")
         wait_for(lambda: state("http_request_1") == "succeeded", what="the HTTP node to succeed")
         assert state("trigger_1") == "succeeded"
         assert state("condition_1") == "succeeded"
@@ -365,7 +365,7 @@ def test_a_body_undo_versions_a_manual_run_and_a_retry_from_the_failed_node(runn
         page.wait_for_url(re.compile(r".*/runs/[0-9a-f-]{36}$"))
         run_id = urlsplit(page.url).path.rsplit("/", 1)[1]
         page.wait_for_selector("#run-status:has-text('failed')", timeout=30_000)
-        state = lambda node_id: node(page, node_id).locator(".wf-node").get_attribute("data-status")  # noqa: E731
+        state = lambda node_id: node(page, node_id).locator(".wf-node").get_attribute("data-status")
         wait_for(lambda: state("call") == "failed", what="the call to fail")
         node(page, "call").locator(".wf-node-name").click()
         assert "http_status" in page.locator("#detail-error").inner_text()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import itertools
 import json
 import re
 import shutil
@@ -27,8 +28,8 @@ import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
+from millrace_common.topics import NODES_READY_HTTP, RECORDS_EVENTS, Namespace
 
-from millrace_common.topics import NODES_READY_HTTP, RECORDS_EVENTS, Namespace, Topic
 from tests.support.api import Account, client, provision_tenant, signed_in, token_for
 from tests.support.network import (
     Answer,
@@ -103,18 +104,17 @@ def start_prometheus(system: System, workdir: Path) -> Prometheus:
         local_infra_module().prometheus_config(targets, scrape_interval="1s", rule_files=RULE_FILES)
     )
     port = free_port()
-    log = open(workdir / "prometheus.log", "wb")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
+    with open(workdir / "prometheus.log", "wb") as log:
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     prometheus = Prometheus(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + 30
     while True:
@@ -162,7 +162,7 @@ def chain(*nodes: dict, **settings: object) -> dict:
     edges = [
         {"id": f"e{i}", "source": a["id"], "target": b["id"]}
         | ({"sourceHandle": "approved"} if a["type"] == "approval" else {})
-        for i, (a, b) in enumerate(zip(nodes, nodes[1:]))
+        for i, (a, b) in enumerate(itertools.pairwise(nodes))
     ]
     return {"nodes": list(nodes), "edges": edges, **({"settings": settings} if settings else {})}
 

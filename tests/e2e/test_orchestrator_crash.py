@@ -25,10 +25,10 @@ from uuid import UUID
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import Engine, create_engine, text
-
 from millrace_common.messages.run_events import RUN_EVENT, RunCompleted
 from millrace_common.topics import RUNS_EVENTS, Namespace
+from sqlalchemy import Engine, create_engine, text
+
 from tests.support.api import provision_tenant, signed_in
 from tests.support.infra import Infra
 from tests.support.processes import System
@@ -113,7 +113,7 @@ class CrashDrill:
             for number, wave in enumerate(waves[:kills]):
                 # A random moment inside the wave's work: once the log has grown by a random share of it.
                 target = rows_before + max(1, int(self.rng.uniform(0.1, 0.9) * len(wave) * EVENTS_PER_RUN))
-                self.wait_for(lambda: log_rows(self.database) >= target)
+                self.wait_for(lambda target=target: log_rows(self.database) >= target)
                 killed = self.kill()
                 # The next wave goes out while the orchestrator restarts, so it finds work waiting.
                 posted.append(pool.map(self.start_run, waves[number + 1]))
@@ -180,7 +180,7 @@ def wait_for_empty(database: Engine, table: str, timeout: float = 20) -> int:
     deadline = time.monotonic() + timeout
     while True:
         with database.connect() as connection:
-            left = connection.execute(text(f"select count(*) from {table}")).scalar_one()  # noqa: S608
+            left = connection.execute(text(f"select count(*) from {table}")).scalar_one()
         if left == 0 or time.monotonic() > deadline:
             return left
         time.sleep(0.2)

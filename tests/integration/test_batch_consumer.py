@@ -10,10 +10,10 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-
 from millrace_common.kafka import BatchConsumer
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration

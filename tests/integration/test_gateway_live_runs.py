@@ -5,6 +5,7 @@ workflow and run endpoints the visual builder reads."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import time
@@ -17,8 +18,8 @@ from datetime import datetime
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from millrace_common.topics import RUNS_EVENTS, Namespace
+
 from tests.support.api import Account, client, provision_tenant, signed_in
 from tests.support.infra import Infra
 from tests.support.processes import System
@@ -77,7 +78,7 @@ def edge(source: str, target: str) -> dict:
 
 def chain(*nodes: dict, kind: str = "manual", **trigger) -> dict:
     every = [node("start", "trigger", kind=kind, **trigger), *nodes]
-    return {"nodes": every, "edges": [edge(a["id"], b["id"]) for a, b in zip(every, every[1:])]}
+    return {"nodes": every, "edges": [edge(a["id"], b["id"]) for a, b in itertools.pairwise(every)]}
 
 
 def paused_chain(seconds: float) -> dict:
@@ -145,7 +146,7 @@ def live_streams(gateway: str) -> dict[str, float]:
     text = httpx.get(f"{gateway}/metrics", timeout=5).text
     return {
         m[1]: float(m[2])
-        for m in re.finditer(r'^millrace_live_streams\{follows="(\w+)"\} (\S+)$', text, re.M)
+        for m in re.finditer(r'^millrace_live_streams\{follows="(\w+)"\} (\S+)$', text, re.MULTILINE)
     }
 
 
@@ -161,7 +162,7 @@ def streams_settle_at(gateway: str, expected: dict[str, float], seconds: float =
 
 def overflows(gateway: str) -> float:
     text = httpx.get(f"{gateway}/metrics", timeout=5).text
-    return float(re.search(r"^millrace_live_overflows_total (\S+)$", text, re.M)[1])
+    return float(re.search(r"^millrace_live_overflows_total (\S+)$", text, re.MULTILINE)[1])
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ from datetime import timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import create_engine, text
-
 from millrace_common.messages.envelope import utc_now
 from millrace_common.outbox import LiveRelay
 from millrace_common.pg import DirectConnections
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import RUNS_EVENTS, Namespace
+from sqlalchemy import create_engine, text
+
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration

@@ -18,10 +18,6 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import SecretStr
-from sqlalchemy import func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.db import create_engine
 from millrace_common.messages.envelope import DeadLetter, utc_now
 from millrace_common.messages.node_commands import (
@@ -52,6 +48,10 @@ from millrace_common.topics import (
 )
 from millrace_common.workflow import RUNNER_TOPICS
 from millrace_node_runner.domain.http import SIGNATURE_HEADER, signature_holds
+from pydantic import SecretStr
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from tests.support.infra import Infra
 from tests.support.network import (
     Answer,

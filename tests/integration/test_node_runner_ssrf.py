@@ -10,13 +10,13 @@ from ipaddress import ip_address
 
 import httpcore2
 import pytest
-
 from millrace_node_runner.adapters.ai import ChatEndpoint
 from millrace_node_runner.adapters.http import HttpCaller, OutgoingRequest
 from millrace_node_runner.adapters.network import GuardedClients
 from millrace_node_runner.domain.addresses import IPAddress, TargetPolicy
 from millrace_node_runner.domain.ai import AiSettings, ChatRequest
 from millrace_node_runner.domain.outcomes import Failed, Succeeded
+
 from tests.support.network import Answer, ChatTurn, LoopbackServer, chat_route, loopback_server
 
 pytestmark = pytest.mark.integration

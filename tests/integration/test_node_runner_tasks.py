@@ -10,10 +10,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from pydantic import SecretStr
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.db import create_engine
 from millrace_common.messages.envelope import utc_now
 from millrace_common.secrets import new_key
@@ -24,6 +20,10 @@ from millrace_gateway.bootstrap import build
 from millrace_gateway.domain.permissions import Role
 from millrace_gateway.settings import GatewaySettings
 from millrace_gateway.tenancy import add_user, create_tenant
+from pydantic import SecretStr
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration

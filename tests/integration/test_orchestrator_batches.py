@@ -6,6 +6,7 @@ before) nothing is written, and the batch is read and decided again on what the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
@@ -13,8 +14,6 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-
 from millrace_common.db import create_engine as create_async_engine
 from millrace_common.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
 from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
@@ -25,6 +24,8 @@ from millrace_common.topics import Namespace
 from millrace_orchestrator.adapters.run_store import DefinitionCache
 from millrace_orchestrator.domain.decide import Message
 from millrace_orchestrator.handlers import RunMessageHandler
+from sqlalchemy import Engine, create_engine, text
+
 from tests.support.infra import Infra
 from tests.support.workflows import insert_workflow as support_insert_workflow
 
@@ -49,7 +50,7 @@ def edge(source: str, target: str) -> dict:
 
 def chain(*nodes: dict, **settings: Any) -> dict:
     everything = [node("start", "trigger", kind="manual"), *nodes]
-    edges = [edge(a["id"], b["id"]) for a, b in zip(everything, everything[1:])]
+    edges = [edge(a["id"], b["id"]) for a, b in itertools.pairwise(everything)]
     return {"nodes": everything, "edges": edges, "settings": settings}
 
 

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from sqlalchemy import Engine, create_engine, select, update
-from sqlalchemy.sql import func
-
 from millrace_common.messages.node_commands import NODE_RESULT, NodeFailedResult, NodeSucceededResult
 from millrace_common.tables import processed_messages, run_events, timers
 from millrace_common.topics import NODES_RESULTS, ConsumerGroup, Namespace
+from sqlalchemy import Engine, create_engine, select, update
+from sqlalchemy.sql import func
+
 from tests.support.api import provision_tenant, signed_in
 from tests.support.infra import Infra
 from tests.support.network import Answer, LoopbackServer, Received, grant_loopback, loopback_server

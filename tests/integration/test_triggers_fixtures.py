@@ -15,11 +15,11 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from sqlalchemy import create_engine, text
-
 from millrace_common.messages.envelope import DeadLetter, Envelope
 from millrace_common.messages.run_commands import RUN_COMMAND, StartRun
 from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, Topic
+from sqlalchemy import create_engine, text
+
 from tests.support.api import Account, provision_tenant, signed_in
 from tests.support.infra import Infra
 from tests.support.processes import System

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
-
 from millrace_common.db import create_engine
 from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.tenancy import create_tenant
+
 from tests.support.infra import Infra
 
 

@@ -10,11 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import create_engine, text
-
 from millrace_common.migrate import upgrade
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import Namespace, ensure_topics, every_topic
+from sqlalchemy import create_engine, text
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.db import create_engine
 from millrace_common.messages.envelope import utc_now
 from millrace_common.tables import tenant_network_policies
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from tests.support.infra import Infra
 
 LOOPBACK_NETWORKS = ("127.0.0.0/8", "::1/128")
@@ -149,10 +149,10 @@ class LoopbackServer:
     def route(self, path: str, answer: Answer | Route | list[Answer]) -> None:
         if isinstance(answer, Answer):
             fixed = answer
-            handler: Route = lambda _request: fixed  # noqa: E731
+            handler: Route = lambda _request: fixed
         elif isinstance(answer, list):
             queue = list(answer)
-            handler = lambda _request: queue.pop(0) if len(queue) > 1 else queue[0]  # noqa: E731
+            handler = lambda _request: queue.pop(0) if len(queue) > 1 else queue[0]
         else:
             handler = answer
         with self._lock:

@@ -12,9 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 import httpx
-
 from millrace_common.secrets import new_key
 
 from tests.support.infra import Infra

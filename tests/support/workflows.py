@@ -7,11 +7,10 @@ import secrets
 import uuid
 from uuid import UUID
 
-from sqlalchemy import Engine, insert
-
 from millrace_common.messages.envelope import utc_now
 from millrace_common.tables import workflow_versions, workflows
 from millrace_common.workflow import WorkflowDefinition
+from sqlalchemy import Engine, insert
 
 
 def insert_workflow(

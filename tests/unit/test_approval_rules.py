@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from millrace_approval.domain.approvals import (
     Actor,
     AlreadyVoted,
@@ -31,14 +30,14 @@ BOB = Actor("bob-id", frozenset({Role.APPROVER}))
 
 
 def approval(**changes) -> Approval:
-    base = dict(
-        status=Status.PENDING,
-        assignee=Assignee(role="approver"),
-        quorum=1,
-        allow_self_approval=False,
-        requested_by=None,
-        data_hash=HASH,
-    )
+    base = {
+        "status": Status.PENDING,
+        "assignee": Assignee(role="approver"),
+        "quorum": 1,
+        "allow_self_approval": False,
+        "requested_by": None,
+        "data_hash": HASH,
+    }
     return Approval(**{**base, **changes})
 
 

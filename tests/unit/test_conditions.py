@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
-
 from millrace_common.conditions import (
     MAX_DEPTH,
     PRESETS,
@@ -23,6 +21,7 @@ from millrace_common.conditions import (
     parse_condition,
     referenced_fields,
 )
+from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 

@@ -9,9 +9,8 @@ import gc
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from starlette.requests import ClientDisconnect
-
 from millrace_gateway.api.live import EventStreamResponse
+from starlette.requests import ClientDisconnect
 
 
 @pytest.fixture

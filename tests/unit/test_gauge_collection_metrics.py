@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from prometheus_client import CollectorRegistry
-
 from millrace_common.gauges import CallbackCollector, GaugeCollection
 from millrace_common.metrics import OTHER, BoundedLabel, PlatformGauges
+from prometheus_client import CollectorRegistry
 
 pytestmark = pytest.mark.unit
 

@@ -7,13 +7,12 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-
 from millrace_common.messages.node_commands import NodeError
-
 from millrace_common.messages.run_commands import FireTimer, ResumeRun, StartRun, TriggerData
 from millrace_common.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import NODE_TIMEOUT_GRACE, WorkflowLoad, decide
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus
+
 from tests.unit.run_simulation import START, Simulation, fail_with, succeed_with
 
 pytestmark = pytest.mark.unit

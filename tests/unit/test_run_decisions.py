@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
-
 from millrace_common.messages.node_commands import (
     ExecuteNode,
     NodeError,

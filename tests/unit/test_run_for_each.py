@@ -4,10 +4,10 @@ failure policies, item and index in templates. (The cost per item is measured in
 from __future__ import annotations
 
 import pytest
-
 from millrace_common.messages.node_commands import NodeError
 from millrace_common.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.state import NodeStatus, RunStatus
+
 from tests.unit.run_simulation import Simulation, fail_with, succeed_with
 
 pytestmark = pytest.mark.unit

@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from prometheus_client import CollectorRegistry
-
 from millrace_common.messages.node_commands import NodeError
 from millrace_common.messages.run_commands import TriggerData
 from millrace_common.messages.run_events import (
@@ -27,6 +25,7 @@ from millrace_common.messages.run_events import (
 )
 from millrace_common.metrics import BoundedLabel
 from millrace_orchestrator.metrics import RunMetrics
+from prometheus_client import CollectorRegistry
 
 pytestmark = pytest.mark.unit
 

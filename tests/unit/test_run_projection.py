@@ -4,17 +4,18 @@ boundaries, the query tables must end as if every event had been applied on its 
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from millrace_common.messages.node_commands import NodeError
 from millrace_common.messages.run_commands import CancelRun, RetryRun
 from millrace_common.messages.run_events import RunEvent
 from millrace_common.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, project
+
 from tests.unit.run_simulation import Simulation, fail_with, succeed_with
 
 pytestmark = pytest.mark.unit
@@ -74,7 +75,7 @@ def one_by_one(events: Sequence[RunEvent]) -> Tables:
 def in_batches(events: Sequence[RunEvent], cuts: Sequence[int]) -> Tables:
     tables = empty()
     bounds = [0, *sorted(c for c in set(cuts) if 0 < c < len(events)), len(events)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         apply(tables, project(events[start:end]))
     return tables
 

@@ -24,12 +24,12 @@ from uuid import UUID
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-
 from millrace_common.messages.node_commands import ExecuteNode, NodeError
 from millrace_common.messages.run_commands import RetryRun
 from millrace_common.messages.run_events import ForEachItemCompleted, ForEachItemScheduled, RunFailed
 from millrace_common.workflow import Node, WorkflowDefinition
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve, outer_scope, split_key
+
 from tests.unit.run_simulation import Simulation, fail_with, succeed_with
 
 pytestmark = pytest.mark.unit

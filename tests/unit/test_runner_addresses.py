@@ -8,7 +8,6 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from millrace_node_runner.domain.addresses import (
     AddressKind,
     TargetPolicy,

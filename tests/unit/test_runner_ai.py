@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from millrace_node_runner.domain.ai import (
     AiSettings,
     ChatAnswer,

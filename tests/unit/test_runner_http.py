@@ -11,7 +11,6 @@ from uuid import UUID
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from millrace_node_runner.domain.http import (
     BasicSecret,
     BearerSecret,

@@ -9,7 +9,6 @@ from uuid import UUID
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from millrace_common.templating import (
     TEMPLATE_FILTERS,
     TEMPLATE_FUNCTIONS,

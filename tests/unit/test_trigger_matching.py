@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordUpdated
 from millrace_common.messages.webhooks import WebhookReceived, run_id_for_key, webhook_idempotency_key
 from millrace_common.workflow import TriggerConfig

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
-
 from millrace_common.messages.node_commands import NodeError, NodeFailedResult
 from millrace_common.messages.run_commands import StartRun, TriggerData
 from millrace_common.workflow import WorkflowDefinition

@@ -214,7 +214,7 @@ timers = Table(
 )
 
 # node-runner (migration 0003_runner) ------------------------------------------------------------
-from sqlalchemy import Date  # noqa: E402 - this block is appended whole, imports included
+from sqlalchemy import Date
 
 # tenant_network_policies is the tenant's to set (tests and, later, the gateway write it); the runner
 # only reads it. The others are written by the runner; the gateway reads and closes tasks.

@@ -19,7 +19,7 @@ from pydantic_core import PydanticCustomError
 from millrace_common import workflow_nodes
 from millrace_common.workflow_configs import _Frozen
 from millrace_common.workflow_graph import EdgeView, NodeView, Problem, graph_problems
-from millrace_common.workflow_nodes import *  # noqa: F403 - the node types are part of this module's API
+from millrace_common.workflow_nodes import *
 from millrace_common.workflow_nodes import Node, NodeId, TriggerNode, _NodeBase, source_handles
 
 __all__ = [

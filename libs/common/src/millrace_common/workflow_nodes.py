@@ -18,7 +18,7 @@ from millrace_common.topics import (
     NODES_READY_RECORD,
     Topic,
 )
-from millrace_common.workflow_configs import *  # noqa: F403 - the configs are part of this module's API
+from millrace_common.workflow_configs import *
 from millrace_common.workflow_configs import (
     AiAnalysisConfig,
     AiClassificationConfig,

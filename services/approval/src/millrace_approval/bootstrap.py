@@ -8,12 +8,8 @@ from datetime import timedelta
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry
-
 from millrace_common.auth import AUDIENCE, ISSUER, Passwords, Tokens
 from millrace_common.db import create_engine
-from millrace_common.kafka import DeadLetters, create_broker
-from millrace_common.messages.envelope import utc_now
 from millrace_common.gauges import (
     CallbackCollector,
     ConsumerLagCollector,
@@ -21,10 +17,13 @@ from millrace_common.gauges import (
     OutboxCollector,
     Subscription,
 )
+from millrace_common.kafka import DeadLetters, create_broker
+from millrace_common.messages.envelope import utc_now
 from millrace_common.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.outbox import OutboxRelay
 from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from prometheus_client import CollectorRegistry
 
 from millrace_approval.domain.approvals import ApprovalRefused
 from millrace_approval.entrypoints import api, inbox, kafka

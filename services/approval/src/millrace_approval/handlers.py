@@ -9,10 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from millrace_common.logs import bound
 from millrace_common.messages.run_commands import ResumeRun
 from millrace_common.messages.run_events import (
@@ -26,6 +22,9 @@ from millrace_common.messages.run_events import (
 )
 from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
 from millrace_common.topics import RUNS_COMMANDS, Namespace
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_approval.adapters import store
 from millrace_approval.domain.approvals import (

@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from millrace_common.messages.envelope import utc_now
+from millrace_common.tables import approvals
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from millrace_common.messages.envelope import utc_now
-from millrace_common.tables import approvals
 
 from millrace_approval.domain.approvals import Status
 

@@ -1,6 +1,5 @@
-from pydantic import Field, SecretStr
-
 from millrace_common.settings import ServiceSettings
+from pydantic import Field, SecretStr
 
 
 class ApprovalSettings(ServiceSettings):

@@ -8,19 +8,18 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry
-
 from millrace_common.db import create_engine
 from millrace_common.kafka import create_broker
 from millrace_common.outbox import OutboxRelay
 from millrace_common.secrets import SecretBox
 from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import RUNS_EVENTS, Namespace
+from prometheus_client import CollectorRegistry
 
+from millrace_gateway import metrics
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
-from millrace_gateway import metrics
 from millrace_gateway.api import (
     auth,
     catalog,

@@ -14,12 +14,11 @@ import ipaddress
 import os
 import sys
 
-from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
 from millrace_common.db import create_engine
 from millrace_common.messages.envelope import TenantId, utc_now
 from millrace_common.tables import tenant_network_policies
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.settings import GatewaySettings

@@ -13,13 +13,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from millrace_common.gauges import GaugeCollection, OutboxCollector
 from millrace_common.metrics import PlatformGauges
 from millrace_common.service import run_forever
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from millrace_gateway.settings import PRODUCER, GatewaySettings
 

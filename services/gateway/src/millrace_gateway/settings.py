@@ -1,7 +1,6 @@
-from pydantic import Field, SecretStr
-
 from millrace_common.auth import AUDIENCE, ISSUER
 from millrace_common.settings import ServiceSettings
+from pydantic import Field, SecretStr
 
 
 class GatewaySettings(ServiceSettings):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+from millrace_common.messages.envelope import utc_now
+from millrace_common.tables import tenants, users
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from millrace_common.messages.envelope import utc_now
-from millrace_common.tables import tenants, users
 
 from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.domain.permissions import Role

@@ -7,13 +7,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.db import create_engine
+from millrace_common.gauges import ConsumerLagCollector, GaugeCollection, OutboxCollector, Subscription
 from millrace_common.kafka import DeadLetters, create_broker
 from millrace_common.messages.envelope import utc_now
-from millrace_common.gauges import ConsumerLagCollector, GaugeCollection, OutboxCollector, Subscription
 from millrace_common.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.outbox import OutboxRelay
 from millrace_common.secrets import SecretBox
@@ -27,6 +24,8 @@ from millrace_common.topics import (
     ConsumerGroup,
     Namespace,
 )
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_node_runner.adapters.ai import ChatEndpoint
 from millrace_node_runner.adapters.ai_ledger import AiLedger

@@ -7,10 +7,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from pydantic import ValidationError
-
 from millrace_common.kafka import describe_validation_error
 from millrace_common.messages.node_commands import ExecuteNode, NodeFailedResult, NodeSucceededResult
+from pydantic import ValidationError
 
 from millrace_node_runner.domain.outcomes import NodeRefused, Outcome, Succeeded, failed
 

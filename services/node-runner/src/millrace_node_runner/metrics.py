@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
-
 from millrace_common.metrics import BoundedLabel
+from prometheus_client import CollectorRegistry, Counter
 
 
 class AiMetrics:

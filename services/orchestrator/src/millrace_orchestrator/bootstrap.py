@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.db import create_engine
 from millrace_common.gauges import (
     CallbackCollector,
@@ -15,13 +12,14 @@ from millrace_common.gauges import (
     Subscription,
 )
 from millrace_common.kafka import DeadLetters, create_broker
+from millrace_common.messages.envelope import utc_now
 from millrace_common.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.outbox import LiveRelay
 from millrace_common.pg import DirectConnections
 from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
-
-from millrace_common.messages.envelope import utc_now
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_orchestrator.adapters.run_store import DefinitionCache
 from millrace_orchestrator.adapters.timer_loop import TimerLoop

@@ -22,11 +22,7 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 import psycopg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from millrace_common.bulk import Write, together
-
 from millrace_common.logs import bound
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_commands import StartRun
@@ -34,13 +30,15 @@ from millrace_common.messages.run_events import RunEvent, RunThrottled
 from millrace_common.outbox import LiveRelay, Outgoing, outbox_write, records
 from millrace_common.pg import DirectConnections
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_orchestrator.adapters.run_store import (
     BatchRead,
-    batch_check,
     DefinitionCache,
     UnknownWorkflowVersion,
     append_writes,
+    batch_check,
     claim_message,
     claims_write,
     load_events,

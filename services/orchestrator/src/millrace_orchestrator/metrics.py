@@ -17,10 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import and_, exists, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import (
     ApprovalRequested,
@@ -40,6 +36,9 @@ from millrace_common.messages.run_events import (
 )
 from millrace_common.metrics import BoundedLabel
 from millrace_common.tables import node_executions, run_events, runs, timers
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 UNKNOWN = "unknown"

@@ -12,14 +12,13 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
 from millrace_common.kafka import DeadLetters
 from millrace_common.logs import bound
 from millrace_common.messages.records import RECORD_EVENT, AnyRecordEvent, RecordUpdated
 from millrace_common.messages.webhooks import WEBHOOK_MESSAGE
-from millrace_common.outbox import Outgoing, OutboxRelay, enqueue
+from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
 from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, WEBHOOKS_INBOUND, Namespace
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_trigger.adapters.clock import Clock
 from millrace_trigger.adapters.store import ANY_PIPELINE, IndexKey, RecordKey, TriggerStore

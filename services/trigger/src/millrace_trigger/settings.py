@@ -1,8 +1,7 @@
 from pathlib import Path
 
-from pydantic import Field
-
 from millrace_common.settings import ServiceSettings
+from pydantic import Field
 
 CONSUMER = "trigger"
 """This service's name on the outbox rows and consumer positions it writes."""

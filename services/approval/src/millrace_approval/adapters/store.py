@@ -6,10 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from millrace_common.messages.envelope import JsonObject
 from millrace_common.tables import (
     approval_audit,
@@ -20,6 +16,9 @@ from millrace_common.tables import (
     users,
     workflows,
 )
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_approval.domain.approvals import Actor, Approval, Assignee, Status, Vote
 

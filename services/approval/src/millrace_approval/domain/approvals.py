@@ -9,9 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
-
 from millrace_common.permissions import Permission, Role, allows
+from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
 
 Decision = Literal["approved", "rejected"]
 

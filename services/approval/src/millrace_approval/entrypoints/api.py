@@ -8,10 +8,9 @@ from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter
+from millrace_common.auth import Principal
 from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import Row
-
-from millrace_common.auth import Principal
 
 from millrace_approval.domain.approvals import Assignee
 from millrace_approval.entrypoints.deps import ApprovalsDep, Reader

@@ -9,11 +9,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.auth import InvalidCredentials, Passwords, Principal, Tokens
 from millrace_common.callers import authenticate
 from millrace_common.permissions import Permission, allows
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_approval.handlers import Approvals
 from millrace_approval.settings import ApprovalSettings

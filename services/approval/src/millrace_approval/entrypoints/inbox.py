@@ -11,11 +11,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import JsonValue
-
 from millrace_common.auth import Principal, Tokens
 from millrace_common.messages.envelope import utc_now
 from millrace_common.permissions import Role
+from pydantic import JsonValue
 
 from millrace_approval.domain.approvals import ApprovalRefused, Status
 from millrace_approval.entrypoints.deps import (

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-
 from millrace_common.kafka import DeadLetters, batch_subscriber_options
 from millrace_common.messages.run_events import RUN_EVENT
 from millrace_common.metrics import ConsumerMetrics

@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from millrace_common.messages.run_events import RUN_EVENT
+from millrace_common.tables import run_events, runs
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from millrace_common.messages.run_events import RUN_EVENT
-from millrace_common.tables import run_events, runs
 
 from millrace_gateway.domain.live import LiveEvent
 

@@ -7,12 +7,11 @@ from typing import Annotated
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path
+from millrace_common.messages.envelope import TenantId, utc_now
+from millrace_common.tables import api_keys, users
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-
-from millrace_common.messages.envelope import TenantId, utc_now
-from millrace_common.tables import api_keys, users
 
 from millrace_gateway.adapters.security import Principal, new_api_key
 from millrace_gateway.api.deps import EngineDep, PasswordsDep, PrincipalDep, TenantAdmin, TokensDep

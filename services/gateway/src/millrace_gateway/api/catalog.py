@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import JsonValue
-
 from millrace_common.conditions import PRESETS
 from millrace_common.workflow import NODE_CATEGORIES, node_type_schemas
+from pydantic import JsonValue
 
 from millrace_gateway.api.deps import Reader
 

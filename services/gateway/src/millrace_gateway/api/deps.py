@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.callers import authenticate
 from millrace_common.outbox import OutboxRelay
 from millrace_common.secrets import SecretBox
 from millrace_common.topics import Namespace
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_gateway.adapters.security import InvalidCredentials, Passwords, Principal, Tokens
 from millrace_gateway.api.errors import ApiError

@@ -31,7 +31,7 @@ def _pointer(location: tuple[object, ...]) -> str:
 
 def install(app: FastAPI, *, max_body_bytes: int) -> None:
     @app.middleware("http")
-    async def limit_body(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's middleware signature
+    async def limit_body(request: Request, call_next):
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
             body = {

@@ -12,11 +12,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.types import Send
+from millrace_common.tables import run_events, runs, workflows
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from millrace_common.tables import run_events, runs, workflows
+from starlette.types import Send
 
 from millrace_gateway.adapters.run_event_feed import HISTORY_PAGE, RunEventFeed, owned_run, run_history
 from millrace_gateway.api.deps import EngineDep, Reader, SettingsDep

@@ -8,16 +8,15 @@ from typing import Annotated
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from millrace_common.messages.envelope import JsonObject, utc_now
 from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordEvent, RecordUpdated
 from millrace_common.outbox import Outgoing, enqueue
 from millrace_common.tables import pipelines, records
 from millrace_common.topics import RECORDS_EVENTS, Namespace
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.api.deps import EngineDep, NamespaceDep, Reader, RecordEditor, RelayDep, WorkflowEditor
 from millrace_gateway.api.errors import ApiError, not_found
@@ -301,7 +300,7 @@ async def _publish(connection: AsyncConnection, namespace: Namespace, event: Rec
     await enqueue(connection, namespace, PRODUCER, [Outgoing(RECORDS_EVENTS, event.record_id, event)])
 
 
-async def _pipeline(connection: AsyncConnection, tenant_id: str, pipeline_id: str):  # noqa: ANN202 - a row
+async def _pipeline(connection: AsyncConnection, tenant_id: str, pipeline_id: str):
     row = (
         await connection.execute(
             select(pipelines).where(pipelines.c.tenant_id == tenant_id, pipelines.c.id == pipeline_id)
@@ -312,7 +311,7 @@ async def _pipeline(connection: AsyncConnection, tenant_id: str, pipeline_id: st
     return row
 
 
-async def _record(  # noqa: ANN202 - a row
+async def _record(
     connection: AsyncConnection,
     tenant_id: str,
     pipeline_id: str,

@@ -7,14 +7,13 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field, JsonValue
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from millrace_common.messages.run_commands import CancelRun, RetryRun
 from millrace_common.outbox import Outgoing, enqueue
 from millrace_common.tables import node_executions, runs
 from millrace_common.topics import RUNS_COMMANDS
+from pydantic import BaseModel, Field, JsonValue
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.api.deps import EngineDep, NamespaceDep, Reader, RelayDep, RunOperator
 from millrace_gateway.api.errors import ApiError, not_found
@@ -160,7 +159,7 @@ async def _send(
     await relay.publish_pending()
 
 
-def _started(row) -> datetime | None:  # noqa: ANN001 - a node_executions row
+def _started(row) -> datetime | None:
     if row.scheduled_at is not None:
         return row.scheduled_at
     if row.finished_at is not None and row.duration_ms is not None:
@@ -168,7 +167,7 @@ def _started(row) -> datetime | None:  # noqa: ANN001 - a node_executions row
     return None
 
 
-async def _run(connection: AsyncConnection, tenant_id: str, run_id: UUID):  # noqa: ANN202 - a row
+async def _run(connection: AsyncConnection, tenant_id: str, run_id: UUID):
     row = (
         await connection.execute(select(runs).where(runs.c.run_id == run_id, runs.c.tenant_id == tenant_id))
     ).first()

@@ -8,13 +8,12 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from millrace_common.messages.envelope import utc_now
+from millrace_common.tables import tasks, users
 from pydantic import BaseModel
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
-
-from millrace_common.messages.envelope import utc_now
-from millrace_common.tables import tasks, users
 
 from millrace_gateway.adapters.security import Principal
 from millrace_gateway.api.deps import EngineDep, Reader

@@ -7,13 +7,12 @@ from typing import Annotated, Literal
 from uuid import uuid4
 
 from fastapi import APIRouter, Path
+from millrace_common.messages.envelope import utc_now
+from millrace_common.tables import credentials, tenant_ai_settings
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-
-from millrace_common.messages.envelope import utc_now
-from millrace_common.tables import credentials, tenant_ai_settings
 
 from millrace_gateway.api.deps import EngineDep, SecretBoxDep, TenantAdmin
 from millrace_gateway.api.errors import ApiError, not_found

@@ -18,10 +18,6 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path, Request
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel, JsonValue
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.webhooks import (
     DELIVERY_HEADER,
@@ -37,6 +33,9 @@ from millrace_common.secrets import SecretsUnavailable
 from millrace_common.tables import credentials, webhook_deliveries, workflow_triggers, workflows
 from millrace_common.topics import WEBHOOKS_INBOUND
 from millrace_common.workflow import TriggerConfig
+from pydantic import BaseModel, JsonValue
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from millrace_gateway.api.deps import EngineDep, NamespaceDep, SecretBoxDep
 from millrace_gateway.api.errors import ApiError

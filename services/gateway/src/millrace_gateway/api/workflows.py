@@ -8,10 +8,6 @@ from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Body, Header, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
-from sqlalchemy import and_, delete, func, insert, literal_column, select, true, update
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from millrace_common.messages.envelope import JsonObject, utc_now
 from millrace_common.messages.run_commands import StartRun, TriggerData
 from millrace_common.outbox import Outgoing, enqueue
@@ -19,6 +15,9 @@ from millrace_common.tables import active_triggers, runs, workflow_triggers, wor
 from millrace_common.topics import RUNS_COMMANDS
 from millrace_common.workflow import WorkflowDefinition
 from millrace_common.workflow_validation import validate_definition
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from sqlalchemy import and_, delete, func, insert, literal_column, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.adapters.trigger_index import ANY_PIPELINE
 from millrace_gateway.api.deps import (
@@ -451,7 +450,7 @@ async def _version(
     return WorkflowDefinition.model_validate(row.definition)
 
 
-def _summary_query(tenant_id: str):  # noqa: ANN202 - a SQLAlchemy Select
+def _summary_query(tenant_id: str):
     """Workflows with their run statistics and trigger kind: one statement for a whole page."""
     stats = (
         select(
@@ -496,7 +495,7 @@ def _summary_query(tenant_id: str):  # noqa: ANN202 - a SQLAlchemy Select
     )
 
 
-def _summary(row) -> WorkflowSummary:  # noqa: ANN001 - a result row
+def _summary(row) -> WorkflowSummary:
     return WorkflowSummary(
         id=row.id,
         name=row.name,
@@ -527,7 +526,7 @@ async def _load(connection: AsyncConnection, tenant_id: str, workflow_id: UUID) 
     return WorkflowOut(**summary.model_dump(), definition=WorkflowDefinition.model_validate(row.definition))
 
 
-async def _locked(connection: AsyncConnection, tenant_id: str, workflow_id: UUID):  # noqa: ANN202 - a row
+async def _locked(connection: AsyncConnection, tenant_id: str, workflow_id: UUID):
     row = (
         await connection.execute(
             select(workflows)

@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from uuid import UUID
 
+from millrace_common.messages.envelope import JsonObject
+from millrace_common.tables import ai_answers, ai_token_months, ai_token_usage
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.tables import ai_answers, ai_token_months, ai_token_usage
 
 from millrace_node_runner.adapters.tenants import reading
 from millrace_node_runner.domain.ai import Usage

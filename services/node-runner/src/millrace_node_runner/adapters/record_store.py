@@ -12,11 +12,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import Row, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
-
 from millrace_common.conditions import Condition, ConditionError
 from millrace_common.messages.envelope import JsonObject
 from millrace_common.messages.node_commands import ExecuteNode
@@ -24,6 +19,10 @@ from millrace_common.messages.records import RecordCreated, RecordDeleted, Recor
 from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
 from millrace_common.tables import pipelines, records, runner_executions, tasks
 from millrace_common.topics import RECORDS_EVENTS, Namespace
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 
 from millrace_node_runner.domain.inputs import SortKeyInput
 from millrace_node_runner.domain.outcomes import Failed, NodeRefused, Outcome, Succeeded, failed

@@ -9,12 +9,11 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from millrace_common.secrets import SecretBox, SecretsUnavailable
+from millrace_common.tables import credentials, tenant_ai_settings, tenant_network_policies
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from millrace_common.secrets import SecretBox, SecretsUnavailable
-from millrace_common.tables import credentials, tenant_ai_settings, tenant_network_policies
 
 from millrace_node_runner.domain.addresses import TargetPolicy
 from millrace_node_runner.domain.ai import AiSettings

@@ -11,9 +11,8 @@ from datetime import date, datetime
 from functools import lru_cache
 
 import jsonschema_rs
-from pydantic import JsonValue
-
 from millrace_common.messages.envelope import JsonObject
+from pydantic import JsonValue
 
 from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput
 from millrace_node_runner.domain.outcomes import Outcome, Succeeded, failed

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
+from millrace_common.conditions import Condition
+from millrace_common.messages.envelope import JsonObject
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -19,9 +21,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from millrace_common.conditions import Condition
-from millrace_common.messages.envelope import JsonObject
 
 
 def _as_text(value: object) -> object:

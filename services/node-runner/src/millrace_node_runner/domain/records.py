@@ -3,15 +3,15 @@ and the ids a node's side effects get. Pure."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from pydantic import JsonValue
-
 from millrace_common.conditions import AllOf, Comparison, Condition, ConditionError, Operator, evaluate
 from millrace_common.messages.envelope import JsonObject
+from pydantic import JsonValue
 
 from millrace_node_runner.domain.outcomes import Failed, failed
 
@@ -114,7 +114,7 @@ def _conjuncts(condition: Condition | None) -> Iterator[Comparison]:
 def _containable(value: JsonValue) -> bool:
     if isinstance(value, bool | str):
         return True
-    return isinstance(value, int | float) and value == value and value not in (float("inf"), float("-inf"))
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _nest(target: JsonObject, path: list[str], value: JsonValue) -> bool:

@@ -23,14 +23,13 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Histogram
-from pydantic import ValidationError
-
 from millrace_common.kafka import DeadLetters, describe_validation_error
 from millrace_common.logs import bound
 from millrace_common.messages.node_commands import NODE_COMMAND, ExecuteNode, NodeSucceededResult
 from millrace_common.metrics import ConsumerMetrics
 from millrace_common.topics import ConsumerGroup, Namespace, Topic
+from prometheus_client import CollectorRegistry, Histogram
+from pydantic import ValidationError
 
 from millrace_node_runner.domain.offsets import PartitionProgress
 from millrace_node_runner.executor import NodeResult

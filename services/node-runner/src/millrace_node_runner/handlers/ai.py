@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry
-
 from millrace_common.messages.node_commands import ExecuteNode
+from prometheus_client import CollectorRegistry
 
 from millrace_node_runner.adapters.ai import ChatEndpoint
 from millrace_node_runner.adapters.ai_ledger import AiLedger

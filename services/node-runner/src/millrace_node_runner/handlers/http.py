@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 import httpx2
-
 from millrace_common.messages.node_commands import ExecuteNode
 
 from millrace_node_runner.adapters.http import HttpCaller, OutgoingRequest

@@ -11,12 +11,6 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from pydantic import TypeAdapter
-
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from millrace_common.bulk import Write, insert_write, rows_document, update_write
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import RUN_EVENT, AnyRunEvent, RunEvent
@@ -31,6 +25,10 @@ from millrace_common.tables import (
     workflow_versions,
 )
 from millrace_common.workflow import WorkflowDefinition
+from pydantic import TypeAdapter
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_orchestrator.domain.decide import WorkflowStarts
 from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, Row, project, start_minute

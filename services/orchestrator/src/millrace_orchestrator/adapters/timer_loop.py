@@ -10,15 +10,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from millrace_common.messages.run_commands import FireTimer
 from millrace_common.outbox import LiveRelay, Outgoing, outbox_write, records
 from millrace_common.pg import DirectConnections
 from millrace_common.tables import timers, workflow_starts
 from millrace_common.topics import RUNS_COMMANDS, Namespace
-
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 PRUNE_INTERVAL_SECONDS = 300.0
 

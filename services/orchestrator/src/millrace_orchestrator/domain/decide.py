@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from pydantic import JsonValue
-
 from millrace_common.conditions import Condition, ConditionError, evaluate, parse_condition
 from millrace_common.messages.node_commands import (
     ExecuteNode,
@@ -43,6 +41,7 @@ from millrace_common.messages.run_events import (
 from millrace_common.outbox import Outgoing
 from millrace_common.templating import TemplateError, render_value
 from millrace_common.workflow import RUNNER_TOPICS, Edge, Node, RetryPolicy
+from pydantic import JsonValue
 
 from millrace_orchestrator.domain.state import (
     TERMINAL_NODE_STATUSES,
@@ -169,7 +168,7 @@ class _Builder:
             # A retried run looks at every item again: a run that ended mid-pass left some unseen.
             for loop_key, loop in self.state.loops.items():
                 _, loop_scope = split_key(loop_key)
-                self.touched.update(f"{loop_scope}[{index}]" for index in loop.running.keys())
+                self.touched.update(f"{loop_scope}[{index}]" for index in loop.running)
         node_ids = fields.get("node_ids") or ()
         node_id = fields.get("node_id")
         for key in (node_id, *node_ids):  # type: ignore[misc]

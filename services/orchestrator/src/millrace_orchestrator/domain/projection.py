@@ -156,7 +156,7 @@ def project(events: Iterable[RunEvent]) -> ProjectionWrites:
     return writes
 
 
-def _apply(writes: ProjectionWrites, event: RunEvent) -> None:  # noqa: C901 - one case per event type
+def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
     match event:
         case RunStarted() | RunThrottled():
             throttled = isinstance(event, RunThrottled)

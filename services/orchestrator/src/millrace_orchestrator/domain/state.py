@@ -10,7 +10,6 @@ from typing import TypeVar
 from uuid import UUID
 
 from immutables import Map
-
 from millrace_common.messages.envelope import JsonObject
 from millrace_common.messages.node_commands import NodeError
 from millrace_common.messages.run_commands import TriggerData
@@ -264,9 +263,9 @@ def _(event: RunRetried, state: RunState) -> RunState:
     # A retried for_each runs its loop again from the start: its items' instances go with it.
     inside = {body.id for node_id in event.node_ids for body in _descendants(state.definition, node_id)}
     if inside:
-        for key in [k for k in nodes.keys() if split_key(k)[0] in inside]:
+        for key in [k for k in nodes if split_key(k)[0] in inside]:
             nodes = nodes.delete(key)
-        for key in [k for k in loops.keys() if k in event.node_ids or split_key(k)[0] in inside]:
+        for key in [k for k in loops if k in event.node_ids or split_key(k)[0] in inside]:
             loops = loops.delete(key)
     return replace(state, status=RunStatus.RUNNING, nodes=nodes.update(retried), loops=loops)
 

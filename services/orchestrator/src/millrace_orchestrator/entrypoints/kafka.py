@@ -7,14 +7,13 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import ConsumerRecord
-from pydantic import TypeAdapter
-
 from millrace_common.kafka import BatchConsumer, DeadLetters
 from millrace_common.messages.node_commands import NODE_RESULT
 from millrace_common.messages.run_commands import RUN_COMMAND
 from millrace_common.metrics import ConsumerMetrics
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
+from pydantic import TypeAdapter
 
 from millrace_orchestrator.adapters.run_store import UnknownWorkflowVersion
 from millrace_orchestrator.domain.decide import Message

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from millrace_common.tables import schedule_cursors, trigger_firings, workflow_triggers
+from millrace_common.workflow import TriggerConfig
 from pydantic import ValidationError
 from pydantic_core import to_json
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from millrace_common.tables import schedule_cursors, trigger_firings, workflow_triggers
-from millrace_common.workflow import TriggerConfig
 
 from millrace_trigger.domain.changes import JsonObject
 from millrace_trigger.domain.firings import Candidate, Firing

@@ -11,9 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pydantic import JsonValue
-
 from millrace_common.workflow import WatchedField
+from pydantic import JsonValue
 
 JsonObject = dict[str, JsonValue]
 

@@ -10,16 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 from typing import Literal
 from uuid import UUID
-
-from pydantic import JsonValue
 
 from millrace_common.messages.run_commands import StartRun, TriggerData
 from millrace_common.messages.webhooks import run_id_for_key
 from millrace_common.workflow import TriggerConfig
+from pydantic import JsonValue
 
 JsonObject = dict[str, JsonValue]
 Source = Literal["record", "webhook", "schedule"]

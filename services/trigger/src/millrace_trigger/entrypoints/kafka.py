@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
-from faststream.message import StreamMessage
 from faststream.kafka.annotations import KafkaMessage
-
+from faststream.message import StreamMessage
 from millrace_common.kafka import batch_subscriber_options
 from millrace_common.metrics import ConsumerMetrics
 from millrace_common.settings import ServiceSettings
