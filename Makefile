@@ -47,8 +47,9 @@ status:
 	@python3 deploy/local/services.py status --profile dev
 	@python3 deploy/local/infra.py status --profile dev
 
+# Tiers (static, unit, integration, e2e, cluster, browser), each timed; ARGS="..." runs pytest with those only.
 test: install
-	@bash deploy/local/run-tests.sh
+	@bash deploy/local/run-tests.sh $(ARGS)
 
 test-unit: install
 	$(UV) run --frozen pytest tests/unit -q

@@ -248,8 +248,24 @@ def run(cmd: list[str], check: bool = True, **kwargs) -> subprocess.CompletedPro
     return proc
 
 
+# Every Debian package the repository installs, and the command that shows it is there. Nothing
+# installs a Debian package except through apt_install() with one of these names; a test holds this
+# table against the scripts and against docs/operations.md.
+DEBIAN_PACKAGES: dict[str, str] = {
+    "openjdk-17-jre-headless": "java",
+    "maven": "mvn",
+    "postgresql": "initdb",
+    "prometheus": "promtool",
+    "chromium": "chromium",
+    "chromium-driver": "chromedriver",
+}
+
+
 def apt_install(packages: list[str], what: str, *, options: tuple[str, ...] = ()) -> None:
-    """Install Debian packages when root; otherwise stop, saying what to install."""
+    """Install Debian packages of DEBIAN_PACKAGES when root; otherwise stop, saying what to install."""
+    unknown = [package for package in packages if package not in DEBIAN_PACKAGES]
+    if unknown:
+        die(f"{' '.join(unknown)}: not in DEBIAN_PACKAGES; add it there (and to docs/operations.md) first")
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         die(
             f"{what} not found: install it (e.g. `sudo apt-get install -y {' '.join([*options, *packages])}`)"
@@ -258,6 +274,13 @@ def apt_install(packages: list[str], what: str, *, options: tuple[str, ...] = ()
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run(["apt-get", "update"], env=env)
     run(["apt-get", "install", "-y", *options, *packages], env=env)
+
+
+def install_browser() -> Path:
+    """Debian's Chromium and ChromeDriver for the browser tests; never a browser from elsewhere."""
+    if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
+        apt_install(["chromium", "chromium-driver"], "Chromium", options=("--no-install-recommends",))
+    return Path("/usr/bin/chromium")
 
 
 # ---- Kafka -------------------------------------------------------------------------------------
@@ -282,9 +305,9 @@ def install_kafka() -> Path:
     marker = libs / ".pom-sha256"
     if marker.is_file() and marker.read_text().strip() == stamp:
         return libs
-    for tool, package in (("java", "openjdk-17-jre-headless"), ("mvn", "maven")):
-        if not shutil.which(tool):
-            apt_install([package], tool)
+    for package in ("openjdk-17-jre-headless", "maven"):
+        if not shutil.which(DEBIAN_PACKAGES[package]):
+            apt_install([package], DEBIAN_PACKAGES[package])
     log(f"resolving Kafka {kafka_version()} from Maven Central into {libs}")
     staging = libs.with_name("libs.partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -629,6 +652,8 @@ def cmd_install(only: str | None = None) -> None:
         log(f"PostgreSQL binaries: {install_postgres()}")
     if only in (None, "prometheus"):
         log(f"Prometheus: {install_prometheus()}")
+    if only == "browser":  # only the browser tests need it, so `make up` does not install it
+        log(f"Chromium: {install_browser()}")
 
 
 def cmd_start(p: Profile) -> None:
@@ -713,7 +738,7 @@ def main(argv: list[str] | None = None) -> None:
     install = commands.add_parser(
         "install", help="fetch the Kafka jars, ensure the PostgreSQL and Prometheus binaries"
     )
-    install.add_argument("--only", choices=("kafka", "postgresql", "prometheus"))
+    install.add_argument("--only", choices=("kafka", "postgresql", "prometheus", "browser"))
     for name in PROFILE_COMMANDS:
         command = commands.add_parser(name)
         command.add_argument("--profile", choices=sorted(PROFILES), required=True)

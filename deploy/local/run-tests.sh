@@ -1,35 +1,88 @@
 #!/usr/bin/env bash
-# The whole test suite. Starts the test profile's Kafka and PostgreSQL (own ports and data, so a
-# running `make up` system is not touched), runs pytest, and stops them again whatever happened.
-# With MILLRACE_KAFKA_BOOTSTRAP and MILLRACE_DATABASE_URL already set, uses those instead.
+# The whole test suite, in tiers: static checks, unit, integration, e2e, cluster, browser. The first
+# failing tier stops the run; each tier's time is printed at the end either way. Starts the test
+# profile's Kafka and PostgreSQL (own ports and data, so a running `make up` system is not touched)
+# and stops them again whatever happened. With MILLRACE_KAFKA_BOOTSTRAP and MILLRACE_DATABASE_URL
+# already set, uses those instead. With arguments, runs the static checks and then pytest with those
+# arguments only (`make test ARGS="tests/unit -k name"`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 UV=$(command -v uv 2>/dev/null || echo .cache/tools/bin/uv)
+WEB=services/gateway/web
 
 started=0
-cleanup() {
-  if [ "$started" = 1 ]; then python3 deploy/local/infra.py stop --profile test || true; fi
+timings=()
+suite_start=$SECONDS
+report() {
+  local status=$?
+  if [ "$started" = 1 ]; then python3 deploy/local/infra.py stop --profile test >/dev/null || true; fi
+  echo
+  echo "Test tiers (seconds):"
+  for line in "${timings[@]}"; do echo "  $line"; done
+  echo "  total       $((SECONDS - suite_start))"
+  if [ "$status" = 0 ]; then echo "make test: passed"; else echo "make test: FAILED (exit $status)"; fi
 }
-trap cleanup EXIT
+trap report EXIT
+
+# tier NAME COMMAND...: run one tier, timed; a failure stops the suite. (Inside `if`, bash ignores
+# `set -e`, so the tier functions below end each step with `|| return`.)
+tier() {
+  local name=$1 began=$SECONDS
+  shift
+  echo
+  echo "=== tier: $name ==="
+  if "$@"; then
+    timings+=("$(printf '%-11s %s' "$name" $((SECONDS - began)))")
+  else
+    local status=$?
+    timings+=("$(printf '%-11s %s  FAILED' "$name" $((SECONDS - began)))")
+    exit "$status"
+  fi
+}
+
+static_checks() {
+  python3 deploy/checks/web_lock.py || return
+  "$UV" run --frozen ruff check . || return
+  "$UV" run --frozen ruff format --check . || return
+  bash $WEB/build.sh || return # npm ci when the lock changed (tsc needs node_modules), then the build
+  (cd $WEB && npx --no-install tsc --noEmit) || return
+}
+
+web_unit() {
+  "$UV" run --frozen pytest tests/unit -q || return
+  (cd $WEB && npx --no-install vitest run) || return
+}
+
+pytest_tier() {
+  if [ ! -d "$1" ]; then
+    echo "(no tests in $1)"
+    return 0
+  fi
+  mkdir -p test-artifacts
+  "$UV" run --frozen pytest "$1" -q
+}
+
+tier static static_checks
 
 if [ -z "${MILLRACE_KAFKA_BOOTSTRAP:-}" ] || [ -z "${MILLRACE_DATABASE_URL:-}" ]; then
   started=1
   settings=$(python3 deploy/local/infra.py start --profile test)
   while IFS= read -r line; do
     case "$line" in MILLRACE_*=*) export "${line?}" ;; esac
-  done <<< "$settings"
+  done <<<"$settings"
+fi
+# The observability tests run Debian's Prometheus and promtool, the browser tests Debian's Chromium.
+python3 deploy/local/infra.py install --only prometheus
+python3 deploy/local/infra.py install --only browser
+
+if [ "$#" -gt 0 ]; then
+  mkdir -p test-artifacts
+  tier pytest "$UV" run --frozen pytest "$@"
+  exit 0
 fi
 
-# The observability tests run Debian's Prometheus and promtool; install them if missing.
-python3 deploy/local/infra.py install --only prometheus
-
-# Browser tests drive Debian's Chromium; install it (and its driver) if missing.
-if [ -x deploy/local/browser.sh ]; then bash deploy/local/browser.sh; fi
-
-# The workflow builder: build it (the gateway serves it to the e2e and browser tests), then its
-# Vitest tests; a failure here fails the suite before pytest starts.
-bash services/gateway/web/build.sh
-(cd services/gateway/web && npx --no-install vitest run)
-
-mkdir -p test-artifacts
-"$UV" run --frozen pytest "$@"
+tier unit web_unit
+tier integration pytest_tier tests/integration
+tier e2e pytest_tier tests/e2e
+tier cluster pytest_tier tests/cluster
+tier browser pytest_tier tests/browser

@@ -54,7 +54,10 @@ def built_web() -> Path:
 @pytest.fixture
 def page() -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: run deploy/local/browser.sh", pytrace=False)
+        pytest.fail(
+            "Debian's chromium is missing: run python3 deploy/local/infra.py install --only browser",
+            pytrace=False,
+        )
     from playwright.sync_api import sync_playwright
 
     profile = tempfile.mkdtemp(prefix="builder-chromium-")

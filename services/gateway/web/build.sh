@@ -9,6 +9,7 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "npm is missing: install Node.js 20 or newer to build the workflow builder" >&2
   exit 1
 fi
+python3 ../../../deploy/checks/web_lock.py # names a lock that disagrees with package.json, before npm
 stamp=node_modules/.package-lock.json
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
   if ! npm ci --no-audit --no-fund --loglevel=error; then
