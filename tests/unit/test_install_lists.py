@@ -34,9 +34,8 @@ def _installed_by_infra() -> set[str]:
             isinstance(node, ast.For)
             and isinstance(node.target, ast.Name)
             and isinstance(node.iter, ast.Tuple)
-        ):
-            if all(isinstance(e, ast.Constant) for e in node.iter.elts):
-                loops[node.target.id] = [e.value for e in node.iter.elts]
+        ) and all(isinstance(e, ast.Constant) for e in node.iter.elts):
+            loops[node.target.id] = [e.value for e in node.iter.elts]
     packages: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "apt_install":
