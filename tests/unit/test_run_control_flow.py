@@ -288,7 +288,7 @@ def test_a_condition_comparing_mismatched_types_fails_the_node_with_the_reason()
     definition = workflow([node("check", "condition", condition=amount_over(100))], [edge("start", "check")])
     sim = Simulation(definition).start({"amount": "lots"}).run_to_end()
     assert sim.state.status is RunStatus.FAILED
-    assert sim.state.node("check").error.type == "conditionerror"
+    assert sim.state.node("check").error.type == "condition"
     assert "cannot compare" in sim.state.node("check").error.message
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, fi
 from pydantic_core import PydanticCustomError
 
 from millrace_common.conditions import AllOf, AnyOf, Comparison, Condition, Negation, referenced_fields
+from millrace_common.node_errors import RENAMED_ERROR_TYPES, RETRY_EVERY_TYPE, NodeErrorType
 
 PipelineId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 CredentialName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -27,6 +28,7 @@ JsonObject = dict[str, JsonValue]
 Path = tuple[str | int, ...]
 
 __all__ = [
+    "CHECK_ERROR_TYPES",
     "AiAnalysisConfig",
     "AiClassificationConfig",
     "AiPromptConfig",
@@ -60,6 +62,11 @@ __all__ = [
 ]
 
 THIRTY_DAYS_SECONDS = 30 * 24 * 3600
+
+# Validation context under which ``retry.retry_on`` may name only the error types in
+# ``millrace_common.node_errors`` (validate_definition sets it: a submitted definition is checked, while a
+# stored one, saved when any well-formed name was accepted, still loads).
+CHECK_ERROR_TYPES = "millrace.workflow.check_error_types"
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -97,12 +104,24 @@ class RetryPolicy(_Frozen):
 
     @field_validator("retry_on")
     @classmethod
-    def _wildcard_alone_and_unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if "*" in value and len(value) > 1:
+    def _wildcard_alone_and_unique(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if RETRY_EVERY_TYPE in value and len(value) > 1:
             raise _invalid('"*" retries every retryable error and stands alone')
         if len(set(value)) != len(value):
             raise _invalid("retry_on lists an error type twice")
+        if info.context and info.context.get(CHECK_ERROR_TYPES):
+            for name in value:
+                if name in RENAMED_ERROR_TYPES:
+                    raise _invalid(
+                        f"the error type {name!r} is now called {str(RENAMED_ERROR_TYPES[name])!r}"
+                    )
+                if name != RETRY_EVERY_TYPE and name not in _ERROR_TYPE_NAMES:
+                    known = ", ".join(sorted(_ERROR_TYPE_NAMES))
+                    raise _invalid(f'{name!r} is not an error type; the error types are {known}, or "*"')
         return value
+
+
+_ERROR_TYPE_NAMES = frozenset(t.value for t in NodeErrorType)
 
 
 class NodeConfig(_Frozen):

@@ -18,7 +18,15 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from millrace_common.workflow import MAX_EDGES, MAX_NODES, SKIP_GRAPH_CHECKS, Edge, Node, WorkflowDefinition
+from millrace_common.workflow import (
+    CHECK_ERROR_TYPES,
+    MAX_EDGES,
+    MAX_NODES,
+    SKIP_GRAPH_CHECKS,
+    Edge,
+    Node,
+    WorkflowDefinition,
+)
 from millrace_common.workflow_graph import EdgeView, NodeView, Problem, graph_problems, pointer
 from millrace_common.workflow_nodes import NODE_MODELS, source_handles
 
@@ -161,7 +169,9 @@ def _too_long(text: str) -> bool:
 
 def _validated(document: Mapping[str, Any]) -> ValidationReport:
     try:
-        definition = WorkflowDefinition.model_validate(document, context={SKIP_GRAPH_CHECKS: True})
+        definition = WorkflowDefinition.model_validate(
+            document, context={SKIP_GRAPH_CHECKS: True, CHECK_ERROR_TYPES: True}
+        )
     except ValidationError as error:
         problems = [_problem(detail, document) for detail in error.errors(include_url=False)]
         nodes, edges = _partial_views(document)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from millrace_common.kafka import describe_validation_error
 from millrace_common.messages.node_commands import ExecuteNode, NodeFailedResult, NodeSucceededResult
+from millrace_common.node_errors import NodeErrorType
 from pydantic import ValidationError
 
 from millrace_node_runner.domain.outcomes import NodeRefused, Outcome, Succeeded, failed
@@ -47,20 +48,28 @@ class NodeExecutor:
         handler = self._handlers.get(command.node_type)
         if handler is None:
             return failed(
-                "unsupported_node", f"no runner for node type {command.node_type!r}", retryable=False
+                NodeErrorType.UNSUPPORTED_NODE,
+                f"no runner for node type {command.node_type!r}",
+                retryable=False,
             )
         try:
             return await asyncio.wait_for(handler(command), timeout=command.timeout_seconds)
         except TimeoutError:
             return failed(
-                "timeout", f"the node did not finish within {command.timeout_seconds:g} s", retryable=True
+                NodeErrorType.TIMEOUT,
+                f"the node did not finish within {command.timeout_seconds:g} s",
+                retryable=True,
             )
         except ValidationError as error:
-            return failed("invalid_input", describe_validation_error(error)[:1000], retryable=False)
+            return failed(
+                NodeErrorType.INVALID_INPUT, describe_validation_error(error)[:1000], retryable=False
+            )
         except NodeRefused as refused:
             return refused.outcome
         except Exception as error:
             # A fault of the runner or its database, not of the node: retryable, and its details stay
             # in the runner's log (they may name internal hosts).
             log.exception("node failed inside the runner")
-            return failed("runner_error", f"the runner failed ({type(error).__name__})", retryable=True)
+            return failed(
+                NodeErrorType.RUNNER_ERROR, f"the runner failed ({type(error).__name__})", retryable=True
+            )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import openai
+from millrace_common.node_errors import NodeErrorType
 from openai import AsyncOpenAI
 
 from millrace_node_runner.adapters.network import GuardedClients, TargetRefused
@@ -29,7 +30,9 @@ class ChatEndpoint:
         policy = TargetPolicy(allow_private=settings.allow_private_endpoint)
         refusal = refuse_url(settings.base_url, policy)
         if refusal is not None:
-            return failed("target_not_allowed", f"the AI endpoint: {refusal.reason}", retryable=False)
+            return failed(
+                NodeErrorType.TARGET_NOT_ALLOWED, f"the AI endpoint: {refusal.reason}", retryable=False
+            )
         async with self._clients.client(policy) as http_client:
             client = AsyncOpenAI(
                 base_url=settings.base_url,
@@ -50,26 +53,34 @@ class ChatEndpoint:
                     response_format={"type": "json_object"} if request.json_mode else openai.omit,
                 )
             except TargetRefused as refused:
-                return failed("target_not_allowed", f"the AI endpoint: {refused.reason}", retryable=False)
+                return failed(
+                    NodeErrorType.TARGET_NOT_ALLOWED, f"the AI endpoint: {refused.reason}", retryable=False
+                )
             except openai.APITimeoutError:
                 return failed(
-                    "timeout", f"the AI endpoint gave no answer within {timeout_seconds:g} s", retryable=True
+                    NodeErrorType.TIMEOUT,
+                    f"the AI endpoint gave no answer within {timeout_seconds:g} s",
+                    retryable=True,
                 )
             except openai.APIConnectionError as error:
                 cause = error.__cause__
                 if isinstance(cause, TargetRefused):
-                    return failed("target_not_allowed", f"the AI endpoint: {cause.reason}", retryable=False)
-                return failed("connection", "could not reach the AI endpoint", retryable=True)
+                    return failed(
+                        NodeErrorType.TARGET_NOT_ALLOWED, f"the AI endpoint: {cause.reason}", retryable=False
+                    )
+                return failed(NodeErrorType.CONNECTION, "could not reach the AI endpoint", retryable=True)
             except openai.APIStatusError as error:
                 return self._status_failure(error)
             except openai.APIError as error:
                 return failed(
-                    "ai_error",
+                    NodeErrorType.AI_ERROR,
                     f"the AI endpoint's answer could not be read ({type(error).__name__})",
                     retryable=True,
                 )
         if not completion.choices:
-            return failed("ai_invalid_answer", "the AI endpoint answered without a choice", retryable=True)
+            return failed(
+                NodeErrorType.AI_INVALID_ANSWER, "the AI endpoint answered without a choice", retryable=True
+            )
         choice = completion.choices[0]
         usage = completion.usage
         return ChatAnswer(
@@ -85,6 +96,9 @@ class ChatEndpoint:
         if status == 429 or status >= 500:
             wait = retry_after_seconds(error.response.headers.get("retry-after"), self._clock())
             return failed(
-                "ai_status", f"the AI endpoint answered {status}", retryable=True, retry_after_seconds=wait
+                NodeErrorType.AI_STATUS,
+                f"the AI endpoint answered {status}",
+                retryable=True,
+                retry_after_seconds=wait,
             )
-        return failed("ai_status", f"the AI endpoint answered {status}", retryable=False)
+        return failed(NodeErrorType.AI_STATUS, f"the AI endpoint answered {status}", retryable=False)

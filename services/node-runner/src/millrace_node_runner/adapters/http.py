@@ -9,6 +9,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx2
+from millrace_common.node_errors import NodeErrorType
 from prometheus_client import CollectorRegistry
 
 from millrace_node_runner.adapters.network import GuardedClients, TargetRefused
@@ -50,25 +51,27 @@ class HttpCaller:
                 refusal = refuse_url(request.url, policy)
                 if refusal is not None:
                     self._metrics.refused()
-                    return failed("target_not_allowed", refusal.reason, retryable=False)
+                    return failed(NodeErrorType.TARGET_NOT_ALLOWED, refusal.reason, retryable=False)
                 try:
                     answer = await self._exchange(client, request)
                 except TargetRefused as refused:
                     self._metrics.refused()
-                    return failed("target_not_allowed", refused.reason, retryable=False)
+                    return failed(NodeErrorType.TARGET_NOT_ALLOWED, refused.reason, retryable=False)
                 except httpx2.TimeoutException:
                     self._metrics.no_response()
                     return failed(
-                        "timeout",
+                        NodeErrorType.TIMEOUT,
                         f"no answer from {_host(request.url)} within {request.timeout_seconds:g} s",
                         retryable=True,
                     )
                 except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as error:
-                    return failed("invalid_url", f"the URL cannot be requested: {error}", retryable=False)
+                    return failed(
+                        NodeErrorType.INVALID_URL, f"the URL cannot be requested: {error}", retryable=False
+                    )
                 except httpx2.TransportError as error:
                     self._metrics.no_response()
                     return failed(
-                        "connection",
+                        NodeErrorType.CONNECTION,
                         f"could not reach {_host(request.url)} ({type(error).__name__})",
                         retryable=True,
                     )
@@ -76,7 +79,9 @@ class HttpCaller:
                     request = answer
                     continue
                 return answer
-        return failed("too_many_redirects", f"more than {self._max_redirects} redirects", retryable=False)
+        return failed(
+            NodeErrorType.TOO_MANY_REDIRECTS, f"more than {self._max_redirects} redirects", retryable=False
+        )
 
     async def _exchange(
         self, client: httpx2.AsyncClient, request: OutgoingRequest
@@ -94,7 +99,7 @@ class HttpCaller:
             )
             if redirect is not None and not request.follow_redirects:
                 return failed(
-                    "http_status",
+                    NodeErrorType.HTTP_STATUS,
                     f"the server answered {response.status_code} "
                     "(a redirect, which this node does not follow)",
                     retryable=False,

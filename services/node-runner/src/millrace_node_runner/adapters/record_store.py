@@ -16,6 +16,7 @@ from millrace_common.conditions import Condition, ConditionError
 from millrace_common.messages.envelope import JsonObject
 from millrace_common.messages.node_commands import ExecuteNode
 from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordEvent, RecordUpdated
+from millrace_common.node_errors import NodeErrorType
 from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
 from millrace_common.tables import pipelines, records, runner_executions, tasks
 from millrace_common.topics import RECORDS_EVENTS, Namespace
@@ -76,7 +77,9 @@ class RecordStore:
                     ).one()
                     if stored.tenant_id != command.tenant_id:
                         return failed(
-                            "invalid_input", "this run's node belongs to another tenant", retryable=False
+                            NodeErrorType.INVALID_INPUT,
+                            "this run's node belongs to another tenant",
+                            retryable=False,
                         )
                     return Succeeded(stored.output or {})
                 output, events = await write(connection)
@@ -234,7 +237,7 @@ class RecordStore:
                     examined += 1
                     if examined > self._max_scan:
                         return failed(
-                            "too_many_records",
+                            NodeErrorType.TOO_MANY_RECORDS,
                             f"the filters needed more than {self._max_scan} records of {pipeline_id!r} "
                             "examined; add an equals filter on a data field or on id to narrow the search",
                             retryable=False,
@@ -280,7 +283,7 @@ async def _pipeline_exists(connection: AsyncConnection, tenant_id: str, pipeline
 
 
 def _pipeline_missing(pipeline_id: str) -> Failed:
-    return failed("not_found", f"the pipeline {pipeline_id!r} does not exist", retryable=False)
+    return failed(NodeErrorType.NOT_FOUND, f"the pipeline {pipeline_id!r} does not exist", retryable=False)
 
 
 async def _require_pipeline(connection: AsyncConnection, tenant_id: str, pipeline_id: str) -> None:
@@ -307,6 +310,10 @@ async def _locked_record(
         ).first()
     if row is None:
         raise NodeRefused(
-            failed("not_found", f"no record {record_text!r} in the pipeline {pipeline_id!r}", retryable=False)
+            failed(
+                NodeErrorType.NOT_FOUND,
+                f"no record {record_text!r} in the pipeline {pipeline_id!r}",
+                retryable=False,
+            )
         )
     return row

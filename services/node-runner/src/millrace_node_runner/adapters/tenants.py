@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from millrace_common.node_errors import NodeErrorType
 from millrace_common.secrets import SecretBox, SecretsUnavailable
 from millrace_common.tables import credentials, tenant_ai_settings, tenant_network_policies
 from pydantic import ValidationError
@@ -112,12 +113,12 @@ class TenantConfig:
             ).first()
         if row is None:
             raise NodeRefused(
-                failed("credential_not_found", f"no credential named {name!r}", retryable=False)
+                failed(NodeErrorType.CREDENTIAL_NOT_FOUND, f"no credential named {name!r}", retryable=False)
             )
         if row.kind != kind:
             raise NodeRefused(
                 failed(
-                    "credential_mismatch",
+                    NodeErrorType.CREDENTIAL_MISMATCH,
                     f"the credential {name!r} is a {row.kind} credential; this node needs a {kind} one",
                     retryable=False,
                 )
@@ -127,7 +128,7 @@ class TenantConfig:
         except ValidationError as error:
             raise NodeRefused(
                 failed(
-                    "credential_unreadable",
+                    NodeErrorType.CREDENTIAL_UNREADABLE,
                     f"the credential {name!r} is not in a known shape",
                     retryable=False,
                 )
@@ -143,7 +144,7 @@ class TenantConfig:
         if row is None:
             raise NodeRefused(
                 failed(
-                    "ai_not_configured",
+                    NodeErrorType.AI_NOT_CONFIGURED,
                     "the tenant has no AI settings (PUT /api/v1/settings/ai)",
                     retryable=False,
                 )
@@ -163,7 +164,7 @@ class TenantConfig:
         if self._box is None:
             raise NodeRefused(
                 failed(
-                    "secrets_unavailable",
+                    NodeErrorType.SECRETS_UNAVAILABLE,
                     "the runner has no MILLRACE_ENCRYPTION_KEY to read secrets with",
                     retryable=False,
                 )
@@ -171,4 +172,6 @@ class TenantConfig:
         try:
             return self._box.open(ciphertext)
         except SecretsUnavailable as error:
-            raise NodeRefused(failed("secrets_unavailable", str(error), retryable=False)) from error
+            raise NodeRefused(
+                failed(NodeErrorType.SECRETS_UNAVAILABLE, str(error), retryable=False)
+            ) from error

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import jsonschema_rs
 from millrace_common.messages.envelope import JsonObject
+from millrace_common.node_errors import NodeErrorType
 from pydantic import JsonValue
 
 from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput
@@ -169,7 +170,7 @@ def _classification(node: AiClassificationInput, parsed: JsonObject, meta: JsonO
 
 
 def _invalid(reason: str) -> Outcome:
-    return failed("ai_invalid_answer", reason[:MAX_REASON_CHARS], retryable=True)
+    return failed(NodeErrorType.AI_INVALID_ANSWER, reason[:MAX_REASON_CHARS], retryable=True)
 
 
 def _shown(value: JsonValue) -> str:
@@ -201,7 +202,7 @@ def unusable_schema(node: AiInput) -> Outcome | None:
     except ValueError as error:
         first_line = str(error).splitlines()[0] if str(error) else "invalid"
         return failed(
-            "invalid_input",
+            NodeErrorType.INVALID_INPUT,
             f"the output schema is not usable: {first_line}"[:MAX_REASON_CHARS],
             retryable=False,
         )
@@ -238,7 +239,7 @@ def budget_refusal(budget: int | None, used: int, month: date) -> Outcome | None
     if budget is None or used < budget:
         return None
     return failed(
-        "ai_budget_exceeded",
+        NodeErrorType.AI_BUDGET_EXCEEDED,
         f"the tenant's monthly AI token budget of {budget} tokens is used up "
         f"({used} used in {month:%Y-%m}); raise it in the AI settings or wait for next month",
         retryable=False,

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlencode, urljoin, urlsplit
 from uuid import UUID
 
+from millrace_common.node_errors import NodeErrorType
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from millrace_node_runner.domain.outcomes import Outcome, Succeeded, failed
@@ -191,10 +192,13 @@ def response_outcome(
         wait = retry_after_seconds(headers.get("retry-after"), now)
         hint = f"; it asked to retry after {wait:g} s" if wait is not None else ""
         return failed(
-            "http_status", f"the server answered {status}{hint}", retryable=True, retry_after_seconds=wait
+            NodeErrorType.HTTP_STATUS,
+            f"the server answered {status}{hint}",
+            retryable=True,
+            retry_after_seconds=wait,
         )
     if status >= 400:
-        return failed("http_status", f"the server answered {status}", retryable=False)
+        return failed(NodeErrorType.HTTP_STATUS, f"the server answered {status}", retryable=False)
     content_type = headers.get("content-type", "").lower()
     parsed: JsonValue
     if ("/json" in content_type or "+json" in content_type) and not truncated and body:

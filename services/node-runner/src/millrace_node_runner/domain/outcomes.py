@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from millrace_common.messages.envelope import JsonObject
 from millrace_common.messages.node_commands import NodeError
+from millrace_common.node_errors import NodeErrorType
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,9 @@ Outcome = Succeeded | Failed
 
 
 def failed(
-    error_type: str, message: str, *, retryable: bool, retry_after_seconds: float | None = None
+    error_type: NodeErrorType, message: str, *, retryable: bool, retry_after_seconds: float | None = None
 ) -> Failed:
+    """A failure of one of the known types (``millrace_common.node_errors``, listed in the docs)."""
     return Failed(
         NodeError(
             type=error_type, message=message, retryable=retryable, retry_after_seconds=retry_after_seconds

@@ -11,6 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from millrace_common.conditions import AllOf, Comparison, Condition, ConditionError, Operator, evaluate
 from millrace_common.messages.envelope import JsonObject
+from millrace_common.node_errors import NodeErrorType
 from pydantic import JsonValue
 
 from millrace_node_runner.domain.outcomes import Failed, failed
@@ -46,7 +47,7 @@ def depth_refusal(run_depth: int, limit: int) -> Failed | None:
     if depth <= limit:
         return None
     return failed(
-        "causation_depth_exceeded",
+        NodeErrorType.CAUSATION_DEPTH_EXCEEDED,
         f"causation depth {depth} exceeds the limit of {limit}: this run was started by a chain of "
         f"{run_depth} workflow-made record changes, so the record was not changed",
         retryable=False,
@@ -145,4 +146,4 @@ def matches(condition: Condition | None, record: JsonObject, now: datetime) -> b
 
 
 def condition_failure(error: ConditionError) -> Failed:
-    return failed("condition", f"the filters cannot be applied: {error}", retryable=False)
+    return failed(NodeErrorType.CONDITION, f"the filters cannot be applied: {error}", retryable=False)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import httpx2
 from millrace_common.messages.node_commands import ExecuteNode
+from millrace_common.node_errors import NodeErrorType
 
 from millrace_node_runner.adapters.http import HttpCaller, OutgoingRequest
 from millrace_node_runner.adapters.tenants import TenantConfig
@@ -45,7 +46,7 @@ class HttpNodes:
         try:
             url = str(httpx2.URL(node.url).copy_merge_params(node.query)) if node.query else node.url
         except httpx2.InvalidURL as error:
-            return failed("invalid_url", f"the URL cannot be requested: {error}", retryable=False)
+            return failed(NodeErrorType.INVALID_URL, f"the URL cannot be requested: {error}", retryable=False)
         content, content_type = encode_body(node.body_type, node.body if node.method != "GET" else None)
         secret_headers: dict[str, str] = {}
         if node.auth is not None:

@@ -38,6 +38,7 @@ from millrace_common.messages.run_events import (
     TimerPurpose,
     TimerScheduled,
 )
+from millrace_common.node_errors import RETRY_EVERY_TYPE, NodeErrorType
 from millrace_common.outbox import Outgoing
 from millrace_common.templating import TemplateError, render_value
 from millrace_common.workflow import RUNNER_TOPICS, Edge, Node, RetryPolicy
@@ -304,7 +305,9 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
         _decided(builder, node, scope, "timeout", None, "the deadline passed")
     elif timer.purpose == "node_timeout" and current.status is NodeStatus.SCHEDULED:
         error = NodeError(
-            type="timeout", message=f"no result within {node.data.timeout_seconds:g} s", retryable=True
+            type=NodeErrorType.TIMEOUT,
+            message=f"no result within {node.data.timeout_seconds:g} s",
+            retryable=True,
         )
         _fail(builder, node, scope, timer.attempt, error)
 
@@ -427,7 +430,7 @@ def retry_policy(state: RunState, node: Node) -> RetryPolicy:
 
 
 def _retries(policy: RetryPolicy, error_type: str) -> bool:
-    return "*" in policy.retry_on or error_type in policy.retry_on
+    return RETRY_EVERY_TYPE in policy.retry_on or error_type in policy.retry_on
 
 
 def backoff(policy: RetryPolicy, attempt: int, entropy: UUID) -> timedelta:
@@ -530,7 +533,7 @@ def _fill_loop(builder: _Builder, node: Node, scope: str) -> bool:
     if node.data.failure_policy == "fail" and loop.failures:
         index, error = min(loop.failures.items())
         failure = NodeError(
-            type="item_failed", message=f"item {index} failed: {error.message}", retryable=False
+            type=NodeErrorType.ITEM_FAILED, message=f"item {index} failed: {error.message}", retryable=False
         )
         _fail(builder, node, scope, attempt, failure)
         return True
@@ -648,13 +651,16 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                 _dispatch(builder, node, scope, attempt)
             case _:
                 error = NodeError(
-                    type="unsupported",
+                    type=NodeErrorType.UNSUPPORTED_NODE,
                     message=f"node type {node.type!r} does not run on this orchestrator yet",
                     retryable=False,
                 )
                 _fail(builder, node, scope, attempt, error)
-    except (ConditionError, TemplateError) as problem:
-        error = NodeError(type=type(problem).__name__.lower(), message=str(problem), retryable=False)
+    except ConditionError as problem:
+        error = NodeError(type=NodeErrorType.CONDITION, message=str(problem), retryable=False)
+        _fail(builder, node, scope, attempt, error)
+    except TemplateError as problem:
+        error = NodeError(type=NodeErrorType.TEMPLATE, message=str(problem), retryable=False)
         _fail(builder, node, scope, attempt, error)
 
 
@@ -717,7 +723,13 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
             if k != "name"
         }
     except TemplateError as error:
-        _fail(builder, node, scope, attempt, NodeError(type="template", message=str(error), retryable=False))
+        _fail(
+            builder,
+            node,
+            scope,
+            attempt,
+            NodeError(type=NodeErrorType.TEMPLATE, message=str(error), retryable=False),
+        )
         return
     builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=rendered)
     state = builder.state

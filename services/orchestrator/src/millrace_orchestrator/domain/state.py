@@ -34,6 +34,7 @@ from millrace_common.messages.run_events import (
     TimerFired,
     TimerScheduled,
 )
+from millrace_common.node_errors import NodeErrorType
 from millrace_common.workflow import WorkflowDefinition
 
 D = TypeVar("D")
@@ -293,7 +294,9 @@ def _(event: ForEachItemCompleted, state: RunState) -> RunState:
     if event.outcome == "succeeded":
         loop = replace(loop, running=running, results=loop.results.set(event.index, event.result))
     else:
-        error = event.error or NodeError(type="item_failed", message="the item failed", retryable=False)
+        error = event.error or NodeError(
+            type=NodeErrorType.ITEM_FAILED, message="the item failed", retryable=False
+        )
         loop = replace(loop, running=running, failures=loop.failures.set(event.index, error))
     return replace(state, loops=state.loops.set(event.node_id, loop))
 
