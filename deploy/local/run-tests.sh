@@ -45,7 +45,7 @@ static_checks() {
   "$UV" run --frozen ruff check . || return
   "$UV" run --frozen ruff format --check . || return
   bash $WEB/build.sh || return # npm ci when the lock changed (tsc needs node_modules), then the build
-  (cd $WEB && npx --no-install tsc --noEmit) || return
+  (cd $WEB && npx --no-install tsc --noEmit && npx --no-install prettier --check src vite.config.ts) || return
 }
 
 web_unit() {

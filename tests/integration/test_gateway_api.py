@@ -94,10 +94,20 @@ def test_the_token_endpoint_refuses_a_wrong_password(gateway: str, acme: Account
     assert answer.json()["code"] == "invalid_credentials"
 
 
-def test_calls_without_a_token_are_refused_with_the_error_shape(gateway: str):
+def test_calls_without_a_token_are_refused_with_problem_details(gateway: str):
     answer = httpx.get(f"{gateway}/api/v1/workflows")
     assert answer.status_code == 401
-    assert set(answer.json()) == {"code", "message", "details"}
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json() == {
+        "type": "urn:millrace:problem:unauthenticated",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": answer.json()["detail"],
+        "instance": "/api/v1/workflows",
+        "code": "unauthenticated",
+        "errors": [],
+    }
+    assert answer.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -239,7 +249,7 @@ def test_an_invalid_definition_gets_every_problem_with_its_pointer(admin: httpx.
     assert answer.status_code == 422
     body = answer.json()
     assert body["code"] == "invalid_definition"
-    pointers = {d["pointer"] for d in body["details"]}
+    pointers = {d["pointer"] for d in body["errors"]}
     assert "/definition/nodes/1/data/url" in pointers
     assert any(p.startswith("/definition/edges/2") for p in pointers)
     checked = admin.post("/api/v1/workflows/validate", json={"definition": broken}).json()
@@ -249,7 +259,7 @@ def test_an_invalid_definition_gets_every_problem_with_its_pointer(admin: httpx.
 def test_malformed_bodies_get_a_4xx_with_the_field(admin: httpx.Client):
     answer = admin.post("/api/v1/workflows", json={"name": "", "definition": "no"})
     assert answer.status_code == 422
-    assert {d["pointer"] for d in answer.json()["details"]} >= {"/body/name", "/body/definition"}
+    assert {d["pointer"] for d in answer.json()["errors"]} >= {"/body/name", "/body/definition"}
     too_big = admin.post(
         "/api/v1/workflows",
         content=b"{" + b" " * (3 * 1024 * 1024) + b"}",

@@ -359,9 +359,9 @@ def test_resume_positions_and_credentials_are_checked(api: httpx.Client, gateway
     wait_for_status(api, run_id, {"completed"})
     bad_header = api.get(f"/api/v1/runs/{run_id}/events", headers={"Last-Event-ID": "seven"})
     assert bad_header.status_code == 422
-    assert [d["pointer"] for d in bad_header.json()["details"]] == ["/header/last-event-id"]
+    assert [d["pointer"] for d in bad_header.json()["errors"]] == ["/header/last-event-id"]
     negative = api.get(f"/api/v1/runs/{run_id}/events", params={"after": -1})
-    assert negative.status_code == 422 and negative.json()["details"][0]["pointer"] == "/query/after"
+    assert negative.status_code == 422 and negative.json()["errors"][0]["pointer"] == "/query/after"
     with client(gateway, None) as anonymous:
         assert anonymous.get(f"/api/v1/runs/{run_id}/events").status_code == 401
         assert anonymous.get(f"/api/v1/workflows/{workflow_id}/events").status_code == 401
@@ -520,12 +520,12 @@ def test_activating_an_older_version_pins_it_and_an_unknown_one_is_404_naming_th
     unknown = api.post(f"/api/v1/workflows/{workflow_id}/activate", json={"version": 9})
     assert unknown.status_code == 404
     assert unknown.json()["code"] == "unknown_version"
-    assert unknown.json()["details"] == [{"pointer": "/body/version", "message": "no such version"}]
+    assert unknown.json()["errors"] == [{"pointer": "/body/version", "detail": "no such version"}]
     assert api.get(f"/api/v1/workflows/{workflow_id}").json()["active_version"] == 1, (
         "a refused change changes nothing"
     )
     zero = api.post(f"/api/v1/workflows/{workflow_id}/activate", json={"version": 0})
-    assert zero.status_code == 422 and zero.json()["details"][0]["pointer"] == "/body/version"
+    assert zero.status_code == 422 and zero.json()["errors"][0]["pointer"] == "/body/version"
 
     newest = api.post(f"/api/v1/workflows/{workflow_id}/activate")
     assert (newest.status_code, newest.json()["active_version"]) == (200, 3)
@@ -546,7 +546,7 @@ def test_runs_filter_by_workflow_and_status_and_show_each_nodes_execution(api: h
         api.get("/api/v1/runs", params={"workflow_id": workflow_id, "status": "failed"}).json()["items"] == []
     )
     bad = api.get("/api/v1/runs", params={"status": "sideways"})
-    assert bad.status_code == 422 and bad.json()["details"][0]["pointer"] == "/query/status"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["pointer"] == "/query/status"
 
     nodes = {n["node_id"]: n for n in run["nodes"]}
     assert set(nodes) == {"start", "before", "pause", "after", "done"}

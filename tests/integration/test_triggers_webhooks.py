@@ -164,7 +164,7 @@ def test_every_rejected_call_gets_a_clear_4xx_and_nothing_is_stored(rig: Rig):
         )
         assert answer.status_code == status, f"{case}: {answer.status_code} {answer.text}"
         assert answer.json()["code"] == code, f"{case}: {answer.text}"
-        assert answer.json()["message"], case
+        assert answer.json()["detail"], case
     chunked = httpx.post(
         url,
         content=iter([b'"', b"y" * 200_000, b"y" * 100_000, b'"']),

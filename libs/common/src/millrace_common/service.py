@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_common.db import database_reachable
 from millrace_common.logs import configure_logging
+from millrace_common.problems import install_problem_handlers, problem_openapi
 from millrace_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
             log.info("service stopped")
 
     app = FastAPI(title=title, lifespan=lifespan)
+    install_problem_handlers(app)
+    problem_openapi(app, body_limit=False)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

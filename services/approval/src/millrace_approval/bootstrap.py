@@ -6,7 +6,6 @@ import asyncio
 from datetime import timedelta
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from millrace_common.auth import AUDIENCE, ISSUER, Passwords, Tokens
 from millrace_common.db import create_engine
@@ -21,13 +20,13 @@ from millrace_common.kafka import DeadLetters, create_broker
 from millrace_common.messages.envelope import utc_now
 from millrace_common.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.outbox import OutboxRelay
+from millrace_common.problems import problem_response
 from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 from prometheus_client import CollectorRegistry
 
 from millrace_approval.domain.approvals import ApprovalRefused
 from millrace_approval.entrypoints import api, inbox, kafka
-from millrace_approval.entrypoints.deps import ApiError
 from millrace_approval.handlers import PRODUCER, ApprovalMetrics, ApprovalNotFound, Approvals
 from millrace_approval.metrics import ApprovalGauges
 from millrace_approval.settings import ApprovalSettings
@@ -89,28 +88,13 @@ def build(settings: ApprovalSettings) -> FastAPI:
 
 
 def _install_errors(app: FastAPI) -> None:
-    def answer(status: int, code: str, message: str, details: list | None = None) -> JSONResponse:
-        return JSONResponse({"code": code, "message": message, "details": details or []}, status_code=status)
-
-    @app.exception_handler(ApiError)
-    async def api_error(_: Request, error: ApiError) -> JSONResponse:
-        return answer(error.status, error.code, error.message)
+    """The approval domain's refusals as problem details; every other error is already one
+    (``millrace_common.problems``, installed by ``create_app``)."""
 
     @app.exception_handler(ApprovalRefused)
-    async def refused(_: Request, error: ApprovalRefused) -> JSONResponse:
-        return answer(error.status, error.code, str(error))
+    async def refused(request: Request, error: ApprovalRefused) -> JSONResponse:
+        return problem_response(request, error.status, error.code, str(error))
 
     @app.exception_handler(ApprovalNotFound)
-    async def not_found(_: Request, __: ApprovalNotFound) -> JSONResponse:
-        return answer(404, "not_found", "approval not found")
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        details = [
-            {
-                "pointer": "/" + "/".join(str(p) for p in item.get("loc", ())),
-                "message": str(item.get("msg", "")),
-            }
-            for item in error.errors()
-        ]
-        return answer(422, "invalid_request", "the request is not valid", details)
+    async def not_found(request: Request, _: ApprovalNotFound) -> JSONResponse:
+        return problem_response(request, 404, "not_found", "approval not found")

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from millrace_common.auth import InvalidCredentials, Passwords, Principal, Tokens
 from millrace_common.callers import authenticate
 from millrace_common.permissions import Permission, allows
+from millrace_common.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_approval.handlers import Approvals
@@ -22,12 +23,7 @@ SESSION_COOKIE = "millrace_inbox"
 _bearer = HTTPBearer(auto_error=False, description="An access token from the gateway, or an API key")
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
+ApiError = Problem
 
 
 def _state(name: str) -> Callable[[Request], object]:

@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path
 from millrace_common.messages.envelope import TenantId, utc_now
+from millrace_common.problems import declared
 from millrace_common.tables import api_keys, users
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import insert, select, update
@@ -93,7 +94,11 @@ class NewApiKeyOut(ApiKeyOut):
     key: str = Field(description="Shown once; only its hash is kept")
 
 
-@router.post("/auth/token", response_model=TokenOut)
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    responses=declared(unauthorized="unknown tenant, email or password"),
+)
 async def issue_token(
     body: TokenRequest, engine: EngineDep, passwords: PasswordsDep, tokens: TokensDep
 ) -> TokenOut:
@@ -121,7 +126,13 @@ async def me(principal: PrincipalDep) -> MeOut:
     )
 
 
-@router.post("/users", status_code=201, response_model=UserOut, tags=["users"])
+@router.post(
+    "/users",
+    status_code=201,
+    response_model=UserOut,
+    tags=["users"],
+    responses=declared(conflict="a user with this email exists"),
+)
 async def create_user(
     body: CreateUser, admin: TenantAdmin, engine: EngineDep, passwords: PasswordsDep
 ) -> UserOut:
@@ -132,7 +143,7 @@ async def create_user(
             )
     except IntegrityError as error:
         raise ApiError(
-            409, "conflict", "a user with this email exists", [{"pointer": "/email", "message": "taken"}]
+            409, "conflict", "a user with this email exists", [{"pointer": "/body/email", "detail": "taken"}]
         ) from error
     return await _user(engine, admin.tenant_id, user_id)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query
 from millrace_common.messages.envelope import JsonObject, utc_now
 from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordEvent, RecordUpdated
 from millrace_common.outbox import Outgoing, enqueue
+from millrace_common.problems import declared
 from millrace_common.tables import pipelines, records
 from millrace_common.topics import RECORDS_EVENTS, Namespace
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,7 +69,12 @@ class RecordPage(BaseModel):
     next_offset: int | None
 
 
-@router.post("", status_code=201, response_model=PipelineOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=PipelineOut,
+    responses=declared(conflict="a pipeline with this id exists"),
+)
 async def create_pipeline(body: CreatePipeline, editor: WorkflowEditor, engine: EngineDep) -> PipelineOut:
     now = utc_now()
     try:
@@ -80,7 +86,7 @@ async def create_pipeline(body: CreatePipeline, editor: WorkflowEditor, engine: 
             )
     except IntegrityError as error:
         raise ApiError(
-            409, "conflict", f"pipeline {body.id!r} exists", [{"pointer": "/id", "message": "taken"}]
+            409, "conflict", f"pipeline {body.id!r} exists", [{"pointer": "/body/id", "detail": "taken"}]
         ) from error
     return PipelineOut(id=body.id, name=body.name, created_at=now)
 
@@ -133,7 +139,9 @@ async def rename_pipeline(
     return await get_pipeline(pipeline_id, editor, engine)
 
 
-@router.delete("/{pipeline_id}", status_code=204)
+@router.delete(
+    "/{pipeline_id}", status_code=204, responses=declared(conflict="the pipeline still has records")
+)
 async def delete_pipeline(pipeline_id: PipelineId, editor: WorkflowEditor, engine: EngineDep) -> None:
     """Only an empty pipeline can be deleted; delete its records first (each emits its event)."""
     async with engine.begin() as connection:

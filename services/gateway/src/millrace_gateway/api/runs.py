@@ -9,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from millrace_common.messages.run_commands import CancelRun, RetryRun
 from millrace_common.outbox import Outgoing, enqueue
+from millrace_common.problems import declared
 from millrace_common.tables import node_executions, runs
 from millrace_common.topics import RUNS_COMMANDS
 from pydantic import BaseModel, Field, JsonValue
@@ -113,7 +114,12 @@ async def get_run(run_id: UUID, reader: Reader, engine: EngineDep) -> RunOut:
         )
 
 
-@router.post("/{run_id}/cancel", status_code=202, response_model=CommandAccepted)
+@router.post(
+    "/{run_id}/cancel",
+    status_code=202,
+    response_model=CommandAccepted,
+    responses=declared(conflict="the run is not in a state this applies to"),
+)
 async def cancel_run(
     run_id: UUID, operator: RunOperator, engine: EngineDep, relay: RelayDep, namespace: NamespaceDep
 ) -> CommandAccepted:
@@ -125,7 +131,12 @@ async def cancel_run(
     return CommandAccepted(run_id=run_id, accepted="cancel")
 
 
-@router.post("/{run_id}/retry", status_code=202, response_model=CommandAccepted)
+@router.post(
+    "/{run_id}/retry",
+    status_code=202,
+    response_model=CommandAccepted,
+    responses=declared(conflict="the run is not in a state this applies to"),
+)
 async def retry_run(
     run_id: UUID, operator: RunOperator, engine: EngineDep, relay: RelayDep, namespace: NamespaceDep
 ) -> CommandAccepted:

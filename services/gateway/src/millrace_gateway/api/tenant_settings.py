@@ -8,6 +8,7 @@ from uuid import uuid4
 
 from fastapi import APIRouter, Path
 from millrace_common.messages.envelope import utc_now
+from millrace_common.problems import declared
 from millrace_common.tables import credentials, tenant_ai_settings
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import delete, insert, select, update
@@ -104,7 +105,7 @@ class CredentialOut(BaseModel):
     updated_at: datetime
 
 
-@router.get("/settings/ai", response_model=AiSettingsOut)
+@router.get("/settings/ai", response_model=AiSettingsOut, responses=declared(not_found="no AI settings yet"))
 async def get_ai_settings(admin: TenantAdmin, engine: EngineDep) -> AiSettingsOut:
     async with engine.connect() as connection:
         row = (
@@ -142,7 +143,12 @@ async def put_ai_settings(
     return await get_ai_settings(admin, engine)
 
 
-@router.post("/credentials", status_code=201, response_model=CredentialOut)
+@router.post(
+    "/credentials",
+    status_code=201,
+    response_model=CredentialOut,
+    responses=declared(conflict="a credential with this name exists"),
+)
 async def create_credential(
     body: CredentialBody, admin: TenantAdmin, engine: EngineDep, box: SecretBoxDep
 ) -> CredentialOut:
@@ -165,7 +171,7 @@ async def create_credential(
             409,
             "conflict",
             f"a credential named {body.name!r} exists",
-            [{"pointer": "/name", "message": "taken"}],
+            [{"pointer": "/body/name", "detail": "taken"}],
         ) from error
     return CredentialOut(name=body.name, kind=body.secret.kind, created_at=now, updated_at=now)
 

@@ -164,7 +164,7 @@ def _content_type(request: Request) -> str:
         415,
         "unsupported_media_type",
         "send the body as application/json or application/x-www-form-urlencoded",
-        [{"pointer": "/headers/content-type", "message": f"got {media_type or 'none'}"}],
+        [{"pointer": "/header/content-type", "detail": f"got {media_type or 'none'}"}],
     )
 
 
@@ -206,7 +206,7 @@ async def _check_signature(
             401,
             rejected.problem.value,
             str(rejected),
-            [{"pointer": f"/headers/{header.lower()}", "message": str(rejected)}],
+            [{"pointer": f"/header/{header.lower()}", "detail": str(rejected)}],
         ) from rejected
     return True
 
@@ -250,11 +250,11 @@ def _parse(content_type: str, raw: bytes) -> JsonValue:
             400,
             "invalid_body",
             f"the body is not valid {what} in UTF-8",
-            [{"pointer": "/body", "message": str(error)}],
+            [{"pointer": "/body", "detail": str(error)}],
         ) from error
     problem = _unstorable(body)
     if problem:
-        raise ApiError(400, "invalid_body", problem, [{"pointer": "/body", "message": problem}])
+        raise ApiError(400, "invalid_body", problem, [{"pointer": "/body", "detail": problem}])
     return body
 
 
@@ -290,7 +290,7 @@ def _delivery_id(request: Request) -> str:
             400,
             "invalid_delivery_id",
             f"{DELIVERY_HEADER} is 1 to 200 letters, digits and ._:@/+=-",
-            [{"pointer": f"/headers/{DELIVERY_HEADER.lower()}", "message": "not a valid delivery id"}],
+            [{"pointer": f"/header/{DELIVERY_HEADER.lower()}", "detail": "not a valid delivery id"}],
         )
     return given
 
@@ -317,7 +317,7 @@ def _query(request: Request) -> dict[str, JsonValue]:
             400,
             "invalid_query",
             problem.replace("body", "query string"),
-            [{"pointer": "/query", "message": problem}],
+            [{"pointer": "/query", "detail": problem}],
         )
     return query
 

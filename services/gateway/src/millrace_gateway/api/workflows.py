@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Header, Path, Query
 from millrace_common.messages.envelope import JsonObject, utc_now
 from millrace_common.messages.run_commands import StartRun, TriggerData
 from millrace_common.outbox import Outgoing, enqueue
+from millrace_common.problems import declared
 from millrace_common.tables import active_triggers, runs, workflow_triggers, workflow_versions, workflows
 from millrace_common.topics import RUNS_COMMANDS
 from millrace_common.workflow import WorkflowDefinition
@@ -63,7 +64,10 @@ class ActivateBody(BaseModel):
 class ManualRunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    input: JsonObject = Field(default_factory=dict, description="Visible to templates as trigger.data")
+    input: JsonObject = Field(
+        default_factory=dict,
+        description='Visible to templates at the top of trigger: {"customer": ...} is trigger.customer',
+    )
     version: int | None = Field(
         default=None, ge=1, description="Defaults to the active, else the newest version"
     )
@@ -128,7 +132,7 @@ def _checked(definition: dict[str, JsonValue], pointer_prefix: str = "/definitio
             422,
             "invalid_definition",
             f"the workflow definition has {len(report.problems)} problem(s)",
-            [{"pointer": pointer_prefix + p.pointer, "message": p.message} for p in report.problems],
+            [{"pointer": pointer_prefix + p.pointer, "detail": p.message} for p in report.problems],
         )
     return report.definition
 
@@ -204,7 +208,9 @@ async def get_workflow(workflow_id: UUID, reader: Reader, engine: EngineDep) -> 
         return await _load(connection, reader.tenant_id, workflow_id)
 
 
-@router.put("/{workflow_id}", response_model=WorkflowOut)
+@router.put(
+    "/{workflow_id}", response_model=WorkflowOut, responses=declared(conflict="the workflow is archived")
+)
 async def update_workflow(
     workflow_id: UUID, body: WorkflowBody, editor: WorkflowEditor, engine: EngineDep
 ) -> WorkflowOut:
@@ -262,7 +268,11 @@ async def get_version(
     )
 
 
-@router.post("/{workflow_id}/activate", response_model=WorkflowOut)
+@router.post(
+    "/{workflow_id}/activate",
+    response_model=WorkflowOut,
+    responses=declared(conflict="the workflow is archived"),
+)
 async def activate_workflow(
     workflow_id: UUID,
     editor: WorkflowEditor,
@@ -312,7 +322,12 @@ async def archive_workflow(workflow_id: UUID, editor: WorkflowEditor, engine: En
     return await _deactivate(engine, editor.tenant_id, workflow_id, "archived")
 
 
-@router.post("/{workflow_id}/runs", status_code=202, response_model=RunAccepted)
+@router.post(
+    "/{workflow_id}/runs",
+    status_code=202,
+    response_model=RunAccepted,
+    responses=declared(conflict="the workflow is archived"),
+)
 async def start_manual_run(
     workflow_id: UUID,
     body: ManualRunBody,
@@ -328,7 +343,7 @@ async def start_manual_run(
         if current.status == "archived":
             raise ApiError(409, "archived", "an archived workflow cannot run")
         version = body.version or current.active_version or current.latest_version
-        await _version(connection, workflow_id, version, pointer="/version", status=422)
+        await _version(connection, workflow_id, version, pointer="/body/version", status=422)
         run_id = manual_run_id(workflow_id, idempotency_key) if idempotency_key else uuid4()
         command = StartRun(
             tenant_id=operator.tenant_id,
@@ -445,7 +460,7 @@ async def _version(
             status,
             "unknown_version",
             f"the workflow has no version {version}",
-            [{"pointer": pointer, "message": "no such version"}],
+            [{"pointer": pointer, "detail": "no such version"}],
         )
     return WorkflowDefinition.model_validate(row.definition)
 

@@ -74,13 +74,18 @@ async function request<T>(token: string | null, method: string, path: string, bo
     parsed = null;
   }
   if (!response.ok) {
-    const error = (parsed ?? {}) as { code?: string; message?: string; details?: Problem[]; detail?: string };
+    // RFC 9457 problem details: `detail` for people, `code` and `errors` (JSON pointers) for us.
+    const problem = (parsed ?? {}) as {
+      code?: string;
+      detail?: string;
+      errors?: { pointer: string; detail: string }[];
+    };
     if (response.status === 401 && token) onUnauthenticated();
     throw new ApiError(
       response.status,
-      error.code ?? `http_${response.status}`,
-      error.message ?? error.detail ?? (text || response.statusText),
-      Array.isArray(error.details) ? error.details : [],
+      problem.code ?? `http_${response.status}`,
+      problem.detail ?? (text || response.statusText),
+      Array.isArray(problem.errors) ? problem.errors.map((e) => ({ pointer: e.pointer, message: e.detail })) : [],
     );
   }
   return parsed as T;

@@ -66,8 +66,18 @@ describe("the run event fold", () => {
   });
 
   it("reads an abandoned node from the stored node log", () => {
-    const row = { node_id: "call", node_type: "http_request", status: "abandoned", attempts: 1, input: {}, output: null,
-      error: null, scheduled_at: null, finished_at: null, duration_ms: null };
+    const row = {
+      node_id: "call",
+      node_type: "http_request",
+      status: "abandoned",
+      attempts: 1,
+      input: {},
+      output: null,
+      error: null,
+      scheduled_at: null,
+      finished_at: null,
+      duration_ms: null,
+    };
     const state = stateFromRun({ status: "cancelled", error: "stop", nodes: [row] } as never);
     expect(state.nodes.call.status).toBe("abandoned");
   });
