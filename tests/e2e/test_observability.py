@@ -190,7 +190,8 @@ class Workload:
         return started.json()["run_id"]
 
     def run(self, run_id: str) -> dict:
-        return self.api.get(f"/api/v1/runs/{run_id}").json()
+        answer = self.api.get(f"/api/v1/runs/{run_id}")
+        return answer.json() if answer.status_code == 200 else {}  # a 404 problem has a status too
 
     def settled(self, run_id: str, timeout: float = 60) -> dict:
         deadline = time.monotonic() + timeout

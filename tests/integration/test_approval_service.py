@@ -103,7 +103,8 @@ def pending_approval(inbox: httpx.Client, run_id: str, timeout: float = 30) -> d
 def finished(api: httpx.Client, run_id: str, timeout: float = 45) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = api.get(f"/api/v1/runs/{run_id}").json()
+        answer = api.get(f"/api/v1/runs/{run_id}")
+        run = answer.json() if answer.status_code == 200 else {}  # a 404 problem has a status too
         if run.get("status") not in (None, "running"):
             return run
         time.sleep(0.2)

@@ -434,7 +434,9 @@ def test_another_tenant_gets_404_for_both_streams_and_never_sees_the_events(
             before_heartbeat.append(message)
         assert before_heartbeat == []
     refused_resume = intruder.get(f"/api/v1/runs/{run_id}/events", headers={"Last-Event-ID": "0"})
-    assert refused_resume.status_code == 404 and run_id not in refused_resume.text
+    assert refused_resume.status_code == 404 and refused_resume.json()["code"] == "not_found"
+    # Nothing of the run but the id the intruder asked with (the problem's `instance` is that path).
+    assert run_id not in refused_resume.json()["detail"] and "event:" not in refused_resume.text
 
 
 # --- what the builder reads besides the streams ----------------------------------------------

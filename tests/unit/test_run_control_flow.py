@@ -10,7 +10,7 @@ import pytest
 from millrace_common.messages.node_commands import NodeError
 from millrace_common.messages.run_commands import FireTimer, ResumeRun, StartRun, TriggerData
 from millrace_common.workflow import WorkflowDefinition
-from millrace_orchestrator.domain.decide import NODE_TIMEOUT_GRACE, WorkflowLoad, decide
+from millrace_orchestrator.domain.decide import MAX_DELIVERIES, NODE_TIMEOUT_GRACE, WorkflowLoad, decide
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus
 
 from tests.unit.run_simulation import START, Simulation, fail_with, succeed_with
@@ -253,20 +253,48 @@ def test_a_fallback_output_stands_in_for_a_failed_node():
     assert sim.state.node("done").output == {"s": 0}
 
 
-def test_a_runner_that_never_answers_times_the_node_out_and_its_late_result_is_ignored():
+def fire_node_timeout(sim: Simulation) -> None:
+    timeout = next(t for t in sim.state.timers.values() if t.purpose == "node_timeout")
+    sim.now = timeout.fire_at
+    sim.send(FireTimer(tenant_id="acme", run_id=sim.run_id, timer_id=timeout.timer_id))
+
+
+def test_a_lost_command_is_sent_again_as_the_same_attempt_and_a_late_result_is_taken():
     definition = workflow(
         [node("call", "http_request", url="http://example.test", timeout_seconds=5)],
         [edge("start", "call")],
-        retry_count=0,
+        retry_count=3,
     )
     sim = Simulation(definition).start()
     lost = sim.commands.pop()
     timeout = next(t for t in sim.state.timers.values() if t.purpose == "node_timeout")
     assert timeout.fire_at == START + timedelta(seconds=5) + NODE_TIMEOUT_GRACE
-    sim.now = timeout.fire_at
-    sim.send(FireTimer(tenant_id="acme", run_id=sim.run_id, timer_id=timeout.timer_id))
+    fire_node_timeout(sim)
+    again = sim.commands.pop()
+    # The same attempt (so the same idempotency key), not a retry: its outcome is still unknown.
+    assert (again.attempt, again.node_id, again.input) == (lost.attempt, lost.node_id, lost.input)
+    assert sim.state.node("call").status is NodeStatus.SCHEDULED
+    assert [e.type for e in sim.log if e.type == "node.redelivered"] == ["node.redelivered"]
+    sim.send(succeed_with()(lost))  # the first sending's result, late: the attempt is decided by it
+    assert sim.state.status is RunStatus.COMPLETED
+
+
+def test_a_runner_that_never_answers_fails_the_node_as_no_result_and_a_late_result_is_ignored():
+    definition = workflow(
+        [node("call", "http_request", url="http://example.test", timeout_seconds=5)],
+        [edge("start", "call")],
+        retry_count=3,
+    )
+    sim = Simulation(definition).start()
+    lost = sim.commands.pop()
+    for _ in range(MAX_DELIVERIES):
+        fire_node_timeout(sim)
+    assert len(sim.commands) == MAX_DELIVERIES - 1 and {c.attempt for c in sim.commands} == {lost.attempt}
     assert sim.state.status is RunStatus.FAILED
-    assert sim.state.node("call").error.type == "timeout"
+    error = sim.state.node("call").error
+    assert (
+        error.type == "no_result" and not error.retryable and f"sent {MAX_DELIVERIES} times" in error.message
+    )
     before = len(sim.log)
     sim.send(succeed_with()(lost))
     assert len(sim.log) == before

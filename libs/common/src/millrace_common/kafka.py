@@ -8,6 +8,7 @@ import base64
 import functools
 import logging
 import random
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -18,8 +19,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from pydantic import TypeAdapter, ValidationError
 
+from millrace_common.limits import MAX_PAYLOAD_BYTES, json_size, too_large
 from millrace_common.messages.envelope import DeadLetter
 from millrace_common.metrics import ConsumerMetrics
+from millrace_common.outages import OncePerInterval, unreachable_dependency
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import ConsumerGroup, Namespace, Topic
 
@@ -50,9 +53,50 @@ def create_broker(settings: ServiceSettings) -> KafkaBroker:
         enable_idempotence=True,
         partitioner=key_partitioner,
         graceful_timeout=10.0,
+        max_request_size=settings.kafka_max_message_bytes + 4096,
         logger=logging.getLogger(f"millrace.{settings.service_name}.kafka"),
         log_level=logging.DEBUG,
     )
+
+
+class MessageLimitTooSmall(RuntimeError):
+    """A topic accepts smaller messages than ``MILLRACE_KAFKA_MAX_MESSAGE_BYTES``: refuse to start
+    rather than produce messages the broker refuses."""
+
+
+async def check_message_limit(settings: ServiceSettings) -> None:
+    """Every existing topic of the namespace accepts messages of ``kafka_max_message_bytes``, or
+    :class:`MessageLimitTooSmall` names those that do not and how to fix them."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from millrace_common.topics import every_topic, topic_max_message_bytes
+
+    namespace = Namespace(settings.namespace)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [namespace.topic(t) for t in every_topic() if namespace.topic(t) in existing]
+        if not names:
+            return
+        answers = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    finally:
+        await admin.close()
+    needed = topic_max_message_bytes(settings.kafka_max_message_bytes)
+    short = {}
+    for answer in answers:
+        for resource in answer.to_object()["resources"]:
+            for entry in resource["config_entries"]:
+                if entry["config_names"] == "max.message.bytes" and int(entry["config_value"]) < needed:
+                    short[resource["resource_name"]] = int(entry["config_value"])
+    if short:
+        listed = ", ".join(f"{name} ({limit})" for name, limit in sorted(short.items()))
+        raise MessageLimitTooSmall(
+            f"MILLRACE_KAFKA_MAX_MESSAGE_BYTES is {settings.kafka_max_message_bytes}, so every topic needs "
+            f"max.message.bytes >= {needed}; these accept less: {listed}. Raise their max.message.bytes "
+            "(kafka-configs --alter) or lower the setting."
+        )
 
 
 def batch_subscriber_options(settings: ServiceSettings, group: ConsumerGroup) -> dict[str, Any]:
@@ -91,7 +135,15 @@ class DeadLetters:
         self._group = group
         self._metrics = metrics
 
-    async def send(self, topic: Topic, record: ConsumerRecord, reason: str) -> None:
+    async def send(
+        self,
+        topic: Topic,
+        record: ConsumerRecord,
+        reason: str,
+        *,
+        error: BaseException | None = None,
+        attempts: int = 1,
+    ) -> None:
         raw: bytes = record.value or b""
         key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else None
         letter = DeadLetter(
@@ -99,22 +151,43 @@ class DeadLetters:
             partition=record.partition,
             offset=record.offset,
             key=key,
-            reason=reason,
+            reason=reason[:2000],
             consumer_group=self._namespace.group(self._group),
             raw_value=raw.decode(errors="replace"),
             raw_value_base64=base64.b64encode(raw).decode(),
             headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+            error_type=type(error).__name__ if error is not None else None,
+            trace=short_trace(error) if error is not None else None,
+            attempts=attempts,
         )
         await self._broker.publish(
-            letter.model_dump_json().encode(),
+            _fitted(letter).model_dump_json().encode(),
             topic=self._namespace.topic(topic.dlq),
             key=record.key if isinstance(record.key, bytes) else None,
             headers={"millrace-reason": reason[:500]},
         )
         self._metrics.dead_lettered.labels(topic=topic.name).inc()
         log.warning(
-            "dead-lettered a message", extra={"ids": {"topic": record.topic, "offset": record.offset}}
+            "dead-lettered a message",
+            extra={
+                "ids": {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "reason": reason[:300],
+                    "attempts": attempts,
+                }
+            },
         )
+
+    def topic_of(self, record: ConsumerRecord) -> Topic:
+        """The registry's topic a polled record came from."""
+        from millrace_common.topics import ALL_TOPICS
+
+        for topic in ALL_TOPICS:
+            if self._namespace.topic(topic) == record.topic:
+                return topic
+        raise LookupError(f"{record.topic} is not a registered topic of this namespace")
 
     async def decode(
         self, topic: Topic, records: Sequence[ConsumerRecord], adapter: TypeAdapter[T]
@@ -130,6 +203,103 @@ class DeadLetters:
 
 
 BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
+
+
+def short_trace(error: BaseException, frames: int = 6) -> str:
+    """The error and the last few frames of its traceback: enough to find the fault, short enough
+    to read in a dead letter."""
+    lines = traceback.format_exception(error, limit=-frames)
+    return "".join(lines)[-4000:]
+
+
+def _fitted(letter: DeadLetter) -> DeadLetter:
+    """The letter, small enough for its topic: a message near the limit cannot travel twice (as text
+    and as base64), so the text goes first, then the base64's tail."""
+    if too_large(letter.model_dump(mode="json"), MAX_PAYLOAD_BYTES) is None:
+        return letter
+    letter = letter.model_copy(update={"raw_value": "", "raw_truncated": True})
+    if too_large(letter.model_dump(mode="json"), MAX_PAYLOAD_BYTES) is None:
+        return letter
+    room = MAX_PAYLOAD_BYTES - json_size(
+        letter.model_copy(update={"raw_value_base64": ""}).model_dump(mode="json")
+    )
+    return letter.model_copy(
+        update={"raw_value_base64": letter.raw_value_base64[: max(room - 64, 0) // 4 * 4]}
+    )
+
+
+class InjectedFault(RuntimeError):
+    """The failure ``MILLRACE_FAULT_MARKER`` injects (tests only)."""
+
+
+def inject_fault(marker: bytes | None, records: Sequence[ConsumerRecord]) -> None:
+    """Fail as a broken handler would on a record carrying the test marker; nothing when unset."""
+    if marker is not None and any(marker in (record.value or b"") for record in records):
+        raise InjectedFault("a message carries the fault marker (MILLRACE_FAULT_MARKER)")
+
+
+HANDLING_ATTEMPTS = 3
+"""How many times a message is handled on its own before it is dead-lettered."""
+
+
+class PoisonGuard:
+    """Calls a batch handler so that no message can hold back the others on its partition.
+
+    A batch that fails for any reason but an outage (``millrace_common.outages``) is handled again one
+    message at a time; a message that fails ``attempts`` times on its own goes to its dead-letter topic
+    with the reason, the error's type and a short trace, the attempts and its coordinates, and the
+    partition moves on. Handlers are idempotent, so the batch's other messages may be handled twice.
+    An outage is raised to the caller, which waits it out: a message is never dead-lettered because
+    PostgreSQL or Kafka was away.
+    """
+
+    def __init__(
+        self,
+        dead_letters: DeadLetters,
+        *,
+        attempts: int = HANDLING_ATTEMPTS,
+        pause_seconds: float = 0.2,
+        fault_marker: str | None = None,
+    ) -> None:
+        self._dead_letters = dead_letters
+        self._attempts = attempts
+        self._pause_seconds = pause_seconds
+        self._fault_marker = fault_marker.encode() if fault_marker else None
+
+    async def handle(self, handle: BatchHandler, records: Sequence[ConsumerRecord]) -> None:
+        try:
+            inject_fault(self._fault_marker, records)
+            await handle(records)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if unreachable_dependency(error) is not None:
+                raise
+            log.warning(
+                "a batch failed; handling its messages one at a time",
+                extra={"ids": {"records": len(records), "error": type(error).__name__}},
+            )
+        for record in records:
+            await self._one(handle, record)
+
+    async def _one(self, handle: BatchHandler, record: ConsumerRecord) -> None:
+        for attempt in range(1, self._attempts + 1):
+            try:
+                inject_fault(self._fault_marker, [record])
+                await handle([record])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if unreachable_dependency(error) is not None:
+                    raise
+                if attempt == self._attempts:
+                    reason = f"handling failed {attempt} times: {type(error).__name__}: {error}"
+                    topic = self._dead_letters.topic_of(record)
+                    await self._dead_letters.send(topic, record, reason, error=error, attempts=attempt)
+                    return
+                await asyncio.sleep(self._pause_seconds * attempt)
 
 
 CLIENT_TURNS = 4
@@ -149,7 +319,9 @@ class BatchConsumer:
     """One consumer-group member over several topics: each poll's records, all topics together, go to
     ``handle``, and their offsets are committed once it returned.
 
-    When ``handle`` raises, the consumer seeks back to the poll's first offsets and polls them again
+    With a :class:`PoisonGuard`, a message that keeps failing is dead-lettered and the partition moves
+    on; what is left to raise is an outage, which the consumer waits out. When ``handle`` raises, the
+    consumer seeks back to the poll's first offsets and polls them again
     after ``retry_seconds`` (handlers are idempotent; what can never be handled goes to a dead-letter
     topic instead). One consumer for all of a service's topics means one fetch loop, one poll and one
     handler call per batch, where a subscriber per topic polls and handles each on its own.
@@ -171,6 +343,7 @@ class BatchConsumer:
         topics: Sequence[Topic],
         handle: BatchHandler,
         *,
+        guard: PoisonGuard | None = None,
         retry_seconds: float = 1.0,
     ) -> None:
         namespace = Namespace(settings.namespace)
@@ -178,6 +351,8 @@ class BatchConsumer:
         self._group = namespace.group(group)
         self._topics = [namespace.topic(t) for t in topics]
         self._handle = handle
+        self._guard = guard
+        self._outages = OncePerInterval()
         self._retry_seconds = retry_seconds
         self._handled: dict[TopicPartition, int] = {}
         self._to_commit = asyncio.Event()
@@ -290,13 +465,23 @@ class BatchConsumer:
     async def _handle_polled(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
         records = [record for batch in polled.values() for record in batch]
         try:
-            await self._handle(records)
+            if self._guard is None:
+                await self._handle(records)
+            else:
+                await self._guard.handle(self._handle, records)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception(
-                "a polled batch failed; it will be polled again", extra={"ids": {"records": len(records)}}
-            )
+        except Exception as error:
+            missing = unreachable_dependency(error)
+            if missing is None:
+                log.exception(
+                    "a polled batch failed; it will be polled again", extra={"ids": {"records": len(records)}}
+                )
+            elif self._outages.due(missing):
+                log.warning(
+                    "waiting for a dependency to come back; batches are polled again (said once per 30 s)",
+                    extra={"ids": {"dependency": missing, "error": type(error).__name__}},
+                )
             return False
         self._handled.update({partition: batch[-1].offset + 1 for partition, batch in polled.items()})
         self._to_commit.set()

@@ -38,9 +38,12 @@ class NodeErrorType(StrEnum):
     RUNNER_ERROR = "runner_error"
     # -- both: a condition (condition and switch nodes, record_find filters) cannot be evaluated ---
     CONDITION = "condition"
+    # -- both: a node's input or output is larger than a message may carry (millrace_common.limits) --
+    TOO_LARGE = "too_large"
     # -- the orchestrator --------------------------------------------------------------------------
     TEMPLATE = "template"
     ITEM_FAILED = "item_failed"
+    NO_RESULT = "no_result"
 
 
 RETRY_EVERY_TYPE = "*"

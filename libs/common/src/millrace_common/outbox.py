@@ -10,6 +10,7 @@ hot path (the orchestrator) never reads its outbox back, and only sweeps rows a 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 import uuid
@@ -19,18 +20,34 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from sqlalchemy import delete, select
+from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_common.bulk import Write, execute_together, insert_write
 from millrace_common.kafka import key_partitioner
-from millrace_common.messages.envelope import Envelope, utc_now
+from millrace_common.limits import MAX_PAYLOAD_BYTES, MIN_MESSAGE_BYTES
+from millrace_common.messages.envelope import DeadLetter, Envelope, utc_now
+from millrace_common.outages import OncePerInterval, unreachable_dependency
 from millrace_common.pg import DirectConnections, array_literal
 from millrace_common.settings import ServiceSettings
 from millrace_common.tables import outbox
 from millrace_common.topics import Namespace, Topic
 
 log = logging.getLogger(__name__)
+
+
+class MessageTooLarge(ValueError):
+    """A message larger than every topic accepts (``millrace_common.limits``): refused where it is
+    written, inside the transaction that produced it, so it is never stored to block a relay."""
+
+    def __init__(self, message_type: str, size: int) -> None:
+        super().__init__(
+            f"the {message_type} message this produces would be {size:,} bytes; messages are limited to "
+            f"{MIN_MESSAGE_BYTES:,} bytes (record data, run input and node payloads: "
+            f"{MAX_PAYLOAD_BYTES:,} bytes of JSON, less where a message carries two, as record.updated does)"
+        )
+        self.message_type = message_type
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -43,7 +60,10 @@ class Outgoing:
     value: bytes | None = None  # the message already serialised, when the caller has it
 
     def payload(self) -> bytes:
-        return self.value if self.value is not None else self.message.to_bytes()
+        value = self.value if self.value is not None else self.message.to_bytes()
+        if len(value) > MIN_MESSAGE_BYTES:
+            raise MessageTooLarge(self.message.type, len(value))
+        return value
 
 
 def outbox_write(
@@ -120,24 +140,79 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            pending = [
-                await self._broker.publish(row.value, topic=row.topic, key=row.key, no_confirm=True)
-                for row in rows
-            ]
-            await asyncio.gather(*pending)
+            try:
+                pending = [
+                    await self._broker.publish(row.value, topic=row.topic, key=row.key, no_confirm=True)
+                    for row in rows
+                ]
+                await asyncio.gather(*pending)
+            except Exception as error:
+                if unreachable_dependency(error) is not None:
+                    raise
+                # Kafka refused something in the batch for what it is: send the rows one at a time,
+                # so a row that is refused again goes to its dead-letter topic and the rest go on.
+                for row in rows:
+                    await self._publish_or_dead_letter(row)
             await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
         return len(rows)
 
+    async def _publish_or_dead_letter(self, row: Row) -> None:
+        try:
+            await self._broker.publish(row.value, topic=row.topic, key=row.key)
+            return
+        except Exception as error:
+            if unreachable_dependency(error) is not None:
+                raise
+            refusal = error
+        reason = f"Kafka refused the outbox row of {self._producer}: {type(refusal).__name__}: {refusal}"
+        letter = DeadLetter(
+            source_topic=row.topic,
+            partition=-1,
+            offset=-1,
+            key=row.key.decode(errors="replace") if row.key else None,
+            reason=reason[:2000],
+            consumer_group=f"outbox:{self._producer}",
+            raw_value="",
+            raw_value_base64=base64.b64encode(bytes(row.value)[: MAX_PAYLOAD_BYTES // 2]).decode(),
+            error_type=type(refusal).__name__,
+            raw_truncated=len(row.value) > MAX_PAYLOAD_BYTES // 2,
+        )
+        await self._broker.publish(
+            letter.model_dump_json().encode(),
+            topic=f"{row.topic}.dlq",
+            key=row.key,
+            headers={"millrace-reason": reason[:500]},
+        )
+        log.error(
+            "an outbox row Kafka refused went to its dead-letter topic",
+            extra={"ids": {"topic": row.topic, "producer": self._producer, "reason": reason[:300]}},
+        )
+
     async def run(self, interval_seconds: float = 0.5) -> None:
         """The background pass: publishes when woken, and every ``interval_seconds`` whatever is
-        left (rows of a crash or a failed publish)."""
+        left (rows of a crash or a failed publish). While PostgreSQL or Kafka is away it tries again
+        every ``interval_seconds`` and says so once per 30 s."""
+        outages = OncePerInterval()
         while True:
             try:
                 await asyncio.wait_for(self._woken.wait(), timeout=interval_seconds)
             except TimeoutError:
                 pass
             self._woken.clear()
-            await self.publish_pending()
+            try:
+                await self.publish_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                missing = unreachable_dependency(error)
+                if missing is None:
+                    raise
+                if outages.due(missing):
+                    log.warning(
+                        "outbox rows wait for a dependency (said once per 30 s)",
+                        extra={"ids": {"producer": self._producer, "dependency": missing}},
+                    )
+                await asyncio.sleep(interval_seconds)
 
 
 Record = tuple[str, bytes | None, bytes]
@@ -219,6 +294,7 @@ class LiveRelay:
             enable_idempotence=True,
             linger_ms=0,  # the relay builds whole record batches itself: lingering would only delay them
             partitioner=key_partitioner,
+            max_request_size=self._settings.kafka_max_message_bytes + 4096,
         )
         try:
             await producer.start()

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_common.db import database_reachable
+from millrace_common.kafka import check_message_limit
 from millrace_common.logs import configure_logging
 from millrace_common.problems import install_problem_handlers, problem_openapi
 from millrace_common.settings import ServiceSettings
@@ -45,6 +46,7 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await check_message_limit(parts.settings)
         await parts.broker.start()
         tasks = [
             asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job"))

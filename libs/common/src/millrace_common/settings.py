@@ -11,6 +11,8 @@ import re
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from millrace_common.limits import MIN_MESSAGE_BYTES
+
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
 
@@ -39,7 +41,20 @@ class ServiceSettings(BaseSettings):
     kafka_linger_ms: int = 1
     kafka_max_poll_records: int = 500
     kafka_batch_timeout_ms: int = 100
+    kafka_max_message_bytes: int = Field(
+        default=MIN_MESSAGE_BYTES,
+        ge=MIN_MESSAGE_BYTES,
+        description="The largest message a service produces; every topic must accept it (checked at "
+        "start against the broker's max.message.bytes). Payloads are limited to 934,464 bytes whatever "
+        "this is (millrace_common.limits).",
+    )
     db_pool_size: int = 10
+    fault_marker: str | None = Field(
+        default=None,
+        min_length=8,
+        description="Tests only: a consumer fails to handle any message whose bytes contain this text, "
+        "as if its handler broke on it (the fault drills and the poison tests use it). Unset in production.",
+    )
     metrics_interval_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -74,14 +74,32 @@ def every_topic() -> list[Topic]:
     return [t for topic in ALL_TOPICS for t in ((topic, topic.dlq) if topic.dead_letter else (topic,))]
 
 
-async def ensure_topics(bootstrap: str, namespace: Namespace) -> list[str]:
-    """Create every registered topic (and its dead-letter topic) that does not exist yet."""
+KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+"""Kafka's default ``max.message.bytes``: a record batch of that many bytes, overhead included."""
+
+RECORD_OVERHEAD_BYTES = 4096
+"""What a record batch adds around one message (batch and record headers, key, headers), generously."""
+
+
+def topic_max_message_bytes(max_message_bytes: int) -> int:
+    """The ``max.message.bytes`` a topic needs so that a message of ``max_message_bytes`` fits."""
+    return max(KAFKA_DEFAULT_MAX_MESSAGE_BYTES, max_message_bytes + RECORD_OVERHEAD_BYTES)
+
+
+async def ensure_topics(
+    bootstrap: str, namespace: Namespace, *, max_message_bytes: int = 1_000_000
+) -> list[str]:
+    """Create every registered topic (and its dead-letter topic) that does not exist yet, each
+    accepting messages of ``max_message_bytes``."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        configs = {"max.message.bytes": str(topic_max_message_bytes(max_message_bytes))}
         wanted = [
-            NewTopic(namespace.topic(t), num_partitions=t.partitions, replication_factor=1)
+            NewTopic(
+                namespace.topic(t), num_partitions=t.partitions, replication_factor=1, topic_configs=configs
+            )
             for t in every_topic()
             if namespace.topic(t) not in existing
         ]
@@ -104,7 +122,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.parse_args()
     settings = ServiceSettings()
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap, Namespace(settings.namespace)))
+    created = asyncio.run(
+        ensure_topics(
+            settings.kafka_bootstrap,
+            Namespace(settings.namespace),
+            max_message_bytes=settings.kafka_max_message_bytes,
+        )
+    )
     print(
         f"topics: {len(created)} created, {len(every_topic()) - len(created)} already there", file=sys.stderr
     )

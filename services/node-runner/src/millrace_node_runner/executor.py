@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from millrace_common.kafka import describe_validation_error
+from millrace_common.limits import MAX_PAYLOAD_BYTES, too_large
 from millrace_common.messages.node_commands import ExecuteNode, NodeFailedResult, NodeSucceededResult
 from millrace_common.node_errors import NodeErrorType
 from pydantic import ValidationError
@@ -17,6 +18,19 @@ from millrace_node_runner.domain.outcomes import NodeRefused, Outcome, Succeeded
 NodeHandler = Callable[[ExecuteNode], Awaitable[Outcome]]
 NodeResult = NodeSucceededResult | NodeFailedResult
 log = logging.getLogger(__name__)
+
+
+def bounded(outcome: Outcome) -> Outcome:
+    """A success whose output no message could carry is the node's ``too_large`` failure: reported at
+    once as what it is, where a result Kafka refuses would only have timed out later."""
+    if isinstance(outcome, Succeeded) and (size := too_large(outcome.output)) is not None:
+        return failed(
+            NodeErrorType.TOO_LARGE,
+            f"the node's output is {size:,} bytes of JSON; a node's output may be at most "
+            f"{MAX_PAYLOAD_BYTES:,} bytes (for an HTTP response, lower response_cap_bytes)",
+            retryable=False,
+        )
+    return outcome
 
 
 class NodeExecutor:
@@ -29,7 +43,7 @@ class NodeExecutor:
 
     async def execute(self, command: ExecuteNode) -> NodeResult:
         started = time.perf_counter()
-        outcome = await self._outcome(command)
+        outcome = bounded(await self._outcome(command))
         duration_ms = (time.perf_counter() - started) * 1000
         common = {
             "tenant_id": command.tenant_id,

@@ -39,13 +39,9 @@ def build(settings: TriggerSettings) -> FastAPI:
     clock: Clock = FileClock(settings.trigger_clock_file) if settings.trigger_clock_file else SystemClock()
     store = TriggerStore(CONSUMER)
     relay = OutboxRelay(engine, broker, CONSUMER)
+    dead_letters = DeadLetters(broker, namespace, ConsumerGroup.TRIGGER, consumer_metrics)
     shell = ConsumerShell(
-        engine,
-        store,
-        FiringLedger(store, namespace, CONSUMER, trigger_metrics),
-        relay,
-        DeadLetters(broker, namespace, ConsumerGroup.TRIGGER, consumer_metrics),
-        clock,
+        engine, store, FiringLedger(store, namespace, CONSUMER, trigger_metrics), relay, dead_letters, clock
     )
     kafka.register(
         broker,
@@ -53,6 +49,7 @@ def build(settings: TriggerSettings) -> FastAPI:
         RecordEventHandler(shell, max_causation_depth=settings.trigger_max_causation_depth),
         WebhookHandler(shell),
         consumer_metrics,
+        dead_letters,
     )
     scheduler = Scheduler(
         shell,

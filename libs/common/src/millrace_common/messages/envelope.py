@@ -53,6 +53,14 @@ class DeadLetter(BaseModel):
     raw_value_base64: str
     headers: dict[str, str] = Field(default_factory=dict)
     dead_lettered_at: datetime = Field(default_factory=utc_now)
+    error_type: str | None = Field(default=None, description="The exception's class, when handling failed")
+    trace: str | None = Field(default=None, description="The last frames of the failure's traceback")
+    attempts: int = Field(default=1, description="How many times handling was tried")
+    raw_truncated: bool = Field(
+        default=False,
+        description="The original bytes were too large to carry twice: raw_value is empty and "
+        "raw_value_base64 holds their beginning only",
+    )
 
 
 def dump_json(value: Any) -> bytes:

@@ -187,7 +187,7 @@ async def create_record(
             tenant_id=editor.tenant_id, pipeline_id=pipeline_id, record_id=str(record_id), data=body.data
         )
         await _publish(connection, namespace, event)
-    await relay.publish_pending()
+    relay.wake()  # the relay publishes in the background: no request waits for Kafka
     return RecordOut(id=record_id, pipeline_id=pipeline_id, data=body.data, created_at=now, updated_at=now)
 
 
@@ -269,7 +269,7 @@ async def delete_record(
             tenant_id=editor.tenant_id, pipeline_id=pipeline_id, record_id=str(record_id), old_data=old.data
         )
         await _publish(connection, namespace, event)
-    await relay.publish_pending()
+    relay.wake()  # the relay publishes in the background: no request waits for Kafka
 
 
 async def _change(
@@ -298,7 +298,7 @@ async def _change(
             old_data=old.data,
         )
         await _publish(connection, namespace, event)
-    await relay.publish_pending()
+    relay.wake()  # the relay publishes in the background: no request waits for Kafka
     return RecordOut(
         id=record_id, pipeline_id=pipeline_id, data=new_data, created_at=old.created_at, updated_at=now
     )

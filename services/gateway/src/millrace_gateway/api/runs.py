@@ -167,7 +167,7 @@ async def _send(
                 f"the run is {run.status}; this needs it to be {' or '.join(sorted(allowed))}",
             )
         await enqueue(connection, namespace, PRODUCER, [Outgoing(RUNS_COMMANDS, str(run_id), command)])
-    await relay.publish_pending()
+    relay.wake()  # the relay publishes in the background: no request waits for Kafka
 
 
 def _started(row) -> datetime | None:

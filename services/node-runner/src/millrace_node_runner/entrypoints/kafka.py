@@ -22,16 +22,24 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
-from millrace_common.kafka import DeadLetters, describe_validation_error
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from millrace_common.kafka import DeadLetters, describe_validation_error, inject_fault
 from millrace_common.logs import bound
-from millrace_common.messages.node_commands import NODE_COMMAND, ExecuteNode, NodeSucceededResult
+from millrace_common.messages.node_commands import (
+    NODE_COMMAND,
+    ExecuteNode,
+    NodeFailedResult,
+    NodeSucceededResult,
+)
 from millrace_common.metrics import ConsumerMetrics
+from millrace_common.node_errors import NodeErrorType
+from millrace_common.outages import OncePerInterval, unreachable_dependency
 from millrace_common.topics import ConsumerGroup, Namespace, Topic
 from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 
 from millrace_node_runner.domain.offsets import PartitionProgress
+from millrace_node_runner.domain.outcomes import failed
 from millrace_node_runner.executor import NodeResult
 from millrace_node_runner.settings import NodeRunnerSettings
 
@@ -44,6 +52,35 @@ IDLE_POLL_MS = 50
 COMMIT_INTERVAL_SECONDS = 0.1
 BUSY_POLL_MS = 5
 SEND_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+SEND_REFUSALS = 3
+"""How many times Kafka may refuse a message (not be away: refuse it) before it is given up."""
+
+
+class Undeliverable(Exception):
+    """Kafka keeps refusing a message for what it is: it will never be sent as it is."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+
+def undelivered_result(result: NodeResult, error: BaseException) -> NodeFailedResult:
+    """What the orchestrator is told when a node's own result could not be delivered."""
+    message = f"the node's result could not be delivered: Kafka refused it ({type(error).__name__})"
+    if isinstance(error, MessageSizeTooLargeError):
+        outcome = failed(NodeErrorType.TOO_LARGE, message, retryable=False)
+    else:
+        outcome = failed(NodeErrorType.RUNNER_ERROR, message, retryable=False)
+    return NodeFailedResult(
+        tenant_id=result.tenant_id,
+        correlation_id=result.correlation_id,
+        causation_id=result.causation_id,
+        run_id=result.run_id,
+        node_id=result.node_id,
+        attempt=result.attempt,
+        duration_ms=result.duration_ms,
+        error=outcome.error,
+    )
 
 
 class NodeMetrics:
@@ -93,6 +130,8 @@ class CommandConsumer:
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._committed_at = 0.0
+        self._outages = OncePerInterval()
+        self._fault_marker = settings.fault_marker.encode() if settings.fault_marker else None
 
     async def run(self) -> None:
         """Consume until cancelled; then finish what runs (within the drain time) and commit."""
@@ -159,15 +198,30 @@ class CommandConsumer:
     ) -> None:
         try:
             await self._handle_record(lane, record)
-            # Only now, with the result (or the dead letter) sent, may the commit pass this offset.
-            progress.finished(record.offset)
-        except Exception:
-            # Not reached by node failures (they are results) nor by Kafka being away (sending waits);
-            # the offset stays uncommitted, so the command is handled again after a restart.
+        except Exception as error:
+            # Not node failures (they are results), nor Kafka being away (sending waits): a command
+            # that breaks the runner itself. It is dead-lettered with the reason, so the partition's
+            # committed offset moves on and a restart does not run the commands behind it again.
             log.exception("a node command could not be handled", extra={"ids": {"offset": record.offset}})
+            reason = f"the runner could not handle the command: {type(error).__name__}: {error}"
+            failure = error
+            try:
+                await self._until_sent(
+                    lambda: self._dead_letters.send(lane.topic, record, reason, error=failure)
+                )
+            except Undeliverable:
+                log.error(
+                    "a node command could be neither handled nor dead-lettered; moving past it",
+                    extra={
+                        "ids": {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+                    },
+                )
+            self._count(lane, "dead_lettered")
         finally:
             lane.running -= 1
             self._start_waiting(lane)
+        # Only now, with the result (or the dead letter) sent, may the commit pass this offset.
+        progress.finished(record.offset)
 
     async def _handle_record(self, lane: Lane, record: ConsumerRecord) -> None:
         try:
@@ -177,6 +231,7 @@ class CommandConsumer:
             await self._until_sent(lambda: self._dead_letters.send(lane.topic, record, reason))
             self._count(lane, "dead_lettered")
             return
+        inject_fault(self._fault_marker, [record])
         with bound(run_id=command.run_id, node_id=command.node_id, tenant_id=command.tenant_id):
             result = await self._execute(command)
             outcome = "succeeded" if isinstance(result, NodeSucceededResult) else "failed"
@@ -185,19 +240,37 @@ class CommandConsumer:
             )
             details = {"node_type": command.node_type, "attempt": command.attempt, "outcome": outcome}
             log.info("node ran", extra={"ids": {**details, "duration_ms": round(result.duration_ms, 1)}})
-            await self._until_sent(lambda: self._publish(result))
+            try:
+                await self._until_sent(lambda: self._publish(result))
+            except Undeliverable as refused:
+                # Kafka refused the result itself (not an outage): report that as the node's failure,
+                # a small message that is delivered, instead of leaving the node to time out.
+                outcome = "failed"
+                undeliverable = undelivered_result(result, refused.error)
+                await self._until_sent(lambda: self._publish(undeliverable))
         self._count(lane, outcome)
 
     async def _until_sent(self, send: Callable[[], Awaitable[None]]) -> None:
         """A result or dead letter is never dropped: while Kafka is away, sending waits (and the
-        command's offset stays uncommitted)."""
+        command's offset stays uncommitted), saying so once per 30 s. A message Kafka refuses for what
+        it is (too large, say) is not retried forever: after a few refusals :class:`Undeliverable`."""
+        refusals = 0
         for attempt in itertools.count():
             try:
                 await send()
                 return
-            except Exception:
+            except Exception as error:
+                missing = unreachable_dependency(error)
+                if missing is None:
+                    refusals += 1
+                    if refusals >= SEND_REFUSALS:
+                        raise Undeliverable(error) from error
                 pause = SEND_BACKOFF_SECONDS[min(attempt, len(SEND_BACKOFF_SECONDS) - 1)]
-                log.warning("sending to Kafka failed; trying again", extra={"ids": {"pause": pause}})
+                if self._outages.due(missing or type(error).__name__):
+                    log.warning(
+                        "sending to Kafka failed; trying again (said once per 30 s)",
+                        extra={"ids": {"error": type(error).__name__, "reason": str(error)[:300]}},
+                    )
                 await asyncio.sleep(pause)
 
     def _count(self, lane: Lane, outcome: str) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from millrace_common.conditions import Condition, ConditionError, evaluate, parse_condition
+from millrace_common.limits import MAX_PAYLOAD_BYTES, too_large
 from millrace_common.messages.node_commands import (
     ExecuteNode,
     NodeError,
@@ -22,6 +23,7 @@ from millrace_common.messages.run_events import (
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeFailed,
+    NodeRedelivered,
     NodeRetryScheduled,
     NodeScheduled,
     NodeSkipped,
@@ -60,6 +62,8 @@ ERROR_HANDLE = "error"
 # Runners enforce a node's timeout themselves; the orchestrator's own timer is the backstop for a
 # runner that died mid-node, so it waits a little longer.
 NODE_TIMEOUT_GRACE = timedelta(seconds=15)
+MAX_DELIVERIES = 3
+"""How many times an attempt's command is sent while no result comes back, before the node fails."""
 _POLICY_FIELDS = frozenset({"name", "retry", "timeout_seconds", "on_error", "fallback_output"})
 
 
@@ -304,12 +308,21 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
     elif timer.purpose == "approval_deadline" and current.status is NodeStatus.SCHEDULED:
         _decided(builder, node, scope, "timeout", None, "the deadline passed")
     elif timer.purpose == "node_timeout" and current.status is NodeStatus.SCHEDULED:
-        error = NodeError(
-            type=NodeErrorType.TIMEOUT,
-            message=f"no result within {node.data.timeout_seconds:g} s",
-            retryable=True,
-        )
-        _fail(builder, node, scope, timer.attempt, error)
+        # The runner ends a command that overruns its timeout with a `timeout` result, so no result
+        # by now means the command or its result was lost (a runner died mid-command, say). The
+        # outcome is unknown: the same attempt is sent again, never a new one; after
+        # MAX_DELIVERIES the node fails as what happened, not as a timeout.
+        if current.deliveries < MAX_DELIVERIES:
+            _dispatch(builder, node, scope, timer.attempt, delivery=current.deliveries + 1)
+        else:
+            waited = node.data.timeout_seconds + NODE_TIMEOUT_GRACE.total_seconds()
+            error = NodeError(
+                type=NodeErrorType.NO_RESULT,
+                message=f"no result for attempt {timer.attempt}: its command was sent {current.deliveries} "
+                f"times and each waited {waited:g} s (the node's timeout and a grace)",
+                retryable=False,
+            )
+            _fail(builder, node, scope, timer.attempt, error)
 
 
 def _awaits_decision(state: RunState, key: str) -> bool:
@@ -600,6 +613,20 @@ def template_context(state: RunState, parent_id: str | None = None, scope: str =
     return context
 
 
+class PayloadTooLarge(Exception):
+    """A node's input or output no message could carry (``millrace_common.limits``)."""
+
+
+def _bounded(value: JsonValue, what: str) -> JsonValue:
+    """``value``, or :class:`PayloadTooLarge` when a message could not carry it."""
+    size = too_large(value)
+    if size is not None:
+        raise PayloadTooLarge(
+            f"the node's {what} is {size:,} bytes of JSON; the limit is {MAX_PAYLOAD_BYTES:,}"
+        )
+    return value
+
+
 def _render(builder: _Builder, node: Node, scope: str, value: JsonValue) -> JsonValue:
     context = template_context(builder.state, node.parent_id, scope)
     return render_value(value, context, now=builder.now, new_id=builder.new_id)
@@ -613,13 +640,11 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
         match node.type:
             case "end":
                 output = node.data.output
-                _succeed(
-                    builder, node, scope, attempt, _render(builder, node, scope, output) if output else {}
-                )
+                rendered = _render(builder, node, scope, output) if output else {}
+                _succeed(builder, node, scope, attempt, _bounded(rendered, "output"))
             case "set":
-                _succeed(
-                    builder, node, scope, attempt, _render(builder, node, scope, dict(node.data.variables))
-                )
+                rendered = _render(builder, node, scope, dict(node.data.variables))
+                _succeed(builder, node, scope, attempt, _bounded(rendered, "output"))
             case "condition":
                 result = _holds(builder, node, scope, node.data.condition)
                 _succeed(
@@ -644,6 +669,7 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                 items = _render(builder, node, scope, node.data.items)
                 if not isinstance(items, list):
                     raise TemplateError(f"'items' rendered to {type(items).__name__}, not a list")
+                _bounded(items, "items")
                 builder.emit(
                     NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"items": items}
                 )
@@ -661,6 +687,9 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
         _fail(builder, node, scope, attempt, error)
     except TemplateError as problem:
         error = NodeError(type=NodeErrorType.TEMPLATE, message=str(problem), retryable=False)
+        _fail(builder, node, scope, attempt, error)
+    except PayloadTooLarge as problem:
+        error = NodeError(type=NodeErrorType.TOO_LARGE, message=str(problem), retryable=False)
         _fail(builder, node, scope, attempt, error)
 
 
@@ -712,7 +741,8 @@ def _wait(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
     builder.timer("delay", max(fire_at, builder.now), key, attempt)
 
 
-def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
+def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int, *, delivery: int = 1) -> None:
+    """Send the node's command to its runner; ``delivery`` > 1 sends the same attempt again."""
     key = instance_key(node.id, scope)
     config = node.data.model_dump(mode="json", by_alias=True)
     literal = _POLICY_FIELDS | node.data.literal_fields
@@ -731,7 +761,21 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
             NodeError(type=NodeErrorType.TEMPLATE, message=str(error), retryable=False),
         )
         return
-    builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=rendered)
+    try:
+        _bounded(rendered, "input")
+    except PayloadTooLarge as error:
+        _fail(
+            builder,
+            node,
+            scope,
+            attempt,
+            NodeError(type=NodeErrorType.TOO_LARGE, message=str(error), retryable=False),
+        )
+        return
+    if delivery == 1:
+        builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=rendered)
+    else:
+        builder.emit(NodeRedelivered, node_id=key, node_type=node.type, attempt=attempt, delivery=delivery)
     state = builder.state
     if state.workflow_id is None:
         raise ValueError("a node is started only in a started run")

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 from aiokafka import ConsumerRecord
-from millrace_common.kafka import BatchConsumer, DeadLetters
+from millrace_common.kafka import BatchConsumer, DeadLetters, PoisonGuard
 from millrace_common.messages.node_commands import NODE_RESULT
 from millrace_common.messages.run_commands import RUN_COMMAND
 from millrace_common.metrics import ConsumerMetrics
@@ -63,4 +63,10 @@ def consumer(
             topic = by_name[name][0]
             metrics.handled.labels(topic=topic.name, group=group.value, outcome="ok").inc(len(batch))
 
-    return BatchConsumer(settings, group, [topic for topic, _ in TOPICS], consume)
+    return BatchConsumer(
+        settings,
+        group,
+        [topic for topic, _ in TOPICS],
+        consume,
+        guard=PoisonGuard(dead_letters, fault_marker=settings.fault_marker),
+    )

@@ -8,7 +8,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
-from millrace_common.kafka import batch_subscriber_options
+from millrace_common.kafka import DeadLetters, PoisonGuard, batch_subscriber_options
 from millrace_common.metrics import ConsumerMetrics
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
@@ -22,8 +22,10 @@ def register(
     records: RecordEventHandler,
     webhooks: WebhookHandler,
     metrics: ConsumerMetrics,
+    dead_letters: DeadLetters,
 ) -> None:
     namespace = Namespace(settings.namespace)
+    guard = PoisonGuard(dead_letters, fault_marker=settings.fault_marker)
     group = ConsumerGroup.TRIGGER.value
     handlers = {
         namespace.topic(RECORDS_EVENTS): (RECORDS_EVENTS, records.handle),
@@ -39,7 +41,7 @@ def register(
             if not polled:
                 continue
             with metrics.batch_seconds.labels(topic=topic.name).time():
-                await handle(polled)
+                await guard.handle(handle, polled)
             metrics.handled.labels(topic=topic.name, group=group, outcome="ok").inc(len(polled))
 
 
