@@ -28,6 +28,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from millrace_common.json_depth import JsonDepthLimit, JsonTooDeep
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -185,7 +187,9 @@ class _OncePerInterval:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error this app answers becomes problem JSON; so does an unreachable PostgreSQL or Kafka
-    (503 with Retry-After, logged once per 30 s rather than once per request)."""
+    (503 with Retry-After, logged once per 30 s rather than once per request). A JSON body nested deeper
+    than ``json_depth.MAX_JSON_DEPTH`` is refused (400 ``invalid_body``) while it is read, before any
+    parser recurses into it."""
     outages = _OncePerInterval()
 
     @app.exception_handler(Problem)
@@ -193,6 +197,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(
             request, error.status, error.code, error.detail, errors=error.errors, headers=error.headers
         )
+
+    app.add_middleware(JsonDepthLimit)
+
+    @app.exception_handler(JsonTooDeep)
+    async def json_too_deep(request: Request, error: JsonTooDeep) -> JSONResponse:
+        return problem_response(request, error.status_code, error.code, error.detail, errors=error.errors)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path, Request
 from faststream.kafka import KafkaBroker
+from millrace_common.json_depth import depth_detail, too_deep
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.webhooks import (
     DELIVERY_HEADER,
@@ -237,6 +238,15 @@ async def _hmac_secret(engine: EngineDep, box: SecretBoxDep, tenant_id: str, nam
 
 
 def _parse(content_type: str, raw: bytes) -> JsonValue:
+    if content_type == "json" and too_deep(raw):
+        # Counted without parsing: json.loads and pydantic recurse once per level (and the body is
+        # parsed again downstream). Every service's middleware refuses it too, while it is read.
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"the body is {depth_detail()}",
+            [{"pointer": "/body", "detail": depth_detail()}],
+        )
     try:
         text = raw.decode("utf-8")
         if content_type == "json":

@@ -1,0 +1,142 @@
+"""Hostile input against the real services is answered cleanly: a 4xx naming the field and the reason,
+in bounded time, never a 500.
+
+- JSON nested deeper than 64 levels, on every endpoint that parses JSON (webhooks, the gateway's API,
+  the approval service), is 400 ``invalid_body`` at ``/body``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.support.api import provision_tenant, signed_in
+from tests.support.processes import System
+
+pytestmark = pytest.mark.integration
+
+LIMIT = 64
+QUICK = 3.0  # seconds any refusal may take, on a shared machine
+
+
+@pytest.fixture(scope="module")
+def api(running_system: System) -> Iterator[httpx.Client]:
+    account = provision_tenant(
+        running_system.infra, running_system.namespace, f"hostile{uuid.uuid4().hex[:6]}"
+    )
+    with signed_in(running_system.url("gateway"), account) as client:
+        client.tenant_id = account.tenant_id  # type: ignore[attr-defined]
+        yield client
+
+
+def nested(depth: int) -> str:
+    """JSON text nested ``depth`` levels deep: objects and arrays by turns."""
+    opening = ["[" if level % 2 else '{"k": ' for level in range(depth)]
+    closing = ["]" if level % 2 else "}" for level in range(depth)]
+    return "".join(reversed(opening)) + "1" + "".join(closing)
+
+
+def definition(*nodes: dict, trigger: dict | None = None) -> dict:
+    chain = [
+        {"id": "start", "type": "trigger", "position": {"x": 0, "y": 0},
+         "data": {"name": "Start", "kind": "manual", **(trigger or {})}},
+        *nodes,
+        {"id": "done", "type": "end", "position": {"x": 0, "y": 0}, "data": {"name": "Done"}},
+    ]  # fmt: skip
+    edges = [
+        {"id": f"e{i}", "source": a["id"], "target": b["id"]}
+        for i, (a, b) in enumerate(itertools.pairwise(chain))
+    ]
+    return {"nodes": chain, "edges": edges}
+
+
+def set_node(node_id: str, variables: dict) -> dict:
+    return {"id": node_id, "type": "set", "position": {"x": 0, "y": 0},
+            "data": {"name": node_id, "variables": variables}}  # fmt: skip
+
+
+def created(api: httpx.Client, document: dict) -> str:
+    answer = api.post(
+        "/api/v1/workflows", json={"name": f"wf-{uuid.uuid4().hex[:6]}", "definition": document}
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
+
+
+def timed(send) -> httpx.Response:
+    began = time.monotonic()
+    answer = send()
+    took = time.monotonic() - began
+    assert took < QUICK, f"took {took:.1f} s: {answer.status_code} {answer.text[:200]}"
+    return answer
+
+
+def assert_too_deep(answer: httpx.Response) -> None:
+    assert answer.status_code == 400, answer.text[:500]
+    assert answer.headers["content-type"] == "application/problem+json"
+    problem = answer.json()
+    assert problem["code"] == "invalid_body"
+    assert problem["errors"] == [
+        {"pointer": "/body", "detail": f"JSON nested more than {LIMIT} levels deep; the limit is {LIMIT}"}
+    ]
+
+
+def test_json_nested_too_deep_is_a_400_on_every_endpoint_that_parses_json(
+    running_system: System, api: httpx.Client
+):
+    hook_workflow = created(api, definition(trigger={"kind": "webhook"}))
+    assert api.post(f"/api/v1/workflows/{hook_workflow}/activate").status_code == 200
+    hook = api.get(f"/api/v1/workflows/{hook_workflow}/webhook").json()["url"].rsplit("/", 1)[1]
+    hook_url = f"{running_system.url('gateway')}/hooks/{hook}"
+    assert api.post("/api/v1/pipelines", json={"id": "deep", "name": "Deep"}).status_code == 201
+    record = api.post("/api/v1/pipelines/deep/records", json={"data": {"a": 1}}).json()["id"]
+    json_headers = {**api.headers, "content-type": "application/json"}
+    approval = f"{running_system.url('approval')}/api/v1/approvals/{uuid.uuid4()}/decision"
+
+    for depth in (LIMIT + 1, 300, 2_000, 10_000, 50_000):  # 50,000 levels: 225 KB
+        deep = nested(depth - 1)  # inside the body's own object
+        calls = {
+            "webhook": lambda deep=deep: httpx.post(
+                hook_url, content=f'{{"order": {deep}}}', headers={"content-type": "application/json"}
+            ),
+            "create record": lambda deep=deep: api.post(
+                "/api/v1/pipelines/deep/records", content=f'{{"data": {deep}}}', headers=json_headers
+            ),
+            "replace record": lambda deep=deep: api.put(
+                f"/api/v1/pipelines/deep/records/{record}",
+                content=f'{{"data": {deep}}}',
+                headers=json_headers,
+            ),
+            "create workflow": lambda deep=deep: api.post(
+                "/api/v1/workflows", content=f'{{"name": "x", "definition": {deep}}}', headers=json_headers
+            ),
+            "validate": lambda deep=deep: api.post(
+                "/api/v1/workflows/validate", content=f'{{"definition": {deep}}}', headers=json_headers
+            ),
+            "sign in": lambda deep=deep: httpx.post(
+                f"{running_system.url('gateway')}/api/v1/auth/token",
+                content=f'{{"tenant_id": {deep}}}',
+                headers={"content-type": "application/json"},
+            ),
+            "approval decision": lambda deep=deep: httpx.post(
+                approval, content=f'{{"decision": {deep}}}', headers=json_headers
+            ),
+        }
+        for name, call in calls.items():
+            try:
+                assert_too_deep(timed(call))
+            except AssertionError as failed:
+                raise AssertionError(f"{name}, {depth} levels: {failed}") from failed
+
+    # at the limit, all is as before
+    at_limit = f'{{"data": {nested(LIMIT - 1)}}}'
+    assert (
+        api.post("/api/v1/pipelines/deep/records", content=at_limit, headers=json_headers).status_code == 201
+    )
+    hooked = httpx.post(hook_url, content=at_limit, headers={"content-type": "application/json"})
+    assert hooked.status_code == 202, hooked.text
