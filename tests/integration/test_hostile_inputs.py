@@ -2,15 +2,20 @@
 in bounded time, never a 500.
 
 - JSON nested deeper than 64 levels, on every endpoint that parses JSON (webhooks, the gateway's API,
-  the approval service), is 400 ``invalid_body`` at ``/body``.
+  the approval service), is 400 ``invalid_body`` at ``/body``;
+- a body over its limit, declared or sent without a length, is refused naming that limit: 256 KiB for
+  a webhook (the API's 2 MiB was named), 2 MiB for the API (a body without a length was read whole).
 """
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -140,3 +145,53 @@ def test_json_nested_too_deep_is_a_400_on_every_endpoint_that_parses_json(
     )
     hooked = httpx.post(hook_url, content=at_limit, headers={"content-type": "application/json"})
     assert hooked.status_code == 202, hooked.text
+
+
+def declared_length(base_url: str, path: str, length: int) -> tuple[int, dict]:
+    """POST declaring ``length`` bytes but sending only a few: the answer must not wait for the rest."""
+    address = urlsplit(base_url)
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=QUICK)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        connection.send(b'{"a": "')
+        answer = connection.getresponse()
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def test_a_webhook_over_its_size_limit_is_refused_naming_the_webhook_limit(
+    running_system: System, api: httpx.Client
+):
+    gateway = running_system.url("gateway")
+    workflow = created(api, definition(trigger={"kind": "webhook"}))
+    assert api.post(f"/api/v1/workflows/{workflow}/activate").status_code == 200
+    hook = urlsplit(api.get(f"/api/v1/workflows/{workflow}/webhook").json()["url"]).path
+    for length in (50 * 1024 * 1024, 3 * 1024 * 1024, 256 * 1024 + 1):
+        status, problem = declared_length(gateway, hook, length)
+        assert (status, problem["code"]) == (413, "too_large"), problem
+        assert "webhook bodies are limited to 262144 bytes (256 KiB)" in problem["detail"], problem
+        assert problem["errors"] == [
+            {"pointer": "/header/content-length", "detail": f"declares {length} bytes"}
+        ]
+    status, problem = declared_length(gateway, "/api/v1/pipelines", 50 * 1024 * 1024)
+    assert status == 413 and "request bodies are limited to 2097152 bytes (2 MiB)" in problem["detail"]
+
+    # sent without a length: cut off once past the limit, not read to the end
+    for url, limit, named in (
+        (hook, 256 * 1024, "webhook"),
+        ("/api/v1/pipelines", 2 * 1024 * 1024, "request"),
+    ):
+        streamed = timed(
+            lambda url=url, limit=limit: api.post(
+                url,
+                content=iter([b'{"a": "', b"x" * limit, b'"}']),
+                headers={"content-type": "application/json"},
+            )
+        )
+        assert streamed.status_code == 413, streamed.text
+        assert streamed.json()["detail"].startswith(f"{named} bodies are limited to {limit} bytes")
+        assert streamed.json()["errors"][0]["pointer"] == "/body"

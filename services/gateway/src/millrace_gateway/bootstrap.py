@@ -78,7 +78,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         audience=JWT_AUDIENCE,
         ttl=timedelta(seconds=settings.jwt_ttl_seconds),
     )
-    errors.install(app, max_body_bytes=MAX_BODY_BYTES)
+    errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     for module in (auth, workflows, runs, live, records, tenant_settings, catalog, tasks):
         app.include_router(module.router)
     app.include_router(webhooks.build_router(broker))

@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from millrace_gateway.api.deps import EngineDep, NamespaceDep, SecretBoxDep
-from millrace_gateway.api.errors import ApiError
+from millrace_gateway.api.errors import ApiError, body_limit_detail
 
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024
 """Bodies above this are refused (413): the call travels as one Kafka message and lands in the run."""
@@ -170,7 +170,7 @@ def _content_type(request: Request) -> str:
 
 
 def _too_large() -> ApiError:
-    return ApiError(413, "too_large", f"webhook bodies are limited to {MAX_WEBHOOK_BODY_BYTES} bytes")
+    return ApiError(413, "too_large", body_limit_detail("webhook", MAX_WEBHOOK_BODY_BYTES))
 
 
 async def _body(request: Request) -> bytes:
