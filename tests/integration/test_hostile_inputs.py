@@ -4,7 +4,10 @@ in bounded time, never a 500.
 - JSON nested deeper than 64 levels, on every endpoint that parses JSON (webhooks, the gateway's API,
   the approval service), is 400 ``invalid_body`` at ``/body``;
 - a body over its limit, declared or sent without a length, is refused naming that limit: 256 KiB for
-  a webhook (the API's 2 MiB was named), 2 MiB for the API (a body without a length was read whole).
+  a webhook (the API's 2 MiB was named), 2 MiB for the API (a body without a length was read whole);
+- template results are bounded in total: a ``set`` node that would build ``[[0] * 300] * 300`` or
+  ``[[0] * 65536] * 65536``, or more than a render may hold in all, fails with the node error
+  ``template`` at once, and the orchestrator goes on.
 """
 
 from __future__ import annotations
@@ -195,3 +198,46 @@ def test_a_webhook_over_its_size_limit_is_refused_naming_the_webhook_limit(
         assert streamed.status_code == 413, streamed.text
         assert streamed.json()["detail"].startswith(f"{named} bodies are limited to {limit} bytes")
         assert streamed.json()["errors"][0]["pointer"] == "/body"
+
+
+def wait_for_runs(api: httpx.Client, run_ids: list[str], timeout: float = 30) -> dict[str, dict]:
+    deadline = time.monotonic() + timeout
+    finished: dict[str, dict] = {}
+    while len(finished) < len(run_ids):
+        assert time.monotonic() < deadline, (
+            f"runs not finished in {timeout} s: {set(run_ids) - set(finished)}"
+        )
+        for run_id in set(run_ids) - set(finished):
+            answer = api.get(f"/api/v1/runs/{run_id}")
+            if answer.status_code == 200 and answer.json()["status"] not in ("running",):
+                finished[run_id] = answer.json()
+        time.sleep(0.2)
+    return finished
+
+
+def test_template_results_are_bounded_in_total_and_fail_the_node_at_once(api: httpx.Client):
+    cases = {
+        "nested": ({"v": "{{ [[0] * 300] * 300 }}"}, "would build more than 65536 items"),
+        "explosive": ({"v": "{{ [[0] * 65536] * 65536 }}"}, "would build more than 65536 items"),
+        "in all": ({f"v{i}": "{{ [0] * 60000 }}" for i in range(20)}, "in all"),
+        "joined": ({"v": "{{ (['x' * 60000] * 60000) | join }}"}, "in all"),
+        "fine": ({"v": "{{ [[0] * 100] * 100 }}", "w": "{{ [0] * 65536 }}"}, None),
+    }
+    runs: dict[str, str] = {}
+    for name, (variables, _) in cases.items():
+        workflow = created(api, definition(set_node("build", variables)))
+        answer = api.post(f"/api/v1/workflows/{workflow}/runs", json={})
+        assert answer.status_code == 202, answer.text
+        runs[name] = answer.json()["run_id"]
+
+    finished = wait_for_runs(api, list(runs.values()))
+    for name, (_, message) in cases.items():
+        run = finished[runs[name]]
+        [build] = [node for node in run["nodes"] if node["node_id"] == "build"]
+        if message is None:
+            assert run["status"] == "completed", run
+            assert build["output"]["v"] == [[0] * 100] * 100 and len(build["output"]["w"]) == 65536
+            continue
+        assert run["status"] == "failed", (name, run)
+        assert build["status"] == "failed" and build["error"]["type"] == "template", (name, build)
+        assert message in build["error"]["message"], (name, build["error"])

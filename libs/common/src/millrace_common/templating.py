@@ -7,6 +7,13 @@ Python attributes or methods, no globals, no includes. :func:`check_template` re
 workflow is saved; :func:`render_value` re-checks at run time and bounds loops, output and arithmetic.
 
 Rendering is deterministic: the clock and the id generator are parameters, never read from the system.
+
+What a render may make is bounded in total, however it is made: one render (a ``render_value`` call,
+or a ``render_string`` call on its own) may handle at most :data:`MAX_RENDER_ITEMS` values and write at
+most :data:`MAX_RENDER_BYTES` of JSON and text. Each value is charged before it is built, so a result
+that would be larger is refused before it exists: lists repeated inside lists
+(``[[0] * 65536] * 65536``) cost what they would cost written out, not what the shared references cost
+in memory.
 """
 
 from __future__ import annotations
@@ -17,10 +24,12 @@ import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TypeGuard
+from typing import Any, NoReturn, TypeGuard, TypeVar
 from uuid import UUID
 
 from jinja2 import nodes
@@ -30,9 +39,12 @@ from jinja2.exceptions import TemplateSyntaxError, UndefinedError
 from jinja2.runtime import Context, LoopContext, StrictUndefined, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing, pass_context
+from jinja2.visitor import NodeTransformer
 from pydantic import JsonValue
 
 __all__ = [
+    "MAX_RENDER_BYTES",
+    "MAX_RENDER_ITEMS",
     "MAX_SOURCE_CHARS",
     "TEMPLATE_FILTERS",
     "TEMPLATE_FUNCTIONS",
@@ -48,12 +60,20 @@ DEFAULT_MAX_OUTPUT_CHARS = 64 * 1024
 MAX_LOOP_ITERATIONS = 10_000
 MAX_NESTING = 100
 MAX_SEQUENCE_LENGTH = 64 * 1024
+"""Items one ``*`` or ``+`` may build (the items of nested lists and objects count too), or characters."""
 MAX_POWER_BITS = 10_000
+MAX_RENDER_ITEMS = 1_000_000
+"""Values one render may handle in all: built by ``*``, ``+`` and slices, read by the filters that walk a
+list, written out as JSON (every item of every list and object is one)."""
+MAX_RENDER_BYTES = 1024 * 1024
+"""JSON and text one render may write in all: results, text written from values (``{{ }}`` in text,
+``~``, ``join``), ``json`` and the text filters' results, about as many bytes as compact JSON takes."""
 
 _RESULT = "_result"
 _LOOP_BUDGET = "_loop_budget"
 _LOOP_BUDGET_FILTER = "_within_loop_budget"
 _AS_TEXT_FILTER = "_as_text"
+_SLICE_FILTER = "_sliced"
 _LOOP_FIELDS = frozenset(
     {"index", "index0", "revindex", "revindex0", "first", "last", "length", "previtem", "nextitem"}
 )
@@ -117,7 +137,8 @@ def render_value(
                 raise
             raise TemplateError(f"{location}: {error}") from error
 
-    return render(value, "")
+    with _rendering():
+        return render(value, "")
 
 
 def render_string(
@@ -132,11 +153,14 @@ def render_string(
     if not _looks_like_template(source):
         return source
     compiled = _compile(source)
-    if compiled.paths is not None:
-        fast = _render_paths(compiled, context, max_output_chars)
-        if fast is not _NOT_PLAIN:
-            return fast  # type: ignore[return-value]
-    return _render_with_jinja(compiled, context, now=now, new_id=new_id, max_output_chars=max_output_chars)
+    with _rendering():
+        if compiled.paths is not None:
+            fast = _render_paths(compiled, context, max_output_chars)
+            if fast is not _NOT_PLAIN:
+                return fast  # type: ignore[return-value]
+        return _render_with_jinja(
+            compiled, context, now=now, new_id=new_id, max_output_chars=max_output_chars
+        )
 
 
 def _render_with_jinja(
@@ -152,6 +176,13 @@ def _render_with_jinja(
         **_functions(now, new_id),
         _LOOP_BUDGET: _LoopBudget(MAX_LOOP_ITERATIONS),
     }
+    with _rendering():
+        return _render_variables(compiled, variables, context, max_output_chars)
+
+
+def _render_variables(
+    compiled: _Compiled, variables: dict[str, object], context: Mapping[str, JsonValue], max_output_chars: int
+) -> JsonValue:
     try:
         if compiled.native:
             result = _to_json(_evaluate(compiled.template, variables))
@@ -292,9 +323,23 @@ def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
     return None
 
 
+class _Slices(NodeTransformer):
+    """``a[1:3]`` becomes ``a | _sliced(1, 3, none)``: Jinja compiles slices to plain Python subscripts,
+    past the sandbox's ``getitem``, and a slice copies, so it is checked and charged like ``*``."""
+
+    def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:
+        node = self.generic_visit(node)
+        if not isinstance(node.arg, nodes.Slice):
+            return node
+        bounds = [node.arg.start, node.arg.stop, node.arg.step]
+        arguments = [nodes.Const(None) if part is None else part for part in bounds]
+        return nodes.Filter(node.node, _SLICE_FILTER, arguments, [], None, None, lineno=node.lineno)
+
+
 def _prepared(tree: nodes.Template, environment: _Sandbox) -> nodes.Template:
     # Every loop draws from one per-render budget, so nested loops over large data cannot run for ever;
     # and `~` writes its operands the way output does (null as "", booleans as true/false, JSON).
+    tree = _Slices().visit(tree)
     for loop in list(tree.find_all(nodes.For)):
         loop.iter = nodes.Filter(loop.iter, _LOOP_BUDGET_FILTER, [], [], None, None, lineno=loop.lineno)
     for concat in list(tree.find_all(nodes.Concat)):
@@ -622,6 +667,52 @@ class _LoopBudget:
             yield item
 
 
+class _Budget:
+    """What one render may still handle (:data:`MAX_RENDER_ITEMS`) and write (:data:`MAX_RENDER_BYTES`).
+
+    Charged before a value is built, so going over refuses the template before the value exists."""
+
+    __slots__ = ("bytes", "items")
+
+    def __init__(self) -> None:
+        self.items = MAX_RENDER_ITEMS
+        self.bytes = MAX_RENDER_BYTES
+
+    def spend(self, items: int = 0, size: int = 0) -> None:
+        self.items -= items
+        self.bytes -= size
+        if self.items < 0:
+            raise TemplateError(
+                f"rendering would handle more than {MAX_RENDER_ITEMS:,} values in all "
+                "(every item of every list and object counts)"
+            )
+        if self.bytes < 0:
+            raise TemplateError(
+                f"rendering would write more than {MAX_RENDER_BYTES:,} bytes (1 MiB) of JSON and text in all"
+            )
+
+
+_BUDGET: ContextVar[_Budget | None] = ContextVar("millrace_template_budget", default=None)
+
+
+@contextmanager
+def _rendering() -> Iterator[None]:
+    """One budget for everything rendered inside: the outermost call opens it, inner ones share it."""
+    if _BUDGET.get() is not None:
+        yield
+        return
+    token = _BUDGET.set(_Budget())
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _budget() -> _Budget:
+    # Outside a render (Jinja folding a constant while compiling) a charge has a budget of its own.
+    return _BUDGET.get() or _Budget()
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     """Only JSON data, the filters and the functions: no Python attributes, methods or globals."""
 
@@ -630,7 +721,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def __init__(self) -> None:
         super().__init__(autoescape=False, undefined=_Missing, keep_trailing_newline=True, finalize=_as_text)
         self.globals.clear()
-        self.filters = {**_FILTERS, _LOOP_BUDGET_FILTER: _within_loop_budget, _AS_TEXT_FILTER: _as_text}
+        self.filters = {
+            **_FILTERS,
+            _LOOP_BUDGET_FILTER: _within_loop_budget,
+            _AS_TEXT_FILTER: _as_text,
+            _SLICE_FILTER: _sliced,
+        }
         self.tests = dict(_TESTS)
 
     def getattr(self, obj: object, attribute: str) -> object:
@@ -681,7 +777,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             _check_power(left, right)
             return operator.pow(left, right)
         if operator_ == "*":
-            _check_repetition(left, right)
+            _check_multiplication(left, right)
             return operator.mul(left, right)
         _check_concatenation(left, right)
         return operator.add(left, right)
@@ -699,19 +795,75 @@ def _check_power(base: object, exponent: object) -> None:
         raise TemplateError(f"'**' would produce a number larger than 2**{MAX_POWER_BITS}")
 
 
-def _check_repetition(left: object, right: object) -> None:
+def _check_multiplication(left: object, right: object) -> None:
+    """``*`` builds at most MAX_SEQUENCE_LENGTH characters, or items counting those of the lists and
+    objects inside (``[[0] * 300] * 300`` is 90,300), and numbers of at most MAX_POWER_BITS bits."""
+    if isinstance(left, int) and isinstance(right, int):
+        if abs(left).bit_length() + abs(right).bit_length() > MAX_POWER_BITS:
+            raise TemplateError(f"'*' would produce a number larger than 2**{MAX_POWER_BITS}")
+        return
     for sequence, count in ((left, right), (right, left)):
-        if not (isinstance(sequence, (str, list, tuple)) and isinstance(count, int)):
+        if not (isinstance(sequence, (str, list, tuple)) and isinstance(count, int)) or count <= 0:
             continue
-        if len(sequence) * count > MAX_SEQUENCE_LENGTH:
-            raise TemplateError(f"'*' would build more than {MAX_SEQUENCE_LENGTH} items")
+        if isinstance(sequence, str):
+            if len(sequence) * count > MAX_SEQUENCE_LENGTH:
+                raise TemplateError(f"'*' would build more than {MAX_SEQUENCE_LENGTH} items")
+            _budget().spend(size=_utf8_size(sequence) * count)
+            return
+        built = _nested_items(sequence, MAX_SEQUENCE_LENGTH // count) * count
+        if built > MAX_SEQUENCE_LENGTH:
+            raise TemplateError(
+                f"'*' would build more than {MAX_SEQUENCE_LENGTH} items "
+                "(the items of the lists and objects inside count too)"
+            )
+        _budget().spend(items=built)
+        return
 
 
 def _check_concatenation(left: object, right: object) -> None:
-    if not (isinstance(left, (str, list)) and isinstance(right, (str, list))):
-        return
-    if len(left) + len(right) > MAX_SEQUENCE_LENGTH:
-        raise TemplateError(f"'+' would build more than {MAX_SEQUENCE_LENGTH} items")
+    if isinstance(left, str) and isinstance(right, str):
+        if len(left) + len(right) > MAX_SEQUENCE_LENGTH:
+            raise TemplateError(f"'+' would build more than {MAX_SEQUENCE_LENGTH} items")
+        _budget().spend(size=_utf8_size(left) + _utf8_size(right))
+    elif isinstance(left, (list, tuple)) and isinstance(right, (list, tuple)):
+        built = _nested_items(left, MAX_SEQUENCE_LENGTH)
+        built += _nested_items(right, MAX_SEQUENCE_LENGTH - built)
+        if built > MAX_SEQUENCE_LENGTH:
+            raise TemplateError(
+                f"'+' would build more than {MAX_SEQUENCE_LENGTH} items "
+                "(the items of the lists and objects inside count too)"
+            )
+        _budget().spend(items=built)
+
+
+def _nested_items(value: list | tuple | Mapping, limit: int) -> int:
+    """The items of ``value`` and of every list and object inside it (shared ones as often as they
+    occur), counted without recursion and only until the count passes ``limit``."""
+    count = 0
+    pending: list[object] = [value]
+    while pending:
+        container = pending.pop()
+        members = container.values() if isinstance(container, Mapping) else container  # type: ignore[union-attr]
+        count += len(members)  # type: ignore[arg-type]
+        if count > limit:
+            return count
+        pending.extend(member for member in members if isinstance(member, (list, tuple, Mapping)))  # type: ignore[union-attr]
+    return count
+
+
+def _sliced(value: object, start: object, stop: object, step: object) -> object:
+    value = _defined(value)
+    if not isinstance(value, (list, tuple, str)):
+        raise TemplateError(f"only lists and text can be sliced, not {_describe(value)}")
+    bounds = [_defined(bound) for bound in (start, stop, step)]
+    if not all(bound is None or (isinstance(bound, int) and not isinstance(bound, bool)) for bound in bounds):
+        raise TemplateError("slice bounds must be whole numbers")
+    part = value[slice(*bounds)]
+    if isinstance(part, str):
+        _budget().spend(size=_utf8_size(part))
+    else:
+        _budget().spend(items=len(part))
+    return part
 
 
 @pass_context
@@ -760,29 +912,96 @@ def _describe(value: object) -> str:
 
 
 def _to_json(value: object) -> JsonValue:
+    """``value`` as JSON data, walked without recursion. Each list and object is charged to the render's
+    budget (its items, and its brackets, commas and keys as bytes) before its copy is made, and its
+    scalars their bytes, so a value that would be too large as JSON is refused before it is written
+    out, however many references it shares inside."""
+    budget = _budget()
     value = _defined(value)
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise TemplateError("the result is not a finite number")
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_to_json(item) for item in value]
-    if isinstance(value, Mapping):
-        result: dict[str, JsonValue] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TemplateError(f"object keys must be text, not {_describe(key)}")
-            result[key] = _to_json(item)
-        return result
-    raise TemplateError(f"{_describe(value)} cannot be used as a value")
+    if value is None or isinstance(value, (str, int, float)):
+        budget.spend(items=1, size=_scalar_size(value))
+        return value  # type: ignore[return-value]
+    items_left, bytes_left = budget.items - 1, budget.bytes
+    root: list[JsonValue] = [None]
+    # (a value, the copy its JSON goes into, under which index or key); scalars are done in place
+    pending: list[tuple[object, Any, Any]] = [(value, root, 0)]
+    while pending:
+        source, parent, key = pending.pop()
+        if isinstance(source, (list, tuple)):
+            items_left -= len(source)
+            bytes_left -= len(source) + 1
+            if items_left < 0 or bytes_left < 0:
+                _overspent(budget, items_left, bytes_left)
+            copy: Any = list(source)
+            members: Iterable[tuple[Any, object]] = enumerate(copy)
+        elif isinstance(source, Mapping):
+            items_left -= len(source)
+            bytes_left -= len(source) + 1
+            if items_left < 0 or bytes_left < 0:
+                _overspent(budget, items_left, bytes_left)
+            for name in source:
+                if type(name) is not str:
+                    raise TemplateError(f"object keys must be text, not {_describe(name)}")
+                bytes_left -= (len(name) if name.isascii() else _utf8_size(name)) + 3
+            copy = dict(source)
+            members = copy.items()
+        else:  # pushed below: not a plain scalar (an undefined value, a str or int subclass, ...)
+            source = _defined(source)
+            if not (source is None or isinstance(source, (str, int, float))):
+                raise TemplateError(f"{_describe(source)} cannot be used as a value")
+            bytes_left -= _scalar_size(source)
+            parent[key] = source
+            continue
+        parent[key] = copy
+        nested: list[tuple[object, Any, Any]] = []
+        for at, member in members:
+            kind = type(member)
+            if kind is str:
+                bytes_left -= (len(member) if member.isascii() else _utf8_size(member)) + 2  # type: ignore[attr-defined,arg-type]
+            elif kind is int:
+                bytes_left -= member.bit_length() * 77 // 256 + 2  # type: ignore[attr-defined]
+            elif member is None or kind is bool:
+                bytes_left -= 5
+            elif kind is float:
+                bytes_left -= _scalar_size(member)  # type: ignore[arg-type]
+            else:
+                nested.append((member, copy, at))
+        if bytes_left < 0:
+            _overspent(budget, items_left, bytes_left)
+        pending.extend(reversed(nested))  # depth first, in the order the value reads
+    budget.items, budget.bytes = items_left, bytes_left
+    return root[0]
+
+
+def _overspent(budget: _Budget, items_left: int, bytes_left: int) -> NoReturn:
+    budget.items, budget.bytes = items_left, bytes_left
+    budget.spend()
+    raise AssertionError("spend() raises when the budget is overspent")
+
+
+def _scalar_size(value: str | float | None) -> int:
+    """About the bytes of a scalar as JSON (a string's escapes aside); a non-finite number is refused."""
+    if isinstance(value, str):
+        return _utf8_size(value) + 2
+    if value is None or isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        return abs(value).bit_length() * 77 // 256 + 2  # its decimal digits, from its bits, and a sign
+    if not math.isfinite(value):
+        raise TemplateError("the result is not a finite number")
+    return 24
+
+
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _as_text(value: object) -> str:
-    """How a value reads inside text: null is empty, booleans are true/false, lists and objects are JSON."""
+    """How a value reads inside text: null is empty, booleans are true/false, lists and objects are JSON.
+    What is written is charged to the render's budget (lists and objects through :func:`_to_json`)."""
     value = _defined(value)
     if isinstance(value, str):
+        _budget().spend(size=_utf8_size(value))
         return value
     if value is None:
         return ""
@@ -850,6 +1069,9 @@ def _format_argument(filter_name: str, pattern: object) -> str | None:
 # --- filters ----------------------------------------------------------------------------------------
 
 
+_Items = TypeVar("_Items", Sequence[object], Mapping[str, object])
+
+
 def _text(filter_name: str, value: object) -> str:
     value = _defined(value)
     if not isinstance(value, str):
@@ -890,7 +1112,7 @@ def _last(value: object) -> object:
 
 def _numbers(filter_name: str, value: object) -> list[int | float]:
     numbers: list[int | float] = []
-    for item in _sequence(filter_name, value):
+    for item in _read(_sequence(filter_name, value)):
         number = _defined(item)
         if not _is_number(number):
             raise TemplateError(f"{filter_name} expects a list of numbers, found {_describe(number)}")
@@ -903,7 +1125,7 @@ def _sum(value: object) -> int | float:
 
 
 def _orderable(filter_name: str, value: object) -> list[int | float] | list[str]:
-    items = [_defined(item) for item in _sequence(filter_name, value)]
+    items = [_defined(item) for item in _read(_sequence(filter_name, value))]
     numbers = [item for item in items if _is_number(item)]
     if len(numbers) == len(items):
         return numbers
@@ -924,8 +1146,10 @@ def _max(value: object) -> int | float | str | None:
 
 
 def _join(value: object, separator: object = "") -> str:
-    items = _sequence("join", value)
-    return _text("join's separator", separator).join(_as_text(item) for item in items)
+    items = _read(_sequence("join", value))
+    between = _text("join's separator", separator)
+    _budget().spend(size=_utf8_size(between) * max(len(items) - 1, 0))
+    return between.join([_as_text(item) for item in items])  # each piece is charged as it is written
 
 
 def _json(value: object, indent: object = None) -> str:
@@ -939,11 +1163,23 @@ def _json(value: object, indent: object = None) -> str:
 
 
 def _keys(value: object) -> list[str]:
-    return list(_mapping("keys", value))
+    return list(_read(_mapping("keys", value)))
 
 
 def _values(value: object) -> list[object]:
-    return list(_mapping("values", value).values())
+    return list(_read(_mapping("values", value)).values())
+
+
+def _read(items: _Items) -> _Items:
+    """A list or object a filter walks or copies: each of its items is charged to the render's budget."""
+    _budget().spend(items=len(items))
+    return items
+
+
+def _written(text: str) -> str:
+    """Text a filter made: charged to the render's budget (repeated, it would cost memory unbounded)."""
+    _budget().spend(size=_utf8_size(text))
+    return text
 
 
 def _default(value: object, fallback: object = "") -> object:
@@ -986,10 +1222,10 @@ def _datetime(value: object, pattern: object = None) -> str:
 
 
 _FILTERS: Mapping[str, Callable[..., object]] = {
-    "upper": lambda value: _text("upper", value).upper(),
-    "lower": lambda value: _text("lower", value).lower(),
-    "title": lambda value: _text("title", value).title(),
-    "trim": lambda value: _text("trim", value).strip(),
+    "upper": lambda value: _written(_text("upper", value).upper()),
+    "lower": lambda value: _written(_text("lower", value).lower()),
+    "title": lambda value: _written(_text("title", value).title()),
+    "trim": lambda value: _written(_text("trim", value).strip()),
     "length": _length,
     "first": _first,
     "last": _last,
