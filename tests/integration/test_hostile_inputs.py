@@ -7,7 +7,8 @@ in bounded time, never a 500.
   a webhook (the API's 2 MiB was named), 2 MiB for the API (a body without a length was read whole);
 - template results are bounded in total: a ``set`` node that would build ``[[0] * 300] * 300`` or
   ``[[0] * 65536] * 65536``, or more than a render may hold in all, fails with the node error
-  ``template`` at once, and the orchestrator goes on.
+  ``template`` at once, and the orchestrator goes on;
+- a workflow definition over 1 MiB is refused on create, update, validate and duplicate.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from millrace_common.workflow_validation import MAX_BYTES
+from sqlalchemy import create_engine
 
 from tests.support.api import provision_tenant, signed_in
 from tests.support.processes import System
+from tests.support.workflows import insert_workflow
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +245,53 @@ def test_template_results_are_bounded_in_total_and_fail_the_node_at_once(api: ht
         assert run["status"] == "failed", (name, run)
         assert build["status"] == "failed" and build["error"]["type"] == "template", (name, build)
         assert message in build["error"]["message"], (name, build["error"])
+
+
+def big_definition(size: int) -> dict:
+    strings = [set_node(f"s{i}", {"v": "x" * 60_000}) for i in range(size // 60_000 + 1)]
+    return definition(*strings)
+
+
+def test_a_definition_over_one_mebibyte_is_refused_everywhere(running_system: System, api: httpx.Client):
+    too_big = big_definition(int(1.5 * MAX_BYTES))  # each string within 64 KiB, the body within 2 MiB
+    small = created(api, definition())
+
+    def assert_refused(answer: httpx.Response, pointer: str, measured: str) -> None:
+        assert answer.status_code == 422, answer.text[:500]
+        problem = answer.json()
+        assert problem["code"] == "invalid_definition"
+        [error] = problem["errors"]
+        assert error["pointer"] == pointer and measured in error["detail"], error
+        assert f"the limit is {MAX_BYTES} (1 MiB)" in error["detail"], error
+
+    created_answer = timed(lambda: api.post("/api/v1/workflows", json={"name": "big", "definition": too_big}))
+    assert_refused(created_answer, "/definition", "as compact JSON")
+    updated = timed(
+        lambda: api.put(f"/api/v1/workflows/{small}", json={"name": "big", "definition": too_big})
+    )
+    assert_refused(updated, "/definition", "as compact JSON")
+    assert api.get(f"/api/v1/workflows/{small}").json()["latest_version"] == 1
+    checked = timed(lambda: api.post("/api/v1/workflows/validate", json={"definition": too_big}))
+    assert checked.status_code == 200 and checked.json()["valid"] is False
+    assert [p["pointer"] for p in checked.json()["problems"]] == [""]
+    assert "the limit is 1048576" in checked.json()["problems"][0]["message"]
+
+    # Under the limit as sent, over it as stored: every node's defaults are filled in when it is saved.
+    inflating = definition(*(set_node(f"s{i}", {"v": "x" * 1_860}) for i in range(498)))
+    assert len(json.dumps(inflating, separators=(",", ":"))) < MAX_BYTES
+    assert_refused(
+        api.post("/api/v1/workflows", json={"name": "n", "definition": inflating}), "/definition", "as stored"
+    )
+
+    # One stored before the limit held (as the reported 1.53 MiB one was) is not copied.
+    engine = create_engine(
+        running_system.infra.database_url,
+        connect_args={"options": f"-csearch_path={running_system.namespace}"},
+    )
+    try:
+        stored, _ = insert_workflow(engine, api.tenant_id, too_big)  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+    copied = timed(lambda: api.post(f"/api/v1/workflows/{stored}/duplicate"))
+    assert_refused(copied, "/path/workflow_id", "as stored")
+    assert api.post(f"/api/v1/workflows/{small}/duplicate").status_code == 201

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from millrace_common.workflow import WorkflowDefinition
-from millrace_common.workflow_validation import Problem, validate_definition
+from millrace_common.workflow_validation import Problem, stored_size_problem, validate_definition
 
 from tests.unit.workflow_examples import edge, every_node_type, minimal, node
 
@@ -631,6 +631,31 @@ def test_a_body_over_one_mebibyte_is_refused_before_parsing():
     raw = json.dumps({"nodes": [], "edges": [], "padding": "x" * (2 * 1024 * 1024)})
 
     assert problems(raw) == [("", f"the definition is {len(raw)} bytes; the limit is 1048576 (1 MiB)")]
+
+
+def test_a_parsed_definition_over_one_mebibyte_is_refused_as_compact_json():
+    # What the API hands over: a mapping (the size was only checked on JSON text, so this was stored)
+    definition = chain(*(set_node(f"s{i}", "x" * 60_000) for i in range(26)), end())
+    size = len(json.dumps(definition, separators=(",", ":")))
+    assert size > 1024 * 1024
+
+    limit = "the limit is 1048576 (1 MiB)"
+    assert problems(definition) == [("", f"the definition is {size} bytes as compact JSON; {limit}")]
+    assert problems(json.dumps(definition, separators=(",", ":"))) == [
+        ("", f"the definition is {size} bytes; {limit}")
+    ]
+
+
+def test_a_definition_within_the_limit_as_sent_but_over_it_as_stored_is_refused():
+    # Every node's defaults are filled in when it is stored: about 120 more bytes for a set node.
+    definition = chain(*(set_node(f"s{i}", "x" * 1_860) for i in range(498)), end())
+    assert len(json.dumps(definition, separators=(",", ":"))) < 1024 * 1024
+    stored = WorkflowDefinition.model_validate(definition).model_dump_json(by_alias=True)
+    assert len(stored) > 1024 * 1024
+
+    message = f"the definition is {len(stored)} bytes as stored (compact JSON with its defaults); "
+    assert problems(definition) == [("", message + "the limit is 1048576 (1 MiB)")]
+    assert stored_size_problem(WorkflowDefinition.model_validate(minimal())) is None
 
 
 def test_more_than_five_hundred_nodes_are_refused_before_validating_any():

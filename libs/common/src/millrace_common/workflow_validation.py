@@ -3,6 +3,10 @@
 Size limits are checked before anything is parsed deeply, so an oversized or deeply nested body
 costs a scan, not a parse. Then the definition is validated node by node (config errors point into
 the submitted JSON) and its graph is checked even when some node configs are invalid.
+
+The size limit, :data:`MAX_BYTES`, holds for the definition as submitted (JSON text as it is; a parsed
+mapping, which is what the API hands over, as compact JSON) and for the definition as it is stored and
+read back (compact JSON with every default filled in, which can be larger than what was submitted).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "MAX_STRING_BYTES",
     "Problem",
     "ValidationReport",
+    "stored_size_problem",
     "validate_definition",
 ]
 
@@ -122,8 +127,30 @@ def _limit_problems(document: Mapping[str, Any]) -> list[Problem]:
             problems.append(
                 Problem(f"/{key}", f"the definition has {len(items)} {key}; the limit is {limit}")
             )
-    problems.extend(_oversized(document))
+    oversized = list(_oversized(document))
+    problems.extend(oversized)
+    if not oversized:  # nested within MAX_DEPTH (so it can be written out), every string within bounds
+        size = len(_utf8(json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=_plain)))
+        if size > MAX_BYTES:
+            problems.append(_too_big(size, "as compact JSON"))
     return problems
+
+
+def _too_big(size: int, measured: str) -> Problem:
+    return Problem("", f"the definition is {size} bytes {measured}; the limit is {MAX_BYTES} (1 MiB)")
+
+
+def _plain(value: object) -> object:
+    """What ``json.dumps`` makes of a mapping that is not a dict, and of anything else a caller's
+    mapping may hold (validation refuses it later; here it is only measured)."""
+    return dict(value) if isinstance(value, Mapping) else str(value)
+
+
+def stored_size_problem(definition: WorkflowDefinition) -> Problem | None:
+    """The size problem of a definition as it is stored and read back (compact JSON with every default
+    filled in), or None within :data:`MAX_BYTES`."""
+    size = len(definition.model_dump_json(by_alias=True))
+    return _too_big(size, "as stored (compact JSON with its defaults)") if size > MAX_BYTES else None
 
 
 _Container = Mapping[str, Any] | list[Any] | tuple[Any, ...]
@@ -179,7 +206,10 @@ def _validated(document: Mapping[str, Any]) -> ValidationReport:
             problems.extend(graph_problems(nodes, edges))
         return _refused(problems)
     problems = definition.graph_problems()
-    return ValidationReport(tuple(problems), None) if problems else ValidationReport((), definition)
+    if problems:
+        return ValidationReport(tuple(problems), None)
+    stored = stored_size_problem(definition)
+    return _refused([stored]) if stored is not None else ValidationReport((), definition)
 
 
 def _partial_views(document: Mapping[str, Any]) -> tuple[list[NodeView], list[EdgeView]]:

@@ -15,7 +15,7 @@ from millrace_common.problems import declared
 from millrace_common.tables import active_triggers, runs, workflow_triggers, workflow_versions, workflows
 from millrace_common.topics import RUNS_COMMANDS
 from millrace_common.workflow import WorkflowDefinition
-from millrace_common.workflow_validation import validate_definition
+from millrace_common.workflow_validation import stored_size_problem, validate_definition
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import and_, delete, func, insert, literal_column, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -307,6 +307,14 @@ async def duplicate_workflow(workflow_id: UUID, editor: WorkflowEditor, engine: 
         definition = await _version(
             connection, workflow_id, source.latest_version, pointer="/path/workflow_id"
         )
+        oversized = stored_size_problem(definition)  # stored before the limit was enforced on saving
+        if oversized is not None:
+            raise ApiError(
+                422,
+                "invalid_definition",
+                f"the workflow's newest version cannot be copied: {oversized.message}",
+                [{"pointer": "/path/workflow_id", "detail": oversized.message}],
+            )
         name = source.name[: NAME_LIMIT - len(COPY_SUFFIX)] + COPY_SUFFIX
         return await _new_draft(connection, editor.tenant_id, name, definition)
 
