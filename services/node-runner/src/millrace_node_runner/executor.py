@@ -11,6 +11,7 @@ from millrace_common.kafka import describe_validation_error
 from millrace_common.limits import MAX_PAYLOAD_BYTES, too_large
 from millrace_common.messages.node_commands import ExecuteNode, NodeFailedResult, NodeSucceededResult
 from millrace_common.node_errors import NodeErrorType
+from millrace_common.outages import unreachable_dependency
 from pydantic import ValidationError
 
 from millrace_node_runner.domain.outcomes import NodeRefused, Outcome, Succeeded, failed
@@ -81,8 +82,12 @@ class NodeExecutor:
         except NodeRefused as refused:
             return refused.outcome
         except Exception as error:
-            # A fault of the runner or its database, not of the node: retryable, and its details stay
-            # in the runner's log (they may name internal hosts).
+            if unreachable_dependency(error) is not None:
+                # PostgreSQL or Kafka is away: not the node's failure, so no attempt is spent on it;
+                # the consumer waits the outage out and runs the same attempt again.
+                raise
+            # A fault of the runner, not of the node: retryable, and its details stay in the runner's
+            # log (they may name internal hosts).
             log.exception("node failed inside the runner")
             return failed(
                 NodeErrorType.RUNNER_ERROR, f"the runner failed ({type(error).__name__})", retryable=True

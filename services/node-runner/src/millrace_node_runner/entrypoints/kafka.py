@@ -197,7 +197,7 @@ class CommandConsumer:
         self, lane: Lane, partition: TopicPartition, progress: PartitionProgress, record: ConsumerRecord
     ) -> None:
         try:
-            await self._handle_record(lane, record)
+            await self._until_handled(lane, record)
         except Exception as error:
             # Not node failures (they are results), nor Kafka being away (sending waits): a command
             # that breaks the runner itself. It is dead-lettered with the reason, so the partition's
@@ -222,6 +222,24 @@ class CommandConsumer:
             self._start_waiting(lane)
         # Only now, with the result (or the dead letter) sent, may the commit pass this offset.
         progress.finished(record.offset)
+
+    async def _until_handled(self, lane: Lane, record: ConsumerRecord) -> None:
+        """Handle the command; while PostgreSQL or Kafka is away, wait and handle it again (the same
+        attempt under the same idempotency key: its side effects, if any, were not recorded)."""
+        for attempt in itertools.count():
+            try:
+                await self._handle_record(lane, record)
+                return
+            except Exception as error:
+                missing = unreachable_dependency(error)
+                if missing is None:
+                    raise
+                if self._outages.due(missing):
+                    log.warning(
+                        "a node command waits for a dependency (said once per 30 s)",
+                        extra={"ids": {"dependency": missing, "offset": record.offset}},
+                    )
+                await asyncio.sleep(SEND_BACKOFF_SECONDS[min(attempt, len(SEND_BACKOFF_SECONDS) - 1)])
 
     async def _handle_record(self, lane: Lane, record: ConsumerRecord) -> None:
         try:
