@@ -16,8 +16,7 @@ Starlette's HTTP errors and an unreachable database or broker into problem answe
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -29,6 +28,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from millrace_common.json_depth import JsonDepthLimit, JsonTooDeep
+from millrace_common.outages import OncePerInterval, unreachable_dependency
+from millrace_common.outbox import MessageTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -146,51 +147,12 @@ def json_pointer(location: Iterable[object]) -> str:
     return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in location)
 
 
-def _dependency_unavailable(error: BaseException) -> str | None:
-    """Which dependency an exception says is unreachable ("PostgreSQL", "Kafka"), or None."""
-    import psycopg
-    from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError
-    from sqlalchemy.exc import DBAPIError
-    from sqlalchemy.exc import TimeoutError as PoolTimeout
-
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, PoolTimeout | psycopg.OperationalError):
-            return "PostgreSQL"
-        if isinstance(current, DBAPIError) and (
-            current.connection_invalidated or isinstance(current.orig, psycopg.OperationalError)
-        ):
-            return "PostgreSQL"
-        if isinstance(current, KafkaConnectionError | KafkaTimeoutError | NodeNotReadyError):
-            return "Kafka"
-        current = current.__cause__ or current.__context__
-    return None
-
-
-class _OncePerInterval:
-    """Says a recurring thing once per interval, not once per request."""
-
-    def __init__(self, seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._seconds = seconds
-        self._clock = clock
-        self._last: dict[str, float] = {}
-
-    def due(self, key: str) -> bool:
-        now = self._clock()
-        if now - self._last.get(key, -self._seconds - 1) < self._seconds:
-            return False
-        self._last[key] = now
-        return True
-
-
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error this app answers becomes problem JSON; so does an unreachable PostgreSQL or Kafka
     (503 with Retry-After, logged once per 30 s rather than once per request). A JSON body nested deeper
     than ``json_depth.MAX_JSON_DEPTH`` is refused (400 ``invalid_body``) while it is read, before any
     parser recurses into it."""
-    outages = _OncePerInterval()
+    outages = OncePerInterval()
 
     @app.exception_handler(Problem)
     async def problem(request: Request, error: Problem) -> JSONResponse:
@@ -220,7 +182,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     async def dependency_down(request: Request, error: Exception) -> JSONResponse:
-        missing = _dependency_unavailable(error)
+        missing = unreachable_dependency(error)
         if missing is None and _unstorable(error):
             # PostgreSQL stores neither NUL characters nor unpaired UTF-16 surrogates; such input is
             # the caller's to fix, and the transaction has already rolled back.
@@ -240,6 +202,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             f"{missing} is unreachable; try again shortly",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+
+    @app.exception_handler(MessageTooLarge)
+    async def message_too_large(request: Request, error: MessageTooLarge) -> JSONResponse:
+        return problem_response(request, 413, "too_large", str(error))
 
     for kind in _outage_types():
         app.add_exception_handler(kind, dependency_down)

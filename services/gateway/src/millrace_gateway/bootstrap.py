@@ -81,7 +81,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     for module in (auth, workflows, runs, live, records, tenant_settings, catalog, tasks):
         app.include_router(module.router)
-    app.include_router(webhooks.build_router(broker))
+    app.include_router(webhooks.build_router())
     metrics.mount(app, registry, settings, engine)
 
     _serve_web(app, WEB_DIST)

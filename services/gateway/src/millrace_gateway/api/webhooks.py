@@ -17,7 +17,6 @@ from typing import Annotated
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path, Request
-from faststream.kafka import KafkaBroker
 from millrace_common.json_depth import depth_detail, too_deep
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.webhooks import (
@@ -30,6 +29,7 @@ from millrace_common.messages.webhooks import (
     verify_signature,
     webhook_idempotency_key,
 )
+from millrace_common.outbox import Outgoing, enqueue
 from millrace_common.secrets import SecretsUnavailable
 from millrace_common.tables import credentials, webhook_deliveries, workflow_triggers, workflows
 from millrace_common.topics import WEBHOOKS_INBOUND
@@ -38,8 +38,9 @@ from pydantic import BaseModel, JsonValue
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from millrace_gateway.api.deps import EngineDep, NamespaceDep, SecretBoxDep
+from millrace_gateway.api.deps import EngineDep, NamespaceDep, RelayDep, SecretBoxDep
 from millrace_gateway.api.errors import ApiError, body_limit_detail
+from millrace_gateway.settings import PRODUCER
 
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024
 """Bodies above this are refused (413): the call travels as one Kafka message and lands in the run."""
@@ -59,8 +60,9 @@ class WebhookAccepted(BaseModel):
     duplicate: bool = False
 
 
-def build_router(broker: KafkaBroker) -> APIRouter:
-    """The webhook route, publishing with ``broker`` (the gateway's, started by its lifespan)."""
+def build_router() -> APIRouter:
+    """The webhook route: each call is stored with its delivery claim in the gateway's outbox, which
+    the gateway's relay publishes to ``webhooks.inbound``."""
     router = APIRouter(tags=["webhooks"])
 
     @router.post(
@@ -81,6 +83,7 @@ def build_router(broker: KafkaBroker) -> APIRouter:
         engine: EngineDep,
         namespace: NamespaceDep,
         box: SecretBoxDep,
+        relay: RelayDep,
     ) -> WebhookAccepted:
         """Start a run of the workflow behind this address with the posted body (202 with the run id)."""
         async with engine.connect() as connection:
@@ -140,14 +143,18 @@ def build_router(broker: KafkaBroker) -> APIRouter:
                 )
             ).first()
             if claimed is None:
-                # Seen before: the first call was only answered once its message was in Kafka.
+                # Seen before: the first call was answered once its message was stored with the claim.
                 return WebhookAccepted(run_id=run_id, delivery_id=delivery_id, duplicate=True)
-            try:
-                await broker.publish(
-                    encoded, topic=namespace.topic(WEBHOOKS_INBOUND), key=str(row.id).encode()
-                )
-            except Exception as error:
-                raise ApiError(503, "unavailable", "the call could not be stored; send it again") from error
+            # The message is stored with the claim, in one transaction, and the relay publishes it:
+            # no request waits for Kafka holding a database connection, and calls are accepted while
+            # Kafka is away (they run once it is back).
+            await enqueue(
+                connection,
+                namespace,
+                PRODUCER,
+                [Outgoing(WEBHOOKS_INBOUND, str(row.id), message, value=encoded)],
+            )
+        relay.wake()
         return WebhookAccepted(run_id=run_id, delivery_id=delivery_id)
 
     return router

@@ -363,7 +363,7 @@ async def start_manual_run(
             idempotency_key=f"manual:{idempotency_key or run_id}",
         )
         await enqueue(connection, namespace, PRODUCER, [Outgoing(RUNS_COMMANDS, str(run_id), command)])
-    await relay.publish_pending()
+    relay.wake()  # the relay publishes in the background: no request waits for Kafka
     return RunAccepted(run_id=run_id, workflow_version=version)
 
 
