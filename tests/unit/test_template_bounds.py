@@ -41,7 +41,7 @@ def refused_quickly(value, message: str, context=CONTEXT) -> str:
     with pytest.raises(TemplateError, match=message) as refused:
         render(value, context)
     took = time.perf_counter() - began
-    assert took < 1.0, f"took {took:.2f} s"
+    assert took < 2.0, f"took {took:.2f} s"  # unbounded, it would take minutes or all the memory
     tracemalloc.start()  # again, counting memory (tracing makes it slower)
     try:
         with pytest.raises(TemplateError, match=message):
