@@ -58,6 +58,18 @@ def test_text_answers_and_truncated_json_stay_text():
     assert truncated.output["body"] == '{"a": [1, 2' and truncated.output["truncated"] is True
 
 
+@pytest.mark.parametrize("depth", [65, 300, 100_000])
+def test_json_nested_deeper_than_any_message_may_be_stays_text(depth: int):
+    deep = b"[" * depth + b"]" * depth
+    result = outcome(200, deep, **{"content-type": "application/json"})
+    assert result.output["body"] == deep.decode()
+
+
+def test_json_nested_within_the_limit_is_parsed():
+    nested = b"[" * 64 + b"]" * 64
+    assert outcome(200, nested, **{"content-type": "application/json"}).output["body"] != nested.decode()
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
 def test_server_errors_and_too_many_requests_are_retryable(status: int):
     result = outcome(status, b"secret internal detail")

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlencode, urljoin, urlsplit
 from uuid import UUID
 
+from millrace_common.json_depth import too_deep
 from millrace_common.node_errors import NodeErrorType
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
@@ -201,12 +202,13 @@ def response_outcome(
         return failed(NodeErrorType.HTTP_STATUS, f"the server answered {status}", retryable=False)
     content_type = headers.get("content-type", "").lower()
     parsed: JsonValue
-    if ("/json" in content_type or "+json" in content_type) and not truncated and body:
+    if ("/json" in content_type or "+json" in content_type) and not truncated and body and not too_deep(body):
         try:
             parsed = json.loads(body)
         except ValueError:
             parsed = body.decode(errors="replace")
     else:
+        # Not JSON, cut short, or nested deeper than any message may be (MAX_JSON_DEPTH): the text.
         parsed = body.decode(errors="replace")
     return Succeeded(
         {"status": status, "headers": headers, "body": parsed, "truncated": truncated, "url": url}
