@@ -6,7 +6,8 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -48,10 +49,47 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class OncePerInterval(logging.Filter):
+    """Lets a library's warning through once per interval per logger and message template (the text
+    before its arguments), with how many were held back since: a broker outage makes the Kafka client
+    repeat the same connection warnings many times a second in every service."""
+
+    def __init__(self, seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._seconds = seconds
+        self._clock = clock
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self._seconds:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        held_back = last[1] if last is not None else 0
+        self._seen[key] = (now, 0)
+        if held_back:
+            record.ids = {**getattr(record, "ids", {}), "repeated": held_back}  # type: ignore[attr-defined]
+        return True
+
+
+RATE_LIMITED_LOGGERS = ("aiokafka", "faststream", "kafka")
+
+
+def rate_limited(logger_name: str) -> bool:
+    """The Kafka client's loggers, and FastStream's per-service one (``millrace.<service>.kafka``)."""
+    first = logger_name.split(".")[0]
+    return first in RATE_LIMITED_LOGGERS or (first == "millrace" and logger_name.endswith(".kafka"))
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every logger's records to stderr as JSON lines."""
+    """Send every logger's records to stderr as JSON lines; the Kafka client's repeated warnings
+    at most once per 30 s each."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines(service))
+    limiter = OncePerInterval()
+    handler.addFilter(lambda record: limiter.filter(record) if rate_limited(record.name) else True)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -1,0 +1,45 @@
+"""The Kafka client's repeated warnings reach the log once per interval, with how many were held back."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from millrace_common.logs import OncePerInterval, rate_limited
+
+pytestmark = pytest.mark.unit
+
+
+def record(name: str, msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.WARNING, __file__, 1, msg, args, None)
+
+
+def test_the_same_warning_passes_once_per_interval_and_then_says_how_many_were_held_back():
+    now = [0.0]
+    limiter = OncePerInterval(30.0, clock=lambda: now[0])
+    passed = []
+    for second in range(95):
+        now[0] = float(second)
+        for _ in range(100):  # a hundred a second, as during a broker outage
+            line = record("aiokafka.conn", "Unable to connect to %s", f"node-{second}")
+            if limiter.filter(line):
+                passed.append((second, getattr(line, "ids", {})))
+    assert [second for second, _ in passed] == [0, 30, 60, 90]
+    assert passed[0][1] == {} and passed[1][1] == {"repeated": 2999}
+
+
+def test_different_templates_and_loggers_are_counted_apart():
+    limiter = OncePerInterval(30.0, clock=lambda: 0.0)
+    assert limiter.filter(record("aiokafka.conn", "Unable to connect to %s", "a"))
+    assert limiter.filter(record("aiokafka.consumer", "Unable to connect to %s", "a"))
+    assert limiter.filter(record("aiokafka.conn", "Connection reset"))
+    assert not limiter.filter(record("aiokafka.conn", "Unable to connect to %s", "b"))
+
+
+def test_only_the_kafka_clients_loggers_are_limited():
+    assert rate_limited("aiokafka.conn") and rate_limited("millrace.gateway.kafka")
+    # Our own modules' lines (a dead letter, an outage said once already) are never held back.
+    assert not rate_limited("millrace_common.kafka") and not rate_limited(
+        "millrace_node_runner.entrypoints.kafka"
+    )
+    assert not rate_limited("millrace_orchestrator.handlers") and not rate_limited("uvicorn.error")
