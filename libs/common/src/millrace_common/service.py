@@ -22,6 +22,7 @@ from millrace_common.db import database_reachable
 from millrace_common.kafka import check_message_limit
 from millrace_common.logs import configure_logging
 from millrace_common.problems import install_problem_handlers, problem_openapi
+from millrace_common.readiness import Hysteresis
 from millrace_common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,15 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": parts.settings.service_name}
 
+    # Reported with hysteresis (millrace_common.readiness), so a broker that is back but still
+    # settling does not make readiness flap between 200 and 503.
+    reported = {"kafka": Hysteresis(), "postgresql": Hysteresis()}
+
     @app.get("/readyz", tags=["operations"])
     async def readyz(response: Response) -> dict[str, object]:
         checks = {
-            "kafka": await _kafka_ready(parts.broker),
-            "postgresql": await _database_ready(parts.engine),
+            "kafka": reported["kafka"].observe(await _kafka_ready(parts.broker)),
+            "postgresql": reported["postgresql"].observe(await _database_ready(parts.engine)),
         }
         ready = all(checks.values())
         response.status_code = 200 if ready else 503
