@@ -6,8 +6,11 @@ never another 5xx and never slowly. The long drill (45 s outages) is bench/fault
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from tests.support.drills import Drill
@@ -43,3 +46,48 @@ def test_every_accepted_call_runs_once_through_kills_and_restarts_of_everything(
     assert not report.problems, "\n".join(report.problems)
     assert (report.lost, report.duplicated) == (0, 0)
     assert all(f.recovered_after is not None for f in report.faults), report.lines()
+
+
+@pytest.mark.timeout(240)
+def test_while_kafka_is_down_webhooks_are_accepted_at_once_and_run_when_it_is_back(
+    system: System, server: LoopbackServer
+) -> None:
+    # Before, a webhook waited for Kafka inside its database transaction: twenty such calls took
+    # the gateway's whole pool, and every database-backed endpoint then failed after 30 s.
+    system.start()
+    drill = Drill(system, server)
+    hook = system.url("gateway") + drill.hook_path
+    try:
+        drill.broker.kill_kafka()
+        began = time.monotonic()
+
+        def call(n: int) -> tuple[int, float, str | None]:
+            sent = time.monotonic()
+            answer = httpx.post(
+                hook, json={"n": f"k{n}"}, headers={"x-millrace-delivery": f"k{n}"}, timeout=30
+            )
+            run_id = answer.json().get("run_id") if answer.status_code == 202 else None
+            return answer.status_code, time.monotonic() - sent, run_id
+
+        with ThreadPoolExecutor(25) as pool:
+            answers = list(pool.map(call, range(25)))
+        listing = drill.api.get("/api/v1/workflows")
+        down_for = time.monotonic() - began
+        assert [status for status, _, _ in answers] == [202] * 25, answers
+        assert max(took for _, took, _ in answers) < 5, answers
+        assert listing.status_code == 200 and down_for < 15
+        drill.broker.start_kafka()
+        run_ids = {run_id for _, _, run_id in answers}
+        deadline = time.monotonic() + 90
+        while True:
+            statuses = [drill.api.get(f"/api/v1/runs/{run_id}") for run_id in run_ids]
+            done = [a for a in statuses if a.status_code == 200 and a.json()["status"] == "completed"]
+            if len(done) == len(run_ids):
+                break
+            assert time.monotonic() < deadline, (
+                f"{len(done)} of {len(run_ids)} runs completed after Kafka came back"
+            )
+            time.sleep(1)
+        assert len(server.requests_to("/hook")) == 25
+    finally:
+        drill.close()

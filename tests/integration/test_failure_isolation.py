@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 import uuid
@@ -22,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from millrace_common.kafka import MessageLimitTooSmall, check_message_limit
 
 from tests.support.api import provision_tenant, signed_in
 from tests.support.infra import Infra
@@ -238,3 +240,38 @@ def test_a_message_that_breaks_each_consumer_is_dead_lettered_and_the_partition_
             ),
             f"{consumer}'s committed offsets on {source} to reach the end",
         )
+
+
+def test_a_service_refuses_to_start_when_a_topic_accepts_smaller_messages_than_its_setting(
+    infra: Infra, namespace: str
+) -> None:
+    async def shrink_and_check() -> str:
+        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.alter_configs(
+                [
+                    ConfigResource(
+                        ConfigResourceType.TOPIC,
+                        f"{namespace}.nodes.results",
+                        configs={"max.message.bytes": "500000"},
+                    )
+                ]
+            )
+        finally:
+            await admin.close()
+        await check_message_limit(infra.settings(namespace))  # the namespace's other topics are fine
+        return ""
+
+    with pytest.raises(MessageLimitTooSmall) as refused:
+        asyncio.run(shrink_and_check())
+    assert f"{namespace}.nodes.results (500000)" in str(refused.value)
+    assert "MILLRACE_KAFKA_MAX_MESSAGE_BYTES is 1000000" in str(refused.value)
+
+    system = System(infra, namespace)
+    with pytest.raises(RuntimeError, match="MessageLimitTooSmall|max.message.bytes"):
+        system.start(("orchestrator",))
+    system.stop_all()
