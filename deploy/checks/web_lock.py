@@ -27,7 +27,8 @@ def lock_problems(package: dict, lock: dict) -> list[str]:
         for name in sorted(set(wanted) | set(locked)):
             if wanted.get(name) != locked.get(name):
                 problems.append(
-                    f"{section}.{name}: package.json asks {wanted.get(name)!r}, the lock has {locked.get(name)!r}"
+                    f"{section}.{name}: package.json asks {wanted.get(name)!r}, "
+                    f"the lock has {locked.get(name)!r}"
                 )
     for path, entry in sorted(packages.items()):
         if not path:

@@ -1,6 +1,7 @@
 """The inbox in headless Chromium (Debian's, driven by Selenium with Debian's chromedriver): an
 approver signs in, opens the pending approval of a real paused run, approves it, and the run
-completes. Needs ``python3 deploy/local/infra.py install --only browser`` to have installed chromium and chromium-driver."""
+completes. Needs ``python3 deploy/local/infra.py install --only browser`` to have installed
+chromium and chromium-driver."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 def browser() -> Iterator[object]:
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.fail(
-            "Debian's chromium and chromium-driver are missing: run python3 deploy/local/infra.py install --only browser",
+            "Debian's chromium and chromium-driver are missing: "
+            "run python3 deploy/local/infra.py install --only browser",
             pytrace=False,
         )
     os.environ.setdefault("SE_OFFLINE", "true")

@@ -37,7 +37,8 @@ RECORD_KINDS = ("record_created", "record_updated", "record_deleted", "field_cha
 
 
 def variable(path: str) -> str:
-    """The set variable that holds a documented path's value: ``trigger.webhook.body`` is ``webhook__body``."""
+    """The set variable that holds a documented path's value: ``trigger.webhook.body`` is
+    ``webhook__body``."""
     return path.removeprefix("trigger.").replace(".", "__")
 
 

@@ -159,7 +159,8 @@ class Rig:
 
     def firings(self, workflow_id: str) -> list[dict]:
         return self.sql(
-            "select * from trigger_firings where workflow_id = cast(:w as uuid) order by fired_at, idempotency_key",
+            "select * from trigger_firings where workflow_id = cast(:w as uuid)"
+            " order by fired_at, idempotency_key",
             w=workflow_id,
         )
 

@@ -409,9 +409,11 @@ class Drill:
         with engine.connect() as connection:
             rows = connection.execute(
                 text(
-                    "select e.payload->'error'->>'type' as type, left(e.payload->'error'->>'message', 80) as message "
+                    "select e.payload->'error'->>'type' as type,"
+                    " left(e.payload->'error'->>'message', 80) as message "
                     "from run_events e join runs r on r.run_id = e.run_id "
-                    "where e.type = 'node.retry_scheduled' and r.workflow_id in (cast(:a as uuid), cast(:b as uuid))"
+                    "where e.type = 'node.retry_scheduled'"
+                    " and r.workflow_id in (cast(:a as uuid), cast(:b as uuid))"
                 ),
                 {"a": self.webhook_workflow, "b": self.record_workflow},
             ).all()

@@ -51,7 +51,8 @@ def locate_infra() -> Iterator[Infra]:
         return
     if not _docker_engine_available():
         raise InfraMissing(
-            "no Kafka/PostgreSQL for the tests: MILLRACE_KAFKA_BOOTSTRAP and MILLRACE_DATABASE_URL are not set "
+            "no Kafka/PostgreSQL for the tests: "
+            "MILLRACE_KAFKA_BOOTSTRAP and MILLRACE_DATABASE_URL are not set "
             "and no Docker engine answers for testcontainers; run `make test`, which starts both"
         )
     from testcontainers.kafka import KafkaContainer

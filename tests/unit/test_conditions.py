@@ -260,7 +260,10 @@ def test_conditions_are_read_from_and_written_to_json_with_and_or_not_keys():
     raw = {
         "and": [
             {"field": "record.amount", "operator": "greater_than", "value": 10},
-            {"or": [{"not": {"field": "record.note", "operator": "is_empty"}}, {"field": "x", "operator": "in", "value": [1]}]},
+            {"or": [
+                {"not": {"field": "record.note", "operator": "is_empty"}},
+                {"field": "x", "operator": "in", "value": [1]},
+            ]},
         ]
     }  # fmt: skip
     condition = parse_condition(raw)

@@ -316,7 +316,8 @@ def test_the_save_time_check_refuses_what_cannot_render(source, message):
 def test_the_save_time_check_lists_the_paths_a_template_reads():
     check = check_template(
         "{{ nodes.classify.output.label }} {{ trigger.record.data['email'] | lower }} {{ items[0].name }}"
-        "{% for row in trigger.record.data.rows %}{{ row.total }}{{ vars.prices[row.sku].amount }}{% endfor %}"
+        "{% for row in trigger.record.data.rows %}"
+        "{{ row.total }}{{ vars.prices[row.sku].amount }}{% endfor %}"
         "{{ now() }}{{ item.name if item is defined else '' }}"
     )
     assert check == TemplateCheck(

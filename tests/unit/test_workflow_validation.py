@@ -458,7 +458,10 @@ def test_several_problems_come_back_together():
     [
         (
             "{{ trigger.x ",
-            "template error: syntax error on line 1: unexpected end of template, expected 'end of print statement'.",
+            (
+                "template error: syntax error on line 1: unexpected end of template, "
+                "expected 'end of print statement'."
+            ),
         ),
         ("{{ trigger.x | shout }}", "template error: unknown filter 'shout'"),
         (
@@ -706,7 +709,10 @@ def test_a_string_over_sixty_four_kibibytes_is_refused_at_its_pointer():
     [
         (
             "{",
-            "the definition is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+            (
+                "the definition is not valid JSON: "
+                "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
+            ),
         ),
         ('{"nodes": [NaN]}', "the definition is not valid JSON: NaN is not a JSON number"),
         ("[]", "the definition must be a JSON object with nodes and edges"),

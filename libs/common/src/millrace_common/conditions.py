@@ -170,7 +170,9 @@ Condition = Annotated[
     Discriminator(
         _condition_kind,
         custom_error_type="invalid_condition",
-        custom_error_message="a condition is an object with 'field' and 'operator', or with 'and', 'or' or 'not'",
+        custom_error_message=(
+            "a condition is an object with 'field' and 'operator', or with 'and', 'or' or 'not'"
+        ),
     ),
 ]
 

@@ -332,8 +332,8 @@ class BatchConsumer:
     batches let records that reached the broker mid-batch wait out the next batch too.
 
     Offsets are committed by a task of their own, the newest handled ones at most every 0.1 s, so the
-    next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches more than
-    the last one; handlers are idempotent, so that costs only their time.
+    next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches
+    more than the last one; handlers are idempotent, so that costs only their time.
     """
 
     def __init__(

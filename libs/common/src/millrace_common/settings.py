@@ -62,7 +62,9 @@ class ServiceSettings(BaseSettings):
     )
     metrics_per_workflow: bool = Field(
         default=False,
-        description="Also count runs per workflow: one series per workflow, so only for installations with few",
+        description=(
+            "Also count runs per workflow: one series per workflow, so only for installations with few"
+        ),
     )
     encryption_key: SecretStr | None = Field(
         default=None,

@@ -626,7 +626,8 @@ class _MissingValue(UndefinedError):
 
 
 class _Missing(StrictUndefined):
-    """Undefined that fails on any use except ``default`` and ``is defined``; attribute chains pass through."""
+    """Undefined that fails on any use except ``default`` and ``is defined``; attribute chains pass
+    through."""
 
     __slots__ = ()
 

@@ -89,7 +89,8 @@ def build(settings: GatewaySettings) -> FastAPI:
 
 
 def _serve_web(app: FastAPI, dist: Path) -> None:
-    """The builder (services/gateway/web, built to dist/) at ``/``; without a build, ``/`` shows the API docs."""
+    """The builder (services/gateway/web, built to dist/) at ``/``; without a build, ``/`` shows the
+    API docs."""
     index = dist / "index.html"
     if not index.is_file():
 

@@ -199,7 +199,8 @@ class RunMessageHandler:
                 # A database not migrated to 0008 has no millrace_ensure: every batch reads first.
                 self._checked_writes = False
                 log.error(
-                    "the database lacks millrace_ensure (migration 0008): run the migrations; reading every batch first"
+                    "the database lacks millrace_ensure (migration 0008): run the migrations; "
+                    "reading every batch first"
                 )
         refs_of = {m.run_id for m in todo.values() if m.run_id not in cached and not isinstance(m, StartRun)}
         after_seqs = {m.run_id: cached[m.run_id].last_seq if m.run_id in cached else 0 for m in todo.values()}

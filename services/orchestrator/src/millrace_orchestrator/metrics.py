@@ -120,7 +120,8 @@ class RunMetrics:
         )
         self.throttled = Counter(
             "millrace_runs_throttled_total",
-            "Runs asked for but not started because their workflow was at a limit, by tenant and trigger kind",
+            "Runs asked for but not started because their workflow was at a limit, "
+            "by tenant and trigger kind",
             ["tenant", "trigger"],
             registry=registry,
         )
@@ -164,7 +165,8 @@ class RunMetrics:
         self.batches = Counter(
             "millrace_orchestrator_batches_total",
             "Polled batches written, by path: cached (decided on cached run states, checked by the write), "
-            "read (read first), cached_refused (the check failed and nothing was written; the batch took the read path)",
+            "read (read first), cached_refused (the check failed and nothing was written; "
+            "the batch took the read path)",
             ["path"],
             registry=registry,
         )

@@ -23,7 +23,9 @@ class TriggerSettings(ServiceSettings):
     trigger_schedule_grace_seconds: float = Field(
         default=60,
         ge=1,
-        description="A slot found later than this after its time counts as missed (the missed-slot policy applies)",
+        description=(
+            "A slot found later than this after its time counts as missed (the missed-slot policy applies)"
+        ),
     )
     trigger_retention_days: float = Field(
         default=7,
@@ -32,5 +34,8 @@ class TriggerSettings(ServiceSettings):
     )
     trigger_clock_file: Path | None = Field(
         default=None,
-        description="For tests: read the current time from this file (an ISO-8601 instant) instead of the system clock",
+        description=(
+            "For tests: read the current time from this file (an ISO-8601 instant) "
+            "instead of the system clock"
+        ),
     )

@@ -116,7 +116,8 @@ def verify_signature(
     if abs(now.timestamp() - timestamp) > tolerance.total_seconds():
         raise SignatureRejected(
             SignatureProblem.STALE_TIMESTAMP,
-            f"{TIMESTAMP_HEADER} is more than {int(tolerance.total_seconds())} s away from the server's clock",
+            f"{TIMESTAMP_HEADER} is more than {int(tolerance.total_seconds())} s "
+            "away from the server's clock",
         )
     if not signature_header:
         raise SignatureRejected(

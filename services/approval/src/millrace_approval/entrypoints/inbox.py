@@ -33,8 +33,10 @@ router = APIRouter(prefix="/approvals", include_in_schema=False)
 
 STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
-header{background:#1d2330;color:#fff;padding:.7em 1.5em;display:flex;justify-content:space-between;align-items:center}
-header a,header button{color:#fff;background:none;border:0;font:inherit;cursor:pointer;text-decoration:underline}
+header{background:#1d2330;color:#fff;padding:.7em 1.5em;display:flex;\
+justify-content:space-between;align-items:center}
+header a,header button{color:#fff;background:none;border:0;font:inherit;cursor:pointer;\
+text-decoration:underline}
 main{max-width:60em;margin:1.5em auto;padding:0 1.5em}
 table{border-collapse:collapse;width:100%;background:#fff}
 th,td{text-align:left;padding:.45em .7em;border-bottom:1px solid #e3e6eb;vertical-align:top}
@@ -57,7 +59,8 @@ document.querySelectorAll('time[datetime]').forEach(function (t) {
 document.querySelectorAll('form.decide').forEach(function (f) {
   f.addEventListener('submit', function (e) {
     var choice = e.submitter ? e.submitter.value : '';
-    if (choice === 'rejected' && !f.note.value.trim() && !confirm('Reject without a note?')) { e.preventDefault(); }
+    if (choice === 'rejected' && !f.note.value.trim() \
+&& !confirm('Reject without a note?')) { e.preventDefault(); }
   });
 });
 """
@@ -71,7 +74,8 @@ def page(title: str, body: str, principal: Principal | None = None, status_code:
             '<button type="submit" id="sign-out">Sign out</button></form>'
         )
     html = (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)} - Millrace</title>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)} - Millrace</title>"
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{STYLE}</style></head>'
         f'<body><header><a href="/approvals">Approvals</a>{who}</header><main>{body}</main>'
         f"<script>{SCRIPT}</script></body></html>"
@@ -82,8 +86,10 @@ def page(title: str, body: str, principal: Principal | None = None, status_code:
         headers={
             "Cache-Control": "no-store",
             "X-Frame-Options": "DENY",
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-            "form-action 'self'; frame-ancestors 'none'",
+            "Content-Security-Policy": (
+                "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+                "form-action 'self'; frame-ancestors 'none'"
+            ),
         },
     )
 
@@ -129,8 +135,10 @@ def sign_in_form(error: str = "", tenant: str = "", email: str = "") -> str:
     return (
         f"<h1>Sign in</h1>{flash}"
         '<form class="sign-in" method="post" action="/approvals/sign-in">'
-        f'<label for="tenant">Tenant</label><input id="tenant" name="tenant" required value="{escape(tenant)}">'
-        f'<label for="email">Email</label><input id="email" name="email" type="email" required value="{escape(email)}">'
+        '<label for="tenant">Tenant</label>'
+        f'<input id="tenant" name="tenant" required value="{escape(tenant)}">'
+        '<label for="email">Email</label>'
+        f'<input id="email" name="email" type="email" required value="{escape(email)}">'
         '<label for="password">Password</label><input id="password" name="password" type="password" required>'
         '<p><button type="submit" id="sign-in">Sign in</button></p></form>'
     )
@@ -194,7 +202,8 @@ async def inbox(request: Request, approvals: ApprovalsDep, tokens: TokensDep) ->
             for row in rows
         )
         listing = (
-            '<table id="pending"><thead><tr><th>Title</th><th>Workflow</th><th>Requested</th><th>Due</th></tr>'
+            '<table id="pending"><thead>'
+            "<tr><th>Title</th><th>Workflow</th><th>Requested</th><th>Due</th></tr>"
             f"</thead><tbody>{items}</tbody></table>"
         )
     return page("Pending approvals", f"<h1>Waiting for your decision</h1>{listing}", principal)
@@ -217,7 +226,8 @@ async def approval_page(
     flash_html = f'<p class="flash" id="flash">{escape(flash)}</p>' if flash else ""
     assignee = f"user {row.assignee_user}" if row.assignee_user else f"role {row.assignee_role}"
     facts = (
-        f'<table class="data"><tr><th>Workflow</th><td>{escape(names.get(row.workflow_id, str(row.workflow_id)))}</td></tr>'
+        '<table class="data">'
+        f"<tr><th>Workflow</th><td>{escape(names.get(row.workflow_id, str(row.workflow_id)))}</td></tr>"
         f'<tr><th>Status</th><td class="status" id="status">{escape(row.status)}</td></tr>'
         f"<tr><th>Assigned to</th><td>{escape(assignee)}</td></tr>"
         f"<tr><th>Approvals needed</th><td>{row.quorum}</td></tr>"
@@ -233,8 +243,10 @@ async def approval_page(
             f'<input type="hidden" name="csrf" value="{csrf_token(secret, session)}">'
             f'<input type="hidden" name="snapshot_hash" value="{escape(row.data_hash)}">'
             '<label for="note">Note</label><textarea id="note" name="note" maxlength="5000"></textarea>'
-            '<p><button class="approve" type="submit" name="decision" value="approved" id="approve">Approve</button> '
-            '<button class="reject" type="submit" name="decision" value="rejected" id="reject">Reject</button></p></form>'
+            '<p><button class="approve" type="submit" name="decision" value="approved" id="approve">'
+            "Approve</button> "
+            '<button class="reject" type="submit" name="decision" value="rejected" id="reject">'
+            "Reject</button></p></form>"
         )
     history = "".join(
         f"<tr><td>{when(h.at)}</td><td>{escape(h.actor or 'system')}</td><td>{escape(h.action)}</td>"
@@ -245,7 +257,8 @@ async def approval_page(
         f"{flash_html}<h1>{escape(row.title)}</h1>"
         f'<p class="description">{escape(row.description)}</p>{facts}'
         f'<h2>Data to approve</h2><div id="data">{render_data(row.data)}</div>{decide_form}'
-        f'<h2>History</h2><table id="history"><thead><tr><th>When</th><th>Who</th><th>What</th><th>Details</th></tr>'
+        '<h2>History</h2><table id="history">'
+        "<thead><tr><th>When</th><th>Who</th><th>What</th><th>Details</th></tr>"
         f"</thead><tbody>{history}</tbody></table>"
     )
     return page(row.title, body, principal)

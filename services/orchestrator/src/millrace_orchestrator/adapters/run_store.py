@@ -71,7 +71,8 @@ async def workflow_load(
         await connection.execute(
             text(
                 f"select {_LOAD_COUNTS}"
-                " from (select cast(:tenant_id as text), cast(:workflow_id as uuid)) as w(tenant_id, workflow_id)"
+                " from (select cast(:tenant_id as text), cast(:workflow_id as uuid))"
+                " as w(tenant_id, workflow_id)"
             ),
             {"tenant_id": tenant_id, "workflow_id": workflow_id, "since": _hour_before(now)},
         )
@@ -197,12 +198,14 @@ _READ_BATCH = (
     # turning a lateral lookup into a join that scans the whole table (its row estimates for the
     # parameters are guesses, and a generic plan is made once for every batch size).
     "select"
-    " (select coalesce(string_agg(cast(m.id as text), ','), '') from unnest(cast(:messages as uuid[])) as m(id)"
+    " (select coalesce(string_agg(cast(m.id as text), ','), '')"
+    " from unnest(cast(:messages as uuid[])) as m(id)"
     "   cross join lateral (select 1 from processed_messages p"
     "     where p.consumer = :consumer and p.message_id = m.id offset 0) as seen),"
     " (select coalesce(jsonb_agg(jsonb_build_array(r.run_id, r.workflow_id, r.workflow_version)), '[]')"
     "   from unnest(cast(:runs as uuid[])) as q(id)"
-    "   cross join lateral (select run_id, workflow_id, workflow_version from runs where run_id = q.id offset 0) as r),"
+    "   cross join lateral (select run_id, workflow_id, workflow_version from runs"
+    " where run_id = q.id offset 0) as r),"
     " cast((select coalesce(json_agg(x.payload order by x.run_id, x.seq), '[]')"
     "   from jsonb_to_recordset(cast(:tails as jsonb)) as t(run_id uuid, after_seq integer)"
     "   cross join lateral (select e.run_id, e.seq, e.payload from run_events e"
@@ -224,7 +227,8 @@ _BATCH_CHECK_SQL = (
     " and (select coalesce(bool_and(coalesce(l.started + w.starts <= w.per_hour"
     "     and (w.concurrent is null or l.running + w.peak <= w.concurrent), false)), true)"
     "   from jsonb_to_recordset(cast(:check_loads as jsonb))"
-    "     as w(tenant_id text, workflow_id uuid, starts integer, peak integer, per_hour integer, concurrent integer)"
+    "     as w(tenant_id text, workflow_id uuid, starts integer, peak integer, per_hour integer,"
+    " concurrent integer)"
     f"   cross join lateral (select {_LOAD_COUNTS}) as l(started, running)),"
     " 'the batch was decided on a run state or a workflow load that has changed') as ok"
 )
@@ -331,7 +335,8 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
                 " union all select t.timer_id from jsonb_to_recordset(cast(:settled as jsonb))"
                 "  as s(run_id uuid, node_id text, attempt integer)"
                 "  cross join lateral (select timer_id from timers where run_id = s.run_id"
-                "   and purpose = 'node_timeout' and node_id = s.node_id and attempt = s.attempt offset 0) t)",
+                "   and purpose = 'node_timeout' and node_id = s.node_id and attempt = s.attempt"
+                " offset 0) t)",
                 {
                     "fired": json.dumps([str(t) for t in writes.fired_timers]),
                     "finished": json.dumps([str(r) for r in writes.finished_run_timers]),
@@ -344,7 +349,8 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
         statements.append(
             Write(
                 "update node_executions n set status = s.status"
-                " from jsonb_to_recordset(cast(:node_statuses as jsonb)) as s(run_id uuid, node_id text, status text)"
+                " from jsonb_to_recordset(cast(:node_statuses as jsonb))"
+                " as s(run_id uuid, node_id text, status text)"
                 " where n.run_id = s.run_id and n.node_id = s.node_id",
                 {
                     "node_statuses": rows_document(
@@ -358,7 +364,8 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
             Write(
                 "update node_executions n set status = 'abandoned'"
                 " from jsonb_to_recordset(cast(:abandoned as jsonb)) as a(run_id uuid, keep jsonb)"
-                f" where n.run_id = a.run_id and n.status in ({', '.join(repr(status) for status in IN_FLIGHT)})"
+                " where n.run_id = a.run_id"
+                f" and n.status in ({', '.join(repr(status) for status in IN_FLIGHT)})"
                 " and not (a.keep ? n.node_id)",
                 {
                     "abandoned": rows_document(
@@ -390,7 +397,10 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
             for (t, w, m), n in writes.starts.items()
         ]
         insert = insert_write(workflow_starts, starts, param="starts")
-        counted = " on conflict (tenant_id, workflow_id, minute) do update set started = workflow_starts.started + excluded.started"
+        counted = (
+            " on conflict (tenant_id, workflow_id, minute)"
+            " do update set started = workflow_starts.started + excluded.started"
+        )
         statements.append(Write(insert.sql + counted, insert.params))
     return statements
 

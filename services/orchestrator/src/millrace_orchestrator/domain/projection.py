@@ -1,6 +1,6 @@
 """What a run of appended events changes in the query tables (``runs``, ``node_executions``,
-``timers``, ``workflow_starts``), folded into the fewest rows: the shell writes a whole batch of decisions with a handful
-of statements instead of several per event.
+``timers``, ``workflow_starts``), folded into the fewest rows: the shell writes a whole batch of
+decisions with a handful of statements instead of several per event.
 
 The fold keeps the order of the events: a change to a row written earlier in the same batch is
 applied to that pending row here, and a change to a row that existed before the batch becomes a

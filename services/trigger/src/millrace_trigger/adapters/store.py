@@ -54,7 +54,8 @@ _REMEMBER = text(
 _FORGET = text(
     """
     delete from record_states s
-    using unnest(cast(:tenants as text[]), cast(:pipelines as text[]), cast(:records as text[])) as q (t, p, r)
+    using unnest(cast(:tenants as text[]), cast(:pipelines as text[]),"""
+    """ cast(:records as text[])) as q (t, p, r)
     where s.tenant_id = q.t and s.pipeline_id = q.p and s.record_id = q.r
     """
 )

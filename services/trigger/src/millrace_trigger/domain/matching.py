@@ -110,7 +110,10 @@ def _record_firing(
     if candidate.kind == "field_changed":
         assert isinstance(event, RecordUpdated)
         if before is None:
-            reason = "the record's earlier state is unknown: the event has no old_data and no earlier event was seen"
+            reason = (
+                "the record's earlier state is unknown: "
+                "the event has no old_data and no earlier event was seen"
+            )
             return firing(
                 candidate,
                 key=key,

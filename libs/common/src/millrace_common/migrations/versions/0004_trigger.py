@@ -101,7 +101,8 @@ def upgrade() -> None:
         -- Workflows already active keep triggering: their trigger configs, and index rows for the
         -- kinds the index did not hold before (field_changed, webhook, scheduled).
         insert into workflow_triggers
-            (workflow_id, tenant_id, workflow_version, trigger_kind, config, max_executions_per_hour, activated_at)
+            (workflow_id, tenant_id, workflow_version, trigger_kind, config,"""
+        """ max_executions_per_hour, activated_at)
         select w.id, w.tenant_id, w.active_version, node->'data'->>'kind', node->'data',
                coalesce((v.definition->'settings'->>'max_executions_per_hour')::integer, 100), now()
         from workflows w
@@ -112,7 +113,8 @@ def upgrade() -> None:
         select t.workflow_id, t.tenant_id, t.trigger_kind, coalesce(p.pipeline, '*'), t.workflow_version
         from workflow_triggers t
         left join lateral jsonb_array_elements_text(
-            case when jsonb_typeof(t.config->'pipeline_ids') = 'array' and jsonb_array_length(t.config->'pipeline_ids') > 0
+            case when jsonb_typeof(t.config->'pipeline_ids') = 'array'"""
+        """ and jsonb_array_length(t.config->'pipeline_ids') > 0
                  then t.config->'pipeline_ids' end
         ) as p (pipeline) on true
         on conflict do nothing;
