@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.infra import Infra, InfraMissing, create_namespace, drop_namespace, locate_infra
+from tests.support.network import LoopbackServer, loopback_server
 from tests.support.processes import System
 
 
@@ -59,3 +60,10 @@ def running_system(infra: Infra, module_namespace: str) -> Iterator[System]:
 @pytest.fixture
 def tenant() -> str:
     return f"tenant-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    """A loopback HTTP server for nodes to call (tenants must be granted loopback first)."""
+    with loopback_server() as running:
+        yield running

@@ -7,23 +7,16 @@ never another 5xx and never slowly. The long drill (45 s outages) is bench/fault
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from tests.support.drills import Drill
-from tests.support.network import LoopbackServer, loopback_server
+from tests.support.network import LoopbackServer
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as running:
-        yield running
 
 
 @pytest.mark.timeout(420)
@@ -57,7 +50,9 @@ def test_while_kafka_is_down_webhooks_are_accepted_at_once_and_run_when_it_is_ba
     system.start()
     drill = Drill(system, server)
     hook = system.url("gateway") + drill.hook_path
+    logs = {name: service.log_path for name, service in system.services.items()}
     try:
+        lines_before = {name: len(path.read_bytes().splitlines()) for name, path in logs.items()}
         drill.broker.kill_kafka()
         began = time.monotonic()
 
@@ -76,7 +71,24 @@ def test_while_kafka_is_down_webhooks_are_accepted_at_once_and_run_when_it_is_ba
         assert [status for status, _, _ in answers] == [202] * 25, answers
         assert max(took for _, took, _ in answers) < 5, answers
         assert listing.status_code == 200 and down_for < 15
+        time.sleep(max(0.0, 12 - down_for))  # a dozen seconds of outage for the logs to show
+        outage = time.monotonic() - began
+        for name, path in logs.items():
+            # Said once per 30 s per kind of warning, not 80-110 lines a second as before.
+            written = len(path.read_bytes().splitlines()) - lines_before[name]
+            assert written < 60, f"{name} wrote {written} log lines in {outage:.0f} s of Kafka outage"
         drill.broker.start_kafka()
+        ready_since = None
+        flapped = []
+        watch_until = time.monotonic() + 20
+        while time.monotonic() < watch_until:  # once ready again, readiness stays so
+            ready = httpx.get(system.url("gateway") + "/readyz", timeout=5).status_code == 200
+            if ready and ready_since is None:
+                ready_since = time.monotonic()
+            elif not ready and ready_since is not None:
+                flapped.append(time.monotonic() - ready_since)
+            time.sleep(0.25)
+        assert ready_since is not None and not flapped, f"readiness flapped after Kafka came back: {flapped}"
         run_ids = {run_id for _, _, run_id in answers}
         deadline = time.monotonic() + 90
         while True:

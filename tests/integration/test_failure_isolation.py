@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,10 +24,10 @@ import httpx
 import pytest
 from millrace_common.kafka import MessageLimitTooSmall, check_message_limit
 
-from tests.support.api import provision_tenant, signed_in
+from tests.support.api import loopback_tenant
 from tests.support.infra import Infra
 from tests.support.kafka import group_lag, read_all
-from tests.support.network import Answer, LoopbackServer, grant_loopback, loopback_server
+from tests.support.network import Answer, LoopbackServer
 from tests.support.processes import System
 
 pytestmark = pytest.mark.integration
@@ -49,17 +48,8 @@ def services(infra: Infra, module_namespace: str) -> Iterator[System]:
 
 @pytest.fixture
 def api(services: System) -> Iterator[httpx.Client]:
-    tenant_id = f"iso{uuid.uuid4().hex[:8]}"
-    account = provision_tenant(services.infra, services.namespace, tenant_id)
-    grant_loopback(services.infra, services.namespace, tenant_id)
-    with signed_in(services.url("gateway"), account) as client:
+    with loopback_tenant(services, "iso") as client:
         yield client
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as running:
-        yield running
 
 
 def node(node_id: str, node_type: str, **data: Any) -> dict:

@@ -25,9 +25,9 @@ from millrace_common.topics import NODES_RESULTS, ConsumerGroup, Namespace
 from sqlalchemy import Engine, create_engine, select, update
 from sqlalchemy.sql import func
 
-from tests.support.api import provision_tenant, signed_in
+from tests.support.api import loopback_tenant
 from tests.support.infra import Infra
-from tests.support.network import Answer, LoopbackServer, Received, grant_loopback, loopback_server
+from tests.support.network import Answer, LoopbackServer, Received
 from tests.support.processes import System
 
 pytestmark = pytest.mark.integration
@@ -61,17 +61,8 @@ def db(infra: Infra, module_namespace: str) -> Iterator[Engine]:
 @pytest.fixture
 def api(services: System) -> Iterator[httpx.Client]:
     """A signed-in client of a tenant of this test's own, whose nodes may call loopback servers."""
-    tenant_id = f"pol{uuid.uuid4().hex[:8]}"
-    account = provision_tenant(services.infra, services.namespace, tenant_id)
-    grant_loopback(services.infra, services.namespace, tenant_id)
-    with signed_in(services.url("gateway"), account) as client:
+    with loopback_tenant(services, "pol") as client:
         yield client
-
-
-@pytest.fixture
-def server() -> Iterator[LoopbackServer]:
-    with loopback_server() as running:
-        yield running
 
 
 # -- building and starting workflows ----------------------------------------------------------------

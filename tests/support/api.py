@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.tenancy import create_tenant
 
 from tests.support.infra import Infra
+from tests.support.processes import System
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,13 @@ def client(base_url: str, bearer: str | None) -> httpx.Client:
 
 def signed_in(base_url: str, account: Account) -> httpx.Client:
     return client(base_url, token_for(base_url, account))
+
+
+def loopback_tenant(system: System, prefix: str) -> httpx.Client:
+    """A signed-in client of a new tenant whose nodes may call loopback servers."""
+    from tests.support.network import grant_loopback
+
+    tenant_id = f"{prefix}{uuid.uuid4().hex[:8]}"
+    account = provision_tenant(system.infra, system.namespace, tenant_id)
+    grant_loopback(system.infra, system.namespace, tenant_id)
+    return signed_in(system.url("gateway"), account)

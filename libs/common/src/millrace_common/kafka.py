@@ -267,39 +267,37 @@ class PoisonGuard:
         self._fault_marker = fault_marker.encode() if fault_marker else None
 
     async def handle(self, handle: BatchHandler, records: Sequence[ConsumerRecord]) -> None:
+        failure = await self._failure_of(handle, records)
+        if failure is None:
+            return
+        log.warning(
+            "a batch failed; handling its messages one at a time",
+            extra={"ids": {"records": len(records), "error": type(failure).__name__}},
+        )
+        for record in records:
+            for attempt in range(1, self._attempts + 1):
+                failure = await self._failure_of(handle, [record])
+                if failure is None:
+                    break
+                if attempt == self._attempts:
+                    reason = f"handling failed {attempt} times: {type(failure).__name__}: {failure}"
+                    topic = self._dead_letters.topic_of(record)
+                    await self._dead_letters.send(topic, record, reason, error=failure, attempts=attempt)
+                else:
+                    await asyncio.sleep(self._pause_seconds * attempt)
+
+    async def _failure_of(self, handle: BatchHandler, records: Sequence[ConsumerRecord]) -> Exception | None:
+        """Handle ``records``: None when that worked, the error when it failed; an outage is raised."""
         try:
             inject_fault(self._fault_marker, records)
             await handle(records)
-            return
         except asyncio.CancelledError:
             raise
         except Exception as error:
             if unreachable_dependency(error) is not None:
                 raise
-            log.warning(
-                "a batch failed; handling its messages one at a time",
-                extra={"ids": {"records": len(records), "error": type(error).__name__}},
-            )
-        for record in records:
-            await self._one(handle, record)
-
-    async def _one(self, handle: BatchHandler, record: ConsumerRecord) -> None:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                inject_fault(self._fault_marker, [record])
-                await handle([record])
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if unreachable_dependency(error) is not None:
-                    raise
-                if attempt == self._attempts:
-                    reason = f"handling failed {attempt} times: {type(error).__name__}: {error}"
-                    topic = self._dead_letters.topic_of(record)
-                    await self._dead_letters.send(topic, record, reason, error=error, attempts=attempt)
-                    return
-                await asyncio.sleep(self._pause_seconds * attempt)
+            return error
+        return None
 
 
 CLIENT_TURNS = 4

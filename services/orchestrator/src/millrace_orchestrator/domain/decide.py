@@ -627,6 +627,21 @@ def _bounded(value: JsonValue, what: str) -> JsonValue:
     return value
 
 
+_REFUSALS = (ConditionError, TemplateError, PayloadTooLarge)
+"""What the orchestrator finds wrong with a node before it runs: the node fails, not retried."""
+
+
+def _refuse(builder: _Builder, node: Node, scope: str, attempt: int, problem: Exception) -> None:
+    message = str(problem)
+    if isinstance(problem, ConditionError):
+        error = NodeError(type=NodeErrorType.CONDITION, message=message, retryable=False)
+    elif isinstance(problem, PayloadTooLarge):
+        error = NodeError(type=NodeErrorType.TOO_LARGE, message=message, retryable=False)
+    else:
+        error = NodeError(type=NodeErrorType.TEMPLATE, message=message, retryable=False)
+    _fail(builder, node, scope, attempt, error)
+
+
 def _render(builder: _Builder, node: Node, scope: str, value: JsonValue) -> JsonValue:
     context = template_context(builder.state, node.parent_id, scope)
     return render_value(value, context, now=builder.now, new_id=builder.new_id)
@@ -682,15 +697,8 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                     retryable=False,
                 )
                 _fail(builder, node, scope, attempt, error)
-    except ConditionError as problem:
-        error = NodeError(type=NodeErrorType.CONDITION, message=str(problem), retryable=False)
-        _fail(builder, node, scope, attempt, error)
-    except TemplateError as problem:
-        error = NodeError(type=NodeErrorType.TEMPLATE, message=str(problem), retryable=False)
-        _fail(builder, node, scope, attempt, error)
-    except PayloadTooLarge as problem:
-        error = NodeError(type=NodeErrorType.TOO_LARGE, message=str(problem), retryable=False)
-        _fail(builder, node, scope, attempt, error)
+    except _REFUSALS as problem:
+        _refuse(builder, node, scope, attempt, problem)
 
 
 def _holds(builder: _Builder, node: Node, scope: str, condition: Condition) -> bool:
@@ -752,25 +760,9 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int, *, delive
             for k, v in config.items()
             if k != "name"
         }
-    except TemplateError as error:
-        _fail(
-            builder,
-            node,
-            scope,
-            attempt,
-            NodeError(type=NodeErrorType.TEMPLATE, message=str(error), retryable=False),
-        )
-        return
-    try:
         _bounded(rendered, "input")
-    except PayloadTooLarge as error:
-        _fail(
-            builder,
-            node,
-            scope,
-            attempt,
-            NodeError(type=NodeErrorType.TOO_LARGE, message=str(error), retryable=False),
-        )
+    except _REFUSALS as problem:  # also when a retry or a redelivery sends it (outside _start)
+        _refuse(builder, node, scope, attempt, problem)
         return
     if delivery == 1:
         builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=rendered)
