@@ -17,15 +17,13 @@ from prometheus_client import CollectorRegistry
 from millrace_trigger.adapters.clock import Clock, FileClock, SystemClock
 from millrace_trigger.adapters.store import TriggerStore
 from millrace_trigger.entrypoints import kafka
-from millrace_trigger.handlers import (
-    ConsumerShell,
-    FiringLedger,
-    RecordEventHandler,
-    Retention,
-    Scheduler,
-    WebhookHandler,
-)
+from millrace_trigger.entrypoints.clock import RetentionLoop, SchedulerLoop
 from millrace_trigger.metrics import TriggerMetrics
+from millrace_trigger.service_layer.firings import ConsumerShell, FiringLedger
+from millrace_trigger.service_layer.records import RecordEventHandler
+from millrace_trigger.service_layer.retention import Retention
+from millrace_trigger.service_layer.schedules import Scheduler
+from millrace_trigger.service_layer.webhooks import WebhookHandler
 from millrace_trigger.settings import CONSUMER, TriggerSettings
 
 
@@ -51,13 +49,13 @@ def build(settings: TriggerSettings) -> FastAPI:
         consumer_metrics,
         dead_letters,
     )
-    scheduler = Scheduler(
-        shell,
-        trigger_metrics,
+    scheduler = SchedulerLoop(
+        Scheduler(shell, trigger_metrics, grace=timedelta(seconds=settings.trigger_schedule_grace_seconds)),
         tick_seconds=settings.trigger_schedule_tick_seconds,
-        grace=timedelta(seconds=settings.trigger_schedule_grace_seconds),
     )
-    retention = Retention(engine, store, clock, keep=timedelta(days=settings.trigger_retention_days))
+    retention = RetentionLoop(
+        Retention(engine, store, clock, keep=timedelta(days=settings.trigger_retention_days))
+    )
     platform = PlatformGauges(registry)
     subscriptions = [Subscription(ConsumerGroup.TRIGGER, (RECORDS_EVENTS, WEBHOOKS_INBOUND))]
     gauges = GaugeCollection(

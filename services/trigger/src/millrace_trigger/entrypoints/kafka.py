@@ -13,7 +13,8 @@ from millrace_common.metrics import ConsumerMetrics
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
 
-from millrace_trigger.handlers import RecordEventHandler, WebhookHandler
+from millrace_trigger.service_layer.records import RecordEventHandler
+from millrace_trigger.service_layer.webhooks import WebhookHandler
 
 
 def register(

@@ -1,0 +1,124 @@
+"""The trigger service's I/O shell, shared by its use cases: for a polled batch (or a scheduler
+tick), one transaction that skips what was handled before, decides, records the firings with their
+StartRun commands in the outbox; then the relay publishes. Offsets are committed by the consumer after
+this returns."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiokafka import ConsumerRecord
+from millrace_common.kafka import DeadLetters
+from millrace_common.logs import bound
+from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
+from millrace_common.topics import RUNS_COMMANDS, Namespace
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from millrace_trigger.adapters.clock import Clock
+from millrace_trigger.adapters.store import TriggerStore
+from millrace_trigger.domain.firings import Firing, Outcome, throttle
+from millrace_trigger.domain.matching import dedupe
+from millrace_trigger.metrics import TriggerMetrics
+
+log = logging.getLogger(__name__)
+HOUR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Settled:
+    recorded: list[Firing]
+    duplicates: int
+
+
+class FiringLedger:
+    """Records decided firings exactly once (by idempotency key), applies each workflow's hourly
+    limit, and puts a StartRun in the outbox for each firing that starts a run."""
+
+    def __init__(
+        self, store: TriggerStore, namespace: Namespace, producer: str, metrics: TriggerMetrics
+    ) -> None:
+        self._store = store
+        self._namespace = namespace
+        self._producer = producer
+        self._metrics = metrics
+
+    async def settle(self, connection: AsyncConnection, firings: Sequence[Firing], now: datetime) -> Settled:
+        unique = dedupe(firings)
+        known = await self._store.known_keys(connection, (f.idempotency_key for f in unique))
+        fresh = [f for f in unique if f.idempotency_key not in known]
+        starting = {f.workflow_id for f in fresh if f.outcome is Outcome.STARTED}
+        started = await self._store.started_since(connection, starting, now - HOUR)
+        decided = throttle(fresh, started)
+        inserted = await self._store.record_firings(connection, decided, now)
+        recorded = [f for f in decided if f.idempotency_key in inserted]
+        await enqueue(
+            connection,
+            self._namespace,
+            self._producer,
+            [
+                Outgoing(RUNS_COMMANDS, str(f.run_id), f.start_run())
+                for f in recorded
+                if f.outcome is Outcome.STARTED
+            ],
+        )
+        return Settled(recorded, duplicates=len(firings) - len(recorded))
+
+    def count(self, settled: Settled, source: str) -> None:
+        """Metrics for a committed transaction."""
+        for item in settled.recorded:
+            self._metrics.firings.labels(source=item.source, kind=item.kind, outcome=item.outcome.value).inc()
+            if item.outcome is Outcome.THROTTLED:
+                self._metrics.throttled.labels(source=item.source).inc()
+            ids = {"workflow_id": str(item.workflow_id), "source": item.source, "outcome": item.outcome.value}
+            if item.outcome is Outcome.STARTED:
+                with bound(run_id=item.run_id, tenant_id=item.tenant_id):
+                    log.info("trigger asked for a run", extra={"ids": ids})
+            else:
+                with bound(tenant_id=item.tenant_id):
+                    log.info("trigger fired no run", extra={"ids": {**ids, "reason": item.reason}})
+        if settled.duplicates:
+            self._metrics.duplicates.labels(source=source).inc(settled.duplicates)
+
+
+class ConsumerShell:
+    """What the use cases share: the transaction, consumer positions, publishing after."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store: TriggerStore,
+        ledger: FiringLedger,
+        relay: OutboxRelay,
+        dead_letters: DeadLetters,
+        clock: Clock,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.ledger = ledger
+        self.relay = relay
+        self.dead_letters = dead_letters
+        self.clock = clock
+
+    async def unhandled(
+        self, connection: AsyncConnection, records: Sequence[ConsumerRecord]
+    ) -> list[ConsumerRecord]:
+        """The batch's records this consumer has not handled yet (by offset), positions moved past
+        the whole batch when the transaction commits."""
+        by_topic: dict[str, dict[int, int]] = {}
+        for record in records:
+            ends = by_topic.setdefault(record.topic, {})
+            ends[record.partition] = max(ends.get(record.partition, -1), record.offset + 1)
+        fresh = []
+        for topic, ends in by_topic.items():
+            positions = await self.store.claim_positions(connection, topic, ends)
+            fresh.extend(r for r in records if r.topic == topic and r.offset >= positions[r.partition])
+            await self.store.advance_positions(connection, topic, ends)
+        return fresh
+
+    async def publish(self, settled: Settled, source: str) -> None:
+        self.ledger.count(settled, source)
+        if any(f.outcome is Outcome.STARTED for f in settled.recorded):
+            await self.relay.publish_pending()

@@ -1,0 +1,92 @@
+"""Use case: a polled batch of ``records.events`` starts the runs its events trigger."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from aiokafka import ConsumerRecord
+from millrace_common.messages.records import RECORD_EVENT, AnyRecordEvent, RecordUpdated
+from millrace_common.topics import RECORDS_EVENTS
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from millrace_trigger.adapters.store import ANY_PIPELINE, IndexKey, RecordKey
+from millrace_trigger.domain.changes import JsonObject
+from millrace_trigger.domain.firings import Firing
+from millrace_trigger.domain.matching import TRIGGER_KINDS, match_record_event, state_after
+from millrace_trigger.service_layer.firings import ConsumerShell
+
+
+class RecordEventHandler:
+    """``records.events``: match each event to the candidates of its tenant, kind and pipeline."""
+
+    def __init__(self, shell: ConsumerShell, *, max_causation_depth: int) -> None:
+        self._shell = shell
+        self._max_depth = max_causation_depth
+
+    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+        shell = self._shell
+        async with shell.engine.begin() as connection:
+            now = shell.clock.now()
+            fresh = await shell.unhandled(connection, records)
+            events = [
+                event for _, event in await shell.dead_letters.decode(RECORDS_EVENTS, fresh, RECORD_EVENT)
+            ]
+            firings = await self._decide(connection, events, now)
+            settled = await shell.ledger.settle(connection, firings, now)
+        await shell.publish(settled, "record")
+
+    async def _decide(
+        self, connection: AsyncConnection, events: Sequence[AnyRecordEvent], now: datetime
+    ) -> list[Firing]:
+        shell = self._shell
+        if not events:
+            return []
+        lookups = [_lookups(e) for e in events]
+        index = await shell.store.record_candidates(connection, (k for keys in lookups for k in keys))
+        candidates = [[c for k in keys for c in index.get(k, ())] for keys in lookups]
+        watched = [any(c.kind == "field_changed" for c in found) for found in candidates]
+        derive = {
+            _record_key(e)
+            for e, w in zip(events, watched, strict=True)
+            if w and isinstance(e, RecordUpdated) and e.old_data is None
+        }
+        last_seen: dict[RecordKey, JsonObject | None] = dict(await shell.store.last_seen(connection, derive))
+        remembered: dict[RecordKey, tuple[JsonObject | None, UUID]] = {}
+        firings: list[Firing] = []
+        for event, found, is_watched in zip(events, candidates, watched, strict=True):
+            key = _record_key(event)
+            if found:
+                firings.extend(
+                    match_record_event(
+                        event,
+                        found,
+                        last_seen=last_seen.get(key),
+                        now=now,
+                        max_causation_depth=self._max_depth,
+                    )
+                )
+            if is_watched:
+                last_seen[key] = state_after(event)
+                remembered[key] = (last_seen[key], event.message_id)
+        await shell.store.remember(connection, remembered, now)
+        return firings
+
+
+def _lookups(event: AnyRecordEvent) -> list[IndexKey]:
+    # field_changed is looked up for every event: its workflows need the record's states remembered.
+    kinds = _LOOKED_UP[type(event)]
+    return [
+        (event.tenant_id, kind, pipeline) for kind in kinds for pipeline in (event.pipeline_id, ANY_PIPELINE)
+    ]
+
+
+_LOOKED_UP = {
+    kind: tuple(sorted({*trigger_kinds_of, "field_changed"}))
+    for kind, trigger_kinds_of in TRIGGER_KINDS.items()
+}
+
+
+def _record_key(event: AnyRecordEvent) -> RecordKey:
+    return (event.tenant_id, event.pipeline_id, event.record_id)

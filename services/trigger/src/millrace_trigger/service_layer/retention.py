@@ -1,0 +1,31 @@
+"""Use case: prune what the trigger service keeps only for a while."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_trigger.adapters.clock import Clock
+from millrace_trigger.adapters.store import TriggerStore
+from millrace_trigger.service_layer.firings import HOUR
+
+log = logging.getLogger(__name__)
+
+
+class Retention:
+    """Prunes firings and webhook delivery ids past the retention period."""
+
+    def __init__(self, engine: AsyncEngine, store: TriggerStore, clock: Clock, *, keep: timedelta) -> None:
+        self._engine = engine
+        self._store = store
+        self._clock = clock
+        self._keep = max(keep, 2 * HOUR)  # the hourly limit counts the last hour's firings
+
+    async def prune(self) -> int:
+        """Remove what is older than the retention period; returns how many rows."""
+        removed = await self._store.prune(self._engine, self._clock.now() - self._keep)
+        if removed:
+            log.info("pruned old firings and delivery ids", extra={"ids": {"removed": removed}})
+        return removed
