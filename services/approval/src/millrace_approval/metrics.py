@@ -1,7 +1,6 @@
-"""Approval gauges read from the database: what waits, and what waits past its deadline.
-
-(Decisions and time to decision are counted where they happen, in ``handlers.ApprovalMetrics``.)
-"""
+"""The approval service's own Prometheus metrics, on the registry its bootstrap creates: decisions and
+time to decision, counted where they happen (``ApprovalMetrics``, by the use cases), and gauges read
+from the database: what waits, and what waits past its deadline (``ApprovalGauges``)."""
 
 from __future__ import annotations
 
@@ -10,11 +9,30 @@ from datetime import datetime
 
 from millrace_common.messages.envelope import utc_now
 from millrace_common.tables import approvals
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_approval.domain.approvals import Status
+
+
+class ApprovalMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.pending = Gauge(
+            "millrace_approvals_pending", "Approvals waiting for a decision", registry=registry
+        )
+        self.time_to_decision = Histogram(
+            "millrace_approval_time_to_decision_seconds",
+            "From request to the decision that completed the outcome",
+            buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "millrace_approval_decisions_total",
+            "Approvals closed, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
 
 
 class ApprovalGauges:

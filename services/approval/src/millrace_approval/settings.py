@@ -1,6 +1,9 @@
 from millrace_common.settings import ServiceSettings
 from pydantic import Field, SecretStr
 
+PRODUCER = "approval"
+"""This service's name on the outbox rows it writes."""
+
 
 class ApprovalSettings(ServiceSettings):
     service_name: str = "approval"

@@ -14,7 +14,7 @@ from millrace_common.metrics import ConsumerMetrics
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 
-from millrace_approval.handlers import Approvals
+from millrace_approval.service_layer.approvals import Approvals
 
 CONCERNS = frozenset(
     {

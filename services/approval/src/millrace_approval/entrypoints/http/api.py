@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import Row
 
 from millrace_approval.domain.approvals import Assignee
-from millrace_approval.entrypoints.deps import ApprovalsDep, Reader
-from millrace_approval.handlers import ApprovalView
+from millrace_approval.entrypoints.http.deps import ApprovalsDep, Reader
+from millrace_approval.service_layer.approvals import ApprovalView
 
 router = APIRouter(prefix="/api/v1/approvals", tags=["approvals"])
 

@@ -15,7 +15,7 @@ from millrace_common.permissions import Permission, allows
 from millrace_common.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_approval.handlers import Approvals
+from millrace_approval.service_layer.approvals import Approvals
 from millrace_approval.settings import ApprovalSettings
 
 SESSION_COOKIE = "millrace_inbox"

@@ -1,4 +1,4 @@
-"""The approval service's shell: each use case is one transaction that loads, asks the domain, and
+"""The approval service's use cases: each is one transaction that loads, asks the domain, and
 writes the change, its audit entry and any outgoing ``ResumeRun`` together."""
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from millrace_common.messages.run_events import (
 )
 from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
 from millrace_common.topics import RUNS_COMMANDS, Namespace
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -37,34 +36,14 @@ from millrace_approval.domain.approvals import (
     decide,
     snapshot_hash,
 )
+from millrace_approval.metrics import ApprovalMetrics
+from millrace_approval.settings import PRODUCER
 
 log = logging.getLogger(__name__)
-
-PRODUCER = "approval"
-"""This service's name on the outbox rows it writes."""
 
 
 class ApprovalNotFound(Exception):
     """No such approval in the caller's tenant (another tenant's is answered the same way)."""
-
-
-class ApprovalMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.pending = Gauge(
-            "millrace_approvals_pending", "Approvals waiting for a decision", registry=registry
-        )
-        self.time_to_decision = Histogram(
-            "millrace_approval_time_to_decision_seconds",
-            "From request to the decision that completed the outcome",
-            buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600),
-            registry=registry,
-        )
-        self.decisions = Counter(
-            "millrace_approval_decisions_total",
-            "Approvals closed, by outcome",
-            ["outcome"],
-            registry=registry,
-        )
 
 
 @dataclass(frozen=True)

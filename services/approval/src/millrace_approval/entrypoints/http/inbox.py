@@ -17,7 +17,7 @@ from millrace_common.permissions import Role
 from pydantic import JsonValue
 
 from millrace_approval.domain.approvals import ApprovalRefused, Status
-from millrace_approval.entrypoints.deps import (
+from millrace_approval.entrypoints.http.deps import (
     SESSION_COOKIE,
     ApprovalsDep,
     PasswordsDep,
@@ -27,7 +27,7 @@ from millrace_approval.entrypoints.deps import (
     csrf_valid,
     session_principal,
 )
-from millrace_approval.handlers import ApprovalNotFound
+from millrace_approval.service_layer.approvals import ApprovalNotFound
 
 router = APIRouter(prefix="/approvals", include_in_schema=False)
 
