@@ -15,9 +15,9 @@ from millrace_common.messages.envelope import utc_now
 from millrace_common.secrets import new_key
 from millrace_common.tables import tasks
 from millrace_gateway.adapters.security import Passwords
-from millrace_gateway.api import tasks as tasks_api
 from millrace_gateway.bootstrap import build
 from millrace_gateway.domain.permissions import Role
+from millrace_gateway.entrypoints.http import tasks as tasks_api
 from millrace_gateway.settings import GatewaySettings
 from millrace_gateway.tenancy import add_user, create_tenant
 from pydantic import SecretStr

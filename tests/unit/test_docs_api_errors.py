@@ -51,7 +51,7 @@ def codes_in_source() -> dict[str, set[str]]:
     for code in [*STATUS_CODES.values(), "http_error"]:
         add(code, ROOT / "libs/common/src/millrace_common/problems.py")
     for problem in SignatureProblem:  # a webhook's 401 carries the signature check's reason as its code
-        add(problem.value, ROOT / "services/gateway/src/millrace_gateway/api/webhooks.py")
+        add(problem.value, ROOT / "services/gateway/src/millrace_gateway/entrypoints/http/webhooks.py")
     return found
 
 

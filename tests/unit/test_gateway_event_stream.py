@@ -9,7 +9,7 @@ import gc
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from millrace_gateway.api.live import EventStreamResponse
+from millrace_gateway.entrypoints.http.live import EventStreamResponse
 from starlette.requests import ClientDisconnect
 
 

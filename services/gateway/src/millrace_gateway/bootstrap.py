@@ -20,7 +20,7 @@ from millrace_gateway import metrics
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
-from millrace_gateway.api import (
+from millrace_gateway.entrypoints.http import (
     auth,
     catalog,
     errors,

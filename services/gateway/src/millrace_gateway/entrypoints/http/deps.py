@@ -14,8 +14,8 @@ from millrace_common.topics import Namespace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_gateway.adapters.security import InvalidCredentials, Passwords, Principal, Tokens
-from millrace_gateway.api.errors import ApiError
 from millrace_gateway.domain.permissions import Permission, allows
+from millrace_gateway.entrypoints.http.errors import ApiError
 from millrace_gateway.settings import GatewaySettings
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/token, or an API key")

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import Send
 
 from millrace_gateway.adapters.run_event_feed import HISTORY_PAGE, RunEventFeed, owned_run, run_history
-from millrace_gateway.api.deps import EngineDep, Reader, SettingsDep
-from millrace_gateway.api.errors import ApiError, not_found
 from millrace_gateway.domain.live import TERMINAL_TYPES, LiveEvent, sse_comment, sse_message
+from millrace_gateway.entrypoints.http.deps import EngineDep, Reader, SettingsDep
+from millrace_gateway.entrypoints.http.errors import ApiError, not_found
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["live"])

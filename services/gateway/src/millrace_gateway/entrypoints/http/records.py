@@ -19,8 +19,15 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_gateway.api.deps import EngineDep, NamespaceDep, Reader, RecordEditor, RelayDep, WorkflowEditor
-from millrace_gateway.api.errors import ApiError, not_found
+from millrace_gateway.entrypoints.http.deps import (
+    EngineDep,
+    NamespaceDep,
+    Reader,
+    RecordEditor,
+    RelayDep,
+    WorkflowEditor,
+)
+from millrace_gateway.entrypoints.http.errors import ApiError, not_found
 from millrace_gateway.settings import PRODUCER
 
 router = APIRouter(prefix="/api/v1/pipelines", tags=["pipelines and records"])

@@ -21,7 +21,8 @@ from sqlalchemy import and_, delete, func, insert, literal_column, select, true,
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.adapters.trigger_index import ANY_PIPELINE
-from millrace_gateway.api.deps import (
+from millrace_gateway.domain.runs import manual_run_id
+from millrace_gateway.entrypoints.http.deps import (
     EngineDep,
     NamespaceDep,
     Reader,
@@ -30,8 +31,7 @@ from millrace_gateway.api.deps import (
     SettingsDep,
     WorkflowEditor,
 )
-from millrace_gateway.api.errors import ApiError, not_found
-from millrace_gateway.domain.runs import manual_run_id
+from millrace_gateway.entrypoints.http.errors import ApiError, not_found
 from millrace_gateway.settings import PRODUCER
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])

@@ -15,8 +15,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
-from millrace_gateway.api.deps import EngineDep, SecretBoxDep, TenantAdmin
-from millrace_gateway.api.errors import ApiError, not_found
+from millrace_gateway.entrypoints.http.deps import EngineDep, SecretBoxDep, TenantAdmin
+from millrace_gateway.entrypoints.http.errors import ApiError, not_found
 
 router = APIRouter(prefix="/api/v1", tags=["tenant settings"])
 

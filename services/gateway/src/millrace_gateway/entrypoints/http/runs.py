@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_gateway.api.deps import EngineDep, NamespaceDep, Reader, RelayDep, RunOperator
-from millrace_gateway.api.errors import ApiError, not_found
+from millrace_gateway.entrypoints.http.deps import EngineDep, NamespaceDep, Reader, RelayDep, RunOperator
+from millrace_gateway.entrypoints.http.errors import ApiError, not_found
 from millrace_gateway.settings import PRODUCER
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])

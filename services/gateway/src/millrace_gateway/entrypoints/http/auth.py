@@ -15,9 +15,15 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from millrace_gateway.adapters.security import Principal, new_api_key
-from millrace_gateway.api.deps import EngineDep, PasswordsDep, PrincipalDep, TenantAdmin, TokensDep
-from millrace_gateway.api.errors import ApiError, not_found
 from millrace_gateway.domain.permissions import Role, permissions_of
+from millrace_gateway.entrypoints.http.deps import (
+    EngineDep,
+    PasswordsDep,
+    PrincipalDep,
+    TenantAdmin,
+    TokensDep,
+)
+from millrace_gateway.entrypoints.http.errors import ApiError, not_found
 from millrace_gateway.tenancy import add_user
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])

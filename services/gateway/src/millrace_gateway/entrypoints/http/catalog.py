@@ -7,7 +7,7 @@ from millrace_common.conditions import PRESETS
 from millrace_common.workflow import NODE_CATEGORIES, node_type_schemas
 from pydantic import JsonValue
 
-from millrace_gateway.api.deps import Reader
+from millrace_gateway.entrypoints.http.deps import Reader
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 

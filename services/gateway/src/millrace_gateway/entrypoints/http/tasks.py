@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from millrace_gateway.adapters.security import Principal
-from millrace_gateway.api.deps import EngineDep, Reader
-from millrace_gateway.api.errors import not_found
+from millrace_gateway.entrypoints.http.deps import EngineDep, Reader
+from millrace_gateway.entrypoints.http.errors import not_found
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 

@@ -38,8 +38,8 @@ from pydantic import BaseModel, JsonValue
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from millrace_gateway.api.deps import EngineDep, NamespaceDep, RelayDep, SecretBoxDep
-from millrace_gateway.api.errors import ApiError, body_limit_detail
+from millrace_gateway.entrypoints.http.deps import EngineDep, NamespaceDep, RelayDep, SecretBoxDep
+from millrace_gateway.entrypoints.http.errors import ApiError, body_limit_detail
 from millrace_gateway.settings import PRODUCER
 
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024
