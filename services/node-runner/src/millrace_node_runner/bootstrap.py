@@ -31,15 +31,15 @@ from millrace_node_runner.adapters.ai import ChatEndpoint
 from millrace_node_runner.adapters.ai_ledger import AiLedger
 from millrace_node_runner.adapters.http import HttpCaller
 from millrace_node_runner.adapters.network import GuardedClients, Resolver, SystemResolver
-from millrace_node_runner.adapters.record_store import PRODUCER, RecordStore
+from millrace_node_runner.adapters.record_store import RecordStore
 from millrace_node_runner.adapters.tenants import TenantConfig
-from millrace_node_runner.entrypoints.kafka import CommandConsumer, NodeMetrics
-from millrace_node_runner.executor import NodeExecutor, NodeResult
-from millrace_node_runner.handlers.ai import AiNodes
-from millrace_node_runner.handlers.http import HttpNodes
-from millrace_node_runner.handlers.records import RecordNodes
-from millrace_node_runner.metrics import AiMetrics, HttpMetrics
-from millrace_node_runner.settings import NodeRunnerSettings
+from millrace_node_runner.entrypoints.kafka import CommandConsumer
+from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
+from millrace_node_runner.service_layer.ai import AiNodes
+from millrace_node_runner.service_layer.executor import NodeExecutor, NodeResult
+from millrace_node_runner.service_layer.http import HttpNodes
+from millrace_node_runner.service_layer.records import RecordNodes
+from millrace_node_runner.settings import PRODUCER, NodeRunnerSettings
 
 
 def build(

@@ -1,9 +1,10 @@
-"""The node runner's own Prometheus metrics (node durations are counted by its Kafka consumer)."""
+"""The node runner's own Prometheus metrics, on the registry its bootstrap creates (node durations are
+counted by its Kafka consumer, tokens and HTTP answers by the node use cases)."""
 
 from __future__ import annotations
 
 from millrace_common.metrics import BoundedLabel
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class AiMetrics:
@@ -53,3 +54,14 @@ class HttpMetrics:
 
     def refused(self) -> None:
         self.responses.labels(status_class="refused").inc()
+
+
+class NodeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.node_seconds = Histogram(
+            "millrace_node_seconds",
+            "Time to run one node command, by node type and outcome",
+            ["node_type", "outcome"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )

@@ -1,6 +1,9 @@
 from millrace_common.settings import ServiceSettings
 from pydantic import Field
 
+PRODUCER = "node-runner"
+"""This service's name on the outbox rows it writes."""
+
 
 class NodeRunnerSettings(ServiceSettings):
     service_name: str = "node-runner"

@@ -37,8 +37,8 @@ from millrace_node_runner.domain.records import (
     record_view,
     side_effect_id,
 )
+from millrace_node_runner.settings import PRODUCER
 
-PRODUCER = "node-runner"
 log = logging.getLogger(__name__)
 Write = Callable[[AsyncConnection], Awaitable[tuple[JsonObject, Sequence[RecordEvent]]]]
 

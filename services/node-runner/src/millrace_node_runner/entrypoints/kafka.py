@@ -35,12 +35,12 @@ from millrace_common.metrics import ConsumerMetrics
 from millrace_common.node_errors import NodeErrorType
 from millrace_common.outages import OncePerInterval, unreachable_dependency
 from millrace_common.topics import ConsumerGroup, Namespace, Topic
-from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 
 from millrace_node_runner.domain.offsets import PartitionProgress
 from millrace_node_runner.domain.outcomes import failed
-from millrace_node_runner.executor import NodeResult
+from millrace_node_runner.metrics import NodeMetrics
+from millrace_node_runner.service_layer.executor import NodeResult
 from millrace_node_runner.settings import NodeRunnerSettings
 
 log = logging.getLogger(__name__)
@@ -81,17 +81,6 @@ def undelivered_result(result: NodeResult, error: BaseException) -> NodeFailedRe
         duration_ms=result.duration_ms,
         error=outcome.error,
     )
-
-
-class NodeMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.node_seconds = Histogram(
-            "millrace_node_seconds",
-            "Time to run one node command, by node type and outcome",
-            ["node_type", "outcome"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-            registry=registry,
-        )
 
 
 @dataclass
