@@ -39,7 +39,7 @@ from millrace_common.settings import ServiceSettings
 from millrace_common.tables import active_triggers, workflow_triggers
 from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, ensure_topics, every_topic
 from millrace_common.workflow import WorkflowDefinition
-from millrace_gateway.entrypoints.http.workflows import trigger_index_rows
+from millrace_gateway.adapters.trigger_index import trigger_index_rows
 from sqlalchemy import Engine, create_engine, insert, text
 
 TENANTS = 100

@@ -17,6 +17,7 @@ from millrace_common.topics import RUNS_EVENTS, Namespace
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway import metrics
+from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
@@ -32,6 +33,7 @@ from millrace_gateway.entrypoints.http import (
     webhooks,
     workflows,
 )
+from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import JWT_AUDIENCE, JWT_ISSUER, PRODUCER, GatewaySettings
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -70,6 +72,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.relay = relay
     app.state.namespace = namespace
     app.state.feed = feed
+    app.state.workflows = Workflows(engine, Outbox(namespace, relay))
     app.state.passwords = Passwords()
     app.state.secret_box = SecretBox(settings.encryption_key)
     app.state.tokens = Tokens(

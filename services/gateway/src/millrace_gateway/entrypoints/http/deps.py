@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from millrace_gateway.adapters.security import InvalidCredentials, Passwords, Principal, Tokens
 from millrace_gateway.domain.permissions import Permission, allows
 from millrace_gateway.entrypoints.http.errors import ApiError
+from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import GatewaySettings
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/token, or an API key")
@@ -35,6 +36,7 @@ TokensDep = Annotated[Tokens, Depends(_state("tokens"))]
 PasswordsDep = Annotated[Passwords, Depends(_state("passwords"))]
 SecretBoxDep = Annotated[SecretBox, Depends(_state("secret_box"))]
 SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
+WorkflowsDep = Annotated[Workflows, Depends(_state("workflows"))]
 
 
 def unauthenticated(message: str) -> ApiError:

@@ -1,6 +1,6 @@
-"""The gateway's errors: RFC 9457 problem details (``millrace_common.problems``) for every error, and
-the request-body limits: a body declared too large is refused before it is read, one sent without a
-length as soon as it grows past the limit."""
+"""The gateway's errors: RFC 9457 problem details (``millrace_common.problems``) for every error,
+including what the use cases refuse (``domain.refusals``), and the request-body limits: a body declared
+too large is refused before it is read, one sent without a length as soon as it grows past the limit."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from millrace_common.problems import Problem, not_found, problem_openapi, proble
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from millrace_gateway.domain.refusals import Refused
 
 ApiError = Problem
 
@@ -75,5 +77,10 @@ def install(app: FastAPI, *, max_body_bytes: int, webhook_body_bytes: int) -> No
     async def too_large(request: Request, error: BodyTooLarge) -> Response:
         errors = [{"pointer": "/body", "detail": "sent without a length, it grew past the limit"}]
         return problem_response(request, 413, "too_large", error.detail, errors=errors)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> Response:
+        errors = [{"pointer": p.pointer, "detail": p.detail} for p in error.problems]
+        return problem_response(request, error.status, error.code, error.detail, errors=errors)
 
     problem_openapi(app)  # create_app installed the handlers; this adds 413 to operations with a body

@@ -1,0 +1,73 @@
+"""What the gateway's use cases refuse, each with the status and the code the API answers (docs/api.md
+lists the codes). Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """Which part of the request is wrong (an RFC 6901 pointer such as ``/body/version``), and why."""
+
+    pointer: str
+    detail: str
+
+
+class Refused(Exception):
+    """A rule refused the request; ``status``, ``code``, ``detail`` and ``problems`` are the answer."""
+
+    status = 409
+    code = "conflict"
+
+    def __init__(self, detail: str, *problems: FieldProblem) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.problems = problems
+
+
+class NotFound(Refused):
+    status = 404
+    code = "not_found"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+
+
+class Taken(Refused):
+    """An id, name or email that must be unique is in use."""
+
+
+class Archived(Refused):
+    code = "archived"
+
+
+class WrongState(Refused):
+    code = "wrong_state"
+
+
+class NotEmpty(Refused):
+    code = "not_empty"
+
+
+class InvalidDefinition(Refused):
+    status = 422
+    code = "invalid_definition"
+
+
+class UnknownVersion(Refused):
+    code = "unknown_version"
+
+    def __init__(self, version: int, *, pointer: str, status: int) -> None:
+        super().__init__(f"the workflow has no version {version}", FieldProblem(pointer, "no such version"))
+        self.status = status
+
+
+class SignInRefused(Refused):
+    status = 401
+    code = "invalid_credentials"
+
+
+class WebhookMisconfigured(Refused):
+    status = 503
+    code = "webhook_misconfigured"
