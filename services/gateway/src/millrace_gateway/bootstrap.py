@@ -33,6 +33,8 @@ from millrace_gateway.entrypoints.http import (
     webhooks,
     workflows,
 )
+from millrace_gateway.service_layer.records import Pipelines, Records
+from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import JWT_AUDIENCE, JWT_ISSUER, PRODUCER, GatewaySettings
 
@@ -72,7 +74,11 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.relay = relay
     app.state.namespace = namespace
     app.state.feed = feed
-    app.state.workflows = Workflows(engine, Outbox(namespace, relay))
+    outbox = Outbox(namespace, relay)
+    app.state.workflows = Workflows(engine, outbox)
+    app.state.pipelines = Pipelines(engine)
+    app.state.records = Records(engine, outbox)
+    app.state.runs = Runs(engine, outbox)
     app.state.passwords = Passwords()
     app.state.secret_box = SecretBox(settings.encryption_key)
     app.state.tokens = Tokens(

@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from millrace_gateway.adapters.security import InvalidCredentials, Passwords, Principal, Tokens
 from millrace_gateway.domain.permissions import Permission, allows
 from millrace_gateway.entrypoints.http.errors import ApiError
+from millrace_gateway.service_layer.records import Pipelines, Records
+from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import GatewaySettings
 
@@ -37,6 +39,9 @@ PasswordsDep = Annotated[Passwords, Depends(_state("passwords"))]
 SecretBoxDep = Annotated[SecretBox, Depends(_state("secret_box"))]
 SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
 WorkflowsDep = Annotated[Workflows, Depends(_state("workflows"))]
+PipelinesDep = Annotated[Pipelines, Depends(_state("pipelines"))]
+RecordsDep = Annotated[Records, Depends(_state("records"))]
+RunsDep = Annotated[Runs, Depends(_state("runs"))]
 
 
 def unauthenticated(message: str) -> ApiError:

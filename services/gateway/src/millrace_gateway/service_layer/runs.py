@@ -1,0 +1,87 @@
+"""Run use cases: the tenant's runs and one run with its node log (as the orchestrator projects them),
+and the commands a caller may send a run (cancel, retry), stored in the outbox in the transaction that
+checks the run's state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from uuid import UUID
+
+from millrace_common.messages.run_commands import CancelRun, RetryRun
+from millrace_common.outbox import Outgoing
+from millrace_common.topics import RUNS_COMMANDS
+from sqlalchemy import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from millrace_gateway.adapters import runs
+from millrace_gateway.adapters.outbox import Outbox
+from millrace_gateway.adapters.pages import Page
+from millrace_gateway.domain.refusals import NotFound
+from millrace_gateway.domain.runs import CANCELLABLE, RETRYABLE, refuse_unless
+
+
+class Runs:
+    def __init__(self, engine: AsyncEngine, outbox: Outbox) -> None:
+        self._engine = engine
+        self._outbox = outbox
+
+    async def page(
+        self,
+        tenant_id: str,
+        *,
+        workflow_id: UUID | None,
+        status: str | None,
+        started_after: datetime | None,
+        started_before: datetime | None,
+        limit: int,
+        offset: int,
+    ) -> Page:
+        """The tenant's runs, newest first."""
+        async with self._engine.connect() as connection:
+            return await runs.runs_page(
+                connection,
+                tenant_id,
+                workflow_id=workflow_id,
+                status=status,
+                started_after=started_after,
+                started_before=started_before,
+                limit=limit,
+                offset=offset,
+            )
+
+    async def get(self, tenant_id: str, run_id: UUID) -> tuple[Row, Sequence[Row]]:
+        """The run, and its node executions in the order they were scheduled."""
+        async with self._engine.connect() as connection:
+            run = await _run(connection, tenant_id, run_id)
+            return run, await runs.nodes(connection, run_id)
+
+    async def cancel(self, tenant_id: str, run_id: UUID, *, requested_by: str) -> None:
+        """Ask the orchestrator to cancel a running run; results that arrive later are ignored."""
+        command = CancelRun(
+            tenant_id=tenant_id, correlation_id=run_id, run_id=run_id, requested_by=requested_by
+        )
+        await self._send(tenant_id, run_id, command, allowed=CANCELLABLE)
+
+    async def retry(self, tenant_id: str, run_id: UUID, *, requested_by: str) -> None:
+        """Run a failed run again from its failed nodes; the outputs of nodes that succeeded are kept."""
+        command = RetryRun(
+            tenant_id=tenant_id, correlation_id=run_id, run_id=run_id, requested_by=requested_by
+        )
+        await self._send(tenant_id, run_id, command, allowed=RETRYABLE)
+
+    async def _send(
+        self, tenant_id: str, run_id: UUID, command: CancelRun | RetryRun, *, allowed: frozenset[str]
+    ) -> None:
+        async with self._engine.begin() as connection:
+            run = await _run(connection, tenant_id, run_id)
+            refuse_unless(run.status, allowed)
+            await self._outbox.add(connection, Outgoing(RUNS_COMMANDS, str(run_id), command))
+        self._outbox.wake()
+
+
+async def _run(connection: AsyncConnection, tenant_id: str, run_id: UUID) -> Row:
+    row = await runs.run(connection, tenant_id, run_id)
+    if row is None:
+        raise NotFound("run")
+    return row
