@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_orchestrator.adapters.run_store import DefinitionCache
-from millrace_orchestrator.adapters.timer_loop import TimerLoop
 from millrace_orchestrator.entrypoints import kafka
+from millrace_orchestrator.entrypoints.clock import TimerLoop
 from millrace_orchestrator.handlers import PRODUCER, RunMessageHandler
 from millrace_orchestrator.metrics import RunGauges, RunMetrics
 from millrace_orchestrator.settings import OrchestratorSettings
