@@ -18,8 +18,8 @@ from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.bootstrap import build
 from millrace_gateway.domain.permissions import Role
 from millrace_gateway.entrypoints.http import tasks as tasks_api
+from millrace_gateway.service_layer.accounts import add_user, create_tenant
 from millrace_gateway.settings import GatewaySettings
-from millrace_gateway.tenancy import add_user, create_tenant
 from pydantic import SecretStr
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine

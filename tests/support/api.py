@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 from millrace_common.db import create_engine
 from millrace_gateway.adapters.security import Passwords
-from millrace_gateway.tenancy import create_tenant
+from millrace_gateway.service_layer.accounts import create_tenant
 
 from tests.support.infra import Infra
 from tests.support.processes import System

@@ -33,8 +33,11 @@ from millrace_gateway.entrypoints.http import (
     webhooks,
     workflows,
 )
+from millrace_gateway.service_layer.accounts import Accounts
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
+from millrace_gateway.service_layer.tasks import Tasks
+from millrace_gateway.service_layer.tenant_settings import TenantSettings
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import JWT_AUDIENCE, JWT_ISSUER, PRODUCER, GatewaySettings
 
@@ -69,24 +72,29 @@ def build(settings: GatewaySettings) -> FastAPI:
     background = (relay.run, feed.run, on_stop_signal(feed.close_streams))
     parts = ServiceParts(settings, broker, engine, registry, background=background)
     app = create_app(parts, title="Millrace API")
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.relay = relay
-    app.state.namespace = namespace
-    app.state.feed = feed
-    outbox = Outbox(namespace, relay)
-    app.state.workflows = Workflows(engine, outbox)
-    app.state.pipelines = Pipelines(engine)
-    app.state.records = Records(engine, outbox)
-    app.state.runs = Runs(engine, outbox)
-    app.state.passwords = Passwords()
-    app.state.secret_box = SecretBox(settings.encryption_key)
-    app.state.tokens = Tokens(
+    passwords = Passwords()
+    tokens = Tokens(
         settings.jwt_secret.get_secret_value(),
         issuer=JWT_ISSUER,
         audience=JWT_AUDIENCE,
         ttl=timedelta(seconds=settings.jwt_ttl_seconds),
     )
+    box = SecretBox(settings.encryption_key)
+    outbox = Outbox(namespace, relay)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.tokens = tokens
+    app.state.secret_box = box
+    app.state.relay = relay
+    app.state.namespace = namespace
+    app.state.feed = feed
+    app.state.accounts = Accounts(engine, passwords, tokens)
+    app.state.tenant_settings = TenantSettings(engine, box)
+    app.state.workflows = Workflows(engine, outbox)
+    app.state.pipelines = Pipelines(engine)
+    app.state.records = Records(engine, outbox)
+    app.state.runs = Runs(engine, outbox)
+    app.state.tasks = Tasks(engine)
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     for module in (auth, workflows, runs, live, records, tenant_settings, catalog, tasks):
         app.include_router(module.router)

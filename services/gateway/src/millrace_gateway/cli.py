@@ -15,14 +15,12 @@ import os
 import sys
 
 from millrace_common.db import create_engine
-from millrace_common.messages.envelope import TenantId, utc_now
-from millrace_common.tables import tenant_network_policies
+from millrace_common.messages.envelope import TenantId
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from millrace_gateway.adapters.security import Passwords
+from millrace_gateway.service_layer.accounts import TenantExists, allow_networks, create_tenant
 from millrace_gateway.settings import GatewaySettings
-from millrace_gateway.tenancy import TenantExists, create_tenant
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -80,14 +78,8 @@ def _allow_networks(parser: argparse.ArgumentParser, tenant_id: str, networks: l
 
     async def run() -> None:
         engine = create_engine(settings)
-        values = {"allowed_networks": ranges, "updated_at": utc_now()}
         try:
-            async with engine.begin() as connection:
-                await connection.execute(
-                    pg_insert(tenant_network_policies)
-                    .values(tenant_id=tenant_id, allow_private_targets=False, **values)
-                    .on_conflict_do_update(index_elements=["tenant_id"], set_=values)
-                )
+            await allow_networks(engine, tenant_id, ranges)
         finally:
             await engine.dispose()
 

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, Path
-from millrace_common.messages.envelope import TenantId, utc_now
+from millrace_common.messages.envelope import TenantId
 from millrace_common.problems import declared
-from millrace_common.tables import api_keys, users
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from millrace_gateway.adapters.security import Principal, new_api_key
 from millrace_gateway.domain.permissions import Role, permissions_of
-from millrace_gateway.entrypoints.http.deps import (
-    EngineDep,
-    PasswordsDep,
-    PrincipalDep,
-    TenantAdmin,
-    TokensDep,
-)
-from millrace_gateway.entrypoints.http.errors import ApiError, not_found
-from millrace_gateway.tenancy import add_user
+from millrace_gateway.entrypoints.http.deps import AccountsDep, PrincipalDep, TenantAdmin
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -105,20 +93,10 @@ class NewApiKeyOut(ApiKeyOut):
     response_model=TokenOut,
     responses=declared(unauthorized="unknown tenant, email or password"),
 )
-async def issue_token(
-    body: TokenRequest, engine: EngineDep, passwords: PasswordsDep, tokens: TokensDep
-) -> TokenOut:
+async def issue_token(body: TokenRequest, accounts: AccountsDep) -> TokenOut:
     """Exchange a user's email and password for an access token."""
-    async with engine.connect() as connection:
-        row = (
-            await connection.execute(
-                select(users).where(users.c.tenant_id == body.tenant_id, users.c.email == body.email.lower())
-            )
-        ).first()
-    if row is None or row.disabled or not passwords.verify(row.password_hash, body.password):
-        raise ApiError(401, "invalid_credentials", "unknown tenant, email or password")
-    principal = Principal(row.tenant_id, row.id, "user", frozenset(Role(r) for r in row.roles))
-    return TokenOut(access_token=tokens.issue(principal, utc_now()), expires_in=tokens.ttl_seconds)
+    issued = await accounts.sign_in(body.tenant_id, body.email, body.password)
+    return TokenOut(access_token=issued.token, expires_in=issued.expires_in)
 
 
 @router.get("/me", response_model=MeOut)
@@ -139,117 +117,49 @@ async def me(principal: PrincipalDep) -> MeOut:
     tags=["users"],
     responses=declared(conflict="a user with this email exists"),
 )
-async def create_user(
-    body: CreateUser, admin: TenantAdmin, engine: EngineDep, passwords: PasswordsDep
-) -> UserOut:
-    try:
-        async with engine.begin() as connection:
-            user_id = await add_user(
-                connection, passwords, admin.tenant_id, body.email, body.password, set(body.roles)
-            )
-    except IntegrityError as error:
-        raise ApiError(
-            409, "conflict", "a user with this email exists", [{"pointer": "/body/email", "detail": "taken"}]
-        ) from error
-    return await _user(engine, admin.tenant_id, user_id)
+async def create_user(body: CreateUser, admin: TenantAdmin, accounts: AccountsDep) -> UserOut:
+    row = await accounts.create_user(admin.tenant_id, body.email, body.password, set(body.roles))
+    return UserOut.model_validate(row, from_attributes=True)
 
 
 @router.get("/users", response_model=list[UserOut], tags=["users"])
-async def list_users(admin: TenantAdmin, engine: EngineDep) -> list[UserOut]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(users).where(users.c.tenant_id == admin.tenant_id).order_by(users.c.created_at)
-        )
-        return [UserOut.model_validate(row, from_attributes=True) for row in rows]
+async def list_users(admin: TenantAdmin, accounts: AccountsDep) -> list[UserOut]:
+    return [
+        UserOut.model_validate(row, from_attributes=True) for row in await accounts.users(admin.tenant_id)
+    ]
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
-async def update_user(
-    user_id: UUID, body: UpdateUser, admin: TenantAdmin, engine: EngineDep, passwords: PasswordsDep
-) -> UserOut:
-    values: dict[str, object] = {}
-    if body.roles is not None:
-        values["roles"] = sorted(r.value for r in body.roles)
-    if body.disabled is not None:
-        values["disabled"] = body.disabled
-    if body.password is not None:
-        values["password_hash"] = passwords.hash(body.password)
-    async with engine.begin() as connection:
-        if values:
-            result = await connection.execute(
-                update(users)
-                .where(users.c.id == user_id, users.c.tenant_id == admin.tenant_id)
-                .values(**values)
-                .returning(users.c.id)
-            )
-            if result.first() is None:
-                raise not_found("user")
-    return await _user(engine, admin.tenant_id, user_id)
-
-
-async def _user(engine: EngineDep, tenant_id: str, user_id: UUID) -> UserOut:
-    async with engine.connect() as connection:
-        row = (
-            await connection.execute(
-                select(users).where(users.c.id == user_id, users.c.tenant_id == tenant_id)
-            )
-        ).first()
-    if row is None:
-        raise not_found("user")
+async def update_user(user_id: UUID, body: UpdateUser, admin: TenantAdmin, accounts: AccountsDep) -> UserOut:
+    row = await accounts.update_user(
+        admin.tenant_id, user_id, roles=body.roles, disabled=body.disabled, password=body.password
+    )
     return UserOut.model_validate(row, from_attributes=True)
 
 
 @router.post("/api-keys", status_code=201, response_model=NewApiKeyOut, tags=["api keys"])
-async def create_api_key(body: CreateApiKey, admin: TenantAdmin, engine: EngineDep) -> NewApiKeyOut:
-    key, prefix, key_hash = new_api_key()
-    key_id = uuid4()
-    now = utc_now()
-    async with engine.begin() as connection:
-        await connection.execute(
-            insert(api_keys).values(
-                id=key_id,
-                tenant_id=admin.tenant_id,
-                name=body.name,
-                prefix=prefix,
-                key_hash=key_hash,
-                roles=sorted(r.value for r in body.roles),
-                created_by=admin.subject,
-                created_at=now,
-            )
-        )
+async def create_api_key(body: CreateApiKey, admin: TenantAdmin, accounts: AccountsDep) -> NewApiKeyOut:
+    created = await accounts.create_api_key(admin.tenant_id, body.name, body.roles, created_by=admin.subject)
     return NewApiKeyOut(
-        id=key_id,
+        id=created.id,
         name=body.name,
-        prefix=prefix,
+        prefix=created.prefix,
         roles=sorted(body.roles),
-        created_at=now,
+        created_at=created.created_at,
         last_used_at=None,
         revoked_at=None,
-        key=key,
+        key=created.key,
     )
 
 
 @router.get("/api-keys", response_model=list[ApiKeyOut], tags=["api keys"])
-async def list_api_keys(admin: TenantAdmin, engine: EngineDep) -> list[ApiKeyOut]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(api_keys).where(api_keys.c.tenant_id == admin.tenant_id).order_by(api_keys.c.created_at)
-        )
-        return [ApiKeyOut.model_validate(row, from_attributes=True) for row in rows]
+async def list_api_keys(admin: TenantAdmin, accounts: AccountsDep) -> list[ApiKeyOut]:
+    return [
+        ApiKeyOut.model_validate(row, from_attributes=True)
+        for row in await accounts.api_keys(admin.tenant_id)
+    ]
 
 
 @router.delete("/api-keys/{key_id}", status_code=204, tags=["api keys"])
-async def revoke_api_key(key_id: Annotated[UUID, Path()], admin: TenantAdmin, engine: EngineDep) -> None:
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            update(api_keys)
-            .where(
-                api_keys.c.id == key_id,
-                api_keys.c.tenant_id == admin.tenant_id,
-                api_keys.c.revoked_at.is_(None),
-            )
-            .values(revoked_at=utc_now())
-            .returning(api_keys.c.id)
-        )
-        if result.first() is None:
-            raise not_found("API key")
+async def revoke_api_key(key_id: Annotated[UUID, Path()], admin: TenantAdmin, accounts: AccountsDep) -> None:
+    await accounts.revoke_api_key(admin.tenant_id, key_id)

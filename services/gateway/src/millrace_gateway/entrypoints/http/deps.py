@@ -13,11 +13,14 @@ from millrace_common.secrets import SecretBox
 from millrace_common.topics import Namespace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_gateway.adapters.security import InvalidCredentials, Passwords, Principal, Tokens
+from millrace_gateway.adapters.security import InvalidCredentials, Principal, Tokens
 from millrace_gateway.domain.permissions import Permission, allows
 from millrace_gateway.entrypoints.http.errors import ApiError
+from millrace_gateway.service_layer.accounts import Accounts
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
+from millrace_gateway.service_layer.tasks import Tasks
+from millrace_gateway.service_layer.tenant_settings import TenantSettings
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import GatewaySettings
 
@@ -35,13 +38,15 @@ EngineDep = Annotated[AsyncEngine, Depends(_state("engine"))]
 RelayDep = Annotated[OutboxRelay, Depends(_state("relay"))]
 NamespaceDep = Annotated[Namespace, Depends(_state("namespace"))]
 TokensDep = Annotated[Tokens, Depends(_state("tokens"))]
-PasswordsDep = Annotated[Passwords, Depends(_state("passwords"))]
 SecretBoxDep = Annotated[SecretBox, Depends(_state("secret_box"))]
 SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
 WorkflowsDep = Annotated[Workflows, Depends(_state("workflows"))]
 PipelinesDep = Annotated[Pipelines, Depends(_state("pipelines"))]
 RecordsDep = Annotated[Records, Depends(_state("records"))]
 RunsDep = Annotated[Runs, Depends(_state("runs"))]
+AccountsDep = Annotated[Accounts, Depends(_state("accounts"))]
+TenantSettingsDep = Annotated[TenantSettings, Depends(_state("tenant_settings"))]
+TasksDep = Annotated[Tasks, Depends(_state("tasks"))]
 
 
 def unauthenticated(message: str) -> ApiError:

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
-from uuid import uuid4
 
 from fastapi import APIRouter, Path
-from millrace_common.messages.envelope import utc_now
 from millrace_common.problems import declared
-from millrace_common.tables import credentials, tenant_ai_settings
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row
 
-from millrace_gateway.entrypoints.http.deps import EngineDep, SecretBoxDep, TenantAdmin
-from millrace_gateway.entrypoints.http.errors import ApiError, not_found
+from millrace_gateway.entrypoints.http.deps import TenantAdmin, TenantSettingsDep
+from millrace_gateway.service_layer.tenant_settings import AiSettings, Credential
 
 router = APIRouter(prefix="/api/v1", tags=["tenant settings"])
 
@@ -106,15 +101,69 @@ class CredentialOut(BaseModel):
 
 
 @router.get("/settings/ai", response_model=AiSettingsOut, responses=declared(not_found="no AI settings yet"))
-async def get_ai_settings(admin: TenantAdmin, engine: EngineDep) -> AiSettingsOut:
-    async with engine.connect() as connection:
-        row = (
-            await connection.execute(
-                select(tenant_ai_settings).where(tenant_ai_settings.c.tenant_id == admin.tenant_id)
-            )
-        ).first()
-    if row is None:
-        raise not_found("AI settings")
+async def get_ai_settings(admin: TenantAdmin, settings: TenantSettingsDep) -> AiSettingsOut:
+    return _ai_settings(await settings.ai_settings(admin.tenant_id))
+
+
+@router.put("/settings/ai", response_model=AiSettingsOut)
+async def put_ai_settings(
+    body: AiSettingsBody, admin: TenantAdmin, settings: TenantSettingsDep
+) -> AiSettingsOut:
+    wanted = AiSettings(
+        base_url=body.base_url,
+        model=body.model,
+        api_key=body.api_key,
+        temperature=body.temperature,
+        max_tokens=body.max_tokens,
+        monthly_token_budget=body.monthly_token_budget,
+        allow_private_endpoint=body.allow_private_endpoint,
+    )
+    return _ai_settings(await settings.put_ai_settings(admin.tenant_id, wanted))
+
+
+@router.post(
+    "/credentials",
+    status_code=201,
+    response_model=CredentialOut,
+    responses=declared(conflict="a credential with this name exists"),
+)
+async def create_credential(
+    body: CredentialBody, admin: TenantAdmin, settings: TenantSettingsDep
+) -> CredentialOut:
+    created = await settings.create_credential(
+        admin.tenant_id, body.name, body.secret.kind, body.secret.model_dump_json()
+    )
+    return _credential(created)
+
+
+@router.get("/credentials", response_model=list[CredentialOut])
+async def list_credentials(admin: TenantAdmin, settings: TenantSettingsDep) -> list[CredentialOut]:
+    return [_credential(row) for row in await settings.credentials(admin.tenant_id)]
+
+
+@router.get("/credentials/{name}", response_model=CredentialOut)
+async def get_credential(
+    name: CredentialName, admin: TenantAdmin, settings: TenantSettingsDep
+) -> CredentialOut:
+    return _credential(await settings.credential(admin.tenant_id, name))
+
+
+@router.put("/credentials/{name}", response_model=CredentialOut)
+async def replace_credential(
+    name: CredentialName, body: CredentialUpdate, admin: TenantAdmin, settings: TenantSettingsDep
+) -> CredentialOut:
+    replaced = await settings.replace_credential(
+        admin.tenant_id, name, body.secret.kind, body.secret.model_dump_json()
+    )
+    return _credential(replaced)
+
+
+@router.delete("/credentials/{name}", status_code=204)
+async def delete_credential(name: CredentialName, admin: TenantAdmin, settings: TenantSettingsDep) -> None:
+    await settings.delete_credential(admin.tenant_id, name)
+
+
+def _ai_settings(row: Row) -> AiSettingsOut:
     return AiSettingsOut(
         base_url=row.base_url,
         model=row.model,
@@ -127,106 +176,5 @@ async def get_ai_settings(admin: TenantAdmin, engine: EngineDep) -> AiSettingsOu
     )
 
 
-@router.put("/settings/ai", response_model=AiSettingsOut)
-async def put_ai_settings(
-    body: AiSettingsBody, admin: TenantAdmin, engine: EngineDep, box: SecretBoxDep
-) -> AiSettingsOut:
-    values = body.model_dump(exclude={"api_key"}) | {"updated_at": utc_now()}
-    if body.api_key is not None:
-        values["api_key_ciphertext"] = box.seal(body.api_key)
-    async with engine.begin() as connection:
-        await connection.execute(
-            pg_insert(tenant_ai_settings)
-            .values(tenant_id=admin.tenant_id, **values)
-            .on_conflict_do_update(index_elements=["tenant_id"], set_=values)
-        )
-    return await get_ai_settings(admin, engine)
-
-
-@router.post(
-    "/credentials",
-    status_code=201,
-    response_model=CredentialOut,
-    responses=declared(conflict="a credential with this name exists"),
-)
-async def create_credential(
-    body: CredentialBody, admin: TenantAdmin, engine: EngineDep, box: SecretBoxDep
-) -> CredentialOut:
-    now = utc_now()
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                insert(credentials).values(
-                    id=uuid4(),
-                    tenant_id=admin.tenant_id,
-                    name=body.name,
-                    kind=body.secret.kind,
-                    ciphertext=box.seal(body.secret.model_dump_json()),
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    except IntegrityError as error:
-        raise ApiError(
-            409,
-            "conflict",
-            f"a credential named {body.name!r} exists",
-            [{"pointer": "/body/name", "detail": "taken"}],
-        ) from error
-    return CredentialOut(name=body.name, kind=body.secret.kind, created_at=now, updated_at=now)
-
-
-@router.get("/credentials", response_model=list[CredentialOut])
-async def list_credentials(admin: TenantAdmin, engine: EngineDep) -> list[CredentialOut]:
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(credentials).where(credentials.c.tenant_id == admin.tenant_id).order_by(credentials.c.name)
-        )
-        return [CredentialOut.model_validate(row, from_attributes=True) for row in rows]
-
-
-@router.get("/credentials/{name}", response_model=CredentialOut)
-async def get_credential(name: CredentialName, admin: TenantAdmin, engine: EngineDep) -> CredentialOut:
-    async with engine.connect() as connection:
-        row = (
-            await connection.execute(
-                select(credentials).where(
-                    credentials.c.tenant_id == admin.tenant_id, credentials.c.name == name
-                )
-            )
-        ).first()
-    if row is None:
-        raise not_found("credential")
-    return CredentialOut.model_validate(row, from_attributes=True)
-
-
-@router.put("/credentials/{name}", response_model=CredentialOut)
-async def replace_credential(
-    name: CredentialName, body: CredentialUpdate, admin: TenantAdmin, engine: EngineDep, box: SecretBoxDep
-) -> CredentialOut:
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            update(credentials)
-            .where(credentials.c.tenant_id == admin.tenant_id, credentials.c.name == name)
-            .values(
-                kind=body.secret.kind,
-                ciphertext=box.seal(body.secret.model_dump_json()),
-                updated_at=utc_now(),
-            )
-            .returning(credentials.c.id)
-        )
-        if result.first() is None:
-            raise not_found("credential")
-    return await get_credential(name, admin, engine)
-
-
-@router.delete("/credentials/{name}", status_code=204)
-async def delete_credential(name: CredentialName, admin: TenantAdmin, engine: EngineDep) -> None:
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            delete(credentials)
-            .where(credentials.c.tenant_id == admin.tenant_id, credentials.c.name == name)
-            .returning(credentials.c.id)
-        )
-        if result.first() is None:
-            raise not_found("credential")
+def _credential(credential: Credential | Row) -> CredentialOut:
+    return CredentialOut.model_validate(credential, from_attributes=True)

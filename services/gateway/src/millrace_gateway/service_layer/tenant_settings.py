@@ -1,0 +1,104 @@
+"""Tenant settings use cases: the AI endpoint the tenant's AI nodes call, and named credentials for its
+nodes and webhooks. Secrets are sealed here, before they are stored, and never given back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import uuid4
+
+from millrace_common.messages.envelope import utc_now
+from millrace_common.secrets import SecretBox
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_gateway.adapters import credentials
+from millrace_gateway.domain.refusals import FieldProblem, NotFound, Taken
+
+
+@dataclass(frozen=True)
+class AiSettings:
+    base_url: str
+    model: str
+    api_key: str | None
+    """None keeps the stored key."""
+    temperature: float
+    max_tokens: int
+    monthly_token_budget: int | None
+    allow_private_endpoint: bool
+
+
+@dataclass(frozen=True)
+class Credential:
+    name: str
+    kind: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class TenantSettings:
+    def __init__(self, engine: AsyncEngine, box: SecretBox) -> None:
+        self._engine = engine
+        self._box = box
+
+    async def ai_settings(self, tenant_id: str) -> Row:
+        async with self._engine.connect() as connection:
+            row = await credentials.ai_settings(connection, tenant_id)
+        if row is None:
+            raise NotFound("AI settings")
+        return row
+
+    async def put_ai_settings(self, tenant_id: str, settings: AiSettings) -> Row:
+        sealed = self._box.seal(settings.api_key) if settings.api_key is not None else None
+        async with self._engine.begin() as connection:
+            await credentials.put_ai_settings(
+                connection,
+                tenant_id,
+                base_url=settings.base_url,
+                model=settings.model,
+                api_key_ciphertext=sealed,
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+                monthly_token_budget=settings.monthly_token_budget,
+                allow_private_endpoint=settings.allow_private_endpoint,
+                now=utc_now(),
+            )
+        return await self.ai_settings(tenant_id)
+
+    async def create_credential(self, tenant_id: str, name: str, kind: str, secret: str) -> Credential:
+        """``secret`` is the credential's JSON, sealed before it is stored."""
+        now = utc_now()
+        try:
+            async with self._engine.begin() as connection:
+                await credentials.insert_credential(
+                    connection, uuid4(), tenant_id, name, kind, self._box.seal(secret), now
+                )
+        except IntegrityError as error:
+            raise Taken(f"a credential named {name!r} exists", FieldProblem("/body/name", "taken")) from error
+        return Credential(name, kind, now, now)
+
+    async def credentials(self, tenant_id: str) -> Sequence[Row]:
+        async with self._engine.connect() as connection:
+            return await credentials.credentials_of(connection, tenant_id)
+
+    async def credential(self, tenant_id: str, name: str) -> Row:
+        async with self._engine.connect() as connection:
+            row = await credentials.credential(connection, tenant_id, name)
+        if row is None:
+            raise NotFound("credential")
+        return row
+
+    async def replace_credential(self, tenant_id: str, name: str, kind: str, secret: str) -> Row:
+        async with self._engine.begin() as connection:
+            if not await credentials.replace_credential(
+                connection, tenant_id, name, kind, self._box.seal(secret), utc_now()
+            ):
+                raise NotFound("credential")
+        return await self.credential(tenant_id, name)
+
+    async def delete_credential(self, tenant_id: str, name: str) -> None:
+        async with self._engine.begin() as connection:
+            if not await credentials.delete_credential(connection, tenant_id, name):
+                raise NotFound("credential")
