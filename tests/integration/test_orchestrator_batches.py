@@ -1,7 +1,8 @@
-"""The orchestrator's batch write against real PostgreSQL: a batch whose runs are all cached (or
-started by it) is decided on those states and written in one statement that checks them. When the
-check fails (another writer moved a run on, a workflow is at its limit, a message was handled
-before) nothing is written, and the batch is read and decided again on what the database holds."""
+"""The orchestrator's run log against real PostgreSQL (``PostgresRunLog`` under the shell): a batch
+whose runs are all cached (or started by it) is decided on those states and written in one statement
+that checks them. When the check fails (another writer moved a run on, a workflow is at its limit, a
+message was handled before) nothing is written, and the batch is read and decided again on what the
+database holds. A database without the check's function stops the orchestrator at start."""
 
 from __future__ import annotations
 
@@ -14,19 +15,19 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from millrace_common.db import create_engine as create_async_engine
 from millrace_common.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
 from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
 from millrace_common.outbox import LiveRelay
 from millrace_common.pg import DirectConnections
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import Namespace
-from millrace_orchestrator.adapters.run_store import DefinitionCache
+from millrace_orchestrator.adapters.run_log import MissingMigration, PostgresRunLog
 from millrace_orchestrator.domain.decide import Message
-from millrace_orchestrator.handlers import RunMessageHandler
+from millrace_orchestrator.service_layer.runs import RunMessages
 from sqlalchemy import Engine, create_engine, text
 
 from tests.support.infra import Infra
+from tests.support.processes import System
 from tests.support.workflows import insert_workflow as support_insert_workflow
 
 pytestmark = pytest.mark.integration
@@ -87,8 +88,8 @@ def throttle_reason(db: Engine, run_id: UUID) -> str:
 
 
 class Orchestrator:
-    """A batch handler with a state cache of its own (one instance of the orchestrator), recording
-    the path each batch took."""
+    """The shell on a run log with a state cache of its own (one instance of the orchestrator),
+    recording the path each batch took."""
 
     def __init__(self, stack: AsyncExitStack, infra: Infra, namespace: str) -> None:
         settings = ServiceSettings(
@@ -97,17 +98,14 @@ class Orchestrator:
             database_url=infra.database_url,
             kafka_bootstrap=infra.kafka_bootstrap,
         )
-        engine = create_async_engine(settings)
         direct = DirectConnections(settings)
-        stack.push_async_callback(engine.dispose)
         stack.push_async_callback(direct.close)
         relay = LiveRelay(settings, direct, "orchestrator")  # not started: handed-over rows stay queued
         self.relay = relay
         self.paths: list[str] = []
         self.rejected: list[str] = []
-        self._handler = RunMessageHandler(
-            engine, direct, relay, Namespace(namespace), DefinitionCache(), count_batch=self.paths.append
-        )
+        self.run_log = PostgresRunLog(direct, Namespace(namespace), relay.tag)
+        self._runs = RunMessages(self.run_log, relay, count_batch=self.paths.append)
 
     async def handle(self, *messages: Message) -> list[str]:
         """The paths the batch took."""
@@ -116,7 +114,7 @@ class Orchestrator:
         async def reject(message: Message, reason: str) -> None:
             self.rejected.append(reason)
 
-        await self._handler.handle_batch(list(messages), reject)
+        await self._runs.handle(list(messages), reject)
         return self.paths[before:]
 
 
@@ -260,21 +258,18 @@ def test_a_message_handled_before_fails_the_check_and_is_skipped_while_the_rest_
     assert log_types(db, fresh.run_id)[0] == "run.started"
 
 
-def test_without_the_check_function_every_batch_is_read_first_and_still_written(
-    infra: Infra, namespace: str, db: Engine, caplog: pytest.LogCaptureFixture
+def test_without_the_check_function_the_orchestrator_refuses_to_start_and_names_the_migration(
+    infra: Infra, namespace: str, db: Engine, system: System
 ):
-    """A database not migrated to 0008: the orchestrator says so and keeps working the old way."""
-    workflow = insert_workflow(db, chain(node("done", "end")))
+    """A database not migrated to 0008: there is no second way to write a batch, so the orchestrator
+    says what to run instead of starting (before it consumes anything)."""
     with db.begin() as connection:
         connection.execute(text("drop function millrace_ensure(boolean, text)"))
-    runs = [start(workflow) for _ in range(3)]
 
     async def body(instance: Callable[[], Orchestrator]) -> None:
-        orchestrator = instance()
-        assert [await orchestrator.handle(r) for r in runs] == [["read"], ["read"], ["read"]]
+        with pytest.raises(MissingMigration, match=r"millrace_ensure \(migration 0008\)"):
+            await instance().run_log.require_migrations()
 
     scenario(infra, namespace, body)
-    assert all(log_types(db, r.run_id)[-1] == "run.completed" for r in runs)
-    assert [r.message for r in caplog.records if "millrace_ensure" in r.message] == [
-        "the database lacks millrace_ensure (migration 0008): run the migrations; reading every batch first"
-    ]
+    with pytest.raises(RuntimeError, match=r"millrace_ensure \(migration 0008\): run millrace-migrate"):
+        system.start(("orchestrator",))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from millrace_common.db import create_engine
 from millrace_common.gauges import (
@@ -21,12 +24,15 @@ from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_orchestrator.adapters.run_store import DefinitionCache
+from millrace_orchestrator.adapters.run_log import PostgresRunLog
 from millrace_orchestrator.entrypoints import kafka
 from millrace_orchestrator.entrypoints.clock import TimerLoop
-from millrace_orchestrator.handlers import PRODUCER, RunMessageHandler
 from millrace_orchestrator.metrics import RunGauges, RunMetrics
+from millrace_orchestrator.service_layer.runs import RunMessages
 from millrace_orchestrator.settings import OrchestratorSettings
+
+PRODUCER = "orchestrator"
+"""The producer name of the orchestrator's outbox rows (``orchestrator@<instance>`` per process)."""
 
 
 def build(settings: OrchestratorSettings) -> FastAPI:
@@ -38,22 +44,30 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     direct = DirectConnections(settings)
     live_relay = LiveRelay(settings, direct, PRODUCER)
     run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)
-    handler = RunMessageHandler(
-        engine,
-        direct,
-        live_relay,
-        namespace,
-        DefinitionCache(),
-        observe=run_metrics.observe,
-        count_batch=run_metrics.count_batch,
-    )
+    run_log = PostgresRunLog(direct, namespace, live_relay.tag)
+    runs = RunMessages(run_log, live_relay, observe=run_metrics.observe, count_batch=run_metrics.count_batch)
     timer_loop = TimerLoop(engine, direct, namespace, live_relay, utc_now)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
-    consumer = kafka.consumer(settings, handler, dead_letters, metrics)
+    consumer = kafka.consumer(settings, runs, dead_letters, metrics)
     gauges = _gauges(settings, registry, engine)
     background = (consumer.run, live_relay.run, timer_loop.run, gauges.run)
     parts = ServiceParts(settings, broker, engine, registry, background=background, closers=(direct.close,))
-    return create_app(parts, title="Millrace orchestrator")
+    return _checked_at_start(create_app(parts, title="Millrace orchestrator"), run_log.require_migrations)
+
+
+def _checked_at_start(app: FastAPI, check: Callable[[], Awaitable[None]]) -> FastAPI:
+    """The app, refusing to start (before Kafka and the background tasks) when ``check`` raises: a
+    database without a migration the orchestrator needs stops it, rather than switching paths."""
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await check()
+        async with started(app):
+            yield
+
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def _gauges(

@@ -1,9 +1,8 @@
-"""The Kafka consumer: run commands and node results, polled together, handled as one batch, committed
-after the batch is handled."""
+"""The Kafka consumer: run commands and node results, polled together, handled as one batch
+(``service_layer.runs``), committed after the batch is handled."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from aiokafka import ConsumerRecord
@@ -15,16 +14,14 @@ from millrace_common.settings import ServiceSettings
 from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
 from pydantic import TypeAdapter
 
-from millrace_orchestrator.adapters.run_store import UnknownWorkflowVersion
 from millrace_orchestrator.domain.decide import Message
-from millrace_orchestrator.handlers import RunMessageHandler, UnknownRun, WriteConflict
+from millrace_orchestrator.service_layer.runs import RunMessages
 
-log = logging.getLogger(__name__)
 TOPICS: tuple[tuple[Topic, TypeAdapter], ...] = ((RUNS_COMMANDS, RUN_COMMAND), (NODES_RESULTS, NODE_RESULT))
 
 
 def consumer(
-    settings: ServiceSettings, handler: RunMessageHandler, dead_letters: DeadLetters, metrics: ConsumerMetrics
+    settings: ServiceSettings, runs: RunMessages, dead_letters: DeadLetters, metrics: ConsumerMetrics
 ) -> BatchConsumer:
     namespace = Namespace(settings.namespace)
     by_name = {namespace.topic(topic): (topic, adapter) for topic, adapter in TOPICS}
@@ -48,17 +45,7 @@ def consumer(
                 topic, record = source[message.message_id]
                 await dead_letters.send(topic, record, reason)
 
-            try:
-                await handler.handle_batch(messages, reject)
-            except WriteConflict:
-                # Another writer appended to one of the runs meanwhile: nothing of the batch was
-                # written; one transaction per message isolates the conflict (and retries it).
-                log.warning("batch conflicted with another writer; handling its messages one by one")
-                for message in messages:
-                    try:
-                        await handler.handle(message)
-                    except (UnknownRun, UnknownWorkflowVersion) as error:
-                        await reject(message, str(error))
+            await runs.handle(messages, reject)
         for name, batch in by_topic.items():
             topic = by_name[name][0]
             metrics.handled.labels(topic=topic.name, group=group.value, outcome="ok").inc(len(batch))

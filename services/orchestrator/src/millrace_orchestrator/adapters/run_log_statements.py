@@ -1,5 +1,7 @@
-"""The run log in PostgreSQL: load a run's events, append new ones under the ``(run_id, seq)`` guard,
-and keep the ``runs`` and ``node_executions`` projections in step within the same transaction."""
+"""The run log's statements in PostgreSQL (for ``run_log.PostgresRunLog``): one read of what a batch
+needs, and one write of its claims, events, projections and outbox rows, checked when asked. New
+events are appended under the ``(run_id, seq)`` key, so a concurrent writer makes the write fail
+whole, and the ``runs`` and ``node_executions`` projections are kept in step in the same statement."""
 
 from __future__ import annotations
 
@@ -11,111 +13,22 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from millrace_common.bulk import Write, insert_write, rows_document, update_write
+from millrace_common.bulk import Write, insert_write, rows_document, together, update_write
 from millrace_common.messages.envelope import utc_now
-from millrace_common.messages.run_events import RUN_EVENT, AnyRunEvent, RunEvent
+from millrace_common.messages.run_events import AnyRunEvent, RunEvent
+from millrace_common.outbox import Outgoing, Record, outbox_write, records
 from millrace_common.pg import array_literal, execute
-from millrace_common.tables import (
-    node_executions,
-    processed_messages,
-    run_events,
-    runs,
-    timers,
-    workflow_starts,
-    workflow_versions,
-)
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.tables import node_executions, processed_messages, runs, timers, workflow_starts
+from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 from pydantic import TypeAdapter
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_orchestrator.domain.decide import WorkflowStarts
 from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, Row, project, start_minute
 
 K = TypeVar("K")
+CONSUMER = ConsumerGroup.ORCHESTRATOR.value
+"""The consumer whose ``processed_messages`` rows the orchestrator writes."""
 _RUN_EVENTS = TypeAdapter(list[AnyRunEvent])
-
-
-class UnknownWorkflowVersion(LookupError):
-    pass
-
-
-async def claim_message(connection: AsyncConnection, consumer: str, message_id: UUID) -> bool:
-    """Record that this consumer handles the message; False when it was handled before."""
-    result = await connection.execute(
-        pg_insert(processed_messages)
-        .values(consumer=consumer, message_id=message_id, processed_at=utc_now())
-        .on_conflict_do_nothing()
-        .returning(processed_messages.c.message_id)
-    )
-    return result.first() is not None
-
-
-async def load_events(connection: AsyncConnection, run_id: UUID, *, after_seq: int = 0) -> list[RunEvent]:
-    """The run's events after ``after_seq`` (all of them by default), in order."""
-    rows = await connection.execute(
-        select(run_events.c.payload)
-        .where(run_events.c.run_id == run_id, run_events.c.seq > after_seq)
-        .order_by(run_events.c.seq)
-    )
-    return [RUN_EVENT.validate_python(row.payload) for row in rows]
-
-
-async def workflow_load(
-    connection: AsyncConnection, tenant_id: str, workflow_id: UUID, now: datetime
-) -> tuple[int, int]:
-    """Runs of a workflow started in the last hour (as ``read_batch`` counts them), and runs of it
-    running now."""
-    row = (
-        await connection.execute(
-            text(
-                f"select {_LOAD_COUNTS}"
-                " from (select cast(:tenant_id as text), cast(:workflow_id as uuid))"
-                " as w(tenant_id, workflow_id)"
-            ),
-            {"tenant_id": tenant_id, "workflow_id": workflow_id, "since": _hour_before(now)},
-        )
-    ).one()
-    return int(row[0]), int(row[1])
-
-
-async def run_definition_ref(connection: AsyncConnection, run_id: UUID) -> tuple[UUID, int] | None:
-    row = (
-        await connection.execute(
-            select(runs.c.workflow_id, runs.c.workflow_version).where(runs.c.run_id == run_id)
-        )
-    ).first()
-    return (row.workflow_id, row.workflow_version) if row else None
-
-
-class DefinitionCache:
-    """Workflow versions are immutable, so a loaded one is kept for the process's life (bounded)."""
-
-    def __init__(self, capacity: int = 2048) -> None:
-        self._entries: dict[tuple[UUID, int], WorkflowDefinition] = {}
-        self._capacity = capacity
-
-    def peek(self, workflow_id: UUID, version: int) -> WorkflowDefinition | None:
-        """The definition when it is loaded already, without a round trip."""
-        return self._entries.get((workflow_id, version))
-
-    async def get(self, connection: AsyncConnection, workflow_id: UUID, version: int) -> WorkflowDefinition:
-        key = (workflow_id, version)
-        if key not in self._entries:
-            row = (
-                await connection.execute(
-                    select(workflow_versions.c.definition).where(
-                        workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.version == version
-                    )
-                )
-            ).first()
-            if row is None:
-                raise UnknownWorkflowVersion(f"workflow {workflow_id} has no version {version}")
-            if len(self._entries) >= self._capacity:
-                self._entries.pop(next(iter(self._entries)))
-            self._entries[key] = WorkflowDefinition.model_validate(row.definition)
-        return self._entries[key]
 
 
 def append_writes(events: Sequence[RunEvent], *, payloads: Sequence[str] | None = None) -> list[Write]:
@@ -157,6 +70,41 @@ def observers_write(producer: str, topic: str) -> Write:
         f" convert_to(cast(e as text), 'UTF8'), now() from {NEW_EVENTS} order by n returning id",
         {"observers_producer": producer, "observers_topic": topic},
     )
+
+
+def batch_write(
+    namespace: Namespace,
+    producer: str,
+    events: Sequence[RunEvent],
+    commands: Sequence[Outgoing],
+    claims: Sequence[UUID],
+    checks: Sequence[Write] = (),
+) -> tuple[Write | None, list[Record]]:
+    """The statement that writes the claims, the events, their projections, the commands and the
+    events for observers, returning the outbox rows' ids, and holding ``checks``; and those
+    rows' messages. Each event is serialised once, for the log, for ``runs.events`` and for the
+    relay."""
+    payloads = [e.model_dump_json() for e in events]
+    topic = namespace.topic(RUNS_EVENTS)
+    writes = append_writes(events, payloads=payloads)
+    claimed = claims_write(CONSUMER, claims)
+    if claimed is not None:
+        writes.append(claimed)
+    ids_of: list[int] = []
+    if commands:
+        writes.append(outbox_write(namespace, producer, commands, returning_ids=True))
+        ids_of.append(len(writes) - 1)
+    if events:
+        writes.append(observers_write(producer, topic))
+        ids_of.append(len(writes) - 1)
+    if not writes:
+        return None, []
+    checked = list(range(len(writes), len(writes) + len(checks)))
+    writes.extend(checks)
+    observed = [
+        (topic, str(e.run_id).encode(), text.encode()) for e, text in zip(events, payloads, strict=True)
+    ]
+    return together(writes, ids_of=ids_of, checks=checked), [*records(namespace, commands), *observed]
 
 
 def claims_write(consumer: str, message_ids: Iterable[UUID]) -> Write | None:
@@ -307,10 +255,10 @@ async def write_batch(connection: psycopg.AsyncConnection[Any], write: Write) ->
     if cursor.description is None:
         return []
     row = await cursor.fetchone()
-    return written_ids(row[-1] if row is not None else None)
+    return _written_ids(row[-1] if row is not None else None)
 
 
-def written_ids(returned: object) -> list[int]:
+def _written_ids(returned: object) -> list[int]:
     """The ids a ``together(..., ids_of=...)`` statement returned (comma-separated text)."""
     return [int(i) for i in returned.split(",") if i] if isinstance(returned, str) else []
 
