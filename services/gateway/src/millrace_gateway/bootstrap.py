@@ -6,17 +6,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, RedirectResponse
-from fastapi.staticfiles import StaticFiles
 from millrace_common.db import create_engine
+from millrace_common.gauges import GaugeCollection, OutboxCollector
 from millrace_common.kafka import create_broker
+from millrace_common.metrics import PlatformGauges
 from millrace_common.outbox import OutboxRelay
 from millrace_common.secrets import SecretBox
 from millrace_common.service import ServiceParts, create_app
 from millrace_common.topics import RUNS_EVENTS, Namespace
 from prometheus_client import CollectorRegistry
 
-from millrace_gateway import metrics
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
@@ -30,22 +29,23 @@ from millrace_gateway.entrypoints.http import (
     runs,
     tasks,
     tenant_settings,
+    web,
     webhooks,
     workflows,
 )
+from millrace_gateway.metrics import WebhookOutcomes, webhook_requests
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
 from millrace_gateway.service_layer.tenant_settings import TenantSettings
+from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import JWT_AUDIENCE, JWT_ISSUER, PRODUCER, GatewaySettings
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
-# The builder's client routes; each answers index.html. Listed one by one rather than a catch-all,
-# so /api, /hooks, /docs, /healthz, /readyz and /metrics keep their own 404s and 405s.
-WEB_ROUTES = ("/", "/signin", "/workflows", "/workflows/{rest:path}", "/runs/{rest:path}")
 
 
 class MissingSetting(RuntimeError):
@@ -58,8 +58,9 @@ def build(settings: GatewaySettings) -> FastAPI:
     registry = CollectorRegistry()
     broker = create_broker(settings)
     engine = create_engine(settings)
-    relay = OutboxRelay(engine, broker, PRODUCER)
     namespace = Namespace(settings.namespace)
+    relay = OutboxRelay(engine, broker, PRODUCER)
+    outbox = Outbox(namespace, relay)
     feed = RunEventFeed(
         engine,
         settings.kafka_bootstrap,
@@ -69,10 +70,12 @@ def build(settings: GatewaySettings) -> FastAPI:
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         inbox_size=settings.live_inbox_size,
     )
-    background = (relay.run, feed.run, on_stop_signal(feed.close_streams))
-    parts = ServiceParts(settings, broker, engine, registry, background=background)
-    app = create_app(parts, title="Millrace API")
-    passwords = Passwords()
+    platform = PlatformGauges(registry)
+    gauges = GaugeCollection(
+        [OutboxCollector(engine, PRODUCER, platform)],
+        platform,
+        interval_seconds=settings.metrics_interval_seconds,
+    )
     tokens = Tokens(
         settings.jwt_secret.get_secret_value(),
         issuer=JWT_ISSUER,
@@ -80,46 +83,33 @@ def build(settings: GatewaySettings) -> FastAPI:
         ttl=timedelta(seconds=settings.jwt_ttl_seconds),
     )
     box = SecretBox(settings.encryption_key)
-    outbox = Outbox(namespace, relay)
+
+    background = (relay.run, feed.run, gauges.run, on_stop_signal(feed.close_streams))
+    app = create_app(
+        ServiceParts(settings, broker, engine, registry, background=background), title="Millrace API"
+    )
     app.state.settings = settings
-    app.state.engine = engine
+    app.state.engine = engine  # API keys are checked against it (millrace_common.callers)
     app.state.tokens = tokens
-    app.state.secret_box = box
-    app.state.relay = relay
-    app.state.namespace = namespace
-    app.state.feed = feed
-    app.state.accounts = Accounts(engine, passwords, tokens)
+    app.state.accounts = Accounts(engine, Passwords(), tokens)
     app.state.tenant_settings = TenantSettings(engine, box)
     app.state.workflows = Workflows(engine, outbox)
     app.state.pipelines = Pipelines(engine)
     app.state.records = Records(engine, outbox)
     app.state.runs = Runs(engine, outbox)
     app.state.tasks = Tasks(engine)
+    app.state.webhooks = WebhookReceiver(engine, box, outbox)
+    app.state.live = LiveRuns(
+        engine,
+        feed,
+        heartbeat_seconds=settings.live_heartbeat_seconds,
+        run_wait_seconds=settings.live_run_wait_seconds,
+    )
+
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
-    for module in (auth, workflows, runs, live, records, tenant_settings, catalog, tasks):
+    for module in (auth, workflows, runs, live, records, tenant_settings, catalog, tasks, webhooks):
         app.include_router(module.router)
-    app.include_router(webhooks.build_router())
-    metrics.mount(app, registry, settings, engine)
-
-    _serve_web(app, WEB_DIST)
+    # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.
+    app.add_middleware(WebhookOutcomes, requests=webhook_requests(registry))
+    web.mount(app, WEB_DIST)
     return app
-
-
-def _serve_web(app: FastAPI, dist: Path) -> None:
-    """The builder (services/gateway/web, built to dist/) at ``/``; without a build, ``/`` shows the
-    API docs."""
-    index = dist / "index.html"
-    if not index.is_file():
-
-        @app.get("/", include_in_schema=False)
-        async def home() -> RedirectResponse:
-            return RedirectResponse("/docs")
-
-        return
-    app.mount("/assets", StaticFiles(directory=dist / "assets"), name="web-assets")
-
-    async def page() -> FileResponse:
-        return FileResponse(index, headers={"cache-control": "no-cache"})
-
-    for route in WEB_ROUTES:
-        app.add_api_route(route, page, methods=["GET"], include_in_schema=False)

@@ -1,26 +1,12 @@
-"""The gateway's metrics: webhook calls by outcome, and its outbox gauges.
-
-:func:`mount` is the gateway bootstrap's one call: it counts ``/hooks/`` answers by status (an ASGI
-middleware, so refusals made before the handler runs, such as a malformed token, count too) and
-runs the gauge collection for the app's lifetime.
+"""The gateway's own metrics: webhook calls by outcome (counted by an ASGI middleware, so refusals made
+before the handler runs, such as a malformed token or a body over the limit, count too) and the live
+streams. Its outbox gauges are the platform's (``millrace_common.gauges``); ``bootstrap`` wires them all.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
-
-from fastapi import FastAPI
-from millrace_common.gauges import GaugeCollection, OutboxCollector
-from millrace_common.metrics import PlatformGauges
-from millrace_common.service import run_forever
-from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy.ext.asyncio import AsyncEngine
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from millrace_gateway.settings import PRODUCER, GatewaySettings
 
 WEBHOOK_PATH = "/hooks/"
 WEBHOOK_OUTCOMES = {
@@ -67,32 +53,34 @@ class WebhookOutcomes:
             self._requests.labels(outcome=webhook_outcome(status)).inc()
 
 
-def mount(app: FastAPI, registry: CollectorRegistry, settings: GatewaySettings, engine: AsyncEngine) -> None:
-    """Count webhook calls on ``registry`` and keep the gateway's outbox gauges fresh while ``app`` runs."""
-    requests = Counter(
+def webhook_requests(registry: CollectorRegistry) -> Counter:
+    return Counter(
         "millrace_webhook_requests_total",
         "Calls to the webhook receiver, by outcome (accepted, invalid, unauthorized, not_found, not_active, "
         "too_large, unsupported_media_type, unavailable, error, other)",
         ["outcome"],
         registry=registry,
     )
-    app.add_middleware(WebhookOutcomes, requests=requests)
-    platform = PlatformGauges(registry)
-    gauges = GaugeCollection(
-        [OutboxCollector(engine, PRODUCER, platform)],
-        platform,
-        interval_seconds=settings.metrics_interval_seconds,
-    )
-    served = app.router.lifespan_context
 
-    @asynccontextmanager
-    async def lifespan(running: FastAPI) -> AsyncIterator[Any]:
-        async with served(running) as state:
-            task = asyncio.create_task(run_forever(gauges.run), name="gateway-gauges")
-            try:
-                yield state
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
 
-    app.router.lifespan_context = lifespan
+class FeedMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.streams = Gauge(
+            "millrace_live_streams",
+            "Open live event streams, by what they follow",
+            ["follows"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "millrace_live_events_total", "Run events read from Kafka for live streams", registry=registry
+        )
+        self.unreadable = Counter(
+            "millrace_live_unreadable_events_total",
+            "Messages on runs.events the live feed could not read",
+            registry=registry,
+        )
+        self.overflows = Counter(
+            "millrace_live_overflows_total",
+            "Times a live stream fell so far behind that it had to catch up from the run log (or end)",
+            registry=registry,
+        )

@@ -1,6 +1,6 @@
 """The gateway's view of ``runs.events``: one Kafka consumer per gateway process that fans each event out
-to the live streams following its run or its workflow, and the run log in PostgreSQL that streams
-replay history from and fill gaps with.
+to the live streams following its run or its workflow. (The run log in PostgreSQL, which streams replay
+history from and fill gaps with, is read by ``adapters.runs``.)
 
 The consumer has no consumer group: every gateway process must see every event, since any of them may
 hold the stream a browser is reading. It starts at the end of the topic; what came before is the run
@@ -18,18 +18,16 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from millrace_common.messages.run_events import RUN_EVENT
-from millrace_common.tables import run_events, runs
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from millrace_common.tables import runs
+from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_gateway.domain.live import LiveEvent
+from millrace_gateway.metrics import FeedMetrics
 
 log = logging.getLogger(__name__)
-
-HISTORY_PAGE = 500
 
 
 class _Head(BaseModel):
@@ -93,29 +91,6 @@ class Follower:
             self.queue.get_nowait()
         self._wakeup.clear()
         self.overflowed = False
-
-
-class FeedMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.streams = Gauge(
-            "millrace_live_streams",
-            "Open live event streams, by what they follow",
-            ["follows"],
-            registry=registry,
-        )
-        self.events = Counter(
-            "millrace_live_events_total", "Run events read from Kafka for live streams", registry=registry
-        )
-        self.unreadable = Counter(
-            "millrace_live_unreadable_events_total",
-            "Messages on runs.events the live feed could not read",
-            registry=registry,
-        )
-        self.overflows = Counter(
-            "millrace_live_overflows_total",
-            "Times a live stream fell so far behind that it had to catch up from the run log (or end)",
-            registry=registry,
-        )
 
 
 class RunEventFeed:
@@ -268,27 +243,3 @@ class RunEventFeed:
         self._workflow_of.move_to_end(run_id)
         while len(self._workflow_of) > self._known_runs:
             self._workflow_of.popitem(last=False)
-
-
-async def run_history(engine: AsyncEngine, tenant_id: str, run_id: UUID, *, after: int) -> list[LiveEvent]:
-    """Up to :data:`HISTORY_PAGE` of the run's logged events after ``after``, each serialised the way the
-    orchestrator publishes it (the log keeps the event's fields; the topic carries its JSON)."""
-    async with engine.connect() as connection:
-        rows = await connection.execute(
-            select(run_events.c.seq, run_events.c.type, run_events.c.payload)
-            .where(run_events.c.run_id == run_id, run_events.c.seq > after)
-            .order_by(run_events.c.seq)
-            .limit(HISTORY_PAGE)
-        )
-        return [
-            LiveEvent(tenant_id, run_id, row.seq, row.type, RUN_EVENT.validate_python(row.payload).to_bytes())
-            for row in rows
-        ]
-
-
-async def owned_run(engine: AsyncEngine, tenant_id: str, run_id: UUID) -> bool:
-    async with engine.connect() as connection:
-        row = await connection.execute(
-            select(runs.c.run_id).where(runs.c.run_id == run_id, runs.c.tenant_id == tenant_id)
-        )
-        return row.first() is not None

@@ -7,11 +7,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
+from millrace_common.messages.run_events import RUN_EVENT
 from millrace_common.tables import node_executions, run_events, runs
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.adapters.pages import Page, fetch_page
+from millrace_gateway.domain.live import LiveEvent
+
+HISTORY_PAGE = 500
 
 
 async def runs_page(
@@ -71,3 +75,20 @@ async def status_and_last_seq(connection: AsyncConnection, run_id: UUID) -> Row 
     newest = select(func.max(run_events.c.seq)).where(run_events.c.run_id == run_id).scalar_subquery()
     query = select(runs.c.status, newest.label("newest")).where(runs.c.run_id == run_id)
     return (await connection.execute(query)).first()
+
+
+async def history(
+    connection: AsyncConnection, tenant_id: str, run_id: UUID, *, after: int
+) -> list[LiveEvent]:
+    """Up to :data:`HISTORY_PAGE` of the run's logged events after ``after``, each serialised the way the
+    orchestrator publishes it (the log keeps the event's fields; the topic carries its JSON)."""
+    rows = await connection.execute(
+        select(run_events.c.seq, run_events.c.type, run_events.c.payload)
+        .where(run_events.c.run_id == run_id, run_events.c.seq > after)
+        .order_by(run_events.c.seq)
+        .limit(HISTORY_PAGE)
+    )
+    return [
+        LiveEvent(tenant_id, run_id, row.seq, row.type, RUN_EVENT.validate_python(row.payload).to_bytes())
+        for row in rows
+    ]

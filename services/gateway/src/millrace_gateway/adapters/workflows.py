@@ -95,6 +95,13 @@ async def locked(connection: AsyncConnection, tenant_id: str, workflow_id: UUID)
     ).first()
 
 
+async def exists(connection: AsyncConnection, tenant_id: str, workflow_id: UUID) -> bool:
+    found = await connection.execute(
+        select(workflows.c.id).where(workflows.c.id == workflow_id, workflows.c.tenant_id == tenant_id)
+    )
+    return found.first() is not None
+
+
 async def summary(connection: AsyncConnection, tenant_id: str, workflow_id: UUID) -> Row | None:
     """The tenant's workflow with its run statistics, trigger kind and newest definition."""
     query = (

@@ -8,6 +8,8 @@ from uuid import UUID
 
 TERMINAL_TYPES = frozenset({"run.completed", "run.failed", "run.cancelled", "run.timed_out", "run.throttled"})
 """Event types after which a run emits nothing more unless someone retries it."""
+TERMINAL_STATUSES = frozenset(t.removeprefix("run.") for t in TERMINAL_TYPES)
+"""The run statuses those events leave a run in."""
 
 
 @dataclass(frozen=True)

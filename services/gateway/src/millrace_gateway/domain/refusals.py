@@ -71,3 +71,13 @@ class SignInRefused(Refused):
 class WebhookMisconfigured(Refused):
     status = 503
     code = "webhook_misconfigured"
+
+
+class NoWebhook(Refused):
+    status = 404
+    code = "not_found"
+
+
+class LiveUnavailable(Refused):
+    status = 503
+    code = "unavailable"

@@ -8,19 +8,18 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from millrace_common.callers import authenticate
-from millrace_common.outbox import OutboxRelay
-from millrace_common.secrets import SecretBox
-from millrace_common.topics import Namespace
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_gateway.adapters.security import InvalidCredentials, Principal, Tokens
 from millrace_gateway.domain.permissions import Permission, allows
 from millrace_gateway.entrypoints.http.errors import ApiError
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
 from millrace_gateway.service_layer.tenant_settings import TenantSettings
+from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import GatewaySettings
 
@@ -35,10 +34,7 @@ def _state(name: str) -> Callable[[Request], object]:
 
 
 EngineDep = Annotated[AsyncEngine, Depends(_state("engine"))]
-RelayDep = Annotated[OutboxRelay, Depends(_state("relay"))]
-NamespaceDep = Annotated[Namespace, Depends(_state("namespace"))]
 TokensDep = Annotated[Tokens, Depends(_state("tokens"))]
-SecretBoxDep = Annotated[SecretBox, Depends(_state("secret_box"))]
 SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
 WorkflowsDep = Annotated[Workflows, Depends(_state("workflows"))]
 PipelinesDep = Annotated[Pipelines, Depends(_state("pipelines"))]
@@ -47,6 +43,8 @@ RunsDep = Annotated[Runs, Depends(_state("runs"))]
 AccountsDep = Annotated[Accounts, Depends(_state("accounts"))]
 TenantSettingsDep = Annotated[TenantSettings, Depends(_state("tenant_settings"))]
 TasksDep = Annotated[Tasks, Depends(_state("tasks"))]
+LiveDep = Annotated[LiveRuns, Depends(_state("live"))]
+WebhooksDep = Annotated[WebhookReceiver, Depends(_state("webhooks"))]
 
 
 def unauthenticated(message: str) -> ApiError:

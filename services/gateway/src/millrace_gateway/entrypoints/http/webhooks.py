@@ -2,10 +2,9 @@
 
 Checks come first and store nothing when they fail: the workflow is active with a webhook trigger,
 the body is JSON or a form and within the size cap, the signature (when the trigger asks for one) is
-right and recent. Then the delivery id is claimed and the call is published to ``webhooks.inbound``;
-the caller gets 202 with the run id only once Kafka has acknowledged it (all in-sync replicas,
-idempotent producer). If the publish fails the claim rolls back and the caller gets 503, so a retry
-is accepted afresh. ``docs/triggers.md`` is the callers' contract.
+right and recent. Then the delivery id is claimed and the call is stored with the claim in the outbox
+(``service_layer.webhooks``), which the relay publishes to ``webhooks.inbound``; the caller gets 202
+with the run id at once. ``docs/triggers.md`` is the callers' contract.
 """
 
 from __future__ import annotations
@@ -18,33 +17,21 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path, Request
 from millrace_common.json_depth import depth_detail, too_deep
-from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     SignatureRejected,
-    WebhookReceived,
-    run_id_for_key,
-    verify_signature,
-    webhook_idempotency_key,
 )
-from millrace_common.outbox import Outgoing, enqueue
-from millrace_common.secrets import SecretsUnavailable
-from millrace_common.tables import credentials, webhook_deliveries, workflow_triggers, workflows
-from millrace_common.topics import WEBHOOKS_INBOUND
-from millrace_common.workflow import TriggerConfig
 from pydantic import BaseModel, JsonValue
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from millrace_gateway.entrypoints.http.deps import EngineDep, NamespaceDep, RelayDep, SecretBoxDep
+from millrace_gateway.domain.webhooks import WebhookCall, unstorable
+from millrace_gateway.entrypoints.http.deps import WebhooksDep
 from millrace_gateway.entrypoints.http.errors import ApiError, body_limit_detail
-from millrace_gateway.settings import PRODUCER
+from millrace_gateway.service_layer.webhooks import CallTooLarge
 
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024
 """Bodies above this are refused (413): the call travels as one Kafka message and lands in the run."""
-MAX_MESSAGE_BYTES = 900 * 1024
 MAX_HEADERS = 50
 MAX_HEADER_CHARS = 1000
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
@@ -53,6 +40,8 @@ _PRIVATE_HEADERS = frozenset(
 )
 _ALTERNATE_DELIVERY_HEADER = "Idempotency-Key"
 
+router = APIRouter(tags=["webhooks"])
+
 
 class WebhookAccepted(BaseModel):
     run_id: UUID
@@ -60,104 +49,59 @@ class WebhookAccepted(BaseModel):
     duplicate: bool = False
 
 
-def build_router() -> APIRouter:
-    """The webhook route: each call is stored with its delivery claim in the gateway's outbox, which
-    the gateway's relay publishes to ``webhooks.inbound``."""
-    router = APIRouter(tags=["webhooks"])
-
-    @router.post(
-        "/hooks/{token}",
-        status_code=202,
-        response_model=WebhookAccepted,
-        responses={
-            401: {"description": "signature or timestamp missing, malformed, wrong or stale"},
-            404: {"description": "no webhook at this address"},
-            409: {"description": "the workflow is not active with a webhook trigger"},
-            413: {"description": f"body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"},
-            415: {"description": "body is neither JSON nor a URL-encoded form"},
-        },
-    )
-    async def receive_webhook(
-        token: Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
-        request: Request,
-        engine: EngineDep,
-        namespace: NamespaceDep,
-        box: SecretBoxDep,
-        relay: RelayDep,
-    ) -> WebhookAccepted:
-        """Start a run of the workflow behind this address with the posted body (202 with the run id)."""
-        async with engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(
-                        workflows.c.id,
-                        workflows.c.tenant_id,
-                        workflows.c.status,
-                        workflow_triggers.c.workflow_version,
-                        workflow_triggers.c.trigger_kind,
-                        workflow_triggers.c.config,
-                    )
-                    .outerjoin(workflow_triggers, workflow_triggers.c.workflow_id == workflows.c.id)
-                    .where(workflows.c.webhook_token == token)
-                )
-            ).first()
-        if row is None:
-            raise ApiError(404, "not_found", "no webhook at this address")
-        if row.status != "active" or row.trigger_kind != "webhook":
-            raise ApiError(409, "wrong_state", "the workflow is not active with a webhook trigger")
-        config = TriggerConfig.model_validate(row.config)
-        content_type = _content_type(request)
-        raw = await _body(request)
-        verified = await _check_signature(engine, box, row.tenant_id, config, request, raw)
-        body = _parse(content_type, raw)
-        delivery_id = _delivery_id(request)
-        key = webhook_idempotency_key(row.id, delivery_id)
-        run_id = run_id_for_key(key)
-        now = utc_now()
-        message = WebhookReceived(
-            tenant_id=row.tenant_id,
-            correlation_id=run_id,
-            workflow_id=row.id,
-            workflow_version=row.workflow_version,
-            delivery_id=delivery_id,
-            run_id=run_id,
-            idempotency_key=key,
-            content_type=content_type,
-            body=body,
-            headers=_headers(request),
-            query=_query(request),
-            signature_verified=verified,
-            received_at=now,
+@router.post(
+    "/hooks/{token}",
+    status_code=202,
+    response_model=WebhookAccepted,
+    responses={
+        401: {"description": "signature or timestamp missing, malformed, wrong or stale"},
+        404: {"description": "no webhook at this address"},
+        409: {"description": "the workflow is not active with a webhook trigger"},
+        413: {"description": f"body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"},
+        415: {"description": "body is neither JSON nor a URL-encoded form"},
+    },
+)
+async def receive_webhook(
+    token: Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
+    request: Request,
+    webhooks: WebhooksDep,
+) -> WebhookAccepted:
+    """Start a run of the workflow behind this address with the posted body (202 with the run id)."""
+    target = await webhooks.target(token)
+    content_type = _content_type(request)
+    raw = await _body(request)
+    try:
+        verified = await webhooks.verified(
+            target,
+            timestamp=request.headers.get(TIMESTAMP_HEADER),
+            signature=request.headers.get(SIGNATURE_HEADER),
+            body=raw,
         )
-        encoded = message.to_bytes()
-        if len(encoded) > MAX_MESSAGE_BYTES:
-            # Escaping can grow a body (control characters become \uXXXX); Kafka takes ~1 MB a message.
-            raise _too_large()
-        async with engine.begin() as connection:
-            claimed = (
-                await connection.execute(
-                    pg_insert(webhook_deliveries)
-                    .values(workflow_id=row.id, delivery_id=delivery_id, run_id=run_id, received_at=now)
-                    .on_conflict_do_nothing()
-                    .returning(webhook_deliveries.c.run_id)
-                )
-            ).first()
-            if claimed is None:
-                # Seen before: the first call was answered once its message was stored with the claim.
-                return WebhookAccepted(run_id=run_id, delivery_id=delivery_id, duplicate=True)
-            # The message is stored with the claim, in one transaction, and the relay publishes it:
-            # no request waits for Kafka holding a database connection, and calls are accepted while
-            # Kafka is away (they run once it is back).
-            await enqueue(
-                connection,
-                namespace,
-                PRODUCER,
-                [Outgoing(WEBHOOKS_INBOUND, str(row.id), message, value=encoded)],
-            )
-        relay.wake()
-        return WebhookAccepted(run_id=run_id, delivery_id=delivery_id)
-
-    return router
+    except SignatureRejected as rejected:
+        header = TIMESTAMP_HEADER if "timestamp" in rejected.problem.value else SIGNATURE_HEADER
+        raise ApiError(
+            401,
+            rejected.problem.value,
+            str(rejected),
+            [{"pointer": f"/header/{header.lower()}", "detail": str(rejected)}],
+        ) from rejected
+    body = _parse(content_type, raw)
+    delivery_id = _delivery_id(request)
+    call = WebhookCall(
+        delivery_id=delivery_id,
+        content_type=content_type,
+        body=body,
+        headers=_headers(request),
+        query=_query(request),
+        signature_verified=verified,
+    )
+    try:
+        accepted = await webhooks.accept(target, call)
+    except CallTooLarge as error:
+        raise _too_large() from error
+    return WebhookAccepted(
+        run_id=accepted.run_id, delivery_id=accepted.delivery_id, duplicate=accepted.duplicate
+    )
 
 
 def _content_type(request: Request) -> str:
@@ -192,58 +136,6 @@ async def _body(request: Request) -> bytes:
     return bytes(chunks)
 
 
-async def _check_signature(
-    engine: EngineDep, box: SecretBoxDep, tenant_id: str, config: TriggerConfig, request: Request, raw: bytes
-) -> bool:
-    """Verify when the trigger requires a signature, or names a secret and the call is signed."""
-    signed = SIGNATURE_HEADER in request.headers or TIMESTAMP_HEADER in request.headers
-    if config.secret_credential is None or not (config.require_signature or signed):
-        return False
-    secret = await _hmac_secret(engine, box, tenant_id, config.secret_credential)
-    try:
-        verify_signature(
-            secret,
-            timestamp_header=request.headers.get(TIMESTAMP_HEADER),
-            signature_header=request.headers.get(SIGNATURE_HEADER),
-            body=raw,
-            now=utc_now(),
-        )
-    except SignatureRejected as rejected:
-        header = TIMESTAMP_HEADER if "timestamp" in rejected.problem.value else SIGNATURE_HEADER
-        raise ApiError(
-            401,
-            rejected.problem.value,
-            str(rejected),
-            [{"pointer": f"/header/{header.lower()}", "detail": str(rejected)}],
-        ) from rejected
-    return True
-
-
-async def _hmac_secret(engine: EngineDep, box: SecretBoxDep, tenant_id: str, name: str) -> bytes:
-    async with engine.connect() as connection:
-        row = (
-            await connection.execute(
-                select(credentials.c.kind, credentials.c.ciphertext).where(
-                    credentials.c.tenant_id == tenant_id, credentials.c.name == name
-                )
-            )
-        ).first()
-    misconfigured = ApiError(
-        503,
-        "webhook_misconfigured",
-        f"the workflow's signing secret {name!r} is not an hmac credential of its tenant",
-    )
-    if row is None or row.kind != "hmac":
-        raise misconfigured
-    try:
-        secret = json.loads(box.open(row.ciphertext)).get("secret")
-    except (SecretsUnavailable, ValueError, AttributeError) as error:
-        raise misconfigured from error
-    if not isinstance(secret, str) or not secret:
-        raise misconfigured
-    return secret.encode()
-
-
 def _parse(content_type: str, raw: bytes) -> JsonValue:
     if content_type == "json" and too_deep(raw):
         # Counted without parsing: json.loads and pydantic recurse once per level (and the body is
@@ -269,33 +161,10 @@ def _parse(content_type: str, raw: bytes) -> JsonValue:
             f"the body is not valid {what} in UTF-8",
             [{"pointer": "/body", "detail": str(error)}],
         ) from error
-    problem = _unstorable(body)
+    problem = unstorable(body)
     if problem:
         raise ApiError(400, "invalid_body", problem, [{"pointer": "/body", "detail": problem}])
     return body
-
-
-def _unstorable(value: JsonValue) -> str | None:
-    """PostgreSQL stores neither NUL characters nor unpaired surrogates, and the run's log is there."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        texts: list[str] = []
-        if isinstance(item, str):
-            texts = [item]
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            texts = list(item)
-            stack.extend(item.values())
-        for text in texts:
-            if "\x00" in text:
-                return "the body holds a NUL character, which cannot be stored"
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:
-                return "the body holds an unpaired surrogate, which cannot be stored"
-    return None
 
 
 def _delivery_id(request: Request) -> str:
@@ -328,7 +197,7 @@ def _query(request: Request) -> dict[str, JsonValue]:
     query: dict[str, JsonValue] = {
         name: values[0] if len(values) == 1 else list(values) for name, values in grouped.items()
     }
-    problem = _unstorable(query)
+    problem = unstorable(query)
     if problem:
         raise ApiError(
             400,
@@ -339,4 +208,4 @@ def _query(request: Request) -> dict[str, JsonValue]:
     return query
 
 
-__all__ = ["MAX_WEBHOOK_BODY_BYTES", "WebhookAccepted", "build_router"]
+__all__ = ["MAX_WEBHOOK_BODY_BYTES", "WebhookAccepted", "router"]
