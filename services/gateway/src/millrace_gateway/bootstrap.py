@@ -89,8 +89,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         ServiceParts(settings, broker, engine, registry, background=background), title="Millrace API"
     )
     app.state.settings = settings
-    app.state.engine = engine  # API keys are checked against it (millrace_common.callers)
-    app.state.tokens = tokens
+    app.state.engine = engine  # the pool, for whoever runs the app without its lifespan to dispose of
     app.state.accounts = Accounts(engine, Passwords(), tokens)
     app.state.tenant_settings = TenantSettings(engine, box)
     app.state.workflows = Workflows(engine, outbox)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
+from millrace_common.callers import authenticate
 from millrace_common.messages.envelope import utc_now
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
@@ -81,6 +82,11 @@ class Accounts:
         self._engine = engine
         self._passwords = passwords
         self._tokens = tokens
+
+    async def caller(self, scheme: str | None, credentials: str | None) -> Principal:
+        """Who sent a request with ``Authorization: <scheme> <credentials>``: the user an access token
+        names, or an API key's holder (the key's last use is stamped). Raises ``InvalidCredentials``."""
+        return await authenticate(scheme, credentials, self._tokens, self._engine)
 
     async def sign_in(self, tenant_id: str, email: str, password: str) -> AccessToken:
         """An access token for a user's email and password."""

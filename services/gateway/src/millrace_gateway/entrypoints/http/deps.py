@@ -1,4 +1,4 @@
-"""Request dependencies: the wired parts, and the authenticated caller with its permissions."""
+"""Request dependencies: the use cases bootstrap built, and the authenticated caller with its permissions."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from millrace_common.callers import authenticate
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_gateway.adapters.security import InvalidCredentials, Principal, Tokens
+from millrace_gateway.adapters.security import InvalidCredentials, Principal
 from millrace_gateway.domain.permissions import Permission, allows
 from millrace_gateway.entrypoints.http.errors import ApiError
 from millrace_gateway.service_layer.accounts import Accounts
@@ -33,8 +31,6 @@ def _state(name: str) -> Callable[[Request], object]:
     return get
 
 
-EngineDep = Annotated[AsyncEngine, Depends(_state("engine"))]
-TokensDep = Annotated[Tokens, Depends(_state("tokens"))]
 SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
 WorkflowsDep = Annotated[Workflows, Depends(_state("workflows"))]
 PipelinesDep = Annotated[Pipelines, Depends(_state("pipelines"))]
@@ -52,16 +48,11 @@ def unauthenticated(message: str) -> ApiError:
 
 
 async def _principal(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    tokens: TokensDep,
-    engine: EngineDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)], accounts: AccountsDep
 ) -> Principal:
     try:
-        return await authenticate(
-            credentials.scheme if credentials else None,
-            credentials.credentials if credentials else None,
-            tokens,
-            engine,
+        return await accounts.caller(
+            credentials.scheme if credentials else None, credentials.credentials if credentials else None
         )
     except InvalidCredentials as error:
         raise unauthenticated(str(error)) from error
