@@ -189,9 +189,14 @@ def test_a_message_that_breaks_each_consumer_is_dead_lettered_and_the_partition_
     call = create(
         api, chain(node("call", "http_request", method="POST", url=f"{server.url}/hook", body={"m": builds}))
     )
-    run(api, call)
+    poisoned_call = run(api, call)
 
     assert finished(api, clean_run)["status"] == "completed"
+    # The runner could not handle that command: it answered with a failure, so the run does not wait.
+    failed_call = finished(api, poisoned_call)
+    error = next(n for n in failed_call["nodes"] if n["node_id"] == "call")["error"]
+    assert failed_call["status"] == "failed" and error["type"] == "runner_error"
+    assert "InjectedFault" in error["message"] and not error["retryable"]
     runs_of_record_trigger = eventually(
         lambda: api.get("/api/v1/runs", params={"workflow_id": on_record}).json()["items"],
         "the clean record's run",

@@ -43,7 +43,6 @@ class NodeErrorType(StrEnum):
     # -- the orchestrator --------------------------------------------------------------------------
     TEMPLATE = "template"
     ITEM_FAILED = "item_failed"
-    NO_RESULT = "no_result"
 
 
 RETRY_EVERY_TYPE = "*"

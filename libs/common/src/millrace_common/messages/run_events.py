@@ -89,18 +89,6 @@ class TimerFired(RunEvent):
     timer_id: UUID
 
 
-class NodeRedelivered(RunEvent):
-    """No result came for the attempt within its timeout and grace: its command is sent again, as the
-    same attempt under the same idempotency key (a runner that died mid-command never finished it; a
-    result may still arrive, so no new attempt starts while this one's outcome is unknown)."""
-
-    type: Literal["node.redelivered"] = "node.redelivered"
-    node_id: str
-    node_type: str
-    attempt: int
-    delivery: int = Field(description="Which sending of the attempt's command this is: 2, 3, ...")
-
-
 class NodeRetryScheduled(RunEvent):
     """The attempt failed with a retryable error; the next attempt starts when its timer fires."""
 
@@ -199,7 +187,6 @@ AnyRunEvent = Annotated[
     | TimerScheduled
     | TimerFired
     | NodeRetryScheduled
-    | NodeRedelivered
     | RunTimedOut
     | ForEachItemScheduled
     | ForEachItemCompleted

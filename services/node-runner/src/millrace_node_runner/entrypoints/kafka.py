@@ -205,12 +205,36 @@ class CommandConsumer:
                         "ids": {"topic": record.topic, "partition": record.partition, "offset": record.offset}
                     },
                 )
+            await self._report_unhandled(record, reason)
             self._count(lane, "dead_lettered")
         finally:
             lane.running -= 1
             self._start_waiting(lane)
         # Only now, with the result (or the dead letter) sent, may the commit pass this offset.
         progress.finished(record.offset)
+
+    async def _report_unhandled(self, record: ConsumerRecord, reason: str) -> None:
+        """Tell the orchestrator the node failed, so the run does not wait for a result that will
+        never come (nothing else ends a waiting node but the run's own timeout)."""
+        try:
+            command = NODE_COMMAND.validate_json(record.value or b"")
+        except ValidationError:
+            return  # no run to tell: the dead letter is all there is
+        outcome = failed(NodeErrorType.RUNNER_ERROR, reason[:1000], retryable=False)
+        result = NodeFailedResult(
+            tenant_id=command.tenant_id,
+            correlation_id=command.run_id,
+            causation_id=command.message_id,
+            run_id=command.run_id,
+            node_id=command.node_id,
+            attempt=command.attempt,
+            duration_ms=0.0,
+            error=outcome.error,
+        )
+        try:
+            await self._until_sent(lambda: self._publish(result))
+        except Undeliverable:
+            log.exception("the failure of an unhandled node command could not be sent")
 
     async def _until_handled(self, lane: Lane, record: ConsumerRecord) -> None:
         """Handle the command; while PostgreSQL or Kafka is away, wait and handle it again (the same

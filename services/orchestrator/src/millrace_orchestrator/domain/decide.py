@@ -23,7 +23,6 @@ from millrace_common.messages.run_events import (
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeFailed,
-    NodeRedelivered,
     NodeRetryScheduled,
     NodeScheduled,
     NodeSkipped,
@@ -61,9 +60,6 @@ Message = StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | NodeSucceede
 ERROR_HANDLE = "error"
 # Runners enforce a node's timeout themselves; the orchestrator's own timer is the backstop for a
 # runner that died mid-node, so it waits a little longer.
-NODE_TIMEOUT_GRACE = timedelta(seconds=15)
-MAX_DELIVERIES = 3
-"""How many times an attempt's command is sent while no result comes back, before the node fails."""
 _POLICY_FIELDS = frozenset({"name", "retry", "timeout_seconds", "on_error", "fallback_output"})
 
 
@@ -307,22 +303,10 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
         _succeed(builder, node, scope, timer.attempt, {"waited_until": timer.fire_at.isoformat()})
     elif timer.purpose == "approval_deadline" and current.status is NodeStatus.SCHEDULED:
         _decided(builder, node, scope, "timeout", None, "the deadline passed")
-    elif timer.purpose == "node_timeout" and current.status is NodeStatus.SCHEDULED:
-        # The runner ends a command that overruns its timeout with a `timeout` result, so no result
-        # by now means the command or its result was lost (a runner died mid-command, say). The
-        # outcome is unknown: the same attempt is sent again, never a new one; after
-        # MAX_DELIVERIES the node fails as what happened, not as a timeout.
-        if current.deliveries < MAX_DELIVERIES:
-            _dispatch(builder, node, scope, timer.attempt, delivery=current.deliveries + 1)
-        else:
-            waited = node.data.timeout_seconds + NODE_TIMEOUT_GRACE.total_seconds()
-            error = NodeError(
-                type=NodeErrorType.NO_RESULT,
-                message=f"no result for attempt {timer.attempt}: its command was sent {current.deliveries} "
-                f"times and each waited {waited:g} s (the node's timeout and a grace)",
-                retryable=False,
-            )
-            _fail(builder, node, scope, timer.attempt, error)
+    # A "node_timeout" timer (scheduled by older versions as a backstop) does nothing: the runner
+    # ends an overrunning node with a `timeout` result itself, and a runner that dies mid-command
+    # leaves the command's offset uncommitted, so the next runner receives it again, as the same
+    # attempt under the same idempotency key. While a result may still come, the node waits.
 
 
 def _awaits_decision(state: RunState, key: str) -> bool:
@@ -749,8 +733,8 @@ def _wait(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
     builder.timer("delay", max(fire_at, builder.now), key, attempt)
 
 
-def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int, *, delivery: int = 1) -> None:
-    """Send the node's command to its runner; ``delivery`` > 1 sends the same attempt again."""
+def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
+    """Send the node's command to its runner."""
     key = instance_key(node.id, scope)
     config = node.data.model_dump(mode="json", by_alias=True)
     literal = _POLICY_FIELDS | node.data.literal_fields
@@ -764,10 +748,7 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int, *, delive
     except _REFUSALS as problem:  # also when a retry or a redelivery sends it (outside _start)
         _refuse(builder, node, scope, attempt, problem)
         return
-    if delivery == 1:
-        builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=rendered)
-    else:
-        builder.emit(NodeRedelivered, node_id=key, node_type=node.type, attempt=attempt, delivery=delivery)
+    builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=rendered)
     state = builder.state
     if state.workflow_id is None:
         raise ValueError("a node is started only in a started run")
@@ -792,5 +773,3 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int, *, delive
             ),
         )
     )
-    timeout_at = builder.now + timedelta(seconds=node.data.timeout_seconds) + NODE_TIMEOUT_GRACE
-    builder.timer("node_timeout", timeout_at, key, attempt)

@@ -19,7 +19,6 @@ from millrace_common.messages.run_events import (
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeFailed,
-    NodeRedelivered,
     NodeRetryScheduled,
     NodeScheduled,
     NodeSkipped,
@@ -86,7 +85,6 @@ class NodeState:
     output: JsonObject | None = None
     error: NodeError | None = None
     taken_handles: tuple[str, ...] | None = None
-    deliveries: int = 1  # how many times the current attempt's command was sent
 
 
 @dataclass(frozen=True)
@@ -202,11 +200,6 @@ def _(event: NodeFailed, state: RunState) -> RunState:
     return state.with_node(
         event.node_id, NodeState(status=NodeStatus.FAILED, attempt=event.attempt, error=event.error)
     )
-
-
-@_apply.register
-def _(event: NodeRedelivered, state: RunState) -> RunState:
-    return state.with_node(event.node_id, replace(state.node(event.node_id), deliveries=event.delivery))
 
 
 @_apply.register
