@@ -42,10 +42,12 @@ def bench_namespace(infra: Infra, label: str) -> Iterator[str]:
     """A namespace (schema and topics) for one bench run, dropped afterwards whatever happened."""
     name = f"b{label}{uuid.uuid4().hex[:8]}"
     create_namespace(infra, name)
+    print(f"namespace {name}", flush=True)
     try:
         yield name
     finally:
-        drop_namespace(infra, name)
+        if os.environ.get("BENCH_KEEP_NAMESPACE") != "1":  # kept to look into afterwards, when asked
+            drop_namespace(infra, name)
 
 
 @contextmanager

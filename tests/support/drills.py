@@ -348,9 +348,9 @@ class Drill:
             self._check_recovery(runs)
             self._check_records(engine, records)
             self._count_retries(engine)
+            self._check_attempts(engine)
         finally:
             engine.dispose()
-        self._check_attempts()
         self._check_answers()
         return report
 
@@ -438,25 +438,45 @@ class Drill:
             self.report.problems.append(f"{len(twice)} records were updated more than once, e.g. {twice[:3]}")
             self.report.duplicated += len(twice)
 
-    def _check_attempts(self) -> None:
-        """The target saw each node of each run under one attempt only: an attempt is sent only once
-        the one before it was decided (failed before it reached the target, say), so two attempts of
-        one node both reaching a target that always answers 200 would mean one was sent while the
-        other's outcome was unknown. A redelivery of the same attempt (same key) is allowed."""
+    def _check_attempts(self, engine: Engine) -> None:
+        """No attempt was sent while an earlier attempt of the same node was undecided: every node the
+        target saw under attempt n > 1 has, in its run's log, attempt n-1's failure decided (a
+        ``node.retry_scheduled``) before attempt n was scheduled. Calls the target saw under a later
+        attempt are counted for the report (a call can reach the target and still fail, a connection
+        reset on the answer, say, and then be retried: that is a decided failure, not an overlap)."""
         keys = {
             r.header("idempotency-key") or ""
             for path in ("/hook", "/item")
             for r in self.server.requests_to(path)
         }
-        attempts: dict[str, set[str]] = {}
-        for key in keys:
-            prefix, _, attempt = key.rpartition(":")
-            attempts.setdefault(prefix, set()).add(attempt)
         self.report.retried = sum(1 for key in keys if not key.endswith(":1"))
-        overlapping = sorted(prefix for prefix, seen in attempts.items() if len(seen) > 1)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "select e.run_id, e.seq, e.type, e.payload->>'node_id' as node_id, "
+                    "(e.payload->>'attempt')::int as attempt "
+                    "from run_events e join runs r on r.run_id = e.run_id "
+                    "where e.type in ('node.scheduled', 'node.retry_scheduled') "
+                    "and r.workflow_id in (cast(:a as uuid), cast(:b as uuid))"
+                ),
+                {"a": self.webhook_workflow, "b": self.record_workflow},
+            ).all()
+        decided = {
+            (row.run_id, row.node_id, row.attempt): row.seq
+            for row in rows
+            if row.type == "node.retry_scheduled"
+        }
+        overlapping = [
+            f"{row.run_id}:{row.node_id}:{row.attempt}"
+            for row in rows
+            if row.type == "node.scheduled"
+            and row.attempt > 1
+            and decided.get((row.run_id, row.node_id, row.attempt - 1), row.seq) >= row.seq
+        ]
         if overlapping:
             self.report.problems.append(
-                f"{len(overlapping)} nodes reached the target under two attempts, e.g. {overlapping[:3]}"
+                f"{len(overlapping)} attempts were sent before the one before them was decided, "
+                f"e.g. {overlapping[:3]}"
             )
 
     def _check_answers(self) -> None:
