@@ -8,7 +8,6 @@ stored output back. Record events are published by the outbox relay after the co
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -39,7 +38,6 @@ from millrace_node_runner.domain.records import (
 )
 from millrace_node_runner.settings import PRODUCER
 
-log = logging.getLogger(__name__)
 Write = Callable[[AsyncConnection], Awaitable[tuple[JsonObject, Sequence[RecordEvent]]]]
 
 
@@ -97,12 +95,10 @@ class RecordStore:
         except NodeRefused as refused:
             return refused.outcome
         if events:
-            try:
-                await self._relay.publish_pending()
-            except Exception:
-                # The change is committed and its events are in the outbox: the relay's next pass
-                # publishes them. Failing the node now would only make a retry change it twice.
-                log.warning("record events wait in the outbox for the next relay pass", exc_info=True)
+            # The change is committed with its events in the outbox: the relay publishes them in the
+            # background. Waiting for Kafka here could outlast the node's timeout (a broker outage),
+            # and a `timeout` failure of a committed change would make its retry change it twice.
+            self._relay.wake()
         return Succeeded(output)
 
     # -- the writes -------------------------------------------------------------------------------
