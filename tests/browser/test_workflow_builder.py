@@ -5,10 +5,12 @@ saves, activates, calls the webhook, watches the run go live, and opens the HTTP
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ import httpx
 import pytest
 
 from tests.support.api import provision_tenant, signed_in
-from tests.support.network import Answer, grant_loopback, loopback_server
+from tests.support.network import Answer, Received, grant_loopback, loopback_server
 from tests.support.processes import ARTIFACTS, System
 
 pytestmark = pytest.mark.browser
@@ -405,8 +407,17 @@ def test_a_running_node_shows_as_running_and_the_run_can_be_cancelled(running_sy
     api = signed_in(running_system.url("gateway"), admin)
     base = running_system.url("gateway")
 
-    with loopback_server() as server:
-        server.route("/slow", Answer(200, {"late": True}, delay_seconds=15))
+    released = threading.Event()
+
+    def held(_request: Received) -> Answer:
+        # Held until the test has seen the node running and cancelled the run, however slowly the
+        # page loads on a busy machine (a fixed 15 s delay could end before the page showed it).
+        released.wait(120)
+        return Answer(200, {"late": True})
+
+    with loopback_server() as server, contextlib.ExitStack() as cleanup:
+        cleanup.callback(released.set)  # whatever happens, the held call is let go
+        server.route("/slow", held)
         definition = {
             "nodes": [
                 {"id": "start", "type": "trigger", "data": {"name": "Start", "kind": "manual"}},

@@ -118,10 +118,12 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
     case "run.started":
       return { ...state, status: "running" };
     case "node.scheduled":
+      // Sent to its runner (or started in place): running, as a snapshot's "scheduled" row reads.
+      // Later events refine it (a delay's timer: waiting; an approval: waiting for a decision).
       return withNode(state, key, (n) => ({
         ...n,
         nodeType: event.node_type ?? n.nodeType,
-        status: "scheduled",
+        status: "running",
         attempt: event.attempt ?? n.attempt + 1,
         input: (event.input as Json) ?? null,
         error: null,
