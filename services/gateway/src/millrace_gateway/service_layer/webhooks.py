@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from uuid import UUID
 
+from millrace_common.limits import MIN_MESSAGE_BYTES
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.webhooks import (
     WebhookReceived,
@@ -26,9 +27,6 @@ from millrace_gateway.adapters import credentials, webhook_deliveries, workflows
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.domain.refusals import NoWebhook, WebhookMisconfigured, WrongState
 from millrace_gateway.domain.webhooks import WebhookCall, WebhookTarget, takes_calls, verifying_secret
-
-MAX_MESSAGE_BYTES = 900 * 1024
-"""Escaping can grow a body (control characters become \\uXXXX); Kafka takes about 1 MB a message."""
 
 
 class CallTooLarge(Exception):
@@ -97,7 +95,9 @@ class WebhookReceiver:
             received_at=now,
         )
         encoded = message.to_bytes()
-        if len(encoded) > MAX_MESSAGE_BYTES:
+        # A body within the webhook limit can still grow past a message's (escaping turns control
+        # characters into \uXXXX): the size contract's limit, checked before anything is stored.
+        if len(encoded) > MIN_MESSAGE_BYTES:
             raise CallTooLarge
         async with self._engine.begin() as connection:
             if not await webhook_deliveries.claim(
