@@ -1,0 +1,99 @@
+"""What a node's templates and conditions see and render to, and the size bound on what a node is
+given or puts out: the problems the orchestrator refuses a node for before it runs."""
+
+from __future__ import annotations
+
+import json
+
+from millrace_common.conditions import Condition, ConditionError, evaluate, parse_condition
+from millrace_common.limits import MAX_PAYLOAD_BYTES, too_large
+from millrace_common.templating import TemplateError, render_value
+from millrace_common.workflow import Node
+from pydantic import JsonValue
+
+from millrace_orchestrator.domain.building import _Builder
+from millrace_orchestrator.domain.state import NodeStatus, RunState, instance_key, outer_scope
+
+
+def template_context(state: RunState, parent_id: str | None = None, scope: str = "") -> dict[str, JsonValue]:
+    """What templates see: ``trigger`` (its payload and kind), ``workflow``, ``vars``,
+    ``nodes.<id>.output`` (and ``.error``); inside a for_each body also ``item`` and ``index``, and
+    ``nodes`` then includes the body's nodes of the same item. Built from the definition, so its
+    cost does not grow with the number of items a loop has run."""
+    trigger = state.trigger
+    visible = [(n.id, n.id) for n in state.definition.top_level]
+    if parent_id is not None:
+        visible += [(n.id, instance_key(n.id, scope)) for n in state.definition.body(parent_id)]
+    nodes: dict[str, JsonValue] = {}
+    for node_id, key in visible:
+        node = state.nodes.get(key)
+        if node is not None and node.status in (NodeStatus.SUCCEEDED, NodeStatus.FAILED):
+            nodes[node_id] = {
+                "output": node.output,
+                "error": node.error.model_dump(mode="json") if node.error else None,
+            }
+    context: dict[str, JsonValue] = {
+        "trigger": {"kind": trigger.kind, **trigger.data} if trigger else {},
+        "workflow": {"id": str(state.workflow_id), "version": state.workflow_version},
+        "vars": dict(state.variables),
+        "nodes": nodes,
+    }
+    if parent_id is not None:
+        loop_scope, index = outer_scope(scope)
+        context["item"] = state.loops[instance_key(parent_id, loop_scope)].items[index]
+        context["index"] = index
+    return context
+
+
+class PayloadTooLarge(Exception):
+    """A node's input or output no message could carry (``millrace_common.limits``)."""
+
+
+def _bounded(value: JsonValue, what: str) -> JsonValue:
+    """``value``, or :class:`PayloadTooLarge` when a message could not carry it."""
+    size = too_large(value)
+    if size is not None:
+        raise PayloadTooLarge(
+            f"the node's {what} is {size:,} bytes of JSON; the limit is {MAX_PAYLOAD_BYTES:,}"
+        )
+    return value
+
+
+_REFUSALS = (ConditionError, TemplateError, PayloadTooLarge)
+"""What the orchestrator finds wrong with a node before it runs: the node fails, not retried."""
+
+
+def _render(builder: _Builder, node: Node, scope: str, value: JsonValue) -> JsonValue:
+    context = template_context(builder.state, node.parent_id, scope)
+    return render_value(value, context, now=builder.now, new_id=builder.new_id)
+
+
+def _holds(builder: _Builder, node: Node, scope: str, condition: Condition) -> bool:
+    context = template_context(builder.state, node.parent_id, scope)
+    return evaluate(_rendered_condition(builder, context, condition), context, now=builder.now)
+
+
+def _rendered_condition(builder: _Builder, context: dict[str, JsonValue], condition: Condition) -> Condition:
+    """The tree with the templates in its compared values rendered (its field paths are literal)."""
+    dumped = _templated_condition(condition)
+    if dumped is None:
+        return condition
+    return parse_condition(render_value(dumped, context, now=builder.now, new_id=builder.new_id))
+
+
+_TEMPLATED: dict[int, tuple[Condition, JsonValue | None]] = {}
+
+
+def _templated_condition(condition: Condition) -> JsonValue | None:
+    """The condition as JSON when any of its values is a template, else None (it is used as it is).
+    Remembered per condition object (a definition's conditions live as long as the definition)."""
+    known = _TEMPLATED.get(id(condition))
+    if known is not None and known[0] is condition:
+        return known[1]
+    dumped = condition.model_dump(mode="json", by_alias=True)
+    text = json.dumps(dumped)
+    templated = dumped if ("{{" in text or "{%" in text or "{#" in text) else None
+    if len(_TEMPLATED) >= 4096:
+        _TEMPLATED.clear()
+    _TEMPLATED[id(condition)] = (condition, templated)
+    return templated
