@@ -1,9 +1,7 @@
-"""Conditions: boolean trees over a run's data, used by condition nodes, switch cases and trigger filters.
+"""Evaluating a condition against a run's data, and what each operator does.
 
-A leaf compares the value at a dotted path of the context (``trigger.record.data.amount``,
-``items.0.name``) with a literal using one :class:`Operator`; ``{"and": [...]}``, ``{"or": [...]}`` and
-``{"not": {...}}`` combine them. Evaluation is pure and typed: numbers compare with numbers, dates with
-dates, text with text, and anything else is a :class:`ConditionError` that names both sides.
+Evaluation is pure and typed: numbers compare with numbers, dates with dates, text with text, and
+anything else is a :class:`ConditionError` that names both sides.
 
 A field that is missing reads as null. Null is "no value": it is empty, it equals only null, and it never
 satisfies an ordering, text, pattern or length test (so ``not_contains`` and ``not_in`` hold for it).
@@ -16,42 +14,14 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
-from types import MappingProxyType
-from typing import Annotated, TypeGuard, TypeVar
+from typing import TypeGuard, TypeVar
 
 import re2
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    JsonValue,
-    Tag,
-    TypeAdapter,
-    field_validator,
-    model_validator,
-)
+from pydantic import JsonValue
 
-__all__ = [
-    "MAX_DEPTH",
-    "PRESETS",
-    "AllOf",
-    "AnyOf",
-    "Comparison",
-    "Condition",
-    "ConditionError",
-    "Negation",
-    "Operator",
-    "evaluate",
-    "parse_condition",
-    "referenced_fields",
-]
+from millrace_common.conditions.model import AllOf, AnyOf, Comparison, Condition, Negation, Operator
 
-MAX_DEPTH = 32
 MAX_PATTERN_CHARS = 1000
-MAX_FIELD_CHARS = 500
 
 _ISO_INSTANT = re.compile(
     r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|z|[+-]\d{2}:?\d{2})?)?"
@@ -62,161 +32,6 @@ _RELATIVE_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedel
 
 class ConditionError(ValueError):
     """A condition that cannot be evaluated against this data; the message names the values involved."""
-
-
-class Operator(StrEnum):
-    """How a field's value is compared with a condition's value."""
-
-    EQUALS = "equals"
-    NOT_EQUALS = "not_equals"
-    GREATER_THAN = "greater_than"
-    GREATER_THAN_OR_EQUALS = "greater_than_or_equals"
-    LESS_THAN = "less_than"
-    LESS_THAN_OR_EQUALS = "less_than_or_equals"
-    CONTAINS = "contains"
-    NOT_CONTAINS = "not_contains"
-    STARTS_WITH = "starts_with"
-    ENDS_WITH = "ends_with"
-    IS_EMPTY = "is_empty"
-    IS_NOT_EMPTY = "is_not_empty"
-    IN = "in"
-    NOT_IN = "not_in"
-    MATCHES = "matches"
-    BEFORE = "before"
-    AFTER = "after"
-    BETWEEN = "between"
-    LENGTH_EQUALS = "length_equals"
-    LENGTH_GREATER_THAN = "length_greater_than"
-    LENGTH_LESS_THAN = "length_less_than"
-
-
-class Comparison(BaseModel):
-    """One test: the value at ``field`` compared with ``value`` (and ``value_to``, for ``between``)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    field: str = Field(min_length=1, max_length=MAX_FIELD_CHARS)
-    operator: Operator
-    value: JsonValue = None
-    value_to: JsonValue = None
-
-    @field_validator("field")
-    @classmethod
-    def _is_a_dotted_path(cls, field: str) -> str:
-        if any(not part.strip() for part in field.split(".")):
-            raise ValueError(f"'{field}' is not a dotted path like 'trigger.record.data.amount'")
-        return field
-
-
-_GROUP = ConfigDict(
-    frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
-)
-
-
-class AllOf(BaseModel):
-    """True when every condition is (an empty list is true); serialised as ``{"and": [...]}``."""
-
-    model_config = _GROUP
-
-    all: tuple[Condition, ...] = Field(validation_alias=AliasChoices("and", "all"), serialization_alias="and")
-
-    @model_validator(mode="after")
-    def _within_depth(self) -> AllOf:
-        _check_depth(self)
-        return self
-
-
-class AnyOf(BaseModel):
-    """True when at least one condition is (an empty list is false); serialised as ``{"or": [...]}``."""
-
-    model_config = _GROUP
-
-    any: tuple[Condition, ...] = Field(validation_alias=AliasChoices("or", "any"), serialization_alias="or")
-
-    @model_validator(mode="after")
-    def _within_depth(self) -> AnyOf:
-        _check_depth(self)
-        return self
-
-
-class Negation(BaseModel):
-    """True when the condition is false; serialised as ``{"not": {...}}``."""
-
-    model_config = _GROUP
-
-    condition: Condition = Field(validation_alias=AliasChoices("not", "condition"), serialization_alias="not")
-
-    @model_validator(mode="after")
-    def _within_depth(self) -> Negation:
-        _check_depth(self)
-        return self
-
-
-def _condition_kind(value: object) -> str | None:
-    if isinstance(value, Mapping):
-        for kind, keys in (("and", ("and", "all")), ("or", ("or", "any")), ("not", ("not", "condition"))):
-            if any(key in value for key in keys):
-                return kind
-        return "comparison"
-    kinds: dict[type, str] = {Comparison: "comparison", AllOf: "and", AnyOf: "or", Negation: "not"}
-    return kinds.get(type(value))
-
-
-Condition = Annotated[
-    Annotated[Comparison, Tag("comparison")]
-    | Annotated[AllOf, Tag("and")]
-    | Annotated[AnyOf, Tag("or")]
-    | Annotated[Negation, Tag("not")],
-    Discriminator(
-        _condition_kind,
-        custom_error_type="invalid_condition",
-        custom_error_message=(
-            "a condition is an object with 'field' and 'operator', or with 'and', 'or' or 'not'"
-        ),
-    ),
-]
-
-for _group in (AllOf, AnyOf, Negation):
-    _group.model_rebuild()
-
-
-@functools.cache
-def _condition_adapter() -> TypeAdapter[Condition]:
-    return TypeAdapter(Condition, config=ConfigDict(title="Condition"))
-
-
-def parse_condition(data: JsonValue) -> Condition:
-    """Validate JSON (``{"field": ..., "operator": ...}`` or ``{"and"|"or"|"not": ...}``) into a condition.
-
-    Raises :class:`pydantic.ValidationError`, e.g. for an unknown operator (the message lists the allowed
-    ones) or a tree deeper than :data:`MAX_DEPTH`.
-    """
-    return _condition_adapter().validate_python(data)
-
-
-def _depth(condition: Condition) -> int:
-    if isinstance(condition, AllOf):
-        return 1 + max((_depth(child) for child in condition.all), default=0)
-    if isinstance(condition, AnyOf):
-        return 1 + max((_depth(child) for child in condition.any), default=0)
-    if isinstance(condition, Negation):
-        return 1 + _depth(condition.condition)
-    return 1
-
-
-def _check_depth(condition: Condition) -> None:
-    if _depth(condition) > MAX_DEPTH:
-        raise ValueError(f"conditions may be nested at most {MAX_DEPTH} levels deep")
-
-
-def referenced_fields(condition: Condition) -> frozenset[tuple[str, ...]]:
-    """Every field path the condition reads, split on dots: ``("trigger", "record", "data", "amount")``."""
-    if isinstance(condition, Comparison):
-        return frozenset({tuple(condition.field.split("."))})
-    if isinstance(condition, Negation):
-        return referenced_fields(condition.condition)
-    children = condition.all if isinstance(condition, AllOf) else condition.any
-    return frozenset().union(*(referenced_fields(child) for child in children))
 
 
 def evaluate(condition: Condition, context: Mapping[str, JsonValue], *, now: datetime | None = None) -> bool:
@@ -477,46 +292,3 @@ def _describe(value: JsonValue) -> str:
     if isinstance(value, list):
         return f"a list of {len(value)} items"
     return "an object"
-
-
-# --- presets ----------------------------------------------------------------------------------------
-
-
-def _data(name: str) -> str:
-    return f"trigger.record.data.{name}"
-
-
-PRESETS: Mapping[str, Condition] = MappingProxyType(
-    {
-        "invoice_overdue": AllOf(
-            all=(
-                Comparison(field=_data("status"), operator=Operator.NOT_EQUALS, value="paid"),
-                Comparison(field=_data("due_date"), operator=Operator.BEFORE, value="today"),
-            )
-        ),
-        "high_value_invoice": Comparison(
-            field=_data("amount"), operator=Operator.GREATER_THAN_OR_EQUALS, value=10000
-        ),
-        "enterprise_customer": AnyOf(
-            any=(
-                Comparison(field=_data("tier"), operator=Operator.EQUALS, value="enterprise"),
-                Comparison(field=_data("employees"), operator=Operator.GREATER_THAN_OR_EQUALS, value=1000),
-            )
-        ),
-        "urgent_ticket": AnyOf(
-            any=(
-                Comparison(field=_data("priority"), operator=Operator.IN, value=["urgent", "critical"]),
-                Comparison(field=_data("subject"), operator=Operator.MATCHES, value="(?i)urgent"),
-            )
-        ),
-        "project_near_deadline": AllOf(
-            all=(
-                Comparison(field=_data("status"), operator=Operator.NOT_EQUALS, value="done"),
-                Comparison(field=_data("deadline"), operator=Operator.BEFORE, value="+7d"),
-            )
-        ),
-        "payment_failed": Comparison(
-            field=_data("payment_status"), operator=Operator.IN, value=["failed", "declined"]
-        ),
-    }
-)
