@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from millrace_common.json_depth import JsonDepthLimit, JsonTooDeep
 from millrace_common.outages import OncePerInterval, unreachable_dependency
 from millrace_common.outbox import MessageTooLarge
+from millrace_common.refusals import Refused
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(JsonTooDeep)
     async def json_too_deep(request: Request, error: JsonTooDeep) -> JSONResponse:
         return problem_response(request, error.status_code, error.code, error.detail, errors=error.errors)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, error: Refused) -> JSONResponse:
+        errors = [{"pointer": p.pointer, "detail": p.detail} for p in error.problems]
+        return problem_response(request, error.status, error.code, error.detail, errors=errors)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

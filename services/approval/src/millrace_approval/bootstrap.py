@@ -25,7 +25,6 @@ from prometheus_client import CollectorRegistry
 from millrace_approval.entrypoints import kafka
 from millrace_approval.entrypoints.clock import DeadlineLoop
 from millrace_approval.entrypoints.http import api, inbox
-from millrace_approval.entrypoints.http.errors import install_errors
 from millrace_approval.metrics import ApprovalGauges, ApprovalMetrics
 from millrace_approval.service_layer.approvals import Approvals
 from millrace_approval.settings import PRODUCER, ApprovalSettings
@@ -71,7 +70,6 @@ def build(settings: ApprovalSettings) -> FastAPI:
     app.state.sessions = Tokens(
         secret, issuer=ISSUER, audience=AUDIENCE, ttl=timedelta(seconds=settings.session_ttl_seconds)
     )
-    install_errors(app)
     app.include_router(api.router)
     app.include_router(inbox.router)
     return app

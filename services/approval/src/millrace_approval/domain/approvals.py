@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Literal
 
 from millrace_common.permissions import Permission, Role, allows
+from millrace_common.refusals import Refused
 from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
 
 Decision = Literal["approved", "rejected"]
@@ -64,11 +65,8 @@ class Approval:
     votes: tuple[Vote, ...] = ()
 
 
-class ApprovalRefused(Exception):
+class ApprovalRefused(Refused):
     """A rule refused the action; ``status`` and ``code`` are what the API answers."""
-
-    status = 409
-    code = "conflict"
 
 
 class NotAnAssignee(ApprovalRefused):

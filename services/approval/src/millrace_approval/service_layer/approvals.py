@@ -21,6 +21,7 @@ from millrace_common.messages.run_events import (
     RunTimedOut,
 )
 from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
+from millrace_common.refusals import Refused
 from millrace_common.topics import RUNS_COMMANDS, Namespace
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -42,8 +43,14 @@ from millrace_approval.settings import PRODUCER
 log = logging.getLogger(__name__)
 
 
-class ApprovalNotFound(Exception):
+class ApprovalNotFound(Refused):
     """No such approval in the caller's tenant (another tenant's is answered the same way)."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self) -> None:
+        super().__init__("approval not found")
 
 
 @dataclass(frozen=True)

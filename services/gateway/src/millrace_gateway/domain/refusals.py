@@ -3,27 +3,7 @@ lists the codes). Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class FieldProblem:
-    """Which part of the request is wrong (an RFC 6901 pointer such as ``/body/version``), and why."""
-
-    pointer: str
-    detail: str
-
-
-class Refused(Exception):
-    """A rule refused the request; ``status``, ``code``, ``detail`` and ``problems`` are the answer."""
-
-    status = 409
-    code = "conflict"
-
-    def __init__(self, detail: str, *problems: FieldProblem) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.problems = problems
+from millrace_common.refusals import FieldProblem, Refused
 
 
 class NotFound(Refused):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+from millrace_common.refusals import FieldProblem
 from millrace_common.workflow import WorkflowDefinition
 from millrace_common.workflow_validation import stored_size_problem, validate_definition
 from pydantic import JsonValue
 
-from millrace_gateway.domain.refusals import Archived, FieldProblem, InvalidDefinition
+from millrace_gateway.domain.refusals import Archived, InvalidDefinition
 
 Status = Literal["draft", "active", "paused", "archived"]
 FINISHED_RUN_STATUSES = ("completed", "failed", "cancelled", "timed_out")

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 from millrace_common.callers import authenticate
 from millrace_common.messages.envelope import utc_now
+from millrace_common.refusals import FieldProblem
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from millrace_gateway.adapters import network_policies, users
 from millrace_gateway.adapters.security import Passwords, Principal, Tokens, new_api_key
 from millrace_gateway.domain.permissions import Role
-from millrace_gateway.domain.refusals import FieldProblem, NotFound, SignInRefused, Taken
+from millrace_gateway.domain.refusals import NotFound, SignInRefused, Taken
 
 
 class TenantExists(Exception):

@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 from millrace_common.messages.envelope import JsonObject, utc_now
 from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordEvent, RecordUpdated
 from millrace_common.outbox import Outgoing
+from millrace_common.refusals import FieldProblem
 from millrace_common.topics import RECORDS_EVENTS
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +18,7 @@ from millrace_gateway.adapters import records
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.pages import Page
 from millrace_gateway.domain.records import Pipeline, Record, changed_data
-from millrace_gateway.domain.refusals import FieldProblem, NotEmpty, NotFound, Taken
+from millrace_gateway.domain.refusals import NotEmpty, NotFound, Taken
 
 
 class Pipelines:

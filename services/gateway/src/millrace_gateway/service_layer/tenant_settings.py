@@ -9,13 +9,14 @@ from datetime import datetime
 from uuid import uuid4
 
 from millrace_common.messages.envelope import utc_now
+from millrace_common.refusals import FieldProblem
 from millrace_common.secrets import SecretBox
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_gateway.adapters import credentials
-from millrace_gateway.domain.refusals import FieldProblem, NotFound, Taken
+from millrace_gateway.domain.refusals import NotFound, Taken
 
 
 @dataclass(frozen=True)

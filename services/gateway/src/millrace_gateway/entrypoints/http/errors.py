@@ -10,8 +10,6 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from millrace_gateway.domain.refusals import Refused
-
 ApiError = Problem
 
 WEBHOOK_PATH_PREFIX = "/hooks/"
@@ -77,10 +75,5 @@ def install(app: FastAPI, *, max_body_bytes: int, webhook_body_bytes: int) -> No
     async def too_large(request: Request, error: BodyTooLarge) -> Response:
         errors = [{"pointer": "/body", "detail": "sent without a length, it grew past the limit"}]
         return problem_response(request, 413, "too_large", error.detail, errors=errors)
-
-    @app.exception_handler(Refused)
-    async def refused(request: Request, error: Refused) -> Response:
-        errors = [{"pointer": p.pointer, "detail": p.detail} for p in error.problems]
-        return problem_response(request, error.status, error.code, error.detail, errors=errors)
 
     problem_openapi(app)  # create_app installed the handlers; this adds 413 to operations with a body
