@@ -17,8 +17,7 @@ from millrace_orchestrator.domain.outcomes import _fail, _refuse, _succeed
 from millrace_orchestrator.domain.rendering import _REFUSALS, _bounded, _holds, _render, template_context
 from millrace_orchestrator.domain.state import instance_key
 
-# Runners enforce a node's timeout themselves; the orchestrator's own timer is the backstop for a
-# runner that died mid-node, so it waits a little longer.
+# Fields that govern the node's execution (its policy), passed to the runner as they are, never rendered.
 _POLICY_FIELDS = frozenset({"name", "retry", "timeout_seconds", "on_error", "fallback_output"})
 
 
