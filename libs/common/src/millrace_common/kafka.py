@@ -24,7 +24,7 @@ from millrace_common.messages.envelope import DeadLetter
 from millrace_common.metrics import ConsumerMetrics
 from millrace_common.outages import OncePerInterval, unreachable_dependency
 from millrace_common.settings import ServiceSettings
-from millrace_common.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.topics import ConsumerGroup, Namespace, Topic, producer_max_request_bytes
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def create_broker(settings: ServiceSettings) -> KafkaBroker:
         enable_idempotence=True,
         partitioner=key_partitioner,
         graceful_timeout=10.0,
-        max_request_size=settings.kafka_max_message_bytes + 4096,
+        max_request_size=producer_max_request_bytes(settings.kafka_max_message_bytes),
         logger=logging.getLogger(f"millrace.{settings.service_name}.kafka"),
         log_level=logging.DEBUG,
     )
@@ -161,7 +161,7 @@ class DeadLetters:
             attempts=attempts,
         )
         await self._broker.publish(
-            _fitted(letter).model_dump_json().encode(),
+            fitted_letter(letter).model_dump_json().encode(),
             topic=self._namespace.topic(topic.dlq),
             key=record.key if isinstance(record.key, bytes) else None,
             headers={"millrace-reason": reason[:500]},
@@ -212,7 +212,7 @@ def short_trace(error: BaseException, frames: int = 6) -> str:
     return "".join(lines)[-4000:]
 
 
-def _fitted(letter: DeadLetter) -> DeadLetter:
+def fitted_letter(letter: DeadLetter) -> DeadLetter:
     """The letter, small enough for its topic: a message near the limit cannot travel twice (as text
     and as base64), so the text goes first, then the base64's tail."""
     if too_large(letter.model_dump(mode="json"), MAX_PAYLOAD_BYTES) is None:

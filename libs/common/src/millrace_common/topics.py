@@ -81,6 +81,11 @@ RECORD_OVERHEAD_BYTES = 4096
 """What a record batch adds around one message (batch and record headers, key, headers), generously."""
 
 
+def producer_max_request_bytes(max_message_bytes: int) -> int:
+    """A producer's ``max_request_size`` that lets a message of ``max_message_bytes`` through."""
+    return max_message_bytes + RECORD_OVERHEAD_BYTES
+
+
 def topic_max_message_bytes(max_message_bytes: int) -> int:
     """The ``max.message.bytes`` a topic needs so that a message of ``max_message_bytes`` fits."""
     return max(KAFKA_DEFAULT_MAX_MESSAGE_BYTES, max_message_bytes + RECORD_OVERHEAD_BYTES)
