@@ -24,14 +24,14 @@ from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_common.bulk import Write, execute_together, insert_write
-from millrace_common.kafka import key_partitioner
+from millrace_common.kafka import fitted_letter, key_partitioner
 from millrace_common.limits import MAX_PAYLOAD_BYTES, MIN_MESSAGE_BYTES
 from millrace_common.messages.envelope import DeadLetter, Envelope, utc_now
 from millrace_common.outages import OncePerInterval, unreachable_dependency
 from millrace_common.pg import DirectConnections, array_literal
 from millrace_common.settings import ServiceSettings
 from millrace_common.tables import outbox
-from millrace_common.topics import Namespace, Topic
+from millrace_common.topics import Namespace, Topic, producer_max_request_bytes
 
 log = logging.getLogger(__name__)
 
@@ -173,12 +173,11 @@ class OutboxRelay:
             reason=reason[:2000],
             consumer_group=f"outbox:{self._producer}",
             raw_value="",
-            raw_value_base64=base64.b64encode(bytes(row.value)[: MAX_PAYLOAD_BYTES // 2]).decode(),
+            raw_value_base64=base64.b64encode(bytes(row.value)).decode(),
             error_type=type(refusal).__name__,
-            raw_truncated=len(row.value) > MAX_PAYLOAD_BYTES // 2,
         )
         await self._broker.publish(
-            letter.model_dump_json().encode(),
+            fitted_letter(letter).model_dump_json().encode(),
             topic=f"{row.topic}.dlq",
             key=row.key,
             headers={"millrace-reason": reason[:500]},
@@ -294,7 +293,7 @@ class LiveRelay:
             enable_idempotence=True,
             linger_ms=0,  # the relay builds whole record batches itself: lingering would only delay them
             partitioner=key_partitioner,
-            max_request_size=self._settings.kafka_max_message_bytes + 4096,
+            max_request_size=producer_max_request_bytes(self._settings.kafka_max_message_bytes),
         )
         try:
             await producer.start()
