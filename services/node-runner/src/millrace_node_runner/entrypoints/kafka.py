@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from millrace_node_runner.domain.offsets import PartitionProgress
 from millrace_node_runner.domain.outcomes import failed
 from millrace_node_runner.metrics import NodeMetrics
-from millrace_node_runner.service_layer.executor import NodeResult
+from millrace_node_runner.service_layer.executor import NodeResult, failed_instead, result_of
 from millrace_node_runner.settings import NodeRunnerSettings
 
 log = logging.getLogger(__name__)
@@ -71,16 +71,7 @@ def undelivered_result(result: NodeResult, error: BaseException) -> NodeFailedRe
         outcome = failed(NodeErrorType.TOO_LARGE, message, retryable=False)
     else:
         outcome = failed(NodeErrorType.RUNNER_ERROR, message, retryable=False)
-    return NodeFailedResult(
-        tenant_id=result.tenant_id,
-        correlation_id=result.correlation_id,
-        causation_id=result.causation_id,
-        run_id=result.run_id,
-        node_id=result.node_id,
-        attempt=result.attempt,
-        duration_ms=result.duration_ms,
-        error=outcome.error,
-    )
+    return failed_instead(result, outcome)
 
 
 @dataclass
@@ -221,16 +212,7 @@ class CommandConsumer:
         except ValidationError:
             return  # no run to tell: the dead letter is all there is
         outcome = failed(NodeErrorType.RUNNER_ERROR, reason[:1000], retryable=False)
-        result = NodeFailedResult(
-            tenant_id=command.tenant_id,
-            correlation_id=command.run_id,
-            causation_id=command.message_id,
-            run_id=command.run_id,
-            node_id=command.node_id,
-            attempt=command.attempt,
-            duration_ms=0.0,
-            error=outcome.error,
-        )
+        result = result_of(command, outcome, duration_ms=0.0)
         try:
             await self._until_sent(lambda: self._publish(result))
         except Undeliverable:

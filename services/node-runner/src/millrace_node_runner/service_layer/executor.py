@@ -14,7 +14,7 @@ from millrace_common.node_errors import NodeErrorType
 from millrace_common.outages import unreachable_dependency
 from pydantic import ValidationError
 
-from millrace_node_runner.domain.outcomes import NodeRefused, Outcome, Succeeded, failed
+from millrace_node_runner.domain.outcomes import Failed, NodeRefused, Outcome, Succeeded, failed
 
 NodeHandler = Callable[[ExecuteNode], Awaitable[Outcome]]
 NodeResult = NodeSucceededResult | NodeFailedResult
@@ -34,6 +34,33 @@ def bounded(outcome: Outcome) -> Outcome:
     return outcome
 
 
+RESULT_IDS = frozenset(
+    {"tenant_id", "correlation_id", "causation_id", "run_id", "node_id", "attempt", "duration_ms"}
+)
+"""What a node's result carries besides its outcome: whose it is and what it answers."""
+
+
+def result_of(command: ExecuteNode, outcome: Outcome, *, duration_ms: float) -> NodeResult:
+    """The result that answers ``command`` with ``outcome``."""
+    ids = {
+        "tenant_id": command.tenant_id,
+        "correlation_id": command.run_id,
+        "causation_id": command.message_id,
+        "run_id": command.run_id,
+        "node_id": command.node_id,
+        "attempt": command.attempt,
+        "duration_ms": duration_ms,
+    }
+    if isinstance(outcome, Succeeded):
+        return NodeSucceededResult(output=outcome.output, **ids)
+    return NodeFailedResult(error=outcome.error, **ids)
+
+
+def failed_instead(result: NodeResult, outcome: Failed) -> NodeFailedResult:
+    """``result`` turned into the failure ``outcome``: same run, node, attempt and cause."""
+    return NodeFailedResult(error=outcome.error, **result.model_dump(include=set(RESULT_IDS)))
+
+
 class NodeExecutor:
     def __init__(self, handlers: Mapping[str, NodeHandler]) -> None:
         self._handlers = dict(handlers)
@@ -45,19 +72,7 @@ class NodeExecutor:
     async def execute(self, command: ExecuteNode) -> NodeResult:
         started = time.perf_counter()
         outcome = bounded(await self._outcome(command))
-        duration_ms = (time.perf_counter() - started) * 1000
-        common = {
-            "tenant_id": command.tenant_id,
-            "correlation_id": command.run_id,
-            "causation_id": command.message_id,
-            "run_id": command.run_id,
-            "node_id": command.node_id,
-            "attempt": command.attempt,
-            "duration_ms": duration_ms,
-        }
-        if isinstance(outcome, Succeeded):
-            return NodeSucceededResult(output=outcome.output, **common)
-        return NodeFailedResult(error=outcome.error, **common)
+        return result_of(command, outcome, duration_ms=(time.perf_counter() - started) * 1000)
 
     async def _outcome(self, command: ExecuteNode) -> Outcome:
         handler = self._handlers.get(command.node_type)
