@@ -235,6 +235,8 @@ def test_a_message_that_breaks_each_consumer_is_dead_lettered_and_the_partition_
             ),
             f"{consumer}'s committed offsets on {source} to reach the end",
         )
+    # Now that the poisoned record's event is known to be dead-lettered, it can be known not to have run.
+    assert len(api.get("/api/v1/runs", params={"workflow_id": on_record}).json()["items"]) == 1
 
 
 def test_a_service_refuses_to_start_when_a_topic_accepts_smaller_messages_than_its_setting(

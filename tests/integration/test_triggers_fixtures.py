@@ -129,15 +129,18 @@ class Rig:
             if isinstance(c, StartRun) and (workflow_id is None or str(c.workflow_id) == workflow_id)
         ]
 
-    def wait_for_runs(self, workflow_id: str, count: int, timeout: float = 30) -> list[StartRun]:
-        """Wait until ``count`` StartRuns of the workflow are out, then make sure no more follow."""
+    def wait_for_runs(
+        self, workflow_id: str, count: int, timeout: float = 30, *, topic: Topic = RECORDS_EVENTS
+    ) -> list[StartRun]:
+        """Wait until ``count`` StartRuns of the workflow are out, then make sure no more follow
+        (``topic`` is where their causes arrive)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.start_runs(workflow_id)
             if len(found) >= count:
                 break
             time.sleep(0.2)
-        self.wait_until_settled()
+        self.wait_until_settled(topic)
         found = self.start_runs(workflow_id)
         assert len(found) == count, (
             f"expected {count} StartRun(s), got {len(found)}: {found}; firings: {self.firings(workflow_id)}"
@@ -167,6 +170,12 @@ class Rig:
     def wait_until_settled(self, topic: Topic = RECORDS_EVENTS, timeout: float = 30) -> None:
         """Until the trigger service has handled everything on ``topic`` and published its StartRuns."""
         name = self.topics.topic(topic)
+        # The gateway publishes webhook calls and record events through its outbox after answering:
+        # the topic's end is only known once those rows are gone (a row goes once Kafka acknowledged it).
+        deadline = time.monotonic() + timeout
+        while self.sql("select count(*) as n from outbox where producer = 'gateway'")[0]["n"]:
+            assert time.monotonic() < deadline, "the gateway's outbox was not published"
+            time.sleep(0.05)
 
         async def ends() -> dict[int, int]:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)

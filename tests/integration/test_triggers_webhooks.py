@@ -72,7 +72,7 @@ def test_a_json_call_is_answered_with_the_run_id_once_it_is_stored_and_starts_th
     # transaction (the gateway's relay publishes the message), so no call waits for Kafka.
     [claim] = deliveries(rig, workflow)
     assert str(claim["run_id"]) == run_id
-    [run] = rig.wait_for_runs(workflow, 1)
+    [run] = rig.wait_for_runs(workflow, 1, topic=WEBHOOKS_INBOUND)
     assert str(run.run_id) == run_id
     [call] = inbound(rig, workflow)
     assert str(call.run_id) == run_id
@@ -90,7 +90,7 @@ def test_form_bodies_become_fields(rig: Rig):
     workflow = rig.active_workflow({"kind": "webhook"})
     answer = httpx.post(hook_url(rig, workflow), data={"name": "Ada", "tags": ["a", "b"]})
     assert answer.status_code == 202, answer.text
-    [run] = rig.wait_for_runs(workflow, 1)
+    [run] = rig.wait_for_runs(workflow, 1, topic=WEBHOOKS_INBOUND)
     assert run.trigger.data["webhook"]["content_type"] == "form"
     assert run.trigger.data["webhook"]["body"] == {"name": "Ada", "tags": ["a", "b"]}
 
@@ -106,7 +106,10 @@ def test_a_repeated_delivery_id_gets_the_same_run_and_is_stored_once(rig: Rig):
     assert other.json()["run_id"] != first.json()["run_id"]
     assert len(deliveries(rig, workflow)) == 2
     # The relay publishes after the answer: once both runs exist, both calls are in Kafka.
-    assert sorted(r.trigger.data["webhook"]["delivery_id"] for r in rig.wait_for_runs(workflow, 2)) == [
+    assert sorted(
+        r.trigger.data["webhook"]["delivery_id"]
+        for r in rig.wait_for_runs(workflow, 2, topic=WEBHOOKS_INBOUND)
+    ) == [
         "evt-1",
         "evt-2",
     ]
@@ -118,7 +121,7 @@ def test_a_signed_call_with_the_right_signature_is_accepted(rig: Rig):
     body = b'{"paid": true}'
     answer = httpx.post(hook_url(rig, workflow), content=body, headers=signed_headers(body))
     assert answer.status_code == 202, answer.text
-    [run] = rig.wait_for_runs(workflow, 1)
+    [run] = rig.wait_for_runs(workflow, 1, topic=WEBHOOKS_INBOUND)
     assert run.trigger.data["webhook"]["signature_verified"] is True
     assert run.trigger.data["webhook"]["body"] == {"paid": True}
 
@@ -179,7 +182,7 @@ def test_every_rejected_call_gets_a_clear_4xx_and_nothing_is_stored(rig: Rig):
     assert chunked.status_code == 413, "a body without a length is cut off at the cap too"
     assert deliveries(rig, workflow) == []
     assert inbound(rig, workflow) == []
-    assert rig.wait_for_runs(workflow, 0, timeout=1) == []
+    assert rig.wait_for_runs(workflow, 0, timeout=1, topic=WEBHOOKS_INBOUND) == []
 
 
 def test_unknown_addresses_and_inactive_workflows_are_refused(rig: Rig):
@@ -200,7 +203,7 @@ def test_webhook_runs_are_throttled_too_and_the_reason_is_recorded(rig: Rig):
     answers = [httpx.post(url, json={"n": n}, headers={"x-millrace-delivery": f"n{n}"}) for n in range(3)]
     assert [a.status_code for a in answers] == [202, 202, 202]
     rig.wait_until_settled(WEBHOOKS_INBOUND)
-    [run] = rig.wait_for_runs(workflow, 1)
+    [run] = rig.wait_for_runs(workflow, 1, topic=WEBHOOKS_INBOUND)
     firings = rig.firings(workflow)
     assert sorted(f["status"] for f in firings) == ["started", "throttled", "throttled"]
     assert {str(f["run_id"]) for f in firings} == {a.json()["run_id"] for a in answers}
@@ -219,6 +222,6 @@ def test_webhook_conditions_filter_calls_and_the_filtered_call_is_recorded(rig: 
     assert httpx.post(url, json={"event": "refund"}).status_code == 202
     assert httpx.post(url, json={"event": "paid"}).status_code == 202
     rig.wait_until_settled(WEBHOOKS_INBOUND)
-    [run] = rig.wait_for_runs(workflow, 1)
+    [run] = rig.wait_for_runs(workflow, 1, topic=WEBHOOKS_INBOUND)
     assert run.trigger.data["webhook"]["body"] == {"event": "paid"}
     assert sorted(f["status"] for f in rig.firings(workflow)) == ["filtered", "started"]
