@@ -1,6 +1,7 @@
-"""``BatchConsumer`` against a real broker: every record reaches the handler in partition order, a
-batch whose handler raised comes again (with what was polled past it), and what was handled is
-committed, so a new member of the group starts after it."""
+"""``BatchConsumer`` against a real broker: every record reaches the handler decoded and in partition
+order, a batch whose handler raised comes again (with what was polled past it), so do the messages a
+handler did not acknowledge, and what was acknowledged is committed, so a new member of the group
+starts after it."""
 
 from __future__ import annotations
 
@@ -10,15 +11,26 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from millrace_common.kafka import BatchConsumer
+from millrace_common.consuming import BatchConsumer, Decoder, Delivery
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+from pydantic import TypeAdapter
 
 from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
 KEYS = [f"run-{n}" for n in range(8)]
+TEXT = TypeAdapter(str)
+
+
+def decoder(namespace: str) -> Decoder:
+    """Both topics carry JSON strings here (``"run-3:17"``)."""
+    return Decoder(Namespace(namespace), {RUNS_COMMANDS: TEXT, NODES_RESULTS: TEXT})
+
+
+def records_of(deliveries: list[Delivery]) -> list[ConsumerRecord]:
+    return [d.record for d in deliveries]
 
 
 def settings(infra: Infra, namespace: str) -> ServiceSettings:
@@ -40,7 +52,7 @@ async def produce(infra: Infra, namespace: str, count: int, start: int = 0) -> N
         sends = []
         for n in range(start, start + count):
             key = KEYS[n % len(KEYS)]
-            sends.append(await producer.send(names[n % 2], f"{key}:{n}".encode(), key=key.encode()))
+            sends.append(await producer.send(names[n % 2], f'"{key}:{n}"'.encode(), key=key.encode()))
         await asyncio.gather(*sends)
     finally:
         await producer.stop()
@@ -80,18 +92,20 @@ def test_a_failed_batch_comes_again_and_nothing_is_lost_or_reordered(infra: Infr
         attempts: defaultdict[tuple[str, int, int], int] = defaultdict(int)
         failures = {"left": 3}
 
-        async def handle(records: list[ConsumerRecord]) -> None:
-            for record in records:
+        async def handle(deliveries: list[Delivery]) -> None:
+            for record in records_of(deliveries):
                 attempts[(record.topic, record.partition, record.offset)] += 1
             if failures["left"] and len(handled) >= 40:
                 failures["left"] -= 1
                 raise RuntimeError("the handler failed")  # nothing of this batch counts as handled
-            handled.extend(records)
+            handled.extend(records_of(deliveries))
+            for delivery in deliveries:
+                delivery.ack()
 
         consumer = BatchConsumer(
             settings(infra, namespace),
             ConsumerGroup.ORCHESTRATOR,
-            [RUNS_COMMANDS, NODES_RESULTS],
+            decoder(namespace),
             handle,
             retry_seconds=0.1,
         )
@@ -106,17 +120,16 @@ def test_a_failed_batch_comes_again_and_nothing_is_lost_or_reordered(infra: Infr
         await produce(infra, namespace, 30, start=200)
         later: list[ConsumerRecord] = []
 
-        async def handle_later(records: list[ConsumerRecord]) -> None:
-            later.extend(records)
+        async def handle_later(deliveries: list[Delivery]) -> None:
+            later.extend(records_of(deliveries))
+            for delivery in deliveries:
+                delivery.ack()
 
         again = BatchConsumer(
-            settings(infra, namespace),
-            ConsumerGroup.ORCHESTRATOR,
-            [RUNS_COMMANDS, NODES_RESULTS],
-            handle_later,
+            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, decoder(namespace), handle_later
         )
         await consume_until(again, later, 30)
-        values = sorted(int(r.value.decode().split(":")[1]) for r in later)
+        values = sorted(int(r.value.decode().strip('"').split(":")[1]) for r in later)
         assert values == list(range(200, 230)), "only the records produced after the commit come again"
 
     asyncio.run(scenario())
@@ -134,20 +147,73 @@ def test_records_polled_while_a_batch_is_handled_wait_for_the_next_batch(
         sizes: list[int] = []
         produced_more = {"done": False}
 
-        async def handle(records: list[ConsumerRecord]) -> None:
-            sizes.append(len(records))
-            handled.extend(records)
+        async def handle(deliveries: list[Delivery]) -> None:
+            sizes.append(len(deliveries))
+            handled.extend(records_of(deliveries))
+            for delivery in deliveries:
+                delivery.ack()
             if not produced_more["done"]:
                 produced_more["done"] = True
                 await produce(infra, namespace, 90, start=10)
                 await asyncio.sleep(1.0)  # a slow batch: the poller fetches the 90 meanwhile
 
         consumer = BatchConsumer(
-            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, [RUNS_COMMANDS, NODES_RESULTS], handle
+            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, decoder(namespace), handle
         )
         await consume_until(consumer, handled, 100)
         assert len(handled) == 100
         assert in_partition_order(handled)
         assert max(sizes[1:]) <= 40, f"batches after the slow one stay near max_poll_records: {sizes}"
+
+    asyncio.run(scenario())
+
+
+def test_messages_a_handler_did_not_acknowledge_come_again_and_are_not_committed(
+    infra: Infra, namespace: str
+) -> None:
+    """A handler that returns without acknowledging a message (explicit acknowledgement) gets it, and
+    what followed it on its partition, again; everything is acknowledged once in the end."""
+
+    async def scenario() -> None:
+        await produce(infra, namespace, 60)
+        acked: list[ConsumerRecord] = []
+        skipped: set[tuple[str, int, int]] = set()
+
+        async def handle(deliveries: list[Delivery]) -> None:
+            for delivery in deliveries:
+                where = (delivery.record.topic, delivery.record.partition, delivery.offset)
+                if delivery.message.endswith(":7") and where not in skipped:
+                    skipped.add(where)  # the first time, message 7 is left unacknowledged
+                    continue
+                delivery.ack()
+                acked.append(delivery.record)
+
+        consumer = BatchConsumer(
+            settings(infra, namespace),
+            ConsumerGroup.ORCHESTRATOR,
+            decoder(namespace),
+            handle,
+            retry_seconds=0.1,
+        )
+        await consume_until(consumer, acked, 60)
+        assert skipped, "message 7 was left unacknowledged once"
+        assert len({(r.topic, r.partition, r.offset) for r in acked}) == 60
+        seven = [r for r in acked if r.value.decode().endswith(':7"')]
+        assert len(seven) == 1, "message 7 was acknowledged once, when it came again"
+
+        later: list[ConsumerRecord] = []
+
+        async def handle_later(deliveries: list[Delivery]) -> None:
+            later.extend(records_of(deliveries))
+            for delivery in deliveries:
+                delivery.ack()
+
+        await produce(infra, namespace, 5, start=60)
+        again = BatchConsumer(
+            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, decoder(namespace), handle_later
+        )
+        await consume_until(again, later, 5)
+        values = sorted(int(r.value.decode().strip('"').split(":")[1]) for r in later)
+        assert values == list(range(60, 65)), "what was acknowledged was committed"
 
     asyncio.run(scenario())

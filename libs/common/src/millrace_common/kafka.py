@@ -1,32 +1,26 @@
-"""Kafka: the broker factory (FastStream on aiokafka), subscriber options tuned for latency, and the
-dead-letter path for messages that cannot be accepted."""
+"""Kafka: the broker factory (FastStream on aiokafka, the producing side), the message-size check, and
+the dead-letter path for messages that cannot be accepted. Consuming is ``millrace_common.consuming``."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import logging
 import random
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka import ConsumerRecord
 from aiokafka.partitioner import murmur2
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from millrace_common.limits import MAX_PAYLOAD_BYTES, json_size, too_large
 from millrace_common.messages.envelope import DeadLetter
 from millrace_common.metrics import ConsumerMetrics
-from millrace_common.outages import OncePerInterval, unreachable_dependency
 from millrace_common.settings import ServiceSettings
 from millrace_common.topics import ConsumerGroup, Namespace, Topic, producer_max_request_bytes
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -97,23 +91,6 @@ async def check_message_limit(settings: ServiceSettings) -> None:
             f"max.message.bytes >= {needed}; these accept less: {listed}. Raise their max.message.bytes "
             "(kafka-configs --alter) or lower the setting."
         )
-
-
-def batch_subscriber_options(settings: ServiceSettings, group: ConsumerGroup) -> dict[str, Any]:
-    """Options for a batch subscriber that commits only after its handler returned.
-
-    On an exception the consumer seeks back, so the batch is handled again: handlers are
-    idempotent, and messages that can never be handled go to the dead-letter topic instead.
-    """
-    return {
-        "group_id": Namespace(settings.namespace).group(group),
-        "batch": True,
-        "max_records": settings.kafka_max_poll_records,
-        "batch_timeout_ms": settings.kafka_batch_timeout_ms,
-        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
-        "auto_offset_reset": "earliest",
-        "ack_policy": AckPolicy.NACK_ON_ERROR,
-    }
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -189,21 +166,6 @@ class DeadLetters:
                 return topic
         raise LookupError(f"{record.topic} is not a registered topic of this namespace")
 
-    async def decode(
-        self, topic: Topic, records: Sequence[ConsumerRecord], adapter: TypeAdapter[T]
-    ) -> list[tuple[ConsumerRecord, T]]:
-        """Parse a polled batch; what does not parse or validate is dead-lettered, the rest returned."""
-        accepted: list[tuple[ConsumerRecord, T]] = []
-        for record in records:
-            try:
-                accepted.append((record, adapter.validate_json(record.value or b"")))
-            except ValidationError as error:
-                await self.send(topic, record, describe_validation_error(error))
-        return accepted
-
-
-BatchHandler = Callable[[Sequence[ConsumerRecord]], Awaitable[None]]
-
 
 def short_trace(error: BaseException, frames: int = 6) -> str:
     """The error and the last few frames of its traceback: enough to find the fault, short enough
@@ -236,251 +198,3 @@ def inject_fault(marker: bytes | None, records: Sequence[ConsumerRecord]) -> Non
     """Fail as a broken handler would on a record carrying the test marker; nothing when unset."""
     if marker is not None and any(marker in (record.value or b"") for record in records):
         raise InjectedFault("a message carries the fault marker (MILLRACE_FAULT_MARKER)")
-
-
-HANDLING_ATTEMPTS = 3
-"""How many times a message is handled on its own before it is dead-lettered."""
-
-
-class PoisonGuard:
-    """Calls a batch handler so that no message can hold back the others on its partition.
-
-    A batch that fails for any reason but an outage (``millrace_common.outages``) is handled again one
-    message at a time; a message that fails ``attempts`` times on its own goes to its dead-letter topic
-    with the reason, the error's type and a short trace, the attempts and its coordinates, and the
-    partition moves on. Handlers are idempotent, so the batch's other messages may be handled twice.
-    An outage is raised to the caller, which waits it out: a message is never dead-lettered because
-    PostgreSQL or Kafka was away.
-    """
-
-    def __init__(
-        self,
-        dead_letters: DeadLetters,
-        *,
-        attempts: int = HANDLING_ATTEMPTS,
-        pause_seconds: float = 0.2,
-        fault_marker: str | None = None,
-    ) -> None:
-        self._dead_letters = dead_letters
-        self._attempts = attempts
-        self._pause_seconds = pause_seconds
-        self._fault_marker = fault_marker.encode() if fault_marker else None
-
-    async def handle(self, handle: BatchHandler, records: Sequence[ConsumerRecord]) -> None:
-        failure = await self._failure_of(handle, records)
-        if failure is None:
-            return
-        log.warning(
-            "a batch failed; handling its messages one at a time",
-            extra={"ids": {"records": len(records), "error": type(failure).__name__}},
-        )
-        for record in records:
-            for attempt in range(1, self._attempts + 1):
-                failure = await self._failure_of(handle, [record])
-                if failure is None:
-                    break
-                if attempt == self._attempts:
-                    reason = f"handling failed {attempt} times: {type(failure).__name__}: {failure}"
-                    topic = self._dead_letters.topic_of(record)
-                    await self._dead_letters.send(topic, record, reason, error=failure, attempts=attempt)
-                else:
-                    await asyncio.sleep(self._pause_seconds * attempt)
-
-    async def _failure_of(self, handle: BatchHandler, records: Sequence[ConsumerRecord]) -> Exception | None:
-        """Handle ``records``: None when that worked, the error when it failed; an outage is raised."""
-        try:
-            inject_fault(self._fault_marker, records)
-            await handle(records)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            if unreachable_dependency(error) is not None:
-                raise
-            return error
-        return None
-
-
-CLIENT_TURNS = 4
-
-
-async def _let_client_tasks_run(turns: int = CLIENT_TURNS) -> None:
-    """A few turns of the event loop before the next batch's decisions, which run without awaiting:
-    a batch wakes the producer's sender (the handler's records) and the consumer's fetcher (records
-    were taken), and each gets to the socket only several loop turns later (a future's callback, its
-    ``asyncio.wait``'s callback, a task step), so without these turns their requests would wait out
-    the next batch's CPU work."""
-    for _ in range(turns):
-        await asyncio.sleep(0)
-
-
-class BatchConsumer:
-    """One consumer-group member over several topics: each poll's records, all topics together, go to
-    ``handle``, and their offsets are committed once it returned.
-
-    With a :class:`PoisonGuard`, a message that keeps failing is dead-lettered and the partition moves
-    on; what is left to raise is an outage, which the consumer waits out. When ``handle`` raises, the
-    consumer seeks back to the poll's first offsets and polls them again
-    after ``retry_seconds`` (handlers are idempotent; what can never be handled goes to a dead-letter
-    topic instead). One consumer for all of a service's topics means one fetch loop, one poll and one
-    handler call per batch, where a subscriber per topic polls and handles each on its own.
-
-    A task of its own polls all the time and buffers what it gets here (at most two batches' worth),
-    so the client's fetcher keeps fetching while a batch is handled: aiokafka sends no fetch to a
-    broker while records it fetched from it are not taken, so a consumer that polled only between
-    batches let records that reached the broker mid-batch wait out the next batch too.
-
-    Offsets are committed by a task of their own, the newest handled ones at most every 0.1 s, so the
-    next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches
-    more than the last one; handlers are idempotent, so that costs only their time.
-    """
-
-    def __init__(
-        self,
-        settings: ServiceSettings,
-        group: ConsumerGroup,
-        topics: Sequence[Topic],
-        handle: BatchHandler,
-        *,
-        guard: PoisonGuard | None = None,
-        retry_seconds: float = 1.0,
-    ) -> None:
-        namespace = Namespace(settings.namespace)
-        self._settings = settings
-        self._group = namespace.group(group)
-        self._topics = [namespace.topic(t) for t in topics]
-        self._handle = handle
-        self._guard = guard
-        self._outages = OncePerInterval()
-        self._retry_seconds = retry_seconds
-        self._handled: dict[TopicPartition, int] = {}
-        self._to_commit = asyncio.Event()
-        self._polled: list[dict[TopicPartition, list[ConsumerRecord]]] = []
-        self._arrived = asyncio.Event()
-        self._taken = asyncio.Event()
-
-    async def run(self) -> None:
-        settings = self._settings
-        consumer = AIOKafkaConsumer(
-            *self._topics,
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id=f"millrace-{settings.service_name}",
-            group_id=self._group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-            max_poll_records=settings.kafka_max_poll_records,
-        )
-        committer: asyncio.Task[None] | None = None
-        poller: asyncio.Task[None] | None = None
-        try:
-            await consumer.start()
-            committer = asyncio.create_task(self._commit_handled(consumer), name="kafka-commit")
-            while True:
-                if poller is None:
-                    self._polled.clear()
-                    poller = asyncio.create_task(self._poll(consumer), name="kafka-poll")
-                batch = await self._next_batch(poller)
-                handled = await self._handle_polled(batch)
-                await _let_client_tasks_run()
-                if not handled:
-                    # Stop polling, then seek every partition back to its first record not handled:
-                    # the failed batch's, or one polled past it and dropped with the buffer.
-                    poller.cancel()
-                    await asyncio.gather(poller, return_exceptions=True)
-                    poller = None
-                    first: dict[TopicPartition, int] = {}
-                    for polled in (batch, *self._polled):
-                        for partition, records in polled.items():
-                            first.setdefault(partition, records[0].offset)
-                    for partition, offset in first.items():
-                        consumer.seek(partition, offset)
-                    await asyncio.sleep(self._retry_seconds)
-        finally:
-            for task in (poller, committer):
-                if task is not None:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-            if committer is not None:
-                await self._commit(consumer)
-            await consumer.stop()
-
-    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
-        settings = self._settings
-        while True:
-            while (
-                sum(len(r) for polled in self._polled for r in polled.values())
-                >= 2 * settings.kafka_max_poll_records
-            ):
-                self._taken.clear()
-                await self._taken.wait()
-            polled = await consumer.getmany(
-                timeout_ms=settings.kafka_batch_timeout_ms, max_records=settings.kafka_max_poll_records
-            )
-            if polled:
-                self._polled.append(polled)
-                self._arrived.set()
-
-    async def _next_batch(self, poller: asyncio.Task[None]) -> dict[TopicPartition, list[ConsumerRecord]]:
-        """Everything polled so far (waiting for the first records), merged per partition in order,
-        about ``max_poll_records`` records at most; the rest waits for the next batch."""
-        while not self._polled:
-            self._arrived.clear()
-            arrived = asyncio.create_task(self._arrived.wait())
-            done, _ = await asyncio.wait({arrived, poller}, return_when=asyncio.FIRST_COMPLETED)
-            arrived.cancel()
-            if poller in done:
-                poller.result()  # the poller failed: its error ends this run (the service restarts it)
-        batch: dict[TopicPartition, list[ConsumerRecord]] = {}
-        taken = 0
-        while self._polled and taken < self._settings.kafka_max_poll_records:
-            for partition, records in self._polled.pop(0).items():
-                batch.setdefault(partition, []).extend(records)
-                taken += len(records)
-        self._taken.set()
-        return batch
-
-    async def _commit_handled(self, consumer: AIOKafkaConsumer, *, every_seconds: float = 0.1) -> None:
-        """Commit what was handled, at most every ``every_seconds`` (the batches between coalesce)."""
-        while True:
-            await self._to_commit.wait()
-            self._to_commit.clear()
-            await self._commit(consumer)
-            await asyncio.sleep(every_seconds)
-
-    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
-        offsets, self._handled = self._handled, {}
-        if not offsets:
-            return
-        try:
-            await consumer.commit(offsets)
-        except KafkaError as error:
-            # The partitions moved to another member meanwhile: it handles the records again and
-            # finds them processed (the processed-message record was written with their effects).
-            log.warning(
-                "offsets not committed after a rebalance", extra={"ids": {"error": type(error).__name__}}
-            )
-
-    async def _handle_polled(self, polled: dict[TopicPartition, list[ConsumerRecord]]) -> bool:
-        records = [record for batch in polled.values() for record in batch]
-        try:
-            if self._guard is None:
-                await self._handle(records)
-            else:
-                await self._guard.handle(self._handle, records)
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            missing = unreachable_dependency(error)
-            if missing is None:
-                log.exception(
-                    "a polled batch failed; it will be polled again", extra={"ids": {"records": len(records)}}
-                )
-            elif self._outages.due(missing):
-                log.warning(
-                    "waiting for a dependency to come back; batches are polled again (said once per 30 s)",
-                    extra={"ids": {"dependency": missing, "error": type(error).__name__}},
-                )
-            return False
-        self._handled.update({partition: batch[-1].offset + 1 for partition, batch in polled.items()})
-        self._to_commit.set()
-        return True

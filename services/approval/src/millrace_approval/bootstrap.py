@@ -48,7 +48,7 @@ def build(settings: ApprovalSettings) -> FastAPI:
     relay = OutboxRelay(engine, broker, PRODUCER)
     approvals = Approvals(engine, relay, namespace, ApprovalMetrics(registry), utc_now)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.APPROVAL, metrics)
-    kafka.register(broker, settings, dead_letters, metrics, approvals)
+    consumer = kafka.consumer(settings, dead_letters, metrics, approvals)
     deadlines = DeadlineLoop(approvals, poll_seconds=settings.deadline_poll_seconds)
 
     platform = PlatformGauges(registry)
@@ -59,7 +59,7 @@ def build(settings: ApprovalSettings) -> FastAPI:
     ]
     gauges = GaugeCollection(collectors, platform, interval_seconds=settings.metrics_interval_seconds)
     parts = ServiceParts(
-        settings, broker, engine, registry, background=(relay.run, deadlines.run, gauges.run)
+        settings, broker, engine, registry, background=(consumer.run, relay.run, deadlines.run, gauges.run)
     )
     app = create_app(parts, title="Millrace approval")
     app.state.settings = settings

@@ -13,7 +13,7 @@ from millrace_common.metrics import PlatformGauges
 from millrace_common.outbox import OutboxRelay
 from millrace_common.secrets import SecretBox
 from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import RUNS_EVENTS, Namespace
+from millrace_common.topics import Namespace
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway.adapters.outbox import Outbox
@@ -64,7 +64,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     feed = RunEventFeed(
         engine,
         settings.kafka_bootstrap,
-        namespace.topic(RUNS_EVENTS),
+        namespace,
         FeedMetrics(registry),
         client_id=f"millrace-{settings.service_name}-live",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,

@@ -33,7 +33,8 @@ from millrace_node_runner.adapters.http import HttpCaller
 from millrace_node_runner.adapters.network import GuardedClients, Resolver, SystemResolver
 from millrace_node_runner.adapters.record_store import RecordStore
 from millrace_node_runner.adapters.tenants import TenantConfig
-from millrace_node_runner.entrypoints.kafka import CommandConsumer
+from millrace_node_runner.entrypoints import kafka
+from millrace_node_runner.entrypoints.kafka import NodeCommands
 from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
 from millrace_node_runner.service_layer.ai import AiNodes
 from millrace_node_runner.service_layer.executor import NodeExecutor, NodeResult
@@ -98,7 +99,11 @@ def build(
     async def publish(result: NodeResult) -> None:
         await broker.publish(result.to_bytes(), topic=results_topic, key=str(result.run_id).encode())
 
-    consumer = CommandConsumer(
+    dead_letters = DeadLetters(broker, namespace, ConsumerGroup.NODE_RUNNER, consumer_metrics)
+    commands = NodeCommands(
+        settings, executor.execute, publish, dead_letters, consumer_metrics, NodeMetrics(registry)
+    )
+    consumer = kafka.consumer(
         settings,
         [
             (NODES_READY_AI, settings.ai_concurrency),
@@ -106,11 +111,9 @@ def build(
             (NODES_READY_RECORD, settings.record_concurrency),
             (NODES_READY_OTHER, settings.other_concurrency),
         ],
-        executor.execute,
-        publish,
-        DeadLetters(broker, namespace, ConsumerGroup.NODE_RUNNER, consumer_metrics),
+        commands,
+        dead_letters,
         consumer_metrics,
-        NodeMetrics(registry),
     )
     gauges = _gauges(settings, registry, engine)
     parts = ServiceParts(

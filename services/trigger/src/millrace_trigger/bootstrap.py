@@ -39,10 +39,9 @@ def build(settings: TriggerSettings) -> FastAPI:
     relay = OutboxRelay(engine, broker, CONSUMER)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.TRIGGER, consumer_metrics)
     shell = ConsumerShell(
-        engine, store, FiringLedger(store, namespace, CONSUMER, trigger_metrics), relay, dead_letters, clock
+        engine, store, FiringLedger(store, namespace, CONSUMER, trigger_metrics), relay, clock
     )
-    kafka.register(
-        broker,
+    consumer = kafka.consumer(
         settings,
         RecordEventHandler(shell, max_causation_depth=settings.trigger_max_causation_depth),
         WebhookHandler(shell),
@@ -67,6 +66,10 @@ def build(settings: TriggerSettings) -> FastAPI:
         interval_seconds=settings.metrics_interval_seconds,
     )
     parts = ServiceParts(
-        settings, broker, engine, registry, background=(relay.run, scheduler.run, retention.run, gauges.run)
+        settings,
+        broker,
+        engine,
+        registry,
+        background=(consumer.run, relay.run, scheduler.run, retention.run, gauges.run),
     )
     return create_app(parts, title="Millrace trigger")

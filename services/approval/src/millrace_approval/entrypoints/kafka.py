@@ -4,11 +4,10 @@ finished runs close them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from aiokafka import ConsumerRecord
-from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from millrace_common.kafka import DeadLetters, PoisonGuard, batch_subscriber_options
+from millrace_common.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard
+from millrace_common.kafka import DeadLetters
 from millrace_common.messages.run_events import RUN_EVENT
 from millrace_common.metrics import ConsumerMetrics
 from millrace_common.settings import ServiceSettings
@@ -28,28 +27,26 @@ CONCERNS = frozenset(
 )
 
 
-def register(
-    broker: KafkaBroker,
-    settings: ServiceSettings,
-    dead_letters: DeadLetters,
-    metrics: ConsumerMetrics,
-    approvals: Approvals,
-) -> None:
-    namespace = Namespace(settings.namespace)
-    guard = PoisonGuard(dead_letters, fault_marker=settings.fault_marker)
+def consumer(
+    settings: ServiceSettings, dead_letters: DeadLetters, metrics: ConsumerMetrics, approvals: Approvals
+) -> BatchConsumer:
+    decoder = Decoder(Namespace(settings.namespace), {RUNS_EVENTS: RUN_EVENT}, dead_letters=dead_letters)
 
-    @broker.subscriber(
-        namespace.topic(RUNS_EVENTS), **batch_subscriber_options(settings, ConsumerGroup.APPROVAL)
-    )
-    async def on_run_events(message: KafkaMessage) -> None:
-        await guard.handle(handle, message.raw_message)
-
-    async def handle(records: Sequence[ConsumerRecord]) -> None:
-        decoded = await dead_letters.decode(RUNS_EVENTS, records, RUN_EVENT)
+    async def handle(deliveries: Sequence[Delivery[Any]]) -> None:
         with metrics.batch_seconds.labels(topic=RUNS_EVENTS.name).time():
-            for _, event in decoded:
+            for delivery in deliveries:
+                event = delivery.message
                 if event.type in CONCERNS:
                     await approvals.on_run_event(event)
+                delivery.ack()
                 metrics.handled.labels(
                     topic=RUNS_EVENTS.name, group=ConsumerGroup.APPROVAL.value, outcome=event.type
                 ).inc()
+
+    return BatchConsumer(
+        settings,
+        ConsumerGroup.APPROVAL,
+        decoder,
+        handle,
+        guard=PoisonGuard(dead_letters, fault_marker=settings.fault_marker),
+    )

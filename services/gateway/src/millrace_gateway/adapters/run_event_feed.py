@@ -12,15 +12,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
+from millrace_common.consuming import Decoder, Delivery, TailConsumer
 from millrace_common.tables import runs
+from millrace_common.topics import RUNS_EVENTS, Namespace
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,6 +43,9 @@ class _Head(BaseModel):
     seq: int
     type: str
     workflow_id: UUID | None = None
+
+
+_HEAD = TypeAdapter(_Head)
 
 
 @dataclass(eq=False)
@@ -100,7 +106,7 @@ class RunEventFeed:
         self,
         engine: AsyncEngine,
         bootstrap: str,
-        topic: str,
+        namespace: Namespace,
         metrics: FeedMetrics,
         *,
         client_id: str,
@@ -109,19 +115,25 @@ class RunEventFeed:
         known_runs: int = 20_000,
     ) -> None:
         self._engine = engine
-        self._bootstrap = bootstrap
-        self._topic = topic
         self._metrics = metrics
-        self._client_id = client_id
-        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._tail = TailConsumer(
+            bootstrap,
+            client_id,
+            Decoder(namespace, {RUNS_EVENTS: _HEAD}, unreadable=self._unreadable),
+            self._fan_out,
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
         self._inbox_size = inbox_size
         self._by_run: dict[UUID, set[Follower]] = {}
         self._by_workflow: dict[UUID, set[Follower]] = {}
         self._workflow_of: OrderedDict[UUID, UUID] = OrderedDict()
         self._known_runs = known_runs
-        self._positions: dict[TopicPartition, int] = {}
         self._closing = False
-        self.ready = asyncio.Event()
+
+    @property
+    def ready(self) -> asyncio.Event:
+        """Set while the feed follows the topic (from its end, or from where it was after a restart)."""
+        return self._tail.ready
 
     @asynccontextmanager
     async def follow_run(self, tenant_id: str, run_id: UUID) -> AsyncIterator[Follower]:
@@ -164,52 +176,17 @@ class RunEventFeed:
 
     async def run(self) -> None:
         """Consume until cancelled; after a restart it goes on from the offsets it had reached."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            client_id=self._client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            fetch_max_wait_ms=self._fetch_max_wait_ms,
+        await self._tail.run()
+
+    def _unreadable(self, record: ConsumerRecord, reason: str) -> None:
+        self._metrics.unreadable.inc()
+        log.warning(
+            "live feed: unreadable run event",
+            extra={"ids": {"offset": record.offset, "reason": reason[:300]}},
         )
-        await consumer.start()
-        try:
-            await self._position(consumer)
-            self.ready.set()
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
-                for partition, records in batches.items():
-                    await self._fan_out(records)
-                    self._positions[partition] = records[-1].offset + 1
-        finally:
-            self.ready.clear()
-            await consumer.stop()
 
-    async def _position(self, consumer: AIOKafkaConsumer) -> None:
-        # Without a group, subscribing assigns every partition once the topic's metadata has arrived.
-        consumer.subscribe([self._topic])
-        waited = 0.0
-        while not consumer.assignment():
-            await asyncio.sleep(0.05)
-            waited += 0.05
-            if waited >= 5:
-                log.warning("live feed: no partitions assigned yet", extra={"ids": {"topic": self._topic}})
-                waited = 0.0
-        for partition in consumer.assignment():
-            if partition in self._positions:
-                consumer.seek(partition, self._positions[partition])
-            else:
-                self._positions[partition] = await consumer.position(partition)
-
-    async def _fan_out(self, records: Iterable[ConsumerRecord]) -> None:
-        heads: list[tuple[_Head, bytes]] = []
-        for record in records:
-            raw = record.value or b""
-            try:
-                heads.append((_Head.model_validate_json(raw), raw))
-            except ValidationError:
-                self._metrics.unreadable.inc()
-                log.warning("live feed: unreadable run event", extra={"ids": {"offset": record.offset}})
+    async def _fan_out(self, deliveries: Sequence[Delivery[Any]]) -> None:
+        heads: list[tuple[_Head, bytes]] = [(d.message, d.record.value or b"") for d in deliveries]
         self._metrics.events.inc(len(heads))
         for head, _ in heads:
             if head.workflow_id is not None:

@@ -9,9 +9,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from aiokafka import ConsumerRecord
-from millrace_common.kafka import DeadLetters
+from millrace_common.consuming import Delivery
 from millrace_common.logs import bound
 from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
 from millrace_common.topics import RUNS_COMMANDS, Namespace
@@ -92,29 +92,31 @@ class ConsumerShell:
         store: TriggerStore,
         ledger: FiringLedger,
         relay: OutboxRelay,
-        dead_letters: DeadLetters,
         clock: Clock,
     ) -> None:
         self.engine = engine
         self.store = store
         self.ledger = ledger
         self.relay = relay
-        self.dead_letters = dead_letters
         self.clock = clock
 
     async def unhandled(
-        self, connection: AsyncConnection, records: Sequence[ConsumerRecord]
-    ) -> list[ConsumerRecord]:
-        """The batch's records this consumer has not handled yet (by offset), positions moved past
+        self, connection: AsyncConnection, deliveries: Sequence[Delivery[Any]]
+    ) -> list[Delivery[Any]]:
+        """The batch's messages this consumer has not handled yet (by offset), positions moved past
         the whole batch when the transaction commits."""
         by_topic: dict[str, dict[int, int]] = {}
-        for record in records:
-            ends = by_topic.setdefault(record.topic, {})
-            ends[record.partition] = max(ends.get(record.partition, -1), record.offset + 1)
+        for delivery in deliveries:
+            ends = by_topic.setdefault(delivery.record.topic, {})
+            ends[delivery.record.partition] = max(
+                ends.get(delivery.record.partition, -1), delivery.offset + 1
+            )
         fresh = []
         for topic, ends in by_topic.items():
             positions = await self.store.claim_positions(connection, topic, ends)
-            fresh.extend(r for r in records if r.topic == topic and r.offset >= positions[r.partition])
+            fresh.extend(
+                d for d in deliveries if d.record.topic == topic and d.offset >= positions[d.record.partition]
+            )
             await self.store.advance_positions(connection, topic, ends)
         return fresh
 

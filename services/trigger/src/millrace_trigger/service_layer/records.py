@@ -1,14 +1,14 @@
-"""Use case: a polled batch of ``records.events`` starts the runs its events trigger."""
+"""Use case: a polled batch of ``records.events`` (decoded) starts the runs its events trigger."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from aiokafka import ConsumerRecord
-from millrace_common.messages.records import RECORD_EVENT, AnyRecordEvent, RecordUpdated
-from millrace_common.topics import RECORDS_EVENTS
+from millrace_common.consuming import Delivery
+from millrace_common.messages.records import AnyRecordEvent, RecordUpdated
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_trigger.adapters.store import ANY_PIPELINE, IndexKey, RecordKey
@@ -25,14 +25,12 @@ class RecordEventHandler:
         self._shell = shell
         self._max_depth = max_causation_depth
 
-    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+    async def handle(self, deliveries: Sequence[Delivery[Any]]) -> None:
         shell = self._shell
         async with shell.engine.begin() as connection:
             now = shell.clock.now()
-            fresh = await shell.unhandled(connection, records)
-            events = [
-                event for _, event in await shell.dead_letters.decode(RECORDS_EVENTS, fresh, RECORD_EVENT)
-            ]
+            fresh = await shell.unhandled(connection, deliveries)
+            events: list[AnyRecordEvent] = [d.message for d in fresh]
             firings = await self._decide(connection, events, now)
             settled = await shell.ledger.settle(connection, firings, now)
         await shell.publish(settled, "record")

@@ -1,12 +1,12 @@
-"""Use case: a polled batch of ``webhooks.inbound`` asks each call's workflow for a run."""
+"""Use case: a polled batch of ``webhooks.inbound`` (decoded) asks each call's workflow for a run."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from aiokafka import ConsumerRecord
-from millrace_common.messages.webhooks import WEBHOOK_MESSAGE
-from millrace_common.topics import WEBHOOKS_INBOUND
+from millrace_common.consuming import Delivery
+from millrace_common.messages.webhooks import AnyWebhookMessage
 
 from millrace_trigger.domain.firings import Candidate
 from millrace_trigger.domain.matching import match_webhook
@@ -19,12 +19,12 @@ class WebhookHandler:
     def __init__(self, shell: ConsumerShell) -> None:
         self._shell = shell
 
-    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
+    async def handle(self, deliveries: Sequence[Delivery[Any]]) -> None:
         shell = self._shell
         async with shell.engine.begin() as connection:
             now = shell.clock.now()
-            fresh = await shell.unhandled(connection, records)
-            calls = [m for _, m in await shell.dead_letters.decode(WEBHOOKS_INBOUND, fresh, WEBHOOK_MESSAGE)]
+            fresh = await shell.unhandled(connection, deliveries)
+            calls: list[AnyWebhookMessage] = [d.message for d in fresh]
             candidates = await shell.store.workflow_candidates(connection, (m.workflow_id for m in calls))
             firings = [
                 match_webhook(m, _same_tenant(candidates.get(m.workflow_id), m.tenant_id), now=now)
