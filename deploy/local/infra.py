@@ -569,12 +569,19 @@ def install_prometheus() -> Path:
     return Path(shutil.which("prometheus") or die("Prometheus installed, but `prometheus` still not on PATH"))
 
 
-def scrape_targets() -> dict[str, int]:
-    """The services' HTTP ports, as deploy/local/services.py starts them."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from services import SERVICES
+SERVICE_PORTS: dict[str, int] = {
+    "gateway": 18080,
+    "trigger": 18081,
+    "orchestrator": 18082,
+    "node-runner": 18083,
+    "approval": 18084,
+}
+"""Each service's HTTP port in the dev profile: deploy/local/services.py starts them there, and the
+Prometheus started here scrapes them there."""
 
-    return dict(SERVICES)
+
+def scrape_targets() -> dict[str, int]:
+    return dict(SERVICE_PORTS)
 
 
 def prometheus_config(targets: dict[str, int], *, scrape_interval: str, rule_files: list[Path]) -> str:

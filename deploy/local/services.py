@@ -24,13 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import infra
 
-SERVICES: dict[str, int] = {
-    "gateway": 18080,
-    "trigger": 18081,
-    "orchestrator": 18082,
-    "node-runner": 18083,
-    "approval": 18084,
-}
+SERVICES = infra.SERVICE_PORTS
 
 
 def venv_bin(name: str) -> Path:
