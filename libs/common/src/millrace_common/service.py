@@ -40,6 +40,9 @@ class ServiceParts:
     registry: CollectorRegistry
     background: Sequence[BackgroundTask] = field(default_factory=tuple)
     closers: Sequence[BackgroundTask] = field(default_factory=tuple)
+    start_checks: Sequence[BackgroundTask] = field(default_factory=tuple)
+    """Run first at start, before Kafka and the background tasks: one that raises stops the process
+    (a database without a migration the service needs, say), rather than let it run half-able."""
 
 
 def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
@@ -47,6 +50,8 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for check in parts.start_checks:
+            await check()
         await check_message_limit(parts.settings)
         await parts.broker.start()
         tasks = [

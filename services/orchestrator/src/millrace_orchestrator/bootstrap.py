@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 from millrace_common.db import create_engine
 from millrace_common.gauges import (
@@ -51,23 +48,16 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     consumer = kafka.consumer(settings, runs, dead_letters, metrics)
     gauges = _gauges(settings, registry, engine)
     background = (consumer.run, live_relay.run, timer_loop.run, gauges.run)
-    parts = ServiceParts(settings, broker, engine, registry, background=background, closers=(direct.close,))
-    return _checked_at_start(create_app(parts, title="Millrace orchestrator"), run_log.require_migrations)
-
-
-def _checked_at_start(app: FastAPI, check: Callable[[], Awaitable[None]]) -> FastAPI:
-    """The app, refusing to start (before Kafka and the background tasks) when ``check`` raises: a
-    database without a migration the orchestrator needs stops it, rather than switching paths."""
-    started = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await check()
-        async with started(app):
-            yield
-
-    app.router.lifespan_context = lifespan
-    return app
+    parts = ServiceParts(
+        settings,
+        broker,
+        engine,
+        registry,
+        background=background,
+        closers=(direct.close,),
+        start_checks=(run_log.require_migrations,),
+    )
+    return create_app(parts, title="Millrace orchestrator")
 
 
 def _gauges(
