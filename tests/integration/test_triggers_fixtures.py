@@ -17,11 +17,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from millrace_common.messages.envelope import DeadLetter, Envelope
 from millrace_common.messages.run_commands import RUN_COMMAND, StartRun
-from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, Topic
+from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
 from sqlalchemy import create_engine, text
 
 from tests.support.api import Account, provision_tenant, signed_in
 from tests.support.infra import Infra
+from tests.support.kafka import group_lag
 from tests.support.processes import System
 
 
@@ -198,7 +199,12 @@ class Rig:
                 )
             }
             pending = self.sql("select count(*) as n from outbox where producer = 'trigger'")[0]["n"]
-            if all(done.get(p, 0) >= o for p, o in wanted.items()) and pending == 0:
+            # Its positions pass what it handled; a message dead-lettered undecoded is handled when
+            # the group's committed offset passes it (the positions move past it with the next one).
+            caught_up = all(done.get(p, 0) >= o for p, o in wanted.items()) or (
+                group_lag(self.bootstrap, self.topics.group(ConsumerGroup.TRIGGER), name) == 0
+            )
+            if caught_up and pending == 0:
                 return
             time.sleep(0.1)
         raise AssertionError(f"the trigger service did not catch up with {name} in {timeout} s")
