@@ -41,7 +41,8 @@ from millrace_common.messages.node_commands import NODE_RESULT, ExecuteNode, Nod
 from millrace_common.migrate import upgrade
 from millrace_common.settings import ServiceSettings
 from millrace_common.tables import tenant_network_policies, tenants
-from millrace_common.topics import NODES_READY_HTTP, NODES_RESULTS, Namespace, ensure_topics, every_topic
+from millrace_common.topic_admin import ensure_topics
+from millrace_common.topics import NODES_READY_HTTP, NODES_RESULTS, Namespace, every_topic
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import insert, text
 

@@ -37,7 +37,8 @@ from millrace_common.messages.records import RecordCreated, RecordUpdated
 from millrace_common.migrate import upgrade
 from millrace_common.settings import ServiceSettings
 from millrace_common.tables import active_triggers, workflow_triggers
-from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, ensure_topics, every_topic
+from millrace_common.topic_admin import ensure_topics
+from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, every_topic
 from millrace_common.workflow import WorkflowDefinition
 from millrace_gateway.adapters.trigger_index import trigger_index_rows
 from sqlalchemy import Engine, create_engine, insert, text

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient
 from millrace_common.migrate import upgrade
 from millrace_common.settings import ServiceSettings
-from millrace_common.topics import Namespace, ensure_topics, every_topic
+from millrace_common.topic_admin import ensure_topics
+from millrace_common.topics import Namespace, every_topic
 from sqlalchemy import create_engine, text
 
 

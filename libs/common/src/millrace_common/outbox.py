@@ -16,7 +16,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
@@ -25,45 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_common.bulk import Write, execute_together, insert_write
 from millrace_common.kafka import fitted_letter, key_partitioner
-from millrace_common.limits import MAX_PAYLOAD_BYTES, MIN_MESSAGE_BYTES
-from millrace_common.messages.envelope import DeadLetter, Envelope, utc_now
+from millrace_common.messages.envelope import DeadLetter, utc_now
 from millrace_common.outages import OncePerInterval, unreachable_dependency
+from millrace_common.outgoing import Outgoing
 from millrace_common.pg import DirectConnections, array_literal
 from millrace_common.settings import ServiceSettings
 from millrace_common.tables import outbox
-from millrace_common.topics import Namespace, Topic, producer_max_request_bytes
+from millrace_common.topics import Namespace, producer_max_request_bytes
 
 log = logging.getLogger(__name__)
-
-
-class MessageTooLarge(ValueError):
-    """A message larger than every topic accepts (``millrace_common.limits``): refused where it is
-    written, inside the transaction that produced it, so it is never stored to block a relay."""
-
-    def __init__(self, message_type: str, size: int) -> None:
-        super().__init__(
-            f"the {message_type} message this produces would be {size:,} bytes; messages are limited to "
-            f"{MIN_MESSAGE_BYTES:,} bytes (record data, run input and node payloads: "
-            f"{MAX_PAYLOAD_BYTES:,} bytes of JSON, less where a message carries two, as record.updated does)"
-        )
-        self.message_type = message_type
-        self.size = size
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """A message to publish once the transaction that produced it commits."""
-
-    topic: Topic
-    key: str
-    message: Envelope
-    value: bytes | None = None  # the message already serialised, when the caller has it
-
-    def payload(self) -> bytes:
-        value = self.value if self.value is not None else self.message.to_bytes()
-        if len(value) > MIN_MESSAGE_BYTES:
-            raise MessageTooLarge(self.message.type, len(value))
-        return value
 
 
 def outbox_write(

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from millrace_common.json_depth import JsonDepthLimit, JsonTooDeep
 from millrace_common.outages import OncePerInterval, unreachable_dependency
-from millrace_common.outbox import MessageTooLarge
+from millrace_common.outgoing import MessageTooLarge
 from millrace_common.refusals import Refused
 
 log = logging.getLogger(__name__)

@@ -1,15 +1,10 @@
-"""The one registry of Kafka topics and consumer groups. Nothing else spells a topic name."""
+"""The one registry of Kafka topics and consumer groups. Nothing else spells a topic name. (Creating
+them on a broker is ``millrace_common.platform.topic_admin``.)"""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import sys
 from dataclasses import dataclass
 from enum import StrEnum
-
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 
 
 @dataclass(frozen=True)
@@ -89,51 +84,3 @@ def producer_max_request_bytes(max_message_bytes: int) -> int:
 def topic_max_message_bytes(max_message_bytes: int) -> int:
     """The ``max.message.bytes`` a topic needs so that a message of ``max_message_bytes`` fits."""
     return max(KAFKA_DEFAULT_MAX_MESSAGE_BYTES, max_message_bytes + RECORD_OVERHEAD_BYTES)
-
-
-async def ensure_topics(
-    bootstrap: str, namespace: Namespace, *, max_message_bytes: int = 1_000_000
-) -> list[str]:
-    """Create every registered topic (and its dead-letter topic) that does not exist yet, each
-    accepting messages of ``max_message_bytes``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        configs = {"max.message.bytes": str(topic_max_message_bytes(max_message_bytes))}
-        wanted = [
-            NewTopic(
-                namespace.topic(t), num_partitions=t.partitions, replication_factor=1, topic_configs=configs
-            )
-            for t in every_topic()
-            if namespace.topic(t) not in existing
-        ]
-        created: list[str] = []
-        for new_topic in wanted:
-            try:
-                await admin.create_topics([new_topic])
-                created.append(new_topic.name)
-            except TopicAlreadyExistsError:
-                continue
-        return created
-    finally:
-        await admin.close()
-
-
-def main() -> None:
-    """``millrace-topics``: create the registry's topics on the configured broker, idempotently."""
-    from millrace_common.settings import ServiceSettings
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.parse_args()
-    settings = ServiceSettings()
-    created = asyncio.run(
-        ensure_topics(
-            settings.kafka_bootstrap,
-            Namespace(settings.namespace),
-            max_message_bytes=settings.kafka_max_message_bytes,
-        )
-    )
-    print(
-        f"topics: {len(created)} created, {len(every_topic()) - len(created)} already there", file=sys.stderr
-    )

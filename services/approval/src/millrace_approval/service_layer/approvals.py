@@ -20,7 +20,8 @@ from millrace_common.messages.run_events import (
     RunFailed,
     RunTimedOut,
 )
-from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
+from millrace_common.outbox import OutboxRelay, enqueue
+from millrace_common.outgoing import Outgoing
 from millrace_common.refusals import Refused
 from millrace_common.topics import RUNS_COMMANDS, Namespace
 from sqlalchemy import Row

@@ -3,7 +3,8 @@ the relay publishes them, so no request waits for Kafka and none is lost while K
 
 from __future__ import annotations
 
-from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
+from millrace_common.outbox import OutboxRelay, enqueue
+from millrace_common.outgoing import Outgoing
 from millrace_common.topics import Namespace
 from sqlalchemy.ext.asyncio import AsyncConnection
 

@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from millrace_common.messages.envelope import JsonObject, utc_now
 from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordEvent, RecordUpdated
-from millrace_common.outbox import Outgoing
+from millrace_common.outgoing import Outgoing
 from millrace_common.refusals import FieldProblem
 from millrace_common.topics import RECORDS_EVENTS
 from sqlalchemy import Row

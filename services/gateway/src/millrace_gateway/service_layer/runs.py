@@ -9,7 +9,7 @@ from datetime import datetime
 from uuid import UUID
 
 from millrace_common.messages.run_commands import CancelRun, RetryRun
-from millrace_common.outbox import Outgoing
+from millrace_common.outgoing import Outgoing
 from millrace_common.topics import RUNS_COMMANDS
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine

@@ -17,7 +17,7 @@ from millrace_common.messages.webhooks import (
     verify_signature,
     webhook_idempotency_key,
 )
-from millrace_common.outbox import Outgoing
+from millrace_common.outgoing import Outgoing
 from millrace_common.secrets import SecretBox, SecretsUnavailable
 from millrace_common.topics import WEBHOOKS_INBOUND
 from millrace_common.workflow import TriggerConfig

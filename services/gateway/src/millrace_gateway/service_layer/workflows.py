@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 from millrace_common.messages.envelope import JsonObject, utc_now
 from millrace_common.messages.run_commands import StartRun, TriggerData
-from millrace_common.outbox import Outgoing
+from millrace_common.outgoing import Outgoing
 from millrace_common.topics import RUNS_COMMANDS
 from millrace_common.workflow import WorkflowDefinition
 from millrace_common.workflow_validation import ValidationReport, validate_definition

@@ -16,7 +16,8 @@ from millrace_common.messages.envelope import JsonObject
 from millrace_common.messages.node_commands import ExecuteNode
 from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordEvent, RecordUpdated
 from millrace_common.node_errors import NodeErrorType
-from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
+from millrace_common.outbox import OutboxRelay, enqueue
+from millrace_common.outgoing import Outgoing
 from millrace_common.tables import pipelines, records, runner_executions, tasks
 from millrace_common.topics import RECORDS_EVENTS, Namespace
 from sqlalchemy import Row, delete, insert, select, update

@@ -16,7 +16,8 @@ import psycopg
 from millrace_common.bulk import Write, insert_write, rows_document, together, update_write
 from millrace_common.messages.envelope import utc_now
 from millrace_common.messages.run_events import AnyRunEvent, RunEvent
-from millrace_common.outbox import Outgoing, Record, outbox_write, records
+from millrace_common.outbox import Record, outbox_write, records
+from millrace_common.outgoing import Outgoing
 from millrace_common.pg import array_literal, execute
 from millrace_common.tables import node_executions, processed_messages, runs, timers, workflow_starts
 from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from millrace_common.messages.run_commands import StartRun
 from millrace_common.messages.run_events import RunEvent, RunThrottled
-from millrace_common.outbox import Outgoing
+from millrace_common.outgoing import Outgoing
 
 from millrace_orchestrator.domain.decide import (
     Message,

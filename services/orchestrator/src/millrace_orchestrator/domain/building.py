@@ -17,7 +17,7 @@ from millrace_common.messages.run_events import (
     TimerPurpose,
     TimerScheduled,
 )
-from millrace_common.outbox import Outgoing
+from millrace_common.outgoing import Outgoing
 from millrace_common.workflow import Node
 
 from millrace_orchestrator.domain.state import RunState, evolve, split_key

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from millrace_common.messages.node_commands import ExecuteNode, NodeError
 from millrace_common.messages.run_events import ApprovalRequested, NodeScheduled
 from millrace_common.node_errors import NodeErrorType
-from millrace_common.outbox import Outgoing
+from millrace_common.outgoing import Outgoing
 from millrace_common.templating import TemplateError
 from millrace_common.workflow import RUNNER_TOPICS, Node
 

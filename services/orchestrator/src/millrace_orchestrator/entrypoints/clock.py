@@ -11,7 +11,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from millrace_common.messages.run_commands import FireTimer
-from millrace_common.outbox import LiveRelay, Outgoing, outbox_write, records
+from millrace_common.outbox import LiveRelay, outbox_write, records
+from millrace_common.outgoing import Outgoing
 from millrace_common.pg import DirectConnections
 from millrace_common.tables import timers, workflow_starts
 from millrace_common.topics import RUNS_COMMANDS, Namespace

@@ -13,7 +13,8 @@ from typing import Any
 
 from millrace_common.consuming import Delivery
 from millrace_common.logs import bound
-from millrace_common.outbox import OutboxRelay, Outgoing, enqueue
+from millrace_common.outbox import OutboxRelay, enqueue
+from millrace_common.outgoing import Outgoing
 from millrace_common.topics import RUNS_COMMANDS, Namespace
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
