@@ -28,11 +28,11 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from millrace_common.messages.node_commands import ExecuteNode, NodeSucceededResult
-from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
-from millrace_common.messages.run_events import RUN_EVENT, RunEvent
-from millrace_common.service import tune_garbage_collector
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import ExecuteNode, NodeSucceededResult
+from millrace_common.contracts.messages.run_commands import FireTimer, StartRun, TriggerData
+from millrace_common.contracts.messages.run_events import RUN_EVENT, RunEvent
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform.service import tune_garbage_collector
 from millrace_orchestrator.domain.decide import Message, decide
 from millrace_orchestrator.domain.state import RunState, evolve
 
@@ -288,7 +288,7 @@ def main() -> None:
     if options.profile:
         profile(min(options.runs, 500))
         return
-    tune_garbage_collector()  # as the orchestrator service runs (millrace_common.service.serve)
+    tune_garbage_collector()  # as the orchestrator service runs (millrace_common.platform.service.serve)
     print(f"orchestrator core on {machine()}; garbage collector tuned as in the services")
     title = "pure core: lead routing (set, condition, http, switch, delay, join)"
     print_figures(title, realistic_figures(options.runs))

@@ -43,9 +43,15 @@ if __package__ in (None, ""):
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from millrace_common.messages.node_commands import NODE_COMMAND, NodeSucceededResult
-from millrace_common.messages.run_commands import StartRun, TriggerData
-from millrace_common.topics import NODES_READY_HTTP, NODES_RESULTS, RUNS_COMMANDS, RUNS_EVENTS, Namespace
+from millrace_common.contracts.messages.node_commands import NODE_COMMAND, NodeSucceededResult
+from millrace_common.contracts.messages.run_commands import StartRun, TriggerData
+from millrace_common.contracts.topics import (
+    NODES_READY_HTTP,
+    NODES_RESULTS,
+    RUNS_COMMANDS,
+    RUNS_EVENTS,
+    Namespace,
+)
 from sqlalchemy import Engine, text
 
 from bench.common import (

@@ -35,14 +35,14 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from millrace_common.db import create_engine
-from millrace_common.messages.envelope import utc_now
-from millrace_common.messages.node_commands import NODE_RESULT, ExecuteNode, NodeSucceededResult
-from millrace_common.migrate import upgrade
-from millrace_common.settings import ServiceSettings
-from millrace_common.tables import tenant_network_policies, tenants
-from millrace_common.topic_admin import ensure_topics
-from millrace_common.topics import NODES_READY_HTTP, NODES_RESULTS, Namespace, every_topic
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.messages.node_commands import NODE_RESULT, ExecuteNode, NodeSucceededResult
+from millrace_common.contracts.topics import NODES_READY_HTTP, NODES_RESULTS, Namespace, every_topic
+from millrace_common.platform.db import create_engine
+from millrace_common.platform.migrate import upgrade
+from millrace_common.platform.settings import ServiceSettings
+from millrace_common.platform.tables import tenant_network_policies, tenants
+from millrace_common.platform.topic_admin import ensure_topics
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import insert, text
 

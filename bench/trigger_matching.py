@@ -33,13 +33,13 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from millrace_common.messages.records import RecordCreated, RecordUpdated
-from millrace_common.migrate import upgrade
-from millrace_common.settings import ServiceSettings
-from millrace_common.tables import active_triggers, workflow_triggers
-from millrace_common.topic_admin import ensure_topics
-from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, every_topic
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.records import RecordCreated, RecordUpdated
+from millrace_common.contracts.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, every_topic
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform.migrate import upgrade
+from millrace_common.platform.settings import ServiceSettings
+from millrace_common.platform.tables import active_triggers, workflow_triggers
+from millrace_common.platform.topic_admin import ensure_topics
 from millrace_gateway.adapters.trigger_index import trigger_index_rows
 from sqlalchemy import Engine, create_engine, insert, text
 

@@ -16,7 +16,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from millrace_common.workflow_validation import validate_definition
+from millrace_common.language.workflow_validation import validate_definition
 
 from bench.common import Figure, machine, print_figures
 from tests.unit.test_workflow_validation import large_definition

@@ -44,6 +44,7 @@ static_checks() {
   python3 deploy/checks/web_lock.py || return
   "$UV" run --frozen ruff check . || return
   "$UV" run --frozen ruff format --check . || return
+  "$UV" run --frozen lint-imports --no-cache || return # the layers in pyproject.toml [tool.importlinter]
   bash $WEB/build.sh || return # npm ci when the lock changed (tsc needs node_modules), then the build
   (cd $WEB && npx --no-install tsc --noEmit && npx --no-install prettier --check src vite.config.ts) || return
 }

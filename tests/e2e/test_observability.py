@@ -28,7 +28,7 @@ import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from millrace_common.topics import NODES_READY_HTTP, RECORDS_EVENTS, Namespace
+from millrace_common.contracts.topics import NODES_READY_HTTP, RECORDS_EVENTS, Namespace
 
 from tests.support.api import Account, client, provision_tenant, signed_in, token_for
 from tests.support.network import (

@@ -25,8 +25,8 @@ from uuid import UUID
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from millrace_common.messages.run_events import RUN_EVENT, RunCompleted
-from millrace_common.topics import RUNS_EVENTS, Namespace
+from millrace_common.contracts.messages.run_events import RUN_EVENT, RunCompleted
+from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
 from sqlalchemy import Engine, create_engine, text
 
 from tests.support.api import provision_tenant, signed_in

@@ -15,9 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from millrace_common.messages.envelope import DeadLetter
-from millrace_common.messages.records import RecordCreated
-from millrace_common.topics import RECORDS_EVENTS, Namespace
+from millrace_common.contracts.messages.envelope import DeadLetter
+from millrace_common.contracts.messages.records import RecordCreated
+from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
 
 from tests.support.api import provision_tenant, signed_in
 from tests.support.network import grant_loopback

@@ -11,9 +11,9 @@ from collections import defaultdict
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from millrace_common.consuming import BatchConsumer, Decoder, Delivery
-from millrace_common.settings import ServiceSettings
-from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+from millrace_common.contracts.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+from millrace_common.platform.consuming import BatchConsumer, Decoder, Delivery
+from millrace_common.platform.settings import ServiceSettings
 from pydantic import TypeAdapter
 
 from tests.support.infra import Infra

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
-from millrace_common.kafka import MessageLimitTooSmall, check_message_limit
+from millrace_common.platform.kafka import MessageLimitTooSmall, check_message_limit
 
 from tests.support.api import loopback_tenant
 from tests.support.infra import Infra

@@ -18,7 +18,7 @@ from datetime import datetime
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from millrace_common.topics import RUNS_EVENTS, Namespace
+from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
 
 from tests.support.api import Account, client, provision_tenant, signed_in
 from tests.support.infra import Infra

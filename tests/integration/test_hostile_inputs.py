@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from millrace_common.workflow_validation import MAX_BYTES
+from millrace_common.language.workflow_validation import MAX_BYTES
 from sqlalchemy import create_engine
 
 from tests.support.api import provision_tenant, signed_in

@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from millrace_common.messages.envelope import utc_now
-from millrace_common.outbox import LiveRelay
-from millrace_common.pg import DirectConnections
-from millrace_common.settings import ServiceSettings
-from millrace_common.topics import RUNS_EVENTS, Namespace
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
+from millrace_common.platform.outbox import LiveRelay
+from millrace_common.platform.pg import DirectConnections
+from millrace_common.platform.settings import ServiceSettings
 from sqlalchemy import create_engine, text
 
 from tests.support.infra import Infra

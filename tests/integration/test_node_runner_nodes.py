@@ -18,17 +18,26 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from millrace_common.db import create_engine
-from millrace_common.messages.envelope import DeadLetter, utc_now
-from millrace_common.messages.node_commands import (
+from millrace_common.contracts.messages.envelope import DeadLetter, utc_now
+from millrace_common.contracts.messages.node_commands import (
     NODE_RESULT,
     ExecuteNode,
     NodeFailedResult,
     NodeSucceededResult,
 )
-from millrace_common.messages.records import RECORD_EVENT
-from millrace_common.secrets import SecretBox
-from millrace_common.tables import (
+from millrace_common.contracts.messages.records import RECORD_EVENT
+from millrace_common.contracts.topics import (
+    NODES_READY_HTTP,
+    NODES_READY_OTHER,
+    NODES_RESULTS,
+    RECORDS_EVENTS,
+    Namespace,
+    Topic,
+)
+from millrace_common.language.workflow import RUNNER_TOPICS
+from millrace_common.platform.db import create_engine
+from millrace_common.platform.secrets import SecretBox
+from millrace_common.platform.tables import (
     ai_token_usage,
     credentials,
     pipelines,
@@ -38,15 +47,6 @@ from millrace_common.tables import (
     tenant_ai_settings,
     tenants,
 )
-from millrace_common.topics import (
-    NODES_READY_HTTP,
-    NODES_READY_OTHER,
-    NODES_RESULTS,
-    RECORDS_EVENTS,
-    Namespace,
-    Topic,
-)
-from millrace_common.workflow import RUNNER_TOPICS
 from millrace_node_runner.domain.http import SIGNATURE_HEADER, signature_holds
 from pydantic import SecretStr
 from sqlalchemy import func, insert, select

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from millrace_common.db import create_engine
-from millrace_common.messages.envelope import utc_now
-from millrace_common.secrets import new_key
-from millrace_common.tables import tasks
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.platform.db import create_engine
+from millrace_common.platform.secrets import new_key
+from millrace_common.platform.tables import tasks
 from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.bootstrap import build
 from millrace_gateway.domain.permissions import Role

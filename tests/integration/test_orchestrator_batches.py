@@ -15,12 +15,12 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from millrace_common.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
-from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
-from millrace_common.outbox import LiveRelay
-from millrace_common.pg import DirectConnections
-from millrace_common.settings import ServiceSettings
-from millrace_common.topics import Namespace
+from millrace_common.contracts.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.contracts.messages.run_commands import FireTimer, StartRun, TriggerData
+from millrace_common.contracts.topics import Namespace
+from millrace_common.platform.outbox import LiveRelay
+from millrace_common.platform.pg import DirectConnections
+from millrace_common.platform.settings import ServiceSettings
 from millrace_orchestrator.adapters.run_log import MissingMigration, PostgresRunLog
 from millrace_orchestrator.domain.decide import Message
 from millrace_orchestrator.service_layer.runs import RunMessages

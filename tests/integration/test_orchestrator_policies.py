@@ -19,9 +19,13 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from millrace_common.messages.node_commands import NODE_RESULT, NodeFailedResult, NodeSucceededResult
-from millrace_common.tables import processed_messages, run_events, timers
-from millrace_common.topics import NODES_RESULTS, ConsumerGroup, Namespace
+from millrace_common.contracts.messages.node_commands import (
+    NODE_RESULT,
+    NodeFailedResult,
+    NodeSucceededResult,
+)
+from millrace_common.contracts.topics import NODES_RESULTS, ConsumerGroup, Namespace
+from millrace_common.platform.tables import processed_messages, run_events, timers
 from sqlalchemy import Engine, create_engine, select, update
 from sqlalchemy.sql import func
 

@@ -11,8 +11,8 @@ import uuid
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from millrace_common.messages.run_commands import ResumeRun
-from millrace_common.topics import RUNS_COMMANDS, Namespace
+from millrace_common.contracts.messages.run_commands import ResumeRun
+from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
 
 from tests.support.api import provision_tenant, signed_in
 from tests.support.processes import System

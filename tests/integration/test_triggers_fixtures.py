@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from millrace_common.messages.envelope import DeadLetter, Envelope
-from millrace_common.messages.run_commands import RUN_COMMAND, StartRun
-from millrace_common.topics import RECORDS_EVENTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
+from millrace_common.contracts.messages.envelope import DeadLetter, Envelope
+from millrace_common.contracts.messages.run_commands import RUN_COMMAND, StartRun
+from millrace_common.contracts.topics import RECORDS_EVENTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
 from sqlalchemy import create_engine, text
 
 from tests.support.api import Account, provision_tenant, signed_in

@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
-from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordUpdated
-from millrace_common.messages.webhooks import run_id_for_key
+from millrace_common.contracts.messages.records import RecordCreated, RecordDeleted, RecordUpdated
+from millrace_common.contracts.messages.webhooks import run_id_for_key
 
 from tests.integration.test_triggers_fixtures import Rig, rig_fixture, trigger_system_fixture  # noqa: F401 - fixtures
 from tests.support.processes import System

@@ -9,8 +9,8 @@ import uuid
 
 import httpx
 import pytest
-from millrace_common.messages.webhooks import WEBHOOK_MESSAGE, WebhookReceived, signature
-from millrace_common.topics import WEBHOOKS_INBOUND
+from millrace_common.contracts.messages.webhooks import WEBHOOK_MESSAGE, WebhookReceived, signature
+from millrace_common.contracts.topics import WEBHOOKS_INBOUND
 
 from tests.integration.test_triggers_fixtures import Rig, rig_fixture, trigger_system_fixture  # noqa: F401 - fixtures
 

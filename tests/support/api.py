@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
-from millrace_common.db import create_engine
+from millrace_common.platform.db import create_engine
 from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.service_layer.accounts import create_tenant
 

@@ -10,10 +10,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
-from millrace_common.migrate import upgrade
-from millrace_common.settings import ServiceSettings
-from millrace_common.topic_admin import ensure_topics
-from millrace_common.topics import Namespace, every_topic
+from millrace_common.contracts.topics import Namespace, every_topic
+from millrace_common.platform.migrate import upgrade
+from millrace_common.platform.settings import ServiceSettings
+from millrace_common.platform.topic_admin import ensure_topics
 from sqlalchemy import create_engine, text
 
 

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from millrace_common.db import create_engine
-from millrace_common.messages.envelope import utc_now
-from millrace_common.tables import tenant_network_policies
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.platform.db import create_engine
+from millrace_common.platform.tables import tenant_network_policies
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from millrace_common.secrets import new_key
+from millrace_common.platform.secrets import new_key
 
 from tests.support.infra import Infra
 

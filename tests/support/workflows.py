@@ -7,9 +7,9 @@ import secrets
 import uuid
 from uuid import UUID
 
-from millrace_common.messages.envelope import utc_now
-from millrace_common.tables import workflow_versions, workflows
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform.tables import workflow_versions, workflows
 from sqlalchemy import Engine, insert
 
 

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from millrace_common.messages.node_commands import (
+from millrace_common.contracts.messages.node_commands import (
     ExecuteNode,
     NodeError,
     NodeFailedResult,
     NodeSucceededResult,
 )
-from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
-from millrace_common.messages.run_events import RunEvent, TimerScheduled
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.run_commands import FireTimer, StartRun, TriggerData
+from millrace_common.contracts.messages.run_events import RunEvent, TimerScheduled
+from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import Message, decide
 from millrace_orchestrator.domain.state import RunState, evolve
 

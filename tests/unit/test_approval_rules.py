@@ -20,7 +20,7 @@ from millrace_approval.domain.approvals import (
     decide,
     snapshot_hash,
 )
-from millrace_common.permissions import Role
+from millrace_common.platform.permissions import Role
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.conditions import (
+from millrace_common.language.conditions import (
     MAX_DEPTH,
     PRESETS,
     AllOf,

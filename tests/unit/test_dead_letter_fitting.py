@@ -6,9 +6,9 @@ import base64
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from millrace_common.kafka import fitted_letter
-from millrace_common.limits import MAX_PAYLOAD_BYTES, json_size
-from millrace_common.messages.envelope import DeadLetter
+from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, json_size
+from millrace_common.contracts.messages.envelope import DeadLetter
+from millrace_common.platform.kafka import fitted_letter
 
 
 def letter_of(raw: bytes) -> DeadLetter:

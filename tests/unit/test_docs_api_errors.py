@@ -1,7 +1,7 @@
 """Every error ``code`` a service can answer is documented in docs/api.md's error table, and the table
 names no code the services do not have. The codes are read from the source: every ``Problem(...)`` /
 ``ApiError(...)`` / ``problem_response(...)`` with a literal code, every ``code = "..."`` of an error
-class, and the status codes' defaults in ``millrace_common.problems``."""
+class, and the status codes' defaults in ``millrace_common.platform.problems``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from millrace_common.messages.webhooks import SignatureProblem
-from millrace_common.problems import STATUS_CODES
+from millrace_common.contracts.messages.webhooks import SignatureProblem
+from millrace_common.platform.problems import STATUS_CODES
 
 pytestmark = pytest.mark.unit
 
@@ -49,7 +49,7 @@ def codes_in_source() -> dict[str, set[str]]:
                         ):
                             add(statement.value.value, path)
     for code in [*STATUS_CODES.values(), "http_error"]:
-        add(code, ROOT / "libs/common/src/millrace_common/problems.py")
+        add(code, ROOT / "libs/common/src/millrace_common/platform/problems.py")
     for problem in SignatureProblem:  # a webhook's 401 carries the signature check's reason as its code
         add(problem.value, ROOT / "services/gateway/src/millrace_gateway/entrypoints/http/webhooks.py")
     return found

@@ -1,11 +1,11 @@
 """docs/message-contracts.md names every message type the code can put on each topic, under that
 topic's section, and no type the code does not know.
 
-The topics come from the registry (``millrace_common.topics.ALL_TOPICS``), each topic's types from the
-discriminated union its consumers decode it with (``millrace_common.messages``). Which union a topic
-carries is the one thing written here (``CARRIES``), and it is checked both ways: every registered
-topic has a union, every union of the messages package is carried by a topic. So a new message type,
-a new topic or a new union fails here until the document describes it."""
+The topics come from the registry (``millrace_common.contracts.topics.ALL_TOPICS``), each topic's types
+from the discriminated union its consumers decode it with (``millrace_common.contracts.messages``). Which
+union a topic carries is the one thing written here (``CARRIES``), and it is checked both ways: every
+registered topic has a union, every union of the messages package is carried by a topic. So a new message
+type, a new topic or a new union fails here until the document describes it."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import re
 import typing
 from pathlib import Path
 
-import millrace_common.messages
+import millrace_common.contracts.messages
 import pytest
-from millrace_common.messages import node_commands, records, run_commands, run_events, webhooks
-from millrace_common.messages.envelope import DeadLetter
-from millrace_common.topics import (
+from millrace_common.contracts.messages import node_commands, records, run_commands, run_events, webhooks
+from millrace_common.contracts.messages.envelope import DeadLetter
+from millrace_common.contracts.topics import (
     ALL_TOPICS,
     NODES_RESULTS,
     RECORDS_EVENTS,
@@ -28,7 +28,7 @@ from millrace_common.topics import (
     WEBHOOKS_INBOUND,
     Topic,
 )
-from millrace_common.workflow_nodes import RUNNER_TOPICS
+from millrace_common.language.workflow_nodes import RUNNER_TOPICS
 
 pytestmark = pytest.mark.unit
 
@@ -58,8 +58,8 @@ def members(union: object) -> dict[str, type]:
 
 def unions_in_the_messages_package() -> dict[str, object]:
     found: dict[str, object] = {}
-    for info in pkgutil.iter_modules(millrace_common.messages.__path__):
-        module = importlib.import_module(f"millrace_common.messages.{info.name}")
+    for info in pkgutil.iter_modules(millrace_common.contracts.messages.__path__):
+        module = importlib.import_module(f"millrace_common.contracts.messages.{info.name}")
         for name, value in vars(module).items():
             if name.startswith("Any") and typing.get_origin(value) is typing.Annotated:
                 found[f"{info.name}.{name}"] = value

@@ -38,7 +38,7 @@ def test_only_the_gateways_adapters_hold_sql():
         str(path.relative_to(GATEWAY)): module
         for path in outside
         for module, names in imports(path)
-        if module == "millrace_common.tables"
+        if module == "millrace_common.platform.tables"
         or (module.startswith("sqlalchemy") and names & STATEMENTS)
         or module.startswith("sqlalchemy.dialects")
     }
@@ -52,7 +52,8 @@ def test_the_gateways_routes_reach_storage_only_through_use_cases():
         for module, _ in imports(path)
         # The caller's identity types come from the security adapter; checking them is a use case.
         if (module.startswith("millrace_gateway.adapters") and module != "millrace_gateway.adapters.security")
-        or module in {"millrace_common.outbox", "millrace_common.callers", "sqlalchemy.ext.asyncio"}
+        or module
+        in {"millrace_common.platform.outbox", "millrace_common.platform.callers", "sqlalchemy.ext.asyncio"}
     }
     assert offenders == {}
 

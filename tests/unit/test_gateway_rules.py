@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from millrace_common.auth import Principal
-from millrace_common.permissions import Role
-from millrace_common.problems import Problem, install_problem_handlers
-from millrace_common.workflow import TriggerConfig, WorkflowDefinition
+from millrace_common.language.workflow import TriggerConfig, WorkflowDefinition
+from millrace_common.platform.auth import Principal
+from millrace_common.platform.permissions import Role
+from millrace_common.platform.problems import Problem, install_problem_handlers
 from millrace_gateway.adapters.trigger_index import rows_of, trigger_index_rows
 from millrace_gateway.domain.records import changed_data
 from millrace_gateway.domain.refusals import Archived, FieldProblem, NotFound, Refused, UnknownVersion

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from millrace_common.gauges import CallbackCollector, GaugeCollection
-from millrace_common.metrics import OTHER, BoundedLabel, PlatformGauges
+from millrace_common.platform.gauges import CallbackCollector, GaugeCollection
+from millrace_common.platform.metrics import OTHER, BoundedLabel, PlatformGauges
 from prometheus_client import CollectorRegistry
 
 pytestmark = pytest.mark.unit
@@ -35,7 +35,7 @@ async def test_a_failing_collector_is_flagged_logged_once_and_the_others_still_r
         gauges,
         interval_seconds=1,
     )
-    with caplog.at_level(logging.INFO, logger="millrace_common.gauges"):
+    with caplog.at_level(logging.INFO, logger="millrace_common.platform.gauges"):
         await collection.collect_once()
         await collection.collect_once()
         assert failing_flag(registry, "database") == 1

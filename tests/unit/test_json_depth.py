@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from millrace_common.json_depth import MAX_JSON_DEPTH, DepthScanner, too_deep
-from millrace_common.problems import install_problem_handlers
+from millrace_common.contracts.json_depth import MAX_JSON_DEPTH, DepthScanner, too_deep
+from millrace_common.platform.problems import install_problem_handlers
 from pydantic import BaseModel, JsonValue
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from millrace_common.consuming import _let_client_tasks_run
+from millrace_common.platform.consuming import _let_client_tasks_run
 
 
 async def _sender(ready: asyncio.Future[None], sent: list[str]) -> None:

@@ -7,7 +7,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.kafka import key_partitioner
+from millrace_common.platform.kafka import key_partitioner
 
 pytestmark = pytest.mark.unit
 

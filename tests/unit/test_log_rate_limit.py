@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from millrace_common.logs import OncePerInterval, rate_limited
+from millrace_common.platform.logs import OncePerInterval, rate_limited
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +39,7 @@ def test_different_templates_and_loggers_are_counted_apart():
 def test_only_the_kafka_clients_loggers_are_limited():
     assert rate_limited("aiokafka.conn") and rate_limited("millrace.gateway.kafka")
     # Our own modules' lines (a dead letter, an outage said once already) are never held back.
-    assert not rate_limited("millrace_common.kafka") and not rate_limited(
+    assert not rate_limited("millrace_common.platform.kafka") and not rate_limited(
         "millrace_node_runner.entrypoints.kafka"
     )
     assert not rate_limited("millrace_orchestrator.handlers") and not rate_limited("uvicorn.error")

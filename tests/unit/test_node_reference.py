@@ -1,7 +1,8 @@
 """docs/node-reference.md against the code: its tables of node outputs, trigger payload paths and error
-types are the lists in ``millrace_common.node_outputs`` and ``millrace_common.node_errors``, and the
-producers' own code (the orchestrator's core, the runner's and the trigger service's pure parts) makes
-exactly those shapes and only those error types. tests/e2e/test_node_reference.py checks real runs."""
+types are the lists in ``millrace_common.language.node_outputs`` and
+``millrace_common.contracts.node_errors``, and the producers' own code (the orchestrator's core, the
+runner's and the trigger service's pure parts) makes exactly those shapes and only those error types.
+tests/e2e/test_node_reference.py checks real runs."""
 
 from __future__ import annotations
 
@@ -11,19 +12,23 @@ from datetime import UTC, datetime, timedelta
 from typing import get_args
 
 import pytest
-from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordUpdated
-from millrace_common.messages.run_commands import FireTimer, ResumeRun
-from millrace_common.messages.webhooks import WebhookReceived, run_id_for_key, webhook_idempotency_key
-from millrace_common.node_errors import RENAMED_ERROR_TYPES, NodeErrorType
-from millrace_common.node_outputs import (
+from millrace_common.contracts.messages.records import RecordCreated, RecordDeleted, RecordUpdated
+from millrace_common.contracts.messages.run_commands import FireTimer, ResumeRun
+from millrace_common.contracts.messages.webhooks import (
+    WebhookReceived,
+    run_id_for_key,
+    webhook_idempotency_key,
+)
+from millrace_common.contracts.node_errors import RENAMED_ERROR_TYPES, NodeErrorType
+from millrace_common.language.node_outputs import (
     END_OUTPUT_KEY,
     MANUAL_INPUT_KEY,
     NODE_OUTPUT_FIELDS,
     SET_VARIABLE,
     TRIGGER_PAYLOAD_PATHS,
 )
-from millrace_common.workflow import NODE_MODELS, TriggerConfig, TriggerKind, WorkflowDefinition
-from millrace_common.workflow_validation import validate_definition
+from millrace_common.language.workflow import NODE_MODELS, TriggerConfig, TriggerKind, WorkflowDefinition
+from millrace_common.language.workflow_validation import validate_definition
 from millrace_node_runner.domain.ai import ChatAnswer, Usage, cached_output, interpret
 from millrace_node_runner.domain.http import response_outcome
 from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput

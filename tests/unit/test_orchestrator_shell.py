@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
-from millrace_common.messages.node_commands import NodeSucceededResult
-from millrace_common.messages.run_commands import CancelRun, FireTimer, StartRun, TriggerData
-from millrace_common.messages.run_events import RunEvent, RunStarted, RunThrottled
-from millrace_common.outbox import Record
-from millrace_common.topics import NODES_READY_HTTP, RUNS_EVENTS
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import NodeSucceededResult
+from millrace_common.contracts.messages.run_commands import CancelRun, FireTimer, StartRun, TriggerData
+from millrace_common.contracts.messages.run_events import RunEvent, RunStarted, RunThrottled
+from millrace_common.contracts.topics import NODES_READY_HTTP, RUNS_EVENTS
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform.outbox import Record
 from millrace_orchestrator.domain.batch import BatchDecision, LoadedBatch
 from millrace_orchestrator.domain.decide import Message, WorkflowLoad
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.offsets import PartitionProgress
+from millrace_common.platform.offsets import PartitionProgress
 
 pytestmark = pytest.mark.unit
 

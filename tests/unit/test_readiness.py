@@ -8,7 +8,7 @@ import itertools
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.readiness import Hysteresis
+from millrace_common.platform.readiness import Hysteresis
 
 pytestmark = pytest.mark.unit
 

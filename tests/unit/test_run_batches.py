@@ -12,10 +12,10 @@ from uuid import UUID, uuid4
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from millrace_common.messages.node_commands import NodeSucceededResult
-from millrace_common.messages.run_commands import FireTimer, StartRun, TriggerData
-from millrace_common.messages.run_events import RunThrottled
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import NodeSucceededResult
+from millrace_common.contracts.messages.run_commands import FireTimer, StartRun, TriggerData
+from millrace_common.contracts.messages.run_events import RunThrottled
+from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.batch import THROTTLED_ON_ASSUMED_LOAD, LoadedBatch, decide_batch
 from millrace_orchestrator.domain.decide import Message, WorkflowLoad, WorkflowStarts, decide
 from millrace_orchestrator.domain.state import RunState

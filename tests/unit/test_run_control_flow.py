@@ -7,10 +7,10 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from millrace_common.messages.node_commands import NodeError
-from millrace_common.messages.run_commands import FireTimer, ResumeRun, StartRun, TriggerData
-from millrace_common.messages.run_events import TimerScheduled
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import NodeError
+from millrace_common.contracts.messages.run_commands import FireTimer, ResumeRun, StartRun, TriggerData
+from millrace_common.contracts.messages.run_events import TimerScheduled
+from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import WorkflowLoad, decide
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, evolve
 

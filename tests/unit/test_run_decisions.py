@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
-from millrace_common.messages.node_commands import (
+from millrace_common.contracts.messages.node_commands import (
     ExecuteNode,
     NodeError,
     NodeFailedResult,
     NodeSucceededResult,
 )
-from millrace_common.messages.run_commands import CancelRun, RetryRun, StartRun, TriggerData
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.run_commands import CancelRun, RetryRun, StartRun, TriggerData
+from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import decide
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, evolve
 

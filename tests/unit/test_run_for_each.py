@@ -4,8 +4,8 @@ failure policies, item and index in templates. (The cost per item is measured in
 from __future__ import annotations
 
 import pytest
-from millrace_common.messages.node_commands import NodeError
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import NodeError
+from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.state import NodeStatus, RunStatus
 
 from tests.unit.run_simulation import Simulation, fail_with, succeed_with

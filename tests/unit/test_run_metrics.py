@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from millrace_common.messages.node_commands import NodeError
-from millrace_common.messages.run_commands import TriggerData
-from millrace_common.messages.run_events import (
+from millrace_common.contracts.messages.node_commands import NodeError
+from millrace_common.contracts.messages.run_commands import TriggerData
+from millrace_common.contracts.messages.run_events import (
     ApprovalRequested,
     NodeFailed,
     NodeRetryScheduled,
@@ -23,7 +23,7 @@ from millrace_common.messages.run_events import (
     RunTimedOut,
     TimerScheduled,
 )
-from millrace_common.metrics import BoundedLabel
+from millrace_common.platform.metrics import BoundedLabel
 from millrace_orchestrator.metrics import RunMetrics
 from prometheus_client import CollectorRegistry
 

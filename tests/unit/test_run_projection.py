@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from millrace_common.messages.node_commands import NodeError
-from millrace_common.messages.run_commands import CancelRun, RetryRun
-from millrace_common.messages.run_events import RunEvent
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import NodeError
+from millrace_common.contracts.messages.run_commands import CancelRun, RetryRun
+from millrace_common.contracts.messages.run_events import RunEvent
+from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, project
 
 from tests.unit.run_simulation import Simulation, fail_with, succeed_with

@@ -24,10 +24,14 @@ from uuid import UUID
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from millrace_common.messages.node_commands import ExecuteNode, NodeError
-from millrace_common.messages.run_commands import RetryRun
-from millrace_common.messages.run_events import ForEachItemCompleted, ForEachItemScheduled, RunFailed
-from millrace_common.workflow import Node, WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import ExecuteNode, NodeError
+from millrace_common.contracts.messages.run_commands import RetryRun
+from millrace_common.contracts.messages.run_events import (
+    ForEachItemCompleted,
+    ForEachItemScheduled,
+    RunFailed,
+)
+from millrace_common.language.workflow import Node, WorkflowDefinition
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve, outer_scope, split_key
 
 from tests.unit.run_simulation import Simulation, fail_with, succeed_with
@@ -454,7 +458,7 @@ def test_retrying_a_run_whose_for_each_failed_runs_the_failed_item_again():
 
 
 FOUR_LOOPS = """
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.language.workflow import WorkflowDefinition
 from tests.unit.run_simulation import Simulation
 
 nodes = [{"id": "start", "type": "trigger", "data": {"name": "start", "kind": "manual"}}]

@@ -8,7 +8,7 @@ from uuid import UUID
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.conditions import evaluate, parse_condition
+from millrace_common.language.conditions import evaluate, parse_condition
 from millrace_node_runner.domain.outcomes import Failed
 from millrace_node_runner.domain.records import (
     Prefilter,

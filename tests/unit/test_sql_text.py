@@ -3,8 +3,8 @@ statements put together with the checks they must evaluate."""
 
 from __future__ import annotations
 
-from millrace_common.bulk import Write, together
-from millrace_common.pg import _numbered
+from millrace_common.platform.bulk import Write, together
+from millrace_common.platform.pg import _numbered
 
 
 def test_named_parameters_become_numbered_ones_each_name_once_and_casts_stay():

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
-from millrace_common.templating import (
+from millrace_common.language.templating import (
     MAX_RENDER_BYTES,
     MAX_RENDER_ITEMS,
     TemplateError,

@@ -9,7 +9,7 @@ from uuid import UUID
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from millrace_common.templating import (
+from millrace_common.language.templating import (
     TEMPLATE_FILTERS,
     TEMPLATE_FUNCTIONS,
     TemplateCheck,
@@ -479,7 +479,7 @@ def _outcome(source: str, context: dict, limit: int):
 
 
 def _with_jinja(source: str, context: dict, limit: int):
-    from millrace_common import templating
+    from millrace_common.language import templating
 
     try:
         compiled = templating._compile(source)
@@ -511,7 +511,7 @@ def test_text_and_paths_render_as_jinja_renders_them(context, pieces, limit):
 
 
 def test_templates_of_text_and_paths_are_recognised():
-    from millrace_common import templating
+    from millrace_common.language import templating
 
     assert templating._compile("{{ trigger.lead['e-mail'][0] }}").paths == (
         ("trigger", ("lead", "e-mail", 0)),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.workflow import WatchedField
+from millrace_common.language.workflow import WatchedField
 from millrace_trigger.domain.changes import (
     FieldChange,
     changed_fields,

@@ -8,9 +8,13 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordUpdated
-from millrace_common.messages.webhooks import WebhookReceived, run_id_for_key, webhook_idempotency_key
-from millrace_common.workflow import TriggerConfig
+from millrace_common.contracts.messages.records import RecordCreated, RecordDeleted, RecordUpdated
+from millrace_common.contracts.messages.webhooks import (
+    WebhookReceived,
+    run_id_for_key,
+    webhook_idempotency_key,
+)
+from millrace_common.language.workflow import TriggerConfig
 from millrace_trigger.domain.firings import Candidate, Outcome, throttle
 from millrace_trigger.domain.matching import dedupe, match_record_event, match_webhook
 

@@ -10,7 +10,7 @@ import pytest
 from croniter import croniter
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from millrace_common.workflow import TriggerConfig
+from millrace_common.language.workflow import TriggerConfig
 from millrace_trigger.domain.firings import Candidate, Outcome
 from millrace_trigger.domain.schedule import CronSchedule, plan_slots, schedule_firings, schedule_key
 

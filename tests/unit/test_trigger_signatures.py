@@ -7,7 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.messages.webhooks import SignatureProblem, SignatureRejected, signature, verify_signature
+from millrace_common.contracts.messages.webhooks import (
+    SignatureProblem,
+    SignatureRejected,
+    signature,
+    verify_signature,
+)
 
 pytestmark = pytest.mark.unit
 

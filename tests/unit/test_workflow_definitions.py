@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from millrace_common.topics import NODES_READY_AI, NODES_READY_HTTP, NODES_READY_OTHER, NODES_READY_RECORD
-from millrace_common.workflow import (
+from millrace_common.contracts.topics import (
+    NODES_READY_AI,
+    NODES_READY_HTTP,
+    NODES_READY_OTHER,
+    NODES_READY_RECORD,
+)
+from millrace_common.language.workflow import (
     CONFIG_MODELS,
     HANDLE_REQUIRED,
     NODE_CATEGORIES,

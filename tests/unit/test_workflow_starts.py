@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
-from millrace_common.messages.node_commands import NodeError, NodeFailedResult
-from millrace_common.messages.run_commands import StartRun, TriggerData
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import NodeError, NodeFailedResult
+from millrace_common.contracts.messages.run_commands import StartRun, TriggerData
+from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import WorkflowLoad, WorkflowStarts, decide, starts_by_workflow
 from millrace_orchestrator.domain.state import RunState
 

@@ -9,8 +9,8 @@ from itertools import pairwise
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from millrace_common.workflow import WorkflowDefinition
-from millrace_common.workflow_validation import Problem, stored_size_problem, validate_definition
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.language.workflow_validation import Problem, stored_size_problem, validate_definition
 
 from tests.unit.workflow_examples import edge, every_node_type, minimal, node
 

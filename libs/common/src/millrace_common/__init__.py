@@ -1,1 +1,4 @@
-"""What Millrace's services share: settings, message contracts, topics, database, Kafka, logging, metrics."""
+"""What Millrace's services share, as three packages with one direction of import: ``contracts``
+(messages, topics) <- ``language`` (workflow definitions, templates, conditions) <- ``platform``
+(settings, service shell, Kafka, outbox, PostgreSQL). The import-linter contracts in
+``pyproject.toml`` hold the direction."""

@@ -5,21 +5,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import FastAPI
-from millrace_common.auth import AUDIENCE, ISSUER, Passwords, Tokens
-from millrace_common.db import create_engine
-from millrace_common.gauges import (
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.platform.auth import AUDIENCE, ISSUER, Passwords, Tokens
+from millrace_common.platform.db import create_engine
+from millrace_common.platform.gauges import (
     CallbackCollector,
     ConsumerLagCollector,
     GaugeCollection,
     OutboxCollector,
     Subscription,
 )
-from millrace_common.kafka import DeadLetters, create_broker
-from millrace_common.messages.envelope import utc_now
-from millrace_common.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.outbox import OutboxRelay
-from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.platform.kafka import DeadLetters, create_broker
+from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
+from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
 from millrace_approval.entrypoints import kafka

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from millrace_common.messages.envelope import utc_now
-from millrace_common.tables import approvals
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.platform.tables import approvals
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine

@@ -6,14 +6,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
-from millrace_common.db import create_engine
-from millrace_common.gauges import GaugeCollection, OutboxCollector
-from millrace_common.kafka import create_broker
-from millrace_common.metrics import PlatformGauges
-from millrace_common.outbox import OutboxRelay
-from millrace_common.secrets import SecretBox
-from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import Namespace
+from millrace_common.contracts.topics import Namespace
+from millrace_common.platform.db import create_engine
+from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
+from millrace_common.platform.kafka import create_broker
+from millrace_common.platform.metrics import PlatformGauges
+from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.secrets import SecretBox
+from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway.adapters.outbox import Outbox

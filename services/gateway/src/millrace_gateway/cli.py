@@ -14,8 +14,8 @@ import ipaddress
 import os
 import sys
 
-from millrace_common.db import create_engine
-from millrace_common.messages.envelope import TenantId
+from millrace_common.contracts.messages.envelope import TenantId
+from millrace_common.platform.db import create_engine
 from pydantic import TypeAdapter, ValidationError
 
 from millrace_gateway.adapters.security import Passwords

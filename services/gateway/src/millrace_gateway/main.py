@@ -1,4 +1,4 @@
-from millrace_common.service import serve
+from millrace_common.platform.service import serve
 
 from millrace_gateway.bootstrap import build
 from millrace_gateway.settings import GatewaySettings

@@ -1,6 +1,7 @@
 """The gateway's own metrics: webhook calls by outcome (counted by an ASGI middleware, so refusals made
 before the handler runs, such as a malformed token or a body over the limit, count too) and the live
-streams. Its outbox gauges are the platform's (``millrace_common.gauges``); ``bootstrap`` wires them all.
+streams. Its outbox gauges are the platform's (``millrace_common.platform.gauges``); ``bootstrap``
+wires them all.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-from millrace_common.auth import AUDIENCE, ISSUER
-from millrace_common.settings import ServiceSettings
+from millrace_common.platform.auth import AUDIENCE, ISSUER
+from millrace_common.platform.settings import ServiceSettings
 from pydantic import Field, SecretStr
 
 

@@ -7,15 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 from fastapi import FastAPI
-from millrace_common.db import create_engine
-from millrace_common.gauges import ConsumerLagCollector, GaugeCollection, OutboxCollector, Subscription
-from millrace_common.kafka import DeadLetters, create_broker
-from millrace_common.messages.envelope import utc_now
-from millrace_common.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.outbox import OutboxRelay
-from millrace_common.secrets import SecretBox
-from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import (
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.topics import (
     NODES_READY_AI,
     NODES_READY_HTTP,
     NODES_READY_OTHER,
@@ -24,6 +17,18 @@ from millrace_common.topics import (
     ConsumerGroup,
     Namespace,
 )
+from millrace_common.platform.db import create_engine
+from millrace_common.platform.gauges import (
+    ConsumerLagCollector,
+    GaugeCollection,
+    OutboxCollector,
+    Subscription,
+)
+from millrace_common.platform.kafka import DeadLetters, create_broker
+from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
+from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.secrets import SecretBox
+from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 

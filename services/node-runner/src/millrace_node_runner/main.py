@@ -1,6 +1,6 @@
 import signal
 
-from millrace_common.service import serve
+from millrace_common.platform.service import serve
 
 from millrace_node_runner.bootstrap import build
 from millrace_node_runner.settings import NodeRunnerSettings

@@ -3,7 +3,7 @@ counted by its Kafka consumer, tokens and HTTP answers by the node use cases).""
 
 from __future__ import annotations
 
-from millrace_common.metrics import BoundedLabel
+from millrace_common.platform.metrics import BoundedLabel
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 

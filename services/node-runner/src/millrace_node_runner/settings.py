@@ -1,4 +1,4 @@
-from millrace_common.settings import ServiceSettings
+from millrace_common.platform.settings import ServiceSettings
 from pydantic import Field
 
 PRODUCER = "node-runner"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from millrace_common.messages.envelope import utc_now
-from millrace_common.messages.run_events import (
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.messages.run_events import (
     ApprovalRequested,
     NodeFailed,
     NodeRetryScheduled,
@@ -34,8 +34,8 @@ from millrace_common.messages.run_events import (
     RunTimedOut,
     TimerScheduled,
 )
-from millrace_common.metrics import BoundedLabel
-from millrace_common.tables import node_executions, run_events, runs, timers
+from millrace_common.platform.metrics import BoundedLabel
+from millrace_common.platform.tables import node_executions, run_events, runs, timers
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine

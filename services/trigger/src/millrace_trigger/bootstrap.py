@@ -5,13 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import FastAPI
-from millrace_common.db import create_engine
-from millrace_common.gauges import ConsumerLagCollector, GaugeCollection, OutboxCollector, Subscription
-from millrace_common.kafka import DeadLetters, create_broker
-from millrace_common.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.outbox import OutboxRelay
-from millrace_common.service import ServiceParts, create_app
-from millrace_common.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
+from millrace_common.contracts.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
+from millrace_common.platform.db import create_engine
+from millrace_common.platform.gauges import (
+    ConsumerLagCollector,
+    GaugeCollection,
+    OutboxCollector,
+    Subscription,
+)
+from millrace_common.platform.kafka import DeadLetters, create_broker
+from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
+from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
 from millrace_trigger.adapters.clock import Clock, FileClock, SystemClock

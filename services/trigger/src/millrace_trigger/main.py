@@ -1,4 +1,4 @@
-from millrace_common.service import serve
+from millrace_common.platform.service import serve
 
 from millrace_trigger.bootstrap import build
 from millrace_trigger.settings import TriggerSettings

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from millrace_common.settings import ServiceSettings
+from millrace_common.platform.settings import ServiceSettings
 from pydantic import Field
 
 CONSUMER = "trigger"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.tables import (
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.platform.tables import (
     approval_audit,
     approval_deadlines,
     approval_decisions,

@@ -9,8 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from millrace_common.permissions import Permission, Role, allows
-from millrace_common.refusals import Refused
+from millrace_common.platform.permissions import Permission, Role, allows
+from millrace_common.platform.refusals import Refused
 from pydantic import BaseModel, ConfigDict, JsonValue, model_validator
 
 Decision = Literal["approved", "rejected"]

@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from millrace_common.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard
-from millrace_common.kafka import DeadLetters
-from millrace_common.messages.run_events import RUN_EVENT
-from millrace_common.metrics import ConsumerMetrics
-from millrace_common.settings import ServiceSettings
-from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.contracts.messages.run_events import RUN_EVENT
+from millrace_common.contracts.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.platform.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard
+from millrace_common.platform.kafka import DeadLetters
+from millrace_common.platform.metrics import ConsumerMetrics
+from millrace_common.platform.settings import ServiceSettings
 
 from millrace_approval.service_layer.approvals import Approvals
 

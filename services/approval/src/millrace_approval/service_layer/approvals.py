@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.logs import bound
-from millrace_common.messages.run_commands import ResumeRun
-from millrace_common.messages.run_events import (
+from millrace_common.contracts.messages.run_commands import ResumeRun
+from millrace_common.contracts.messages.run_events import (
     AnyRunEvent,
     ApprovalDecided,
     ApprovalRequested,
@@ -20,10 +19,11 @@ from millrace_common.messages.run_events import (
     RunFailed,
     RunTimedOut,
 )
-from millrace_common.outbox import OutboxRelay, enqueue
-from millrace_common.outgoing import Outgoing
-from millrace_common.refusals import Refused
-from millrace_common.topics import RUNS_COMMANDS, Namespace
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
+from millrace_common.platform.logs import bound
+from millrace_common.platform.outbox import OutboxRelay, enqueue
+from millrace_common.platform.refusals import Refused
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 

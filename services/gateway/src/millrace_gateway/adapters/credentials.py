@@ -1,6 +1,6 @@
 """A tenant's AI settings and named credentials in PostgreSQL (``tenant_ai_settings``, ``credentials``),
-their secrets sealed before they get here (``millrace_common.secrets``). Every function works inside the
-caller's transaction; the node runner reads both."""
+their secrets sealed before they get here (``millrace_common.platform.secrets``). Every function
+works inside the caller's transaction; the node runner reads both."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.tables import credentials, tenant_ai_settings
+from millrace_common.platform.tables import credentials, tenant_ai_settings
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection

@@ -3,9 +3,9 @@ the relay publishes them, so no request waits for Kafka and none is lost while K
 
 from __future__ import annotations
 
-from millrace_common.outbox import OutboxRelay, enqueue
-from millrace_common.outgoing import Outgoing
-from millrace_common.topics import Namespace
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import Namespace
+from millrace_common.platform.outbox import OutboxRelay, enqueue
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.settings import PRODUCER

@@ -19,9 +19,9 @@ from typing import Any
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
-from millrace_common.consuming import Decoder, Delivery, TailConsumer
-from millrace_common.tables import runs
-from millrace_common.topics import RUNS_EVENTS, Namespace
+from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
+from millrace_common.platform.consuming import Decoder, Delivery, TailConsumer
+from millrace_common.platform.tables import runs
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from sqlalchemy import select

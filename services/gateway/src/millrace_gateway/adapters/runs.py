@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.messages.run_events import RUN_EVENT
-from millrace_common.tables import node_executions, run_events, runs
+from millrace_common.contracts.messages.run_events import RUN_EVENT
+from millrace_common.platform.tables import node_executions, run_events, runs
 from sqlalchemy import Row, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 

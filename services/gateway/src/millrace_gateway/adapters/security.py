@@ -1,6 +1,6 @@
-"""The gateway signs users in with the shared authentication of ``millrace_common.auth``."""
+"""The gateway signs users in with the shared authentication of ``millrace_common.platform.auth``."""
 
-from millrace_common.auth import (
+from millrace_common.platform.auth import (
     InvalidCredentials,
     Passwords,
     Principal,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.tables import active_triggers, workflow_triggers
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform.tables import active_triggers, workflow_triggers
 from sqlalchemy import delete, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 

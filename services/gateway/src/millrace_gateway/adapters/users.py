@@ -1,5 +1,5 @@
 """Tenants, their users and their API keys in PostgreSQL (``tenants``, ``users``, ``api_keys``). Every
-function works inside the caller's transaction. (``millrace_common.callers`` also stamps an API key's
+function works inside the caller's transaction. (``millrace_common.platform.callers`` also stamps an API key's
 ``last_used_at`` when a key signs a request in, in any service.)"""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.tables import api_keys, tenants, users
+from millrace_common.platform.tables import api_keys, tenants, users
 from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.tables import runs, workflow_triggers, workflow_versions, workflows
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform.tables import runs, workflow_triggers, workflow_versions, workflows
 from sqlalchemy import Row, Select, and_, func, insert, literal_column, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 

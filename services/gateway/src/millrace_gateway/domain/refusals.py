@@ -3,7 +3,7 @@ lists the codes). Pure."""
 
 from __future__ import annotations
 
-from millrace_common.refusals import FieldProblem, Refused
+from millrace_common.platform.refusals import FieldProblem, Refused
 
 
 class NotFound(Refused):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from millrace_common.auth import Principal
+from millrace_common.platform.auth import Principal
 
 
 @dataclass(frozen=True)

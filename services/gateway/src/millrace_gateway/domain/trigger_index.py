@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.language.workflow import WorkflowDefinition
 
 ANY_PIPELINE = "*"
 """The index's pipeline for a trigger on every pipeline, and for webhook and scheduled triggers."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from millrace_common.workflow import TriggerConfig
+from millrace_common.language.workflow import TriggerConfig
 from pydantic import JsonValue
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from millrace_common.refusals import FieldProblem
-from millrace_common.workflow import WorkflowDefinition
-from millrace_common.workflow_validation import stored_size_problem, validate_definition
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.language.workflow_validation import stored_size_problem, validate_definition
+from millrace_common.platform.refusals import FieldProblem
 from pydantic import JsonValue
 
 from millrace_gateway.domain.refusals import Archived, InvalidDefinition

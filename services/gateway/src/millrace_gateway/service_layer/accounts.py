@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from millrace_common.callers import authenticate
-from millrace_common.messages.envelope import utc_now
-from millrace_common.refusals import FieldProblem
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.platform.callers import authenticate
+from millrace_common.platform.refusals import FieldProblem
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine

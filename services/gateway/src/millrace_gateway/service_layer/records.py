@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
-from millrace_common.messages.envelope import JsonObject, utc_now
-from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordEvent, RecordUpdated
-from millrace_common.outgoing import Outgoing
-from millrace_common.refusals import FieldProblem
-from millrace_common.topics import RECORDS_EVENTS
+from millrace_common.contracts.messages.envelope import JsonObject, utc_now
+from millrace_common.contracts.messages.records import (
+    RecordCreated,
+    RecordDeleted,
+    RecordEvent,
+    RecordUpdated,
+)
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RECORDS_EVENTS
+from millrace_common.platform.refusals import FieldProblem
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.messages.run_commands import CancelRun, RetryRun
-from millrace_common.outgoing import Outgoing
-from millrace_common.topics import RUNS_COMMANDS
+from millrace_common.contracts.messages.run_commands import CancelRun, RetryRun
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RUNS_COMMANDS
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from millrace_common.messages.envelope import utc_now
+from millrace_common.contracts.messages.envelope import utc_now
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 

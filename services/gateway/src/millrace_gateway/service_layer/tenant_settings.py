@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import uuid4
 
-from millrace_common.messages.envelope import utc_now
-from millrace_common.refusals import FieldProblem
-from millrace_common.secrets import SecretBox
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.platform.refusals import FieldProblem
+from millrace_common.platform.secrets import SecretBox
 from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine

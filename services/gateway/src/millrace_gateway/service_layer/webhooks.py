@@ -9,18 +9,18 @@ import json
 from dataclasses import dataclass
 from uuid import UUID
 
-from millrace_common.limits import MIN_MESSAGE_BYTES
-from millrace_common.messages.envelope import utc_now
-from millrace_common.messages.webhooks import (
+from millrace_common.contracts.limits import MIN_MESSAGE_BYTES
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.messages.webhooks import (
     WebhookReceived,
     run_id_for_key,
     verify_signature,
     webhook_idempotency_key,
 )
-from millrace_common.outgoing import Outgoing
-from millrace_common.secrets import SecretBox, SecretsUnavailable
-from millrace_common.topics import WEBHOOKS_INBOUND
-from millrace_common.workflow import TriggerConfig
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import WEBHOOKS_INBOUND
+from millrace_common.language.workflow import TriggerConfig
+from millrace_common.platform.secrets import SecretBox, SecretsUnavailable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_gateway.adapters import credentials, webhook_deliveries, workflows

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
-from millrace_common.messages.envelope import JsonObject, utc_now
-from millrace_common.messages.run_commands import StartRun, TriggerData
-from millrace_common.outgoing import Outgoing
-from millrace_common.topics import RUNS_COMMANDS
-from millrace_common.workflow import WorkflowDefinition
-from millrace_common.workflow_validation import ValidationReport, validate_definition
+from millrace_common.contracts.messages.envelope import JsonObject, utc_now
+from millrace_common.contracts.messages.run_commands import StartRun, TriggerData
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RUNS_COMMANDS
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.language.workflow_validation import ValidationReport, validate_definition
 from pydantic import JsonValue
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine

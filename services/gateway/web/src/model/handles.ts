@@ -1,5 +1,5 @@
 /** Which source handles a node has: the builder draws one connector per handle. Mirrors
- * `source_handles` in libs/common/src/millrace_common/workflow_nodes.py. */
+ * `source_handles` in libs/common/src/millrace_common/language/workflow_nodes.py. */
 import type { JsonObject } from "./types";
 
 export const ERROR_HANDLE = "error";

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 import openai
-from millrace_common.node_errors import NodeErrorType
+from millrace_common.contracts.node_errors import NodeErrorType
 from openai import AsyncOpenAI
 
 from millrace_node_runner.adapters.network import GuardedClients, TargetRefused

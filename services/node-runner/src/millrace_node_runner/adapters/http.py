@@ -9,7 +9,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx2
-from millrace_common.node_errors import NodeErrorType
+from millrace_common.contracts.node_errors import NodeErrorType
 from prometheus_client import CollectorRegistry
 
 from millrace_node_runner.adapters.network import GuardedClients, TargetRefused

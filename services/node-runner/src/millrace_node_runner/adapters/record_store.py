@@ -11,15 +11,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from millrace_common.conditions import Condition, ConditionError
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.messages.node_commands import ExecuteNode
-from millrace_common.messages.records import RecordCreated, RecordDeleted, RecordEvent, RecordUpdated
-from millrace_common.node_errors import NodeErrorType
-from millrace_common.outbox import OutboxRelay, enqueue
-from millrace_common.outgoing import Outgoing
-from millrace_common.tables import pipelines, records, runner_executions, tasks
-from millrace_common.topics import RECORDS_EVENTS, Namespace
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.messages.node_commands import ExecuteNode
+from millrace_common.contracts.messages.records import (
+    RecordCreated,
+    RecordDeleted,
+    RecordEvent,
+    RecordUpdated,
+)
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
+from millrace_common.language.conditions import Condition, ConditionError
+from millrace_common.platform.outbox import OutboxRelay, enqueue
+from millrace_common.platform.tables import pipelines, records, runner_executions, tasks
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from millrace_common.node_errors import NodeErrorType
-from millrace_common.secrets import SecretBox, SecretsUnavailable
-from millrace_common.tables import credentials, tenant_ai_settings, tenant_network_policies
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.platform.secrets import SecretBox, SecretsUnavailable
+from millrace_common.platform.tables import credentials, tenant_ai_settings, tenant_network_policies
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine

@@ -11,8 +11,8 @@ from datetime import date, datetime
 from functools import lru_cache
 
 import jsonschema_rs
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.node_errors import NodeErrorType
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.node_errors import NodeErrorType
 from pydantic import JsonValue
 
 from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput

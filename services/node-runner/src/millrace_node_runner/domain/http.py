@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from urllib.parse import urlencode, urljoin, urlsplit
 from uuid import UUID
 
-from millrace_common.json_depth import too_deep
-from millrace_common.node_errors import NodeErrorType
+from millrace_common.contracts.json_depth import too_deep
+from millrace_common.contracts.node_errors import NodeErrorType
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from millrace_node_runner.domain.outcomes import Outcome, Succeeded, failed

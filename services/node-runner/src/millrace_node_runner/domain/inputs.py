@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from millrace_common.conditions import Condition
-from millrace_common.messages.envelope import JsonObject
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.language.conditions import Condition
 from pydantic import (
     BaseModel,
     BeforeValidator,

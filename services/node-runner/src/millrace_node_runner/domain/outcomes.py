@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.messages.node_commands import NodeError
-from millrace_common.node_errors import NodeErrorType
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.messages.node_commands import NodeError
+from millrace_common.contracts.node_errors import NodeErrorType
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ Outcome = Succeeded | Failed
 def failed(
     error_type: NodeErrorType, message: str, *, retryable: bool, retry_after_seconds: float | None = None
 ) -> Failed:
-    """A failure of one of the known types (``millrace_common.node_errors``, listed in the docs)."""
+    """A failure of one of the known types (``millrace_common.contracts.node_errors``, listed in the docs)."""
     return Failed(
         NodeError(
             type=error_type, message=message, retryable=retryable, retry_after_seconds=retry_after_seconds

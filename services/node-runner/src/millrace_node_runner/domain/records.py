@@ -9,9 +9,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from millrace_common.conditions import AllOf, Comparison, Condition, ConditionError, Operator, evaluate
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.node_errors import NodeErrorType
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.language.conditions import (
+    AllOf,
+    Comparison,
+    Condition,
+    ConditionError,
+    Operator,
+    evaluate,
+)
 from pydantic import JsonValue
 
 from millrace_node_runner.domain.outcomes import Failed, failed

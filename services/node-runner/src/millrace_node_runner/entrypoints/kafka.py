@@ -1,6 +1,6 @@
 """Node commands in, node results out.
 
-One consumer (group ``node-runner``, ``millrace_common.lanes.LaneConsumer``) reads the four runner
+One consumer (group ``node-runner``, ``millrace_common.platform.lanes.LaneConsumer``) reads the four runner
 topics, each a lane with its own number of slots, so slow AI calls never hold up HTTP or record work.
 :class:`NodeCommands` handles one decoded command: it runs the node, publishes the result and
 acknowledges the command, so its offset may be committed. A command the runner cannot handle is
@@ -16,20 +16,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka.errors import MessageSizeTooLargeError
-from millrace_common.consuming import Decoder, Delivery
-from millrace_common.kafka import DeadLetters, inject_fault
-from millrace_common.lanes import SEND_BACKOFF_SECONDS, Draining, LaneConsumer, Undeliverable, until_sent
-from millrace_common.logs import bound
-from millrace_common.messages.node_commands import (
+from millrace_common.contracts.messages.node_commands import (
     NODE_COMMAND,
     ExecuteNode,
     NodeFailedResult,
     NodeSucceededResult,
 )
-from millrace_common.metrics import ConsumerMetrics
-from millrace_common.node_errors import NodeErrorType
-from millrace_common.outages import OncePerInterval, unreachable_dependency
-from millrace_common.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.platform.consuming import Decoder, Delivery
+from millrace_common.platform.kafka import DeadLetters, inject_fault
+from millrace_common.platform.lanes import (
+    SEND_BACKOFF_SECONDS,
+    Draining,
+    LaneConsumer,
+    Undeliverable,
+    until_sent,
+)
+from millrace_common.platform.logs import bound
+from millrace_common.platform.metrics import ConsumerMetrics
+from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 
 from millrace_node_runner.domain.outcomes import failed
 from millrace_node_runner.metrics import NodeMetrics

@@ -7,11 +7,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from millrace_common.kafka import describe_validation_error
-from millrace_common.limits import MAX_PAYLOAD_BYTES, too_large
-from millrace_common.messages.node_commands import ExecuteNode, NodeFailedResult, NodeSucceededResult
-from millrace_common.node_errors import NodeErrorType
-from millrace_common.outages import unreachable_dependency
+from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, too_large
+from millrace_common.contracts.messages.node_commands import (
+    ExecuteNode,
+    NodeFailedResult,
+    NodeSucceededResult,
+)
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.platform.kafka import describe_validation_error
+from millrace_common.platform.outages import unreachable_dependency
 from pydantic import ValidationError
 
 from millrace_node_runner.domain.outcomes import Failed, NodeRefused, Outcome, Succeeded, failed

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from datetime import datetime
 
 import httpx2
-from millrace_common.messages.node_commands import ExecuteNode
-from millrace_common.node_errors import NodeErrorType
+from millrace_common.contracts.messages.node_commands import ExecuteNode
+from millrace_common.contracts.node_errors import NodeErrorType
 
 from millrace_node_runner.adapters.http import HttpCaller, OutgoingRequest
 from millrace_node_runner.adapters.tenants import TenantConfig

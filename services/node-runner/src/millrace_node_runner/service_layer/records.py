@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from millrace_common.messages.node_commands import ExecuteNode
+from millrace_common.contracts.messages.node_commands import ExecuteNode
 
 from millrace_node_runner.adapters.record_store import RecordStore
 from millrace_node_runner.domain.inputs import (

@@ -1,5 +1,5 @@
 """The run log in PostgreSQL (the ``RunLog`` port), on direct psycopg connections: a batch takes one
-or two statements (see ``millrace_common.pg``).
+or two statements (see ``millrace_common.platform.pg``).
 
 When every run of a batch is in the state cache, or is started by it with a definition already
 loaded, ``load`` reads nothing: the batch is decided on those states with the workflows' load taken
@@ -19,10 +19,10 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from millrace_common.messages.run_commands import StartRun
-from millrace_common.pg import DirectConnections
-from millrace_common.topics import Namespace
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.run_commands import StartRun
+from millrace_common.contracts.topics import Namespace
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform.pg import DirectConnections
 
 from millrace_orchestrator.adapters.run_log_statements import (
     CONSUMER,

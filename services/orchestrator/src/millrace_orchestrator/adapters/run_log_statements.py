@@ -13,14 +13,14 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from millrace_common.bulk import Write, insert_write, rows_document, together, update_write
-from millrace_common.messages.envelope import utc_now
-from millrace_common.messages.run_events import AnyRunEvent, RunEvent
-from millrace_common.outbox import Record, outbox_write, records
-from millrace_common.outgoing import Outgoing
-from millrace_common.pg import array_literal, execute
-from millrace_common.tables import node_executions, processed_messages, runs, timers, workflow_starts
-from millrace_common.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.messages.run_events import AnyRunEvent, RunEvent
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.platform.bulk import Write, insert_write, rows_document, together, update_write
+from millrace_common.platform.outbox import Record, outbox_write, records
+from millrace_common.platform.pg import array_literal, execute
+from millrace_common.platform.tables import node_executions, processed_messages, runs, timers, workflow_starts
 from pydantic import TypeAdapter
 
 from millrace_orchestrator.domain.decide import WorkflowStarts

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.messages.run_commands import StartRun
-from millrace_common.messages.run_events import RunEvent, RunThrottled
-from millrace_common.outgoing import Outgoing
+from millrace_common.contracts.messages.run_commands import StartRun
+from millrace_common.contracts.messages.run_events import RunEvent, RunThrottled
+from millrace_common.contracts.outgoing import Outgoing
 
 from millrace_orchestrator.domain.decide import (
     Message,

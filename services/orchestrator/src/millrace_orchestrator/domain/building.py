@@ -8,17 +8,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.messages.node_commands import NodeFailedResult, NodeSucceededResult
-from millrace_common.messages.run_commands import CancelRun, FireTimer, ResumeRun, RetryRun, StartRun
-from millrace_common.messages.run_events import (
+from millrace_common.contracts.messages.node_commands import NodeFailedResult, NodeSucceededResult
+from millrace_common.contracts.messages.run_commands import (
+    CancelRun,
+    FireTimer,
+    ResumeRun,
+    RetryRun,
+    StartRun,
+)
+from millrace_common.contracts.messages.run_events import (
     ForEachItemScheduled,
     RunEvent,
     RunRetried,
     TimerPurpose,
     TimerScheduled,
 )
-from millrace_common.outgoing import Outgoing
-from millrace_common.workflow import Node
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.language.workflow import Node
 
 from millrace_orchestrator.domain.state import RunState, evolve, split_key
 

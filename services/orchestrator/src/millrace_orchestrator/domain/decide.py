@@ -11,9 +11,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from millrace_common.messages.node_commands import NodeFailedResult, NodeSucceededResult
-from millrace_common.messages.run_commands import CancelRun, FireTimer, ResumeRun, RetryRun, StartRun
-from millrace_common.messages.run_events import RunCancelled, RunRetried, RunStarted, RunThrottled
+from millrace_common.contracts.messages.node_commands import NodeFailedResult, NodeSucceededResult
+from millrace_common.contracts.messages.run_commands import (
+    CancelRun,
+    FireTimer,
+    ResumeRun,
+    RetryRun,
+    StartRun,
+)
+from millrace_common.contracts.messages.run_events import RunCancelled, RunRetried, RunStarted, RunThrottled
 
 from millrace_orchestrator.domain.building import Decision, Message, _Builder, _instance
 from millrace_orchestrator.domain.load import (

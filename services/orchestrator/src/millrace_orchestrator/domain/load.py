@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-from millrace_common.messages.run_events import (
+from millrace_common.contracts.messages.run_events import (
     RunCancelled,
     RunCompleted,
     RunEvent,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from millrace_common.messages.node_commands import ExecuteNode, NodeError
-from millrace_common.messages.run_events import ApprovalRequested, NodeScheduled
-from millrace_common.node_errors import NodeErrorType
-from millrace_common.outgoing import Outgoing
-from millrace_common.templating import TemplateError
-from millrace_common.workflow import RUNNER_TOPICS, Node
+from millrace_common.contracts.messages.node_commands import ExecuteNode, NodeError
+from millrace_common.contracts.messages.run_events import ApprovalRequested, NodeScheduled
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.language.templating import TemplateError
+from millrace_common.language.workflow import RUNNER_TOPICS, Node
 
 from millrace_orchestrator.domain.building import _Builder
 from millrace_orchestrator.domain.outcomes import _fail, _refuse, _succeed

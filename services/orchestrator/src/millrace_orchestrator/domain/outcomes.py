@@ -6,11 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-from millrace_common.conditions import ConditionError
-from millrace_common.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
-from millrace_common.messages.run_events import NodeFailed, NodeRetryScheduled, NodeSucceeded, RunFailed
-from millrace_common.node_errors import RETRY_EVERY_TYPE, NodeErrorType
-from millrace_common.workflow import Node, RetryPolicy
+from millrace_common.contracts.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.contracts.messages.run_events import (
+    NodeFailed,
+    NodeRetryScheduled,
+    NodeSucceeded,
+    RunFailed,
+)
+from millrace_common.contracts.node_errors import RETRY_EVERY_TYPE, NodeErrorType
+from millrace_common.language.conditions import ConditionError
+from millrace_common.language.workflow import Node, RetryPolicy
 from pydantic import JsonValue
 
 from millrace_orchestrator.domain.building import _Builder

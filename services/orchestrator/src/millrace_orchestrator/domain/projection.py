@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from millrace_common.messages.run_events import (
+from millrace_common.contracts.messages.run_events import (
     ApprovalRequested,
     NodeFailed,
     NodeRetryScheduled,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 
-from millrace_common.conditions import Condition, ConditionError, evaluate, parse_condition
-from millrace_common.limits import MAX_PAYLOAD_BYTES, too_large
-from millrace_common.templating import TemplateError, render_value
-from millrace_common.workflow import Node
+from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, too_large
+from millrace_common.language.conditions import Condition, ConditionError, evaluate, parse_condition
+from millrace_common.language.templating import TemplateError, render_value
+from millrace_common.language.workflow import Node
 from pydantic import JsonValue
 
 from millrace_orchestrator.domain.building import _Builder
@@ -46,7 +46,7 @@ def template_context(state: RunState, parent_id: str | None = None, scope: str =
 
 
 class PayloadTooLarge(Exception):
-    """A node's input or output no message could carry (``millrace_common.limits``)."""
+    """A node's input or output no message could carry (``millrace_common.contracts.limits``)."""
 
 
 def _bounded(value: JsonValue, what: str) -> JsonValue:

@@ -3,15 +3,15 @@ for_each), finish for_each items and loops, and finish the run when nothing is l
 
 from __future__ import annotations
 
-from millrace_common.messages.node_commands import NodeError
-from millrace_common.messages.run_events import (
+from millrace_common.contracts.messages.node_commands import NodeError
+from millrace_common.contracts.messages.run_events import (
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeSkipped,
     RunCompleted,
 )
-from millrace_common.node_errors import NodeErrorType
-from millrace_common.workflow import Edge, Node
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.language.workflow import Edge, Node
 from pydantic import JsonValue
 
 from millrace_orchestrator.domain.building import _Builder, _instance

@@ -10,10 +10,10 @@ from typing import TypeVar
 from uuid import UUID
 
 from immutables import Map
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.messages.node_commands import NodeError
-from millrace_common.messages.run_commands import TriggerData
-from millrace_common.messages.run_events import (
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.messages.node_commands import NodeError
+from millrace_common.contracts.messages.run_commands import TriggerData
+from millrace_common.contracts.messages.run_events import (
     ApprovalDecided,
     ApprovalRequested,
     ForEachItemCompleted,
@@ -34,8 +34,8 @@ from millrace_common.messages.run_events import (
     TimerFired,
     TimerScheduled,
 )
-from millrace_common.node_errors import NodeErrorType
-from millrace_common.workflow import WorkflowDefinition
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.language.workflow import WorkflowDefinition
 
 D = TypeVar("D")
 

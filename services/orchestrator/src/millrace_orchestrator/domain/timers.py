@@ -3,8 +3,13 @@ deadline) and a decided approval."""
 
 from __future__ import annotations
 
-from millrace_common.messages.run_events import ApprovalDecided, RunTimedOut, TimerFired, TimerScheduled
-from millrace_common.workflow import Node
+from millrace_common.contracts.messages.run_events import (
+    ApprovalDecided,
+    RunTimedOut,
+    TimerFired,
+    TimerScheduled,
+)
+from millrace_common.language.workflow import Node
 
 from millrace_orchestrator.domain.building import _Builder, _instance
 from millrace_orchestrator.domain.nodes import _dispatch

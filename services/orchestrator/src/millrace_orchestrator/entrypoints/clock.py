@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from millrace_common.messages.run_commands import FireTimer
-from millrace_common.outbox import LiveRelay, outbox_write, records
-from millrace_common.outgoing import Outgoing
-from millrace_common.pg import DirectConnections
-from millrace_common.tables import timers, workflow_starts
-from millrace_common.topics import RUNS_COMMANDS, Namespace
+from millrace_common.contracts.messages.run_commands import FireTimer
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
+from millrace_common.platform.outbox import LiveRelay, outbox_write, records
+from millrace_common.platform.pg import DirectConnections
+from millrace_common.platform.tables import timers, workflow_starts
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from millrace_common.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard, ack_all
-from millrace_common.kafka import DeadLetters
-from millrace_common.messages.node_commands import NODE_RESULT
-from millrace_common.messages.run_commands import RUN_COMMAND
-from millrace_common.metrics import ConsumerMetrics
-from millrace_common.settings import ServiceSettings
-from millrace_common.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+from millrace_common.contracts.messages.node_commands import NODE_RESULT
+from millrace_common.contracts.messages.run_commands import RUN_COMMAND
+from millrace_common.contracts.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+from millrace_common.platform.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard, ack_all
+from millrace_common.platform.kafka import DeadLetters
+from millrace_common.platform.metrics import ConsumerMetrics
+from millrace_common.platform.settings import ServiceSettings
 
 from millrace_orchestrator.domain.decide import Message
 from millrace_orchestrator.service_layer.runs import RunMessages

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from millrace_common.outbox import Record
+from millrace_common.platform.outbox import Record
 
 from millrace_orchestrator.domain.batch import BatchDecision, LoadedBatch
 from millrace_orchestrator.domain.decide import Message

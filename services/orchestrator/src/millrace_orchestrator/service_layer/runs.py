@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from millrace_common.messages.envelope import utc_now
-from millrace_common.messages.run_events import RunEvent
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.messages.run_events import RunEvent
 
 from millrace_orchestrator.domain.batch import BatchDecision, decide_batch
 from millrace_orchestrator.domain.decide import Message

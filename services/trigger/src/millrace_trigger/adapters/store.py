@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.tables import schedule_cursors, trigger_firings, workflow_triggers
-from millrace_common.workflow import TriggerConfig
+from millrace_common.language.workflow import TriggerConfig
+from millrace_common.platform.tables import schedule_cursors, trigger_firings, workflow_triggers
 from pydantic import ValidationError
 from pydantic_core import to_json
 from sqlalchemy import select, text

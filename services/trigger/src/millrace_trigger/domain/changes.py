@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from millrace_common.workflow import WatchedField
+from millrace_common.language.workflow import WatchedField
 from pydantic import JsonValue
 
 JsonObject = dict[str, JsonValue]

@@ -15,9 +15,9 @@ from functools import cached_property
 from typing import Literal
 from uuid import UUID
 
-from millrace_common.messages.run_commands import StartRun, TriggerData
-from millrace_common.messages.webhooks import run_id_for_key
-from millrace_common.workflow import TriggerConfig
+from millrace_common.contracts.messages.run_commands import StartRun, TriggerData
+from millrace_common.contracts.messages.webhooks import run_id_for_key
+from millrace_common.language.workflow import TriggerConfig
 from pydantic import JsonValue
 
 JsonObject = dict[str, JsonValue]

@@ -11,9 +11,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from millrace_common.conditions import ConditionError, evaluate
-from millrace_common.messages.records import AnyRecordEvent, RecordCreated, RecordDeleted, RecordUpdated
-from millrace_common.messages.webhooks import WebhookReceived
+from millrace_common.contracts.messages.records import (
+    AnyRecordEvent,
+    RecordCreated,
+    RecordDeleted,
+    RecordUpdated,
+)
+from millrace_common.contracts.messages.webhooks import WebhookReceived
+from millrace_common.language.conditions import ConditionError, evaluate
 
 from millrace_trigger.domain.changes import JsonObject, changed_fields, watched_changes
 from millrace_trigger.domain.firings import Candidate, Firing, Outcome, firing

@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from millrace_common.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard, ack_all
-from millrace_common.kafka import DeadLetters
-from millrace_common.messages.records import RECORD_EVENT
-from millrace_common.messages.webhooks import WEBHOOK_MESSAGE
-from millrace_common.metrics import ConsumerMetrics
-from millrace_common.settings import ServiceSettings
-from millrace_common.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
+from millrace_common.contracts.messages.records import RECORD_EVENT
+from millrace_common.contracts.messages.webhooks import WEBHOOK_MESSAGE
+from millrace_common.contracts.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
+from millrace_common.platform.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard, ack_all
+from millrace_common.platform.kafka import DeadLetters
+from millrace_common.platform.metrics import ConsumerMetrics
+from millrace_common.platform.settings import ServiceSettings
 
 from millrace_trigger.service_layer.records import RecordEventHandler
 from millrace_trigger.service_layer.webhooks import WebhookHandler

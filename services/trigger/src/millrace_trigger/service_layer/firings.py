@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from millrace_common.consuming import Delivery
-from millrace_common.logs import bound
-from millrace_common.outbox import OutboxRelay, enqueue
-from millrace_common.outgoing import Outgoing
-from millrace_common.topics import RUNS_COMMANDS, Namespace
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
+from millrace_common.platform.consuming import Delivery
+from millrace_common.platform.logs import bound
+from millrace_common.platform.outbox import OutboxRelay, enqueue
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_trigger.adapters.clock import Clock

@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from millrace_common.consuming import Delivery
-from millrace_common.messages.records import AnyRecordEvent, RecordUpdated
+from millrace_common.contracts.messages.records import AnyRecordEvent, RecordUpdated
+from millrace_common.platform.consuming import Delivery
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_trigger.adapters.store import ANY_PIPELINE, IndexKey, RecordKey

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from millrace_common.consuming import Delivery
-from millrace_common.messages.webhooks import AnyWebhookMessage
+from millrace_common.contracts.messages.webhooks import AnyWebhookMessage
+from millrace_common.platform.consuming import Delivery
 
 from millrace_trigger.domain.firings import Candidate
 from millrace_trigger.domain.matching import match_webhook

@@ -8,7 +8,7 @@ from typing import Literal
 from uuid import UUID
 
 from fastapi import APIRouter
-from millrace_common.auth import Principal
+from millrace_common.platform.auth import Principal
 from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import Row
 

@@ -9,10 +9,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from millrace_common.auth import InvalidCredentials, Passwords, Principal, Tokens
-from millrace_common.callers import authenticate
-from millrace_common.permissions import Permission, allows
-from millrace_common.problems import Problem
+from millrace_common.platform.auth import InvalidCredentials, Passwords, Principal, Tokens
+from millrace_common.platform.callers import authenticate
+from millrace_common.platform.permissions import Permission, allows
+from millrace_common.platform.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_approval.service_layer.approvals import Approvals

@@ -11,9 +11,9 @@ from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from millrace_common.auth import Principal, Tokens
-from millrace_common.messages.envelope import utc_now
-from millrace_common.permissions import Role
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.platform.auth import Principal, Tokens
+from millrace_common.platform.permissions import Role
 from pydantic import JsonValue
 
 from millrace_approval.domain.approvals import ApprovalRefused, Status

@@ -7,8 +7,8 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Path
-from millrace_common.messages.envelope import TenantId
-from millrace_common.problems import declared
+from millrace_common.contracts.messages.envelope import TenantId
+from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from millrace_gateway.domain.permissions import Role, permissions_of

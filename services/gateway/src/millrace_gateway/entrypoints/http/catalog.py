@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from millrace_common.conditions import PRESETS
-from millrace_common.workflow import NODE_CATEGORIES, node_type_schemas
+from millrace_common.language.conditions import PRESETS
+from millrace_common.language.workflow import NODE_CATEGORIES, node_type_schemas
 from pydantic import JsonValue
 
 from millrace_gateway.entrypoints.http.deps import Reader

@@ -1,11 +1,11 @@
-"""The gateway's errors: RFC 9457 problem details (``millrace_common.problems``) for every error,
+"""The gateway's errors: RFC 9457 problem details (``millrace_common.platform.problems``) for every error,
 including what the use cases refuse (``domain.refusals``), and the request-body limits: a body declared
 too large is refused before it is read, one sent without a length as soon as it grows past the limit."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
-from millrace_common.problems import Problem, not_found, problem_openapi, problem_response
+from millrace_common.platform.problems import Problem, not_found, problem_openapi, problem_response
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

@@ -8,8 +8,8 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
-from millrace_common.messages.envelope import JsonObject
-from millrace_common.problems import declared
+from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
-from millrace_common.problems import declared
+from millrace_common.platform.problems import declared
 from pydantic import BaseModel, Field, JsonValue
 
 from millrace_gateway.domain.runs import node_started_at

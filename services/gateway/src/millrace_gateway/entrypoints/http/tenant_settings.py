@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from millrace_common.problems import declared
+from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import Row
 

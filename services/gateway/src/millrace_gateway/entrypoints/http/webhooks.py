@@ -16,8 +16,8 @@ from typing import Annotated
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path, Request
-from millrace_common.json_depth import depth_detail, too_deep
-from millrace_common.messages.webhooks import (
+from millrace_common.contracts.json_depth import depth_detail, too_deep
+from millrace_common.contracts.messages.webhooks import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,

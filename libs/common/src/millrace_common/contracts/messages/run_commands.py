@@ -1,0 +1,75 @@
+"""Commands on ``runs.commands``, keyed by ``run_id``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from millrace_common.contracts.messages.envelope import Envelope, JsonObject
+
+
+class TriggerData(BaseModel):
+    """What started a run, as templates see it under ``trigger``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    source_event_id: UUID | None = None
+    data: JsonObject = Field(default_factory=dict)
+    started_by: str | None = Field(default=None, description="The user who started the run, for manual runs")
+    causation_depth: int = Field(
+        default=0,
+        ge=0,
+        description="The causation depth of the record event that started the run (0 otherwise)",
+    )
+
+
+class StartRun(Envelope):
+    type: Literal["run.start"] = "run.start"
+    run_id: UUID
+    workflow_id: UUID
+    workflow_version: int = Field(ge=1)
+    trigger: TriggerData
+    idempotency_key: str = Field(min_length=1, max_length=300)
+
+
+class CancelRun(Envelope):
+    type: Literal["run.cancel"] = "run.cancel"
+    run_id: UUID
+    reason: str = Field(default="cancelled by a user", max_length=500)
+    requested_by: str | None = None
+
+
+class RetryRun(Envelope):
+    """Run a failed run again from its failed nodes, keeping every earlier node's output."""
+
+    type: Literal["run.retry"] = "run.retry"
+    run_id: UUID
+    requested_by: str | None = None
+
+
+class FireTimer(Envelope):
+    """A durable timer of the run came due (sent by the orchestrator's timer loop to the run's owner)."""
+
+    type: Literal["run.fire_timer"] = "run.fire_timer"
+    run_id: UUID
+    timer_id: UUID
+
+
+class ResumeRun(Envelope):
+    """A person decided an approval; the run continues along ``approved``, ``rejected`` or ``timeout``."""
+
+    type: Literal["run.resume"] = "run.resume"
+    run_id: UUID
+    node_id: str = Field(description="The approval node's instance key")
+    decision: Literal["approved", "rejected", "timeout"]
+    decided_by: str | None = None
+    note: str = Field(default="", max_length=5000)
+
+
+AnyRunCommand = Annotated[
+    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun, Field(discriminator="type")
+]
+RUN_COMMAND = TypeAdapter(AnyRunCommand)

@@ -1,0 +1,198 @@
+"""Run events: the orchestrator's append-only log, also published on ``runs.events`` for observers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import Field, JsonValue, TypeAdapter
+
+from millrace_common.contracts.messages.envelope import Envelope, JsonObject
+from millrace_common.contracts.messages.node_commands import NodeError
+from millrace_common.contracts.messages.run_commands import TriggerData
+
+
+class RunEvent(Envelope):
+    run_id: UUID
+    seq: int = Field(default=0, ge=0, description="Position in the run's log, assigned when appended")
+
+
+class RunStarted(RunEvent):
+    type: Literal["run.started"] = "run.started"
+    workflow_id: UUID
+    workflow_version: int
+    trigger: TriggerData
+
+
+class NodeScheduled(RunEvent):
+    type: Literal["node.scheduled"] = "node.scheduled"
+    node_id: str
+    node_type: str
+    attempt: int
+    input: JsonObject
+
+
+class NodeSucceeded(RunEvent):
+    type: Literal["node.succeeded"] = "node.succeeded"
+    node_id: str
+    node_type: str
+    attempt: int
+    output: JsonObject
+    duration_ms: float
+    taken_handles: tuple[str, ...] | None = Field(
+        default=None, description="Outgoing handles followed; None follows every non-error edge"
+    )
+
+
+class NodeFailed(RunEvent):
+    type: Literal["node.failed"] = "node.failed"
+    node_id: str
+    node_type: str
+    attempt: int
+    error: NodeError
+    duration_ms: float
+
+
+class NodeSkipped(RunEvent):
+    type: Literal["node.skipped"] = "node.skipped"
+    node_id: str
+    node_type: str
+
+
+class RunCompleted(RunEvent):
+    type: Literal["run.completed"] = "run.completed"
+
+
+class RunFailed(RunEvent):
+    type: Literal["run.failed"] = "run.failed"
+    reason: str
+    failed_node_id: str | None = None
+
+
+TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout", "approval_deadline"]
+
+
+class TimerScheduled(RunEvent):
+    """A durable timer: kept in PostgreSQL, fired after restarts."""
+
+    type: Literal["timer.scheduled"] = "timer.scheduled"
+    timer_id: UUID
+    fire_at: datetime
+    purpose: TimerPurpose
+    node_id: str | None = None
+    attempt: int | None = None
+
+
+class TimerFired(RunEvent):
+    type: Literal["timer.fired"] = "timer.fired"
+    timer_id: UUID
+
+
+class NodeRetryScheduled(RunEvent):
+    """The attempt failed with a retryable error; the next attempt starts when its timer fires."""
+
+    type: Literal["node.retry_scheduled"] = "node.retry_scheduled"
+    node_id: str
+    node_type: str
+    attempt: int
+    error: NodeError
+    retry_at: datetime
+
+
+class ForEachItemScheduled(RunEvent):
+    """Item ``index`` of the for_each ``node_id`` (a node instance key) starts its body."""
+
+    type: Literal["for_each.item_scheduled"] = "for_each.item_scheduled"
+    node_id: str
+    index: int
+
+
+class ForEachItemCompleted(RunEvent):
+    type: Literal["for_each.item_completed"] = "for_each.item_completed"
+    node_id: str
+    index: int
+    outcome: Literal["succeeded", "failed"]
+    result: JsonValue = None
+    error: NodeError | None = None
+
+
+class ApprovalRequested(RunEvent):
+    """The run waits for a person; the approval service takes it from here."""
+
+    type: Literal["approval.requested"] = "approval.requested"
+    node_id: str
+    workflow_id: UUID
+    assignee: JsonObject
+    title: str
+    description: str = ""
+    data: JsonObject = Field(
+        default_factory=dict, description="What the approver sees, frozen at request time"
+    )
+    deadline_at: datetime | None = None
+    on_deadline: Literal["escalate", "timeout"] = "timeout"
+    escalate_to: JsonObject | None = None
+    quorum: int = 1
+    allow_self_approval: bool = False
+    requested_by: str | None = Field(default=None, description="Who started the run, when a person did")
+
+
+class ApprovalDecided(RunEvent):
+    type: Literal["approval.decided"] = "approval.decided"
+    node_id: str
+    decision: Literal["approved", "rejected", "timeout"]
+    decided_by: str | None = None
+    note: str = ""
+
+
+class RunThrottled(RunEvent):
+    """The run was asked for but not started: its workflow is at one of its limits."""
+
+    type: Literal["run.throttled"] = "run.throttled"
+    workflow_id: UUID
+    workflow_version: int
+    trigger: TriggerData
+    reason: str
+
+
+class RunTimedOut(RunEvent):
+    type: Literal["run.timed_out"] = "run.timed_out"
+    reason: str
+
+
+class RunCancelled(RunEvent):
+    type: Literal["run.cancelled"] = "run.cancelled"
+    reason: str
+    requested_by: str | None = None
+
+
+class RunRetried(RunEvent):
+    """The failed nodes go back to pending; the next attempt of each follows."""
+
+    type: Literal["run.retried"] = "run.retried"
+    node_ids: tuple[str, ...]
+    requested_by: str | None = None
+
+
+AnyRunEvent = Annotated[
+    RunStarted
+    | NodeScheduled
+    | NodeSucceeded
+    | NodeFailed
+    | NodeSkipped
+    | RunCompleted
+    | RunFailed
+    | RunCancelled
+    | RunRetried
+    | TimerScheduled
+    | TimerFired
+    | NodeRetryScheduled
+    | RunTimedOut
+    | ForEachItemScheduled
+    | ForEachItemCompleted
+    | ApprovalRequested
+    | ApprovalDecided
+    | RunThrottled,
+    Field(discriminator="type"),
+]
+RUN_EVENT = TypeAdapter(AnyRunEvent)

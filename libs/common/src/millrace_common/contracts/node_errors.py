@@ -1,0 +1,57 @@
+"""The error types a node can fail with: the one list of names that node errors carry, that
+``retry.retry_on`` may list and that error edges and conditions compare ``nodes.<id>.error.type``
+with. Every producer (the node runner, the orchestrator) takes its names from here, and
+``docs/node-reference.md`` lists each with what causes it (a unit test holds the two together).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["RENAMED_ERROR_TYPES", "RETRY_EVERY_TYPE", "NodeErrorType"]
+
+
+class NodeErrorType(StrEnum):
+    """One name per cause. Values are what ``NodeError.type`` holds on the wire and in the run log."""
+
+    # -- the node runner ---------------------------------------------------------------------------
+    INVALID_INPUT = "invalid_input"
+    UNSUPPORTED_NODE = "unsupported_node"
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    HTTP_STATUS = "http_status"
+    TARGET_NOT_ALLOWED = "target_not_allowed"
+    INVALID_URL = "invalid_url"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    CREDENTIAL_NOT_FOUND = "credential_not_found"
+    CREDENTIAL_MISMATCH = "credential_mismatch"
+    CREDENTIAL_UNREADABLE = "credential_unreadable"
+    SECRETS_UNAVAILABLE = "secrets_unavailable"
+    AI_NOT_CONFIGURED = "ai_not_configured"
+    AI_BUDGET_EXCEEDED = "ai_budget_exceeded"
+    AI_INVALID_ANSWER = "ai_invalid_answer"
+    AI_STATUS = "ai_status"
+    AI_ERROR = "ai_error"
+    NOT_FOUND = "not_found"
+    CAUSATION_DEPTH_EXCEEDED = "causation_depth_exceeded"
+    TOO_MANY_RECORDS = "too_many_records"
+    RUNNER_ERROR = "runner_error"
+    # -- both: a condition (condition and switch nodes, record_find filters) cannot be evaluated ---
+    CONDITION = "condition"
+    # -- both: a node's input or output is larger than a message may carry (contracts.limits) --
+    TOO_LARGE = "too_large"
+    # -- the orchestrator --------------------------------------------------------------------------
+    TEMPLATE = "template"
+    ITEM_FAILED = "item_failed"
+
+
+RETRY_EVERY_TYPE = "*"
+"""``retry_on: ["*"]`` retries every retryable error, whatever its type."""
+
+RENAMED_ERROR_TYPES: dict[str, NodeErrorType] = {
+    "templateerror": NodeErrorType.TEMPLATE,
+    "conditionerror": NodeErrorType.CONDITION,
+    "unsupported": NodeErrorType.UNSUPPORTED_NODE,
+}
+"""Names the orchestrator produced before the list above was the only source (see CHANGELOG.md);
+a definition submitted with one in ``retry_on`` is told the current name."""

@@ -1,0 +1,90 @@
+"""The config of each node type (a node's ``data``), with the rules each config must follow.
+
+Every config has a ``name`` and the shared execution policy (``retry``, ``timeout_seconds``,
+``on_error``). Strings in a config are templates unless the config lists the field in
+``literal_fields``; :meth:`NodeConfig.rendered_strings` yields the ones that are rendered.
+``docs/node-reference.md`` describes every field.
+
+One module a family: ``base`` (the field types, the execution policy and ``NodeConfig``), ``triggers``,
+``ai``, ``records``, ``logic`` (logic and control), ``external`` (HTTP and outgoing webhooks) and
+``human`` (approvals and tasks). Import the names from this package.
+"""
+
+from __future__ import annotations
+
+from millrace_common.language.workflow_configs.ai import (
+    AiAnalysisConfig,
+    AiClassificationConfig,
+    AiPromptConfig,
+)
+from millrace_common.language.workflow_configs.base import (
+    CHECK_ERROR_TYPES,
+    CredentialName,
+    NodeConfig,
+    PipelineId,
+    RetryPolicy,
+    comparisons,
+)
+
+# Outside __all__, yet imported from here: the JSON path type (workflow_graph) and the shared frozen
+# base model (workflow, workflow_nodes).
+from millrace_common.language.workflow_configs.base import Path as Path
+from millrace_common.language.workflow_configs.base import _Frozen as _Frozen
+from millrace_common.language.workflow_configs.external import HttpAuth, HttpRequestConfig, WebhookOutConfig
+from millrace_common.language.workflow_configs.human import ApprovalConfig, Assignee, TaskNotifyConfig
+from millrace_common.language.workflow_configs.logic import (
+    ConditionConfig,
+    EndConfig,
+    ForEachConfig,
+    SetVariablesConfig,
+    SwitchCase,
+    SwitchConfig,
+    WaitDelayConfig,
+)
+from millrace_common.language.workflow_configs.records import (
+    RecordCreateConfig,
+    RecordDeleteConfig,
+    RecordFindConfig,
+    RecordUpdateConfig,
+    SortKey,
+)
+from millrace_common.language.workflow_configs.triggers import (
+    TriggerConfig,
+    TriggerKind,
+    WatchedField,
+    check_cron,
+)
+
+__all__ = [
+    "CHECK_ERROR_TYPES",
+    "AiAnalysisConfig",
+    "AiClassificationConfig",
+    "AiPromptConfig",
+    "ApprovalConfig",
+    "Assignee",
+    "ConditionConfig",
+    "CredentialName",
+    "EndConfig",
+    "ForEachConfig",
+    "HttpAuth",
+    "HttpRequestConfig",
+    "NodeConfig",
+    "PipelineId",
+    "RecordCreateConfig",
+    "RecordDeleteConfig",
+    "RecordFindConfig",
+    "RecordUpdateConfig",
+    "RetryPolicy",
+    "SetVariablesConfig",
+    "SortKey",
+    "SwitchCase",
+    "SwitchConfig",
+    "TaskNotifyConfig",
+    "TriggerConfig",
+    "TriggerKind",
+    "WaitDelayConfig",
+    "WatchedField",
+    "WebhookOutConfig",
+    "check_cron",
+    "comparisons",
+]

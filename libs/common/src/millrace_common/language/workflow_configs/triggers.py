@@ -1,0 +1,172 @@
+"""The trigger node's config: record events, webhooks, schedules (and their cron check) and manual starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, JsonValue, ValidationInfo, field_validator
+
+from millrace_common.language.conditions import Condition
+from millrace_common.language.workflow_configs.base import (
+    CredentialName,
+    NodeConfig,
+    Path,
+    PipelineId,
+    _Frozen,
+    _invalid,
+)
+
+TriggerKind = Literal[
+    "record_created", "record_updated", "record_deleted", "field_changed", "webhook", "scheduled", "manual"
+]
+RECORD_EVENT_KINDS = frozenset({"record_created", "record_updated", "record_deleted", "field_changed"})
+
+
+class WatchedField(_Frozen):
+    """A field whose change fires a ``field_changed`` trigger; ``from``/``to`` narrow it to changes
+    from (to) one of the listed values. Absent or null means any value; ``[null]`` means empty."""
+
+    field: str = Field(min_length=1, max_length=200)
+    from_values: tuple[JsonValue, ...] | None = Field(
+        default=None, alias="from", min_length=1, max_length=100
+    )
+    to_values: tuple[JsonValue, ...] | None = Field(default=None, alias="to", min_length=1, max_length=100)
+
+
+class TriggerConfig(NodeConfig):
+    literal_fields = frozenset(
+        {
+            "kind",
+            "pipeline_ids",
+            "conditions",
+            "fields",
+            "require_signature",
+            "secret_credential",
+            "cron",
+            "timezone",
+            "missed_slot_policy",
+        }
+    )
+
+    kind: TriggerKind
+    pipeline_ids: tuple[PipelineId, ...] = Field(default=(), max_length=100, validate_default=True)
+    conditions: Condition | None = None
+    fields: tuple[WatchedField, ...] = Field(default=(), max_length=100, validate_default=True)
+    require_signature: bool = False
+    secret_credential: CredentialName | None = Field(default=None, validate_default=True)
+    cron: str | None = Field(default=None, max_length=200, validate_default=True)
+    timezone: str = Field(default="UTC", max_length=64)
+    missed_slot_policy: Literal["fire_once", "skip"] = "fire_once"
+
+    @field_validator("pipeline_ids")
+    @classmethod
+    def _pipelines_for_record_kinds(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        kind = info.data.get("kind")
+        if value and kind is not None and kind not in RECORD_EVENT_KINDS:
+            raise _invalid(f"pipeline_ids only apply to record triggers, not to {kind!r}")
+        if len(set(value)) != len(value):
+            raise _invalid("pipeline_ids lists a pipeline twice")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _fields_for_field_changed(
+        cls, value: tuple[WatchedField, ...], info: ValidationInfo
+    ) -> tuple[WatchedField, ...]:
+        kind = info.data.get("kind")
+        if kind == "field_changed" and not value:
+            raise _invalid('a "field_changed" trigger watches at least one field')
+        if kind is not None and kind != "field_changed" and value:
+            raise _invalid('fields only apply to "field_changed" triggers')
+        names = [watched.field for watched in value]
+        if len(set(names)) != len(names):
+            raise _invalid("fields lists a field twice")
+        return value
+
+    @field_validator("secret_credential")
+    @classmethod
+    def _secret_for_signed_webhooks(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind is not None and kind != "webhook" and value is not None:
+            raise _invalid('secret_credential only applies to "webhook" triggers')
+        if kind == "webhook" and info.data.get("require_signature") and value is None:
+            raise _invalid("a webhook that requires a signature needs the secret_credential to check it with")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_for_schedules(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind == "scheduled" and value is None:
+            raise _invalid('a "scheduled" trigger needs a cron expression')
+        if kind is not None and kind != "scheduled" and value is not None:
+            raise _invalid('cron only applies to "scheduled" triggers')
+        if value is not None:
+            check_cron(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise _invalid(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from error
+        return value
+
+    def condition_trees(self) -> Iterator[tuple[Path, Condition, bool]]:
+        if self.conditions is not None:
+            yield ("conditions",), self.conditions, True
+
+
+_CRON_MACROS = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1
+    )
+}
+_WEEKDAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+_CRON_FIELDS: tuple[tuple[str, int, int, Mapping[str, int]], ...] = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _WEEKDAYS),
+)
+
+
+def check_cron(expression: str) -> None:
+    """Raise ``PydanticCustomError`` unless ``expression`` is a five-field cron expression or a macro."""
+    if expression.strip().lower() in _CRON_MACROS:
+        return
+    parts = expression.split()
+    if len(parts) != len(_CRON_FIELDS):
+        raise _invalid("a cron expression has five fields: minute hour day-of-month month day-of-week")
+    for part, (label, low, high, names) in zip(parts, _CRON_FIELDS, strict=True):
+        for item in part.split(","):
+            if not _cron_item_is_valid(item, low, high, names):
+                raise _invalid(
+                    f"cron {label} field {part!r} is not valid (allowed {low}-{high}, *, ranges, /steps)"
+                )
+
+
+def _cron_item_is_valid(item: str, low: int, high: int, names: Mapping[str, int]) -> bool:
+    base, slash, step = item.partition("/")
+    if slash and not (step.isdigit() and 1 <= int(step) <= high):
+        return False
+    if base == "*":
+        return True
+    start, dash, end = base.partition("-")
+    values = [_cron_value(start, names), *([_cron_value(end, names)] if dash else [])]
+    if any(value is None or not low <= value <= high for value in values):
+        return False
+    return not dash or values[0] <= values[1]  # type: ignore[operator]
+
+
+def _cron_value(text: str, names: Mapping[str, int]) -> int | None:
+    if text.isdigit():
+        return int(text)
+    return names.get(text.upper())

@@ -1,0 +1,458 @@
+"""One way to consume Kafka. Every consumer of every service hands a handler decoded messages
+(:class:`Delivery`: the message, its topic and record) and learns what was handled from the handler's
+explicit acknowledgements (:meth:`Delivery.ack`): a consumer commits an offset only once its message,
+and every message before it on its partition, was acknowledged. What does not decode never reaches a
+handler: it goes to its dead-letter topic with the reason (or, for a consumer without a group, is
+counted and skipped).
+
+Three consumers stand behind that contract, each for a way of working the others cannot serve:
+
+- :class:`BatchConsumer`: one consumer-group member over several topics; a poll's messages go to the
+  handler as one batch (the orchestrator, the trigger and the approval services). With a
+  :class:`PoisonGuard`, a message that keeps failing is dead-lettered and its partition moves on.
+- ``millrace_common.platform.lanes.LaneConsumer``: a group member that runs messages one by one, several at a
+  time per topic ("lanes"), acknowledged out of order as each finishes (the node runner).
+- :class:`TailConsumer`: no group, no commits; follows a topic from its end (the gateway's live feed).
+
+FastStream is the producing side (``millrace_common.platform.kafka.create_broker``); its subscribers are not
+used: they poll and handle per subscriber and commit after each handler call, where these consumers
+keep fetching while a batch is handled, coalesce commits in time, seek back from the first message
+not acknowledged, and run a lane's messages concurrently (``docs/architecture.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import TypeAdapter, ValidationError
+
+from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
+from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
+from millrace_common.platform.settings import ServiceSettings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Delivery(Generic[T]):
+    """One decoded message, where it came from, and its acknowledgement."""
+
+    topic: Topic
+    record: ConsumerRecord
+    message: T
+    acked: bool = False
+    on_ack: Callable[[], None] | None = field(default=None, repr=False)
+
+    @property
+    def partition(self) -> TopicPartition:
+        return TopicPartition(self.record.topic, self.record.partition)
+
+    @property
+    def offset(self) -> int:
+        return int(self.record.offset)
+
+    def ack(self) -> None:
+        """The message is handled (its effects are durable): its offset may be committed."""
+        if not self.acked:
+            self.acked = True
+            if self.on_ack is not None:
+                self.on_ack()
+
+
+Handler = Callable[[Sequence[Delivery[Any]]], Awaitable[None]]
+"""The one contract: handle a batch of decoded messages, acknowledging each once it is handled."""
+
+
+def ack_all(deliveries: Sequence[Delivery[Any]]) -> None:
+    for delivery in deliveries:
+        delivery.ack()
+
+
+class Decoder:
+    """What each topic carries: turns polled records into deliveries. A record that does not decode is
+    dead-lettered with the reason (with ``dead_letters``) or reported to ``unreadable``."""
+
+    def __init__(
+        self,
+        namespace: Namespace,
+        adapters: Mapping[Topic, TypeAdapter[Any]],
+        *,
+        dead_letters: DeadLetters | None = None,
+        unreadable: Callable[[ConsumerRecord, str], None] | None = None,
+    ) -> None:
+        self._by_name = {namespace.topic(topic): (topic, adapter) for topic, adapter in adapters.items()}
+        self._dead_letters = dead_letters
+        self._unreadable = unreadable
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._by_name)
+
+    def topic_of(self, record: ConsumerRecord) -> Topic:
+        return self._by_name[record.topic][0]
+
+    def decoded(self, record: ConsumerRecord) -> Delivery[Any] | str:
+        """The record as a delivery, or why it cannot be one."""
+        topic, adapter = self._by_name[record.topic]
+        try:
+            return Delivery(topic, record, adapter.validate_json(record.value or b""))
+        except ValidationError as error:
+            return describe_validation_error(error)
+
+    async def refuse(self, record: ConsumerRecord, reason: str) -> None:
+        """Dead-letter (or report) a record that did not decode."""
+        if self._dead_letters is not None:
+            await self._dead_letters.send(self.topic_of(record), record, reason)
+        elif self._unreadable is not None:
+            self._unreadable(record, reason)
+
+    async def decode(self, records: Sequence[ConsumerRecord]) -> list[Delivery[Any]]:
+        """The records that decode, in order; the others refused."""
+        deliveries = []
+        for record in records:
+            decoded = self.decoded(record)
+            if isinstance(decoded, str):
+                await self.refuse(record, decoded)
+            else:
+                deliveries.append(decoded)
+        return deliveries
+
+
+HANDLING_ATTEMPTS = 3
+"""How many times a message is handled on its own before it is dead-lettered."""
+
+
+class PoisonGuard:
+    """Calls a handler so that no message can hold back the others on its partition.
+
+    A batch that fails for any reason but an outage (``millrace_common.platform.outages``) is handled
+    again one message at a time (those not acknowledged yet); a message that fails ``attempts`` times on
+    its own goes to its dead-letter topic with the reason, the error's type and a short trace, the
+    attempts and its coordinates, and is acknowledged, so the partition moves on. Handlers are idempotent,
+    so the batch's other messages may be handled twice. An outage is raised to the caller, which waits it
+    out: a message is never dead-lettered because PostgreSQL or Kafka was away."""
+
+    def __init__(
+        self,
+        dead_letters: DeadLetters,
+        *,
+        attempts: int = HANDLING_ATTEMPTS,
+        pause_seconds: float = 0.2,
+        fault_marker: str | None = None,
+    ) -> None:
+        self._dead_letters = dead_letters
+        self._attempts = attempts
+        self._pause_seconds = pause_seconds
+        self._fault_marker = fault_marker.encode() if fault_marker else None
+
+    async def handle(self, handle: Handler, deliveries: Sequence[Delivery[Any]]) -> None:
+        failure = await self._failure_of(handle, deliveries)
+        if failure is None:
+            return
+        log.warning(
+            "a batch failed; handling its messages one at a time",
+            extra={"ids": {"records": len(deliveries), "error": type(failure).__name__}},
+        )
+        for delivery in deliveries:
+            for attempt in range(1, self._attempts + 1):
+                if delivery.acked:
+                    break
+                failure = await self._failure_of(handle, [delivery])
+                if failure is None:
+                    break
+                if attempt == self._attempts:
+                    reason = f"handling failed {attempt} times: {type(failure).__name__}: {failure}"
+                    await self._dead_letters.send(
+                        delivery.topic, delivery.record, reason, error=failure, attempts=attempt
+                    )
+                    delivery.ack()
+                else:
+                    await asyncio.sleep(self._pause_seconds * attempt)
+
+    async def _failure_of(self, handle: Handler, deliveries: Sequence[Delivery[Any]]) -> Exception | None:
+        """Handle ``deliveries``: None when that worked, the error when it failed; an outage is raised."""
+        try:
+            inject_fault(self._fault_marker, [d.record for d in deliveries])
+            await handle(deliveries)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if unreachable_dependency(error) is not None:
+                raise
+            return error
+        return None
+
+
+CLIENT_TURNS = 4
+
+
+async def _let_client_tasks_run(turns: int = CLIENT_TURNS) -> None:
+    """A few turns of the event loop before the next batch's decisions, which run without awaiting:
+    a batch wakes the producer's sender (the handler's records) and the consumer's fetcher (records
+    were taken), and each gets to the socket only several loop turns later (a future's callback, its
+    ``asyncio.wait``'s callback, a task step), so without these turns their requests would wait out
+    the next batch's CPU work."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+Polled = dict[TopicPartition, list[ConsumerRecord]]
+
+
+class BatchConsumer:
+    """One consumer-group member over several topics: each poll's records, all topics together, are
+    decoded and go to ``handle`` as one batch; the offsets of what it acknowledged are committed.
+
+    With a :class:`PoisonGuard`, a message that keeps failing is dead-lettered and the partition moves
+    on; what is left to raise is an outage, which the consumer waits out. When ``handle`` raises, or
+    returns without acknowledging everything, the consumer seeks each partition back to its first
+    message not acknowledged and polls again after ``retry_seconds`` (handlers are idempotent; what can
+    never be handled goes to a dead-letter topic instead). One consumer for all of a service's topics
+    means one fetch loop, one poll and one handler call per batch, where a subscriber per topic polls
+    and handles each on its own.
+
+    A task of its own polls all the time and buffers what it gets here (at most two batches' worth),
+    so the client's fetcher keeps fetching while a batch is handled: aiokafka sends no fetch to a
+    broker while records it fetched from it are not taken, so a consumer that polled only between
+    batches let records that reached the broker mid-batch wait out the next batch too.
+
+    Offsets are committed by a task of their own, the newest handled ones at most every 0.1 s, so the
+    next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches
+    more than the last one; handlers are idempotent, so that costs only their time.
+    """
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        group: ConsumerGroup,
+        decoder: Decoder,
+        handle: Handler,
+        *,
+        guard: PoisonGuard | None = None,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self._settings = settings
+        self._group = Namespace(settings.namespace).group(group)
+        self._decoder = decoder
+        self._handle = handle
+        self._guard = guard
+        self._outages = OncePerInterval()
+        self._retry_seconds = retry_seconds
+        self._handled: dict[TopicPartition, int] = {}
+        self._to_commit = asyncio.Event()
+        self._polled: list[Polled] = []
+        self._arrived = asyncio.Event()
+        self._taken = asyncio.Event()
+
+    async def run(self) -> None:
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            *self._decoder.topics,
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=f"millrace-{settings.service_name}",
+            group_id=self._group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            max_poll_records=settings.kafka_max_poll_records,
+        )
+        committer: asyncio.Task[None] | None = None
+        poller: asyncio.Task[None] | None = None
+        try:
+            await consumer.start()
+            committer = asyncio.create_task(self._commit_handled(consumer), name="kafka-commit")
+            while True:
+                if poller is None:
+                    self._polled.clear()
+                    poller = asyncio.create_task(self._poll(consumer), name="kafka-poll")
+                batch = await self._next_batch(poller)
+                unhandled = await self._handle_polled(batch)
+                await _let_client_tasks_run()
+                if unhandled:
+                    # Stop polling, then seek every partition back to its first record not handled:
+                    # the batch's first not acknowledged, or one polled past it and dropped with the buffer.
+                    poller.cancel()
+                    await asyncio.gather(poller, return_exceptions=True)
+                    poller = None
+                    first = dict(unhandled)
+                    for polled in self._polled:
+                        for partition, records in polled.items():
+                            first.setdefault(partition, records[0].offset)
+                    for partition, offset in first.items():
+                        consumer.seek(partition, offset)
+                    await asyncio.sleep(self._retry_seconds)
+        finally:
+            for task in (poller, committer):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+            if committer is not None:
+                await self._commit(consumer)
+            await consumer.stop()
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        settings = self._settings
+        while True:
+            while (
+                sum(len(r) for polled in self._polled for r in polled.values())
+                >= 2 * settings.kafka_max_poll_records
+            ):
+                self._taken.clear()
+                await self._taken.wait()
+            polled = await consumer.getmany(
+                timeout_ms=settings.kafka_batch_timeout_ms, max_records=settings.kafka_max_poll_records
+            )
+            if polled:
+                self._polled.append(polled)
+                self._arrived.set()
+
+    async def _next_batch(self, poller: asyncio.Task[None]) -> Polled:
+        """Everything polled so far (waiting for the first records), merged per partition in order,
+        about ``max_poll_records`` records at most; the rest waits for the next batch."""
+        while not self._polled:
+            self._arrived.clear()
+            arrived = asyncio.create_task(self._arrived.wait())
+            done, _ = await asyncio.wait({arrived, poller}, return_when=asyncio.FIRST_COMPLETED)
+            arrived.cancel()
+            if poller in done:
+                poller.result()  # the poller failed: its error ends this run (the service restarts it)
+        batch: Polled = {}
+        taken = 0
+        while self._polled and taken < self._settings.kafka_max_poll_records:
+            for partition, records in self._polled.pop(0).items():
+                batch.setdefault(partition, []).extend(records)
+                taken += len(records)
+        self._taken.set()
+        return batch
+
+    async def _commit_handled(self, consumer: AIOKafkaConsumer, *, every_seconds: float = 0.1) -> None:
+        """Commit what was handled, at most every ``every_seconds`` (the batches between coalesce)."""
+        while True:
+            await self._to_commit.wait()
+            self._to_commit.clear()
+            await self._commit(consumer)
+            await asyncio.sleep(every_seconds)
+
+    async def _commit(self, consumer: AIOKafkaConsumer) -> None:
+        offsets, self._handled = self._handled, {}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as error:
+            # The partitions moved to another member meanwhile: it handles the records again and
+            # finds them processed (the processed-message record was written with their effects).
+            log.warning(
+                "offsets not committed after a rebalance", extra={"ids": {"error": type(error).__name__}}
+            )
+
+    async def _handle_polled(self, polled: Polled) -> dict[TopicPartition, int]:
+        """Handle a batch; the first offset of each partition not handled (nothing when all was)."""
+        records = [record for batch in polled.values() for record in batch]
+        first = {partition: batch[0].offset for partition, batch in polled.items()}
+        try:
+            deliveries = await self._decoder.decode(records)
+            if self._guard is None:
+                await self._handle(deliveries)
+            else:
+                await self._guard.handle(self._handle, deliveries)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            missing = unreachable_dependency(error)
+            if missing is None:
+                log.exception(
+                    "a polled batch failed; it will be polled again", extra={"ids": {"records": len(records)}}
+                )
+            elif self._outages.due(missing):
+                log.warning(
+                    "waiting for a dependency to come back; batches are polled again (said once per 30 s)",
+                    extra={"ids": {"dependency": missing, "error": type(error).__name__}},
+                )
+            return first
+        unacked: dict[TopicPartition, int] = {}
+        for delivery in deliveries:
+            if not delivery.acked:
+                unacked.setdefault(delivery.partition, delivery.offset)
+        if unacked:
+            log.error(
+                "a handler returned without acknowledging every message; those come again",
+                extra={"ids": {"records": len(records), "unacknowledged": len(unacked)}},
+            )
+        for partition, batch in polled.items():
+            position = unacked.get(partition, batch[-1].offset + 1)
+            if position > batch[0].offset:
+                self._handled[partition] = position
+        self._to_commit.set()
+        return unacked
+
+
+class TailConsumer:
+    """Follows a topic from its end without a consumer group (so nothing is committed and every
+    process sees every message): each poll's decoded messages go to ``handle``; acknowledging is not
+    needed. After a restart of :meth:`run` it goes on from the offsets it had reached."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str,
+        decoder: Decoder,
+        handle: Handler,
+        *,
+        fetch_max_wait_ms: int = 500,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._client_id = client_id
+        self._decoder = decoder
+        self._handle = handle
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._positions: dict[TopicPartition, int] = {}
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+        )
+        await consumer.start()
+        try:
+            await self._position(consumer)
+            self.ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                for partition, records in batches.items():
+                    await self._handle(await self._decoder.decode(records))
+                    self._positions[partition] = records[-1].offset + 1
+        finally:
+            self.ready.clear()
+            await consumer.stop()
+
+    async def _position(self, consumer: AIOKafkaConsumer) -> None:
+        # Without a group, subscribing assigns every partition once the topic's metadata has arrived.
+        consumer.subscribe(self._decoder.topics)
+        waited = 0.0
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            if waited >= 5:
+                log.warning(
+                    "tail: no partitions assigned yet", extra={"ids": {"topics": self._decoder.topics}}
+                )
+                waited = 0.0
+        for partition in consumer.assignment():
+            if partition in self._positions:
+                consumer.seek(partition, self._positions[partition])
+            else:
+                self._positions[partition] = await consumer.position(partition)
