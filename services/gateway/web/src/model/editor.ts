@@ -58,7 +58,9 @@ export interface EditorState {
 export type EditorAction =
   | { type: "catalogLoaded"; catalog: NodeType[] }
   | { type: "presetsLoaded"; presets: Record<string, JsonObject> }
-  | { type: "documentLoaded"; workflow: Workflow; definition: Definition }
+  /** The stored workflow arrived; its definition (or an old version's) follows. */
+  | { type: "workflowLoaded"; workflow: Workflow }
+  | { type: "definitionLoaded"; definition: Definition }
   | { type: "renamed"; name: string }
   | { type: "settingsEdited"; settings: JsonObject }
   | { type: "nodesChanged"; changes: NodeChange<CanvasNode>[] }
@@ -326,11 +328,11 @@ export function editorReducer(state: EditorState, action: EditorAction): EditorS
       return { ...state, catalog: action.catalog };
     case "presetsLoaded":
       return { ...state, presets: action.presets };
-    case "documentLoaded":
+    case "workflowLoaded":
+      return { ...state, workflow: action.workflow, name: action.workflow.name };
+    case "definitionLoaded":
       return {
         ...state,
-        workflow: action.workflow,
-        name: action.workflow.name,
         settings: (action.definition.settings as JsonObject) ?? {},
         history: { past: [], present: definitionToGraph(action.definition), future: [] },
         loaded: true,
@@ -402,7 +404,7 @@ export function editorReducer(state: EditorState, action: EditorAction): EditorS
     case "editFromVersion":
       return { ...state, readOnly: false };
     case "webhookResolved":
-      return { ...state, webhookUrl: action.url };
+      return action.url === state.webhookUrl ? state : { ...state, webhookUrl: action.url };
     case "runDialogToggled":
       return { ...state, runDialog: action.open };
     case "failed":
