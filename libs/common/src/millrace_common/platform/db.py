@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from millrace_common.platform.settings import ServiceSettings
 
@@ -17,10 +17,6 @@ def create_engine(settings: ServiceSettings) -> AsyncEngine:
         pool_pre_ping=True,
         connect_args={"options": f"-csearch_path={settings.database_schema}"},
     )
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker:
-    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 async def database_reachable(engine: AsyncEngine) -> bool:

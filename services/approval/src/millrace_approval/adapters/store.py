@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.platform.tables import (
     approval_audit,
     approval_deadlines,

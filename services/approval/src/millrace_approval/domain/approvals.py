@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -142,7 +141,3 @@ def check_reassign(approval: Approval, actor: Actor) -> None:
         return
     if not is_assignee(approval, actor):
         raise NotAnAssignee("only the assignee or an admin may reassign this approval")
-
-
-def is_due(due_at: datetime | None, now: datetime) -> bool:
-    return due_at is not None and due_at <= now

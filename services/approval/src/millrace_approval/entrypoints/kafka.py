@@ -6,25 +6,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from millrace_common.contracts.messages.run_events import RUN_EVENT
+from millrace_common.contracts.messages.run_events import (
+    RUN_EVENT,
+    ApprovalDecided,
+    ApprovalRequested,
+    event_type,
+)
 from millrace_common.contracts.topics import RUNS_EVENTS, ConsumerGroup, Namespace
 from millrace_common.platform.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard
 from millrace_common.platform.kafka import DeadLetters
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.settings import ServiceSettings
 
-from millrace_approval.service_layer.approvals import Approvals
+from millrace_approval.service_layer.approvals import CLOSING, Approvals
 
-CONCERNS = frozenset(
-    {
-        "approval.requested",
-        "approval.decided",
-        "run.cancelled",
-        "run.timed_out",
-        "run.failed",
-        "run.completed",
-    }
-)
+CONCERNS = frozenset(event_type(model) for model in (ApprovalRequested, ApprovalDecided, *CLOSING))
+"""The run events the approval service acts on; it skips the rest without a transaction."""
 
 
 def consumer(

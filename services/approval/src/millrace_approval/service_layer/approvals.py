@@ -16,6 +16,7 @@ from millrace_common.contracts.messages.run_events import (
     ApprovalRequested,
     RunCancelled,
     RunCompleted,
+    RunEvent,
     RunFailed,
     RunTimedOut,
 )
@@ -42,6 +43,9 @@ from millrace_approval.metrics import ApprovalMetrics
 from millrace_approval.settings import PRODUCER
 
 log = logging.getLogger(__name__)
+
+CLOSING = (RunCancelled, RunTimedOut, RunFailed, RunCompleted)
+"""Run events that close a run's pending approvals."""
 
 
 class ApprovalNotFound(Refused):
@@ -97,7 +101,7 @@ class Approvals:
                             connection, row, event.decided_by, event.decision, {"note": event.note}, now
                         )
                         self._observe_outcome(row, event.decision, now)
-                case RunCancelled() | RunTimedOut() | RunFailed() | RunCompleted():
+                case RunEvent() if isinstance(event, CLOSING):
                     for row in await store.close_pending(connection, event.run_id, Status.CLOSED, now):
                         await store.audit(connection, row, None, "closed", {"reason": event.type}, now)
                         self._observe_outcome(row, "closed", now)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-TERMINAL_TYPES = frozenset({"run.completed", "run.failed", "run.cancelled", "run.timed_out", "run.throttled"})
+from millrace_common.contracts.messages.run_events import RUN_ENDED_STATUSES, RUN_ENDED_TYPES
+
+TERMINAL_TYPES = RUN_ENDED_TYPES
 """Event types after which a run emits nothing more unless someone retries it."""
-TERMINAL_STATUSES = frozenset(t.removeprefix("run.") for t in TERMINAL_TYPES)
+TERMINAL_STATUSES = frozenset(status.value for status in RUN_ENDED_STATUSES)
 """The run statuses those events leave a run in."""
 
 

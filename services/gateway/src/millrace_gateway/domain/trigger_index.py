@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.language.workflow_configs.triggers import ANY_PIPELINE
 
-ANY_PIPELINE = "*"
 """The index's pipeline for a trigger on every pipeline, and for webhook and scheduled triggers."""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from millrace_common.contracts.messages.run_events import RUN_ENDED_STATUSES, RunStatus
 from millrace_common.language.workflow import WorkflowDefinition
 from millrace_common.language.workflow_validation import stored_size_problem, validate_definition
 from millrace_common.platform.refusals import FieldProblem
@@ -13,8 +14,8 @@ from pydantic import JsonValue
 from millrace_gateway.domain.refusals import Archived, InvalidDefinition
 
 Status = Literal["draft", "active", "paused", "archived"]
-FINISHED_RUN_STATUSES = ("completed", "failed", "cancelled", "timed_out")
-"""Runs in these states count toward a workflow's success rate."""
+FINISHED_RUN_STATUSES = tuple(sorted(s.value for s in RUN_ENDED_STATUSES if s is not RunStatus.THROTTLED))
+"""Runs in these states count toward a workflow's success rate (a throttled run never ran)."""
 NAME_LIMIT = 200
 COPY_SUFFIX = " (copy)"
 

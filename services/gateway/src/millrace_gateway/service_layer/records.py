@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
-from millrace_common.contracts.messages.envelope import JsonObject, utc_now
+from millrace_common.contracts.json_values import JsonObject
+from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.messages.records import (
     RecordCreated,
     RecordDeleted,

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
-from millrace_common.contracts.messages.envelope import JsonObject, utc_now
+from millrace_common.contracts.json_values import JsonObject
+from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.messages.run_commands import StartRun, TriggerData
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS

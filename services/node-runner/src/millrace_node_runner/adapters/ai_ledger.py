@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from uuid import UUID
 
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.platform.tables import ai_answers, ai_token_months, ai_token_usage
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert

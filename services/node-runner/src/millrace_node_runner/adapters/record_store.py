@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.node_commands import ExecuteNode
 from millrace_common.contracts.messages.records import (
     RecordCreated,

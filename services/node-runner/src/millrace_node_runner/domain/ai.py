@@ -11,7 +11,7 @@ from datetime import date, datetime
 from functools import lru_cache
 
 import jsonschema_rs
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.node_errors import NodeErrorType
 from pydantic import JsonValue
 

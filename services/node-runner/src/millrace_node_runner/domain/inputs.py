@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.conditions import Condition
 from pydantic import (
     BaseModel,

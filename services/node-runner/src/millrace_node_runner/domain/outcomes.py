@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.node_commands import NodeError
 from millrace_common.contracts.node_errors import NodeErrorType
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.language.conditions import (
     AllOf,

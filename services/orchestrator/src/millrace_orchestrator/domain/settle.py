@@ -12,6 +12,7 @@ from millrace_common.contracts.messages.run_events import (
 )
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.language.workflow import Edge, Node
+from millrace_common.language.workflow_nodes import ERROR_HANDLE
 from pydantic import JsonValue
 
 from millrace_orchestrator.domain.building import _Builder, _instance
@@ -25,8 +26,6 @@ from millrace_orchestrator.domain.state import (
     instance_key,
     outer_scope,
 )
-
-ERROR_HANDLE = "error"
 
 
 def _settle(builder: _Builder) -> None:

@@ -10,10 +10,11 @@ from typing import TypeVar
 from uuid import UUID
 
 from immutables import Map
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.node_commands import NodeError
 from millrace_common.contracts.messages.run_commands import TriggerData
 from millrace_common.contracts.messages.run_events import (
+    RUN_ENDED_STATUSES,
     ApprovalDecided,
     ApprovalRequested,
     ForEachItemCompleted,
@@ -29,6 +30,7 @@ from millrace_common.contracts.messages.run_events import (
     RunFailed,
     RunRetried,
     RunStarted,
+    RunStatus,
     RunThrottled,
     RunTimedOut,
     TimerFired,
@@ -53,16 +55,6 @@ def replace(instance: D, /, **changes: object) -> D:
     return copy
 
 
-class RunStatus(StrEnum):
-    NEW = "new"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
-    THROTTLED = "throttled"
-
-
 class NodeStatus(StrEnum):
     PENDING = "pending"
     SCHEDULED = "scheduled"
@@ -73,9 +65,7 @@ class NodeStatus(StrEnum):
 
 
 TERMINAL_NODE_STATUSES = frozenset({NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED})
-FINISHED_RUN_STATUSES = frozenset(
-    {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.TIMED_OUT, RunStatus.THROTTLED}
-)
+FINISHED_RUN_STATUSES = RUN_ENDED_STATUSES
 
 
 @dataclass(frozen=True)

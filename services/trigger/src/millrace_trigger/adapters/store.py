@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.workflow import TriggerConfig
 from millrace_common.platform.tables import schedule_cursors, trigger_firings, workflow_triggers
 from pydantic import ValidationError
@@ -18,12 +19,10 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from millrace_trigger.domain.changes import JsonObject
 from millrace_trigger.domain.firings import Candidate, Firing
 
 log = logging.getLogger(__name__)
 
-ANY_PIPELINE = "*"
 IndexKey = tuple[str, str, str]
 """(tenant, trigger kind, pipeline or ``*``): how the trigger index is looked up."""
 RecordKey = tuple[str, str, str]

@@ -7,14 +7,12 @@ change. Values compare by JSON type, as conditions do: ``1`` equals ``1.0``, ``"
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from millrace_common.contracts.json_values import json_equal
 from millrace_common.language.workflow import WatchedField
 from pydantic import JsonValue
-
-JsonObject = dict[str, JsonValue]
 
 
 @dataclass(frozen=True)
@@ -35,19 +33,6 @@ def read_field(data: Mapping[str, JsonValue] | None, field: str) -> JsonValue:
         else:
             return None
     return value
-
-
-def json_equal(left: JsonValue, right: JsonValue) -> bool:
-    if _is_number(left) and _is_number(right):
-        return left == right
-    if type(left) is not type(right):
-        return False
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(json_equal(a, b) for a, b in zip(left, right, strict=True))
-    if isinstance(left, dict) and isinstance(right, dict):
-        keys = {k for k, v in left.items() if v is not None} | {k for k, v in right.items() if v is not None}
-        return all(json_equal(left.get(k), right.get(k)) for k in keys)
-    return left == right
 
 
 def changed_fields(old: Mapping[str, JsonValue], new: Mapping[str, JsonValue]) -> tuple[str, ...]:
@@ -75,7 +60,3 @@ def watched_changes(
 
 def _one_of(value: JsonValue, allowed: Sequence[JsonValue]) -> bool:
     return any(json_equal(value, candidate) for candidate in allowed)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

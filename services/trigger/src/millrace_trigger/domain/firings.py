@@ -15,12 +15,11 @@ from functools import cached_property
 from typing import Literal
 from uuid import UUID
 
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.run_commands import StartRun, TriggerData
 from millrace_common.contracts.messages.webhooks import run_id_for_key
 from millrace_common.language.workflow import TriggerConfig
-from pydantic import JsonValue
 
-JsonObject = dict[str, JsonValue]
 Source = Literal["record", "webhook", "schedule"]
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.records import (
     AnyRecordEvent,
     RecordCreated,
@@ -20,7 +21,7 @@ from millrace_common.contracts.messages.records import (
 from millrace_common.contracts.messages.webhooks import WebhookReceived
 from millrace_common.language.conditions import ConditionError, evaluate
 
-from millrace_trigger.domain.changes import JsonObject, changed_fields, watched_changes
+from millrace_trigger.domain.changes import changed_fields, watched_changes
 from millrace_trigger.domain.firings import Candidate, Firing, Outcome, firing
 
 TRIGGER_KINDS: dict[type, tuple[str, ...]] = {

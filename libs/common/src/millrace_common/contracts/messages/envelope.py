@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 TenantId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-JsonObject = dict[str, JsonValue]
 
 
 def utc_now() -> datetime:
@@ -61,12 +60,3 @@ class DeadLetter(BaseModel):
         description="The original bytes were too large to carry twice: raw_value is empty and "
         "raw_value_base64 holds their beginning only",
     )
-
-
-def dump_json(value: Any) -> bytes:
-    """Serialise any model or JSON-able value the way every message is written."""
-    if isinstance(value, BaseModel):
-        return value.model_dump_json().encode()
-    from pydantic_core import to_json
-
-    return to_json(value)

@@ -7,7 +7,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from millrace_common.contracts.messages.envelope import Envelope, JsonObject
+from millrace_common.contracts.json_values import JsonObject
+from millrace_common.contracts.messages.envelope import Envelope
 
 
 class TriggerData(BaseModel):

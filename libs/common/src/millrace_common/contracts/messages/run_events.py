@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field, JsonValue, TypeAdapter
 
-from millrace_common.contracts.messages.envelope import Envelope, JsonObject
+from millrace_common.contracts.json_values import JsonObject
+from millrace_common.contracts.messages.envelope import Envelope
 from millrace_common.contracts.messages.node_commands import NodeError
 from millrace_common.contracts.messages.run_commands import TriggerData
 
@@ -196,3 +198,32 @@ AnyRunEvent = Annotated[
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)
+
+
+class RunStatus(StrEnum):
+    """A run's status, as its events leave it (the ``runs`` projection's ``status``)."""
+
+    NEW = "new"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+    THROTTLED = "throttled"
+
+
+def event_type(model: type[RunEvent]) -> str:
+    """The ``type`` an event class carries."""
+    return str(model.model_fields["type"].default)
+
+
+RUN_ENDINGS: dict[type[RunEvent], RunStatus] = {
+    RunCompleted: RunStatus.COMPLETED,
+    RunFailed: RunStatus.FAILED,
+    RunCancelled: RunStatus.CANCELLED,
+    RunTimedOut: RunStatus.TIMED_OUT,
+    RunThrottled: RunStatus.THROTTLED,
+}
+"""The events after which a run emits nothing more unless it is retried, and the status each leaves."""
+RUN_ENDED_TYPES = frozenset(event_type(model) for model in RUN_ENDINGS)
+RUN_ENDED_STATUSES = frozenset(RUN_ENDINGS.values())

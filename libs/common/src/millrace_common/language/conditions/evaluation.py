@@ -10,15 +10,15 @@ satisfies an ordering, text, pattern or length test (so ``not_contains`` and ``n
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeGuard, TypeVar
+from typing import TypeVar
 
 import re2
 from pydantic import JsonValue
 
+from millrace_common.contracts.json_values import is_number, json_equal
 from millrace_common.language.conditions.model import AllOf, AnyOf, Comparison, Condition, Negation, Operator
 
 MAX_PATTERN_CHARS = 1000
@@ -69,17 +69,17 @@ def _compare(comparison: Comparison, actual: JsonValue, now: datetime | None) ->
     operator, expected = comparison.operator, comparison.value
     match operator:
         case Operator.EQUALS:
-            return _same(actual, expected)
+            return json_equal(actual, expected)
         case Operator.NOT_EQUALS:
-            return not _same(actual, expected)
+            return not json_equal(actual, expected)
         case Operator.IS_EMPTY:
             return _is_empty(actual)
         case Operator.IS_NOT_EMPTY:
             return not _is_empty(actual)
         case Operator.IN:
-            return any(_same(actual, item) for item in _list_value(operator, expected))
+            return any(json_equal(actual, item) for item in _list_value(operator, expected))
         case Operator.NOT_IN:
-            return not any(_same(actual, item) for item in _list_value(operator, expected))
+            return not any(json_equal(actual, item) for item in _list_value(operator, expected))
         case Operator.CONTAINS:
             return _contains(operator, actual, expected)
         case Operator.NOT_CONTAINS:
@@ -121,19 +121,6 @@ def _compare(comparison: Comparison, actual: JsonValue, now: datetime | None) ->
             return order <= 0
 
 
-def _same(left: JsonValue, right: JsonValue) -> bool:
-    """Equality that respects JSON types: 1 equals 1.0, but "1" is not 1 and true is not 1."""
-    if _is_number(left) and _is_number(right):
-        return left == right
-    if type(left) is not type(right):
-        return False
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right, strict=True))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(_same(left[key], right[key]) for key in left)
-    return left == right
-
-
 def _is_empty(value: JsonValue) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and len(value) == 0)
 
@@ -144,7 +131,7 @@ def _contains(operator: Operator, actual: JsonValue, expected: JsonValue) -> boo
     if isinstance(actual, str):
         return _text_value(operator, expected) in actual
     if isinstance(actual, list):
-        return any(_same(item, expected) for item in actual)
+        return any(json_equal(item, expected) for item in actual)
     raise ConditionError(f"{operator} works on text and lists, not on {_describe(actual)}")
 
 
@@ -173,7 +160,7 @@ def _order(operator: Operator, actual: JsonValue, expected: JsonValue, now: date
     relative = _relative(expected, now) if isinstance(expected, str) else None
     if actual is None:
         return None
-    if _is_number(actual) and _is_number(expected):
+    if is_number(actual) and is_number(expected):
         return _sign(actual, expected)
     if isinstance(actual, str) and isinstance(expected, str):
         moment = _instant(actual)
@@ -273,10 +260,6 @@ def _list_value(operator: Operator, expected: JsonValue) -> list[JsonValue]:
     if not isinstance(expected, list):
         raise ConditionError(f"{operator} needs a list value, got {_describe(expected)}")
     return expected
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _describe(value: JsonValue) -> str:

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from pydantic import Field, JsonValue, field_validator
 
-from millrace_common.language.workflow_configs.base import JsonObject, NodeConfig, _invalid
+from millrace_common.contracts.json_values import JsonObject
+from millrace_common.language.workflow_configs.base import NodeConfig, _invalid
 
 
 class _AiConfig(NodeConfig):

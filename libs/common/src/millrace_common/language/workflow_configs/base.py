@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.node_errors import RENAMED_ERROR_TYPES, RETRY_EVERY_TYPE, NodeErrorType
 from millrace_common.language.conditions import (
     AllOf,
@@ -24,7 +25,6 @@ CredentialName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[
 VariableName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 ErrorType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^(\*|[a-z][a-z0-9_]*)$")]
 Title = Annotated[str, Field(min_length=1, max_length=500)]
-JsonObject = dict[str, JsonValue]
 Path = tuple[str | int, ...]
 
 THIRTY_DAYS_SECONDS = 30 * 24 * 3600

@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.conditions import Condition
-from millrace_common.language.workflow_configs.base import JsonObject, NodeConfig, Path, PipelineId, _Frozen
+from millrace_common.language.workflow_configs.base import NodeConfig, Path, PipelineId, _Frozen
 
 
 class RecordCreateConfig(NodeConfig):

@@ -22,6 +22,8 @@ TriggerKind = Literal[
     "record_created", "record_updated", "record_deleted", "field_changed", "webhook", "scheduled", "manual"
 ]
 RECORD_EVENT_KINDS = frozenset({"record_created", "record_updated", "record_deleted", "field_changed"})
+ANY_PIPELINE = "*"
+"""The pipeline a record trigger without ``pipeline_ids`` is indexed under: it matches every pipeline."""
 
 
 class WatchedField(_Frozen):

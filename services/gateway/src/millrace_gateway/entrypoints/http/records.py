@@ -8,7 +8,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Path, Query
-from millrace_common.contracts.messages.envelope import JsonObject
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row
