@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from millrace_common.platform.auth import InvalidCredentials, Passwords, Principal, Tokens
 from millrace_common.platform.callers import authenticate
-from millrace_common.platform.permissions import Permission, allows
+from millrace_common.platform.http_deps import app_state, bearer, permissions, unauthenticated
+from millrace_common.platform.permissions import Permission
 from millrace_common.platform.problems import Problem
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -20,28 +20,15 @@ from millrace_approval.settings import ApprovalSettings
 
 SESSION_COOKIE = "millrace_inbox"
 
-_bearer = HTTPBearer(auto_error=False, description="An access token from the gateway, or an API key")
-
+_bearer = bearer("An access token from the gateway, or an API key")
 
 ApiError = Problem
 
-
-def _state(name: str) -> Callable[[Request], object]:
-    def get(request: Request) -> object:
-        return getattr(request.app.state, name)
-
-    return get
-
-
-EngineDep = Annotated[AsyncEngine, Depends(_state("engine"))]
-TokensDep = Annotated[Tokens, Depends(_state("tokens"))]
-PasswordsDep = Annotated[Passwords, Depends(_state("passwords"))]
-ApprovalsDep = Annotated[Approvals, Depends(_state("approvals"))]
-SettingsDep = Annotated[ApprovalSettings, Depends(_state("settings"))]
-
-
-def unauthenticated(message: str) -> ApiError:
-    return ApiError(401, "unauthenticated", message)
+EngineDep = Annotated[AsyncEngine, Depends(app_state("engine"))]
+TokensDep = Annotated[Tokens, Depends(app_state("tokens"))]
+PasswordsDep = Annotated[Passwords, Depends(app_state("passwords"))]
+ApprovalsDep = Annotated[Approvals, Depends(app_state("approvals"))]
+SettingsDep = Annotated[ApprovalSettings, Depends(app_state("settings"))]
 
 
 async def _principal(
@@ -61,19 +48,7 @@ async def _principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
-
-
-def require(permission: Permission) -> Callable[[Principal], Principal]:
-    def check(principal: PrincipalDep) -> Principal:
-        if not allows(principal.roles, permission):
-            raise ApiError(
-                403, "forbidden", f"this needs the '{permission.value}' permission, which your roles lack"
-            )
-        return principal
-
-    return check
-
-
+require = permissions(_principal)
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials
+from millrace_common.platform.http_deps import app_state, bearer, permissions, unauthenticated
 
 from millrace_gateway.adapters.security import InvalidCredentials, Principal
-from millrace_gateway.domain.permissions import Permission, allows
-from millrace_gateway.entrypoints.http.errors import ApiError
+from millrace_gateway.domain.permissions import Permission
 from millrace_gateway.service_layer.accounts import Accounts
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
@@ -21,30 +20,19 @@ from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import GatewaySettings
 
-_bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/token, or an API key")
+_bearer = bearer("An access token from /api/v1/auth/token, or an API key")
 
 
-def _state(name: str) -> Callable[[Request], object]:
-    def get(request: Request) -> object:
-        return getattr(request.app.state, name)
-
-    return get
-
-
-SettingsDep = Annotated[GatewaySettings, Depends(_state("settings"))]
-WorkflowsDep = Annotated[Workflows, Depends(_state("workflows"))]
-PipelinesDep = Annotated[Pipelines, Depends(_state("pipelines"))]
-RecordsDep = Annotated[Records, Depends(_state("records"))]
-RunsDep = Annotated[Runs, Depends(_state("runs"))]
-AccountsDep = Annotated[Accounts, Depends(_state("accounts"))]
-TenantSettingsDep = Annotated[TenantSettings, Depends(_state("tenant_settings"))]
-TasksDep = Annotated[Tasks, Depends(_state("tasks"))]
-LiveDep = Annotated[LiveRuns, Depends(_state("live"))]
-WebhooksDep = Annotated[WebhookReceiver, Depends(_state("webhooks"))]
-
-
-def unauthenticated(message: str) -> ApiError:
-    return ApiError(401, "unauthenticated", message)
+SettingsDep = Annotated[GatewaySettings, Depends(app_state("settings"))]
+WorkflowsDep = Annotated[Workflows, Depends(app_state("workflows"))]
+PipelinesDep = Annotated[Pipelines, Depends(app_state("pipelines"))]
+RecordsDep = Annotated[Records, Depends(app_state("records"))]
+RunsDep = Annotated[Runs, Depends(app_state("runs"))]
+AccountsDep = Annotated[Accounts, Depends(app_state("accounts"))]
+TenantSettingsDep = Annotated[TenantSettings, Depends(app_state("tenant_settings"))]
+TasksDep = Annotated[Tasks, Depends(app_state("tasks"))]
+LiveDep = Annotated[LiveRuns, Depends(app_state("live"))]
+WebhooksDep = Annotated[WebhookReceiver, Depends(app_state("webhooks"))]
 
 
 async def _principal(
@@ -61,18 +49,8 @@ async def _principal(
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
-    """A dependency that admits only callers whose roles grant ``permission``."""
-
-    def check(principal: PrincipalDep) -> Principal:
-        if not allows(principal.roles, permission):
-            raise ApiError(
-                403, "forbidden", f"this needs the '{permission.value}' permission, which your roles lack"
-            )
-        return principal
-
-    return check
-
+require = permissions(_principal)
+"""A dependency that admits only callers whose roles grant the permission."""
 
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 WorkflowEditor = Annotated[Principal, Depends(require(Permission.EDIT_WORKFLOWS))]
