@@ -17,7 +17,7 @@ from functools import lru_cache
 from millrace_common.language.conditions import Comparison, ConditionError, evaluate
 from millrace_common.language.templating import TemplateError, check_template
 from millrace_common.language.workflow_configs import NodeConfig, Path, comparisons
-from millrace_common.language.workflow_nodes import CASE_HANDLE_PREFIX, ERROR_HANDLE, HANDLE_REQUIRED, HANDLES
+from millrace_common.language.workflow_nodes import CASE_HANDLE_PREFIX, ERROR_HANDLE, node_types
 
 MAX_FOR_EACH_NESTING = 3
 TEMPLATE_ROOTS = frozenset({"trigger", "workflow", "vars", "nodes"})
@@ -240,9 +240,10 @@ class _GraphCheck:
             return
         handle = edge.source_handle
         known = source.handles
+        declared = node_types().types[source.type]
         if handle is None:
-            if source.type in HANDLE_REQUIRED:
-                options = ", ".join(sorted(known if known is not None else HANDLES[source.type]))
+            if declared.handle_required:
+                options = ", ".join(sorted(known if known is not None else declared.handles))
                 self._report(
                     pointer("edges", edge.index, "sourceHandle"),
                     f"an edge leaving a {source.type} node needs a sourceHandle: one of {options}",
@@ -250,13 +251,13 @@ class _GraphCheck:
             return
         if known is None:
             plausible = (
-                handle in HANDLES[source.type]
+                handle in declared.handles
                 or handle == ERROR_HANDLE
                 or (source.type == "switch" and handle.startswith(CASE_HANDLE_PREFIX))
             )
             if plausible:
                 return
-            known = HANDLES[source.type]
+            known = declared.handles
         if handle not in known:
             options = ", ".join(sorted(known)) or "none; leave sourceHandle out"
             hint = " (error edges need on_error 'error_edge')" if handle == ERROR_HANDLE else ""

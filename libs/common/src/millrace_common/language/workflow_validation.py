@@ -32,7 +32,7 @@ from millrace_common.language.workflow import (
     WorkflowDefinition,
 )
 from millrace_common.language.workflow_graph import EdgeView, NodeView, Problem, graph_problems, pointer
-from millrace_common.language.workflow_nodes import NODE_MODELS, source_handles
+from millrace_common.language.workflow_nodes import node_types, source_handles
 
 __all__ = [
     "MAX_BYTES",
@@ -240,7 +240,7 @@ def _node_view(index: int, raw: object) -> NodeView | None:
         return NodeView(
             index=index,
             id=raw["id"],
-            type=node_type if isinstance(node_type, str) and node_type in NODE_MODELS else None,
+            type=node_type if isinstance(node_type, str) and node_type in node_types() else None,
             parent_id=parent if isinstance(parent, str) else None,
             handles=None,
             config=None,
@@ -277,10 +277,11 @@ def _problem(detail: ErrorDetails, document: Mapping[str, Any]) -> Problem:
         path = [*path, discriminator]
         if path[:1] == ["nodes"] and len(path) == 3:
             tag = (detail.get("ctx") or {}).get("tag")
+            registry = node_types()
             message = (
-                f"unknown node type {tag!r}; the types are {', '.join(NODE_MODELS)}"
+                registry.unknown(str(tag))
                 if tag is not None
-                else f"a node needs a type: one of {', '.join(NODE_MODELS)}"
+                else f"a node needs a type: one of {', '.join(registry.names)}"
             )
     return Problem(pointer(*path), message)
 

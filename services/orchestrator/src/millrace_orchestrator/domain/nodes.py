@@ -10,7 +10,7 @@ from millrace_common.contracts.messages.run_events import ApprovalRequested, Nod
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.language.templating import TemplateError
-from millrace_common.language.workflow import RUNNER_TOPICS, Node
+from millrace_common.language.workflow import Node, node_types
 
 from millrace_orchestrator.domain.building import _Builder
 from millrace_orchestrator.domain.outcomes import _fail, _refuse, _succeed
@@ -62,7 +62,7 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                 builder.emit(
                     NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"items": items}
                 )
-            case node_type if node_type in RUNNER_TOPICS:
+            case node_type if node_type in node_types().runner_topics():
                 _dispatch(builder, node, scope, attempt)
             case _:
                 error = NodeError(
@@ -148,7 +148,7 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
         raise ValueError("a node is started only in a started run")
     builder.commands.append(
         Outgoing(
-            topic=RUNNER_TOPICS[node.type],
+            topic=node_types().runner_topics()[node.type],
             key=str(state.run_id),
             message=ExecuteNode(
                 message_id=builder.new_id(),

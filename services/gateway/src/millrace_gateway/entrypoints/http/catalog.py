@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from millrace_common.language.conditions import PRESETS
-from millrace_common.language.workflow import NODE_CATEGORIES, node_type_schemas
+from millrace_common.language.workflow import node_catalog
 from pydantic import JsonValue
 
 from millrace_gateway.entrypoints.http.deps import Reader
@@ -14,12 +14,8 @@ router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 @router.get("/node-types")
 async def node_types(_: Reader) -> list[dict[str, JsonValue]]:
-    schemas = node_type_schemas()
-    return [
-        {"type": node_type, "category": category, "schema": schemas[node_type]}
-        for category, types in NODE_CATEGORIES.items()
-        for node_type in types
-    ]
+    """Every node type this gateway knows (the built-in ones and its installed plugins')."""
+    return node_catalog()
 
 
 @router.get("/condition-presets")
