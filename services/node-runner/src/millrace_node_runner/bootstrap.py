@@ -17,6 +17,7 @@ from millrace_common.contracts.topics import (
     ConsumerGroup,
     Namespace,
 )
+from millrace_common.language.workflow_nodes import node_types
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import (
     ConsumerLagCollector,
@@ -44,6 +45,13 @@ from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
 from millrace_node_runner.service_layer.ai import AiNodes
 from millrace_node_runner.service_layer.executor import NodeExecutor, NodeResult
 from millrace_node_runner.service_layer.http import HttpNodes
+from millrace_node_runner.service_layer.plugins import (
+    GuardedHttp,
+    PluginLoadError,
+    PluginServices,
+    missing_handlers,
+    plugin_handlers,
+)
 from millrace_node_runner.service_layer.records import RecordNodes
 from millrace_node_runner.settings import PRODUCER, NodeRunnerSettings
 
@@ -71,34 +79,39 @@ def build(
     tenants = TenantConfig(
         engine, _secret_box(settings), policy_cache_seconds=settings.network_policy_cache_seconds
     )
-    http = HttpNodes(
-        tenants,
-        HttpCaller(
-            clients, max_redirects=settings.http_max_redirects, clock=clock, metrics=HttpMetrics(registry)
-        ),
-        response_cap_ceiling=settings.http_response_cap_bytes,
-        clock=clock,
+    http_caller = HttpCaller(
+        clients, max_redirects=settings.http_max_redirects, clock=clock, metrics=HttpMetrics(registry)
     )
+    http = HttpNodes(tenants, http_caller, response_cap_ceiling=settings.http_response_cap_bytes, clock=clock)
     ai = AiNodes(tenants, ChatEndpoint(clients, clock), AiLedger(engine), clock, AiMetrics(registry))
     records = RecordNodes(
         RecordStore(engine, namespace, relay, max_scan=settings.record_find_max_scan),
         max_causation_depth=settings.max_causation_depth,
         clock=clock,
     )
-    executor = NodeExecutor(
-        {
-            "http_request": http.request,
-            "webhook_out": http.webhook,
-            "ai_prompt": ai.run,
-            "ai_analysis": ai.run,
-            "ai_classification": ai.run,
-            "record_create": records.create,
-            "record_update": records.update,
-            "record_find": records.find,
-            "record_delete": records.delete,
-            "task_notify": records.notify,
-        }
+    built_in = {
+        "http_request": http.request,
+        "webhook_out": http.webhook,
+        "ai_prompt": ai.run,
+        "ai_analysis": ai.run,
+        "ai_classification": ai.run,
+        "record_create": records.create,
+        "record_update": records.update,
+        "record_find": records.find,
+        "record_delete": records.delete,
+        "task_notify": records.notify,
+    }
+    # The node types this runner runs: the registry's (the built-in ones and every installed
+    # plugin's); a plugin's handler is built from the factory its declaration names.
+    node_registry = node_types()
+    services = PluginServices(
+        GuardedHttp(tenants, http_caller, response_cap_ceiling=settings.http_response_cap_bytes), clock
     )
+    handlers = {**built_in, **plugin_handlers(node_registry, services)}
+    missing = missing_handlers(node_registry, handlers)
+    if missing:
+        raise PluginLoadError(f"no handler for the node types {', '.join(missing)}")
+    executor = NodeExecutor(handlers)
     results_topic = namespace.topic(NODES_RESULTS)
 
     async def publish(result: NodeResult) -> None:

@@ -14,6 +14,7 @@ from millrace_common.contracts.messages.node_commands import (
     NodeSucceededResult,
 )
 from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.language.node_types import ENTRY_POINT_GROUP
 from millrace_common.platform.kafka import describe_validation_error
 from millrace_common.platform.outages import unreachable_dependency
 from pydantic import ValidationError
@@ -83,7 +84,8 @@ class NodeExecutor:
         if handler is None:
             return failed(
                 NodeErrorType.UNSUPPORTED_NODE,
-                f"no runner for node type {command.node_type!r}",
+                f"this runner has no handler for the node type {command.node_type!r}: the package that "
+                f"adds it (a '{ENTRY_POINT_GROUP}' plugin) is not installed here",
                 retryable=False,
             )
         try:
