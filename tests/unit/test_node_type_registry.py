@@ -368,3 +368,31 @@ async def test_the_chat_handler_refuses_an_input_without_text():
     )
     assert result.error.type == NodeErrorType.INVALID_INPUT
     assert "text" in result.error.message
+
+
+# -- the orchestrator's side ------------------------------------------------------------------------
+
+
+async def test_a_stored_definition_with_a_type_the_orchestrator_lacks_is_refused_naming_the_plugin():
+    from millrace_orchestrator.adapters.run_log import DefinitionCache, UnknownWorkflowVersion
+
+    stored = definition({"id": "x", "type": "teleport", "data": {"name": "X"}})
+
+    class Cursor:
+        async def fetchone(self):
+            return (stored,)
+
+    class Connection:
+        async def execute(self, *_: object):
+            return Cursor()
+
+    workflow_id = uuid4()
+    with pytest.raises(UnknownWorkflowVersion) as refused:  # its message is rejected with this reason
+        await DefinitionCache().get(Connection(), workflow_id, 3)  # type: ignore[arg-type]
+    assert str(refused.value).startswith(
+        f"workflow {workflow_id} version 3 cannot be loaded on this orchestrator: "
+        "unknown node type 'teleport'"
+    )
+    assert "needs its package installed in every service that validates or runs workflows" in str(
+        refused.value
+    )

@@ -21,8 +21,9 @@ from uuid import UUID
 import psycopg
 from millrace_common.contracts.messages.run_commands import StartRun
 from millrace_common.contracts.topics import Namespace
-from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.language.workflow import WorkflowDefinition, node_types
 from millrace_common.platform.pg import DirectConnections
+from pydantic import ValidationError
 
 from millrace_orchestrator.adapters.run_log_statements import (
     CONSUMER,
@@ -40,6 +41,21 @@ from millrace_orchestrator.service_layer.ports import Committed, WriteConflict
 
 class UnknownWorkflowVersion(LookupError):
     pass
+
+
+class UnloadableDefinition(UnknownWorkflowVersion):
+    """A stored version this orchestrator cannot read: most likely a node type from a plugin that is
+    not installed here (the gateway that saved it had it)."""
+
+    @classmethod
+    def of(cls, workflow_id: UUID, version: int, error: ValidationError) -> UnloadableDefinition:
+        tags = [
+            str((e.get("ctx") or {}).get("tag")) for e in error.errors() if e["type"] == "union_tag_invalid"
+        ]
+        reason = node_types().unknown(tags[0]) if tags else str(error).splitlines()[0]
+        return cls(
+            f"workflow {workflow_id} version {version} cannot be loaded on this orchestrator: {reason}"
+        )
 
 
 class MissingMigration(RuntimeError):
@@ -71,7 +87,10 @@ class DefinitionCache:
                 raise UnknownWorkflowVersion(f"workflow {workflow_id} has no version {version}")
             if len(self._entries) >= self._capacity:
                 self._entries.pop(next(iter(self._entries)))
-            self._entries[key] = WorkflowDefinition.model_validate(row[0])
+            try:
+                self._entries[key] = WorkflowDefinition.model_validate(row[0])
+            except ValidationError as error:
+                raise UnloadableDefinition.of(workflow_id, version, error) from error
         return self._entries[key]
 
 
@@ -222,7 +241,7 @@ class PostgresRunLog:
                     if definition is None:
                         async with self._connections.connection() as connection:
                             definition = await self._definitions.get(connection, *ref)
-                except UnknownWorkflowVersion as error:
+                except UnknownWorkflowVersion as error:  # or UnloadableDefinition
                     unknown[message.message_id] = str(error)
                     continue
                 state = RunState(message.run_id, definition)
