@@ -9,10 +9,11 @@ from uuid import UUID
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.records import AnyRecordEvent, RecordUpdated
+from millrace_common.language.workflow_configs.triggers import ANY_PIPELINE
 from millrace_common.platform.consuming import Delivery
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_trigger.adapters.store import ANY_PIPELINE, IndexKey, RecordKey
+from millrace_trigger.adapters.store import IndexKey, RecordKey
 from millrace_trigger.domain.firings import Firing
 from millrace_trigger.domain.matching import TRIGGER_KINDS, match_record_event, state_after
 from millrace_trigger.service_layer.firings import ConsumerShell
