@@ -9,14 +9,18 @@ schema = config.attributes.get("schema", "public")
 engine = create_engine(
     config.get_main_option("sqlalchemy.url"), connect_args={"options": f"-csearch_path={schema}"}
 )
-with engine.connect() as connection:
-    # Two processes migrating at once (several `make up`s, parallel tests) take turns.
-    connection.execute(text("select pg_advisory_lock(7130)"))
-    connection.execute(text(f'create schema if not exists "{schema}"'))
-    connection.commit()
-    context.configure(connection=connection, version_table_schema=schema)
-    with context.begin_transaction():
-        context.run_migrations()
-    connection.commit()
-    connection.execute(text("select pg_advisory_unlock(7130)"))
-engine.dispose()
+try:
+    with engine.connect() as connection:
+        # Two processes migrating at once (several `make up`s, parallel tests) take turns. The lock is
+        # the session's: a failed migration must still release it (disposing the engine closes the
+        # connection), or every later migration of every schema would wait for it forever.
+        connection.execute(text("select pg_advisory_lock(7130)"))
+        connection.execute(text(f'create schema if not exists "{schema}"'))
+        connection.commit()
+        context.configure(connection=connection, version_table_schema=schema)
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+        connection.execute(text("select pg_advisory_unlock(7130)"))
+finally:
+    engine.dispose()
