@@ -1,6 +1,7 @@
 """Record triggers against a real trigger service, Kafka and PostgreSQL: each record kind, field
-changes with old and new values, filters, duplicate delivery, throttling, causation depth and
-dead letters. The StartRun commands are read back from ``runs.commands``."""
+changes with old and new values, filters, duplicate delivery, two instances, causation depth and dead
+letters (the hourly limit is the orchestrator's: test_hourly_limit.py). The StartRun commands are read
+back from ``runs.commands``."""
 
 from __future__ import annotations
 
@@ -158,33 +159,6 @@ def test_a_record_event_delivered_twice_starts_one_run(rig: Rig):
     assert len(rig.firings(workflow)) == 1
 
 
-def test_max_executions_per_hour_throttles_and_records_the_reason(rig: Rig):
-    workflow = rig.active_workflow({"kind": "record_created"}, max_per_hour=2)
-    before = rig.metric("millrace_trigger_throttled_total", source="record")
-    # One record, so one partition: the first two events of the hour start runs.
-    rig.produce(
-        *(
-            RecordCreated(tenant_id=rig.tenant, pipeline_id="p", record_id="r", data={"i": i})
-            for i in range(5)
-        )
-    )
-
-    runs = rig.wait_for_runs(workflow, 2)
-    assert sorted(r.trigger.data["record"]["data"]["i"] for r in runs) == [0, 1]
-    firings = rig.firings(workflow)
-    assert sorted(f["status"] for f in firings) == [
-        "started",
-        "started",
-        "throttled",
-        "throttled",
-        "throttled",
-    ]
-    throttled = [f for f in firings if f["status"] == "throttled"]
-    assert all("max_executions_per_hour is 2" in f["reason"] for f in throttled)
-    assert rig.metric("millrace_trigger_throttled_total", source="record") - before == 3
-    assert rig.metric("millrace_trigger_firings_total", source="record", outcome="throttled") >= 3
-
-
 def test_a_change_made_too_deep_in_a_chain_of_runs_starts_no_run(rig: Rig):
     workflow = rig.active_workflow({"kind": "record_updated"})
     deep = RecordUpdated(
@@ -242,7 +216,10 @@ def test_a_record_event_that_fails_validation_is_dead_lettered_with_the_reason(r
     assert by_key["bad-2"].raw_value.startswith('{"type": "record.created"')
 
 
-def test_the_hourly_limit_holds_with_two_trigger_instances_sharing_the_events(rig: Rig):
+def test_two_trigger_instances_sharing_the_events_ask_for_each_run_once(rig: Rig):
+    """Each event's firing is recorded once and its run asked for once, whichever instance handled it
+    (how many of those runs may start in an hour is the orchestrator's to judge:
+    tests/integration/test_hourly_limit.py)."""
     workflow = rig.active_workflow({"kind": "record_created"}, max_per_hour=10)
     second = System(rig.system.infra, rig.system.namespace)
     try:
@@ -268,10 +245,11 @@ def test_the_hourly_limit_holds_with_two_trigger_instances_sharing_the_events(ri
                 break
             time.sleep(0.5)
         assert handled_by_both, "the second instance never got partitions of records.events"
-        runs = rig.wait_for_runs(workflow, 10)
+        runs = rig.wait_for_runs(workflow, sent)
         firings = rig.firings(workflow)
         assert len(firings) == sent
-        assert sum(f["status"] == "started" for f in firings) == len(runs) == 10
+        assert sum(f["status"] == "started" for f in firings) == len(runs) == sent
+        assert {str(f["run_id"]) for f in firings} == {str(r.run_id) for r in runs}
     finally:
         assert second.stop_all() == {"trigger": 0}
 

@@ -197,20 +197,6 @@ def test_unknown_addresses_and_inactive_workflows_are_refused(rig: Rig):
     assert deliveries(rig, workflow) == []
 
 
-def test_webhook_runs_are_throttled_too_and_the_reason_is_recorded(rig: Rig):
-    workflow = rig.active_workflow({"kind": "webhook"}, max_per_hour=1)
-    url = hook_url(rig, workflow)
-    answers = [httpx.post(url, json={"n": n}, headers={"x-millrace-delivery": f"n{n}"}) for n in range(3)]
-    assert [a.status_code for a in answers] == [202, 202, 202]
-    rig.wait_until_settled(WEBHOOKS_INBOUND)
-    [run] = rig.wait_for_runs(workflow, 1, topic=WEBHOOKS_INBOUND)
-    firings = rig.firings(workflow)
-    assert sorted(f["status"] for f in firings) == ["started", "throttled", "throttled"]
-    assert {str(f["run_id"]) for f in firings} == {a.json()["run_id"] for a in answers}
-    assert rig.metric("millrace_trigger_throttled_total", source="webhook") >= 2
-    assert str(run.run_id) in {a.json()["run_id"] for a in answers}
-
-
 def test_webhook_conditions_filter_calls_and_the_filtered_call_is_recorded(rig: Rig):
     workflow = rig.active_workflow(
         {

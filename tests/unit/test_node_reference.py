@@ -255,7 +255,7 @@ def test_the_runner_outputs_have_the_documented_fields():
 
 def _candidate(kind: str, **config: object) -> Candidate:
     parsed = TriggerConfig.model_validate({"name": "When", "kind": kind, **config})
-    return Candidate(uuid.uuid4(), 1, "acme", parsed, 100)
+    return Candidate(uuid.uuid4(), 1, "acme", parsed)
 
 
 def _trigger_paths(kind: str, data: dict) -> set[str]:

@@ -101,6 +101,25 @@ def test_starts_are_throttled_on_the_load_carried_from_one_start_to_the_next():
     assert decision.refused is None, "a load read is not assumed"
 
 
+@settings(max_examples=60, deadline=None)
+@given(limit=st.integers(1, 20), already=st.integers(0, 25), asked=st.integers(0, 40))
+def test_starts_never_go_beyond_the_hourly_limit_and_the_first_refused_ends_the_starts(limit, already, asked):
+    """The hourly limit has one judge: whatever started them (a trigger or a person), a workflow starts
+    at most ``max_executions_per_hour`` runs in an hour; in order, the starts beyond it are throttled."""
+    version = definition(WAIT, max_executions_per_hour=limit)
+    runs = [start() for _ in range(asked)]
+    load = WorkflowLoad(started_last_hour=already)
+    loaded = LoadedBatch(new_runs(version, *runs), loads={(TENANT, WORKFLOW): load})
+
+    decision = decide_batch(runs, loaded, now=NOW, new_id=ids())
+
+    firsts = [next(e for e in decision.events if e.run_id == r.run_id).type for r in runs]
+    assert firsts.count("run.started") == max(0, min(asked, limit - already))
+    assert set(firsts) <= {"run.started", "run.throttled"}
+    first_refused = firsts.index("run.throttled") if "run.throttled" in firsts else asked
+    assert all(t == "run.throttled" for t in firsts[first_refused:])
+
+
 def test_messages_handled_before_or_repeated_are_skipped_and_unknown_ones_rejected_but_claimed():
     version = definition(WAIT)
     handled, stray, fresh = start(), start(), start()

@@ -6,8 +6,6 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from millrace_common.contracts.messages.records import RecordCreated, RecordDeleted, RecordUpdated
 from millrace_common.contracts.messages.webhooks import (
     WebhookReceived,
@@ -15,7 +13,7 @@ from millrace_common.contracts.messages.webhooks import (
     webhook_idempotency_key,
 )
 from millrace_common.language.workflow import TriggerConfig
-from millrace_trigger.domain.firings import Candidate, Outcome, throttle
+from millrace_trigger.domain.firings import Candidate, Outcome
 from millrace_trigger.domain.matching import dedupe, match_record_event, match_webhook
 
 pytestmark = pytest.mark.unit
@@ -24,9 +22,9 @@ NOW = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 TENANT = "acme"
 
 
-def candidate(kind: str, *, limit: int = 100, **config: object) -> Candidate:
+def candidate(kind: str, **config: object) -> Candidate:
     parsed = TriggerConfig.model_validate({"name": "When", "kind": kind, **config})
-    return Candidate(uuid.uuid4(), 3, TENANT, parsed, limit)
+    return Candidate(uuid.uuid4(), 3, TENANT, parsed)
 
 
 def updated(data: dict, old: dict | None = None, *, depth: int = 0, pipeline: str = "deals") -> RecordUpdated:
@@ -211,43 +209,6 @@ def test_webhook_conditions_that_do_not_hold_are_recorded_as_filtered():
         match_webhook(webhook_call(hook.workflow_id, {"kind": "refund"}), hook, now=NOW).outcome
         is Outcome.FILTERED
     )
-
-
-def test_throttle_lets_a_workflow_start_its_hourly_limit_then_records_the_rest():
-    limited = candidate("record_updated", limit=2)
-    firings = [f for i in range(4) for f in match(updated({"i": i}, {}), [limited])]
-    settled = throttle(firings, {limited.workflow_id: 1})
-    assert [f.outcome for f in settled] == [
-        Outcome.STARTED,
-        Outcome.THROTTLED,
-        Outcome.THROTTLED,
-        Outcome.THROTTLED,
-    ]
-    assert "max_executions_per_hour is 2" in settled[1].reason
-
-
-def test_throttle_counts_each_workflow_on_its_own_and_passes_other_outcomes_through():
-    one, two = candidate("record_updated", limit=1), candidate("record_updated", limit=1)
-    firings = match(updated({"a": 1}, {}), [one, two]) + match(updated({"a": 2}, {}, depth=9), [one])
-    settled = throttle(firings, {})
-    assert [f.outcome for f in settled] == [Outcome.STARTED, Outcome.STARTED, Outcome.TOO_DEEP]
-
-
-@given(
-    limit=st.integers(1, 20),
-    already=st.integers(0, 25),
-    asked=st.integers(0, 40),
-)
-def test_throttle_never_starts_more_than_the_limit_in_an_hour(limit, already, asked):
-    limited = candidate("record_updated", limit=limit)
-    firings = [f for i in range(asked) for f in match(updated({"i": i}, {}), [limited])]
-    settled = throttle(firings, {limited.workflow_id: already})
-    started = sum(f.outcome is Outcome.STARTED for f in settled)
-    assert started == max(0, min(asked, limit - already))
-    assert len(settled) == asked
-    assert all(f.outcome in (Outcome.STARTED, Outcome.THROTTLED) for f in settled)
-    first_throttled = next((i for i, f in enumerate(settled) if f.outcome is Outcome.THROTTLED), asked)
-    assert all(f.outcome is Outcome.THROTTLED for f in settled[first_throttled:])
 
 
 def test_run_ids_depend_on_the_key_only():

@@ -117,7 +117,7 @@ def scheduled(policy: str = "fire_once") -> Candidate:
             "missed_slot_policy": policy,
         }
     )
-    return Candidate(uuid.uuid4(), 1, "acme", config, 100)
+    return Candidate(uuid.uuid4(), 1, "acme", config)
 
 
 def test_missed_slots_fire_once_on_recovery_by_default():

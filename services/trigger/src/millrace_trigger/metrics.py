@@ -10,14 +10,8 @@ class TriggerMetrics:
         self.firings = Counter(
             "millrace_trigger_firings_total",
             "Trigger decisions recorded, by source (record, webhook, schedule), trigger kind and outcome "
-            "(started, throttled, too_deep, no_baseline, condition_error, filtered, not_active, missed)",
+            "(started, too_deep, no_baseline, condition_error, filtered, not_active, missed)",
             ["source", "kind", "outcome"],
-            registry=registry,
-        )
-        self.throttled = Counter(
-            "millrace_trigger_throttled_total",
-            "Runs not started because the workflow reached max_executions_per_hour, by source",
-            ["source"],
             registry=registry,
         )
         self.duplicates = Counter(

@@ -296,7 +296,6 @@ workflow_triggers = Table(
     Column("workflow_version", Integer, nullable=False),
     Column("trigger_kind", String(32), nullable=False),
     Column("config", JSONB, nullable=False),
-    Column("max_executions_per_hour", Integer, nullable=False),
     Column("activated_at", DateTime(timezone=True), nullable=False),
 )
 trigger_firings = Table(

@@ -46,7 +46,6 @@ def rows_of(trigger: ActiveTrigger) -> tuple[list[dict[str, object]], dict[str, 
         "workflow_version": trigger.workflow_version,
         "trigger_kind": trigger.trigger_kind,
         "config": trigger.config,
-        "max_executions_per_hour": trigger.max_executions_per_hour,
         "activated_at": trigger.activated_at,
     }
     return index, config

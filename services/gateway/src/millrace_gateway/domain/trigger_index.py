@@ -21,7 +21,6 @@ class ActiveTrigger:
     workflow_version: int
     trigger_kind: str
     config: JsonObject
-    max_executions_per_hour: int
     activated_at: datetime
     pipelines: tuple[str, ...]
     """The index has one entry per pipeline: (tenant, kind, pipeline) to this workflow version."""
@@ -41,7 +40,6 @@ def active_trigger(
         workflow_version=version,
         trigger_kind=trigger.kind,
         config=trigger.model_dump(mode="json", by_alias=True),
-        max_executions_per_hour=definition.settings.max_executions_per_hour,
         activated_at=activated_at,
         pipelines=tuple(trigger.pipeline_ids or (ANY_PIPELINE,)),
     )

@@ -34,7 +34,7 @@ _INDEX_VERSIONS = text(
 _TENANT_INDEX = text(
     """
     select a.tenant_id, a.trigger_kind, a.pipeline_id, a.workflow_id, a.workflow_version,
-           w.config, w.max_executions_per_hour
+           w.config
     from active_triggers a
     join workflow_triggers w on w.workflow_id = a.workflow_id and w.workflow_version = a.workflow_version
     where a.tenant_id = any(cast(:tenants as text[]))
@@ -82,29 +82,9 @@ _LAST_SEEN = text(
       on s.tenant_id = q.tenant_id and s.pipeline_id = q.pipeline_id and s.record_id = q.record_id
     """
 )
-# Locks in id order, so two instances lock the same workflows in the same order and never deadlock.
-_RATE_LOCKS = text(
-    """
-    select count(pg_advisory_xact_lock(h)) from (
-        select hashtextextended('millrace-trigger-rate:' || id, 0) as h
-        from unnest(cast(:ids as text[])) as id
-        order by id
-    ) as ordered
-    """
-)
-# A statement of its own, after the locks: in READ COMMITTED each statement reads what was committed
-# when it began, so counting in the locking statement would miss what the previous holder committed.
-_STARTED_SINCE = text(
-    """
-    select workflow_id, count(*) as started
-    from trigger_firings
-    where workflow_id = any(cast(:ids as uuid[])) and status = 'started' and fired_at > :since
-    group by workflow_id
-    """
-)
 _DUE_SCHEDULES = text(
     """
-    select w.workflow_id, w.tenant_id, w.workflow_version, w.config, w.max_executions_per_hour,
+    select w.workflow_id, w.tenant_id, w.workflow_version, w.config,
            w.activated_at, c.activated_at as cursor_activated_at, c.cursor_at
     from workflow_triggers w
     left join schedule_cursors c on c.workflow_id = w.workflow_id
@@ -226,9 +206,7 @@ class TriggerStore:
         grouped: dict[str, dict[IndexKey, list[Candidate]]] = {t: defaultdict(list) for t in tenants}
         rows = await connection.execute(_TENANT_INDEX, {"tenants": list(tenants)})
         for row in rows:
-            candidate = self._candidate(
-                row.workflow_id, row.workflow_version, row.tenant_id, row.config, row.max_executions_per_hour
-            )
+            candidate = self._candidate(row.workflow_id, row.workflow_version, row.tenant_id, row.config)
             if candidate is not None:
                 grouped[row.tenant_id][(row.tenant_id, row.trigger_kind, row.pipeline_id)].append(candidate)
         for tenant in tenants:
@@ -246,15 +224,13 @@ class TriggerStore:
         )
         found = {}
         for row in rows:
-            candidate = self._candidate(
-                row.workflow_id, row.workflow_version, row.tenant_id, row.config, row.max_executions_per_hour
-            )
+            candidate = self._candidate(row.workflow_id, row.workflow_version, row.tenant_id, row.config)
             if candidate is not None:
                 found[row.workflow_id] = candidate
         return found
 
     def _candidate(
-        self, workflow_id: UUID, version: int, tenant_id: str, config: JsonObject, max_per_hour: int
+        self, workflow_id: UUID, version: int, tenant_id: str, config: JsonObject
     ) -> Candidate | None:
         """The candidate, its config parsed once per version; None for a config this version of the
         service cannot read (logged), so one bad row never holds up every other workflow's events."""
@@ -277,7 +253,7 @@ class TriggerStore:
                 )
                 return None
             self._configs[(workflow_id, version)] = parsed
-        return Candidate(workflow_id, version, tenant_id, parsed, max_per_hour)
+        return Candidate(workflow_id, version, tenant_id, parsed)
 
     # -- last-seen record states (for field_changed when a producer sends only the new record) -----
 
@@ -329,18 +305,6 @@ class TriggerStore:
         )
         return {row.idempotency_key for row in rows}
 
-    async def started_since(
-        self, connection: AsyncConnection, workflow_ids: Iterable[UUID], since: datetime
-    ) -> dict[UUID, int]:
-        """Runs each workflow started after ``since``; each workflow's count stays locked until the
-        transaction ends, so two instances never both take the last run of an hour."""
-        ids = sorted({str(w) for w in workflow_ids})
-        if not ids:
-            return {}
-        await connection.execute(_RATE_LOCKS, {"ids": ids})
-        rows = await connection.execute(_STARTED_SINCE, {"ids": ids, "since": since})
-        return {row.workflow_id: row.started for row in rows}
-
     async def record_firings(
         self, connection: AsyncConnection, firings: Sequence[Firing], now: datetime
     ) -> set[str]:
@@ -382,7 +346,6 @@ class TriggerStore:
                         row.workflow_version,
                         row.tenant_id,
                         row.config,
-                        row.max_executions_per_hour,
                     ),
                     cursor=row.cursor_at if same_activation else row.activated_at,
                     activated_at=row.activated_at,

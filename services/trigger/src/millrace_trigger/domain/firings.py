@@ -2,14 +2,14 @@
 
 Every firing has an idempotency key (source event id + workflow id, or the schedule slot); the run id
 is derived from it, so deciding twice names the same run. Only ``started`` firings ask for a run;
-every other outcome is recorded with its reason and counted, never dropped silently.
+every other outcome is recorded with its reason and counted, never dropped silently. Whether the
+run may start (``max_executions_per_hour``, ``max_concurrent_runs``) is the orchestrator's to judge:
+it sees every start, manual ones included, and answers ``run.throttled`` with the reason.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from typing import Literal
@@ -25,7 +25,6 @@ Source = Literal["record", "webhook", "schedule"]
 
 class Outcome(StrEnum):
     STARTED = "started"
-    THROTTLED = "throttled"
     TOO_DEEP = "too_deep"
     NO_BASELINE = "no_baseline"
     CONDITION_ERROR = "condition_error"
@@ -42,7 +41,6 @@ class Candidate:
     workflow_version: int
     tenant_id: str
     config: TriggerConfig
-    max_executions_per_hour: int
 
     @cached_property
     def kind(self) -> str:
@@ -65,7 +63,6 @@ class Firing:
     source_event_id: UUID | None
     data: JsonObject
     outcome: Outcome
-    max_executions_per_hour: int
     reason: str | None = None
     causation_depth: int = 0
     """The depth of the record change that caused the firing; the run's own record changes go one deeper."""
@@ -114,29 +111,6 @@ def firing(
         source_event_id=source_event_id,
         data=data,
         outcome=outcome,
-        max_executions_per_hour=candidate.max_executions_per_hour,
         reason=reason,
         causation_depth=causation_depth,
     )
-
-
-def throttle(firings: Sequence[Firing], started_last_hour: Mapping[UUID, int]) -> list[Firing]:
-    """Each workflow starts at most ``max_executions_per_hour`` runs in any hour: in order, the
-    firings that would go beyond it become ``throttled``, with the reason."""
-    started: Counter[UUID] = Counter(started_last_hour)
-    settled = []
-    for item in firings:
-        if item.outcome is not Outcome.STARTED:
-            settled.append(item)
-            continue
-        limit = item.max_executions_per_hour
-        if started[item.workflow_id] >= limit:
-            reason = (
-                f"max_executions_per_hour is {limit} and {started[item.workflow_id]} runs "
-                "started in the last hour"
-            )
-            settled.append(replace(item, outcome=Outcome.THROTTLED, reason=reason))
-        else:
-            started[item.workflow_id] += 1
-            settled.append(item)
-    return settled

@@ -67,7 +67,7 @@ def match_record_event(
     now: datetime,
     max_causation_depth: int,
 ) -> list[Firing]:
-    """The firings an event causes: ``started`` ones (before throttling) and the ones recorded
+    """The firings an event causes: ``started`` ones and the ones recorded
     without a run (``too_deep``, ``no_baseline``, ``condition_error``)."""
     kinds = trigger_kinds(event)
     before = old_data(event, last_seen)
@@ -200,7 +200,6 @@ def match_webhook(message: WebhookReceived, candidate: Candidate | None, *, now:
             source_event_id=message.message_id,
             data=data,
             outcome=Outcome.NOT_ACTIVE,
-            max_executions_per_hour=0,
             reason="the workflow is no longer active with a webhook trigger",
         )
     verdict = conditions_verdict(candidate, data, now)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from millrace_common.contracts.outgoing import Outgoing
@@ -20,12 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_trigger.adapters.clock import Clock
 from millrace_trigger.adapters.store import TriggerStore
-from millrace_trigger.domain.firings import Firing, Outcome, throttle
+from millrace_trigger.domain.firings import Firing, Outcome
 from millrace_trigger.domain.matching import dedupe
 from millrace_trigger.metrics import TriggerMetrics
 
 log = logging.getLogger(__name__)
-HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,8 @@ class Settled:
 
 
 class FiringLedger:
-    """Records decided firings exactly once (by idempotency key), applies each workflow's hourly
-    limit, and puts a StartRun in the outbox for each firing that starts a run."""
+    """Records decided firings exactly once (by idempotency key) and puts a StartRun in the outbox
+    for each firing that starts a run (whose limits the orchestrator judges)."""
 
     def __init__(
         self, store: TriggerStore, namespace: Namespace, producer: str, metrics: TriggerMetrics
@@ -50,11 +49,8 @@ class FiringLedger:
         unique = dedupe(firings)
         known = await self._store.known_keys(connection, (f.idempotency_key for f in unique))
         fresh = [f for f in unique if f.idempotency_key not in known]
-        starting = {f.workflow_id for f in fresh if f.outcome is Outcome.STARTED}
-        started = await self._store.started_since(connection, starting, now - HOUR)
-        decided = throttle(fresh, started)
-        inserted = await self._store.record_firings(connection, decided, now)
-        recorded = [f for f in decided if f.idempotency_key in inserted]
+        inserted = await self._store.record_firings(connection, fresh, now)
+        recorded = [f for f in fresh if f.idempotency_key in inserted]
         await enqueue(
             connection,
             self._namespace,
@@ -71,8 +67,6 @@ class FiringLedger:
         """Metrics for a committed transaction."""
         for item in settled.recorded:
             self._metrics.firings.labels(source=item.source, kind=item.kind, outcome=item.outcome.value).inc()
-            if item.outcome is Outcome.THROTTLED:
-                self._metrics.throttled.labels(source=item.source).inc()
             ids = {"workflow_id": str(item.workflow_id), "source": item.source, "outcome": item.outcome.value}
             if item.outcome is Outcome.STARTED:
                 with bound(run_id=item.run_id, tenant_id=item.tenant_id):

@@ -9,9 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_trigger.adapters.clock import Clock
 from millrace_trigger.adapters.store import TriggerStore
-from millrace_trigger.service_layer.firings import HOUR
 
 log = logging.getLogger(__name__)
+
+SHORTEST_KEEP = timedelta(hours=2)
+"""Firings are the exactly-once record of the events that caused them: they outlive any redelivery."""
 
 
 class Retention:
@@ -21,7 +23,7 @@ class Retention:
         self._engine = engine
         self._store = store
         self._clock = clock
-        self._keep = max(keep, 2 * HOUR)  # the hourly limit counts the last hour's firings
+        self._keep = max(keep, SHORTEST_KEEP)
 
     async def prune(self) -> int:
         """Remove what is older than the retention period; returns how many rows."""
