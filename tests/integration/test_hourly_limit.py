@@ -80,7 +80,7 @@ def test_record_events_beyond_the_hourly_limit_end_throttled_runs_with_the_reaso
     throttled = [r for r in runs if r["status"] == "throttled"]
     assert all("max_executions_per_hour reached: 2 runs" in r["error"] for r in throttled)
     started = [rig.api.get(f"/api/v1/runs/{r['run_id']}").json() for r in runs if r["status"] == "completed"]
-    assert sorted(r["trigger"]["record"]["data"]["i"] for r in started) == [0, 1]
+    assert sorted(r["trigger"]["data"]["record"]["data"]["i"] for r in started) == [0, 1]
     # The trigger service asked for every run; it judges no limit of its own.
     firings = rig.firings(workflow)
     assert [f["status"] for f in firings] == ["started"] * 5
