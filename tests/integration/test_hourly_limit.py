@@ -61,7 +61,6 @@ def throttled_count(rig: Rig) -> float:
 def test_record_events_beyond_the_hourly_limit_end_throttled_runs_with_the_reason(rig: Rig):
     workflow = rig.active_workflow({"kind": "record_created"}, max_per_hour=2)
     before = throttled_count(rig)
-    # One record, so one partition: the first two events of the hour start runs.
     rig.produce(
         *(
             RecordCreated(tenant_id=rig.tenant, pipeline_id="p", record_id="r", data={"i": i})
@@ -79,8 +78,11 @@ def test_record_events_beyond_the_hourly_limit_end_throttled_runs_with_the_reaso
     ]
     throttled = [r for r in runs if r["status"] == "throttled"]
     assert all("max_executions_per_hour reached: 2 runs" in r["error"] for r in throttled)
+    # Which two start is the orchestrator's order of the StartRuns, which are keyed by run (spread
+    # over runs.commands' partitions), not the events' order: any two distinct events.
     started = [rig.api.get(f"/api/v1/runs/{r['run_id']}").json() for r in runs if r["status"] == "completed"]
-    assert sorted(r["trigger"]["data"]["record"]["data"]["i"] for r in started) == [0, 1]
+    events = [r["trigger"]["data"]["record"]["data"]["i"] for r in started]
+    assert len(set(events)) == 2 and set(events) <= set(range(5))
     # The trigger service asked for every run; it judges no limit of its own.
     firings = rig.firings(workflow)
     assert [f["status"] for f in firings] == ["started"] * 5
