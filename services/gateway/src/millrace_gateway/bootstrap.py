@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from millrace_common.contracts.topics import Namespace
+from millrace_common.language.workflow_nodes import require_node_types
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
 from millrace_common.platform.kafka import create_broker
@@ -86,7 +87,10 @@ def build(settings: GatewaySettings) -> FastAPI:
 
     background = (relay.run, feed.run, gauges.run, on_stop_signal(feed.close_streams))
     app = create_app(
-        ServiceParts(settings, broker, engine, registry, background=background), title="Millrace API"
+        ServiceParts(
+            settings, broker, engine, registry, background=background, start_checks=(require_node_types,)
+        ),
+        title="Millrace API",
     )
     app.state.settings = settings
     app.state.engine = engine  # the pool, for whoever runs the app without its lifespan to dispose of

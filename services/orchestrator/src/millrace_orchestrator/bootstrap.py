@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
+from millrace_common.language.workflow_nodes import require_node_types
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import (
     CallbackCollector,
@@ -55,7 +56,7 @@ def build(settings: OrchestratorSettings) -> FastAPI:
         registry,
         background=background,
         closers=(direct.close,),
-        start_checks=(run_log.require_migrations,),
+        start_checks=(require_node_types, run_log.require_migrations),
     )
     return create_app(parts, title="Millrace orchestrator")
 

@@ -289,6 +289,13 @@ def node_types() -> NodeTypeRegistry:
     return _installed
 
 
+async def require_node_types() -> None:
+    """A start check (``ServiceParts.start_checks``) for every service that validates or runs
+    workflows: the registry loads, or the process stops at start naming the plugin at fault, instead
+    of failing every request or message that meets a definition."""
+    node_types()
+
+
 def _validate_node(value: object, info: ValidationInfo) -> _NodeBase:
     """A node validated with its type's model, the type looked up in :func:`node_types` (so a
     plugin's types validate like the built-in ones); the errors are those of a union on ``type``."""
