@@ -296,6 +296,8 @@ workflow_triggers = Table(
     Column("workflow_version", Integer, nullable=False),
     Column("trigger_kind", String(32), nullable=False),
     Column("config", JSONB, nullable=False),
+    # max_executions_per_hour is still in the database, optional since 0009 and no longer read or
+    # written (the orchestrator judges the limit); a later release drops it.
     Column("activated_at", DateTime(timezone=True), nullable=False),
 )
 trigger_firings = Table(

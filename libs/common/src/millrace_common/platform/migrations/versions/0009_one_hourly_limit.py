@@ -1,5 +1,7 @@
 """The hourly limit has one judge, the orchestrator (``workflow_starts``): the trigger index no longer
-carries each workflow's ``max_executions_per_hour``.
+needs each workflow's ``max_executions_per_hour``. The column stops being required now and goes in a
+later release, so that services of the release before (which still read and write it) and of this
+one (which leave it out) run side by side while a release rolls out, in either order.
 
 Revision ID: 0009_one_hourly_limit
 """
@@ -13,10 +15,14 @@ depends_on = ("0004_trigger",)  # the table it alters comes from that branch
 
 
 def upgrade() -> None:
-    op.execute("alter table workflow_triggers drop column if exists max_executions_per_hour")
+    op.execute(
+        "alter table workflow_triggers alter column max_executions_per_hour drop not null,"
+        " alter column max_executions_per_hour set default 100"
+    )
 
 
 def downgrade() -> None:
     op.execute(
-        "alter table workflow_triggers add column max_executions_per_hour integer not null default 100"
+        "update workflow_triggers set max_executions_per_hour = 100 where max_executions_per_hour is null;"
+        " alter table workflow_triggers alter column max_executions_per_hour set not null"
     )
