@@ -217,3 +217,48 @@ def test_messages_a_handler_did_not_acknowledge_come_again_and_are_not_committed
         assert values == list(range(60, 65)), "what was acknowledged was committed"
 
     asyncio.run(scenario())
+
+
+def test_a_record_that_did_not_decode_is_refused_once_while_its_batch_is_tried_again(
+    infra: Infra, namespace: str
+) -> None:
+    """An outage fails the handler twice; the batch comes again from its first message not
+    acknowledged, and the undecodable record before it is not refused again each time."""
+
+    async def scenario() -> None:
+        names = Namespace(namespace)
+        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            key = b"run-0"  # one key, one partition: the bad record comes before the good ones
+            await producer.send_and_wait(names.topic(RUNS_COMMANDS), b"{not json", key=key)
+            for n in range(5):
+                await producer.send_and_wait(names.topic(RUNS_COMMANDS), f'"run-0:{n}"'.encode(), key=key)
+        finally:
+            await producer.stop()
+        refused: list[int] = []
+        handled: list[ConsumerRecord] = []
+        outages = {"left": 2}
+
+        async def handle(deliveries: list[Delivery]) -> None:
+            if outages["left"]:
+                outages["left"] -= 1
+                raise ConnectionRefusedError("PostgreSQL is away")
+            handled.extend(records_of(deliveries))
+            for delivery in deliveries:
+                delivery.ack()
+
+        decoder = Decoder(
+            names,
+            {RUNS_COMMANDS: TEXT, NODES_RESULTS: TEXT},
+            unreadable=lambda r, _: refused.append(r.offset),
+        )
+        consumer = BatchConsumer(
+            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, decoder, handle, retry_seconds=0.1
+        )
+        await consume_until(consumer, handled, 5)
+        assert outages["left"] == 0, "the handler failed twice"
+        assert len(refused) == 1, f"the undecodable record was refused {len(refused)} times"
+        assert sorted(int(r.value.decode().strip('"').split(":")[1]) for r in handled) == list(range(5))
+
+    asyncio.run(scenario())

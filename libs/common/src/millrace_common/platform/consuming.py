@@ -355,9 +355,14 @@ class BatchConsumer:
             )
 
     async def _handle_polled(self, polled: Polled) -> dict[TopicPartition, int]:
-        """Handle a batch; the first offset of each partition not handled (nothing when all was)."""
+        """Handle a batch; the first offset of each partition not handled (nothing when all was).
+
+        Handled means acknowledged, or refused (dead-lettered) while decoding: when the handler fails
+        (an outage, say), each partition comes again from its first decoded message not acknowledged,
+        so a record that did not decode before it is not dead-lettered again each time the batch is
+        tried (one after it is, as everything after it comes again)."""
         records = [record for batch in polled.values() for record in batch]
-        first = {partition: batch[0].offset for partition, batch in polled.items()}
+        deliveries: list[Delivery[Any]] | None = None
         try:
             deliveries = await self._decoder.decode(records)
             if self._guard is None:
@@ -377,16 +382,24 @@ class BatchConsumer:
                     "waiting for a dependency to come back; batches are polled again (said once per 30 s)",
                     extra={"ids": {"dependency": missing, "error": type(error).__name__}},
                 )
-            return first
-        unacked: dict[TopicPartition, int] = {}
-        for delivery in deliveries:
-            if not delivery.acked:
-                unacked.setdefault(delivery.partition, delivery.offset)
+            if deliveries is None:  # decoding failed (a dead letter could not be sent): all again
+                return {partition: batch[0].offset for partition, batch in polled.items()}
+            return self._positions(polled, deliveries)
+        unacked = self._positions(polled, deliveries)
         if unacked:
             log.error(
                 "a handler returned without acknowledging every message; those come again",
                 extra={"ids": {"records": len(records), "unacknowledged": len(unacked)}},
             )
+        return unacked
+
+    def _positions(self, polled: Polled, deliveries: Sequence[Delivery[Any]]) -> dict[TopicPartition, int]:
+        """Note each partition's handled position for the committer; return the first offset of each
+        partition whose decoded messages were not all acknowledged."""
+        unacked: dict[TopicPartition, int] = {}
+        for delivery in deliveries:
+            if not delivery.acked:
+                unacked.setdefault(delivery.partition, delivery.offset)
         for partition, batch in polled.items():
             position = unacked.get(partition, batch[-1].offset + 1)
             if position > batch[0].offset:

@@ -192,14 +192,27 @@ class LaneConsumer:
                 progress.finished(offset)
                 return
             decoded.on_ack = lambda: progress.finished(offset)
-            try:
-                await self._handle([decoded])
-            except Exception as error:
-                # The handler is to deal with its own failures; one that escapes is dead-lettered,
-                # so the partition's committed offset moves on past it.
-                log.exception("a message could not be handled", extra={"ids": {"offset": offset}})
-                await self._refuse(lane, record, f"handling failed: {type(error).__name__}: {error}")
-                decoded.ack()
+            for attempt in itertools.count():
+                try:
+                    await self._handle([decoded])
+                    break
+                except Exception as error:
+                    missing = unreachable_dependency(error)
+                    if missing is not None:
+                        # An outage is waited out: the message is handled again, never dead-lettered.
+                        if self._outages.due(missing):
+                            log.warning(
+                                "a message waits for a dependency (said once per 30 s)",
+                                extra={"ids": {"dependency": missing, "offset": offset}},
+                            )
+                        await asyncio.sleep(SEND_BACKOFF_SECONDS[min(attempt, len(SEND_BACKOFF_SECONDS) - 1)])
+                        continue
+                    # The handler is to deal with its own failures; one that escapes is
+                    # dead-lettered, so the partition's committed offset moves on past it.
+                    log.exception("a message could not be handled", extra={"ids": {"offset": offset}})
+                    await self._refuse(lane, record, f"handling failed: {type(error).__name__}: {error}")
+                    decoded.ack()
+                    break
             if not decoded.acked:
                 log.error(
                     "a handler returned without acknowledging; moving past", extra={"ids": {"offset": offset}}
