@@ -15,9 +15,10 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from faststream.kafka import KafkaBroker
 from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -72,12 +73,19 @@ class OutboxRelay:
     acknowledged them (each service relays only its own rows, so per-key order holds)."""
 
     def __init__(
-        self, engine: AsyncEngine, broker: KafkaBroker, producer: str, *, batch_size: int = 2000
+        self,
+        engine: AsyncEngine,
+        broker: KafkaBroker,
+        producer: str,
+        *,
+        batch_size: int = 2000,
+        ack_timeout_seconds: float = 30.0,
     ) -> None:
         self._engine = engine
         self._producer = producer
         self._broker = broker
         self._batch_size = batch_size
+        self._ack_timeout = ack_timeout_seconds
         self._lock = asyncio.Lock()
         self._woken = asyncio.Event()
 
@@ -114,7 +122,7 @@ class OutboxRelay:
                     await self._broker.publish(row.value, topic=row.topic, key=row.key, no_confirm=True)
                     for row in rows
                 ]
-                await asyncio.gather(*pending)
+                await self._acknowledged(asyncio.gather(*pending))
             except Exception as error:
                 if unreachable_dependency(error) is not None:
                     raise
@@ -125,9 +133,21 @@ class OutboxRelay:
             await connection.execute(delete(outbox).where(outbox.c.id.in_([row.id for row in rows])))
         return len(rows)
 
+    async def _acknowledged(self, sent: Awaitable[object]) -> None:
+        """Wait for Kafka's acknowledgement, at most ``ack_timeout_seconds``: after a broker restart a
+        send can wait for an answer that never comes, and the relay (and every use case waiting for
+        it) would wait with it, its rows locked. Past the time it is an outage: the transaction rolls
+        back, the rows stay, and the next pass sends them again (consumers dedupe)."""
+        try:
+            await asyncio.wait_for(sent, timeout=self._ack_timeout)
+        except TimeoutError as error:
+            raise KafkaTimeoutError(
+                f"Kafka did not acknowledge the outbox rows of {self._producer} in {self._ack_timeout:g} s"
+            ) from error
+
     async def _publish_or_dead_letter(self, row: Row) -> None:
         try:
-            await self._broker.publish(row.value, topic=row.topic, key=row.key)
+            await self._acknowledged(self._broker.publish(row.value, topic=row.topic, key=row.key))
             return
         except Exception as error:
             if unreachable_dependency(error) is not None:
