@@ -4,6 +4,7 @@ Pure."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TypeGuard
 
 from pydantic import JsonValue
@@ -30,3 +31,22 @@ def json_equal(left: JsonValue, right: JsonValue) -> bool:
         keys = {k for k, v in left.items() if v is not None} | {k for k, v in right.items() if v is not None}
         return all(json_equal(left.get(k), right.get(k)) for k in keys)
     return left == right
+
+
+def describe(value: object) -> str | None:
+    """A JSON value as an error message names it (``null``, ``boolean true``, ``number 3``, ``text
+    'abc'`` cut at 40 characters, ``a list of 2 items``, ``an object``); None for anything else."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {'true' if value else 'false'}"
+    if isinstance(value, (int, float)):
+        return f"number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        return f"text '{shown}'"
+    if isinstance(value, (list, tuple)):
+        return f"a list of {len(value)} items"
+    if isinstance(value, Mapping):
+        return "an object"
+    return None

@@ -18,7 +18,7 @@ from typing import TypeVar
 import re2
 from pydantic import JsonValue
 
-from millrace_common.contracts.json_values import is_number, json_equal
+from millrace_common.contracts.json_values import describe, is_number, json_equal
 from millrace_common.language.conditions.model import AllOf, AnyOf, Comparison, Condition, Negation, Operator
 
 MAX_PATTERN_CHARS = 1000
@@ -263,15 +263,4 @@ def _list_value(operator: Operator, expected: JsonValue) -> list[JsonValue]:
 
 
 def _describe(value: JsonValue) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {'true' if value else 'false'}"
-    if isinstance(value, (int, float)):
-        return f"number {value}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        return f"text '{shown}'"
-    if isinstance(value, list):
-        return f"a list of {len(value)} items"
-    return "an object"
+    return describe(value) or "an object"

@@ -5,13 +5,14 @@ the one kind of value a template may call."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeGuard
 
 from jinja2.runtime import Undefined
 from pydantic import JsonValue
 
+from millrace_common.contracts.json_values import describe
 from millrace_common.language.templating.errors import TemplateError
 
 _ISO_INSTANT = re.compile(
@@ -43,24 +44,11 @@ def _is_number(value: object) -> TypeGuard[int | float]:
 
 
 def _describe(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {'true' if value else 'false'}"
-    if isinstance(value, (int, float)):
-        return f"number {value}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        return f"text '{shown}'"
-    if isinstance(value, (list, tuple)):
-        return f"a list of {len(value)} items"
-    if isinstance(value, Mapping):
-        return "an object"
     if isinstance(value, _TemplateFunction):
         return f"the function {value.name}()"
     if isinstance(value, Undefined):
         return "an undefined value"
-    return "a value that is not data"
+    return describe(value) or "a value that is not data"
 
 
 def _iso(moment: datetime) -> str:
