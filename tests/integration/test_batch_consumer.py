@@ -75,6 +75,24 @@ async def consume_until(
         await asyncio.gather(task, return_exceptions=True)
 
 
+async def produced_then_read_by_a_new_member(
+    infra: Infra, namespace: str, count: int, *, start: int
+) -> list[int]:
+    """Produce ``count`` more records, then read with a new member of the group until that many
+    arrived: the running numbers it got (only what comes after the group's committed offsets)."""
+    await produce(infra, namespace, count, start=start)
+    later: list[ConsumerRecord] = []
+
+    async def handle(deliveries: list[Delivery]) -> None:
+        later.extend(records_of(deliveries))
+        for delivery in deliveries:
+            delivery.ack()
+
+    member = BatchConsumer(settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, decoder(namespace), handle)
+    await consume_until(member, later, count)
+    return sorted(int(r.value.decode().strip('"').split(":")[1]) for r in later)
+
+
 def in_partition_order(seen: list[ConsumerRecord]) -> bool:
     last: dict[tuple[str, int], int] = {}
     for record in seen:
@@ -117,19 +135,7 @@ def test_a_failed_batch_comes_again_and_nothing_is_lost_or_reordered(infra: Infr
         assert max(attempts.values()) >= 2, "the failed batches were polled again"
 
         # A new member of the group starts after what was handled and committed.
-        await produce(infra, namespace, 30, start=200)
-        later: list[ConsumerRecord] = []
-
-        async def handle_later(deliveries: list[Delivery]) -> None:
-            later.extend(records_of(deliveries))
-            for delivery in deliveries:
-                delivery.ack()
-
-        again = BatchConsumer(
-            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, decoder(namespace), handle_later
-        )
-        await consume_until(again, later, 30)
-        values = sorted(int(r.value.decode().strip('"').split(":")[1]) for r in later)
+        values = await produced_then_read_by_a_new_member(infra, namespace, 30, start=200)
         assert values == list(range(200, 230)), "only the records produced after the commit come again"
 
     asyncio.run(scenario())
@@ -201,19 +207,7 @@ def test_messages_a_handler_did_not_acknowledge_come_again_and_are_not_committed
         seven = [r for r in acked if r.value.decode().endswith(':7"')]
         assert len(seven) == 1, "message 7 was acknowledged once, when it came again"
 
-        later: list[ConsumerRecord] = []
-
-        async def handle_later(deliveries: list[Delivery]) -> None:
-            later.extend(records_of(deliveries))
-            for delivery in deliveries:
-                delivery.ack()
-
-        await produce(infra, namespace, 5, start=60)
-        again = BatchConsumer(
-            settings(infra, namespace), ConsumerGroup.ORCHESTRATOR, decoder(namespace), handle_later
-        )
-        await consume_until(again, later, 5)
-        values = sorted(int(r.value.decode().strip('"').split(":")[1]) for r in later)
+        values = await produced_then_read_by_a_new_member(infra, namespace, 5, start=60)
         assert values == list(range(60, 65)), "what was acknowledged was committed"
 
     asyncio.run(scenario())
