@@ -17,7 +17,7 @@ from pathlib import Path
 
 import millrace_common.contracts.messages
 import pytest
-from millrace_common.contracts.messages import node_commands, records, run_commands, run_events, webhooks
+from millrace_common.contracts.messages import node_commands, records, run_commands, run_events
 from millrace_common.contracts.messages.envelope import DeadLetter
 from millrace_common.contracts.topics import (
     ALL_TOPICS,
@@ -25,7 +25,6 @@ from millrace_common.contracts.topics import (
     RECORDS_EVENTS,
     RUNS_COMMANDS,
     RUNS_EVENTS,
-    WEBHOOKS_INBOUND,
     Topic,
 )
 from millrace_common.language.workflow_nodes import RUNNER_TOPICS
@@ -38,7 +37,6 @@ DOC = DOC_PATH.read_text()
 # The union each topic's consumers decode it with; the runner topics are those RUNNER_TOPICS sends to.
 CARRIES: dict[Topic, object] = {
     RECORDS_EVENTS: records.AnyRecordEvent,
-    WEBHOOKS_INBOUND: webhooks.AnyWebhookMessage,
     RUNS_COMMANDS: run_commands.AnyRunCommand,
     RUNS_EVENTS: run_events.AnyRunEvent,
     NODES_RESULTS: node_commands.AnyNodeResult,

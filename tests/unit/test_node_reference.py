@@ -14,11 +14,6 @@ from typing import get_args
 import pytest
 from millrace_common.contracts.messages.records import RecordCreated, RecordDeleted, RecordUpdated
 from millrace_common.contracts.messages.run_commands import FireTimer, ResumeRun
-from millrace_common.contracts.messages.webhooks import (
-    WebhookReceived,
-    run_id_for_key,
-    webhook_idempotency_key,
-)
 from millrace_common.contracts.node_errors import RENAMED_ERROR_TYPES, NodeErrorType
 from millrace_common.language.node_outputs import (
     END_OUTPUT_KEY,
@@ -29,6 +24,7 @@ from millrace_common.language.node_outputs import (
 )
 from millrace_common.language.workflow import NODE_MODELS, TriggerConfig, TriggerKind, WorkflowDefinition
 from millrace_common.language.workflow_validation import validate_definition
+from millrace_gateway.domain.webhooks import CallDecision, WebhookCall, WebhookTarget, decide_call
 from millrace_node_runner.domain.ai import ChatAnswer, Usage, cached_output, interpret
 from millrace_node_runner.domain.http import response_outcome
 from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput
@@ -36,7 +32,7 @@ from millrace_node_runner.domain.outcomes import Succeeded
 from millrace_orchestrator.domain.decide import template_context
 from millrace_orchestrator.domain.state import RunStatus
 from millrace_trigger.domain.firings import Candidate, Firing
-from millrace_trigger.domain.matching import match_record_event, match_webhook
+from millrace_trigger.domain.matching import match_record_event
 from millrace_trigger.domain.schedule import CronSchedule, plan_slots, schedule_firings
 
 from tests.support.node_reference import (
@@ -292,6 +288,11 @@ def _started(firings: list[Firing]) -> dict:
     return fired.data
 
 
+def _webhook_data(decision: CallDecision) -> dict:
+    assert decision.start is not None, decision.reason
+    return decision.start.trigger.data
+
+
 def test_the_trigger_payloads_have_the_documented_paths():
     def record_firing(kind: str, event) -> dict:
         config = {"fields": [{"field": "status"}]} if kind == "field_changed" else {}
@@ -303,18 +304,14 @@ def test_the_trigger_payloads_have_the_documented_paths():
 
     record = {"tenant_id": "acme", "pipeline_id": "deals", "record_id": "d-1"}
     update = RecordUpdated(**record, data={"status": "won"}, old_data={"status": "open"})
-    hook = _candidate("webhook")
-    key = webhook_idempotency_key(hook.workflow_id, "d-1")
-    call = WebhookReceived(
-        tenant_id="acme",
-        workflow_id=hook.workflow_id,
-        workflow_version=1,
+    hook = WebhookTarget(uuid.uuid4(), "acme", 1, _candidate("webhook").config)
+    call = WebhookCall(
         delivery_id="d-1",
-        run_id=run_id_for_key(key),
-        idempotency_key=key,
         content_type="json",
         body={"x": 1},
-        received_at=NOW,
+        headers={},
+        query={},
+        signature_verified=False,
     )
     hourly = _candidate("scheduled", cron="@hourly")
     plan = plan_slots(
@@ -330,7 +327,7 @@ def test_the_trigger_payloads_have_the_documented_paths():
             "record_deleted", RecordDeleted(**record, old_data={"status": "won"})
         ),
         "field_changed": record_firing("field_changed", update),
-        "webhook": _started([match_webhook(call, hook, now=NOW)]),
+        "webhook": _webhook_data(decide_call(hook, call, now=NOW)),
         "scheduled": _started(schedule_firings(hourly, plan, now=NOW + timedelta(hours=1, seconds=5))),
     }
     for kind, data in payloads.items():

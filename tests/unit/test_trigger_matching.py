@@ -1,4 +1,4 @@
-"""Matching record events and webhook calls to candidate workflows; the hourly limit."""
+"""Matching record events to candidate workflows."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 from millrace_common.contracts.messages.records import RecordCreated, RecordDeleted, RecordUpdated
-from millrace_common.contracts.messages.webhooks import (
-    WebhookReceived,
-    run_id_for_key,
-    webhook_idempotency_key,
-)
+from millrace_common.contracts.messages.webhooks import run_id_for_key, webhook_idempotency_key
 from millrace_common.language.workflow import TriggerConfig
 from millrace_trigger.domain.firings import Candidate, Outcome
-from millrace_trigger.domain.matching import dedupe, match_record_event, match_webhook
+from millrace_trigger.domain.matching import dedupe, match_record_event
 
 pytestmark = pytest.mark.unit
 
@@ -165,50 +161,6 @@ def test_dedupe_keeps_the_first_firing_of_a_key():
     event = updated({"a": 1}, {})
     firings = match(event, [wanted]) + match(event, [wanted])
     assert len(dedupe(firings)) == 1
-
-
-def webhook_call(workflow_id: uuid.UUID, body: object) -> WebhookReceived:
-    key = webhook_idempotency_key(workflow_id, "d-1")
-    return WebhookReceived(
-        tenant_id=TENANT,
-        workflow_id=workflow_id,
-        workflow_version=3,
-        delivery_id="d-1",
-        run_id=run_id_for_key(key),
-        idempotency_key=key,
-        content_type="json",
-        body=body,
-        received_at=NOW,
-    )
-
-
-def test_a_webhook_call_starts_its_workflow_with_the_body():
-    hook = candidate("webhook")
-    call = webhook_call(hook.workflow_id, {"order": 7})
-    fired = match_webhook(call, hook, now=NOW)
-    assert fired.outcome is Outcome.STARTED
-    assert fired.run_id == call.run_id
-    assert fired.data["webhook"]["body"] == {"order": 7}
-
-
-def test_a_webhook_call_for_a_workflow_no_longer_active_is_recorded():
-    call = webhook_call(uuid.uuid4(), {})
-    assert match_webhook(call, None, now=NOW).outcome is Outcome.NOT_ACTIVE
-    assert match_webhook(call, candidate("record_created"), now=NOW).outcome is Outcome.NOT_ACTIVE
-
-
-def test_webhook_conditions_that_do_not_hold_are_recorded_as_filtered():
-    hook = candidate(
-        "webhook", conditions={"field": "trigger.webhook.body.kind", "operator": "equals", "value": "paid"}
-    )
-    assert (
-        match_webhook(webhook_call(hook.workflow_id, {"kind": "paid"}), hook, now=NOW).outcome
-        is Outcome.STARTED
-    )
-    assert (
-        match_webhook(webhook_call(hook.workflow_id, {"kind": "refund"}), hook, now=NOW).outcome
-        is Outcome.FILTERED
-    )
 
 
 def test_run_ids_depend_on_the_key_only():

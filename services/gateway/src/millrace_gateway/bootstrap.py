@@ -12,7 +12,8 @@ from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
 from millrace_common.platform.kafka import create_broker
 from millrace_common.platform.metrics import PlatformGauges
-from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.outbox import LiveRelay, OutboxRelay
+from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.secrets import SecretBox
 from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
@@ -21,6 +22,7 @@ from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
+from millrace_gateway.adapters.webhook_intake import WebhookIntake
 from millrace_gateway.entrypoints.http import (
     auth,
     catalog,
@@ -43,7 +45,13 @@ from millrace_gateway.service_layer.tasks import Tasks
 from millrace_gateway.service_layer.tenant_settings import TenantSettings
 from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
-from millrace_gateway.settings import JWT_AUDIENCE, JWT_ISSUER, PRODUCER, GatewaySettings
+from millrace_gateway.settings import (
+    JWT_AUDIENCE,
+    JWT_ISSUER,
+    PRODUCER,
+    WEBHOOK_PRODUCER,
+    GatewaySettings,
+)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 WEB_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
@@ -62,6 +70,11 @@ def build(settings: GatewaySettings) -> FastAPI:
     namespace = Namespace(settings.namespace)
     relay = OutboxRelay(engine, broker, PRODUCER)
     outbox = Outbox(namespace, relay)
+    # Webhook calls have a relay of their own, handed the rows the moment they are stored (their
+    # StartRuns are keyed by run id, so no key's order spans the two relays).
+    direct = DirectConnections(settings)
+    webhook_relay = LiveRelay(settings, direct, WEBHOOK_PRODUCER)
+    intake = WebhookIntake(direct, webhook_relay, namespace)
     feed = RunEventFeed(
         engine,
         settings.kafka_bootstrap,
@@ -73,7 +86,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     )
     platform = PlatformGauges(registry)
     gauges = GaugeCollection(
-        [OutboxCollector(engine, PRODUCER, platform)],
+        [OutboxCollector(engine, PRODUCER, platform), OutboxCollector(engine, WEBHOOK_PRODUCER, platform)],
         platform,
         interval_seconds=settings.metrics_interval_seconds,
     )
@@ -85,10 +98,22 @@ def build(settings: GatewaySettings) -> FastAPI:
     )
     box = SecretBox(settings.encryption_key)
 
-    background = (relay.run, feed.run, gauges.run, on_stop_signal(feed.close_streams))
+    background = (
+        relay.run,
+        webhook_relay.run,
+        feed.run,
+        gauges.run,
+        on_stop_signal(feed.close_streams),
+    )
     app = create_app(
         ServiceParts(
-            settings, broker, engine, registry, background=background, start_checks=(require_node_types,)
+            settings,
+            broker,
+            engine,
+            registry,
+            background=background,
+            closers=(direct.close,),
+            start_checks=(require_node_types,),
         ),
         title="Millrace API",
     )
@@ -101,7 +126,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.records = Records(engine, outbox)
     app.state.runs = Runs(engine, outbox)
     app.state.tasks = Tasks(engine)
-    app.state.webhooks = WebhookReceiver(engine, box, outbox)
+    app.state.webhooks = WebhookReceiver(engine, box, intake)
     app.state.live = LiveRuns(
         engine,
         feed,

@@ -25,6 +25,8 @@ class GatewaySettings(ServiceSettings):
 
 PRODUCER = "gateway"
 """This service's name on the outbox rows it writes."""
+WEBHOOK_PRODUCER = "gateway-webhooks"
+"""The name on the rows of accepted webhook calls (their live relay tags them per instance)."""
 
 JWT_ISSUER = ISSUER
 JWT_AUDIENCE = AUDIENCE

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from fastapi import FastAPI
-from millrace_common.contracts.topics import RECORDS_EVENTS, WEBHOOKS_INBOUND, ConsumerGroup, Namespace
+from millrace_common.contracts.topics import RECORDS_EVENTS, ConsumerGroup, Namespace
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import (
     ConsumerLagCollector,
@@ -28,7 +28,6 @@ from millrace_trigger.service_layer.firings import ConsumerShell, FiringLedger
 from millrace_trigger.service_layer.records import RecordEventHandler
 from millrace_trigger.service_layer.retention import Retention
 from millrace_trigger.service_layer.schedules import Scheduler
-from millrace_trigger.service_layer.webhooks import WebhookHandler
 from millrace_trigger.settings import CONSUMER, TriggerSettings
 
 
@@ -49,7 +48,6 @@ def build(settings: TriggerSettings) -> FastAPI:
     consumer = kafka.consumer(
         settings,
         RecordEventHandler(shell, max_causation_depth=settings.trigger_max_causation_depth),
-        WebhookHandler(shell),
         consumer_metrics,
         dead_letters,
     )
@@ -61,7 +59,7 @@ def build(settings: TriggerSettings) -> FastAPI:
         Retention(engine, store, clock, keep=timedelta(days=settings.trigger_retention_days))
     )
     platform = PlatformGauges(registry)
-    subscriptions = [Subscription(ConsumerGroup.TRIGGER, (RECORDS_EVENTS, WEBHOOKS_INBOUND))]
+    subscriptions = [Subscription(ConsumerGroup.TRIGGER, (RECORDS_EVENTS,))]
     gauges = GaugeCollection(
         [
             ConsumerLagCollector(settings, subscriptions, platform),

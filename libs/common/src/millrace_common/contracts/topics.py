@@ -22,7 +22,6 @@ class Topic:
 
 
 RECORDS_EVENTS = Topic("records.events", 6, "record_id")
-WEBHOOKS_INBOUND = Topic("webhooks.inbound", 3, "workflow_id")
 RUNS_COMMANDS = Topic("runs.commands", 6, "run_id")
 RUNS_EVENTS = Topic("runs.events", 6, "run_id")
 NODES_RESULTS = Topic("nodes.results", 6, "run_id")
@@ -33,7 +32,6 @@ NODES_READY_OTHER = Topic("nodes.ready.other", 3, "run_id")
 
 ALL_TOPICS: tuple[Topic, ...] = (
     RECORDS_EVENTS,
-    WEBHOOKS_INBOUND,
     RUNS_COMMANDS,
     RUNS_EVENTS,
     NODES_RESULTS,

@@ -340,6 +340,8 @@ webhook_deliveries = Table(
     Column("delivery_id", String(200), primary_key=True),
     Column("run_id", Uuid, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(32), nullable=False, server_default="started"),
+    Column("reason", Text),
 )
 trigger_index_versions = Table(
     "trigger_index_versions",

@@ -1,7 +1,8 @@
-"""Webhook use cases: where a call goes, whether its signature holds, and accepting it. An accepted call
-is stored with its delivery claim in the outbox, in one transaction, and the relay publishes it to
-``webhooks.inbound``: no request waits for Kafka holding a database connection, and calls are accepted
-while Kafka is away (they run once it is back)."""
+"""Webhook use cases: where a call goes, whether its signature holds, and accepting it. An accepted call's
+outcome is decided here (``domain.webhooks.decide_call``) and its run's ``StartRun`` is stored with its
+delivery claim, in one statement shared with the calls accepted at the same moment
+(``adapters.webhook_intake``); the live relay then publishes it to ``runs.commands``. No request waits
+for Kafka, and calls are accepted while Kafka is away (they run once it is back)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,21 @@ from uuid import UUID
 
 from millrace_common.contracts.limits import MIN_MESSAGE_BYTES
 from millrace_common.contracts.messages.envelope import utc_now
-from millrace_common.contracts.messages.webhooks import (
-    WebhookReceived,
-    run_id_for_key,
-    verify_signature,
-    webhook_idempotency_key,
-)
-from millrace_common.contracts.outgoing import Outgoing
-from millrace_common.contracts.topics import WEBHOOKS_INBOUND
+from millrace_common.contracts.messages.webhooks import verify_signature
 from millrace_common.language.workflow import TriggerConfig
 from millrace_common.platform.secrets import SecretBox, SecretsUnavailable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_gateway.adapters import credentials, webhook_deliveries, workflows
-from millrace_gateway.adapters.outbox import Outbox
+from millrace_gateway.adapters import credentials, workflows
+from millrace_gateway.adapters.webhook_intake import Intake, WebhookIntake
 from millrace_gateway.domain.refusals import NoWebhook, WebhookMisconfigured, WrongState
-from millrace_gateway.domain.webhooks import WebhookCall, WebhookTarget, takes_calls, verifying_secret
+from millrace_gateway.domain.webhooks import (
+    WebhookCall,
+    WebhookTarget,
+    decide_call,
+    takes_calls,
+    verifying_secret,
+)
 
 
 class CallTooLarge(Exception):
@@ -39,13 +39,16 @@ class AcceptedCall:
     delivery_id: str
     duplicate: bool
     """The delivery id was accepted before: the run it started is the one named."""
+    outcome: str | None
+    """``started``, or why no run started (``filtered``, ``condition_error``); None for a duplicate."""
+    reason: str | None
 
 
 class WebhookReceiver:
-    def __init__(self, engine: AsyncEngine, box: SecretBox, outbox: Outbox) -> None:
+    def __init__(self, engine: AsyncEngine, box: SecretBox, intake: WebhookIntake) -> None:
         self._engine = engine
         self._box = box
-        self._outbox = outbox
+        self._intake = intake
 
     async def target(self, token: str) -> WebhookTarget:
         """The workflow behind a webhook address; it must be active with a webhook trigger."""
@@ -74,41 +77,36 @@ class WebhookReceiver:
         return True
 
     async def accept(self, target: WebhookTarget, call: WebhookCall) -> AcceptedCall:
-        """Claim the call's delivery id and store its message; a delivery id seen before starts nothing
-        new. Raises ``CallTooLarge`` before anything is stored."""
-        key = webhook_idempotency_key(target.workflow_id, call.delivery_id)
-        run_id = run_id_for_key(key)
+        """Claim the call's delivery id and store the run's ``StartRun`` with the claim; a delivery id
+        seen before starts nothing new. Raises ``CallTooLarge`` before anything is stored."""
         now = utc_now()
-        message = WebhookReceived(
-            tenant_id=target.tenant_id,
-            correlation_id=run_id,
-            workflow_id=target.workflow_id,
-            workflow_version=target.workflow_version,
-            delivery_id=call.delivery_id,
-            run_id=run_id,
-            idempotency_key=key,
-            content_type=call.content_type,
-            body=call.body,
-            headers=call.headers,
-            query=call.query,
-            signature_verified=call.signature_verified,
-            received_at=now,
-        )
-        encoded = message.to_bytes()
+        decision = decide_call(target, call, now=now)
+        encoded = decision.start.to_bytes() if decision.start is not None else None
         # A body within the webhook limit can still grow past a message's (escaping turns control
         # characters into \uXXXX): the size contract's limit, checked before anything is stored.
-        if len(encoded) > MIN_MESSAGE_BYTES:
+        if encoded is not None and len(encoded) > MIN_MESSAGE_BYTES:
             raise CallTooLarge
-        async with self._engine.begin() as connection:
-            if not await webhook_deliveries.claim(
-                connection, target.workflow_id, call.delivery_id, run_id, now
-            ):
-                # Seen before: the first call was answered once its message was stored with the claim.
-                return AcceptedCall(run_id, call.delivery_id, duplicate=True)
-            message_out = Outgoing(WEBHOOKS_INBOUND, str(target.workflow_id), message, value=encoded)
-            await self._outbox.add(connection, message_out)
-        self._outbox.wake()
-        return AcceptedCall(run_id, call.delivery_id, duplicate=False)
+        claimed = await self._intake.claim(
+            Intake(
+                workflow_id=target.workflow_id,
+                delivery_id=call.delivery_id,
+                run_id=decision.run_id,
+                received_at=now,
+                outcome=decision.outcome.value,
+                reason=decision.reason,
+                start_run=encoded,
+            )
+        )
+        if not claimed:
+            # Seen before: the first call was answered once its claim (and its StartRun) was stored.
+            return AcceptedCall(decision.run_id, call.delivery_id, duplicate=True, outcome=None, reason=None)
+        return AcceptedCall(
+            decision.run_id,
+            call.delivery_id,
+            duplicate=False,
+            outcome=decision.outcome.value,
+            reason=decision.reason,
+        )
 
     async def _hmac_secret(self, tenant_id: str, name: str) -> bytes:
         async with self._engine.connect() as connection:

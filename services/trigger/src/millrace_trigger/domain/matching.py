@@ -1,4 +1,4 @@
-"""Which runs a record event or an inbound webhook asks for. Pure.
+"""Which runs a record event asks for. Pure.
 
 Candidates come from the trigger index (tenant, kind, pipeline); here each candidate's own filters
 decide: pipeline ids, watched fields (``field_changed``), the condition tree over the trigger's data,
@@ -18,7 +18,6 @@ from millrace_common.contracts.messages.records import (
     RecordDeleted,
     RecordUpdated,
 )
-from millrace_common.contracts.messages.webhooks import WebhookReceived
 from millrace_common.language.conditions import ConditionError, evaluate
 
 from millrace_trigger.domain.changes import changed_fields, watched_changes
@@ -173,49 +172,6 @@ def conditions_verdict(
     except ConditionError as error:
         return Outcome.CONDITION_ERROR, f"the trigger's conditions cannot be evaluated: {error}"
     return (Outcome.STARTED, None) if holds else Filtered()
-
-
-def match_webhook(message: WebhookReceived, candidate: Candidate | None, *, now: datetime) -> Firing:
-    """The firing an accepted webhook call causes; a call for a workflow that is no longer active with
-    a webhook trigger, or whose conditions do not hold, is recorded (its caller holds a run id)."""
-    data: JsonObject = {
-        "webhook": {
-            "delivery_id": message.delivery_id,
-            "content_type": message.content_type,
-            "body": message.body,
-            "headers": dict(message.headers),
-            "query": dict(message.query),
-            "signature_verified": message.signature_verified,
-            "received_at": message.received_at.isoformat(),
-        },
-    }
-    if candidate is None or candidate.kind != "webhook":
-        return Firing(
-            idempotency_key=message.idempotency_key,
-            tenant_id=message.tenant_id,
-            workflow_id=message.workflow_id,
-            workflow_version=message.workflow_version,
-            kind="webhook",
-            source="webhook",
-            source_event_id=message.message_id,
-            data=data,
-            outcome=Outcome.NOT_ACTIVE,
-            reason="the workflow is no longer active with a webhook trigger",
-        )
-    verdict = conditions_verdict(candidate, data, now)
-    if isinstance(verdict, Filtered):
-        outcome, reason = Outcome.FILTERED, "the trigger's conditions do not hold for this call"
-    else:
-        outcome, reason = verdict
-    return firing(
-        candidate,
-        key=message.idempotency_key,
-        source="webhook",
-        source_event_id=message.message_id,
-        data=data,
-        outcome=outcome,
-        reason=reason,
-    )
 
 
 def dedupe(firings: Sequence[Firing]) -> list[Firing]:

@@ -1,8 +1,8 @@
-"""Inbound webhooks on ``webhooks.inbound``, keyed by ``workflow_id``, and the signing scheme callers use.
+"""Inbound webhooks: the run a call names, and the signing scheme callers use.
 
-The gateway receives ``POST /hooks/{token}``, checks the signature, publishes a
-:class:`WebhookReceived` and answers 202 with the run id once Kafka has acknowledged it; the trigger
-service consumes it and asks for the run. A signature is HMAC-SHA256 over ``"<timestamp>." + raw body``
+The gateway receives ``POST /hooks/{token}``, checks the signature, decides the call's outcome and
+stores the run's ``StartRun`` with the call's delivery claim, answering 202 with the run id once that is
+durable. A signature is HMAC-SHA256 over ``"<timestamp>." + raw body``
 with the tenant's ``hmac`` credential, sent as ``X-Millrace-Signature: v1=<hex>`` next to
 ``X-Millrace-Timestamp: <unix seconds>``; ``docs/triggers.md`` is the callers' contract.
 """
@@ -13,12 +13,7 @@ import hashlib
 import hmac
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
-
-from pydantic import Field, JsonValue, TypeAdapter
-
-from millrace_common.contracts.messages.envelope import Envelope
 
 SIGNATURE_HEADER = "X-Millrace-Signature"
 TIMESTAMP_HEADER = "X-Millrace-Timestamp"
@@ -40,29 +35,6 @@ def run_id_for_key(idempotency_key: str) -> UUID:
 
 def webhook_idempotency_key(workflow_id: UUID, delivery_id: str) -> str:
     return f"webhook:{delivery_id}:{workflow_id}"
-
-
-class WebhookReceived(Envelope):
-    """A webhook call the gateway accepted (signature checked, body parsed, delivery id new)."""
-
-    type: Literal["webhook.received"] = "webhook.received"
-    workflow_id: UUID
-    workflow_version: int = Field(ge=1, description="The version active when the call was accepted")
-    delivery_id: str = Field(min_length=1, max_length=MAX_DELIVERY_ID_CHARS)
-    run_id: UUID
-    idempotency_key: str = Field(min_length=1, max_length=300)
-    content_type: Literal["json", "form"]
-    body: JsonValue = Field(
-        description="The parsed JSON body, or the form's fields (repeated names as lists)"
-    )
-    headers: dict[str, str] = Field(default_factory=dict, description="Lower-cased, without credentials")
-    query: dict[str, JsonValue] = Field(default_factory=dict)
-    signature_verified: bool = False
-    received_at: datetime
-
-
-AnyWebhookMessage = Annotated[WebhookReceived, Field(discriminator="type")]
-WEBHOOK_MESSAGE = TypeAdapter(AnyWebhookMessage)
 
 
 # -- signatures -------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Checks come first and store nothing when they fail: the workflow is active with a webhook trigger,
 the body is JSON or a form and within the size cap, the signature (when the trigger asks for one) is
-right and recent. Then the delivery id is claimed and the call is stored with the claim in the outbox
-(``service_layer.webhooks``), which the relay publishes to ``webhooks.inbound``; the caller gets 202
-with the run id at once. ``docs/triggers.md`` is the callers' contract.
+right and recent. Then the call's outcome is decided and its delivery id claimed, with the run's
+``StartRun`` stored alongside (``service_layer.webhooks``), which the relay publishes to
+``runs.commands``; the caller gets 202 with the run id as soon as that is durable.
+``docs/triggers.md`` is the callers' contract.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Path, Request
@@ -23,7 +24,7 @@ from millrace_common.contracts.messages.webhooks import (
     TIMESTAMP_HEADER,
     SignatureRejected,
 )
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, Field, JsonValue
 
 from millrace_gateway.domain.webhooks import WebhookCall, unstorable
 from millrace_gateway.entrypoints.http.deps import WebhooksDep
@@ -44,9 +45,17 @@ router = APIRouter(tags=["webhooks"])
 
 
 class WebhookAccepted(BaseModel):
-    run_id: UUID
+    run_id: UUID = Field(description="The run the call names (derived from the delivery id)")
     delivery_id: str
-    duplicate: bool = False
+    duplicate: bool = Field(
+        default=False, description="The delivery id was accepted before: the run named is that call's"
+    )
+    outcome: Literal["started", "filtered", "condition_error"] | None = Field(
+        default=None,
+        description="started: the run starts; filtered or condition_error: the trigger's conditions "
+        "let no run start (reason says why). None for a duplicate (the first call's answer holds).",
+    )
+    reason: str | None = None
 
 
 @router.post(
@@ -100,7 +109,11 @@ async def receive_webhook(
     except CallTooLarge as error:
         raise _too_large() from error
     return WebhookAccepted(
-        run_id=accepted.run_id, delivery_id=accepted.delivery_id, duplicate=accepted.duplicate
+        run_id=accepted.run_id,
+        delivery_id=accepted.delivery_id,
+        duplicate=accepted.duplicate,
+        outcome=accepted.outcome,
+        reason=accepted.reason,
     )
 
 
