@@ -23,6 +23,7 @@ from millrace_common.contracts.topics import (
     ALL_TOPICS,
     NODES_RESULTS,
     RECORDS_EVENTS,
+    RUNS_APPROVALS,
     RUNS_COMMANDS,
     RUNS_EVENTS,
     Topic,
@@ -39,6 +40,7 @@ CARRIES: dict[Topic, object] = {
     RECORDS_EVENTS: records.AnyRecordEvent,
     RUNS_COMMANDS: run_commands.AnyRunCommand,
     RUNS_EVENTS: run_events.AnyRunEvent,
+    RUNS_APPROVALS: run_events.AnyApprovalsEvent,
     NODES_RESULTS: node_commands.AnyNodeResult,
     **{topic: node_commands.AnyNodeCommand for topic in RUNNER_TOPICS.values()},
 }

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
-from millrace_common.contracts.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.contracts.topics import RUNS_APPROVALS, ConsumerGroup, Namespace
 from millrace_common.platform.auth import AUDIENCE, ISSUER, Passwords, Tokens
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import (
@@ -53,7 +53,7 @@ def build(settings: ApprovalSettings) -> FastAPI:
 
     platform = PlatformGauges(registry)
     collectors = [
-        ConsumerLagCollector(settings, [Subscription(ConsumerGroup.APPROVAL, (RUNS_EVENTS,))], platform),
+        ConsumerLagCollector(settings, [Subscription(ConsumerGroup.APPROVAL, (RUNS_APPROVALS,))], platform),
         OutboxCollector(engine, PRODUCER, platform),
         CallbackCollector(ApprovalGauges.name, ApprovalGauges(registry, engine).collect),
     ]

@@ -24,6 +24,7 @@ class Topic:
 RECORDS_EVENTS = Topic("records.events", 6, "record_id")
 RUNS_COMMANDS = Topic("runs.commands", 6, "run_id")
 RUNS_EVENTS = Topic("runs.events", 6, "run_id")
+RUNS_APPROVALS = Topic("runs.approvals", 6, "run_id")
 NODES_RESULTS = Topic("nodes.results", 6, "run_id")
 NODES_READY_AI = Topic("nodes.ready.ai", 3, "run_id")
 NODES_READY_HTTP = Topic("nodes.ready.http", 3, "run_id")
@@ -34,6 +35,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     RECORDS_EVENTS,
     RUNS_COMMANDS,
     RUNS_EVENTS,
+    RUNS_APPROVALS,
     NODES_RESULTS,
     NODES_READY_AI,
     NODES_READY_HTTP,

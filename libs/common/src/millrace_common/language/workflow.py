@@ -128,6 +128,11 @@ class WorkflowDefinition(_Frozen):
         return self._bodies.get(for_each_id, ())
 
     @cached_property
+    def types(self) -> frozenset[str]:
+        """The node types the workflow uses."""
+        return frozenset(n.type for n in self.nodes)
+
+    @cached_property
     def top_level(self) -> tuple[Node, ...]:
         """The nodes outside every for_each body."""
         return tuple(n for n in self.nodes if n.parent_id is None)

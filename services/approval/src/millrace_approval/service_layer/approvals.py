@@ -11,14 +11,11 @@ from uuid import UUID
 
 from millrace_common.contracts.messages.run_commands import ResumeRun
 from millrace_common.contracts.messages.run_events import (
+    APPROVAL_CLOSINGS,
     AnyRunEvent,
     ApprovalDecided,
     ApprovalRequested,
-    RunCancelled,
-    RunCompleted,
     RunEvent,
-    RunFailed,
-    RunTimedOut,
 )
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
@@ -44,7 +41,7 @@ from millrace_approval.settings import PRODUCER
 
 log = logging.getLogger(__name__)
 
-CLOSING = (RunCancelled, RunTimedOut, RunFailed, RunCompleted)
+CLOSING = APPROVAL_CLOSINGS
 """Run events that close a run's pending approvals."""
 
 

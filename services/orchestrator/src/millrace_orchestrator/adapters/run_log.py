@@ -182,8 +182,20 @@ class PostgresRunLog:
     async def commit(self, decision: BatchDecision, *, now: datetime) -> Committed:
         assumed = decision.assumptions
         checks = [batch_check(assumed.last_seqs, assumed.starts, now)] if assumed is not None else []
+        states = decision.states
+
+        def run_has_approvals(run_id: UUID) -> bool:
+            state = states.get(run_id)
+            return state is not None and "approval" in state.definition.types
+
         write, messages = batch_write(
-            self._namespace, self._producer, decision.events, decision.commands, decision.claims, checks
+            self._namespace,
+            self._producer,
+            decision.events,
+            decision.commands,
+            decision.claims,
+            checks,
+            run_has_approvals,
         )
         ids: list[int] = []
         if write is not None:

@@ -6,7 +6,7 @@ whole, and the ``runs`` and ``node_executions`` projections are kept in step in 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -14,9 +14,9 @@ from uuid import UUID
 
 import psycopg
 from millrace_common.contracts.messages.envelope import utc_now
-from millrace_common.contracts.messages.run_events import AnyRunEvent, RunEvent
+from millrace_common.contracts.messages.run_events import AnyRunEvent, RunEvent, concerns_approvals
 from millrace_common.contracts.outgoing import Outgoing
-from millrace_common.contracts.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.contracts.topics import RUNS_APPROVALS, RUNS_EVENTS, ConsumerGroup, Namespace
 from millrace_common.platform.bulk import Write, insert_write, rows_document, together, update_write
 from millrace_common.platform.outbox import Record, outbox_write, records
 from millrace_common.platform.pg import array_literal, execute
@@ -80,11 +80,12 @@ def batch_write(
     commands: Sequence[Outgoing],
     claims: Sequence[UUID],
     checks: Sequence[Write] = (),
+    run_has_approvals: Callable[[UUID], bool] = lambda _: False,
 ) -> tuple[Write | None, list[Record]]:
-    """The statement that writes the claims, the events, their projections, the commands and the
-    events for observers, returning the outbox rows' ids, and holding ``checks``; and those
-    rows' messages. Each event is serialised once, for the log, for ``runs.events`` and for the
-    relay."""
+    """The statement that writes the claims, the events, their projections, the commands, the
+    events for observers and those for the approval service (``runs.approvals``: see
+    ``concerns_approvals``), returning the outbox rows' ids, and holding ``checks``; and those
+    rows' messages. Each event is serialised once, for the log, for the topics and for the relay."""
     payloads = [e.model_dump_json() for e in events]
     topic = namespace.topic(RUNS_EVENTS)
     writes = append_writes(events, payloads=payloads)
@@ -98,6 +99,14 @@ def batch_write(
     if events:
         writes.append(observers_write(producer, topic))
         ids_of.append(len(writes) - 1)
+    for_approvals = [
+        Outgoing(RUNS_APPROVALS, str(e.run_id), e, value=text.encode())
+        for e, text in zip(events, payloads, strict=True)
+        if concerns_approvals(e, run_has_approvals(e.run_id))
+    ]
+    if for_approvals:
+        writes.append(outbox_write(namespace, producer, for_approvals, param="approvals", returning_ids=True))
+        ids_of.append(len(writes) - 1)
     if not writes:
         return None, []
     checked = list(range(len(writes), len(writes) + len(checks)))
@@ -105,7 +114,8 @@ def batch_write(
     observed = [
         (topic, str(e.run_id).encode(), text.encode()) for e, text in zip(events, payloads, strict=True)
     ]
-    return together(writes, ids_of=ids_of, checks=checked), [*records(namespace, commands), *observed]
+    messages = [*records(namespace, commands), *observed, *records(namespace, for_approvals)]
+    return together(writes, ids_of=ids_of, checks=checked), messages
 
 
 def claims_write(consumer: str, message_ids: Iterable[UUID]) -> Write | None:

@@ -227,3 +227,24 @@ RUN_ENDINGS: dict[type[RunEvent], RunStatus] = {
 """The events after which a run emits nothing more unless it is retried, and the status each leaves."""
 RUN_ENDED_TYPES = frozenset(event_type(model) for model in RUN_ENDINGS)
 RUN_ENDED_STATUSES = frozenset(RUN_ENDINGS.values())
+
+
+APPROVAL_CLOSINGS: tuple[type[RunEvent], ...] = (RunCancelled, RunTimedOut, RunFailed, RunCompleted)
+"""Run endings that close a run's pending approvals."""
+
+AnyApprovalsEvent = Annotated[
+    ApprovalRequested | ApprovalDecided | RunCompleted | RunFailed | RunCancelled | RunTimedOut,
+    Field(discriminator="type"),
+]
+"""What ``runs.approvals`` carries (the approval service decodes it with this, so anything else is a
+dead letter)."""
+APPROVALS_EVENT = TypeAdapter(AnyApprovalsEvent)
+
+
+def concerns_approvals(event: RunEvent, run_has_approvals: bool) -> bool:
+    """Whether ``event`` goes to ``runs.approvals``: approval requests and decisions, and the ending of a
+    run whose workflow has approval nodes (it closes what is still pending). The approval service reads
+    that topic only, rather than every event of every run."""
+    if isinstance(event, (ApprovalRequested, ApprovalDecided)):
+        return True
+    return run_has_approvals and isinstance(event, APPROVAL_CLOSINGS)
