@@ -88,7 +88,13 @@ def build(settings: GatewaySettings) -> FastAPI:
     background = (relay.run, feed.run, gauges.run, on_stop_signal(feed.close_streams))
     app = create_app(
         ServiceParts(
-            settings, broker, engine, registry, background=background, start_checks=(require_node_types,)
+            settings,
+            broker,
+            engine,
+            registry,
+            background=background,
+            start_checks=(require_node_types,),
+            consumers=(feed.membership,),
         ),
         title="Millrace API",
     )
