@@ -1,7 +1,8 @@
 """``/readyz`` means the service's consumers do their work, against the real Kafka and PostgreSQL: the
-approval service, kept out of its group by a member stuck in a rebalance or stuck on a message while
-its lag grows, answers 503 with the reason after the set time while ``/healthz`` stays 200, and 200
-again once it gets its partitions or its messages move."""
+approval service, kept out of its group by a member stuck in a rebalance, reading a topic that was
+deleted, or stuck on a message while its lag grows, answers 503 with the reason after the set time
+while ``/healthz`` stays 200, and 200 again once it gets its partitions, its topic or its messages
+move."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
 from millrace_common.contracts.messages.run_events import RunCompleted
 from millrace_common.contracts.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.platform.topic_admin import ensure_topics
 from sqlalchemy import create_engine, text
 
 from tests.support.infra import Infra
@@ -42,10 +45,14 @@ def until(answer: Callable[[], httpx.Response | None], timeout: float = 40) -> h
     raise AssertionError(f"not within {timeout} s")
 
 
-def readiness(url: str, status: int) -> httpx.Response:
+def readiness(url: str, status: int, saying: str = "") -> httpx.Response:
+    """The first ``/readyz`` answer with ``status`` (and ``saying`` in its detail)."""
+
     def probe() -> httpx.Response | None:
         response = httpx.get(f"{url}/readyz", timeout=5)
-        return response if response.status_code == status else None
+        if response.status_code != status or saying not in response.json().get("detail", ""):
+            return None
+        return response
 
     return until(probe)
 
@@ -180,3 +187,31 @@ def test_a_consumer_stuck_on_a_message_while_lag_grows_is_not_ready_and_ready_wh
         readiness(url, 200)
     finally:
         engine.dispose()
+
+
+def delete_topic(bootstrap: str, topic: str) -> None:
+    async def delete() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([topic])
+        finally:
+            await admin.close()
+
+    _sync(delete())
+
+
+def test_a_consumer_whose_topic_was_deleted_is_not_ready_naming_it_and_ready_once_it_is_back(
+    system: System, infra: Infra, namespace: str
+):
+    system.start(("approval",), extra_env=SHORT)
+    url = system.url("approval")
+    topic = Namespace(namespace).topic(RUNS_EVENTS)
+
+    delete_topic(infra.kafka_bootstrap, topic)
+    problem = readiness(url, 503, saying=f"topic {topic} does not exist").json()
+    assert problem["code"] == "not_ready" and problem["checks"]["consumers"] is False
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
+
+    _sync(ensure_topics(infra.kafka_bootstrap, Namespace(namespace)))
+    readiness(url, 200)

@@ -129,7 +129,10 @@ class ConsumerWatch:
         self, membership: Membership, held: frozenset[TopicPartition] | None, at: float
     ) -> ConsumerSample:
         admin, offsets = await self._clients()
-        missing = membership.topics - set(await offsets.topics())
+        # A topic with a partition held exists; the others are looked up (every topic's metadata, as
+        # a request naming topics may create them on a broker that creates topics on first use).
+        unseen = membership.topics - {tp.topic for tp in held or ()}
+        missing = unseen - set(await offsets.topics()) if unseen else set()
         if not held:
             return ConsumerSample(at, _partitions(held), frozenset(missing))
         partitions = sorted(held)
