@@ -18,8 +18,8 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [ROOT / "libs" / "common" / "src", *sorted((ROOT / "services").glob("*/src"))]
 # Which positional argument holds the code, by the callable's name: Problem(status, code, detail),
-# problem_response(request, status, code, detail).
-CODE_ARGUMENT = {"Problem": 1, "ApiError": 1, "problem_response": 2}
+# problem_response(request, status, code, detail), problem_body(status, code, detail).
+CODE_ARGUMENT = {"Problem": 1, "ApiError": 1, "problem_response": 2, "problem_body": 1}
 
 
 def codes_in_source() -> dict[str, set[str]]:

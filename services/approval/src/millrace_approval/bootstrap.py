@@ -59,7 +59,12 @@ def build(settings: ApprovalSettings) -> FastAPI:
     ]
     gauges = GaugeCollection(collectors, platform, interval_seconds=settings.metrics_interval_seconds)
     parts = ServiceParts(
-        settings, broker, engine, registry, background=(consumer.run, relay.run, deadlines.run, gauges.run)
+        settings,
+        broker,
+        engine,
+        registry,
+        background=(consumer.run, relay.run, deadlines.run, gauges.run),
+        consumers=(consumer.membership,),
     )
     app = create_app(parts, title="Millrace approval")
     app.state.settings = settings

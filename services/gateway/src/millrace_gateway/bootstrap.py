@@ -114,6 +114,7 @@ def build(settings: GatewaySettings) -> FastAPI:
             background=background,
             closers=(direct.close,),
             start_checks=(require_node_types,),
+            consumers=(feed.membership,),
         ),
         title="Millrace API",
     )

@@ -141,6 +141,7 @@ def build(
         registry,
         background=(consumer.run, relay.run, gauges.run),
         closers=(clients.aclose,),
+        consumers=(consumer.membership,),
     )
     return create_app(parts, title="Millrace node runner")
 

@@ -57,6 +57,7 @@ def build(settings: OrchestratorSettings) -> FastAPI:
         background=background,
         closers=(direct.close,),
         start_checks=(require_node_types, run_log.require_migrations),
+        consumers=(consumer.membership,),
     )
     return create_app(parts, title="Millrace orchestrator")
 

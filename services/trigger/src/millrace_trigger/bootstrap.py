@@ -74,5 +74,6 @@ def build(settings: TriggerSettings) -> FastAPI:
         engine,
         registry,
         background=(consumer.run, relay.run, scheduler.run, retention.run, gauges.run),
+        consumers=(consumer.membership,),
     )
     return create_app(parts, title="Millrace trigger")

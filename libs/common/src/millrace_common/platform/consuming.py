@@ -33,6 +33,7 @@ from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter, ValidationError
 
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 from millrace_common.platform.settings import ServiceSettings
@@ -251,11 +252,12 @@ class BatchConsumer:
         self._polled: list[Polled] = []
         self._arrived = asyncio.Event()
         self._taken = asyncio.Event()
+        self.membership = Membership(f"group {self._group}", decoder.topics, self._group)
+        """What Kafka assigned this member, for readiness (``millrace_common.platform.consumer_watch``)."""
 
     async def run(self) -> None:
         settings = self._settings
         consumer = AIOKafkaConsumer(
-            *self._decoder.topics,
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=f"millrace-{settings.service_name}",
             group_id=self._group,
@@ -264,6 +266,7 @@ class BatchConsumer:
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             max_poll_records=settings.kafka_max_poll_records,
         )
+        consumer.subscribe(self._decoder.topics, listener=self.membership)
         committer: asyncio.Task[None] | None = None
         poller: asyncio.Task[None] | None = None
         try:
@@ -296,6 +299,7 @@ class BatchConsumer:
                     await asyncio.gather(task, return_exceptions=True)
             if committer is not None:
                 await self._commit(consumer)
+            self.membership.left()
             await consumer.stop()
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
@@ -427,7 +431,9 @@ class TailConsumer:
         self._decoder = decoder
         self._handle = handle
         self._fetch_max_wait_ms = fetch_max_wait_ms
-        self._positions: dict[TopicPartition, int] = {}
+        self.membership = Membership(f"tail {client_id}", decoder.topics, None)
+        """What this consumer follows and how far it got, for readiness."""
+        self._positions = self.membership.positions
         self.ready = asyncio.Event()
 
     async def run(self) -> None:
@@ -450,6 +456,7 @@ class TailConsumer:
                     self._positions[partition] = records[-1].offset + 1
         finally:
             self.ready.clear()
+            self.membership.left()
             await consumer.stop()
 
     async def _position(self, consumer: AIOKafkaConsumer) -> None:
@@ -469,3 +476,4 @@ class TailConsumer:
                 consumer.seek(partition, self._positions[partition])
             else:
                 self._positions[partition] = await consumer.position(partition)
+        self.membership.held = frozenset(consumer.assignment())

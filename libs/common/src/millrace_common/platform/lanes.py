@@ -27,6 +27,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.offsets import PartitionProgress
@@ -123,6 +124,9 @@ class LaneConsumer:
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._committed_at = 0.0
         self._outages = OncePerInterval()
+        group_name = self._namespace.group(group)
+        self.membership = Membership(f"group {group_name}", list(self._lanes), group_name)
+        """What Kafka assigned this member, for readiness (``millrace_common.platform.consumer_watch``)."""
 
     async def run(self) -> None:
         """Consume until cancelled; then finish what runs (within the drain time) and commit."""
@@ -146,6 +150,7 @@ class LaneConsumer:
             while True:
                 await self._poll(consumer)
         finally:
+            self.membership.left()
             await self._stop(consumer)
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
@@ -288,7 +293,8 @@ class _Rebalance(ConsumerRebalanceListener):
         self._wait_seconds = wait_seconds
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._owner.membership.on_partitions_revoked(revoked)
         await self._owner.release(self._consumer, list(revoked), self._wait_seconds)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        return None
+        await self._owner.membership.on_partitions_assigned(assigned)

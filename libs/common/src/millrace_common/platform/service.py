@@ -1,5 +1,7 @@
-"""What every service process has: ``/healthz``, ``/readyz``, ``/metrics``, a lifespan that starts and
-stops its Kafka broker and database engine, and a clean exit on SIGTERM (uvicorn's)."""
+"""What every service process has: ``/healthz`` (liveness: the process answers), ``/readyz``
+(readiness: Kafka and PostgreSQL are reachable and its Kafka consumers do their work), ``/metrics``, a
+lifespan that starts and stops its Kafka broker and database engine, and a clean exit on SIGTERM
+(uvicorn's)."""
 
 from __future__ import annotations
 
@@ -14,14 +16,21 @@ from dataclasses import dataclass, field
 
 import uvicorn
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from millrace_common.platform.consumer_watch import ConsumerWatch, Membership
 from millrace_common.platform.db import database_reachable
 from millrace_common.platform.kafka import check_message_limit
 from millrace_common.platform.logs import configure_logging
-from millrace_common.platform.problems import install_problem_handlers, problem_openapi
+from millrace_common.platform.problems import (
+    PROBLEM_MEDIA_TYPE,
+    install_problem_handlers,
+    problem_body,
+    problem_openapi,
+)
 from millrace_common.platform.readiness import Hysteresis
 from millrace_common.platform.settings import ServiceSettings
 
@@ -43,6 +52,9 @@ class ServiceParts:
     start_checks: Sequence[BackgroundTask] = field(default_factory=tuple)
     """Run first at start, before Kafka and the background tasks: one that raises stops the process
     (a database without a migration the service needs, say), rather than let it run half-able."""
+    consumers: Sequence[Membership] = field(default_factory=tuple)
+    """The memberships of the service's Kafka consumers: ``/readyz`` fails while one holds no
+    assignment or makes no progress (``millrace_common.platform.consumer_watch``)."""
 
 
 def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
@@ -54,9 +66,10 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
             await check()
         await check_message_limit(parts.settings)
         await parts.broker.start()
+        watch = watching["consumers"] = ConsumerWatch(parts.settings, parts.consumers)
+        background = (*parts.background, watch.run) if parts.consumers else parts.background
         tasks = [
-            asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job"))
-            for job in parts.background
+            asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job")) for job in background
         ]
         log.info("service started", extra={"ids": {"port": parts.settings.http_port}})
         try:
@@ -71,12 +84,14 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
             await parts.engine.dispose()
             log.info("service stopped")
 
+    watching: dict[str, ConsumerWatch] = {}
     app = FastAPI(title=title, lifespan=lifespan)
     install_problem_handlers(app)
     problem_openapi(app, body_limit=False)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
+        """Liveness: the process runs and answers. Never fails for a dependency or a consumer."""
         return {"status": "ok", "service": parts.settings.service_name}
 
     # Reported with hysteresis (millrace_common.platform.readiness), so a broker that is back but still
@@ -84,14 +99,27 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
     reported = {"kafka": Hysteresis(), "postgresql": Hysteresis()}
 
     @app.get("/readyz", tags=["operations"])
-    async def readyz(response: Response) -> dict[str, object]:
+    async def readyz() -> Response:
+        """Readiness: 200 while Kafka and PostgreSQL are reachable and every Kafka consumer holds an
+        assignment and makes progress; otherwise 503, a problem whose ``reasons`` say what fails."""
+        watch = watching.get("consumers")
+        stalled = watch.reasons() if watch is not None else []
         checks = {
             "kafka": reported["kafka"].observe(await _kafka_ready(parts.broker)),
             "postgresql": reported["postgresql"].observe(await _database_ready(parts.engine)),
+            "consumers": not stalled,
         }
-        ready = all(checks.values())
-        response.status_code = 200 if ready else 503
-        return {"ready": ready, "checks": checks}
+        if all(checks.values()):
+            return JSONResponse({"ready": True, "checks": checks})
+        reasons = [f"{name} is unreachable" for name in ("kafka", "postgresql") if not checks[name]]
+        reasons += stalled
+        body = problem_body(503, "not_ready", "; ".join(reasons), instance="/readyz")
+        return JSONResponse(
+            {**body, "ready": False, "checks": checks, "reasons": reasons},
+            status_code=503,
+            media_type=PROBLEM_MEDIA_TYPE,
+            headers={"Retry-After": str(max(1, round(parts.settings.readiness_sample_seconds)))},
+        )
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:

@@ -66,6 +66,24 @@ class ServiceSettings(BaseSettings):
             "Also count runs per workflow: one series per workflow, so only for installations with few"
         ),
     )
+    readiness_assignment_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="/readyz fails when a Kafka consumer has held no partition assignment this long (since "
+        "the start or since it lost its assignment), or when a topic it reads has not existed this long",
+    )
+    readiness_progress_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="/readyz fails when a partition a consumer holds has lag and its committed position has "
+        "not moved this long (above the longest a message may take to handle, a node's run included)",
+    )
+    readiness_sample_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often each consumer's assignment, committed offsets and end offsets are sampled "
+        "for /readyz",
+    )
     encryption_key: SecretStr | None = Field(
         default=None,
         description="Fernet key (urlsafe base64 of 32 bytes) that encrypts tenant secrets at rest",

@@ -20,6 +20,7 @@ from uuid import UUID
 
 from aiokafka import ConsumerRecord
 from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
+from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Delivery, TailConsumer
 from millrace_common.platform.tables import runs
 from prometheus_client import Counter
@@ -129,6 +130,11 @@ class RunEventFeed:
         self._workflow_of: OrderedDict[UUID, UUID] = OrderedDict()
         self._known_runs = known_runs
         self._closing = False
+
+    @property
+    def membership(self) -> Membership:
+        """What the feed follows and how far it got, for readiness."""
+        return self._tail.membership
 
     @property
     def ready(self) -> asyncio.Event:
