@@ -23,7 +23,7 @@ from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
 from millrace_approval.entrypoints import kafka
-from millrace_approval.entrypoints.clock import DeadlineLoop
+from millrace_approval.entrypoints.clock import DeadlineLoop, retention_loop
 from millrace_approval.entrypoints.http import api, inbox
 from millrace_approval.metrics import ApprovalGauges, ApprovalMetrics
 from millrace_approval.service_layer.approvals import Approvals
@@ -50,6 +50,7 @@ def build(settings: ApprovalSettings) -> FastAPI:
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.APPROVAL, metrics)
     consumer = kafka.consumer(settings, dead_letters, metrics, approvals)
     deadlines = DeadlineLoop(approvals, poll_seconds=settings.deadline_poll_seconds)
+    retention = retention_loop(engine, settings, utc_now)
 
     platform = PlatformGauges(registry)
     collectors = [
@@ -63,7 +64,7 @@ def build(settings: ApprovalSettings) -> FastAPI:
         broker,
         engine,
         registry,
-        background=(consumer.run, relay.run, deadlines.run, gauges.run),
+        background=(consumer.run, relay.run, deadlines.run, retention.run, gauges.run),
         consumers=(consumer.membership,),
     )
     app = create_app(parts, title="Millrace approval")

@@ -16,3 +16,12 @@ class ApprovalSettings(ServiceSettings):
     cookie_secure: bool = Field(
         default=False, description="Mark the inbox session cookie Secure (behind HTTPS)"
     )
+    approval_retention_days: float = Field(
+        default=365,
+        gt=0,
+        description="Approvals closed longer ago than this are pruned with their decisions, audit trail "
+        "and notifications",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often the service prunes what it keeps only for a while"
+    )

@@ -40,6 +40,7 @@ from millrace_node_runner.adapters.network import GuardedClients, Resolver, Syst
 from millrace_node_runner.adapters.record_store import RecordStore
 from millrace_node_runner.adapters.tenants import TenantConfig
 from millrace_node_runner.entrypoints import kafka
+from millrace_node_runner.entrypoints.clock import retention_loop
 from millrace_node_runner.entrypoints.kafka import NodeCommands
 from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
 from millrace_node_runner.service_layer.ai import AiNodes
@@ -134,12 +135,13 @@ def build(
         consumer_metrics,
     )
     gauges = _gauges(settings, registry, engine)
+    retention = retention_loop(engine, settings, clock)
     parts = ServiceParts(
         settings,
         broker,
         engine,
         registry,
-        background=(consumer.run, relay.run, gauges.run),
+        background=(consumer.run, relay.run, retention.run, gauges.run),
         closers=(clients.aclose,),
         consumers=(consumer.membership,),
     )

@@ -47,3 +47,16 @@ class NodeRunnerSettings(ServiceSettings):
     revoke_drain_seconds: float = Field(
         default=5, ge=0, description="On a rebalance, how long running nodes of revoked partitions may finish"
     )
+    runner_retention_days: float = Field(
+        default=30,
+        gt=0,
+        description="Attempts' recorded results and AI answers of ended runs older than this are pruned "
+        "(keep it longer than nodes.ready.* keep messages)",
+    )
+    ai_usage_retention_days: float = Field(
+        default=400, gt=0, description="Rows of the AI token ledger older than this are pruned"
+    )
+    task_retention_days: float = Field(default=90, gt=0, description="Done tasks older than this are pruned")
+    retention_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often the service prunes what it keeps only for a while"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
@@ -22,10 +24,13 @@ from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from millrace_orchestrator.adapters.retention import RunLogRetention
+from millrace_orchestrator.adapters.run_export import ExportFolder
 from millrace_orchestrator.adapters.run_log import PostgresRunLog
 from millrace_orchestrator.entrypoints import kafka
-from millrace_orchestrator.entrypoints.clock import TimerLoop
+from millrace_orchestrator.entrypoints.clock import RetentionLoop, TimerLoop
 from millrace_orchestrator.metrics import RunGauges, RunMetrics
+from millrace_orchestrator.service_layer.retention import RunRetention
 from millrace_orchestrator.service_layer.runs import RunMessages
 from millrace_orchestrator.settings import OrchestratorSettings
 
@@ -45,21 +50,38 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     run_log = PostgresRunLog(direct, namespace, live_relay.tag)
     runs = RunMessages(run_log, live_relay, observe=run_metrics.observe, count_batch=run_metrics.count_batch)
     timer_loop = TimerLoop(engine, direct, namespace, live_relay, utc_now)
+    retention_connections = DirectConnections(settings, size=1)
+    retention = RetentionLoop(
+        run_retention(settings, retention_connections), interval_seconds=settings.retention_interval_seconds
+    )
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
     consumer = kafka.consumer(settings, runs, dead_letters, metrics)
     gauges = _gauges(settings, registry, engine)
-    background = (consumer.run, live_relay.run, timer_loop.run, gauges.run)
+    background = (consumer.run, live_relay.run, timer_loop.run, retention.run, gauges.run)
     parts = ServiceParts(
         settings,
         broker,
         engine,
         registry,
         background=background,
-        closers=(direct.close,),
+        closers=(direct.close, retention_connections.close),
         start_checks=(require_node_types, run_log.require_migrations),
         consumers=(consumer.membership,),
     )
     return create_app(parts, title="Millrace orchestrator")
+
+
+def run_retention(settings: OrchestratorSettings, connections: DirectConnections) -> RunRetention:
+    """The run log's retention as the settings say (the bench builds it the same way)."""
+    export = ExportFolder(settings.retention_export_dir) if settings.retention_export_dir else None
+    return RunRetention(
+        RunLogRetention(connections),
+        utc_now,
+        default_keep=timedelta(days=settings.run_retention_days),
+        processed_keep=timedelta(hours=settings.processed_messages_retention_hours),
+        export=export,
+        batch_runs=settings.retention_batch_runs,
+    )
 
 
 def _gauges(

@@ -123,6 +123,17 @@ records = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# gateway (migration 0010_retention): each tenant's retention of finished runs, read by the orchestrator.
+# A null run_retention_days means the installation's default (MILLRACE_RUN_RETENTION_DAYS).
+tenant_retention = Table(
+    "tenant_retention",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("run_retention_days", Integer),
+    Column("export_before_prune", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # trigger (written by the gateway when a version is activated, read by the trigger service)
 active_triggers = Table(
     "active_triggers",

@@ -1,11 +1,18 @@
-"""The approval service's loop driven by the clock: deadlines passed are escalated, and the pending
-gauge refreshed on every tenth pass."""
+"""The approval service's loops driven by the clock: deadlines passed are escalated, and the pending
+gauge refreshed on every tenth pass; closed approvals are pruned once their retention has passed."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
+from millrace_common.platform.pruning import PruneLoop
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_approval.adapters.retention import statements
 from millrace_approval.service_layer.approvals import Approvals
+from millrace_approval.settings import ApprovalSettings
 
 
 class DeadlineLoop:
@@ -23,3 +30,11 @@ class DeadlineLoop:
                 await self._approvals.refresh_pending_gauge()
             ticks += 1
             await asyncio.sleep(self._poll_seconds)
+
+
+def retention_loop(
+    engine: AsyncEngine, settings: ApprovalSettings, clock: Callable[[], datetime]
+) -> PruneLoop:
+    """Prunes closed approvals every ``MILLRACE_RETENTION_INTERVAL_SECONDS``."""
+    pruned = statements(closed_keep=timedelta(days=settings.approval_retention_days))
+    return PruneLoop(engine, pruned, clock, interval_seconds=settings.retention_interval_seconds)

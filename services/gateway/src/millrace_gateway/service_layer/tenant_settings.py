@@ -15,7 +15,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_gateway.adapters import credentials
+from millrace_gateway.adapters import credentials, tenant_retention
 from millrace_gateway.domain.refusals import NotFound, Taken
 
 
@@ -29,6 +29,14 @@ class AiSettings:
     max_tokens: int
     monthly_token_budget: int | None
     allow_private_endpoint: bool
+
+
+@dataclass(frozen=True)
+class Retention:
+    run_retention_days: int | None
+    """None: the installation's default (the orchestrator's ``MILLRACE_RUN_RETENTION_DAYS``)."""
+    export_before_prune: bool
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,25 @@ class TenantSettings:
                 now=utc_now(),
             )
         return await self.ai_settings(tenant_id)
+
+    async def retention(self, tenant_id: str) -> Retention:
+        """How long the tenant's finished runs are kept; the defaults until the tenant says."""
+        async with self._engine.connect() as connection:
+            row = await tenant_retention.retention(connection, tenant_id)
+        if row is None:
+            return Retention(run_retention_days=None, export_before_prune=False)
+        return Retention(row.run_retention_days, row.export_before_prune, row.updated_at)
+
+    async def put_retention(self, tenant_id: str, wanted: Retention) -> Retention:
+        async with self._engine.begin() as connection:
+            await tenant_retention.put_retention(
+                connection,
+                tenant_id,
+                run_retention_days=wanted.run_retention_days,
+                export_before_prune=wanted.export_before_prune,
+                now=utc_now(),
+            )
+        return await self.retention(tenant_id)
 
     async def create_credential(self, tenant_id: str, name: str, kind: str, secret: str) -> Credential:
         """``secret`` is the credential's JSON, sealed before it is stored."""

@@ -1,7 +1,8 @@
 """Fires due durable timers: each due row becomes a FireTimer command for the run's owner, written
 to the outbox in the transaction that deletes the row, so a timer fires once even across crashes
 (at least once on Kafka; the run's log makes the second delivery a no-op). It also prunes the
-per-minute run counts (``workflow_starts``) that are too old to matter."""
+per-minute run counts (``workflow_starts``) that are too old to matter. ``RetentionLoop`` prunes the
+run log."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.tables import timers, workflow_starts
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_orchestrator.service_layer.retention import RunRetention
 
 PRUNE_INTERVAL_SECONDS = 300.0
 
@@ -103,3 +106,16 @@ class TimerLoop:
                 next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
             if not await self.any_due() or await self.fire_due() < self._batch_size:
                 await asyncio.sleep(self._interval)
+
+
+class RetentionLoop:
+    """Prunes the run log every ``interval_seconds``, the first time at start."""
+
+    def __init__(self, retention: RunRetention, *, interval_seconds: float) -> None:
+        self._retention = retention
+        self._interval = interval_seconds
+
+    async def run(self) -> None:
+        while True:
+            await self._retention.prune()
+            await asyncio.sleep(self._interval)

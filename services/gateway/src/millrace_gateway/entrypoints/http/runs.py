@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 from millrace_common.platform.problems import declared
 from pydantic import BaseModel, Field, JsonValue
 
@@ -97,6 +98,21 @@ async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
             )
             for row in nodes
         ],
+    )
+
+
+@router.get(
+    "/{run_id}/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "one run event per line"}},
+)
+async def export_run(run_id: UUID, reader: Reader, runs: RunsDep) -> StreamingResponse:
+    """The run's full event log as JSON Lines, in seq order, each line the event as it was published
+    on ``runs.events``: folding them in order gives the run's state."""
+    lines = await runs.export(reader.tenant_id, run_id)
+    disposition = f'attachment; filename="run-{run_id}.jsonl"'
+    return StreamingResponse(
+        lines, media_type="application/x-ndjson", headers={"Content-Disposition": disposition}
     )
 
 

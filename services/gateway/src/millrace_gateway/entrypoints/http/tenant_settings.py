@@ -1,4 +1,5 @@
-"""Tenant AI settings and named credentials. Secrets are encrypted at rest and never returned."""
+"""Tenant AI settings, named credentials and the retention of finished runs. Secrets are encrypted at
+rest and never returned."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import Row
 
 from millrace_gateway.entrypoints.http.deps import TenantAdmin, TenantSettingsDep
-from millrace_gateway.service_layer.tenant_settings import AiSettings, Credential
+from millrace_gateway.service_layer.tenant_settings import AiSettings, Credential, Retention
 
 router = APIRouter(prefix="/api/v1", tags=["tenant settings"])
 
@@ -44,6 +45,29 @@ class AiSettingsOut(BaseModel):
     monthly_token_budget: int | None
     allow_private_endpoint: bool
     updated_at: datetime
+
+
+class RetentionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=3650,
+        description="Days a finished run is kept; null for the installation's default (30 days unless "
+        "the operator changed it). Runs are never pruned sooner than messages about them can arrive "
+        "(8 days by default)",
+    )
+    export_before_prune: bool = Field(
+        default=False,
+        description="Write every run to the operator's export folder (JSON Lines) before it is pruned",
+    )
+
+
+class RetentionOut(BaseModel):
+    run_retention_days: int | None
+    export_before_prune: bool
+    updated_at: datetime | None
 
 
 class BearerSecret(BaseModel):
@@ -119,6 +143,19 @@ async def put_ai_settings(
         allow_private_endpoint=body.allow_private_endpoint,
     )
     return _ai_settings(await settings.put_ai_settings(admin.tenant_id, wanted))
+
+
+@router.get("/settings/retention", response_model=RetentionOut)
+async def get_retention(admin: TenantAdmin, settings: TenantSettingsDep) -> RetentionOut:
+    """How long the tenant's finished runs are kept, and whether they are exported before they go."""
+    return RetentionOut.model_validate(await settings.retention(admin.tenant_id), from_attributes=True)
+
+
+@router.put("/settings/retention", response_model=RetentionOut)
+async def put_retention(body: RetentionBody, admin: TenantAdmin, settings: TenantSettingsDep) -> RetentionOut:
+    wanted = Retention(body.run_retention_days, body.export_before_prune)
+    stored = await settings.put_retention(admin.tenant_id, wanted)
+    return RetentionOut.model_validate(stored, from_attributes=True)
 
 
 @router.post(
