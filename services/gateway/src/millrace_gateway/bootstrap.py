@@ -23,6 +23,7 @@ from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
 from millrace_gateway.adapters.webhook_intake import WebhookIntake
+from millrace_gateway.adapters.webhook_targets import WebhookTargets
 from millrace_gateway.entrypoints.http import (
     auth,
     catalog,
@@ -72,7 +73,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     outbox = Outbox(namespace, relay)
     # Webhook calls have a relay of their own, handed the rows the moment they are stored (their
     # StartRuns are keyed by run id, so no key's order spans the two relays).
-    direct = DirectConnections(settings)
+    direct = DirectConnections(settings, size=8)  # webhook lookups and intake, and the relay's deletes
     webhook_relay = LiveRelay(settings, direct, WEBHOOK_PRODUCER)
     intake = WebhookIntake(direct, webhook_relay, namespace)
     feed = RunEventFeed(
@@ -127,7 +128,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.records = Records(engine, outbox)
     app.state.runs = Runs(engine, outbox)
     app.state.tasks = Tasks(engine)
-    app.state.webhooks = WebhookReceiver(engine, box, intake)
+    app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -136,7 +137,8 @@ def build(settings: GatewaySettings) -> FastAPI:
     )
 
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
-    for module in (auth, workflows, runs, live, records, tenant_settings, catalog, tasks, webhooks):
+    # The webhook route first: it takes the most calls, and routes are matched in order.
+    for module in (webhooks, auth, workflows, runs, live, records, tenant_settings, catalog, tasks):
         app.include_router(module.router)
     # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.
     app.add_middleware(WebhookOutcomes, requests=webhook_requests(registry))

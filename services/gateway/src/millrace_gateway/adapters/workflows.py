@@ -8,7 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from millrace_common.language.workflow import WorkflowDefinition
-from millrace_common.platform.tables import runs, workflow_triggers, workflow_versions, workflows
+from millrace_common.platform.tables import runs, workflow_versions, workflows
 from sqlalchemy import Row, Select, and_, func, insert, literal_column, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -168,25 +168,6 @@ async def webhook_token(connection: AsyncConnection, workflow_id: UUID) -> str:
     return (
         await connection.execute(select(workflows.c.webhook_token).where(workflows.c.id == workflow_id))
     ).scalar_one()
-
-
-async def by_webhook_token(connection: AsyncConnection, token: str) -> Row | None:
-    """The workflow behind a webhook address, with its active trigger's version, kind and config (all
-    None unless the workflow is active with a trigger other than manual)."""
-    return (
-        await connection.execute(
-            select(
-                workflows.c.id,
-                workflows.c.tenant_id,
-                workflows.c.status,
-                workflow_triggers.c.workflow_version,
-                workflow_triggers.c.trigger_kind,
-                workflow_triggers.c.config,
-            )
-            .outerjoin(workflow_triggers, workflow_triggers.c.workflow_id == workflows.c.id)
-            .where(workflows.c.webhook_token == token)
-        )
-    ).first()
 
 
 def _summary_query(tenant_id: str) -> Select:

@@ -13,12 +13,12 @@ from uuid import UUID
 from millrace_common.contracts.limits import MIN_MESSAGE_BYTES
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.messages.webhooks import verify_signature
-from millrace_common.language.workflow import TriggerConfig
 from millrace_common.platform.secrets import SecretBox, SecretsUnavailable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_gateway.adapters import credentials, workflows
+from millrace_gateway.adapters import credentials
 from millrace_gateway.adapters.webhook_intake import Intake, WebhookIntake
+from millrace_gateway.adapters.webhook_targets import WebhookTargets
 from millrace_gateway.domain.refusals import NoWebhook, WebhookMisconfigured, WrongState
 from millrace_gateway.domain.webhooks import (
     WebhookCall,
@@ -45,22 +45,26 @@ class AcceptedCall:
 
 
 class WebhookReceiver:
-    def __init__(self, engine: AsyncEngine, box: SecretBox, intake: WebhookIntake) -> None:
+    def __init__(
+        self, engine: AsyncEngine, box: SecretBox, targets: WebhookTargets, intake: WebhookIntake
+    ) -> None:
         self._engine = engine
         self._box = box
+        self._targets = targets
         self._intake = intake
 
     async def target(self, token: str) -> WebhookTarget:
         """The workflow behind a webhook address; it must be active with a webhook trigger."""
-        async with self._engine.connect() as connection:
-            row = await workflows.by_webhook_token(connection, token)
+        row = await self._targets.by_token(token)
         if row is None:
             raise NoWebhook("no webhook at this address")
-        if not takes_calls(row.status, row.trigger_kind):
+        if (
+            not takes_calls(row.status, row.trigger_kind)
+            or row.config is None
+            or row.workflow_version is None
+        ):
             raise WrongState("the workflow is not active with a webhook trigger")
-        return WebhookTarget(
-            row.id, row.tenant_id, row.workflow_version, TriggerConfig.model_validate(row.config)
-        )
+        return WebhookTarget(row.workflow_id, row.tenant_id, row.workflow_version, row.config)
 
     async def verified(
         self, target: WebhookTarget, *, timestamp: str | None, signature: str | None, body: bytes
