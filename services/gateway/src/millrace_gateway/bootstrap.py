@@ -11,19 +11,22 @@ from millrace_common.language.workflow_nodes import require_node_types
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
 from millrace_common.platform.kafka import create_broker
-from millrace_common.platform.metrics import PlatformGauges
+from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import OutboxRelay
 from millrace_common.platform.secrets import SecretBox
 from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway.adapters.outbox import Outbox
+from millrace_gateway.adapters.replays import ReplayPublisher
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
+from millrace_gateway.entrypoints.clock import ReplayLoop
 from millrace_gateway.entrypoints.http import (
     auth,
     catalog,
+    dead_letters,
     errors,
     live,
     records,
@@ -34,8 +37,10 @@ from millrace_gateway.entrypoints.http import (
     webhooks,
     workflows,
 )
-from millrace_gateway.metrics import WebhookOutcomes, webhook_requests
+from millrace_gateway.entrypoints.kafka import dead_letter_consumer
+from millrace_gateway.metrics import PendingDeadLetters, WebhookOutcomes, webhook_requests
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
@@ -71,9 +76,13 @@ def build(settings: GatewaySettings) -> FastAPI:
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         inbox_size=settings.live_inbox_size,
     )
+    publisher = ReplayPublisher(settings)
+    desk = DeadLetterDesk(engine, publisher)
+    indexer = dead_letter_consumer(settings, desk, ConsumerMetrics(registry))
+    replays = ReplayLoop(desk)
     platform = PlatformGauges(registry)
     gauges = GaugeCollection(
-        [OutboxCollector(engine, PRODUCER, platform)],
+        [OutboxCollector(engine, PRODUCER, platform), PendingDeadLetters(registry, desk.pending_counts)],
         platform,
         interval_seconds=settings.metrics_interval_seconds,
     )
@@ -85,10 +94,23 @@ def build(settings: GatewaySettings) -> FastAPI:
     )
     box = SecretBox(settings.encryption_key)
 
-    background = (relay.run, feed.run, gauges.run, on_stop_signal(feed.close_streams))
+    background = (
+        relay.run,
+        feed.run,
+        indexer.run,
+        replays.run,
+        gauges.run,
+        on_stop_signal(feed.close_streams),
+    )
     app = create_app(
         ServiceParts(
-            settings, broker, engine, registry, background=background, start_checks=(require_node_types,)
+            settings,
+            broker,
+            engine,
+            registry,
+            background=background,
+            closers=(publisher.close,),
+            start_checks=(require_node_types,),
         ),
         title="Millrace API",
     )
@@ -102,6 +124,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.runs = Runs(engine, outbox)
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, outbox)
+    app.state.dead_letters = desk
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -110,7 +133,8 @@ def build(settings: GatewaySettings) -> FastAPI:
     )
 
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
-    for module in (auth, workflows, runs, live, records, tenant_settings, catalog, tasks, webhooks):
+    routers = (auth, workflows, runs, live, records, tenant_settings, catalog, tasks, webhooks, dead_letters)
+    for module in routers:
         app.include_router(module.router)
     # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.
     app.add_middleware(WebhookOutcomes, requests=webhook_requests(registry))
