@@ -23,12 +23,12 @@ from tests.support.dead_letters import (
     record_workflow,
     revoke_firings,
     runs_of,
-    service_role,
+    system_with_trigger_role,
     wait_for_completed_run,
     wait_for_dead_letter,
 )
 from tests.support.infra import Infra
-from tests.support.processes import SERVICES, System
+from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +36,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def running(infra: Infra, namespace: str) -> Iterator[System]:
     """Every service, the trigger connecting as a role of its own."""
-    system = System(infra, namespace)
-    with service_role(infra, namespace) as trigger_database:
-        try:
-            system.start(tuple(name for name in SERVICES if name != "trigger"))
-            system.start(("trigger",), extra_env={"MILLRACE_DATABASE_URL": trigger_database})
-            yield system
-        finally:
-            system.stop_all()
+    with system_with_trigger_role(infra, namespace) as system:
+        yield system
 
 
 def admin_cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:

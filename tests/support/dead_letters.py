@@ -15,6 +15,7 @@ import httpx
 from sqlalchemy import create_engine, make_url, text
 
 from tests.support.infra import Infra
+from tests.support.processes import SERVICES, System
 
 
 @contextmanager
@@ -33,6 +34,19 @@ def service_role(infra: Infra, namespace: str) -> Iterator[str]:
         yield make_url(infra.database_url).set(username=role).render_as_string(hide_password=False)
     finally:
         _execute(infra, f"drop owned by {role}", f"drop role if exists {role}")
+
+
+@contextmanager
+def system_with_trigger_role(infra: Infra, namespace: str) -> Iterator[System]:
+    """Every service as a process, the trigger connecting as a role of its own (:func:`service_role`)."""
+    system = System(infra, namespace)
+    with service_role(infra, namespace) as trigger_database:
+        try:
+            system.start(tuple(name for name in SERVICES if name != "trigger"))
+            system.start(("trigger",), extra_env={"MILLRACE_DATABASE_URL": trigger_database})
+            yield system
+        finally:
+            system.stop_all()
 
 
 def revoke_firings(infra: Infra, namespace: str) -> None:
@@ -86,6 +100,19 @@ def wait_for_dead_letter(api: httpx.Client, timeout: float = 60, **params: objec
             return found[0]
         time.sleep(0.3)
     raise AssertionError(f"no dead letter for {params} within {timeout} s")
+
+
+def dead_letters_by_record(api: httpx.Client, count: int, timeout: float = 60) -> dict[str, int]:
+    """The ids of the first ``count`` dead letters listed, by the record id their message names."""
+    found: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < count:
+        assert time.monotonic() < deadline, f"{len(found)} dead letters of records within {timeout} s"
+        for item in api.get("/api/v1/dead-letters").json()["items"]:
+            if item["id"] not in found.values():
+                found[api.get(f"/api/v1/dead-letters/{item['id']}").json()["value"]["record_id"]] = item["id"]
+        time.sleep(0.3)
+    return found
 
 
 def runs_of(api: httpx.Client, workflow_id: str) -> list[dict]:
