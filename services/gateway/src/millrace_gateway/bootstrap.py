@@ -6,27 +6,33 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import Namespace
 from millrace_common.language.workflow_nodes import require_node_types
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
 from millrace_common.platform.kafka import create_broker
-from millrace_common.platform.metrics import PlatformGauges
+from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import LiveRelay, OutboxRelay
 from millrace_common.platform.pg import DirectConnections
+from millrace_common.platform.pruning import PruneLoop
 from millrace_common.platform.secrets import SecretBox
 from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
+from millrace_gateway.adapters import dead_letters as dead_letters_table
 from millrace_gateway.adapters.outbox import Outbox
+from millrace_gateway.adapters.replays import ReplayPublisher
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
 from millrace_gateway.adapters.webhook_intake import WebhookIntake
 from millrace_gateway.adapters.webhook_targets import WebhookTargets
+from millrace_gateway.entrypoints.clock import ReplayLoop
 from millrace_gateway.entrypoints.http import (
     auth,
     catalog,
+    dead_letters,
     errors,
     live,
     records,
@@ -37,8 +43,10 @@ from millrace_gateway.entrypoints.http import (
     webhooks,
     workflows,
 )
-from millrace_gateway.metrics import WebhookOutcomes, webhook_requests
+from millrace_gateway.entrypoints.kafka import dead_letter_consumer
+from millrace_gateway.metrics import PendingDeadLetters, WebhookOutcomes, webhook_requests
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
@@ -85,9 +93,23 @@ def build(settings: GatewaySettings) -> FastAPI:
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         inbox_size=settings.live_inbox_size,
     )
+    publisher = ReplayPublisher(settings)
+    desk = DeadLetterDesk(engine, publisher)
+    indexer = dead_letter_consumer(settings, desk, ConsumerMetrics(registry))
+    replays = ReplayLoop(desk)
+    prunes = PruneLoop(
+        engine,
+        [dead_letters_table.resolved_prune(timedelta(milliseconds=settings.dead_letter_retention_ms))],
+        utc_now,
+        interval_seconds=settings.retention_interval_seconds,
+    )
     platform = PlatformGauges(registry)
     gauges = GaugeCollection(
-        [OutboxCollector(engine, PRODUCER, platform), OutboxCollector(engine, WEBHOOK_PRODUCER, platform)],
+        [
+            OutboxCollector(engine, PRODUCER, platform),
+            OutboxCollector(engine, WEBHOOK_PRODUCER, platform),
+            PendingDeadLetters(registry, desk.pending_counts),
+        ],
         platform,
         interval_seconds=settings.metrics_interval_seconds,
     )
@@ -103,6 +125,9 @@ def build(settings: GatewaySettings) -> FastAPI:
         relay.run,
         webhook_relay.run,
         feed.run,
+        indexer.run,
+        replays.run,
+        prunes.run,
         gauges.run,
         on_stop_signal(feed.close_streams),
     )
@@ -113,9 +138,9 @@ def build(settings: GatewaySettings) -> FastAPI:
             engine,
             registry,
             background=background,
-            closers=(direct.close,),
+            closers=(direct.close, publisher.close),
             start_checks=(require_node_types,),
-            consumers=(feed.membership,),
+            consumers=(feed.membership, indexer.membership),
         ),
         title="Millrace API",
     )
@@ -129,6 +154,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.runs = Runs(engine, outbox)
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
+    app.state.dead_letters = desk
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -138,7 +164,8 @@ def build(settings: GatewaySettings) -> FastAPI:
 
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     # The webhook route first: it takes the most calls, and routes are matched in order.
-    for module in (webhooks, auth, workflows, runs, live, records, tenant_settings, catalog, tasks):
+    routers = (webhooks, auth, workflows, runs, live, records, tenant_settings, catalog, tasks, dead_letters)
+    for module in routers:
         app.include_router(module.router)
     # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.
     app.add_middleware(WebhookOutcomes, requests=webhook_requests(registry))

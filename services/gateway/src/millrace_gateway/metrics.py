@@ -6,6 +6,9 @@ wires them all.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from millrace_common.platform.gauges import Collector
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,3 +88,30 @@ class FeedMetrics:
             "Times a live stream fell so far behind that it had to catch up from the run log (or end)",
             registry=registry,
         )
+
+
+class PendingDeadLetters(Collector):
+    """``millrace_dead_letters_pending``: dead letters nobody has replayed or discarded yet, by source
+    topic and reason, read from the gateway's index (a pair that empties reads 0, not stale)."""
+
+    name = "dead_letters"
+
+    def __init__(
+        self, registry: CollectorRegistry, counts: Callable[[], Awaitable[list[tuple[str, str, int]]]]
+    ) -> None:
+        self._counts = counts
+        self._seen: set[tuple[str, str]] = set()
+        self.pending = Gauge(
+            "millrace_dead_letters_pending",
+            "Dead letters waiting for an operator (not replayed or discarded), by source topic and reason",
+            ["topic", "reason"],
+            registry=registry,
+        )
+
+    async def collect(self) -> None:
+        counts = {(topic, cause): count for topic, cause, count in await self._counts()}
+        for key in self._seen - counts.keys():
+            self.pending.labels(topic=key[0], reason=key[1]).set(0)
+        for (topic, cause), count in counts.items():
+            self.pending.labels(topic=topic, reason=cause).set(count)
+        self._seen |= counts.keys()

@@ -21,6 +21,17 @@ class GatewaySettings(ServiceSettings):
     live_inbox_size: int = Field(
         default=1000, ge=10, description="Events a slow live stream may fall behind by"
     )
+    operator_tenant: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The platform operators' tenant: its admins see and act on every tenant's dead "
+        "letters (and those naming no tenant); unset, every admin sees only their own tenant's",
+    )
+
+    retention_interval_seconds: float = Field(
+        default=3600, gt=0, description="How often the service prunes what it keeps only for a while"
+    )
 
 
 PRODUCER = "gateway"

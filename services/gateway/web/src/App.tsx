@@ -6,6 +6,7 @@ import { WorkflowList } from "./pages/WorkflowList";
 import { Editor } from "./pages/Editor";
 import { RunsList } from "./pages/RunsList";
 import { RunView } from "./pages/RunView";
+import { DeadLetters } from "./pages/DeadLetters";
 
 export function App() {
   const [session, setSession] = useState<Session | null>(() => loadSession());
@@ -40,6 +41,7 @@ export function App() {
         </Link>
         <nav>
           <Link to="/">Workflows</Link>
+          <Link to="/dead-letters">Dead letters</Link>
         </nav>
         <span className="who">
           {session.email} · {session.tenantId}
@@ -69,6 +71,7 @@ export function App() {
           <RunsList key={route.workflowId} api={client} token={session.token} workflowId={route.workflowId} />
         )}
         {route.page === "run" && <RunView key={route.runId} api={client} token={session.token} runId={route.runId} />}
+        {route.page === "dead-letters" && <DeadLetters api={client} letterId={route.letterId} />}
         {route.page === "missing" && (
           <p className="empty">
             Nothing here. <Link to="/">Back to the workflows</Link>

@@ -23,6 +23,7 @@ export type Route =
   | { page: "editor"; workflowId: string | null; version: number | null }
   | { page: "runs"; workflowId: string }
   | { page: "run"; runId: string }
+  | { page: "dead-letters"; letterId: number | null }
   | { page: "missing" };
 
 export function match(path: string, query: URLSearchParams): Route {
@@ -36,6 +37,9 @@ export function match(path: string, query: URLSearchParams): Route {
   if (parts[0] === "workflows" && parts.length === 3 && parts[2] === "runs")
     return { page: "runs", workflowId: parts[1] };
   if (parts[0] === "runs" && parts.length === 2) return { page: "run", runId: parts[1] };
+  if (parts[0] === "dead-letters" && parts.length === 1) return { page: "dead-letters", letterId: null };
+  if (parts[0] === "dead-letters" && parts.length === 2 && /^\d+$/.test(parts[1]))
+    return { page: "dead-letters", letterId: Number(parts[1]) };
   return { page: "missing" };
 }
 

@@ -15,10 +15,16 @@ class Topic:
     partitions: int
     keyed_by: str
     dead_letter: bool = True
+    """Whether the topic has a ``<topic>.dlq`` (every topic but the dead-letter topics themselves)."""
+    holds_dead_letters: bool = False
+    """A ``<topic>.dlq``: its partitions and retention are settings (``MILLRACE_DEAD_LETTER_*``), not
+    ``partitions``."""
 
     @property
     def dlq(self) -> Topic:
-        return Topic(f"{self.name}.dlq", 1, "the failed message's key", dead_letter=False)
+        return Topic(
+            f"{self.name}.dlq", 1, "the failed message's key", dead_letter=False, holds_dead_letters=True
+        )
 
 
 RECORDS_EVENTS = Topic("records.events", 6, "record_id")
@@ -50,6 +56,7 @@ class ConsumerGroup(StrEnum):
     NODE_RUNNER = "node-runner"
     APPROVAL = "approval"
     GATEWAY_LIVE = "gateway-live"
+    GATEWAY_DEAD_LETTERS = "gateway-dead-letters"
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,19 @@ class Namespace:
 
 def every_topic() -> list[Topic]:
     return [t for topic in ALL_TOPICS for t in ((topic, topic.dlq) if topic.dead_letter else (topic,))]
+
+
+def dead_letter_topics() -> list[Topic]:
+    """Every ``<topic>.dlq``."""
+    return [topic.dlq for topic in ALL_TOPICS if topic.dead_letter]
+
+
+def source_of(dead_letter_topic: Topic) -> Topic:
+    """The registered topic whose dead letters ``dead_letter_topic`` holds."""
+    for topic in ALL_TOPICS:
+        if topic.dead_letter and topic.dlq == dead_letter_topic:
+            return topic
+    raise LookupError(f"{dead_letter_topic.name} holds no registered topic's dead letters")
 
 
 KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588

@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter, ValidationError
 
+from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
@@ -108,10 +109,12 @@ class Decoder:
         except ValidationError as error:
             return describe_validation_error(error)
 
-    async def refuse(self, record: ConsumerRecord, reason: str) -> None:
-        """Dead-letter (or report) a record that did not decode."""
+    async def refuse(
+        self, record: ConsumerRecord, reason: str, cause: DeadLetterCause = DeadLetterCause.UNDECODABLE
+    ) -> None:
+        """Dead-letter (or report) a record that did not decode (or, with ``cause``, another refusal)."""
         if self._dead_letters is not None:
-            await self._dead_letters.send(self.topic_of(record), record, reason)
+            await self._dead_letters.send(self.topic_of(record), record, reason, cause=cause)
         elif self._unreadable is not None:
             self._unreadable(record, reason)
 
@@ -172,7 +175,12 @@ class PoisonGuard:
                 if attempt == self._attempts:
                     reason = f"handling failed {attempt} times: {type(failure).__name__}: {failure}"
                     await self._dead_letters.send(
-                        delivery.topic, delivery.record, reason, error=failure, attempts=attempt
+                        delivery.topic,
+                        delivery.record,
+                        reason,
+                        error=failure,
+                        attempts=attempt,
+                        cause=DeadLetterCause.FAILED,
                     )
                     delivery.ack()
                 else:

@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, json_size, too_large
-from millrace_common.contracts.messages.envelope import DeadLetter
+from millrace_common.contracts.messages.envelope import DeadLetter, DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic, producer_max_request_bytes
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.settings import ServiceSettings
@@ -121,7 +121,12 @@ class DeadLetters:
         *,
         error: BaseException | None = None,
         attempts: int = 1,
+        cause: DeadLetterCause | None = None,
     ) -> None:
+        """Set ``record`` aside with ``reason``. ``cause`` classifies it; by default a failure when
+        ``error`` is given (handling raised), otherwise a rejection (the consumer refused what it names)."""
+        if cause is None:
+            cause = DeadLetterCause.FAILED if error is not None else DeadLetterCause.REJECTED
         raw: bytes = record.value or b""
         key = record.key.decode(errors="replace") if isinstance(record.key, bytes) else None
         letter = DeadLetter(
@@ -137,6 +142,7 @@ class DeadLetters:
             error_type=type(error).__name__ if error is not None else None,
             trace=short_trace(error) if error is not None else None,
             attempts=attempts,
+            cause=cause,
         )
         await self._broker.publish(
             fitted_letter(letter).model_dump_json().encode(),
@@ -144,7 +150,7 @@ class DeadLetters:
             key=record.key if isinstance(record.key, bytes) else None,
             headers={"millrace-reason": reason[:500]},
         )
-        self._metrics.dead_lettered.labels(topic=topic.name).inc()
+        self._metrics.dead_lettered.labels(topic=topic.name, reason=cause.value).inc()
         log.warning(
             "dead-lettered a message",
             extra={
@@ -153,6 +159,7 @@ class DeadLetters:
                     "partition": record.partition,
                     "offset": record.offset,
                     "reason": reason[:300],
+                    "cause": cause.value,
                     "attempts": attempts,
                 }
             },

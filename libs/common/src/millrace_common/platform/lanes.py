@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
@@ -215,7 +216,8 @@ class LaneConsumer:
                     # The handler is to deal with its own failures; one that escapes is
                     # dead-lettered, so the partition's committed offset moves on past it.
                     log.exception("a message could not be handled", extra={"ids": {"offset": offset}})
-                    await self._refuse(lane, record, f"handling failed: {type(error).__name__}: {error}")
+                    reason = f"handling failed: {type(error).__name__}: {error}"
+                    await self._refuse(lane, record, reason, DeadLetterCause.FAILED)
                     decoded.ack()
                     break
             if not decoded.acked:
@@ -227,9 +229,15 @@ class LaneConsumer:
             lane.running -= 1
             self._start_waiting(lane)
 
-    async def _refuse(self, lane: Lane, record: ConsumerRecord, reason: str) -> None:
+    async def _refuse(
+        self,
+        lane: Lane,
+        record: ConsumerRecord,
+        reason: str,
+        cause: DeadLetterCause = DeadLetterCause.UNDECODABLE,
+    ) -> None:
         try:
-            await until_sent(lambda: self._decoder.refuse(record, reason), self._outages)
+            await until_sent(lambda: self._decoder.refuse(record, reason, cause), self._outages)
         except Undeliverable:
             log.error(
                 "a message could be neither handled nor dead-lettered; moving past it",

@@ -64,8 +64,9 @@ class ConsumerMetrics:
         )
         self.dead_lettered = Counter(
             "millrace_dead_letters_total",
-            "Messages sent to a dead-letter topic, by source topic",
-            ["topic"],
+            "Messages sent to a dead-letter topic, by source topic and reason (undecodable, failed, "
+            "rejected)",
+            ["topic", "reason"],
             registry=registry,
         )
         self.batch_seconds = Histogram(

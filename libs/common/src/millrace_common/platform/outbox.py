@@ -23,7 +23,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy import Row, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from millrace_common.contracts.messages.envelope import DeadLetter, utc_now
+from millrace_common.contracts.messages.envelope import DeadLetter, DeadLetterCause, utc_now
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import Namespace, producer_max_request_bytes
 from millrace_common.platform.bulk import Write, execute_together, insert_write
@@ -164,6 +164,7 @@ class OutboxRelay:
             raw_value="",
             raw_value_base64=base64.b64encode(bytes(row.value)).decode(),
             error_type=type(refusal).__name__,
+            cause=DeadLetterCause.KAFKA_REFUSED,
         )
         await self._broker.publish(
             fitted_letter(letter).model_dump_json().encode(),

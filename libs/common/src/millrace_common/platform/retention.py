@@ -72,6 +72,12 @@ RETENTION: Mapping[str, Pruned | NotGrowing | Kept] = {
     "approval_deadlines": NotGrowing("a deadline is deleted when its approval closes or escalates"),
     "trigger_firings": _TRIGGER,
     "webhook_deliveries": _TRIGGER,
+    "dead_letters": Pruned(
+        "gateway",
+        "replayed or discarded ones, `MILLRACE_DEAD_LETTER_RETENTION_MS` (30 days) after that; pending ones"
+        " until someone acts on them",
+        "`MILLRACE_DEAD_LETTER_RETENTION_MS`",
+    ),
     "record_states": NotGrowing("one row per record seen: grows only with `records`"),
     "schedule_cursors": NotGrowing("one row per scheduled workflow"),
     "consumer_positions": NotGrowing("one row per consumed partition"),

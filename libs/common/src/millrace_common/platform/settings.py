@@ -49,6 +49,19 @@ class ServiceSettings(BaseSettings):
         "this is (millrace_common.contracts.limits).",
     )
     db_pool_size: int = 10
+    dead_letter_partitions: int = Field(
+        default=3,
+        ge=1,
+        le=64,
+        description="Partitions of each <topic>.dlq that millrace-topics creates (and grows existing ones "
+        "to); dead letters are rare, so a few are enough to spread a burst over the brokers",
+    )
+    dead_letter_retention_ms: int = Field(
+        default=30 * 24 * 3600 * 1000,
+        ge=3600 * 1000,
+        description="retention.ms of each <topic>.dlq (30 days by default): how long a dead letter can "
+        "still be replayed; millrace-topics sets it on new and existing dead-letter topics",
+    )
     fault_marker: str | None = Field(
         default=None,
         min_length=8,

@@ -61,3 +61,15 @@ class NoWebhook(Refused):
 class LiveUnavailable(Refused):
     status = 503
     code = "unavailable"
+
+
+class AlreadyReplayed(Refused):
+    """A dead letter replayed (or being replayed) once already: its bytes are not sent twice."""
+
+    code = "already_replayed"
+
+
+class NotReplayable(Refused):
+    """A dead letter that holds only the beginning of its original message."""
+
+    code = "not_replayable"

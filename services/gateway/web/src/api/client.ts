@@ -10,6 +10,7 @@ import type {
   WorkflowSummary,
   JsonObject,
 } from "../model/types";
+import type { DeadLetter, DeadLetterSummary } from "../model/deadLetters";
 
 export class ApiError extends Error {
   constructor(
@@ -128,6 +129,11 @@ export function api(token: string) {
     getRun: (id: string) => call<Run>("GET", `/runs/${id}`),
     cancelRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/cancel`),
     retryRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/retry`),
+    listDeadLetters: (query: string) =>
+      call<{ items: DeadLetterSummary[]; next_offset: number | null }>("GET", `/dead-letters${query}`),
+    getDeadLetter: (id: number) => call<DeadLetter>("GET", `/dead-letters/${id}`),
+    replayDeadLetter: (id: number) => call<DeadLetter>("POST", `/dead-letters/${id}/replay`),
+    discardDeadLetter: (id: number) => call<DeadLetter>("POST", `/dead-letters/${id}/discard`),
   };
 }
 

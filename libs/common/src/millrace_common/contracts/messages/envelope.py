@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated
 from uuid import UUID, uuid4
 
@@ -37,6 +38,19 @@ class Envelope(BaseModel):
         return self.model_dump_json().encode()
 
 
+class DeadLetterCause(StrEnum):
+    """Why a message was set aside, in a word: the reason's class (a metric label, a filter)."""
+
+    UNDECODABLE = "undecodable"
+    """It does not parse or validate as its topic's message."""
+    FAILED = "failed"
+    """Handling it kept failing (the poison guard gave up, or the runner could not handle it)."""
+    REJECTED = "rejected"
+    """It decoded, but names what the consumer does not have (a run, a workflow version)."""
+    KAFKA_REFUSED = "kafka_refused"
+    """Kafka refused to take it from an outbox (too large, say)."""
+
+
 class DeadLetter(BaseModel):
     """What a consumer writes to ``<topic>.dlq`` for a message it could not accept."""
 
@@ -55,6 +69,9 @@ class DeadLetter(BaseModel):
     error_type: str | None = Field(default=None, description="The exception's class, when handling failed")
     trace: str | None = Field(default=None, description="The last frames of the failure's traceback")
     attempts: int = Field(default=1, description="How many times handling was tried")
+    cause: DeadLetterCause | None = Field(
+        default=None, description="The reason's class; absent in letters written before it existed"
+    )
     raw_truncated: bool = Field(
         default=False,
         description="The original bytes were too large to carry twice: raw_value is empty and "

@@ -11,6 +11,7 @@ from millrace_common.platform.http_deps import app_state, bearer, permissions, u
 from millrace_gateway.adapters.security import InvalidCredentials, Principal
 from millrace_gateway.domain.permissions import Permission
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
@@ -33,6 +34,7 @@ TenantSettingsDep = Annotated[TenantSettings, Depends(app_state("tenant_settings
 TasksDep = Annotated[Tasks, Depends(app_state("tasks"))]
 LiveDep = Annotated[LiveRuns, Depends(app_state("live"))]
 WebhooksDep = Annotated[WebhookReceiver, Depends(app_state("webhooks"))]
+DeadLettersDep = Annotated[DeadLetterDesk, Depends(app_state("dead_letters"))]
 
 
 async def _principal(

@@ -11,7 +11,15 @@ from fastapi.staticfiles import StaticFiles
 
 # The builder's client routes; each answers index.html. Listed one by one rather than a catch-all,
 # so /api, /hooks, /docs, /healthz, /readyz and /metrics keep their own 404s and 405s.
-WEB_ROUTES = ("/", "/signin", "/workflows", "/workflows/{rest:path}", "/runs/{rest:path}")
+WEB_ROUTES = (
+    "/",
+    "/signin",
+    "/workflows",
+    "/workflows/{rest:path}",
+    "/runs/{rest:path}",
+    "/dead-letters",
+    "/dead-letters/{rest:path}",
+)
 
 
 def mount(app: FastAPI, dist: Path) -> None:
