@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient
 from millrace_common.contracts.messages.run_events import RunCompleted
-from millrace_common.contracts.topics import RUNS_EVENTS, ConsumerGroup, Namespace
+from millrace_common.contracts.topics import RUNS_APPROVALS, ConsumerGroup, Namespace
 from millrace_common.platform.topic_admin import ensure_topics
 from sqlalchemy import create_engine, text
 
@@ -124,7 +124,9 @@ class GroupHolder:
 @pytest.fixture
 def holder(infra: Infra, namespace: str) -> Iterator[GroupHolder]:
     names = Namespace(namespace)
-    held = GroupHolder(infra.kafka_bootstrap, names.group(ConsumerGroup.APPROVAL), names.topic(RUNS_EVENTS))
+    held = GroupHolder(
+        infra.kafka_bootstrap, names.group(ConsumerGroup.APPROVAL), names.topic(RUNS_APPROVALS)
+    )
     held.start()
     yield held
     held.stop()
@@ -168,7 +170,7 @@ def test_a_consumer_stuck_on_a_message_while_lag_grows_is_not_ready_and_ready_wh
 ):
     system.start(("approval",), extra_env=SHORT)
     url = system.url("approval")
-    topic = Namespace(namespace).topic(RUNS_EVENTS)
+    topic = Namespace(namespace).topic(RUNS_APPROVALS)
     engine = create_engine(infra.database_url)
     try:
         with engine.connect() as connection:
@@ -206,7 +208,7 @@ def test_a_consumer_whose_topic_was_deleted_is_not_ready_naming_it_and_ready_onc
 ):
     system.start(("approval",), extra_env=SHORT)
     url = system.url("approval")
-    topic = Namespace(namespace).topic(RUNS_EVENTS)
+    topic = Namespace(namespace).topic(RUNS_APPROVALS)
 
     delete_topic(infra.kafka_bootstrap, topic)
     problem = readiness(url, 503, saying=f"topic {topic} does not exist").json()

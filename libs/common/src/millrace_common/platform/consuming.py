@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -35,6 +36,12 @@ from pydantic import TypeAdapter, ValidationError
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
+from millrace_common.platform.fetch_wait import (
+    IDLE_POLL_MS,
+    AdaptiveFetchWait,
+    FetchWaitPolicy,
+    adaptive_fetch_wait,
+)
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 from millrace_common.platform.settings import ServiceSettings
@@ -312,6 +319,7 @@ class BatchConsumer:
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         settings = self._settings
+        fetch_wait = adaptive_fetch_wait(consumer, settings)
         while True:
             while (
                 sum(len(r) for polled in self._polled for r in polled.values())
@@ -319,9 +327,12 @@ class BatchConsumer:
             ):
                 self._taken.clear()
                 await self._taken.wait()
+            # An empty poll's wait bounds only idle looping (records end it at once): idle, a second.
+            timeout_ms = IDLE_POLL_MS if fetch_wait.idle else settings.kafka_batch_timeout_ms
             polled = await consumer.getmany(
-                timeout_ms=settings.kafka_batch_timeout_ms, max_records=settings.kafka_max_poll_records
+                timeout_ms=timeout_ms, max_records=settings.kafka_max_poll_records
             )
+            fetch_wait.after_poll(bool(polled), time.monotonic())
             if polled:
                 self._polled.append(polled)
                 self._arrived.set()
@@ -433,8 +444,10 @@ class TailConsumer:
         handle: Handler,
         *,
         fetch_max_wait_ms: int = 500,
+        idle_fetch_max_wait_ms: int | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self._idle_fetch_max_wait_ms = idle_fetch_max_wait_ms
         self._client_id = client_id
         self._decoder = decoder
         self._handle = handle
@@ -457,8 +470,13 @@ class TailConsumer:
         try:
             await self._position(consumer)
             self.ready.set()
+            idle_ms = self._idle_fetch_max_wait_ms
+            fetch_wait = AdaptiveFetchWait(
+                consumer, FetchWaitPolicy(self._fetch_max_wait_ms, idle_ms or self._fetch_max_wait_ms)
+            )
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                fetch_wait.after_poll(bool(batches), time.monotonic())
                 for partition, records in batches.items():
                     await self._handle(await self._decoder.decode(records))
                     self._positions[partition] = records[-1].offset + 1

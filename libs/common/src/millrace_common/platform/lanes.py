@@ -30,6 +30,7 @@ from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
+from millrace_common.platform.fetch_wait import AdaptiveFetchWait, adaptive_fetch_wait
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.offsets import PartitionProgress
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_MS = 50
 BUSY_POLL_MS = 5
+QUIET_POLL_MS = 1000
+"""A poll's wait once nothing has arrived for a while and nothing runs (records end the wait at once)."""
 COMMIT_INTERVAL_SECONDS = 0.1
 SEND_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 SEND_REFUSALS = 3
@@ -121,6 +124,7 @@ class LaneConsumer:
         self._handle = handle
         self._metrics = metrics
         self._draining = draining
+        self._fetch_wait: AdaptiveFetchWait | None = None
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._committed_at = 0.0
@@ -131,6 +135,7 @@ class LaneConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; then finish what runs (within the drain time) and commit."""
+        self._fetch_wait = None  # made for this run's consumer once it has started
         session_ms = self._draining.session_timeout_ms
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap,
@@ -156,10 +161,14 @@ class LaneConsumer:
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         paused = self._pause_full_lanes(consumer)
+        if self._fetch_wait is None:
+            self._fetch_wait = adaptive_fetch_wait(consumer, self._settings)
+        quiet = self._fetch_wait.idle and not self._running()
         fetched = await consumer.getmany(
-            timeout_ms=BUSY_POLL_MS if paused else IDLE_POLL_MS,
+            timeout_ms=BUSY_POLL_MS if paused else QUIET_POLL_MS if quiet else IDLE_POLL_MS,
             max_records=self._settings.kafka_max_poll_records,
         )
+        self._fetch_wait.after_poll(bool(fetched), time.monotonic())
         for partition, records in fetched.items():
             lane = self._lanes[partition.topic]
             lane.waiting.extend((partition, record) for record in records)
@@ -170,6 +179,9 @@ class LaneConsumer:
             # later commit covers an earlier one. What finished is committed within the interval.
             self._committed_at = now
             await self._commit(consumer, list(self._progress))
+
+    def _running(self) -> bool:
+        return any(lane.running or lane.waiting for lane in self._lanes.values())
 
     def _pause_full_lanes(self, consumer: AIOKafkaConsumer) -> bool:
         full = {name for name, lane in self._lanes.items() if lane.full}

@@ -177,22 +177,27 @@ class OutboxRelay:
             extra={"ids": {"topic": row.topic, "producer": self._producer, "reason": reason[:300]}},
         )
 
-    async def run(self, interval_seconds: float = 0.5) -> None:
-        """The background pass: publishes when woken, and every ``interval_seconds`` whatever is
-        left (rows of a crash or a failed publish). While PostgreSQL or Kafka is away it tries again
-        every ``interval_seconds`` and says so once per 30 s."""
+    async def run(self, interval_seconds: float = 0.5, sweep_seconds: float = 5.0) -> None:
+        """The background pass: publishes when woken; after a pass that found rows, again within
+        ``interval_seconds``; otherwise every ``sweep_seconds`` whatever is left (rows of a process that
+        died between its commit and its wake-up). Rows written by this process wake it, so the sweep
+        only bounds how long another's leftovers wait, and an idle service does not read its outbox
+        twice a second. While PostgreSQL or Kafka is away it tries again every ``interval_seconds`` and
+        says so once per 30 s."""
         outages = OncePerInterval()
+        wait = interval_seconds
         while True:
             try:
-                await asyncio.wait_for(self._woken.wait(), timeout=interval_seconds)
+                await asyncio.wait_for(self._woken.wait(), timeout=wait)
             except TimeoutError:
                 pass
             self._woken.clear()
             try:
-                await self.publish_pending()
+                wait = interval_seconds if await self.publish_pending() else sweep_seconds
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                wait = interval_seconds
                 missing = unreachable_dependency(error)
                 if missing is None:
                     raise

@@ -38,6 +38,13 @@ class ServiceSettings(BaseSettings):
     # there waits for that fetch to end. 5 ms kept an idle orchestrator spinning at 17 % of a core,
     # 100 ms doubled the half-load p99; 20 ms costs 7 % idle and kept the latency of 5 ms.
     kafka_fetch_max_wait_ms: int = 20
+    kafka_idle_fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=1,
+        description="How long a consumer's fetches wait once it has had no records for a second (an "
+        "idle consumer's fetch holds every partition, so it is answered as soon as data arrives; "
+        "millrace_common.platform.fetch_wait)",
+    )
     kafka_linger_ms: int = 1
     kafka_max_poll_records: int = 500
     kafka_batch_timeout_ms: int = 100

@@ -112,6 +112,7 @@ class RunEventFeed:
         *,
         client_id: str,
         fetch_max_wait_ms: int,
+        idle_fetch_max_wait_ms: int | None = None,
         inbox_size: int = 1000,
         known_runs: int = 20_000,
     ) -> None:
@@ -123,6 +124,7 @@ class RunEventFeed:
             Decoder(namespace, {RUNS_EVENTS: _HEAD}, unreadable=self._unreadable),
             self._fan_out,
             fetch_max_wait_ms=fetch_max_wait_ms,
+            idle_fetch_max_wait_ms=idle_fetch_max_wait_ms,
         )
         self._inbox_size = inbox_size
         self._by_run: dict[UUID, set[Follower]] = {}
