@@ -7,7 +7,9 @@ produced to the records topic as an outside producer would, against the running 
 Phases: (a) 16 concurrent callers, ``--calls`` webhook calls; (b) one caller at a time, ``--serial-calls``;
 (c) open loop at half the rate (a) reached (or ``--rate``), sending on a schedule for ``--paced-seconds``
 whatever the answers; (d) ``--records`` record events as fast as the producer goes, then at half the
-rate that reached; (e) idle, ``--idle-seconds`` with nothing sent.
+rate that reached; (e) idle, ``--idle-seconds`` with nothing sent; (f) a for_each over ``--items`` items
+whose body calls a server of the bench's answering after ``--call-ms``, at each ``--concurrency``
+(bench/e2e_refill.py: slots busy, ratio to the ideal, the refill round trip).
 
 Each call's send time is the client's clock just before sending; a run's completion is its
 ``runs.finished_at`` (the same machine's clock) less that time, so it is measured as n8n's client
@@ -49,6 +51,7 @@ from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
 from bench.common import ROOT, Figure, infra_from_env, machine, percentile, print_figures
 from bench.e2e_http import Connection
 from bench.e2e_procs import SERVICES, Tracked, cpu_ms, listening_pid, pss_mb, rss_mb, system_processes
+from bench.e2e_refill import for_each_refill
 from bench.e2e_system import Finished, RunLog, Setup, archive, prepare, status_counts
 
 
@@ -391,6 +394,11 @@ async def run_phases(bench: Bench) -> None:
             total = max(1, round(half * args.paced_seconds))
             title = f"(d) record events at {half:.0f}/s for {args.paced_seconds:.0f} s"
             await measured(bench, title, lambda: record_events(bench, total, half), hooks=False)
+    if "f" in phases:
+        for concurrency in args.concurrency:
+            await for_each_refill(
+                bench, infra_from_env(), os.environ.get("MILLRACE_NAMESPACE", ""), concurrency
+            )
     if phases.strip("e"):
         bench.results["memory"] = memory_figures(bench.tracked)
         print_figures("memory after the load", bench.results["memory"])
@@ -413,7 +421,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument(
         "--data-dir", type=Path, default=ROOT / ".data" / "dev", help="the profile's state (pid files)"
     )
-    parser.add_argument("--phases", default="abcde", help="which phases, e.g. 'ab' (default: abcde)")
+    parser.add_argument("--phases", default="abcdef", help="which phases, e.g. 'ab' (default: abcdef)")
     parser.add_argument("--calls", type=int, default=2000, help="webhook calls of phase a")
     parser.add_argument("--callers", type=int, default=16, help="concurrent callers of phase a")
     parser.add_argument("--serial-calls", type=int, default=300, help="webhook calls of phase b")
@@ -421,6 +429,14 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, help="calls/s of phase c (default: half of what a reached)")
     parser.add_argument("--records", type=int, default=2000, help="record events of phase d")
     parser.add_argument("--idle-seconds", type=float, default=30, help="length of phase e")
+    parser.add_argument("--items", type=int, default=500, help="items of phase f's for_each")
+    parser.add_argument(
+        "--concurrency",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[7],
+        help="phase f's max_concurrency; a list (e.g. 7,1) runs the loop once at each (default: 7)",
+    )
+    parser.add_argument("--call-ms", type=float, default=50, help="how long phase f's server takes to answer")
     parser.add_argument(
         "--timeout", type=float, default=60, help="give up on runs after this many s without one ending"
     )
