@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from millrace_common.contracts.messages.envelope import DeadLetter, Envelope
 from millrace_common.contracts.messages.run_commands import RUN_COMMAND, StartRun
 from millrace_common.contracts.topics import RECORDS_EVENTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
@@ -42,6 +43,17 @@ def trigger_definition(trigger: dict, *, max_per_hour: int | None = None) -> dic
     if max_per_hour is not None:
         definition["settings"] = {"max_executions_per_hour": max_per_hour}
     return definition
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """A topic's partitions as the broker has them."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+        return sorted(p["partition"] for p in described["partitions"])
+    finally:
+        await admin.close()
 
 
 @dataclass
@@ -107,7 +119,8 @@ class Rig:
             await consumer.start()
             try:
                 name = self.topics.topic(topic)
-                partitions = [TopicPartition(name, p) for p in range(topic.partitions)]
+                # From the broker: dead-letter topics have as many partitions as the settings say.
+                partitions = [TopicPartition(name, p) for p in await partitions_of(self.bootstrap, name)]
                 consumer.assign(partitions)
                 ends = await consumer.end_offsets(partitions)
                 for partition in partitions:
@@ -182,7 +195,8 @@ class Rig:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
             await consumer.start()
             try:
-                partitions = [TopicPartition(name, p) for p in range(topic.partitions)]
+                # From the broker: dead-letter topics have as many partitions as the settings say.
+                partitions = [TopicPartition(name, p) for p in await partitions_of(self.bootstrap, name)]
                 return {
                     tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()
                 }
@@ -198,7 +212,9 @@ class Rig:
                     "select partition, next_offset from consumer_positions where topic = :t", t=name
                 )
             }
-            pending = self.sql("select count(*) as n from outbox where producer = 'trigger'")[0]["n"]
+            pending = self.sql(
+                "select count(*) as n from outbox where producer = 'trigger' or producer like 'trigger@%'"
+            )[0]["n"]
             # Its positions pass what it handled; a message dead-lettered undecoded is handled when
             # the group's committed offset passes it (the positions move past it with the next one).
             caught_up = all(done.get(p, 0) >= o for p, o in wanted.items()) or (

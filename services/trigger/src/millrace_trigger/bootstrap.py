@@ -15,7 +15,8 @@ from millrace_common.platform.gauges import (
 )
 from millrace_common.platform.kafka import DeadLetters, create_broker
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.outbox import LiveRelay
+from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
@@ -40,10 +41,13 @@ def build(settings: TriggerSettings) -> FastAPI:
     namespace = Namespace(settings.namespace)
     clock: Clock = FileClock(settings.trigger_clock_file) if settings.trigger_clock_file else SystemClock()
     store = TriggerStore(CONSUMER)
-    relay = OutboxRelay(engine, broker, CONSUMER)
+    # The StartRuns a transaction wrote are handed to the live relay once it committed: no pass reads
+    # them back (rows of a process that died before handing them over are swept by any instance).
+    direct = DirectConnections(settings, size=2)
+    relay = LiveRelay(settings, direct, CONSUMER)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.TRIGGER, consumer_metrics)
     shell = ConsumerShell(
-        engine, store, FiringLedger(store, namespace, CONSUMER, trigger_metrics), relay, clock
+        engine, store, FiringLedger(store, namespace, relay.tag, trigger_metrics), relay, clock
     )
     consumer = kafka.consumer(
         settings,
@@ -74,6 +78,7 @@ def build(settings: TriggerSettings) -> FastAPI:
         engine,
         registry,
         background=(consumer.run, relay.run, scheduler.run, retention.run, gauges.run),
+        closers=(direct.close,),
         consumers=(consumer.membership,),
     )
     return create_app(parts, title="Millrace trigger")

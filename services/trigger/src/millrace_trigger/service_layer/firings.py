@@ -1,13 +1,13 @@
 """The trigger service's I/O shell, shared by its use cases: for a polled batch (or a scheduler
 tick), one transaction that skips what was handled before, decides, records the firings with their
-StartRun commands in the outbox; then the relay publishes. Offsets are committed by the consumer after
-this returns."""
+StartRun commands in the outbox; then the live relay is handed those rows and publishes them at once.
+Offsets are committed by the consumer after this returns."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,8 @@ from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
 from millrace_common.platform.consuming import Delivery
 from millrace_common.platform.logs import bound
-from millrace_common.platform.outbox import OutboxRelay, enqueue
+from millrace_common.platform.outbox import LiveRelay, Record, outbox_write, records
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_trigger.adapters.clock import Clock
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 class Settled:
     recorded: list[Firing]
     duplicates: int
+    outbox_ids: list[int] = field(default_factory=list)
+    """The StartRuns' outbox rows (written in the caller's transaction), in the order of ``messages``."""
+    messages: list[Record] = field(default_factory=list)
 
 
 class FiringLedger:
@@ -51,17 +55,16 @@ class FiringLedger:
         fresh = [f for f in unique if f.idempotency_key not in known]
         inserted = await self._store.record_firings(connection, fresh, now)
         recorded = [f for f in fresh if f.idempotency_key in inserted]
-        await enqueue(
-            connection,
-            self._namespace,
-            self._producer,
-            [
-                Outgoing(RUNS_COMMANDS, str(f.run_id), f.start_run())
-                for f in recorded
-                if f.outcome is Outcome.STARTED
-            ],
-        )
-        return Settled(recorded, duplicates=len(firings) - len(recorded))
+        starts = [
+            Outgoing(RUNS_COMMANDS, str(f.run_id), f.start_run())
+            for f in recorded
+            if f.outcome is Outcome.STARTED
+        ]
+        ids: list[int] = []
+        if starts:
+            write = outbox_write(self._namespace, self._producer, starts, returning_ids=True)
+            ids = list((await connection.execute(text(write.sql), write.params)).scalars())
+        return Settled(recorded, len(firings) - len(recorded), ids, records(self._namespace, starts))
 
     def count(self, settled: Settled, source: str) -> None:
         """Metrics for a committed transaction."""
@@ -86,7 +89,7 @@ class ConsumerShell:
         engine: AsyncEngine,
         store: TriggerStore,
         ledger: FiringLedger,
-        relay: OutboxRelay,
+        relay: LiveRelay,
         clock: Clock,
     ) -> None:
         self.engine = engine
@@ -116,6 +119,7 @@ class ConsumerShell:
         return fresh
 
     async def publish(self, settled: Settled, source: str) -> None:
+        """Once the transaction committed: the StartRuns go to Kafka at once (the relay is handed the
+        rows, and deletes them when Kafka acknowledged them), and the firings are counted."""
         self.ledger.count(settled, source)
-        if any(f.outcome is Outcome.STARTED for f in settled.recorded):
-            await self.relay.publish_pending()
+        await self.relay.hand_over(settled.outbox_ids, settled.messages)
