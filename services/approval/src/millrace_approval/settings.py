@@ -12,7 +12,9 @@ class ApprovalSettings(ServiceSettings):
         default=None, description="The gateway's HMAC key: verifies its tokens and signs inbox sessions"
     )
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 24 * 3600)
-    deadline_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    deadline_poll_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="How often passed approval deadlines are looked for"
+    )
     cookie_secure: bool = Field(
         default=False, description="Mark the inbox session cookie Secure (behind HTTPS)"
     )
