@@ -183,13 +183,18 @@ def test_a_message_that_breaks_each_consumer_is_dead_lettered_and_the_partition_
     plain = create(api, chain(node("done", "end")))
     run(api, plain, {"note": MARKER})
     clean_run = run(api, plain, {"note": "clean"})
-    # node runner (nodes.ready.http) and approval (runs.events): a command whose rendered input
-    # carries the marker (the run's start does not: the template builds it).
+    # node runner (nodes.ready.http): a command whose rendered input carries the marker (the run's
+    # start does not: the template builds it); approval (runs.approvals): a request whose rendered
+    # title carries it.
     builds = '{{ "poison-" ~ "7f3a9c" }}'
     call = create(
         api, chain(node("call", "http_request", method="POST", url=f"{server.url}/hook", body={"m": builds}))
     )
     poisoned_call = run(api, call)
+    asking = chain(node("ask", "approval", title=builds, assignee={"role": "approver"}), node("done", "end"))
+    asking["edges"][1]["sourceHandle"] = "approved"
+    ask = create(api, asking)
+    run(api, ask)
 
     assert finished(api, clean_run)["status"] == "completed"
     # The runner could not handle that command: it answered with a failure, so the run does not wait.
@@ -207,7 +212,7 @@ def test_a_message_that_breaks_each_consumer_is_dead_lettered_and_the_partition_
         "records.events.dlq": "trigger",
         "runs.commands.dlq": "orchestrator",
         "nodes.ready.http.dlq": "node-runner",
-        "runs.events.dlq": "approval",
+        "runs.approvals.dlq": "approval",
     }
     for dlq, consumer in expected.items():
         letters = eventually(
