@@ -12,7 +12,8 @@ Three consumers stand behind that contract, each for a way of working the others
   :class:`PoisonGuard`, a message that keeps failing is dead-lettered and its partition moves on.
 - ``millrace_common.platform.lanes.LaneConsumer``: a group member that runs messages one by one, several at a
   time per topic ("lanes"), acknowledged out of order as each finishes (the node runner).
-- :class:`TailConsumer`: no group, no commits; follows a topic from its end (the gateway's live feed).
+- ``millrace_common.platform.tailing.TailConsumer``: no group, no commits; follows a topic from its end
+  (the gateway's live feed).
 
 FastStream is the producing side (``millrace_common.platform.kafka.create_broker``); its subscribers are not
 used: they poll and handle per subscriber and commit after each handler call, where these consumers
@@ -36,12 +37,7 @@ from pydantic import TypeAdapter, ValidationError
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
-from millrace_common.platform.fetch_wait import (
-    IDLE_POLL_MS,
-    AdaptiveFetchWait,
-    FetchWaitPolicy,
-    adaptive_fetch_wait,
-)
+from millrace_common.platform.fetch_wait import IDLE_POLL_MS, adaptive_fetch_wait
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 from millrace_common.platform.settings import ServiceSettings
@@ -429,77 +425,3 @@ class BatchConsumer:
                 self._handled[partition] = position
         self._to_commit.set()
         return unacked
-
-
-class TailConsumer:
-    """Follows a topic from its end without a consumer group (so nothing is committed and every
-    process sees every message): each poll's decoded messages go to ``handle``; acknowledging is not
-    needed. After a restart of :meth:`run` it goes on from the offsets it had reached."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        client_id: str,
-        decoder: Decoder,
-        handle: Handler,
-        *,
-        fetch_max_wait_ms: int = 500,
-        idle_fetch_max_wait_ms: int | None = None,
-    ) -> None:
-        self._bootstrap = bootstrap
-        self._idle_fetch_max_wait_ms = idle_fetch_max_wait_ms
-        self._client_id = client_id
-        self._decoder = decoder
-        self._handle = handle
-        self._fetch_max_wait_ms = fetch_max_wait_ms
-        self.membership = Membership(f"tail {client_id}", decoder.topics, None)
-        """What this consumer follows and how far it got, for readiness."""
-        self._positions = self.membership.positions
-        self.ready = asyncio.Event()
-
-    async def run(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            client_id=self._client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
-            fetch_max_wait_ms=self._fetch_max_wait_ms,
-        )
-        await consumer.start()
-        try:
-            await self._position(consumer)
-            self.ready.set()
-            idle_ms = self._idle_fetch_max_wait_ms
-            fetch_wait = AdaptiveFetchWait(
-                consumer, FetchWaitPolicy(self._fetch_max_wait_ms, idle_ms or self._fetch_max_wait_ms)
-            )
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
-                fetch_wait.after_poll(bool(batches), time.monotonic())
-                for partition, records in batches.items():
-                    await self._handle(await self._decoder.decode(records))
-                    self._positions[partition] = records[-1].offset + 1
-        finally:
-            self.ready.clear()
-            self.membership.left()
-            await consumer.stop()
-
-    async def _position(self, consumer: AIOKafkaConsumer) -> None:
-        # Without a group, subscribing assigns every partition once the topic's metadata has arrived.
-        consumer.subscribe(self._decoder.topics)
-        waited = 0.0
-        while not consumer.assignment():
-            await asyncio.sleep(0.05)
-            waited += 0.05
-            if waited >= 5:
-                log.warning(
-                    "tail: no partitions assigned yet", extra={"ids": {"topics": self._decoder.topics}}
-                )
-                waited = 0.0
-        for partition in consumer.assignment():
-            if partition in self._positions:
-                consumer.seek(partition, self._positions[partition])
-            else:
-                self._positions[partition] = await consumer.position(partition)
-        self.membership.held = frozenset(consumer.assignment())

@@ -21,8 +21,9 @@ from uuid import UUID
 from aiokafka import ConsumerRecord
 from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
 from millrace_common.platform.consumer_watch import Membership
-from millrace_common.platform.consuming import Decoder, Delivery, TailConsumer
+from millrace_common.platform.consuming import Decoder, Delivery
 from millrace_common.platform.tables import runs
+from millrace_common.platform.tailing import TailConsumer
 from prometheus_client import Counter
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from sqlalchemy import select

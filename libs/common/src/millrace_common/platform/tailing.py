@@ -1,0 +1,91 @@
+"""The third consumer of ``millrace_common.platform.consuming``'s contract: no group, no commits; it
+follows a topic from its end, so every process sees every message (the gateway's live feed). What does
+not decode is counted and skipped: an observer does not dead-letter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer
+
+from millrace_common.platform.consumer_watch import Membership
+from millrace_common.platform.consuming import Decoder, Handler
+from millrace_common.platform.fetch_wait import AdaptiveFetchWait, FetchWaitPolicy
+
+log = logging.getLogger(__name__)
+
+
+class TailConsumer:
+    """Follows a topic from its end without a consumer group (so nothing is committed and every
+    process sees every message): each poll's decoded messages go to ``handle``; acknowledging is not
+    needed. After a restart of :meth:`run` it goes on from the offsets it had reached."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str,
+        decoder: Decoder,
+        handle: Handler,
+        *,
+        fetch_max_wait_ms: int = 500,
+        idle_fetch_max_wait_ms: int | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._idle_fetch_max_wait_ms = idle_fetch_max_wait_ms
+        self._client_id = client_id
+        self._decoder = decoder
+        self._handle = handle
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self.membership = Membership(f"tail {client_id}", decoder.topics, None)
+        """What this consumer follows and how far it got, for readiness."""
+        self._positions = self.membership.positions
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+            fetch_max_wait_ms=self._fetch_max_wait_ms,
+        )
+        await consumer.start()
+        try:
+            await self._position(consumer)
+            self.ready.set()
+            idle_ms = self._idle_fetch_max_wait_ms
+            fetch_wait = AdaptiveFetchWait(
+                consumer, FetchWaitPolicy(self._fetch_max_wait_ms, idle_ms or self._fetch_max_wait_ms)
+            )
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                fetch_wait.after_poll(bool(batches), time.monotonic())
+                for partition, records in batches.items():
+                    await self._handle(await self._decoder.decode(records))
+                    self._positions[partition] = records[-1].offset + 1
+        finally:
+            self.ready.clear()
+            self.membership.left()
+            await consumer.stop()
+
+    async def _position(self, consumer: AIOKafkaConsumer) -> None:
+        # Without a group, subscribing assigns every partition once the topic's metadata has arrived.
+        consumer.subscribe(self._decoder.topics)
+        waited = 0.0
+        while not consumer.assignment():
+            await asyncio.sleep(0.05)
+            waited += 0.05
+            if waited >= 5:
+                log.warning(
+                    "tail: no partitions assigned yet", extra={"ids": {"topics": self._decoder.topics}}
+                )
+                waited = 0.0
+        for partition in consumer.assignment():
+            if partition in self._positions:
+                consumer.seek(partition, self._positions[partition])
+            else:
+                self._positions[partition] = await consumer.position(partition)
+        self.membership.held = frozenset(consumer.assignment())
