@@ -88,6 +88,14 @@ class LocalBroker:
     def start_postgres(self) -> None:
         self._infra.start_postgres(self.profile)
 
+    def ensure_running(self) -> None:
+        """After a drill, whatever happened in it: Kafka and PostgreSQL up again, so a drill that failed
+        halfway does not leave the tests after it without them."""
+        if self._infra.kafka_pid(self.profile) is None:
+            self.start_kafka()
+        if not self._infra.wait_tcp(self._infra.HOST, self.profile.pg_port, 0):
+            self.start_postgres()
+
 
 @dataclass
 class Call:
@@ -493,6 +501,7 @@ class Drill:
 
     def close(self) -> None:
         self.api.close()
+        self.broker.ensure_running()
 
 
 def _record_id(trigger: Any) -> str | None:

@@ -278,6 +278,14 @@ class LiveRelay:
             log.exception("handing rows to Kafka failed; the relay sends them again")
             self._woken.set()
 
+    def hand_over_later(self, ids: Sequence[int], messages: Sequence[Record]) -> None:
+        """Rows just committed, for the relay's own task to send at once: the caller (a request that
+        answers as soon as its rows are durable) never waits for Kafka, which may be away. The rows go
+        behind anything handed over before, so their order holds."""
+        if ids:
+            self._pending.append((list(ids), list(messages)))
+            self._woken.set()
+
     async def run(self) -> None:
         """The background pass; restarted by the service after an error, with what was handed over
         and not acknowledged still queued (so it is sent again)."""

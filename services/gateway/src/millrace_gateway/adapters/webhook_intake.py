@@ -113,7 +113,8 @@ class WebhookIntake:
         if ids:
             # Sorted by row id: the relay publishes in the order rows were written.
             order = sorted(range(len(ids)), key=ids.__getitem__)
-            await self._relay.hand_over([ids[k] for k in order], [messages[k] for k in order])
+            # Not awaited: the 202 means durable, and must not wait for a Kafka that may be away.
+            self._relay.hand_over_later([ids[k] for k in order], [messages[k] for k in order])
         answered: set[tuple[str, str]] = set()
         results = []
         for intake in intakes:
