@@ -53,6 +53,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.infra import Infra
+from tests.support.kafka import partitions_of
 from tests.support.network import (
     Answer,
     ChatTurn,
@@ -75,6 +76,7 @@ class TopicReader:
 
     def __init__(self, bootstrap: str, name: str, partitions: int, decode: Callable[[bytes], Any]) -> None:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
+        self._bootstrap, self._name = bootstrap, name
         self._partitions = [TopicPartition(name, p) for p in range(partitions)]
         self._decode = decode
         self.seen: list[Any] = []
@@ -82,6 +84,10 @@ class TopicReader:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # Every partition the broker has (more than ``partitions`` for a dead-letter topic whose count
+        # comes from the settings).
+        found = await partitions_of(self._bootstrap, self._name)
+        self._partitions = [TopicPartition(self._name, p) for p in found] or self._partitions
         await self._consumer.start()
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)

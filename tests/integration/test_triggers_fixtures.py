@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from millrace_common.contracts.messages.envelope import DeadLetter, Envelope
 from millrace_common.contracts.messages.run_commands import RUN_COMMAND, StartRun
 from millrace_common.contracts.topics import RECORDS_EVENTS, RUNS_COMMANDS, ConsumerGroup, Namespace, Topic
@@ -23,7 +22,7 @@ from sqlalchemy import create_engine, text
 
 from tests.support.api import Account, provision_tenant, signed_in
 from tests.support.infra import Infra
-from tests.support.kafka import group_lag
+from tests.support.kafka import group_lag, partitions_of
 from tests.support.processes import System
 
 
@@ -43,17 +42,6 @@ def trigger_definition(trigger: dict, *, max_per_hour: int | None = None) -> dic
     if max_per_hour is not None:
         definition["settings"] = {"max_executions_per_hour": max_per_hour}
     return definition
-
-
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    """A topic's partitions as the broker has them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-        return sorted(p["partition"] for p in described["partitions"])
-    finally:
-        await admin.close()
 
 
 @dataclass

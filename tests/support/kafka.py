@@ -63,3 +63,14 @@ def read_all(bootstrap: str, topic: str, timeout_ms: int = 2000) -> list[dict]:
             await consumer.stop()
 
     return _sync(read())
+
+
+async def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    """A topic's partitions as the broker has them (dead-letter topics have as many as the settings say)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_topics([topic])
+        return sorted(p["partition"] for p in described["partitions"])
+    finally:
+        await admin.close()
