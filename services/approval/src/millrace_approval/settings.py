@@ -24,6 +24,3 @@ class ApprovalSettings(ServiceSettings):
         description="Approvals closed longer ago than this are pruned with their decisions, audit trail "
         "and notifications",
     )
-    retention_interval_seconds: float = Field(
-        default=3600, gt=0, description="How often the service prunes what it keeps only for a while"
-    )

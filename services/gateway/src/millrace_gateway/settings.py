@@ -29,10 +29,6 @@ class GatewaySettings(ServiceSettings):
         "letters (and those naming no tenant); unset, every admin sees only their own tenant's",
     )
 
-    retention_interval_seconds: float = Field(
-        default=3600, gt=0, description="How often the service prunes what it keeps only for a while"
-    )
-
 
 PRODUCER = "gateway"
 """This service's name on the outbox rows it writes."""

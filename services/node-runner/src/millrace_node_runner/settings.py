@@ -57,6 +57,3 @@ class NodeRunnerSettings(ServiceSettings):
         default=400, gt=0, description="Rows of the AI token ledger older than this are pruned"
     )
     task_retention_days: float = Field(default=90, gt=0, description="Done tasks older than this are pruned")
-    retention_interval_seconds: float = Field(
-        default=3600, gt=0, description="How often the service prunes what it keeps only for a while"
-    )

@@ -22,9 +22,6 @@ class OrchestratorSettings(ServiceSettings):
         "delivers it again; keep it longer than runs.commands and nodes.results keep messages (Kafka's "
         "default: 7 days). No run is pruned sooner than this after it ended",
     )
-    retention_interval_seconds: float = Field(
-        default=3600, gt=0, description="How often the run log is pruned"
-    )
     retention_batch_runs: int = Field(
         default=50,
         ge=1,

@@ -16,10 +16,10 @@ import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.admin import AIOKafkaAdminClient
 
+from millrace_common.platform.offset_clients import OffsetClients
 from millrace_common.platform.outages import OncePerInterval
 from millrace_common.platform.readiness import (
     ConsumerHistory,
@@ -78,8 +78,9 @@ class ConsumerWatch:
         )
         now = clock()
         self._histories: dict[str, ConsumerHistory] = {m.name: started(m.name, now) for m in memberships}
-        self._admin: AIOKafkaAdminClient | None = None
-        self._offsets: AIOKafkaConsumer | None = None
+        self._clients = OffsetClients(
+            settings.kafka_bootstrap, f"millrace-{settings.service_name}-readiness", request_timeout_ms=5_000
+        )
         self._outages = OncePerInterval()
 
     def reasons(self) -> list[str]:
@@ -99,7 +100,7 @@ class ConsumerWatch:
                     await self.sample(membership)
                 await asyncio.sleep(self._settings.readiness_sample_seconds)
         finally:
-            await self._close()
+            await self._clients.close()
 
     async def sample(self, membership: Membership) -> None:
         """Fold one sample of ``membership`` into its history. When Kafka cannot be read, the sample
@@ -121,14 +122,14 @@ class ConsumerWatch:
                         }
                     },
                 )
-            await self._close()
+            await self._clients.close()
             sample = ConsumerSample(at, _partitions(held))
         self._histories[membership.name] = observe(self._histories[membership.name], sample)
 
     async def _read(
         self, membership: Membership, held: frozenset[TopicPartition] | None, at: float
     ) -> ConsumerSample:
-        admin, offsets = await self._clients()
+        admin, offsets = await self._clients.get()
         # A topic with a partition held exists; the others are looked up (every topic's metadata, as
         # a request naming topics may create them on a broker that creates topics on first use).
         unseen = membership.topics - {tp.topic for tp in held or ()}
@@ -154,39 +155,6 @@ class ConsumerWatch:
             positions={(tp.topic, tp.partition): p for tp, p in positions.items()},
             ends={(tp.topic, tp.partition): end for tp, end in ends.items()},
         )
-
-    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
-        if self._admin is None or self._offsets is None:
-            client_id = f"millrace-{self._settings.service_name}-readiness"
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                client_id=client_id,
-                request_timeout_ms=5_000,
-            )
-            # No group: this consumer only asks for metadata and partitions' first and end offsets.
-            offsets = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                client_id=client_id,
-                enable_auto_commit=False,
-                request_timeout_ms=5_000,
-            )
-            await admin.start()
-            try:
-                await offsets.start()
-            except Exception:
-                await admin.close()
-                raise
-            self._admin, self._offsets = admin, offsets
-        return self._admin, self._offsets
-
-    async def _close(self) -> None:
-        # Rebuilt on the next sample: a client whose broker connection broke does not always recover.
-        admin, offsets = self._admin, self._offsets
-        self._admin = self._offsets = None
-        if offsets is not None:
-            await offsets.stop()
-        if admin is not None:
-            await admin.close()
 
 
 def _partitions(held: frozenset[TopicPartition] | None) -> frozenset[tuple[str, int]] | None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.metrics import PlatformGauges
+from millrace_common.platform.offset_clients import OffsetClients
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import outbox
 
@@ -99,35 +100,13 @@ class ConsumerLagCollector(Collector):
         self._namespace = Namespace(settings.namespace)
         self._subscriptions = subscriptions
         self._gauges = gauges
-        self._admin: AIOKafkaAdminClient | None = None
-        self._offsets: AIOKafkaConsumer | None = None
-
-    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
-        if self._admin is None or self._offsets is None:
-            admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                client_id=f"millrace-{self._settings.service_name}-lag",
-                request_timeout_ms=10_000,
-            )
-            # No group: this consumer only asks for partitions' first and end offsets.
-            offsets = AIOKafkaConsumer(
-                bootstrap_servers=self._settings.kafka_bootstrap,
-                client_id=f"millrace-{self._settings.service_name}-lag",
-                enable_auto_commit=False,
-                request_timeout_ms=10_000,
-            )
-            await admin.start()
-            try:
-                await offsets.start()
-            except Exception:
-                await admin.close()
-                raise
-            self._admin, self._offsets = admin, offsets
-        return self._admin, self._offsets
+        self._clients = OffsetClients(
+            settings.kafka_bootstrap, f"millrace-{settings.service_name}-lag", request_timeout_ms=10_000
+        )
 
     async def collect(self) -> None:
         try:
-            admin, offsets = await self._clients()
+            admin, offsets = await self._clients.get()
             for subscription in self._subscriptions:
                 await self._collect_group(admin, offsets, subscription)
         except Exception:
@@ -153,12 +132,7 @@ class ConsumerLagCollector(Collector):
             self._gauges.consumer_lag.labels(topic=topic.name, group=subscription.group.value).set(lag)
 
     async def close(self) -> None:
-        admin, offsets = self._admin, self._offsets
-        self._admin = self._offsets = None
-        if offsets is not None:
-            await offsets.stop()
-        if admin is not None:
-            await admin.close()
+        await self._clients.close()
 
 
 class CallbackCollector(Collector):

@@ -75,6 +75,11 @@ class ServiceSettings(BaseSettings):
         description="Tests only: a consumer fails to handle any message whose bytes contain this text, "
         "as if its handler broke on it (the fault drills and the poison tests use it). Unset in production.",
     )
+    retention_interval_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="How often a service prunes what it keeps only for a while (each its own tables)",
+    )
     metrics_interval_seconds: float = Field(
         default=5.0,
         gt=0,
