@@ -202,3 +202,13 @@ def test_a_schema_that_cannot_validate_is_refused_before_any_call():
     assert isinstance(refused, Failed) and not refused.error.retryable
     assert refused.error.message == 'the output schema is not usable: "(" is not a "regex"'
     assert unusable_schema(AiAnalysisInput(prompt="x", output_schema=SCHEMA)) is None
+
+
+def test_the_runner_starts_without_the_ai_sdk() -> None:
+    """The OpenAI SDK (about 25 MB resident) is imported at the first AI call, not at start."""
+    import subprocess
+    import sys
+
+    probe = "import sys, millrace_node_runner.bootstrap; print('openai' in sys.modules)"
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert answer.stdout.strip() == "False"

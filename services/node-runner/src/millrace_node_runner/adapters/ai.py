@@ -3,12 +3,12 @@ an endpoint the tenant may not reach is refused before a connection exists, so i
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-import openai
 from millrace_common.contracts.node_errors import NodeErrorType
-from openai import AsyncOpenAI
 
 from millrace_node_runner.adapters.network import GuardedClients, TargetRefused
 from millrace_node_runner.domain.addresses import TargetPolicy, refuse_url
@@ -16,7 +16,17 @@ from millrace_node_runner.domain.ai import AiSettings, ChatAnswer, ChatRequest, 
 from millrace_node_runner.domain.http import retry_after_seconds
 from millrace_node_runner.domain.outcomes import Failed, failed
 
+if TYPE_CHECKING:
+    import openai
+
 Clock = Callable[[], datetime]
+
+
+def _sdk() -> Any:
+    """The OpenAI SDK, imported at the first AI call rather than at start: its types package is about
+    25 MB of resident memory and half a second of imports, which a runner that never runs an AI node
+    should not carry (docs/benchmarks.md, memory)."""
+    return importlib.import_module("openai")
 
 
 class ChatEndpoint:
@@ -33,8 +43,9 @@ class ChatEndpoint:
             return failed(
                 NodeErrorType.TARGET_NOT_ALLOWED, f"the AI endpoint: {refusal.reason}", retryable=False
             )
+        openai = _sdk()
         async with self._clients.client(policy) as http_client:
-            client = AsyncOpenAI(
+            client = openai.AsyncOpenAI(
                 base_url=settings.base_url,
                 # Always explicit, so the SDK never falls back to an OPENAI_API_KEY of the runner's own.
                 api_key=api_key or "none",
