@@ -242,14 +242,20 @@ def test_every_container_has_requests_and_limits_and_a_pinned_image(values: str)
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
 
 
-def test_latest_and_an_empty_tag_are_refused():
-    for tag in ("latest", ""):
-        result = helm_template("--set", f"image.tag={tag}", "--set", "image.repository=millrace")
-        if tag == "":  # an empty tag falls back to the chart's appVersion
-            assert result.returncode == 0, result.stderr
-            continue
-        assert result.returncode != 0
-        assert 'image.tag must name a version (not empty, not "latest")' in result.stderr
+def test_a_latest_tag_is_refused_and_no_tag_means_the_chart_s_app_version():
+    refused = helm_template("--set", "image.tag=latest")
+    assert refused.returncode != 0
+    assert 'image.tag must name a version (not empty, not "latest")' in refused.stderr
+    defaulted = helm_template("--set", "image.tag=", "--show-only", "templates/deployment.yaml")
+    assert defaulted.returncode == 0, defaulted.stderr
+    app_version = yaml.safe_load((HELM_CHART.CHART / "Chart.yaml").read_text())["appVersion"]
+    images = {
+        c["image"]
+        for d in yaml.safe_load_all(defaulted.stdout)
+        if d
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {f"millrace:{app_version}"}
 
 
 @VALUES_NAMES
@@ -375,3 +381,20 @@ def test_prometheus_finds_every_replica(values: str):
         } in endpoint["relabelings"]
     if values == "production":
         assert monitors
+
+
+@pytest.mark.parametrize(
+    ("setting", "reason"),
+    [
+        ("kafka.securityProtocol=SASL_SSLL", "value must be one of"),
+        ("kafka.sasl.mechanism=SCRAM-SHA-1", "value must be one of"),
+        ("services.worker.replicas=2", "additional properties 'worker' not allowed"),
+        ("settings.kafka_linger_ms=1", "invalid propertyName 'kafka_linger_ms'"),
+    ],
+)
+def test_the_values_schema_refuses_a_misspelt_value(setting: str, reason: str):
+    result = helm_template("--set", setting)
+    assert result.returncode != 0
+    assert "don't meet the specifications of the schema" in result.stderr and reason in result.stderr, (
+        result.stderr
+    )
