@@ -99,6 +99,10 @@ key: database-url
   value: /etc/millrace/kafka/client/tls.key
 {{- end }}
 {{- end }}
+- name: MILLRACE_KAFKA_REPLICATION_FACTOR
+  value: {{ .Values.kafka.replicationFactor | toString | quote }}
+- name: MILLRACE_KAFKA_MIN_INSYNC_REPLICAS
+  value: {{ .Values.kafka.minInsyncReplicas | toString | quote }}
 - name: MILLRACE_DATABASE_URL
   valueFrom:
     secretKeyRef:
