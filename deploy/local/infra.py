@@ -6,7 +6,7 @@ PostgreSQL and Prometheus from the distribution's packages. Jars live in .cache/
 state in .data/<profile>/{kafka,pg,prometheus,logs,run}. Prometheus scrapes the services on the
 ports of deploy/local/services.py and loads the alert rules of deploy/prometheus/rules/.
 
-    infra.py install
+    infra.py install [--only kafka|postgresql|prometheus|browser|helm]
     infra.py start  --profile dev|test [--kafka-port N] [--pg-port N]
     infra.py prometheus --profile dev|test [--prometheus-port N]   (once the services run)
     infra.py stop   --profile dev|test
@@ -661,6 +661,11 @@ def cmd_install(only: str | None = None) -> None:
         log(f"Prometheus: {install_prometheus()}")
     if only == "browser":  # only the browser tests need it, so `make up` does not install it
         log(f"Chromium: {install_browser()}")
+    if only == "helm":  # only the chart's checks need it (make test), so `make up` does not build it
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import helm_chart
+
+        log(f"Helm {helm_chart.HELM_VERSION}: {helm_chart.install()}")
 
 
 def cmd_start(p: Profile) -> None:
@@ -745,7 +750,7 @@ def main(argv: list[str] | None = None) -> None:
     install = commands.add_parser(
         "install", help="fetch the Kafka jars, ensure the PostgreSQL and Prometheus binaries"
     )
-    install.add_argument("--only", choices=("kafka", "postgresql", "prometheus", "browser"))
+    install.add_argument("--only", choices=("kafka", "postgresql", "prometheus", "browser", "helm"))
     for name in PROFILE_COMMANDS:
         command = commands.add_parser(name)
         command.add_argument("--profile", choices=sorted(PROFILES), required=True)
