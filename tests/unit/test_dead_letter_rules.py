@@ -93,9 +93,11 @@ def test_only_a_pending_letter_is_replayed_or_discarded_and_a_second_replay_name
     with pytest.raises(WrongState, match="discarded"):
         refuse_unless_pending("discarded", replayed_at=None, by=None)
     assert AlreadyReplayed.status == 409 and AlreadyReplayed.code == "already_replayed"
-    refuse_unless_replayable(False)
+    refuse_unless_replayable(False, "records.events")
     with pytest.raises(NotReplayable):
-        refuse_unless_replayable(True)
+        refuse_unless_replayable(True, "records.events")
+    with pytest.raises(NotReplayable, match="the producer sends it again"):
+        refuse_unless_replayable(False, "records.ingress")
 
 
 def test_a_letter_is_indexed_with_its_original_bytes_and_where_both_were():

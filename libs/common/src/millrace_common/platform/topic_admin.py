@@ -120,3 +120,30 @@ def main() -> None:
     print(
         f"topics: {len(created)} created, {len(every_topic()) - len(created)} already there", file=sys.stderr
     )
+
+
+async def ensure_tenant_topic(
+    bootstrap: str,
+    namespace: Namespace,
+    topic: Topic,
+    tenant_id: str,
+    *,
+    max_message_bytes: int = 1_000_000,
+) -> bool:
+    """Create ``tenant_id``'s topic of the per-tenant family ``topic`` unless it exists; True if created."""
+    name = namespace.tenant_topic(topic, tenant_id)
+    shape = shape_of(topic, max_message_bytes=max_message_bytes, dead_letters=DeadLetterTopics())
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        if name in set(await admin.list_topics()):
+            return False
+        try:
+            await admin.create_topics(
+                [NewTopic(name, shape.partitions, replication_factor=1, topic_configs=shape.configs)]
+            )
+        except TopicAlreadyExistsError:
+            return False
+        return True
+    finally:
+        await admin.close()

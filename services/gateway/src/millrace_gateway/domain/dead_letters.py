@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from millrace_common.contracts.messages.envelope import DeadLetter, TenantId
+from millrace_common.contracts.topics import ALL_TOPICS
 from pydantic import TypeAdapter, ValidationError
 
 from millrace_gateway.domain.refusals import AlreadyReplayed, NotReplayable, WrongState
@@ -131,8 +132,16 @@ def refuse_unless_pending(state: str, *, replayed_at: datetime | None, by: str |
     raise WrongState(f"the dead letter is {state}; only a pending one can be replayed or discarded")
 
 
-def refuse_unless_replayable(value_truncated: bool) -> None:
+def refuse_unless_replayable(value_truncated: bool, topic: str) -> None:
+    if topic in _PER_TENANT:
+        raise NotReplayable(
+            f"a {topic} dead letter came from an outside producer's tenant topic; the producer sends it"
+            " again (a replay could not prove its tenant)"
+        )
     if value_truncated:
         raise NotReplayable(
             "the original message was too large to keep whole in its dead letter, so it cannot be sent again"
         )
+
+
+_PER_TENANT = frozenset(topic.name for topic in ALL_TOPICS if topic.per_tenant)

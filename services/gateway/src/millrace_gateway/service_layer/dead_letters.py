@@ -108,7 +108,7 @@ class DeadLetterDesk:
         async with self._engine.begin() as connection:
             row = await _found(connection, letter_id, scope, lock=True)
             refuse_unless_pending(row.state, replayed_at=row.replayed_at, by=row.replayed_by)
-            refuse_unless_replayable(row.value_truncated)
+            refuse_unless_replayable(row.value_truncated, row.topic)
             await dead_letters.mark(
                 connection,
                 letter_id,
