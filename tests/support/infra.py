@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
-from millrace_common.contracts.topics import Namespace, every_topic
+from millrace_common.contracts.topics import ALL_TOPICS, Namespace, every_topic
 from millrace_common.platform.migrate import upgrade
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.topic_admin import ensure_topics
@@ -96,6 +96,13 @@ async def _delete_topics(infra: Infra, namespace: str) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.delete_topics([Namespace(namespace).topic(t) for t in every_topic()])
+        names = Namespace(namespace)
+        tenants_topics = [  # a per-tenant family's topics (tenant.<tenant>.<name>) come and go with tests
+            name
+            for name in await admin.list_topics()
+            for family in ALL_TOPICS
+            if family.per_tenant and names.tenant_of(family, name) is not None
+        ]
+        await admin.delete_topics([names.topic(t) for t in every_topic()] + tenants_topics)
     finally:
         await admin.close()

@@ -166,7 +166,8 @@ class KafkaTools:
         text = output.decode(errors="replace")
         if process.returncode != 0 or "Error while executing" in text:
             lines = [line for line in text.splitlines() if line.strip() and not line.startswith("\t")]
-            raise KafkaToolFailed(" / ".join(lines[-3:]) or f"{main} exited {process.returncode}")
+            said = [line for line in lines if line.startswith("Error")] or lines[-3:]
+            raise KafkaToolFailed(" / ".join(said) or f"{main} exited {process.returncode}")
         return text
 
     async def acls(self) -> frozenset[Acl]:
