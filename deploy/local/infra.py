@@ -305,6 +305,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "prometheus": "promtool",
     "chromium": "chromium",
     "chromium-driver": "chromedriver",
+    "openssl": "openssl",
 }
 
 
@@ -328,6 +329,13 @@ def install_browser() -> Path:
     if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
         apt_install(["chromium", "chromium-driver"], "Chromium", options=("--no-install-recommends",))
     return Path("/usr/bin/chromium")
+
+
+def install_openssl() -> Path:
+    """The `openssl` command, with which the cluster profiles make their TLS certificates."""
+    if not shutil.which("openssl"):
+        apt_install(["openssl"], "openssl")
+    return Path(shutil.which("openssl") or die("openssl installed, but still not on PATH"))
 
 
 # ---- Kafka -------------------------------------------------------------------------------------
@@ -723,6 +731,8 @@ def cmd_install(only: str | None = None) -> None:
         log(f"PostgreSQL binaries: {install_postgres()}")
     if only in (None, "prometheus"):
         log(f"Prometheus: {install_prometheus()}")
+    if only in (None, "openssl"):
+        log(f"openssl: {install_openssl()}")
     if only == "browser":  # only the browser tests need it, so `make up` does not install it
         log(f"Chromium: {install_browser()}")
 
@@ -826,7 +836,7 @@ def main(argv: list[str] | None = None) -> None:
     install = commands.add_parser(
         "install", help="fetch the Kafka jars, ensure the PostgreSQL and Prometheus binaries"
     )
-    install.add_argument("--only", choices=("kafka", "postgresql", "prometheus", "browser"))
+    install.add_argument("--only", choices=("kafka", "postgresql", "prometheus", "openssl", "browser"))
     for name in PROFILE_COMMANDS:
         command = commands.add_parser(name)
         command.add_argument("--profile", choices=sorted(PROFILES), required=True)

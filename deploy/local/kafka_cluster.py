@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import socket
 import ssl
@@ -133,9 +132,7 @@ def _secret_file(path: Path) -> str:
 
 
 def _openssl(*args: str) -> None:
-    if not shutil.which("openssl"):
-        infra.die("openssl not found: the cluster profile generates its TLS certificates with it")
-    infra.run(["openssl", *args])
+    infra.run([str(infra.install_openssl()), *args])
 
 
 def ensure_certificates(p: infra.Profile) -> None:
