@@ -154,7 +154,7 @@ class Profile:
 
 PROFILES = {
     "dev": Profile("dev", 19092, 15432, 19090),
-    "test": Profile("test", 29092, 25432, 29090),
+    "test": Profile("test", 29092, 25432, 29090, http_port=28080),
     # Three secured nodes and two instances of every service (`make up PROFILE=cluster`).
     "cluster": Profile("cluster", 19192, 15532, 19190, brokers=3, http_port=18180, instances=2),
     # The same for the cluster tier of `make test` (its tests start their own services).
