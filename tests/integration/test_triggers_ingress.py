@@ -24,6 +24,7 @@ from millrace_common.platform.topic_admin import ensure_tenant_topic
 
 from tests.integration.test_triggers_fixtures import Rig, rig_for
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 from tests.support.processes import System
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,7 @@ def ingress(rig: Rig) -> str:
 
 def produce(bootstrap: str, topic: str, *events: RecordCreated) -> None:
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        producer = AIOKafkaProducer(**kafka_client(bootstrap), acks="all")
         await producer.start()
         try:
             for event in events:
@@ -66,7 +67,8 @@ def produce(bootstrap: str, topic: str, *events: RecordCreated) -> None:
 
 
 def make_topic(rig: Rig) -> None:
-    asyncio.run(ensure_tenant_topic(rig.bootstrap, rig.topics, RECORDS_INGRESS, rig.tenant))
+    settings = rig.system.infra.settings(rig.system.namespace)
+    asyncio.run(ensure_tenant_topic(settings, rig.topics, RECORDS_INGRESS, rig.tenant))
 
 
 def wait_for(condition, timeout: float = 45) -> None:
@@ -150,7 +152,7 @@ def test_grants_are_kept_in_the_database_and_a_broker_without_authorizer_is_said
 async def _topics(bootstrap: str) -> set[str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    client = AIOKafkaAdminClient(**kafka_client(bootstrap))
     await client.start()
     try:
         return set(await client.list_topics())

@@ -3,6 +3,8 @@ broker's ACLs with them, and reading Kafka's own tools (``adapters.kafka_tools``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -162,8 +164,27 @@ def test_an_acl_is_given_to_the_tool_as_its_options():
     ]
 
 
-def test_the_tools_connect_with_the_gateway_s_kafka_settings():
-    assert client_properties(GatewaySettings()) == {"security.protocol": "PLAINTEXT"}
+def test_the_tools_connect_with_the_gateway_s_kafka_settings(tmp_path: Path):
+    plain = GatewaySettings(kafka_bootstrap="k:9092", kafka_security_protocol="PLAINTEXT")
+    assert client_properties(plain) == {"security.protocol": "PLAINTEXT"}
+    (tmp_path / "ca.pem").write_text("CA")
+    (tmp_path / "password").write_text('se"cret\n')
+    secured = GatewaySettings(
+        kafka_bootstrap="k:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="millrace",
+        kafka_sasl_password_file=tmp_path / "password",
+        kafka_ssl_ca_file=tmp_path / "ca.pem",
+    )
+    assert client_properties(secured) == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.jaas.config": "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        ' username="millrace" password="se\\"cret";',
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tmp_path / "ca.pem"),
+    }
 
 
 def test_client_properties_are_written_as_a_java_properties_file():

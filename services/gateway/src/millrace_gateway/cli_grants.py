@@ -176,7 +176,7 @@ def _with_desk(settings: GatewaySettings, act: Callable[[GrantDesk], Awaitable[T
 
     async def make_topic(tenant_id: str) -> bool:
         return await ensure_tenant_topic(
-            settings.kafka_bootstrap,
+            settings,
             namespace,
             RECORDS_INGRESS,
             tenant_id,

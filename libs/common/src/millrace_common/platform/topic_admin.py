@@ -145,24 +145,39 @@ def main() -> None:
 
 
 async def ensure_tenant_topic(
-    bootstrap: str,
+    kafka: KafkaClientSettings,
     namespace: Namespace,
     topic: Topic,
     tenant_id: str,
     *,
     max_message_bytes: int = 1_000_000,
 ) -> bool:
-    """Create ``tenant_id``'s topic of the per-tenant family ``topic`` unless it exists; True if created."""
+    """Create ``tenant_id``'s topic of the per-tenant family ``topic`` unless it exists, shaped like the
+    registry's topics (``kafka``'s replication factor and ``min.insync.replicas``); True if created."""
     name = namespace.tenant_topic(topic, tenant_id)
-    shape = shape_of(topic, max_message_bytes=max_message_bytes, dead_letters=DeadLetterTopics())
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    shape = shape_of(
+        topic,
+        max_message_bytes=max_message_bytes,
+        dead_letters=DeadLetterTopics(),
+        min_insync_replicas=kafka.kafka_min_insync_replicas,
+    )
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=kafka.kafka_bootstrap, request_timeout_ms=30_000, **client_options(kafka)
+    )
     await admin.start()
     try:
         if name in set(await admin.list_topics()):
             return False
         try:
             await admin.create_topics(
-                [NewTopic(name, shape.partitions, replication_factor=1, topic_configs=shape.configs)]
+                [
+                    NewTopic(
+                        name,
+                        shape.partitions,
+                        replication_factor=kafka.kafka_replication_factor,
+                        topic_configs=shape.configs,
+                    )
+                ]
             )
         except TopicAlreadyExistsError:
             return False

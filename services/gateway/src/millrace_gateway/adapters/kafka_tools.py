@@ -63,41 +63,32 @@ def parse_acl_listing(text: str) -> frozenset[Acl]:
 
 def client_properties(settings: GatewaySettings) -> dict[str, str]:
     """The Java client properties of the gateway's Kafka settings (``MILLRACE_KAFKA_SECURITY_PROTOCOL``,
-    ``..._SASL_*``, ``..._SSL_*``)."""
-    protocol = str(getattr(settings, "kafka_security_protocol", "PLAINTEXT") or "PLAINTEXT")
+    ``..._SASL_*``, ``..._SSL_*``), as ``kafka_security.client_options`` reads them for aiokafka."""
+    protocol = settings.kafka_security_protocol
     found = {"security.protocol": protocol}
-    if protocol.startswith("SASL"):
-        mechanism = str(getattr(settings, "kafka_sasl_mechanism", None) or SCRAM_MECHANISM)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        mechanism = settings.kafka_sasl_mechanism or SCRAM_MECHANISM
         module = (
             "org.apache.kafka.common.security.plain.PlainLoginModule"
             if mechanism == "PLAIN"
             else "org.apache.kafka.common.security.scram.ScramLoginModule"
         )
-        user = getattr(settings, "kafka_sasl_username", None) or ""
+        secret = settings.kafka_sasl_secret
+        password = secret.get_secret_value() if secret is not None else ""
         found["sasl.mechanism"] = mechanism
         found["sasl.jaas.config"] = (
-            f'{module} required username="{_jaas(user)}" password="{_jaas(_password(settings))}";'
+            f'{module} required username="{_jaas(settings.kafka_sasl_username or "")}"'
+            f' password="{_jaas(password)}";'
         )
-    ca_file = getattr(settings, "kafka_ssl_ca_file", None)
-    if protocol.endswith("SSL") and ca_file:
-        found["ssl.truststore.type"] = "PEM"
-        found["ssl.truststore.location"] = str(ca_file)
-    cert_file = getattr(settings, "kafka_ssl_cert_file", None)
-    key_file = getattr(settings, "kafka_ssl_key_file", None)
-    if protocol.endswith("SSL") and cert_file and key_file:
-        found["ssl.keystore.type"] = "PEM"
-        found["ssl.keystore.certificate.chain"] = Path(cert_file).read_text()
-        found["ssl.keystore.key"] = Path(key_file).read_text()
+    if protocol in ("SSL", "SASL_SSL"):
+        if settings.kafka_ssl_ca_file is not None:
+            found["ssl.truststore.type"] = "PEM"
+            found["ssl.truststore.location"] = str(settings.kafka_ssl_ca_file)
+        if settings.kafka_ssl_cert_file is not None and settings.kafka_ssl_key_file is not None:
+            found["ssl.keystore.type"] = "PEM"
+            found["ssl.keystore.certificate.chain"] = Path(settings.kafka_ssl_cert_file).read_text()
+            found["ssl.keystore.key"] = Path(settings.kafka_ssl_key_file).read_text()
     return found
-
-
-def _password(settings: GatewaySettings) -> str:
-    password = getattr(settings, "kafka_sasl_password", None)
-    if password is not None and hasattr(password, "get_secret_value"):
-        password = password.get_secret_value()
-    if not password and (path := getattr(settings, "kafka_sasl_password_file", None)):
-        password = Path(path).read_text().strip()
-    return str(password or "")
 
 
 def _jaas(value: str) -> str:
