@@ -21,10 +21,11 @@ from millrace_gateway.domain.grants import (
     Grant,
     GrantKind,
     acls_of,
+    granting,
     managed,
     plan,
-    plan_for,
     principal_of,
+    revoking,
 )
 from millrace_gateway.settings import GatewaySettings
 
@@ -112,13 +113,21 @@ def test_a_second_plan_changes_nothing(granted: list[Grant], present: frozenset[
     assert plan(meant, after, NAMESPACE).empty
 
 
-@given(st.lists(grants, max_size=8), present_acls, principals)
-def test_a_principal_s_plan_touches_only_that_principal(granted, present, principal: str):
-    steps = plan_for(principal, acls_of(granted, NAMESPACE), present, NAMESPACE)
-    assert all(a.principal == principal for a in (*steps.add, *steps.remove))
-    full = plan(acls_of(granted, NAMESPACE), present, NAMESPACE)
-    assert set(steps.add) == {a for a in full.add if a.principal == principal}
-    assert set(steps.remove) == {a for a in full.remove if a.principal == principal}
+@given(st.lists(grants, max_size=8), grants)
+def test_a_grant_then_its_revocation_leave_the_broker_as_the_remaining_grants_mean(
+    granted: list[Grant], grant: Grant
+):
+    remaining = [g for g in granted if g != grant]
+    before = acls_of(remaining, NAMESPACE)
+    with_it = applied(before, granting(grant, NAMESPACE))
+    assert with_it == acls_of([*remaining, grant], NAMESPACE)
+    assert applied(with_it, revoking(grant, remaining, NAMESPACE)) == before
+
+
+def test_revoking_keeps_an_acl_that_another_grant_still_means():
+    grant = Grant("User:crm", "acme", GrantKind.RECORDS_INGRESS)
+    assert revoking(grant, [grant], NAMESPACE).empty
+    assert len(revoking(grant, [], NAMESPACE).remove) == 1
 
 
 def test_principals_are_scram_user_names():

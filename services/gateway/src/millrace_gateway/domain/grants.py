@@ -5,9 +5,10 @@ A grant lets one Kafka principal do one kind of thing for one tenant. The rows l
 they are enforced. One mechanism for every grant: a new kind (a topic a Kafka trigger reads, one a
 publish node writes) is a new :class:`GrantKind` and its entry in :func:`acls_of`.
 
-What the broker holds is reconciled with what the grants mean by :func:`plan`: the ACLs to add (meant,
-missing) and to remove (present on a resource this installation manages, meant by no grant). ACLs on
-any other resource (the services' own, another installation's) are never touched."""
+A grant or a revocation changes its own ACLs (:func:`granting`, :func:`revoking`); what the broker
+holds is reconciled with what the grants mean by :func:`plan`: the ACLs to add (meant, missing) and to
+remove (present on a resource this installation manages, meant by no grant). ACLs on any other
+resource (the services' own, another installation's) are never touched."""
 
 from __future__ import annotations
 
@@ -100,7 +101,11 @@ def plan(meant: frozenset[Acl], present: Iterable[Acl], namespace: Namespace) ->
     )
 
 
-def plan_for(principal: str, meant: frozenset[Acl], present: Iterable[Acl], namespace: Namespace) -> Plan:
-    """:func:`plan` narrowed to one principal (after a grant or revoke of theirs)."""
-    mine = frozenset(a for a in meant if a.principal == principal)
-    return plan(mine, (a for a in present if a.principal == principal), namespace)
+def granting(grant: Grant, namespace: Namespace) -> Plan:
+    """The ACLs to add for a new grant (adding one the broker holds already changes nothing)."""
+    return Plan(add=tuple(sorted(acls_of([grant], namespace))), remove=())
+
+
+def revoking(grant: Grant, remaining: Iterable[Grant], namespace: Namespace) -> Plan:
+    """The ACLs to remove for a revoked grant: its own, unless a remaining grant means one too."""
+    return Plan(add=(), remove=tuple(sorted(acls_of([grant], namespace) - acls_of(remaining, namespace))))

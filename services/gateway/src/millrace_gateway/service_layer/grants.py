@@ -13,7 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_gateway.adapters import producer_grants
 from millrace_gateway.adapters.kafka_tools import KafkaTools
-from millrace_gateway.domain.grants import Grant, GrantKind, Plan, acls_of, plan, plan_for
+from millrace_gateway.domain.grants import (
+    Acl,
+    Grant,
+    GrantKind,
+    Plan,
+    acls_of,
+    granting,
+    plan,
+    revoking,
+)
 from millrace_gateway.domain.refusals import NotFound
 
 TopicMaker = Callable[[str], Awaitable[bool]]
@@ -44,29 +53,29 @@ class GrantDesk:
         created = False
         if grant.kind is GrantKind.RECORDS_INGRESS:
             created = await self._make_topic(grant.tenant_id)
-        return Applied(await self.apply(grant.principal), created)
+        steps = granting(grant, self._namespace)
+        await self._carry_out(steps)
+        return Applied(steps, created)
 
     async def revoke(self, grant: Grant) -> Applied:
+        """Remove the grant and the ACLs that no grant left still means."""
         async with self._engine.begin() as connection:
             if not await producer_grants.revoke(connection, grant):
                 raise NotFound(
                     f"{grant.principal} holds no {grant.kind.value} grant of tenant {grant.tenant_id!r}"
                 )
-        return Applied(await self.apply(grant.principal))
+        remaining = [producer_grants.grant_of(row) for row in await self.listed()]
+        steps = revoking(grant, remaining, self._namespace)
+        await self._carry_out(steps)
+        return Applied(steps)
 
     async def listed(self, *, principal: str | None = None, tenant_id: str | None = None) -> list[Row]:
         async with self._engine.connect() as connection:
             return await producer_grants.rows(connection, principal=principal, tenant_id=tenant_id)
 
-    async def _meant(self) -> frozenset:
+    async def _meant(self) -> frozenset[Acl]:
         rows = await self.listed()
         return acls_of((producer_grants.grant_of(row) for row in rows), self._namespace)
-
-    async def apply(self, principal: str) -> Plan:
-        """Bring one principal's ACLs on the managed topics in line with their grants."""
-        steps = plan_for(principal, await self._meant(), await self._tools.acls(), self._namespace)
-        await self._carry_out(steps)
-        return steps
 
     async def sync(self, *, dry_run: bool = False) -> Plan:
         """Bring every managed ACL in line with the grants (idempotent: a second run changes nothing)."""
