@@ -110,6 +110,12 @@ def test_a_letter_is_indexed_with_its_original_bytes_and_where_both_were():
     assert (row.source_partition, row.source_offset, row.cause) == (2, 40, "failed")
 
 
+def test_a_letter_from_a_tenant_s_own_topic_belongs_to_that_tenant_whatever_it_claims():
+    forged = RecordCreated(tenant_id="beta", pipeline_id="deals", record_id="r-1", data={})
+    row = indexed("records.ingress", 0, 1, letter(forged.to_bytes()), proven_tenant="acme")
+    assert row.tenant_id == "acme"
+
+
 def test_a_letter_written_before_letters_named_their_cause_is_classified():
     assert indexed("records.events", 0, 0, letter(b"x", error_type="RuntimeError")).cause == "failed"
     assert indexed("records.events", 0, 0, letter(b"x")).cause == "failed"  # its reason says handling failed

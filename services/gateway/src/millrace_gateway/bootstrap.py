@@ -95,7 +95,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         inbox_size=settings.live_inbox_size,
     )
     publisher = ReplayPublisher(settings)
-    desk = DeadLetterDesk(engine, publisher)
+    desk = DeadLetterDesk(engine, publisher, namespace=Namespace(settings.namespace))
     indexer = dead_letter_consumer(settings, desk, ConsumerMetrics(registry))
     replays = ReplayLoop(desk)
     prunes = PruneLoop(

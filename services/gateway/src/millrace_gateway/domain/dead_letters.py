@@ -51,15 +51,19 @@ class IndexedLetter:
     dead_lettered_at: datetime
 
 
-def indexed(topic: str, dlq_partition: int, dlq_offset: int, letter: DeadLetter) -> IndexedLetter:
+def indexed(
+    topic: str, dlq_partition: int, dlq_offset: int, letter: DeadLetter, *, proven_tenant: str | None = None
+) -> IndexedLetter:
     """The index row of ``letter``, read at ``dlq_partition``/``dlq_offset`` of ``topic``'s dead-letter
-    topic (``topic`` is the registry's name of the original topic)."""
+    topic (``topic`` is the registry's name of the original topic). Its tenant is ``proven_tenant``
+    when the original came in on a tenant's own topic (whatever the message claims), else the one the
+    message names."""
     value = base64.b64decode(letter.raw_value_base64)
     return IndexedLetter(
         topic=topic,
         dlq_partition=dlq_partition,
         dlq_offset=dlq_offset,
-        tenant_id=tenant_of(value),
+        tenant_id=proven_tenant if proven_tenant is not None else tenant_of(value),
         source_partition=letter.partition,
         source_offset=letter.offset,
         consumer_group=letter.consumer_group,
