@@ -267,6 +267,9 @@ class BatchConsumer:
     broker while records it fetched from it are not taken, so a consumer that polled only between
     batches let records that reached the broker mid-batch wait out the next batch too.
 
+    With a per-tenant family among the decoder's topics, the consumer subscribes by pattern and finds a
+    new tenant's topic within ``discovery_seconds`` (how often it reads the cluster's topic list).
+
     Offsets are committed by a task of their own, the newest handled ones at most every 0.1 s, so the
     next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches
     more than the last one; handlers are idempotent, so that costs only their time.
