@@ -9,6 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .cache/tools/bin/uv)
 
 help:
 	@echo "make up      install what is missing, start Kafka, PostgreSQL, every service and Prometheus"
+	@echo "             (PROFILE=cluster: three secured Kafka nodes, two instances of every service)"
 	@echo "make down    stop everything 'make up' started"
 	@echo "make status  what is running"
 	@echo "make test    the whole test suite, on its own Kafka and PostgreSQL"
@@ -27,25 +28,22 @@ install: $(if $(shell command -v uv 2>/dev/null),,.cache/tools/bin/uv)
 web:
 	@bash services/gateway/web/build.sh
 
+# PROFILE=cluster: three secured Kafka nodes (SASL_SSL, SCRAM-SHA-512) and two instances of every service.
+PROFILE ?= dev
+
 up: install
-	python3 deploy/local/infra.py start --profile dev > /dev/null
-	python3 deploy/local/services.py start --profile dev
-	python3 deploy/local/infra.py prometheus --profile dev > /dev/null
-	@echo
-	@echo "Millrace is up."
-	@echo "  API:        http://127.0.0.1:18080/api/v1   (OpenAPI: http://127.0.0.1:18080/docs)"
-	@echo "  UI:         http://127.0.0.1:18080/   (the workflow builder; sign in as a tenant's user)"
-	@echo "  Kafka:      127.0.0.1:19092    PostgreSQL: 127.0.0.1:15432 (user and db: millrace)"
-	@echo "  Prometheus: http://127.0.0.1:19090   (alert rules and dashboards: deploy/prometheus, deploy/grafana)"
-	@echo "  Logs:       .data/dev/logs/    Stop with: make down"
+	python3 deploy/local/infra.py start --profile $(PROFILE) > /dev/null
+	python3 deploy/local/services.py start --profile $(PROFILE)
+	python3 deploy/local/infra.py prometheus --profile $(PROFILE) > /dev/null
+	@python3 deploy/local/services.py addresses --profile $(PROFILE)
 
 down:
-	-python3 deploy/local/services.py stop --profile dev
-	python3 deploy/local/infra.py stop --profile dev
+	-python3 deploy/local/services.py stop --profile $(PROFILE)
+	python3 deploy/local/infra.py stop --profile $(PROFILE)
 
 status:
-	@python3 deploy/local/services.py status --profile dev
-	@python3 deploy/local/infra.py status --profile dev
+	@python3 deploy/local/services.py status --profile $(PROFILE)
+	@python3 deploy/local/infra.py status --profile $(PROFILE)
 
 # Tiers (static, unit, integration, e2e, cluster, browser), each timed; ARGS="..." runs pytest with those only.
 test: install
@@ -57,3 +55,5 @@ test-unit: install
 clean: down
 	python3 deploy/local/infra.py reset --profile dev
 	python3 deploy/local/infra.py reset --profile test
+	python3 deploy/local/infra.py reset --profile cluster
+	python3 deploy/local/infra.py reset --profile cluster-test

@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Local infrastructure for Millrace: a single-node Kafka (KRaft), a PostgreSQL and a Prometheus.
+"""Local infrastructure for Millrace: Kafka (KRaft), a PostgreSQL and a Prometheus.
 
 No containers: Kafka runs from jars resolved out of Maven Central (deploy/kafka/pom.xml),
 PostgreSQL and Prometheus from the distribution's packages. Jars live in .cache/kafka/<version>/libs,
 state in .data/<profile>/{kafka,pg,prometheus,logs,run}. Prometheus scrapes the services on the
 ports of deploy/local/services.py and loads the alert rules of deploy/prometheus/rules/.
 
-    infra.py install [--only kafka|postgresql|prometheus|browser|helm]
-    infra.py start  --profile dev|test [--kafka-port N] [--pg-port N]
-    infra.py prometheus --profile dev|test [--prometheus-port N]   (once the services run)
-    infra.py stop   --profile dev|test
-    infra.py status --profile dev|test
-    infra.py reset  --profile dev|test
+The dev and test profiles run a single unsecured broker (PLAINTEXT). The cluster and cluster-test
+profiles run three secured KRaft nodes (SASL_SSL with SCRAM-SHA-512, TLS, an authorizer;
+replication factor 3, min.insync.replicas 2): deploy/local/kafka_cluster.py.
+
+    infra.py install [--only kafka|postgresql|prometheus|openssl|browser|helm]
+    infra.py start  --profile P [--kafka-port N] [--pg-port N]
+    infra.py prometheus --profile P [--prometheus-port N]   (once the services run)
+    infra.py stop   --profile P
+    infra.py status --profile P
+    infra.py reset  --profile P
 
 `start` prints the connection settings on stdout as NAME=value lines (progress goes to
 stderr), so its output can be eval'd or parsed. Ports given to `start` are remembered in
@@ -91,10 +95,26 @@ class Profile:
     kafka_port: int
     pg_port: int
     prometheus_port: int = 0
+    brokers: int = 1
+    """1: one unsecured broker; 3: the secured cluster of kafka_cluster.py (client ports from
+    kafka_port on, then the controller ports)."""
+    http_port: int = 18080
+    """deploy/local/services.py's first port: instance i of the k-th service listens on
+    http_port + 10 * i + k."""
+    instances: int = 1
+    """How many processes of every service deploy/local/services.py starts."""
 
     @property
     def controller_port(self) -> int:
         return self.kafka_port + 1
+
+    @property
+    def clustered(self) -> bool:
+        return self.brokers > 1
+
+    def kafka_ports(self) -> list[int]:
+        """Every port the profile's Kafka listens on."""
+        return cluster_module().all_ports(self) if self.clustered else [self.kafka_port, self.controller_port]
 
     @property
     def data_dir(self) -> Path:
@@ -123,17 +143,43 @@ class Profile:
 
     def env(self) -> dict[str, str]:
         """Connection settings for Millrace processes."""
+        kafka = {"MILLRACE_KAFKA_BOOTSTRAP": f"{HOST}:{self.kafka_port}"}
+        if self.clustered:
+            kafka = cluster_module().env(self)
         return {
-            "MILLRACE_KAFKA_BOOTSTRAP": f"{HOST}:{self.kafka_port}",
+            **kafka,
             "MILLRACE_DATABASE_URL": f"postgresql+psycopg://{DB_USER}@{HOST}:{self.pg_port}/{DB_NAME}",
         }
 
 
-PROFILES = {"dev": Profile("dev", 19092, 15432, 19090), "test": Profile("test", 29092, 25432, 29090)}
+PROFILES = {
+    "dev": Profile("dev", 19092, 15432, 19090),
+    "test": Profile("test", 29092, 25432, 29090, http_port=28080),
+    # Three secured nodes and two instances of every service (`make up PROFILE=cluster`).
+    "cluster": Profile("cluster", 19192, 15532, 19190, brokers=3, http_port=18180, instances=2),
+    # The same for the cluster tier of `make test` (its tests start their own services).
+    "cluster-test": Profile("cluster-test", 29192, 25532, 29190, brokers=3, http_port=28180, instances=2),
+}
+
+
+def cluster_module():  # the module kafka_cluster
+    """deploy/local/kafka_cluster.py, which imports this module back as `infra`."""
+    this = sys.modules[__name__]
+    sys.modules.setdefault("infra", this)
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import kafka_cluster
+
+    return kafka_cluster
 
 
 def get_profile(
-    name: str, kafka_port: int | None = None, pg_port: int | None = None, prometheus_port: int | None = None
+    name: str,
+    kafka_port: int | None = None,
+    pg_port: int | None = None,
+    prometheus_port: int | None = None,
+    http_port: int | None = None,
 ) -> Profile:
     """The named profile: explicit ports, else those of the running `start`, else defaults."""
     base = PROFILES[name]
@@ -145,6 +191,7 @@ def get_profile(
         kafka_port=kafka_port or base.kafka_port,
         pg_port=pg_port or base.pg_port,
         prometheus_port=prometheus_port or base.prometheus_port,
+        http_port=http_port or base.http_port,
     )
 
 
@@ -258,6 +305,7 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "prometheus": "promtool",
     "chromium": "chromium",
     "chromium-driver": "chromedriver",
+    "openssl": "openssl",
 }
 
 
@@ -281,6 +329,13 @@ def install_browser() -> Path:
     if not (Path("/usr/bin/chromium").exists() and Path("/usr/bin/chromedriver").exists()):
         apt_install(["chromium", "chromium-driver"], "Chromium", options=("--no-install-recommends",))
     return Path("/usr/bin/chromium")
+
+
+def install_openssl() -> Path:
+    """The `openssl` command, with which the cluster profiles make their TLS certificates."""
+    if not shutil.which("openssl"):
+        apt_install(["openssl"], "openssl")
+    return Path(shutil.which("openssl") or die("openssl installed, but still not on PATH"))
 
 
 # ---- Kafka -------------------------------------------------------------------------------------
@@ -580,13 +635,25 @@ SERVICE_PORTS: dict[str, int] = {
 Prometheus started here scrapes them there."""
 
 
-def scrape_targets() -> dict[str, int]:
-    return dict(SERVICE_PORTS)
+def service_ports(p: Profile) -> dict[str, list[int]]:
+    """Every instance's HTTP port of every service in profile `p` (instance 0 first)."""
+    return {
+        name: [p.http_port + 10 * instance + k for instance in range(p.instances)]
+        for k, name in enumerate(SERVICE_PORTS)
+    }
 
 
-def prometheus_config(targets: dict[str, int], *, scrape_interval: str, rule_files: list[Path]) -> str:
-    """A Prometheus configuration scraping `targets` (service name to port on 127.0.0.1), one job
-    per installation with a `service` label per target. JSON is valid YAML, so no YAML library."""
+def scrape_targets(p: Profile | None = None) -> dict[str, list[int]]:
+    return service_ports(p or PROFILES["dev"])
+
+
+def prometheus_config(
+    targets: dict[str, int] | dict[str, list[int]], *, scrape_interval: str, rule_files: list[Path]
+) -> str:
+    """A Prometheus configuration scraping `targets` (service name to the port, or ports of each
+    instance, on 127.0.0.1), one job per installation with a `service` label per target (instances
+    of one service share it; Prometheus's `instance` label tells them apart). JSON is valid YAML,
+    so no YAML library."""
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
         "rule_files": [str(path) for path in rule_files],
@@ -594,8 +661,13 @@ def prometheus_config(targets: dict[str, int], *, scrape_interval: str, rule_fil
             {
                 "job_name": "millrace",
                 "static_configs": [
-                    {"targets": [f"{HOST}:{port}"], "labels": {"service": name}}
-                    for name, port in targets.items()
+                    {
+                        "targets": [
+                            f"{HOST}:{port}" for port in ([ports] if isinstance(ports, int) else ports)
+                        ],
+                        "labels": {"service": name},
+                    }
+                    for name, ports in targets.items()
                 ],
             }
         ],
@@ -633,7 +705,7 @@ def start_prometheus(p: Profile) -> None:
     rules = sorted((PROMETHEUS_CONFIG_DIR / "rules").glob("*.yml"))
     config = p.prometheus_dir / "prometheus.yml"
     p.prometheus_dir.mkdir(parents=True, exist_ok=True)
-    config.write_text(prometheus_config(scrape_targets(), scrape_interval="5s", rule_files=rules))
+    config.write_text(prometheus_config(scrape_targets(p), scrape_interval="5s", rule_files=rules))
     pid = prometheus_pid(p)
     if pid is None:
         ensure_free(p.prometheus_port)
@@ -659,6 +731,8 @@ def cmd_install(only: str | None = None) -> None:
         log(f"PostgreSQL binaries: {install_postgres()}")
     if only in (None, "prometheus"):
         log(f"Prometheus: {install_prometheus()}")
+    if only in (None, "openssl"):
+        log(f"openssl: {install_openssl()}")
     if only == "browser":  # only the browser tests need it, so `make up` does not install it
         log(f"Chromium: {install_browser()}")
     if only == "helm":  # only the chart's checks need it (make test), so `make up` does not build it
@@ -668,9 +742,13 @@ def cmd_install(only: str | None = None) -> None:
         log(f"Helm {helm_chart.HELM_VERSION}: {helm_chart.install()}")
 
 
+def kafka_running(p: Profile) -> bool:
+    return bool(cluster_module().running(p) if p.clustered else kafka_pid(p))
+
+
 def cmd_start(p: Profile) -> None:
     current = get_profile(p.name)
-    pid, pg_up = kafka_pid(current), pg_running(current)
+    pid, pg_up = kafka_running(current), pg_running(current)
     if current != p and (pid or pg_up):
         die(
             f"profile {p.name} already runs with Kafka {current.kafka_port} / PostgreSQL "
@@ -679,24 +757,34 @@ def cmd_start(p: Profile) -> None:
     install_kafka()
     install_postgres()
     install_prometheus()
-    ensure_free(*(() if pid else (p.kafka_port, p.controller_port)), *(() if pg_up else (p.pg_port,)))
+    ensure_free(*(() if pid else p.kafka_ports()), *(() if pg_up else (p.pg_port,)))
     p.run_dir.mkdir(parents=True, exist_ok=True)
-    ports = {"kafka_port": p.kafka_port, "pg_port": p.pg_port, "prometheus_port": p.prometheus_port}
+    ports = {
+        "kafka_port": p.kafka_port,
+        "pg_port": p.pg_port,
+        "prometheus_port": p.prometheus_port,
+        "http_port": p.http_port,
+    }
     (p.run_dir / "ports.json").write_text(json.dumps(ports))
     if pg_up:
         log(f"PostgreSQL already running on {HOST}:{p.pg_port}")
     else:
         start_postgres(p)
     ensure_database(p)
-    if pid:
-        log(f"Kafka already running (pid {pid})")
-    wait_kafka(p, pid or start_kafka(p))
+    if p.clustered:
+        cluster_module().start(p)
+    else:
+        if pid:
+            log(f"Kafka already running (pid {pid})")
+        wait_kafka(p, kafka_pid(p) or start_kafka(p))
     for key, value in p.env().items():
         print(f"{key}={value}")
 
 
 def cmd_stop(p: Profile) -> None:
-    if stop_pid_file(p.run_dir / "kafka.pid", timeout=30):
+    if p.clustered:
+        cluster_module().stop(p)
+    elif stop_pid_file(p.run_dir / "kafka.pid", timeout=30):
         log("Kafka stopped")
     if stop_pid_file(p.run_dir / "prometheus.pid", timeout=15):
         log("Prometheus stopped")
@@ -705,12 +793,15 @@ def cmd_stop(p: Profile) -> None:
 
 
 def cmd_status(p: Profile) -> None:
-    pid = kafka_pid(p)
-    kafka = "stopped"
-    if pid:
-        kafka = f"running (pid {pid}), {'ready' if kafka_ready(p.kafka_port) else 'NOT answering'}"
     print(f"profile {p.name} ({p.data_dir})")
-    print(f"  kafka     {HOST}:{p.kafka_port}  {kafka}")
+    if p.clustered:
+        print("\n".join(cluster_module().status_lines(p)))
+    else:
+        pid = kafka_pid(p)
+        kafka = "stopped"
+        if pid:
+            kafka = f"running (pid {pid}), {'ready' if kafka_ready(p.kafka_port) else 'NOT answering'}"
+        print(f"  kafka     {HOST}:{p.kafka_port}  {kafka}")
     print(f"  postgres  {HOST}:{p.pg_port}  {'running' if pg_running(p) else 'stopped'}")
     prometheus = "stopped"
     if pid := prometheus_pid(p):
@@ -750,13 +841,18 @@ def main(argv: list[str] | None = None) -> None:
     install = commands.add_parser(
         "install", help="fetch the Kafka jars, ensure the PostgreSQL and Prometheus binaries"
     )
-    install.add_argument("--only", choices=("kafka", "postgresql", "prometheus", "browser", "helm"))
+    install.add_argument(
+        "--only", choices=("kafka", "postgresql", "prometheus", "openssl", "browser", "helm")
+    )
     for name in PROFILE_COMMANDS:
         command = commands.add_parser(name)
         command.add_argument("--profile", choices=sorted(PROFILES), required=True)
         if name == "start":
-            command.add_argument("--kafka-port", type=int, help="(the controller uses the next port)")
+            command.add_argument(
+                "--kafka-port", type=int, help="(the controller uses the next port; a cluster the next five)"
+            )
             command.add_argument("--pg-port", type=int)
+            command.add_argument("--http-port", type=int, help="the services' first port (services.py)")
         if name in ("start", "prometheus"):
             command.add_argument("--prometheus-port", type=int)
     args = parser.parse_args(argv)
@@ -765,7 +861,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     lock = contextlib.nullcontext() if args.command == "status" else profile_lock(args.profile)
     with lock:  # saved ports are read under the lock
-        ports = [getattr(args, name, None) for name in ("kafka_port", "pg_port", "prometheus_port")]
+        names = ("kafka_port", "pg_port", "prometheus_port", "http_port")
+        ports = [getattr(args, name, None) for name in names]
         PROFILE_COMMANDS[args.command](get_profile(args.profile, *ports))
 
 

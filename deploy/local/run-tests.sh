@@ -4,18 +4,22 @@
 # profile's Kafka and PostgreSQL (own ports and data, so a running `make up` system is not touched)
 # and stops them again whatever happened. With MILLRACE_KAFKA_BOOTSTRAP and MILLRACE_DATABASE_URL
 # already set, uses those instead. With arguments, runs the static checks and then pytest with those
-# arguments only (`make test ARGS="tests/unit -k name"`).
+# arguments only (`make test ARGS="tests/unit -k name"`). The cluster tier starts the cluster-test
+# profile (three secured Kafka nodes and a PostgreSQL on their own ports) for tests/cluster only, and
+# stops it after that tier; CLUSTER_TEST_PORTS="--kafka-port N --pg-port M" moves it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 UV=$(command -v uv 2>/dev/null || echo .cache/tools/bin/uv)
 WEB=services/gateway/web
 
 started=0
+cluster_started=0
 timings=()
 suite_start=$SECONDS
 report() {
   local status=$?
   if [ "$started" = 1 ]; then python3 deploy/local/infra.py stop --profile test >/dev/null || true; fi
+  if [ "$cluster_started" = 1 ]; then python3 deploy/local/infra.py stop --profile cluster-test >/dev/null || true; fi
   echo
   echo "Test tiers (seconds):"
   for line in "${timings[@]}"; do echo "  $line"; done
@@ -67,6 +71,30 @@ pytest_tier() {
   "$UV" run --frozen pytest "$1" -q
 }
 
+# The cluster tier: tests/cluster on the cluster-test profile, whose settings (bootstrap list,
+# SASL_SSL, SCRAM user, password and CA files, replication 3) replace the test profile's for this
+# tier only.
+cluster_tier() {
+  if [ ! -d tests/cluster ]; then
+    echo "(no tests in tests/cluster)"
+    return 0
+  fi
+  local settings status=0
+  cluster_started=1
+  # shellcheck disable=SC2086 # CLUSTER_TEST_PORTS is a list of options
+  settings=$(python3 deploy/local/infra.py start --profile cluster-test ${CLUSTER_TEST_PORTS:-}) || return
+  (
+    while IFS= read -r line; do
+      case "$line" in MILLRACE_*=*) export "${line?}" ;; esac
+    done <<<"$settings"
+    mkdir -p test-artifacts
+    "$UV" run --frozen pytest tests/cluster -q
+  ) || status=$?
+  python3 deploy/local/infra.py stop --profile cluster-test >/dev/null || true
+  cluster_started=0
+  return "$status"
+}
+
 tier static static_checks
 
 if [ -z "${MILLRACE_KAFKA_BOOTSTRAP:-}" ] || [ -z "${MILLRACE_DATABASE_URL:-}" ]; then
@@ -89,5 +117,5 @@ fi
 tier unit web_unit
 tier integration pytest_tier tests/integration
 tier e2e pytest_tier tests/e2e
-tier cluster pytest_tier tests/cluster
+tier cluster cluster_tier
 tier browser pytest_tier tests/browser

@@ -5,6 +5,9 @@
     python3 deploy/local/services.py stop --profile dev
     python3 deploy/local/services.py status --profile dev
 
+A profile with `instances` > 1 (the cluster profile: 2) starts that many processes of every
+service, each on its own port (infra.service_ports) and named `<service>-<n>` in pid and log files.
+
 Kafka and PostgreSQL are infra.py's; this file only runs what the repository builds. Stdlib only.
 """
 
@@ -24,7 +27,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import infra
 
-SERVICES = infra.SERVICE_PORTS
+
+def instances(profile: infra.Profile) -> dict[str, tuple[str, int]]:
+    """Every process to run: its name (the service's, or `<service>-<n>` when there are several
+    instances) to the service and its HTTP port."""
+    return {
+        (name if len(ports) == 1 else f"{name}-{n}"): (name, port)
+        for name, ports in infra.service_ports(profile).items()
+        for n, port in enumerate(ports, start=1)
+    }
 
 
 def venv_bin(name: str) -> Path:
@@ -70,21 +81,22 @@ def ready(port: int) -> bool:
 def start(profile: infra.Profile) -> None:
     prepare(profile)
     env = service_env(profile)
-    for name, port in SERVICES.items():
+    processes = instances(profile)
+    for name, (service, port) in processes.items():
         pid_path = profile.run_dir / f"{name}.pid"
         if infra.read_pid(pid_path):
             infra.log(f"{name} already running")
             continue
         infra.ensure_free(port)
         infra.spawn_detached(
-            [str(venv_bin(f"millrace-{name}"))],
+            [str(venv_bin(f"millrace-{service}"))],
             profile.log_dir / f"{name}.log",
             pid_path,
             env={**env, "MILLRACE_HTTP_PORT": str(port)},
             cwd=infra.repo_root(),
         )
     deadline = time.monotonic() + 120
-    waiting = dict(SERVICES)
+    waiting = {name: port for name, (_service, port) in processes.items()}
     while waiting and time.monotonic() < deadline:
         for name, port in list(waiting.items()):
             if ready(port):
@@ -98,27 +110,52 @@ def start(profile: infra.Profile) -> None:
 
 
 def stop(profile: infra.Profile) -> None:
-    for name in SERVICES:
+    for name in instances(profile):
         if infra.stop_pid_file(profile.run_dir / f"{name}.pid", timeout=20):
             infra.log(f"{name} stopped")
 
 
 def status(profile: infra.Profile) -> None:
-    for name, port in SERVICES.items():
+    for name, (_service, port) in instances(profile).items():
         pid = infra.read_pid(profile.run_dir / f"{name}.pid")
         state = "ready" if pid and ready(port) else ("starting or unhealthy" if pid else "stopped")
-        print(f"{name:13} {state:22} http://{infra.HOST}:{port}")
+        print(f"{name:15} {state:22} http://{infra.HOST}:{port}")
+
+
+def addresses(profile: infra.Profile) -> None:
+    """Where everything of a started profile answers (`make up` prints it)."""
+    ports = infra.service_ports(profile)
+    gateways = ", ".join(f"http://{infra.HOST}:{port}" for port in ports["gateway"])
+    kafka = profile.env()
+    print("\nMillrace is up.")
+    print(f"  API:        {gateways}  (path /api/v1; OpenAPI at /docs)")
+    print("  UI:         the same addresses, at /   (the workflow builder; sign in as a tenant's user)")
+    print(f"  Kafka:      {kafka['MILLRACE_KAFKA_BOOTSTRAP']}")
+    if profile.clustered:
+        print(f"              SASL_SSL, SCRAM-SHA-512, user {kafka['MILLRACE_KAFKA_SASL_USERNAME']}")
+        print(f"              password file {kafka['MILLRACE_KAFKA_SASL_PASSWORD_FILE']}")
+        print(f"              CA file {kafka['MILLRACE_KAFKA_SSL_CA_FILE']}")
+        tools = profile.kafka_dir / "security" / "admin.properties"
+        print(f"              Kafka's own tools: --command-config {tools}")
+    print(f"  PostgreSQL: {infra.HOST}:{profile.pg_port} (user and db: millrace)")
+    print(
+        f"  Prometheus: http://{infra.HOST}:{profile.prometheus_port}"
+        "   (alert rules and dashboards: deploy/prometheus, deploy/grafana)"
+    )
+    stop = "make down" + ("" if profile.name == "dev" else f" PROFILE={profile.name}")
+    print(f"  Logs:       .data/{profile.name}/logs/    Stop with: {stop}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=("start", "stop", "status"))
+    parser.add_argument("command", choices=("start", "stop", "status", "addresses"))
     parser.add_argument("--profile", default="dev", choices=sorted(infra.PROFILES))
     args = parser.parse_args()
     profile = infra.get_profile(args.profile)
-    {"start": start, "stop": stop, "status": status}[args.command](profile)
+    commands = {"start": start, "stop": stop, "status": status, "addresses": addresses}
+    commands[args.command](profile)
 
 
 if __name__ == "__main__":

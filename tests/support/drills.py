@@ -162,6 +162,7 @@ class Drill:
         slow_seconds: float = 10.0,
         settle_seconds: float = 4.0,
         log: Callable[[str], None] = print,
+        broker: Any = None,
     ) -> None:
         self.system = system
         self.server = server
@@ -173,7 +174,7 @@ class Drill:
         self.report = DrillReport()
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self.broker = LocalBroker(system.infra.kafka_bootstrap)
+        self.broker = broker or LocalBroker(system.infra.kafka_bootstrap)
         server.route("/hook", Answer(200, {"ok": True}))
         server.route("/item", Answer(200, {"ok": True}))
         tenant = f"drill{uuid.uuid4().hex[:8]}"
@@ -268,7 +269,7 @@ class Drill:
                 time.sleep(max(0.0, period - (time.monotonic() - began)))
 
     def _send(self, client: httpx.Client, kind: str) -> None:
-        base = self.system.services["gateway"].url if "gateway" in self.system.services else None
+        base = self._gateway()
         began = time.monotonic()
         status: int | None = None
         ident: str | None = None
@@ -289,12 +290,20 @@ class Drill:
                     )
                     if answer.status_code == 201:
                         ident = answer.json()["id"]
+                        self._after_record(client, ident)
                 status = answer.status_code
             except httpx.TransportError:
                 status = None
         took = time.monotonic() - began
         with self._lock:
             self.report.calls.append(Call(kind, began, took, status, ident))
+
+    def _gateway(self) -> str | None:
+        """Where the next call goes (None: no gateway runs)."""
+        return self.system.services["gateway"].url if "gateway" in self.system.services else None
+
+    def _after_record(self, client: httpx.Client, record_id: str) -> None:
+        """What the load does with a record it has just created (nothing here)."""
 
     # -- faults --------------------------------------------------------------------------------------
 

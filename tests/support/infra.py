@@ -10,11 +10,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
-from millrace_common.contracts.topics import Namespace, every_topic
+from millrace_common.contracts.topics import ALL_TOPICS, Namespace, every_topic
 from millrace_common.platform.migrate import upgrade
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.topic_admin import ensure_topics
 from sqlalchemy import create_engine, text
+
+from tests.support.kafka import kafka_client
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ def _docker_engine_available() -> bool:
 def create_namespace(infra: Infra, namespace: str) -> None:
     """A database schema at the newest migration and every topic, all under ``namespace``."""
     upgrade(infra.settings(namespace))
-    asyncio.run(ensure_topics(infra.kafka_bootstrap, Namespace(namespace)))
+    asyncio.run(ensure_topics(infra.settings(namespace), Namespace(namespace)))
 
 
 def drop_namespace(infra: Infra, namespace: str) -> None:
@@ -93,9 +95,16 @@ def drop_namespace(infra: Infra, namespace: str) -> None:
 
 
 async def _delete_topics(infra: Infra, namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client(infra.kafka_bootstrap))
     await admin.start()
     try:
-        await admin.delete_topics([Namespace(namespace).topic(t) for t in every_topic()])
+        names = Namespace(namespace)
+        tenants_topics = [  # a per-tenant family's topics (tenant.<tenant>.<name>) come and go with tests
+            name
+            for name in await admin.list_topics()
+            for family in ALL_TOPICS
+            if family.per_tenant and names.tenant_of(family, name) is not None
+        ]
+        await admin.delete_topics([names.topic(t) for t in every_topic()] + tenants_topics)
     finally:
         await admin.close()

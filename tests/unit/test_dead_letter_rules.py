@@ -93,9 +93,11 @@ def test_only_a_pending_letter_is_replayed_or_discarded_and_a_second_replay_name
     with pytest.raises(WrongState, match="discarded"):
         refuse_unless_pending("discarded", replayed_at=None, by=None)
     assert AlreadyReplayed.status == 409 and AlreadyReplayed.code == "already_replayed"
-    refuse_unless_replayable(False)
+    refuse_unless_replayable(False, "records.events")
     with pytest.raises(NotReplayable):
-        refuse_unless_replayable(True)
+        refuse_unless_replayable(True, "records.events")
+    with pytest.raises(NotReplayable, match="the producer sends it again"):
+        refuse_unless_replayable(False, "records.ingress")
 
 
 def test_a_letter_is_indexed_with_its_original_bytes_and_where_both_were():
@@ -106,6 +108,12 @@ def test_a_letter_is_indexed_with_its_original_bytes_and_where_both_were():
     assert row.value == event.to_bytes() and row.tenant_id == "acme" and row.headers == {"h": "v"}
     assert (row.topic, row.dlq_partition, row.dlq_offset) == ("records.events", 1, 9)
     assert (row.source_partition, row.source_offset, row.cause) == (2, 40, "failed")
+
+
+def test_a_letter_from_a_tenant_s_own_topic_belongs_to_that_tenant_whatever_it_claims():
+    forged = RecordCreated(tenant_id="beta", pipeline_id="deals", record_id="r-1", data={})
+    row = indexed("records.ingress", 0, 1, letter(forged.to_bytes()), proven_tenant="acme")
+    assert row.tenant_id == "acme"
 
 
 def test_a_letter_written_before_letters_named_their_cause_is_classified():

@@ -23,6 +23,7 @@ from millrace_common.contracts.topics import (
     ALL_TOPICS,
     NODES_RESULTS,
     RECORDS_EVENTS,
+    RECORDS_INGRESS,
     RUNS_APPROVALS,
     RUNS_COMMANDS,
     RUNS_EVENTS,
@@ -38,6 +39,7 @@ DOC = DOC_PATH.read_text()
 # The union each topic's consumers decode it with; the runner topics are those RUNNER_TOPICS sends to.
 CARRIES: dict[Topic, object] = {
     RECORDS_EVENTS: records.AnyRecordEvent,
+    RECORDS_INGRESS: records.AnyRecordEvent,
     RUNS_COMMANDS: run_commands.AnyRunCommand,
     RUNS_EVENTS: run_events.AnyRunEvent,
     RUNS_APPROVALS: run_events.AnyApprovalsEvent,

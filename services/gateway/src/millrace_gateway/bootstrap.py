@@ -86,7 +86,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     intake = WebhookIntake(direct, webhook_relay, namespace)
     feed = RunEventFeed(
         engine,
-        settings.kafka_bootstrap,
+        settings,
         namespace,
         FeedMetrics(registry),
         client_id=f"millrace-{settings.service_name}-live",
@@ -95,7 +95,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         inbox_size=settings.live_inbox_size,
     )
     publisher = ReplayPublisher(settings)
-    desk = DeadLetterDesk(engine, publisher)
+    desk = DeadLetterDesk(engine, publisher, namespace=Namespace(settings.namespace))
     indexer = dead_letter_consumer(settings, desk, ConsumerMetrics(registry))
     replays = ReplayLoop(desk)
     prunes = PruneLoop(

@@ -4,6 +4,8 @@ millrace-admin create-tenant acme --name "Acme Inc." --admin-email admin@acme.te
 (the password is read from MILLRACE_ADMIN_PASSWORD, or asked for on a terminal)
 millrace-admin allow-networks acme 127.0.0.0/8     (let acme's nodes call loopback targets)
 millrace-admin dlq list|show|replay|discard ...     (dead letters; millrace-admin dlq --help)
+millrace-admin producers create --tenant acme       (a Kafka user for an outside producer of acme)
+millrace-admin grants add|revoke|list|sync ...      (tenant-bound producers; millrace-admin grants --help)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from millrace_common.contracts.messages.envelope import TenantId
 from millrace_common.platform.db import create_engine
 from pydantic import TypeAdapter, ValidationError
 
-from millrace_gateway import cli_dead_letters
+from millrace_gateway import cli_dead_letters, cli_grants
 from millrace_gateway.adapters.security import Passwords
 from millrace_gateway.service_layer.accounts import TenantExists, allow_networks, create_tenant
 from millrace_gateway.settings import GatewaySettings
@@ -41,9 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     allow.add_argument("tenant_id")
     allow.add_argument("networks", nargs="+", help="CIDR ranges, e.g. 127.0.0.0/8 ::1/128")
     cli_dead_letters.add_commands(commands)
+    cli_grants.add_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "dlq":
         cli_dead_letters.run(args)
+        return
+    if args.command in ("grants", "producers"):
+        cli_grants.run(parser, args)
         return
     if args.command == "allow-networks":
         _allow_networks(parser, args.tenant_id, args.networks)

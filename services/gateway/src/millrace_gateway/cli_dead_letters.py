@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from millrace_common.contracts.messages.envelope import DeadLetterCause
-from millrace_common.contracts.topics import dead_letter_topics, source_of
+from millrace_common.contracts.topics import Namespace, dead_letter_topics, source_of
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.refusals import Refused
 from sqlalchemy import Row
@@ -117,7 +117,7 @@ async def _with_desk(settings: GatewaySettings, act: Callable[[DeadLetterDesk], 
     engine = create_engine(settings)
     publisher = ReplayPublisher(settings)
     try:
-        return await act(DeadLetterDesk(engine, publisher))
+        return await act(DeadLetterDesk(engine, publisher, namespace=Namespace(settings.namespace)))
     finally:
         await publisher.close()
         await engine.dispose()

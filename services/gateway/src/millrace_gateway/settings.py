@@ -28,6 +28,11 @@ class GatewaySettings(ServiceSettings):
         description="The platform operators' tenant: its admins see and act on every tenant's dead "
         "letters (and those naming no tenant); unset, every admin sees only their own tenant's",
     )
+    kafka_tools_classpath: str | None = Field(
+        default=None,
+        description="Java classpath of Kafka's own tools, which millrace-admin grants and producers run"
+        " (e.g. '/opt/kafka/libs/*'); unset, the jars of deploy/local (.cache/kafka/<version>/libs)",
+    )
 
 
 PRODUCER = "gateway"

@@ -32,6 +32,13 @@ class TriggerSettings(ServiceSettings):
         gt=0,
         description="Firings, webhook delivery ids and last-seen record states older than this are pruned",
     )
+    trigger_ingress_discovery_seconds: float = Field(
+        default=30,
+        ge=1,
+        le=300,
+        description="How soon a tenant's new ingress topic (tenant.<tenant>.records.ingress) is read:"
+        " the consumer reads the topic list this often",
+    )
     trigger_clock_file: Path | None = Field(
         default=None,
         description=(

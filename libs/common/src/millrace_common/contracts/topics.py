@@ -3,8 +3,11 @@ them on a broker is ``millrace_common.platform.topic_admin``.)"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+from millrace_common.contracts.tenant_topics import tenant_from_segment, tenant_segment
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,11 @@ class Topic:
     holds_dead_letters: bool = False
     """A ``<topic>.dlq``: its partitions and retention are settings (``MILLRACE_DEAD_LETTER_*``), not
     ``partitions``."""
+    per_tenant: bool = False
+    """A family of topics, one per tenant (``tenant.<tenant>.<name>``, :meth:`Namespace.tenant_topic`),
+    which outside producers write under a broker ACL of their tenant; the family shares one
+    ``<name>.dlq``. ``millrace-topics`` creates only that; ``millrace-admin producers create`` a
+    tenant's topic."""
 
     @property
     def dlq(self) -> Topic:
@@ -28,6 +36,9 @@ class Topic:
 
 
 RECORDS_EVENTS = Topic("records.events", 6, "record_id")
+"""The platform's own record events (gateway, node runner); outside producers write their tenant's
+``RECORDS_INGRESS`` topic instead (``docs/triggers.md``)."""
+RECORDS_INGRESS = Topic("records.ingress", 6, "record_id", per_tenant=True)
 RUNS_COMMANDS = Topic("runs.commands", 6, "run_id")
 RUNS_EVENTS = Topic("runs.events", 6, "run_id")
 RUNS_APPROVALS = Topic("runs.approvals", 6, "run_id")
@@ -39,6 +50,7 @@ NODES_READY_OTHER = Topic("nodes.ready.other", 3, "run_id")
 
 ALL_TOPICS: tuple[Topic, ...] = (
     RECORDS_EVENTS,
+    RECORDS_INGRESS,
     RUNS_COMMANDS,
     RUNS_EVENTS,
     RUNS_APPROVALS,
@@ -71,9 +83,34 @@ class Namespace:
     def group(self, group: ConsumerGroup) -> str:
         return f"{self.prefix}.{group.value}" if self.prefix else group.value
 
+    def tenant_topic(self, topic: Topic, tenant_id: str) -> str:
+        """The broker name of ``tenant_id``'s topic of a per-tenant family: ``tenant.<tenant>.<name>``
+        (the tenant id written as :func:`tenant_segment` writes it)."""
+        assert topic.per_tenant, f"{topic.name} is one topic, not one per tenant"
+        name = f"tenant.{tenant_segment(tenant_id)}.{topic.name}"
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def tenant_pattern(self, topic: Topic) -> str:
+        """A regular expression that matches the broker names of the family's topics, and only them;
+        its one group is the tenant segment."""
+        head = re.escape(f"{self.prefix}.") if self.prefix else ""
+        return rf"{head}tenant\.([A-Za-z0-9_-]+)\.{re.escape(topic.name)}"
+
+    def tenant_of(self, topic: Topic, name: str) -> str | None:
+        """The tenant whose topic of the family ``name`` is, or None when it is none of them."""
+        match = re.fullmatch(self.tenant_pattern(topic), name)
+        return tenant_from_segment(match.group(1)) if match else None
+
 
 def every_topic() -> list[Topic]:
-    return [t for topic in ALL_TOPICS for t in ((topic, topic.dlq) if topic.dead_letter else (topic,))]
+    """The topics ``millrace-topics`` creates: every topic and its ``.dlq``; of a per-tenant family,
+    only the ``.dlq`` (a tenant's topic comes with its first producer)."""
+    return [
+        t
+        for topic in ALL_TOPICS
+        for t in ((topic, topic.dlq) if topic.dead_letter else (topic,))
+        if not t.per_tenant
+    ]
 
 
 def dead_letter_topics() -> list[Topic]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.fetch_wait import IDLE_POLL_MS, adaptive_fetch_wait
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
+from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 from millrace_common.platform.settings import ServiceSettings
 
@@ -83,7 +85,9 @@ def ack_all(deliveries: Sequence[Delivery[Any]]) -> None:
 
 class Decoder:
     """What each topic carries: turns polled records into deliveries. A record that does not decode is
-    dead-lettered with the reason (with ``dead_letters``) or reported to ``unreadable``."""
+    dead-lettered with the reason (with ``dead_letters``) or reported to ``unreadable``. A per-tenant
+    family (``Topic.per_tenant``) stands for every tenant's topic of it: the consumer then subscribes
+    by :attr:`pattern`, and each delivery's ``topic`` is the family (``record.topic`` the tenant's)."""
 
     def __init__(
         self,
@@ -93,20 +97,47 @@ class Decoder:
         dead_letters: DeadLetters | None = None,
         unreadable: Callable[[ConsumerRecord, str], None] | None = None,
     ) -> None:
-        self._by_name = {namespace.topic(topic): (topic, adapter) for topic, adapter in adapters.items()}
+        self._by_name = {
+            namespace.topic(topic): (topic, adapter)
+            for topic, adapter in adapters.items()
+            if not topic.per_tenant
+        }
+        self._families = [
+            (re.compile(namespace.tenant_pattern(topic)), topic, adapter)
+            for topic, adapter in adapters.items()
+            if topic.per_tenant
+        ]
         self._dead_letters = dead_letters
         self._unreadable = unreadable
 
     @property
     def topics(self) -> list[str]:
+        """The single topics' names (a family's topics are found by :attr:`pattern`)."""
         return list(self._by_name)
 
+    @property
+    def pattern(self) -> str | None:
+        """With a per-tenant family: a regular expression matching every topic read, else None."""
+        if not self._families:
+            return None
+        alternatives = [re.escape(name) for name in self._by_name] + [p.pattern for p, _, _ in self._families]
+        return "^(?:" + "|".join(alternatives) + ")$"
+
+    def _entry(self, name: str) -> tuple[Topic, TypeAdapter[Any]]:
+        found = self._by_name.get(name)
+        if found is not None:
+            return found
+        for pattern, topic, adapter in self._families:
+            if pattern.fullmatch(name):
+                return topic, adapter
+        raise LookupError(f"{name} is no topic this decoder reads")
+
     def topic_of(self, record: ConsumerRecord) -> Topic:
-        return self._by_name[record.topic][0]
+        return self._entry(record.topic)[0]
 
     def decoded(self, record: ConsumerRecord) -> Delivery[Any] | str:
         """The record as a delivery, or why it cannot be one."""
-        topic, adapter = self._by_name[record.topic]
+        topic, adapter = self._entry(record.topic)
         try:
             return Delivery(topic, record, adapter.validate_json(record.value or b""))
         except ValidationError as error:
@@ -236,6 +267,9 @@ class BatchConsumer:
     broker while records it fetched from it are not taken, so a consumer that polled only between
     batches let records that reached the broker mid-batch wait out the next batch too.
 
+    With a per-tenant family among the decoder's topics, the consumer subscribes by pattern and finds a
+    new tenant's topic within ``discovery_seconds`` (how often it reads the cluster's topic list).
+
     Offsets are committed by a task of their own, the newest handled ones at most every 0.1 s, so the
     next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches
     more than the last one; handlers are idempotent, so that costs only their time.
@@ -250,8 +284,10 @@ class BatchConsumer:
         *,
         guard: PoisonGuard | None = None,
         retry_seconds: float = 1.0,
+        discovery_seconds: float | None = None,
     ) -> None:
         self._settings = settings
+        self._discovery_ms = int(discovery_seconds * 1000) if discovery_seconds else 300_000
         self._group = Namespace(settings.namespace).group(group)
         self._decoder = decoder
         self._handle = handle
@@ -270,14 +306,20 @@ class BatchConsumer:
         settings = self._settings
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             client_id=f"millrace-{settings.service_name}",
             group_id=self._group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             max_poll_records=settings.kafka_max_poll_records,
+            # With a per-tenant family, a new tenant's topic is found when the metadata is next read.
+            metadata_max_age_ms=self._discovery_ms,
         )
-        consumer.subscribe(self._decoder.topics, listener=self.membership)
+        if self._decoder.pattern is None:
+            consumer.subscribe(self._decoder.topics, listener=self.membership)
+        else:
+            consumer.subscribe(pattern=self._decoder.pattern, listener=self.membership)
         committer: asyncio.Task[None] | None = None
         poller: asyncio.Task[None] | None = None
         try:

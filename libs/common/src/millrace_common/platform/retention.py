@@ -95,4 +95,5 @@ RETENTION: Mapping[str, Pruned | NotGrowing | Kept] = {
     "tenant_ai_settings": _PER_TENANT,
     "tenant_network_policies": _PER_TENANT,
     "tenant_retention": _PER_TENANT,
+    "producer_grants": Kept("configuration, until an operator revokes it (`millrace-admin grants revoke`)"),
 }

@@ -33,6 +33,15 @@ tenants = Table(
     Column("name", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+producer_grants = Table(
+    "producer_grants",
+    metadata,
+    Column("principal", String(160), primary_key=True),
+    Column("tenant_id", String(64), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 dead_letters = Table(
     "dead_letters",
     metadata,

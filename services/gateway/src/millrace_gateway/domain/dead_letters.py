@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from millrace_common.contracts.messages.envelope import DeadLetter, TenantId
+from millrace_common.contracts.topics import ALL_TOPICS
 from pydantic import TypeAdapter, ValidationError
 
 from millrace_gateway.domain.refusals import AlreadyReplayed, NotReplayable, WrongState
@@ -50,15 +51,19 @@ class IndexedLetter:
     dead_lettered_at: datetime
 
 
-def indexed(topic: str, dlq_partition: int, dlq_offset: int, letter: DeadLetter) -> IndexedLetter:
+def indexed(
+    topic: str, dlq_partition: int, dlq_offset: int, letter: DeadLetter, *, proven_tenant: str | None = None
+) -> IndexedLetter:
     """The index row of ``letter``, read at ``dlq_partition``/``dlq_offset`` of ``topic``'s dead-letter
-    topic (``topic`` is the registry's name of the original topic)."""
+    topic (``topic`` is the registry's name of the original topic). Its tenant is ``proven_tenant``
+    when the original came in on a tenant's own topic (whatever the message claims), else the one the
+    message names."""
     value = base64.b64decode(letter.raw_value_base64)
     return IndexedLetter(
         topic=topic,
         dlq_partition=dlq_partition,
         dlq_offset=dlq_offset,
-        tenant_id=tenant_of(value),
+        tenant_id=proven_tenant if proven_tenant is not None else tenant_of(value),
         source_partition=letter.partition,
         source_offset=letter.offset,
         consumer_group=letter.consumer_group,
@@ -131,8 +136,16 @@ def refuse_unless_pending(state: str, *, replayed_at: datetime | None, by: str |
     raise WrongState(f"the dead letter is {state}; only a pending one can be replayed or discarded")
 
 
-def refuse_unless_replayable(value_truncated: bool) -> None:
+def refuse_unless_replayable(value_truncated: bool, topic: str) -> None:
+    if topic in _PER_TENANT:
+        raise NotReplayable(
+            f"a {topic} dead letter came from an outside producer's tenant topic; the producer sends it"
+            " again (a replay could not prove its tenant)"
+        )
     if value_truncated:
         raise NotReplayable(
             "the original message was too large to keep whole in its dead letter, so it cannot be sent again"
         )
+
+
+_PER_TENANT = frozenset(topic.name for topic in ALL_TOPICS if topic.per_tenant)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from millrace_common.contracts.messages.envelope import DeadLetter, utc_now
-from millrace_common.contracts.topics import source_of
+from millrace_common.contracts.topics import Namespace, source_of
 from millrace_common.platform.consuming import Delivery
 from millrace_common.platform.outages import unreachable_dependency
 from sqlalchemy import Row
@@ -50,13 +50,22 @@ class Filters:
     until: datetime | None = None
 
 
+_NO_PREFIX = Namespace()
+
+
 class DeadLetterDesk:
     """What an operator does with dead letters. ``scope`` is the tenant whose letters the caller may
     see, or None for a platform operator (every tenant's)."""
 
     def __init__(
-        self, engine: AsyncEngine, publisher: ReplayPublisher, clock: Callable[[], datetime] = utc_now
+        self,
+        engine: AsyncEngine,
+        publisher: ReplayPublisher,
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        namespace: Namespace = _NO_PREFIX,
     ) -> None:
+        self._namespace = namespace
         self._engine = engine
         self._publisher = publisher
         self._clock = clock
@@ -67,7 +76,10 @@ class DeadLetterDesk:
         for delivery in deliveries:
             letter: DeadLetter = delivery.message
             source = source_of(delivery.topic)
-            letters.append(indexed(source.name, delivery.record.partition, delivery.offset, letter))
+            proven = self._namespace.tenant_of(source, letter.source_topic) if source.per_tenant else None
+            letters.append(
+                indexed(source.name, delivery.record.partition, delivery.offset, letter, proven_tenant=proven)
+            )
         async with self._engine.begin() as connection:
             return await dead_letters.add(connection, letters, self._clock())
 
@@ -108,7 +120,7 @@ class DeadLetterDesk:
         async with self._engine.begin() as connection:
             row = await _found(connection, letter_id, scope, lock=True)
             refuse_unless_pending(row.state, replayed_at=row.replayed_at, by=row.replayed_by)
-            refuse_unless_replayable(row.value_truncated)
+            refuse_unless_replayable(row.value_truncated, row.topic)
             await dead_letters.mark(
                 connection,
                 letter_id,

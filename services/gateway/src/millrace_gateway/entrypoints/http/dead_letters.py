@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
 SourceTopic = Literal[
     "records.events",
+    "records.ingress",
     "runs.commands",
     "runs.events",
     "runs.approvals",
