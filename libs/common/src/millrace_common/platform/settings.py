@@ -92,7 +92,7 @@ class KafkaClientSettings(BaseSettings):
     def _security_is_complete(self) -> KafkaClientSettings:
         problems = kafka_security_problems(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         if self.kafka_sasl_password_file is not None:
             self._sasl_password_from_file = SecretStr(_read_secret(self.kafka_sasl_password_file))
         return self

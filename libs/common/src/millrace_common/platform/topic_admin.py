@@ -126,11 +126,12 @@ async def _reshape_dead_letter_topics(admin: AIOKafkaAdminClient, shapes: dict[s
 
 def main() -> None:
     """``millrace-topics``: create the registry's topics on the configured broker, idempotently."""
+    from millrace_common.platform.environment import load_settings
     from millrace_common.platform.settings import ServiceSettings
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.parse_args()
-    settings = ServiceSettings()
+    settings = load_settings(ServiceSettings, "millrace-topics")
     created = asyncio.run(
         ensure_topics(
             settings,
