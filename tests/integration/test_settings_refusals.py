@@ -15,9 +15,13 @@ from tests.support.infra import Infra
 
 pytestmark = pytest.mark.integration
 
+SECURITY_VARIABLES = ("MILLRACE_KAFKA_SECURITY_PROTOCOL", "MILLRACE_KAFKA_SASL_", "MILLRACE_KAFKA_SSL_")
+
 
 def start(service: str, infra: Infra, namespace: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **infra.env(namespace), "MILLRACE_HTTP_PORT": "0", **extra}
+    # Without the shell's Kafka security settings (a secured cluster's): each test sets its own.
+    shell = {k: v for k, v in os.environ.items() if not k.startswith(SECURITY_VARIABLES)}
+    env = {**shell, **infra.env(namespace), "MILLRACE_HTTP_PORT": "0", **extra}
     executable = Path(sys.executable).parent / f"millrace-{service}"
     return subprocess.run([str(executable)], env=env, capture_output=True, text=True, timeout=120)
 
