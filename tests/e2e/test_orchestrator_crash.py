@@ -31,7 +31,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from tests.support.api import provision_tenant, signed_in
 from tests.support.infra import Infra
-from tests.support.kafka import kafka_client
+from tests.support.kafka import kafka_client, partitions_of
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
@@ -244,7 +244,7 @@ async def published_completions(infra: Infra, namespace: str) -> dict[UUID, list
     consumer = AIOKafkaConsumer(**kafka_client(infra.kafka_bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in range(RUNS_EVENTS.partitions)]
+        partitions = [TopicPartition(topic, p) for p in await partitions_of(infra.kafka_bootstrap, topic)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -19,7 +19,7 @@ from millrace_common.platform.settings import ServiceSettings
 from sqlalchemy import create_engine, text
 
 from tests.support.infra import Infra
-from tests.support.kafka import kafka_client
+from tests.support.kafka import kafka_client, partitions_of
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ async def published(infra: Infra, namespace: str, expected: int, timeout: float 
     consumer = AIOKafkaConsumer(**kafka_client(infra.kafka_bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
-        consumer.assign([TopicPartition(topic, p) for p in range(RUNS_EVENTS.partitions)])
+        consumer.assign([TopicPartition(topic, p) for p in await partitions_of(infra.kafka_bootstrap, topic)])
         await consumer.seek_to_beginning()
         values: list[bytes] = []
         deadline = time.monotonic() + timeout

@@ -250,13 +250,13 @@ async def open_runner(system: System) -> Runner:
     results = TopicReader(
         system.infra.kafka_bootstrap,
         namespace.topic(NODES_RESULTS),
-        NODES_RESULTS.partitions,
+        len(await partitions_of(system.infra.kafka_bootstrap, namespace.topic(NODES_RESULTS))),
         NODE_RESULT.validate_json,
     )
     events = TopicReader(
         system.infra.kafka_bootstrap,
         namespace.topic(RECORDS_EVENTS),
-        RECORDS_EVENTS.partitions,
+        len(await partitions_of(system.infra.kafka_bootstrap, namespace.topic(RECORDS_EVENTS))),
         RECORD_EVENT.validate_json,
     )
     await results.start()

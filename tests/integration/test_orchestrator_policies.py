@@ -31,7 +31,7 @@ from sqlalchemy.sql import func
 
 from tests.support.api import loopback_tenant
 from tests.support.infra import Infra
-from tests.support.kafka import kafka_client
+from tests.support.kafka import kafka_client, partitions_of
 from tests.support.network import Answer, LoopbackServer, Received
 from tests.support.processes import System
 
@@ -235,7 +235,7 @@ async def _result_on_topic(
 ) -> NodeSucceededResult | NodeFailedResult:
     name = Namespace(services.namespace).topic(NODES_RESULTS)
     consumer = AIOKafkaConsumer(**kafka_client(services.infra.kafka_bootstrap), fetch_max_wait_ms=50)
-    partitions = [TopicPartition(name, p) for p in range(NODES_RESULTS.partitions)]
+    partitions = [TopicPartition(name, p) for p in await partitions_of(services.infra.kafka_bootstrap, name)]
     await consumer.start()
     try:
         consumer.assign(partitions)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from millrace_common.contracts.messages.envelope import DeadLetter, DeadLetterCause
 from millrace_common.contracts.messages.records import RecordCreated
 from millrace_common.contracts.topics import ALL_TOPICS, RUNS_COMMANDS, dead_letter_topics, source_of
-from millrace_common.platform.topic_admin import DeadLetterTopics, shape_of
+from millrace_common.platform.topic_layout import DeadLetterTopics, TopicLayout
 from millrace_gateway.domain.dead_letters import (
     indexed,
     preview,
@@ -126,12 +126,11 @@ def test_a_letter_written_before_letters_named_their_cause_is_classified():
 
 
 def test_dead_letter_topics_have_their_own_partitions_and_retention():
-    shape = shape_of(
-        RUNS_COMMANDS.dlq, max_message_bytes=1_000_000, dead_letters=DeadLetterTopics(5, 7_200_000)
-    )
+    layout = TopicLayout(dead_letters=DeadLetterTopics(5, 7_200_000), partitions=12, retention_ms=3_600_000)
+    shape = layout.shape_of(RUNS_COMMANDS.dlq)
     assert shape.partitions == 5 and shape.configs["retention.ms"] == "7200000"
     assert "max.message.bytes" in shape.configs
-    plain = shape_of(RUNS_COMMANDS, max_message_bytes=1_000_000, dead_letters=DeadLetterTopics(5, 7_200_000))
+    plain = TopicLayout(dead_letters=DeadLetterTopics(5, 7_200_000)).shape_of(RUNS_COMMANDS)
     assert plain.partitions == RUNS_COMMANDS.partitions and "retention.ms" not in plain.configs
 
 

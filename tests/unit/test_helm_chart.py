@@ -43,20 +43,6 @@ API_VERSIONS = {
     "Ingress": "networking.k8s.io/v1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
 }
-# The Kafka security settings agreed for issue 20, implemented in libs/common by its Kafka-settings
-# change; until that is merged they are not fields of ServiceSettings yet. Once they are, this set is
-# redundant (the check below passes without it) and can go.
-AGREED_KAFKA_SETTINGS = {
-    "MILLRACE_KAFKA_SECURITY_PROTOCOL",
-    "MILLRACE_KAFKA_SASL_MECHANISM",
-    "MILLRACE_KAFKA_SASL_USERNAME",
-    "MILLRACE_KAFKA_SASL_PASSWORD_FILE",
-    "MILLRACE_KAFKA_SSL_CA_FILE",
-    "MILLRACE_KAFKA_SSL_CERT_FILE",
-    "MILLRACE_KAFKA_SSL_KEY_FILE",
-    "MILLRACE_KAFKA_REPLICATION_FACTOR",
-    "MILLRACE_KAFKA_MIN_INSYNC_REPLICAS",
-}
 
 
 def _helm_chart_module():
@@ -123,6 +109,7 @@ def containers(spec: dict) -> list[dict]:
 
 
 def known_settings() -> set[str]:
+    """The settings of every service (the chart sets only those, not the tools' own variables)."""
     classes = (
         ServiceSettings,
         GatewaySettings,
@@ -260,7 +247,7 @@ def test_a_latest_tag_is_refused_and_no_tag_means_the_chart_s_app_version():
 
 @VALUES_NAMES
 def test_every_millrace_variable_is_a_setting_of_some_service(values: str):
-    known = known_settings() | AGREED_KAFKA_SETTINGS
+    known = known_settings()
     for owner, spec in pod_specs(values):
         for container in containers(spec):
             names = [e["name"] for e in container["env"]]

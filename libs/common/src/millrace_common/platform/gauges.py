@@ -120,7 +120,13 @@ class ConsumerLagCollector(Collector):
         committed = await admin.list_consumer_group_offsets(self._namespace.group(subscription.group))
         for topic in subscription.topics:
             name = self._namespace.topic(topic)
-            partitions = [TopicPartition(name, p) for p in range(topic.partitions)]
+            # The broker's partitions, not the registry's count: the settings may lay topics out
+            # otherwise, and a topic may have been grown (platform/topic_layout.py).
+            known = offsets.partitions_for_topic(name)
+            if known is None:
+                await offsets.topics()  # fetches every topic's metadata once
+                known = offsets.partitions_for_topic(name) or set()
+            partitions = [TopicPartition(name, p) for p in sorted(known)]
             ends = await offsets.end_offsets(partitions)
             firsts = await offsets.beginning_offsets(partitions)
             lag = 0

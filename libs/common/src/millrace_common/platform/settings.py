@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from millrace_common.contracts.limits import MIN_MESSAGE_BYTES
+from millrace_common.platform.topic_layout import parse_partition_overrides
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
@@ -92,7 +93,7 @@ class KafkaClientSettings(BaseSettings):
     def _security_is_complete(self) -> KafkaClientSettings:
         problems = kafka_security_problems(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         if self.kafka_sasl_password_file is not None:
             self._sasl_password_from_file = SecretStr(_read_secret(self.kafka_sasl_password_file))
         return self
@@ -244,6 +245,24 @@ class ServiceSettings(KafkaClientSettings):
         description="retention.ms of each <topic>.dlq (30 days by default): how long a dead letter can "
         "still be replayed; millrace-topics sets it on new and existing dead-letter topics",
     )
+    kafka_partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Partitions of every topic millrace-topics creates (dead-letter topics aside); unset, "
+        "each topic's count in the registry (contracts/topics.py: 6, and 3 for nodes.ready.*)",
+    )
+    kafka_topic_partitions: str = Field(
+        default="",
+        description="Partitions per topic or family over MILLRACE_KAFKA_PARTITIONS: comma-separated "
+        "pattern=count, e.g. nodes.ready.*=12,runs.commands=12; the last matching entry wins",
+    )
+    kafka_retention_ms: int | None = Field(
+        default=None,
+        ge=3600 * 1000,
+        description="retention.ms of the topics millrace-topics creates or reshapes (dead-letter topics "
+        "have their own); unset, the broker's default (7 days unless the broker says otherwise)",
+    )
     fault_marker: str | None = Field(
         default=None,
         min_length=8,
@@ -294,6 +313,12 @@ class ServiceSettings(KafkaClientSettings):
     def _namespace_is_identifier(cls, value: str) -> str:
         if value and not _NAMESPACE.match(value):
             raise ValueError("namespace must be lower-case letters, digits and '_', starting with a letter")
+        return value
+
+    @field_validator("kafka_topic_partitions")
+    @classmethod
+    def _overrides_name_topics(cls, value: str) -> str:
+        parse_partition_overrides(value)
         return value
 
     @property
