@@ -4,6 +4,7 @@ control nodes, for_each, approvals, throttling, and a delay that outlives an orc
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -117,6 +118,11 @@ def test_branches_switches_variables_and_joins_run_through_the_real_shell(api: h
     }
     join = next(n for n in run["nodes"] if n["node_id"] == "join")
     assert join["output"] == {"tier": "silver", "total": 210}
+    assert run["final_output"] == {"tier": "silver", "total": 210}
+    exported = api.get(f"/api/v1/runs/{run_id}/export")
+    ending = [json.loads(line) for line in exported.text.splitlines()][-1]
+    assert ending["type"] == "run.completed"
+    assert ending["final_output"] == {"tier": "silver", "total": 210}
 
 
 def test_a_for_each_runs_its_body_per_item_and_collects_results_in_order(api: httpx.Client):

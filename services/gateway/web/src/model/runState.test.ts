@@ -230,4 +230,26 @@ describe("the run event fold", () => {
     expect(state.nodes.mark.status).toBe("skipped");
     expect(INITIAL_RUN_STATE.nodes).toEqual({});
   });
+
+  it("keeps the final output of a completed run, from its event or its stored record", () => {
+    seq = 0;
+    const done = foldRun([ev("run.started"), ev("run.completed", { final_output: { total: 42 } })]);
+    expect(done.status).toBe("completed");
+    expect(done.output).toEqual({ total: 42 });
+    const retried = foldRun([ev("run.failed", { reason: "x" }), ev("run.retried", { node_ids: [] })], done);
+    expect(retried.output).toBeNull();
+    const stored = stateFromRun({
+      run_id: run,
+      workflow_id: "w",
+      workflow_version: 1,
+      status: "completed",
+      error: null,
+      started_at: "2026-11-22T10:00:00Z",
+      finished_at: "2026-11-22T10:00:01Z",
+      trigger: {},
+      final_output: { total: 42 },
+      nodes: [],
+    });
+    expect(stored.output).toEqual({ total: 42 });
+  });
 });

@@ -183,7 +183,7 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
         finishedAt: at,
       }));
     case "run.retried": {
-      let next: RunViewState = { ...state, status: "running", reason: null, failedNodeId: null };
+      let next: RunViewState = { ...state, status: "running", reason: null, failedNodeId: null, output: null };
       for (const id of event.node_ids ?? [])
         next = withNode(next, id, (n) => ({ ...n, status: "pending", error: null }));
       return next;
@@ -207,6 +207,8 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
         status: terminal,
         reason: (event.reason as string | undefined) ?? null,
         failedNodeId: (event.failed_node_id as string | undefined) ?? null,
+        // The run's final output: the output of its top-level end node that finished last.
+        output: terminal === "completed" ? ((event.final_output as Json | undefined) ?? null) : null,
       };
     }
   }
@@ -241,7 +243,7 @@ export function stateFromRun(run: Run): RunViewState {
       ? run.status
       : "running"
   ) as RunStatus;
-  return { status, lastSeq: -1, reason: run.error, failedNodeId: null, nodes, output: null };
+  return { status, lastSeq: -1, reason: run.error, failedNodeId: null, nodes, output: run.final_output ?? null };
 }
 
 function fromExecution(row: NodeExecution): NodeRunState {

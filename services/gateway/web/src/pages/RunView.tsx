@@ -252,6 +252,16 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
                   <dd>v{run.workflow_version}</dd>
                 </dl>
               )}
+              {status === "completed" && (
+                <>
+                  <h3>Final output</h3>
+                  <pre className="json" id="run-final-output">
+                    {(state.output ?? run?.final_output ?? null) === null
+                      ? "— (no end node ran)"
+                      : pretty(state.output ?? run?.final_output ?? null)}
+                  </pre>
+                </>
+              )}
               <p className="hint">Select a node to see its input, output, error, attempts and durations.</p>
               <h3>Trigger</h3>
               <pre className="json">{pretty(run?.trigger)}</pre>

@@ -173,6 +173,7 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
                 "error": event.reason if throttled else None,
                 "started_at": event.occurred_at,
                 "finished_at": event.occurred_at if throttled else None,
+                "final_output": None,
                 "last_seq": event.seq,
             }
             return
@@ -231,6 +232,8 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
             values: Row = {"status": status, "finished_at": event.occurred_at}
             if error is not None:
                 values["error"] = error
+            if isinstance(event, RunCompleted):
+                values["final_output"] = event.final_output
             writes.update_run(event.run_id, last_seq=event.seq, **values)
             writes.cancel_run_timers(event.run_id)
             if not isinstance(event, RunCompleted):

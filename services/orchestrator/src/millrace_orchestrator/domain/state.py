@@ -107,6 +107,8 @@ class RunState:
     variables: Mapping[str, object] = field(default_factory=Map)
     timers: Map[UUID, TimerScheduled] = field(default_factory=Map)
     loops: Map[str, LoopState] = field(default_factory=Map)
+    # The output of the top-level end node that finished last: the run's final output.
+    final_output: JsonObject | None = None
     last_seq: int = 0
 
     def node(self, node_id: str) -> NodeState:
@@ -181,6 +183,8 @@ def _(event: NodeSucceeded, state: RunState) -> RunState:
     )
     if event.node_type == "set":
         return replace(succeeded, variables=succeeded.variables.update(event.output))
+    if event.node_type == "end" and "[" not in event.node_id:
+        return replace(succeeded, final_output=event.output)
     return succeeded
 
 

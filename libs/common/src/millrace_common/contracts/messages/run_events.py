@@ -64,6 +64,10 @@ class NodeSkipped(RunEvent):
 
 class RunCompleted(RunEvent):
     type: Literal["run.completed"] = "run.completed"
+    final_output: JsonObject | None = Field(
+        default=None,
+        description="The output of the top-level end node that finished last; None when no end node ran",
+    )
 
 
 class RunFailed(RunEvent):

@@ -48,6 +48,11 @@ class RunSummary(BaseModel):
 
 class RunOut(RunSummary):
     trigger: JsonValue
+    final_output: JsonValue = Field(
+        default=None,
+        description="A completed run's output: that of its top-level end node that finished last; "
+        "null while the run is not completed, or when no end node ran",
+    )
     nodes: list[NodeExecutionOut]
 
 
@@ -92,6 +97,7 @@ async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
     return RunOut(
         **RunSummary.model_validate(run, from_attributes=True).model_dump(),
         trigger=run.trigger,
+        final_output=run.final_output,
         nodes=[
             NodeExecutionOut(
                 **row._mapping, started_at=node_started_at(row.scheduled_at, row.finished_at, row.duration_ms)
