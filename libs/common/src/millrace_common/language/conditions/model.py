@@ -82,12 +82,15 @@ class Comparison(BaseModel):
     operator: Operator
     value: JsonValue = None
     value_to: JsonValue = None
+    # Left out of a dump while unused, so conditions stored before these options read back unchanged.
     ignore_case: bool = Field(
         default=False,
+        exclude_if=lambda ignore_case: not ignore_case,
         description="contains, not_contains, starts_with and ends_with compare text regardless of case",
     )
     time_zone: str | None = Field(
         default=None,
+        exclude_if=lambda time_zone: time_zone is None,
         max_length=64,
         description="The IANA zone relative values ('today', 'start_of_week', '+1d') and dates without a "
         "time are read in; UTC when not given",
