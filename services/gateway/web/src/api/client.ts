@@ -132,6 +132,8 @@ export function api(token: string) {
     getRun: (id: string) => call<Run>("GET", `/runs/${id}`),
     cancelRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/cancel`),
     retryRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/retry`),
+    continueRun: (id: string, action: "retry" | "skip") =>
+      call<{ accepted: string }>("POST", `/runs/${id}/continue`, { action }),
     listDeadLetters: (query: string) =>
       call<{ items: DeadLetterSummary[]; next_offset: number | null }>("GET", `/dead-letters${query}`),
     getDeadLetter: (id: number) => call<DeadLetter>("GET", `/dead-letters/${id}`),

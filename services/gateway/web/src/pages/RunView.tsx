@@ -165,7 +165,30 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         {run && <Link to={`/workflows/${run.workflow_id}/runs`}>All runs</Link>}
         {run && <Link to={`/workflows/${run.workflow_id}`}>Workflow (v{run.workflow_version})</Link>}
         <span className="spacer" />
-        {status === "running" && (
+        {status === "paused" && (
+          <>
+            <span className="muted" id="paused-on">
+              Paused on {state.pausedNodes.join(", ") || "a failed node"}
+            </span>
+            {(["retry", "skip"] as const).map((action) => (
+              <button
+                key={action}
+                id={`${action}-paused`}
+                type="button"
+                onClick={async () => {
+                  try {
+                    await api.continueRun(runId, action);
+                  } catch (err) {
+                    setError((err as Error).message);
+                  }
+                }}
+              >
+                {action === "retry" ? "Retry the node" : "Skip the node"}
+              </button>
+            ))}
+          </>
+        )}
+        {(status === "running" || status === "paused") && (
           <button
             id="cancel-run"
             type="button"

@@ -11,6 +11,7 @@ from uuid import UUID
 from millrace_common.contracts.messages.node_commands import NodeFailedResult, NodeSucceededResult
 from millrace_common.contracts.messages.run_commands import (
     CancelRun,
+    ContinueRun,
     FireTimer,
     ResumeRun,
     RetryRun,
@@ -28,7 +29,16 @@ from millrace_common.language.workflow import Node
 
 from millrace_orchestrator.domain.state import RunState, evolve, split_key
 
-Message = StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | NodeSucceededResult | NodeFailedResult
+Message = (
+    StartRun
+    | CancelRun
+    | RetryRun
+    | FireTimer
+    | ResumeRun
+    | ContinueRun
+    | NodeSucceededResult
+    | NodeFailedResult
+)
 
 
 @dataclass(frozen=True)
