@@ -187,3 +187,28 @@ def test_the_log_folds_back_to_the_paused_run_and_projects_an_open_task_then_a_d
     later = project(sim.log[paused_at:])
     assert later.closed_tasks[paused_task_id(sim.run_id, "crm")]["done_by"] == "user:ada"
     assert later.run_updates[sim.run_id]["status"] == "completed"
+
+
+def test_for_each_items_that_finish_while_the_run_is_paused_are_advanced_when_it_goes_on():
+    body = {**node("line", "http_request", url="http://example.test/{{ item }}"), "parentId": "loop"}
+    definition = workflow(
+        [
+            node("crm", "http_request", url="http://example.test/crm", on_error="pause"),
+            node("loop", "for_each", items="{{ trigger.xs }}", max_concurrency=3),
+            body,
+        ],
+        [edge("start", "crm"), edge("start", "loop")],
+    )
+    sim = Simulation(definition).start({"xs": [1, 2, 3]})
+    crm = next(c for c in sim.commands if c.node_id == "crm")
+    lines = [c for c in sim.commands if c.node_id.startswith("line")]
+    assert len(lines) == 3
+    sim.commands.clear()
+    sim.send(fail_with(BROKEN)(crm))
+    assert sim.state.status is RunStatus.PAUSED
+    for command in lines:
+        sim.send(succeed_with(lambda c: {"n": c.node_id})(command))
+    assert sim.state.node("loop").status is NodeStatus.SCHEDULED
+    go_on(sim, "skip")
+    assert sim.state.node("loop").status is NodeStatus.SUCCEEDED
+    assert sim.state.status is RunStatus.COMPLETED
