@@ -396,7 +396,15 @@ def test_the_catalog_serves_node_schemas_and_condition_presets(admin: httpx.Clie
     types = admin.get("/api/v1/node-types").json()
     assert {"trigger", "http_request", "condition", "approval"} <= {t["type"] for t in types}
     assert all(t["schema"]["type"] == "object" for t in types)
-    assert "invoice_overdue" in admin.get("/api/v1/condition-presets").json()
+    presets = {p["id"]: p for p in admin.get("/api/v1/condition-presets").json()}
+    assert presets["invoice_overdue"]["name"] == "Invoice is overdue"
+    assert presets["invoice_overdue"]["description"]
+    assert presets["invoice_overdue"]["condition"]["and"][1] == {
+        "field": "trigger.record.data.due_date",
+        "operator": "before",
+        "value": "today",
+    }
+    assert presets["urgent_ticket"]["condition"]["or"][1]["ignore_case"] is True
 
 
 # --- tenant isolation ------------------------------------------------------------------------

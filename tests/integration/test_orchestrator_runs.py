@@ -4,6 +4,7 @@ control nodes, for_each, approvals, throttling, and a delay that outlives an orc
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -118,6 +119,11 @@ def test_branches_switches_variables_and_joins_run_through_the_real_shell(api: h
     }
     join = next(n for n in run["nodes"] if n["node_id"] == "join")
     assert join["output"] == {"tier": "silver", "total": 210}
+    assert run["final_output"] == {"tier": "silver", "total": 210}
+    exported = api.get(f"/api/v1/runs/{run_id}/export")
+    ending = [json.loads(line) for line in exported.text.splitlines()][-1]
+    assert ending["type"] == "run.completed"
+    assert ending["final_output"] == {"tier": "silver", "total": 210}
 
 
 def test_a_for_each_runs_its_body_per_item_and_collects_results_in_order(api: httpx.Client):
@@ -206,3 +212,47 @@ def test_a_delay_fires_after_the_orchestrator_was_killed_and_restarted_during_th
     run = finished(api, run_id)
     assert run["status"] == "completed"
     assert statuses(run) == {"start": "succeeded", "pause": "succeeded", "done": "succeeded"}
+
+
+def test_a_run_paused_on_an_error_notifies_its_owner_survives_a_restart_and_goes_on_when_skipped(
+    api: httpx.Client, running_system: System
+):
+    run_id = start_run(
+        api,
+        [
+            node(
+                "crm",
+                "http_request",
+                url="http://127.0.0.1:9/crm",
+                on_error="pause",
+                retry={"max_attempts": 1},
+                timeout_seconds=5,
+            ),
+            node("done", "end", output={"crm": "{{ nodes.crm.output }}", "after": "skip"}),
+        ],
+        [edge("start", "crm"), edge("crm", "done")],
+    )
+    run = finished(api, run_id)
+    assert run["status"] == "paused", run
+    assert "crm" in run["error"] and statuses(run) == {"start": "succeeded", "crm": "failed"}
+    listed = api.get("/api/v1/runs", params={"status": "paused"}).json()["items"]
+    assert run_id in [r["run_id"] for r in listed]
+    [task] = [t for t in api.get("/api/v1/tasks").json()["items"] if t["run_id"] == run_id]
+    assert task["node_id"] == "crm" and task["status"] == "open" and "crm" in task["title"]
+
+    # The pause is in the run's log: an orchestrator killed now knows the run is paused when it is back.
+    assert running_system.stop("orchestrator", signal.SIGKILL) == -signal.SIGKILL
+    running_system.start(("orchestrator",))
+    refused = api.post(f"/api/v1/runs/{run_id}/continue", json={"action": "jump"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["pointer"] == "/body/action"
+    accepted = api.post(f"/api/v1/runs/{run_id}/continue", json={"action": "skip"})
+    assert accepted.status_code == 202, accepted.text
+    deadline = time.monotonic() + 45
+    while (run := api.get(f"/api/v1/runs/{run_id}").json())["status"] in ("paused", "running"):
+        assert time.monotonic() < deadline, run
+        time.sleep(0.2)
+    assert run["status"] == "completed", run
+    assert run["final_output"] == {"crm": {}, "after": "skip"}
+    assert not [t for t in api.get("/api/v1/tasks").json()["items"] if t["run_id"] == run_id]
+    again = api.post(f"/api/v1/runs/{run_id}/continue", json={"action": "retry"})
+    assert again.status_code == 409 and again.json()["code"] == "wrong_state"

@@ -362,7 +362,7 @@ def record(**data):
     ],
 )
 def test_presets_decide_as_their_names_say(preset, data, expected):
-    assert evaluate(PRESETS[preset], record(**data), now=NOW) is expected
+    assert evaluate(PRESETS[preset].condition, record(**data), now=NOW) is expected
 
 
 def test_presets_read_only_trigger_record_data_and_round_trip_through_json():
@@ -370,7 +370,7 @@ def test_presets_read_only_trigger_record_data_and_round_trip_through_json():
         "invoice_overdue", "high_value_invoice", "enterprise_customer", "urgent_ticket",
         "project_near_deadline", "payment_failed",
     }  # fmt: skip
-    for condition in PRESETS.values():
+    for condition in (preset.condition for preset in PRESETS.values()):
         assert all(path[:3] == ("trigger", "record", "data") for path in referenced_fields(condition))
         assert parse_condition(condition.model_dump(mode="json")) == condition
 

@@ -218,7 +218,10 @@ def test_the_filter_and_function_lists_are_exactly_the_documented_ones():
         "upper", "lower", "title", "trim", "length", "first", "last", "sum", "min", "max", "join", "json",
         "keys", "values", "default", "currency", "date", "datetime",
     }  # fmt: skip
-    assert TEMPLATE_FUNCTIONS == {"now", "today", "timestamp", "uuid", "days_ago", "days_from_now"}
+    assert TEMPLATE_FUNCTIONS == {
+        "now", "today", "timestamp", "uuid", "days_ago", "days_from_now", "start_of_day", "end_of_day",
+        "start_of_week", "start_of_month", "days_until", "days_since", "is_overdue",
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

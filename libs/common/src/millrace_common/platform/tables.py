@@ -207,6 +207,7 @@ runs = Table(
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Column("last_seq", Integer, nullable=False),
+    Column("final_output", JSONB),
 )
 workflow_starts = Table(
     "workflow_starts",

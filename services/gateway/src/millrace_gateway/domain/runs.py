@@ -9,8 +9,9 @@ from millrace_gateway.domain.refusals import WrongState
 
 _MANUAL_RUNS = uuid5(NAMESPACE_URL, "millrace:manual-run")
 
-CANCELLABLE = frozenset({"running"})
+CANCELLABLE = frozenset({"running", "paused"})
 RETRYABLE = frozenset({"failed"})
+CONTINUABLE = frozenset({"paused"})
 
 
 def manual_run_id(workflow_id: UUID, idempotency_key: str) -> UUID:

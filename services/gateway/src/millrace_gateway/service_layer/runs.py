@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
-from millrace_common.contracts.messages.run_commands import CancelRun, RetryRun
+from millrace_common.contracts.messages.run_commands import CancelRun, ContinueRun, RetryRun
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS
 from sqlalchemy import Row
@@ -18,7 +19,7 @@ from millrace_gateway.adapters import runs
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.pages import Page
 from millrace_gateway.domain.refusals import NotFound
-from millrace_gateway.domain.runs import CANCELLABLE, RETRYABLE, refuse_unless
+from millrace_gateway.domain.runs import CANCELLABLE, CONTINUABLE, RETRYABLE, refuse_unless
 
 
 class Runs:
@@ -87,8 +88,26 @@ class Runs:
         )
         await self._send(tenant_id, run_id, command, allowed=RETRYABLE)
 
+    async def continue_paused(
+        self, tenant_id: str, run_id: UUID, action: Literal["retry", "skip"], *, requested_by: str
+    ) -> None:
+        """Let a run paused on a node's error go on: the node runs again (retry) or is passed over (skip)."""
+        command = ContinueRun(
+            tenant_id=tenant_id,
+            correlation_id=run_id,
+            run_id=run_id,
+            action=action,
+            requested_by=requested_by,
+        )
+        await self._send(tenant_id, run_id, command, allowed=CONTINUABLE)
+
     async def _send(
-        self, tenant_id: str, run_id: UUID, command: CancelRun | RetryRun, *, allowed: frozenset[str]
+        self,
+        tenant_id: str,
+        run_id: UUID,
+        command: CancelRun | RetryRun | ContinueRun,
+        *,
+        allowed: frozenset[str],
     ) -> None:
         async with self._engine.begin() as connection:
             run = await _run(connection, tenant_id, run_id)

@@ -1,4 +1,5 @@
 /** The gateway's REST API, same origin, with the signed-in user's bearer token. */
+import type { ConditionPreset } from "../model/conditions";
 import type {
   Definition,
   NodeType,
@@ -97,7 +98,9 @@ export function api(token: string) {
   return {
     me: () => call<{ roles: string[]; permissions: string[] }>("GET", "/me"),
     nodeTypes: () => call<NodeType[]>("GET", "/node-types"),
-    conditionPresets: () => call<Record<string, JsonObject>>("GET", "/condition-presets"),
+    conditionPresets: () => call<ConditionPreset[]>("GET", "/condition-presets"),
+    sampleRecords: (pipelineId: string) =>
+      call<{ items: { data: JsonObject }[] }>("GET", `/pipelines/${encodeURIComponent(pipelineId)}/records?limit=20`),
     listWorkflows: (query = "") =>
       call<{ items: WorkflowSummary[]; next_offset: number | null }>("GET", `/workflows${query}`),
     getWorkflow: (id: string) => call<Workflow>("GET", `/workflows/${id}`),
@@ -129,6 +132,8 @@ export function api(token: string) {
     getRun: (id: string) => call<Run>("GET", `/runs/${id}`),
     cancelRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/cancel`),
     retryRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/retry`),
+    continueRun: (id: string, action: "retry" | "skip") =>
+      call<{ accepted: string }>("POST", `/runs/${id}/continue`, { action }),
     listDeadLetters: (query: string) =>
       call<{ items: DeadLetterSummary[]; next_offset: number | null }>("GET", `/dead-letters${query}`),
     getDeadLetter: (id: number) => call<DeadLetter>("GET", `/dead-letters/${id}`),

@@ -1,31 +1,17 @@
+import {
+  CASE_OPERATORS,
+  DATE_OPERATORS,
+  fieldTypeOf,
+  operatorLabel,
+  operatorsFor,
+  OPERATOR_ALIASES,
+  type ConditionPreset,
+} from "../model/conditions";
 import type { Json, JsonObject } from "../model/types";
 import { parseLoose, showLoose } from "../model/schema";
 import type { Variable } from "../model/variables";
 import { TemplateInput } from "./TemplateInput";
 
-export const OPERATORS = [
-  "equals",
-  "not_equals",
-  "greater_than",
-  "greater_than_or_equals",
-  "less_than",
-  "less_than_or_equals",
-  "contains",
-  "not_contains",
-  "starts_with",
-  "ends_with",
-  "is_empty",
-  "is_not_empty",
-  "in",
-  "not_in",
-  "matches",
-  "before",
-  "after",
-  "between",
-  "length_equals",
-  "length_greater_than",
-  "length_less_than",
-];
 const NO_VALUE = new Set(["is_empty", "is_not_empty"]);
 
 type Kind = "comparison" | "and" | "or" | "not";
@@ -47,7 +33,7 @@ interface Props {
   field: string;
   variables: Variable[];
   problems: { path: string; message: string }[];
-  presets?: Record<string, JsonObject>;
+  presets?: ConditionPreset[];
 }
 
 /** A condition tree: a comparison, or all/any of several, or not. Pointers follow the JSON shape
@@ -78,16 +64,19 @@ export function ConditionEditor({ value, onChange, field, variables, problems, p
           <option value="or">any of</option>
           <option value="not">not</option>
         </select>
-        {presets && Object.keys(presets).length > 0 && (
+        {presets && presets.length > 0 && (
           <select
             aria-label="preset"
             value=""
-            onChange={(e) => e.target.value && onChange(structuredClone(presets[e.target.value]))}
+            onChange={(e) => {
+              const chosen = presets.find((p) => p.id === e.target.value);
+              if (chosen) onChange(structuredClone(chosen.condition));
+            }}
           >
             <option value="">preset…</option>
-            {Object.keys(presets).map((name) => (
-              <option key={name} value={name}>
-                {name.replace(/_/g, " ")}
+            {presets.map((preset) => (
+              <option key={preset.id} value={preset.id} title={preset.description}>
+                {preset.name}
               </option>
             ))}
           </select>
@@ -165,7 +154,9 @@ function Comparison({
   variables: Variable[];
   problems: { path: string; message: string }[];
 }) {
-  const operator = typeof value.operator === "string" ? value.operator : "equals";
+  const stored = typeof value.operator === "string" ? value.operator : "equals";
+  const operator = OPERATOR_ALIASES[stored] ?? stored;
+  const fieldType = fieldTypeOf(typeof value.field === "string" ? value.field : "", variables);
   const set = (key: string, next: Json | undefined) => {
     const copy: JsonObject = { ...value };
     if (next === undefined || next === "") delete copy[key];
@@ -204,16 +195,46 @@ function Comparison({
               delete copy.value_to;
             }
             if (e.target.value !== "between") delete copy.value_to;
+            if (!CASE_OPERATORS.has(e.target.value)) delete copy.ignore_case;
             onChange(copy);
           }}
         >
-          {OPERATORS.map((op) => (
+          {operatorsFor(fieldType, operator).map((op) => (
             <option key={op} value={op}>
-              {op.replace(/_/g, " ")}
+              {operatorLabel(op)}
             </option>
           ))}
         </select>
       </label>
+      {CASE_OPERATORS.has(operator) && (
+        <label className="inline">
+          <input
+            type="checkbox"
+            data-field={`${field}/ignore_case`}
+            checked={value.ignore_case === true}
+            onChange={(e) => set("ignore_case", e.target.checked ? true : undefined)}
+          />
+          ignore case
+        </label>
+      )}
+      {DATE_OPERATORS.has(operator) && (fieldType === "date" || fieldType === "unknown") && (
+        <label>
+          Time zone
+          <input
+            type="text"
+            data-field={`${field}/time_zone`}
+            value={typeof value.time_zone === "string" ? value.time_zone : ""}
+            placeholder="UTC, or e.g. Europe/Berlin"
+            className={errors("time_zone").length ? "invalid" : undefined}
+            onChange={(e) => set("time_zone", e.target.value.trim() === "" ? undefined : e.target.value.trim())}
+          />
+        </label>
+      )}
+      {errors("time_zone").map((p, i) => (
+        <div key={i} className="field-error">
+          {p.message}
+        </div>
+      ))}
       {errors("operator").map((p, i) => (
         <div key={i} className="field-error">
           {p.message}

@@ -1,3 +1,4 @@
+import type { ConditionPreset } from "../model/conditions";
 import { useState } from "react";
 import type { Json, JsonObject, JsonSchema } from "../model/types";
 import { COMMON_FIELDS, fieldKind, label, LITERAL_FIELDS, resolve, unwrapNullable } from "../model/schema";
@@ -20,7 +21,7 @@ interface FormProps {
   problems: FieldProblem[];
   /** Trigger configs are never rendered, so they get no template suggestions. */
   templates?: boolean;
-  presets?: Record<string, JsonObject>;
+  presets?: ConditionPreset[];
   readOnly?: boolean;
 }
 
@@ -105,7 +106,7 @@ interface FieldProps {
   problems: FieldProblem[];
   required: boolean;
   templates: boolean;
-  presets?: Record<string, JsonObject>;
+  presets?: ConditionPreset[];
 }
 
 function Field(props: FieldProps) {

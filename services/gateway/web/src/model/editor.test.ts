@@ -88,7 +88,14 @@ describe("opening the editor", () => {
   });
 
   it("keeps the node types and condition presets", () => {
-    const presets = { is_set: { field: "trigger", operator: "is_not_empty" } };
+    const presets = [
+      {
+        id: "is_set",
+        name: "Is set",
+        description: "anything",
+        condition: { field: "trigger", operator: "is_not_empty" },
+      },
+    ];
     const state = reduce(blank(), { type: "presetsLoaded", presets });
     expect(state.catalog).toBe(catalog);
     expect(state.presets).toBe(presets);

@@ -2,6 +2,7 @@
  * graph with its undo history) and what the page shows about it (validation, messages, versions,
  * the webhook address). The page's hooks do the I/O (API, clipboard, keyboard, time) and dispatch
  * what came of it, so every edit is tested here without React. */
+import type { ConditionPreset, FieldType } from "./conditions";
 import { applyEdgeChanges, applyNodeChanges, type Connection, type EdgeChange, type NodeChange } from "@xyflow/react";
 import { record, redo, replacePresent, undo, type History } from "../canvas/history";
 import {
@@ -31,7 +32,9 @@ export interface Message {
 
 export interface EditorState {
   catalog: NodeType[];
-  presets: Record<string, JsonObject>;
+  presets: ConditionPreset[];
+  /** The types of the trigger pipeline's record fields, read from sample records (when it has any). */
+  pipelineFields: Record<string, FieldType>;
   /** The stored workflow; null for a new one until its first save. */
   workflow: Workflow | null;
   name: string;
@@ -57,7 +60,8 @@ export interface EditorState {
 
 export type EditorAction =
   | { type: "catalogLoaded"; catalog: NodeType[] }
-  | { type: "presetsLoaded"; presets: Record<string, JsonObject> }
+  | { type: "presetsLoaded"; presets: ConditionPreset[] }
+  | { type: "pipelineSampled"; fields: Record<string, FieldType> }
   /** The stored workflow arrived; its definition (or an old version's) follows. */
   | { type: "workflowLoaded"; workflow: Workflow }
   | { type: "definitionLoaded"; definition: Definition }
@@ -97,7 +101,8 @@ export type EditorAction =
 export function initialEditorState(opening: { workflowId: string | null; version: number | null }): EditorState {
   return {
     catalog: [],
-    presets: {},
+    presets: [],
+    pipelineFields: {},
     workflow: null,
     name: "Untitled workflow",
     settings: {},
@@ -166,6 +171,16 @@ export function copySelection(graph: Graph): Graph | null {
 }
 
 /** The trigger's kind (webhook, schedule, …), or null without a trigger. */
+/** The pipeline a record trigger watches, or null. */
+export function triggerPipeline(nodes: CanvasNode[]): string | null {
+  const trigger = nodes.find((n) => n.type === "trigger");
+  const kind = typeof trigger?.data.kind === "string" ? trigger.data.kind : "";
+  const pipeline = trigger?.data.pipeline_id;
+  return (kind.startsWith("record_") || kind === "field_changed") && typeof pipeline === "string" && pipeline
+    ? pipeline
+    : null;
+}
+
 export function triggerKind(nodes: CanvasNode[]): string | null {
   const trigger = nodes.find((n) => n.type === "trigger");
   return typeof trigger?.data.kind === "string" ? trigger.data.kind : null;
@@ -328,6 +343,8 @@ export function editorReducer(state: EditorState, action: EditorAction): EditorS
       return { ...state, catalog: action.catalog };
     case "presetsLoaded":
       return { ...state, presets: action.presets };
+    case "pipelineSampled":
+      return { ...state, pipelineFields: action.fields };
     case "workflowLoaded":
       return { ...state, workflow: action.workflow, name: action.workflow.name };
     case "definitionLoaded":

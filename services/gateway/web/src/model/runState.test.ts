@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { applyEvent, foldRun, INITIAL_RUN_STATE, stateFromRun, summarize } from "./runState";
+import { applyEvent, foldRun, INITIAL_RUN_STATE, isTerminal, stateFromRun, summarize } from "./runState";
 import type { RunEvent } from "./types";
 
 const run = "7b0e4a4e-0000-4000-8000-000000000001";
@@ -229,5 +229,53 @@ describe("the run event fold", () => {
     expect(state.nodes.call).toMatchObject({ status: "running", attempt: 2 });
     expect(state.nodes.mark.status).toBe("skipped");
     expect(INITIAL_RUN_STATE.nodes).toEqual({});
+  });
+
+  it("pauses on a failed node and goes on when a person retries it", () => {
+    seq = 0;
+    const paused = foldRun([
+      ev("run.started"),
+      ev("node.scheduled", { node_id: "crm", node_type: "http_request", attempt: 1, input: {} }),
+      ev("node.failed", {
+        node_id: "crm",
+        node_type: "http_request",
+        attempt: 1,
+        error: { type: "http_status", message: "500" },
+        duration_ms: 3,
+      }),
+      ev("run.paused", { node_id: "crm", reason: "node 'crm' failed: 500", notify: { role: "admin" } }),
+    ]);
+    expect(paused.status).toBe("paused");
+    expect(paused.pausedNodes).toEqual(["crm"]);
+    expect(paused.reason).toBe("node 'crm' failed: 500");
+    expect(isTerminal(paused.status)).toBe(false);
+    const retried = applyEvent(paused, ev("run.continued", { node_ids: ["crm"], action: "retry" }));
+    expect(retried).toMatchObject({ status: "running", pausedNodes: [], reason: null });
+    expect(retried.nodes.crm).toMatchObject({ status: "pending", error: null });
+    const skipped = applyEvent(paused, ev("run.continued", { node_ids: ["crm"], action: "skip" }));
+    expect(skipped.nodes.crm.status).toBe("failed");
+    expect(skipped.status).toBe("running");
+  });
+
+  it("keeps the final output of a completed run, from its event or its stored record", () => {
+    seq = 0;
+    const done = foldRun([ev("run.started"), ev("run.completed", { final_output: { total: 42 } })]);
+    expect(done.status).toBe("completed");
+    expect(done.output).toEqual({ total: 42 });
+    const retried = foldRun([ev("run.failed", { reason: "x" }), ev("run.retried", { node_ids: [] })], done);
+    expect(retried.output).toBeNull();
+    const stored = stateFromRun({
+      run_id: run,
+      workflow_id: "w",
+      workflow_version: 1,
+      status: "completed",
+      error: null,
+      started_at: "2026-11-22T10:00:00Z",
+      finished_at: "2026-11-22T10:00:01Z",
+      trigger: {},
+      final_output: { total: 42 },
+      nodes: [],
+    });
+    expect(stored.output).toEqual({ total: 42 });
   });
 });

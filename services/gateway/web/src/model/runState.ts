@@ -43,13 +43,16 @@ export interface NodeRunState {
   takenHandles: string[] | null;
 }
 
-export type RunStatus = "pending" | "running" | "completed" | "failed" | "cancelled" | "timed_out" | "throttled";
+export type RunStatus =
+  "pending" | "running" | "paused" | "completed" | "failed" | "cancelled" | "timed_out" | "throttled";
 
 export interface RunViewState {
   status: RunStatus;
   lastSeq: number;
   reason: string | null;
   failedNodeId: string | null;
+  /** The nodes a paused run waits on (their on_error is pause): a person retries or skips them. */
+  pausedNodes: string[];
   /** By node instance key: the node id plus `[i]` per enclosing for_each item. */
   nodes: Record<string, NodeRunState>;
   output: Json;
@@ -60,6 +63,7 @@ export const INITIAL_RUN_STATE: RunViewState = {
   lastSeq: -1,
   reason: null,
   failedNodeId: null,
+  pausedNodes: [],
   nodes: {},
   output: null,
 };
@@ -182,8 +186,22 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
         status: "skipped",
         finishedAt: at,
       }));
+    case "run.paused":
+      return {
+        ...state,
+        status: "paused",
+        reason: (event.reason as string | undefined) ?? null,
+        pausedNodes: [...state.pausedNodes, key],
+      };
+    case "run.continued": {
+      let next: RunViewState = { ...state, status: "running", reason: null, pausedNodes: [] };
+      if (event.action === "retry")
+        for (const id of (event.node_ids as string[] | undefined) ?? [])
+          next = withNode(next, id, (n) => ({ ...n, status: "pending", error: null }));
+      return next;
+    }
     case "run.retried": {
-      let next: RunViewState = { ...state, status: "running", reason: null, failedNodeId: null };
+      let next: RunViewState = { ...state, status: "running", reason: null, failedNodeId: null, output: null };
       for (const id of event.node_ids ?? [])
         next = withNode(next, id, (n) => ({ ...n, status: "pending", error: null }));
       return next;
@@ -207,6 +225,8 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
         status: terminal,
         reason: (event.reason as string | undefined) ?? null,
         failedNodeId: (event.failed_node_id as string | undefined) ?? null,
+        // The run's final output: the output of its top-level end node that finished last.
+        output: terminal === "completed" ? ((event.final_output as Json | undefined) ?? null) : null,
       };
     }
   }
@@ -237,11 +257,21 @@ export function stateFromRun(run: Run): RunViewState {
   const nodes: Record<string, NodeRunState> = {};
   for (const row of run.nodes) nodes[row.node_id] = fromExecution(row);
   const status = (
-    ["running", "completed", "failed", "cancelled", "timed_out", "throttled"].includes(run.status)
+    ["running", "paused", "completed", "failed", "cancelled", "timed_out", "throttled"].includes(run.status)
       ? run.status
       : "running"
   ) as RunStatus;
-  return { status, lastSeq: -1, reason: run.error, failedNodeId: null, nodes, output: null };
+  // A stored run names no paused node: the failed nodes of a paused run are the ones it waits on.
+  const pausedNodes = status === "paused" ? run.nodes.filter((n) => n.status === "failed").map((n) => n.node_id) : [];
+  return {
+    status,
+    lastSeq: -1,
+    reason: run.error,
+    failedNodeId: null,
+    pausedNodes,
+    nodes,
+    output: run.final_output ?? null,
+  };
 }
 
 function fromExecution(row: NodeExecution): NodeRunState {

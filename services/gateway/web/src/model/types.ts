@@ -114,6 +114,8 @@ export interface RunSummary {
 
 export interface Run extends RunSummary {
   trigger: Json;
+  /** A completed run's output (that of its top-level end node that finished last); null otherwise. */
+  final_output?: Json;
   nodes: NodeExecution[];
 }
 

@@ -1,11 +1,14 @@
 /** What a template in a node can read at that point of the graph: the trigger's fields, the outputs
  * of nodes that can have run before it, `vars` from earlier set nodes, and `item`/`index` inside a
  * for_each body. Mirrors the reference rules of docs/node-reference.md#templates. */
+import type { FieldType } from "./conditions";
 import type { JsonObject } from "./types";
 
 export interface Variable {
   path: string;
   hint: string;
+  /** The value's type when it is known: the condition editor offers the operators that fit it. */
+  type?: FieldType;
 }
 
 interface GraphNode {
@@ -42,6 +45,47 @@ const TRIGGER_FIELDS: Record<string, [string, string][]> = {
   ],
   manual: [],
 };
+
+/** The types of the trigger fields and node outputs whose shape is fixed. */
+const KNOWN_TYPES: Record<string, FieldType> = {
+  "trigger.record.data": "object",
+  "trigger.record.old_data": "object",
+  "trigger.occurred_at": "date",
+  "trigger.changed_fields": "list",
+  "trigger.webhook.body": "object",
+  "trigger.webhook.received_at": "date",
+  "trigger.schedule.slot": "date",
+  "trigger.schedule.slot_local": "date",
+  "trigger.schedule.late": "boolean",
+  "output.text": "text",
+  "output.model": "text",
+  "output.label": "text",
+  "output.confidence": "number",
+  "output.reasoning": "text",
+  "output.records": "list",
+  "output.count": "number",
+  "output.result": "boolean",
+  "output.case": "text",
+  "output.results": "list",
+  "output.errors": "list",
+  "output.resumed_at": "date",
+  "output.status": "number",
+  "output.body": "object",
+  "output.headers": "object",
+  "output.decision": "text",
+  "output.decided_by": "text",
+  "output.note": "text",
+  "output.task_id": "text",
+};
+
+function knownType(path: string, nodeType?: string): FieldType | undefined {
+  if (path.startsWith("nodes.")) {
+    const field = path.split(".").slice(2).join(".");
+    if (nodeType === "ai_analysis" && field === "output.result") return "object";
+    return KNOWN_TYPES[field];
+  }
+  return KNOWN_TYPES[path];
+}
 
 const OUTPUT_FIELDS: Record<string, string[]> = {
   ai_prompt: ["text", "model", "usage"],
@@ -106,12 +150,21 @@ export function ancestors(nodeId: string, nodes: GraphNode[], edges: GraphEdge[]
   return [...new Set(out)];
 }
 
-export function availableVariables(nodeId: string, nodes: GraphNode[], edges: GraphEdge[]): Variable[] {
+export function availableVariables(
+  nodeId: string,
+  nodes: GraphNode[],
+  edges: GraphEdge[],
+  pipelineFields: Record<string, FieldType> = {},
+): Variable[] {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const trigger = nodes.find((n) => n.type === "trigger");
   const kind = typeof trigger?.data.kind === "string" ? trigger.data.kind : "manual";
   const out: Variable[] = [{ path: "trigger", hint: `what started the run (${kind})` }];
-  for (const [path, hint] of triggerFields(kind)) out.push({ path, hint });
+  for (const [path, hint] of triggerFields(kind)) out.push({ path, hint, type: knownType(path) });
+  if (kind.startsWith("record_") || kind === "field_changed") {
+    for (const [name, type] of Object.entries(pipelineFields))
+      out.push({ path: `trigger.record.data.${name}`, hint: `record field (${type})`, type });
+  }
   out.push({ path: "workflow.id", hint: "this workflow" }, { path: "workflow.version", hint: "its version" });
   const node = byId.get(nodeId);
   if (node?.parentId) {
@@ -133,7 +186,8 @@ export function availableVariables(nodeId: string, nodes: GraphNode[], edges: Gr
     const name = typeof ancestor.data.name === "string" ? ancestor.data.name : ancestor.id;
     out.push({ path: `nodes.${ancestor.id}.output`, hint: `output of ${name}` });
     for (const field of OUTPUT_FIELDS[ancestor.type ?? ""] ?? []) {
-      out.push({ path: `nodes.${ancestor.id}.output.${field}`, hint: name });
+      const path = `nodes.${ancestor.id}.output.${field}`;
+      out.push({ path, hint: name, type: knownType(path, ancestor.type) });
     }
     if (ancestor.data.on_error === "error_edge")
       out.push({ path: `nodes.${ancestor.id}.error`, hint: `error of ${name}` });

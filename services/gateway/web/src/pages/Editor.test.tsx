@@ -42,7 +42,7 @@ const workflow: Workflow = {
 function fakeApi() {
   return {
     nodeTypes: vi.fn(async () => catalog as unknown as NodeType[]),
-    conditionPresets: vi.fn(async () => ({})),
+    conditionPresets: vi.fn(async () => []),
     validate: vi.fn(async () => ({ valid: true, problems: [] })),
     getWorkflow: vi.fn(async () => workflow),
     version: vi.fn(async (_id: string, version: number) => ({

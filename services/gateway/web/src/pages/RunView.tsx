@@ -165,7 +165,30 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         {run && <Link to={`/workflows/${run.workflow_id}/runs`}>All runs</Link>}
         {run && <Link to={`/workflows/${run.workflow_id}`}>Workflow (v{run.workflow_version})</Link>}
         <span className="spacer" />
-        {status === "running" && (
+        {status === "paused" && (
+          <>
+            <span className="muted" id="paused-on">
+              Paused on {state.pausedNodes.join(", ") || "a failed node"}
+            </span>
+            {(["retry", "skip"] as const).map((action) => (
+              <button
+                key={action}
+                id={`${action}-paused`}
+                type="button"
+                onClick={async () => {
+                  try {
+                    await api.continueRun(runId, action);
+                  } catch (err) {
+                    setError((err as Error).message);
+                  }
+                }}
+              >
+                {action === "retry" ? "Retry the node" : "Skip the node"}
+              </button>
+            ))}
+          </>
+        )}
+        {(status === "running" || status === "paused") && (
           <button
             id="cancel-run"
             type="button"
@@ -251,6 +274,16 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
                   <dt>Version</dt>
                   <dd>v{run.workflow_version}</dd>
                 </dl>
+              )}
+              {status === "completed" && (
+                <>
+                  <h3>Final output</h3>
+                  <pre className="json" id="run-final-output">
+                    {(state.output ?? run?.final_output ?? null) === null
+                      ? "— (no end node ran)"
+                      : pretty(state.output ?? run?.final_output ?? null)}
+                  </pre>
+                </>
               )}
               <p className="hint">Select a node to see its input, output, error, attempts and durations.</p>
               <h3>Trigger</h3>

@@ -20,7 +20,14 @@ from millrace_common.contracts.topics import RUNS_APPROVALS, RUNS_EVENTS, Consum
 from millrace_common.platform.bulk import Write, insert_write, rows_document, together, update_write
 from millrace_common.platform.outbox import Record, outbox_write, records
 from millrace_common.platform.pg import array_literal, execute
-from millrace_common.platform.tables import node_executions, processed_messages, runs, timers, workflow_starts
+from millrace_common.platform.tables import (
+    node_executions,
+    processed_messages,
+    runs,
+    tasks,
+    timers,
+    workflow_starts,
+)
 from pydantic import TypeAdapter
 
 from millrace_orchestrator.domain.decide import WorkflowStarts
@@ -350,6 +357,20 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
         )
     if writes.new_timers:
         statements.append(insert_write(timers, list(writes.new_timers.values()), param="new_timers"))
+    for index, (_, closed) in enumerate(_by_columns(writes.closed_tasks.items()).items()):
+        rows = [{"id": task_id, **row} for task_id, row in closed]
+        statements.append(update_write(tasks, "id", rows, param=f"closed_tasks{index}"))
+    for index, (_, new) in enumerate(_by_columns(writes.new_tasks.items()).items()):
+        statements.append(
+            insert_write(
+                tasks,
+                [row for _, row in new],
+                param=f"new_tasks{index}",
+                conflict_keys=("id",),
+                # Paused on the same node again after a retry: the task opens again.
+                update_on_conflict=("status", "title", "message", "created_at", "done_at", "done_by"),
+            )
+        )
     if writes.starts:
         starts = [
             {"tenant_id": t, "workflow_id": w, "minute": m, "started": n}

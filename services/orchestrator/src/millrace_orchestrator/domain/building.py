@@ -11,6 +11,7 @@ from uuid import UUID
 from millrace_common.contracts.messages.node_commands import NodeFailedResult, NodeSucceededResult
 from millrace_common.contracts.messages.run_commands import (
     CancelRun,
+    ContinueRun,
     FireTimer,
     ResumeRun,
     RetryRun,
@@ -18,6 +19,7 @@ from millrace_common.contracts.messages.run_commands import (
 )
 from millrace_common.contracts.messages.run_events import (
     ForEachItemScheduled,
+    RunContinued,
     RunEvent,
     RunRetried,
     TimerPurpose,
@@ -28,7 +30,16 @@ from millrace_common.language.workflow import Node
 
 from millrace_orchestrator.domain.state import RunState, evolve, split_key
 
-Message = StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | NodeSucceededResult | NodeFailedResult
+Message = (
+    StartRun
+    | CancelRun
+    | RetryRun
+    | FireTimer
+    | ResumeRun
+    | ContinueRun
+    | NodeSucceededResult
+    | NodeFailedResult
+)
 
 
 @dataclass(frozen=True)
@@ -65,8 +76,9 @@ class _Builder:
         )
         self.events.append(event)
         self.state = evolve(self.state, event)
-        if event_type is RunRetried:
-            # A retried run looks at every item again: a run that ended mid-pass left some unseen.
+        if event_type is RunRetried or event_type is RunContinued:
+            # A retried or continued run looks at every item again: a run that ended or paused mid-pass
+            # left some unseen (items that finished while it was paused were not advanced).
             for loop_key, loop in self.state.loops.items():
                 _, loop_scope = split_key(loop_key)
                 self.touched.update(f"{loop_scope}[{index}]" for index in loop.running)

@@ -14,12 +14,19 @@ from uuid import UUID
 from millrace_common.contracts.messages.node_commands import NodeFailedResult, NodeSucceededResult
 from millrace_common.contracts.messages.run_commands import (
     CancelRun,
+    ContinueRun,
     FireTimer,
     ResumeRun,
     RetryRun,
     StartRun,
 )
-from millrace_common.contracts.messages.run_events import RunCancelled, RunRetried, RunStarted, RunThrottled
+from millrace_common.contracts.messages.run_events import (
+    RunCancelled,
+    RunContinued,
+    RunRetried,
+    RunStarted,
+    RunThrottled,
+)
 
 from millrace_orchestrator.domain.building import Decision, Message, _Builder, _instance
 from millrace_orchestrator.domain.load import (
@@ -78,7 +85,7 @@ def decide(
                 return builder.decision()
             _start_run(builder, message)
         case CancelRun():
-            if state.status is not RunStatus.RUNNING:
+            if state.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
                 return Decision()
             builder.emit(RunCancelled, reason=message.reason, requested_by=message.requested_by)
         case RetryRun():
@@ -91,6 +98,10 @@ def decide(
             # The failure removed the run's timers; the retried run gets a whole timeout again.
             minutes = state.definition.settings.timeout_minutes
             builder.timer("run_timeout", builder.now + timedelta(minutes=minutes))
+        case ContinueRun():
+            if state.status is not RunStatus.PAUSED:
+                return Decision()
+            _continue(builder, message)
         case FireTimer():
             if message.timer_id not in state.timers:
                 return Decision()
@@ -108,6 +119,19 @@ def decide(
             return Decision()
     _settle(builder)
     return builder.decision()
+
+
+def _continue(builder: _Builder, message: ContinueRun) -> None:
+    """The node the run paused on runs again, or is passed over with an empty output; the run's
+    timeout starts again, as after a retry (a paused run fires none of its timers)."""
+    paused = builder.state.paused_nodes
+    builder.emit(RunContinued, node_ids=paused, action=message.action, requested_by=message.requested_by)
+    if message.action == "skip":
+        for key in paused:
+            node, scope = _instance(builder.state, key)
+            _succeed(builder, node, scope, builder.state.node(key).attempt, {})
+    minutes = builder.state.definition.settings.timeout_minutes
+    builder.timer("run_timeout", builder.now + timedelta(minutes=minutes))
 
 
 def _start_run(builder: _Builder, message: StartRun) -> None:

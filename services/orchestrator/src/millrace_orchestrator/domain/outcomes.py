@@ -12,6 +12,7 @@ from millrace_common.contracts.messages.run_events import (
     NodeRetryScheduled,
     NodeSucceeded,
     RunFailed,
+    RunPaused,
 )
 from millrace_common.contracts.node_errors import RETRY_EVERY_TYPE, NodeErrorType
 from millrace_common.language.conditions import ConditionError
@@ -22,10 +23,13 @@ from millrace_orchestrator.domain.building import _Builder
 from millrace_orchestrator.domain.rendering import PayloadTooLarge
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, instance_key, split_key
 
+_TAKES_RESULTS = frozenset({RunStatus.RUNNING, RunStatus.PAUSED})
+
 
 def _is_current_attempt(state: RunState, message: NodeSucceededResult | NodeFailedResult) -> bool:
     node_id, _ = split_key(message.node_id)
-    if state.status is not RunStatus.RUNNING or node_id not in {n.id for n in state.definition.nodes}:
+    # A paused run still takes its other nodes' results: it only starts nothing new until it goes on.
+    if state.status not in _TAKES_RESULTS or node_id not in {n.id for n in state.definition.nodes}:
         return False
     node = state.node(message.node_id)
     return node.status is NodeStatus.SCHEDULED and node.attempt == message.attempt
@@ -77,8 +81,21 @@ def _fail(
     builder.emit(
         NodeFailed, node_id=key, node_type=node.type, attempt=attempt, error=error, duration_ms=duration_ms
     )
+    if node.data.on_error == "pause" and not scope:
+        builder.emit(
+            RunPaused, node_id=key, reason=f"node {key!r} failed: {error.message}", notify=_owner(builder)
+        )
+        return
     if node.data.on_error != "error_edge" and not scope:
         builder.emit(RunFailed, reason=f"node {key!r} failed: {error.message}", failed_node_id=key)
+
+
+def _owner(builder: _Builder) -> dict[str, JsonValue]:
+    """Who decides a paused run: the person who started it when a person did, else the tenant's admins."""
+    trigger = builder.state.trigger
+    if trigger is not None and trigger.started_by:
+        return {"user": trigger.started_by}
+    return {"role": "admin"}
 
 
 def retry_policy(state: RunState, node: Node) -> RetryPolicy:

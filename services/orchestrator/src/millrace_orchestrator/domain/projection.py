@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from millrace_common.contracts.messages.run_events import (
     ApprovalRequested,
@@ -26,8 +26,10 @@ from millrace_common.contracts.messages.run_events import (
     NodeSucceeded,
     RunCancelled,
     RunCompleted,
+    RunContinued,
     RunEvent,
     RunFailed,
+    RunPaused,
     RunRetried,
     RunStarted,
     RunThrottled,
@@ -74,6 +76,9 @@ class ProjectionWrites:
     fired_timers: set[UUID] = field(default_factory=set)
     settled_attempt_timers: set[NodeTimeoutTimers] = field(default_factory=set)
     finished_run_timers: set[UUID] = field(default_factory=set)
+    # A paused run's task for the person who decides, and the runs whose task a decision closed.
+    new_tasks: dict[UUID, Row] = field(default_factory=dict)
+    closed_tasks: dict[UUID, Row] = field(default_factory=dict)
 
     def update_run(self, run_id: UUID, **values: object) -> None:
         target = self.new_runs.get(run_id)
@@ -173,6 +178,7 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
                 "error": event.reason if throttled else None,
                 "started_at": event.occurred_at,
                 "finished_at": event.occurred_at if throttled else None,
+                "final_output": None,
                 "last_seq": event.seq,
             }
             return
@@ -231,10 +237,43 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
             values: Row = {"status": status, "finished_at": event.occurred_at}
             if error is not None:
                 values["error"] = error
+            if isinstance(event, RunCompleted):
+                values["final_output"] = event.final_output
             writes.update_run(event.run_id, last_seq=event.seq, **values)
             writes.cancel_run_timers(event.run_id)
             if not isinstance(event, RunCompleted):
                 writes.abandon_nodes(event.run_id)
+            return
+        case RunPaused():
+            writes.update_run(event.run_id, last_seq=event.seq, status="paused", error=event.reason)
+            task_id = paused_task_id(event.run_id, event.node_id)
+            writes.new_tasks[task_id] = {
+                "id": task_id,
+                "tenant_id": event.tenant_id,
+                "assignee_user": event.notify.get("user"),
+                "assignee_role": None if event.notify.get("user") else event.notify.get("role", "admin"),
+                "title": f"A run is paused: node {event.node_id!r} failed",
+                "message": f"{event.reason}. Retry the node or skip it from the run view, or with"
+                f' POST /api/v1/runs/{event.run_id}/continue {{"action": "retry"}} or {{"action": "skip"}}.',
+                "run_id": event.run_id,
+                "node_id": event.node_id,
+                "status": "open",
+                "created_at": event.occurred_at,
+                "done_at": None,
+                "done_by": None,
+            }
+            return
+        case RunContinued():
+            if event.action == "retry":
+                writes.set_node_status(event.run_id, event.node_ids, "pending")
+            writes.update_run(event.run_id, last_seq=event.seq, status="running", error=None)
+            for node_id in event.node_ids:
+                task_id = paused_task_id(event.run_id, node_id)
+                closed = {"status": "done", "done_at": event.occurred_at, "done_by": event.requested_by}
+                if task_id in writes.new_tasks:
+                    writes.new_tasks[task_id].update(closed)
+                else:
+                    writes.closed_tasks[task_id] = closed
             return
         case RunRetried():
             writes.set_node_status(event.run_id, event.node_ids, "pending")
@@ -243,6 +282,11 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
             )
             return
     writes.update_run(event.run_id, last_seq=event.seq)
+
+
+def paused_task_id(run_id: UUID, node_id: str) -> UUID:
+    """The task of a run paused on a node: one per run and node, so a redelivered event writes it once."""
+    return uuid5(run_id, f"paused:{node_id}")
 
 
 _FINISHED_STATUS = {

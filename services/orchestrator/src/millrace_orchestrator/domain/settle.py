@@ -56,7 +56,7 @@ def _settle(builder: _Builder) -> None:
     if builder.state.status is RunStatus.RUNNING and all(
         builder.state.node(n.id).status in TERMINAL_NODE_STATUSES for n in definition.top_level
     ):
-        builder.emit(RunCompleted)
+        builder.emit(RunCompleted, final_output=builder.state.final_output)
 
 
 def _advance_scope(builder: _Builder, parent_id: str | None, scope: str) -> bool:

@@ -26,8 +26,10 @@ from millrace_common.contracts.messages.run_events import (
     NodeSucceeded,
     RunCancelled,
     RunCompleted,
+    RunContinued,
     RunEvent,
     RunFailed,
+    RunPaused,
     RunRetried,
     RunStarted,
     RunStatus,
@@ -107,6 +109,10 @@ class RunState:
     variables: Mapping[str, object] = field(default_factory=Map)
     timers: Map[UUID, TimerScheduled] = field(default_factory=Map)
     loops: Map[str, LoopState] = field(default_factory=Map)
+    # The output of the top-level end node that finished last: the run's final output.
+    final_output: JsonObject | None = None
+    # The nodes a paused run waits on (their on_error is pause): a person retries or skips them.
+    paused_nodes: tuple[str, ...] = ()
     last_seq: int = 0
 
     def node(self, node_id: str) -> NodeState:
@@ -181,6 +187,8 @@ def _(event: NodeSucceeded, state: RunState) -> RunState:
     )
     if event.node_type == "set":
         return replace(succeeded, variables=succeeded.variables.update(event.output))
+    if event.node_type == "end" and "[" not in event.node_id:
+        return replace(succeeded, final_output=event.output)
     return succeeded
 
 
@@ -221,7 +229,7 @@ def _(event: TimerFired, state: RunState) -> RunState:
 
 def _finish(state: RunState, status: RunStatus) -> RunState:
     """A finished run fires no timers (the shell deletes their rows in the same transaction)."""
-    return replace(state, status=status, timers=Map())
+    return replace(state, status=status, timers=Map(), paused_nodes=())
 
 
 @_apply.register
@@ -242,6 +250,21 @@ def _(event: RunTimedOut, state: RunState) -> RunState:
 @_apply.register
 def _(event: RunCancelled, state: RunState) -> RunState:
     return _finish(state, RunStatus.CANCELLED)
+
+
+@_apply.register
+def _(event: RunPaused, state: RunState) -> RunState:
+    return replace(state, status=RunStatus.PAUSED, paused_nodes=(*state.paused_nodes, event.node_id))
+
+
+@_apply.register
+def _(event: RunContinued, state: RunState) -> RunState:
+    running = replace(state, status=RunStatus.RUNNING, paused_nodes=())
+    if event.action == "retry":
+        for node_id in event.node_ids:
+            node = running.node(node_id)
+            running = running.with_node(node_id, NodeState(status=NodeStatus.PENDING, attempt=node.attempt))
+    return running
 
 
 @_apply.register

@@ -19,7 +19,12 @@ from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, 
 
 def _fire(builder: _Builder, timer: TimerScheduled) -> None:
     builder.emit(TimerFired, timer_id=timer.timer_id)
-    if builder.state.status is not RunStatus.RUNNING:
+    status = builder.state.status
+    # A paused run does not time out while a person decides (it gets a new timeout when it goes on);
+    # its other nodes' retries, delays and deadlines go on.
+    if status is not RunStatus.RUNNING and not (
+        status is RunStatus.PAUSED and timer.purpose != "run_timeout"
+    ):
         return
     if timer.purpose == "run_timeout":
         minutes = builder.state.definition.settings.timeout_minutes
@@ -47,7 +52,7 @@ def _awaits_decision(state: RunState, key: str) -> bool:
     node_id, _ = split_key(key)
     known = {n.id: n.type for n in state.definition.nodes}
     return (
-        state.status is RunStatus.RUNNING
+        state.status in (RunStatus.RUNNING, RunStatus.PAUSED)
         and known.get(node_id) == "approval"
         and state.node(key).status is NodeStatus.SCHEDULED
     )

@@ -70,7 +70,17 @@ class ResumeRun(Envelope):
     note: str = Field(default="", max_length=5000)
 
 
+class ContinueRun(Envelope):
+    """A person answers a run paused on a node's error (``on_error: pause``): ``retry`` runs the node
+    again, ``skip`` lets the run go on past it as if it had succeeded with an empty output."""
+
+    type: Literal["run.continue"] = "run.continue"
+    run_id: UUID
+    action: Literal["retry", "skip"]
+    requested_by: str | None = None
+
+
 AnyRunCommand = Annotated[
-    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun, Field(discriminator="type")
+    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | ContinueRun, Field(discriminator="type")
 ]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

@@ -64,6 +64,10 @@ class NodeSkipped(RunEvent):
 
 class RunCompleted(RunEvent):
     type: Literal["run.completed"] = "run.completed"
+    final_output: JsonObject | None = Field(
+        default=None,
+        description="The output of the top-level end node that finished last; None when no end node ran",
+    )
 
 
 class RunFailed(RunEvent):
@@ -168,6 +172,28 @@ class RunCancelled(RunEvent):
     requested_by: str | None = None
 
 
+class RunPaused(RunEvent):
+    """A node failed after its last attempt and its ``on_error`` is ``pause``: the run waits for a
+    person to retry or skip the node (``run.continue``); its owner is given a task to decide."""
+
+    type: Literal["run.paused"] = "run.paused"
+    node_id: str
+    reason: str
+    notify: JsonObject = Field(
+        description="Who is asked to decide: {'user': ...} (the workflow's owner, or the person who "
+        "started the run) or {'role': 'admin'}"
+    )
+
+
+class RunContinued(RunEvent):
+    """A paused run goes on: its failed node runs again (``retry``) or is passed over (``skip``)."""
+
+    type: Literal["run.continued"] = "run.continued"
+    node_ids: tuple[str, ...] = Field(description="The nodes the run was paused on")
+    action: Literal["retry", "skip"]
+    requested_by: str | None = None
+
+
 class RunRetried(RunEvent):
     """The failed nodes go back to pending; the next attempt of each follows."""
 
@@ -186,6 +212,8 @@ AnyRunEvent = Annotated[
     | RunFailed
     | RunCancelled
     | RunRetried
+    | RunPaused
+    | RunContinued
     | TimerScheduled
     | TimerFired
     | NodeRetryScheduled
@@ -210,6 +238,7 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
     THROTTLED = "throttled"
+    PAUSED = "paused"
 
 
 def event_type(model: type[RunEvent]) -> str:

@@ -14,9 +14,11 @@ the ready-made conditions. Import the names from this package.
 
 from __future__ import annotations
 
-from millrace_common.language.conditions.evaluation import ConditionError, evaluate
+from millrace_common.language.conditions.evaluation import RELATIVE_VALUES, ConditionError, evaluate
 from millrace_common.language.conditions.model import (
+    CASE_OPERATORS,
     MAX_DEPTH,
+    OPERATOR_ALIASES,
     AllOf,
     AnyOf,
     Comparison,
@@ -26,11 +28,14 @@ from millrace_common.language.conditions.model import (
     parse_condition,
     referenced_fields,
 )
-from millrace_common.language.conditions.presets import PRESETS
+from millrace_common.language.conditions.presets import PRESETS, Preset
 
 __all__ = [
+    "CASE_OPERATORS",
     "MAX_DEPTH",
+    "OPERATOR_ALIASES",
     "PRESETS",
+    "RELATIVE_VALUES",
     "AllOf",
     "AnyOf",
     "Comparison",
@@ -38,6 +43,7 @@ __all__ = [
     "ConditionError",
     "Negation",
     "Operator",
+    "Preset",
     "evaluate",
     "parse_condition",
     "referenced_fields",

@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import re2
 from pydantic import JsonValue
 
 from millrace_common.contracts.json_values import describe, is_number, json_equal
+from millrace_common.language import dates
 from millrace_common.language.conditions.model import AllOf, AnyOf, Comparison, Condition, Negation, Operator
 
 MAX_PATTERN_CHARS = 1000
 
-_ISO_INSTANT = re.compile(
-    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|z|[+-]\d{2}:?\d{2})?)?"
-)
 _RELATIVE = re.compile(r"([+-])(\d{1,6})([hdw])")
-_RELATIVE_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_CALENDAR: Mapping[str, Callable[[datetime, ZoneInfo], datetime]] = {
+    "today": dates.start_of_day,
+    "start_of_day": dates.start_of_day,
+    "end_of_day": dates.end_of_day,
+    "start_of_week": dates.start_of_week,
+    "start_of_month": dates.start_of_month,
+}
+RELATIVE_VALUES = frozenset({"now", *_CALENDAR})
+"""The relative values a condition compares dates with, besides offsets such as '+7d'."""
 
 
 class ConditionError(ValueError):
@@ -67,6 +74,8 @@ def _read(context: Mapping[str, JsonValue], field: str) -> JsonValue:
 
 def _compare(comparison: Comparison, actual: JsonValue, now: datetime | None) -> bool:
     operator, expected = comparison.operator, comparison.value
+    tz = dates.zone(comparison.time_zone or "UTC")
+    fold = _casefold if comparison.ignore_case else _same
     match operator:
         case Operator.EQUALS:
             return json_equal(actual, expected)
@@ -81,33 +90,33 @@ def _compare(comparison: Comparison, actual: JsonValue, now: datetime | None) ->
         case Operator.NOT_IN:
             return not any(json_equal(actual, item) for item in _list_value(operator, expected))
         case Operator.CONTAINS:
-            return _contains(operator, actual, expected)
+            return _contains(operator, actual, expected, fold)
         case Operator.NOT_CONTAINS:
-            return not _contains(operator, actual, expected)
+            return not _contains(operator, actual, expected, fold)
         case Operator.STARTS_WITH:
-            prefix = _text_value(operator, expected)
-            return actual is not None and _text(operator, actual).startswith(prefix)
+            prefix = fold(_text_value(operator, expected))
+            return actual is not None and fold(_text(operator, actual)).startswith(prefix)
         case Operator.ENDS_WITH:
-            suffix = _text_value(operator, expected)
-            return actual is not None and _text(operator, actual).endswith(suffix)
+            suffix = fold(_text_value(operator, expected))
+            return actual is not None and fold(_text(operator, actual)).endswith(suffix)
         case Operator.MATCHES:
             pattern = _pattern(_text_value(operator, expected))
             return actual is not None and pattern.search(_text(operator, actual)) is not None
         case Operator.LENGTH_EQUALS | Operator.LENGTH_GREATER_THAN | Operator.LENGTH_LESS_THAN:
             return _length_test(operator, actual, expected)
         case Operator.BEFORE | Operator.AFTER:
-            bound = _date_value(operator, expected, now)
+            bound = _date_value(operator, expected, now, tz)
             if actual is None:
                 return False
-            moment = _date(operator, actual)
+            moment = _date(operator, actual, tz)
             return moment < bound if operator is Operator.BEFORE else moment > bound
         case Operator.BETWEEN:
             if expected is None or comparison.value_to is None:
                 raise ConditionError("between needs both value and value_to")
-            above_low = _order(operator, actual, expected, now)
-            below_high = _order(operator, actual, comparison.value_to, now)
+            above_low = _order(operator, actual, expected, now, tz)
+            below_high = _order(operator, actual, comparison.value_to, now, tz)
             return above_low is not None and below_high is not None and above_low >= 0 and below_high <= 0
-    order = _order(operator, actual, expected, now)
+    order = _order(operator, actual, expected, now, tz)
     if order is None:
         return False
     match operator:
@@ -125,12 +134,23 @@ def _is_empty(value: JsonValue) -> bool:
     return value is None or (isinstance(value, (str, list, dict)) and len(value) == 0)
 
 
-def _contains(operator: Operator, actual: JsonValue, expected: JsonValue) -> bool:
+def _same(text: str) -> str:
+    return text
+
+
+def _casefold(text: str) -> str:
+    return text.casefold()
+
+
+def _contains(operator: Operator, actual: JsonValue, expected: JsonValue, fold: Callable[[str], str]) -> bool:
     if actual is None:
         return False
     if isinstance(actual, str):
-        return _text_value(operator, expected) in actual
+        return fold(_text_value(operator, expected)) in fold(actual)
     if isinstance(actual, list):
+        if fold is _casefold and isinstance(expected, str):
+            wanted = fold(expected)
+            return any(isinstance(item, str) and fold(item) == wanted for item in actual)
         return any(json_equal(item, expected) for item in actual)
     raise ConditionError(f"{operator} works on text and lists, not on {_describe(actual)}")
 
@@ -149,7 +169,9 @@ def _length_test(operator: Operator, actual: JsonValue, expected: JsonValue) -> 
     return len(actual) < expected
 
 
-def _order(operator: Operator, actual: JsonValue, expected: JsonValue, now: datetime | None) -> int | None:
+def _order(
+    operator: Operator, actual: JsonValue, expected: JsonValue, now: datetime | None, tz: ZoneInfo
+) -> int | None:
     """-1, 0 or 1 as the field's value is below, at or above ``expected``; None when the field has no value.
 
     Numbers order as numbers; text orders as dates when both sides are ISO-8601 dates (or the expected
@@ -157,14 +179,14 @@ def _order(operator: Operator, actual: JsonValue, expected: JsonValue, now: date
     """
     if expected is None:
         raise ConditionError(f"{operator} needs a value to compare with")
-    relative = _relative(expected, now) if isinstance(expected, str) else None
+    relative = _relative(expected, now, tz) if isinstance(expected, str) else None
     if actual is None:
         return None
     if is_number(actual) and is_number(expected):
         return _sign(actual, expected)
     if isinstance(actual, str) and isinstance(expected, str):
-        moment = _instant(actual)
-        bound = relative if relative is not None else _instant(expected)
+        moment = _instant(actual, tz)
+        bound = relative if relative is not None else _instant(expected, tz)
         if moment is not None and bound is not None:
             return _sign(moment, bound)
         if relative is None:
@@ -179,9 +201,9 @@ def _sign(left: _Ordered, right: _Ordered) -> int:
     return (left > right) - (left < right)
 
 
-def _date_value(operator: Operator, expected: JsonValue, now: datetime | None) -> datetime:
+def _date_value(operator: Operator, expected: JsonValue, now: datetime | None, tz: ZoneInfo) -> datetime:
     if isinstance(expected, str):
-        bound = _relative(expected, now) or _instant(expected)
+        bound = _relative(expected, now, tz) or _instant(expected, tz)
         if bound is not None:
             return bound
     raise ConditionError(
@@ -189,46 +211,43 @@ def _date_value(operator: Operator, expected: JsonValue, now: datetime | None) -
     )
 
 
-def _date(operator: Operator, actual: JsonValue) -> datetime:
-    moment = _instant(actual) if isinstance(actual, str) else None
+def _date(operator: Operator, actual: JsonValue, tz: ZoneInfo) -> datetime:
+    moment = _instant(actual, tz) if isinstance(actual, str) else None
     if moment is None:
         raise ConditionError(f"{operator} expects a date, got {_describe(actual)}")
     return moment
 
 
-def _instant(text: str) -> datetime | None:
-    """An ISO-8601 date or date-time as an aware instant; one without an offset is taken as UTC."""
-    stripped = text.strip()
-    if not _ISO_INSTANT.fullmatch(stripped):
-        return None
-    try:
-        moment = (
-            datetime.combine(date.fromisoformat(stripped), datetime.min.time())
-            if len(stripped) == 10
-            else datetime.fromisoformat(stripped)
-        )
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+def _instant(text: str, tz: ZoneInfo) -> datetime | None:
+    """An ISO-8601 date or date-time as an aware instant; a date alone is its first instant in ``tz``,
+    a date-time without an offset is UTC."""
+    read = dates.read_date(text)
+    if read is None or isinstance(read, datetime):
+        return read
+    return dates.day_start(read, tz)
 
 
-def _relative(text: str, now: datetime | None) -> datetime | None:
-    """'now', 'today' (midnight UTC) or an offset from now like '+7d', '-30d', '+2h', '+1w'."""
+def _relative(text: str, now: datetime | None, tz: ZoneInfo) -> datetime | None:
+    """'now'; 'today' (the start of today), 'start_of_day', 'end_of_day', 'start_of_week' (Monday) or
+    'start_of_month', of now's day in ``tz``; or an offset from now like '+7d', '-30d', '+2h', '+1w'
+    (days and weeks are calendar days in ``tz``: the same wall-clock time, across a DST change too)."""
     token = text.strip().lower()
     offset = _RELATIVE.fullmatch(token)
-    if token not in {"now", "today"} and offset is None:
+    if token not in RELATIVE_VALUES and offset is None:
         return None
     if now is None:
         raise ConditionError(f"'{text}' is relative to the current time, so evaluate needs now")
     current = (now if now.tzinfo is not None else now.replace(tzinfo=UTC)).astimezone(UTC)
     if token == "now":
         return current
-    if token == "today":
-        return current.replace(hour=0, minute=0, second=0, microsecond=0)
+    if token in _CALENDAR:
+        return _CALENDAR[token](current, tz)
     assert offset is not None
     sign, count, unit = offset.groups()
-    step = int(count) * _RELATIVE_UNITS[unit]
-    return current + step if sign == "+" else current - step
+    steps = int(count) if sign == "+" else -int(count)
+    if unit == "h":
+        return current + timedelta(hours=steps)
+    return dates.add_days(current, steps * (7 if unit == "w" else 1), tz)
 
 
 @functools.lru_cache(maxsize=256)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated
 
 from pydantic import (
@@ -21,6 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from millrace_common.language import dates
 
 MAX_DEPTH = 32
 MAX_FIELD_CHARS = 500
@@ -52,6 +55,24 @@ class Operator(StrEnum):
     LENGTH_LESS_THAN = "length_less_than"
 
 
+OPERATOR_ALIASES: Mapping[str, Operator] = MappingProxyType(
+    {
+        "==": Operator.EQUALS,
+        "!=": Operator.NOT_EQUALS,
+        ">": Operator.GREATER_THAN,
+        ">=": Operator.GREATER_THAN_OR_EQUALS,
+        "<": Operator.LESS_THAN,
+        "<=": Operator.LESS_THAN_OR_EQUALS,
+    }
+)
+"""The short spellings accepted for the named operators; a condition is stored with the named one."""
+
+CASE_OPERATORS = frozenset(
+    {Operator.CONTAINS, Operator.NOT_CONTAINS, Operator.STARTS_WITH, Operator.ENDS_WITH}
+)
+"""The operators ``ignore_case`` applies to."""
+
+
 class Comparison(BaseModel):
     """One test: the value at ``field`` compared with ``value`` (and ``value_to``, for ``between``)."""
 
@@ -61,6 +82,41 @@ class Comparison(BaseModel):
     operator: Operator
     value: JsonValue = None
     value_to: JsonValue = None
+    # Left out of a dump while unused, so conditions stored before these options read back unchanged.
+    ignore_case: bool = Field(
+        default=False,
+        exclude_if=lambda ignore_case: not ignore_case,
+        description="contains, not_contains, starts_with and ends_with compare text regardless of case",
+    )
+    time_zone: str | None = Field(
+        default=None,
+        exclude_if=lambda time_zone: time_zone is None,
+        max_length=64,
+        description="The IANA zone relative values ('today', 'start_of_week', '+1d') and dates without a "
+        "time are read in; UTC when not given",
+    )
+
+    @field_validator("operator", mode="before")
+    @classmethod
+    def _named_operator(cls, operator: object) -> object:
+        return OPERATOR_ALIASES.get(operator, operator) if isinstance(operator, str) else operator
+
+    @model_validator(mode="after")
+    def _case_applies(self) -> Comparison:
+        if self.ignore_case and self.operator not in CASE_OPERATORS:
+            names = ", ".join(sorted(CASE_OPERATORS))
+            raise ValueError(f"ignore_case applies to {names}, not to {self.operator}")
+        return self
+
+    @field_validator("time_zone")
+    @classmethod
+    def _is_a_known_zone(cls, time_zone: str | None) -> str | None:
+        if time_zone is not None:
+            try:
+                dates.zone(time_zone)
+            except dates.DateValueError as error:
+                raise ValueError(str(error)) from None
+        return time_zone
 
     @field_validator("field")
     @classmethod

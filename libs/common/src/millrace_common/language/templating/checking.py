@@ -27,6 +27,14 @@ _FUNCTION_ARITY: Mapping[str, tuple[int, int]] = {
     "uuid": (0, 0),
     "days_ago": (1, 1),
     "days_from_now": (1, 1),
+    # (date, time zone): the date defaults to now (or is null for now), the zone to UTC.
+    "start_of_day": (0, 2),
+    "end_of_day": (0, 2),
+    "start_of_week": (0, 2),
+    "start_of_month": (0, 2),
+    "days_until": (1, 2),
+    "days_since": (1, 2),
+    "is_overdue": (1, 2),
 }
 _FILTER_ARITY: Mapping[str, tuple[int, int]] = {
     "upper": (0, 0),
@@ -97,7 +105,8 @@ _TAGS: Mapping[type[nodes.Node], str] = {
     nodes.ScopedEvalContextModifier: "autoescape",
     nodes.Scope: "autoescape",
 }
-_CALLABLE = ", ".join(f"{name}({'n' if high else ''})" for name, (_, high) in _FUNCTION_ARITY.items())
+_PARAMETERS = {0: "", 1: "n", 2: "date, zone"}
+_CALLABLE = ", ".join(f"{name}({_PARAMETERS[high]})" for name, (_, high) in _FUNCTION_ARITY.items())
 
 
 class _Inspector:
@@ -225,6 +234,9 @@ class _Inspector:
             raise TemplateError(
                 f"{label} takes exactly {low} argument{'s' if low > 1 else ''} ({given} given)"
             )
+        if given < low:
+            plural = "s" if low > 1 else ""
+            raise TemplateError(f"{label} takes at least {low} argument{plural} ({given} given)")
         raise TemplateError(f"{label} takes at most {high} argument{'s' if high > 1 else ''} ({given} given)")
 
 

@@ -100,7 +100,7 @@ class NodeConfig(_Frozen):
         default=None, description="This node's retry policy; null follows the workflow's retry_count"
     )
     timeout_seconds: float = Field(default=30, gt=0, le=3600)
-    on_error: Literal["fail_run", "error_edge", "fallback"] = "fail_run"
+    on_error: Literal["fail_run", "error_edge", "fallback", "pause"] = "fail_run"
     fallback_output: JsonObject | None = Field(default=None, validate_default=True)
 
     @field_validator("fallback_output")

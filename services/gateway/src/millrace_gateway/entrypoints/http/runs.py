@@ -9,14 +9,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from millrace_common.platform.problems import declared
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from millrace_gateway.domain.runs import node_started_at
 from millrace_gateway.entrypoints.http.deps import Reader, RunOperator, RunsDep
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
-RunStatus = Literal["running", "completed", "failed", "cancelled", "timed_out", "throttled"]
+RunStatus = Literal["running", "paused", "completed", "failed", "cancelled", "timed_out", "throttled"]
 
 
 class NodeExecutionOut(BaseModel):
@@ -48,12 +48,25 @@ class RunSummary(BaseModel):
 
 class RunOut(RunSummary):
     trigger: JsonValue
+    final_output: JsonValue = Field(
+        default=None,
+        description="A completed run's output: that of its top-level end node that finished last; "
+        "null while the run is not completed, or when no end node ran",
+    )
     nodes: list[NodeExecutionOut]
 
 
 class RunPage(BaseModel):
     items: list[RunSummary]
     next_offset: int | None
+
+
+class ContinueBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["retry", "skip"] = Field(
+        description="retry: run the failed node again; skip: go on past it as if it succeeded with {}"
+    )
 
 
 class CommandAccepted(BaseModel):
@@ -92,6 +105,7 @@ async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
     return RunOut(
         **RunSummary.model_validate(run, from_attributes=True).model_dump(),
         trigger=run.trigger,
+        final_output=run.final_output,
         nodes=[
             NodeExecutionOut(
                 **row._mapping, started_at=node_started_at(row.scheduled_at, row.finished_at, row.duration_ms)
@@ -138,3 +152,18 @@ async def retry_run(run_id: UUID, operator: RunOperator, runs: RunsDep) -> Comma
     """Run a failed run again from its failed nodes; the outputs of nodes that succeeded are kept."""
     await runs.retry(operator.tenant_id, run_id, requested_by=str(operator.subject))
     return CommandAccepted(run_id=run_id, accepted="retry")
+
+
+@router.post(
+    "/{run_id}/continue",
+    status_code=202,
+    response_model=CommandAccepted,
+    responses=declared(conflict="the run is not in a state this applies to"),
+)
+async def continue_run(
+    run_id: UUID, body: ContinueBody, operator: RunOperator, runs: RunsDep
+) -> CommandAccepted:
+    """Let a run paused on a node's error (``on_error: pause``) go on: ``retry`` runs the node again,
+    ``skip`` passes it over with an empty output. The owner's task for the pause is closed."""
+    await runs.continue_paused(operator.tenant_id, run_id, body.action, requested_by=str(operator.subject))
+    return CommandAccepted(run_id=run_id, accepted=body.action)

@@ -1,3 +1,4 @@
+import type { ConditionPreset, FieldType } from "../../model/conditions";
 import { useReactFlow } from "@xyflow/react";
 import { useMemo, type Dispatch } from "react";
 import { SchemaForm, type FieldProblem } from "../../components/SchemaForm";
@@ -19,7 +20,7 @@ export function SidePanel(props: {
   onActivate: (version: number) => void;
 }) {
   const { state, problems, dispatch, onActivate } = props;
-  const { catalog, presets, readOnly, webhookUrl, settings, versions, workflow } = state;
+  const { catalog, presets, pipelineFields, readOnly, webhookUrl, settings, versions, workflow } = state;
   const { nodes, edges } = state.history.present;
   const node = selectedNode(state.history.present);
   const flow = useReactFlow();
@@ -34,6 +35,7 @@ export function SidePanel(props: {
           edges={edges}
           problems={problems.nodes[node.id] ?? []}
           presets={presets}
+          pipelineFields={pipelineFields}
           readOnly={readOnly}
           webhookUrl={webhookUrl}
           onChange={(data) => dispatch({ type: "nodeEdited", id: node.id, data, now: Date.now() })}
@@ -61,15 +63,20 @@ function NodePanel(props: {
   nodes: CanvasNode[];
   edges: CanvasEdge[];
   problems: FieldProblem[];
-  presets: Record<string, JsonObject>;
+  presets: ConditionPreset[];
+  pipelineFields: Record<string, FieldType>;
   readOnly: boolean;
   webhookUrl: string | null;
   onChange: (data: JsonObject) => void;
   onDelete: () => void;
 }) {
-  const { node, catalog, nodes, edges, problems, presets, readOnly, onChange, onDelete, webhookUrl } = props;
+  const { node, catalog, nodes, edges, problems, presets, pipelineFields, readOnly, onChange, onDelete, webhookUrl } =
+    props;
   const type = catalog.find((t) => t.type === node.type);
-  const variables = useMemo(() => availableVariables(node.id, nodes, edges), [node.id, nodes, edges]);
+  const variables = useMemo(
+    () => availableVariables(node.id, nodes, edges, pipelineFields),
+    [node.id, nodes, edges, pipelineFields],
+  );
   if (!type) return <p className="empty">Unknown node type {node.type}</p>;
   return (
     <div className="node-panel" data-panel-node={node.id}>

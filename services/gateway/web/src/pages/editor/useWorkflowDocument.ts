@@ -1,7 +1,8 @@
 import { useReactFlow } from "@xyflow/react";
 import { useEffect, useRef, type Dispatch } from "react";
 import { ApiError, type Api } from "../../api/client";
-import { triggerKind, type EditorAction, type EditorState } from "../../model/editor";
+import { pipelineFieldTypes } from "../../model/conditions";
+import { triggerKind, triggerPipeline, type EditorAction, type EditorState } from "../../model/editor";
 import type { Definition } from "../../model/types";
 import { navigate } from "../../router";
 
@@ -36,7 +37,7 @@ export function useWorkflowDocument(
     api
       .conditionPresets()
       .then((presets) => dispatch({ type: "presetsLoaded", presets }))
-      .catch(() => dispatch({ type: "presetsLoaded", presets: {} }));
+      .catch(() => dispatch({ type: "presetsLoaded", presets: [] }));
   }, [api, dispatch]);
 
   useEffect(() => {
@@ -57,6 +58,18 @@ export function useWorkflowDocument(
   }, [api, workflowId, version, dispatch]);
 
   const kind = triggerKind(state.history.present.nodes);
+  const pipeline = triggerPipeline(state.history.present.nodes);
+  // The record fields' types come from the pipeline's newest records: pipelines have no schema.
+  useEffect(() => {
+    if (!pipeline) {
+      dispatch({ type: "pipelineSampled", fields: {} });
+      return;
+    }
+    api
+      .sampleRecords(pipeline)
+      .then((page) => dispatch({ type: "pipelineSampled", fields: pipelineFieldTypes(page.items.map((r) => r.data)) }))
+      .catch(() => dispatch({ type: "pipelineSampled", fields: {} }));
+  }, [api, pipeline, dispatch]);
   useEffect(() => {
     if (!workflow || kind !== "webhook") {
       dispatch({ type: "webhookResolved", url: null });
