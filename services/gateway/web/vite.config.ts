@@ -15,5 +15,8 @@ export default defineConfig({
     globals: true,
     include: ["src/**/*.test.{ts,tsx}"],
     setupFiles: ["src/test-setup.ts"],
+    // A rendering test takes well under a second alone, but several at load 30 on two shared cores
+    // passed the default 5 s; a slow machine should not fail a test whose answer is right.
+    testTimeout: 30_000,
   },
 });
