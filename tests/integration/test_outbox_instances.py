@@ -78,9 +78,7 @@ def test_a_slow_instance_holding_a_keys_older_row_keeps_the_keys_order(infra: In
     assert rows_left(infra, namespace) == set()
 
 
-def test_an_instance_that_dies_holding_rows_leaves_them_to_the_other_in_order(
-    infra: Infra, namespace: str
-):
+def test_an_instance_that_dies_holding_rows_leaves_them_to_the_other_in_order(infra: Infra, namespace: str):
     settings = relay_settings(infra, namespace)
     insert_row(infra, namespace, "gateway", b"first", age_seconds=0)
 
