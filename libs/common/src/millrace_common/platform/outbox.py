@@ -90,7 +90,7 @@ class OutboxRelay:
     transactions that take the key's own row first (the record, the approval), so their ids grow in
     commit order. A transaction-level lock works behind PgBouncer in transaction mode; a holder that
     stops answering (a frozen process) is ended by PostgreSQL after ``idle_in_transaction_session_timeout``,
-    which each pass sets to its acknowledgement time plus a margin."""
+    which each pass sets to twice its acknowledgement time plus 30 s."""
 
     def __init__(
         self,
@@ -348,6 +348,9 @@ class LiveRelay:
                 await self._send_handed_over(producer)
                 await self._forget_acknowledged()
                 if time.monotonic() >= next_sweep:
+                    # Partition counts are read again (from the producer's metadata, refreshed every
+                    # 5 minutes), so partitions added to a topic are used as every other producer does.
+                    self._partitions.clear()
                     await self._sweep(producer, older_than_seconds=self._orphan_age)
                     next_sweep = time.monotonic() + self._sweep_interval
         finally:
