@@ -58,7 +58,7 @@ class ServiceSettings(BaseSettings):
     db_pool_size: int = 10
     db_max_connections: int = Field(
         default=6,
-        ge=2,
+        ge=4,  # the orchestrator's least: two direct connections, one for retention, one for the engine
         description="The most PostgreSQL connections one process opens, all its pools together (the "
         "SQLAlchemy engine gets what the service's direct pools leave, at most MILLRACE_DB_POOL_SIZE); "
         "PostgreSQL's max_connections must hold every process's budget (docs/operations.md)",
