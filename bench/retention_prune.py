@@ -26,7 +26,8 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
-from millrace_common.platform.pg import DirectConnections, conninfo
+from millrace_common.platform.db import conninfo
+from millrace_common.platform.pg import DirectConnections
 from millrace_orchestrator.bootstrap import run_retention
 from millrace_orchestrator.settings import OrchestratorSettings
 from sqlalchemy import Engine, text

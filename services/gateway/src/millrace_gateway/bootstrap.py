@@ -75,13 +75,15 @@ def build(settings: GatewaySettings) -> FastAPI:
         raise MissingSetting("MILLRACE_JWT_SECRET is not set: the gateway cannot sign access tokens")
     registry = CollectorRegistry()
     broker = create_broker(settings)
-    engine = create_engine(settings)
+    # Webhook lookups and intake, and their relay's deletes, on direct connections: half the process's
+    # connection budget; the engine (the API, the outbox relay) gets the rest.
+    direct = DirectConnections(settings, size=max(1, settings.db_max_connections // 2))
+    engine = create_engine(settings, reserved=direct.size)
     namespace = Namespace(settings.namespace)
     relay = OutboxRelay(engine, broker, PRODUCER)
     outbox = Outbox(namespace, relay)
     # Webhook calls have a relay of their own, handed the rows the moment they are stored (their
     # StartRuns are keyed by run id, so no key's order spans the two relays).
-    direct = DirectConnections(settings, size=8)  # webhook lookups and intake, and the relay's deletes
     webhook_relay = LiveRelay(settings, direct, WEBHOOK_PRODUCER)
     intake = WebhookIntake(direct, webhook_relay, namespace)
     feed = RunEventFeed(

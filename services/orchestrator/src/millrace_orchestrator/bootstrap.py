@@ -42,15 +42,17 @@ def build(settings: OrchestratorSettings) -> FastAPI:
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
     broker = create_broker(settings)
-    engine = create_engine(settings)
+    # The run log's and the relay's direct connections, and retention's, come out of the process's
+    # connection budget first; the engine (the timer loop, the gauges) gets the rest.
+    direct = DirectConnections(settings, size=max(2, settings.db_max_connections // 2))
+    retention_connections = DirectConnections(settings, size=1)
+    engine = create_engine(settings, reserved=direct.size + retention_connections.size)
     namespace = Namespace(settings.namespace)
-    direct = DirectConnections(settings)
     live_relay = LiveRelay(settings, direct, PRODUCER)
     run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)
     run_log = PostgresRunLog(direct, namespace, live_relay.tag)
     runs = RunMessages(run_log, live_relay, observe=run_metrics.observe, count_batch=run_metrics.count_batch)
     timer_loop = TimerLoop(engine, direct, namespace, live_relay, utc_now)
-    retention_connections = DirectConnections(settings, size=1)
     retention = RetentionLoop(
         run_retention(settings, retention_connections), interval_seconds=settings.retention_interval_seconds
     )

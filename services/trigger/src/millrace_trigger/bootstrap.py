@@ -37,13 +37,13 @@ def build(settings: TriggerSettings) -> FastAPI:
     consumer_metrics = ConsumerMetrics(registry)
     trigger_metrics = TriggerMetrics(registry)
     broker = create_broker(settings)
-    engine = create_engine(settings)
+    direct = DirectConnections(settings, size=2)  # the live relay's sweeps and deletes
+    engine = create_engine(settings, reserved=direct.size)
     namespace = Namespace(settings.namespace)
     clock: Clock = FileClock(settings.trigger_clock_file) if settings.trigger_clock_file else SystemClock()
     store = TriggerStore(CONSUMER)
     # The StartRuns a transaction wrote are handed to the live relay once it committed: no pass reads
     # them back (rows of a process that died before handing them over are swept by any instance).
-    direct = DirectConnections(settings, size=2)
     relay = LiveRelay(settings, direct, CONSUMER)
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.TRIGGER, consumer_metrics)
     shell = ConsumerShell(

@@ -1,22 +1,112 @@
-"""Database engine and session factory; built in each service's bootstrap, never at import."""
+"""PostgreSQL connections: every one a process opens comes from a ``psycopg_pool`` pool, built in each
+service's bootstrap, never at import.
+
+**No startup options.** A connection sends nothing but the URL's own parameters: PgBouncer in
+transaction mode refuses a startup ``options`` parameter (the old ``-csearch_path=<schema>``). In
+production the namespace is empty and the tables are in ``public``, which the default
+``search_path`` finds, so nothing is set at all. A namespaced installation (every test, or several
+installations sharing one database) sets ``search_path`` once per new connection, in the pool's
+``configure`` callback. A session setting is not safe behind PgBouncer in transaction mode (the
+server connection is shared by other clients); a namespaced installation behind one gives its own
+role the schema instead (``ALTER ROLE <role> SET search_path = <namespace>``) and sets
+``MILLRACE_DB_SEARCH_PATH_FROM_ROLE``, so the callback sets nothing (docs/operations.md).
+
+**The budget.** ``MILLRACE_DB_MAX_CONNECTIONS`` is the most connections one process opens, all its
+pools together: the bootstrap builds its direct pools (``pg.DirectConnections``)
+first and passes their sizes as ``reserved``; the SQLAlchemy engine gets the rest (at most
+``MILLRACE_DB_POOL_SIZE``).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+from sqlalchemy.util import await_
 
 from millrace_common.platform.settings import ServiceSettings
 
+Configure = Callable[[psycopg.AsyncConnection[Any]], Awaitable[None]]
 
-def create_engine(settings: ServiceSettings) -> AsyncEngine:
-    """An async engine whose connections use the settings' schema (the namespace)."""
-    return create_async_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
-        connect_args={"options": f"-csearch_path={settings.database_schema}"},
+
+def conninfo(settings: ServiceSettings) -> str:
+    """The settings' database URL as libpq connection info (without the SQLAlchemy driver name)."""
+    return make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def schema_setter(settings: ServiceSettings) -> Configure | None:
+    """What a new connection runs to find the installation's tables: nothing in production (the
+    tables are in ``public``) or when the role carries the schema; ``SET search_path`` otherwise."""
+    if not settings.namespace or settings.db_search_path_from_role:
+        return None
+    statement = sql.SQL("set search_path to {}").format(sql.Identifier(settings.database_schema))
+
+    async def configure(connection: psycopg.AsyncConnection[Any]) -> None:
+        await connection.execute(statement)
+        if not connection.autocommit:
+            await connection.commit()
+
+    return configure
+
+
+def connection_pool(
+    settings: ServiceSettings, *, size: int, name: str, autocommit: bool = False, check: bool = False
+) -> AsyncConnectionPool:
+    """A pool of at most ``size`` connections, opened on first use (an async pool must be opened
+    inside the event loop, and the bootstrap runs before it). ``close_returns``: a connection's
+    ``close`` gives it back, which is how SQLAlchemy hands its connections back (below)."""
+    return AsyncConnectionPool(
+        conninfo(settings),
+        kwargs={"autocommit": autocommit},
+        min_size=0,
+        max_size=max(1, size),
+        open=False,
+        configure=schema_setter(settings),
+        check=AsyncConnectionPool.check_connection if check else None,
+        close_returns=True,
+        name=f"millrace-{settings.service_name}-{name}",
     )
+
+
+async def opened(pool: AsyncConnectionPool) -> AsyncConnectionPool:
+    """The pool, opened if it was not yet (opening an open pool does nothing)."""
+    if pool.closed:
+        await pool.open()
+    return pool
+
+
+def engine_pool_size(settings: ServiceSettings, reserved: int) -> int:
+    """The engine's share of the process's budget: what the direct pools left, at most
+    ``db_pool_size``, and at least one."""
+    return max(1, min(settings.db_pool_size, settings.db_max_connections - reserved))
+
+
+def create_engine(settings: ServiceSettings, *, reserved: int = 0) -> AsyncEngine:
+    """An async engine on a ``psycopg_pool`` pool (SQLAlchemy's own pool is off: ``NullPool``, whose
+    every checkout takes a connection from the psycopg pool and whose release gives it back). Its
+    size is the engine's share of the budget, ``reserved`` being what the process's direct pools
+    hold. Each connection is checked when taken, as ``pool_pre_ping`` did. Disposing of the engine
+    closes the pool."""
+    pool = connection_pool(settings, size=engine_pool_size(settings, reserved), name="engine", check=True)
+
+    async def take() -> psycopg.AsyncConnection[Any]:
+        return await (await opened(pool)).getconn()
+
+    engine = create_async_engine(settings.database_url, poolclass=NullPool, async_creator=take)
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def _close_pool(disposed: Engine) -> None:
+        if not pool.closed:
+            await_(pool.close())
+
+    return engine
 
 
 async def database_reachable(engine: AsyncEngine) -> bool:

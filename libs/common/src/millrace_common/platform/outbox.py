@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Sequence
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
 from faststream.kafka import KafkaBroker
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_common.contracts.messages.envelope import DeadLetter, DeadLetterCause, utc_now
@@ -35,6 +35,14 @@ from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import outbox
 
 log = logging.getLogger(__name__)
+
+_RELAY_LOCK_SPACE = 7131
+"""The first key of the relay's advisory locks (the second is the producer's and schema's hash);
+``millrace-migrate`` uses the single key 7130, a lock space of its own."""
+
+_RELAY_LOCK = text(
+    f"select pg_try_advisory_xact_lock({_RELAY_LOCK_SPACE}, hashtext(current_schema() || '.' || :producer))"
+)
 
 
 def outbox_write(
@@ -71,7 +79,19 @@ async def enqueue(
 
 class OutboxRelay:
     """Publishes one producer's outbox rows in insertion order and deletes them once Kafka has
-    acknowledged them (each service relays only its own rows, so per-key order holds)."""
+    acknowledged them.
+
+    Every instance of a service writes rows under the same producer name, and any of them may write
+    any key (a record created through one gateway and changed through another). So one relay at a
+    time publishes a producer's rows: a pass holds a transaction-level advisory lock of the producer
+    (and the schema) from reading its rows to deleting them. Another instance's pass waits for it and
+    then starts again from the oldest row left, so a key's rows reach Kafka in the order they were
+    written even when the instance that took the older one is slow, or dies holding it (its
+    transaction rolls back, which frees the lock and the rows). A key's rows are written by
+    transactions that take the key's own row first (the record, the approval), so their ids grow in
+    commit order. A transaction-level lock works behind PgBouncer in transaction mode; a holder that
+    stops answering (a frozen process) is ended by PostgreSQL after ``idle_in_transaction_session_timeout``,
+    which each pass sets to twice its acknowledgement time plus 30 s."""
 
     def __init__(
         self,
@@ -81,8 +101,10 @@ class OutboxRelay:
         *,
         batch_size: int = 2000,
         ack_timeout_seconds: float = 30.0,
+        busy_wait_seconds: float = 0.02,
     ) -> None:
         self._engine = engine
+        self._busy_wait = busy_wait_seconds
         self._producer = producer
         self._broker = broker
         self._batch_size = batch_size
@@ -96,17 +118,26 @@ class OutboxRelay:
         self._woken.set()
 
     async def publish_pending(self) -> int:
-        """Publish what is waiting now; returns how many messages went out."""
+        """Publish what is waiting now (after another instance's pass, when one is under way);
+        returns how many messages this instance sent."""
         total = 0
         async with self._lock:
             while True:
                 sent = await self._publish_one_batch()
+                if sent is None:  # another instance relays this producer's rows: wait for its pass
+                    await asyncio.sleep(self._busy_wait)
+                    continue
                 total += sent
                 if sent < self._batch_size:
                     return total
 
-    async def _publish_one_batch(self) -> int:
+    async def _publish_one_batch(self) -> int | None:
+        """One batch, or None when another instance holds the producer's relay lock."""
         async with self._engine.begin() as connection:
+            if not (await connection.execute(_RELAY_LOCK, {"producer": self._producer})).scalar_one():
+                return None
+            idle_ms = int((2 * self._ack_timeout + 30) * 1000)
+            await connection.execute(text(f"set local idle_in_transaction_session_timeout = {idle_ms}"))
             rows = (
                 await connection.execute(
                     select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.value)
@@ -319,6 +350,9 @@ class LiveRelay:
                 await self._send_handed_over(producer)
                 await self._forget_acknowledged()
                 if time.monotonic() >= next_sweep:
+                    # Partition counts are read again (from the producer's metadata, refreshed every
+                    # 5 minutes), so partitions added to a topic are used as every other producer does.
+                    self._partitions.clear()
                     await self._sweep(producer, older_than_seconds=self._orphan_age)
                     next_sweep = time.monotonic() + self._sweep_interval
         finally:

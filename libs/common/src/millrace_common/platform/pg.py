@@ -10,7 +10,6 @@ therefore written as one statement (see :func:`millrace_common.platform.bulk.tog
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -18,9 +17,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg.pq import TransactionStatus
-from sqlalchemy.engine import make_url
 
+from millrace_common.platform.db import connection_pool, opened
 from millrace_common.platform.settings import ServiceSettings
 
 # A quoted literal or identifier (kept as it is), or a ``:name`` parameter (not a ``::`` cast).
@@ -61,38 +59,22 @@ def array_literal(values: Iterable[object]) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-def conninfo(settings: ServiceSettings) -> str:
-    """The settings' database URL as libpq connection info (without the SQLAlchemy driver name)."""
-    return make_url(settings.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 class DirectConnections:
-    """At most ``size`` autocommit psycopg connections on the settings' schema, opened on first use
-    and kept. A connection that broke, or that was left inside a transaction by an error, is closed
-    rather than handed out again."""
+    """At most ``size`` autocommit psycopg connections on the settings' schema, from a ``psycopg_pool``
+    pool opened on first use (its ``size`` counts against ``MILLRACE_DB_MAX_CONNECTIONS``: the
+    bootstrap passes it to :func:`~millrace_common.platform.db.create_engine` as ``reserved``). A
+    connection that broke is discarded, and one left inside a transaction by an error is rolled back,
+    by the pool, before it is handed out again."""
 
     def __init__(self, settings: ServiceSettings, *, size: int = 4) -> None:
-        self._conninfo = conninfo(settings)
-        self._options = f"-csearch_path={settings.database_schema}"
-        self._idle: list[psycopg.AsyncConnection[Any]] = []
-        self._slots = asyncio.Semaphore(size)
-
-    async def _open(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True, options=self._options)
+        self.size = size
+        self._pool = connection_pool(settings, size=size, name=f"direct{size}", autocommit=True)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        async with self._slots:
-            connection = self._idle.pop() if self._idle else await self._open()
-            try:
-                yield connection
-            finally:
-                reusable = not connection.closed and not connection.broken
-                if reusable and connection.info.transaction_status == TransactionStatus.IDLE:
-                    self._idle.append(connection)
-                else:
-                    await connection.close()
+        async with (await opened(self._pool)).connection() as connection:
+            yield connection
 
     async def close(self) -> None:
-        while self._idle:
-            await self._idle.pop().close()
+        if not self._pool.closed:
+            await self._pool.close()

@@ -232,6 +232,19 @@ class ServiceSettings(KafkaClientSettings):
         "this is (millrace_common.contracts.limits).",
     )
     db_pool_size: int = 10
+    db_max_connections: int = Field(
+        default=6,
+        ge=4,  # the orchestrator's least: two direct connections, one for retention, one for the engine
+        description="The most PostgreSQL connections one process opens, all its pools together (the "
+        "SQLAlchemy engine gets what the service's direct pools leave, at most MILLRACE_DB_POOL_SIZE); "
+        "PostgreSQL's max_connections must hold every process's budget (docs/operations.md)",
+    )
+    db_search_path_from_role: bool = Field(
+        default=False,
+        description="A namespaced installation whose database role already has the namespace as its "
+        "search_path (ALTER ROLE ... SET search_path): connections set nothing, as PgBouncer in "
+        "transaction mode needs",
+    )
     dead_letter_partitions: int = Field(
         default=3,
         ge=1,
