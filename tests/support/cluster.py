@@ -86,8 +86,11 @@ class ClusterNodes:
 class ClusterDrill(Drill):
     """The drill over two systems (the same namespace and keys: two instances of every service)."""
 
-    def __init__(self, systems: list[System], server: LoopbackServer, **options: Any) -> None:
+    def __init__(
+        self, systems: list[System], server: LoopbackServer, *, ready_seconds: float = 90, **options: Any
+    ) -> None:
         self.systems = systems
+        self.ready_seconds = ready_seconds
         self.nodes = ClusterNodes(systems[0].infra.kafka_bootstrap)
         self._turn = itertools.count()
         self._changes_lock = threading.Lock()
@@ -137,7 +140,7 @@ class ClusterDrill(Drill):
             system.stop(name, signal.SIGKILL)
         self.report.kills += len(SERVICES) - 1  # _finish counts one
         time.sleep(self.hold)
-        system.start(SERVICES, extra_env=self.system_env)
+        system.start(SERVICES, extra_env=self.system_env, ready_timeout=self.ready_seconds)
         self._finish(fault)
 
     # -- audit -------------------------------------------------------------------------------------
