@@ -53,6 +53,7 @@ from bench.e2e_http import Connection
 from bench.e2e_procs import SERVICES, Tracked, cpu_ms, listening_pid, pss_mb, rss_mb, system_processes
 from bench.e2e_refill import for_each_refill
 from bench.e2e_system import Finished, RunLog, Setup, archive, prepare, status_counts
+from tests.support.kafka import kafka_client
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ async def record_events(bench: Bench, total: int, rate: float | None) -> tuple[l
     """``record.created`` events of the bench's pipeline, as an outside producer sends them (the
     records contract of docs/triggers.md); each run is named by ``<message id>:<workflow id>``."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=infra_from_env().kafka_bootstrap, acks="all", enable_idempotence=True
+        **kafka_client(infra_from_env().kafka_bootstrap), acks="all", enable_idempotence=True
     )
     await producer.start()
     sent: list[Sent] = []

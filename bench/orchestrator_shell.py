@@ -69,6 +69,7 @@ from bench.common import (
     set_condition_end,
 )
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 from tests.support.processes import free_port
 
 TENANT = "bench"
@@ -344,7 +345,7 @@ async def stand_in_runner(infra: Infra, namespace: Namespace, producer: AIOKafka
     """Answers every ``http_request`` ExecuteNode at once with a success, as a runner would."""
     consumer = AIOKafkaConsumer(
         namespace.topic(NODES_READY_HTTP),
-        bootstrap_servers=infra.kafka_bootstrap,
+        **kafka_client(infra.kafka_bootstrap),
         group_id=f"{namespace.prefix}.bench-runner",
         auto_offset_reset="earliest",
         fetch_max_wait_ms=5,
@@ -446,10 +447,10 @@ async def bench(
 ) -> None:
     namespace = Namespace(prefix)
     producer = AIOKafkaProducer(
-        bootstrap_servers=infra.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
+        **kafka_client(infra.kafka_bootstrap), acks="all", enable_idempotence=True, linger_ms=1
     )
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+        **kafka_client(infra.kafka_bootstrap), enable_auto_commit=False, fetch_max_wait_ms=5
     )
     await producer.start()
     await consumer.start()

@@ -45,6 +45,7 @@ from bench.common import (
 )
 from bench.orchestrator_shell import TENANT, Completions, RunStarter, orchestrator
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 
 OLD_TENANT = "bench-old"
 
@@ -111,10 +112,10 @@ async def paced_latencies(
 async def bench(options: argparse.Namespace, infra: Infra, prefix: str, database: Engine) -> list[Figure]:
     namespace = Namespace(prefix)
     producer = AIOKafkaProducer(
-        bootstrap_servers=infra.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=1
+        **kafka_client(infra.kafka_bootstrap), acks="all", enable_idempotence=True, linger_ms=1
     )
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+        **kafka_client(infra.kafka_bootstrap), enable_auto_commit=False, fetch_max_wait_ms=5
     )
     await producer.start()
     await consumer.start()

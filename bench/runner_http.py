@@ -46,6 +46,8 @@ from millrace_common.platform.topic_admin import ensure_topics
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import insert, text
 
+from tests.support.kafka import kafka_client
+
 TENANT = "bench"
 
 
@@ -101,7 +103,7 @@ def free_port() -> int:
 
 def prepare(settings: ServiceSettings) -> None:
     upgrade(settings)
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, Namespace(settings.namespace)))
+    asyncio.run(ensure_topics(settings, Namespace(settings.namespace)))
 
     async def tenant() -> None:
         engine = create_engine(settings)
@@ -129,7 +131,7 @@ def remove(settings: ServiceSettings) -> None:
     engine.dispose()
 
     async def topics() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client(settings.kafka_bootstrap))
         await admin.start()
         try:
             await admin.delete_topics([Namespace(settings.namespace).topic(t) for t in every_topic()])
@@ -174,9 +176,9 @@ class Traffic:
         self._commands = namespace.topic(NODES_READY_HTTP)
         self._url = url
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, linger_ms=2, max_batch_size=256 * 1024
+            **kafka_client(settings.kafka_bootstrap), linger_ms=2, max_batch_size=256 * 1024
         )
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, fetch_max_wait_ms=5)
+        self._consumer = AIOKafkaConsumer(**kafka_client(settings.kafka_bootstrap), fetch_max_wait_ms=5)
         self._partitions = [
             TopicPartition(namespace.topic(NODES_RESULTS), p) for p in range(NODES_RESULTS.partitions)
         ]

@@ -43,6 +43,8 @@ from millrace_common.platform.topic_admin import ensure_topics
 from millrace_gateway.adapters.trigger_index import trigger_index_rows
 from sqlalchemy import Engine, create_engine, insert, text
 
+from tests.support.kafka import kafka_client
+
 TENANTS = 100
 WORKFLOWS_PER_TENANT = 100
 RECORDS_PER_PIPELINE = 50
@@ -132,9 +134,7 @@ def events(count: int, match_rate: float, rng: random.Random) -> tuple[list[tupl
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024, acks="all"
-    )
+    producer = AIOKafkaProducer(**kafka_client(bootstrap), linger_ms=5, max_batch_size=256 * 1024, acks="all")
     await producer.start()
     try:
         pending = [await producer.send(topic, value, key=key) for key, value in messages]
@@ -144,7 +144,7 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
 
 
 async def end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_client(bootstrap))
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
@@ -171,9 +171,9 @@ async def latency(bootstrap: str, namespace: Namespace, samples: int) -> list[fl
     """Seconds from sending one matching event to its StartRun being readable on runs.commands."""
     commands = namespace.topic(RUNS_COMMANDS)
     consumer = AIOKafkaConsumer(
-        commands, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=5
+        commands, **kafka_client(bootstrap), auto_offset_reset="latest", fetch_max_wait_ms=5
     )
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks="all")
+    producer = AIOKafkaProducer(**kafka_client(bootstrap), linger_ms=0, acks="all")
     await consumer.start()
     await producer.start()
     try:
@@ -239,7 +239,7 @@ def main() -> None:
     print(f"Kafka {settings.kafka_bootstrap}, PostgreSQL {settings.database_url.rsplit('@', 1)[-1]}")
     try:
         upgrade(settings)
-        asyncio.run(ensure_topics(settings.kafka_bootstrap, namespace))
+        asyncio.run(ensure_topics(settings, namespace))
         started = time.perf_counter()
         activate_workflows(settings)
         print(
@@ -355,7 +355,7 @@ def cleanup(settings: ServiceSettings, namespace: Namespace) -> None:
     engine.dispose()
 
     async def drop_topics() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client(settings.kafka_bootstrap))
         await admin.start()
         try:
             await admin.delete_topics([namespace.topic(t) for t in every_topic()])

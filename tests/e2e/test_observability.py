@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaProducer
 from millrace_common.contracts.topics import NODES_READY_HTTP, RECORDS_EVENTS, Namespace
 
 from tests.support.api import Account, client, provision_tenant, signed_in, token_for
+from tests.support.kafka import kafka_client
 from tests.support.network import (
     Answer,
     ChatTurn,
@@ -336,7 +337,7 @@ def dead_letters(system: System) -> None:
     """Bytes that are no message, on a topic the trigger reads and on one the runner reads."""
 
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=system.infra.kafka_bootstrap)
+        producer = AIOKafkaProducer(**kafka_client(system.infra.kafka_bootstrap))
         await producer.start()
         try:
             for topic in (RECORDS_EVENTS, NODES_READY_HTTP):

@@ -31,6 +31,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from tests.support.api import provision_tenant, signed_in
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
@@ -240,7 +241,7 @@ async def published_completions(infra: Infra, namespace: str) -> dict[UUID, list
     """Every ``run.completed`` on ``runs.events`` (from the start of each partition to its end), by run:
     the message ids as delivered, so a republished message shows as the same id twice."""
     topic = Namespace(namespace).topic(RUNS_EVENTS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client(infra.kafka_bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(RUNS_EVENTS.partitions)]

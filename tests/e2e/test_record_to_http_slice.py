@@ -20,6 +20,7 @@ from millrace_common.contracts.messages.records import RecordCreated
 from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
 
 from tests.support.api import provision_tenant, signed_in
+from tests.support.kafka import kafka_client
 from tests.support.network import grant_loopback
 from tests.support.processes import System
 
@@ -181,7 +182,7 @@ async def test_a_malformed_record_event_is_dead_lettered_and_the_next_one_still_
     topics = Namespace(system.namespace)
     good = RecordCreated(tenant_id=tenant, pipeline_id="deals", record_id="d-1", data={"amount": 5})
 
-    producer = AIOKafkaProducer(bootstrap_servers=system.infra.kafka_bootstrap)
+    producer = AIOKafkaProducer(**kafka_client(system.infra.kafka_bootstrap))
     await producer.start()
     try:
         await producer.send_and_wait(topics.topic(RECORDS_EVENTS), b"{not json", key=b"d-0")
@@ -198,7 +199,7 @@ async def test_a_malformed_record_event_is_dead_lettered_and_the_next_one_still_
 
     consumer = AIOKafkaConsumer(
         topics.topic(RECORDS_EVENTS.dlq),
-        bootstrap_servers=system.infra.kafka_bootstrap,
+        **kafka_client(system.infra.kafka_bootstrap),
         auto_offset_reset="earliest",
     )
     await consumer.start()

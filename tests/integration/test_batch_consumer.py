@@ -17,6 +17,7 @@ from millrace_common.platform.settings import ServiceSettings
 from pydantic import TypeAdapter
 
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +46,7 @@ def settings(infra: Infra, namespace: str) -> ServiceSettings:
 
 async def produce(infra: Infra, namespace: str, count: int, start: int = 0) -> None:
     """``count`` records spread over both topics and eight keys; a value is the key's running number."""
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_client(infra.kafka_bootstrap), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         names = [Namespace(namespace).topic(RUNS_COMMANDS), Namespace(namespace).topic(NODES_RESULTS)]
@@ -221,7 +222,7 @@ def test_a_record_that_did_not_decode_is_refused_once_while_its_batch_is_tried_a
 
     async def scenario() -> None:
         names = Namespace(namespace)
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**kafka_client(infra.kafka_bootstrap), acks="all")
         await producer.start()
         try:
             key = b"run-0"  # one key, one partition: the bad record comes before the good ones

@@ -23,7 +23,7 @@ from millrace_common.platform.topic_admin import ensure_topics
 from sqlalchemy import create_engine, text
 
 from tests.support.infra import Infra
-from tests.support.kafka import _sync
+from tests.support.kafka import _sync, kafka_client
 from tests.support.processes import System
 
 pytestmark = pytest.mark.integration
@@ -103,7 +103,7 @@ class GroupHolder:
         self._loop = asyncio.get_running_loop()
         self._release, self._stop = asyncio.Event(), asyncio.Event()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **kafka_client(self._bootstrap),
             group_id=self._group,
             enable_auto_commit=False,
             # Long enough that the group waits for this member through the whole test.
@@ -153,7 +153,7 @@ def test_a_consumer_kept_out_of_its_group_is_not_ready_after_the_set_time_and_re
 
 def publish_run_events(bootstrap: str, topic: str, count: int) -> None:
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        producer = AIOKafkaProducer(**kafka_client(bootstrap))
         await producer.start()
         try:
             for _ in range(count):
@@ -193,7 +193,7 @@ def test_a_consumer_stuck_on_a_message_while_lag_grows_is_not_ready_and_ready_wh
 
 def delete_topic(bootstrap: str, topic: str) -> None:
     async def delete() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client(bootstrap))
         await admin.start()
         try:
             await admin.delete_topics([topic])
@@ -215,5 +215,5 @@ def test_a_consumer_whose_topic_was_deleted_is_not_ready_naming_it_and_ready_onc
     assert problem["code"] == "not_ready" and problem["checks"]["consumers"] is False
     assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
 
-    _sync(ensure_topics(infra.kafka_bootstrap, Namespace(namespace)))
+    _sync(ensure_topics(infra.settings(namespace), Namespace(namespace)))
     readiness(url, 200)

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.support.api import Account, provision_tenant, signed_in
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 from tests.support.processes import System
 
 pytestmark = pytest.mark.integration
@@ -75,7 +76,7 @@ async def dead_letter(
 ) -> None:
     """Put messages on records.events and set each aside as a consumer does (``DeadLetters``)."""
     names = Namespace(namespace)
-    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+    producer = AIOKafkaProducer(**kafka_client(infra.kafka_bootstrap))
     await producer.start()
     try:
         records = []
@@ -116,7 +117,7 @@ def wait_listed(api: httpx.Client, count: int, timeout: float = 30, **params: ob
 def read_topic(infra: Infra, topic: str) -> list:
     async def read() -> list:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
+            topic, **kafka_client(infra.kafka_bootstrap), auto_offset_reset="earliest"
         )
         await consumer.start()
         try:
@@ -134,7 +135,7 @@ def read_topic(infra: Infra, topic: str) -> list:
 
 def test_dead_letter_topics_have_their_own_partitions_and_retention(infra: Infra, module_namespace: str):
     async def describe() -> tuple[list, list]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client(infra.kafka_bootstrap))
         await admin.start()
         try:
             name = Namespace(module_namespace).topic(RUNS_COMMANDS.dlq)

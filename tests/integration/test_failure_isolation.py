@@ -26,7 +26,7 @@ from millrace_common.platform.kafka import MessageLimitTooSmall, check_message_l
 
 from tests.support.api import loopback_tenant
 from tests.support.infra import Infra
-from tests.support.kafka import group_lag, read_all
+from tests.support.kafka import group_lag, kafka_client, read_all
 from tests.support.network import Answer, LoopbackServer
 from tests.support.processes import System
 
@@ -251,7 +251,7 @@ def test_a_service_refuses_to_start_when_a_topic_accepts_smaller_messages_than_i
         from aiokafka.admin import AIOKafkaAdminClient
         from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client(infra.kafka_bootstrap))
         await admin.start()
         try:
             await admin.alter_configs(

@@ -22,6 +22,7 @@ from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
 
 from tests.support.api import Account, client, provision_tenant, signed_in
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 from tests.support.processes import System
 
 pytestmark = pytest.mark.integration
@@ -118,7 +119,7 @@ def published(infra: Infra, namespace: str, run_id: str, timeout: float = 30) ->
     async def read() -> dict[int, str]:
         consumer = AIOKafkaConsumer(
             Namespace(namespace).topic(RUNS_EVENTS),
-            bootstrap_servers=infra.kafka_bootstrap,
+            **kafka_client(infra.kafka_bootstrap),
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
@@ -275,7 +276,7 @@ def republish(infra: Infra, namespace: str, run_id: str, values: list[bytes]) ->
     """Put messages on ``runs.events`` as a redelivering relay would."""
 
     async def send() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap)
+        producer = AIOKafkaProducer(**kafka_client(infra.kafka_bootstrap))
         await producer.start()
         try:
             for value in values:

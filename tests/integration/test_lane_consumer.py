@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from tests.support.infra import Infra
-from tests.support.kafka import group_lag
+from tests.support.kafka import group_lag, kafka_client
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def test_an_outage_in_the_handler_is_waited_out_and_nothing_is_dead_lettered(inf
     )
 
     async def scenario() -> tuple[list[str], float]:
-        producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+        producer = AIOKafkaProducer(**kafka_client(infra.kafka_bootstrap), acks="all")
         await producer.start()
         try:
             for n in range(3):

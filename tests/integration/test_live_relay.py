@@ -19,6 +19,7 @@ from millrace_common.platform.settings import ServiceSettings
 from sqlalchemy import create_engine, text
 
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def rows_left(infra: Infra, namespace: str) -> set[bytes]:
 
 async def published(infra: Infra, namespace: str, expected: int, timeout: float = 20) -> list[bytes]:
     topic = Namespace(namespace).topic(RUNS_EVENTS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_client(infra.kafka_bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         consumer.assign([TopicPartition(topic, p) for p in range(RUNS_EVENTS.partitions)])

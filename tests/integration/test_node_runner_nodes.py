@@ -53,7 +53,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.infra import Infra
-from tests.support.kafka import partitions_of
+from tests.support.kafka import kafka_client, partitions_of
 from tests.support.network import (
     Answer,
     ChatTurn,
@@ -75,7 +75,7 @@ class TopicReader:
     """Reads a topic from its beginning in the background; tests wait for what they expect."""
 
     def __init__(self, bootstrap: str, name: str, partitions: int, decode: Callable[[bytes], Any]) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5)
+        self._consumer = AIOKafkaConsumer(**kafka_client(bootstrap), fetch_max_wait_ms=5)
         self._bootstrap, self._name = bootstrap, name
         self._partitions = [TopicPartition(name, p) for p in range(partitions)]
         self._decode = decode
@@ -245,7 +245,7 @@ def runner_process(infra: Infra, module_namespace: str) -> Iterator[System]:
 
 async def open_runner(system: System) -> Runner:
     namespace = Namespace(system.namespace)
-    producer = AIOKafkaProducer(bootstrap_servers=system.infra.kafka_bootstrap, linger_ms=1)
+    producer = AIOKafkaProducer(**kafka_client(system.infra.kafka_bootstrap), linger_ms=1)
     await producer.start()
     results = TopicReader(
         system.infra.kafka_bootstrap,

@@ -31,6 +31,7 @@ from sqlalchemy.sql import func
 
 from tests.support.api import loopback_tenant
 from tests.support.infra import Infra
+from tests.support.kafka import kafka_client
 from tests.support.network import Answer, LoopbackServer, Received
 from tests.support.processes import System
 
@@ -233,7 +234,7 @@ async def _result_on_topic(
     services: System, run_id: str, node_id: str, attempt: int, timeout: float = 20
 ) -> NodeSucceededResult | NodeFailedResult:
     name = Namespace(services.namespace).topic(NODES_RESULTS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=services.infra.kafka_bootstrap, fetch_max_wait_ms=50)
+    consumer = AIOKafkaConsumer(**kafka_client(services.infra.kafka_bootstrap), fetch_max_wait_ms=50)
     partitions = [TopicPartition(name, p) for p in range(NODES_RESULTS.partitions)]
     await consumer.start()
     try:

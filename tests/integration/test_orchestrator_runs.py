@@ -15,6 +15,7 @@ from millrace_common.contracts.messages.run_commands import ResumeRun
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
 
 from tests.support.api import provision_tenant, signed_in
+from tests.support.kafka import kafka_client
 from tests.support.processes import System
 
 pytestmark = pytest.mark.integration
@@ -169,7 +170,7 @@ async def test_an_approval_waits_for_the_decision_sent_to_the_run(api: httpx.Cli
     while statuses(api.get(f"/api/v1/runs/{run_id}").json()).get("ask") != "waiting":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.2)
-    producer = AIOKafkaProducer(bootstrap_servers=running_system.infra.kafka_bootstrap)
+    producer = AIOKafkaProducer(**kafka_client(running_system.infra.kafka_bootstrap))
     await producer.start()
     try:
         tenant = api.get("/api/v1/me").json()["tenant_id"]

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 
 from tests.support.api import Account, provision_tenant, signed_in
 from tests.support.infra import Infra
-from tests.support.kafka import group_lag, partitions_of
+from tests.support.kafka import group_lag, kafka_client, partitions_of
 from tests.support.processes import System
 
 
@@ -82,7 +82,7 @@ class Rig:
         """Publish events (or raw ``(key, value)`` pairs) as an outside producer would."""
 
         async def send() -> None:
-            producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+            producer = AIOKafkaProducer(**kafka_client(self.bootstrap), acks="all")
             await producer.start()
             try:
                 for event in events:
@@ -102,7 +102,7 @@ class Rig:
 
         async def fetch() -> list[bytes]:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+                **kafka_client(self.bootstrap), enable_auto_commit=False, auto_offset_reset="earliest"
             )
             await consumer.start()
             try:
@@ -180,7 +180,7 @@ class Rig:
             time.sleep(0.05)
 
         async def ends() -> dict[int, int]:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+            consumer = AIOKafkaConsumer(**kafka_client(self.bootstrap))
             await consumer.start()
             try:
                 # From the broker: dead-letter topics have as many partitions as the settings say.

@@ -16,6 +16,8 @@ from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.topic_admin import ensure_topics
 from sqlalchemy import create_engine, text
 
+from tests.support.kafka import kafka_client
+
 
 @dataclass(frozen=True)
 class Infra:
@@ -81,7 +83,7 @@ def _docker_engine_available() -> bool:
 def create_namespace(infra: Infra, namespace: str) -> None:
     """A database schema at the newest migration and every topic, all under ``namespace``."""
     upgrade(infra.settings(namespace))
-    asyncio.run(ensure_topics(infra.kafka_bootstrap, Namespace(namespace)))
+    asyncio.run(ensure_topics(infra.settings(namespace), Namespace(namespace)))
 
 
 def drop_namespace(infra: Infra, namespace: str) -> None:
@@ -93,7 +95,7 @@ def drop_namespace(infra: Infra, namespace: str) -> None:
 
 
 async def _delete_topics(infra: Infra, namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client(infra.kafka_bootstrap))
     await admin.start()
     try:
         await admin.delete_topics([Namespace(namespace).topic(t) for t in every_topic()])

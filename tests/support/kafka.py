@@ -10,6 +10,21 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from millrace_common.platform.kafka_security import client_options
+from millrace_common.platform.settings import KafkaClientSettings
+
+
+def kafka_settings(bootstrap: str) -> KafkaClientSettings:
+    """The brokers at ``bootstrap``, reached as the services reach them: the security settings
+    (``MILLRACE_KAFKA_SECURITY_PROTOCOL``, SASL user, CA file...) come from the same environment, so
+    the suite runs against a secured cluster as against the plain test broker."""
+    return KafkaClientSettings(kafka_bootstrap=bootstrap)
+
+
+def kafka_client(bootstrap: str) -> dict[str, Any]:
+    """Keyword arguments for any aiokafka client of a test or benchmark: the bootstrap servers and
+    ``millrace_common.platform.kafka_security.client_options`` of :func:`kafka_settings`."""
+    return {"bootstrap_servers": bootstrap, **client_options(kafka_settings(bootstrap))}
 
 
 def _sync(coroutine: Any) -> Any:
@@ -21,8 +36,8 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
     """Messages of ``topic`` the group has not committed past (end offsets minus committed)."""
 
     async def read() -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**kafka_client(bootstrap))
+        consumer = AIOKafkaConsumer(**kafka_client(bootstrap))
         await admin.start()
         await consumer.start()
         try:
@@ -48,7 +63,7 @@ def read_all(bootstrap: str, topic: str, timeout_ms: int = 2000) -> list[dict]:
 
     async def read() -> list[dict]:
         consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+            topic, **kafka_client(bootstrap), auto_offset_reset="earliest", enable_auto_commit=False
         )
         await consumer.start()
         try:
@@ -67,7 +82,7 @@ def read_all(bootstrap: str, topic: str, timeout_ms: int = 2000) -> list[dict]:
 
 async def partitions_of(bootstrap: str, topic: str) -> list[int]:
     """A topic's partitions as the broker has them (dead-letter topics have as many as the settings say)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_client(bootstrap))
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])

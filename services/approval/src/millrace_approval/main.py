@@ -1,3 +1,4 @@
+from millrace_common.platform.environment import load_settings
 from millrace_common.platform.service import serve
 
 from millrace_approval.bootstrap import build
@@ -5,5 +6,5 @@ from millrace_approval.settings import ApprovalSettings
 
 
 def main() -> None:
-    settings = ApprovalSettings()
+    settings = load_settings(ApprovalSettings, "millrace-approval")
     serve(build(settings), settings)

@@ -86,7 +86,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     intake = WebhookIntake(direct, webhook_relay, namespace)
     feed = RunEventFeed(
         engine,
-        settings.kafka_bootstrap,
+        settings,
         namespace,
         FeedMetrics(registry),
         client_id=f"millrace-{settings.service_name}-live",

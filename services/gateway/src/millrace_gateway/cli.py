@@ -17,6 +17,7 @@ import sys
 
 from millrace_common.contracts.messages.envelope import TenantId
 from millrace_common.platform.db import create_engine
+from millrace_common.platform.environment import load_settings
 from pydantic import TypeAdapter, ValidationError
 
 from millrace_gateway import cli_dead_letters
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     password = os.environ.get("MILLRACE_ADMIN_PASSWORD") or getpass.getpass("admin password: ")
     if len(password) < 10:
         parser.error("the admin password needs at least 10 characters")
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings, "millrace-admin")
 
     async def run() -> None:
         engine = create_engine(settings)
@@ -80,7 +81,7 @@ def _allow_networks(parser: argparse.ArgumentParser, tenant_id: str, networks: l
         ranges = sorted({str(ipaddress.ip_network(n, strict=False)) for n in networks})
     except ValueError as error:
         parser.error(f"not a network: {error}")
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings, "millrace-admin")
 
     async def run() -> None:
         engine = create_engine(settings)

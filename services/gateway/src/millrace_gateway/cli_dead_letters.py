@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import dead_letter_topics, source_of
 from millrace_common.platform.db import create_engine
+from millrace_common.platform.environment import load_settings
 from millrace_common.platform.refusals import Refused
 from sqlalchemy import Row
 
@@ -66,7 +67,7 @@ def add_commands(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings, "millrace-admin")
     try:
         asyncio.run(_with_desk(settings, lambda desk: _act(desk, args)))
     except Refused as refusal:

@@ -1,3 +1,4 @@
+from millrace_common.platform.environment import load_settings
 from millrace_common.platform.service import serve
 
 from millrace_gateway.bootstrap import build
@@ -5,5 +6,5 @@ from millrace_gateway.settings import GatewaySettings
 
 
 def main() -> None:
-    settings = GatewaySettings()
+    settings = load_settings(GatewaySettings, "millrace-gateway")
     serve(build(settings), settings)

@@ -1,5 +1,6 @@
 import signal
 
+from millrace_common.platform.environment import load_settings
 from millrace_common.platform.service import serve
 
 from millrace_node_runner.bootstrap import build
@@ -7,7 +8,7 @@ from millrace_node_runner.settings import NodeRunnerSettings
 
 
 def main() -> None:
-    settings = NodeRunnerSettings()
+    settings = load_settings(NodeRunnerSettings, "millrace-node-runner")
     try:
         serve(build(settings), settings)
     except SystemExit:

@@ -1,3 +1,4 @@
+from millrace_common.platform.environment import load_settings
 from millrace_common.platform.service import serve
 
 from millrace_orchestrator.bootstrap import build
@@ -5,5 +6,5 @@ from millrace_orchestrator.settings import OrchestratorSettings
 
 
 def main() -> None:
-    settings = OrchestratorSettings()
+    settings = load_settings(OrchestratorSettings, "millrace-orchestrator")
     serve(build(settings), settings)

@@ -79,7 +79,7 @@ class ConsumerWatch:
         now = clock()
         self._histories: dict[str, ConsumerHistory] = {m.name: started(m.name, now) for m in memberships}
         self._clients = OffsetClients(
-            settings.kafka_bootstrap, f"millrace-{settings.service_name}-readiness", request_timeout_ms=5_000
+            settings, f"millrace-{settings.service_name}-readiness", request_timeout_ms=5_000
         )
         self._outages = OncePerInterval()
 

@@ -39,6 +39,7 @@ from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.fetch_wait import IDLE_POLL_MS, adaptive_fetch_wait
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
+from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 from millrace_common.platform.settings import ServiceSettings
 
@@ -270,6 +271,7 @@ class BatchConsumer:
         settings = self._settings
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
+            **client_options(settings),
             client_id=f"millrace-{settings.service_name}",
             group_id=self._group,
             enable_auto_commit=False,

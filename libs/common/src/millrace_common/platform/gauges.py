@@ -101,7 +101,7 @@ class ConsumerLagCollector(Collector):
         self._subscriptions = subscriptions
         self._gauges = gauges
         self._clients = OffsetClients(
-            settings.kafka_bootstrap, f"millrace-{settings.service_name}-lag", request_timeout_ms=10_000
+            settings, f"millrace-{settings.service_name}-lag", request_timeout_ms=10_000
         )
 
     async def collect(self) -> None:

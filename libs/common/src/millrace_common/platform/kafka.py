@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, json_size, too_large
 from millrace_common.contracts.messages.envelope import DeadLetter, DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic, producer_max_request_bytes
+from millrace_common.platform.kafka_security import broker_security, client_options
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.settings import ServiceSettings
 
@@ -41,7 +42,8 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
 def create_broker(settings: ServiceSettings) -> KafkaBroker:
     """A broker whose producer is idempotent, waits for all replicas, and lingers only a millisecond."""
     return KafkaBroker(
-        settings.kafka_bootstrap,
+        settings.kafka_bootstrap_servers,
+        security=broker_security(settings),
         client_id=f"millrace-{settings.service_name}",
         linger_ms=settings.kafka_linger_ms,
         acks="all",
@@ -68,7 +70,9 @@ async def check_message_limit(settings: ServiceSettings) -> None:
     from millrace_common.contracts.topics import every_topic, topic_max_message_bytes
 
     namespace = Namespace(settings.namespace)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=30_000, **client_options(settings)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

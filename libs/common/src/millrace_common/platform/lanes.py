@@ -31,6 +31,7 @@ from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
 from millrace_common.platform.fetch_wait import AdaptiveFetchWait, adaptive_fetch_wait
+from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.offsets import PartitionProgress
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
@@ -139,6 +140,7 @@ class LaneConsumer:
         session_ms = self._draining.session_timeout_ms
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap,
+            **client_options(self._settings),
             group_id=self._namespace.group(self._group),
             client_id=f"millrace-{self._settings.service_name}",
             enable_auto_commit=False,

@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from millrace_common.platform.environment import load_settings
 from millrace_common.platform.settings import ServiceSettings
 
 
@@ -21,6 +22,6 @@ def upgrade(settings: ServiceSettings) -> None:
 
 
 def main() -> None:
-    settings = ServiceSettings()
+    settings = load_settings(ServiceSettings, "millrace-migrate")
     upgrade(settings)
     print(f"database schema {settings.database_schema!r} is at the newest version", file=sys.stderr)

@@ -7,10 +7,13 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from millrace_common.platform.kafka_security import client_options
+from millrace_common.platform.settings import KafkaClientSettings
+
 
 class OffsetClients:
-    def __init__(self, bootstrap: str, client_id: str, *, request_timeout_ms: int) -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, kafka: KafkaClientSettings, client_id: str, *, request_timeout_ms: int) -> None:
+        self._kafka = kafka
         self._client_id = client_id
         self._timeout_ms = request_timeout_ms
         self._admin: AIOKafkaAdminClient | None = None
@@ -19,13 +22,15 @@ class OffsetClients:
     async def get(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._offsets is None:
             admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._bootstrap,
+                bootstrap_servers=self._kafka.kafka_bootstrap,
+                **client_options(self._kafka),
                 client_id=self._client_id,
                 request_timeout_ms=self._timeout_ms,
             )
             # No group: this consumer only asks for metadata and partitions' first and end offsets.
             offsets = AIOKafkaConsumer(
-                bootstrap_servers=self._bootstrap,
+                bootstrap_servers=self._kafka.kafka_bootstrap,
+                **client_options(self._kafka),
                 client_id=self._client_id,
                 enable_auto_commit=False,
                 request_timeout_ms=self._timeout_ms,

@@ -28,6 +28,7 @@ from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import Namespace, producer_max_request_bytes
 from millrace_common.platform.bulk import Write, execute_together, insert_write
 from millrace_common.platform.kafka import fitted_letter, key_partitioner
+from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 from millrace_common.platform.pg import DirectConnections, array_literal
 from millrace_common.platform.settings import ServiceSettings
@@ -291,6 +292,7 @@ class LiveRelay:
         and not acknowledged still queued (so it is sent again)."""
         producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.kafka_bootstrap,
+            **client_options(self._settings),
             client_id=f"millrace-{self._settings.service_name}-relay",
             acks="all",
             enable_idempotence=True,

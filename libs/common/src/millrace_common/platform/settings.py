@@ -7,22 +7,197 @@ environment anywhere else.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from millrace_common.contracts.limits import MIN_MESSAGE_BYTES
 
 _NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
-class ServiceSettings(BaseSettings):
+
+class KafkaClientSettings(BaseSettings):
+    """Where Kafka is and how a client proves who it is: what every Kafka client of Millrace needs
+    (``millrace_common.platform.kafka_security.client_options`` turns it into client options). The
+    tests and benchmarks read it alone, from the same ``MILLRACE_*`` variables as the services."""
+
+    model_config = SettingsConfigDict(env_prefix="MILLRACE_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:19092",
+        description="The brokers to first connect to: a comma-separated list of host:port",
+    )
+    kafka_security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How clients talk to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL "
+        "(SASL authentication over TLS: what a production cluster wants)",
+    )
+    kafka_sasl_mechanism: SaslMechanism | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; required with SASL_*"
+    )
+    kafka_sasl_username: str | None = Field(default=None, min_length=1, description="The SASL user")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="The SASL user's password (or MILLRACE_KAFKA_SASL_PASSWORD_FILE)"
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the SASL password (a mounted secret), read once at start; trailing "
+        "line breaks are dropped",
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CA(s) that signed the brokers' certificates; unset, the system's "
+        "trust store",
+    )
+    kafka_ssl_cert_file: Path | None = Field(
+        default=None, description="PEM client certificate, for brokers that require TLS client auth"
+    )
+    kafka_ssl_key_file: Path | None = Field(
+        default=None, description="PEM private key of the client certificate (unencrypted)"
+    )
+    kafka_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Replicas of every topic millrace-topics creates (3 on a production cluster)",
+    )
+    kafka_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="min.insync.replicas of every topic millrace-topics creates or reshapes: with "
+        "acks=all, a write fails rather than land on fewer replicas (2 with a replication factor of 3)",
+    )
+
+    _sasl_password_from_file: SecretStr | None = PrivateAttr(default=None)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_is_a_host_list(cls, value: str) -> str:
+        servers = bootstrap_servers(value)
+        if not servers:
+            raise ValueError("MILLRACE_KAFKA_BOOTSTRAP names no broker: give host:port[,host:port...]")
+        for server in servers:
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"MILLRACE_KAFKA_BOOTSTRAP: {server!r} is not host:port")
+        return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _security_is_complete(self) -> KafkaClientSettings:
+        problems = kafka_security_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        if self.kafka_sasl_password_file is not None:
+            self._sasl_password_from_file = SecretStr(_read_secret(self.kafka_sasl_password_file))
+        return self
+
+    @property
+    def kafka_bootstrap_servers(self) -> list[str]:
+        """The bootstrap brokers one by one (FastStream takes a lone string as one address)."""
+        return bootstrap_servers(self.kafka_bootstrap)
+
+    @property
+    def kafka_sasl_secret(self) -> SecretStr | None:
+        """The SASL password, given directly or read from its file at start."""
+        return self.kafka_sasl_password or self._sasl_password_from_file
+
+
+def bootstrap_servers(value: str) -> list[str]:
+    return [server.strip() for server in value.split(",") if server.strip()]
+
+
+def kafka_security_problems(settings: KafkaClientSettings) -> list[str]:
+    """What makes these Kafka security settings unusable, each naming its variable (empty when sound)."""
+    protocol = settings.kafka_security_protocol
+    sasl = protocol.startswith("SASL_")
+    tls = protocol in ("SSL", "SASL_SSL")
+    problems = []
+    if sasl:
+        if settings.kafka_sasl_mechanism is None:
+            problems.append(
+                f"MILLRACE_KAFKA_SECURITY_PROTOCOL is {protocol}: set MILLRACE_KAFKA_SASL_MECHANISM "
+                "(PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        if settings.kafka_sasl_username is None:
+            problems.append(
+                f"MILLRACE_KAFKA_SECURITY_PROTOCOL is {protocol}: set MILLRACE_KAFKA_SASL_USERNAME"
+            )
+        given = (settings.kafka_sasl_password is not None, settings.kafka_sasl_password_file is not None)
+        if given == (False, False):
+            problems.append(
+                f"MILLRACE_KAFKA_SECURITY_PROTOCOL is {protocol}: set MILLRACE_KAFKA_SASL_PASSWORD or "
+                "MILLRACE_KAFKA_SASL_PASSWORD_FILE"
+            )
+        elif given == (True, True):
+            problems.append(
+                "MILLRACE_KAFKA_SASL_PASSWORD and MILLRACE_KAFKA_SASL_PASSWORD_FILE are both set: keep one"
+            )
+    else:
+        for name, value in (
+            ("MILLRACE_KAFKA_SASL_MECHANISM", settings.kafka_sasl_mechanism),
+            ("MILLRACE_KAFKA_SASL_USERNAME", settings.kafka_sasl_username),
+            ("MILLRACE_KAFKA_SASL_PASSWORD", settings.kafka_sasl_password),
+            ("MILLRACE_KAFKA_SASL_PASSWORD_FILE", settings.kafka_sasl_password_file),
+        ):
+            if value is not None:
+                problems.append(
+                    f"{name} is set but MILLRACE_KAFKA_SECURITY_PROTOCOL is {protocol}, which does not "
+                    "authenticate: use SASL_SSL (or SASL_PLAINTEXT), or unset it"
+                )
+    files = (
+        ("MILLRACE_KAFKA_SSL_CA_FILE", settings.kafka_ssl_ca_file),
+        ("MILLRACE_KAFKA_SSL_CERT_FILE", settings.kafka_ssl_cert_file),
+        ("MILLRACE_KAFKA_SSL_KEY_FILE", settings.kafka_ssl_key_file),
+        ("MILLRACE_KAFKA_SASL_PASSWORD_FILE", settings.kafka_sasl_password_file),
+    )
+    for name, path in files:
+        if path is None:
+            continue
+        if not tls and name.startswith("MILLRACE_KAFKA_SSL_"):
+            problems.append(
+                f"{name} is set but MILLRACE_KAFKA_SECURITY_PROTOCOL is {protocol}, which does not use "
+                "TLS: use SSL or SASL_SSL, or unset it"
+            )
+        elif (reason := _unreadable(path)) is not None:
+            problems.append(f"{name}: cannot read {path}: {reason}")
+    if settings.kafka_ssl_key_file is not None and settings.kafka_ssl_cert_file is None:
+        problems.append("MILLRACE_KAFKA_SSL_KEY_FILE is set without MILLRACE_KAFKA_SSL_CERT_FILE")
+    if settings.kafka_min_insync_replicas > settings.kafka_replication_factor:
+        problems.append(
+            f"MILLRACE_KAFKA_MIN_INSYNC_REPLICAS ({settings.kafka_min_insync_replicas}) exceeds "
+            f"MILLRACE_KAFKA_REPLICATION_FACTOR ({settings.kafka_replication_factor}): no write could succeed"
+        )
+    return problems
+
+
+def _unreadable(path: Path) -> str | None:
+    try:
+        with path.open("rb") as file:
+            file.read(1)
+    except OSError as error:
+        return error.strerror or type(error).__name__
+    return None
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().rstrip("\r\n")
+    if not secret:
+        raise ValueError(f"MILLRACE_KAFKA_SASL_PASSWORD_FILE: {path} is empty")
+    return secret
+
+
+class ServiceSettings(KafkaClientSettings):
     """Settings every service has: where Kafka and PostgreSQL are, where to listen, how to tune."""
 
     model_config = SettingsConfigDict(env_prefix="MILLRACE_", extra="ignore", frozen=True)
 
     service_name: str = "millrace"
-    kafka_bootstrap: str = "127.0.0.1:19092"
     database_url: str = "postgresql+psycopg://millrace@127.0.0.1:15432/millrace"
     namespace: str = Field(
         default="",

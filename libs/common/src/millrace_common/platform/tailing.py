@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaConsumer
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
 from millrace_common.platform.fetch_wait import AdaptiveFetchWait, FetchWaitPolicy
+from millrace_common.platform.kafka_security import client_options
+from millrace_common.platform.settings import KafkaClientSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ class TailConsumer:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaClientSettings,
         client_id: str,
         decoder: Decoder,
         handle: Handler,
@@ -32,7 +34,7 @@ class TailConsumer:
         fetch_max_wait_ms: int = 500,
         idle_fetch_max_wait_ms: int | None = None,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._idle_fetch_max_wait_ms = idle_fetch_max_wait_ms
         self._client_id = client_id
         self._decoder = decoder
@@ -45,7 +47,8 @@ class TailConsumer:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            bootstrap_servers=self._kafka.kafka_bootstrap,
+            **client_options(self._kafka),
             client_id=self._client_id,
             group_id=None,
             enable_auto_commit=False,

@@ -12,6 +12,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from millrace_common.contracts.topics import Namespace, Topic, every_topic, topic_max_message_bytes
+from millrace_common.platform.kafka_security import client_options
+from millrace_common.platform.settings import KafkaClientSettings
 
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 
@@ -31,9 +33,14 @@ class TopicShape:
     configs: dict[str, str]
 
 
-def shape_of(topic: Topic, *, max_message_bytes: int, dead_letters: DeadLetterTopics) -> TopicShape:
+def shape_of(
+    topic: Topic, *, max_message_bytes: int, dead_letters: DeadLetterTopics, min_insync_replicas: int = 1
+) -> TopicShape:
     """The partitions and topic configs ``topic`` is created with."""
-    configs = {"max.message.bytes": str(topic_max_message_bytes(max_message_bytes))}
+    configs = {
+        "max.message.bytes": str(topic_max_message_bytes(max_message_bytes)),
+        "min.insync.replicas": str(min_insync_replicas),
+    }
     if topic.holds_dead_letters:
         return TopicShape(
             dead_letters.partitions, {**configs, "retention.ms": str(dead_letters.retention_ms)}
@@ -42,7 +49,7 @@ def shape_of(topic: Topic, *, max_message_bytes: int, dead_letters: DeadLetterTo
 
 
 async def ensure_topics(
-    bootstrap: str,
+    kafka: KafkaClientSettings,
     namespace: Namespace,
     *,
     max_message_bytes: int = 1_000_000,
@@ -50,15 +57,23 @@ async def ensure_topics(
 ) -> list[str]:
     """Create every registered topic (and its dead-letter topic) that does not exist yet, each
     accepting messages of ``max_message_bytes``. Dead-letter topics that exist already are grown to
-    their partition count and given their retention (a topic's partitions can grow, never shrink)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    their partition count and given their retention (a topic's partitions can grow, never shrink).
+    Topics get ``kafka``'s replication factor and ``min.insync.replicas``."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=kafka.kafka_bootstrap, request_timeout_ms=30_000, **client_options(kafka)
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         shapes = {
             namespace.topic(t): (
                 t,
-                shape_of(t, max_message_bytes=max_message_bytes, dead_letters=dead_letters),
+                shape_of(
+                    t,
+                    max_message_bytes=max_message_bytes,
+                    dead_letters=dead_letters,
+                    min_insync_replicas=kafka.kafka_min_insync_replicas,
+                ),
             )
             for t in every_topic()
         }
@@ -68,7 +83,14 @@ async def ensure_topics(
                 continue
             try:
                 await admin.create_topics(
-                    [NewTopic(name, shape.partitions, replication_factor=1, topic_configs=shape.configs)]
+                    [
+                        NewTopic(
+                            name,
+                            shape.partitions,
+                            replication_factor=kafka.kafka_replication_factor,
+                            topic_configs=shape.configs,
+                        )
+                    ]
                 )
                 created.append(name)
             except TopicAlreadyExistsError:
@@ -104,14 +126,15 @@ async def _reshape_dead_letter_topics(admin: AIOKafkaAdminClient, shapes: dict[s
 
 def main() -> None:
     """``millrace-topics``: create the registry's topics on the configured broker, idempotently."""
+    from millrace_common.platform.environment import load_settings
     from millrace_common.platform.settings import ServiceSettings
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.parse_args()
-    settings = ServiceSettings()
+    settings = load_settings(ServiceSettings, "millrace-topics")
     created = asyncio.run(
         ensure_topics(
-            settings.kafka_bootstrap,
+            settings,
             Namespace(settings.namespace),
             max_message_bytes=settings.kafka_max_message_bytes,
             dead_letters=DeadLetterTopics(settings.dead_letter_partitions, settings.dead_letter_retention_ms),

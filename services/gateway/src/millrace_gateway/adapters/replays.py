@@ -9,6 +9,7 @@ import asyncio
 from aiokafka import AIOKafkaProducer
 from millrace_common.contracts.topics import ALL_TOPICS, Namespace, producer_max_request_bytes
 from millrace_common.platform.kafka import key_partitioner
+from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.settings import ServiceSettings
 from sqlalchemy import Row
 
@@ -38,6 +39,7 @@ class ReplayPublisher:
             if self._producer is None:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self._settings.kafka_bootstrap,
+                    **client_options(self._settings),
                     client_id=f"millrace-{self._settings.service_name}-replays",
                     acks="all",
                     enable_idempotence=True,

@@ -22,6 +22,7 @@ from aiokafka import ConsumerRecord
 from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Delivery
+from millrace_common.platform.settings import KafkaClientSettings
 from millrace_common.platform.tables import runs
 from millrace_common.platform.tailing import TailConsumer
 from prometheus_client import Counter
@@ -107,7 +108,7 @@ class RunEventFeed:
     def __init__(
         self,
         engine: AsyncEngine,
-        bootstrap: str,
+        kafka: KafkaClientSettings,
         namespace: Namespace,
         metrics: FeedMetrics,
         *,
@@ -120,7 +121,7 @@ class RunEventFeed:
         self._engine = engine
         self._metrics = metrics
         self._tail = TailConsumer(
-            bootstrap,
+            kafka,
             client_id,
             Decoder(namespace, {RUNS_EVENTS: _HEAD}, unreadable=self._unreadable),
             self._fan_out,
