@@ -11,7 +11,8 @@ cluster would be.
   CA's PEM file (Kafka 4 reads both).
 - SCRAM users created when the storage is formatted (`kafka-storage format --add-scram`): one for
   the nodes' inter-broker traffic and one for Millrace's services and admin tools; their passwords
-  are random and kept in files readable by the owner only.
+  are random and kept in files readable by the owner only (the format command's arguments carry
+  them for the seconds it runs: a local profile, not a way to provision production users).
 - Authorization: StandardAuthorizer, nothing allowed without an ACL except to the super users
   (the nodes' SCRAM user and certificate, and Millrace's user).
 - Durability: default replication factor 3, min.insync.replicas 2, no unclean leader election.
