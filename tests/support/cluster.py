@@ -221,7 +221,10 @@ def chain_problem(chain: list[dict], stored: dict | None) -> str | None:
         if after["type"] == "record.created":
             return "record.created twice"
         if after.get("old_data") != before.get("data"):
-            return f"{after['type']} follows data {before.get('data')} but names {after.get('old_data')}"
+            return (
+                f"{after['type']} of {after.get('occurred_at')} follows data {before.get('data')} (of "
+                f"{before.get('occurred_at')}) but names {after.get('old_data')}"
+            )
     if stored is not None and chain[-1].get("data") != stored:
         return f"last event has {chain[-1].get('data')}, the record {stored}"
     return None
