@@ -11,7 +11,8 @@ cluster would be.
   CA's PEM file (Kafka 4 reads both).
 - SCRAM users created when the storage is formatted (`kafka-storage format --add-scram`): one for
   the nodes' inter-broker traffic and one for Millrace's services and admin tools; their passwords
-  are random and kept in files readable by the owner only.
+  are random and kept in files readable by the owner only (the format command's arguments carry
+  them for the seconds it runs: a local profile, not a way to provision production users).
 - Authorization: StandardAuthorizer, nothing allowed without an ACL except to the super users
   (the nodes' SCRAM user and certificate, and Millrace's user).
 - Durability: default replication factor 3, min.insync.replicas 2, no unclean leader election.
@@ -31,6 +32,7 @@ import ssl
 import struct
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import infra
@@ -407,9 +409,15 @@ def kill_node(p: infra.Profile, node: int) -> None:
 
 
 def stop(p: infra.Profile) -> None:
-    for node in node_ids(p):
+    """SIGTERM every node at once: one at a time, the last one waits out its timeout for a
+    controller quorum that the others have already taken away."""
+
+    def stop_node(node: int) -> None:
         if infra.stop_pid_file(pid_path(p, node), timeout=30):
             infra.log(f"Kafka node {node} stopped")
+
+    with ThreadPoolExecutor(max_workers=p.brokers) as stopping:
+        list(stopping.map(stop_node, node_ids(p)))
 
 
 def status_lines(p: infra.Profile) -> list[str]:

@@ -49,12 +49,19 @@ class System:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     encryption_key: str = field(default_factory=new_key)
+    label: str = ""
+    """Tells the logs of two systems in one namespace apart (two instances of every service)."""
 
-    def start(self, names: tuple[str, ...] = SERVICES, extra_env: dict[str, str] | None = None) -> None:
+    def start(
+        self,
+        names: tuple[str, ...] = SERVICES,
+        extra_env: dict[str, str] | None = None,
+        ready_timeout: float = 90,
+    ) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         for name in names:
             port = free_port()
-            log_path = ARTIFACTS / f"{self.namespace}-{name}.log"
+            log_path = ARTIFACTS / f"{self.namespace}{self.label}-{name}.log"
             env = {
                 **os.environ,
                 **self.infra.env(self.namespace),
@@ -68,7 +75,7 @@ class System:
             with open(log_path, "wb") as out:
                 process = subprocess.Popen([str(executable)], env=env, stdout=out, stderr=subprocess.STDOUT)
             self.services[name] = ServiceProcess(name, port, process, log_path)
-        self.wait_ready(names)
+        self.wait_ready(names, ready_timeout)
 
     def wait_ready(self, names: tuple[str, ...], timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -83,7 +90,7 @@ class System:
                         waiting.discard(name)
                 except httpx.HTTPError:
                     pass
-            if time.monotonic() > deadline:
+            if waiting and time.monotonic() > deadline:
                 raise RuntimeError(f"not ready in {timeout} s: {sorted(waiting)}")
             time.sleep(0.3)
 
