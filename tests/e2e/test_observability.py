@@ -463,7 +463,15 @@ def test_every_dashboard_panel_and_alert_rule_works_against_the_running_system(o
     assert {s["metric"]["group"] for s in lags} == {"trigger", "orchestrator", "node-runner", "approval"}
     prometheus.wait_until("max(millrace_consumer_lag)", lambda v: v == 0)
     producers = {s["metric"]["producer"] for s in prometheus.query("millrace_outbox_backlog")}
-    assert producers == {"gateway", "gateway-webhooks", "trigger", "orchestrator", "node-runner", "approval"}
+    assert producers == {
+        "gateway",
+        "gateway-webhooks",
+        "records",
+        "trigger",
+        "orchestrator",
+        "node-runner",
+        "approval",
+    }
     prometheus.wait_until("max(millrace_outbox_backlog)", lambda v: v == 0)
     for gauge in (
         "millrace_runs_waiting_for_approval",

@@ -175,7 +175,7 @@ class Rig:
         # The gateway publishes webhook calls and record events through its outbox after answering:
         # the topic's end is only known once those rows are gone (a row goes once Kafka acknowledged it).
         deadline = time.monotonic() + timeout
-        while self.sql("select count(*) as n from outbox where producer = 'gateway'")[0]["n"]:
+        while self.sql("select count(*) as n from outbox where producer in ('gateway', 'records')")[0]["n"]:
             assert time.monotonic() < deadline, "the gateway's outbox was not published"
             time.sleep(0.05)
 

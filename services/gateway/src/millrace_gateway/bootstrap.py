@@ -13,7 +13,7 @@ from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
 from millrace_common.platform.kafka import create_broker
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.platform.outbox import LiveRelay, OutboxRelay
+from millrace_common.platform.outbox import RECORDS_PRODUCER, LiveRelay, OutboxRelay
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.pruning import PruneLoop
 from millrace_common.platform.secrets import SecretBox
@@ -81,7 +81,9 @@ def build(settings: GatewaySettings) -> FastAPI:
     engine = create_engine(settings, reserved=direct.size)
     namespace = Namespace(settings.namespace)
     relay = OutboxRelay(engine, broker, PRODUCER)
-    outbox = Outbox(namespace, relay)
+    # Record events under the name the node runner's record nodes write them with too (one key order).
+    records_relay = OutboxRelay(engine, broker, RECORDS_PRODUCER)
+    outbox = Outbox(namespace, relay, records_relay)
     # Webhook calls have a relay of their own, handed the rows the moment they are stored (their
     # StartRuns are keyed by run id, so no key's order spans the two relays).
     webhook_relay = LiveRelay(settings, direct, WEBHOOK_PRODUCER)
@@ -111,6 +113,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         [
             OutboxCollector(engine, PRODUCER, platform),
             OutboxCollector(engine, WEBHOOK_PRODUCER, platform),
+            OutboxCollector(engine, RECORDS_PRODUCER, platform),
             PendingDeadLetters(registry, desk.pending_counts),
         ],
         platform,
@@ -126,6 +129,7 @@ def build(settings: GatewaySettings) -> FastAPI:
 
     background = (
         relay.run,
+        records_relay.run,
         webhook_relay.run,
         feed.run,
         indexer.run,

@@ -27,7 +27,7 @@ from millrace_common.platform.gauges import (
 )
 from millrace_common.platform.kafka import DeadLetters, create_broker
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.outbox import RECORDS_PRODUCER, OutboxRelay
 from millrace_common.platform.secrets import SecretBox
 from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
@@ -70,7 +70,11 @@ def build(
     broker = create_broker(settings)
     engine = create_engine(settings)
     namespace = Namespace(settings.namespace)
+    # The runner's rows are record events, stored under the name the gateway writes them with too, so
+    # one relay pass at a time keeps a record's order; its own name's relay publishes rows an earlier
+    # version left under it.
     relay = OutboxRelay(engine, broker, PRODUCER)
+    records_relay = OutboxRelay(engine, broker, RECORDS_PRODUCER)
 
     clients = GuardedClients(
         resolver or SystemResolver(),
@@ -86,7 +90,7 @@ def build(
     http = HttpNodes(tenants, http_caller, response_cap_ceiling=settings.http_response_cap_bytes, clock=clock)
     ai = AiNodes(tenants, ChatEndpoint(clients, clock), AiLedger(engine), clock, AiMetrics(registry))
     records = RecordNodes(
-        RecordStore(engine, namespace, relay, max_scan=settings.record_find_max_scan),
+        RecordStore(engine, namespace, records_relay, max_scan=settings.record_find_max_scan),
         max_causation_depth=settings.max_causation_depth,
         clock=clock,
     )
@@ -141,7 +145,7 @@ def build(
         broker,
         engine,
         registry,
-        background=(consumer.run, relay.run, retention.run, gauges.run),
+        background=(consumer.run, relay.run, records_relay.run, retention.run, gauges.run),
         closers=(clients.aclose,),
         consumers=(consumer.membership,),
     )

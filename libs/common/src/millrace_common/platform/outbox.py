@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_common.contracts.messages.envelope import DeadLetter, DeadLetterCause, utc_now
 from millrace_common.contracts.outgoing import Outgoing
-from millrace_common.contracts.topics import Namespace, producer_max_request_bytes
+from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace, producer_max_request_bytes
 from millrace_common.platform.bulk import Write, execute_together, insert_write
 from millrace_common.platform.kafka import fitted_letter, key_partitioner
 from millrace_common.platform.kafka_security import client_options
@@ -43,6 +43,22 @@ _RELAY_LOCK_SPACE = 7131
 _RELAY_LOCK = text(
     f"select pg_try_advisory_xact_lock({_RELAY_LOCK_SPACE}, hashtext(current_schema() || '.' || :producer))"
 )
+
+
+RECORDS_PRODUCER = "records"
+"""The producer name of every ``records.events`` row, whichever service writes it. A record is changed
+through the API (the gateway) and by record nodes (the node runner): one key, two services. Under one
+name, one relay pass at a time publishes them all (:class:`OutboxRelay`), in the order the changes
+committed (each takes the record's row first), so a record's events keep their order across services
+as they do across instances. Each service that writes record events runs a relay of this name too."""
+
+_SHARED_PRODUCERS = {RECORDS_EVENTS.name: RECORDS_PRODUCER}
+
+
+def producer_for(producer: str, message: Outgoing) -> str:
+    """The producer name ``message``'s row is stored under: the topic's shared name when more than one
+    service writes its keys (``RECORDS_PRODUCER``), else the writing service's own ``producer``."""
+    return _SHARED_PRODUCERS.get(message.topic.name, producer)
 
 
 def outbox_write(
@@ -72,9 +88,19 @@ def outbox_write(
 async def enqueue(
     connection: AsyncConnection, namespace: Namespace, producer: str, messages: Sequence[Outgoing]
 ) -> None:
-    """Add messages to ``producer``'s outbox inside the caller's transaction."""
-    if messages:
-        await execute_together(connection, [outbox_write(namespace, producer, messages)])
+    """Add messages to ``producer``'s outbox inside the caller's transaction (record events under
+    :data:`RECORDS_PRODUCER`, :func:`producer_for`)."""
+    by_producer: dict[str, list[Outgoing]] = {}
+    for message in messages:
+        by_producer.setdefault(producer_for(producer, message), []).append(message)
+    if by_producer:
+        await execute_together(
+            connection,
+            [
+                outbox_write(namespace, name, group, param=f"outbox{i}")
+                for i, (name, group) in enumerate(by_producer.items())
+            ],
+        )
 
 
 class OutboxRelay:

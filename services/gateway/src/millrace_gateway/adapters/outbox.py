@@ -12,14 +12,18 @@ from millrace_gateway.settings import PRODUCER
 
 
 class Outbox:
-    def __init__(self, namespace: Namespace, relay: OutboxRelay) -> None:
+    """The gateway's rows, and its record events under the name every service writes them with
+    (``RECORDS_PRODUCER``): two relays, both woken after a commit."""
+
+    def __init__(self, namespace: Namespace, *relays: OutboxRelay) -> None:
         self._namespace = namespace
-        self._relay = relay
+        self._relays = relays
 
     async def add(self, connection: AsyncConnection, *messages: Outgoing) -> None:
-        """Store ``messages`` as this service's outbox rows, in ``connection``'s transaction."""
+        """Store ``messages`` as outbox rows, in ``connection``'s transaction."""
         await enqueue(connection, self._namespace, PRODUCER, list(messages))
 
     def wake(self) -> None:
-        """Ask the relay to publish now; call it once the transaction has committed."""
-        self._relay.wake()
+        """Ask the relays to publish now; call it once the transaction has committed."""
+        for relay in self._relays:
+            relay.wake()
