@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +22,22 @@ from tests.support.infra import Infra
 
 SERVICES = ("gateway", "trigger", "orchestrator", "node-runner", "approval")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _die_with_this_process() -> Callable[[], None] | None:
+    """For a child started from the main thread: a ``preexec_fn`` that asks Linux to SIGTERM it when
+    this process ends, so a test run that is killed (a timeout, an interrupted CI job) leaves no
+    service behind. The signal follows the thread that started the child, so only the main thread,
+    which lives as long as the run, asks for it."""
+    if threading.current_thread() is not threading.main_thread() or not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+
+    def ask() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+    return ask
 
 
 def free_port() -> int:
@@ -73,9 +92,22 @@ class System:
             }
             executable = Path(sys.executable).parent / f"millrace-{name}"
             with open(log_path, "wb") as out:
-                process = subprocess.Popen([str(executable)], env=env, stdout=out, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(
+                    [str(executable)],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_this_process(),  # noqa: PLW1509 - only prctl, resolved before the fork
+                )
             self.services[name] = ServiceProcess(name, port, process, log_path)
-        self.wait_ready(names, ready_timeout)
+        try:
+            self.wait_ready(names, ready_timeout)
+        except BaseException:
+            # A fixture that fails here never reaches its teardown: stop what this call started.
+            for name in names:
+                if name in self.services:
+                    self.stop(name, timeout=10)
+            raise
 
     def wait_ready(self, names: tuple[str, ...], timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
