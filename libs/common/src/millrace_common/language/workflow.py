@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import cached_property
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, JsonValue, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from millrace_common.language import workflow_nodes
 from millrace_common.language.workflow_configs import _Frozen
+from millrace_common.language.workflow_configs.base import VariableName
 from millrace_common.language.workflow_graph import EdgeView, NodeView, Problem, graph_problems
 from millrace_common.language.workflow_nodes import *
 from millrace_common.language.workflow_nodes import Node, NodeId, TriggerNode, _NodeBase, source_handles
@@ -25,6 +26,7 @@ from millrace_common.language.workflow_nodes import Node, NodeId, TriggerNode, _
 __all__ = [
     "MAX_EDGES",
     "MAX_NODES",
+    "MAX_WORKFLOW_VARIABLES",
     "SKIP_GRAPH_CHECKS",
     "Edge",
     "WorkflowDefinition",
@@ -46,6 +48,10 @@ class Edge(_Frozen):
     source: NodeId
     target: NodeId
     source_handle: str | None = Field(default=None, alias="sourceHandle", min_length=1, max_length=200)
+    label: str | None = Field(default=None, max_length=200, description="Shown on the canvas; never rendered")
+
+
+MAX_WORKFLOW_VARIABLES = 100
 
 
 class WorkflowSettings(_Frozen):
@@ -53,6 +59,11 @@ class WorkflowSettings(_Frozen):
     timeout_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     retry_count: int = Field(default=3, ge=0, le=20)
     max_concurrent_runs: int | None = Field(default=None, ge=1)
+    variables: dict[VariableName, JsonValue] = Field(
+        default_factory=dict,
+        max_length=MAX_WORKFLOW_VARIABLES,
+        description="Constants every template reads as workflow.vars.<name>; never rendered",
+    )
 
 
 class WorkflowDefinition(_Frozen):
@@ -86,7 +97,7 @@ class WorkflowDefinition(_Frozen):
             for i, n in enumerate(self.nodes)
         ]
         edges = [EdgeView(i, e.id, e.source, e.target, e.source_handle) for i, e in enumerate(self.edges)]
-        return graph_problems(nodes, edges)
+        return graph_problems(nodes, edges, frozenset(self.settings.variables))
 
     @cached_property
     def _by_id(self) -> dict[str, Node]:

@@ -21,6 +21,8 @@ from millrace_common.language.workflow_nodes import CASE_HANDLE_PREFIX, ERROR_HA
 
 MAX_FOR_EACH_NESTING = 3
 TEMPLATE_ROOTS = frozenset({"trigger", "workflow", "vars", "nodes"})
+WORKFLOW_MEMBERS = frozenset({"id", "version", "vars"})
+SET_NODE_TYPE = "set"
 BODY_ROOTS = frozenset({"item", "index"})
 
 
@@ -58,15 +60,28 @@ def pointer(*parts: str | int) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def graph_problems(nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> list[Problem]:
-    """Every problem of the graph: ids, edges, handles, bodies, cycles, reachability, references."""
-    return _GraphCheck(nodes, edges).problems()
+def graph_problems(
+    nodes: Sequence[NodeView], edges: Sequence[EdgeView], workflow_variables: frozenset[str] | None = None
+) -> list[Problem]:
+    """Every problem of the graph: ids, edges, handles, bodies, cycles, reachability, references.
+
+    ``workflow_variables`` are the names ``settings.variables`` declares (None when the settings
+    did not validate: ``workflow.vars.<name>`` references are then not checked)."""
+    return _GraphCheck(nodes, edges, workflow_variables).problems()
 
 
 class _GraphCheck:
-    def __init__(self, nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> None:
+    def __init__(
+        self,
+        nodes: Sequence[NodeView],
+        edges: Sequence[EdgeView],
+        workflow_variables: frozenset[str] | None = None,
+    ) -> None:
         self.nodes = nodes
         self.edges = edges
+        self.workflow_variables = workflow_variables
+        self.setters: dict[str, int] | None = None
+        self.reader_is_trigger = False
         self.found: list[Problem] = []
         self.position: dict[str, int] = {}
         self.shadowed: set[int] = set()
@@ -369,10 +384,30 @@ class _GraphCheck:
 
     def _references(self) -> None:
         ancestors = self._ancestors()
+        self.setters = self._variable_setters()
         for position, node in enumerate(self.nodes):
             if node.config is not None and position not in self.shadowed:
+                self.reader_is_trigger = node.type == "trigger"
                 for path, message in self._reference_problems(position, node.config, ancestors[position]):
                     self._report(self._node_pointer(position, "data", *path), message)
+
+    def _variable_setters(self) -> dict[str, int] | None:
+        """Per variable name, a bitset of the set nodes that set it, each with the for_each nodes
+        around it (a variable set inside a loop's body is set once the loop ran); None when a set
+        node's config is not known, so ``vars`` references cannot be checked."""
+        setters: dict[str, int] = {}
+        for position, node in enumerate(self.nodes):
+            if node.type not in (SET_NODE_TYPE, None) or position in self.shadowed:
+                continue
+            variables = getattr(node.config, "variables", None)
+            if node.type is None or not isinstance(variables, dict):
+                return None
+            bits = 1 << position
+            for enclosing in self._enclosing(position):
+                bits |= 1 << enclosing
+            for name in variables:
+                setters[name] = setters.get(name, 0) | bits
+        return setters
 
     def _reference_problems(
         self, position: int, config: NodeConfig, ancestors: int
@@ -415,6 +450,35 @@ class _GraphCheck:
             target = self.position.get(reference[1])
             if target is None or not (ancestors >> target) & 1:
                 return f"{what} refers to node {reference[1]!r}, which cannot have run before this node"
+        if root == "vars" and len(reference) > 1 and not self._may_be_set(reference[1], ancestors):
+            return (
+                f"{what} refers to variable {reference[1]!r}, which no set node before this node sets "
+                f"(a workflow constant is workflow.vars.{reference[1]})"
+            )
+        if root == "workflow" and len(reference) > 1:
+            return self._workflow_reference_problem(reference, what)
+        return None
+
+    def _may_be_set(self, name: str, ancestors: int) -> bool:
+        return self.setters is None or bool(self.setters.get(name, 0) & ancestors)
+
+    def _workflow_reference_problem(self, reference: tuple[str, ...], what: str) -> str | None:
+        member = reference[1]
+        if member not in WORKFLOW_MEMBERS:
+            return (
+                f"{what} refers to workflow.{member}, which is not defined; workflow has id, version and vars"
+            )
+        if member != "vars":
+            return None
+        if self.reader_is_trigger:
+            return f"{what} refers to workflow.vars, which the trigger's conditions cannot read"
+        declared = self.workflow_variables
+        if len(reference) > 2 and declared is not None and reference[2] not in declared:
+            known = ", ".join(sorted(declared)) or "none"
+            return (
+                f"{what} refers to workflow variable {reference[2]!r}, which settings.variables does not "
+                f"declare (declared: {known})"
+            )
         return None
 
 
