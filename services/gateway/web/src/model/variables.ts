@@ -38,6 +38,7 @@ const TRIGGER_FIELDS: Record<string, [string, string][]> = {
   scheduled: [
     ["trigger.schedule.slot", "the slot (UTC)"],
     ["trigger.schedule.slot_local", "the slot in the schedule's zone"],
+    ["trigger.schedule.name", "the schedule's name"],
     ["trigger.schedule.late", "fired on recovery"],
   ],
   manual: [],
@@ -106,13 +107,20 @@ export function ancestors(nodeId: string, nodes: GraphNode[], edges: GraphEdge[]
   return [...new Set(out)];
 }
 
-export function availableVariables(nodeId: string, nodes: GraphNode[], edges: GraphEdge[]): Variable[] {
+export function availableVariables(
+  nodeId: string,
+  nodes: GraphNode[],
+  edges: GraphEdge[],
+  workflowVariables: JsonObject = {},
+): Variable[] {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const trigger = nodes.find((n) => n.type === "trigger");
   const kind = typeof trigger?.data.kind === "string" ? trigger.data.kind : "manual";
   const out: Variable[] = [{ path: "trigger", hint: `what started the run (${kind})` }];
   for (const [path, hint] of triggerFields(kind)) out.push({ path, hint });
   out.push({ path: "workflow.id", hint: "this workflow" }, { path: "workflow.version", hint: "its version" });
+  for (const name of Object.keys(workflowVariables ?? {}))
+    out.push({ path: `workflow.vars.${name}`, hint: "workflow constant" });
   const node = byId.get(nodeId);
   if (node?.parentId) {
     out.push(

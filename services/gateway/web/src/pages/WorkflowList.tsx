@@ -80,6 +80,7 @@ export function WorkflowList({ api }: { api: Api }) {
           <thead>
             <tr>
               <th>Name</th>
+              <th>Owner</th>
               <th>Status</th>
               <th>Active version</th>
               <th>Trigger</th>
@@ -94,6 +95,10 @@ export function WorkflowList({ api }: { api: Api }) {
               <tr key={w.id} data-workflow-id={w.id}>
                 <td>
                   <Link to={`/workflows/${w.id}`}>{w.name}</Link>
+                  {w.description && <div className="muted workflow-description">{w.description}</div>}
+                </td>
+                <td className="owner" title={w.updated_by_name ? `last saved by ${w.updated_by_name}` : undefined}>
+                  {w.created_by_name ?? "—"}
                 </td>
                 <td>
                   <span className={`badge status-${w.status}`}>{w.status}</span>
