@@ -1,9 +1,10 @@
 """Workflow definitions: React Flow compatible JSON, validated into typed models.
 
 A definition is ``{"nodes": [...], "edges": [...], "settings": {...}}``; each node has ``id``,
-``type``, ``position``, an optional ``parentId`` (the for_each whose body it is in) and ``data`` (its
-``name`` and config, see ``workflow_configs``); edges have ``id``, ``source``, ``target`` and an
-optional ``sourceHandle``. Node types are in ``workflow_nodes`` and re-exported here.
+``type``, ``position``, an optional ``parentId`` (the for_each whose body it is in), an optional
+``description`` (shown on the canvas, never rendered) and ``data`` (its ``name`` and config, see
+``workflow_configs``); edges have ``id``, ``source``, ``target``, an optional ``sourceHandle`` and an
+optional ``label``. ``settings.variables`` are the workflow's constants, ``workflow.vars`` in templates. Node types are in ``workflow_nodes`` and re-exported here.
 Validating a :class:`WorkflowDefinition` runs every graph check, so a parsed definition is sound;
 :func:`millrace_common.language.workflow_validation.validate_definition` reports every problem at once.
 """
