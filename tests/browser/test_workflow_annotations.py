@@ -71,8 +71,8 @@ def test_a_node_description_an_edge_label_and_a_workflow_constant_set_in_the_edi
     assert admin.email in page.locator("#workflow-owner").inner_text()
     page.fill("#workflow-description", "Greets whoever asks")
     page.click('#side-panel [data-add="settings/variables"]')
-    field(page, "settings/variables#key0").fill("audience")
     field(page, "settings/variables/key1").fill("world")
+    field(page, "settings/variables#key0").fill("audience")
 
     # The set node: a description, and a variable that reads the constant.
     select(page, "greet")
@@ -82,7 +82,8 @@ def test_a_node_description_an_edge_label_and_a_workflow_constant_set_in_the_edi
 
     # The edge from it: a label, in the panel shown when an edge is selected.
     page.locator(".react-flow__pane").click(position={"x": 20, "y": 20})
-    page.locator('.react-flow__edge[data-id="e2"] .react-flow__edge-interaction').click(force=True)
+    box = page.locator('.react-flow__edge[data-id="e2"] .react-flow__edge-path').bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_selector('[data-panel-edge="e2"]')
     page.fill("#edge-label", "then finish")
     page.wait_for_selector('.react-flow__edge[data-id="e2"] .react-flow__edge-text:has-text("then finish")')

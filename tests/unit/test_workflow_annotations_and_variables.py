@@ -218,3 +218,13 @@ def test_only_a_scheduled_trigger_has_schedules():
         TriggerConfig.model_validate(
             {"name": "T", "kind": "manual", "schedules": [{"name": "a", "every": 1}]}
         )
+
+
+def test_a_stored_definition_saved_before_the_variable_checks_still_loads():
+    stored = with_set_and_end({"g": "{{ vars.never_set }}", "w": "{{ workflow.vars.undeclared }}"})
+    assert len(problems(stored)) == 2
+    loaded = WorkflowDefinition.model_validate(stored)
+    assert loaded.node("done").data.output == {
+        "g": "{{ vars.never_set }}",
+        "w": "{{ workflow.vars.undeclared }}",
+    }

@@ -4,7 +4,8 @@ A definition is ``{"nodes": [...], "edges": [...], "settings": {...}}``; each no
 ``type``, ``position``, an optional ``parentId`` (the for_each whose body it is in), an optional
 ``description`` (shown on the canvas, never rendered) and ``data`` (its ``name`` and config, see
 ``workflow_configs``); edges have ``id``, ``source``, ``target``, an optional ``sourceHandle`` and an
-optional ``label``. ``settings.variables`` are the workflow's constants, ``workflow.vars`` in templates. Node types are in ``workflow_nodes`` and re-exported here.
+optional ``label``. ``settings.variables`` are the workflow's constants, ``workflow.vars`` in
+templates. Node types are in ``workflow_nodes`` and re-exported here.
 Validating a :class:`WorkflowDefinition` runs every graph check, so a parsed definition is sound;
 :func:`millrace_common.language.workflow_validation.validate_definition` reports every problem at once.
 """
@@ -91,14 +92,18 @@ class WorkflowDefinition(_Frozen):
             )
         return self
 
-    def graph_problems(self) -> list[Problem]:
-        """The graph checks' findings (empty for a definition that validated normally)."""
+    def graph_problems(self, *, check_variables: bool = False) -> list[Problem]:
+        """The graph checks' findings (empty for a definition that validated normally); with
+        ``check_variables``, also those of ``vars`` and ``workflow`` references (see
+        ``workflow_graph.graph_problems``)."""
         nodes = [
             NodeView(i, n.id, n.type, n.parent_id, source_handles(n), n.data)
             for i, n in enumerate(self.nodes)
         ]
         edges = [EdgeView(i, e.id, e.source, e.target, e.source_handle) for i, e in enumerate(self.edges)]
-        return graph_problems(nodes, edges, frozenset(self.settings.variables))
+        return graph_problems(
+            nodes, edges, frozenset(self.settings.variables), check_variables=check_variables
+        )
 
     @cached_property
     def _by_id(self) -> dict[str, Node]:

@@ -61,13 +61,19 @@ def pointer(*parts: str | int) -> str:
 
 
 def graph_problems(
-    nodes: Sequence[NodeView], edges: Sequence[EdgeView], workflow_variables: frozenset[str] | None = None
+    nodes: Sequence[NodeView],
+    edges: Sequence[EdgeView],
+    workflow_variables: frozenset[str] | None = None,
+    *,
+    check_variables: bool = False,
 ) -> list[Problem]:
     """Every problem of the graph: ids, edges, handles, bodies, cycles, reachability, references.
 
-    ``workflow_variables`` are the names ``settings.variables`` declares (None when the settings
-    did not validate: ``workflow.vars.<name>`` references are then not checked)."""
-    return _GraphCheck(nodes, edges, workflow_variables).problems()
+    ``check_variables`` adds the checks of ``vars.<name>`` and ``workflow...`` references, which a
+    submitted definition must pass (``validate_definition``) while a stored one, saved before they
+    existed, still loads. ``workflow_variables`` are the names ``settings.variables`` declares (None
+    when the settings did not validate: ``workflow.vars.<name>`` is then not checked)."""
+    return _GraphCheck(nodes, edges, workflow_variables, check_variables).problems()
 
 
 class _GraphCheck:
@@ -76,10 +82,12 @@ class _GraphCheck:
         nodes: Sequence[NodeView],
         edges: Sequence[EdgeView],
         workflow_variables: frozenset[str] | None = None,
+        check_variables: bool = False,
     ) -> None:
         self.nodes = nodes
         self.edges = edges
         self.workflow_variables = workflow_variables
+        self.check_variables = check_variables
         self.setters: dict[str, int] | None = None
         self.reader_is_trigger = False
         self.found: list[Problem] = []
@@ -384,7 +392,7 @@ class _GraphCheck:
 
     def _references(self) -> None:
         ancestors = self._ancestors()
-        self.setters = self._variable_setters()
+        self.setters = self._variable_setters() if self.check_variables else None
         for position, node in enumerate(self.nodes):
             if node.config is not None and position not in self.shadowed:
                 self.reader_is_trigger = node.type == "trigger"
@@ -455,7 +463,7 @@ class _GraphCheck:
                 f"{what} refers to variable {reference[1]!r}, which no set node before this node sets "
                 f"(a workflow constant is workflow.vars.{reference[1]})"
             )
-        if root == "workflow" and len(reference) > 1:
+        if root == "workflow" and len(reference) > 1 and self.check_variables:
             return self._workflow_reference_problem(reference, what)
         return None
 
