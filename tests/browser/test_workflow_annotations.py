@@ -74,9 +74,12 @@ def test_a_node_description_an_edge_label_and_a_workflow_constant_set_in_the_edi
     field(page, "settings/variables/key1").fill("world")
     field(page, "settings/variables#key0").fill("audience")
 
-    # The set node: a description, and a variable that reads the constant.
+    # The set node: a description, and a variable that reads the constant (one not declared is a
+    # problem before saving).
     select(page, "greet")
     page.fill("#node-description", "Builds the greeting")
+    field(page, "/variables/greeting").fill("hello {{ workflow.vars.audiense }}")
+    page.wait_for_selector("#problem-count:has-text('1')")
     field(page, "/variables/greeting").fill("hello {{ workflow.vars.audience }}")
     shows(page.locator('[data-testid="description-greet"]'), "Builds the greeting")
 
@@ -96,13 +99,6 @@ def test_a_node_description_an_edge_label_and_a_workflow_constant_set_in_the_edi
     assert stored["definition"]["settings"]["variables"] == {"audience": "world"}
     assert stored["definition"]["nodes"][1]["description"] == "Builds the greeting"
     assert stored["definition"]["edges"][1]["label"] == "then finish"
-
-    # A constant that is not declared is a problem before saving.
-    select(page, "greet")
-    field(page, "/variables/greeting").fill("hello {{ workflow.vars.audiense }}")
-    page.wait_for_selector("#problem-count:has-text('1')")
-    field(page, "/variables/greeting").fill("hello {{ workflow.vars.audience }}")
-    page.wait_for_function("document.querySelector('#problem-count').textContent === 'valid'")
 
     page.click("#activate")
     page.wait_for_selector("#workflow-status:has-text('active')")
