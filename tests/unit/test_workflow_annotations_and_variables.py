@@ -228,3 +228,18 @@ def test_a_stored_definition_saved_before_the_variable_checks_still_loads():
         "g": "{{ vars.never_set }}",
         "w": "{{ workflow.vars.undeclared }}",
     }
+
+
+def test_a_run_renders_workflow_constants_into_its_nodes():
+    from millrace_common.contracts.messages.run_events import RunStatus
+
+    from tests.unit.run_simulation import Simulation
+
+    raw = with_set_and_end(
+        {"limit": "{{ workflow.vars.limit }}", "text": "for {{ workflow.vars.region }}: {{ vars.greeting }}"},
+        variables={"region": "eu", "limit": 3},
+    )
+    assert problems(raw) == []
+    sim = Simulation(WorkflowDefinition.model_validate(raw)).start({})
+    assert sim.state.status is RunStatus.COMPLETED
+    assert sim.state.node("done").output == {"limit": 3, "text": "for eu: hello"}

@@ -1,0 +1,1 @@
+import sqlalchemy  # noqa: F401
