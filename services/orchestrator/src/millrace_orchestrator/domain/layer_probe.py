@@ -1,1 +1,0 @@
-import sqlalchemy  # noqa: F401
