@@ -3,27 +3,21 @@
 The checks run on :class:`NodeView` and :class:`EdgeView`, which a fully typed definition and a
 partly invalid one both provide, so a definition with a bad node config still gets its graph
 checked. Everything here is linear in nodes plus edges: ancestors are bitsets folded once in
-topological order of the strongly connected components.
+topological order of the strongly connected components. The reference checks are in
+:mod:`workflow_references`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 
-from millrace_common.language.conditions import Comparison, ConditionError, evaluate
-from millrace_common.language.templating import TemplateError, check_template
-from millrace_common.language.workflow_configs import NodeConfig, Path, comparisons
+from millrace_common.language.workflow_configs import NodeConfig
 from millrace_common.language.workflow_nodes import CASE_HANDLE_PREFIX, ERROR_HANDLE, node_types
+from millrace_common.language.workflow_references import ReferenceChecks
 
 MAX_FOR_EACH_NESTING = 3
-TEMPLATE_ROOTS = frozenset({"trigger", "workflow", "vars", "nodes"})
-WORKFLOW_MEMBERS = frozenset({"id", "version", "vars"})
-SET_NODE_TYPE = "set"
-BODY_ROOTS = frozenset({"item", "index"})
 
 
 @dataclass(frozen=True)
@@ -76,7 +70,7 @@ def graph_problems(
     return _GraphCheck(nodes, edges, workflow_variables, check_variables).problems()
 
 
-class _GraphCheck:
+class _GraphCheck(ReferenceChecks):
     def __init__(
         self,
         nodes: Sequence[NodeView],
@@ -389,130 +383,6 @@ class _GraphCheck:
             for position in component:
                 ancestors[position] = combined
         return ancestors
-
-    def _references(self) -> None:
-        ancestors = self._ancestors()
-        self.setters = self._variable_setters() if self.check_variables else None
-        for position, node in enumerate(self.nodes):
-            if node.config is not None and position not in self.shadowed:
-                self.reader_is_trigger = node.type == "trigger"
-                for path, message in self._reference_problems(position, node.config, ancestors[position]):
-                    self._report(self._node_pointer(position, "data", *path), message)
-
-    def _variable_setters(self) -> dict[str, int] | None:
-        """Per variable name, a bitset of the set nodes that set it, each with the for_each nodes
-        around it (a variable set inside a loop's body is set once the loop ran); None when a set
-        node's config is not known, so ``vars`` references cannot be checked."""
-        setters: dict[str, int] = {}
-        for position, node in enumerate(self.nodes):
-            if node.type not in (SET_NODE_TYPE, None) or position in self.shadowed:
-                continue
-            variables = getattr(node.config, "variables", None)
-            if node.type is None or not isinstance(variables, dict):
-                return None
-            bits = 1 << position
-            for enclosing in self._enclosing(position):
-                bits |= 1 << enclosing
-            for name in variables:
-                setters[name] = setters.get(name, 0) | bits
-        return setters
-
-    def _reference_problems(
-        self, position: int, config: NodeConfig, ancestors: int
-    ) -> Iterator[tuple[Path, str]]:
-        in_body = self.scope[position] is not None
-        for path, source in config.rendered_strings():
-            if "{" not in source:
-                continue
-            checked = _checked_template(source)
-            if isinstance(checked, str):
-                yield path, checked
-                continue
-            for reference in sorted(checked):
-                message = self._reference_problem(reference, in_body, ancestors, "template")
-                if message is not None:
-                    yield path, message
-        for path, fields in config.condition_references():
-            for reference in sorted(fields):
-                message = self._reference_problem(reference, in_body, ancestors, "condition")
-                if message is not None:
-                    yield path, message
-        for path, tree, _ in config.condition_trees():
-            for leaf_path, leaf in comparisons(path, tree):
-                message = _comparison_problem(leaf)
-                if message is not None:
-                    yield (*leaf_path, "value"), message
-
-    def _reference_problem(
-        self, reference: tuple[str, ...], in_body: bool, ancestors: int, what: str
-    ) -> str | None:
-        if not reference:
-            return None
-        root = reference[0]
-        if root in BODY_ROOTS and not in_body:
-            return f"{what} refers to {root!r}, which is only defined inside a for_each body"
-        if root not in TEMPLATE_ROOTS | BODY_ROOTS:
-            allowed = ", ".join(sorted(TEMPLATE_ROOTS | (BODY_ROOTS if in_body else frozenset())))
-            return f"{what} refers to {root!r}, which is not defined; it can use {allowed}"
-        if root == "nodes" and len(reference) > 1:
-            target = self.position.get(reference[1])
-            if target is None or not (ancestors >> target) & 1:
-                return f"{what} refers to node {reference[1]!r}, which cannot have run before this node"
-        if root == "vars" and len(reference) > 1 and not self._may_be_set(reference[1], ancestors):
-            return (
-                f"{what} refers to variable {reference[1]!r}, which no set node before this node sets "
-                f"(a workflow constant is workflow.vars.{reference[1]})"
-            )
-        if root == "workflow" and len(reference) > 1 and self.check_variables:
-            return self._workflow_reference_problem(reference, what)
-        return None
-
-    def _may_be_set(self, name: str, ancestors: int) -> bool:
-        return self.setters is None or bool(self.setters.get(name, 0) & ancestors)
-
-    def _workflow_reference_problem(self, reference: tuple[str, ...], what: str) -> str | None:
-        member = reference[1]
-        if member not in WORKFLOW_MEMBERS:
-            return (
-                f"{what} refers to workflow.{member}, which is not defined; workflow has id, version and vars"
-            )
-        if member != "vars":
-            return None
-        if self.reader_is_trigger:
-            return f"{what} refers to workflow.vars, which the trigger's conditions cannot read"
-        declared = self.workflow_variables
-        if len(reference) > 2 and declared is not None and reference[2] not in declared:
-            known = ", ".join(sorted(declared)) or "none"
-            return (
-                f"{what} refers to workflow variable {reference[2]!r}, which settings.variables does not "
-                f"declare (declared: {known})"
-            )
-        return None
-
-
-_SOME_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def _comparison_problem(comparison: Comparison) -> str | None:
-    """Why a comparison can never be evaluated (a bad pattern, a list operator without a list...),
-    found by evaluating it against no data; values that are templates are only known at run time."""
-    values = (comparison.value, comparison.value_to)
-    if any(isinstance(value, str) and "{" in value for value in values):
-        return None
-    try:
-        evaluate(comparison, {}, now=_SOME_INSTANT)
-    except ConditionError as error:
-        return str(error)
-    return None
-
-
-@lru_cache(maxsize=4096)
-def _checked_template(source: str) -> frozenset[tuple[str, ...]] | str:
-    """The references of a template, or why it does not compile (memoised: definitions repeat strings)."""
-    try:
-        return frozenset(check_template(source).references)
-    except TemplateError as error:
-        return f"template error: {error}"
 
 
 def _strongly_connected(successors: Sequence[Sequence[int]]) -> list[list[int]]:
