@@ -80,13 +80,13 @@ export function WorkflowList({ api }: { api: Api }) {
           <thead>
             <tr>
               <th>Name</th>
-              <th>Owner</th>
               <th>Status</th>
               <th>Active version</th>
               <th>Trigger</th>
               <th>Last run</th>
               <th>Runs</th>
               <th>Success</th>
+              <th>Owner</th>
               <th />
             </tr>
           </thead>
@@ -96,9 +96,6 @@ export function WorkflowList({ api }: { api: Api }) {
                 <td>
                   <Link to={`/workflows/${w.id}`}>{w.name}</Link>
                   {w.description && <div className="muted workflow-description">{w.description}</div>}
-                </td>
-                <td className="owner" title={w.updated_by_name ? `last saved by ${w.updated_by_name}` : undefined}>
-                  {w.created_by_name ?? "—"}
                 </td>
                 <td>
                   <span className={`badge status-${w.status}`}>{w.status}</span>
@@ -111,6 +108,9 @@ export function WorkflowList({ api }: { api: Api }) {
                 </td>
                 <td>{w.run_count}</td>
                 <td>{percent(w.success_rate)}</td>
+                <td className="owner" title={w.updated_by_name ? `last saved by ${w.updated_by_name}` : undefined}>
+                  {w.created_by_name ?? "—"}
+                </td>
                 <td className="actions">
                   <Link to={`/workflows/${w.id}/runs`}>Runs</Link>
                   <button
