@@ -96,5 +96,5 @@ TRIGGER_PAYLOAD_PATHS: Mapping[str, tuple[str, ...]] = {
     "manual": ("trigger.kind", f"trigger.{MANUAL_INPUT_KEY}"),
 }
 """Every path under ``trigger`` a run of each trigger kind has (``record_updated`` has
-``changed_fields`` when the record's earlier state is known; a cron schedule's slot has ``cron``, an
-interval's ``every`` and ``unit``)."""
+``changed_fields`` when the record's earlier state is known; a schedule's slot has ``cron``, ``every``
+and ``unit``, null where they do not apply)."""

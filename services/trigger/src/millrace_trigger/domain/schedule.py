@@ -268,11 +268,14 @@ def _slot_firing(
 
 
 def _slot_data(schedule: Schedule, slots: SlotSchedule, slot: datetime, *, late: bool, missed: int) -> dict:
-    described: dict[str, object] = {"name": schedule.name}
-    if schedule.cron is not None:
-        described["cron"] = schedule.cron
-    else:
-        described |= {"every": schedule.every, "unit": schedule.unit}
+    # Every slot has every field (null where it does not apply), so a template reads any of them.
+    interval = schedule.every is not None
+    described = {
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "every": schedule.every,
+        "unit": schedule.unit if interval else None,
+    }
     return {
         "schedule": {
             "slot": slot.astimezone(UTC).isoformat(),
