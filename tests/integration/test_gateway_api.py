@@ -227,6 +227,54 @@ def test_a_workflow_lives_through_versions_activation_pause_and_archive(admin: h
     assert admin.get(f"/api/v1/workflows/{wid}/webhook").json()["url"].count("/hooks/") == 1
 
 
+def test_a_workflow_has_a_description_and_an_owner_and_the_list_shows_them(
+    admin: httpx.Client, gateway: str, acme: Account
+):
+    created = admin.post(
+        "/api/v1/workflows",
+        json={"name": "Owned", "description": "Calls the partner", "definition": manual_definition()},
+    )
+    assert created.status_code == 201, created.text
+    workflow = created.json()
+    me = admin.get("/api/v1/me").json()
+    assert (workflow["description"], workflow["created_by_name"], workflow["updated_by_name"]) == (
+        "Calls the partner",
+        acme.email,
+        acme.email,
+    )
+    assert workflow["created_by"] == workflow["updated_by"] == me["subject"]
+
+    editor = make_user(admin, gateway, acme.tenant_id, "editor")
+    editor_id = editor.get("/api/v1/me").json()["subject"]
+    editor_email = next(u["email"] for u in admin.get("/api/v1/users").json() if u["id"] == editor_id)
+    kept = editor.put(
+        f"/api/v1/workflows/{workflow['id']}", json={"name": "Owned", "definition": manual_definition()}
+    ).json()
+    assert (kept["description"], kept["created_by_name"], kept["updated_by_name"]) == (
+        "Calls the partner",
+        acme.email,
+        editor_email,
+    )
+    changed = editor.put(
+        f"/api/v1/workflows/{workflow['id']}",
+        json={"name": "Owned", "description": "", "definition": manual_definition()},
+    ).json()
+    assert changed["description"] == ""
+
+    key = admin.post("/api/v1/api-keys", json={"name": "deployer", "roles": ["editor"]}).json()["key"]
+    with client(gateway, key) as by_key:
+        made = by_key.post("/api/v1/workflows", json={"name": "By key", "definition": manual_definition()})
+    assert made.json()["created_by_name"] == "API key deployer"
+    listed = admin.get("/api/v1/workflows", params={"name": "Owned"}).json()["items"]
+    assert [(w["description"], w["created_by_name"], w["updated_by_name"]) for w in listed] == [
+        ("", acme.email, editor_email)
+    ]
+    too_long = admin.post(
+        "/api/v1/workflows", json={"name": "x", "description": "d" * 2001, "definition": manual_definition()}
+    )
+    assert too_long.status_code == 422
+
+
 def test_workflow_lists_are_paginated(admin: httpx.Client):
     marker = uuid.uuid4().hex[:8]
     for i in range(5):

@@ -152,3 +152,65 @@ def test_slots_missed_while_the_service_was_down_follow_the_missed_slot_policy(
     rig.wait_for_runs(skipping, 2, timeout=15)
     settle_schedules()
     assert len(rig.start_runs(catch_up)) == 2
+
+
+def test_named_schedules_fire_on_their_own_and_the_api_shows_where_each_stands(
+    scheduling: tuple[Rig, dict[str, str], System], clock: Path
+):
+    rig, _, _ = scheduling
+    now = datetime.now(UTC)
+    first = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0) + timedelta(minutes=15)
+    workflow = rig.active_workflow(
+        {
+            "kind": "scheduled",
+            "schedules": [
+                {"name": "quarter-cron", "cron": "*/15 * * * *", "timezone": "Europe/Paris"},
+                {"name": "quarter", "every": 15, "unit": "minutes"},
+            ],
+        }
+    )
+    wait_for_cursor(rig, workflow)
+    before = rig.api.get(f"/api/v1/workflows/{workflow}").json()["schedules"]
+    assert [(s["name"], s["kind"], s["run_count"], s["last_slot_at"]) for s in before] == [
+        ("quarter-cron", "cron", 0, None),
+        ("quarter", "interval", 0, None),
+    ]
+    assert [datetime.fromisoformat(s["next_slot_at"]) for s in before] == [first, first]
+
+    # One instant is a slot of both: each fires its own run, under its own key.
+    write_clock(clock, first + timedelta(seconds=5))
+    rig.wait_for_runs(workflow, 2, timeout=15)
+    write_clock(clock, first + timedelta(minutes=15, seconds=5))
+    runs = rig.wait_for_runs(workflow, 4, timeout=15)
+    fired = sorted((r.trigger.data["schedule"]["name"], r.trigger.data["schedule"]["slot"]) for r in runs)
+    second = first + timedelta(minutes=15)
+    assert fired == [
+        ("quarter", first.isoformat()),
+        ("quarter", second.isoformat()),
+        ("quarter-cron", first.isoformat()),
+        ("quarter-cron", second.isoformat()),
+    ]
+    assert len({r.run_id for r in runs}) == 4
+
+    shown = {s["name"]: s for s in rig.api.get(f"/api/v1/workflows/{workflow}").json()["schedules"]}
+    assert shown["quarter-cron"]["run_count"] == 2
+    assert datetime.fromisoformat(shown["quarter-cron"]["last_slot_at"]) == second
+    assert datetime.fromisoformat(shown["quarter-cron"]["next_slot_at"]) == second + timedelta(minutes=15)
+    assert shown["quarter"] | {"last_slot_at": None, "next_slot_at": None} == {
+        "name": "quarter",
+        "kind": "interval",
+        "cron": None,
+        "every": 15,
+        "unit": "minutes",
+        "timezone": "UTC",
+        "missed_slot_policy": "fire_once",
+        "last_slot_at": None,
+        "next_slot_at": None,
+        "run_count": 2,
+    }
+    assert datetime.fromisoformat(shown["quarter"]["next_slot_at"]) == second + timedelta(minutes=15)
+
+    # Paused, a workflow has no next slot; what its schedules did stays.
+    assert rig.api.post(f"/api/v1/workflows/{workflow}/pause").status_code == 200
+    paused = rig.api.get(f"/api/v1/workflows/{workflow}").json()["schedules"]
+    assert [(s["run_count"], s["next_slot_at"]) for s in paused] == [(2, None), (2, None)]

@@ -33,7 +33,7 @@ from millrace_orchestrator.domain.decide import template_context
 from millrace_orchestrator.domain.state import RunStatus
 from millrace_trigger.domain.firings import Candidate, Firing
 from millrace_trigger.domain.matching import match_record_event
-from millrace_trigger.domain.schedule import CronSchedule, plan_slots, schedule_firings
+from millrace_trigger.domain.schedule import CronSchedule, IntervalSchedule, plan_slots, schedule_firings
 
 from tests.support.node_reference import (
     DOCS,
@@ -330,6 +330,20 @@ def test_the_trigger_payloads_have_the_documented_paths():
         "webhook": _webhook_data(decide_call(hook, call, now=NOW)),
         "scheduled": _started(schedule_firings(hourly, plan, now=NOW + timedelta(hours=1, seconds=5))),
     }
+    interval = _candidate("scheduled", schedules=[{"name": "poll", "every": 1, "unit": "hours"}])
+    interval_data = _started(
+        schedule_firings(
+            interval,
+            plan_slots(
+                IntervalSchedule(3600, "UTC"),
+                cursor=NOW,
+                now=NOW + timedelta(hours=1, seconds=5),
+                grace=timedelta(seconds=60),
+            ),
+            now=NOW + timedelta(hours=1, seconds=5),
+        )
+    )
+    assert _trigger_paths("scheduled", interval_data) == set(TRIGGER_PAYLOAD_PATHS["scheduled"])
     for kind, data in payloads.items():
         assert _trigger_paths(kind, data) == set(TRIGGER_PAYLOAD_PATHS[kind]), kind
     # A manual run's input (as the gateway passes it on) is at the top of ``trigger``.

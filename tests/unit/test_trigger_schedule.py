@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from millrace_common.language.workflow import TriggerConfig
 from millrace_trigger.domain.firings import Candidate, Outcome
-from millrace_trigger.domain.schedule import CronSchedule, plan_slots, schedule_firings, schedule_key
+from millrace_trigger.domain.schedule import (
+    CronSchedule,
+    IntervalSchedule,
+    plan_slots,
+    schedule_firings,
+    schedule_key,
+    slot_schedule,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -136,7 +144,10 @@ def test_missed_slots_fire_once_on_recovery_by_default():
     assert on_time.data["schedule"] == {
         "slot": "2026-01-01T13:00:00+00:00",
         "slot_local": "2026-01-01T14:00:00+01:00",
+        "name": "default",
         "cron": "0 * * * *",
+        "every": None,
+        "unit": None,
         "timezone": BERLIN,
         "late": False,
         "missed_slots": 0,
@@ -224,3 +235,111 @@ def test_every_wall_clock_match_that_exists_once_is_a_slot(expression, zoned, ho
                 f"{minute.astimezone(tz).isoformat()} matches {expression} but is not a slot"
             )
         minute += timedelta(minutes=1)
+
+
+# -- intervals and named schedules ----------------------------------------------------------------
+
+
+def test_an_interval_is_aligned_to_the_clock_not_to_when_it_was_activated():
+    quarter = IntervalSchedule(15 * 60, BERLIN)
+    assert quarter.slots(utc(2026, 1, 1, 9, 7, 31), utc(2026, 1, 1, 10, 0)) == [
+        utc(2026, 1, 1, 9, 15),
+        utc(2026, 1, 1, 9, 30),
+        utc(2026, 1, 1, 9, 45),
+        utc(2026, 1, 1, 10, 0),
+    ]
+    assert quarter.next_slot(utc(2026, 1, 1, 10, 0)) == utc(2026, 1, 1, 10, 15)
+    assert quarter.last_slot(utc(2026, 1, 1, 9), utc(2026, 1, 1, 9, 44, 59)) == utc(2026, 1, 1, 9, 30)
+    assert quarter.last_slot(utc(2026, 1, 1, 9, 30), utc(2026, 1, 1, 9, 44, 59)) is None
+
+
+def test_an_interval_keeps_its_rhythm_through_a_clock_change():
+    hourly = IntervalSchedule(3600, BERLIN)
+    slots = hourly.slots(utc(2026, 10, 24, 23, 30), utc(2026, 10, 25, 2, 30))
+    assert [s - slots[0] for s in slots] == [timedelta(hours=h) for h in range(3)]
+    assert [hourly.local(s).isoformat() for s in slots] == [
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:00:00+01:00",
+        "2026-10-25T03:00:00+01:00",
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seconds=st.sampled_from([1, 7, 60, 900, 3600, 7200, 86_400]),
+    after=instants,
+    steps=st.integers(0, 50),
+    part=st.floats(0, 1),
+)
+def test_interval_slots_are_the_multiples_of_the_interval_in_the_window(seconds, after, steps, part):
+    interval = IntervalSchedule(seconds, "UTC")
+    until = after + timedelta(seconds=seconds * (steps + part))
+    slots = interval.slots(after, until, limit=100_000)
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert all((s - epoch) % timedelta(seconds=seconds) == timedelta(0) for s in slots)
+    assert all(after < s <= until for s in slots)
+    assert all(b - a == timedelta(seconds=seconds) for a, b in itertools.pairwise(slots))
+    assert interval.next_slot(after) - after <= timedelta(seconds=seconds)
+    assert interval.last_slot(after, until) == (slots[-1] if slots else None)
+
+
+def named_schedules() -> Candidate:
+    config = TriggerConfig.model_validate(
+        {
+            "name": "t",
+            "kind": "scheduled",
+            "schedules": [
+                {"name": "morning", "cron": "0 9 * * *", "timezone": BERLIN},
+                {"name": "poll", "every": 30, "unit": "minutes", "missed_slot_policy": "skip"},
+            ],
+        }
+    )
+    return Candidate(uuid.uuid4(), 1, "acme", config)
+
+
+def test_each_named_schedule_fires_its_own_slots_under_its_own_key():
+    workflow = named_schedules()
+    morning, poll = workflow.config.schedule_list()
+    now = utc(2026, 1, 1, 8, 0, 5)
+    firings = [
+        firing
+        for schedule in (morning, poll)
+        for firing in schedule_firings(
+            workflow,
+            plan_slots(slot_schedule(schedule), cursor=utc(2026, 1, 1, 7, 59), now=now, grace=GRACE),
+            now=now,
+            schedule=schedule,
+        )
+    ]
+    assert [f.data["schedule"]["name"] for f in firings] == ["morning", "poll"]
+    assert firings[1].data["schedule"] | {} == {
+        "slot": "2026-01-01T08:00:00+00:00",
+        "slot_local": "2026-01-01T08:00:00+00:00",
+        "name": "poll",
+        "cron": None,
+        "every": 30,
+        "unit": "minutes",
+        "timezone": "UTC",
+        "late": False,
+        "missed_slots": 0,
+    }
+    assert firings[0].idempotency_key == f"schedule:{workflow.workflow_id}:morning:2026-01-01T08:00:00+00:00"
+    assert firings[0].idempotency_key != firings[1].idempotency_key
+    assert firings[0].run_id != firings[1].run_id
+
+
+def test_an_interval_schedule_follows_its_own_missed_slot_policy():
+    workflow = named_schedules()
+    poll = workflow.config.schedule_list()[1]
+    now = utc(2026, 1, 1, 12, 10)
+    plan = plan_slots(slot_schedule(poll), cursor=utc(2026, 1, 1, 9, 10), now=now, grace=GRACE)
+    [missed] = schedule_firings(workflow, plan, now=now, schedule=poll)
+    assert missed.outcome is Outcome.MISSED
+    assert missed.data["schedule"]["missed_slots"] == 6
+    assert missed.data["schedule"]["slot"] == "2026-01-01T12:00:00+00:00"
+
+
+def test_a_trigger_with_one_top_level_cron_reads_as_one_schedule_named_default():
+    [legacy] = scheduled().config.schedule_list()
+    assert (legacy.name, legacy.cron, legacy.timezone) == ("default", "0 * * * *", BERLIN)
+    assert schedule_key("w", utc(2026, 1, 1)) == "schedule:w:2026-01-01T00:00:00+00:00"

@@ -268,7 +268,11 @@ CONDITION = {"field": "trigger.record.data.x", "operator": "equals", "value": 1}
             {"kind": "webhook", "require_signature": True},
             "needs the secret_credential to check it with",
         ),
-        (TriggerConfig, {"kind": "scheduled"}, 'cron: a "scheduled" trigger needs a cron expression'),
+        (
+            TriggerConfig,
+            {"kind": "scheduled"},
+            'a "scheduled" trigger needs schedules (or, as before, one cron expression)',
+        ),
         (
             TriggerConfig,
             {"kind": "scheduled", "cron": "0 9 * * MON", "timezone": "Europe/Atlantis"},

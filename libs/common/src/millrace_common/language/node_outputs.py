@@ -85,7 +85,10 @@ TRIGGER_PAYLOAD_PATHS: Mapping[str, tuple[str, ...]] = {
         "trigger.kind",
         "trigger.schedule.slot",
         "trigger.schedule.slot_local",
+        "trigger.schedule.name",
         "trigger.schedule.cron",
+        "trigger.schedule.every",
+        "trigger.schedule.unit",
         "trigger.schedule.timezone",
         "trigger.schedule.late",
         "trigger.schedule.missed_slots",
@@ -93,4 +96,5 @@ TRIGGER_PAYLOAD_PATHS: Mapping[str, tuple[str, ...]] = {
     "manual": ("trigger.kind", f"trigger.{MANUAL_INPUT_KEY}"),
 }
 """Every path under ``trigger`` a run of each trigger kind has (``record_updated`` has
-``changed_fields`` when the record's earlier state is known)."""
+``changed_fields`` when the record's earlier state is known; a schedule's slot has ``cron``, ``every``
+and ``unit``, null where they do not apply)."""

@@ -1,9 +1,11 @@
 """Workflow definitions: React Flow compatible JSON, validated into typed models.
 
 A definition is ``{"nodes": [...], "edges": [...], "settings": {...}}``; each node has ``id``,
-``type``, ``position``, an optional ``parentId`` (the for_each whose body it is in) and ``data`` (its
-``name`` and config, see ``workflow_configs``); edges have ``id``, ``source``, ``target`` and an
-optional ``sourceHandle``. Node types are in ``workflow_nodes`` and re-exported here.
+``type``, ``position``, an optional ``parentId`` (the for_each whose body it is in), an optional
+``description`` (shown on the canvas, never rendered) and ``data`` (its ``name`` and config, see
+``workflow_configs``); edges have ``id``, ``source``, ``target``, an optional ``sourceHandle`` and an
+optional ``label``. ``settings.variables`` are the workflow's constants, ``workflow.vars`` in
+templates. Node types are in ``workflow_nodes`` and re-exported here.
 Validating a :class:`WorkflowDefinition` runs every graph check, so a parsed definition is sound;
 :func:`millrace_common.language.workflow_validation.validate_definition` reports every problem at once.
 """
@@ -13,11 +15,12 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import cached_property
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, JsonValue, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from millrace_common.language import workflow_nodes
 from millrace_common.language.workflow_configs import _Frozen
+from millrace_common.language.workflow_configs.base import VariableName
 from millrace_common.language.workflow_graph import EdgeView, NodeView, Problem, graph_problems
 from millrace_common.language.workflow_nodes import *
 from millrace_common.language.workflow_nodes import Node, NodeId, TriggerNode, _NodeBase, source_handles
@@ -25,6 +28,7 @@ from millrace_common.language.workflow_nodes import Node, NodeId, TriggerNode, _
 __all__ = [
     "MAX_EDGES",
     "MAX_NODES",
+    "MAX_WORKFLOW_VARIABLES",
     "SKIP_GRAPH_CHECKS",
     "Edge",
     "WorkflowDefinition",
@@ -46,6 +50,10 @@ class Edge(_Frozen):
     source: NodeId
     target: NodeId
     source_handle: str | None = Field(default=None, alias="sourceHandle", min_length=1, max_length=200)
+    label: str | None = Field(default=None, max_length=200, description="Shown on the canvas; never rendered")
+
+
+MAX_WORKFLOW_VARIABLES = 100
 
 
 class WorkflowSettings(_Frozen):
@@ -53,6 +61,11 @@ class WorkflowSettings(_Frozen):
     timeout_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     retry_count: int = Field(default=3, ge=0, le=20)
     max_concurrent_runs: int | None = Field(default=None, ge=1)
+    variables: dict[VariableName, JsonValue] = Field(
+        default_factory=dict,
+        max_length=MAX_WORKFLOW_VARIABLES,
+        description="Constants every template reads as workflow.vars.<name>; never rendered",
+    )
 
 
 class WorkflowDefinition(_Frozen):
@@ -79,14 +92,18 @@ class WorkflowDefinition(_Frozen):
             )
         return self
 
-    def graph_problems(self) -> list[Problem]:
-        """The graph checks' findings (empty for a definition that validated normally)."""
+    def graph_problems(self, *, check_variables: bool = False) -> list[Problem]:
+        """The graph checks' findings (empty for a definition that validated normally); with
+        ``check_variables``, also those of ``vars`` and ``workflow`` references (see
+        ``workflow_graph.graph_problems``)."""
         nodes = [
             NodeView(i, n.id, n.type, n.parent_id, source_handles(n), n.data)
             for i, n in enumerate(self.nodes)
         ]
         edges = [EdgeView(i, e.id, e.source, e.target, e.source_handle) for i, e in enumerate(self.edges)]
-        return graph_problems(nodes, edges)
+        return graph_problems(
+            nodes, edges, frozenset(self.settings.variables), check_variables=check_variables
+        )
 
     @cached_property
     def _by_id(self) -> dict[str, Node]:

@@ -3,25 +3,21 @@
 The checks run on :class:`NodeView` and :class:`EdgeView`, which a fully typed definition and a
 partly invalid one both provide, so a definition with a bad node config still gets its graph
 checked. Everything here is linear in nodes plus edges: ancestors are bitsets folded once in
-topological order of the strongly connected components.
+topological order of the strongly connected components. The reference checks are in
+:mod:`workflow_references`.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import lru_cache
 
-from millrace_common.language.conditions import Comparison, ConditionError, evaluate
-from millrace_common.language.templating import TemplateError, check_template
-from millrace_common.language.workflow_configs import NodeConfig, Path, comparisons
+from millrace_common.language.workflow_configs import NodeConfig
 from millrace_common.language.workflow_nodes import CASE_HANDLE_PREFIX, ERROR_HANDLE, node_types
+from millrace_common.language.workflow_references import ReferenceChecks
 
 MAX_FOR_EACH_NESTING = 3
-TEMPLATE_ROOTS = frozenset({"trigger", "workflow", "vars", "nodes"})
-BODY_ROOTS = frozenset({"item", "index"})
 
 
 @dataclass(frozen=True)
@@ -58,15 +54,36 @@ def pointer(*parts: str | int) -> str:
     return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def graph_problems(nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> list[Problem]:
-    """Every problem of the graph: ids, edges, handles, bodies, cycles, reachability, references."""
-    return _GraphCheck(nodes, edges).problems()
+def graph_problems(
+    nodes: Sequence[NodeView],
+    edges: Sequence[EdgeView],
+    workflow_variables: frozenset[str] | None = None,
+    *,
+    check_variables: bool = False,
+) -> list[Problem]:
+    """Every problem of the graph: ids, edges, handles, bodies, cycles, reachability, references.
+
+    ``check_variables`` adds the checks of ``vars.<name>`` and ``workflow...`` references, which a
+    submitted definition must pass (``validate_definition``) while a stored one, saved before they
+    existed, still loads. ``workflow_variables`` are the names ``settings.variables`` declares (None
+    when the settings did not validate: ``workflow.vars.<name>`` is then not checked)."""
+    return _GraphCheck(nodes, edges, workflow_variables, check_variables).problems()
 
 
-class _GraphCheck:
-    def __init__(self, nodes: Sequence[NodeView], edges: Sequence[EdgeView]) -> None:
+class _GraphCheck(ReferenceChecks):
+    def __init__(
+        self,
+        nodes: Sequence[NodeView],
+        edges: Sequence[EdgeView],
+        workflow_variables: frozenset[str] | None = None,
+        check_variables: bool = False,
+    ) -> None:
         self.nodes = nodes
         self.edges = edges
+        self.workflow_variables = workflow_variables
+        self.check_variables = check_variables
+        self.setters: dict[str, int] | None = None
+        self.reader_is_trigger = False
         self.found: list[Problem] = []
         self.position: dict[str, int] = {}
         self.shadowed: set[int] = set()
@@ -366,81 +383,6 @@ class _GraphCheck:
             for position in component:
                 ancestors[position] = combined
         return ancestors
-
-    def _references(self) -> None:
-        ancestors = self._ancestors()
-        for position, node in enumerate(self.nodes):
-            if node.config is not None and position not in self.shadowed:
-                for path, message in self._reference_problems(position, node.config, ancestors[position]):
-                    self._report(self._node_pointer(position, "data", *path), message)
-
-    def _reference_problems(
-        self, position: int, config: NodeConfig, ancestors: int
-    ) -> Iterator[tuple[Path, str]]:
-        in_body = self.scope[position] is not None
-        for path, source in config.rendered_strings():
-            if "{" not in source:
-                continue
-            checked = _checked_template(source)
-            if isinstance(checked, str):
-                yield path, checked
-                continue
-            for reference in sorted(checked):
-                message = self._reference_problem(reference, in_body, ancestors, "template")
-                if message is not None:
-                    yield path, message
-        for path, fields in config.condition_references():
-            for reference in sorted(fields):
-                message = self._reference_problem(reference, in_body, ancestors, "condition")
-                if message is not None:
-                    yield path, message
-        for path, tree, _ in config.condition_trees():
-            for leaf_path, leaf in comparisons(path, tree):
-                message = _comparison_problem(leaf)
-                if message is not None:
-                    yield (*leaf_path, "value"), message
-
-    def _reference_problem(
-        self, reference: tuple[str, ...], in_body: bool, ancestors: int, what: str
-    ) -> str | None:
-        if not reference:
-            return None
-        root = reference[0]
-        if root in BODY_ROOTS and not in_body:
-            return f"{what} refers to {root!r}, which is only defined inside a for_each body"
-        if root not in TEMPLATE_ROOTS | BODY_ROOTS:
-            allowed = ", ".join(sorted(TEMPLATE_ROOTS | (BODY_ROOTS if in_body else frozenset())))
-            return f"{what} refers to {root!r}, which is not defined; it can use {allowed}"
-        if root == "nodes" and len(reference) > 1:
-            target = self.position.get(reference[1])
-            if target is None or not (ancestors >> target) & 1:
-                return f"{what} refers to node {reference[1]!r}, which cannot have run before this node"
-        return None
-
-
-_SOME_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def _comparison_problem(comparison: Comparison) -> str | None:
-    """Why a comparison can never be evaluated (a bad pattern, a list operator without a list...),
-    found by evaluating it against no data; values that are templates are only known at run time."""
-    values = (comparison.value, comparison.value_to)
-    if any(isinstance(value, str) and "{" in value for value in values):
-        return None
-    try:
-        evaluate(comparison, {}, now=_SOME_INSTANT)
-    except ConditionError as error:
-        return str(error)
-    return None
-
-
-@lru_cache(maxsize=4096)
-def _checked_template(source: str) -> frozenset[tuple[str, ...]] | str:
-    """The references of a template, or why it does not compile (memoised: definitions repeat strings)."""
-    try:
-        return frozenset(check_template(source).references)
-    except TemplateError as error:
-        return f"template error: {error}"
 
 
 def _strongly_connected(successors: Sequence[Sequence[int]]) -> list[list[int]]:

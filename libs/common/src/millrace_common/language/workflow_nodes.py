@@ -111,6 +111,9 @@ class _NodeBase(_Frozen):
     id: NodeId
     position: Position = Position()
     parent_id: NodeId | None = Field(default=None, alias="parentId")
+    description: str | None = Field(
+        default=None, max_length=2000, description="What the node is for, shown on the canvas; never rendered"
+    )
 
 
 class TriggerNode(_NodeBase):

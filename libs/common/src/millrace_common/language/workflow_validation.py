@@ -203,9 +203,9 @@ def _validated(document: Mapping[str, Any]) -> ValidationReport:
         problems = [_problem(detail, document) for detail in error.errors(include_url=False)]
         nodes, edges = _partial_views(document)
         if nodes:
-            problems.extend(graph_problems(nodes, edges))
+            problems.extend(graph_problems(nodes, edges, check_variables=True))
         return _refused(problems)
-    problems = definition.graph_problems()
+    problems = definition.graph_problems(check_variables=True)
     if problems:
         return ValidationReport(tuple(problems), None)
     stored = stored_size_problem(definition)

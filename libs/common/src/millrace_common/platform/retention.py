@@ -79,7 +79,7 @@ RETENTION: Mapping[str, Pruned | NotGrowing | Kept] = {
         "`MILLRACE_DEAD_LETTER_RETENTION_MS`",
     ),
     "record_states": NotGrowing("one row per record seen: grows only with `records`"),
-    "schedule_cursors": NotGrowing("one row per scheduled workflow"),
+    "schedule_cursors": NotGrowing("one row per schedule of a scheduled workflow, at most 20 each"),
     "consumer_positions": NotGrowing("one row per consumed partition"),
     "active_triggers": NotGrowing("one row per active workflow and pipeline"),
     "workflow_triggers": NotGrowing("one row per active workflow"),

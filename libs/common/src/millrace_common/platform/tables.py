@@ -140,6 +140,9 @@ workflows = Table(
     Column("webhook_token", String(64)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_by", Uuid),
+    Column("updated_by", Uuid),
 )
 workflow_versions = Table(
     "workflow_versions",
@@ -378,9 +381,12 @@ schedule_cursors = Table(
     "schedule_cursors",
     metadata,
     Column("workflow_id", Uuid, primary_key=True),
+    Column("schedule_name", String(64), primary_key=True),
     Column("activated_at", DateTime(timezone=True), nullable=False),
     Column("cursor_at", DateTime(timezone=True), nullable=False),
     Column("next_slot_at", DateTime(timezone=True)),
+    Column("last_slot_at", DateTime(timezone=True)),
+    Column("run_count", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 webhook_deliveries = Table(

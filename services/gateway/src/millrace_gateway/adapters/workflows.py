@@ -8,8 +8,27 @@ from datetime import datetime
 from uuid import UUID
 
 from millrace_common.language.workflow import WorkflowDefinition
-from millrace_common.platform.tables import runs, workflow_versions, workflows
-from sqlalchemy import Row, Select, and_, func, insert, literal_column, select, true, update
+from millrace_common.platform.tables import (
+    api_keys,
+    runs,
+    schedule_cursors,
+    users,
+    workflow_versions,
+    workflows,
+)
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.adapters.pages import Page, fetch_page
@@ -23,8 +42,12 @@ async def insert_draft(
     name: str,
     webhook_token: str,
     now: datetime,
+    *,
+    description: str = "",
+    created_by: UUID | None = None,
 ) -> None:
-    """A draft workflow whose latest version is 1 (the caller adds it)."""
+    """A draft workflow whose latest version is 1 (the caller adds it); ``created_by`` is the user
+    or API key that made it."""
     await connection.execute(
         insert(workflows).values(
             id=workflow_id,
@@ -36,6 +59,9 @@ async def insert_draft(
             webhook_token=webhook_token,
             created_at=now,
             updated_at=now,
+            description=description,
+            created_by=created_by,
+            updated_by=created_by,
         )
     )
 
@@ -60,13 +86,40 @@ async def add_version(
 
 
 async def advance(
-    connection: AsyncConnection, workflow_id: UUID, *, name: str, latest_version: int, now: datetime
+    connection: AsyncConnection,
+    workflow_id: UUID,
+    *,
+    name: str,
+    latest_version: int,
+    now: datetime,
+    updated_by: UUID | None = None,
+    description: str | None = None,
 ) -> None:
-    await connection.execute(
-        update(workflows)
-        .where(workflows.c.id == workflow_id)
-        .values(name=name, latest_version=latest_version, updated_at=now)
+    """A new latest version; ``description`` None keeps the workflow's description."""
+    values: dict[str, object] = {
+        "name": name,
+        "latest_version": latest_version,
+        "updated_at": now,
+        "updated_by": updated_by,
+    }
+    if description is not None:
+        values["description"] = description
+    await connection.execute(update(workflows).where(workflows.c.id == workflow_id).values(**values))
+
+
+async def schedules(connection: AsyncConnection, workflow_id: UUID) -> Sequence[Row]:
+    """Where each of the workflow's schedules stands (the trigger service writes these rows; the
+    API only reads them): its last and next slot and its count of runs, by schedule name."""
+    rows = await connection.execute(
+        select(
+            schedule_cursors.c.schedule_name,
+            schedule_cursors.c.activated_at,
+            schedule_cursors.c.last_slot_at,
+            schedule_cursors.c.next_slot_at,
+            schedule_cursors.c.run_count,
+        ).where(schedule_cursors.c.workflow_id == workflow_id)
     )
+    return rows.all()
 
 
 async def set_status(
@@ -197,6 +250,8 @@ def _summary_query(tenant_id: str) -> Select:
     return (
         select(
             workflows,
+            _who(workflows.c.created_by).label("created_by_name"),
+            _who(workflows.c.updated_by).label("updated_by_name"),
             trigger_type.label("trigger_type"),
             stats.c.run_count,
             stats.c.completed,
@@ -213,3 +268,10 @@ def _summary_query(tenant_id: str) -> Select:
         .outerjoin(newest, true())
         .where(workflows.c.tenant_id == tenant_id)
     )
+
+
+def _who(column: ColumnElement) -> ColumnElement:
+    """The name of the user (their email) or the API key (``API key <name>``) behind an id."""
+    user = select(users.c.email).where(users.c.id == column).scalar_subquery()
+    key = select(literal("API key ") + api_keys.c.name).where(api_keys.c.id == column).scalar_subquery()
+    return func.coalesce(user, key)

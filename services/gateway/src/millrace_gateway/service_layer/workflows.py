@@ -27,11 +27,14 @@ from millrace_gateway.domain.refusals import NotFound, UnknownVersion
 from millrace_gateway.domain.runs import manual_run_id
 from millrace_gateway.domain.trigger_index import active_trigger
 from millrace_gateway.domain.workflows import (
+    ScheduleCursor,
+    ScheduleView,
     Status,
     checked_definition,
     copy_name,
     refuse_if_archived,
     refuse_oversized_copy,
+    schedule_views,
 )
 
 
@@ -53,11 +56,19 @@ class Workflows:
     def validate(definition: dict[str, JsonValue]) -> ValidationReport:
         return validate_definition(definition)
 
-    async def create(self, tenant_id: str, name: str, definition: dict[str, JsonValue]) -> Row:
-        """A new draft whose version 1 is ``definition``."""
+    async def create(
+        self,
+        tenant_id: str,
+        name: str,
+        definition: dict[str, JsonValue],
+        *,
+        description: str = "",
+        by: UUID | None = None,
+    ) -> Row:
+        """A new draft whose version 1 is ``definition``, owned by ``by`` (a user or an API key)."""
         checked = checked_definition(definition)
         async with self._engine.begin() as connection:
-            return await self._new_draft(connection, tenant_id, name, checked)
+            return await self._new_draft(connection, tenant_id, name, checked, description, by)
 
     async def page(
         self, tenant_id: str, *, status: Status | None, name: str | None, limit: int, offset: int
@@ -71,17 +82,51 @@ class Workflows:
         async with self._engine.connect() as connection:
             return await _summary(connection, tenant_id, workflow_id)
 
+    async def get_with_schedules(self, tenant_id: str, workflow_id: UUID) -> tuple[Row, list[ScheduleView]]:
+        """The workflow, and each schedule of its trigger (the active version's while it is active)
+        with its last and next slot and its count of runs."""
+        async with self._engine.connect() as connection:
+            row = await _summary(connection, tenant_id, workflow_id)
+            definition = WorkflowDefinition.model_validate(row.definition)
+            if row.active_version is not None and row.active_version != row.latest_version:
+                definition = await _definition(
+                    connection, workflow_id, row.active_version, pointer="/path/workflow_id", status=422
+                )
+            if definition.trigger.data.kind != "scheduled":
+                return row, []
+            cursors = {
+                c.schedule_name: ScheduleCursor(c.activated_at, c.last_slot_at, c.next_slot_at, c.run_count)
+                for c in await workflows.schedules(connection, workflow_id)
+            }
+        return row, schedule_views(definition, cursors, active=row.status == "active")
+
     async def update(
-        self, tenant_id: str, workflow_id: UUID, name: str, definition: dict[str, JsonValue]
+        self,
+        tenant_id: str,
+        workflow_id: UUID,
+        name: str,
+        definition: dict[str, JsonValue],
+        *,
+        description: str | None = None,
+        by: UUID | None = None,
     ) -> Row:
-        """Save version n+1; earlier versions stay as they were, and the active one stays active."""
+        """Save version n+1; earlier versions stay as they were, and the active one stays active.
+        ``description`` None keeps the workflow's description."""
         checked = checked_definition(definition)
         async with self._engine.begin() as connection:
             current = await _locked(connection, tenant_id, workflow_id)
             refuse_if_archived(current.status, "be changed")
             version = current.latest_version + 1
             await workflows.add_version(connection, tenant_id, workflow_id, version, checked, utc_now())
-            await workflows.advance(connection, workflow_id, name=name, latest_version=version, now=utc_now())
+            await workflows.advance(
+                connection,
+                workflow_id,
+                name=name,
+                latest_version=version,
+                now=utc_now(),
+                updated_by=by,
+                description=description,
+            )
             return await _summary(connection, tenant_id, workflow_id)
 
     async def versions(self, tenant_id: str, workflow_id: UUID) -> tuple[int | None, Sequence[Row]]:
@@ -123,15 +168,18 @@ class Workflows:
     async def archive(self, tenant_id: str, workflow_id: UUID) -> Row:
         return await self._deactivate(tenant_id, workflow_id, "archived")
 
-    async def duplicate(self, tenant_id: str, workflow_id: UUID) -> Row:
-        """A new draft named "<name> (copy)" whose version 1 is the source's newest definition."""
+    async def duplicate(self, tenant_id: str, workflow_id: UUID, *, by: UUID | None = None) -> Row:
+        """A new draft named "<name> (copy)" whose version 1 is the source's newest definition, with
+        the source's description, owned by ``by``."""
         async with self._engine.begin() as connection:
             source = await _locked(connection, tenant_id, workflow_id)
             definition = await _definition(
                 connection, workflow_id, source.latest_version, pointer="/path/workflow_id", status=422
             )
             refuse_oversized_copy(definition)
-            return await self._new_draft(connection, tenant_id, copy_name(source.name), definition)
+            return await self._new_draft(
+                connection, tenant_id, copy_name(source.name), definition, source.description, by
+            )
 
     async def start_manual_run(
         self,
@@ -171,11 +219,26 @@ class Workflows:
             return await workflows.webhook_token(connection, workflow_id)
 
     async def _new_draft(
-        self, connection: AsyncConnection, tenant_id: str, name: str, definition: WorkflowDefinition
+        self,
+        connection: AsyncConnection,
+        tenant_id: str,
+        name: str,
+        definition: WorkflowDefinition,
+        description: str,
+        by: UUID | None,
     ) -> Row:
         workflow_id = uuid4()
         token = secrets.token_urlsafe(24)
-        await workflows.insert_draft(connection, workflow_id, tenant_id, name, token, utc_now())
+        await workflows.insert_draft(
+            connection,
+            workflow_id,
+            tenant_id,
+            name,
+            token,
+            utc_now(),
+            description=description,
+            created_by=by,
+        )
         await workflows.add_version(connection, tenant_id, workflow_id, 1, definition, utc_now())
         return await _summary(connection, tenant_id, workflow_id)
 

@@ -104,10 +104,10 @@ export function api(token: string) {
     listWorkflows: (query = "") =>
       call<{ items: WorkflowSummary[]; next_offset: number | null }>("GET", `/workflows${query}`),
     getWorkflow: (id: string) => call<Workflow>("GET", `/workflows/${id}`),
-    createWorkflow: (name: string, definition: Definition) =>
-      call<Workflow>("POST", "/workflows", { name, definition }),
-    updateWorkflow: (id: string, name: string, definition: Definition) =>
-      call<Workflow>("PUT", `/workflows/${id}`, { name, definition }),
+    createWorkflow: (name: string, definition: Definition, description = "") =>
+      call<Workflow>("POST", "/workflows", { name, description, definition }),
+    updateWorkflow: (id: string, name: string, definition: Definition, description?: string) =>
+      call<Workflow>("PUT", `/workflows/${id}`, { name, description, definition }),
     validate: (definition: Definition) =>
       call<{ valid: boolean; problems: Problem[] }>("POST", "/workflows/validate", { definition }),
     duplicate: (id: string) => call<Workflow>("POST", `/workflows/${id}/duplicate`),

@@ -1,5 +1,6 @@
 import { Handle, Position, useUpdateNodeInternals, type NodeProps } from "@xyflow/react";
 import { useContext, useEffect, useRef } from "react";
+import { DESCRIPTION_KEY } from "../model/graph";
 import { hasTarget, sourceHandles } from "../model/handles";
 import { STATUS_LABEL } from "../model/runState";
 import { typeLabel } from "../model/schema";
@@ -50,6 +51,11 @@ export function WorkflowNode({ id, type, data, selected }: NodeProps) {
         )}
       </div>
       <div className="wf-node-name">{String(config.name ?? id)}</div>
+      {typeof config[DESCRIPTION_KEY] === "string" && (
+        <div className="wf-node-description" data-testid={`description-${id}`} title={String(config[DESCRIPTION_KEY])}>
+          {config[DESCRIPTION_KEY]}
+        </div>
+      )}
       {run && (
         <div className="wf-node-state" data-testid={`state-${id}`}>
           {STATUS_LABEL[run.status]}

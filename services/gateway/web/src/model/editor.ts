@@ -12,6 +12,7 @@ import {
   definitionToGraph,
   edgeLabel,
   freshEdgeId,
+  shownLabel,
   freshNodeId,
   groupSize,
   type CanvasEdge,
@@ -38,6 +39,8 @@ export interface EditorState {
   /** The stored workflow; null for a new one until its first save. */
   workflow: Workflow | null;
   name: string;
+  /** The workflow's description (kept with the workflow, not in its definition). */
+  description: string;
   settings: JsonObject;
   history: History<Graph>;
   /** A new workflow is there at once; a stored one once its definition has arrived. */
@@ -66,6 +69,9 @@ export type EditorAction =
   | { type: "workflowLoaded"; workflow: Workflow }
   | { type: "definitionLoaded"; definition: Definition }
   | { type: "renamed"; name: string }
+  | { type: "described"; description: string }
+  /** An edge's own label, set in the side panel; `now` as for form edits. */
+  | { type: "edgeLabelled"; id: string; label: string; now: number }
   | { type: "settingsEdited"; settings: JsonObject }
   | { type: "nodesChanged"; changes: NodeChange<CanvasNode>[] }
   | { type: "edgesChanged"; changes: EdgeChange<CanvasEdge>[] }
@@ -105,6 +111,7 @@ export function initialEditorState(opening: { workflowId: string | null; version
     pipelineFields: {},
     workflow: null,
     name: "Untitled workflow",
+    description: "",
     settings: {},
     history: { past: [], present: { nodes: [], edges: [] }, future: [] },
     loaded: opening.workflowId === null,
@@ -184,6 +191,22 @@ export function triggerPipeline(nodes: CanvasNode[]): string | null {
 export function triggerKind(nodes: CanvasNode[]): string | null {
   const trigger = nodes.find((n) => n.type === "trigger");
   return typeof trigger?.data.kind === "string" ? trigger.data.kind : null;
+}
+
+/** The one selected edge while no node is selected, or null. */
+export function selectedEdge(graph: Graph): CanvasEdge | null {
+  if (graph.nodes.some((n) => n.selected)) return null;
+  const selected = graph.edges.filter((e) => e.selected);
+  return selected.length === 1 ? selected[0] : null;
+}
+
+function labelEdge(state: EditorState, id: string, label: string, now: number): EditorState {
+  const { nodes, edges } = state.history.present;
+  if (state.readOnly || !edges.some((e) => e.id === id)) return state;
+  const next = edges.map((e) =>
+    e.id === id ? { ...e, data: { ...e.data, label }, label: shownLabel(e.sourceHandle, label) } : e,
+  );
+  return commit(state, { nodes, edges: next }, { key: `label:${id}`, now });
 }
 
 /** The one selected node, or null. */
@@ -346,7 +369,12 @@ export function editorReducer(state: EditorState, action: EditorAction): EditorS
     case "pipelineSampled":
       return { ...state, pipelineFields: action.fields };
     case "workflowLoaded":
-      return { ...state, workflow: action.workflow, name: action.workflow.name };
+      return {
+        ...state,
+        workflow: action.workflow,
+        name: action.workflow.name,
+        description: action.workflow.description ?? "",
+      };
     case "definitionLoaded":
       return {
         ...state,
@@ -356,6 +384,10 @@ export function editorReducer(state: EditorState, action: EditorAction): EditorS
       };
     case "renamed":
       return { ...state, name: action.name, dirty: true };
+    case "described":
+      return { ...state, description: action.description, dirty: true };
+    case "edgeLabelled":
+      return labelEdge(state, action.id, action.label, action.now);
     case "settingsEdited":
       return { ...state, settings: action.settings, dirty: true };
     case "nodesChanged":

@@ -6,6 +6,22 @@ import type { Definition, DefinitionEdge, DefinitionNode, JsonObject } from "./t
 export type CanvasNode = Node<JsonObject>;
 export type CanvasEdge = Edge;
 
+/** Where a node's description travels on the canvas: in its data, beside the config (the forms show
+ * only the config's fields), and back beside `data` in the definition. */
+export const DESCRIPTION_KEY = "$description";
+
+/** An edge's own label (the definition's `label`), kept in the canvas edge's data. */
+export function ownLabel(edge: CanvasEdge): string {
+  const label = (edge.data as { label?: unknown } | undefined)?.label;
+  return typeof label === "string" ? label : "";
+}
+
+/** What an edge shows: its handle, then its own label. */
+export function shownLabel(handle: string | null | undefined, label: string | null | undefined): string | undefined {
+  const parts = [edgeLabel(handle), label || undefined].filter((p): p is string => !!p);
+  return parts.length ? parts.join(" · ") : undefined;
+}
+
 export const NODE_WIDTH = 200;
 export const NODE_HEIGHT = 64;
 export const GROUP_MIN_WIDTH = 360;
@@ -57,6 +73,7 @@ export function definitionToGraph(definition: Definition): { nodes: CanvasNode[]
       position: { x: node.position?.x ?? 0, y: node.position?.y ?? 0 },
       data: structuredClone(node.data ?? {}),
     };
+    if (node.description) canvas.data[DESCRIPTION_KEY] = node.description;
     if (node.parentId) {
       canvas.parentId = node.parentId;
       canvas.extent = "parent";
@@ -72,25 +89,29 @@ export function definitionToGraph(definition: Definition): { nodes: CanvasNode[]
     source: edge.source,
     target: edge.target,
     sourceHandle: edge.sourceHandle ?? null,
-    label: edgeLabel(edge.sourceHandle),
+    label: shownLabel(edge.sourceHandle, edge.label),
+    ...(edge.label ? { data: { label: edge.label } } : {}),
   }));
   return { nodes, edges };
 }
 
 export function graphToDefinition(nodes: CanvasNode[], edges: CanvasEdge[], settings?: JsonObject): Definition {
   const definitionNodes: DefinitionNode[] = nodes.map((node) => {
+    const { [DESCRIPTION_KEY]: description, ...data } = node.data;
     const out: DefinitionNode = {
       id: node.id,
       type: node.type ?? "",
       position: { x: Math.round(node.position.x), y: Math.round(node.position.y) },
-      data: structuredClone(node.data),
+      data: structuredClone(data),
     };
     if (node.parentId) out.parentId = node.parentId;
+    if (typeof description === "string" && description !== "") out.description = description;
     return out;
   });
   const definitionEdges: DefinitionEdge[] = edges.map((edge) => {
     const out: DefinitionEdge = { id: edge.id, source: edge.source, target: edge.target };
     if (edge.sourceHandle) out.sourceHandle = edge.sourceHandle;
+    if (ownLabel(edge)) out.label = ownLabel(edge);
     return out;
   });
   const definition: Definition = { nodes: definitionNodes, edges: definitionEdges };
@@ -194,7 +215,15 @@ export function copyNodes(
     if (!source || !target) continue;
     const id = freshEdgeId(source, edge.sourceHandle, target, edgeIds);
     edgeIds.add(id);
-    edges.push({ id, source, target, sourceHandle: edge.sourceHandle ?? null, label: edgeLabel(edge.sourceHandle) });
+    const label = ownLabel(edge);
+    edges.push({
+      id,
+      source,
+      target,
+      sourceHandle: edge.sourceHandle ?? null,
+      label: shownLabel(edge.sourceHandle, label),
+      ...(label ? { data: { label } } : {}),
+    });
   }
   return { nodes, edges };
 }

@@ -8,6 +8,8 @@ export interface DefinitionNode {
   type: string;
   position: { x: number; y: number };
   parentId?: string | null;
+  /** What the node is for, shown on the canvas; never rendered. */
+  description?: string | null;
   data: JsonObject;
 }
 
@@ -16,6 +18,8 @@ export interface DefinitionEdge {
   source: string;
   target: string;
   sourceHandle?: string | null;
+  /** Shown on the edge, after its handle; never rendered. */
+  label?: string | null;
 }
 
 export interface Definition {
@@ -65,6 +69,9 @@ export type WorkflowStatus = "draft" | "active" | "paused" | "archived";
 export interface WorkflowSummary {
   id: string;
   name: string;
+  description?: string;
+  created_by_name?: string | null;
+  updated_by_name?: string | null;
   status: WorkflowStatus;
   latest_version: number;
   active_version: number | null;
@@ -78,8 +85,22 @@ export interface WorkflowSummary {
   last_run_status?: string | null;
 }
 
+/** One of a scheduled trigger's schedules, and where it stands (GET /workflows/{id}). */
+export interface ScheduleState {
+  name: string;
+  kind: "cron" | "interval";
+  cron: string | null;
+  every: number | null;
+  unit: string | null;
+  timezone: string;
+  last_slot_at: string | null;
+  next_slot_at: string | null;
+  run_count: number;
+}
+
 export interface Workflow extends WorkflowSummary {
   definition: Definition;
+  schedules?: ScheduleState[] | null;
 }
 
 export interface Version {

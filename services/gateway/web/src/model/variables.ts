@@ -41,6 +41,7 @@ const TRIGGER_FIELDS: Record<string, [string, string][]> = {
   scheduled: [
     ["trigger.schedule.slot", "the slot (UTC)"],
     ["trigger.schedule.slot_local", "the slot in the schedule's zone"],
+    ["trigger.schedule.name", "the schedule's name"],
     ["trigger.schedule.late", "fired on recovery"],
   ],
   manual: [],
@@ -155,6 +156,7 @@ export function availableVariables(
   nodes: GraphNode[],
   edges: GraphEdge[],
   pipelineFields: Record<string, FieldType> = {},
+  workflowVariables: JsonObject = {},
 ): Variable[] {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const trigger = nodes.find((n) => n.type === "trigger");
@@ -166,6 +168,8 @@ export function availableVariables(
       out.push({ path: `trigger.record.data.${name}`, hint: `record field (${type})`, type });
   }
   out.push({ path: "workflow.id", hint: "this workflow" }, { path: "workflow.version", hint: "its version" });
+  for (const name of Object.keys(workflowVariables ?? {}))
+    out.push({ path: `workflow.vars.${name}`, hint: "workflow constant" });
   const node = byId.get(nodeId);
   if (node?.parentId) {
     out.push(

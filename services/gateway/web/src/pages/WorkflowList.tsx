@@ -86,6 +86,7 @@ export function WorkflowList({ api }: { api: Api }) {
               <th>Last run</th>
               <th>Runs</th>
               <th>Success</th>
+              <th>Owner</th>
               <th />
             </tr>
           </thead>
@@ -94,6 +95,7 @@ export function WorkflowList({ api }: { api: Api }) {
               <tr key={w.id} data-workflow-id={w.id}>
                 <td>
                   <Link to={`/workflows/${w.id}`}>{w.name}</Link>
+                  {w.description && <div className="muted workflow-description">{w.description}</div>}
                 </td>
                 <td>
                   <span className={`badge status-${w.status}`}>{w.status}</span>
@@ -106,6 +108,9 @@ export function WorkflowList({ api }: { api: Api }) {
                 </td>
                 <td>{w.run_count}</td>
                 <td>{percent(w.success_rate)}</td>
+                <td className="owner" title={w.updated_by_name ? `last saved by ${w.updated_by_name}` : undefined}>
+                  {w.created_by_name ?? "—"}
+                </td>
                 <td className="actions">
                   <Link to={`/workflows/${w.id}/runs`}>Runs</Link>
                   <button

@@ -16,7 +16,8 @@ from millrace_orchestrator.domain.state import NodeStatus, RunState, instance_ke
 
 
 def template_context(state: RunState, parent_id: str | None = None, scope: str = "") -> dict[str, JsonValue]:
-    """What templates see: ``trigger`` (its payload and kind), ``workflow``, ``vars``,
+    """What templates see: ``trigger`` (its payload and kind), ``workflow`` (its id, version and
+    constants, ``workflow.vars``), ``vars``,
     ``nodes.<id>.output`` (and ``.error``); inside a for_each body also ``item`` and ``index``, and
     ``nodes`` then includes the body's nodes of the same item. Built from the definition, so its
     cost does not grow with the number of items a loop has run."""
@@ -34,7 +35,11 @@ def template_context(state: RunState, parent_id: str | None = None, scope: str =
             }
     context: dict[str, JsonValue] = {
         "trigger": {"kind": trigger.kind, **trigger.data} if trigger else {},
-        "workflow": {"id": str(state.workflow_id), "version": state.workflow_version},
+        "workflow": {
+            "id": str(state.workflow_id),
+            "version": state.workflow_version,
+            "vars": state.definition.settings.variables,
+        },
         "vars": dict(state.variables),
         "nodes": nodes,
     }

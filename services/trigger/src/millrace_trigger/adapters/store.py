@@ -12,11 +12,10 @@ from uuid import UUID
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.workflow import TriggerConfig
-from millrace_common.platform.tables import schedule_cursors, trigger_firings, workflow_triggers
+from millrace_common.platform.tables import trigger_firings, workflow_triggers
 from pydantic import ValidationError
 from pydantic_core import to_json
 from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_trigger.domain.firings import Candidate, Firing
@@ -82,17 +81,42 @@ _LAST_SEEN = text(
       on s.tenant_id = q.tenant_id and s.pipeline_id = q.pipeline_id and s.record_id = q.record_id
     """
 )
+# A workflow is due when this activation has no cursor yet (new, or activated again: its schedules
+# are known only from its config) or one of this activation's cursors reached its next slot.
 _DUE_SCHEDULES = text(
     """
-    select w.workflow_id, w.tenant_id, w.workflow_version, w.config,
-           w.activated_at, c.activated_at as cursor_activated_at, c.cursor_at
+    select w.workflow_id, w.tenant_id, w.workflow_version, w.config, w.activated_at
     from workflow_triggers w
-    left join schedule_cursors c on c.workflow_id = w.workflow_id
     where w.trigger_kind = 'scheduled'
-      and (c.workflow_id is null or c.activated_at <> w.activated_at or c.next_slot_at <= :now)
+      and (not exists (select 1 from schedule_cursors c
+                       where c.workflow_id = w.workflow_id and c.activated_at = w.activated_at)
+           or exists (select 1 from schedule_cursors c
+                      where c.workflow_id = w.workflow_id and c.activated_at = w.activated_at
+                        and c.next_slot_at <= :now))
     order by w.workflow_id
     limit :limit
     for update of w skip locked
+    """
+)
+_CURSORS = text(
+    """
+    select workflow_id, schedule_name, activated_at, cursor_at
+    from schedule_cursors where workflow_id = any(cast(:workflows as uuid[]))
+    """
+)
+# The count of runs and the last slot outlive activations: they belong to the schedule's name.
+_MOVE_CURSORS = text(
+    """
+    insert into schedule_cursors as c (workflow_id, schedule_name, activated_at, cursor_at, next_slot_at,
+                                       last_slot_at, run_count, updated_at)
+    select q.w, q.n, q.a, q.c, q.next, q.last, q.runs, :now
+    from jsonb_to_recordset(cast(:rows as jsonb))
+         as q (w uuid, n text, a timestamptz, c timestamptz, next timestamptz, last timestamptz, runs bigint)
+    on conflict (workflow_id, schedule_name) do update
+    set activated_at = excluded.activated_at, cursor_at = excluded.cursor_at,
+        next_slot_at = excluded.next_slot_at,
+        last_slot_at = coalesce(excluded.last_slot_at, c.last_slot_at),
+        run_count = c.run_count + excluded.run_count, updated_at = excluded.updated_at
     """
 )
 _RECORD_FIRINGS = text(
@@ -120,12 +144,30 @@ _PRUNE_DELIVERIES = text(
 
 @dataclass(frozen=True)
 class DueSchedule:
+    """A scheduled workflow with a slot due: its trigger and where each of its schedules stands."""
+
     workflow_id: UUID
     candidate: Candidate | None
-    """None when the trigger's config cannot be read (the schedule is then parked)."""
-    cursor: datetime
-    """The instant up to which this activation's slots have been handled."""
+    """None when the trigger's config cannot be read (the schedules are then parked)."""
+    cursors: Mapping[str, datetime]
+    """Per schedule name, the instant up to which this activation's slots have been handled (a
+    schedule without one starts from the activation)."""
     activated_at: datetime
+
+    def cursor(self, name: str) -> datetime:
+        return self.cursors.get(name, self.activated_at)
+
+
+@dataclass(frozen=True)
+class CursorMove:
+    """Where one schedule stands after a tick: handled up to ``cursor``, its next slot, and what the
+    tick added (its latest slot handled, the runs it started)."""
+
+    name: str
+    cursor: datetime
+    next_slot: datetime | None
+    last_slot: datetime | None
+    runs: int
 
 
 class TriggerStore:
@@ -334,45 +376,43 @@ class TriggerStore:
         self, connection: AsyncConnection, now: datetime, limit: int
     ) -> list[DueSchedule]:
         """Scheduled workflows with a slot due (or a new activation), locked; other instances skip them."""
-        rows = await connection.execute(_DUE_SCHEDULES, {"now": now, "limit": limit})
-        due = []
-        for row in rows:
-            same_activation = row.cursor_activated_at == row.activated_at and row.cursor_at is not None
-            due.append(
-                DueSchedule(
-                    workflow_id=row.workflow_id,
-                    candidate=self._candidate(
-                        row.workflow_id,
-                        row.workflow_version,
-                        row.tenant_id,
-                        row.config,
-                    ),
-                    cursor=row.cursor_at if same_activation else row.activated_at,
-                    activated_at=row.activated_at,
-                )
+        rows = list(await connection.execute(_DUE_SCHEDULES, {"now": now, "limit": limit}))
+        if not rows:
+            return []
+        cursors: dict[UUID, dict[str, datetime]] = defaultdict(dict)
+        found = await connection.execute(_CURSORS, {"workflows": [row.workflow_id for row in rows]})
+        activations = {row.workflow_id: row.activated_at for row in rows}
+        for cursor in found:
+            if cursor.activated_at == activations[cursor.workflow_id]:
+                cursors[cursor.workflow_id][cursor.schedule_name] = cursor.cursor_at
+        return [
+            DueSchedule(
+                workflow_id=row.workflow_id,
+                candidate=self._candidate(row.workflow_id, row.workflow_version, row.tenant_id, row.config),
+                cursors=cursors.get(row.workflow_id, {}),
+                activated_at=row.activated_at,
             )
-        return due
+            for row in rows
+        ]
 
-    async def move_cursor(
-        self,
-        connection: AsyncConnection,
-        schedule: DueSchedule,
-        *,
-        cursor: datetime,
-        next_slot: datetime | None,
-        now: datetime,
+    async def move_cursors(
+        self, connection: AsyncConnection, schedule: DueSchedule, moves: Sequence[CursorMove], now: datetime
     ) -> None:
-        values = {
-            "workflow_id": schedule.workflow_id,
-            "activated_at": schedule.activated_at,
-            "cursor_at": cursor,
-            "next_slot_at": next_slot,
-            "updated_at": now,
-        }
-        statement = pg_insert(schedule_cursors).values(values)
-        await connection.execute(
-            statement.on_conflict_do_update(index_elements=[schedule_cursors.c.workflow_id], set_=values)
-        )
+        """Write each schedule's cursor, next slot, last slot and added runs in one statement."""
+        rows = [
+            {
+                "w": str(schedule.workflow_id),
+                "n": move.name,
+                "a": schedule.activated_at.isoformat(),
+                "c": move.cursor.isoformat(),
+                "next": move.next_slot.isoformat() if move.next_slot else None,
+                "last": move.last_slot.isoformat() if move.last_slot else None,
+                "runs": move.runs,
+            }
+            for move in moves
+        ]
+        if rows:
+            await connection.execute(_MOVE_CURSORS, {"rows": to_json(rows).decode(), "now": now})
 
     # -- retention --------------------------------------------------------------------------------
 

@@ -1,5 +1,10 @@
-"""Cron schedules in an IANA time zone: which instants are slots, which slots are due, and what a
-missed slot becomes. Pure: the caller passes the current time.
+"""Schedules: which instants are slots, which slots are due, and what a missed slot becomes. Pure:
+the caller passes the current time. A trigger has one or more named schedules, each a cron expression
+in an IANA time zone (:class:`CronSchedule`) or an interval (:class:`IntervalSchedule`).
+
+An interval's slots are the multiples of it since the Unix epoch (1970-01-01T00:00:00Z), so every
+15 minutes is :00, :15, :30 and :45 of every hour, whatever the zone or clock changes; its time zone
+only says how ``slot_local`` is written.
 
 A cron expression describes wall-clock times in the schedule's zone. Each matching wall-clock time is
 one slot, at the instant RFC 5545 gives it:
@@ -11,7 +16,8 @@ one slot, at the instant RFC 5545 gives it:
   same time with the offset from before the change: 03:30 summer time;
 - two wall-clock times that land on the same instant are one slot.
 
-The slot instant (in UTC) names the slot, so it is the idempotency key of its run.
+The slot instant (in UTC) and the schedule's name name the slot, so they are the idempotency key of its
+run (a trigger written with one top-level ``cron`` keeps the key it had before schedules had names).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, croniter
+from millrace_common.language.workflow import LEGACY_SCHEDULE_NAME, Schedule
 
 from millrace_trigger.domain.firings import Candidate, Firing, Outcome, firing
 from millrace_trigger.domain.matching import Filtered, conditions_verdict
@@ -122,6 +129,56 @@ class CronSchedule:
         return before != after
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class IntervalSchedule:
+    """Every ``seconds`` seconds, aligned to the Unix epoch."""
+
+    seconds: int
+    timezone: str
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def _step(self) -> timedelta:
+        return timedelta(seconds=self.seconds)
+
+    def slots(self, after: datetime, until: datetime, *, limit: int = MAX_COUNTED_MISSES) -> list[datetime]:
+        """The slots in ``(after, until]``, earliest first, at most ``limit`` of them."""
+        found: list[datetime] = []
+        slot = self.next_slot(after)
+        while slot <= until and len(found) < limit:
+            found.append(slot)
+            slot += self._step
+        return found
+
+    def next_slot(self, after: datetime) -> datetime:
+        """The first slot after ``after``."""
+        return _EPOCH + ((after - _EPOCH) // self._step + 1) * self._step
+
+    def last_slot(self, after: datetime, until: datetime) -> datetime | None:
+        """The latest slot in ``(after, until]``."""
+        slot = _EPOCH + ((until - _EPOCH) // self._step) * self._step
+        return slot if slot > after else None
+
+    def local(self, instant: datetime) -> datetime:
+        return instant.astimezone(self.zone)
+
+
+SlotSchedule = CronSchedule | IntervalSchedule
+
+
+def slot_schedule(schedule: Schedule) -> SlotSchedule:
+    """The slots of one of a trigger's schedules."""
+    if schedule.cron is not None:
+        return CronSchedule(schedule.cron, schedule.timezone)
+    return IntervalSchedule(schedule.interval_seconds, schedule.timezone)
+
+
 @dataclass(frozen=True)
 class SlotPlan:
     """What to do with the slots since the cursor: fire the on-time ones, and the missed ones
@@ -133,7 +190,7 @@ class SlotPlan:
     next_slot: datetime | None
 
 
-def plan_slots(schedule: CronSchedule, *, cursor: datetime, now: datetime, grace: timedelta) -> SlotPlan:
+def plan_slots(schedule: SlotSchedule, *, cursor: datetime, now: datetime, grace: timedelta) -> SlotPlan:
     """Slots in ``(cursor, now]``: the ones within ``grace`` of now are on time, the rest were missed
     (the service was down or late); ``next_slot`` is the first one after now."""
     late_bound = max(cursor, now - grace)
@@ -151,45 +208,57 @@ def plan_slots(schedule: CronSchedule, *, cursor: datetime, now: datetime, grace
     )
 
 
-def schedule_key(workflow_id: object, slot: datetime) -> str:
-    return f"schedule:{workflow_id}:{slot.astimezone(UTC).isoformat()}"
+def schedule_key(workflow_id: object, slot: datetime, name: str = LEGACY_SCHEDULE_NAME) -> str:
+    """The slot's idempotency key; the one schedule of a trigger with a top-level ``cron`` keeps the
+    key it had before schedules were named, so an upgrade never fires a slot twice."""
+    instant = slot.astimezone(UTC).isoformat()
+    if name == LEGACY_SCHEDULE_NAME:
+        return f"schedule:{workflow_id}:{instant}"
+    return f"schedule:{workflow_id}:{name}:{instant}"
 
 
-def schedule_firings(candidate: Candidate, plan: SlotPlan, *, now: datetime) -> list[Firing]:
-    """One firing per on-time slot; missed slots become one late run (``fire_once``, the default)
-    or one ``missed`` record (``skip``), for the latest of them."""
-    config = candidate.config
-    assert config.cron is not None
-    schedule = CronSchedule(config.cron, config.timezone)
+def schedule_firings(
+    candidate: Candidate, plan: SlotPlan, *, now: datetime, schedule: Schedule | None = None
+) -> list[Firing]:
+    """One firing per on-time slot of ``schedule`` (by default the trigger's first); missed slots
+    become one late run (``fire_once``, the default) or one ``missed`` record (``skip``), for the
+    latest of them."""
+    if schedule is None:
+        schedule = candidate.config.schedule_list()[0]
+    slots = slot_schedule(schedule)
     firings = []
     if plan.latest_missed is not None:
         count = f"{plan.missed_count}+" if plan.missed_count >= MAX_COUNTED_MISSES else str(plan.missed_count)
-        if config.missed_slot_policy == "skip":
-            data = _slot_data(schedule, plan.latest_missed, late=True, missed=plan.missed_count)
+        data = _slot_data(schedule, slots, plan.latest_missed, late=True, missed=plan.missed_count)
+        if schedule.missed_slot_policy == "skip":
             reason = f"{count} slot(s) were missed and the missed-slot policy is skip"
-            firings.append(_slot_firing(candidate, plan.latest_missed, data, Outcome.MISSED, reason))
+            firings.append(
+                _slot_firing(candidate, schedule, plan.latest_missed, data, Outcome.MISSED, reason)
+            )
         else:
-            data = _slot_data(schedule, plan.latest_missed, late=True, missed=plan.missed_count)
-            firings.extend(_checked(candidate, plan.latest_missed, data, now))
+            firings.extend(_checked(candidate, schedule, plan.latest_missed, data, now))
     for slot in plan.on_time:
-        firings.extend(_checked(candidate, slot, _slot_data(schedule, slot, late=False, missed=0), now))
+        data = _slot_data(schedule, slots, slot, late=False, missed=0)
+        firings.extend(_checked(candidate, schedule, slot, data, now))
     return firings
 
 
-def _checked(candidate: Candidate, slot: datetime, data: dict, now: datetime) -> list[Firing]:
+def _checked(
+    candidate: Candidate, schedule: Schedule, slot: datetime, data: dict, now: datetime
+) -> list[Firing]:
     verdict = conditions_verdict(candidate, data, now)
     if isinstance(verdict, Filtered):
         return []
     outcome, reason = verdict
-    return [_slot_firing(candidate, slot, data, outcome, reason)]
+    return [_slot_firing(candidate, schedule, slot, data, outcome, reason)]
 
 
 def _slot_firing(
-    candidate: Candidate, slot: datetime, data: dict, outcome: Outcome, reason: str | None
+    candidate: Candidate, schedule: Schedule, slot: datetime, data: dict, outcome: Outcome, reason: str | None
 ) -> Firing:
     return firing(
         candidate,
-        key=schedule_key(candidate.workflow_id, slot),
+        key=schedule_key(candidate.workflow_id, slot, schedule.name),
         source="schedule",
         source_event_id=None,
         data=data,
@@ -198,12 +267,20 @@ def _slot_firing(
     )
 
 
-def _slot_data(schedule: CronSchedule, slot: datetime, *, late: bool, missed: int) -> dict:
+def _slot_data(schedule: Schedule, slots: SlotSchedule, slot: datetime, *, late: bool, missed: int) -> dict:
+    # Every slot has every field (null where it does not apply), so a template reads any of them.
+    interval = schedule.every is not None
+    described = {
+        "name": schedule.name,
+        "cron": schedule.cron,
+        "every": schedule.every,
+        "unit": schedule.unit if interval else None,
+    }
     return {
         "schedule": {
             "slot": slot.astimezone(UTC).isoformat(),
-            "slot_local": schedule.local(slot).isoformat(),
-            "cron": schedule.expression,
+            "slot_local": slots.local(slot).isoformat(),
+            **described,
             "timezone": schedule.timezone,
             "late": late,
             "missed_slots": missed,

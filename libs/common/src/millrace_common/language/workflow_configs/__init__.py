@@ -49,6 +49,8 @@ from millrace_common.language.workflow_configs.records import (
     SortKey,
 )
 from millrace_common.language.workflow_configs.triggers import (
+    LEGACY_SCHEDULE_NAME,
+    Schedule,
     TriggerConfig,
     TriggerKind,
     WatchedField,
@@ -57,6 +59,7 @@ from millrace_common.language.workflow_configs.triggers import (
 
 __all__ = [
     "CHECK_ERROR_TYPES",
+    "LEGACY_SCHEDULE_NAME",
     "AiAnalysisConfig",
     "AiClassificationConfig",
     "AiPromptConfig",
@@ -75,6 +78,7 @@ __all__ = [
     "RecordFindConfig",
     "RecordUpdateConfig",
     "RetryPolicy",
+    "Schedule",
     "SetVariablesConfig",
     "SortKey",
     "SwitchCase",

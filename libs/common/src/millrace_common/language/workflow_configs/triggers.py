@@ -1,4 +1,9 @@
-"""The trigger node's config: record events, webhooks, schedules (and their cron check) and manual starts."""
+"""The trigger node's config: record events, webhooks, schedules (and their cron check) and manual starts.
+
+A scheduled trigger has a list of named schedules (``schedules``), each a cron expression in a time
+zone or an interval (``every`` N ``unit``); a definition saved before there were several keeps its one
+``cron`` (with ``timezone`` and ``missed_slot_policy``) at the top level, read as one schedule named
+:data:`LEGACY_SCHEDULE_NAME` (:meth:`TriggerConfig.schedule_list` gives either shape as the list)."""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, JsonValue, ValidationInfo, field_validator
+from pydantic import Field, JsonValue, ValidationInfo, field_validator, model_validator
 
 from millrace_common.language.conditions import Condition
 from millrace_common.language.workflow_configs.base import (
@@ -37,6 +42,63 @@ class WatchedField(_Frozen):
     to_values: tuple[JsonValue, ...] | None = Field(default=None, alias="to", min_length=1, max_length=100)
 
 
+LEGACY_SCHEDULE_NAME = "default"
+"""The name of the one schedule of a trigger written with a top-level ``cron``."""
+MAX_SCHEDULES = 20
+INTERVAL_UNITS: Mapping[str, int] = {"seconds": 1, "minutes": 60, "hours": 3600}
+MAX_INTERVAL_SECONDS = 31 * 24 * 3600
+MissedSlotPolicy = Literal["fire_once", "skip"]
+
+
+class Schedule(_Frozen):
+    """One named schedule of a scheduled trigger: a cron expression in a time zone, or an interval
+    (every ``every`` ``unit``, aligned to the Unix epoch: every 15 minutes is :00, :15, :30, :45)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    cron: str | None = Field(default=None, max_length=200)
+    every: int | None = Field(default=None, ge=1, le=MAX_INTERVAL_SECONDS)
+    unit: Literal["seconds", "minutes", "hours"] = "minutes"
+    timezone: str = Field(default="UTC", max_length=64)
+    missed_slot_policy: MissedSlotPolicy = "fire_once"
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_cron(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return check_timezone(value)
+
+    @model_validator(mode="after")
+    def _cron_or_interval(self) -> Schedule:
+        if (self.cron is None) == (self.every is None):
+            raise _invalid(f"schedule {self.name!r} has exactly one of cron and every")
+        if self.every is not None and self.interval_seconds > MAX_INTERVAL_SECONDS:
+            raise _invalid(f"schedule {self.name!r} repeats less often than every 31 days; use cron")
+        return self
+
+    @property
+    def kind(self) -> Literal["cron", "interval"]:
+        return "cron" if self.cron is not None else "interval"
+
+    @property
+    def interval_seconds(self) -> int:
+        """The interval in seconds (0 for a cron schedule)."""
+        return (self.every or 0) * INTERVAL_UNITS[self.unit]
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise _invalid(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from error
+    return value
+
+
 class TriggerConfig(NodeConfig):
     literal_fields = frozenset(
         {
@@ -49,6 +111,7 @@ class TriggerConfig(NodeConfig):
             "cron",
             "timezone",
             "missed_slot_policy",
+            "schedules",
         }
     )
 
@@ -60,7 +123,8 @@ class TriggerConfig(NodeConfig):
     secret_credential: CredentialName | None = Field(default=None, validate_default=True)
     cron: str | None = Field(default=None, max_length=200, validate_default=True)
     timezone: str = Field(default="UTC", max_length=64)
-    missed_slot_policy: Literal["fire_once", "skip"] = "fire_once"
+    missed_slot_policy: MissedSlotPolicy = "fire_once"
+    schedules: tuple[Schedule, ...] = Field(default=(), max_length=MAX_SCHEDULES, validate_default=True)
 
     @field_validator("pipeline_ids")
     @classmethod
@@ -101,8 +165,6 @@ class TriggerConfig(NodeConfig):
     @classmethod
     def _cron_for_schedules(cls, value: str | None, info: ValidationInfo) -> str | None:
         kind = info.data.get("kind")
-        if kind == "scheduled" and value is None:
-            raise _invalid('a "scheduled" trigger needs a cron expression')
         if kind is not None and kind != "scheduled" and value is not None:
             raise _invalid('cron only applies to "scheduled" triggers')
         if value is not None:
@@ -112,11 +174,46 @@ class TriggerConfig(NodeConfig):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise _invalid(f"{value!r} is not an IANA time zone (e.g. Europe/Paris)") from error
+        return check_timezone(value)
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules_for_scheduled(
+        cls, value: tuple[Schedule, ...], info: ValidationInfo
+    ) -> tuple[Schedule, ...]:
+        kind = info.data.get("kind")
+        if kind is not None and kind != "scheduled" and value:
+            raise _invalid('schedules only apply to "scheduled" triggers')
+        names = [schedule.name for schedule in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise _invalid(f"schedule names must be distinct: {', '.join(map(repr, repeated))} repeats")
         return value
+
+    @model_validator(mode="after")
+    def _one_shape_of_schedule(self) -> TriggerConfig:
+        if self.kind != "scheduled":
+            return self
+        if self.cron is None and not self.schedules:
+            raise _invalid('a "scheduled" trigger needs schedules (or, as before, one cron expression)')
+        if self.cron is not None and self.schedules:
+            raise _invalid(
+                "a scheduled trigger has either schedules or one top-level cron, not both; "
+                "move the cron into schedules"
+            )
+        return self
+
+    def schedule_list(self) -> tuple[Schedule, ...]:
+        """The trigger's schedules, whichever shape it was written in (none unless ``scheduled``)."""
+        if self.cron is not None:
+            legacy = Schedule(
+                name=LEGACY_SCHEDULE_NAME,
+                cron=self.cron,
+                timezone=self.timezone,
+                missed_slot_policy=self.missed_slot_policy,
+            )
+            return (legacy,)
+        return self.schedules
 
     def condition_trees(self) -> Iterator[tuple[Path, Condition, bool]]:
         if self.conditions is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Header, Path, Query
@@ -13,7 +13,7 @@ from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from sqlalchemy import Row
 
-from millrace_gateway.domain.workflows import NAME_LIMIT, Status
+from millrace_gateway.domain.workflows import DESCRIPTION_LIMIT, NAME_LIMIT, Status
 from millrace_gateway.entrypoints.http.deps import (
     Reader,
     RunOperator,
@@ -29,6 +29,11 @@ class WorkflowBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=NAME_LIMIT)
+    description: str | None = Field(
+        default=None,
+        max_length=DESCRIPTION_LIMIT,
+        description="What the workflow is for; absent keeps the description (empty when created)",
+    )
     definition: dict[str, JsonValue] = Field(description="React Flow JSON: nodes, edges, settings")
 
 
@@ -69,6 +74,11 @@ class ValidationOut(BaseModel):
 class WorkflowSummary(BaseModel):
     id: UUID
     name: str
+    description: str
+    created_by: UUID | None = Field(description="The user or API key that created the workflow")
+    created_by_name: str | None = Field(description="Its email, or ``API key <name>``")
+    updated_by: UUID | None = Field(description="The user or API key that saved the newest version")
+    updated_by_name: str | None
     status: Status
     latest_version: int
     active_version: int | None
@@ -82,8 +92,25 @@ class WorkflowSummary(BaseModel):
     last_run_status: str | None
 
 
+class ScheduleOut(BaseModel):
+    name: str
+    kind: Literal["cron", "interval"]
+    cron: str | None
+    every: int | None
+    unit: str | None
+    timezone: str
+    missed_slot_policy: str
+    last_slot_at: datetime | None = Field(description="The latest slot handled (fired, or missed)")
+    next_slot_at: datetime | None = Field(description="The next slot, while the workflow is active")
+    run_count: int = Field(description="The runs its slots started")
+
+
 class WorkflowOut(WorkflowSummary):
     definition: WorkflowDefinition
+    schedules: list[ScheduleOut] | None = Field(
+        default=None,
+        description="GET /workflows/{id} of a scheduled workflow: each schedule and where it stands",
+    )
 
 
 class WorkflowPage(BaseModel):
@@ -120,7 +147,10 @@ async def validate_workflow(body: ValidateBody, _: Reader, workflows: WorkflowsD
 
 @router.post("", status_code=201, response_model=WorkflowOut)
 async def create_workflow(body: WorkflowBody, editor: WorkflowEditor, workflows: WorkflowsDep) -> WorkflowOut:
-    return _workflow(await workflows.create(editor.tenant_id, body.name, body.definition))
+    created = await workflows.create(
+        editor.tenant_id, body.name, body.definition, description=body.description or "", by=editor.subject
+    )
+    return _workflow(created)
 
 
 @router.get("", response_model=WorkflowPage)
@@ -138,7 +168,12 @@ async def list_workflows(
 
 @router.get("/{workflow_id}", response_model=WorkflowOut)
 async def get_workflow(workflow_id: UUID, reader: Reader, workflows: WorkflowsDep) -> WorkflowOut:
-    return _workflow(await workflows.get(reader.tenant_id, workflow_id))
+    """The workflow with its newest definition and, for a scheduled one, its schedules."""
+    row, schedules = await workflows.get_with_schedules(reader.tenant_id, workflow_id)
+    found = _workflow(row)
+    if schedules:
+        found.schedules = [ScheduleOut(**vars(schedule)) for schedule in schedules]
+    return found
 
 
 @router.put(
@@ -148,7 +183,15 @@ async def update_workflow(
     workflow_id: UUID, body: WorkflowBody, editor: WorkflowEditor, workflows: WorkflowsDep
 ) -> WorkflowOut:
     """Save a new version (n+1); earlier versions stay as they were, and the active one stays active."""
-    return _workflow(await workflows.update(editor.tenant_id, workflow_id, body.name, body.definition))
+    updated = await workflows.update(
+        editor.tenant_id,
+        workflow_id,
+        body.name,
+        body.definition,
+        description=body.description,
+        by=editor.subject,
+    )
+    return _workflow(updated)
 
 
 @router.get("/{workflow_id}/versions", response_model=list[VersionOut])
@@ -195,7 +238,7 @@ async def duplicate_workflow(
     workflow_id: UUID, editor: WorkflowEditor, workflows: WorkflowsDep
 ) -> WorkflowOut:
     """A new draft named "<name> (copy)" whose version 1 is the source's newest definition."""
-    return _workflow(await workflows.duplicate(editor.tenant_id, workflow_id))
+    return _workflow(await workflows.duplicate(editor.tenant_id, workflow_id, by=editor.subject))
 
 
 @router.post("/{workflow_id}/pause", response_model=WorkflowOut)
@@ -247,6 +290,11 @@ def _summary(row: Row) -> WorkflowSummary:
     return WorkflowSummary(
         id=row.id,
         name=row.name,
+        description=row.description,
+        created_by=row.created_by,
+        created_by_name=row.created_by_name,
+        updated_by=row.updated_by,
+        updated_by_name=row.updated_by_name,
         status=row.status,
         latest_version=row.latest_version,
         active_version=row.active_version,

@@ -3,10 +3,11 @@ import { useReactFlow } from "@xyflow/react";
 import { useMemo, type Dispatch } from "react";
 import { SchemaForm, type FieldProblem } from "../../components/SchemaForm";
 import { when } from "../../format";
-import { selectedNode, type EditorAction, type EditorState } from "../../model/editor";
-import type { CanvasEdge, CanvasNode } from "../../model/graph";
+import { KeyValueEditor } from "../../components/KeyValueEditor";
+import { selectedEdge, selectedNode, type EditorAction, type EditorState } from "../../model/editor";
+import { DESCRIPTION_KEY, edgeLabel, ownLabel, type CanvasEdge, type CanvasNode } from "../../model/graph";
 import { typeLabel } from "../../model/schema";
-import type { JsonObject, NodeType, Version, Workflow } from "../../model/types";
+import type { JsonObject, NodeType, ScheduleState, Version, Workflow } from "../../model/types";
 import { availableVariables } from "../../model/variables";
 import { Link } from "../../router";
 import type { PlacedProblems } from "./useValidation";
@@ -23,6 +24,8 @@ export function SidePanel(props: {
   const { catalog, presets, pipelineFields, readOnly, webhookUrl, settings, versions, workflow } = state;
   const { nodes, edges } = state.history.present;
   const node = selectedNode(state.history.present);
+  const edge = selectedEdge(state.history.present);
+  const workflowVariables = settings.variables as JsonObject | undefined;
   const flow = useReactFlow();
   return (
     <aside className="side-panel" id="side-panel">
@@ -38,12 +41,23 @@ export function SidePanel(props: {
           pipelineFields={pipelineFields}
           readOnly={readOnly}
           webhookUrl={webhookUrl}
+          workflowVariables={workflowVariables}
+          schedules={workflow?.schedules ?? null}
           onChange={(data) => dispatch({ type: "nodeEdited", id: node.id, data, now: Date.now() })}
           onDelete={() => void flow.deleteElements({ nodes: [{ id: node.id }] })}
+        />
+      ) : edge ? (
+        <EdgePanel
+          key={edge.id}
+          edge={edge}
+          readOnly={readOnly}
+          onLabel={(label) => dispatch({ type: "edgeLabelled", id: edge.id, label, now: Date.now() })}
         />
       ) : (
         <WorkflowPanel
           settings={settings}
+          description={state.description}
+          onDescribe={(description) => dispatch({ type: "described", description })}
           readOnly={readOnly}
           onChange={(next) => dispatch({ type: "settingsEdited", settings: next })}
           other={problems.other}
@@ -67,16 +81,20 @@ function NodePanel(props: {
   pipelineFields: Record<string, FieldType>;
   readOnly: boolean;
   webhookUrl: string | null;
+  workflowVariables: JsonObject | undefined;
+  schedules: ScheduleState[] | null;
   onChange: (data: JsonObject) => void;
   onDelete: () => void;
 }) {
   const { node, catalog, nodes, edges, problems, presets, pipelineFields, readOnly, onChange, onDelete, webhookUrl } =
     props;
+  const { workflowVariables, schedules } = props;
   const type = catalog.find((t) => t.type === node.type);
   const variables = useMemo(
-    () => availableVariables(node.id, nodes, edges, pipelineFields),
-    [node.id, nodes, edges, pipelineFields],
+    () => availableVariables(node.id, nodes, edges, pipelineFields, workflowVariables),
+    [node.id, nodes, edges, pipelineFields, workflowVariables],
   );
+  const { [DESCRIPTION_KEY]: description, ...config } = node.data;
   if (!type) return <p className="empty">Unknown node type {node.type}</p>;
   return (
     <div className="node-panel" data-panel-node={node.id}>
@@ -100,6 +118,25 @@ function NodePanel(props: {
           )}
         </p>
       )}
+      <div className="field">
+        <label htmlFor="node-description">Description</label>
+        <textarea
+          id="node-description"
+          rows={2}
+          maxLength={2000}
+          disabled={readOnly}
+          placeholder="What this node is for (shown on the canvas)"
+          value={typeof description === "string" ? description : ""}
+          onChange={(e) => {
+            const next: JsonObject = { ...config };
+            if (e.target.value !== "") next[DESCRIPTION_KEY] = e.target.value;
+            onChange(next);
+          }}
+        />
+      </div>
+      {node.type === "trigger" && node.data.kind === "scheduled" && schedules && schedules.length > 0 && (
+        <ScheduleStates schedules={schedules} />
+      )}
       {node.parentId && (
         <p className="hint">
           Inside the for_each <code>{node.parentId}</code>: templates can read <code>item</code> and <code>index</code>.
@@ -107,8 +144,10 @@ function NodePanel(props: {
       )}
       <SchemaForm
         schema={type.schema}
-        value={node.data}
-        onChange={onChange}
+        value={config}
+        onChange={(next) =>
+          onChange(typeof description === "string" ? { ...next, [DESCRIPTION_KEY]: description } : next)
+        }
         variables={variables}
         problems={problems}
         templates={node.type !== "trigger"}
@@ -126,8 +165,65 @@ const SETTINGS: [string, string, number | undefined][] = [
   ["max_concurrent_runs", "Runs in progress at once (empty: no limit)", undefined],
 ];
 
+/** Where each schedule of the active version stands: its last and next slot and its runs. */
+function ScheduleStates({ schedules }: { schedules: ScheduleState[] }) {
+  return (
+    <table className="schedule-states" id="schedule-states">
+      <thead>
+        <tr>
+          <th>Schedule</th>
+          <th>Last slot</th>
+          <th>Next slot</th>
+          <th>Runs</th>
+        </tr>
+      </thead>
+      <tbody>
+        {schedules.map((s) => (
+          <tr key={s.name} data-schedule={s.name}>
+            <td title={s.kind === "cron" ? `${s.cron} (${s.timezone})` : `every ${s.every} ${s.unit}`}>{s.name}</td>
+            <td>{s.last_slot_at ? when(s.last_slot_at) : "none yet"}</td>
+            <td>{s.next_slot_at ? when(s.next_slot_at) : "not active"}</td>
+            <td>{s.run_count}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** The selected edge: its handle and its own label. */
+function EdgePanel(props: { edge: CanvasEdge; readOnly: boolean; onLabel: (label: string) => void }) {
+  const { edge, readOnly, onLabel } = props;
+  const handle = edgeLabel(edge.sourceHandle);
+  return (
+    <div className="edge-panel" data-panel-edge={edge.id}>
+      <div className="panel-head">
+        <h2>Edge</h2>
+        <code className="muted">
+          {edge.source} → {edge.target}
+          {handle ? ` (${handle})` : ""}
+        </code>
+      </div>
+      <div className="field">
+        <label htmlFor="edge-label">Label</label>
+        <input
+          id="edge-label"
+          type="text"
+          maxLength={200}
+          disabled={readOnly}
+          placeholder="Shown on the edge"
+          value={ownLabel(edge)}
+          onChange={(e) => onLabel(e.target.value)}
+        />
+      </div>
+    </div>
+  );
+}
+
 function WorkflowPanel(props: {
   settings: JsonObject;
+  description: string;
+  onDescribe: (description: string) => void;
   readOnly: boolean;
   onChange: (settings: JsonObject) => void;
   other: string[];
@@ -135,11 +231,29 @@ function WorkflowPanel(props: {
   workflow: Workflow | null;
   onActivate: (version: number) => void;
 }) {
-  const { settings, readOnly, onChange, other, versions, workflow, onActivate } = props;
+  const { settings, readOnly, onChange, other, versions, workflow, onActivate, description, onDescribe } = props;
+  const variables = (settings.variables as JsonObject | undefined) ?? {};
   return (
     <div className="workflow-panel">
       <h2>Workflow</h2>
       <p className="hint">Drag nodes from the palette, connect their handles, select a node to edit it.</p>
+      {workflow?.created_by_name && (
+        <p className="owner" id="workflow-owner">
+          Created by {workflow.created_by_name}
+          {workflow.updated_by_name ? `, last saved by ${workflow.updated_by_name}` : ""}
+        </p>
+      )}
+      <div className="field">
+        <label htmlFor="workflow-description">Description</label>
+        <textarea
+          id="workflow-description"
+          rows={2}
+          maxLength={2000}
+          disabled={readOnly}
+          value={description}
+          onChange={(e) => onDescribe(e.target.value)}
+        />
+      </div>
       {other.length > 0 && (
         <div className="problem-list" id="workflow-problems">
           {other.map((text, i) => (
@@ -167,6 +281,22 @@ function WorkflowPanel(props: {
             />
           </div>
         ))}
+        <div className="field">
+          <label>Variables (templates read them as workflow.vars.&lt;name&gt;)</label>
+          <KeyValueEditor
+            field="settings/variables"
+            value={variables}
+            variables={[]}
+            loose
+            templates={false}
+            onChange={(next) => {
+              const copy = { ...settings };
+              if (Object.keys(next).length === 0) delete copy.variables;
+              else copy.variables = next;
+              onChange(copy);
+            }}
+          />
+        </div>
       </fieldset>
       {versions && workflow && <VersionList versions={versions} workflow={workflow} onActivate={onActivate} />}
     </div>

@@ -23,7 +23,7 @@ export function useWorkflowDocument(
   dispatch: Dispatch<EditorAction>,
 ): DocumentActions {
   const { workflowId, version } = opening;
-  const { workflow, name, versions, dirty } = state;
+  const { workflow, name, description, versions, dirty } = state;
   const flow = useReactFlow();
   // useReactFlow() changes identity once the viewport is ready; loading must not run again then.
   const flowRef = useRef(flow);
@@ -92,12 +92,12 @@ export function useWorkflowDocument(
     dispatch({ type: "saveStarted" });
     try {
       if (!workflow) {
-        const created = await api.createWorkflow(name, definition);
+        const created = await api.createWorkflow(name, definition, description);
         dispatch({ type: "created" });
         navigate(`/workflows/${created.id}`, true);
         return;
       }
-      const saved = await api.updateWorkflow(workflow.id, name, definition);
+      const saved = await api.updateWorkflow(workflow.id, name, definition, description);
       dispatch({ type: "saved", workflow: saved });
       if (version) navigate(`/workflows/${workflow.id}`, true);
       if (versions) dispatch({ type: "versionsShown", versions: await api.versions(saved.id) });
