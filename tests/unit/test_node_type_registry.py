@@ -380,7 +380,7 @@ async def test_a_stored_definition_with_a_type_the_orchestrator_lacks_is_refused
 
     class Cursor:
         async def fetchone(self):
-            return (stored,)
+            return (stored, None)  # the definition, the workflow's owner
 
     class Connection:
         async def execute(self, *_: object):

@@ -212,3 +212,21 @@ def test_for_each_items_that_finish_while_the_run_is_paused_are_advanced_when_it
     go_on(sim, "skip")
     assert sim.state.node("loop").status is NodeStatus.SUCCEEDED
     assert sim.state.status is RunStatus.COMPLETED
+
+
+def test_the_workflow_s_owner_decides_before_the_person_who_started_the_run():
+    sim = Simulation(crm_then_done(), runner=fail_with(BROKEN))
+    sim.start()
+    started = sim.log[0].model_copy(
+        update={"trigger": sim.log[0].trigger.model_copy(update={"started_by": "user:ada"})}
+    )
+    state = evolve(RunState(run_id=sim.run_id, definition=sim.definition, owner="user:olu"), started)
+    from millrace_orchestrator.domain.decide import decide
+
+    for event in sim.log[1:]:
+        state = evolve(state, event)
+    decision = decide(state, fail_with(BROKEN)(sim.commands[0]), now=sim.now, new_id=uuid4)
+    [paused] = [e for e in decision.events if isinstance(e, RunPaused)]
+    assert paused.notify == {"user": "user:olu"}
+    writes = project([*sim.log, *decision.events])
+    assert writes.new_tasks[paused_task_id(sim.run_id, "crm")]["assignee_user"] == "user:olu"

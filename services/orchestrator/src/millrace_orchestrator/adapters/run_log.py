@@ -67,7 +67,13 @@ class DefinitionCache:
 
     def __init__(self, capacity: int = 2048) -> None:
         self._entries: dict[tuple[UUID, int], WorkflowDefinition] = {}
+        self._owners: dict[tuple[UUID, int], str | None] = {}
         self._capacity = capacity
+
+    def owner(self, workflow_id: UUID, version: int) -> str | None:
+        """The id of the user who created the workflow, loaded with a version of it (none when an API
+        key created it, or before the workflows had owners). It never changes, so it is kept too."""
+        return self._owners.get((workflow_id, version))
 
     def peek(self, workflow_id: UUID, version: int) -> WorkflowDefinition | None:
         """The definition when it is loaded already, without a round trip."""
@@ -79,14 +85,20 @@ class DefinitionCache:
         key = (workflow_id, version)
         if key not in self._entries:
             cursor = await connection.execute(
-                "select definition from workflow_versions where workflow_id = %s and version = %s",
+                "select v.definition, u.id::text from workflow_versions v"
+                " join workflows w on w.id = v.workflow_id"
+                " left join users u on u.id = w.created_by and u.tenant_id = w.tenant_id"
+                " where v.workflow_id = %s and v.version = %s",
                 (workflow_id, version),
             )
             row = await cursor.fetchone()
             if row is None:
                 raise UnknownWorkflowVersion(f"workflow {workflow_id} has no version {version}")
             if len(self._entries) >= self._capacity:
-                self._entries.pop(next(iter(self._entries)))
+                oldest = next(iter(self._entries))
+                self._entries.pop(oldest)
+                self._owners.pop(oldest, None)
+            self._owners[key] = row[1]
             try:
                 self._entries[key] = WorkflowDefinition.model_validate(row[0])
             except ValidationError as error:
@@ -225,7 +237,8 @@ class PostgresRunLog:
                 definition = self._definitions.peek(message.workflow_id, message.workflow_version)
                 if definition is None:
                     return None
-                state = RunState(message.run_id, definition)
+                owner = self._definitions.owner(message.workflow_id, message.workflow_version)
+                state = RunState(message.run_id, definition, owner=owner)
             states[message.run_id] = state
         return states
 
@@ -256,7 +269,7 @@ class PostgresRunLog:
                 except UnknownWorkflowVersion as error:  # or UnloadableDefinition
                     unknown[message.message_id] = str(error)
                     continue
-                state = RunState(message.run_id, definition)
+                state = RunState(message.run_id, definition, owner=self._definitions.owner(*ref))
             for event in read.tails.get(message.run_id, ()):
                 state = evolve(state, event)
             states[message.run_id] = state

@@ -91,7 +91,10 @@ def _fail(
 
 
 def _owner(builder: _Builder) -> dict[str, JsonValue]:
-    """Who decides a paused run: the person who started it when a person did, else the tenant's admins."""
+    """Who decides a paused run: the workflow's owner (the person who created it), else the person who
+    started the run, else the tenant's admins."""
+    if builder.state.owner:
+        return {"user": builder.state.owner}
     trigger = builder.state.trigger
     if trigger is not None and trigger.started_by:
         return {"user": trigger.started_by}

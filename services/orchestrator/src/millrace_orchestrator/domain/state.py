@@ -114,6 +114,9 @@ class RunState:
     # The nodes a paused run waits on (their on_error is pause): a person retries or skips them.
     paused_nodes: tuple[str, ...] = ()
     last_seq: int = 0
+    # The workflow's owner (the user who created it, when a person did; loaded with its definition):
+    # who decides a run paused on an error.
+    owner: str | None = None
 
     def node(self, node_id: str) -> NodeState:
         return self.nodes.get(node_id, NodeState())
