@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -11,6 +12,14 @@ import pytest
 from tests.support.infra import Infra, InfraMissing, create_namespace, drop_namespace, locate_infra
 from tests.support.network import LoopbackServer, loopback_server
 from tests.support.processes import System
+
+
+@pytest.fixture
+def no_millrace_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that read settings: the ``MILLRACE_*`` variables of the shell (a secured cluster's,
+    say) must not change what they see."""
+    for name in [n for n in os.environ if n.upper().startswith("MILLRACE_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ deployment files and the docs use."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -25,15 +24,7 @@ from millrace_node_runner.settings import NodeRunnerSettings
 from millrace_orchestrator.settings import OrchestratorSettings
 from millrace_trigger.settings import TriggerSettings
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def no_millrace_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests read settings: the ``MILLRACE_*`` variables of the shell (a secured cluster's,
-    say) must not change what they see."""
-    for name in [n for n in os.environ if n.upper().startswith("MILLRACE_")]:
-        monkeypatch.delenv(name)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("no_millrace_environment")]
 
 
 ROOT = Path(__file__).resolve().parents[2]

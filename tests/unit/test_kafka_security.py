@@ -3,7 +3,6 @@ refusal naming its variable), and the one set of client options every Kafka clie
 
 from __future__ import annotations
 
-import os
 import ssl
 from pathlib import Path
 
@@ -15,15 +14,7 @@ from pydantic import ValidationError
 
 from tests.support.tls import TlsFiles, write_tls_files
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def no_millrace_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests read settings: the ``MILLRACE_*`` variables of the shell (a secured cluster's,
-    say) must not change what they see."""
-    for name in [n for n in os.environ if n.upper().startswith("MILLRACE_")]:
-        monkeypatch.delenv(name)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("no_millrace_environment")]
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@ topic; replicas, min.insync.replicas, retention) and how growing them is planned
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,15 +26,7 @@ from millrace_common.platform.topic_layout import (
 )
 from pydantic import ValidationError
 
-pytestmark = pytest.mark.unit
-
-
-@pytest.fixture(autouse=True)
-def no_millrace_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests read settings: the ``MILLRACE_*`` variables of the shell (a secured cluster's,
-    say) must not change what they see."""
-    for name in [n for n in os.environ if n.upper().startswith("MILLRACE_")]:
-        monkeypatch.delenv(name)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("no_millrace_environment")]
 
 
 def test_by_default_each_topic_has_its_registry_count_and_one_in_sync_replica():
