@@ -19,12 +19,14 @@ first and passes their sizes as ``reserved``; the SQLAlchemy engine gets the res
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -82,6 +84,45 @@ async def opened(pool: AsyncConnectionPool) -> AsyncConnectionPool:
     return pool
 
 
+CONNECTION_WAIT_SECONDS = 30.0
+"""How long a caller waits for a connection while every one of its pool is busy."""
+
+
+async def take(
+    pool: AsyncConnectionPool, *, wait_seconds: float = CONNECTION_WAIT_SECONDS, poll_seconds: float = 0.2
+) -> psycopg.AsyncConnection[Any]:
+    """A connection from ``pool``. While none is free the caller waits up to ``wait_seconds`` for
+    one, but only while the pool can open connections: psycopg_pool retries a failed connection in
+    the background and would hold the caller for the whole wait while PostgreSQL is down (a request
+    answered 503 after 30 s rather than at once), so the wait ends, with :class:`PoolTimeout` (an
+    ``OperationalError``: "PostgreSQL unreachable"), as soon as an attempt to connect failed."""
+    pool = await opened(pool)
+    failures = pool.get_stats().get("connections_errors", 0)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return await pool.getconn(timeout=max(0.001, min(poll_seconds, left)))
+        except PoolTimeout:
+            if pool.get_stats().get("connections_errors", 0) > failures:
+                reason = f"PostgreSQL cannot be reached: pool {pool.name} failed to connect"
+                raise PoolTimeout(reason) from None
+            if left <= poll_seconds:
+                raise
+
+
+@asynccontextmanager
+async def pooled(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A connection of ``pool`` (:func:`take`) for the block, given back after it (committed, or
+    rolled back after an error, as the pool's own ``connection()`` does)."""
+    connection = await take(pool)
+    try:
+        async with connection:
+            yield connection
+    finally:
+        await pool.putconn(connection)
+
+
 def engine_pool_size(settings: ServiceSettings, reserved: int) -> int:
     """The engine's share of the process's budget: what the direct pools left, at most
     ``db_pool_size``, and at least one."""
@@ -96,10 +137,10 @@ def create_engine(settings: ServiceSettings, *, reserved: int = 0) -> AsyncEngin
     closes the pool."""
     pool = connection_pool(settings, size=engine_pool_size(settings, reserved), name="engine", check=True)
 
-    async def take() -> psycopg.AsyncConnection[Any]:
-        return await (await opened(pool)).getconn()
+    async def checkout() -> psycopg.AsyncConnection[Any]:
+        return await take(pool)
 
-    engine = create_async_engine(settings.database_url, poolclass=NullPool, async_creator=take)
+    engine = create_async_engine(settings.database_url, poolclass=NullPool, async_creator=checkout)
 
     @event.listens_for(engine.sync_engine, "engine_disposed")
     def _close_pool(disposed: Engine) -> None:

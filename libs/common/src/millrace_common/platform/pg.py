@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from millrace_common.platform.db import connection_pool, opened
+from millrace_common.platform.db import connection_pool, pooled
 from millrace_common.platform.settings import ServiceSettings
 
 # A quoted literal or identifier (kept as it is), or a ``:name`` parameter (not a ``::`` cast).
@@ -72,7 +72,7 @@ class DirectConnections:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        async with (await opened(self._pool)).connection() as connection:
+        async with pooled(self._pool) as connection:
             yield connection
 
     async def close(self) -> None:
