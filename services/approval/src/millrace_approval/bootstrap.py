@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import RUNS_APPROVALS, ConsumerGroup, Namespace
+from millrace_common.platform.api_app import create_app
 from millrace_common.platform.auth import AUDIENCE, ISSUER, Passwords, Tokens
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import (
@@ -19,7 +20,7 @@ from millrace_common.platform.gauges import (
 from millrace_common.platform.kafka import DeadLetters, create_broker
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import OutboxRelay
-from millrace_common.platform.service import ServiceParts, create_app
+from millrace_common.platform.service import ServiceParts
 from prometheus_client import CollectorRegistry
 
 from millrace_approval.entrypoints import kafka

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import Namespace
 from millrace_common.language.workflow_nodes import require_node_types
+from millrace_common.platform.api_app import create_app
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
 from millrace_common.platform.kafka import create_broker
@@ -17,7 +18,7 @@ from millrace_common.platform.outbox import RECORDS_PRODUCER, LiveRelay, OutboxR
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.pruning import PruneLoop
 from millrace_common.platform.secrets import SecretBox
-from millrace_common.platform.service import ServiceParts, create_app
+from millrace_common.platform.service import ServiceParts
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway.adapters import dead_letters as dead_letters_table

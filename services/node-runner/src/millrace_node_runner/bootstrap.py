@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import (
     NODES_READY_AI,
@@ -29,9 +28,10 @@ from millrace_common.platform.kafka import DeadLetters, create_broker
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import RECORDS_PRODUCER, OutboxRelay
 from millrace_common.platform.secrets import SecretBox
-from millrace_common.platform.service import ServiceParts, create_app
+from millrace_common.platform.service import ServiceParts, operations_app
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
 from millrace_node_runner.adapters.ai import ChatEndpoint
 from millrace_node_runner.adapters.ai_ledger import AiLedger
@@ -62,7 +62,7 @@ def build(
     *,
     resolver: Resolver | None = None,
     clock: Callable[[], datetime] = utc_now,
-) -> FastAPI:
+) -> Starlette:
     # httpx logs each request with its full URL, whose query may carry a tenant's secret.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     registry = CollectorRegistry()
@@ -149,7 +149,7 @@ def build(
         closers=(clients.aclose,),
         consumers=(consumer.membership,),
     )
-    return create_app(parts, title="Millrace node runner")
+    return operations_app(parts)
 
 
 def _gauges(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
 from millrace_common.language.workflow_nodes import require_node_types
@@ -20,9 +19,10 @@ from millrace_common.platform.kafka import DeadLetters, create_broker
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import LiveRelay
 from millrace_common.platform.pg import DirectConnections
-from millrace_common.platform.service import ServiceParts, create_app
+from millrace_common.platform.service import ServiceParts, operations_app
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
 from millrace_orchestrator.adapters.retention import RunLogRetention
 from millrace_orchestrator.adapters.run_export import ExportFolder
@@ -38,7 +38,7 @@ PRODUCER = "orchestrator"
 """The producer name of the orchestrator's outbox rows (``orchestrator@<instance>`` per process)."""
 
 
-def build(settings: OrchestratorSettings) -> FastAPI:
+def build(settings: OrchestratorSettings) -> Starlette:
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
     broker = create_broker(settings)
@@ -70,7 +70,7 @@ def build(settings: OrchestratorSettings) -> FastAPI:
         start_checks=(require_node_types, run_log.require_migrations),
         consumers=(consumer.membership,),
     )
-    return create_app(parts, title="Millrace orchestrator")
+    return operations_app(parts)
 
 
 def run_retention(settings: OrchestratorSettings, connections: DirectConnections) -> RunRetention:

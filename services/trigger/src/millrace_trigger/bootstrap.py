@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import FastAPI
 from millrace_common.contracts.topics import RECORDS_EVENTS, ConsumerGroup, Namespace
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import (
@@ -17,8 +16,9 @@ from millrace_common.platform.kafka import DeadLetters, create_broker
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import LiveRelay
 from millrace_common.platform.pg import DirectConnections
-from millrace_common.platform.service import ServiceParts, create_app
+from millrace_common.platform.service import ServiceParts, operations_app
 from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
 
 from millrace_trigger.adapters.clock import Clock, FileClock, SystemClock
 from millrace_trigger.adapters.store import TriggerStore
@@ -32,7 +32,7 @@ from millrace_trigger.service_layer.schedules import Scheduler
 from millrace_trigger.settings import CONSUMER, TriggerSettings
 
 
-def build(settings: TriggerSettings) -> FastAPI:
+def build(settings: TriggerSettings) -> Starlette:
     registry = CollectorRegistry()
     consumer_metrics = ConsumerMetrics(registry)
     trigger_metrics = TriggerMetrics(registry)
@@ -81,4 +81,4 @@ def build(settings: TriggerSettings) -> FastAPI:
         closers=(direct.close,),
         consumers=(consumer.membership,),
     )
-    return create_app(parts, title="Millrace trigger")
+    return operations_app(parts)

@@ -30,26 +30,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from millrace_common.contracts.outgoing import MessageTooLarge
 from millrace_common.platform.json_body import JsonDepthLimit, JsonTooDeep
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
+from millrace_common.platform.problem_format import (
+    PROBLEM_MEDIA_TYPE,
+    STATUS_CODES,
+    problem_body,
+    title,
+)
 from millrace_common.platform.refusals import Refused
 
 log = logging.getLogger(__name__)
 
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-TYPE_PREFIX = "urn:millrace:problem:"
 RETRY_AFTER_SECONDS = 5
-
-# The code of an HTTP error that no handler named more precisely.
-STATUS_CODES: Mapping[int, str] = {
-    400: "malformed_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    503: "unavailable",
-}
 
 
 class FieldProblem(BaseModel):
@@ -108,27 +99,6 @@ def declared(**statuses: str) -> dict[int | str, dict[str, Any]]:
     :func:`problem_openapi` adds by rule: ``declared(conflict="a pipeline with this id exists")``."""
     by_name = {HTTPStatus(code).name.lower(): code for code in STATUS_CODES} | {"conflict": 409}
     return {by_name[name]: {"description": description} for name, description in statuses.items()}
-
-
-def title(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def problem_body(
-    status: int, code: str, detail: str, *, instance: str, errors: Iterable[Mapping[str, str]] = ()
-) -> dict[str, Any]:
-    return {
-        "type": f"{TYPE_PREFIX}{code}",
-        "title": title(status),
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-        "code": code,
-        "errors": [{"pointer": error["pointer"], "detail": error["detail"]} for error in errors],
-    }
 
 
 def problem_response(

@@ -1,12 +1,18 @@
 """What every service process has: ``/healthz`` (liveness: the process answers), ``/readyz``
 (readiness: Kafka and PostgreSQL are reachable and its Kafka consumers do their work), ``/metrics``, a
 lifespan that starts and stops its Kafka broker and database engine, and a clean exit on SIGTERM
-(uvicorn's)."""
+(uvicorn's).
+
+A service with an API of its own (the gateway, the approval service) serves these from its FastAPI
+app (``platform.api_app.create_app``). The others answer nothing else over HTTP, so they run
+:func:`operations_app`, a plain Starlette app: FastAPI is not imported into them (its models and
+OpenAPI machinery cost each process about 5 MB of resident memory for three fixed GET routes)."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import signal
 import sys
@@ -15,22 +21,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import uvicorn
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from millrace_common.platform.consumer_watch import ConsumerWatch, Membership
 from millrace_common.platform.db import database_reachable
 from millrace_common.platform.kafka import check_message_limit
 from millrace_common.platform.logs import configure_logging
-from millrace_common.platform.problems import (
-    PROBLEM_MEDIA_TYPE,
-    install_problem_handlers,
-    problem_body,
-    problem_openapi,
-)
+from millrace_common.platform.problem_format import PROBLEM_MEDIA_TYPE, STATUS_CODES, problem_body, title
 from millrace_common.platform.readiness import Hysteresis
 from millrace_common.platform.settings import ServiceSettings
 
@@ -57,17 +61,36 @@ class ServiceParts:
     assignment or makes no progress (``millrace_common.platform.consumer_watch``)."""
 
 
-def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
-    """A FastAPI app with the three operational endpoints; the broker runs for the app's lifetime."""
+@dataclass(frozen=True)
+class Answer:
+    """An operational endpoint's answer, independent of the web framework that sends it."""
+
+    status: int
+    body: bytes
+    media_type: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class Operations:
+    """The process's life (start checks, broker, background tasks, clean stop) and its three
+    operational answers, shared by the bare ASGI app and the FastAPI one."""
+
+    def __init__(self, parts: ServiceParts) -> None:
+        self.parts = parts
+        self._watch: ConsumerWatch | None = None
+        # Reported with hysteresis (millrace_common.platform.readiness), so a broker that is back but
+        # still settling does not make readiness flap between 200 and 503.
+        self._reported = {"kafka": Hysteresis(), "postgresql": Hysteresis()}
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def running(self) -> AsyncIterator[None]:
+        parts = self.parts
         for check in parts.start_checks:
             await check()
         await check_message_limit(parts.settings)
         await parts.broker.start()
-        watch = watching["consumers"] = ConsumerWatch(parts.settings, parts.consumers)
-        background = (*parts.background, watch.run) if parts.consumers else parts.background
+        self._watch = ConsumerWatch(parts.settings, parts.consumers)
+        background = (*parts.background, self._watch.run) if parts.consumers else parts.background
         tasks = [
             asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job")) for job in background
         ]
@@ -84,48 +107,77 @@ def create_app(parts: ServiceParts, *, title: str) -> FastAPI:
             await parts.engine.dispose()
             log.info("service stopped")
 
-    watching: dict[str, ConsumerWatch] = {}
-    app = FastAPI(title=title, lifespan=lifespan)
-    install_problem_handlers(app)
-    problem_openapi(app, body_limit=False)
+    def health(self) -> dict[str, str]:
+        return {"status": "ok", "service": self.parts.settings.service_name}
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process runs and answers. Never fails for a dependency or a consumer."""
-        return {"status": "ok", "service": parts.settings.service_name}
-
-    # Reported with hysteresis (millrace_common.platform.readiness), so a broker that is back but still
-    # settling does not make readiness flap between 200 and 503.
-    reported = {"kafka": Hysteresis(), "postgresql": Hysteresis()}
-
-    @app.get("/readyz", tags=["operations"])
-    async def readyz() -> Response:
-        """Readiness: 200 while Kafka and PostgreSQL are reachable and every Kafka consumer holds an
-        assignment and makes progress; otherwise 503, a problem whose ``reasons`` say what fails."""
-        watch = watching.get("consumers")
-        stalled = watch.reasons() if watch is not None else []
+    async def readiness(self) -> Answer:
+        """200 while Kafka and PostgreSQL are reachable and every Kafka consumer holds an assignment
+        and makes progress; otherwise 503, a problem whose ``reasons`` say what fails."""
+        stalled = self._watch.reasons() if self._watch is not None else []
         checks = {
-            "kafka": reported["kafka"].observe(await _kafka_ready(parts.broker)),
-            "postgresql": reported["postgresql"].observe(await _database_ready(parts.engine)),
+            "kafka": self._reported["kafka"].observe(await _kafka_ready(self.parts.broker)),
+            "postgresql": self._reported["postgresql"].observe(await _database_ready(self.parts.engine)),
             "consumers": not stalled,
         }
         if all(checks.values()):
-            return JSONResponse({"ready": True, "checks": checks})
+            return Answer(200, _json({"ready": True, "checks": checks}), "application/json")
         reasons = [f"{name} is unreachable" for name in ("kafka", "postgresql") if not checks[name]]
         reasons += stalled
         body = problem_body(503, "not_ready", "; ".join(reasons), instance="/readyz")
-        return JSONResponse(
-            {**body, "ready": False, "checks": checks, "reasons": reasons},
-            status_code=503,
-            media_type=PROBLEM_MEDIA_TYPE,
-            headers={"Retry-After": str(max(1, round(parts.settings.readiness_sample_seconds)))},
+        return Answer(
+            503,
+            _json({**body, "ready": False, "checks": checks, "reasons": reasons}),
+            PROBLEM_MEDIA_TYPE,
+            {"Retry-After": str(max(1, round(self.parts.settings.readiness_sample_seconds)))},
         )
 
-    @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(parts.registry), media_type=CONTENT_TYPE_LATEST)
+    def metrics(self) -> Answer:
+        return Answer(200, generate_latest(self.parts.registry), CONTENT_TYPE_LATEST)
 
-    return app
+
+def operations_app(parts: ServiceParts) -> Starlette:
+    """A Starlette app with only ``/healthz``, ``/readyz`` and ``/metrics``, for a service with no API
+    of its own; any other path or method is a 404 or 405 problem. Its lifespan runs the service."""
+    operations = Operations(parts)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with operations.running():
+            yield
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse(operations.health())
+
+    async def readyz(_: Request) -> Response:
+        return _response(await operations.readiness())
+
+    async def metrics(_: Request) -> Response:
+        return _response(operations.metrics())
+
+    async def problem(request: Request, error: Exception) -> Response:
+        status = error.status_code if isinstance(error, HTTPException) else 500
+        code = STATUS_CODES.get(status, "error")
+        body = problem_body(
+            status, code, f"{request.method} {request.url.path}: {title(status)}", instance=request.url.path
+        )
+        headers = dict(error.headers or {}) if isinstance(error, HTTPException) else {}
+        return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+    return Starlette(
+        routes=[Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics)],
+        exception_handlers={HTTPException: problem},
+        lifespan=lifespan,
+    )
+
+
+def _response(answer: Answer) -> Response:
+    return Response(
+        answer.body, status_code=answer.status, media_type=answer.media_type, headers=answer.headers
+    )
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 async def run_forever(job: BackgroundTask) -> None:
@@ -170,7 +222,7 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def serve(app: FastAPI, settings: ServiceSettings) -> None:
+def serve(app: Starlette, settings: ServiceSettings) -> None:
     """Run the app until SIGTERM or SIGINT; uvicorn drains requests and runs the lifespan's shutdown."""
     configure_logging(settings.service_name, settings.log_level)
     tune_garbage_collector()

@@ -1,0 +1,52 @@
+"""The operational endpoints of a service with no API of its own (trigger, orchestrator, node runner):
+a plain Starlette app that answers ``/healthz`` and ``/metrics`` and turns every other path or method
+into a problem, and whose process does not import FastAPI. ``/readyz`` needs the real Kafka and
+PostgreSQL: the integration tier's services answer it (tests/support/processes.py waits on it)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any, cast
+
+from millrace_common.platform.service import ServiceParts, operations_app
+from millrace_common.platform.settings import ServiceSettings
+from prometheus_client import CollectorRegistry, Counter
+from starlette.testclient import TestClient
+
+
+def client() -> TestClient:
+    registry = CollectorRegistry()
+    Counter("millrace_example_total", "an example", registry=registry).inc(3)
+    settings = ServiceSettings(service_name="example")
+    # Without ``with``, TestClient does not run the lifespan: no broker or engine is touched.
+    parts = ServiceParts(settings=settings, broker=cast(Any, None), engine=cast(Any, None), registry=registry)
+    return TestClient(operations_app(parts))
+
+
+def test_liveness_and_metrics_answer() -> None:
+    web = client()
+    assert web.get("/healthz").json() == {"status": "ok", "service": "example"}
+    metrics = web.get("/metrics")
+    assert metrics.status_code == 200
+    assert "millrace_example_total 3.0" in metrics.text
+    assert metrics.headers["content-type"].startswith("text/plain")
+
+
+def test_another_path_or_method_is_a_problem() -> None:
+    web = client()
+    missing = web.get("/docs")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["code"] == "not_found" and missing.json()["instance"] == "/docs"
+    wrong = web.post("/healthz")
+    assert wrong.status_code == 405
+    assert wrong.json()["code"] == "method_not_allowed"
+    assert "GET" in wrong.headers["allow"]
+
+
+def test_the_services_without_an_api_do_not_import_fastapi() -> None:
+    for package in ("millrace_trigger", "millrace_orchestrator", "millrace_node_runner"):
+        probe = f"import sys, {package}.main; print('fastapi' in sys.modules)"
+        answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        assert answer.stdout.strip() == "False", package
