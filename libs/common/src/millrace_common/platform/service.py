@@ -34,6 +34,7 @@ from millrace_common.platform.consumer_watch import ConsumerWatch, Membership
 from millrace_common.platform.db import database_reachable
 from millrace_common.platform.kafka import check_message_limit
 from millrace_common.platform.logs import configure_logging
+from millrace_common.platform.memory import trimming_loop
 from millrace_common.platform.problem_format import PROBLEM_MEDIA_TYPE, STATUS_CODES, problem_body, title
 from millrace_common.platform.readiness import Hysteresis
 from millrace_common.platform.settings import ServiceSettings
@@ -90,7 +91,10 @@ class Operations:
         await check_message_limit(parts.settings)
         await parts.broker.start()
         self._watch = ConsumerWatch(parts.settings, parts.consumers)
-        background = (*parts.background, self._watch.run) if parts.consumers else parts.background
+        background = (*parts.background, self._watch.run) if parts.consumers else tuple(parts.background)
+        trimming = trimming_loop(parts.settings.memory_trim_seconds)
+        if trimming is not None:
+            background = (*background, trimming)
         tasks = [
             asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job")) for job in background
         ]

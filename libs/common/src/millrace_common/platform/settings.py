@@ -316,6 +316,12 @@ class ServiceSettings(KafkaClientSettings):
         description="How often each consumer's assignment, committed offsets and end offsets are sampled "
         "for /readyz",
     )
+    memory_trim_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often the process hands the C heap's free pages back to the system "
+        "(glibc's malloc_trim; millrace_common.platform.memory); 0 never",
+    )
     encryption_key: SecretStr | None = Field(
         default=None,
         description="Fernet key (urlsafe base64 of 32 bytes) that encrypts tenant secrets at rest",
