@@ -159,6 +159,7 @@ def test_a_user_builds_a_branching_workflow_runs_it_by_webhook_and_watches_it_li
             "ai",
             "records",
             "logic",
+            "flow",
             "external",
             "human",
         ]

@@ -51,7 +51,13 @@ def build(settings: OrchestratorSettings) -> Starlette:
     live_relay = LiveRelay(settings, direct, PRODUCER)
     run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)
     run_log = PostgresRunLog(direct, namespace, live_relay.tag)
-    runs = RunMessages(run_log, live_relay, observe=run_metrics.observe, count_batch=run_metrics.count_batch)
+    runs = RunMessages(
+        run_log,
+        live_relay,
+        observe=run_metrics.observe,
+        count_batch=run_metrics.count_batch,
+        max_depth=settings.sub_workflow_max_depth,
+    )
     timer_loop = TimerLoop(engine, direct, namespace, live_relay, utc_now)
     retention = RetentionLoop(
         run_retention(settings, retention_connections), interval_seconds=settings.retention_interval_seconds

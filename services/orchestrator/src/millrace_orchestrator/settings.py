@@ -4,6 +4,8 @@ from millrace_common.platform.retention import DEFAULT_RUN_RETENTION_DAYS
 from millrace_common.platform.settings import ServiceSettings
 from pydantic import Field
 
+from millrace_orchestrator.domain.building import DEFAULT_SUB_WORKFLOW_MAX_DEPTH
+
 
 class OrchestratorSettings(ServiceSettings):
     service_name: str = "orchestrator"
@@ -33,4 +35,12 @@ class OrchestratorSettings(ServiceSettings):
         default=None,
         description="Where the runs of tenants that ask for an export before pruning are written (one "
         "JSON Lines file per batch, under a folder per tenant); unset, such tenants' runs are not pruned",
+    )
+    sub_workflow_max_depth: int = Field(
+        default=DEFAULT_SUB_WORKFLOW_MAX_DEPTH,
+        ge=1,
+        le=100,
+        description="How many sub-workflow runs may nest below a top-level run; a sub_workflow node that "
+        "would nest deeper fails with sub_workflow_depth_exceeded (sub_workflow_cycle when its workflow "
+        "is already in the chain), which bounds a workflow that calls itself",
     )

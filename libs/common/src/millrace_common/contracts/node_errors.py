@@ -43,6 +43,12 @@ class NodeErrorType(StrEnum):
     # -- the orchestrator --------------------------------------------------------------------------
     TEMPLATE = "template"
     ITEM_FAILED = "item_failed"
+    # -- the orchestrator: sub_workflow nodes ------------------------------------------------------
+    SUB_WORKFLOW_FAILED = "sub_workflow_failed"
+    SUB_WORKFLOW_INPUT = "sub_workflow_input"
+    SUB_WORKFLOW_NOT_FOUND = "sub_workflow_not_found"
+    SUB_WORKFLOW_DEPTH = "sub_workflow_depth_exceeded"
+    SUB_WORKFLOW_CYCLE = "sub_workflow_cycle"
 
 
 RETRY_EVERY_TYPE = "*"

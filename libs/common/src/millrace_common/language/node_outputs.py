@@ -8,7 +8,8 @@ states them once, ``docs/node-reference.md`` shows them in tables, and tests hol
 
 A name in angle brackets stands for names the workflow chooses: ``<variable>`` is each variable a
 ``set`` node sets, ``<output key>`` each key of an ``end`` node's ``output``, ``<input key>`` each key
-of a manual run's input.
+of a manual run's input, ``<child output key>`` each key of a
+sub-workflow's final output (with ``wait``; ``run_id`` is the child's with ``fire_and_forget``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "CHILD_OUTPUT_KEY",
     "END_OUTPUT_KEY",
     "MANUAL_INPUT_KEY",
     "NODE_OUTPUT_FIELDS",
@@ -27,6 +29,7 @@ __all__ = [
 SET_VARIABLE = "<variable>"
 END_OUTPUT_KEY = "<output key>"
 MANUAL_INPUT_KEY = "<input key>"
+CHILD_OUTPUT_KEY = "<child output key>"
 
 _AI_META = ("model", "finish_reason", "usage", "cached")
 _HTTP_RESPONSE = ("status", "headers", "body", "truncated", "url")
@@ -50,6 +53,7 @@ NODE_OUTPUT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "webhook_out": _HTTP_RESPONSE,
     "approval": ("decision", "decided_by", "note"),
     "task_notify": ("task_id", "assignee", "status"),
+    "sub_workflow": (CHILD_OUTPUT_KEY, "run_id"),
 }
 """The fields of each node type's output when it succeeds (``fallback`` outputs are the workflow's own)."""
 

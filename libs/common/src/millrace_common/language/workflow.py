@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import cached_property
+from uuid import UUID
 
 from pydantic import Field, JsonValue, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
@@ -65,6 +66,12 @@ class WorkflowSettings(_Frozen):
         default_factory=dict,
         max_length=MAX_WORKFLOW_VARIABLES,
         description="Constants every template reads as workflow.vars.<name>; never rendered",
+    )
+    error_workflow_id: UUID | None = Field(
+        default=None,
+        description="A workflow of the same tenant started (its active version) when a run of this one "
+        "fails or times out, with the failed run's id, workflow, version, failing node, error and trigger "
+        "as input; never for a run that is itself an error workflow's",
     )
 
 

@@ -43,6 +43,7 @@ from millrace_common.language.workflow_configs import (
     RecordFindConfig,
     RecordUpdateConfig,
     SetVariablesConfig,
+    SubWorkflowConfig,
     SwitchConfig,
     TaskNotifyConfig,
     TriggerConfig,
@@ -81,6 +82,7 @@ __all__ = [
     "RecordFindNode",
     "RecordUpdateNode",
     "SetVariablesNode",
+    "SubWorkflowNode",
     "SwitchNode",
     "TaskNotifyNode",
     "TriggerNode",
@@ -186,6 +188,11 @@ class EndNode(_NodeBase):
     data: EndConfig
 
 
+class SubWorkflowNode(_NodeBase):
+    type: Literal["sub_workflow"]
+    data: SubWorkflowConfig
+
+
 class HttpRequestNode(_NodeBase):
     type: Literal["http_request"]
     data: HttpRequestConfig
@@ -217,6 +224,7 @@ _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
         None,
         (ConditionNode, SwitchNode, ForEachNode, WaitDelayNode, SetVariablesNode, EndNode),
     ),
+    ("Flow", None, (SubWorkflowNode,)),
     ("External", "http", (HttpRequestNode, WebhookOutNode)),
     ("Human", None, (ApprovalNode,)),
     ("Human", "other", (TaskNotifyNode,)),

@@ -211,6 +211,8 @@ runs = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("last_seq", Integer, nullable=False),
     Column("final_output", JSONB),
+    Column("parent_run_id", Uuid),
+    Column("parent_node_id", String(200)),
 )
 workflow_starts = Table(
     "workflow_starts",

@@ -28,9 +28,12 @@ async def runs_page(
     started_before: datetime | None,
     limit: int,
     offset: int,
+    parent_run_id: UUID | None = None,
 ) -> Page:
     """The tenant's runs, newest first."""
     query = select(runs).where(runs.c.tenant_id == tenant_id)
+    if parent_run_id is not None:
+        query = query.where(runs.c.parent_run_id == parent_run_id)
     if workflow_id is not None:
         query = query.where(runs.c.workflow_id == workflow_id)
     if status is not None:
@@ -47,6 +50,21 @@ async def run(connection: AsyncConnection, tenant_id: str, run_id: UUID) -> Row 
     return (
         await connection.execute(select(runs).where(runs.c.run_id == run_id, runs.c.tenant_id == tenant_id))
     ).first()
+
+
+MAX_CHILDREN_SHOWN = 200
+"""Children a run's JSON lists at most; ``GET /runs?parent_run_id=`` pages through all of them."""
+
+
+async def children(connection: AsyncConnection, tenant_id: str, run_id: UUID) -> Sequence[Row]:
+    """The runs ``run_id``'s sub_workflow nodes started, oldest first."""
+    rows = await connection.execute(
+        select(runs.c.run_id, runs.c.workflow_id, runs.c.status, runs.c.parent_node_id, runs.c.started_at)
+        .where(runs.c.tenant_id == tenant_id, runs.c.parent_run_id == run_id)
+        .order_by(runs.c.started_at, runs.c.run_id)
+        .limit(MAX_CHILDREN_SHOWN)
+    )
+    return rows.all()
 
 
 async def nodes(connection: AsyncConnection, run_id: UUID) -> Sequence[Row]:

@@ -3,7 +3,7 @@ run statistics their lists show. Every function works inside the caller's transa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.adapters.pages import Page, fetch_page
+from millrace_gateway.domain.workflow_links import LinkedWorkflow
 from millrace_gateway.domain.workflows import FINISHED_RUN_STATUSES, Status
 
 
@@ -275,3 +276,18 @@ def _who(column: ColumnElement) -> ColumnElement:
     user = select(users.c.email).where(users.c.id == column).scalar_subquery()
     key = select(literal("API key ") + api_keys.c.name).where(api_keys.c.id == column).scalar_subquery()
     return func.coalesce(user, key)
+
+
+async def linked(
+    connection: AsyncConnection, tenant_id: str, ids: Iterable[UUID]
+) -> dict[UUID, LinkedWorkflow]:
+    """The tenant's workflows among ``ids``, with their newest version and status."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await connection.execute(
+        select(workflows.c.id, workflows.c.latest_version, workflows.c.status).where(
+            workflows.c.tenant_id == tenant_id, workflows.c.id.in_(wanted)
+        )
+    )
+    return {row.id: LinkedWorkflow(row.latest_version, row.status) for row in rows}

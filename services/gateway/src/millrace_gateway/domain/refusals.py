@@ -35,6 +35,13 @@ class InvalidDefinition(Refused):
     code = "invalid_definition"
 
 
+class InputMismatch(Refused):
+    """A manual run's input does not match the workflow's ``input_schema``."""
+
+    status = 422
+    code = "input_schema_mismatch"
+
+
 class UnknownVersion(Refused):
     code = "unknown_version"
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from millrace_gateway.domain.refusals import WrongState
+from millrace_common.contracts.json_values import JsonObject
+from millrace_common.language.input_schema import input_problems
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform.refusals import FieldProblem
+
+from millrace_gateway.domain.refusals import InputMismatch, WrongState
 
 _MANUAL_RUNS = uuid5(NAMESPACE_URL, "millrace:manual-run")
 
@@ -35,3 +40,16 @@ def node_started_at(
     if finished_at is not None and duration_ms is not None:
         return finished_at - timedelta(milliseconds=duration_ms)
     return None
+
+
+def refuse_mismatched_input(definition: WorkflowDefinition, data: JsonObject) -> None:
+    """A manual run's input must match the manual trigger's ``input_schema`` when it has one."""
+    schema = definition.trigger.data.input_schema
+    if schema is None:
+        return
+    problems = input_problems(schema, data)
+    if problems:
+        raise InputMismatch(
+            f"the input does not match the workflow's input_schema ({len(problems)} problem(s))",
+            *(FieldProblem("/body/input" + p.pointer, p.message) for p in problems),
+        )

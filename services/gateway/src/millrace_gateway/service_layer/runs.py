@@ -37,12 +37,14 @@ class Runs:
         started_before: datetime | None,
         limit: int,
         offset: int,
+        parent_run_id: UUID | None = None,
     ) -> Page:
-        """The tenant's runs, newest first."""
+        """The tenant's runs, newest first (``parent_run_id``: those a run's sub_workflow nodes started)."""
         async with self._engine.connect() as connection:
             return await runs.runs_page(
                 connection,
                 tenant_id,
+                parent_run_id=parent_run_id,
                 workflow_id=workflow_id,
                 status=status,
                 started_after=started_after,
@@ -56,6 +58,11 @@ class Runs:
         async with self._engine.connect() as connection:
             run = await _run(connection, tenant_id, run_id)
             return run, await runs.nodes(connection, run_id)
+
+    async def children(self, tenant_id: str, run_id: UUID) -> Sequence[Row]:
+        """The runs the run's sub_workflow nodes started (the first ``MAX_CHILDREN_SHOWN``)."""
+        async with self._engine.connect() as connection:
+            return await runs.children(connection, tenant_id, run_id)
 
     async def export(self, tenant_id: str, run_id: UUID) -> AsyncIterator[bytes]:
         """The run's whole event log as JSON Lines, page by page in seq order (each line the event as

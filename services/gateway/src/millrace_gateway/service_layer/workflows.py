@@ -24,8 +24,9 @@ from millrace_gateway.adapters import trigger_index, workflows
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.pages import Page
 from millrace_gateway.domain.refusals import NotFound, UnknownVersion
-from millrace_gateway.domain.runs import manual_run_id
+from millrace_gateway.domain.runs import manual_run_id, refuse_mismatched_input
 from millrace_gateway.domain.trigger_index import active_trigger
+from millrace_gateway.domain.workflow_links import refuse_broken_links, workflow_links
 from millrace_gateway.domain.workflows import (
     ScheduleCursor,
     ScheduleView,
@@ -68,6 +69,7 @@ class Workflows:
         """A new draft whose version 1 is ``definition``, owned by ``by`` (a user or an API key)."""
         checked = checked_definition(definition)
         async with self._engine.begin() as connection:
+            await _check_links(connection, tenant_id, checked, own_id=None, own_next_version=1)
             return await self._new_draft(connection, tenant_id, name, checked, description, by)
 
     async def page(
@@ -117,6 +119,7 @@ class Workflows:
             current = await _locked(connection, tenant_id, workflow_id)
             refuse_if_archived(current.status, "be changed")
             version = current.latest_version + 1
+            await _check_links(connection, tenant_id, checked, own_id=workflow_id, own_next_version=version)
             await workflows.add_version(connection, tenant_id, workflow_id, version, checked, utc_now())
             await workflows.advance(
                 connection,
@@ -197,7 +200,10 @@ class Workflows:
             current = await _summary(connection, tenant_id, workflow_id)
             refuse_if_archived(current.status, "run")
             version = version or current.active_version or current.latest_version
-            await _definition(connection, workflow_id, version, pointer="/body/version", status=422)
+            definition = await _definition(
+                connection, workflow_id, version, pointer="/body/version", status=422
+            )
+            refuse_mismatched_input(definition, data)
             run_id = manual_run_id(workflow_id, idempotency_key) if idempotency_key else uuid4()
             command = StartRun(
                 tenant_id=tenant_id,
@@ -248,6 +254,20 @@ class Workflows:
             await trigger_index.replace(connection, workflow_id, None)
             await workflows.set_status(connection, workflow_id, status, active_version=None, now=utc_now())
             return await _summary(connection, tenant_id, workflow_id)
+
+
+async def _check_links(
+    connection: AsyncConnection,
+    tenant_id: str,
+    definition: WorkflowDefinition,
+    *,
+    own_id: UUID | None,
+    own_next_version: int,
+) -> None:
+    links = workflow_links(definition)
+    if links:
+        found = await workflows.linked(connection, tenant_id, (link.workflow_id for link in links))
+        refuse_broken_links(links, found, own_id=own_id, own_next_version=own_next_version)
 
 
 async def _summary(connection: AsyncConnection, tenant_id: str, workflow_id: UUID) -> Row:

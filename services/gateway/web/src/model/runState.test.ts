@@ -127,6 +127,24 @@ describe("the run event fold", () => {
     expect(twice).toEqual(once);
   });
 
+  it("shows a sub_workflow node that waits for its child as waiting, and one that does not as done", () => {
+    seq = 0;
+    const waiting = foldRun([
+      ev("run.started"),
+      ev("node.scheduled", { node_id: "call", node_type: "sub_workflow", attempt: 1, input: {} }),
+      ev("child_run.requested", { node_id: "call", child_run_id: "c-1", mode: "wait" }),
+    ]);
+    expect(waiting.nodes.call.status).toBe("waiting");
+    seq = 0;
+    const forgotten = foldRun([
+      ev("run.started"),
+      ev("node.scheduled", { node_id: "call", node_type: "sub_workflow", attempt: 1, input: {} }),
+      ev("child_run.requested", { node_id: "call", child_run_id: "c-1", mode: "fire_and_forget" }),
+      ev("node.succeeded", { node_id: "call", node_type: "sub_workflow", attempt: 1, output: { run_id: "c-1" } }),
+    ]);
+    expect(forgotten.nodes.call.status).toBe("succeeded");
+  });
+
   it("waits for approval, then follows the decision", () => {
     seq = 0;
     let state = foldRun([

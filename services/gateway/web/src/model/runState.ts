@@ -147,6 +147,11 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
       return withNode(state, key, (n) => (isSettled(n.status) ? n : { ...n, status: "running" }));
     case "approval.requested":
       return withNode(state, key, (n) => ({ ...n, status: "waiting_approval" }));
+    case "child_run.requested":
+      // A sub_workflow node that waits for its child run.
+      return event.mode === "wait"
+        ? withNode(state, key, (n) => (isSettled(n.status) ? n : { ...n, status: "waiting" }))
+        : state;
     case "node.retry_scheduled":
       return withNode(state, key, (n) => ({
         ...n,

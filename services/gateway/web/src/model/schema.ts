@@ -100,6 +100,10 @@ export const LITERAL_FIELDS = new Set([
   "field",
   "user",
   "role",
+  "workflow_id",
+  "version",
+  "mode",
+  "input_schema",
 ]);
 
 export function label(name: string, schema: JsonSchema): string {
@@ -128,6 +132,7 @@ export function starterConfig(type: string, schema: JsonSchema, name: string): J
     record_find: { pipeline_id: "" },
     record_delete: { pipeline_id: "", record_id: "" },
     wait_delay: { duration_seconds: 60 },
+    sub_workflow: { workflow_id: "", mode: "wait", input: {} },
   };
   const config: JsonObject = { name, ...(structuredClone(starters[type]) ?? {}) };
   for (const field of schema.required ?? []) {
@@ -157,6 +162,7 @@ export const TYPE_LABELS: Record<string, string> = {
   webhook_out: "Send webhook",
   approval: "Approval",
   task_notify: "Task",
+  sub_workflow: "Sub-workflow",
 };
 
 export function typeLabel(type: string): string {

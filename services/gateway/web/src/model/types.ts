@@ -131,6 +131,18 @@ export interface RunSummary {
   error: string | null;
   started_at: string;
   finished_at: string | null;
+  /** The run whose sub_workflow node started this one, and that node's instance key. */
+  parent_run_id?: string | null;
+  parent_node_id?: string | null;
+}
+
+/** A run a sub_workflow node of this run started. */
+export interface ChildRun {
+  run_id: string;
+  workflow_id: string;
+  status: string;
+  parent_node_id: string | null;
+  started_at: string;
 }
 
 export interface Run extends RunSummary {
@@ -138,6 +150,7 @@ export interface Run extends RunSummary {
   /** A completed run's output (that of its top-level end node that finished last); null otherwise. */
   final_output?: Json;
   nodes: NodeExecution[];
+  children?: ChildRun[];
 }
 
 /** One event of a run's log, as published on runs.events and streamed over SSE. */
@@ -158,6 +171,8 @@ export interface RunEvent {
   reason?: string;
   failed_node_id?: string | null;
   node_ids?: string[];
+  child_run_id?: string;
+  mode?: string;
   decision?: string;
   index?: number;
   [key: string]: unknown;

@@ -70,6 +70,7 @@ describe("the editor page", () => {
       "AI",
       "Records",
       "Logic",
+      "Flow",
       "External",
       "Human",
     ]);

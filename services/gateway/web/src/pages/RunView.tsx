@@ -39,6 +39,8 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
   const [mode, setMode] = useState<"connecting" | "live" | "polling" | "reconnecting" | "done">("connecting");
   const [selected, setSelected] = useState<string | null>(null);
   const [generation, setGeneration] = useState(0);
+  // Child runs asked for while the view follows the stream (the run record lists them once started).
+  const [requested, setRequested] = useState<Record<string, string>>({});
   const stateRef = useRef(state);
   stateRef.current = state;
 
@@ -111,6 +113,8 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         }
         if (typeof event.seq !== "number" && message.id !== null) event.seq = Number(message.id);
         dispatch({ kind: "event", event });
+        if (event.type === "child_run.requested" && event.child_run_id && event.node_id)
+          setRequested((r) => ({ ...r, [event.child_run_id!]: event.node_id! }));
         if (isTerminal(event.type.replace("run.", "")) && event.type.startsWith("run.")) finished = true;
       },
       finished: () => finished,
@@ -164,6 +168,11 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         </span>
         {run && <Link to={`/workflows/${run.workflow_id}/runs`}>All runs</Link>}
         {run && <Link to={`/workflows/${run.workflow_id}`}>Workflow (v{run.workflow_version})</Link>}
+        {run?.parent_run_id && (
+          <Link className="parent-run" to={`/runs/${run.parent_run_id}`}>
+            Parent run ({run.parent_node_id})
+          </Link>
+        )}
         <span className="spacer" />
         {status === "paused" && (
           <>
@@ -285,6 +294,7 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
                   </pre>
                 </>
               )}
+              <ChildRuns run={run} requested={requested} />
               <p className="hint">Select a node to see its input, output, error, attempts and durations.</p>
               <h3>Trigger</h3>
               <pre className="json">{pretty(run?.trigger)}</pre>
@@ -357,6 +367,13 @@ function NodeDetail({
           </pre>
         </>
       )}
+      {instance.nodeType === "sub_workflow" && childOf(input, output) && (
+        <p>
+          <Link className="detail-child-run" to={`/runs/${childOf(input, output)}`}>
+            Open the sub-workflow run
+          </Link>
+        </p>
+      )}
       <h3>Output</h3>
       <pre className="json" id="detail-output">
         {output === null ? "—" : pretty(output)}
@@ -366,5 +383,35 @@ function NodeDetail({
         {input === null ? "—" : pretty(input)}
       </pre>
     </div>
+  );
+}
+
+/** The child run of a sub_workflow node: named in its input (and, fire and forget, its output). */
+function childOf(input: unknown, output: unknown): string | null {
+  for (const value of [input, output])
+    if (value && typeof value === "object" && typeof (value as Record<string, unknown>).run_id === "string")
+      return (value as Record<string, string>).run_id;
+  return null;
+}
+
+/** The runs this run's sub_workflow nodes started, each a link to its own view. */
+function ChildRuns({ run, requested }: { run: Run | null; requested: Record<string, string> }) {
+  const known = new Map<string, { node: string; status: string }>();
+  for (const child of run?.children ?? [])
+    known.set(child.run_id, { node: child.parent_node_id ?? "", status: child.status });
+  for (const [id, node] of Object.entries(requested)) if (!known.has(id)) known.set(id, { node, status: "starting" });
+  if (known.size === 0) return null;
+  return (
+    <>
+      <h3>Sub-workflow runs</h3>
+      <ul id="run-children">
+        {[...known.entries()].map(([id, child]) => (
+          <li key={id} data-child-run={id}>
+            <Link to={`/runs/${id}`}>{id.slice(0, 8)}</Link> <span className="muted">from {child.node}</span>{" "}
+            <span className={`badge run-${child.status}`}>{child.status}</span>
+          </li>
+        ))}
+      </ul>
+    </>
   );
 }

@@ -19,7 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from millrace_common.contracts.messages.run_commands import StartRun
+from millrace_common.contracts.messages.run_commands import ACTIVE_VERSION, StartRun
 from millrace_common.contracts.topics import Namespace
 from millrace_common.language.workflow import WorkflowDefinition, node_types
 from millrace_common.platform.pg import DirectConnections
@@ -221,6 +221,18 @@ class PostgresRunLog:
             self._states.put(state)
         return Committed(ids, messages)
 
+    async def _active_version(self, tenant_id: str, workflow_id: UUID) -> tuple[UUID, int] | None:
+        """The version a run of "the active version" gets: the active one, else the newest (as a
+        manual run does); None for a workflow of another tenant, an archived or a missing one."""
+        async with self._connections.connection() as connection:
+            cursor = await connection.execute(
+                "select coalesce(active_version, latest_version) from workflows"
+                " where id = %s and tenant_id = %s and status <> 'archived'",
+                (workflow_id, tenant_id),
+            )
+            row = await cursor.fetchone()
+        return None if row is None or row[0] is None else (workflow_id, int(row[0]))
+
     def _known_states(
         self, messages: Sequence[Message], cached: dict[UUID, RunState]
     ) -> dict[UUID, RunState] | None:
@@ -232,7 +244,7 @@ class PostgresRunLog:
                 continue
             state = cached.get(message.run_id)
             if state is None:
-                if not isinstance(message, StartRun):
+                if not isinstance(message, StartRun) or message.workflow_version == ACTIVE_VERSION:
                     return None
                 definition = self._definitions.peek(message.workflow_id, message.workflow_version)
                 if definition is None:
@@ -254,8 +266,16 @@ class PostgresRunLog:
                 continue
             state = cached.get(message.run_id)
             if state is None:
-                if isinstance(message, StartRun):
-                    ref: tuple[UUID, int] | None = (message.workflow_id, message.workflow_version)
+                if isinstance(message, StartRun) and message.workflow_version == ACTIVE_VERSION:
+                    ref = await self._active_version(message.tenant_id, message.workflow_id)
+                    if ref is None:
+                        unknown[message.message_id] = (
+                            f"workflow {message.workflow_id} does not exist for tenant {message.tenant_id}"
+                            " or is archived"
+                        )
+                        continue
+                elif isinstance(message, StartRun):
+                    ref = (message.workflow_id, message.workflow_version)
                 else:
                     ref = read.refs.get(message.run_id)
                 if ref is None:
@@ -269,7 +289,9 @@ class PostgresRunLog:
                 except UnknownWorkflowVersion as error:  # or UnloadableDefinition
                     unknown[message.message_id] = str(error)
                     continue
-                state = RunState(message.run_id, definition, owner=self._definitions.owner(*ref))
+                state = RunState(
+                    message.run_id, definition, owner=self._definitions.owner(*ref), workflow_version=ref[1]
+                )
             for event in read.tails.get(message.run_id, ()):
                 state = evolve(state, event)
             states[message.run_id] = state

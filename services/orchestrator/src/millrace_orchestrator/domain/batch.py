@@ -12,7 +12,9 @@ from millrace_common.contracts.messages.run_commands import StartRun
 from millrace_common.contracts.messages.run_events import RunEvent, RunThrottled
 from millrace_common.contracts.outgoing import Outgoing
 
+from millrace_orchestrator.domain.children import unstartable_child
 from millrace_orchestrator.domain.decide import (
+    DEFAULT_SUB_WORKFLOW_MAX_DEPTH,
     Message,
     WorkflowLoad,
     WorkflowStarts,
@@ -72,7 +74,12 @@ class BatchDecision:
 
 
 def decide_batch(
-    messages: Sequence[Message], loaded: LoadedBatch, *, now: datetime, new_id: Callable[[], UUID]
+    messages: Sequence[Message],
+    loaded: LoadedBatch,
+    *,
+    now: datetime,
+    new_id: Callable[[], UUID],
+    max_depth: int = DEFAULT_SUB_WORKFLOW_MAX_DEPTH,
 ) -> BatchDecision:
     """Decide ``messages`` in order, each on the state the earlier ones left and a workflow's load as
     the earlier ones left it. A run throttled on an assumed load refuses the decision: it is made
@@ -88,14 +95,30 @@ def decide_batch(
     for message in fresh:
         reason = loaded.unknown.get(message.message_id)
         if reason is not None:
-            rejected.append((message, reason))
+            # A child that cannot start fails its waiting parent's node instead of waiting for nothing.
+            report = (
+                unstartable_child(message, reason, now=now, new_id=new_id)
+                if isinstance(message, StartRun)
+                else None
+            )
+            if report is None:
+                rejected.append((message, reason))
+            else:
+                commands.append(report)
             continue
         state = states[message.run_id]
         key = (state.tenant_id or message.tenant_id, getattr(message, "workflow_id", state.workflow_id))
         starting = isinstance(message, StartRun) and state.status is RunStatus.NEW
         if starting and loaded.assumed:
             loads.setdefault(key, WorkflowLoad())
-        decision = decide(state, message, now=now, new_id=new_id, load=loads.get(key) if starting else None)
+        decision = decide(
+            state,
+            message,
+            now=now,
+            new_id=new_id,
+            load=loads.get(key) if starting else None,
+            max_depth=max_depth,
+        )
         if key in loads:
             loads[key] = loads[key].after(decision.events)
         states[message.run_id] = decision.state or state

@@ -13,6 +13,7 @@ from millrace_common.contracts.messages.run_commands import (
     CancelRun,
     ContinueRun,
     FireTimer,
+    ReportChildRun,
     ResumeRun,
     RetryRun,
     StartRun,
@@ -39,7 +40,11 @@ Message = (
     | ContinueRun
     | NodeSucceededResult
     | NodeFailedResult
+    | ReportChildRun
 )
+
+DEFAULT_SUB_WORKFLOW_MAX_DEPTH = 8
+"""How many sub-workflow runs may nest below a top-level run (MILLRACE_SUB_WORKFLOW_MAX_DEPTH)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,18 @@ class Decision:
 class _Builder:
     """Accumulates events, folding each into the state so later decisions see earlier ones."""
 
-    def __init__(self, state: RunState, message: Message, now: datetime, new_id: Callable[[], UUID]) -> None:
+    def __init__(
+        self,
+        state: RunState,
+        message: Message,
+        now: datetime,
+        new_id: Callable[[], UUID],
+        max_depth: int = DEFAULT_SUB_WORKFLOW_MAX_DEPTH,
+    ) -> None:
         self.state = state
+        self.max_depth = max_depth
+        # Whether this decision already told the run's parent that the run ended.
+        self.reported = False
         self.events: list[RunEvent] = []
         self.commands: list[Outgoing] = []
         self.message = message

@@ -16,6 +16,7 @@ from millrace_common.contracts.messages.run_commands import (
     CancelRun,
     ContinueRun,
     FireTimer,
+    ReportChildRun,
     ResumeRun,
     RetryRun,
     StartRun,
@@ -28,7 +29,19 @@ from millrace_common.contracts.messages.run_events import (
     RunThrottled,
 )
 
-from millrace_orchestrator.domain.building import Decision, Message, _Builder, _instance
+from millrace_orchestrator.domain.building import (
+    DEFAULT_SUB_WORKFLOW_MAX_DEPTH,
+    Decision,
+    Message,
+    _Builder,
+    _instance,
+)
+from millrace_orchestrator.domain.children import (
+    _after_decision,
+    _awaits_child,
+    _child_finished,
+    _refuse_input,
+)
 from millrace_orchestrator.domain.load import (
     WorkflowLoad,
     WorkflowStarts,
@@ -43,6 +56,7 @@ from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus
 from millrace_orchestrator.domain.timers import _awaits_decision, _decided, _fire
 
 __all__ = [
+    "DEFAULT_SUB_WORKFLOW_MAX_DEPTH",
     "ERROR_HANDLE",
     "Decision",
     "Message",
@@ -66,9 +80,12 @@ def decide(
     now: datetime,
     new_id: Callable[[], UUID],
     load: WorkflowLoad | None = None,
+    max_depth: int = DEFAULT_SUB_WORKFLOW_MAX_DEPTH,
 ) -> Decision:
-    """Events and commands that follow from ``message``; a message that changes nothing yields none."""
-    builder = _Builder(state, message, now, new_id)
+    """Events and commands that follow from ``message``; a message that changes nothing yields none.
+    ``max_depth`` bounds how many sub-workflow runs nest below a top-level run."""
+    builder = _Builder(state, message, now, new_id, max_depth)
+    was = state.status
     match message:
         case StartRun():
             if state.status is not RunStatus.NEW:
@@ -82,6 +99,10 @@ def decide(
                     trigger=message.trigger,
                     reason=reason,
                 )
+                _after_decision(builder, was)
+                return builder.decision()
+            if _refuse_input(builder, message):
+                _after_decision(builder, was)
                 return builder.decision()
             _start_run(builder, message)
         case CancelRun():
@@ -115,9 +136,12 @@ def decide(
         case NodeFailedResult() if _is_current_attempt(state, message):
             node, scope = _instance(state, message.node_id)
             _fail(builder, node, scope, message.attempt, message.error, duration_ms=message.duration_ms)
+        case ReportChildRun() if _awaits_child(state, message):
+            _child_finished(builder, message)
         case _:
             return Decision()
     _settle(builder)
+    _after_decision(builder, was)
     return builder.decision()
 
 
@@ -138,8 +162,10 @@ def _start_run(builder: _Builder, message: StartRun) -> None:
     builder.emit(
         RunStarted,
         workflow_id=message.workflow_id,
-        workflow_version=message.workflow_version,
+        # A run asked for as "the active version" gets the version its definition was loaded as.
+        workflow_version=message.workflow_version or builder.state.workflow_version,
         trigger=message.trigger,
+        parent=message.parent,
     )
     settings = builder.state.definition.settings
     builder.timer("run_timeout", builder.now + timedelta(minutes=settings.timeout_minutes))

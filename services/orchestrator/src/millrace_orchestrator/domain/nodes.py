@@ -13,6 +13,7 @@ from millrace_common.language.templating import TemplateError
 from millrace_common.language.workflow import Node, node_types
 
 from millrace_orchestrator.domain.building import _Builder
+from millrace_orchestrator.domain.children import _start_child
 from millrace_orchestrator.domain.outcomes import _fail, _refuse, _succeed
 from millrace_orchestrator.domain.rendering import _REFUSALS, _bounded, _holds, _render, template_context
 from millrace_orchestrator.domain.state import instance_key
@@ -54,6 +55,8 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                 _wait(builder, node, scope, attempt)
             case "approval":
                 _request_approval(builder, node, scope, attempt)
+            case "sub_workflow":
+                _start_child(builder, node, scope, attempt)
             case "for_each":
                 items = _render(builder, node, scope, node.data.items)
                 if not isinstance(items, list):

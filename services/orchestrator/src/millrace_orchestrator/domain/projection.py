@@ -19,6 +19,7 @@ from uuid import UUID, uuid5
 
 from millrace_common.contracts.messages.run_events import (
     ApprovalRequested,
+    ChildRunRequested,
     NodeFailed,
     NodeRetryScheduled,
     NodeScheduled,
@@ -180,8 +181,12 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
                 "finished_at": event.occurred_at if throttled else None,
                 "final_output": None,
                 "last_seq": event.seq,
+                "parent_run_id": event.parent.run_id if not throttled and event.parent else None,
+                "parent_node_id": event.parent.node_id if not throttled and event.parent else None,
             }
             return
+        case ChildRunRequested() if event.mode == "wait":
+            writes.set_node_status(event.run_id, (event.node_id,), "waiting")
         case NodeScheduled():
             writes.write_node(
                 event,

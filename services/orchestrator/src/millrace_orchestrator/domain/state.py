@@ -12,11 +12,14 @@ from uuid import UUID
 from immutables import Map
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.node_commands import NodeError
-from millrace_common.contracts.messages.run_commands import TriggerData
+from millrace_common.contracts.messages.run_commands import ParentRun, TriggerData
 from millrace_common.contracts.messages.run_events import (
     RUN_ENDED_STATUSES,
     ApprovalDecided,
     ApprovalRequested,
+    ChildRunFinished,
+    ChildRunRequested,
+    ErrorWorkflowRequested,
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeFailed,
@@ -95,6 +98,16 @@ class LoopState:
 
 
 @dataclass(frozen=True)
+class ChildRun:
+    """A run a sub_workflow node instance started (its latest attempt's)."""
+
+    run_id: UUID
+    attempt: int
+    wait: bool
+    finished: bool = False
+
+
+@dataclass(frozen=True)
 class RunState:
     run_id: UUID
     definition: WorkflowDefinition
@@ -117,6 +130,10 @@ class RunState:
     # The workflow's owner (the user who created it, when a person did; loaded with its definition):
     # who decides a run paused on an error.
     owner: str | None = None
+    # Set when a sub_workflow node of another run started this one.
+    parent: ParentRun | None = None
+    # The child run of each sub_workflow node instance, by the instance's key.
+    children: Map[str, ChildRun] = field(default_factory=Map)
 
     def node(self, node_id: str) -> NodeState:
         return self.nodes.get(node_id, NodeState())
@@ -148,6 +165,7 @@ def _(event: RunStarted, state: RunState) -> RunState:
         workflow_version=event.workflow_version,
         status=RunStatus.RUNNING,
         trigger=event.trigger,
+        parent=event.parent,
     )
 
 
@@ -336,6 +354,25 @@ def _(event: ApprovalRequested, state: RunState) -> RunState:
 
 @_apply.register
 def _(event: ApprovalDecided, state: RunState) -> RunState:
+    return state
+
+
+@_apply.register
+def _(event: ChildRunRequested, state: RunState) -> RunState:
+    child = ChildRun(event.child_run_id, event.attempt, wait=event.mode == "wait")
+    return replace(state, children=state.children.set(event.node_id, child))
+
+
+@_apply.register
+def _(event: ChildRunFinished, state: RunState) -> RunState:
+    child = state.children.get(event.node_id)
+    if child is None or child.run_id != event.child_run_id:
+        return state
+    return replace(state, children=state.children.set(event.node_id, replace(child, finished=True)))
+
+
+@_apply.register
+def _(event: ErrorWorkflowRequested, state: RunState) -> RunState:
     return state
 
 

@@ -12,6 +12,7 @@ from millrace_common.contracts.messages.run_events import (
 from millrace_common.language.workflow import Node
 
 from millrace_orchestrator.domain.building import _Builder, _instance
+from millrace_orchestrator.domain.children import SUB_WORKFLOW, _start_child
 from millrace_orchestrator.domain.nodes import _dispatch
 from millrace_orchestrator.domain.outcomes import _succeed
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, instance_key, split_key
@@ -37,7 +38,8 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
     if current.attempt != timer.attempt:
         return
     if timer.purpose == "retry" and current.status is NodeStatus.RETRYING:
-        _dispatch(builder, node, scope, timer.attempt + 1)
+        start = _start_child if node.type == SUB_WORKFLOW else _dispatch
+        start(builder, node, scope, timer.attempt + 1)
     elif timer.purpose == "delay" and current.status is NodeStatus.SCHEDULED:
         _succeed(builder, node, scope, timer.attempt, {"waited_until": timer.fire_at.isoformat()})
     elif timer.purpose == "approval_deadline" and current.status is NodeStatus.SCHEDULED:

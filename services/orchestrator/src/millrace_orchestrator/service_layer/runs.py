@@ -13,7 +13,7 @@ from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.messages.run_events import RunEvent
 
 from millrace_orchestrator.domain.batch import BatchDecision, decide_batch
-from millrace_orchestrator.domain.decide import Message
+from millrace_orchestrator.domain.decide import DEFAULT_SUB_WORKFLOW_MAX_DEPTH, Message
 from millrace_orchestrator.service_layer.ports import Relay, RunLog, WriteConflict
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,9 @@ class RunMessages:
         new_id: Callable[[], UUID] = uuid4,
         observe: Callable[[Sequence[RunEvent]], None] = lambda events: None,
         count_batch: Callable[[str], None] = lambda path: None,
+        max_depth: int = DEFAULT_SUB_WORKFLOW_MAX_DEPTH,
     ) -> None:
+        self._max_depth = max_depth
         self._log = run_log
         self._relay = relay
         self._clock = clock
@@ -53,12 +55,12 @@ class RunMessages:
     async def _handle(self, messages: Sequence[Message], reject: Reject, *, read: bool) -> None:
         now = self._clock()
         loaded = await self._log.load(messages, now=now, read=read)
-        decision = decide_batch(messages, loaded, now=now, new_id=self._new_id)
+        decision = decide_batch(messages, loaded, now=now, new_id=self._new_id, max_depth=self._max_depth)
         if loaded.assumed:
             if await self._commit_assumed(decision, now):
                 return
             loaded = await self._log.load(messages, now=now, read=True)
-            decision = decide_batch(messages, loaded, now=now, new_id=self._new_id)
+            decision = decide_batch(messages, loaded, now=now, new_id=self._new_id, max_depth=self._max_depth)
         if decision.skipped:
             log.info("duplicate messages skipped", extra={"ids": {"count": decision.skipped}})
         for message, reason in decision.rejected:

@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.envelope import Envelope
+from millrace_common.contracts.messages.node_commands import NodeError
+
+ACTIVE_VERSION = 0
+"""``StartRun.workflow_version`` for "the workflow's active version (else its newest) when the run
+starts": a sub-workflow node without a pinned version, and an error workflow, are started so."""
 
 
 class TriggerData(BaseModel):
@@ -27,13 +32,31 @@ class TriggerData(BaseModel):
     )
 
 
+class ParentRun(BaseModel):
+    """The run and node that started a run as a sub-workflow, and the chain of workflows above it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: UUID
+    node_id: str = Field(description="The sub_workflow node's instance key in the parent run")
+    attempt: int = Field(ge=1)
+    wait: bool = Field(description="Whether the parent waits for this run's end (mode wait)")
+    depth: int = Field(ge=1, description="1 for a child of a top-level run, 2 for a grandchild, ...")
+    workflow_ids: tuple[UUID, ...] = Field(
+        default=(), description="The workflows of the runs above this one, the top-level run's first"
+    )
+
+
 class StartRun(Envelope):
     type: Literal["run.start"] = "run.start"
     run_id: UUID
     workflow_id: UUID
-    workflow_version: int = Field(ge=1)
+    workflow_version: int = Field(
+        ge=ACTIVE_VERSION, description="The version to run; 0: the active version (else the newest)"
+    )
     trigger: TriggerData
     idempotency_key: str = Field(min_length=1, max_length=300)
+    parent: ParentRun | None = Field(default=None, description="Set when a sub_workflow node starts the run")
 
 
 class CancelRun(Envelope):
@@ -80,7 +103,25 @@ class ContinueRun(Envelope):
     requested_by: str | None = None
 
 
+ChildRunStatus = Literal["completed", "failed", "cancelled", "timed_out", "throttled", "not_started"]
+
+
+class ReportChildRun(Envelope):
+    """A run started by a waiting ``sub_workflow`` node ended (or could not start): sent to the parent
+    run (``run_id``), whose node takes the child's final output or fails with ``error``."""
+
+    type: Literal["run.child_finished"] = "run.child_finished"
+    run_id: UUID = Field(description="The parent run")
+    node_id: str
+    attempt: int = Field(ge=1)
+    child_run_id: UUID
+    status: ChildRunStatus
+    output: JsonObject | None = None
+    error: NodeError | None = None
+
+
 AnyRunCommand = Annotated[
-    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | ContinueRun, Field(discriminator="type")
+    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | ContinueRun | ReportChildRun,
+    Field(discriminator="type"),
 ]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

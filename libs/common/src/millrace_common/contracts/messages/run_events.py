@@ -12,7 +12,7 @@ from pydantic import Field, JsonValue, TypeAdapter
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.envelope import Envelope
 from millrace_common.contracts.messages.node_commands import NodeError
-from millrace_common.contracts.messages.run_commands import TriggerData
+from millrace_common.contracts.messages.run_commands import ChildRunStatus, ParentRun, TriggerData
 
 
 class RunEvent(Envelope):
@@ -25,6 +25,9 @@ class RunStarted(RunEvent):
     workflow_id: UUID
     workflow_version: int
     trigger: TriggerData
+    parent: ParentRun | None = Field(
+        default=None, description="The run that started this one as a sub-workflow"
+    )
 
 
 class NodeScheduled(RunEvent):
@@ -202,6 +205,36 @@ class RunRetried(RunEvent):
     requested_by: str | None = None
 
 
+class ChildRunRequested(RunEvent):
+    """A ``sub_workflow`` node asked for a run of another workflow (the child)."""
+
+    type: Literal["child_run.requested"] = "child_run.requested"
+    node_id: str
+    attempt: int
+    child_run_id: UUID
+    workflow_id: UUID
+    workflow_version: int = Field(description="The pinned version; 0: the active one when it starts")
+    mode: Literal["wait", "fire_and_forget"]
+
+
+class ChildRunFinished(RunEvent):
+    """A waited-for child run ended (or could not start); its node succeeds or fails next."""
+
+    type: Literal["child_run.finished"] = "child_run.finished"
+    node_id: str
+    attempt: int
+    child_run_id: UUID
+    status: ChildRunStatus
+
+
+class ErrorWorkflowRequested(RunEvent):
+    """The run failed or timed out and its workflow names an error workflow: a run of it was asked for."""
+
+    type: Literal["error_workflow.requested"] = "error_workflow.requested"
+    error_run_id: UUID
+    workflow_id: UUID
+
+
 AnyRunEvent = Annotated[
     RunStarted
     | NodeScheduled
@@ -222,7 +255,10 @@ AnyRunEvent = Annotated[
     | ForEachItemCompleted
     | ApprovalRequested
     | ApprovalDecided
-    | RunThrottled,
+    | RunThrottled
+    | ChildRunRequested
+    | ChildRunFinished
+    | ErrorWorkflowRequested,
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)

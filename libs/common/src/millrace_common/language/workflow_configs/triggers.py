@@ -12,8 +12,10 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, JsonValue, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from millrace_common.language.conditions import Condition
+from millrace_common.language.input_schema import check_input_schema
 from millrace_common.language.workflow_configs.base import (
     CredentialName,
     NodeConfig,
@@ -112,6 +114,7 @@ class TriggerConfig(NodeConfig):
             "timezone",
             "missed_slot_policy",
             "schedules",
+            "input_schema",
         }
     )
 
@@ -125,6 +128,27 @@ class TriggerConfig(NodeConfig):
     timezone: str = Field(default="UTC", max_length=64)
     missed_slot_policy: MissedSlotPolicy = "fire_once"
     schedules: tuple[Schedule, ...] = Field(default=(), max_length=MAX_SCHEDULES, validate_default=True)
+    input_schema: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="A manual trigger's input, as a JSON Schema: the Run dialog builds its form from it, "
+        "and manual runs and sub_workflow nodes are refused input that does not match it",
+    )
+
+    @field_validator("input_schema")
+    @classmethod
+    def _valid_input_schema(
+        cls, value: dict[str, JsonValue] | None, info: ValidationInfo
+    ) -> dict[str, JsonValue] | None:
+        if value is None:
+            return value
+        if info.data.get("kind") != "manual":
+            raise _invalid('input_schema only applies to "manual" triggers')
+        try:
+            check_input_schema(value)
+        except ValueError as error:
+            # Passed as context: a schema's braces in the message are not a template to format.
+            raise PydanticCustomError("invalid_config", "{reason}", {"reason": str(error)}) from None
+        return value
 
     @field_validator("pipeline_ids")
     @classmethod

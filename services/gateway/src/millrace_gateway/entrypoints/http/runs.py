@@ -44,6 +44,18 @@ class RunSummary(BaseModel):
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+    parent_run_id: UUID | None = Field(
+        default=None, description="The run whose sub_workflow node started this one, if one did"
+    )
+    parent_node_id: str | None = Field(default=None, description="That sub_workflow node's instance key")
+
+
+class ChildRunOut(BaseModel):
+    run_id: UUID
+    workflow_id: UUID
+    status: str
+    parent_node_id: str | None
+    started_at: datetime
 
 
 class RunOut(RunSummary):
@@ -54,6 +66,11 @@ class RunOut(RunSummary):
         "null while the run is not completed, or when no end node ran",
     )
     nodes: list[NodeExecutionOut]
+    children: list[ChildRunOut] = Field(
+        default_factory=list,
+        description="The runs this run's sub_workflow nodes started, oldest first (at most 200; "
+        "GET /api/v1/runs?parent_run_id= lists them all)",
+    )
 
 
 class RunPage(BaseModel):
@@ -84,10 +101,14 @@ async def list_runs(
     started_before: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    parent_run_id: Annotated[
+        UUID | None, Query(description="Only the runs this run's sub_workflow nodes started")
+    ] = None,
 ) -> RunPage:
     """The tenant's runs, newest first."""
     page = await runs.page(
         reader.tenant_id,
+        parent_run_id=parent_run_id,
         workflow_id=workflow_id,
         status=status,
         started_after=started_after,
@@ -102,7 +123,9 @@ async def list_runs(
 @router.get("/{run_id}", response_model=RunOut)
 async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
     run, nodes = await runs.get(reader.tenant_id, run_id)
+    children = await runs.children(reader.tenant_id, run_id)
     return RunOut(
+        children=[ChildRunOut.model_validate(row, from_attributes=True) for row in children],
         **RunSummary.model_validate(run, from_attributes=True).model_dump(),
         trigger=run.trigger,
         final_output=run.final_output,

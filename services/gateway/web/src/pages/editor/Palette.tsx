@@ -3,7 +3,7 @@ import { useMemo } from "react";
 import { typeLabel } from "../../model/schema";
 import type { NodeType } from "../../model/types";
 
-const PALETTE_ORDER = ["Triggers", "AI", "Records", "Logic", "External", "Human"];
+const PALETTE_ORDER = ["Triggers", "AI", "Records", "Logic", "Flow", "External", "Human"];
 /** The drag data a palette item carries: the node type. */
 export const DRAG_TYPE = "application/x-millrace-node";
 

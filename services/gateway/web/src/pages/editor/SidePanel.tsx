@@ -282,6 +282,24 @@ function WorkflowPanel(props: {
           </div>
         ))}
         <div className="field">
+          <label htmlFor="setting-error_workflow_id">
+            Error workflow (its id: started when a run fails or times out)
+          </label>
+          <input
+            id="setting-error_workflow_id"
+            type="text"
+            className="mono"
+            placeholder="none"
+            value={typeof settings.error_workflow_id === "string" ? settings.error_workflow_id : ""}
+            onChange={(e) => {
+              const next = { ...settings };
+              if (e.target.value.trim() === "") delete next.error_workflow_id;
+              else next.error_workflow_id = e.target.value.trim();
+              onChange(next);
+            }}
+          />
+        </div>
+        <div className="field">
           <label>Variables (templates read them as workflow.vars.&lt;name&gt;)</label>
           <KeyValueEditor
             field="settings/variables"

@@ -1,0 +1,106 @@
+"""The workflows a definition names (sub_workflow nodes, the error workflow) and the rule they follow
+at save; a manual run's input against the trigger's input_schema. Pure."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from millrace_common.language.input_schema import check_input_schema, input_problems
+from millrace_common.language.workflow import WorkflowDefinition
+from millrace_gateway.domain.refusals import InputMismatch, InvalidDefinition
+from millrace_gateway.domain.runs import refuse_mismatched_input
+from millrace_gateway.domain.workflow_links import LinkedWorkflow, refuse_broken_links, workflow_links
+
+pytestmark = pytest.mark.unit
+
+OWN = UUID(int=1)
+OTHER = UUID(int=2)
+
+
+def definition(
+    *targets: tuple[UUID, int | None], error_workflow: UUID | None = None, schema=None
+) -> WorkflowDefinition:
+    trigger = {"id": "start", "type": "trigger", "data": {"name": "Start", "kind": "manual"}}
+    if schema is not None:
+        trigger["data"]["input_schema"] = schema
+    calls = [
+        {
+            "id": f"call{i}",
+            "type": "sub_workflow",
+            "data": {"name": f"c{i}", "workflow_id": str(w), "version": v},
+        }
+        for i, (w, v) in enumerate(targets)
+    ]
+    edges = [{"id": f"e{i}", "source": "start", "target": f"call{i}"} for i in range(len(calls))]
+    settings = {"error_workflow_id": str(error_workflow)} if error_workflow else {}
+    return WorkflowDefinition.model_validate(
+        {"nodes": [trigger, *calls], "edges": edges, "settings": settings}
+    )
+
+
+def problems(
+    d: WorkflowDefinition, found: dict[UUID, LinkedWorkflow], own: UUID | None = OWN
+) -> list[tuple[str, str]]:
+    try:
+        refuse_broken_links(workflow_links(d), found, own_id=own, own_next_version=3)
+    except InvalidDefinition as refused:
+        return [(p.pointer, p.detail) for p in refused.problems]
+    return []
+
+
+def test_a_definition_names_its_sub_workflows_and_its_error_workflow_with_their_pointers():
+    links = workflow_links(definition((OTHER, 2), (OWN, None), error_workflow=OTHER))
+    assert [(link.pointer, link.workflow_id, link.version) for link in links] == [
+        ("/definition/nodes/1/data/workflow_id", OTHER, 2),
+        ("/definition/nodes/2/data/workflow_id", OWN, None),
+        ("/definition/settings/error_workflow_id", OTHER, None),
+    ]
+
+
+def test_links_to_existing_workflows_and_to_itself_pass():
+    found = {OTHER: LinkedWorkflow(latest_version=2, status="active")}
+    assert problems(definition((OTHER, 2), (OWN, 3), (OWN, None), error_workflow=OTHER), found) == []
+
+
+def test_a_missing_foreign_or_archived_workflow_a_missing_version_and_itself_as_error_workflow_are_refused():
+    archived = uuid4()
+    found = {OTHER: LinkedWorkflow(1, "draft"), archived: LinkedWorkflow(1, "archived")}
+    missing = uuid4()
+    refused = problems(
+        definition((missing, None), (OTHER, 2), (archived, None), (OWN, 4), error_workflow=OWN), found
+    )
+    assert refused == [
+        ("/definition/nodes/1/data/workflow_id", f"no workflow {missing} in this tenant"),
+        ("/definition/nodes/2/data/workflow_id", f"workflow {OTHER} has no version 2"),
+        ("/definition/nodes/3/data/workflow_id", f"workflow {archived} is archived"),
+        ("/definition/nodes/4/data/workflow_id", "this workflow has no version 4"),
+        ("/definition/settings/error_workflow_id", "a workflow cannot be its own error workflow"),
+    ]
+
+
+def test_an_input_schema_that_is_not_a_schema_is_refused_and_a_run_input_is_checked_with_pointers():
+    with pytest.raises(ValueError, match="not a valid JSON Schema"):
+        check_input_schema({"type": "integer", "minimum": "zero"})
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "a/b": {"type": "string"}},
+        "required": ["n"],
+    }
+    d = definition(schema=schema)
+    refuse_mismatched_input(d, {"n": 1})
+    with pytest.raises(InputMismatch) as refused:
+        refuse_mismatched_input(d, {"n": "x", "a/b": 3})
+    assert sorted(p.pointer for p in refused.value.problems) == ["/body/input/a~1b", "/body/input/n"]
+    refuse_mismatched_input(definition(), {"anything": True})
+
+
+# Keys are not empty: jsonschema-rs reports a problem under the key "" at the root ("", not "/").
+@given(st.dictionaries(st.text(min_size=1, max_size=5), st.integers() | st.text(max_size=5), max_size=5))
+def test_an_input_matches_its_schema_exactly_when_no_problem_is_reported(data):
+    schema = {"type": "object", "additionalProperties": {"type": "integer"}}
+    reported = input_problems(schema, data)
+    wrong = {key for key, value in data.items() if not isinstance(value, int)}
+    assert {p.pointer for p in reported} == {"/" + k.replace("~", "~0").replace("/", "~1") for k in wrong}
