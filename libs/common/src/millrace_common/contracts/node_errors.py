@@ -43,6 +43,7 @@ class NodeErrorType(StrEnum):
     # -- the orchestrator --------------------------------------------------------------------------
     TEMPLATE = "template"
     ITEM_FAILED = "item_failed"
+    NOT_A_WEBHOOK_RUN = "not_a_webhook_run"
 
 
 RETRY_EVERY_TYPE = "*"

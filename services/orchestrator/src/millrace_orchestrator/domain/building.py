@@ -15,6 +15,7 @@ from millrace_common.contracts.messages.run_commands import (
     FireTimer,
     ResumeRun,
     RetryRun,
+    SignalRun,
     StartRun,
 )
 from millrace_common.contracts.messages.run_events import (
@@ -37,6 +38,7 @@ Message = (
     | FireTimer
     | ResumeRun
     | ContinueRun
+    | SignalRun
     | NodeSucceededResult
     | NodeFailedResult
 )

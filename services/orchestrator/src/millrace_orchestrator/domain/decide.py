@@ -18,6 +18,7 @@ from millrace_common.contracts.messages.run_commands import (
     FireTimer,
     ResumeRun,
     RetryRun,
+    SignalRun,
     StartRun,
 )
 from millrace_common.contracts.messages.run_events import (
@@ -41,6 +42,7 @@ from millrace_orchestrator.domain.rendering import PayloadTooLarge, template_con
 from millrace_orchestrator.domain.settle import ERROR_HANDLE, _settle
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus
 from millrace_orchestrator.domain.timers import _awaits_decision, _decided, _fire
+from millrace_orchestrator.domain.waits import deliver_signal
 
 __all__ = [
     "ERROR_HANDLE",
@@ -109,6 +111,8 @@ def decide(
         case ResumeRun() if _awaits_decision(state, message.node_id):
             node, scope = _instance(state, message.node_id)
             _decided(builder, node, scope, message.decision, message.decided_by, message.note)
+        case SignalRun():
+            deliver_signal(builder, message)
         case NodeSucceededResult() if _is_current_attempt(state, message):
             node, scope = _instance(state, message.node_id)
             _succeed(builder, node, scope, message.attempt, message.output, duration_ms=message.duration_ms)

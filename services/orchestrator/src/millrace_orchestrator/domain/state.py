@@ -17,6 +17,8 @@ from millrace_common.contracts.messages.run_events import (
     RUN_ENDED_STATUSES,
     ApprovalDecided,
     ApprovalRequested,
+    EventBuffered,
+    EventTaken,
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeFailed,
@@ -37,6 +39,7 @@ from millrace_common.contracts.messages.run_events import (
     RunTimedOut,
     TimerFired,
     TimerScheduled,
+    WebhookResponded,
 )
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.language.workflow import WorkflowDefinition
@@ -117,6 +120,8 @@ class RunState:
     # The workflow's owner (the user who created it, when a person did; loaded with its definition):
     # who decides a run paused on an error.
     owner: str | None = None
+    # Signals kept for wait_for_event nodes that accept earlier events, by event id.
+    buffered: Map[UUID, EventBuffered] = field(default_factory=Map)
 
     def node(self, node_id: str) -> NodeState:
         return self.nodes.get(node_id, NodeState())
@@ -337,6 +342,23 @@ def _(event: ApprovalRequested, state: RunState) -> RunState:
 @_apply.register
 def _(event: ApprovalDecided, state: RunState) -> RunState:
     return state
+
+
+@_apply.register
+def _(event: WebhookResponded, state: RunState) -> RunState:
+    return state
+
+
+@_apply.register
+def _(event: EventBuffered, state: RunState) -> RunState:
+    return replace(state, buffered=state.buffered.set(event.event_id, event))
+
+
+@_apply.register
+def _(event: EventTaken, state: RunState) -> RunState:
+    if event.event_id not in state.buffered:
+        return state
+    return replace(state, buffered=state.buffered.delete(event.event_id))
 
 
 def instance_key(node_id: str, scope: str) -> str:

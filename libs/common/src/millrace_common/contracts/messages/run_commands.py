@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.envelope import Envelope
@@ -80,7 +80,19 @@ class ContinueRun(Envelope):
     requested_by: str | None = None
 
 
+class SignalRun(Envelope):
+    """A signal sent to the run by name (``POST /api/v1/runs/{id}/signals/{name}``): it resumes the
+    ``wait_for_event`` nodes waiting for that name, or is kept for one that accepts earlier events."""
+
+    type: Literal["run.signal"] = "run.signal"
+    run_id: UUID
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    payload: JsonValue = None
+    sent_by: str | None = None
+
+
 AnyRunCommand = Annotated[
-    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | ContinueRun, Field(discriminator="type")
+    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | ContinueRun | SignalRun,
+    Field(discriminator="type"),
 ]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

@@ -76,7 +76,7 @@ class RunFailed(RunEvent):
     failed_node_id: str | None = None
 
 
-TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout", "approval_deadline"]
+TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout", "approval_deadline", "event_wait"]
 
 
 class TimerScheduled(RunEvent):
@@ -202,6 +202,38 @@ class RunRetried(RunEvent):
     requested_by: str | None = None
 
 
+class WebhookResponded(RunEvent):
+    """A ``respond_to_webhook`` node set the answer of the webhook call that started the run; the
+    gateway that holds the call (if it still waits) answers with it."""
+
+    type: Literal["webhook.responded"] = "webhook.responded"
+    node_id: str
+    status: int
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: JsonValue = None
+
+
+class EventBuffered(RunEvent):
+    """A signal arrived before a ``wait_for_event`` node that accepts earlier events waited for it:
+    the run keeps it until ``expires_at`` for the node to take."""
+
+    type: Literal["event.buffered"] = "event.buffered"
+    event_id: UUID
+    source: Literal["signal", "record"]
+    name: str
+    payload: JsonValue = None
+    received_at: datetime
+    expires_at: datetime
+
+
+class EventTaken(RunEvent):
+    """A node took a kept event: it is gone from the run's buffer."""
+
+    type: Literal["event.taken"] = "event.taken"
+    event_id: UUID
+    node_id: str
+
+
 AnyRunEvent = Annotated[
     RunStarted
     | NodeScheduled
@@ -222,7 +254,10 @@ AnyRunEvent = Annotated[
     | ForEachItemCompleted
     | ApprovalRequested
     | ApprovalDecided
-    | RunThrottled,
+    | RunThrottled
+    | WebhookResponded
+    | EventBuffered
+    | EventTaken,
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)
