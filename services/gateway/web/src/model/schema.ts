@@ -128,6 +128,8 @@ export function starterConfig(type: string, schema: JsonSchema, name: string): J
     record_find: { pipeline_id: "" },
     record_delete: { pipeline_id: "", record_id: "" },
     wait_delay: { duration_seconds: 60 },
+    wait_for_event: { event: "signal", signal_name: "go", wait_seconds: 3600 },
+    respond_to_webhook: { status: 200, body: { ok: true } },
   };
   const config: JsonObject = { name, ...(structuredClone(starters[type]) ?? {}) };
   for (const field of schema.required ?? []) {
@@ -157,6 +159,8 @@ export const TYPE_LABELS: Record<string, string> = {
   webhook_out: "Send webhook",
   approval: "Approval",
   task_notify: "Task",
+  wait_for_event: "Wait for event",
+  respond_to_webhook: "Respond to webhook",
 };
 
 export function typeLabel(type: string): string {
