@@ -1,7 +1,9 @@
 """Runs that wait on the world outside them, through the real gateway and orchestrator over Kafka and
 PostgreSQL: ``wait_for_event`` resumed by a signal (``POST /api/v1/runs/{id}/signals/{name}``), passed
 over by its condition, ended by its timeout, given a signal that came early (kept only when the node
-asks), and still waiting after its orchestrator is killed with SIGKILL; ``respond_to_webhook``
+asks), and still waiting after its orchestrator is killed with SIGKILL; resumed by a record event (a change
+made through the records API, matched by the trigger service) whose condition holds, and given one
+that came early when it asks; ``respond_to_webhook``
 answering the webhook call in time, a slow run answered 202, and a respond node in a run no webhook
 started failing with ``not_a_webhook_run``. The signal endpoint's refusals: a finished run (409), an
 unknown or another tenant's run (404), a bad name or body (422)."""
@@ -98,7 +100,7 @@ def node_of(run: dict, node_id: str) -> dict:
 @pytest.fixture(scope="module")
 def waits(infra: Infra, module_namespace: str) -> Iterator[Waits]:
     system = System(infra, module_namespace)
-    system.start(("gateway", "orchestrator"))
+    system.start(("gateway", "orchestrator", "trigger"), ready_timeout=240)
     try:
         base = system.url("gateway")
         api = signed_in(base, provision_tenant(infra, module_namespace, f"tenant-{uuid.uuid4().hex[:8]}"))
@@ -263,6 +265,88 @@ def test_a_waiting_run_survives_a_kill_of_its_orchestrator_and_resumes_on_a_sign
     assert exit_code == -signal.SIGKILL
     # Sent while no orchestrator runs: the signal waits on runs.commands.
     assert waits.signal(run_id, "go", {"after": "kill"}).status_code == 202
-    waits.system.start(("orchestrator",))
+    waits.system.start(("orchestrator",), ready_timeout=240)
     run = waits.finished(run_id, timeout=60)
     assert run["status"] == "completed" and run["final_output"] == {"got": {"after": "kill"}}
+
+
+def record_workflow(waits: Waits, pipeline: str, *, before: dict | None = None, **wait: object) -> str:
+    first = before or node("first", "set", variables={"step": 1})
+    condition = {"field": "payload.record.data.status", "operator": "equals", "value": "paid"}
+    return waits.workflow(
+        [
+            node("start", "trigger", kind="manual"),
+            first,
+            node(
+                "wait",
+                "wait_for_event",
+                event="record",
+                pipeline_id=pipeline,
+                record_id="{{ trigger.record_id }}",
+                condition=condition,
+                **{"wait_seconds": 60, **wait},
+            ),
+            node("got", "end", output={"record": "{{ nodes.wait.output.payload.record }}"}),
+            node("late", "end", output={"late": True}),
+        ],
+        [
+            edge("start", first["id"]),
+            edge(first["id"], "wait"),
+            edge("wait", "got", "event"),
+            edge("wait", "late", "timeout"),
+        ],
+    )
+
+
+def order(waits: Waits) -> tuple[str, str]:
+    pipeline = f"orders{uuid.uuid4().hex[:6]}"
+    created = waits.api.post("/api/v1/pipelines", json={"id": pipeline, "name": pipeline})
+    assert created.status_code == 201, created.text
+    record = waits.api.post(f"/api/v1/pipelines/{pipeline}/records", json={"data": {"status": "open"}})
+    assert record.status_code == 201, record.text
+    return pipeline, record.json()["id"]
+
+
+def set_status(waits: Waits, pipeline: str, record_id: str, status: str) -> None:
+    changed = waits.api.patch(
+        f"/api/v1/pipelines/{pipeline}/records/{record_id}", json={"data": {"status": status}}
+    )
+    assert changed.status_code == 200, changed.text
+
+
+def test_a_record_event_whose_condition_holds_resumes_the_run_waiting_for_that_record(waits: Waits):
+    pipeline, record_id = order(waits)
+    run_id = waits.start(record_workflow(waits, pipeline), {"record_id": record_id})
+    waits.waiting(run_id)
+    set_status(waits, pipeline, record_id, "shipped")  # the condition does not hold
+    time.sleep(1.5)
+    assert node_status(waits.run(run_id), "wait") == "scheduled"
+    set_status(waits, pipeline, record_id, "paid")
+    run = waits.finished(run_id)
+    assert run["status"] == "completed"
+    record = run["final_output"]["record"]
+    assert (record["id"], record["pipeline_id"], record["data"]["status"]) == (record_id, pipeline, "paid")
+    assert node_of(run, "wait")["output"]["name"] == "record.updated"
+
+
+def test_an_early_record_event_is_kept_when_the_node_accepts_earlier_events(waits: Waits):
+    pipeline, record_id = order(waits)
+    delay = node("first", "wait_delay", duration_seconds=3)
+    workflow = record_workflow(waits, pipeline, before=delay, accept_earlier_events=True, wait_seconds=20)
+    run_id = waits.start(workflow, {"record_id": record_id})
+    waits.until(run_id, lambda r: node_status(r, "first") == "scheduled")
+    set_status(waits, pipeline, record_id, "paid")
+    run = waits.finished(run_id)
+    assert run["final_output"]["record"]["data"]["status"] == "paid"
+
+
+def test_an_early_record_event_is_dropped_when_the_node_does_not_accept_earlier_events(waits: Waits):
+    pipeline, record_id = order(waits)
+    delay = node("first", "wait_delay", duration_seconds=3)
+    run_id = waits.start(
+        record_workflow(waits, pipeline, before=delay, wait_seconds=3), {"record_id": record_id}
+    )
+    waits.until(run_id, lambda r: node_status(r, "first") == "scheduled")
+    set_status(waits, pipeline, record_id, "paid")
+    run = waits.finished(run_id)
+    assert run["final_output"] == {"late": True}

@@ -7,12 +7,18 @@ restart of its orchestrator because of that)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest.mock import ANY
+from uuid import uuid4
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from millrace_common.contracts.messages.run_commands import SignalRun
-from millrace_common.contracts.messages.run_events import EventBuffered, WebhookResponded
+from millrace_common.contracts.messages.run_commands import DeliverRecordEvent, SignalRun
+from millrace_common.contracts.messages.run_events import (
+    EventBuffered,
+    RecordWaitRegistered,
+    WebhookResponded,
+)
 from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, evolve
 
@@ -212,3 +218,86 @@ def test_any_mix_of_signals_folds_to_the_state_decide_returned_and_resumes_at_mo
         assert resumes[0].output["name"] == "paid" and resumes[0].output["payload"] > 5
     if not accept:
         assert not sim.state.buffered
+
+
+def record_workflow(**wait) -> WorkflowDefinition:
+    """manual -> set (the order id) -> wait for its record -> got | late."""
+    nodes = [
+        node("start", "trigger", kind="manual"),
+        node("first", "http_request", url="http://example.test/"),
+        node(
+            "wait",
+            "wait_for_event",
+            event="record",
+            pipeline_id="orders",
+            record_id="{{ trigger.order }}",
+            wait_seconds=600,
+            **wait,
+        ),
+        node("got", "end", output={"status": "{{ nodes.wait.output.payload.record.data.status }}"}),
+        node("late", "end", output={"late": True}),
+    ]
+    edges = [
+        edge("start", "first"),
+        edge("first", "wait"),
+        edge("wait", "got", "event"),
+        edge("wait", "late", "timeout"),
+    ]
+    return WorkflowDefinition.model_validate({"nodes": nodes, "edges": edges})
+
+
+def record_event(sim: Simulation, record_id: str, status: str, event_id=None) -> None:
+    sim.send(
+        DeliverRecordEvent(
+            tenant_id="acme",
+            run_id=sim.run_id,
+            node_id="wait",
+            event_id=event_id or uuid4(),
+            event_type="record.updated",
+            pipeline_id="orders",
+            record_id=record_id,
+            data={"status": status},
+            occurred_at=sim.now,
+        )
+    )
+
+
+def test_a_record_event_resumes_the_node_waiting_for_that_record():
+    sim = Simulation(record_workflow()).start({"order": "o-1"})
+    sim.send(sim.runner(sim.commands.pop()))
+    [scheduled] = [e for e in sim.log if getattr(e, "node_id", None) == "wait" and e.type == "node.scheduled"]
+    assert scheduled.input == {"event": "record", "pipeline_id": "orders", "record_id": "o-1", "until": ANY}
+    record_event(sim, "o-1", "paid")
+    assert sim.state.final_output == {"status": "paid"}
+    assert sim.state.node("wait").output["source"] == "record"
+
+
+def test_a_record_condition_passes_over_events_it_does_not_hold_for():
+    condition = {"field": "payload.record.data.status", "operator": "equals", "value": "paid"}
+    sim = Simulation(record_workflow(condition=condition)).start({"order": "o-1"})
+    sim.send(sim.runner(sim.commands.pop()))
+    record_event(sim, "o-1", "open")
+    assert sim.state.node("wait").status is NodeStatus.SCHEDULED
+    record_event(sim, "o-1", "paid")
+    assert sim.state.final_output == {"status": "paid"}
+
+
+def test_a_node_keeping_earlier_record_events_registers_its_wait_at_the_start_and_takes_the_kept_one():
+    sim = Simulation(record_workflow(accept_earlier_events=True)).start({"order": "o-9"})
+    [registered] = [e for e in sim.log if isinstance(e, RecordWaitRegistered)]
+    assert (registered.node_id, registered.pipeline_id, registered.record_id) == ("wait", "orders", "o-9")
+    event_id = uuid4()
+    record_event(sim, "o-9", "shipped", event_id)
+    record_event(sim, "o-9", "shipped", event_id)  # the same record event twice is kept once
+    assert len(sim.state.buffered) == 1
+    sim.run_to_end()
+    assert sim.state.final_output == {"status": "shipped"}
+
+
+def test_an_early_record_event_is_dropped_when_the_node_does_not_keep_earlier_events():
+    sim = Simulation(record_workflow()).start({"order": "o-9"})
+    assert not [e for e in sim.log if isinstance(e, RecordWaitRegistered)]
+    record_event(sim, "o-9", "shipped")
+    assert not sim.state.buffered
+    sim.run_to_end()
+    assert sim.state.final_output == {"late": True}

@@ -12,6 +12,7 @@ from millrace_common.contracts.messages.node_commands import NodeFailedResult, N
 from millrace_common.contracts.messages.run_commands import (
     CancelRun,
     ContinueRun,
+    DeliverRecordEvent,
     FireTimer,
     ResumeRun,
     RetryRun,
@@ -39,6 +40,7 @@ Message = (
     | ResumeRun
     | ContinueRun
     | SignalRun
+    | DeliverRecordEvent
     | NodeSucceededResult
     | NodeFailedResult
 )

@@ -26,6 +26,7 @@ from millrace_common.contracts.messages.run_events import (
     NodeScheduled,
     NodeSkipped,
     NodeSucceeded,
+    RecordWaitRegistered,
     RunCancelled,
     RunCompleted,
     RunContinued,
@@ -346,6 +347,11 @@ def _(event: ApprovalDecided, state: RunState) -> RunState:
 
 @_apply.register
 def _(event: WebhookResponded, state: RunState) -> RunState:
+    return state
+
+
+@_apply.register
+def _(event: RecordWaitRegistered, state: RunState) -> RunState:
     return state
 
 

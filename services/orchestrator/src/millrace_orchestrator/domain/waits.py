@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from millrace_common.contracts.messages.node_commands import NodeError
-from millrace_common.contracts.messages.run_commands import SignalRun
+from millrace_common.contracts.messages.run_commands import DeliverRecordEvent, SignalRun
 from millrace_common.contracts.messages.run_events import (
     EventBuffered,
     EventTaken,
     NodeScheduled,
+    RecordWaitRegistered,
     WebhookResponded,
 )
 from millrace_common.contracts.node_errors import NodeErrorType
@@ -23,7 +24,7 @@ from pydantic import JsonValue
 
 from millrace_orchestrator.domain.building import _Builder, _instance
 from millrace_orchestrator.domain.outcomes import _fail, _succeed
-from millrace_orchestrator.domain.rendering import _bounded, _render
+from millrace_orchestrator.domain.rendering import _REFUSALS, _bounded, _render
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, instance_key, split_key
 
 WAITING_TYPES = frozenset({"wait_for_event", "respond_to_webhook"})
@@ -70,12 +71,18 @@ def _wait_for_event(builder: _Builder, node: Node, scope: str, attempt: int) -> 
     key = instance_key(node.id, scope)
     config: WaitForEventConfig = node.data
     until = builder.now + timedelta(seconds=config.wait_seconds) if config.wait_seconds else None
-    waits_for: dict[str, JsonValue] = {"event": config.event, "signal_name": config.signal_name}
+    waits_for: dict[str, JsonValue] = {"event": config.event}
+    record_id = None
+    if config.event == "record":
+        record_id = str(_render(builder, node, scope, config.record_id))
+        waits_for |= {"pipeline_id": config.pipeline_id, "record_id": record_id}
+    else:
+        waits_for["signal_name"] = config.signal_name
     if until is not None:
         waits_for["until"] = until.isoformat()
     builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=waits_for)
     if config.accept_earlier_events:
-        kept = _earliest_kept(builder.state, config, builder.now)
+        kept = _earliest_kept(builder.state, config, builder.now, record_id)
         if kept is not None:
             builder.emit(EventTaken, event_id=kept.event_id, node_id=key)
             _resume(builder, node, scope, attempt, kept.source, kept.name, kept.payload, kept.received_at)
@@ -84,13 +91,19 @@ def _wait_for_event(builder: _Builder, node: Node, scope: str, attempt: int) -> 
         builder.timer("event_wait", until, key, attempt)
 
 
-def _earliest_kept(state: RunState, config: WaitForEventConfig, now: datetime) -> EventBuffered | None:
+def _earliest_kept(
+    state: RunState, config: WaitForEventConfig, now: datetime, record_id: str | None
+) -> EventBuffered | None:
     keep = timedelta(seconds=config.keep_earlier_events_seconds)
     candidates = [
         kept
         for kept in state.buffered.values()
         if kept.source == config.event
-        and kept.name == config.signal_name
+        and (
+            kept.name == config.signal_name
+            if config.event == "signal"
+            else _record_of(kept.payload) == (config.pipeline_id, record_id)
+        )
         and kept.received_at + keep >= now
         and kept.expires_at >= now
         and _matches(config, kept.source, kept.name, kept.payload, now)
@@ -190,3 +203,77 @@ def event_wait_timed_out(builder: _Builder, node: Node, scope: str, attempt: int
     """The node's wait ran out: it succeeds along its ``timeout`` handle."""
     output: dict[str, JsonValue] = {"source": "timeout", "name": None, "payload": None, "received_at": None}
     _succeed(builder, node, scope, attempt, output, handles=(TIMEOUT_HANDLE,))
+
+
+def _record_of(payload: JsonValue) -> tuple[str, str] | None:
+    """The (pipeline, record id) a kept record event is about."""
+    record = payload.get("record") if isinstance(payload, dict) else None
+    if not isinstance(record, dict):
+        return None
+    return str(record.get("pipeline_id")), str(record.get("id"))
+
+
+def register_record_waits(builder: _Builder) -> None:
+    """At the run's start: each top-level node that keeps earlier record events, and whose record id
+    the trigger alone names, asks for the record's events now (``run_event_waits``)."""
+    for node in builder.state.definition.nodes:
+        config = node.data
+        if (
+            node.type != "wait_for_event"
+            or node.parent_id is not None
+            or config.event != "record"
+            or not config.accept_earlier_events
+        ):
+            continue
+        try:
+            record_id = _render(builder, node, "", config.record_id)
+        except _REFUSALS:
+            continue  # it names the record from later nodes: the wait begins when the node does
+        builder.emit(
+            RecordWaitRegistered, node_id=node.id, pipeline_id=config.pipeline_id, record_id=str(record_id)
+        )
+
+
+def deliver_record_event(builder: _Builder, event: DeliverRecordEvent) -> None:
+    """A record event for a node of the run: the node resumes with it when it waits and its condition
+    holds; a node that has not started yet and keeps earlier events has it kept."""
+    state = builder.state
+    if state.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
+        return
+    node_id, scope = split_key(event.node_id)
+    known = {n.id: n for n in state.definition.nodes}
+    node = known.get(node_id)
+    if node is None or node.type != "wait_for_event" or node.data.event != "record":
+        return
+    payload: dict[str, JsonValue] = {
+        "event_type": event.event_type,
+        "event_id": str(event.event_id),
+        "occurred_at": event.occurred_at.isoformat(),
+        "record": {
+            "id": event.record_id,
+            "pipeline_id": event.pipeline_id,
+            "data": event.data,
+            "old_data": event.old_data,
+        },
+    }
+    current = state.node(event.node_id)
+    if current.status is NodeStatus.SCHEDULED:
+        if _matches(node.data, "record", event.event_type, payload, builder.now):
+            _resume(builder, node, scope, current.attempt, "record", event.event_type, payload, builder.now)
+        return
+    live = [kept for kept in state.buffered.values() if kept.expires_at >= builder.now]
+    if (
+        current.status is NodeStatus.PENDING
+        and node.data.accept_earlier_events
+        and event.event_id not in state.buffered
+        and len(live) < MAX_BUFFERED_EVENTS
+    ):
+        builder.emit(
+            EventBuffered,
+            event_id=event.event_id,
+            source="record",
+            name=event.event_type,
+            payload=payload,
+            received_at=builder.now,
+            expires_at=builder.now + timedelta(seconds=node.data.keep_earlier_events_seconds),
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -91,8 +92,24 @@ class SignalRun(Envelope):
     sent_by: str | None = None
 
 
+class DeliverRecordEvent(Envelope):
+    """A record event a ``wait_for_event`` node of the run waits for (or keeps, when it accepts earlier
+    events): the trigger service sends one per waiting node it finds in ``run_event_waits``."""
+
+    type: Literal["run.record_event"] = "run.record_event"
+    run_id: UUID
+    node_id: str = Field(description="The waiting node's instance key")
+    event_id: UUID = Field(description="The record event's message_id")
+    event_type: str
+    pipeline_id: str
+    record_id: str
+    data: JsonObject | None = None
+    old_data: JsonObject | None = None
+    occurred_at: datetime
+
+
 AnyRunCommand = Annotated[
-    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | ContinueRun | SignalRun,
+    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | ContinueRun | SignalRun | DeliverRecordEvent,
     Field(discriminator="type"),
 ]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

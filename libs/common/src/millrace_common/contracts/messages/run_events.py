@@ -214,16 +214,26 @@ class WebhookResponded(RunEvent):
 
 
 class EventBuffered(RunEvent):
-    """A signal arrived before a ``wait_for_event`` node that accepts earlier events waited for it:
-    the run keeps it until ``expires_at`` for the node to take."""
+    """A signal or record event arrived before a ``wait_for_event`` node that accepts earlier events
+    waited for it: the run keeps it until ``expires_at`` for the node to take."""
 
     type: Literal["event.buffered"] = "event.buffered"
     event_id: UUID
     source: Literal["signal", "record"]
-    name: str
+    name: str = Field(description="The signal's name, or the record event's type")
     payload: JsonValue = None
     received_at: datetime
     expires_at: datetime
+
+
+class RecordWaitRegistered(RunEvent):
+    """A ``wait_for_event`` node that keeps earlier record events, whose record id the run's trigger
+    already names, asks for the record's events from the run's start (``run_event_waits``)."""
+
+    type: Literal["event.wait_registered"] = "event.wait_registered"
+    node_id: str
+    pipeline_id: str
+    record_id: str
 
 
 class EventTaken(RunEvent):
@@ -257,6 +267,7 @@ AnyRunEvent = Annotated[
     | RunThrottled
     | WebhookResponded
     | EventBuffered
+    | RecordWaitRegistered
     | EventTaken,
     Field(discriminator="type"),
 ]

@@ -43,9 +43,7 @@ class WaitForEventConfig(NodeConfig):
         }
     )
 
-    # "record" (a record event, pipeline_id and record_id below) is reserved: the record event
-    # delivery to waiting runs is not built yet, so a definition cannot ask for it.
-    event: Literal["signal"] = "signal"
+    event: Literal["signal", "record"] = "signal"
     signal_name: SignalName | None = Field(
         default=None, description="For event signal: the name the signal is sent with"
     )
@@ -58,8 +56,9 @@ class WaitForEventConfig(NodeConfig):
     )
     condition: Condition | None = Field(
         default=None,
-        description="Optional: a condition over the event (fields source, name, payload.<...>); an "
-        "event for which it does not hold is passed over",
+        description="Optional: a condition over the event (fields source, name, payload.<...>: a "
+        "record event's payload is event_type, record.id, record.pipeline_id, record.data, "
+        "record.old_data); an event for which it does not hold is passed over",
     )
     wait_seconds: float | None = Field(
         default=None,
@@ -69,8 +68,9 @@ class WaitForEventConfig(NodeConfig):
     )
     accept_earlier_events: bool = Field(
         default=False,
-        description="Keep matching signals that arrive before the run reaches this node, and take "
-        "the earliest when it does",
+        description="Keep matching signals (or record events) that arrive before the run reaches this "
+        "node, and take the earliest when it does (record events only when record_id renders from "
+        "the trigger alone)",
     )
     keep_earlier_events_seconds: int = Field(
         default=DEFAULT_KEEP_EARLIER_SECONDS,
@@ -83,6 +83,8 @@ class WaitForEventConfig(NodeConfig):
     def _names_its_event(self) -> WaitForEventConfig:
         if self.event == "signal" and self.signal_name is None:
             raise _invalid("a wait for a signal needs signal_name")
+        if self.event == "record" and (self.pipeline_id is None or self.record_id is None):
+            raise _invalid("a wait for a record event needs pipeline_id and record_id")
         return self
 
     def condition_trees(self) -> Iterator[tuple[Path, Condition, bool]]:
