@@ -139,7 +139,8 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
     case "timer.scheduled": {
       if (!event.node_id) return state;
       const purpose = event.purpose as string;
-      const status: NodeStatus | null = purpose === "node_timeout" ? "running" : purpose === "delay" || purpose === "event_wait" ? "waiting" : null;
+      const status: NodeStatus | null =
+        purpose === "node_timeout" ? "running" : purpose === "delay" || purpose === "event_wait" ? "waiting" : null;
       if (!status) return state;
       return withNode(state, key, (n) => (isSettled(n.status) ? n : { ...n, status }));
     }
