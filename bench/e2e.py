@@ -9,7 +9,10 @@ Phases: (a) 16 concurrent callers, ``--calls`` webhook calls; (b) one caller at 
 whatever the answers; (d) ``--records`` record events as fast as the producer goes, then at half the
 rate that reached; (e) idle, ``--idle-seconds`` with nothing sent; (f) a for_each over ``--items`` items
 whose body calls a server of the bench's answering after ``--call-ms``, at each ``--concurrency``
-(bench/e2e_refill.py: slots busy, ratio to the ideal, the refill round trip).
+(bench/e2e_refill.py: slots busy, ratio to the ideal, the refill round trip); (g) one caller,
+``--respond-calls`` calls to a ``webhook -> set -> respond_to_webhook`` workflow against as many to the
+plain webhook workflow: the HTTP answer time p50/p99 and what waiting for the run's answer adds
+(bench/e2e_respond.py; not in the default phases).
 
 Each call's send time is the client's clock just before sending; a run's completion is its
 ``runs.finished_at`` (the same machine's clock) less that time, so it is measured as n8n's client
@@ -52,6 +55,7 @@ from bench.common import ROOT, Figure, infra_from_env, machine, percentile, prin
 from bench.e2e_http import Connection
 from bench.e2e_procs import SERVICES, Tracked, cpu_ms, listening_pid, pss_mb, rss_mb, system_processes
 from bench.e2e_refill import for_each_refill
+from bench.e2e_respond import respond_latency
 from bench.e2e_system import Finished, RunLog, Setup, archive, prepare, status_counts
 from tests.support.kafka import kafka_client
 
@@ -400,6 +404,8 @@ async def run_phases(bench: Bench) -> None:
             await for_each_refill(
                 bench, infra_from_env(), os.environ.get("MILLRACE_NAMESPACE", ""), concurrency
             )
+    if "g" in phases:
+        await respond_latency(bench, args.respond_calls)
     if phases.strip("e"):
         bench.results["memory"] = memory_figures(bench.tracked)
         print_figures("memory after the load", bench.results["memory"])
@@ -438,6 +444,7 @@ def arguments() -> argparse.Namespace:
         help="phase f's max_concurrency; a list (e.g. 7,1) runs the loop once at each (default: 7)",
     )
     parser.add_argument("--call-ms", type=float, default=50, help="how long phase f's server takes to answer")
+    parser.add_argument("--respond-calls", type=int, default=300, help="calls of phase g to each workflow")
     parser.add_argument(
         "--timeout", type=float, default=60, help="give up on runs after this many s without one ending"
     )

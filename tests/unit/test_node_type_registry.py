@@ -162,7 +162,12 @@ def test_an_entry_point_adds_a_type_that_definitions_the_catalog_and_the_orchest
 def test_an_entry_point_may_declare_several_types_through_a_callable():
     registry = load_registry([entry("declare_two", "two")])
     assert [t.type for t in registry.plugins()] == ["first_of_two", "second_of_two"]
-    assert registry.categories()["External"] == ("http_request", "webhook_out", "second_of_two")
+    assert registry.categories()["External"] == (
+        "http_request",
+        "webhook_out",
+        "respond_to_webhook",
+        "second_of_two",
+    )
     assert registry.runner_topics()["second_of_two"] == NODES_READY_HTTP
 
 

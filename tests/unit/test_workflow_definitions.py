@@ -162,7 +162,8 @@ def test_handles_follow_the_node_type_and_its_config():
     assert source_handles(parsed.node("each_similar")) == {"done"}
     assert source_handles(parsed.node("ticket")) == {"error"}
     assert source_handles(parsed.node("draft_reply")) == frozenset()
-    assert HANDLE_REQUIRED == {"condition", "switch", "approval"}
+    assert source_handles(parsed.node("await_reply")) == {"event", "timeout"}
+    assert HANDLE_REQUIRED == {"condition", "switch", "approval", "wait_for_event"}
 
 
 def test_rendered_strings_are_the_templated_fields_and_condition_values():

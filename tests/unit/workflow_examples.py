@@ -277,6 +277,28 @@ def every_node_type() -> Definition:
             fallback_output={"record": None},
         ),
         node("cool_off", "wait_delay", 300, 600, name="Cool off", until="{{ days_from_now(1) }}"),
+        node(
+            "await_reply",
+            "wait_for_event",
+            300,
+            650,
+            name="Await the reply",
+            event="signal",
+            signal_name="reply",
+            condition={"field": "payload.ok", "operator": "equals", "value": True},
+            wait_seconds=3600,
+            accept_earlier_events=True,
+        ),
+        node(
+            "answer",
+            "respond_to_webhook",
+            300,
+            700,
+            name="Answer",
+            status=202,
+            headers={"X-Lead": "{{ trigger.record.id }}"},
+            body={"lead": "{{ trigger.record.id }}"},
+        ),
         node("done", "end", 0, 800, name="Done", output={"label": "{{ nodes.classify.output.label }}"}),
     ]
     edges = [
@@ -303,7 +325,10 @@ def every_node_type() -> Definition:
         edge("link", "pause"),
         edge("pause", "drop_duplicate"),
         edge("each_similar", "cool_off", "done"),
-        edge("cool_off", "done"),
+        edge("cool_off", "await_reply"),
+        edge("await_reply", "answer", "event"),
+        edge("await_reply", "done", "timeout"),
+        edge("answer", "done"),
     ]
     return {
         "nodes": nodes,

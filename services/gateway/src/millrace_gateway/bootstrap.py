@@ -53,6 +53,7 @@ from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
 from millrace_gateway.service_layer.tenant_settings import TenantSettings
+from millrace_gateway.service_layer.webhook_answers import WebhookAnswers
 from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import (
@@ -162,6 +163,9 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.runs = Runs(engine, outbox)
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
+    app.state.webhook_answers = WebhookAnswers(
+        engine, feed, max_wait_seconds=settings.webhook_response_max_wait_seconds
+    )
     app.state.dead_letters = desk
     app.state.live = LiveRuns(
         engine,

@@ -21,6 +21,13 @@ class GatewaySettings(ServiceSettings):
     live_inbox_size: int = Field(
         default=1000, ge=10, description="Events a slow live stream may fall behind by"
     )
+    webhook_response_max_wait_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=300,
+        description="The longest a webhook call waits for its run's respond_to_webhook node (a "
+        "workflow's webhook_response_wait_seconds is capped by it; 0: no call waits)",
+    )
     operator_tenant: str | None = Field(
         default=None,
         min_length=1,

@@ -49,6 +49,7 @@ class NodeErrorType(StrEnum):
     SUB_WORKFLOW_NOT_FOUND = "sub_workflow_not_found"
     SUB_WORKFLOW_DEPTH = "sub_workflow_depth_exceeded"
     SUB_WORKFLOW_CYCLE = "sub_workflow_cycle"
+    NOT_A_WEBHOOK_RUN = "not_a_webhook_run"
 
 
 RETRY_EVERY_TYPE = "*"

@@ -54,6 +54,8 @@ NODE_OUTPUT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "approval": ("decision", "decided_by", "note"),
     "task_notify": ("task_id", "assignee", "status"),
     "sub_workflow": (CHILD_OUTPUT_KEY, "run_id"),
+    "wait_for_event": ("source", "name", "payload", "received_at"),
+    "respond_to_webhook": ("status", "headers", "body"),
 }
 """The fields of each node type's output when it succeeds (``fallback`` outputs are the workflow's own)."""
 

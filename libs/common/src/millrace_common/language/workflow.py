@@ -62,6 +62,13 @@ class WorkflowSettings(_Frozen):
     timeout_minutes: int = Field(default=60, ge=1, le=60 * 24 * 30)
     retry_count: int = Field(default=3, ge=0, le=20)
     max_concurrent_runs: int | None = Field(default=None, ge=1)
+    webhook_response_wait_seconds: float = Field(
+        default=10,
+        ge=0,
+        le=300,
+        description="How long a webhook call waits for the run's respond_to_webhook node before it is "
+        "answered 202 (capped by the installation's MILLRACE_WEBHOOK_RESPONSE_MAX_WAIT_SECONDS)",
+    )
     variables: dict[VariableName, JsonValue] = Field(
         default_factory=dict,
         max_length=MAX_WORKFLOW_VARIABLES,

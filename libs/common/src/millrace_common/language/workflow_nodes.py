@@ -42,12 +42,14 @@ from millrace_common.language.workflow_configs import (
     RecordDeleteConfig,
     RecordFindConfig,
     RecordUpdateConfig,
+    RespondToWebhookConfig,
     SetVariablesConfig,
     SubWorkflowConfig,
     SwitchConfig,
     TaskNotifyConfig,
     TriggerConfig,
     WaitDelayConfig,
+    WaitForEventConfig,
     WebhookOutConfig,
     _Frozen,
 )
@@ -213,6 +215,16 @@ class TaskNotifyNode(_NodeBase):
     data: TaskNotifyConfig
 
 
+class WaitForEventNode(_NodeBase):
+    type: Literal["wait_for_event"]
+    data: WaitForEventConfig
+
+
+class RespondToWebhookNode(_NodeBase):
+    type: Literal["respond_to_webhook"]
+    data: RespondToWebhookConfig
+
+
 # -- the registry ------------------------------------------------------------------------------------
 
 _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
@@ -228,6 +240,8 @@ _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
     ("External", "http", (HttpRequestNode, WebhookOutNode)),
     ("Human", None, (ApprovalNode,)),
     ("Human", "other", (TaskNotifyNode,)),
+    ("Logic", None, (WaitForEventNode,)),
+    ("External", None, (RespondToWebhookNode,)),
 )
 
 # The named source handles of each type; a switch also has ``case:<name>`` per case, and every node
@@ -238,8 +252,9 @@ _NAMED_HANDLES: dict[str, frozenset[str]] = {
     "switch": frozenset({"default"}),
     "for_each": frozenset({"done"}),
     "approval": frozenset({"approved", "rejected", "timeout"}),
+    "wait_for_event": frozenset({"event", "timeout"}),
 }
-_HANDLE_REQUIRED = frozenset({"condition", "switch", "approval"})
+_HANDLE_REQUIRED = frozenset({"condition", "switch", "approval", "wait_for_event"})
 
 
 def _node_type_name(model: type[_NodeBase]) -> str:

@@ -59,6 +59,7 @@ RETENTION: Mapping[str, Pruned | NotGrowing | Kept] = {
     "processed_messages": Pruned("orchestrator", "8 days", "`MILLRACE_PROCESSED_MESSAGES_RETENTION_HOURS`"),
     "workflow_starts": Pruned("orchestrator", "2 hours", "fixed (a workflow's hourly limit looks back one)"),
     "timers": NotGrowing("a timer is deleted when it fires or its run ends"),
+    "run_event_waits": NotGrowing("a row is deleted when its node stops waiting or its run ends"),
     "outbox": NotGrowing("a row is deleted once Kafka has acknowledged it"),
     "runner_executions": _RUNNER,
     "ai_answers": _RUNNER,

@@ -267,6 +267,18 @@ timers = Table(
     Column("attempt", Integer),
     Column("fire_at", DateTime(timezone=True), nullable=False),
 )
+# The runs that wait for a record event (migration 0012_waits_record_event_waits): the orchestrator
+# writes them with the run's events, the trigger service reads them for each record event.
+run_event_waits = Table(
+    "run_event_waits",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("node_id", String(300), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("pipeline_id", String(128), nullable=False),
+    Column("record_id", String(1000), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
 # node-runner (migration 0003_runner) ------------------------------------------------------------
 from sqlalchemy import Date

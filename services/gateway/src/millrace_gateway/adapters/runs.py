@@ -110,3 +110,16 @@ async def history(
         LiveEvent(tenant_id, run_id, row.seq, row.type, RUN_EVENT.validate_python(row.payload).to_bytes())
         for row in rows
     ]
+
+
+async def first_of_type(connection: AsyncConnection, run_id: UUID, event_type: str) -> dict | None:
+    """The payload of the run's first logged event of ``event_type`` (None when it has none)."""
+    row = (
+        await connection.execute(
+            select(run_events.c.payload)
+            .where(run_events.c.run_id == run_id, run_events.c.type == event_type)
+            .order_by(run_events.c.seq)
+            .limit(1)
+        )
+    ).first()
+    return dict(row.payload) if row is not None else None

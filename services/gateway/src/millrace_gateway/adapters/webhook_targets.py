@@ -4,12 +4,13 @@ greenlet bridge, statement compilation and result wrapping, and a pooled connect
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from millrace_common.language.workflow import TriggerConfig
+from millrace_common.language.workflow import TriggerConfig, WorkflowSettings
 from millrace_common.platform.pg import DirectConnections, execute
 
 _BY_TOKEN = (
@@ -34,9 +35,41 @@ def _config(text: str) -> TriggerConfig:
     return TriggerConfig.model_validate_json(text)
 
 
+_DEFINITION = (
+    "select cast(definition as text) from workflow_versions where workflow_id = :workflow_id"
+    " and version = :version"
+)
+
+
+def respond_wait_of(definition: dict[str, Any]) -> float:
+    """How long a call to a workflow version waits for its answer: its ``webhook_response_wait_seconds``
+    setting when it has a ``respond_to_webhook`` node, else 0 (the call is answered 202 at once)."""
+    nodes = definition.get("nodes") or []
+    if not any(isinstance(n, dict) and n.get("type") == "respond_to_webhook" for n in nodes):
+        return 0.0
+    settings = definition.get("settings") or {}
+    return float(WorkflowSettings.model_validate(settings).webhook_response_wait_seconds)
+
+
 class WebhookTargets:
     def __init__(self, connections: DirectConnections) -> None:
         self._connections = connections
+        # A version never changes, so what it answers never does: read once per version.
+        self._respond_waits: dict[tuple[UUID, int], float] = {}
+
+    async def respond_wait(self, workflow_id: UUID, version: int) -> float:
+        """Seconds a call to this workflow version waits for its run's answer (0: it does not wait)."""
+        known = self._respond_waits.get((workflow_id, version))
+        if known is not None:
+            return known
+        async with self._connections.connection() as connection:
+            cursor = await execute(connection, _DEFINITION, {"workflow_id": workflow_id, "version": version})
+            row: tuple[Any, ...] | None = await cursor.fetchone()
+        wait = respond_wait_of(json.loads(row[0])) if row is not None else 0.0
+        if len(self._respond_waits) >= 4096:
+            self._respond_waits.clear()
+        self._respond_waits[(workflow_id, version)] = wait
+        return wait
 
     async def by_token(self, token: str) -> TargetRow | None:
         """The workflow behind ``token``, with its active trigger's version, kind and config (None

@@ -28,6 +28,8 @@ class WebhookTarget:
     tenant_id: str
     workflow_version: int
     config: TriggerConfig
+    respond_wait_seconds: float = 0.0
+    """How long a call waits for the run's respond_to_webhook node (0: answered 202 at once)."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,11 @@ def trigger_data(call: WebhookCall, received_at: datetime) -> JsonObject:
             "received_at": received_at.isoformat(),
         },
     }
+
+
+def call_run_id(target: WebhookTarget, delivery_id: str) -> UUID:
+    """The run a call with this delivery id names (the same id names the same run)."""
+    return run_id_for_key(webhook_idempotency_key(target.workflow_id, delivery_id))
 
 
 def decide_call(target: WebhookTarget, call: WebhookCall, *, now: datetime) -> CallDecision:

@@ -9,9 +9,10 @@ from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
-from millrace_common.contracts.messages.run_commands import CancelRun, ContinueRun, RetryRun
+from millrace_common.contracts.messages.run_commands import CancelRun, ContinueRun, RetryRun, SignalRun
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS
+from pydantic import JsonValue
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -19,7 +20,7 @@ from millrace_gateway.adapters import runs
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.pages import Page
 from millrace_gateway.domain.refusals import NotFound
-from millrace_gateway.domain.runs import CANCELLABLE, CONTINUABLE, RETRYABLE, refuse_unless
+from millrace_gateway.domain.runs import CANCELLABLE, CONTINUABLE, RETRYABLE, SIGNALLABLE, refuse_unless
 
 
 class Runs:
@@ -108,11 +109,25 @@ class Runs:
         )
         await self._send(tenant_id, run_id, command, allowed=CONTINUABLE)
 
+    async def signal(
+        self, tenant_id: str, run_id: UUID, name: str, payload: JsonValue, *, sent_by: str
+    ) -> None:
+        """Send the run a signal; its waiting nodes take it (the run must not have finished)."""
+        command = SignalRun(
+            tenant_id=tenant_id,
+            correlation_id=run_id,
+            run_id=run_id,
+            name=name,
+            payload=payload,
+            sent_by=sent_by,
+        )
+        await self._send(tenant_id, run_id, command, allowed=SIGNALLABLE)
+
     async def _send(
         self,
         tenant_id: str,
         run_id: UUID,
-        command: CancelRun | RetryRun | ContinueRun,
+        command: CancelRun | RetryRun | ContinueRun | SignalRun,
         *,
         allowed: frozenset[str],
     ) -> None:

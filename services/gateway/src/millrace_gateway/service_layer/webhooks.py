@@ -64,7 +64,8 @@ class WebhookReceiver:
             or row.workflow_version is None
         ):
             raise WrongState("the workflow is not active with a webhook trigger")
-        return WebhookTarget(row.workflow_id, row.tenant_id, row.workflow_version, row.config)
+        wait = await self._targets.respond_wait(row.workflow_id, row.workflow_version)
+        return WebhookTarget(row.workflow_id, row.tenant_id, row.workflow_version, row.config, wait)
 
     async def verified(
         self, target: WebhookTarget, *, timestamp: str | None, signature: str | None, body: bytes

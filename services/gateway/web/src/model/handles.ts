@@ -9,10 +9,11 @@ const NAMED: Record<string, string[]> = {
   condition: ["true", "false"],
   approval: ["approved", "rejected", "timeout"],
   for_each: ["done"],
+  wait_for_event: ["event", "timeout"],
 };
 
 /** Types whose edges must name a handle. */
-export const HANDLE_REQUIRED = new Set(["condition", "switch", "approval"]);
+export const HANDLE_REQUIRED = new Set(["condition", "switch", "approval", "wait_for_event"]);
 
 export interface SourceHandle {
   /** The edge's sourceHandle; null for a node's single plain output. */

@@ -58,6 +58,29 @@ describe("the run event fold", () => {
     expect(state.lastSeq).toBe(8);
   });
 
+  it("shows a wait_for_event node with a timeout as waiting, and done once its event came", () => {
+    seq = 0;
+    const waiting = foldRun([
+      ev("run.started"),
+      ev("node.scheduled", { node_id: "wait", node_type: "wait_for_event", attempt: 1, input: { event: "signal" } }),
+      ev("timer.scheduled", { node_id: "wait", purpose: "event_wait", attempt: 1 }),
+    ]);
+    expect(waiting.nodes.wait.status).toBe("waiting");
+    const resumed = applyEvent(
+      waiting,
+      ev("node.succeeded", {
+        node_id: "wait",
+        node_type: "wait_for_event",
+        attempt: 1,
+        output: { source: "signal", name: "go", payload: { ok: true }, received_at: null },
+        duration_ms: 0,
+        taken_handles: ["event"],
+      }),
+    );
+    expect(resumed.nodes.wait.status).toBe("succeeded");
+    expect(resumed.nodes.wait.takenHandles).toEqual(["event"]);
+  });
+
   it("shows the nodes still in flight as abandoned when the run is cancelled, and keeps the settled ones", () => {
     const state = foldRun([...branchRun(), ev("run.cancelled", { reason: "stop" })]);
     expect(state.status).toBe("cancelled");

@@ -139,7 +139,8 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
     case "timer.scheduled": {
       if (!event.node_id) return state;
       const purpose = event.purpose as string;
-      const status: NodeStatus | null = purpose === "node_timeout" ? "running" : purpose === "delay" ? "waiting" : null;
+      const status: NodeStatus | null =
+        purpose === "node_timeout" ? "running" : purpose === "delay" || purpose === "event_wait" ? "waiting" : null;
       if (!status) return state;
       return withNode(state, key, (n) => (isSettled(n.status) ? n : { ...n, status }));
     }
@@ -284,6 +285,7 @@ function fromExecution(row: NodeExecution): NodeRunState {
     row.error && typeof row.error === "object" && !Array.isArray(row.error) ? (row.error as JsonObject) : null;
   let status = STORED_STATUS[row.status] ?? "scheduled";
   if (row.node_type === "approval" && status === "running") status = "waiting_approval";
+  if (row.node_type === "wait_for_event" && status === "running") status = "waiting";
   return {
     ...blank(row.node_id, row.node_type),
     status,

@@ -133,6 +133,8 @@ export function starterConfig(type: string, schema: JsonSchema, name: string): J
     record_delete: { pipeline_id: "", record_id: "" },
     wait_delay: { duration_seconds: 60 },
     sub_workflow: { workflow_id: "", mode: "wait", input: {} },
+    wait_for_event: { event: "signal", signal_name: "go", wait_seconds: 3600 },
+    respond_to_webhook: { status: 200, body: { ok: true } },
   };
   const config: JsonObject = { name, ...(structuredClone(starters[type]) ?? {}) };
   for (const field of schema.required ?? []) {
@@ -163,6 +165,8 @@ export const TYPE_LABELS: Record<string, string> = {
   approval: "Approval",
   task_notify: "Task",
   sub_workflow: "Sub-workflow",
+  wait_for_event: "Wait for event",
+  respond_to_webhook: "Respond to webhook",
 };
 
 export function typeLabel(type: string): string {

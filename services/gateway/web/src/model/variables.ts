@@ -106,6 +106,8 @@ const OUTPUT_FIELDS: Record<string, string[]> = {
   webhook_out: ["status", "body", "headers"],
   approval: ["decision", "decided_by", "note"],
   task_notify: ["task_id"],
+  wait_for_event: ["source", "name", "payload", "received_at"],
+  respond_to_webhook: ["status", "headers", "body"],
 };
 
 function triggerFields(kind: string): [string, string][] {

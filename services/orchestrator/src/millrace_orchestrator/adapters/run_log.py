@@ -200,6 +200,10 @@ class PostgresRunLog:
             state = states.get(run_id)
             return state is not None and "approval" in state.definition.types
 
+        def may_wait_for_records(run_id: UUID) -> bool:
+            state = states.get(run_id)
+            return state is None or "wait_for_event" in state.definition.types
+
         write, messages = batch_write(
             self._namespace,
             self._producer,
@@ -208,6 +212,7 @@ class PostgresRunLog:
             decision.claims,
             checks,
             run_has_approvals,
+            may_wait_for_records,
         )
         ids: list[int] = []
         if write is not None:

@@ -30,6 +30,7 @@ from millrace_common.platform.tables import (
 )
 from pydantic import TypeAdapter
 
+from millrace_orchestrator.adapters.run_log_waits import record_wait_writes
 from millrace_orchestrator.domain.decide import WorkflowStarts
 from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, Row, project, start_minute
 
@@ -88,6 +89,7 @@ def batch_write(
     claims: Sequence[UUID],
     checks: Sequence[Write] = (),
     run_has_approvals: Callable[[UUID], bool] = lambda _: False,
+    may_wait_for_records: Callable[[UUID], bool] = lambda _: True,
 ) -> tuple[Write | None, list[Record]]:
     """The statement that writes the claims, the events, their projections, the commands, the
     events for observers and those for the approval service (``runs.approvals``: see
@@ -96,6 +98,8 @@ def batch_write(
     payloads = [e.model_dump_json() for e in events]
     topic = namespace.topic(RUNS_EVENTS)
     writes = append_writes(events, payloads=payloads)
+    if events:
+        writes.extend(record_wait_writes(events, may_wait_for_records, utc_now()))
     claimed = claims_write(CONSUMER, claims)
     if claimed is not None:
         writes.append(claimed)

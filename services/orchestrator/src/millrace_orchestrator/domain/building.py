@@ -12,10 +12,12 @@ from millrace_common.contracts.messages.node_commands import NodeFailedResult, N
 from millrace_common.contracts.messages.run_commands import (
     CancelRun,
     ContinueRun,
+    DeliverRecordEvent,
     FireTimer,
     ReportChildRun,
     ResumeRun,
     RetryRun,
+    SignalRun,
     StartRun,
 )
 from millrace_common.contracts.messages.run_events import (
@@ -38,6 +40,8 @@ Message = (
     | FireTimer
     | ResumeRun
     | ContinueRun
+    | SignalRun
+    | DeliverRecordEvent
     | NodeSucceededResult
     | NodeFailedResult
     | ReportChildRun

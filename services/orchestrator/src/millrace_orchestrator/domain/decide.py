@@ -15,10 +15,12 @@ from millrace_common.contracts.messages.node_commands import NodeFailedResult, N
 from millrace_common.contracts.messages.run_commands import (
     CancelRun,
     ContinueRun,
+    DeliverRecordEvent,
     FireTimer,
     ReportChildRun,
     ResumeRun,
     RetryRun,
+    SignalRun,
     StartRun,
 )
 from millrace_common.contracts.messages.run_events import (
@@ -54,6 +56,7 @@ from millrace_orchestrator.domain.rendering import PayloadTooLarge, template_con
 from millrace_orchestrator.domain.settle import ERROR_HANDLE, _settle
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus
 from millrace_orchestrator.domain.timers import _awaits_decision, _decided, _fire
+from millrace_orchestrator.domain.waits import deliver_record_event, deliver_signal, register_record_waits
 
 __all__ = [
     "DEFAULT_SUB_WORKFLOW_MAX_DEPTH",
@@ -130,6 +133,10 @@ def decide(
         case ResumeRun() if _awaits_decision(state, message.node_id):
             node, scope = _instance(state, message.node_id)
             _decided(builder, node, scope, message.decision, message.decided_by, message.note)
+        case SignalRun():
+            deliver_signal(builder, message)
+        case DeliverRecordEvent():
+            deliver_record_event(builder, message)
         case NodeSucceededResult() if _is_current_attempt(state, message):
             node, scope = _instance(state, message.node_id)
             _succeed(builder, node, scope, message.attempt, message.output, duration_ms=message.duration_ms)
@@ -169,6 +176,7 @@ def _start_run(builder: _Builder, message: StartRun) -> None:
     )
     settings = builder.state.definition.settings
     builder.timer("run_timeout", builder.now + timedelta(minutes=settings.timeout_minutes))
+    register_record_waits(builder)
     trigger = builder.state.definition.trigger
     output = {"kind": message.trigger.kind, "data": message.trigger.data}
     _succeed(builder, trigger, "", 1, output)

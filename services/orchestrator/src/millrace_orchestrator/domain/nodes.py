@@ -17,6 +17,7 @@ from millrace_orchestrator.domain.children import _start_child
 from millrace_orchestrator.domain.outcomes import _fail, _refuse, _succeed
 from millrace_orchestrator.domain.rendering import _REFUSALS, _bounded, _holds, _render, template_context
 from millrace_orchestrator.domain.state import instance_key
+from millrace_orchestrator.domain.waits import WAITING_TYPES, start_waiting_node
 
 # Fields that govern the node's execution (its policy), passed to the runner as they are, never rendered.
 _POLICY_FIELDS = frozenset({"name", "retry", "timeout_seconds", "on_error", "fallback_output"})
@@ -65,6 +66,8 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                 builder.emit(
                     NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input={"items": items}
                 )
+            case node_type if node_type in WAITING_TYPES:
+                start_waiting_node(builder, node, scope, attempt)
             case node_type if node_type in node_types().runner_topics():
                 _dispatch(builder, node, scope, attempt)
             case _:

@@ -20,6 +20,8 @@ from millrace_common.contracts.messages.run_events import (
     ChildRunFinished,
     ChildRunRequested,
     ErrorWorkflowRequested,
+    EventBuffered,
+    EventTaken,
     ForEachItemCompleted,
     ForEachItemScheduled,
     NodeFailed,
@@ -27,6 +29,7 @@ from millrace_common.contracts.messages.run_events import (
     NodeScheduled,
     NodeSkipped,
     NodeSucceeded,
+    RecordWaitRegistered,
     RunCancelled,
     RunCompleted,
     RunContinued,
@@ -40,6 +43,7 @@ from millrace_common.contracts.messages.run_events import (
     RunTimedOut,
     TimerFired,
     TimerScheduled,
+    WebhookResponded,
 )
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.language.workflow import WorkflowDefinition
@@ -134,6 +138,8 @@ class RunState:
     parent: ParentRun | None = None
     # The child run of each sub_workflow node instance, by the instance's key.
     children: Map[str, ChildRun] = field(default_factory=Map)
+    # Signals kept for wait_for_event nodes that accept earlier events, by event id.
+    buffered: Map[UUID, EventBuffered] = field(default_factory=Map)
 
     def node(self, node_id: str) -> NodeState:
         return self.nodes.get(node_id, NodeState())
@@ -374,6 +380,28 @@ def _(event: ChildRunFinished, state: RunState) -> RunState:
 @_apply.register
 def _(event: ErrorWorkflowRequested, state: RunState) -> RunState:
     return state
+
+
+@_apply.register
+def _(event: WebhookResponded, state: RunState) -> RunState:
+    return state
+
+
+@_apply.register
+def _(event: RecordWaitRegistered, state: RunState) -> RunState:
+    return state
+
+
+@_apply.register
+def _(event: EventBuffered, state: RunState) -> RunState:
+    return replace(state, buffered=state.buffered.set(event.event_id, event))
+
+
+@_apply.register
+def _(event: EventTaken, state: RunState) -> RunState:
+    if event.event_id not in state.buffered:
+        return state
+    return replace(state, buffered=state.buffered.delete(event.event_id))
 
 
 def instance_key(node_id: str, scope: str) -> str:

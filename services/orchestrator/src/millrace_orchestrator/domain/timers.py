@@ -16,6 +16,7 @@ from millrace_orchestrator.domain.children import SUB_WORKFLOW, _start_child
 from millrace_orchestrator.domain.nodes import _dispatch
 from millrace_orchestrator.domain.outcomes import _succeed
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, instance_key, split_key
+from millrace_orchestrator.domain.waits import event_wait_timed_out
 
 
 def _fire(builder: _Builder, timer: TimerScheduled) -> None:
@@ -44,6 +45,8 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
         _succeed(builder, node, scope, timer.attempt, {"waited_until": timer.fire_at.isoformat()})
     elif timer.purpose == "approval_deadline" and current.status is NodeStatus.SCHEDULED:
         _decided(builder, node, scope, "timeout", None, "the deadline passed")
+    elif timer.purpose == "event_wait" and current.status is NodeStatus.SCHEDULED:
+        event_wait_timed_out(builder, node, scope, timer.attempt)
     # A "node_timeout" timer (scheduled by older versions as a backstop) does nothing: the runner
     # ends an overrunning node with a `timeout` result itself, and a runner that dies mid-command
     # leaves the command's offset uncommitted, so the next runner receives it again, as the same

@@ -49,7 +49,16 @@ class FiringLedger:
         self._producer = producer
         self._metrics = metrics
 
-    async def settle(self, connection: AsyncConnection, firings: Sequence[Firing], now: datetime) -> Settled:
+    async def settle(
+        self,
+        connection: AsyncConnection,
+        firings: Sequence[Firing],
+        now: datetime,
+        *,
+        also: Sequence[Outgoing] = (),
+    ) -> Settled:
+        """Records the fresh firings; their StartRuns, and the commands ``also`` (record events for
+        runs waiting for them), go to the outbox in the caller's transaction."""
         unique = dedupe(firings)
         known = await self._store.known_keys(connection, (f.idempotency_key for f in unique))
         fresh = [f for f in unique if f.idempotency_key not in known]
@@ -60,6 +69,7 @@ class FiringLedger:
             for f in recorded
             if f.outcome is Outcome.STARTED
         ]
+        starts += also
         ids: list[int] = []
         if starts:
             write = outbox_write(self._namespace, self._producer, starts, returning_ids=True)

@@ -13,9 +13,11 @@ from millrace_common.language.workflow_configs.triggers import ANY_PIPELINE
 from millrace_common.platform.consuming import Delivery
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from millrace_trigger.adapters.event_waits import waiting_nodes
 from millrace_trigger.adapters.store import IndexKey, RecordKey
 from millrace_trigger.domain.firings import Firing
 from millrace_trigger.domain.matching import TRIGGER_KINDS, match_record_event, state_after
+from millrace_trigger.domain.waits import record_event_deliveries
 from millrace_trigger.service_layer.firings import ConsumerShell
 
 
@@ -33,7 +35,11 @@ class RecordEventHandler:
             fresh = await shell.unhandled(connection, deliveries)
             events: list[AnyRecordEvent] = [d.message for d in fresh]
             firings = await self._decide(connection, events, now)
-            settled = await shell.ledger.settle(connection, firings, now)
+            waiting = await waiting_nodes(connection, (_record_key(e) for e in events))
+            deliveries = record_event_deliveries(
+                events, [(w.record, str(w.run_id), w.node_id) for w in waiting]
+            )
+            settled = await shell.ledger.settle(connection, firings, now, also=deliveries)
         await shell.publish(settled, "record")
 
     async def _decide(

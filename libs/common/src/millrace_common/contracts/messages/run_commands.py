@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.envelope import Envelope
@@ -120,8 +121,43 @@ class ReportChildRun(Envelope):
     error: NodeError | None = None
 
 
+class SignalRun(Envelope):
+    """A signal sent to the run by name (``POST /api/v1/runs/{id}/signals/{name}``): it resumes the
+    ``wait_for_event`` nodes waiting for that name, or is kept for one that accepts earlier events."""
+
+    type: Literal["run.signal"] = "run.signal"
+    run_id: UUID
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    payload: JsonValue = None
+    sent_by: str | None = None
+
+
+class DeliverRecordEvent(Envelope):
+    """A record event a ``wait_for_event`` node of the run waits for (or keeps, when it accepts earlier
+    events): the trigger service sends one per waiting node it finds in ``run_event_waits``."""
+
+    type: Literal["run.record_event"] = "run.record_event"
+    run_id: UUID
+    node_id: str = Field(description="The waiting node's instance key")
+    event_id: UUID = Field(description="The record event's message_id")
+    event_type: str
+    pipeline_id: str
+    record_id: str
+    data: JsonObject | None = None
+    old_data: JsonObject | None = None
+    occurred_at: datetime
+
+
 AnyRunCommand = Annotated[
-    StartRun | CancelRun | RetryRun | FireTimer | ResumeRun | ContinueRun | ReportChildRun,
+    StartRun
+    | CancelRun
+    | RetryRun
+    | FireTimer
+    | ResumeRun
+    | ContinueRun
+    | ReportChildRun
+    | SignalRun
+    | DeliverRecordEvent,
     Field(discriminator="type"),
 ]
 RUN_COMMAND = TypeAdapter(AnyRunCommand)

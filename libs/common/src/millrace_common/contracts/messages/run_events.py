@@ -79,7 +79,7 @@ class RunFailed(RunEvent):
     failed_node_id: str | None = None
 
 
-TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout", "approval_deadline"]
+TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout", "approval_deadline", "event_wait"]
 
 
 class TimerScheduled(RunEvent):
@@ -235,6 +235,48 @@ class ErrorWorkflowRequested(RunEvent):
     workflow_id: UUID
 
 
+class WebhookResponded(RunEvent):
+    """A ``respond_to_webhook`` node set the answer of the webhook call that started the run; the
+    gateway that holds the call (if it still waits) answers with it."""
+
+    type: Literal["webhook.responded"] = "webhook.responded"
+    node_id: str
+    status: int
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: JsonValue = None
+
+
+class EventBuffered(RunEvent):
+    """A signal or record event arrived before a ``wait_for_event`` node that accepts earlier events
+    waited for it: the run keeps it until ``expires_at`` for the node to take."""
+
+    type: Literal["event.buffered"] = "event.buffered"
+    event_id: UUID
+    source: Literal["signal", "record"]
+    name: str = Field(description="The signal's name, or the record event's type")
+    payload: JsonValue = None
+    received_at: datetime
+    expires_at: datetime
+
+
+class RecordWaitRegistered(RunEvent):
+    """A ``wait_for_event`` node that keeps earlier record events, whose record id the run's trigger
+    already names, asks for the record's events from the run's start (``run_event_waits``)."""
+
+    type: Literal["event.wait_registered"] = "event.wait_registered"
+    node_id: str
+    pipeline_id: str
+    record_id: str
+
+
+class EventTaken(RunEvent):
+    """A node took a kept event: it is gone from the run's buffer."""
+
+    type: Literal["event.taken"] = "event.taken"
+    event_id: UUID
+    node_id: str
+
+
 AnyRunEvent = Annotated[
     RunStarted
     | NodeScheduled
@@ -258,7 +300,11 @@ AnyRunEvent = Annotated[
     | RunThrottled
     | ChildRunRequested
     | ChildRunFinished
-    | ErrorWorkflowRequested,
+    | ErrorWorkflowRequested
+    | WebhookResponded
+    | EventBuffered
+    | RecordWaitRegistered
+    | EventTaken,
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)

@@ -57,6 +57,7 @@ from millrace_common.language.workflow_configs.triggers import (
     WatchedField,
     check_cron,
 )
+from millrace_common.language.workflow_configs.waits import RespondToWebhookConfig, WaitForEventConfig
 
 __all__ = [
     "CHECK_ERROR_TYPES",
@@ -78,6 +79,7 @@ __all__ = [
     "RecordDeleteConfig",
     "RecordFindConfig",
     "RecordUpdateConfig",
+    "RespondToWebhookConfig",
     "RetryPolicy",
     "Schedule",
     "SetVariablesConfig",
@@ -90,6 +92,7 @@ __all__ = [
     "TriggerConfig",
     "TriggerKind",
     "WaitDelayConfig",
+    "WaitForEventConfig",
     "WatchedField",
     "WebhookOutConfig",
     "check_cron",

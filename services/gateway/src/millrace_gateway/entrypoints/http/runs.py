@@ -6,13 +6,15 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import StreamingResponse
+from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, too_large
 from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from millrace_gateway.domain.runs import node_started_at
 from millrace_gateway.entrypoints.http.deps import Reader, RunOperator, RunsDep
+from millrace_gateway.entrypoints.http.errors import ApiError
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
 
@@ -190,3 +192,27 @@ async def continue_run(
     ``skip`` passes it over with an empty output. The owner's task for the pause is closed."""
     await runs.continue_paused(operator.tenant_id, run_id, body.action, requested_by=str(operator.subject))
     return CommandAccepted(run_id=run_id, accepted=body.action)
+
+
+@router.post(
+    "/{run_id}/signals/{name}",
+    status_code=202,
+    response_model=CommandAccepted,
+    responses=declared(conflict="the run has finished: no node of it waits any more"),
+)
+async def signal_run(
+    run_id: UUID,
+    name: Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")],
+    operator: RunOperator,
+    runs: RunsDep,
+    payload: Annotated[JsonValue, Body(description="Any JSON: the waiting node's output.payload")] = None,
+) -> CommandAccepted:
+    """Send the run the signal ``name`` with a JSON body: every ``wait_for_event`` node waiting for it
+    resumes with the body as its output's ``payload``; when none waits, it is kept for a node that
+    accepts earlier events, or else passed over. 409 once the run has finished."""
+    size = too_large(payload)
+    if size is not None:
+        detail = f"the signal's body is {size:,} bytes of JSON; the limit is {MAX_PAYLOAD_BYTES:,}"
+        raise ApiError(422, "invalid_body", detail, [{"pointer": "/body", "detail": detail}])
+    await runs.signal(operator.tenant_id, run_id, name, payload, sent_by=str(operator.subject))
+    return CommandAccepted(run_id=run_id, accepted=f"signal:{name}")

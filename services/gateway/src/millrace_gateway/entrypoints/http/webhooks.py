@@ -4,8 +4,9 @@ Checks come first and store nothing when they fail: the workflow is active with 
 the body is JSON or a form and within the size cap, the signature (when the trigger asks for one) is
 right and recent. Then the call's outcome is decided and its delivery id claimed, with the run's
 ``StartRun`` stored alongside (``service_layer.webhooks``), which the relay publishes to
-``runs.commands``; the caller gets 202 with the run id as soon as that is durable.
-``docs/triggers.md`` is the callers' contract.
+``runs.commands``; the caller gets 202 with the run id as soon as that is durable. When the workflow
+has a ``respond_to_webhook`` node the call first waits, a bounded time, for the run to answer it
+(``service_layer.webhook_answers``). ``docs/triggers.md`` is the callers' contract.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import urllib.parse
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
 from millrace_common.contracts.json_depth import depth_detail, too_deep
 from millrace_common.contracts.messages.webhooks import (
     DELIVERY_HEADER,
@@ -26,10 +28,11 @@ from millrace_common.contracts.messages.webhooks import (
 )
 from pydantic import BaseModel, Field, JsonValue
 
-from millrace_gateway.domain.webhooks import WebhookCall, unstorable
-from millrace_gateway.entrypoints.http.deps import WebhooksDep
+from millrace_gateway.domain.webhooks import WebhookCall, WebhookTarget, call_run_id, unstorable
+from millrace_gateway.entrypoints.http.deps import WebhookAnswersDep, WebhooksDep
 from millrace_gateway.entrypoints.http.errors import ApiError, body_limit_detail
-from millrace_gateway.service_layer.webhooks import CallTooLarge
+from millrace_gateway.service_layer.webhook_answers import WebhookAnswer
+from millrace_gateway.service_layer.webhooks import AcceptedCall, CallTooLarge, WebhookReceiver
 
 MAX_WEBHOOK_BODY_BYTES = 256 * 1024
 """Bodies above this are refused (413): the call travels as one Kafka message and lands in the run."""
@@ -66,6 +69,10 @@ class WebhookAccepted(BaseModel):
         401: {"description": "signature or timestamp missing, malformed, wrong or stale"},
         404: {"description": "no webhook at this address"},
         409: {"description": "the workflow is not active with a webhook trigger"},
+        200: {
+            "description": "the run's respond_to_webhook node answered in time: its status (any), "
+            "headers and body"
+        },
         413: {"description": f"body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"},
         415: {"description": "body is neither JSON nor a URL-encoded form"},
     },
@@ -74,8 +81,10 @@ async def receive_webhook(
     token: Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")],
     request: Request,
     webhooks: WebhooksDep,
-) -> WebhookAccepted:
-    """Start a run of the workflow behind this address with the posted body (202 with the run id)."""
+    answers: WebhookAnswersDep,
+) -> WebhookAccepted | Response:
+    """Start a run of the workflow behind this address with the posted body (202 with the run id); a
+    workflow with a respond_to_webhook node answers with what that node sets, if it does in time."""
     target = await webhooks.target(token)
     content_type = _content_type(request)
     raw = await _body(request)
@@ -104,10 +113,17 @@ async def receive_webhook(
         query=_query(request),
         signature_verified=verified,
     )
-    try:
-        accepted = await webhooks.accept(target, call)
-    except CallTooLarge as error:
-        raise _too_large() from error
+    wait = answers.wait_seconds(target.respond_wait_seconds)
+    if wait > 0:
+        run_id = call_run_id(target, delivery_id)
+        async with answers.awaiting(target.tenant_id, run_id, wait) as pending:
+            accepted = await _accept(webhooks, target, call)
+            if accepted.outcome == "started":
+                answer = await pending.result()
+                if answer is not None:
+                    return _answer(answer, accepted.run_id)
+    else:
+        accepted = await _accept(webhooks, target, call)
     return WebhookAccepted(
         run_id=accepted.run_id,
         delivery_id=accepted.delivery_id,
@@ -115,6 +131,24 @@ async def receive_webhook(
         outcome=accepted.outcome,
         reason=accepted.reason,
     )
+
+
+async def _accept(webhooks: WebhookReceiver, target: WebhookTarget, call: WebhookCall) -> AcceptedCall:
+    try:
+        return await webhooks.accept(target, call)
+    except CallTooLarge as error:
+        raise _too_large() from error
+
+
+def _answer(answer: WebhookAnswer, run_id: UUID) -> Response:
+    """The run's answer: a string body under a non-JSON content type goes as it is, the rest as JSON."""
+    headers = {**answer.headers, "X-Millrace-Run-Id": str(run_id)}
+    declared_type = next((v for k, v in answer.headers.items() if k.lower() == "content-type"), None)
+    if answer.body is None:
+        return Response(status_code=answer.status, headers=headers)
+    if isinstance(answer.body, str) and declared_type and "json" not in declared_type.lower():
+        return Response(answer.body, status_code=answer.status, headers=headers)
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 def _content_type(request: Request) -> str:

@@ -163,6 +163,7 @@ const SETTINGS: [string, string, number | undefined][] = [
   ["timeout_minutes", "Run time limit (minutes)", 60],
   ["retry_count", "Retries for nodes without their own policy", 3],
   ["max_concurrent_runs", "Runs in progress at once (empty: no limit)", undefined],
+  ["webhook_response_wait_seconds", "Seconds a webhook call waits for a Respond to webhook node", 10],
 ];
 
 /** Where each schedule of the active version stands: its last and next slot and its runs. */

@@ -1,0 +1,45 @@
+"""The runs waiting for record events (``run_event_waits``, which the orchestrator writes with the
+runs' events): looked up for the records of a batch of record events, one index probe per record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from millrace_trigger.adapters.store import RecordKey
+
+_WAITING = text(
+    "select w.run_id, w.node_id, w.tenant_id, w.pipeline_id, w.record_id from run_event_waits w"
+    " join unnest(cast(:tenants as text[]), cast(:pipelines as text[]), cast(:records as text[]))"
+    " as k(tenant_id, pipeline_id, record_id)"
+    " on w.tenant_id = k.tenant_id and w.pipeline_id = k.pipeline_id and w.record_id = k.record_id"
+)
+
+
+@dataclass(frozen=True)
+class WaitingNode:
+    run_id: UUID
+    node_id: str
+    record: RecordKey
+
+
+async def waiting_nodes(connection: AsyncConnection, records: Iterable[RecordKey]) -> list[WaitingNode]:
+    """The node instances waiting for events of these (tenant, pipeline, record) records."""
+    keys = sorted(set(records))
+    if not keys:
+        return []
+    rows = await connection.execute(
+        _WAITING,
+        {
+            "tenants": [k[0] for k in keys],
+            "pipelines": [k[1] for k in keys],
+            "records": [k[2] for k in keys],
+        },
+    )
+    return [
+        WaitingNode(row.run_id, row.node_id, (row.tenant_id, row.pipeline_id, row.record_id)) for row in rows
+    ]
