@@ -12,6 +12,7 @@ _MANUAL_RUNS = uuid5(NAMESPACE_URL, "millrace:manual-run")
 CANCELLABLE = frozenset({"running", "paused"})
 RETRYABLE = frozenset({"failed"})
 CONTINUABLE = frozenset({"paused"})
+RERUNNABLE = frozenset({"completed", "failed", "cancelled", "timed_out", "throttled"})
 
 
 def manual_run_id(workflow_id: UUID, idempotency_key: str) -> UUID:

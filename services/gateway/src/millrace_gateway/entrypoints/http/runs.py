@@ -1,4 +1,4 @@
-"""Runs: list, one run with its per-node log, cancel, retry from the failed nodes."""
+"""Runs: list, one run with its per-node log, cancel, retry from the failed nodes, re-run."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import StreamingResponse
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
@@ -54,6 +55,8 @@ class RunOut(RunSummary):
         "null while the run is not completed, or when no end node ran",
     )
     nodes: list[NodeExecutionOut]
+    rerun_of: UUID | None = Field(default=None, description="The run this one re-ran, if it is a re-run")
+    reruns: list[UUID] = Field(default_factory=list, description="The re-runs of this run, oldest first")
 
 
 class RunPage(BaseModel):
@@ -67,6 +70,21 @@ class ContinueBody(BaseModel):
     action: Literal["retry", "skip"] = Field(
         description="retry: run the failed node again; skip: go on past it as if it succeeded with {}"
     )
+
+
+class RerunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: JsonObject | None = Field(
+        default=None, description="The trigger data for the new run; absent, the original run's"
+    )
+    version: int | None = Field(default=None, ge=1, description="Defaults to the original run's version")
+
+
+class RerunAccepted(BaseModel):
+    run_id: UUID
+    workflow_version: int
+    rerun_of: UUID
 
 
 class CommandAccepted(BaseModel):
@@ -101,7 +119,7 @@ async def list_runs(
 
 @router.get("/{run_id}", response_model=RunOut)
 async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
-    run, nodes = await runs.get(reader.tenant_id, run_id)
+    run, nodes, links = await runs.get(reader.tenant_id, run_id)
     return RunOut(
         **RunSummary.model_validate(run, from_attributes=True).model_dump(),
         trigger=run.trigger,
@@ -112,6 +130,8 @@ async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
             )
             for row in nodes
         ],
+        rerun_of=links.rerun_of,
+        reruns=links.reruns,
     )
 
 
@@ -167,3 +187,28 @@ async def continue_run(
     ``skip`` passes it over with an empty output. The owner's task for the pause is closed."""
     await runs.continue_paused(operator.tenant_id, run_id, body.action, requested_by=str(operator.subject))
     return CommandAccepted(run_id=run_id, accepted=body.action)
+
+
+@router.post(
+    "/{run_id}/rerun",
+    status_code=202,
+    response_model=RerunAccepted,
+    responses=declared(conflict="the run has not finished, or its workflow is archived"),
+)
+async def rerun(
+    run_id: UUID,
+    operator: RunOperator,
+    runs: RunsDep,
+    body: Annotated[RerunBody | None, Body()] = None,
+) -> RerunAccepted:
+    """Start a new run of a finished run's workflow from its trigger data (or ``input`` in its place),
+    linked to it: the new run's ``rerun_of`` names it, and it lists the new run under ``reruns``."""
+    chosen = body or RerunBody()
+    new_run, version = await runs.rerun(
+        operator.tenant_id,
+        run_id,
+        data=chosen.input,
+        version=chosen.version,
+        requested_by=str(operator.subject),
+    )
+    return RerunAccepted(run_id=new_run, workflow_version=version, rerun_of=run_id)
