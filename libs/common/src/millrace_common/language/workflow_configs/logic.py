@@ -57,10 +57,14 @@ class SwitchConfig(NodeConfig):
             yield ("cases", index, "condition"), case.condition, True
 
 
-RESERVED_NAMES = frozenset(
-    {"trigger", "workflow", "vars", "nodes", "index", "loop", "self", "true", "false", "none"}
-    | {"True", "False", "None", "and", "or", "not", "in", "is", "if", "else", "for", "recursive"}
-) | TEMPLATE_FUNCTIONS | TEMPLATE_FILTERS
+RESERVED_NAMES = (
+    frozenset(
+        {"trigger", "workflow", "vars", "nodes", "index", "loop", "self", "true", "false", "none"}
+        | {"True", "False", "None", "and", "or", "not", "in", "is", "if", "else", "for", "recursive"}
+    )
+    | TEMPLATE_FUNCTIONS
+    | TEMPLATE_FILTERS
+)
 """Names a loop's ``item_variable`` cannot take: the other roots of a template's context, the
 template language's own words, functions and filters."""
 
