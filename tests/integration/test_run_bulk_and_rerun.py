@@ -107,6 +107,14 @@ def test_a_rerun_starts_from_the_originals_trigger_data_and_the_two_runs_link_ea
         edited.json()["run_id"],
     ]
 
+    # A newer version does not change what a re-run runs, unless it asks for that version.
+    updated = api.put(f"/api/v1/workflows/{wid}", json={"name": "divide v2", "definition": DIVIDE_THEN_WAIT})
+    assert updated.status_code == 200, updated.text
+    same = api.post(f"/api/v1/runs/{original['run_id']}/rerun")
+    newer = api.post(f"/api/v1/runs/{original['run_id']}/rerun", json={"version": 2})
+    assert (same.json()["workflow_version"], newer.json()["workflow_version"]) == (1, 2)
+    assert settled(api, newer.json()["run_id"], {"failed"})["workflow_version"] == 2
+
     still_running = api.post(f"/api/v1/runs/{running['run_id']}/rerun")
     assert still_running.status_code == 409 and still_running.json()["code"] == "wrong_state"
     unknown_version = api.post(f"/api/v1/runs/{original['run_id']}/rerun", json={"version": 9})
