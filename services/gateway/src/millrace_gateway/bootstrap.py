@@ -29,6 +29,7 @@ from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
 from millrace_gateway.adapters.webhook_intake import WebhookIntake
 from millrace_gateway.adapters.webhook_targets import WebhookTargets
+from millrace_gateway.domain.bulk import BulkTokens
 from millrace_gateway.entrypoints.clock import ReplayLoop
 from millrace_gateway.entrypoints.http import (
     auth,
@@ -37,6 +38,7 @@ from millrace_gateway.entrypoints.http import (
     errors,
     live,
     records,
+    run_bulk,
     runs,
     tasks,
     tenant_settings,
@@ -47,6 +49,7 @@ from millrace_gateway.entrypoints.http import (
 from millrace_gateway.entrypoints.kafka import dead_letter_consumer
 from millrace_gateway.metrics import PendingDeadLetters, WebhookOutcomes, webhook_requests
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.bulk import BulkRuns
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
@@ -161,6 +164,15 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.pipelines = Pipelines(engine)
     app.state.records = Records(engine, outbox)
     app.state.runs = Runs(engine, outbox)
+    app.state.bulk_runs = BulkRuns(
+        engine,
+        app.state.runs,
+        BulkTokens(
+            settings.jwt_secret.get_secret_value(), ttl=timedelta(seconds=settings.bulk_token_ttl_seconds)
+        ),
+        max_runs=settings.bulk_runs_max,
+        clock=utc_now,
+    )
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.webhook_answers = WebhookAnswers(
@@ -176,7 +188,19 @@ def build(settings: GatewaySettings) -> FastAPI:
 
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     # The webhook route first: it takes the most calls, and routes are matched in order.
-    routers = (webhooks, auth, workflows, runs, live, records, tenant_settings, catalog, tasks, dead_letters)
+    routers = (
+        webhooks,
+        auth,
+        workflows,
+        run_bulk,
+        runs,
+        live,
+        records,
+        tenant_settings,
+        catalog,
+        tasks,
+        dead_letters,
+    )
     for module in routers:
         app.include_router(module.router)
     # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.

@@ -35,6 +35,15 @@ class GatewaySettings(ServiceSettings):
         description="The platform operators' tenant: its admins see and act on every tenant's dead "
         "letters (and those naming no tenant); unset, every admin sees only their own tenant's",
     )
+    bulk_runs_max: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="The most runs one bulk retry or cancel (POST /api/v1/runs/bulk) acts on",
+    )
+    bulk_token_ttl_seconds: int = Field(
+        default=300, ge=10, le=3600, description="How long a bulk operation's confirmation token is valid"
+    )
     kafka_tools_classpath: str | None = Field(
         default=None,
         description="Java classpath of Kafka's own tools, which millrace-admin grants and producers run"

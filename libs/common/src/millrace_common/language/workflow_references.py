@@ -1,5 +1,6 @@
 """The reference checks of a workflow graph: what a node's templates and conditions read (``trigger``,
-``workflow``, ``vars``, ``nodes``, ``item``/``index``) must exist where the node runs; ``vars.<name>``
+``workflow``, ``vars``, ``nodes``, and in a for_each body ``index`` and each enclosing loop's
+``item_variable``, ``item`` by default) must exist where the node runs; ``vars.<name>``
 must be set by a set node before it and ``workflow.vars.<name>`` declared in ``settings.variables``
 (those two only for a submitted definition). A part of :mod:`workflow_graph`'s check, kept apart for
 its size."""
@@ -22,6 +23,7 @@ TEMPLATE_ROOTS = frozenset({"trigger", "workflow", "vars", "nodes"})
 WORKFLOW_MEMBERS = frozenset({"id", "version", "vars"})
 SET_NODE_TYPE = "set"
 BODY_ROOTS = frozenset({"item", "index"})
+"""The names only a for_each body defines by default (``item`` is a loop's default ``item_variable``)."""
 
 
 class ReferenceChecks:
@@ -63,10 +65,18 @@ class ReferenceChecks:
                 setters[name] = setters.get(name, 0) | bits
         return setters
 
+    def _body_names(self, position: int) -> frozenset[str]:
+        """What a node's body adds to its templates' context: ``index`` and the item name of every
+        for_each around it (none at the top level)."""
+        names = {
+            getattr(self.nodes[loop].config, "item_variable", "item") for loop in self._enclosing(position)
+        }
+        return frozenset(names | {"index"}) if names else frozenset()
+
     def _reference_problems(
         self, position: int, config: NodeConfig, ancestors: int
     ) -> Iterator[tuple[Path, str]]:
-        in_body = self.scope[position] is not None
+        in_body = self._body_names(position)
         for path, source in config.rendered_strings():
             if "{" not in source:
                 continue
@@ -90,15 +100,15 @@ class ReferenceChecks:
                     yield (*leaf_path, "value"), message
 
     def _reference_problem(
-        self, reference: tuple[str, ...], in_body: bool, ancestors: int, what: str
+        self, reference: tuple[str, ...], in_body: frozenset[str], ancestors: int, what: str
     ) -> str | None:
         if not reference:
             return None
         root = reference[0]
         if root in BODY_ROOTS and not in_body:
             return f"{what} refers to {root!r}, which is only defined inside a for_each body"
-        if root not in TEMPLATE_ROOTS | BODY_ROOTS:
-            allowed = ", ".join(sorted(TEMPLATE_ROOTS | (BODY_ROOTS if in_body else frozenset())))
+        if root not in TEMPLATE_ROOTS | in_body:
+            allowed = ", ".join(sorted(TEMPLATE_ROOTS | in_body))
             return f"{what} refers to {root!r}, which is not defined; it can use {allowed}"
         if root == "nodes" and len(reference) > 1:
             target = self.position.get(reference[1])

@@ -26,6 +26,8 @@ PREFIX = "MILLRACE_"
 SERVICE_VARIABLES: frozenset[str] = frozenset(
     {
         # gateway (millrace_gateway.settings.GatewaySettings)
+        "MILLRACE_BULK_RUNS_MAX",
+        "MILLRACE_BULK_TOKEN_TTL_SECONDS",
         "MILLRACE_JWT_SECRET",
         "MILLRACE_JWT_TTL_SECONDS",
         "MILLRACE_KAFKA_TOOLS_CLASSPATH",

@@ -33,9 +33,16 @@ def title(status: int) -> str:
 
 
 def problem_body(
-    status: int, code: str, detail: str, *, instance: str, errors: Iterable[Mapping[str, str]] = ()
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    instance: str,
+    errors: Iterable[Mapping[str, str]] = (),
+    extensions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
+        **(extensions or {}),
         "type": f"{TYPE_PREFIX}{code}",
         "title": title(status),
         "status": status,

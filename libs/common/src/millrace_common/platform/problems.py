@@ -109,8 +109,9 @@ def problem_response(
     *,
     errors: Iterable[Mapping[str, str]] = (),
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    body = problem_body(status, code, detail, instance=request.url.path, errors=errors)
+    body = problem_body(status, code, detail, instance=request.url.path, errors=errors, extensions=extensions)
     return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -140,7 +141,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Refused)
     async def refused(request: Request, error: Refused) -> JSONResponse:
         errors = [{"pointer": p.pointer, "detail": p.detail} for p in error.problems]
-        return problem_response(request, error.status, error.code, error.detail, errors=errors)
+        return problem_response(
+            request, error.status, error.code, error.detail, errors=errors, extensions=error.extensions()
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -25,3 +25,7 @@ class Refused(Exception):
         super().__init__(detail)
         self.detail = detail
         self.problems = problems
+
+    def extensions(self) -> dict[str, object]:
+        """Members the problem JSON carries besides the standard ones (e.g. a new count)."""
+        return {}

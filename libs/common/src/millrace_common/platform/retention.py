@@ -56,6 +56,7 @@ RETENTION: Mapping[str, Pruned | NotGrowing | Kept] = {
     "run_events": _RUN,
     "runs": _RUN,
     "node_executions": _RUN,
+    "run_reruns": _RUN,
     "processed_messages": Pruned("orchestrator", "8 days", "`MILLRACE_PROCESSED_MESSAGES_RETENTION_HOURS`"),
     "workflow_starts": Pruned("orchestrator", "2 hours", "fixed (a workflow's hourly limit looks back one)"),
     "timers": NotGrowing("a timer is deleted when it fires or its run ends"),

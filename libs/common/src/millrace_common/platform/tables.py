@@ -42,6 +42,17 @@ producer_grants = Table(
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+# gateway (migration 0012_bulk_run_reruns): which run a re-run was started from, written with the
+# re-run's StartRun (the orchestrator's ``runs`` projection does not know the link).
+run_reruns = Table(
+    "run_reruns",
+    metadata,
+    Column("run_id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("rerun_of", Uuid, nullable=False),
+    Column("requested_by", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+)
 dead_letters = Table(
     "dead_letters",
     metadata,

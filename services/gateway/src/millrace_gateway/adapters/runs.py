@@ -8,11 +8,19 @@ from datetime import datetime
 from uuid import UUID
 
 from millrace_common.contracts.messages.run_events import RUN_EVENT
-from millrace_common.platform.tables import node_executions, run_events, runs
-from sqlalchemy import Row, func, select
+from millrace_common.platform.tables import (
+    node_executions,
+    run_events,
+    run_reruns,
+    runs,
+    workflow_versions,
+    workflows,
+)
+from sqlalchemy import Row, Select, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from millrace_gateway.adapters.pages import Page, fetch_page
+from millrace_gateway.domain.bulk import RunSelection
 from millrace_gateway.domain.live import LiveEvent
 
 HISTORY_PAGE = 500
@@ -123,3 +131,87 @@ async def first_of_type(connection: AsyncConnection, run_id: UUID, event_type: s
         )
     ).first()
     return dict(row.payload) if row is not None else None
+
+
+def _selected(query: Select, tenant_id: str, selection: RunSelection) -> Select:
+    query = query.where(runs.c.tenant_id == tenant_id)
+    if selection.run_ids is not None:
+        query = query.where(runs.c.run_id.in_(selection.run_ids))
+    if selection.workflow_id is not None:
+        query = query.where(runs.c.workflow_id == selection.workflow_id)
+    if selection.status is not None:
+        query = query.where(runs.c.status == selection.status)
+    if selection.started_after is not None:
+        query = query.where(runs.c.started_at >= selection.started_after)
+    if selection.started_before is not None:
+        query = query.where(runs.c.started_at < selection.started_before)
+    return query
+
+
+async def count_selected(connection: AsyncConnection, tenant_id: str, selection: RunSelection) -> int:
+    """How many of the tenant's runs the selection matches (another tenant's never count)."""
+    query = _selected(select(func.count()).select_from(runs), tenant_id, selection)
+    return int((await connection.execute(query)).scalar_one())
+
+
+async def selected_ids(
+    connection: AsyncConnection, tenant_id: str, selection: RunSelection, *, limit: int
+) -> list[UUID]:
+    """Up to ``limit`` of the tenant's runs the selection matches, oldest first."""
+    query = _selected(select(runs.c.run_id), tenant_id, selection)
+    query = query.order_by(runs.c.started_at, runs.c.run_id).limit(limit)
+    return list((await connection.execute(query)).scalars())
+
+
+async def record_rerun(
+    connection: AsyncConnection,
+    tenant_id: str,
+    run_id: UUID,
+    *,
+    rerun_of: UUID,
+    requested_by: str,
+    requested_at: datetime,
+) -> None:
+    await connection.execute(
+        insert(run_reruns).values(
+            run_id=run_id,
+            tenant_id=tenant_id,
+            rerun_of=rerun_of,
+            requested_by=requested_by,
+            requested_at=requested_at,
+        )
+    )
+
+
+async def rerun_of(connection: AsyncConnection, tenant_id: str, run_id: UUID) -> UUID | None:
+    """The run this one re-ran, if it is a re-run."""
+    query = select(run_reruns.c.rerun_of).where(
+        run_reruns.c.run_id == run_id, run_reruns.c.tenant_id == tenant_id
+    )
+    return (await connection.execute(query)).scalar_one_or_none()
+
+
+async def reruns(connection: AsyncConnection, tenant_id: str, run_id: UUID) -> list[UUID]:
+    """The re-runs of the run, oldest first."""
+    query = (
+        select(run_reruns.c.run_id)
+        .where(run_reruns.c.rerun_of == run_id, run_reruns.c.tenant_id == tenant_id)
+        .order_by(run_reruns.c.requested_at, run_reruns.c.run_id)
+    )
+    return list((await connection.execute(query)).scalars())
+
+
+async def workflow_status(
+    connection: AsyncConnection, tenant_id: str, workflow_id: UUID, version: int
+) -> tuple[str | None, bool]:
+    """The tenant's workflow's status (None: there is no such workflow) and whether it has ``version``."""
+    has_version = (
+        select(workflow_versions.c.version)
+        .where(workflow_versions.c.workflow_id == workflow_id, workflow_versions.c.version == version)
+        .exists()
+    )
+    query = select(workflows.c.status, has_version.label("has_version")).where(
+        workflows.c.id == workflow_id, workflows.c.tenant_id == tenant_id
+    )
+    row = (await connection.execute(query)).first()
+    return (None, False) if row is None else (row.status, bool(row.has_version))

@@ -80,3 +80,26 @@ class NotReplayable(Refused):
     """A dead letter that holds only the beginning of its original message."""
 
     code = "not_replayable"
+
+
+class StaleSelection(Refused):
+    """A bulk operation whose filter no longer matches the count its token was issued for."""
+
+    code = "stale_selection"
+
+    def __init__(self, detail: str, count: int) -> None:
+        super().__init__(detail)
+        self.count = count
+
+    def extensions(self) -> dict[str, object]:
+        return {"count": self.count}
+
+
+class InvalidBulkToken(Refused):
+    status = 422
+    code = "invalid_bulk_token"
+
+
+class TooManyRuns(Refused):
+    status = 422
+    code = "too_many_runs"

@@ -18,6 +18,7 @@ CANCELLABLE = frozenset({"running", "paused"})
 RETRYABLE = frozenset({"failed"})
 CONTINUABLE = frozenset({"paused"})
 SIGNALLABLE = frozenset({"running", "paused"})
+RERUNNABLE = frozenset({"completed", "failed", "cancelled", "timed_out", "throttled"})
 
 
 def manual_run_id(workflow_id: UUID, idempotency_key: str) -> UUID:

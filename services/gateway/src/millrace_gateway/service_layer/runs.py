@@ -5,11 +5,21 @@ checks the run's state."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from millrace_common.contracts.messages.run_commands import CancelRun, ContinueRun, RetryRun, SignalRun
+from millrace_common.contracts.json_values import JsonObject
+from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.messages.run_commands import (
+    CancelRun,
+    ContinueRun,
+    RetryRun,
+    SignalRun,
+    StartRun,
+    TriggerData,
+)
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS
 from pydantic import JsonValue
@@ -19,8 +29,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from millrace_gateway.adapters import runs
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.pages import Page
-from millrace_gateway.domain.refusals import NotFound
-from millrace_gateway.domain.runs import CANCELLABLE, CONTINUABLE, RETRYABLE, SIGNALLABLE, refuse_unless
+from millrace_gateway.domain.refusals import NotFound, UnknownVersion
+from millrace_gateway.domain.runs import (
+    CANCELLABLE,
+    CONTINUABLE,
+    RERUNNABLE,
+    RETRYABLE,
+    SIGNALLABLE,
+    refuse_unless,
+)
+from millrace_gateway.domain.workflows import refuse_if_archived
+
+
+@dataclass(frozen=True)
+class RerunLinks:
+    rerun_of: UUID | None
+    reruns: list[UUID]
 
 
 class Runs:
@@ -54,11 +78,64 @@ class Runs:
                 offset=offset,
             )
 
-    async def get(self, tenant_id: str, run_id: UUID) -> tuple[Row, Sequence[Row]]:
-        """The run, and its node executions in the order they were scheduled."""
+    async def get(self, tenant_id: str, run_id: UUID) -> tuple[Row, Sequence[Row], RerunLinks]:
+        """The run, its node executions in the order they were scheduled, and its re-run links."""
         async with self._engine.connect() as connection:
             run = await _run(connection, tenant_id, run_id)
-            return run, await runs.nodes(connection, run_id)
+            links = RerunLinks(
+                await runs.rerun_of(connection, tenant_id, run_id),
+                await runs.reruns(connection, tenant_id, run_id),
+            )
+            return run, await runs.nodes(connection, run_id), links
+
+    async def rerun(
+        self,
+        tenant_id: str,
+        run_id: UUID,
+        *,
+        data: JsonObject | None,
+        version: int | None,
+        requested_by: str,
+    ) -> tuple[UUID, int]:
+        """Start a new run of the finished run's workflow (its version unless ``version``) from the
+        run's trigger data, or ``data`` in its place; the new run names the original (``rerun_of``).
+        Its id and version."""
+        async with self._engine.begin() as connection:
+            original = await _run(connection, tenant_id, run_id)
+            refuse_unless(original.status, RERUNNABLE)
+            version = version or original.workflow_version
+            status, has_version = await runs.workflow_status(
+                connection, tenant_id, original.workflow_id, version
+            )
+            if status is None:
+                raise NotFound("workflow")
+            refuse_if_archived(status, "run")
+            if not has_version:
+                raise UnknownVersion(version, pointer="/body/version", status=422)
+            trigger = TriggerData.model_validate(original.trigger)
+            new_run = uuid4()
+            command = StartRun(
+                tenant_id=tenant_id,
+                correlation_id=new_run,
+                run_id=new_run,
+                workflow_id=original.workflow_id,
+                workflow_version=version,
+                trigger=trigger.model_copy(
+                    update={"data": trigger.data if data is None else data, "started_by": requested_by}
+                ),
+                idempotency_key=f"rerun:{new_run}",
+            )
+            await runs.record_rerun(
+                connection,
+                tenant_id,
+                new_run,
+                rerun_of=run_id,
+                requested_by=requested_by,
+                requested_at=utc_now(),
+            )
+            await self._outbox.add(connection, Outgoing(RUNS_COMMANDS, str(new_run), command))
+        self._outbox.wake()
+        return new_run, version
 
     async def children(self, tenant_id: str, run_id: UUID) -> Sequence[Row]:
         """The runs the run's sub_workflow nodes started (the first ``MAX_CHILDREN_SHOWN``)."""

@@ -12,6 +12,7 @@ import type {
   JsonObject,
 } from "../model/types";
 import type { DeadLetter, DeadLetterSummary } from "../model/deadLetters";
+import type { BulkCount, BulkOutcome } from "../model/bulk";
 
 export class ApiError extends Error {
   constructor(
@@ -132,6 +133,14 @@ export function api(token: string) {
     getRun: (id: string) => call<Run>("GET", `/runs/${id}`),
     cancelRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/cancel`),
     retryRun: (id: string) => call<{ accepted: string }>("POST", `/runs/${id}/retry`),
+    rerunRun: (id: string, input?: JsonObject) =>
+      call<{ run_id: string; workflow_version: number; rerun_of: string }>(
+        "POST",
+        `/runs/${id}/rerun`,
+        input === undefined ? {} : { input },
+      ),
+    bulkRuns: (body: Record<string, unknown>) =>
+      call<BulkCount | { results: BulkOutcome[] }>("POST", "/runs/bulk", body),
     continueRun: (id: string, action: "retry" | "skip") =>
       call<{ accepted: string }>("POST", `/runs/${id}/continue`, { action }),
     listDeadLetters: (query: string) =>

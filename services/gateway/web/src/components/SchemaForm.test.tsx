@@ -168,4 +168,13 @@ describe("node forms from the node types' JSON schemas", () => {
     );
     expect(document.querySelector(".variables-button")).toBeNull();
   });
+
+  it("names a for_each's item in its form", async () => {
+    const seen: JsonObject[] = [];
+    render(<Harness type="for_each" initial={{ name: "Rows", items: "{{ trigger.rows }}" }} seen={seen} />);
+    const input = field("/item_variable");
+    expect(input).toBeTruthy();
+    await userEvent.type(input, "row");
+    expect(seen.at(-1)).toMatchObject({ name: "Rows", item_variable: "row" });
+  });
 });

@@ -151,6 +151,10 @@ export interface Run extends RunSummary {
   final_output?: Json;
   nodes: NodeExecution[];
   children?: ChildRun[];
+  /** The run this one re-ran (POST /runs/{id}/rerun), if it is a re-run. */
+  rerun_of?: string | null;
+  /** This run's re-runs, oldest first. */
+  reruns?: string[];
 }
 
 /** One event of a run's log, as published on runs.events and streamed over SSE. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { JsonObject } from "./types";
-import { ancestors, availableVariables, insertVariable, openExpression } from "./variables";
+import { ancestors, availableVariables, insertVariable, loopItems, openExpression } from "./variables";
 
 type TestNode = { id: string; type: string; parentId?: string; data: JsonObject };
 
@@ -43,6 +43,41 @@ describe("variables available to a node", () => {
     const withError = nodes.map((n) => (n.id === "find" ? { ...n, data: { ...n.data, on_error: "error_edge" } } : n));
     expect(availableVariables("mark", withError, edges).map((v) => v.path)).toContain("nodes.find.error");
     expect(availableVariables("mark", nodes, edges).map((v) => v.path)).not.toContain("nodes.find.error");
+  });
+});
+
+describe("nested loops", () => {
+  const nested: TestNode[] = [
+    { id: "start", type: "trigger", data: { name: "Start", kind: "manual" } },
+    { id: "rows", type: "for_each", data: { name: "Rows", items: "{{ trigger.rows }}", item_variable: "row" } },
+    { id: "label", type: "set", parentId: "rows", data: { name: "Label", variables: { n: 1 } } },
+    { id: "cells", type: "for_each", parentId: "rows", data: { name: "Cells", items: "{{ row.cells }}" } },
+    { id: "cell", type: "set", parentId: "cells", data: { name: "Cell", variables: { v: 1 } } },
+    { id: "deep", type: "for_each", parentId: "cells", data: { name: "Deep", items: "{{ item }}" } },
+    { id: "leaf", type: "set", parentId: "deep", data: { name: "Leaf", variables: { w: 1 } } },
+  ];
+  const nestedEdges = [
+    { source: "start", target: "rows" },
+    { source: "label", target: "cells" },
+    { source: "cell", target: "deep" },
+  ];
+
+  it("offers every enclosing loop's item by its name, the inner one hiding an outer one of the same name", () => {
+    expect(loopItems("cell", nested)).toEqual([
+      { name: "item", loopId: "cells" },
+      { name: "row", loopId: "rows" },
+    ]);
+    expect(loopItems("leaf", nested)).toEqual([
+      { name: "item", loopId: "deep" },
+      { name: "row", loopId: "rows" },
+    ]);
+    expect(loopItems("rows", nested)).toEqual([]);
+  });
+
+  it("offers the nodes of every enclosing body to the innermost one", () => {
+    const paths = availableVariables("leaf", nested, nestedEdges).map((v) => v.path);
+    expect(paths).toEqual(expect.arrayContaining(["row", "item", "index", "nodes.label.output", "nodes.cell.output"]));
+    expect(paths).not.toContain("nodes.deep.output");
   });
 });
 

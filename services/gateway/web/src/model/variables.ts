@@ -1,6 +1,6 @@
 /** What a template in a node can read at that point of the graph: the trigger's fields, the outputs
- * of nodes that can have run before it, `vars` from earlier set nodes, and `item`/`index` inside a
- * for_each body. Mirrors the reference rules of docs/node-reference.md#templates. */
+ * of nodes that can have run before it, `vars` from earlier set nodes, and inside for_each bodies
+ * each enclosing loop's item (by its `item_variable`) and `index`. Mirrors the reference rules of docs/node-reference.md#templates. */
 import type { FieldType } from "./conditions";
 import type { JsonObject } from "./types";
 
@@ -153,6 +153,24 @@ export function ancestors(nodeId: string, nodes: GraphNode[], edges: GraphEdge[]
   return [...new Set(out)];
 }
 
+/** The item names a node's templates can read: one per enclosing for_each (its `item_variable`,
+ * `item` by default), innermost first; an inner loop's name hides an outer loop's of the same name. */
+export function loopItems(nodeId: string, nodes: GraphNode[]): { name: string; loopId: string }[] {
+  const byId = new Map(nodes.map((n) => [n.id, n]));
+  const out: { name: string; loopId: string }[] = [];
+  const seen = new Set<string>();
+  let loopId = byId.get(nodeId)?.parentId ?? undefined;
+  while (loopId && !seen.has(loopId)) {
+    seen.add(loopId);
+    const loop = byId.get(loopId);
+    const named = loop?.data.item_variable;
+    const name = typeof named === "string" && named !== "" ? named : "item";
+    if (!out.some((known) => known.name === name)) out.push({ name, loopId });
+    loopId = loop?.parentId ?? undefined;
+  }
+  return out;
+}
+
 export function availableVariables(
   nodeId: string,
   nodes: GraphNode[],
@@ -172,13 +190,9 @@ export function availableVariables(
   out.push({ path: "workflow.id", hint: "this workflow" }, { path: "workflow.version", hint: "its version" });
   for (const name of Object.keys(workflowVariables ?? {}))
     out.push({ path: `workflow.vars.${name}`, hint: "workflow constant" });
-  const node = byId.get(nodeId);
-  if (node?.parentId) {
-    out.push(
-      { path: "item", hint: "the current item of the for_each" },
-      { path: "index", hint: "its position, from 0" },
-    );
-  }
+  const loops = loopItems(nodeId, nodes);
+  for (const { name, loopId } of loops) out.push({ path: name, hint: `the current item of ${loopId}` });
+  if (loops.length > 0) out.push({ path: "index", hint: "the innermost item's position, from 0" });
   const earlier = ancestors(nodeId, nodes, edges)
     .map((id) => byId.get(id))
     .filter((n): n is GraphNode => !!n && n.type !== "trigger");

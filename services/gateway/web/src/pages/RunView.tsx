@@ -16,8 +16,11 @@ import {
   type RunViewState,
 } from "../model/runState";
 import type { Definition, Run, RunEvent } from "../model/types";
-import { Link } from "../router";
+import { Link, navigate } from "../router";
+import { RerunPanel } from "../components/RerunPanel";
 import { between, duration, pretty, when } from "../format";
+
+const FINISHED = new Set(["completed", "failed", "cancelled", "timed_out", "throttled"]);
 
 const MINIMAP: Record<string, string> = { succeeded: "#1f8a4c", failed: "#c62828", skipped: "#d1d5db" };
 
@@ -41,6 +44,7 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
   const [generation, setGeneration] = useState(0);
   // Child runs asked for while the view follows the stream (the run record lists them once started).
   const [requested, setRequested] = useState<Record<string, string>>({});
+  const [rerunOpen, setRerunOpen] = useState(false);
   const stateRef = useRef(state);
   stateRef.current = state;
 
@@ -229,7 +233,22 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
             Retry from failed node{state.failedNodeId ? ` (${state.failedNodeId})` : "s"}
           </button>
         )}
+        {run && FINISHED.has(status) && (
+          <button id="rerun-open" type="button" onClick={() => setRerunOpen((open) => !open)}>
+            Re-run…
+          </button>
+        )}
       </div>
+      {rerunOpen && run && (
+        <RerunPanel
+          trigger={run.trigger}
+          onClose={() => setRerunOpen(false)}
+          onRerun={async (input) => {
+            const started = await api.rerunRun(runId, input);
+            navigate(`/runs/${started.run_id}`);
+          }}
+        />
+      )}
       {error && (
         <div className="banner error" role="alert">
           {error}
@@ -282,6 +301,28 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
                   <dd>{between(run.started_at, run.finished_at)}</dd>
                   <dt>Version</dt>
                   <dd>v{run.workflow_version}</dd>
+                  {run.rerun_of && (
+                    <>
+                      <dt>Re-run of</dt>
+                      <dd id="rerun-of">
+                        <Link to={`/runs/${run.rerun_of}`}>
+                          <code>{run.rerun_of.slice(0, 8)}</code>
+                        </Link>
+                      </dd>
+                    </>
+                  )}
+                  {run.reruns && run.reruns.length > 0 && (
+                    <>
+                      <dt>Re-runs</dt>
+                      <dd id="reruns">
+                        {run.reruns.map((id) => (
+                          <Link key={id} to={`/runs/${id}`}>
+                            <code>{id.slice(0, 8)}</code>{" "}
+                          </Link>
+                        ))}
+                      </dd>
+                    </>
+                  )}
                 </dl>
               )}
               {status === "completed" && (

@@ -4,6 +4,8 @@ import { followStream, StreamRefused } from "../api/sse";
 import type { RunSummary, Workflow } from "../model/types";
 import { Link, navigate } from "../router";
 import { between, when } from "../format";
+import { BulkRunActions } from "../components/BulkRunActions";
+import { toggled, toggledAll } from "../model/bulk";
 
 const STATUSES = ["", "running", "completed", "failed", "cancelled"];
 
@@ -13,6 +15,7 @@ export function RunsList({ api, token, workflowId }: { api: Api; token: string; 
   const [workflow, setWorkflow] = useState<Workflow | null>(null);
   const [runs, setRuns] = useState<RunSummary[] | null>(null);
   const [status, setStatus] = useState("");
+  const [selected, setSelected] = useState<string[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [live, setLive] = useState<"live" | "polling" | "connecting">("connecting");
   const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
@@ -97,6 +100,15 @@ export function RunsList({ api, token, workflowId }: { api: Api; token: string; 
           {error}
         </div>
       )}
+      <BulkRunActions
+        api={api}
+        selected={selected}
+        filter={{ workflow_id: workflowId, status: status || undefined }}
+        onDone={() => {
+          setSelected([]);
+          void load();
+        }}
+      />
       {runs === null ? (
         <p className="empty">Loading…</p>
       ) : runs.length === 0 ? (
@@ -107,6 +119,22 @@ export function RunsList({ api, token, workflowId }: { api: Api; token: string; 
         <table className="list" id="runs">
           <thead>
             <tr>
+              <th>
+                <input
+                  type="checkbox"
+                  id="select-all-runs"
+                  aria-label="select every run shown"
+                  checked={runs.length > 0 && runs.every((r) => selected.includes(r.run_id))}
+                  onChange={() =>
+                    setSelected(
+                      toggledAll(
+                        selected,
+                        runs.map((r) => r.run_id),
+                      ),
+                    )
+                  }
+                />
+              </th>
               <th>Run</th>
               <th>Status</th>
               <th>Version</th>
@@ -123,6 +151,15 @@ export function RunsList({ api, token, workflowId }: { api: Api; token: string; 
                 className="clickable"
                 onClick={() => navigate(`/runs/${r.run_id}`)}
               >
+                <td onClick={(e) => e.stopPropagation()}>
+                  <input
+                    type="checkbox"
+                    className="select-run"
+                    aria-label={`select run ${r.run_id.slice(0, 8)}`}
+                    checked={selected.includes(r.run_id)}
+                    onChange={() => setSelected(toggled(selected, r.run_id))}
+                  />
+                </td>
                 <td>
                   <Link to={`/runs/${r.run_id}`}>
                     <code>{r.run_id.slice(0, 8)}</code>

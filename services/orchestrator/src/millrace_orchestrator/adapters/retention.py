@@ -38,7 +38,9 @@ _DELETE = (
     "  for update of r skip locked"
     "), gone_events as (delete from run_events where run_id in (select run_id from doomed)),"
     " gone_nodes as (delete from node_executions where run_id in (select run_id from doomed)),"
-    " gone_timers as (delete from timers where run_id in (select run_id from doomed))"
+    " gone_timers as (delete from timers where run_id in (select run_id from doomed)),"
+    # a re-run's link to its original (written by the gateway) goes with the re-run
+    " gone_reruns as (delete from run_reruns where run_id in (select run_id from doomed))"
     " delete from runs where run_id in (select run_id from doomed) returning run_id"
 )
 _PROCESSED = (

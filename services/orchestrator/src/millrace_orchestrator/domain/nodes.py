@@ -15,7 +15,14 @@ from millrace_common.language.workflow import Node, node_types
 from millrace_orchestrator.domain.building import _Builder
 from millrace_orchestrator.domain.children import _start_child
 from millrace_orchestrator.domain.outcomes import _fail, _refuse, _succeed
-from millrace_orchestrator.domain.rendering import _REFUSALS, _bounded, _holds, _render, template_context
+from millrace_orchestrator.domain.rendering import (
+    _REFUSALS,
+    _bounded,
+    _holds,
+    _render,
+    loop_items,
+    template_context,
+)
 from millrace_orchestrator.domain.state import instance_key
 from millrace_orchestrator.domain.waits import WAITING_TYPES, start_waiting_node
 
@@ -105,8 +112,7 @@ def _request_approval(builder: _Builder, node: Node, scope: str, attempt: int) -
     description = _render(builder, node, scope, config.description)
     context = template_context(builder.state, node.parent_id, scope)
     snapshot = {"trigger": context["trigger"], "nodes": context["nodes"], "vars": context["vars"]}
-    if "item" in context:
-        snapshot["item"] = context["item"]
+    snapshot |= {k: v for k, v in loop_items(builder.state, node.parent_id, scope).items() if k != "index"}
     deadline_at = (
         builder.now + timedelta(seconds=config.deadline_seconds) if config.deadline_seconds else None
     )

@@ -18,13 +18,14 @@ from millrace_orchestrator.domain.state import NodeStatus, RunState, instance_ke
 def template_context(state: RunState, parent_id: str | None = None, scope: str = "") -> dict[str, JsonValue]:
     """What templates see: ``trigger`` (its payload and kind), ``workflow`` (its id, version and
     constants, ``workflow.vars``), ``vars``,
-    ``nodes.<id>.output`` (and ``.error``); inside a for_each body also ``item`` and ``index``, and
-    ``nodes`` then includes the body's nodes of the same item. Built from the definition, so its
-    cost does not grow with the number of items a loop has run."""
+    ``nodes.<id>.output`` (and ``.error``); inside a for_each body also each enclosing loop's current
+    item under its ``item_variable`` (an inner loop's name hides an outer one's) and ``index`` (the
+    innermost loop's), and ``nodes`` then includes every enclosing body's nodes of the current item.
+    Built from the definition, so its cost does not grow with the number of items a loop has run."""
     trigger = state.trigger
     visible = [(n.id, n.id) for n in state.definition.top_level]
-    if parent_id is not None:
-        visible += [(n.id, instance_key(n.id, scope)) for n in state.definition.body(parent_id)]
+    for loop_id, body_scope in _enclosing_loops(state, parent_id, scope):
+        visible += [(n.id, instance_key(n.id, body_scope)) for n in state.definition.body(loop_id)]
     nodes: dict[str, JsonValue] = {}
     for node_id, key in visible:
         node = state.nodes.get(key)
@@ -43,11 +44,30 @@ def template_context(state: RunState, parent_id: str | None = None, scope: str =
         "vars": dict(state.variables),
         "nodes": nodes,
     }
-    if parent_id is not None:
-        loop_scope, index = outer_scope(scope)
-        context["item"] = state.loops[instance_key(parent_id, loop_scope)].items[index]
-        context["index"] = index
-    return context
+    return context | loop_items(state, parent_id, scope)
+
+
+def loop_items(state: RunState, parent_id: str | None, scope: str) -> dict[str, JsonValue]:
+    """Each enclosing loop's current item under its ``item_variable``, and ``index`` (innermost)."""
+    items: dict[str, JsonValue] = {}
+    for loop_id, body_scope in reversed(_enclosing_loops(state, parent_id, scope)):
+        loop_scope, index = outer_scope(body_scope)
+        loop = state.definition.node(loop_id)
+        name = getattr(loop.data, "item_variable", "item")
+        items[name] = state.loops[instance_key(loop_id, loop_scope)].items[index]
+        items["index"] = index
+    return items
+
+
+def _enclosing_loops(state: RunState, parent_id: str | None, scope: str) -> list[tuple[str, str]]:
+    """The for_each nodes around a node in scope ``scope``, innermost first, each with the scope of
+    its body's nodes for the current item (``[3][1]`` in the inner loop, ``[3]`` in the outer)."""
+    loops: list[tuple[str, str]] = []
+    while parent_id is not None:
+        loops.append((parent_id, scope))
+        parent_id = state.definition.node(parent_id).parent_id
+        scope = outer_scope(scope)[0]
+    return loops
 
 
 class PayloadTooLarge(Exception):

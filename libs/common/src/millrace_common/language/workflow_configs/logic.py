@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, JsonValue, field_validator, model_validator
 
 from millrace_common.language.conditions import Condition
+from millrace_common.language.templating import TEMPLATE_FILTERS, TEMPLATE_FUNCTIONS
 from millrace_common.language.workflow_configs.base import (
     THIRTY_DAYS_SECONDS,
     JsonObject,
@@ -56,14 +57,39 @@ class SwitchConfig(NodeConfig):
             yield ("cases", index, "condition"), case.condition, True
 
 
+RESERVED_NAMES = (
+    frozenset(
+        {"trigger", "workflow", "vars", "nodes", "index", "loop", "self", "true", "false", "none"}
+        | {"True", "False", "None", "and", "or", "not", "in", "is", "if", "else", "for", "recursive"}
+    )
+    | TEMPLATE_FUNCTIONS
+    | TEMPLATE_FILTERS
+)
+"""Names a loop's ``item_variable`` cannot take: the other roots of a template's context, the
+template language's own words, functions and filters."""
+
+
 class ForEachConfig(NodeConfig):
     """Runs its body (the nodes whose ``parentId`` is this node) once per item."""
 
-    literal_fields = frozenset({"max_concurrency", "failure_policy"})
+    literal_fields = frozenset({"max_concurrency", "failure_policy", "item_variable"})
 
     items: str = Field(min_length=1, max_length=2000, pattern=r"(?s)^\s*\{\{.*\}\}\s*$")
     max_concurrency: int = Field(default=10, ge=1, le=100)
     failure_policy: Literal["fail", "skip", "collect"] = "fail"
+    item_variable: str = Field(
+        default="item",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
+        description="The name the body's templates read the current item by (an inner loop's hides "
+        "an outer loop's of the same name)",
+    )
+
+    @field_validator("item_variable")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_NAMES:
+            raise _invalid(f"item_variable {value!r} is a reserved name; choose another, e.g. 'row'")
+        return value
 
 
 class WaitDelayConfig(NodeConfig):

@@ -11,6 +11,7 @@ from millrace_common.platform.http_deps import app_state, bearer, permissions, u
 from millrace_gateway.adapters.security import InvalidCredentials, Principal
 from millrace_gateway.domain.permissions import Permission
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.bulk import BulkRuns
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
@@ -30,6 +31,7 @@ WorkflowsDep = Annotated[Workflows, Depends(app_state("workflows"))]
 PipelinesDep = Annotated[Pipelines, Depends(app_state("pipelines"))]
 RecordsDep = Annotated[Records, Depends(app_state("records"))]
 RunsDep = Annotated[Runs, Depends(app_state("runs"))]
+BulkRunsDep = Annotated[BulkRuns, Depends(app_state("bulk_runs"))]
 AccountsDep = Annotated[Accounts, Depends(app_state("accounts"))]
 TenantSettingsDep = Annotated[TenantSettings, Depends(app_state("tenant_settings"))]
 TasksDep = Annotated[Tasks, Depends(app_state("tasks"))]

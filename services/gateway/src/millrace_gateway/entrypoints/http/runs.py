@@ -1,4 +1,4 @@
-"""Runs: list, one run with its per-node log, cancel, retry from the failed nodes."""
+"""Runs: list, one run with its per-node log, cancel, retry from the failed nodes, re-run."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import StreamingResponse
+from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, too_large
 from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -73,6 +74,8 @@ class RunOut(RunSummary):
         description="The runs this run's sub_workflow nodes started, oldest first (at most 200; "
         "GET /api/v1/runs?parent_run_id= lists them all)",
     )
+    rerun_of: UUID | None = Field(default=None, description="The run this one re-ran, if it is a re-run")
+    reruns: list[UUID] = Field(default_factory=list, description="The re-runs of this run, oldest first")
 
 
 class RunPage(BaseModel):
@@ -86,6 +89,21 @@ class ContinueBody(BaseModel):
     action: Literal["retry", "skip"] = Field(
         description="retry: run the failed node again; skip: go on past it as if it succeeded with {}"
     )
+
+
+class RerunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: JsonObject | None = Field(
+        default=None, description="The trigger data for the new run; absent, the original run's"
+    )
+    version: int | None = Field(default=None, ge=1, description="Defaults to the original run's version")
+
+
+class RerunAccepted(BaseModel):
+    run_id: UUID
+    workflow_version: int
+    rerun_of: UUID
 
 
 class CommandAccepted(BaseModel):
@@ -124,7 +142,7 @@ async def list_runs(
 
 @router.get("/{run_id}", response_model=RunOut)
 async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
-    run, nodes = await runs.get(reader.tenant_id, run_id)
+    run, nodes, links = await runs.get(reader.tenant_id, run_id)
     children = await runs.children(reader.tenant_id, run_id)
     return RunOut(
         children=[ChildRunOut.model_validate(row, from_attributes=True) for row in children],
@@ -137,6 +155,8 @@ async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
             )
             for row in nodes
         ],
+        rerun_of=links.rerun_of,
+        reruns=links.reruns,
     )
 
 
@@ -216,3 +236,28 @@ async def signal_run(
         raise ApiError(422, "invalid_body", detail, [{"pointer": "/body", "detail": detail}])
     await runs.signal(operator.tenant_id, run_id, name, payload, sent_by=str(operator.subject))
     return CommandAccepted(run_id=run_id, accepted=f"signal:{name}")
+
+
+@router.post(
+    "/{run_id}/rerun",
+    status_code=202,
+    response_model=RerunAccepted,
+    responses=declared(conflict="the run has not finished, or its workflow is archived"),
+)
+async def rerun(
+    run_id: UUID,
+    operator: RunOperator,
+    runs: RunsDep,
+    body: Annotated[RerunBody | None, Body()] = None,
+) -> RerunAccepted:
+    """Start a new run of a finished run's workflow from its trigger data (or ``input`` in its place),
+    linked to it: the new run's ``rerun_of`` names it, and it lists the new run under ``reruns``."""
+    chosen = body or RerunBody()
+    new_run, version = await runs.rerun(
+        operator.tenant_id,
+        run_id,
+        data=chosen.input,
+        version=chosen.version,
+        requested_by=str(operator.subject),
+    )
+    return RerunAccepted(run_id=new_run, workflow_version=version, rerun_of=run_id)

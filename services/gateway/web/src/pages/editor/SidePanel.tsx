@@ -8,7 +8,7 @@ import { selectedEdge, selectedNode, type EditorAction, type EditorState } from 
 import { DESCRIPTION_KEY, edgeLabel, ownLabel, type CanvasEdge, type CanvasNode } from "../../model/graph";
 import { typeLabel } from "../../model/schema";
 import type { JsonObject, NodeType, ScheduleState, Version, Workflow } from "../../model/types";
-import { availableVariables } from "../../model/variables";
+import { availableVariables, loopItems } from "../../model/variables";
 import { Link } from "../../router";
 import type { PlacedProblems } from "./useValidation";
 
@@ -138,8 +138,14 @@ function NodePanel(props: {
         <ScheduleStates schedules={schedules} />
       )}
       {node.parentId && (
-        <p className="hint">
-          Inside the for_each <code>{node.parentId}</code>: templates can read <code>item</code> and <code>index</code>.
+        <p className="hint" id="loop-items">
+          Inside the for_each <code>{node.parentId}</code>: templates can read{" "}
+          {loopItems(node.id, nodes).map(({ name, loopId }) => (
+            <span key={name}>
+              <code>{name}</code> ({loopId}),{" "}
+            </span>
+          ))}
+          and <code>index</code>.
         </p>
       )}
       <SchemaForm
