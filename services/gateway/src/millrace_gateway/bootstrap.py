@@ -21,6 +21,7 @@ from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway.adapters import dead_letters as dead_letters_table
+from millrace_gateway.adapters.kafka_tools import KafkaTools
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.replays import ReplayPublisher
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
@@ -28,12 +29,14 @@ from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
 from millrace_gateway.adapters.webhook_intake import WebhookIntake
 from millrace_gateway.adapters.webhook_targets import WebhookTargets
+from millrace_gateway.domain.topic_grants import services_principal
 from millrace_gateway.entrypoints.clock import ReplayLoop
 from millrace_gateway.entrypoints.http import (
     auth,
     catalog,
     dead_letters,
     errors,
+    kafka_topics,
     live,
     records,
     runs,
@@ -52,6 +55,7 @@ from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
 from millrace_gateway.service_layer.tenant_settings import TenantSettings
+from millrace_gateway.service_layer.topic_grants import TopicGrantDesk
 from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import (
@@ -162,6 +166,13 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.dead_letters = desk
+    app.state.topic_grants = TopicGrantDesk(
+        engine,
+        KafkaTools(settings),
+        Namespace(settings.namespace),
+        services_principal=services_principal(settings.kafka_sasl_username),
+        apply_acls=settings.kafka_grant_acls,
+    )
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -171,7 +182,19 @@ def build(settings: GatewaySettings) -> FastAPI:
 
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     # The webhook route first: it takes the most calls, and routes are matched in order.
-    routers = (webhooks, auth, workflows, runs, live, records, tenant_settings, catalog, tasks, dead_letters)
+    routers = (
+        webhooks,
+        auth,
+        workflows,
+        runs,
+        live,
+        records,
+        tenant_settings,
+        catalog,
+        tasks,
+        dead_letters,
+        kafka_topics,
+    )
     for module in routers:
         app.include_router(module.router)
     # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.

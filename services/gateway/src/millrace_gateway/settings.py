@@ -28,6 +28,12 @@ class GatewaySettings(ServiceSettings):
         description="The platform operators' tenant: its admins see and act on every tenant's dead "
         "letters (and those naming no tenant); unset, every admin sees only their own tenant's",
     )
+    kafka_grant_acls: bool = Field(
+        default=True,
+        description="Whether topic grants made through the admin API are applied to the broker as ACLs at"
+        " once (off where the broker has no authorizer: the grants are kept and 'millrace-admin grants"
+        " sync' applies them later)",
+    )
     kafka_tools_classpath: str | None = Field(
         default=None,
         description="Java classpath of Kafka's own tools, which millrace-admin grants and producers run"

@@ -16,6 +16,7 @@ from pydantic import Field, JsonValue, ValidationInfo, field_validator, model_va
 from millrace_common.language.conditions import Condition
 from millrace_common.language.workflow_configs.base import (
     CredentialName,
+    KafkaTopicName,
     NodeConfig,
     Path,
     PipelineId,
@@ -24,7 +25,14 @@ from millrace_common.language.workflow_configs.base import (
 )
 
 TriggerKind = Literal[
-    "record_created", "record_updated", "record_deleted", "field_changed", "webhook", "scheduled", "manual"
+    "record_created",
+    "record_updated",
+    "record_deleted",
+    "field_changed",
+    "webhook",
+    "scheduled",
+    "manual",
+    "kafka",
 ]
 RECORD_EVENT_KINDS = frozenset({"record_created", "record_updated", "record_deleted", "field_changed"})
 ANY_PIPELINE = "*"
@@ -112,6 +120,8 @@ class TriggerConfig(NodeConfig):
             "timezone",
             "missed_slot_policy",
             "schedules",
+            "topic",
+            "start_from",
         }
     )
 
@@ -125,6 +135,11 @@ class TriggerConfig(NodeConfig):
     timezone: str = Field(default="UTC", max_length=64)
     missed_slot_policy: MissedSlotPolicy = "fire_once"
     schedules: tuple[Schedule, ...] = Field(default=(), max_length=MAX_SCHEDULES, validate_default=True)
+    topic: KafkaTopicName | None = Field(default=None, validate_default=True)
+    """A ``kafka`` trigger's topic: one the tenant was granted to consume (checked on saving)."""
+    start_from: Literal["latest", "earliest"] = "latest"
+    """A ``kafka`` trigger's first message: ``latest``, those written from its activation on;
+    ``earliest``, every message the topic still holds."""
 
     @field_validator("pipeline_ids")
     @classmethod
@@ -188,6 +203,16 @@ class TriggerConfig(NodeConfig):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise _invalid(f"schedule names must be distinct: {', '.join(map(repr, repeated))} repeats")
+        return value
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_for_kafka(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind == "kafka" and value is None:
+            raise _invalid('a "kafka" trigger names the topic it reads')
+        if kind is not None and kind != "kafka" and value is not None:
+            raise _invalid('topic only applies to "kafka" triggers')
         return value
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
 from millrace_gateway.service_layer.tenant_settings import TenantSettings
+from millrace_gateway.service_layer.topic_grants import TopicGrantDesk
 from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
 from millrace_gateway.settings import GatewaySettings
@@ -35,6 +36,7 @@ TasksDep = Annotated[Tasks, Depends(app_state("tasks"))]
 LiveDep = Annotated[LiveRuns, Depends(app_state("live"))]
 WebhooksDep = Annotated[WebhookReceiver, Depends(app_state("webhooks"))]
 DeadLettersDep = Annotated[DeadLetterDesk, Depends(app_state("dead_letters"))]
+TopicGrantsDep = Annotated[TopicGrantDesk, Depends(app_state("topic_grants"))]
 
 
 async def _principal(
