@@ -371,3 +371,14 @@ def test_a_publish_to_a_topic_whose_grant_was_revoked_fails_the_node_with_topic_
     error = node_of(run, "emit")["error"]
     assert error["type"] == "topic_not_granted" and sink in error["message"]
     assert read_topic(world, sink, count=1, timeout=2) == []
+
+
+def test_the_node_types_list_the_publish_node_and_the_kafka_trigger_kind_with_their_schemas(world: World):
+    types = {t["type"]: t for t in world.acme.get("/api/v1/node-types").json()}
+    publish = types["kafka_publish"]
+    assert publish["category"] == "Kafka"
+    assert {"topic", "key", "headers", "value"} <= set(publish["schema"]["properties"])
+    assert "topic" in publish["schema"]["required"]
+    trigger = types["trigger"]["schema"]["properties"]
+    assert "kafka" in trigger["kind"]["enum"]
+    assert {"topic", "start_from"} <= set(trigger)

@@ -97,6 +97,8 @@ export const LITERAL_FIELDS = new Set([
   "model",
   "cron",
   "timezone",
+  "topic",
+  "start_from",
   "field",
   "user",
   "role",
@@ -128,6 +130,7 @@ export function starterConfig(type: string, schema: JsonSchema, name: string): J
     record_find: { pipeline_id: "" },
     record_delete: { pipeline_id: "", record_id: "" },
     wait_delay: { duration_seconds: 60 },
+    kafka_publish: { topic: "", value: {} },
   };
   const config: JsonObject = { name, ...(structuredClone(starters[type]) ?? {}) };
   for (const field of schema.required ?? []) {
@@ -157,6 +160,7 @@ export const TYPE_LABELS: Record<string, string> = {
   webhook_out: "Send webhook",
   approval: "Approval",
   task_notify: "Task",
+  kafka_publish: "Publish to Kafka",
 };
 
 export function typeLabel(type: string): string {
