@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from millrace_common.contracts.messages.envelope import DeadLetter
 from millrace_common.contracts.topics import KAFKA_GRANTED, ConsumerGroup, Namespace
+from millrace_common.language.node_outputs import TRIGGER_PAYLOAD_PATHS
 
 from tests.support.api import Account, provision_tenant, signed_in
 from tests.support.infra import Infra
@@ -270,6 +271,9 @@ def test_each_message_runs_once_with_its_key_headers_and_offset_and_a_malformed_
     first = by_offset[0]["trigger"]["data"]["kafka"]
     assert (first["topic"], first["partition"], first["key"]) == (source, 0, "order-1")
     assert first["headers"] == {"source": "shop"} and first["value"] == {"total": 5}
+    # Exactly the paths node-reference.md documents for the kind.
+    real = {"trigger.kind"} | {f"trigger.kafka.{member}" for member in first}
+    assert real == set(TRIGGER_PAYLOAD_PATHS["kafka"])
 
     # What the publish node wrote, read back: key, headers, value, and the offset it reported.
     written = read_topic(world, sink, count=2)
