@@ -78,6 +78,14 @@ def test_a_value_over_the_limit_a_tombstone_and_bytes_that_are_not_text_are_refu
     assert isinstance(binary, Unreadable)
 
 
+def test_a_value_nested_too_deep_or_with_a_number_json_does_not_have_is_refused():
+    deep = read_value(b"[" * 65 + b"]" * 65, max_bytes=1000)
+    assert isinstance(deep, Unreadable) and "deeper than 64" in deep.reason
+    for constant in (b"NaN", b'{"x": Infinity}'):
+        refused = read_value(constant, max_bytes=1000)
+        assert isinstance(refused, Unreadable) and "not JSON" in refused.reason
+
+
 @given(
     st.recursive(
         st.none() | st.booleans() | st.integers() | st.text(),

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from millrace_common.contracts.json_depth import MAX_JSON_DEPTH, too_deep
 from millrace_common.contracts.json_values import JsonObject
 from pydantic import JsonValue
 
@@ -59,8 +60,10 @@ def read_value(raw: bytes | None, *, max_bytes: int) -> JsonValue | Unreadable:
             f"the message's value is {len(raw)} bytes; a Kafka trigger takes at most {max_bytes}"
             " (MILLRACE_TRIGGER_KAFKA_MAX_MESSAGE_BYTES)"
         )
+    if too_deep(raw):
+        return Unreadable(f"the message's value nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value: JsonValue = json.loads(raw)
+        value: JsonValue = json.loads(raw, parse_constant=_no_constant)
     except UnicodeDecodeError:
         return Unreadable("the message's value is not UTF-8 text; a Kafka trigger takes JSON values")
     except ValueError as error:
@@ -68,12 +71,16 @@ def read_value(raw: bytes | None, *, max_bytes: int) -> JsonValue | Unreadable:
     return value
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def consumed(
     topic: str,
     partition: int,
     offset: int,
     key: bytes | None,
-    headers: Iterable[tuple[str, bytes]],
+    headers: Iterable[tuple[str, bytes | None]],
     timestamp_ms: int,
     value: JsonValue,
 ) -> ConsumedMessage:
@@ -83,7 +90,7 @@ def consumed(
         partition=partition,
         offset=offset,
         key=key.decode(errors="replace") if key is not None else None,
-        headers=tuple((name, data.decode(errors="replace")) for name, data in headers),
+        headers=tuple((name, (data or b"").decode(errors="replace")) for name, data in headers),
         timestamp=datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC),
         value=value,
     )
