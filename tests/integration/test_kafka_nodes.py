@@ -386,3 +386,24 @@ def test_the_node_types_list_the_publish_node_and_the_kafka_trigger_kind_with_th
     trigger = types["trigger"]["schema"]["properties"]
     assert "kafka" in trigger["kind"]["enum"]
     assert {"topic", "start_from"} <= set(trigger)
+
+
+def test_a_topic_whose_grant_was_revoked_is_no_longer_read_for_the_tenant(world: World):
+    source = outside_topic(world, "revocable")
+    grant(world, world.acme_tenant, source, "consume")
+    created = workflow(world.acme, {"kind": "kafka", "topic": source})
+    assert created.status_code == 201, created.text
+    workflow_id = created.json()["id"]
+    time.sleep(3)
+    produce(world, source, (b"a", b'{"n": 1}', []))
+    [run] = finished_runs(world.acme, workflow_id, 1)
+    assert run["trigger"]["data"]["kafka"]["offset"] == 0
+    revoked = world.operator.delete(f"/api/v1/admin/kafka-grants/{world.acme_tenant}/{source}/consume")
+    assert revoked.status_code == 200
+    produce(world, source, (b"b", b'{"n": 2}', []))
+    time.sleep(6)  # several discovery intervals: the topic is dropped, and no batch finds a candidate
+    assert len(world.acme.get("/api/v1/runs", params={"workflow_id": workflow_id}).json()["items"]) == 1
+    firings = sql(
+        world, "select count(*) as n from trigger_firings where workflow_id = cast(:w as uuid)", w=workflow_id
+    )
+    assert firings[0]["n"] == 1
