@@ -104,7 +104,8 @@ async def _answers(bootstrap: str) -> bool:
 
 @contextmanager
 def secured_kafka(directory: Path, timeout: float = 120) -> Iterator[SecuredKafka]:
-    inside, outside, controller = _free_ports(3)
+    # SECURED_KAFKA_FIRST_PORT moves where its ports are looked for (a shared machine's port ranges).
+    inside, outside, controller = _free_ports(3, int(os.environ.get("SECURED_KAFKA_FIRST_PORT", FIRST_PORT)))
     server = _config(directory, inside, outside, controller)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode().replace("-", "k")
     log = directory / "kafka.log"

@@ -98,6 +98,8 @@ def test_only_a_pending_letter_is_replayed_or_discarded_and_a_second_replay_name
         refuse_unless_replayable(True, "records.events")
     with pytest.raises(NotReplayable, match="the producer sends it again"):
         refuse_unless_replayable(False, "records.ingress")
+    with pytest.raises(NotReplayable, match="its producer sends it again"):
+        refuse_unless_replayable(False, "kafka.granted")
 
 
 def test_a_letter_is_indexed_with_its_original_bytes_and_where_both_were():

@@ -32,6 +32,7 @@ from millrace_node_runner.domain.outcomes import Succeeded
 from millrace_orchestrator.domain.decide import template_context
 from millrace_orchestrator.domain.state import RunStatus
 from millrace_trigger.domain.firings import Candidate, Firing
+from millrace_trigger.domain.kafka_messages import KafkaCandidate, consumed, match_message
 from millrace_trigger.domain.matching import match_record_event
 from millrace_trigger.domain.schedule import CronSchedule, IntervalSchedule, plan_slots, schedule_firings
 
@@ -275,6 +276,8 @@ def _one_node_workflow(kind: str) -> WorkflowDefinition:
         config["cron"] = "@hourly"
     if kind == "field_changed":
         config["fields"] = [{"field": "status"}]
+    if kind == "kafka":
+        config["topic"] = "orders"
     trigger = {"id": "start", "type": "trigger", "data": {"name": "Start", **config}}
     done = {"id": "done", "type": "end", "data": {"name": "Done"}}
     return WorkflowDefinition.model_validate(
@@ -329,6 +332,13 @@ def test_the_trigger_payloads_have_the_documented_paths():
         "field_changed": record_firing("field_changed", update),
         "webhook": _webhook_data(decide_call(hook, call, now=NOW)),
         "scheduled": _started(schedule_firings(hourly, plan, now=NOW + timedelta(hours=1, seconds=5))),
+        "kafka": _started(
+            match_message(
+                consumed("orders", 0, 3, b"k", [("h", b"v")], int(NOW.timestamp() * 1000), {"n": 1}),
+                [KafkaCandidate(_candidate("kafka", topic="orders"), NOW - timedelta(hours=1))],
+                now=NOW,
+            )
+        ),
     }
     interval = _candidate("scheduled", schedules=[{"name": "poll", "every": 1, "unit": "hours"}])
     interval_data = _started(

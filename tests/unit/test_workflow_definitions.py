@@ -134,13 +134,25 @@ def test_every_side_effecting_type_goes_to_its_runner_class():
         "record_find",
         "record_delete",
     }
-    assert {t for t, topic in RUNNER_TOPICS.items() if topic == NODES_READY_OTHER} == {"task_notify"}
+    assert {t for t, topic in RUNNER_TOPICS.items() if topic == NODES_READY_OTHER} == {
+        "task_notify",
+        "kafka_publish",
+    }
 
 
 def test_every_node_type_is_in_exactly_one_category():
     listed = [t for types in NODE_CATEGORIES.values() for t in types]
     assert sorted(listed) == sorted(NODE_MODELS)
-    assert list(NODE_CATEGORIES) == ["Triggers", "AI", "Records", "Logic", "Flow", "External", "Human"]
+    assert list(NODE_CATEGORIES) == [
+        "Triggers",
+        "AI",
+        "Records",
+        "Logic",
+        "Flow",
+        "External",
+        "Kafka",
+        "Human",
+    ]
 
 
 def test_node_type_schemas_describe_every_config_and_are_safe_to_change():

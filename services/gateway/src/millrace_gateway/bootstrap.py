@@ -22,6 +22,7 @@ from millrace_common.platform.service import ServiceParts
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway.adapters import dead_letters as dead_letters_table
+from millrace_gateway.adapters.kafka_tools import KafkaTools
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.replays import ReplayPublisher
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
@@ -30,12 +31,14 @@ from millrace_gateway.adapters.stop_signals import on_stop_signal
 from millrace_gateway.adapters.webhook_intake import WebhookIntake
 from millrace_gateway.adapters.webhook_targets import WebhookTargets
 from millrace_gateway.domain.bulk import BulkTokens
+from millrace_gateway.domain.topic_grants import services_principal
 from millrace_gateway.entrypoints.clock import ReplayLoop
 from millrace_gateway.entrypoints.http import (
     auth,
     catalog,
     dead_letters,
     errors,
+    kafka_topics,
     live,
     records,
     run_bulk,
@@ -56,6 +59,7 @@ from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
 from millrace_gateway.service_layer.tenant_settings import TenantSettings
+from millrace_gateway.service_layer.topic_grants import TopicGrantDesk
 from millrace_gateway.service_layer.webhook_answers import WebhookAnswers
 from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
@@ -179,6 +183,13 @@ def build(settings: GatewaySettings) -> FastAPI:
         engine, feed, max_wait_seconds=settings.webhook_response_max_wait_seconds
     )
     app.state.dead_letters = desk
+    app.state.topic_grants = TopicGrantDesk(
+        engine,
+        KafkaTools(settings),
+        Namespace(settings.namespace),
+        services_principal=services_principal(settings.kafka_sasl_username),
+        apply_acls=settings.kafka_grant_acls,
+    )
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -200,6 +211,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         catalog,
         tasks,
         dead_letters,
+        kafka_topics,
     )
     for module in routers:
         app.include_router(module.router)

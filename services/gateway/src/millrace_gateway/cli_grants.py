@@ -7,6 +7,7 @@ millrace-admin grants add --principal crm-acme --tenant acme [--kind records-ing
 millrace-admin grants revoke --principal crm-acme --tenant acme [--kind records-ingress]
 millrace-admin grants list [--principal crm-acme] [--tenant acme] [--json]
 millrace-admin grants sync [--dry-run]     (the broker's ACLs brought in line with the grants)
+millrace-admin grants add-topic|revoke-topic|topics ...   (topic grants: ``cli_topic_grants``)
 
 Grants are rows in PostgreSQL; each command applies them to the broker as ACLs with Kafka's own tools
 (MILLRACE_KAFKA_TOOLS_CLASSPATH), connecting with the gateway's settings (MILLRACE_DATABASE_URL,
@@ -33,8 +34,10 @@ from millrace_common.platform.refusals import Refused
 from millrace_common.platform.topic_admin import ensure_tenant_topic
 from pydantic import TypeAdapter, ValidationError
 
+from millrace_gateway import cli_topic_grants
 from millrace_gateway.adapters.kafka_tools import KafkaToolFailed, KafkaTools
 from millrace_gateway.domain.grants import BadPrincipal, Grant, GrantKind, Plan, principal_of
+from millrace_gateway.domain.topic_grants import services_principal
 from millrace_gateway.service_layer.grants import Applied, GrantDesk
 from millrace_gateway.settings import GatewaySettings
 
@@ -59,6 +62,7 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--principal")
     listing.add_argument("--tenant")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    cli_topic_grants.add_actions(actions)
     sync = actions.add_parser("sync", help="bring the broker's ACLs in line with the grants")
     sync.add_argument("--dry-run", action="store_true", help="only say what would change")
     producers = commands.add_parser("producers", help="SCRAM users for outside producers")
@@ -74,6 +78,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     try:
         if args.command == "producers":
             _create_producer(parser, settings, args)
+        elif args.action in cli_topic_grants.ACTIONS:
+            cli_topic_grants.run(args, settings)
         elif args.action == "list":
             rows = _with_desk(settings, lambda desk: desk.listed(**_filters(parser, args)))
             _print_rows(rows, as_json=args.json)
@@ -186,7 +192,14 @@ def _with_desk(settings: GatewaySettings, act: Callable[[GrantDesk], Awaitable[T
     async def go() -> T:
         engine = create_engine(settings)
         try:
-            return await act(GrantDesk(engine, KafkaTools(settings), namespace, make_topic))
+            desk = GrantDesk(
+                engine,
+                KafkaTools(settings),
+                namespace,
+                make_topic,
+                services_principal=services_principal(settings.kafka_sasl_username),
+            )
+            return await act(desk)
         finally:
             await engine.dispose()
 

@@ -44,6 +44,12 @@ class GatewaySettings(ServiceSettings):
     bulk_token_ttl_seconds: int = Field(
         default=300, ge=10, le=3600, description="How long a bulk operation's confirmation token is valid"
     )
+    kafka_grant_acls: bool = Field(
+        default=True,
+        description="Whether topic grants made through the admin API are applied to the broker as ACLs at"
+        " once (off where the broker has no authorizer: the grants are kept and 'millrace-admin grants"
+        " sync' applies them later)",
+    )
     kafka_tools_classpath: str | None = Field(
         default=None,
         description="Java classpath of Kafka's own tools, which millrace-admin grants and producers run"

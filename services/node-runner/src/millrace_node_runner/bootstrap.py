@@ -36,6 +36,7 @@ from starlette.applications import Starlette
 from millrace_node_runner.adapters.ai import ChatEndpoint
 from millrace_node_runner.adapters.ai_ledger import AiLedger
 from millrace_node_runner.adapters.http import HttpCaller
+from millrace_node_runner.adapters.kafka_publisher import TopicPublisher
 from millrace_node_runner.adapters.network import GuardedClients, Resolver, SystemResolver
 from millrace_node_runner.adapters.record_store import RecordStore
 from millrace_node_runner.adapters.tenants import TenantConfig
@@ -46,6 +47,7 @@ from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
 from millrace_node_runner.service_layer.ai import AiNodes
 from millrace_node_runner.service_layer.executor import NodeExecutor, NodeResult
 from millrace_node_runner.service_layer.http import HttpNodes
+from millrace_node_runner.service_layer.kafka import KafkaNodes
 from millrace_node_runner.service_layer.plugins import (
     GuardedHttp,
     PluginLoadError,
@@ -94,6 +96,7 @@ def build(
         max_causation_depth=settings.max_causation_depth,
         clock=clock,
     )
+    publisher = TopicPublisher(settings, engine)
     built_in = {
         "http_request": http.request,
         "webhook_out": http.webhook,
@@ -105,6 +108,7 @@ def build(
         "record_find": records.find,
         "record_delete": records.delete,
         "task_notify": records.notify,
+        "kafka_publish": KafkaNodes(publisher).publish,
     }
     # The node types this runner runs: the registry's (the built-in ones and every installed
     # plugin's); a plugin's handler is built from the factory its declaration names.
@@ -146,7 +150,7 @@ def build(
         engine,
         registry,
         background=(consumer.run, relay.run, records_relay.run, retention.run, gauges.run),
-        closers=(clients.aclose,),
+        closers=(clients.aclose, publisher.close),
         consumers=(consumer.membership,),
     )
     return operations_app(parts)

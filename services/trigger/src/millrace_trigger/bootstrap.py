@@ -24,8 +24,10 @@ from millrace_trigger.adapters.clock import Clock, FileClock, SystemClock
 from millrace_trigger.adapters.store import TriggerStore
 from millrace_trigger.entrypoints import kafka
 from millrace_trigger.entrypoints.clock import RetentionLoop, SchedulerLoop
+from millrace_trigger.entrypoints.kafka_topics import KafkaTriggerTopics
 from millrace_trigger.metrics import TriggerMetrics
 from millrace_trigger.service_layer.firings import ConsumerShell, FiringLedger
+from millrace_trigger.service_layer.kafka_messages import KafkaMessageHandler
 from millrace_trigger.service_layer.records import RecordEventHandler
 from millrace_trigger.service_layer.retention import Retention
 from millrace_trigger.service_layer.schedules import Scheduler
@@ -55,6 +57,11 @@ def build(settings: TriggerSettings) -> Starlette:
         consumer_metrics,
         dead_letters,
     )
+    # Its own dead letters: the group named in them is the Kafka-trigger consumer's.
+    kafka_dead_letters = DeadLetters(broker, namespace, ConsumerGroup.TRIGGER_KAFKA, consumer_metrics)
+    kafka_topics = KafkaTriggerTopics(
+        settings, KafkaMessageHandler(shell), consumer_metrics, kafka_dead_letters
+    )
     scheduler = SchedulerLoop(
         Scheduler(shell, trigger_metrics, grace=timedelta(seconds=settings.trigger_schedule_grace_seconds)),
         tick_seconds=settings.trigger_schedule_tick_seconds,
@@ -77,7 +84,7 @@ def build(settings: TriggerSettings) -> Starlette:
         broker,
         engine,
         registry,
-        background=(consumer.run, relay.run, scheduler.run, retention.run, gauges.run),
+        background=(consumer.run, kafka_topics.run, relay.run, scheduler.run, retention.run, gauges.run),
         closers=(direct.close,),
         consumers=(consumer.membership,),
     )

@@ -39,6 +39,19 @@ class TriggerSettings(ServiceSettings):
         description="How soon a tenant's new ingress topic (tenant.<tenant>.records.ingress) is read:"
         " the consumer reads the topic list this often",
     )
+    trigger_kafka_discovery_seconds: float = Field(
+        default=30,
+        ge=0.5,
+        le=300,
+        description="How soon a Kafka trigger's topic is read (or no longer read) after its workflow was"
+        " activated (paused) or its grant added (revoked): the service looks this often",
+    )
+    trigger_kafka_max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=100_000_000,
+        description="The largest message value a Kafka trigger takes; a larger one is dead-lettered",
+    )
     trigger_clock_file: Path | None = Field(
         default=None,
         description=(

@@ -35,6 +35,8 @@ class NodeErrorType(StrEnum):
     NOT_FOUND = "not_found"
     CAUSATION_DEPTH_EXCEEDED = "causation_depth_exceeded"
     TOO_MANY_RECORDS = "too_many_records"
+    TOPIC_NOT_GRANTED = "topic_not_granted"
+    KAFKA_PUBLISH = "kafka_publish"
     RUNNER_ERROR = "runner_error"
     # -- both: a condition (condition and switch nodes, record_find filters) cannot be evaluated ---
     CONDITION = "condition"

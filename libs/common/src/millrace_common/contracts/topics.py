@@ -27,6 +27,10 @@ class Topic:
     which outside producers write under a broker ACL of their tenant; the family shares one
     ``<name>.dlq``. ``millrace-topics`` creates only that; ``millrace-admin producers create`` a
     tenant's topic."""
+    granted: bool = False
+    """Stands for every outside topic a tenant was granted (``topic_grants``), whatever its name and
+    outside the namespace: the topics of Kafka triggers. ``millrace-topics`` creates only its ``.dlq``,
+    where messages of those topics that cannot start a run go."""
 
     @property
     def dlq(self) -> Topic:
@@ -39,6 +43,9 @@ RECORDS_EVENTS = Topic("records.events", 6, "record_id")
 """The platform's own record events (gateway, node runner); outside producers write their tenant's
 ``RECORDS_INGRESS`` topic instead (``docs/triggers.md``)."""
 RECORDS_INGRESS = Topic("records.ingress", 6, "record_id", per_tenant=True)
+KAFKA_GRANTED = Topic("kafka.granted", 1, "the producer's own key", granted=True)
+"""The granted outside topics Kafka triggers read (``docs/triggers.md``): one entry for all of them,
+for their shared dead-letter topic."""
 RUNS_COMMANDS = Topic("runs.commands", 6, "run_id")
 RUNS_EVENTS = Topic("runs.events", 6, "run_id")
 RUNS_APPROVALS = Topic("runs.approvals", 6, "run_id")
@@ -51,6 +58,7 @@ NODES_READY_OTHER = Topic("nodes.ready.other", 3, "run_id")
 ALL_TOPICS: tuple[Topic, ...] = (
     RECORDS_EVENTS,
     RECORDS_INGRESS,
+    KAFKA_GRANTED,
     RUNS_COMMANDS,
     RUNS_EVENTS,
     RUNS_APPROVALS,
@@ -64,6 +72,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
 
 class ConsumerGroup(StrEnum):
     TRIGGER = "trigger"
+    TRIGGER_KAFKA = "trigger-kafka"
+    """The trigger service's group on the granted outside topics (Kafka triggers)."""
     ORCHESTRATOR = "orchestrator"
     NODE_RUNNER = "node-runner"
     APPROVAL = "approval"
@@ -109,7 +119,7 @@ def every_topic() -> list[Topic]:
         t
         for topic in ALL_TOPICS
         for t in ((topic, topic.dlq) if topic.dead_letter else (topic,))
-        if not t.per_tenant
+        if not (t.per_tenant or t.granted)
     ]
 
 

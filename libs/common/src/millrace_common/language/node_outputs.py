@@ -51,6 +51,7 @@ NODE_OUTPUT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "end": (END_OUTPUT_KEY,),
     "http_request": _HTTP_RESPONSE,
     "webhook_out": _HTTP_RESPONSE,
+    "kafka_publish": ("topic", "partition", "offset"),
     "approval": ("decision", "decided_by", "note"),
     "task_notify": ("task_id", "assignee", "status"),
     "sub_workflow": (CHILD_OUTPUT_KEY, "run_id"),
@@ -100,6 +101,16 @@ TRIGGER_PAYLOAD_PATHS: Mapping[str, tuple[str, ...]] = {
         "trigger.schedule.missed_slots",
     ),
     "manual": ("trigger.kind", f"trigger.{MANUAL_INPUT_KEY}"),
+    "kafka": (
+        "trigger.kind",
+        "trigger.kafka.topic",
+        "trigger.kafka.partition",
+        "trigger.kafka.offset",
+        "trigger.kafka.key",
+        "trigger.kafka.headers",
+        "trigger.kafka.timestamp",
+        "trigger.kafka.value",
+    ),
 }
 """Every path under ``trigger`` a run of each trigger kind has (``record_updated`` has
 ``changed_fields`` when the record's earlier state is known; a schedule's slot has ``cron``, ``every``

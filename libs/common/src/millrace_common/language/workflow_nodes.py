@@ -37,6 +37,7 @@ from millrace_common.language.workflow_configs import (
     EndConfig,
     ForEachConfig,
     HttpRequestConfig,
+    KafkaPublishConfig,
     NodeConfig,
     RecordCreateConfig,
     RecordDeleteConfig,
@@ -73,6 +74,7 @@ __all__ = [
     "EndNode",
     "ForEachNode",
     "HttpRequestNode",
+    "KafkaPublishNode",
     "Node",
     "NodeId",
     "NodeType",
@@ -205,6 +207,11 @@ class WebhookOutNode(_NodeBase):
     data: WebhookOutConfig
 
 
+class KafkaPublishNode(_NodeBase):
+    type: Literal["kafka_publish"]
+    data: KafkaPublishConfig
+
+
 class ApprovalNode(_NodeBase):
     type: Literal["approval"]
     data: ApprovalConfig
@@ -238,6 +245,7 @@ _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
     ),
     ("Flow", None, (SubWorkflowNode,)),
     ("External", "http", (HttpRequestNode, WebhookOutNode)),
+    ("Kafka", "other", (KafkaPublishNode,)),
     ("Human", None, (ApprovalNode,)),
     ("Human", "other", (TaskNotifyNode,)),
     ("Logic", None, (WaitForEventNode,)),

@@ -98,4 +98,7 @@ RETENTION: Mapping[str, Pruned | NotGrowing | Kept] = {
     "tenant_network_policies": _PER_TENANT,
     "tenant_retention": _PER_TENANT,
     "producer_grants": Kept("configuration, until an operator revokes it (`millrace-admin grants revoke`)"),
+    "topic_grants": Kept(
+        "configuration, until an operator revokes it (`millrace-admin grants revoke-topic`)"
+    ),
 }

@@ -53,6 +53,17 @@ run_reruns = Table(
     Column("requested_by", Text, nullable=False),
     Column("requested_at", DateTime(timezone=True), nullable=False),
 )
+
+
+topic_grants = Table(
+    "topic_grants",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("topic", String(249), primary_key=True),
+    Column("access", String(16), primary_key=True),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 dead_letters = Table(
     "dead_letters",
     metadata,

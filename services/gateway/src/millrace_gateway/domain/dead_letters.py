@@ -142,6 +142,11 @@ def refuse_unless_replayable(value_truncated: bool, topic: str) -> None:
             f"a {topic} dead letter came from an outside producer's tenant topic; the producer sends it"
             " again (a replay could not prove its tenant)"
         )
+    if topic in _GRANTED:
+        raise NotReplayable(
+            f"a {topic} dead letter came from an outside topic a tenant was granted; its producer sends"
+            " it again (a replay cannot write to that topic in its producer's name)"
+        )
     if value_truncated:
         raise NotReplayable(
             "the original message was too large to keep whole in its dead letter, so it cannot be sent again"
@@ -149,3 +154,4 @@ def refuse_unless_replayable(value_truncated: bool, topic: str) -> None:
 
 
 _PER_TENANT = frozenset(topic.name for topic in ALL_TOPICS if topic.per_tenant)
+_GRANTED = frozenset(topic.name for topic in ALL_TOPICS if topic.granted)

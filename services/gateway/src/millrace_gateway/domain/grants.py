@@ -13,7 +13,7 @@ resource (the services' own, another installation's) are never touched."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -92,12 +92,24 @@ class Plan:
         return not self.add and not self.remove
 
 
-def plan(meant: frozenset[Acl], present: Iterable[Acl], namespace: Namespace) -> Plan:
-    """What to change on the broker so that it holds exactly ``meant`` on the managed resources."""
+def plan(
+    meant: frozenset[Acl],
+    present: Iterable[Acl],
+    namespace: Namespace,
+    also_managed: Callable[[Acl], bool] | None = None,
+) -> Plan:
+    """What to change on the broker so that it holds exactly ``meant`` on the managed resources
+    (those of :func:`managed`, and those ``also_managed`` says, the topic grants')."""
     held = frozenset(present)
     return Plan(
         add=tuple(sorted(meant - held)),
-        remove=tuple(sorted(a for a in held - meant if managed(a, namespace))),
+        remove=tuple(
+            sorted(
+                a
+                for a in held - meant
+                if managed(a, namespace) or (also_managed is not None and also_managed(a))
+            )
+        ),
     )
 
 

@@ -11,7 +11,7 @@ from millrace_common.contracts.topics import RECORDS_INGRESS, Namespace
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_gateway.adapters import producer_grants
+from millrace_gateway.adapters import producer_grants, topic_grants
 from millrace_gateway.adapters.kafka_tools import KafkaTools
 from millrace_gateway.domain.grants import (
     Acl,
@@ -24,6 +24,7 @@ from millrace_gateway.domain.grants import (
     revoking,
 )
 from millrace_gateway.domain.refusals import NotFound
+from millrace_gateway.domain.topic_grants import managed_by_topic_grants, topic_acls
 
 TopicMaker = Callable[[str], Awaitable[bool]]
 """Creates a tenant's ingress topic unless it exists (True when it made it)."""
@@ -37,12 +38,19 @@ class Applied:
 
 class GrantDesk:
     def __init__(
-        self, engine: AsyncEngine, tools: KafkaTools, namespace: Namespace, make_topic: TopicMaker
+        self,
+        engine: AsyncEngine,
+        tools: KafkaTools,
+        namespace: Namespace,
+        make_topic: TopicMaker,
+        *,
+        services_principal: str = "User:ANONYMOUS",
     ) -> None:
         self._engine = engine
         self._tools = tools
         self._namespace = namespace
         self._make_topic = make_topic
+        self._services_principal = services_principal
 
     async def add(self, grant: Grant, *, by: str) -> Applied:
         """Record the grant, create the tenant's topic it names, and apply the principal's ACLs."""
@@ -75,11 +83,22 @@ class GrantDesk:
 
     async def _meant(self) -> frozenset[Acl]:
         rows = await self.listed()
-        return acls_of((producer_grants.grant_of(row) for row in rows), self._namespace)
+        async with self._engine.connect() as connection:
+            topics = [topic_grants.grant_of(row) for row in await topic_grants.rows(connection)]
+        return acls_of((producer_grants.grant_of(row) for row in rows), self._namespace) | topic_acls(
+            topics, self._services_principal, self._namespace
+        )
 
     async def sync(self, *, dry_run: bool = False) -> Plan:
-        """Bring every managed ACL in line with the grants (idempotent: a second run changes nothing)."""
-        steps = plan(await self._meant(), await self._tools.acls(), self._namespace)
+        """Bring every managed ACL (of producer and topic grants) in line with the grants (idempotent:
+        a second run changes nothing)."""
+        principal, namespace = self._services_principal, self._namespace
+        steps = plan(
+            await self._meant(),
+            await self._tools.acls(),
+            namespace,
+            also_managed=lambda acl: managed_by_topic_grants(acl, principal, namespace),
+        )
         if not dry_run:
             await self._carry_out(steps)
         return steps

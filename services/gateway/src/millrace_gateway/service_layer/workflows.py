@@ -20,11 +20,12 @@ from pydantic import JsonValue
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from millrace_gateway.adapters import trigger_index, workflows
+from millrace_gateway.adapters import topic_grants, trigger_index, workflows
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.pages import Page
 from millrace_gateway.domain.refusals import NotFound, UnknownVersion
 from millrace_gateway.domain.runs import manual_run_id, refuse_mismatched_input
+from millrace_gateway.domain.topic_grants import refuse_ungranted_topics, uses_topics
 from millrace_gateway.domain.trigger_index import active_trigger
 from millrace_gateway.domain.workflow_links import refuse_broken_links, workflow_links
 from millrace_gateway.domain.workflows import (
@@ -70,6 +71,7 @@ class Workflows:
         checked = checked_definition(definition)
         async with self._engine.begin() as connection:
             await _check_links(connection, tenant_id, checked, own_id=None, own_next_version=1)
+            await _refuse_ungranted_topics(connection, tenant_id, checked)
             return await self._new_draft(connection, tenant_id, name, checked, description, by)
 
     async def page(
@@ -118,6 +120,7 @@ class Workflows:
         async with self._engine.begin() as connection:
             current = await _locked(connection, tenant_id, workflow_id)
             refuse_if_archived(current.status, "be changed")
+            await _refuse_ungranted_topics(connection, tenant_id, checked)
             version = current.latest_version + 1
             await _check_links(connection, tenant_id, checked, own_id=workflow_id, own_next_version=version)
             await workflows.add_version(connection, tenant_id, workflow_id, version, checked, utc_now())
@@ -291,3 +294,11 @@ async def _definition(
     if definition is None:
         raise UnknownVersion(version, pointer=pointer, status=status)
     return definition
+
+
+async def _refuse_ungranted_topics(
+    connection: AsyncConnection, tenant_id: str, definition: WorkflowDefinition
+) -> None:
+    """A Kafka trigger or publish node on a topic the tenant was not granted is refused on saving."""
+    if uses_topics(definition):
+        refuse_ungranted_topics(definition, await topic_grants.granted(connection, tenant_id))

@@ -1,3 +1,4 @@
+import type { GrantedTopic } from "../model/kafkaTopics";
 /** The gateway's REST API, same origin, with the signed-in user's bearer token. */
 import type { ConditionPreset } from "../model/conditions";
 import type {
@@ -100,6 +101,7 @@ export function api(token: string) {
     me: () => call<{ roles: string[]; permissions: string[] }>("GET", "/me"),
     nodeTypes: () => call<NodeType[]>("GET", "/node-types"),
     conditionPresets: () => call<ConditionPreset[]>("GET", "/condition-presets"),
+    kafkaTopics: () => call<{ items: GrantedTopic[] }>("GET", "/kafka/topics"),
     sampleRecords: (pipelineId: string) =>
       call<{ items: { data: JsonObject }[] }>("GET", `/pipelines/${encodeURIComponent(pipelineId)}/records?limit=20`),
     listWorkflows: (query = "") =>

@@ -178,3 +178,24 @@ describe("node forms from the node types' JSON schemas", () => {
     expect(seen.at(-1)).toMatchObject({ name: "Rows", item_variable: "row" });
   });
 });
+
+describe("a Kafka node's topic", () => {
+  it("is chosen from the granted topics, not typed", () => {
+    const seen: JsonObject[] = [];
+    render(
+      <SchemaForm
+        schema={schemaOf("kafka_publish")}
+        value={{ name: "Emit", topic: "" }}
+        variables={variables}
+        problems={[]}
+        choices={{ topic: ["audit", "orders"] }}
+        onChange={(next) => seen.push(next)}
+      />,
+    );
+    const topic = document.querySelector('[data-field="/topic"]') as HTMLSelectElement;
+    expect(topic.tagName).toBe("SELECT");
+    expect([...topic.options].map((o) => o.value)).toEqual(["", "audit", "orders"]);
+    fireEvent.change(topic, { target: { value: "orders" } });
+    expect(seen[seen.length - 1].topic).toBe("orders");
+  });
+});

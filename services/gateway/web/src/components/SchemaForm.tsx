@@ -23,6 +23,8 @@ interface FormProps {
   templates?: boolean;
   presets?: ConditionPreset[];
   readOnly?: boolean;
+  /** Text fields chosen from a list (a Kafka node's `topic`: the tenant's granted topics), by name. */
+  choices?: Record<string, string[]>;
 }
 
 const LONG_TEXT = new Set(["prompt", "system", "description", "message", "text"]);
@@ -39,6 +41,7 @@ export function SchemaForm({
   templates = true,
   presets,
   readOnly,
+  choices,
 }: FormProps) {
   const [advanced, setAdvanced] = useState(false);
   const properties = Object.entries(schema.properties ?? {});
@@ -70,6 +73,7 @@ export function SchemaForm({
       required={required.has(name)}
       templates={templates && !LITERAL_FIELDS.has(name)}
       presets={presets}
+      choices={choices?.[name]}
     />
   );
   const commonHasProblems = common.some(([name]) => matched(`/${name}`));
@@ -107,12 +111,13 @@ interface FieldProps {
   required: boolean;
   templates: boolean;
   presets?: ConditionPreset[];
+  choices?: string[];
 }
 
 function Field(props: FieldProps) {
-  const { name, path, root, value, onChange, variables, problems, required, templates, presets } = props;
+  const { name, path, root, value, onChange, variables, problems, required, templates, presets, choices } = props;
   const { schema, nullable } = unwrapNullable(props.schema, root);
-  const kind = JSON_FIELDS.has(name) ? "json" : fieldKind(schema);
+  const kind = JSON_FIELDS.has(name) ? "json" : choices ? "choice" : fieldKind(schema);
   const errors = problems.filter((p) => p.path === path);
   const invalid = errors.length > 0;
   const id = `field-${path.slice(1).replace(/[^A-Za-z0-9_-]/g, "-")}`;
@@ -158,6 +163,24 @@ function Field(props: FieldProps) {
           {(schema.enum ?? []).map((option) => (
             <option key={String(option)} value={String(option)}>
               {String(option)}
+            </option>
+          ))}
+        </select>
+      );
+      break;
+    case "choice":
+      control = (
+        <select
+          id={id}
+          data-field={path}
+          className={invalid ? "invalid" : undefined}
+          value={typeof value === "string" ? value : ""}
+          onChange={(e) => onChange(e.target.value === "" && !required ? undefined : e.target.value)}
+        >
+          <option value="">{(choices ?? []).length === 0 ? "— none granted —" : "—"}</option>
+          {(choices ?? []).map((option) => (
+            <option key={option} value={option}>
+              {option}
             </option>
           ))}
         </select>

@@ -97,6 +97,8 @@ export const LITERAL_FIELDS = new Set([
   "model",
   "cron",
   "timezone",
+  "topic",
+  "start_from",
   "field",
   "user",
   "role",
@@ -135,6 +137,7 @@ export function starterConfig(type: string, schema: JsonSchema, name: string): J
     sub_workflow: { workflow_id: "", mode: "wait", input: {} },
     wait_for_event: { event: "signal", signal_name: "go", wait_seconds: 3600 },
     respond_to_webhook: { status: 200, body: { ok: true } },
+    kafka_publish: { topic: "", value: {} },
   };
   const config: JsonObject = { name, ...(structuredClone(starters[type]) ?? {}) };
   for (const field of schema.required ?? []) {
@@ -167,6 +170,7 @@ export const TYPE_LABELS: Record<string, string> = {
   sub_workflow: "Sub-workflow",
   wait_for_event: "Wait for event",
   respond_to_webhook: "Respond to webhook",
+  kafka_publish: "Publish to Kafka",
 };
 
 export function typeLabel(type: string): string {

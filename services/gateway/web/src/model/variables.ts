@@ -45,6 +45,15 @@ const TRIGGER_FIELDS: Record<string, [string, string][]> = {
     ["trigger.schedule.late", "fired on recovery"],
   ],
   manual: [],
+  kafka: [
+    ["trigger.kafka.value", "the message's JSON value"],
+    ["trigger.kafka.key", "the message's key"],
+    ["trigger.kafka.headers", "the message's headers"],
+    ["trigger.kafka.topic", "its topic"],
+    ["trigger.kafka.partition", "its partition"],
+    ["trigger.kafka.offset", "its offset"],
+    ["trigger.kafka.timestamp", "its Kafka timestamp"],
+  ],
 };
 
 /** The types of the trigger fields and node outputs whose shape is fixed. */
@@ -58,6 +67,11 @@ const KNOWN_TYPES: Record<string, FieldType> = {
   "trigger.schedule.slot": "date",
   "trigger.schedule.slot_local": "date",
   "trigger.schedule.late": "boolean",
+  "trigger.kafka.value": "object",
+  "trigger.kafka.key": "text",
+  "trigger.kafka.offset": "number",
+  "trigger.kafka.partition": "number",
+  "trigger.kafka.timestamp": "date",
   "output.text": "text",
   "output.model": "text",
   "output.label": "text",
@@ -108,6 +122,7 @@ const OUTPUT_FIELDS: Record<string, string[]> = {
   task_notify: ["task_id"],
   wait_for_event: ["source", "name", "payload", "received_at"],
   respond_to_webhook: ["status", "headers", "body"],
+  kafka_publish: ["topic", "partition", "offset"],
 };
 
 function triggerFields(kind: string): [string, string][] {

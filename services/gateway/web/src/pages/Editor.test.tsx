@@ -43,6 +43,7 @@ function fakeApi() {
   return {
     nodeTypes: vi.fn(async () => catalog as unknown as NodeType[]),
     conditionPresets: vi.fn(async () => []),
+    kafkaTopics: vi.fn(async () => ({ items: [] })),
     validate: vi.fn(async () => ({ valid: true, problems: [] })),
     getWorkflow: vi.fn(async () => workflow),
     version: vi.fn(async (_id: string, version: number) => ({

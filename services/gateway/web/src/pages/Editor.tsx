@@ -1,8 +1,9 @@
 import { ReactFlowProvider } from "@xyflow/react";
-import { useCallback, useMemo, useReducer } from "react";
+import { useCallback, useEffect, useMemo, useReducer, useState } from "react";
 import type { Api } from "../api/client";
 import { editorReducer, initialEditorState } from "../model/editor";
 import { graphToDefinition } from "../model/graph";
+import type { GrantedTopic } from "../model/kafkaTopics";
 import { Link } from "../router";
 import { Canvas } from "./editor/Canvas";
 import { Palette } from "./editor/Palette";
@@ -34,6 +35,13 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
   const undo = useCallback(() => dispatch({ type: "undo" }), []);
   const redo = useCallback(() => dispatch({ type: "redo" }), []);
   useShortcuts({ undo, redo, copy, paste });
+  const [kafkaTopics, setKafkaTopics] = useState<GrantedTopic[]>([]);
+  useEffect(() => {
+    api
+      .kafkaTopics()
+      .then((answer) => setKafkaTopics(answer.items))
+      .catch(() => setKafkaTopics([]));
+  }, [api]);
 
   return (
     <div className="editor">
@@ -81,6 +89,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
           problems={problems}
           dispatch={dispatch}
           onActivate={(v) => actions.setStatus("activate", v)}
+          kafkaTopics={kafkaTopics}
         />
       </div>
       {state.runDialog && workflow && (

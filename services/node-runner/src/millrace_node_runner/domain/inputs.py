@@ -159,3 +159,10 @@ class TaskNotifyInput(_Input):
     assignee: AssigneeInput
     title: Text = Field(min_length=1, max_length=500)
     message: Text = Field(default="", max_length=65_536)
+
+
+class KafkaPublishInput(_Input):
+    topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    key: Text | None = Field(default=None, max_length=4096)
+    headers: TextMap = Field(default_factory=dict)
+    value: JsonValue = None

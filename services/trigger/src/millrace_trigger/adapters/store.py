@@ -19,6 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_trigger.domain.firings import Candidate, Firing
+from millrace_trigger.domain.kafka_messages import KafkaCandidate
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,17 @@ _RECORD_FIRINGS = text(
          as q (k, t, w, v, kind, src, r, st, reason)
     on conflict (idempotency_key) do nothing
     returning idempotency_key
+    """
+)
+# A Kafka trigger reads its topic only while its tenant holds the grant to consume it.
+_KAFKA_CANDIDATES = text(
+    """
+    select w.workflow_id, w.tenant_id, w.workflow_version, w.config, w.activated_at
+    from workflow_triggers w
+    join topic_grants g
+      on g.tenant_id = w.tenant_id and g.topic = w.config ->> 'topic' and g.access = 'consume'
+    where w.trigger_kind = 'kafka'
+    order by w.workflow_id
     """
 )
 _PRUNE_FIRINGS = text(
@@ -269,6 +281,15 @@ class TriggerStore:
             candidate = self._candidate(row.workflow_id, row.workflow_version, row.tenant_id, row.config)
             if candidate is not None:
                 found[row.workflow_id] = candidate
+        return found
+
+    async def kafka_candidates(self, connection: AsyncConnection) -> list[KafkaCandidate]:
+        """Every active Kafka trigger on a topic its tenant holds the grant to consume."""
+        found = []
+        for row in await connection.execute(_KAFKA_CANDIDATES):
+            candidate = self._candidate(row.workflow_id, row.workflow_version, row.tenant_id, row.config)
+            if candidate is not None:
+                found.append(KafkaCandidate(candidate, row.activated_at))
         return found
 
     def _candidate(

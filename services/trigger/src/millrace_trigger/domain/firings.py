@@ -20,7 +20,7 @@ from millrace_common.contracts.messages.run_commands import StartRun, TriggerDat
 from millrace_common.contracts.messages.webhooks import run_id_for_key
 from millrace_common.language.workflow import TriggerConfig
 
-Source = Literal["record", "schedule"]
+Source = Literal["record", "schedule", "kafka"]
 
 
 class Outcome(StrEnum):

@@ -7,7 +7,8 @@ Every config has a ``name`` and the shared execution policy (``retry``, ``timeou
 
 One module a family: ``base`` (the field types, the execution policy and ``NodeConfig``), ``triggers``,
 ``ai``, ``records``, ``logic`` (logic and control), ``external`` (HTTP and outgoing webhooks), ``flow``
-(sub-workflows) and ``human`` (approvals and tasks). Import the names from this package.
+(sub-workflows), ``kafka`` (publishing) and ``human`` (approvals and tasks). Import the names from this
+package.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from millrace_common.language.workflow_configs.base import _Frozen as _Frozen
 from millrace_common.language.workflow_configs.external import HttpAuth, HttpRequestConfig, WebhookOutConfig
 from millrace_common.language.workflow_configs.flow import SubWorkflowConfig, SubWorkflowMode
 from millrace_common.language.workflow_configs.human import ApprovalConfig, Assignee, TaskNotifyConfig
+from millrace_common.language.workflow_configs.kafka import KafkaPublishConfig
 from millrace_common.language.workflow_configs.logic import (
     ConditionConfig,
     EndConfig,
@@ -73,6 +75,7 @@ __all__ = [
     "ForEachConfig",
     "HttpAuth",
     "HttpRequestConfig",
+    "KafkaPublishConfig",
     "NodeConfig",
     "PipelineId",
     "RecordCreateConfig",

@@ -25,6 +25,8 @@ CredentialName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[
 VariableName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 ErrorType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^(\*|[a-z][a-z0-9_]*)$")]
 Title = Annotated[str, Field(min_length=1, max_length=500)]
+KafkaTopicName = Annotated[str, Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")]
+"""A Kafka topic's name as the broker allows it (1-249 of letters, digits, ``.``, ``_``, ``-``)."""
 Path = tuple[str | int, ...]
 
 THIRTY_DAYS_SECONDS = 30 * 24 * 3600

@@ -18,6 +18,7 @@ from millrace_common.language.conditions import Condition
 from millrace_common.language.input_schema import check_input_schema
 from millrace_common.language.workflow_configs.base import (
     CredentialName,
+    KafkaTopicName,
     NodeConfig,
     Path,
     PipelineId,
@@ -26,7 +27,14 @@ from millrace_common.language.workflow_configs.base import (
 )
 
 TriggerKind = Literal[
-    "record_created", "record_updated", "record_deleted", "field_changed", "webhook", "scheduled", "manual"
+    "record_created",
+    "record_updated",
+    "record_deleted",
+    "field_changed",
+    "webhook",
+    "scheduled",
+    "manual",
+    "kafka",
 ]
 RECORD_EVENT_KINDS = frozenset({"record_created", "record_updated", "record_deleted", "field_changed"})
 ANY_PIPELINE = "*"
@@ -115,6 +123,8 @@ class TriggerConfig(NodeConfig):
             "missed_slot_policy",
             "schedules",
             "input_schema",
+            "topic",
+            "start_from",
         }
     )
 
@@ -149,6 +159,12 @@ class TriggerConfig(NodeConfig):
             # Passed as context: a schema's braces in the message are not a template to format.
             raise PydanticCustomError("invalid_config", "{reason}", {"reason": str(error)}) from None
         return value
+
+    topic: KafkaTopicName | None = Field(default=None, validate_default=True)
+    """A ``kafka`` trigger's topic: one the tenant was granted to consume (checked on saving)."""
+    start_from: Literal["latest", "earliest"] = "latest"
+    """A ``kafka`` trigger's first message: ``latest``, those written from its activation on;
+    ``earliest``, every message the topic still holds."""
 
     @field_validator("pipeline_ids")
     @classmethod
@@ -212,6 +228,16 @@ class TriggerConfig(NodeConfig):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise _invalid(f"schedule names must be distinct: {', '.join(map(repr, repeated))} repeats")
+        return value
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_for_kafka(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if kind == "kafka" and value is None:
+            raise _invalid('a "kafka" trigger names the topic it reads')
+        if kind is not None and kind != "kafka" and value is not None:
+            raise _invalid('topic only applies to "kafka" triggers')
         return value
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 SourceTopic = Literal[
     "records.events",
     "records.ingress",
+    "kafka.granted",
     "runs.commands",
     "runs.events",
     "runs.approvals",

@@ -18,6 +18,7 @@ from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
 from millrace_gateway.service_layer.tenant_settings import TenantSettings
+from millrace_gateway.service_layer.topic_grants import TopicGrantDesk
 from millrace_gateway.service_layer.webhook_answers import WebhookAnswers
 from millrace_gateway.service_layer.webhooks import WebhookReceiver
 from millrace_gateway.service_layer.workflows import Workflows
@@ -39,6 +40,7 @@ LiveDep = Annotated[LiveRuns, Depends(app_state("live"))]
 WebhooksDep = Annotated[WebhookReceiver, Depends(app_state("webhooks"))]
 WebhookAnswersDep = Annotated[WebhookAnswers, Depends(app_state("webhook_answers"))]
 DeadLettersDep = Annotated[DeadLetterDesk, Depends(app_state("dead_letters"))]
+TopicGrantsDep = Annotated[TopicGrantDesk, Depends(app_state("topic_grants"))]
 
 
 async def _principal(

@@ -9,6 +9,7 @@ import { DESCRIPTION_KEY, edgeLabel, ownLabel, type CanvasEdge, type CanvasNode 
 import { typeLabel } from "../../model/schema";
 import type { JsonObject, NodeType, ScheduleState, Version, Workflow } from "../../model/types";
 import { availableVariables, loopItems } from "../../model/variables";
+import { topicChoices, type GrantedTopic } from "../../model/kafkaTopics";
 import { Link } from "../../router";
 import type { PlacedProblems } from "./useValidation";
 
@@ -19,6 +20,7 @@ export function SidePanel(props: {
   problems: PlacedProblems;
   dispatch: Dispatch<EditorAction>;
   onActivate: (version: number) => void;
+  kafkaTopics?: GrantedTopic[];
 }) {
   const { state, problems, dispatch, onActivate } = props;
   const { catalog, presets, pipelineFields, readOnly, webhookUrl, settings, versions, workflow } = state;
@@ -43,6 +45,7 @@ export function SidePanel(props: {
           webhookUrl={webhookUrl}
           workflowVariables={workflowVariables}
           schedules={workflow?.schedules ?? null}
+          kafkaTopics={props.kafkaTopics ?? []}
           onChange={(data) => dispatch({ type: "nodeEdited", id: node.id, data, now: Date.now() })}
           onDelete={() => void flow.deleteElements({ nodes: [{ id: node.id }] })}
         />
@@ -83,6 +86,7 @@ function NodePanel(props: {
   webhookUrl: string | null;
   workflowVariables: JsonObject | undefined;
   schedules: ScheduleState[] | null;
+  kafkaTopics: GrantedTopic[];
   onChange: (data: JsonObject) => void;
   onDelete: () => void;
 }) {
@@ -95,6 +99,7 @@ function NodePanel(props: {
     [node.id, nodes, edges, pipelineFields, workflowVariables],
   );
   const { [DESCRIPTION_KEY]: description, ...config } = node.data;
+  const topics = topicChoices(props.kafkaTopics, node.type, node.data);
   if (!type) return <p className="empty">Unknown node type {node.type}</p>;
   return (
     <div className="node-panel" data-panel-node={node.id}>
@@ -159,6 +164,7 @@ function NodePanel(props: {
         templates={node.type !== "trigger"}
         presets={node.type === "trigger" || node.type === "condition" ? presets : undefined}
         readOnly={readOnly}
+        choices={topics ? { topic: topics } : undefined}
       />
     </div>
   );

@@ -1,0 +1,78 @@
+"""The publish node's Kafka producer and the tenant's topic grants.
+
+A producer of its own, not the service's FastStream broker: FastStream adds its own headers to what it
+publishes, and a message to a tenant's outside topic carries only the headers the node gives it (and
+``millrace-idempotency-key``). Like every producer of the platform it is idempotent and waits for all
+in-sync replicas; it starts at the first publish (a runner without publish nodes never opens it)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaProducer
+from millrace_common.contracts.topics import producer_max_request_bytes
+from millrace_common.platform.kafka_security import client_options
+from millrace_common.platform.settings import ServiceSettings
+from millrace_common.platform.tables import topic_grants
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from millrace_node_runner.adapters.tenants import reading
+
+
+@dataclass(frozen=True)
+class Published:
+    topic: str
+    partition: int
+    offset: int
+
+
+class TopicPublisher:
+    def __init__(self, settings: ServiceSettings, engine: AsyncEngine) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._producer: AIOKafkaProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def granted(self, tenant_id: str, topic: str) -> bool:
+        """Whether the tenant holds the grant to produce to ``topic`` (read at each publish: a revoked
+        grant stops the next one)."""
+        async with reading(self._engine) as connection:
+            found = await connection.execute(
+                select(topic_grants.c.topic).where(
+                    topic_grants.c.tenant_id == tenant_id,
+                    topic_grants.c.topic == topic,
+                    topic_grants.c.access == "produce",
+                )
+            )
+            return found.first() is not None
+
+    async def publish(
+        self, topic: str, *, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]
+    ) -> Published:
+        producer = await self._started()
+        metadata = await producer.send_and_wait(topic, value, key=key, headers=headers)
+        return Published(metadata.topic, metadata.partition, metadata.offset)
+
+    async def _started(self) -> AIOKafkaProducer:
+        async with self._starting:
+            if self._producer is None:
+                settings = self._settings
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=settings.kafka_bootstrap,
+                    **client_options(settings),
+                    client_id=f"millrace-{settings.service_name}-publish",
+                    acks="all",
+                    enable_idempotence=True,
+                    linger_ms=settings.kafka_linger_ms,
+                    max_request_size=producer_max_request_bytes(settings.kafka_max_message_bytes),
+                )
+                await producer.start()
+                self._producer = producer
+            return self._producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
