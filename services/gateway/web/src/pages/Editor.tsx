@@ -1,5 +1,5 @@
 import { ReactFlowProvider } from "@xyflow/react";
-import { useCallback, useMemo, useReducer } from "react";
+import { useCallback, useEffect, useMemo, useReducer, useState } from "react";
 import type { Api } from "../api/client";
 import { editorReducer, initialEditorState } from "../model/editor";
 import { graphToDefinition } from "../model/graph";
@@ -7,7 +7,7 @@ import { Link } from "../router";
 import { Canvas } from "./editor/Canvas";
 import { Palette } from "./editor/Palette";
 import { RunDialog } from "./editor/RunDialog";
-import { SidePanel } from "./editor/SidePanel";
+import { SidePanel, type WorkflowChoice } from "./editor/SidePanel";
 import { Toolbar } from "./editor/Toolbar";
 import { useClipboard, useShortcuts } from "./editor/useShortcuts";
 import { useValidation } from "./editor/useValidation";
@@ -34,6 +34,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
   const undo = useCallback(() => dispatch({ type: "undo" }), []);
   const redo = useCallback(() => dispatch({ type: "redo" }), []);
   useShortcuts({ undo, redo, copy, paste });
+  const workflowChoices = useWorkflowChoices(api);
 
   return (
     <div className="editor">
@@ -80,6 +81,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
           state={state}
           problems={problems}
           dispatch={dispatch}
+          workflowChoices={workflowChoices}
           onActivate={(v) => actions.setStatus("activate", v)}
         />
       </div>
@@ -93,4 +95,23 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
       )}
     </div>
   );
+}
+
+/** The tenant's workflows (the first 200 by name), for the sub-workflow node's and the error workflow's
+ * pickers; none when they cannot be listed (the id can still be typed). */
+function useWorkflowChoices(api: Api): WorkflowChoice[] {
+  const [choices, setChoices] = useState<WorkflowChoice[]>([]);
+  useEffect(() => {
+    let live = true;
+    Promise.resolve()
+      .then(() => api.listWorkflows("?limit=200"))
+      .then((page) => {
+        if (live) setChoices(page.items.map((w) => ({ id: w.id, name: w.name })));
+      })
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [api]);
+  return choices;
 }
