@@ -71,7 +71,7 @@ def test_a_user_builds_a_workflow_with_a_sub_workflow_and_follows_its_run_to_the
     connect(page, "sub_workflow_1", None, "end_1")
 
     select(page, "sub_workflow_1")
-    field(page, "/workflow_id").fill(child_workflow)
+    page.select_option("#sub-workflow-picker", child_workflow)  # by name, from the tenant's workflows
     page.click('#side-panel [data-add="/input"]')
     field(page, "/input#key0").fill("n")
     field(page, "/input/n").fill("{{ trigger.n }}")

@@ -316,3 +316,17 @@ def test_a_waiting_parent_gets_its_childs_output_though_the_orchestrator_was_kil
     assert parent["status"] == "completed", parent
     assert node_of(parent, "call")["output"] == {"n": 5}
     assert finished(api, child["run_id"])["status"] == "completed"
+
+
+def test_the_node_types_list_the_sub_workflow_and_the_settings_schema_has_the_error_workflow(
+    api: httpx.Client,
+):
+    types = {t["type"]: t for t in api.get("/api/v1/node-types").json()}
+    sub = types["sub_workflow"]
+    assert sub["category"] == "Flow"
+    assert {"workflow_id", "version", "input", "mode"} <= set(sub["schema"]["properties"])
+    trigger = types["trigger"]["schema"]["properties"]
+    assert "input_schema" in trigger
+    settings = api.get("/api/v1/workflow-settings-schema")
+    assert settings.status_code == 200, settings.text
+    assert "error_workflow_id" in settings.json()["properties"]

@@ -98,6 +98,27 @@ describe("the editor page", () => {
     expect(saved.nodes.map((n) => [n.id, n.type])).toEqual([["trigger_1", "trigger"]]);
   });
 
+  it("picks the workflow a sub-workflow node runs from the tenant's workflows", async () => {
+    const api = {
+      ...fakeApi(),
+      listWorkflows: vi.fn(async () => ({ items: [{ ...workflow, id: "w-child", name: "Child" }], next_offset: null })),
+    };
+    const { container } = render(
+      <Editor api={as(api as ReturnType<typeof fakeApi>)} workflowId={null} version={null} />,
+    );
+    await screen.findByText("Flow");
+    fireEvent.click(container.querySelector('[data-palette-type="sub_workflow"]')!);
+    await waitFor(() => expect(container.querySelector('[data-panel-node="sub_workflow_1"]')).not.toBeNull());
+    const picker = (await screen.findByLabelText("Workflow to run")) as HTMLSelectElement;
+    await waitFor(() => expect(picker.options.length).toBe(2));
+    fireEvent.change(picker, { target: { value: "w-child" } });
+    await waitFor(() =>
+      expect((container.querySelector('#side-panel [data-field="/workflow_id"]') as HTMLInputElement).value).toBe(
+        "w-child",
+      ),
+    );
+  });
+
   it("opens an old version read only until asked to edit from it", async () => {
     const api = fakeApi();
     const { container } = render(<Editor api={as(api)} workflowId={workflow.id} version={1} />);

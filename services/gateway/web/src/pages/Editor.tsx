@@ -8,7 +8,7 @@ import { Link } from "../router";
 import { Canvas } from "./editor/Canvas";
 import { Palette } from "./editor/Palette";
 import { RunDialog } from "./editor/RunDialog";
-import { SidePanel } from "./editor/SidePanel";
+import { SidePanel, type WorkflowChoice } from "./editor/SidePanel";
 import { Toolbar } from "./editor/Toolbar";
 import { useClipboard, useShortcuts } from "./editor/useShortcuts";
 import { useValidation } from "./editor/useValidation";
@@ -42,6 +42,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
       .then((answer) => setKafkaTopics(answer.items))
       .catch(() => setKafkaTopics([]));
   }, [api]);
+  const workflowChoices = useWorkflowChoices(api);
 
   return (
     <div className="editor">
@@ -88,6 +89,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
           state={state}
           problems={problems}
           dispatch={dispatch}
+          workflowChoices={workflowChoices}
           onActivate={(v) => actions.setStatus("activate", v)}
           kafkaTopics={kafkaTopics}
         />
@@ -102,4 +104,23 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
       )}
     </div>
   );
+}
+
+/** The tenant's workflows (the first 200 by name), for the sub-workflow node's and the error workflow's
+ * pickers; none when they cannot be listed (the id can still be typed). */
+function useWorkflowChoices(api: Api): WorkflowChoice[] {
+  const [choices, setChoices] = useState<WorkflowChoice[]>([]);
+  useEffect(() => {
+    let live = true;
+    Promise.resolve()
+      .then(() => api.listWorkflows("?limit=200"))
+      .then((page) => {
+        if (live) setChoices(page.items.map((w) => ({ id: w.id, name: w.name })));
+      })
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, [api]);
+  return choices;
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from millrace_common.language.conditions import PRESETS
-from millrace_common.language.workflow import node_catalog
+from millrace_common.language.workflow import WorkflowSettings, node_catalog
 from pydantic import BaseModel, Field, JsonValue
 
 from millrace_gateway.entrypoints.http.deps import Reader
@@ -23,6 +23,13 @@ class ConditionPresetOut(BaseModel):
 async def node_types(_: Reader) -> list[dict[str, JsonValue]]:
     """Every node type this gateway knows (the built-in ones and its installed plugins')."""
     return node_catalog()
+
+
+@router.get("/workflow-settings-schema")
+async def workflow_settings_schema(_: Reader) -> dict[str, JsonValue]:
+    """The JSON Schema of a definition's ``settings`` (limits, retries, variables, the error workflow)."""
+    schema: dict[str, JsonValue] = WorkflowSettings.model_json_schema(by_alias=True)
+    return schema
 
 
 @router.get("/condition-presets", response_model=list[ConditionPresetOut])

@@ -13,6 +13,12 @@ import { topicChoices, type GrantedTopic } from "../../model/kafkaTopics";
 import { Link } from "../../router";
 import type { PlacedProblems } from "./useValidation";
 
+/** A workflow a sub-workflow node or the error workflow setting may name. */
+export interface WorkflowChoice {
+  id: string;
+  name: string;
+}
+
 /** The selected node's form, or the workflow's settings and problems when no one node is selected;
  * the version list while it is shown. */
 export function SidePanel(props: {
@@ -21,8 +27,10 @@ export function SidePanel(props: {
   dispatch: Dispatch<EditorAction>;
   onActivate: (version: number) => void;
   kafkaTopics?: GrantedTopic[];
+  workflowChoices?: WorkflowChoice[];
 }) {
   const { state, problems, dispatch, onActivate } = props;
+  const workflowChoices = props.workflowChoices ?? [];
   const { catalog, presets, pipelineFields, readOnly, webhookUrl, settings, versions, workflow } = state;
   const { nodes, edges } = state.history.present;
   const node = selectedNode(state.history.present);
@@ -46,6 +54,7 @@ export function SidePanel(props: {
           workflowVariables={workflowVariables}
           schedules={workflow?.schedules ?? null}
           kafkaTopics={props.kafkaTopics ?? []}
+          workflowChoices={workflowChoices}
           onChange={(data) => dispatch({ type: "nodeEdited", id: node.id, data, now: Date.now() })}
           onDelete={() => void flow.deleteElements({ nodes: [{ id: node.id }] })}
         />
@@ -67,6 +76,7 @@ export function SidePanel(props: {
           versions={versions}
           workflow={workflow}
           onActivate={onActivate}
+          workflowChoices={workflowChoices}
         />
       )}
       {node && versions && workflow && <VersionList versions={versions} workflow={workflow} onActivate={onActivate} />}
@@ -87,6 +97,7 @@ function NodePanel(props: {
   workflowVariables: JsonObject | undefined;
   schedules: ScheduleState[] | null;
   kafkaTopics: GrantedTopic[];
+  workflowChoices: WorkflowChoice[];
   onChange: (data: JsonObject) => void;
   onDelete: () => void;
 }) {
@@ -141,6 +152,22 @@ function NodePanel(props: {
       </div>
       {node.type === "trigger" && node.data.kind === "scheduled" && schedules && schedules.length > 0 && (
         <ScheduleStates schedules={schedules} />
+      )}
+      {node.type === "sub_workflow" && (
+        <WorkflowPicker
+          id="sub-workflow-picker"
+          label="Workflow to run"
+          value={typeof config.workflow_id === "string" ? config.workflow_id : ""}
+          choices={props.workflowChoices}
+          readOnly={readOnly}
+          onPick={(id) =>
+            onChange({
+              ...config,
+              workflow_id: id,
+              ...(typeof description === "string" ? { [DESCRIPTION_KEY]: description } : {}),
+            })
+          }
+        />
       )}
       {node.parentId && (
         <p className="hint" id="loop-items">
@@ -243,6 +270,7 @@ function WorkflowPanel(props: {
   versions: Version[] | null;
   workflow: Workflow | null;
   onActivate: (version: number) => void;
+  workflowChoices: WorkflowChoice[];
 }) {
   const { settings, readOnly, onChange, other, versions, workflow, onActivate, description, onDescribe } = props;
   const variables = (settings.variables as JsonObject | undefined) ?? {};
@@ -294,6 +322,19 @@ function WorkflowPanel(props: {
             />
           </div>
         ))}
+        <WorkflowPicker
+          id="error-workflow-picker"
+          label="Error workflow"
+          value={typeof settings.error_workflow_id === "string" ? settings.error_workflow_id : ""}
+          choices={props.workflowChoices.filter((w) => w.id !== workflow?.id)}
+          readOnly={readOnly}
+          onPick={(id) => {
+            const next = { ...settings };
+            if (id === "") delete next.error_workflow_id;
+            else next.error_workflow_id = id;
+            onChange(next);
+          }}
+        />
         <div className="field">
           <label htmlFor="setting-error_workflow_id">
             Error workflow (its id: started when a run fails or times out)
@@ -360,6 +401,32 @@ function VersionList({
           </li>
         ))}
       </ul>
+    </div>
+  );
+}
+
+/** Pick a workflow of the tenant by name; the id field below it (the form's) takes any id. */
+function WorkflowPicker(props: {
+  id: string;
+  label: string;
+  value: string;
+  choices: WorkflowChoice[];
+  readOnly: boolean;
+  onPick: (id: string) => void;
+}) {
+  const { id, label, value, choices, readOnly, onPick } = props;
+  const known = choices.some((c) => c.id === value);
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <select id={id} disabled={readOnly} value={known ? value : ""} onChange={(e) => onPick(e.target.value)}>
+        <option value="">{value && !known ? "(by id, below)" : "choose a workflow"}</option>
+        {choices.map((c) => (
+          <option key={c.id} value={c.id}>
+            {c.name}
+          </option>
+        ))}
+      </select>
     </div>
   );
 }
