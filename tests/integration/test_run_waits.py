@@ -4,7 +4,8 @@ over by its condition, ended by its timeout, given a signal that came early (kep
 asks), and still waiting after its orchestrator is killed with SIGKILL; resumed by a record event (a change
 made through the records API, matched by the trigger service) whose condition holds, and given one
 that came early when it asks; ``respond_to_webhook``
-answering the webhook call in time, a slow run answered 202, and a respond node in a run no webhook
+answering the webhook call in time (each of two gateway instances answering the calls it holds), a
+slow run answered 202, and a respond node in a run no webhook
 started failing with ``not_a_webhook_run``. The signal endpoint's refusals: a finished run (409), an
 unknown or another tenant's run (404), a bad name or body (422)."""
 
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -236,6 +238,26 @@ def test_a_webhook_call_is_answered_with_what_the_respond_node_sets(waits: Waits
         "headers": {"X-Order": "A-7"},
         "body": {"accepted": "A-7"},
     }
+
+
+def test_with_two_gateways_each_answers_the_calls_it_holds(waits: Waits):
+    system = waits.system
+    second = System(
+        system.infra,
+        system.namespace,
+        jwt_secret=system.jwt_secret,
+        encryption_key=system.encryption_key,
+        label="-b",
+    )
+    second.start(("gateway",), ready_timeout=240)
+    try:
+        path = urlsplit(waits.hook_url(respond_workflow(waits))).path
+        for n, base in enumerate([second.url("gateway"), system.url("gateway")] * 3):
+            answer = httpx.post(f"{base}{path}", json={"order": f"D-{n}"}, timeout=20)
+            assert answer.status_code == 201, (base, answer.text)
+            assert answer.json() == {"accepted": f"D-{n}"}
+    finally:
+        second.stop_all()
 
 
 def test_a_run_too_slow_to_respond_gets_the_usual_202_with_its_run_id(waits: Waits):

@@ -43,6 +43,9 @@ _PRIVATE_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "cookie", SIGNATURE_HEADER.lower(), "content-length", "host"}
 )
 _ALTERNATE_DELIVERY_HEADER = "Idempotency-Key"
+# Headers of a run's answer that describe the message's framing: the server sets them for the body
+# it sends, and one a node set could contradict it.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"})
 
 router = APIRouter(tags=["webhooks"])
 
@@ -142,7 +145,8 @@ async def _accept(webhooks: WebhookReceiver, target: WebhookTarget, call: Webhoo
 
 def _answer(answer: WebhookAnswer, run_id: UUID) -> Response:
     """The run's answer: a string body under a non-JSON content type goes as it is, the rest as JSON."""
-    headers = {**answer.headers, "X-Millrace-Run-Id": str(run_id)}
+    kept = {k: v for k, v in answer.headers.items() if k.lower() not in _FRAMING_HEADERS}
+    headers = {**kept, "X-Millrace-Run-Id": str(run_id)}
     declared_type = next((v for k, v in answer.headers.items() if k.lower() == "content-type"), None)
     if answer.body is None:
         return Response(status_code=answer.status, headers=headers)
