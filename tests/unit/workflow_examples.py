@@ -267,6 +267,14 @@ def every_node_type() -> Definition:
             fallback_output={"record": None},
         ),
         node("cool_off", "wait_delay", 300, 600, name="Cool off", until="{{ days_from_now(1) }}"),
+        node(
+            "tally",
+            "code",
+            300,
+            700,
+            name="Tally the similar leads",
+            code='def main():\n    return {"linked": nodes["each_similar"]["output"]["count"]}\n',
+        ),
         node("done", "end", 0, 800, name="Done", output={"label": "{{ nodes.classify.output.label }}"}),
     ]
     edges = [
@@ -292,7 +300,8 @@ def every_node_type() -> Definition:
         edge("link", "pause"),
         edge("pause", "drop_duplicate"),
         edge("each_similar", "cool_off", "done"),
-        edge("cool_off", "done"),
+        edge("cool_off", "tally"),
+        edge("tally", "done"),
     ]
     return {
         "nodes": nodes,

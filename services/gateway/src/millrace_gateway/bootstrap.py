@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import Namespace
 from millrace_common.language.workflow_nodes import require_node_types
+from millrace_common.platform.code_sandbox import CodeSandbox, code_limits
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
 from millrace_common.platform.kafka import create_broker
@@ -35,6 +36,7 @@ from millrace_gateway.entrypoints.http import (
     dead_letters,
     errors,
     live,
+    node_tests,
     records,
     runs,
     tasks,
@@ -48,6 +50,7 @@ from millrace_gateway.metrics import PendingDeadLetters, WebhookOutcomes, webhoo
 from millrace_gateway.service_layer.accounts import Accounts
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
+from millrace_gateway.service_layer.node_tests import NodeTests
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
@@ -126,6 +129,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         ttl=timedelta(seconds=settings.jwt_ttl_seconds),
     )
     box = SecretBox(settings.encryption_key)
+    sandbox = CodeSandbox(code_limits(settings))
 
     background = (
         relay.run,
@@ -145,8 +149,8 @@ def build(settings: GatewaySettings) -> FastAPI:
             engine,
             registry,
             background=background,
-            closers=(direct.close, publisher.close),
-            start_checks=(require_node_types,),
+            closers=(direct.close, publisher.close, sandbox.stop),
+            start_checks=(require_node_types, sandbox.start),
             consumers=(feed.membership, indexer.membership),
         ),
         title="Millrace API",
@@ -162,6 +166,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.dead_letters = desk
+    app.state.node_tests = NodeTests(engine, sandbox, utc_now)
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -171,7 +176,19 @@ def build(settings: GatewaySettings) -> FastAPI:
 
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     # The webhook route first: it takes the most calls, and routes are matched in order.
-    routers = (webhooks, auth, workflows, runs, live, records, tenant_settings, catalog, tasks, dead_letters)
+    routers = (
+        webhooks,
+        auth,
+        workflows,
+        node_tests,
+        runs,
+        live,
+        records,
+        tenant_settings,
+        catalog,
+        tasks,
+        dead_letters,
+    )
     for module in routers:
         app.include_router(module.router)
     # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.

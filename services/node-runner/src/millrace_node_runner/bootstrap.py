@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import (
     NODES_READY_AI,
+    NODES_READY_CODE,
     NODES_READY_HTTP,
     NODES_READY_OTHER,
     NODES_READY_RECORD,
@@ -18,6 +19,7 @@ from millrace_common.contracts.topics import (
     Namespace,
 )
 from millrace_common.language.workflow_nodes import node_types
+from millrace_common.platform.code_sandbox import CodeSandbox, code_limits
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import (
     ConsumerLagCollector,
@@ -44,6 +46,7 @@ from millrace_node_runner.entrypoints.clock import retention_loop
 from millrace_node_runner.entrypoints.kafka import NodeCommands
 from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
 from millrace_node_runner.service_layer.ai import AiNodes
+from millrace_node_runner.service_layer.code import CodeNodes
 from millrace_node_runner.service_layer.executor import NodeExecutor, NodeResult
 from millrace_node_runner.service_layer.http import HttpNodes
 from millrace_node_runner.service_layer.plugins import (
@@ -94,6 +97,7 @@ def build(
         max_causation_depth=settings.max_causation_depth,
         clock=clock,
     )
+    sandbox = CodeSandbox(code_limits(settings))
     built_in = {
         "http_request": http.request,
         "webhook_out": http.webhook,
@@ -105,6 +109,7 @@ def build(
         "record_find": records.find,
         "record_delete": records.delete,
         "task_notify": records.notify,
+        "code": CodeNodes(sandbox).run,
     }
     # The node types this runner runs: the registry's (the built-in ones and every installed
     # plugin's); a plugin's handler is built from the factory its declaration names.
@@ -133,6 +138,7 @@ def build(
             (NODES_READY_HTTP, settings.http_concurrency),
             (NODES_READY_RECORD, settings.record_concurrency),
             (NODES_READY_OTHER, settings.other_concurrency),
+            (NODES_READY_CODE, settings.code_concurrency),
         ],
         commands,
         dead_letters,
@@ -146,7 +152,8 @@ def build(
         engine,
         registry,
         background=(consumer.run, relay.run, records_relay.run, retention.run, gauges.run),
-        closers=(clients.aclose,),
+        closers=(clients.aclose, sandbox.stop),
+        start_checks=(sandbox.start,),
         consumers=(consumer.membership,),
     )
     return create_app(parts, title="Millrace node runner")
@@ -156,7 +163,7 @@ def _gauges(
     settings: NodeRunnerSettings, registry: CollectorRegistry, engine: AsyncEngine
 ) -> GaugeCollection:
     platform = PlatformGauges(registry)
-    lanes = (NODES_READY_AI, NODES_READY_HTTP, NODES_READY_RECORD, NODES_READY_OTHER)
+    lanes = (NODES_READY_AI, NODES_READY_HTTP, NODES_READY_RECORD, NODES_READY_OTHER, NODES_READY_CODE)
     collectors = [
         ConsumerLagCollector(settings, [Subscription(ConsumerGroup.NODE_RUNNER, lanes)], platform),
         OutboxCollector(engine, PRODUCER, platform),

@@ -50,6 +50,7 @@ NODE_OUTPUT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "webhook_out": _HTTP_RESPONSE,
     "approval": ("decision", "decided_by", "note"),
     "task_notify": ("task_id", "assignee", "status"),
+    "code": ("result", "printed"),
 }
 """The fields of each node type's output when it succeeds (``fallback`` outputs are the workflow's own)."""
 

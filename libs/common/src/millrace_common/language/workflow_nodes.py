@@ -33,6 +33,7 @@ from millrace_common.language.workflow_configs import (
     AiClassificationConfig,
     AiPromptConfig,
     ApprovalConfig,
+    CodeConfig,
     ConditionConfig,
     EndConfig,
     ForEachConfig,
@@ -66,6 +67,7 @@ __all__ = [
     "AiClassificationNode",
     "AiPromptNode",
     "ApprovalNode",
+    "CodeNode",
     "ConditionNode",
     "EndNode",
     "ForEachNode",
@@ -206,6 +208,11 @@ class TaskNotifyNode(_NodeBase):
     data: TaskNotifyConfig
 
 
+class CodeNode(_NodeBase):
+    type: Literal["code"]
+    data: CodeConfig
+
+
 # -- the registry ------------------------------------------------------------------------------------
 
 _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
@@ -220,6 +227,7 @@ _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
     ("External", "http", (HttpRequestNode, WebhookOutNode)),
     ("Human", None, (ApprovalNode,)),
     ("Human", "other", (TaskNotifyNode,)),
+    ("Logic", "code", (CodeNode,)),
 )
 
 # The named source handles of each type; a switch also has ``case:<name>`` per case, and every node

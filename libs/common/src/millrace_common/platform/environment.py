@@ -34,6 +34,12 @@ SERVICE_VARIABLES: frozenset[str] = frozenset(
         "MILLRACE_LIVE_RUN_WAIT_SECONDS",
         "MILLRACE_OPERATOR_TENANT",
         "MILLRACE_PUBLIC_BASE_URL",
+        # gateway and node-runner (millrace_common.platform.settings.CodeSandboxSettings)
+        "MILLRACE_CODE_CONCURRENCY",
+        "MILLRACE_CODE_CPU_SECONDS",
+        "MILLRACE_CODE_MEMORY_BYTES",
+        "MILLRACE_CODE_OUTPUT_BYTES",
+        "MILLRACE_CODE_RECURSION_DEPTH",
         # trigger
         "MILLRACE_TRIGGER_CLOCK_FILE",
         "MILLRACE_TRIGGER_INGRESS_DISCOVERY_SECONDS",

@@ -8,6 +8,7 @@ import { Canvas } from "./editor/Canvas";
 import { Palette } from "./editor/Palette";
 import { RunDialog } from "./editor/RunDialog";
 import { SidePanel } from "./editor/SidePanel";
+import { useNodeTester } from "./editor/NodeTestPanel";
 import { Toolbar } from "./editor/Toolbar";
 import { useClipboard, useShortcuts } from "./editor/useShortcuts";
 import { useValidation } from "./editor/useValidation";
@@ -31,6 +32,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
   const problems = useValidation(api, definition, state.loaded, state.problems, dispatch);
   const actions = useWorkflowDocument(api, { workflowId, version }, state, definition, dispatch);
   const { copy, paste } = useClipboard(graph, dispatch);
+  const tester = useNodeTester(api, workflow?.id ?? null, definition);
   const undo = useCallback(() => dispatch({ type: "undo" }), []);
   const redo = useCallback(() => dispatch({ type: "redo" }), []);
   useShortcuts({ undo, redo, copy, paste });
@@ -81,6 +83,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
           problems={problems}
           dispatch={dispatch}
           onActivate={(v) => actions.setStatus("activate", v)}
+          tester={tester}
         />
       </div>
       {state.runDialog && workflow && (

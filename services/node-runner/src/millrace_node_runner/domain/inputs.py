@@ -159,3 +159,8 @@ class TaskNotifyInput(_Input):
     assignee: AssigneeInput
     title: Text = Field(min_length=1, max_length=500)
     message: Text = Field(default="", max_length=65_536)
+
+
+class CodeInput(_Input):
+    code: str = Field(min_length=1, max_length=65_536)
+    context: JsonObject = Field(default_factory=dict)

@@ -7,7 +7,7 @@ Every config has a ``name`` and the shared execution policy (``retry``, ``timeou
 
 One module a family: ``base`` (the field types, the execution policy and ``NodeConfig``), ``triggers``,
 ``ai``, ``records``, ``logic`` (logic and control), ``external`` (HTTP and outgoing webhooks) and
-``human`` (approvals and tasks). Import the names from this package.
+``human`` (approvals and tasks), ``code`` (the code node). Import the names from this package.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from millrace_common.language.workflow_configs.base import (
 # base model (workflow, workflow_nodes).
 from millrace_common.language.workflow_configs.base import Path as Path
 from millrace_common.language.workflow_configs.base import _Frozen as _Frozen
+from millrace_common.language.workflow_configs.code import CODE_CONTEXT_NAMES, CodeConfig, code_problem
 from millrace_common.language.workflow_configs.external import HttpAuth, HttpRequestConfig, WebhookOutConfig
 from millrace_common.language.workflow_configs.human import ApprovalConfig, Assignee, TaskNotifyConfig
 from millrace_common.language.workflow_configs.logic import (
@@ -59,12 +60,14 @@ from millrace_common.language.workflow_configs.triggers import (
 
 __all__ = [
     "CHECK_ERROR_TYPES",
+    "CODE_CONTEXT_NAMES",
     "LEGACY_SCHEDULE_NAME",
     "AiAnalysisConfig",
     "AiClassificationConfig",
     "AiPromptConfig",
     "ApprovalConfig",
     "Assignee",
+    "CodeConfig",
     "ConditionConfig",
     "CredentialName",
     "EndConfig",
@@ -90,5 +93,6 @@ __all__ = [
     "WatchedField",
     "WebhookOutConfig",
     "check_cron",
+    "code_problem",
     "comparisons",
 ]

@@ -32,6 +32,7 @@ SourceTopic = Literal[
     "nodes.ready.http",
     "nodes.ready.record",
     "nodes.ready.other",
+    "nodes.ready.code",
 ]
 """The registered topics that have a dead-letter topic (``contracts.topics``; a unit test holds the
 two together)."""

@@ -11,6 +11,8 @@ import type { JsonObject, NodeType, ScheduleState, Version, Workflow } from "../
 import { availableVariables } from "../../model/variables";
 import { Link } from "../../router";
 import type { PlacedProblems } from "./useValidation";
+import { withPinnedFields } from "../../model/nodeTests";
+import { NodeTestPanel, type NodeTester } from "./NodeTestPanel";
 
 /** The selected node's form, or the workflow's settings and problems when no one node is selected;
  * the version list while it is shown. */
@@ -19,8 +21,9 @@ export function SidePanel(props: {
   problems: PlacedProblems;
   dispatch: Dispatch<EditorAction>;
   onActivate: (version: number) => void;
+  tester?: NodeTester | null;
 }) {
-  const { state, problems, dispatch, onActivate } = props;
+  const { state, problems, dispatch, onActivate, tester } = props;
   const { catalog, presets, pipelineFields, readOnly, webhookUrl, settings, versions, workflow } = state;
   const { nodes, edges } = state.history.present;
   const node = selectedNode(state.history.present);
@@ -43,6 +46,7 @@ export function SidePanel(props: {
           webhookUrl={webhookUrl}
           workflowVariables={workflowVariables}
           schedules={workflow?.schedules ?? null}
+          tester={tester ?? null}
           onChange={(data) => dispatch({ type: "nodeEdited", id: node.id, data, now: Date.now() })}
           onDelete={() => void flow.deleteElements({ nodes: [{ id: node.id }] })}
         />
@@ -83,16 +87,23 @@ function NodePanel(props: {
   webhookUrl: string | null;
   workflowVariables: JsonObject | undefined;
   schedules: ScheduleState[] | null;
+  tester: NodeTester | null;
   onChange: (data: JsonObject) => void;
   onDelete: () => void;
 }) {
   const { node, catalog, nodes, edges, problems, presets, pipelineFields, readOnly, onChange, onDelete, webhookUrl } =
     props;
-  const { workflowVariables, schedules } = props;
+  const { workflowVariables, schedules, tester } = props;
   const type = catalog.find((t) => t.type === node.type);
+  const pins = tester?.pins;
   const variables = useMemo(
-    () => availableVariables(node.id, nodes, edges, pipelineFields, workflowVariables),
-    [node.id, nodes, edges, pipelineFields, workflowVariables],
+    () =>
+      withPinnedFields(
+        availableVariables(node.id, nodes, edges, pipelineFields, workflowVariables),
+        pins ?? [],
+        nodes.find((n) => n.type === "trigger")?.id ?? null,
+      ),
+    [node.id, nodes, edges, pipelineFields, workflowVariables, pins],
   );
   const { [DESCRIPTION_KEY]: description, ...config } = node.data;
   if (!type) return <p className="empty">Unknown node type {node.type}</p>;
@@ -154,6 +165,7 @@ function NodePanel(props: {
         presets={node.type === "trigger" || node.type === "condition" ? presets : undefined}
         readOnly={readOnly}
       />
+      {tester && !readOnly && <NodeTestPanel tester={tester} nodeId={node.id} nodeType={node.type ?? ""} />}
     </div>
   );
 }
