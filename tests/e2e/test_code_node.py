@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.api import provision_tenant, signed_in
 from tests.support.infra import Infra
+from tests.support.network import Answer, LoopbackServer, grant_loopback, loopback_server
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +49,7 @@ def code_workflow(code: str) -> dict:
 @dataclass
 class World:
     api: httpx.Client
+    server: LoopbackServer
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +57,11 @@ def world(infra: Infra, module_namespace: str) -> Iterator[World]:
     system = System(infra, module_namespace)
     try:
         system.start(ready_timeout=240)  # the code sandbox starts a worker process too
-        account = provision_tenant(infra, module_namespace, f"code-{uuid.uuid4().hex[:8]}")
-        with signed_in(system.url("gateway"), account) as api:
-            yield World(api)
+        tenant = f"code-{uuid.uuid4().hex[:8]}"
+        account = provision_tenant(infra, module_namespace, tenant)
+        grant_loopback(infra, module_namespace, tenant)
+        with signed_in(system.url("gateway"), account) as api, loopback_server() as server:
+            yield World(api, server)
     finally:
         system.stop_all()
 
@@ -216,3 +220,30 @@ def test_pins_are_never_used_by_runs(world: World):
     assert [p["node_id"] for p in listed] == ["calc", "start"]
     assert world.api.delete(f"/api/v1/workflows/{workflow_id}/nodes/calc/pin").status_code == 204
     assert world.api.get(f"/api/v1/workflows/{workflow_id}/nodes/calc/pin").status_code == 404
+
+
+def test_a_node_with_side_effects_runs_for_real_when_confirmed_and_starts_no_run(world: World):
+    world.server.route("/orders", Answer(201, {"id": 7}))
+    definition = code_workflow(TOTAL)
+    definition["nodes"][1] = {
+        "id": "calc",
+        "type": "http_request",
+        "data": {
+            "name": "Call",
+            "method": "POST",
+            "url": f"{world.server.url}/orders",
+            "body": {"customer": "{{ trigger.customer }}"},
+        },
+    }
+    definition["nodes"][2]["data"]["output"] = {}
+    workflow_id = _create(world.api, definition)
+    world.api.put(f"/api/v1/workflows/{workflow_id}/nodes/start/pin", json={"output": {"customer": "Ada"}})
+    tested = world.api.post(
+        f"/api/v1/workflows/{workflow_id}/nodes/calc/test", json={"execute_side_effects": True}
+    )
+    assert tested.status_code == 200, tested.text
+    assert tested.json()["status"] == "succeeded", tested.json()
+    assert tested.json()["output"]["status"] == 201 and tested.json()["output"]["body"] == {"id": 7}
+    (posted,) = world.server.requests_to("/orders")
+    assert posted.json() == {"customer": "Ada"}
+    assert _runs_of(world.api, workflow_id) == []

@@ -12,6 +12,8 @@ import pytest
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.language.workflow_configs import code_problem
 from millrace_common.platform.code_sandbox import CodeFailure, CodeLimits, CodeResult, CodeSandbox
+from millrace_node_runner.domain.outcomes import Failed, Succeeded
+from millrace_node_runner.service_layer.code import code_outcome
 
 pytestmark = pytest.mark.unit
 
@@ -156,3 +158,15 @@ def test_save_time_check_names_the_line_of_a_syntax_error():
     assert code_problem("def main():\n    return (\n") == "line 2: Python syntax error: '(' was never closed"
     assert code_problem("x = 1\n") == "the code must define main() at its top level, taking no arguments"
     assert code_problem(main("return 1")) is None
+
+
+@pytest.mark.parametrize("error_type", [t for t in NodeErrorType if t.value.startswith("code_")])
+def test_the_runner_reports_each_sandbox_failure_as_its_own_node_error(error_type):
+    outcome = code_outcome(CodeFailure(error_type, "why"))
+    assert isinstance(outcome, Failed)
+    assert (outcome.error.type, outcome.error.message) == (error_type.value, "why")
+    assert outcome.error.retryable == (error_type == NodeErrorType.CODE_CRASHED)
+
+
+def test_the_runner_reports_a_result_with_what_was_printed():
+    assert code_outcome(CodeResult({"a": 1}, "hi\n")) == Succeeded({"result": {"a": 1}, "printed": "hi\n"})

@@ -27,6 +27,7 @@ from millrace_gateway.adapters.replays import ReplayPublisher
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
+from millrace_gateway.adapters.tested_nodes import TestedNodes
 from millrace_gateway.adapters.webhook_intake import WebhookIntake
 from millrace_gateway.adapters.webhook_targets import WebhookTargets
 from millrace_gateway.entrypoints.clock import ReplayLoop
@@ -130,6 +131,9 @@ def build(settings: GatewaySettings) -> FastAPI:
     )
     box = SecretBox(settings.encryption_key)
     sandbox = CodeSandbox(code_limits(settings))
+    tested = TestedNodes(
+        settings, broker, namespace, client_id=f"millrace-{settings.service_name}-tested-nodes"
+    )
 
     background = (
         relay.run,
@@ -141,6 +145,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         prunes.run,
         gauges.run,
         on_stop_signal(feed.close_streams),
+        tested.run,
     )
     app = create_app(
         ServiceParts(
@@ -151,7 +156,7 @@ def build(settings: GatewaySettings) -> FastAPI:
             background=background,
             closers=(direct.close, publisher.close, sandbox.stop),
             start_checks=(require_node_types, sandbox.start),
-            consumers=(feed.membership, indexer.membership),
+            consumers=(feed.membership, indexer.membership, tested.membership),
         ),
         title="Millrace API",
     )
@@ -166,7 +171,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.dead_letters = desk
-    app.state.node_tests = NodeTests(engine, sandbox, utc_now)
+    app.state.node_tests = NodeTests(engine, sandbox, tested, utc_now)
     app.state.live = LiveRuns(
         engine,
         feed,

@@ -15,6 +15,7 @@ from millrace_common.contracts.topics import (
     NODES_READY_OTHER,
     NODES_READY_RECORD,
     NODES_RESULTS,
+    NODES_TEST_RESULTS,
     ConsumerGroup,
     Namespace,
 )
@@ -123,9 +124,12 @@ def build(
         raise PluginLoadError(f"no handler for the node types {', '.join(missing)}")
     executor = NodeExecutor(handlers)
     results_topic = namespace.topic(NODES_RESULTS)
+    test_results_topic = namespace.topic(NODES_TEST_RESULTS)
 
     async def publish(result: NodeResult) -> None:
-        await broker.publish(result.to_bytes(), topic=results_topic, key=str(result.run_id).encode())
+        # A node tested from the editor answers the gateway that awaits it, never the orchestrator.
+        topic = test_results_topic if result.test else results_topic
+        await broker.publish(result.to_bytes(), topic=topic, key=str(result.run_id).encode())
 
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.NODE_RUNNER, consumer_metrics)
     commands = NodeCommands(

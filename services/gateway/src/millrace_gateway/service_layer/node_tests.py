@@ -12,13 +12,18 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from millrace_common.contracts.json_values import JsonObject
-from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.contracts.messages.node_commands import ExecuteNode, NodeSucceededResult
+from millrace_common.contracts.node_errors import NodeErrorType
+from millrace_common.contracts.topics import Topic
+from millrace_common.language.templating import TemplateError
+from millrace_common.language.workflow import Node, WorkflowDefinition, node_types
 from millrace_common.platform.code_sandbox import CodeFailure, CodeSandbox
 from pydantic import JsonValue
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_gateway.adapters import node_pins, workflows
+from millrace_gateway.adapters.tested_nodes import TestedNodes
 from millrace_gateway.domain.node_tests import (
     NodeTestResult,
     NotTestable,
@@ -27,6 +32,7 @@ from millrace_gateway.domain.node_tests import (
     failure,
     node_under_test,
     refuse_untestable,
+    rendered_input,
 )
 from millrace_gateway.domain.refusals import NotFound
 from millrace_gateway.domain.workflows import checked_definition
@@ -35,10 +41,20 @@ Clock = Callable[[], datetime]
 
 
 class NodeTests:
-    def __init__(self, engine: AsyncEngine, sandbox: CodeSandbox, clock: Clock) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sandbox: CodeSandbox,
+        tested: TestedNodes,
+        clock: Clock,
+        *,
+        answer_grace_seconds: float = 10,
+    ) -> None:
         self._engine = engine
         self._sandbox = sandbox
+        self._tested = tested
         self._clock = clock
+        self._answer_grace_seconds = answer_grace_seconds
 
     async def test(self, tenant_id: str, workflow_id: UUID, node_id: str, **asked: Any) -> NodeTestResult:
         """Run ``node_id`` of the workflow (or of the unsaved ``draft``) on ``given`` and the pins."""
@@ -76,10 +92,48 @@ class NodeTests:
             return NodeTestResult("succeeded", output), node.type
         if node.type in {"set", "end", "condition", "switch", "for_each", "wait_delay"}:
             return evaluate_in_place(node, context, now=now, new_id=uuid4), node.type
-        raise NotTestable(
-            f"testing a {node.type} node for real (execute_side_effects) is not available yet: run the "
-            "workflow, or pin the node's output as sample data"
+        topic = node_types().runner_topics().get(node.type)
+        if topic is None:
+            raise NotTestable(f"a {node.type} node is not tested alone")
+        return await self._run_for_real(tenant_id, workflow_id, node, topic, context, now), node.type
+
+    async def _run_for_real(
+        self,
+        tenant_id: str,
+        workflow_id: UUID,
+        node: Node,
+        topic: Topic,
+        context: dict[str, JsonValue],
+        now: datetime,
+    ) -> NodeTestResult:
+        """A node with side effects, confirmed: run by its runner, as a run would, and awaited."""
+        try:
+            rendered = rendered_input(node, context, now=now, new_id=uuid4)
+        except TemplateError as error:
+            return failure(NodeErrorType.TEMPLATE, str(error))
+        test_id = uuid4()
+        command = ExecuteNode(
+            tenant_id=tenant_id,
+            occurred_at=now,
+            correlation_id=test_id,
+            run_id=test_id,
+            workflow_id=workflow_id,
+            node_id=node.id,
+            node_type=node.type,
+            attempt=1,
+            input=rendered,
+            timeout_seconds=node.data.timeout_seconds,
+            test=True,
         )
+        wait = node.data.timeout_seconds + self._answer_grace_seconds
+        result = await self._tested.execute(topic, command, wait_seconds=wait)
+        if result is None:
+            return failure(
+                NodeErrorType.TIMEOUT, f"no node runner answered the test within {wait:g} s; is one running?"
+            )
+        if isinstance(result, NodeSucceededResult):
+            return NodeTestResult("succeeded", result.output)
+        return failure(_error_type(result.error.type), result.error.message)
 
     async def pins(self, tenant_id: str, workflow_id: UUID) -> list[Row]:
         async with self._engine.connect() as connection:
@@ -117,3 +171,10 @@ async def _workflow(connection: AsyncConnection, tenant_id: str, workflow_id: UU
     if row is None:
         raise NotFound("workflow")
     return row
+
+
+def _error_type(name: str) -> NodeErrorType:
+    try:
+        return NodeErrorType(name)
+    except ValueError:
+        return NodeErrorType.RUNNER_ERROR
