@@ -157,6 +157,7 @@ export const TYPE_LABELS: Record<string, string> = {
   webhook_out: "Send webhook",
   approval: "Approval",
   task_notify: "Task",
+  code: "Code",
 };
 
 export function typeLabel(type: string): string {
