@@ -54,7 +54,10 @@ class TestedNodes:
 
     async def execute(self, topic: Topic, command: ExecuteNode, *, wait_seconds: float) -> TestResult | None:
         """Send ``command`` and return its result, or None when none came within ``wait_seconds``."""
-        await self._tail.ready.wait()  # following the topic before sending, so no answer is missed
+        try:  # following the topic before sending, so no answer is missed
+            await asyncio.wait_for(self._tail.ready.wait(), timeout=wait_seconds)
+        except TimeoutError:
+            return None
         answer: asyncio.Future[TestResult] = asyncio.get_running_loop().create_future()
         self._waiting[command.message_id] = answer
         try:
