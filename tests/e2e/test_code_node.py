@@ -247,3 +247,11 @@ def test_a_node_with_side_effects_runs_for_real_when_confirmed_and_starts_no_run
     (posted,) = world.server.requests_to("/orders")
     assert posted.json() == {"customer": "Ada"}
     assert _runs_of(world.api, workflow_id) == []
+
+
+def test_the_catalog_lists_the_code_node_with_its_schema(world: World):
+    listed = {entry["type"]: entry for entry in world.api.get("/api/v1/node-types").json()}
+    schema = listed["code"]["schema"]
+    assert listed["code"]["category"] == "Logic"
+    assert schema["properties"]["code"]["format"] == "python"
+    assert "trigger" in schema["properties"]["code"]["x-context-names"]
