@@ -22,6 +22,7 @@ from millrace_common.contracts.messages.envelope import DeadLetter
 from millrace_common.contracts.topics import (
     ALL_TOPICS,
     NODES_RESULTS,
+    NODES_TEST_RESULTS,
     RECORDS_EVENTS,
     RECORDS_INGRESS,
     RUNS_APPROVALS,
@@ -44,6 +45,7 @@ CARRIES: dict[Topic, object] = {
     RUNS_EVENTS: run_events.AnyRunEvent,
     RUNS_APPROVALS: run_events.AnyApprovalsEvent,
     NODES_RESULTS: node_commands.AnyNodeResult,
+    NODES_TEST_RESULTS: node_commands.AnyNodeResult,
     **{topic: node_commands.AnyNodeCommand for topic in RUNNER_TOPICS.values()},
 }
 

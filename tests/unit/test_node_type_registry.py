@@ -188,8 +188,8 @@ def test_a_type_name_registered_twice_is_refused_naming_both():
 @pytest.mark.parametrize(
     ("attribute", "says"),
     [
-        ("NO_RUNNER", "has no runner class; a plugin's type runs on one of ai, http, record, other"),
-        ("NEW_CLASS", "names the runner class 'gpu'; the runner classes are ai, http, record, other"),
+        ("NO_RUNNER", "has no runner class; a plugin's type runs on one of ai, http, record, other, code"),
+        ("NEW_CLASS", "names the runner class 'gpu'; the runner classes are ai, http, record, other, code"),
         ("NO_HANDLER", "needs its handler factory as 'module:attribute', not None"),
         ("HANDLED", "a runner's result takes no named handle"),
         ("BAD_NAME", "the node type name 'Shout!' is not"),
@@ -203,7 +203,7 @@ def test_a_declaration_that_breaks_a_rule_is_refused_naming_the_plugin(attribute
         load_registry([entry(attribute)])
     assert f"plugin {attribute.lower()} = {HERE}:{attribute}" in str(refused.value)
     assert says in str(refused.value)
-    assert set(RUNNER_CLASSES) == {"ai", "http", "record", "other"}
+    assert set(RUNNER_CLASSES) == {"ai", "http", "record", "other", "code"}
 
 
 def test_an_unknown_type_is_a_validation_problem_that_names_it_and_the_missing_plugin():

@@ -10,6 +10,7 @@ from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import Namespace
 from millrace_common.language.workflow_nodes import require_node_types
 from millrace_common.platform.api_app import create_app
+from millrace_common.platform.code_sandbox import CodeSandbox, code_limits
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
 from millrace_common.platform.kafka import create_broker
@@ -28,6 +29,7 @@ from millrace_gateway.adapters.replays import ReplayPublisher
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
 from millrace_gateway.adapters.security import Passwords, Tokens
 from millrace_gateway.adapters.stop_signals import on_stop_signal
+from millrace_gateway.adapters.tested_nodes import TestedNodes
 from millrace_gateway.adapters.webhook_intake import WebhookIntake
 from millrace_gateway.adapters.webhook_targets import WebhookTargets
 from millrace_gateway.domain.bulk import BulkTokens
@@ -40,6 +42,7 @@ from millrace_gateway.entrypoints.http import (
     errors,
     kafka_topics,
     live,
+    node_tests,
     records,
     run_bulk,
     runs,
@@ -55,6 +58,7 @@ from millrace_gateway.service_layer.accounts import Accounts
 from millrace_gateway.service_layer.bulk import BulkRuns
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
+from millrace_gateway.service_layer.node_tests import NodeTests
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
@@ -135,6 +139,10 @@ def build(settings: GatewaySettings) -> FastAPI:
         ttl=timedelta(seconds=settings.jwt_ttl_seconds),
     )
     box = SecretBox(settings.encryption_key)
+    sandbox = CodeSandbox(code_limits(settings))
+    tested = TestedNodes(
+        settings, broker, namespace, client_id=f"millrace-{settings.service_name}-tested-nodes"
+    )
 
     background = (
         relay.run,
@@ -146,6 +154,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         prunes.run,
         gauges.run,
         on_stop_signal(feed.close_streams),
+        tested.run,
     )
     app = create_app(
         ServiceParts(
@@ -154,9 +163,9 @@ def build(settings: GatewaySettings) -> FastAPI:
             engine,
             registry,
             background=background,
-            closers=(direct.close, publisher.close),
-            start_checks=(require_node_types,),
-            consumers=(feed.membership, indexer.membership),
+            closers=(direct.close, publisher.close, sandbox.stop),
+            start_checks=(require_node_types, sandbox.start),
+            consumers=(feed.membership, indexer.membership, tested.membership),
         ),
         title="Millrace API",
     )
@@ -190,6 +199,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         services_principal=services_principal(settings.kafka_sasl_username),
         apply_acls=settings.kafka_grant_acls,
     )
+    app.state.node_tests = NodeTests(engine, sandbox, tested, utc_now)
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -204,6 +214,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         auth,
         workflows,
         run_bulk,
+        node_tests,
         runs,
         live,
         records,

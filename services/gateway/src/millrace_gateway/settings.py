@@ -1,9 +1,9 @@
 from millrace_common.platform.auth import AUDIENCE, ISSUER
-from millrace_common.platform.settings import ServiceSettings
+from millrace_common.platform.settings import CodeSandboxSettings
 from pydantic import Field, SecretStr
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(CodeSandboxSettings):
     service_name: str = "gateway"
     http_port: int = 18080
     jwt_secret: SecretStr | None = Field(default=None, description="HMAC key for the API's access tokens")

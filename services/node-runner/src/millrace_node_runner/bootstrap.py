@@ -9,14 +9,17 @@ from datetime import datetime
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import (
     NODES_READY_AI,
+    NODES_READY_CODE,
     NODES_READY_HTTP,
     NODES_READY_OTHER,
     NODES_READY_RECORD,
     NODES_RESULTS,
+    NODES_TEST_RESULTS,
     ConsumerGroup,
     Namespace,
 )
 from millrace_common.language.workflow_nodes import node_types
+from millrace_common.platform.code_sandbox import CodeSandbox, code_limits
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import (
     ConsumerLagCollector,
@@ -45,6 +48,7 @@ from millrace_node_runner.entrypoints.clock import retention_loop
 from millrace_node_runner.entrypoints.kafka import NodeCommands
 from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
 from millrace_node_runner.service_layer.ai import AiNodes
+from millrace_node_runner.service_layer.code import CodeNodes
 from millrace_node_runner.service_layer.executor import NodeExecutor, NodeResult
 from millrace_node_runner.service_layer.http import HttpNodes
 from millrace_node_runner.service_layer.kafka import KafkaNodes
@@ -97,6 +101,7 @@ def build(
         clock=clock,
     )
     publisher = TopicPublisher(settings, engine)
+    sandbox = CodeSandbox(code_limits(settings))
     built_in = {
         "http_request": http.request,
         "webhook_out": http.webhook,
@@ -109,6 +114,7 @@ def build(
         "record_delete": records.delete,
         "task_notify": records.notify,
         "kafka_publish": KafkaNodes(publisher).publish,
+        "code": CodeNodes(sandbox).run,
     }
     # The node types this runner runs: the registry's (the built-in ones and every installed
     # plugin's); a plugin's handler is built from the factory its declaration names.
@@ -122,9 +128,12 @@ def build(
         raise PluginLoadError(f"no handler for the node types {', '.join(missing)}")
     executor = NodeExecutor(handlers)
     results_topic = namespace.topic(NODES_RESULTS)
+    test_results_topic = namespace.topic(NODES_TEST_RESULTS)
 
     async def publish(result: NodeResult) -> None:
-        await broker.publish(result.to_bytes(), topic=results_topic, key=str(result.run_id).encode())
+        # A node tested from the editor answers the gateway that awaits it, never the orchestrator.
+        topic = test_results_topic if result.test else results_topic
+        await broker.publish(result.to_bytes(), topic=topic, key=str(result.run_id).encode())
 
     dead_letters = DeadLetters(broker, namespace, ConsumerGroup.NODE_RUNNER, consumer_metrics)
     commands = NodeCommands(
@@ -137,6 +146,7 @@ def build(
             (NODES_READY_HTTP, settings.http_concurrency),
             (NODES_READY_RECORD, settings.record_concurrency),
             (NODES_READY_OTHER, settings.other_concurrency),
+            (NODES_READY_CODE, settings.code_concurrency),
         ],
         commands,
         dead_letters,
@@ -150,7 +160,8 @@ def build(
         engine,
         registry,
         background=(consumer.run, relay.run, records_relay.run, retention.run, gauges.run),
-        closers=(clients.aclose, publisher.close),
+        closers=(clients.aclose, publisher.close, sandbox.stop),
+        start_checks=(sandbox.start,),
         consumers=(consumer.membership,),
     )
     return operations_app(parts)
@@ -160,7 +171,7 @@ def _gauges(
     settings: NodeRunnerSettings, registry: CollectorRegistry, engine: AsyncEngine
 ) -> GaugeCollection:
     platform = PlatformGauges(registry)
-    lanes = (NODES_READY_AI, NODES_READY_HTTP, NODES_READY_RECORD, NODES_READY_OTHER)
+    lanes = (NODES_READY_AI, NODES_READY_HTTP, NODES_READY_RECORD, NODES_READY_OTHER, NODES_READY_CODE)
     collectors = [
         ConsumerLagCollector(settings, [Subscription(ConsumerGroup.NODE_RUNNER, lanes)], platform),
         OutboxCollector(engine, PRODUCER, platform),

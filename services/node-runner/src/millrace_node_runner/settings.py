@@ -1,11 +1,11 @@
-from millrace_common.platform.settings import ServiceSettings
+from millrace_common.platform.settings import CodeSandboxSettings
 from pydantic import Field
 
 PRODUCER = "node-runner"
 """This service's name on the outbox rows it writes."""
 
 
-class NodeRunnerSettings(ServiceSettings):
+class NodeRunnerSettings(CodeSandboxSettings):
     service_name: str = "node-runner"
     http_port: int = 18083
     # Slots per runner class: a class whose slots are all taken stops fetching, the others go on.

@@ -38,6 +38,15 @@ class NodeErrorType(StrEnum):
     TOPIC_NOT_GRANTED = "topic_not_granted"
     KAFKA_PUBLISH = "kafka_publish"
     RUNNER_ERROR = "runner_error"
+    # -- the code node's sandbox (also when testing a node at the gateway) --------------------------
+    CODE_ERROR = "code_error"
+    CODE_SYNTAX = "code_syntax"
+    CODE_FORBIDDEN = "code_forbidden"
+    CODE_TIMEOUT = "code_timeout"
+    CODE_MEMORY_LIMIT = "code_memory_limit"
+    CODE_RECURSION_LIMIT = "code_recursion_limit"
+    CODE_OUTPUT = "code_output"
+    CODE_CRASHED = "code_crashed"
     # -- both: a condition (condition and switch nodes, record_find filters) cannot be evaluated ---
     CONDITION = "condition"
     # -- both: a node's input or output is larger than a message may carry (contracts.limits) --

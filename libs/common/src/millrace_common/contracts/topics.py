@@ -54,6 +54,8 @@ NODES_READY_AI = Topic("nodes.ready.ai", 3, "run_id")
 NODES_READY_HTTP = Topic("nodes.ready.http", 3, "run_id")
 NODES_READY_RECORD = Topic("nodes.ready.record", 3, "run_id")
 NODES_READY_OTHER = Topic("nodes.ready.other", 3, "run_id")
+NODES_READY_CODE = Topic("nodes.ready.code", 3, "run_id")
+NODES_TEST_RESULTS = Topic("nodes.test_results", 3, "run_id")
 
 ALL_TOPICS: tuple[Topic, ...] = (
     RECORDS_EVENTS,
@@ -67,6 +69,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     NODES_READY_HTTP,
     NODES_READY_RECORD,
     NODES_READY_OTHER,
+    NODES_READY_CODE,
+    NODES_TEST_RESULTS,
 )
 
 

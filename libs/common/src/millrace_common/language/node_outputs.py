@@ -57,6 +57,7 @@ NODE_OUTPUT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "sub_workflow": (CHILD_OUTPUT_KEY, "run_id"),
     "wait_for_event": ("source", "name", "payload", "received_at"),
     "respond_to_webhook": ("status", "headers", "body"),
+    "code": ("result", "printed"),
 }
 """The fields of each node type's output when it succeeds (``fallback`` outputs are the workflow's own)."""
 

@@ -30,6 +30,7 @@ from pydantic import create_model
 
 from millrace_common.contracts.topics import (
     NODES_READY_AI,
+    NODES_READY_CODE,
     NODES_READY_HTTP,
     NODES_READY_OTHER,
     NODES_READY_RECORD,
@@ -54,6 +55,7 @@ RUNNER_CLASSES: Mapping[str, Topic] = {
     "http": NODES_READY_HTTP,
     "record": NODES_READY_RECORD,
     "other": NODES_READY_OTHER,
+    "code": NODES_READY_CODE,
 }
 """The runner classes and the topic each is sent on; the node runner consumes each with its own
 concurrency. A new runner class is a change here (and to the topics and the runner), never a plugin's."""

@@ -33,6 +33,7 @@ from millrace_common.language.workflow_configs import (
     AiClassificationConfig,
     AiPromptConfig,
     ApprovalConfig,
+    CodeConfig,
     ConditionConfig,
     EndConfig,
     ForEachConfig,
@@ -70,6 +71,7 @@ __all__ = [
     "AiClassificationNode",
     "AiPromptNode",
     "ApprovalNode",
+    "CodeNode",
     "ConditionNode",
     "EndNode",
     "ForEachNode",
@@ -232,6 +234,11 @@ class RespondToWebhookNode(_NodeBase):
     data: RespondToWebhookConfig
 
 
+class CodeNode(_NodeBase):
+    type: Literal["code"]
+    data: CodeConfig
+
+
 # -- the registry ------------------------------------------------------------------------------------
 
 _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
@@ -250,6 +257,7 @@ _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
     ("Human", "other", (TaskNotifyNode,)),
     ("Logic", None, (WaitForEventNode,)),
     ("External", None, (RespondToWebhookNode,)),
+    ("Logic", "code", (CodeNode,)),
 )
 
 # The named source handles of each type; a switch also has ``case:<name>`` per case, and every node

@@ -38,6 +38,12 @@ SERVICE_VARIABLES: frozenset[str] = frozenset(
         "MILLRACE_OPERATOR_TENANT",
         "MILLRACE_PUBLIC_BASE_URL",
         "MILLRACE_WEBHOOK_RESPONSE_MAX_WAIT_SECONDS",
+        # gateway and node-runner (millrace_common.platform.settings.CodeSandboxSettings)
+        "MILLRACE_CODE_CONCURRENCY",
+        "MILLRACE_CODE_CPU_SECONDS",
+        "MILLRACE_CODE_MEMORY_BYTES",
+        "MILLRACE_CODE_OUTPUT_BYTES",
+        "MILLRACE_CODE_RECURSION_DEPTH",
         # trigger
         "MILLRACE_TRIGGER_CLOCK_FILE",
         "MILLRACE_TRIGGER_INGRESS_DISCOVERY_SECONDS",

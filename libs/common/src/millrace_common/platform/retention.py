@@ -89,6 +89,7 @@ RETENTION: Mapping[str, Pruned | NotGrowing | Kept] = {
     "records": Kept("the tenants' data, until deleted through the API"),
     "workflows": _CONFIGURATION,
     "workflow_versions": Kept("configuration, with its workflow (a run pins its version)"),
+    "workflow_node_pins": Kept("configuration, with its workflow, until the editor unpins it"),
     "pipelines": _CONFIGURATION,
     "tenants": _PER_TENANT,
     "users": _CONFIGURATION,

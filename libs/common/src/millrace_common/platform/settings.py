@@ -343,3 +343,31 @@ class ServiceSettings(KafkaClientSettings):
     @property
     def database_schema(self) -> str:
         return self.namespace or "public"
+
+
+class CodeSandboxSettings(ServiceSettings):
+    """The limits of the code node's sandbox, for the services that run code: the node runner (the
+    ``code`` node) and the gateway (testing a node). ``docs/node-reference.md`` ("code")."""
+
+    code_cpu_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="Execution time one code node may use (its main() and the code)",
+    )
+    code_memory_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024 * 1024, description="Heap one code node's execution may use"
+    )
+    code_output_bytes: int = Field(
+        default=256 * 1024, ge=16, le=1024 * 1024, description="Largest JSON a code node's main() may return"
+    )
+    code_recursion_depth: int = Field(
+        default=200, ge=10, le=10_000, description="How deep a code node's calls may nest"
+    )
+    code_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=256,
+        description="Code nodes run at once by one process: the sandbox's worker processes (and the runner's "
+        "lane slots for nodes.ready.code)",
+    )

@@ -166,6 +166,16 @@ workflows = Table(
     Column("created_by", Uuid),
     Column("updated_by", Uuid),
 )
+workflow_node_pins = Table(
+    "workflow_node_pins",
+    metadata,
+    Column("workflow_id", Uuid, primary_key=True),
+    Column("node_id", String(64), primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("output", JSONB, nullable=False),
+    Column("pinned_by", Uuid),
+    Column("pinned_at", DateTime(timezone=True), nullable=False),
+)
 workflow_versions = Table(
     "workflow_versions",
     metadata,

@@ -14,6 +14,7 @@ import type {
 } from "../model/types";
 import type { DeadLetter, DeadLetterSummary } from "../model/deadLetters";
 import type { BulkCount, BulkOutcome } from "../model/bulk";
+import type { NodeTestResult, Pin } from "../model/nodeTests";
 
 export class ApiError extends Error {
   constructor(
@@ -150,6 +151,16 @@ export function api(token: string) {
     getDeadLetter: (id: number) => call<DeadLetter>("GET", `/dead-letters/${id}`),
     replayDeadLetter: (id: number) => call<DeadLetter>("POST", `/dead-letters/${id}/replay`),
     discardDeadLetter: (id: number) => call<DeadLetter>("POST", `/dead-letters/${id}/discard`),
+    testNode: (
+      id: string,
+      nodeId: string,
+      body: { definition?: Definition; execute_side_effects?: boolean; input?: JsonObject },
+    ) => call<NodeTestResult>("POST", `/workflows/${id}/nodes/${encodeURIComponent(nodeId)}/test`, body),
+    pins: (id: string) => call<Pin[]>("GET", `/workflows/${id}/pins`),
+    pin: (id: string, nodeId: string, output: JsonObject) =>
+      call<Pin>("PUT", `/workflows/${id}/nodes/${encodeURIComponent(nodeId)}/pin`, { output }),
+    unpin: (id: string, nodeId: string) =>
+      call<null>("DELETE", `/workflows/${id}/nodes/${encodeURIComponent(nodeId)}/pin`),
   };
 }
 

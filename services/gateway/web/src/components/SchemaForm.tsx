@@ -6,6 +6,7 @@ import type { Variable } from "../model/variables";
 import { ConditionEditor } from "./ConditionEditor";
 import { JsonEditor } from "./JsonEditor";
 import { KeyValueEditor } from "./KeyValueEditor";
+import { CodeInput } from "./CodeInput";
 import { TemplateInput } from "./TemplateInput";
 
 export interface FieldProblem {
@@ -187,27 +188,37 @@ function Field(props: FieldProps) {
       );
       break;
     case "text":
-      control = templates ? (
-        <TemplateInput
-          id={id}
-          field={path}
-          value={typeof value === "string" ? value : ""}
-          multiline={LONG_TEXT.has(name)}
-          variables={variables}
-          invalid={invalid}
-          onChange={(text) => onChange(text === "" && !required ? undefined : text)}
-        />
-      ) : (
-        <input
-          id={id}
-          type="text"
-          data-field={path}
-          className={invalid ? "invalid" : undefined}
-          value={typeof value === "string" ? value : ""}
-          placeholder={schema.default !== undefined && schema.default !== null ? String(schema.default) : undefined}
-          onChange={(e) => onChange(e.target.value === "" && !required ? undefined : e.target.value)}
-        />
-      );
+      control =
+        schema.format === "python" ? (
+          <CodeInput
+            id={id}
+            field={path}
+            value={typeof value === "string" ? value : ""}
+            variables={variables}
+            invalid={invalid}
+            onChange={(text) => onChange(text)}
+          />
+        ) : templates ? (
+          <TemplateInput
+            id={id}
+            field={path}
+            value={typeof value === "string" ? value : ""}
+            multiline={LONG_TEXT.has(name)}
+            variables={variables}
+            invalid={invalid}
+            onChange={(text) => onChange(text === "" && !required ? undefined : text)}
+          />
+        ) : (
+          <input
+            id={id}
+            type="text"
+            data-field={path}
+            className={invalid ? "invalid" : undefined}
+            value={typeof value === "string" ? value : ""}
+            placeholder={schema.default !== undefined && schema.default !== null ? String(schema.default) : undefined}
+            onChange={(e) => onChange(e.target.value === "" && !required ? undefined : e.target.value)}
+          />
+        );
       break;
     case "number":
     case "integer":

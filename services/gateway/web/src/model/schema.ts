@@ -171,6 +171,7 @@ export const TYPE_LABELS: Record<string, string> = {
   wait_for_event: "Wait for event",
   respond_to_webhook: "Respond to webhook",
   kafka_publish: "Publish to Kafka",
+  code: "Code",
 };
 
 export function typeLabel(type: string): string {

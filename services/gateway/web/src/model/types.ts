@@ -51,6 +51,8 @@ export interface JsonSchema {
   minItems?: number;
   maxItems?: number;
   pattern?: string;
+  /** `python`: the code node's source, edited with the code editor. */
+  format?: string;
 }
 
 export interface NodeType {

@@ -9,6 +9,7 @@ import { Canvas } from "./editor/Canvas";
 import { Palette } from "./editor/Palette";
 import { RunDialog } from "./editor/RunDialog";
 import { SidePanel, type WorkflowChoice } from "./editor/SidePanel";
+import { useNodeTester } from "./editor/NodeTestPanel";
 import { Toolbar } from "./editor/Toolbar";
 import { useClipboard, useShortcuts } from "./editor/useShortcuts";
 import { useValidation } from "./editor/useValidation";
@@ -32,6 +33,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
   const problems = useValidation(api, definition, state.loaded, state.problems, dispatch);
   const actions = useWorkflowDocument(api, { workflowId, version }, state, definition, dispatch);
   const { copy, paste } = useClipboard(graph, dispatch);
+  const tester = useNodeTester(api, workflow?.id ?? null, definition);
   const undo = useCallback(() => dispatch({ type: "undo" }), []);
   const redo = useCallback(() => dispatch({ type: "redo" }), []);
   useShortcuts({ undo, redo, copy, paste });
@@ -92,6 +94,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
           workflowChoices={workflowChoices}
           onActivate={(v) => actions.setStatus("activate", v)}
           kafkaTopics={kafkaTopics}
+          tester={tester}
         />
       </div>
       {state.runDialog && workflow && (

@@ -166,3 +166,8 @@ class KafkaPublishInput(_Input):
     key: Text | None = Field(default=None, max_length=4096)
     headers: TextMap = Field(default_factory=dict)
     value: JsonValue = None
+
+
+class CodeInput(_Input):
+    code: str = Field(min_length=1, max_length=65_536)
+    context: JsonObject = Field(default_factory=dict)

@@ -40,7 +40,7 @@ def bounded(outcome: Outcome) -> Outcome:
 
 
 RESULT_IDS = frozenset(
-    {"tenant_id", "correlation_id", "causation_id", "run_id", "node_id", "attempt", "duration_ms"}
+    {"tenant_id", "correlation_id", "causation_id", "run_id", "node_id", "attempt", "duration_ms", "test"}
 )
 """What a node's result carries besides its outcome: whose it is and what it answers."""
 
@@ -55,6 +55,7 @@ def result_of(command: ExecuteNode, outcome: Outcome, *, duration_ms: float) -> 
         "node_id": command.node_id,
         "attempt": command.attempt,
         "duration_ms": duration_ms,
+        "test": command.test,
     }
     if isinstance(outcome, Succeeded):
         return NodeSucceededResult(output=outcome.output, **ids)

@@ -150,6 +150,8 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
             for k, v in config.items()
             if k != "name"
         }
+        if node.data.wants_context:  # the code node: its function reads the context itself
+            rendered["context"] = template_context(builder.state, node.parent_id, scope)
         _bounded(rendered, "input")
     except _REFUSALS as problem:  # also when a retry or a redelivery sends it (outside _start)
         _refuse(builder, node, scope, attempt, problem)

@@ -1,4 +1,5 @@
-"""Node commands on ``nodes.ready.<class>``, keyed by ``run_id``; results on ``nodes.results``."""
+"""Node commands on ``nodes.ready.<class>``, keyed by ``run_id``; results on ``nodes.results`` (those
+of a node tested from the editor, ``test`` true, on ``nodes.test_results``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ class ExecuteNode(Envelope):
         description="How many workflow runs led to the record event that started this run (0 for outside "
         "changes, manual and scheduled runs); a record node's own event carries this plus one",
     )
+    test: bool = Field(
+        default=False,
+        description="A node tested from the editor (no run: run_id is the test's own id); its result goes "
+        "to nodes.test_results, which the gateway awaits, never to the orchestrator",
+    )
 
 
 class NodeError(BaseModel):
@@ -48,6 +54,7 @@ class NodeSucceededResult(Envelope):
     attempt: int
     output: JsonObject
     duration_ms: float
+    test: bool = False
 
 
 class NodeFailedResult(Envelope):
@@ -57,6 +64,7 @@ class NodeFailedResult(Envelope):
     attempt: int
     error: NodeError
     duration_ms: float
+    test: bool = False
 
 
 AnyNodeCommand = Annotated[ExecuteNode, Field(discriminator="type")]

@@ -7,8 +7,8 @@ Every config has a ``name`` and the shared execution policy (``retry``, ``timeou
 
 One module a family: ``base`` (the field types, the execution policy and ``NodeConfig``), ``triggers``,
 ``ai``, ``records``, ``logic`` (logic and control), ``external`` (HTTP and outgoing webhooks), ``flow``
-(sub-workflows), ``kafka`` (publishing) and ``human`` (approvals and tasks). Import the names from this
-package.
+(sub-workflows), ``kafka`` (publishing), ``human`` (approvals and tasks) and ``code`` (the code node).
+Import the names from this package.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from millrace_common.language.workflow_configs.base import (
 # base model (workflow, workflow_nodes).
 from millrace_common.language.workflow_configs.base import Path as Path
 from millrace_common.language.workflow_configs.base import _Frozen as _Frozen
+from millrace_common.language.workflow_configs.code import CODE_CONTEXT_NAMES, CodeConfig, code_problem
 from millrace_common.language.workflow_configs.external import HttpAuth, HttpRequestConfig, WebhookOutConfig
 from millrace_common.language.workflow_configs.flow import SubWorkflowConfig, SubWorkflowMode
 from millrace_common.language.workflow_configs.human import ApprovalConfig, Assignee, TaskNotifyConfig
@@ -63,12 +64,14 @@ from millrace_common.language.workflow_configs.waits import RespondToWebhookConf
 
 __all__ = [
     "CHECK_ERROR_TYPES",
+    "CODE_CONTEXT_NAMES",
     "LEGACY_SCHEDULE_NAME",
     "AiAnalysisConfig",
     "AiClassificationConfig",
     "AiPromptConfig",
     "ApprovalConfig",
     "Assignee",
+    "CodeConfig",
     "ConditionConfig",
     "CredentialName",
     "EndConfig",
@@ -99,5 +102,6 @@ __all__ = [
     "WatchedField",
     "WebhookOutConfig",
     "check_cron",
+    "code_problem",
     "comparisons",
 ]

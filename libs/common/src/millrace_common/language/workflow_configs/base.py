@@ -96,6 +96,9 @@ class NodeConfig(_Frozen):
     """What every node's ``data`` has: its label and how it is executed."""
 
     literal_fields: ClassVar[frozenset[str]] = frozenset()
+    wants_context: ClassVar[bool] = False
+    """Whether the runner is given the whole template context (``input.context``), not only the
+    rendered config."""
 
     name: str = Field(min_length=1, max_length=200)
     retry: RetryPolicy | None = Field(

@@ -33,6 +33,8 @@ SourceTopic = Literal[
     "nodes.ready.http",
     "nodes.ready.record",
     "nodes.ready.other",
+    "nodes.ready.code",
+    "nodes.test_results",
 ]
 """The registered topics that have a dead-letter topic (``contracts.topics``; a unit test holds the
 two together)."""

@@ -14,6 +14,7 @@ from millrace_gateway.service_layer.accounts import Accounts
 from millrace_gateway.service_layer.bulk import BulkRuns
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
+from millrace_gateway.service_layer.node_tests import NodeTests
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
@@ -41,6 +42,7 @@ WebhooksDep = Annotated[WebhookReceiver, Depends(app_state("webhooks"))]
 WebhookAnswersDep = Annotated[WebhookAnswers, Depends(app_state("webhook_answers"))]
 DeadLettersDep = Annotated[DeadLetterDesk, Depends(app_state("dead_letters"))]
 TopicGrantsDep = Annotated[TopicGrantDesk, Depends(app_state("topic_grants"))]
+NodeTestsDep = Annotated[NodeTests, Depends(app_state("node_tests"))]
 
 
 async def _principal(

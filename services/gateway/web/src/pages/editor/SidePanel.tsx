@@ -12,6 +12,8 @@ import { availableVariables, loopItems } from "../../model/variables";
 import { topicChoices, type GrantedTopic } from "../../model/kafkaTopics";
 import { Link } from "../../router";
 import type { PlacedProblems } from "./useValidation";
+import { withPinnedFields } from "../../model/nodeTests";
+import { NodeTestPanel, type NodeTester } from "./NodeTestPanel";
 
 /** A workflow a sub-workflow node or the error workflow setting may name. */
 export interface WorkflowChoice {
@@ -28,8 +30,9 @@ export function SidePanel(props: {
   onActivate: (version: number) => void;
   kafkaTopics?: GrantedTopic[];
   workflowChoices?: WorkflowChoice[];
+  tester?: NodeTester | null;
 }) {
-  const { state, problems, dispatch, onActivate } = props;
+  const { state, problems, dispatch, onActivate, tester } = props;
   const workflowChoices = props.workflowChoices ?? [];
   const { catalog, presets, pipelineFields, readOnly, webhookUrl, settings, versions, workflow } = state;
   const { nodes, edges } = state.history.present;
@@ -55,6 +58,7 @@ export function SidePanel(props: {
           schedules={workflow?.schedules ?? null}
           kafkaTopics={props.kafkaTopics ?? []}
           workflowChoices={workflowChoices}
+          tester={tester ?? null}
           onChange={(data) => dispatch({ type: "nodeEdited", id: node.id, data, now: Date.now() })}
           onDelete={() => void flow.deleteElements({ nodes: [{ id: node.id }] })}
         />
@@ -98,16 +102,23 @@ function NodePanel(props: {
   schedules: ScheduleState[] | null;
   kafkaTopics: GrantedTopic[];
   workflowChoices: WorkflowChoice[];
+  tester: NodeTester | null;
   onChange: (data: JsonObject) => void;
   onDelete: () => void;
 }) {
   const { node, catalog, nodes, edges, problems, presets, pipelineFields, readOnly, onChange, onDelete, webhookUrl } =
     props;
-  const { workflowVariables, schedules } = props;
+  const { workflowVariables, schedules, tester } = props;
   const type = catalog.find((t) => t.type === node.type);
+  const pins = tester?.pins;
   const variables = useMemo(
-    () => availableVariables(node.id, nodes, edges, pipelineFields, workflowVariables),
-    [node.id, nodes, edges, pipelineFields, workflowVariables],
+    () =>
+      withPinnedFields(
+        availableVariables(node.id, nodes, edges, pipelineFields, workflowVariables),
+        pins ?? [],
+        nodes.find((n) => n.type === "trigger")?.id ?? null,
+      ),
+    [node.id, nodes, edges, pipelineFields, workflowVariables, pins],
   );
   const { [DESCRIPTION_KEY]: description, ...config } = node.data;
   const topics = topicChoices(props.kafkaTopics, node.type, node.data);
@@ -193,6 +204,7 @@ function NodePanel(props: {
         readOnly={readOnly}
         choices={topics ? { topic: topics } : undefined}
       />
+      {tester && !readOnly && <NodeTestPanel tester={tester} nodeId={node.id} nodeType={node.type ?? ""} />}
     </div>
   );
 }
