@@ -35,6 +35,7 @@ from millrace_gateway.entrypoints.http import (
     dead_letters,
     errors,
     live,
+    notifications,
     records,
     runs,
     tasks,
@@ -48,6 +49,7 @@ from millrace_gateway.metrics import PendingDeadLetters, WebhookOutcomes, webhoo
 from millrace_gateway.service_layer.accounts import Accounts
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
+from millrace_gateway.service_layer.notifications import NotificationDesk
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
@@ -160,6 +162,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.records = Records(engine, outbox)
     app.state.runs = Runs(engine, outbox)
     app.state.tasks = Tasks(engine)
+    app.state.notifications = NotificationDesk(engine, box)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.dead_letters = desk
     app.state.live = LiveRuns(
@@ -171,7 +174,19 @@ def build(settings: GatewaySettings) -> FastAPI:
 
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     # The webhook route first: it takes the most calls, and routes are matched in order.
-    routers = (webhooks, auth, workflows, runs, live, records, tenant_settings, catalog, tasks, dead_letters)
+    routers = (
+        webhooks,
+        auth,
+        workflows,
+        runs,
+        live,
+        records,
+        tenant_settings,
+        catalog,
+        tasks,
+        dead_letters,
+        notifications,
+    )
     for module in routers:
         app.include_router(module.router)
     # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.

@@ -73,3 +73,11 @@ class NotReplayable(Refused):
     """A dead letter that holds only the beginning of its original message."""
 
     code = "not_replayable"
+
+
+class InvalidSettings(Refused):
+    """Settings that parse but do not fit together (a channel on without what it needs, a login that
+    names no basic credential), or a list cursor this API did not give."""
+
+    status = 422
+    code = "invalid_request"

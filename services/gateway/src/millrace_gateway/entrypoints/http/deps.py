@@ -13,6 +13,7 @@ from millrace_gateway.domain.permissions import Permission
 from millrace_gateway.service_layer.accounts import Accounts
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
+from millrace_gateway.service_layer.notifications import NotificationDesk
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
@@ -35,6 +36,7 @@ TasksDep = Annotated[Tasks, Depends(app_state("tasks"))]
 LiveDep = Annotated[LiveRuns, Depends(app_state("live"))]
 WebhooksDep = Annotated[WebhookReceiver, Depends(app_state("webhooks"))]
 DeadLettersDep = Annotated[DeadLetterDesk, Depends(app_state("dead_letters"))]
+NotificationsDep = Annotated[NotificationDesk, Depends(app_state("notifications"))]
 
 
 async def _principal(
