@@ -12,6 +12,12 @@ import type {
   JsonObject,
 } from "../model/types";
 import type { DeadLetter, DeadLetterSummary } from "../model/deadLetters";
+import type {
+  Notification,
+  NotificationSettings,
+  NotificationSettingsBody,
+  NotificationSummary,
+} from "../model/notifications";
 
 export class ApiError extends Error {
   constructor(
@@ -139,6 +145,13 @@ export function api(token: string) {
     getDeadLetter: (id: number) => call<DeadLetter>("GET", `/dead-letters/${id}`),
     replayDeadLetter: (id: number) => call<DeadLetter>("POST", `/dead-letters/${id}/replay`),
     discardDeadLetter: (id: number) => call<DeadLetter>("POST", `/dead-letters/${id}/discard`),
+    listNotifications: (query: string) =>
+      call<{ items: NotificationSummary[]; next_cursor: string | null }>("GET", `/notifications${query}`),
+    getNotification: (id: string) => call<Notification>("GET", `/notifications/${id}`),
+    retryNotification: (id: string) => call<Notification>("POST", `/notifications/${id}/retry`),
+    notificationSettings: () => call<NotificationSettings>("GET", "/settings/notifications"),
+    saveNotificationSettings: (body: NotificationSettingsBody) =>
+      call<NotificationSettings>("PUT", "/settings/notifications", body),
   };
 }
 
