@@ -20,7 +20,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.platform.db import create_engine
-from millrace_common.platform.tables import notifications
+from millrace_common.platform.tables import (
+    notification_attempts,
+    notifications,
+    tenant_notification_settings,
+    tenants,
+)
 from sqlalchemy import insert
 
 from tests.support.api import Account, provision_tenant, signed_in
@@ -353,4 +358,104 @@ async def test_two_claimers_never_take_the_same_notification(infra, namespace):
         assert not set(first) & set(second)
         assert len(first) + len(second) == 60 and first and second
     finally:
+        await engine.dispose()
+
+
+async def test_a_notification_claimed_by_a_process_that_died_is_sent_by_the_next_after_its_lease(
+    infra, namespace, smtp: SmtpServer
+):
+    from datetime import timedelta
+
+    from millrace_node_runner.adapters import notification_store as store
+    from millrace_node_runner.adapters.http import HttpCaller
+    from millrace_node_runner.adapters.network import GuardedClients, SystemResolver
+    from millrace_node_runner.adapters.notification_channels import Channels
+    from millrace_node_runner.adapters.tenants import TenantConfig
+    from millrace_node_runner.domain.notifications import Retry
+    from millrace_node_runner.service_layer.notifications import Notifications
+    from millrace_node_runner.service_layer.plugins import GuardedHttp
+
+    from tests.support.network import allow_loopback
+
+    engine = create_engine(infra.settings(namespace))
+    clients = GuardedClients(SystemResolver(), max_connections=4, max_idle_connections=2)
+    now = [utc_now()]
+    try:
+        tenant, notification_id = f"t{uuid.uuid4().hex[:8]}", uuid.uuid4()
+        async with engine.begin() as connection:
+            await connection.execute(insert(tenants).values(id=tenant, name=tenant, created_at=now[0]))
+        await allow_loopback(engine, tenant)
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(tenant_notification_settings).values(
+                    tenant_id=tenant,
+                    email_enabled=True,
+                    smtp_host="127.0.0.1",
+                    smtp_port=smtp.port,
+                    smtp_tls="none",
+                    smtp_from="millrace@acme.test",
+                    chat_enabled=False,
+                    created_at=now[0],
+                    updated_at=now[0],
+                )
+            )
+            await connection.execute(
+                insert(notifications).values(
+                    id=notification_id,
+                    tenant_id=tenant,
+                    source="task",
+                    source_id="1",
+                    reason="task",
+                    channel="email",
+                    recipient="ada@acme.test",
+                    subject="New task: t",
+                    body="b",
+                    link=None,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now[0],
+                    created_at=now[0],
+                    updated_at=now[0],
+                )
+            )
+        config = TenantConfig(engine, None)
+        http = GuardedHttp(
+            tenants, HttpCaller(clients, max_redirects=0, clock=utc_now), response_cap_ceiling=65536
+        )
+        runner = Notifications(
+            engine,
+            Channels(engine, None, config, http, SystemResolver()),
+            lambda: now[0],
+            retry=Retry(1, 1, 5),
+            links=store.LinkBases("http://web.test", "http://inbox.test"),
+            lookback=timedelta(hours=1),
+            lease=timedelta(minutes=2),
+        )
+        # A process claims the notification and dies before it sends or records anything.
+        async with engine.begin() as connection:
+            died_with = await store.claim(
+                connection, now=now[0], lease_until=now[0] + timedelta(minutes=2), batch=10
+            )
+        assert [c.id for c in died_with] == [notification_id]
+
+        assert await runner.deliver_due() == 0  # the lease holds: nobody sends it meanwhile
+        now[0] += timedelta(minutes=3)
+        assert await runner.deliver_due() == 1
+
+        assert [m["Subject"] for m in smtp.mailbox.to("ada@acme.test")] == ["New task: t"]
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(notifications.select().where(notifications.c.id == notification_id))
+            ).one()
+            log = (
+                await connection.execute(
+                    notification_attempts.select().where(
+                        notification_attempts.c.notification_id == notification_id
+                    )
+                )
+            ).all()
+        assert row.status == "delivered" and row.attempts == 2 and row.delivered_at == now[0]
+        assert [(a.attempt, a.outcome) for a in log] == [(2, "delivered")]
+    finally:
+        await clients.aclose()
         await engine.dispose()

@@ -16,7 +16,7 @@ def upgrade() -> None:
     op.execute(
         """
         create table tenant_notification_settings (
-            tenant_id varchar(64) primary key,
+            tenant_id varchar(64) primary key references tenants (id),
             email_enabled boolean not null,
             smtp_host text,
             smtp_port integer,
