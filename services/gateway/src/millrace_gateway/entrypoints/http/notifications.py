@@ -186,7 +186,8 @@ async def get_notification(
 async def retry_notification(
     notification_id: UUID, admin: TenantAdmin, desk: NotificationsDep
 ) -> NotificationDetail:
-    """A given-up notification is due again at once (one more attempt, then the usual retries)."""
+    """A given-up notification is due again at once: one more attempt (its count goes on, so a failure
+    gives it up again)."""
     return _detail(*await desk.retry(admin.tenant_id, notification_id))
 
 
