@@ -32,6 +32,7 @@ class Notifications:
         lookback: timedelta,
         lease: timedelta = timedelta(minutes=2),
         batch: int = 50,
+        concurrency: int = 8,
     ) -> None:
         self._engine = engine
         self._channels = channels
@@ -41,6 +42,10 @@ class Notifications:
         self._lookback = lookback
         self._lease = lease
         self._batch = batch
+        # Each attempt borrows a pooled connection or two (the channel settings, its outcome): a few at
+        # a time, so a burst of notifications does not keep the pool from the nodes the runner runs.
+        # As many are claimed as are sent at once, so none waits out its lease before it is sent.
+        self._concurrency = concurrency
 
     async def plan_new(self) -> int:
         """Plans at most one batch of new sources; returns how many."""
@@ -50,19 +55,20 @@ class Notifications:
                 connection, since=now - self._lookback, batch=self._batch, links=self._links
             )
             for new in found:
-                addresses = (
-                    await store.addresses(connection, new.source) if new.channels.email_enabled else []
-                )
+                # Read for chat too: an assignee named by user id is shown by address.
+                addresses = await store.addresses(connection, new.source)
                 await store.insert_planned(
                     connection, new.source, plan(new.source, new.channels, addresses), now
                 )
         return len(found)
 
     async def deliver_due(self) -> int:
-        """Claims at most one batch of due notifications and attempts each; returns how many."""
+        """Claims at most ``concurrency`` due notifications and attempts them at once; returns how many."""
         now = self._clock()
         async with self._engine.begin() as connection:
-            claimed = await store.claim(connection, now=now, lease_until=now + self._lease, batch=self._batch)
+            claimed = await store.claim(
+                connection, now=now, lease_until=now + self._lease, batch=self._concurrency
+            )
         await asyncio.gather(*(self._attempt(one) for one in claimed))
         return len(claimed)
 
@@ -85,5 +91,5 @@ class Notifications:
     async def run_once(self) -> None:
         while await self.plan_new() >= self._batch:
             pass
-        while await self.deliver_due() >= self._batch:
+        while await self.deliver_due() >= self._concurrency:
             pass
