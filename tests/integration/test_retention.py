@@ -217,7 +217,7 @@ async def test_processed_message_claims_are_forgotten_after_the_redelivery_horiz
     assert left == [NOW - 7 * DAY, NOW - DAY]
 
 
-async def test_the_node_runner_prunes_results_of_ended_runs_and_done_tasks_only(
+async def test_the_node_runner_prunes_results_of_ended_runs_done_tasks_and_settled_notifications_only(
     infra: Infra, namespace: str, db: Engine, tenant: str
 ):
     ended = add_run(db, tenant, status="completed", ended_days_ago=5)
@@ -238,19 +238,52 @@ async def test_the_node_runner_prunes_results_of_ended_runs_and_done_tasks_only(
                 ),
                 {"id": uuid.uuid4(), "t": tenant, "s": status, "c": NOW - 200 * DAY, "d": done},
             )
+        notes = {}
+        for name, status, updated in (
+            ("delivered_long_ago", "delivered", NOW - 40 * DAY),
+            ("given_up_lately", "given_up", NOW - 10 * DAY),
+            ("failing_long", "failing", NOW - 40 * DAY),
+        ):
+            notes[name] = uuid.uuid4()
+            connection.execute(
+                text(
+                    "insert into notifications (id, tenant_id, source, source_id, reason, channel, recipient,"
+                    " subject, body, status, attempts, created_at, updated_at) values (:id, :t, 'task', :id,"
+                    " 'task', 'email', 'a@b.test', 's', 'b', :s, 1, :at, :at)"
+                ),
+                {"id": notes[name], "t": tenant, "s": status, "at": updated},
+            )
+            connection.execute(
+                text("insert into notification_attempts values (:id, 1, :at, 'failed', 'x')"),
+                {"id": notes[name], "at": updated},
+            )
     engine = create_async_engine(infra.settings(namespace))
     try:
         removed = {
             s.name: await prune_batches(engine, s, NOW, batch=1)
-            for s in runner_statements(results_keep=30 * DAY, usage_keep=400 * DAY, tasks_keep=90 * DAY)
+            for s in runner_statements(
+                results_keep=30 * DAY, usage_keep=400 * DAY, tasks_keep=90 * DAY, notifications_keep=30 * DAY
+            )
         }
     finally:
         await engine.dispose()
-    assert removed == {"runner_executions": 1, "ai_answers": 1, "ai_token_usage": 0, "tasks": 1}
+    assert removed == {
+        "runner_executions": 1,
+        "ai_answers": 1,
+        "ai_token_usage": 0,
+        "tasks": 1,
+        "notifications": 1,
+    }
     with db.connect() as connection:
         assert connection.execute(text("select run_id from runner_executions")).scalars().all() == [running]
         assert connection.execute(text("select run_id from ai_answers")).scalars().all() == [running]
         assert connection.execute(text("select count(*) from tasks")).scalar() == 2
+        kept = {notes["given_up_lately"], notes["failing_long"]}
+        assert set(connection.execute(text("select id from notifications")).scalars().all()) == kept
+        assert (
+            set(connection.execute(text("select notification_id from notification_attempts")).scalars())
+            == kept
+        )
 
 
 async def test_the_approval_service_prunes_closed_approvals_with_their_trail_never_a_pending_one(

@@ -43,6 +43,7 @@ from millrace_gateway.entrypoints.http import (
     kafka_topics,
     live,
     node_tests,
+    notifications,
     records,
     run_bulk,
     runs,
@@ -59,6 +60,7 @@ from millrace_gateway.service_layer.bulk import BulkRuns
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.node_tests import NodeTests
+from millrace_gateway.service_layer.notifications import NotificationDesk
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
@@ -187,6 +189,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         clock=utc_now,
     )
     app.state.tasks = Tasks(engine)
+    app.state.notifications = NotificationDesk(engine, box)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.webhook_answers = WebhookAnswers(
         engine, feed, max_wait_seconds=settings.webhook_response_max_wait_seconds
@@ -223,6 +226,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         tasks,
         dead_letters,
         kafka_topics,
+        notifications,
     )
     for module in routers:
         app.include_router(module.router)

@@ -7,6 +7,7 @@ import { Editor } from "./pages/Editor";
 import { RunsList } from "./pages/RunsList";
 import { RunView } from "./pages/RunView";
 import { DeadLetters } from "./pages/DeadLetters";
+import { Notifications } from "./pages/Notifications";
 
 export function App() {
   const [session, setSession] = useState<Session | null>(() => loadSession());
@@ -42,6 +43,7 @@ export function App() {
         <nav>
           <Link to="/">Workflows</Link>
           <Link to="/dead-letters">Dead letters</Link>
+          <Link to="/notifications">Notifications</Link>
         </nav>
         <span className="who">
           {session.email} · {session.tenantId}
@@ -72,6 +74,7 @@ export function App() {
         )}
         {route.page === "run" && <RunView key={route.runId} api={client} token={session.token} runId={route.runId} />}
         {route.page === "dead-letters" && <DeadLetters api={client} letterId={route.letterId} />}
+        {route.page === "notifications" && <Notifications api={client} notificationId={route.notificationId} />}
         {route.page === "missing" && (
           <p className="empty">
             Nothing here. <Link to="/">Back to the workflows</Link>

@@ -24,6 +24,7 @@ export type Route =
   | { page: "runs"; workflowId: string }
   | { page: "run"; runId: string }
   | { page: "dead-letters"; letterId: number | null }
+  | { page: "notifications"; notificationId: string | null }
   | { page: "missing" };
 
 export function match(path: string, query: URLSearchParams): Route {
@@ -40,6 +41,8 @@ export function match(path: string, query: URLSearchParams): Route {
   if (parts[0] === "dead-letters" && parts.length === 1) return { page: "dead-letters", letterId: null };
   if (parts[0] === "dead-letters" && parts.length === 2 && /^\d+$/.test(parts[1]))
     return { page: "dead-letters", letterId: Number(parts[1]) };
+  if (parts[0] === "notifications" && parts.length <= 2)
+    return { page: "notifications", notificationId: parts[1] ?? null };
   return { page: "missing" };
 }
 

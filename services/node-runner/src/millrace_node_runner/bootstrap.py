@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import (
@@ -41,10 +41,13 @@ from millrace_node_runner.adapters.ai_ledger import AiLedger
 from millrace_node_runner.adapters.http import HttpCaller
 from millrace_node_runner.adapters.kafka_publisher import TopicPublisher
 from millrace_node_runner.adapters.network import GuardedClients, Resolver, SystemResolver
+from millrace_node_runner.adapters.notification_channels import Channels
+from millrace_node_runner.adapters.notification_store import LinkBases
 from millrace_node_runner.adapters.record_store import RecordStore
 from millrace_node_runner.adapters.tenants import TenantConfig
+from millrace_node_runner.domain.notifications import Retry
 from millrace_node_runner.entrypoints import kafka
-from millrace_node_runner.entrypoints.clock import retention_loop
+from millrace_node_runner.entrypoints.clock import NotificationLoop, retention_loop
 from millrace_node_runner.entrypoints.kafka import NodeCommands
 from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
 from millrace_node_runner.service_layer.ai import AiNodes
@@ -52,6 +55,7 @@ from millrace_node_runner.service_layer.code import CodeNodes
 from millrace_node_runner.service_layer.executor import NodeExecutor, NodeResult
 from millrace_node_runner.service_layer.http import HttpNodes
 from millrace_node_runner.service_layer.kafka import KafkaNodes
+from millrace_node_runner.service_layer.notifications import Notifications
 from millrace_node_runner.service_layer.plugins import (
     GuardedHttp,
     PluginLoadError,
@@ -82,14 +86,14 @@ def build(
     relay = OutboxRelay(engine, broker, PRODUCER)
     records_relay = OutboxRelay(engine, broker, RECORDS_PRODUCER)
 
+    resolver = resolver or SystemResolver()
     clients = GuardedClients(
-        resolver or SystemResolver(),
+        resolver,
         max_connections=settings.http_concurrency + settings.ai_concurrency,
         max_idle_connections=settings.http_max_idle_connections,
     )
-    tenants = TenantConfig(
-        engine, _secret_box(settings), policy_cache_seconds=settings.network_policy_cache_seconds
-    )
+    box = _secret_box(settings)
+    tenants = TenantConfig(engine, box, policy_cache_seconds=settings.network_policy_cache_seconds)
     http_caller = HttpCaller(
         clients, max_redirects=settings.http_max_redirects, clock=clock, metrics=HttpMetrics(registry)
     )
@@ -119,8 +123,22 @@ def build(
     # The node types this runner runs: the registry's (the built-in ones and every installed
     # plugin's); a plugin's handler is built from the factory its declaration names.
     node_registry = node_types()
-    services = PluginServices(
-        GuardedHttp(tenants, http_caller, response_cap_ceiling=settings.http_response_cap_bytes), clock
+    guarded_http = GuardedHttp(tenants, http_caller, response_cap_ceiling=settings.http_response_cap_bytes)
+    services = PluginServices(guarded_http, clock)
+    notifications = NotificationLoop(
+        Notifications(
+            engine,
+            Channels(engine, box, tenants, guarded_http, resolver),
+            clock,
+            retry=Retry(
+                settings.notification_retry_base_seconds,
+                settings.notification_retry_max_seconds,
+                settings.notification_max_attempts,
+            ),
+            links=LinkBases(settings.public_base_url, settings.approval_base_url),
+            lookback=timedelta(hours=settings.notification_lookback_hours),
+        ),
+        poll_seconds=settings.notification_poll_seconds,
     )
     handlers = {**built_in, **plugin_handlers(node_registry, services)}
     missing = missing_handlers(node_registry, handlers)
@@ -159,7 +177,14 @@ def build(
         broker,
         engine,
         registry,
-        background=(consumer.run, relay.run, records_relay.run, retention.run, gauges.run),
+        background=(
+            consumer.run,
+            relay.run,
+            records_relay.run,
+            retention.run,
+            gauges.run,
+            notifications.run,
+        ),
         closers=(clients.aclose, publisher.close, sandbox.stop),
         start_checks=(sandbox.start,),
         consumers=(consumer.membership,),

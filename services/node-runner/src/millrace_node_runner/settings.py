@@ -57,3 +57,34 @@ class NodeRunnerSettings(CodeSandboxSettings):
         default=400, gt=0, description="Rows of the AI token ledger older than this are pruned"
     )
     task_retention_days: float = Field(default=90, gt=0, description="Done tasks older than this are pruned")
+    notification_retention_days: float = Field(
+        default=30, gt=0, description="Notifications delivered or given up longer ago than this are pruned"
+    )
+    notification_poll_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="How often new tasks and approval notifications are looked for"
+    )
+    notification_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Delivery attempts of one notification before it is given up"
+    )
+    notification_retry_base_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="The wait after a notification's first failed attempt; doubled after each",
+    )
+    notification_retry_max_seconds: float = Field(
+        default=3600, gt=0, description="The longest wait between two attempts of one notification"
+    )
+    notification_lookback_hours: float = Field(
+        default=24,
+        gt=0,
+        description="Tasks and approval notifications older than this when first seen are not delivered "
+        "(after an outage longer than this, or when a tenant first configures its channels)",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:18080", description="The web app's address, for links in notifications"
+    )
+    approval_base_url: str = Field(
+        default="http://127.0.0.1:18084",
+        description="The approval inbox's address, for links in notifications",
+    )

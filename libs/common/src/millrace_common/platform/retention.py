@@ -47,6 +47,9 @@ _RUN = Pruned(
 )
 _RUNNER = Pruned("node-runner", "30 days", "`MILLRACE_RUNNER_RETENTION_DAYS`")
 _APPROVAL = Pruned("approval", "365 days after the approval closed", "`MILLRACE_APPROVAL_RETENTION_DAYS`")
+_NOTIFICATIONS = Pruned(
+    "node-runner", "30 days after delivery or giving up", "`MILLRACE_NOTIFICATION_RETENTION_DAYS`"
+)
 _TRIGGER = Pruned("trigger", "7 days", "`MILLRACE_TRIGGER_RETENTION_DAYS`")
 _CONFIGURATION = Kept("configuration, until the tenant deletes it")
 _PER_TENANT = NotGrowing("one row per tenant")
@@ -98,6 +101,9 @@ RETENTION: Mapping[str, Pruned | NotGrowing | Kept] = {
     "tenant_ai_settings": _PER_TENANT,
     "tenant_network_policies": _PER_TENANT,
     "tenant_retention": _PER_TENANT,
+    "tenant_notification_settings": _PER_TENANT,
+    "notifications": _NOTIFICATIONS,
+    "notification_attempts": _NOTIFICATIONS,
     "producer_grants": Kept("configuration, until an operator revokes it (`millrace-admin grants revoke`)"),
     "topic_grants": Kept(
         "configuration, until an operator revokes it (`millrace-admin grants revoke-topic`)"

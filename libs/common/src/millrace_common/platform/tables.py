@@ -527,3 +527,53 @@ approval_notifications = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("read_at", DateTime(timezone=True)),
 )
+
+# notifications (migration 0012_notify_delivery) -------------------------------------------------
+# The gateway writes tenant_notification_settings (the settings API); the node runner delivers:
+# it writes notifications and notification_attempts, from tasks and approval_notifications, which it
+# reads. The gateway reads notifications for the API and puts a given-up one back to pending (retry).
+tenant_notification_settings = Table(
+    "tenant_notification_settings",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("email_enabled", Boolean, nullable=False),
+    Column("smtp_host", Text),
+    Column("smtp_port", Integer),
+    Column("smtp_tls", String(16), nullable=False),
+    Column("smtp_from", Text),
+    Column("smtp_credential", String(100)),
+    Column("chat_enabled", Boolean, nullable=False),
+    Column("chat_webhook_ciphertext", LargeBinary),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("source_id", Text, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("link", Text),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+)
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("notification_id", Uuid, primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("error", Text),
+)

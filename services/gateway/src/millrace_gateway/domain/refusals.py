@@ -103,3 +103,11 @@ class InvalidBulkToken(Refused):
 class TooManyRuns(Refused):
     status = 422
     code = "too_many_runs"
+
+
+class InvalidSettings(Refused):
+    """Settings that parse but do not fit together (a channel on without what it needs, a login that
+    names no basic credential), or a list cursor this API did not give."""
+
+    status = 422
+    code = "invalid_request"

@@ -15,6 +15,12 @@ import type {
 import type { DeadLetter, DeadLetterSummary } from "../model/deadLetters";
 import type { BulkCount, BulkOutcome } from "../model/bulk";
 import type { NodeTestResult, Pin } from "../model/nodeTests";
+import type {
+  Notification,
+  NotificationSettings,
+  NotificationSettingsBody,
+  NotificationSummary,
+} from "../model/notifications";
 
 export class ApiError extends Error {
   constructor(
@@ -161,6 +167,13 @@ export function api(token: string) {
       call<Pin>("PUT", `/workflows/${id}/nodes/${encodeURIComponent(nodeId)}/pin`, { output }),
     unpin: (id: string, nodeId: string) =>
       call<null>("DELETE", `/workflows/${id}/nodes/${encodeURIComponent(nodeId)}/pin`),
+    listNotifications: (query: string) =>
+      call<{ items: NotificationSummary[]; next_cursor: string | null }>("GET", `/notifications${query}`),
+    getNotification: (id: string) => call<Notification>("GET", `/notifications/${id}`),
+    retryNotification: (id: string) => call<Notification>("POST", `/notifications/${id}/retry`),
+    notificationSettings: () => call<NotificationSettings>("GET", "/settings/notifications"),
+    saveNotificationSettings: (body: NotificationSettingsBody) =>
+      call<NotificationSettings>("PUT", "/settings/notifications", body),
   };
 }
 

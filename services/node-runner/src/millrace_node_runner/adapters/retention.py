@@ -13,7 +13,11 @@ _RUN_ENDED = "exists (select 1 from runs r where r.run_id = {alias}.run_id and r
 
 
 def statements(
-    *, results_keep: timedelta, usage_keep: timedelta, tasks_keep: timedelta
+    *,
+    results_keep: timedelta,
+    usage_keep: timedelta,
+    tasks_keep: timedelta,
+    notifications_keep: timedelta = timedelta(days=30),
 ) -> tuple[PruneStatement, ...]:
     return (
         PruneStatement(
@@ -44,5 +48,13 @@ def statements(
             "delete from tasks where id in (select id from tasks where done_at is not null"
             " and done_at < :before order by done_at limit :batch for update skip locked) returning 1",
             tasks_keep,
+        ),
+        PruneStatement(
+            "notifications",
+            "with doomed as (select id from notifications where status in ('delivered', 'given_up')"
+            " and updated_at < :before order by updated_at limit :batch for update skip locked),"
+            " gone as (delete from notification_attempts where notification_id in (select id from doomed))"
+            " delete from notifications where id in (select id from doomed) returning 1",
+            notifications_keep,
         ),
     )

@@ -15,6 +15,7 @@ from millrace_gateway.service_layer.bulk import BulkRuns
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.node_tests import NodeTests
+from millrace_gateway.service_layer.notifications import NotificationDesk
 from millrace_gateway.service_layer.records import Pipelines, Records
 from millrace_gateway.service_layer.runs import Runs
 from millrace_gateway.service_layer.tasks import Tasks
@@ -43,6 +44,7 @@ WebhookAnswersDep = Annotated[WebhookAnswers, Depends(app_state("webhook_answers
 DeadLettersDep = Annotated[DeadLetterDesk, Depends(app_state("dead_letters"))]
 TopicGrantsDep = Annotated[TopicGrantDesk, Depends(app_state("topic_grants"))]
 NodeTestsDep = Annotated[NodeTests, Depends(app_state("node_tests"))]
+NotificationsDep = Annotated[NotificationDesk, Depends(app_state("notifications"))]
 
 
 async def _principal(

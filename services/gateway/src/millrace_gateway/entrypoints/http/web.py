@@ -19,6 +19,8 @@ WEB_ROUTES = (
     "/runs/{rest:path}",
     "/dead-letters",
     "/dead-letters/{rest:path}",
+    "/notifications",
+    "/notifications/{rest:path}",
 )
 
 
