@@ -1,6 +1,7 @@
 """The operational endpoints of a service with no API of its own (trigger, orchestrator, node runner):
 a plain Starlette app that answers ``/healthz`` and ``/metrics`` and turns every other path or method
-into a problem, and whose process does not import FastAPI. ``/readyz`` needs the real Kafka and
+into a problem, and whose process does not import FastAPI; and no service loads the code sandbox
+before a code node runs. ``/readyz`` needs the real Kafka and
 PostgreSQL: the integration tier's services answer it (tests/support/processes.py waits on it)."""
 
 from __future__ import annotations
@@ -45,8 +46,23 @@ def test_another_path_or_method_is_a_problem() -> None:
     assert "GET" in wrong.headers["allow"]
 
 
+def loaded(package: str, modules: tuple[str, ...]) -> set[str]:
+    """Which of ``modules`` importing ``package``'s entry point and bootstrap loads."""
+    probe = (
+        f"import sys, {package}.main, {package}.bootstrap as b;"
+        f"print(' '.join(m for m in {modules!r} if m in sys.modules))"
+    )
+    answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return set(answer.stdout.split())
+
+
 def test_the_services_without_an_api_do_not_import_fastapi() -> None:
     for package in ("millrace_trigger", "millrace_orchestrator", "millrace_node_runner"):
-        probe = f"import sys, {package}.main; print('fastapi' in sys.modules)"
-        answer = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-        assert answer.stdout.strip() == "False", package
+        assert loaded(package, ("fastapi",)) == set(), package
+
+
+def test_the_code_sandbox_is_loaded_only_when_code_runs() -> None:
+    # The gateway (testing a code node) and the node runner (the code node) carry monty (about 12 MB)
+    # only once a code node runs: code_sandbox.CodeSandbox starts its pool on first use.
+    for package in ("millrace_gateway", "millrace_node_runner"):
+        assert loaded(package, ("pydantic_monty",)) == set(), package

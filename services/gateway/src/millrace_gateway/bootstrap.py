@@ -166,7 +166,7 @@ def build(settings: GatewaySettings) -> FastAPI:
             registry,
             background=background,
             closers=(direct.close, publisher.close, sandbox.stop),
-            start_checks=(require_node_types, sandbox.start),
+            start_checks=(require_node_types,),
             consumers=(feed.membership, indexer.membership, tested.membership),
         ),
         title="Millrace API",

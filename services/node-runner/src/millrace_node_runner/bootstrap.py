@@ -186,7 +186,6 @@ def build(
             notifications.run,
         ),
         closers=(clients.aclose, publisher.close, sandbox.stop),
-        start_checks=(sandbox.start,),
         consumers=(consumer.membership,),
     )
     return operations_app(parts)

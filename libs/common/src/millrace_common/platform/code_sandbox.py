@@ -17,24 +17,22 @@ sandbox's clock is frozen at ``now``. What ``main()`` returns must be JSON; it i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
-from pydantic_monty import (
-    AsyncMonty,
-    MontyCrashedError,
-    MontyError,
-    MontyRuntimeError,
-    MontySyntaxError,
-)
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.platform.settings import CodeSandboxSettings
+
+if TYPE_CHECKING:
+    from pydantic_monty import AsyncMonty, MontyError
 
 __all__ = ["CodeFailure", "CodeLimits", "CodeResult", "CodeSandbox", "code_limits", "entry_call"]
 
@@ -102,17 +100,28 @@ def entry_call(code: str) -> str:
 
 
 class CodeSandbox:
-    """A pool of monty workers; :meth:`start` before the first :meth:`run`, :meth:`stop` at the end."""
+    """A pool of monty workers, started by the first :meth:`run` (or :meth:`start`); :meth:`stop` at
+    the end. Nothing of monty is loaded before: a process that never runs a code node (most gateways,
+    a runner whose tenants have none) does not carry the interpreter (about 12 MB) or its worker."""
 
     def __init__(self, limits: CodeLimits) -> None:
         self._limits = limits
         self._pool: AsyncMonty | None = None
+        self._starting = asyncio.Lock()
 
     @property
     def limits(self) -> CodeLimits:
         return self._limits
 
-    async def start(self) -> None:
+    async def start(self) -> AsyncMonty:
+        async with self._starting:
+            if self._pool is None:
+                self._pool = await self._open()
+            return self._pool
+
+    async def _open(self) -> AsyncMonty:
+        from pydantic_monty import AsyncMonty
+
         # request_timeout: the parent kills a worker whose turn runs 5 s past the execution budget
         # (the in-interpreter check only runs at checkpoints; a native call could outlast it).
         # Recycling a worker every 200 sessions bounds what a long-lived worker process accumulates.
@@ -123,7 +132,7 @@ class CodeSandbox:
             max_checkouts_per_worker=200,
             feed_duration_limit_grace=1.0,
         )
-        self._pool = await pool.__aenter__()
+        return await pool.__aenter__()
 
     async def stop(self) -> None:
         pool, self._pool = self._pool, None
@@ -132,8 +141,9 @@ class CodeSandbox:
 
     async def run(self, code: str, context: Mapping[str, JsonValue], *, now: datetime) -> CodeOutcome:
         """Run ``code``'s ``main()`` with ``context`` as its globals and the clock frozen at ``now``."""
-        if self._pool is None:
-            raise RuntimeError("the code sandbox is not started")
+        from pydantic_monty import MontyError
+
+        pool = self._pool or await self.start()
         printed: list[str] = []
 
         def keep_printed(_stream: str, text: str) -> None:
@@ -142,7 +152,7 @@ class CodeSandbox:
 
         inputs = {**context, "now": now.isoformat()}
         try:
-            async with self._pool.checkout(
+            async with pool.checkout(
                 script_name="code.py",
                 limits={
                     "max_feed_duration_secs": self._limits.cpu_seconds,
@@ -162,6 +172,8 @@ class CodeSandbox:
 
 
 def _failure(error: MontyError, limits: CodeLimits) -> CodeFailure:
+    from pydantic_monty import MontyCrashedError, MontyRuntimeError, MontySyntaxError
+
     if isinstance(error, MontySyntaxError):
         frames = error.traceback()
         line = frames[-1].line if frames else None
