@@ -21,6 +21,7 @@ from millrace_common.platform.service import ServiceParts, create_app
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway.adapters import dead_letters as dead_letters_table
+from millrace_gateway.adapters.approval_api import ApprovalApi
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.replays import ReplayPublisher
 from millrace_gateway.adapters.run_event_feed import FeedMetrics, RunEventFeed
@@ -30,6 +31,7 @@ from millrace_gateway.adapters.webhook_intake import WebhookIntake
 from millrace_gateway.adapters.webhook_targets import WebhookTargets
 from millrace_gateway.entrypoints.clock import ReplayLoop
 from millrace_gateway.entrypoints.http import (
+    approvals,
     auth,
     catalog,
     dead_letters,
@@ -126,6 +128,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         ttl=timedelta(seconds=settings.jwt_ttl_seconds),
     )
     box = SecretBox(settings.encryption_key)
+    approval_api = ApprovalApi(settings.approval_api_url) if settings.approval_api_url else None
 
     background = (
         relay.run,
@@ -145,7 +148,7 @@ def build(settings: GatewaySettings) -> FastAPI:
             engine,
             registry,
             background=background,
-            closers=(direct.close, publisher.close),
+            closers=(direct.close, publisher.close, *((approval_api.close,) if approval_api else ())),
             start_checks=(require_node_types,),
             consumers=(feed.membership, indexer.membership),
         ),
@@ -162,6 +165,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.dead_letters = desk
+    app.state.approval_api = approval_api
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -171,7 +175,19 @@ def build(settings: GatewaySettings) -> FastAPI:
 
     errors.install(app, max_body_bytes=MAX_BODY_BYTES, webhook_body_bytes=webhooks.MAX_WEBHOOK_BODY_BYTES)
     # The webhook route first: it takes the most calls, and routes are matched in order.
-    routers = (webhooks, auth, workflows, runs, live, records, tenant_settings, catalog, tasks, dead_letters)
+    routers = (
+        webhooks,
+        auth,
+        workflows,
+        runs,
+        live,
+        records,
+        tenant_settings,
+        catalog,
+        tasks,
+        dead_letters,
+        approvals,
+    )
     for module in routers:
         app.include_router(module.router)
     # Added after the body limit, so it is the outer middleware and counts the limit's refusals too.

@@ -28,6 +28,12 @@ class GatewaySettings(ServiceSettings):
         description="The platform operators' tenant: its admins see and act on every tenant's dead "
         "letters (and those naming no tenant); unset, every admin sees only their own tenant's",
     )
+    approval_api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Where the gateway reaches the approval service's API, to forward the web app's "
+        "/api/v1/approvals calls (e.g. http://127.0.0.1:18084); unset, those calls answer 503",
+    )
     kafka_tools_classpath: str | None = Field(
         default=None,
         description="Java classpath of Kafka's own tools, which millrace-admin grants and producers run"

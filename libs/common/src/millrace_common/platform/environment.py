@@ -26,6 +26,7 @@ PREFIX = "MILLRACE_"
 SERVICE_VARIABLES: frozenset[str] = frozenset(
     {
         # gateway (millrace_gateway.settings.GatewaySettings)
+        "MILLRACE_APPROVAL_API_URL",
         "MILLRACE_JWT_SECRET",
         "MILLRACE_JWT_TTL_SECONDS",
         "MILLRACE_KAFKA_TOOLS_CLASSPATH",

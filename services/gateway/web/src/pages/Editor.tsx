@@ -1,5 +1,5 @@
 import { ReactFlowProvider } from "@xyflow/react";
-import { useCallback, useMemo, useReducer } from "react";
+import { useCallback, useEffect, useMemo, useReducer, useState } from "react";
 import type { Api } from "../api/client";
 import { editorReducer, initialEditorState } from "../model/editor";
 import { graphToDefinition } from "../model/graph";
@@ -34,6 +34,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
   const undo = useCallback(() => dispatch({ type: "undo" }), []);
   const redo = useCallback(() => dispatch({ type: "redo" }), []);
   useShortcuts({ undo, redo, copy, paste });
+  const lastRun = useLastRun(api, workflowId);
 
   return (
     <div className="editor">
@@ -75,7 +76,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
           readOnly={readOnly}
           onAdd={(nodeType, at) => dispatch({ type: "nodeAdded", nodeType, at })}
         />
-        <Canvas graph={graph} problems={problems} readOnly={readOnly} dispatch={dispatch} />
+        <Canvas graph={graph} problems={problems} readOnly={readOnly} dispatch={dispatch} lastRun={lastRun} />
         <SidePanel
           state={state}
           problems={problems}
@@ -93,4 +94,26 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
       )}
     </div>
   );
+}
+
+/** Each node's status in the workflow's latest run (shown on the canvas while editing). */
+function useLastRun(api: Api, workflowId: string | null): Record<string, string> | undefined {
+  const [statuses, setStatuses] = useState<Record<string, string> | undefined>(undefined);
+  useEffect(() => {
+    if (!workflowId) return;
+    let stale = false;
+    api
+      .listRuns(workflowId)
+      .then(async (page) => {
+        const latest = page.items[0];
+        if (!latest || stale) return;
+        const run = await api.getRun(latest.run_id);
+        if (!stale) setStatuses(Object.fromEntries(run.nodes.map((n) => [n.node_id.split("[")[0], n.status])));
+      })
+      .catch(() => undefined);
+    return () => {
+      stale = true;
+    };
+  }, [api, workflowId]);
+  return statuses;
 }

@@ -1,4 +1,13 @@
-import { Background, Controls, MiniMap, ReactFlow, ReactFlowProvider } from "@xyflow/react";
+import {
+  applyNodeChanges,
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  type Node,
+  type NodeChange,
+} from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
 import { ApiError, type Api } from "../api/client";
 import { followStream, sleep, StreamRefused } from "../api/sse";
@@ -17,6 +26,8 @@ import {
 } from "../model/runState";
 import type { Definition, Run, RunEvent } from "../model/types";
 import { Link } from "../router";
+import { can, reason, useMe } from "../permissions";
+import { ApprovalLink } from "./console/ApprovalLink";
 import { between, duration, pretty, when } from "../format";
 
 const MINIMAP: Record<string, string> = { succeeded: "#1f8a4c", failed: "#c62828", skipped: "#d1d5db" };
@@ -131,8 +142,24 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
   }, [run !== null, runId, token, generation]);
 
   const graph = useMemo(() => (definition ? definitionToGraph(definition) : { nodes: [], edges: [] }), [definition]);
-  // New node objects make React Flow measure them again (hidden meanwhile): only selection changes them.
-  const nodes = useMemo(() => graph.nodes.map((n) => ({ ...n, selected: n.id === selected })), [graph.nodes, selected]);
+  // The nodes keep the sizes React Flow measured (the minimap draws only measured nodes); new node
+  // objects make React Flow measure them again (hidden meanwhile): only selection changes them.
+  const [measured, setMeasured] = useState<Node[]>([]);
+  useEffect(() => setMeasured(graph.nodes), [graph.nodes]);
+  const onNodesChange = useCallback(
+    (changes: NodeChange[]) =>
+      setMeasured((current) =>
+        applyNodeChanges(
+          changes.filter((c) => c.type === "dimensions"),
+          current,
+        ),
+      ),
+    [],
+  );
+  const nodes = useMemo(() => measured.map((n) => ({ ...n, selected: n.id === selected })), [measured, selected]);
+  const me = useMe();
+  const mayOperate = can(me, "operate_runs");
+  const operateTitle = mayOperate ? undefined : reason("operate_runs");
   const summary = useMemo(() => summarize(state), [state]);
   const edges: CanvasEdge[] = useMemo(
     () =>
@@ -174,6 +201,8 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
               <button
                 key={action}
                 id={`${action}-paused`}
+                disabled={!mayOperate}
+                title={operateTitle}
                 type="button"
                 onClick={async () => {
                   try {
@@ -191,6 +220,8 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         {(status === "running" || status === "paused") && (
           <button
             id="cancel-run"
+            disabled={!mayOperate}
+            title={operateTitle}
             type="button"
             className="danger"
             onClick={async () => {
@@ -207,6 +238,8 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         {status === "failed" && (
           <button
             id="retry-run"
+            disabled={!mayOperate}
+            title={operateTitle}
             type="button"
             onClick={async () => {
               try {
@@ -237,6 +270,7 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
             <CanvasContext.Provider value={view}>
               <ReactFlow
                 nodes={nodes}
+                onNodesChange={onNodesChange}
                 edges={edges}
                 nodeTypes={NODE_TYPES}
                 nodesDraggable={false}
@@ -259,7 +293,13 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         </div>
         <aside className="side-panel" id="node-detail">
           {selected ? (
-            <NodeDetail nodeId={selected} instances={summary[selected]?.instances ?? []} logRow={logRow} />
+            <NodeDetail
+              api={api}
+              runId={runId}
+              nodeId={selected}
+              instances={summary[selected]?.instances ?? []}
+              logRow={logRow}
+            />
           ) : (
             <div>
               <h2>Run</h2>
@@ -270,7 +310,9 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
                   <dt>Finished</dt>
                   <dd>{when(run.finished_at)}</dd>
                   <dt>Duration</dt>
-                  <dd>{between(run.started_at, run.finished_at)}</dd>
+                  <dd id="run-duration" title="from the trigger's receipt to the run's end">
+                    {between(run.started_at, run.finished_at)}
+                  </dd>
                   <dt>Version</dt>
                   <dd>v{run.workflow_version}</dd>
                 </dl>
@@ -297,10 +339,14 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
 }
 
 function NodeDetail({
+  api,
+  runId,
   nodeId,
   instances,
   logRow,
 }: {
+  api: Api;
+  runId: string;
   nodeId: string;
   instances: NodeRunState[];
   logRow: (key: string) => Run["nodes"][number] | null;
@@ -333,7 +379,10 @@ function NodeDetail({
       )}
       <dl className="facts">
         <dt>State</dt>
-        <dd id="detail-status">{STATUS_LABEL[instance.status]}</dd>
+        <dd id="detail-status">
+          {STATUS_LABEL[instance.status]}
+          {instance.status === "waiting_approval" && <ApprovalLink api={api} runId={runId} nodeId={nodeId} />}
+        </dd>
         <dt>Attempts</dt>
         <dd id="detail-attempts">{instance.attempt || row?.attempts || 0}</dd>
         <dt>Duration</dt>

@@ -140,6 +140,7 @@ def _start_run(builder: _Builder, message: StartRun) -> None:
         workflow_id=message.workflow_id,
         workflow_version=message.workflow_version,
         trigger=message.trigger,
+        received_at=min(message.occurred_at, builder.now),  # a sender's clock ahead of ours: ours
     )
     settings = builder.state.definition.settings
     builder.timer("run_timeout", builder.now + timedelta(minutes=settings.timeout_minutes))

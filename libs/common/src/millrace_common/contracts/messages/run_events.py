@@ -25,6 +25,11 @@ class RunStarted(RunEvent):
     workflow_id: UUID
     workflow_version: int
     trigger: TriggerData
+    received_at: datetime | None = Field(
+        default=None,
+        description="When the trigger (or the gateway) received what started the run: the start "
+        "command's time. The run's started_at, so its duration counts from the caller's request",
+    )
 
 
 class NodeScheduled(RunEvent):
