@@ -1,26 +1,12 @@
 import { useEffect, useState } from "react";
 import { ApiError, type Api } from "../../api/client";
+import type { Schemas } from "../../api/types";
 import { when } from "../../format";
 import { NotAllowed, can, useMe } from "../../permissions";
 import { ErrorLine, Notice, describe } from "./common";
 
-interface AiSettingsOut {
-  base_url: string;
-  model: string;
-  has_api_key: boolean;
-  temperature: number;
-  max_tokens: number;
-  monthly_token_budget: number | null;
-  allow_private_endpoint: boolean;
-  updated_at: string;
-}
-
-interface Usage {
-  month: string;
-  tokens: number;
-  calls: number;
-  monthly_token_budget: number | null;
-}
+type AiSettingsOut = Schemas["AiSettingsOut"];
+type Usage = Schemas["AiUsageOut"];
 
 /** The tenant's OpenAI-compatible endpoint for AI nodes: the key is write-only (the page only says
  * whether one is stored), the budget caps the month's tokens, and the month's usage so far. */

@@ -1,14 +1,15 @@
 import { useCallback, useEffect, useState } from "react";
 import type { Api } from "../../api/client";
 import { between, when } from "../../format";
-import type { RunSummary, WorkflowSummary } from "../../model/types";
+import type { WorkflowSummary } from "../../model/types";
+import type { Schemas } from "../../api/types";
 import { Link } from "../../router";
 import { ErrorLine, describe } from "./common";
 
 const STATUSES = ["running", "paused", "completed", "failed", "cancelled", "timed_out", "throttled"];
 const KINDS = ["manual", "webhook", "schedule", "record"];
 
-type Row = RunSummary & { trigger_kind?: string | null };
+type Row = Schemas["RunSummary"];
 
 /** Runs across the tenant's workflows, newest first: filter by status, workflow, trigger kind, time
  * range and text in the trigger's data; more pages by cursor. */
@@ -36,7 +37,7 @@ export function AllRuns({ api }: { api: Api }) {
       if (filter.before) q.set("started_before", new Date(filter.before).toISOString());
       if (filter.q.trim()) q.set("q", filter.q.trim());
       if (after) q.set("cursor", after);
-      return api.get<{ items: Row[]; next_cursor: string | null }>(`/runs?${q}`);
+      return api.get<Schemas["RunPage"]>(`/runs?${q}`);
     },
     [api, filter],
   );
@@ -46,7 +47,7 @@ export function AllRuns({ api }: { api: Api }) {
       query(null)
         .then((page) => {
           setRows(page.items);
-          setCursor(page.next_cursor);
+          setCursor(page.next_cursor ?? null);
           setError(null);
         })
         .catch((err) => setError(describe(err)));
@@ -155,7 +156,7 @@ export function AllRuns({ api }: { api: Api }) {
                 query(cursor)
                   .then((page) => {
                     setRows([...rows, ...page.items]);
-                    setCursor(page.next_cursor);
+                    setCursor(page.next_cursor ?? null);
                   })
                   .catch((err) => setError(describe(err)))
               }

@@ -1,15 +1,11 @@
 import { useState } from "react";
 import type { Api } from "../../api/client";
+import type { Schemas } from "../../api/types";
 import { when } from "../../format";
 import { NotAllowed, can, useMe } from "../../permissions";
 import { ErrorLine, Notice, describe, useLoaded } from "./common";
 
-interface Credential {
-  name: string;
-  kind: string;
-  created_at: string;
-  updated_at: string;
-}
+type Credential = Schemas["CredentialOut"];
 
 type Kind = "bearer" | "basic" | "header" | "hmac";
 

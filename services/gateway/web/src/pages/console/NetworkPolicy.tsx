@@ -1,12 +1,9 @@
 import type { Api } from "../../api/client";
+import type { Schemas } from "../../api/types";
 import { when } from "../../format";
 import { ErrorLine, useLoaded } from "./common";
 
-interface Policy {
-  allowed_networks: string[];
-  allow_private_targets: boolean;
-  updated_at: string | null;
-}
+type Policy = Schemas["NetworkPolicyOut"];
 
 /** The tenant's network policy, read-only: only the installation's operator changes it. */
 export function NetworkPolicy({ api }: { api: Api }) {

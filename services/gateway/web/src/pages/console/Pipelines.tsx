@@ -1,25 +1,14 @@
 import { useCallback, useEffect, useState } from "react";
 import type { Api } from "../../api/client";
+import type { Schemas } from "../../api/types";
 import { between, pretty, when } from "../../format";
-import type { JsonObject, RunSummary } from "../../model/types";
+import type { JsonObject } from "../../model/types";
 import { NotAllowed, can, useMe } from "../../permissions";
 import { Link, navigate } from "../../router";
 import { ErrorLine, Notice, describe, useLoaded } from "./common";
 
-interface Pipeline {
-  id: string;
-  name: string;
-  created_at: string;
-  record_count: number;
-}
-
-interface Record_ {
-  id: string;
-  pipeline_id: string;
-  data: JsonObject;
-  created_at: string;
-  updated_at: string;
-}
+type Pipeline = Schemas["PipelineOut"];
+type Record_ = Schemas["RecordOut"];
 
 function parseObject(text: string): JsonObject {
   const value: unknown = JSON.parse(text);
@@ -133,14 +122,14 @@ function PipelineRecords({ api, pipelineId }: { api: Api; pipelineId: string }) 
   const [notice, setNotice] = useState<string | null>(null);
   const [editing, setEditing] = useState<Record_ | "new" | null>(null);
   const [text, setText] = useState("{}");
-  const [runs, setRuns] = useState<{ record: string; items: RunSummary[] } | null>(null);
+  const [runs, setRuns] = useState<{ record: string; items: Schemas["RunSummary"][] } | null>(null);
 
   const page = useCallback(
     (after: string | null) => {
       const query = new URLSearchParams({ limit: "25" });
       if (q.trim()) query.set("q", q.trim());
       if (after) query.set("cursor", after);
-      return api.get<{ items: Record_[]; next_cursor: string | null }>(`${base}/records?${query}`);
+      return api.get<Schemas["RecordPage"]>(`${base}/records?${query}`);
     },
     [api, base, q],
   );
@@ -149,7 +138,7 @@ function PipelineRecords({ api, pipelineId }: { api: Api; pipelineId: string }) 
       page(null)
         .then((p) => {
           setRows(p.items);
-          setCursor(p.next_cursor);
+          setCursor(p.next_cursor ?? null);
         })
         .catch((err) => setError(describe(err))),
     [page],
@@ -267,7 +256,7 @@ function PipelineRecords({ api, pipelineId }: { api: Api; pipelineId: string }) 
                     className="small record-runs"
                     onClick={() =>
                       api
-                        .get<{ items: RunSummary[] }>(`/runs?record_id=${r.id}&limit=50`)
+                        .get<Schemas["RunPage"]>(`/runs?record_id=${r.id}&limit=50`)
                         .then((p) => setRuns({ record: r.id, items: p.items }))
                         .catch((err) => setError(describe(err)))
                     }
@@ -288,7 +277,7 @@ function PipelineRecords({ api, pipelineId }: { api: Api; pipelineId: string }) 
             page(cursor)
               .then((p) => {
                 setRows([...(rows ?? []), ...p.items]);
-                setCursor(p.next_cursor);
+                setCursor(p.next_cursor ?? null);
               })
               .catch((err) => setError(describe(err)))
           }

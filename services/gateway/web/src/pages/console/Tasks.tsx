@@ -1,21 +1,11 @@
 import { useState } from "react";
 import type { Api } from "../../api/client";
+import type { Schemas } from "../../api/types";
 import { when } from "../../format";
 import { Link } from "../../router";
 import { ErrorLine, describe, useLoaded } from "./common";
 
-interface Task {
-  id: string;
-  title: string;
-  message: string;
-  run_id: string | null;
-  node_id: string | null;
-  status: string;
-  assignee_user: string | null;
-  assignee_role: string | null;
-  created_at: string;
-  done_at: string | null;
-}
+type Task = Schemas["TaskOut"];
 
 /** The caller's tasks (from task_notify nodes and paused runs): open ones first, mark them done. */
 export function Tasks({ api }: { api: Api }) {

@@ -1,28 +1,14 @@
 import { useState } from "react";
 import type { Api } from "../../api/client";
+import type { Schemas } from "../../api/types";
 import { when } from "../../format";
 import { NotAllowed, can, useMe } from "../../permissions";
 import { ErrorLine, Notice, describe, useLoaded } from "./common";
 
 const ROLES = ["admin", "editor", "operator", "viewer", "approver"];
 
-interface User {
-  id: string;
-  email: string;
-  roles: string[];
-  disabled: boolean;
-  created_at: string;
-}
-
-interface ApiKey {
-  id: string;
-  name: string;
-  prefix: string;
-  roles: string[];
-  created_at: string;
-  last_used_at: string | null;
-  revoked_at: string | null;
-}
+type User = Schemas["UserOut"];
+type ApiKey = Schemas["ApiKeyOut"];
 
 function RolePicker({ id, value, onChange }: { id: string; value: string[]; onChange: (roles: string[]) => void }) {
   return (
