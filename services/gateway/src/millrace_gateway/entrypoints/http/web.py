@@ -16,9 +16,20 @@ WEB_ROUTES = (
     "/signin",
     "/workflows",
     "/workflows/{rest:path}",
+    "/runs",
     "/runs/{rest:path}",
     "/dead-letters",
     "/dead-letters/{rest:path}",
+    # the console's pages
+    "/pipelines",
+    "/pipelines/{rest:path}",
+    "/approvals",
+    "/approvals/{rest:path}",
+    "/tasks",
+    "/credentials",
+    "/users",
+    "/settings/{rest:path}",
+    "/notifications",
 )
 
 
