@@ -48,6 +48,7 @@ from millrace_gateway.entrypoints.http import (
 from millrace_gateway.entrypoints.kafka import dead_letter_consumer
 from millrace_gateway.metrics import PendingDeadLetters, WebhookOutcomes, webhook_requests
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.approval_forwarding import ApprovalForwarding
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
 from millrace_gateway.service_layer.records import Pipelines, Records
@@ -128,7 +129,9 @@ def build(settings: GatewaySettings) -> FastAPI:
         ttl=timedelta(seconds=settings.jwt_ttl_seconds),
     )
     box = SecretBox(settings.encryption_key)
-    approval_api = ApprovalApi(settings.approval_api_url) if settings.approval_api_url else None
+    approval_forwarding = ApprovalForwarding(
+        ApprovalApi(settings.approval_api_url) if settings.approval_api_url else None
+    )
 
     background = (
         relay.run,
@@ -148,7 +151,7 @@ def build(settings: GatewaySettings) -> FastAPI:
             engine,
             registry,
             background=background,
-            closers=(direct.close, publisher.close, *((approval_api.close,) if approval_api else ())),
+            closers=(direct.close, publisher.close, approval_forwarding.close),
             start_checks=(require_node_types,),
             consumers=(feed.membership, indexer.membership),
         ),
@@ -165,7 +168,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.tasks = Tasks(engine)
     app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
     app.state.dead_letters = desk
-    app.state.approval_api = approval_api
+    app.state.approval_forwarding = approval_forwarding
     app.state.live = LiveRuns(
         engine,
         feed,

@@ -21,7 +21,8 @@ def document() -> dict[str, Any]:
     from millrace_gateway.settings import GatewaySettings
 
     # Placeholders: building the app checks that they are set, and nothing is signed or sealed.
-    settings = GatewaySettings(jwt_secret=SecretStr("openapi-document-only-nothing-is-signed-with-it"), encryption_key=new_key())
+    placeholder = SecretStr("openapi-document-only-nothing-is-signed-with-it")
+    settings = GatewaySettings(jwt_secret=placeholder, encryption_key=new_key())
     return build(settings).openapi()
 
 

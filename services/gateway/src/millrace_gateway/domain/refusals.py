@@ -73,3 +73,10 @@ class NotReplayable(Refused):
     """A dead letter that holds only the beginning of its original message."""
 
     code = "not_replayable"
+
+
+class ApprovalsUnavailable(Refused):
+    """The approval service, whose API the gateway forwards the inbox's calls to, cannot be reached."""
+
+    status = 503
+    code = "unavailable"

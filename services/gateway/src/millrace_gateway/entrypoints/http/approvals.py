@@ -4,27 +4,25 @@ describes these operations); the gateway only passes the caller's credentials, q
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
-from millrace_common.platform.problems import unavailable
+from typing import Annotated
 
-from millrace_gateway.adapters.approval_api import ApprovalApi, ApprovalUnreachable
+from fastapi import APIRouter, Depends, Request, Response
+from millrace_common.platform.http_deps import app_state
+
+from millrace_gateway.service_layer.approval_forwarding import ApprovalForwarding
 
 router = APIRouter(include_in_schema=False)
 
 PREFIX = "/api/v1/approvals"
 
+ForwardingDep = Annotated[ApprovalForwarding, Depends(app_state("approval_forwarding"))]
+
 
 @router.api_route(PREFIX, methods=["GET"])
 @router.api_route(PREFIX + "/{rest:path}", methods=["GET", "POST"])
-async def forward(request: Request, rest: str = "") -> Response:
-    approvals: ApprovalApi | None = request.app.state.approval_api
-    if approvals is None:
-        raise unavailable("the approval service's address is not configured (MILLRACE_APPROVAL_API_URL)")
+async def forward(request: Request, forwarding: ForwardingDep, rest: str = "") -> Response:
     path = f"{PREFIX}/{rest}" if rest else PREFIX
-    try:
-        answer = await approvals.forward(
-            request.method, path, request.url.query, dict(request.headers), await request.body()
-        )
-    except ApprovalUnreachable as error:
-        raise unavailable(f"the approval service is unreachable ({error}); try again shortly") from error
+    answer = await forwarding.forward(
+        request.method, path, request.url.query, dict(request.headers), await request.body()
+    )
     return Response(answer.body, status_code=answer.status, media_type=answer.content_type)
