@@ -320,7 +320,7 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
               {status === "completed" && (
                 <>
                   <h3>Final output</h3>
-                  <pre className="json" id="run-final-output">
+                  <pre tabIndex={0} className="json" id="run-final-output">
                     {(state.output ?? run?.final_output ?? null) === null
                       ? "— (no end node ran)"
                       : pretty(state.output ?? run?.final_output ?? null)}
@@ -329,7 +329,9 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
               )}
               <p className="hint">Select a node to see its input, output, error, attempts and durations.</p>
               <h3>Trigger</h3>
-              <pre className="json">{pretty(run?.trigger)}</pre>
+              <pre tabIndex={0} className="json">
+                {pretty(run?.trigger)}
+              </pre>
             </div>
           )}
         </aside>
@@ -401,17 +403,17 @@ function NodeDetail({
       {error && (
         <>
           <h3>Error</h3>
-          <pre className="json error" id="detail-error">
+          <pre tabIndex={0} className="json error" id="detail-error">
             {pretty(error)}
           </pre>
         </>
       )}
       <h3>Output</h3>
-      <pre className="json" id="detail-output">
+      <pre tabIndex={0} className="json" id="detail-output">
         {output === null ? "—" : pretty(output)}
       </pre>
       <h3>Input</h3>
-      <pre className="json" id="detail-input">
+      <pre tabIndex={0} className="json" id="detail-input">
         {input === null ? "—" : pretty(input)}
       </pre>
     </div>

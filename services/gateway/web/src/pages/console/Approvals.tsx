@@ -140,7 +140,7 @@ function ApprovalDetail({ api, id }: { api: Api; id: string }) {
           </dl>
           {approval.description && <p>{approval.description}</p>}
           <h2>Data to decide on</h2>
-          <pre className="json" id="approval-data">
+          <pre tabIndex={0} className="json" id="approval-data">
             {pretty(approval.data)}
           </pre>
           {approval.status === "pending" &&
