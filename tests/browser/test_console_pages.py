@@ -267,6 +267,7 @@ def test_a_newcomer_sets_up_builds_runs_and_approves_an_ai_workflow_in_the_brows
         assert duration not in ("—", "0 ms"), duration
         shot(page, "journey-8-completed")
         assert not accessibility_problems(page), accessibility_problems(page)  # the run view
+        assert page.locator(".react-flow__minimap-node").count() == 4  # the minimap draws the nodes
 
         # The model was asked through the tenant's endpoint with the stored key; usage shows.
         assert asked and asked[0]["model"] == "journey-model"
