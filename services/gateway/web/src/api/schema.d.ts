@@ -7880,6 +7880,15 @@ export interface operations {
           "application/json": components["schemas"]["WebhookAccepted"];
         };
       };
+      /** @description a body that is not JSON or a form, or nested too deep (invalid_body); a query with characters that cannot be stored (invalid_query); a bad X-Millrace-Delivery header (invalid_delivery_id) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["ProblemDetails"];
+        };
+      };
       /** @description signature or timestamp missing, malformed, wrong or stale */
       401: {
         headers: {
