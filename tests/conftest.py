@@ -11,7 +11,33 @@ import pytest
 
 from tests.support.infra import Infra, InfraMissing, create_namespace, drop_namespace, locate_infra
 from tests.support.network import LoopbackServer, loopback_server
-from tests.support.processes import System
+from tests.support.observed_statuses import (
+    Recorder,
+    declared_statuses,
+    service_documents,
+    undeclared,
+    write_report,
+)
+from tests.support.processes import ARTIFACTS, System
+
+OBSERVED = Recorder()
+OBSERVED.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every status a service answered in this run must be declared for its operation in the
+    service's OpenAPI document (tests/support/observed_statuses.py); a drift fails the run."""
+    if not OBSERVED.seen:
+        return
+    missing = undeclared(OBSERVED.seen, declared_statuses(service_documents()))
+    write_report(ARTIFACTS / "observed-statuses.json", OBSERVED.seen, missing)
+    if missing:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = [f"  {m.method} {m.template} answered {m.status} (e.g. {m.example})" for m in missing]
+        text = "statuses the tests saw that the OpenAPI documents do not declare:\n" + "\n".join(lines)
+        if reporter is not None:
+            reporter.write_line(text, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ static_checks() {
   "$UV" run --frozen lint-imports --no-cache || return # the layers in pyproject.toml [tool.importlinter]
   bash $WEB/build.sh || return # npm ci when the lock changed (tsc needs node_modules), then the build
   (cd $WEB && npx --no-install tsc --noEmit && npx --no-install prettier --check src vite.config.ts) || return
+  UV="$UV" bash $WEB/api-types.sh --check || return # the web app's API types match the gateway's OpenAPI
   # The Helm chart: the pinned helm (built once into .cache/tools/bin), lint --strict and template
   # with the default and the production values (tests/unit/test_helm_chart.py checks what renders).
   python3 deploy/local/infra.py install --only helm || return

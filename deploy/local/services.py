@@ -57,7 +57,15 @@ def secrets_env(profile: infra.Profile) -> dict[str, str]:
 
 
 def service_env(profile: infra.Profile) -> dict[str, str]:
-    return {**os.environ, **profile.env(), **secrets_env(profile), "PYTHONUNBUFFERED": "1"}
+    approval = infra.service_ports(profile)["approval"][0]
+    return {
+        **os.environ,
+        **profile.env(),
+        **secrets_env(profile),
+        "PYTHONUNBUFFERED": "1",
+        # The web app's Approvals inbox: the gateway forwards /api/v1/approvals to the approval service.
+        "MILLRACE_APPROVAL_API_URL": f"http://{infra.HOST}:{approval}",
+    }
 
 
 def prepare(profile: infra.Profile) -> None:

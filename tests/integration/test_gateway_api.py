@@ -159,7 +159,10 @@ ROLE_CASES = {
     ("POST", "/api/v1/pipelines", "pipeline"): {"admin", "editor"},
     ("GET", "/api/v1/credentials", None): {"admin"},
     ("GET", "/api/v1/users", None): {"admin"},
-    ("POST", "/api/v1/workflows/{wf}/runs", "run"): {"admin", "operator"},
+    # editors start test runs of what they build; cancel and retry stay with operators
+    ("POST", "/api/v1/workflows/{wf}/runs", "run"): {"admin", "editor", "operator"},
+    ("GET", "/api/v1/settings/network", None): {"admin", "editor", "operator", "viewer", "approver"},
+    ("GET", "/api/v1/settings/ai/usage", None): {"admin"},
     ("POST", "/api/v1/pipelines/{pipe}/records", "record"): {"admin", "editor", "operator"},
 }
 

@@ -78,8 +78,12 @@ class System:
         ready_timeout: float = 90,
     ) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
+        ports = {name: free_port() for name in names}
+        approval = ports.get("approval") or (
+            self.services["approval"].port if "approval" in self.services else None
+        )
         for name in names:
-            port = free_port()
+            port = ports[name]
             log_path = ARTIFACTS / f"{self.namespace}{self.label}-{name}.log"
             env = {
                 **os.environ,
@@ -88,6 +92,8 @@ class System:
                 "PYTHONUNBUFFERED": "1",
                 "MILLRACE_JWT_SECRET": self.jwt_secret,
                 "MILLRACE_ENCRYPTION_KEY": self.encryption_key,
+                # The gateway forwards the web app's approval calls to this system's approval service.
+                **({"MILLRACE_APPROVAL_API_URL": f"http://127.0.0.1:{approval}"} if approval else {}),
                 **(extra_env or {}),
             }
             executable = Path(sys.executable).parent / f"millrace-{name}"

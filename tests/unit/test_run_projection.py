@@ -249,3 +249,26 @@ def test_an_approval_requested_in_one_batch_and_decided_in_the_next_changes_its_
     for cut in range(1, len(log)):
         assert in_batches(log, [cut]) == one_by_one(log), f"cut before event {cut}"
     assert in_batches(log, [requested])["nodes"][(log[0].run_id, "ask")]["status"] == "succeeded"
+
+
+def test_a_run_starts_when_the_trigger_received_its_request_not_when_the_orchestrator_got_to_it():
+    from datetime import UTC, datetime, timedelta
+    from uuid import uuid4
+
+    from millrace_common.contracts.messages.run_commands import TriggerData
+    from millrace_common.contracts.messages.run_events import RunStarted
+
+    received = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
+    started = RunStarted(
+        tenant_id="acme",
+        run_id=uuid4(),
+        seq=1,
+        occurred_at=received + timedelta(milliseconds=80),
+        workflow_id=uuid4(),
+        workflow_version=1,
+        trigger=TriggerData(kind="webhook"),
+        received_at=received,
+    )
+    assert project([started]).new_runs[started.run_id]["started_at"] == received
+    older = started.model_copy(update={"received_at": None})  # logged before the field existed
+    assert project([older]).new_runs[started.run_id]["started_at"] == started.occurred_at

@@ -23,6 +23,7 @@ from millrace_common.platform.service import ServiceParts
 from prometheus_client import CollectorRegistry
 
 from millrace_gateway.adapters import dead_letters as dead_letters_table
+from millrace_gateway.adapters.approval_api import ApprovalApi
 from millrace_gateway.adapters.kafka_tools import KafkaTools
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.replays import ReplayPublisher
@@ -36,6 +37,7 @@ from millrace_gateway.domain.bulk import BulkTokens
 from millrace_gateway.domain.topic_grants import services_principal
 from millrace_gateway.entrypoints.clock import ReplayLoop
 from millrace_gateway.entrypoints.http import (
+    approvals,
     auth,
     catalog,
     dead_letters,
@@ -56,6 +58,7 @@ from millrace_gateway.entrypoints.http import (
 from millrace_gateway.entrypoints.kafka import dead_letter_consumer
 from millrace_gateway.metrics import PendingDeadLetters, WebhookOutcomes, webhook_requests
 from millrace_gateway.service_layer.accounts import Accounts
+from millrace_gateway.service_layer.approval_forwarding import ApprovalForwarding
 from millrace_gateway.service_layer.bulk import BulkRuns
 from millrace_gateway.service_layer.dead_letters import DeadLetterDesk
 from millrace_gateway.service_layer.live import LiveRuns
@@ -145,6 +148,9 @@ def build(settings: GatewaySettings) -> FastAPI:
     tested = TestedNodes(
         settings, broker, namespace, client_id=f"millrace-{settings.service_name}-tested-nodes"
     )
+    approval_forwarding = ApprovalForwarding(
+        ApprovalApi(settings.approval_api_url) if settings.approval_api_url else None
+    )
 
     background = (
         relay.run,
@@ -165,7 +171,7 @@ def build(settings: GatewaySettings) -> FastAPI:
             engine,
             registry,
             background=background,
-            closers=(direct.close, publisher.close, sandbox.stop),
+            closers=(direct.close, publisher.close, sandbox.stop, approval_forwarding.close),
             start_checks=(require_node_types,),
             consumers=(feed.membership, indexer.membership, tested.membership),
         ),
@@ -203,6 +209,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         apply_acls=settings.kafka_grant_acls,
     )
     app.state.node_tests = NodeTests(engine, sandbox, tested, utc_now)
+    app.state.approval_forwarding = approval_forwarding
     app.state.live = LiveRuns(
         engine,
         feed,
@@ -227,6 +234,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         dead_letters,
         kafka_topics,
         notifications,
+        approvals,
     )
     for module in routers:
         app.include_router(module.router)

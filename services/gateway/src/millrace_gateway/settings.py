@@ -50,6 +50,12 @@ class GatewaySettings(CodeSandboxSettings):
         " once (off where the broker has no authorizer: the grants are kept and 'millrace-admin grants"
         " sync' applies them later)",
     )
+    approval_api_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Where the gateway reaches the approval service's API, to forward the web app's "
+        "/api/v1/approvals calls (e.g. http://127.0.0.1:18084); unset, those calls answer 503",
+    )
     kafka_tools_classpath: str | None = Field(
         default=None,
         description="Java classpath of Kafka's own tools, which millrace-admin grants and producers run"

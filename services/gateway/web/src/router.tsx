@@ -25,7 +25,27 @@ export type Route =
   | { page: "run"; runId: string }
   | { page: "dead-letters"; letterId: number | null }
   | { page: "notifications"; notificationId: string | null }
+  | { page: "all-runs" }
+  | { page: "credentials" }
+  | { page: "ai-settings" }
+  | { page: "network" }
+  | { page: "users" }
+  | { page: "pipelines"; pipelineId: string | null }
+  | { page: "approvals"; approvalId: string | null }
+  | { page: "tasks" }
   | { page: "missing" };
+
+/** Console pages whose address is one fixed path. */
+const FIXED: Record<string, Route> = {
+  runs: { page: "all-runs" },
+  credentials: { page: "credentials" },
+  "settings/ai": { page: "ai-settings" },
+  "settings/network": { page: "network" },
+  users: { page: "users" },
+  tasks: { page: "tasks" },
+  pipelines: { page: "pipelines", pipelineId: null },
+  approvals: { page: "approvals", approvalId: null },
+};
 
 export function match(path: string, query: URLSearchParams): Route {
   const parts = path.replace(/\/+$/, "").split("/").filter(Boolean);
@@ -37,6 +57,11 @@ export function match(path: string, query: URLSearchParams): Route {
   }
   if (parts[0] === "workflows" && parts.length === 3 && parts[2] === "runs")
     return { page: "runs", workflowId: parts[1] };
+  const fixed = FIXED[parts.join("/")];
+  if (fixed) return fixed;
+  if (parts[0] === "pipelines" && parts.length === 2)
+    return { page: "pipelines", pipelineId: decodeURIComponent(parts[1]) };
+  if (parts[0] === "approvals" && parts.length === 2) return { page: "approvals", approvalId: parts[1] };
   if (parts[0] === "runs" && parts.length === 2) return { page: "run", runId: parts[1] };
   if (parts[0] === "dead-letters" && parts.length === 1) return { page: "dead-letters", letterId: null };
   if (parts[0] === "dead-letters" && parts.length === 2 && /^\d+$/.test(parts[1]))
@@ -46,11 +71,22 @@ export function match(path: string, query: URLSearchParams): Route {
   return { page: "missing" };
 }
 
-export function Link({ to, children, className }: { to: string; children: React.ReactNode; className?: string }) {
+export function Link({
+  to,
+  children,
+  className,
+  current,
+}: {
+  to: string;
+  children: React.ReactNode;
+  className?: string;
+  current?: boolean;
+}) {
   return (
     <a
       href={to}
       className={className}
+      aria-current={current ? "page" : undefined}
       onClick={(e) => {
         if (e.metaKey || e.ctrlKey || e.shiftKey || e.button !== 0) return;
         e.preventDefault();

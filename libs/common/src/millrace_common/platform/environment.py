@@ -28,6 +28,7 @@ SERVICE_VARIABLES: frozenset[str] = frozenset(
         # gateway (millrace_gateway.settings.GatewaySettings)
         "MILLRACE_BULK_RUNS_MAX",
         "MILLRACE_BULK_TOKEN_TTL_SECONDS",
+        "MILLRACE_APPROVAL_API_URL",
         "MILLRACE_JWT_SECRET",
         "MILLRACE_JWT_TTL_SECONDS",
         "MILLRACE_KAFKA_GRANT_ACLS",

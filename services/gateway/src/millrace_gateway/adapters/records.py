@@ -9,10 +9,11 @@ from uuid import UUID
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.platform.tables import pipelines, records
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, Text, cast, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_gateway.adapters.pages import Page, fetch_page
+from millrace_gateway.adapters.pages import Page, fetch_keyset_page
+from millrace_gateway.domain.cursors import Cursor
 
 
 async def insert_pipeline(
@@ -92,15 +93,30 @@ async def insert_record(
 
 
 async def records_page(
-    connection: AsyncConnection, tenant_id: str, pipeline_id: str, *, limit: int, offset: int
+    connection: AsyncConnection,
+    tenant_id: str,
+    pipeline_id: str,
+    *,
+    limit: int,
+    offset: int,
+    text: str | None = None,
+    after: Cursor | None = None,
 ) -> Page:
-    """The pipeline's records, newest first."""
-    query = (
-        select(records)
-        .where(records.c.tenant_id == tenant_id, records.c.pipeline_id == pipeline_id)
-        .order_by(records.c.created_at.desc(), records.c.id)
+    """The pipeline's records, newest first; ``text`` is found anywhere in a record's JSON
+    (case-insensitive)."""
+    query = select(records).where(records.c.tenant_id == tenant_id, records.c.pipeline_id == pipeline_id)
+    if text:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(cast(records.c.data, Text).ilike(f"%{escaped}%", escape="\\"))
+    return await fetch_keyset_page(
+        connection,
+        query,
+        at=records.c.created_at,
+        ident=records.c.id,
+        limit=limit,
+        offset=offset,
+        after=after,
     )
-    return await fetch_page(connection, query, limit=limit, offset=offset)
 
 
 async def record(

@@ -19,8 +19,9 @@ from millrace_common.platform.tables import (
 from sqlalchemy import Row, Select, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from millrace_gateway.adapters.pages import Page, fetch_page
+from millrace_gateway.adapters.pages import Page, fetch_keyset_page
 from millrace_gateway.domain.bulk import RunSelection
+from millrace_gateway.domain.cursors import Cursor
 from millrace_gateway.domain.live import LiveEvent
 
 HISTORY_PAGE = 500
@@ -37,8 +38,13 @@ async def runs_page(
     limit: int,
     offset: int,
     parent_run_id: UUID | None = None,
+    trigger_kind: str | None = None,
+    text: str | None = None,
+    record_id: UUID | None = None,
+    after: Cursor | None = None,
 ) -> Page:
-    """The tenant's runs, newest first."""
+    """The tenant's runs, newest first. ``text`` is found in the trigger's data (case-insensitive,
+    anywhere in its JSON); ``record_id`` keeps the runs a change of that record started."""
     query = select(runs).where(runs.c.tenant_id == tenant_id)
     if parent_run_id is not None:
         query = query.where(runs.c.parent_run_id == parent_run_id)
@@ -50,8 +56,19 @@ async def runs_page(
         query = query.where(runs.c.started_at >= started_after)
     if started_before is not None:
         query = query.where(runs.c.started_at < started_before)
-    query = query.order_by(runs.c.started_at.desc(), runs.c.run_id)
-    return await fetch_page(connection, query, limit=limit, offset=offset)
+    if trigger_kind is not None:
+        query = query.where(runs.c.trigger["kind"].astext == trigger_kind)
+    if text:
+        query = query.where(runs.c.trigger["data"].astext.ilike(f"%{_escape_like(text)}%", escape="\\"))
+    if record_id is not None:
+        query = query.where(runs.c.trigger[("data", "record", "id")].astext == str(record_id))
+    return await fetch_keyset_page(
+        connection, query, at=runs.c.started_at, ident=runs.c.run_id, limit=limit, offset=offset, after=after
+    )
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def run(connection: AsyncConnection, tenant_id: str, run_id: UUID) -> Row | None:

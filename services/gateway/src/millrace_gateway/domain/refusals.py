@@ -111,3 +111,10 @@ class InvalidSettings(Refused):
 
     status = 422
     code = "invalid_request"
+
+
+class ApprovalsUnavailable(Refused):
+    """The approval service, whose API the gateway forwards the inbox's calls to, cannot be reached."""
+
+    status = 503
+    code = "unavailable"

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from millrace_gateway.adapters import records
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.pages import Page
+from millrace_gateway.domain import cursors
 from millrace_gateway.domain.records import Pipeline, Record, changed_data
 from millrace_gateway.domain.refusals import NotEmpty, NotFound, Taken
 
@@ -85,11 +86,23 @@ class Records:
         self._outbox.wake()
         return Record(record_id, pipeline_id, data, created_at=now, updated_at=now)
 
-    async def page(self, tenant_id: str, pipeline_id: str, *, limit: int, offset: int) -> Page:
-        """The pipeline's records, newest first."""
+    async def page(
+        self,
+        tenant_id: str,
+        pipeline_id: str,
+        *,
+        limit: int,
+        offset: int,
+        text: str | None = None,
+        cursor: str | None = None,
+    ) -> Page:
+        """The pipeline's records, newest first; from ``cursor`` (a page's ``next_cursor``) when given."""
+        after = cursors.decode(cursor) if cursor is not None else None
         async with self._engine.connect() as connection:
             await _pipeline(connection, tenant_id, pipeline_id)
-            return await records.records_page(connection, tenant_id, pipeline_id, limit=limit, offset=offset)
+            return await records.records_page(
+                connection, tenant_id, pipeline_id, limit=limit, offset=offset, text=text, after=after
+            )
 
     async def get(self, tenant_id: str, pipeline_id: str, record_id: UUID) -> Row:
         async with self._engine.connect() as connection:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from millrace_gateway.adapters import runs
 from millrace_gateway.adapters.outbox import Outbox
 from millrace_gateway.adapters.pages import Page
+from millrace_gateway.domain import cursors
 from millrace_gateway.domain.refusals import NotFound, UnknownVersion
 from millrace_gateway.domain.runs import (
     CANCELLABLE,
@@ -63,8 +64,14 @@ class Runs:
         limit: int,
         offset: int,
         parent_run_id: UUID | None = None,
+        trigger_kind: str | None = None,
+        text: str | None = None,
+        record_id: UUID | None = None,
+        cursor: str | None = None,
     ) -> Page:
-        """The tenant's runs, newest first (``parent_run_id``: those a run's sub_workflow nodes started)."""
+        """The tenant's runs, newest first (``parent_run_id``: those a run's sub_workflow nodes started); from
+        ``cursor`` (a page's ``next_cursor``) when given."""
+        after = cursors.decode(cursor) if cursor is not None else None
         async with self._engine.connect() as connection:
             return await runs.runs_page(
                 connection,
@@ -76,6 +83,10 @@ class Runs:
                 started_before=started_before,
                 limit=limit,
                 offset=offset,
+                trigger_kind=trigger_kind,
+                text=text,
+                record_id=record_id,
+                after=after,
             )
 
     async def get(self, tenant_id: str, run_id: UUID) -> tuple[Row, Sequence[Row], RerunLinks]:

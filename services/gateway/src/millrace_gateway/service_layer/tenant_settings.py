@@ -15,7 +15,7 @@ from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from millrace_gateway.adapters import credentials, tenant_retention
+from millrace_gateway.adapters import ai_usage, credentials, network_policies, tenant_retention
 from millrace_gateway.domain.refusals import NotFound, Taken
 
 
@@ -58,6 +58,18 @@ class TenantSettings:
         if row is None:
             raise NotFound("AI settings")
         return row
+
+    async def ai_usage(self, tenant_id: str) -> tuple[ai_usage.MonthUsage, int | None]:
+        """This month's (UTC) tokens and calls, and the monthly budget (None without settings or a budget)."""
+        now = utc_now()
+        async with self._engine.connect() as connection:
+            usage = await ai_usage.month_usage(connection, tenant_id, now.date().replace(day=1))
+            row = await credentials.ai_settings(connection, tenant_id)
+        return usage, (row.monthly_token_budget if row is not None else None)
+
+    async def network_policy(self, tenant_id: str) -> Row | None:
+        async with self._engine.connect() as connection:
+            return await network_policies.policy(connection, tenant_id)
 
     async def put_ai_settings(self, tenant_id: str, settings: AiSettings) -> Row:
         sealed = self._box.seal(settings.api_key) if settings.api_key is not None else None

@@ -105,6 +105,12 @@ async function request<T>(token: string | null, method: string, path: string, bo
 export function api(token: string) {
   const call = <T>(method: string, path: string, body?: unknown) => request<T>(token, method, `/api/v1${path}`, body);
   return {
+    /** Any operation of the API, for the console's pages (paths below /api/v1). */
+    get: <T>(path: string) => call<T>("GET", path),
+    post: <T>(path: string, body?: unknown) => call<T>("POST", path, body),
+    put: <T>(path: string, body?: unknown) => call<T>("PUT", path, body),
+    patch: <T>(path: string, body?: unknown) => call<T>("PATCH", path, body),
+    del: (path: string) => call<null>("DELETE", path),
     me: () => call<{ roles: string[]; permissions: string[] }>("GET", "/me"),
     nodeTypes: () => call<NodeType[]>("GET", "/node-types"),
     conditionPresets: () => call<ConditionPreset[]>("GET", "/condition-presets"),

@@ -7,6 +7,33 @@ import { typeLabel } from "../model/schema";
 import type { JsonObject } from "../model/types";
 import { CanvasContext } from "./context";
 
+/** A glyph per node type (family), so a canvas reads at a glance. */
+const ICONS: Record<string, string> = {
+  trigger: "⚡",
+  condition: "◇",
+  switch: "⑂",
+  set: "✎",
+  end: "■",
+  http_request: "⇄",
+  webhook_out: "↗",
+  approval: "✓",
+  task_notify: "✉",
+  wait_delay: "⏱",
+  for_each: "↻",
+  ai_prompt: "✦",
+  ai_analysis: "✦",
+  ai_classification: "✦",
+  record_create: "＋",
+  record_update: "✎",
+  record_delete: "✕",
+  record_find: "⌕",
+};
+
+export function nodeIcon(type: string | undefined): string {
+  if (!type) return "●";
+  return ICONS[type] ?? (type.startsWith("ai_") ? "✦" : type.startsWith("record_") ? "▤" : "●");
+}
+
 /** One workflow node on the canvas: its type, name, problems, run state, and one source handle
  * per outcome it can take. */
 export function WorkflowNode({ id, type, data, selected }: NodeProps) {
@@ -43,7 +70,12 @@ export function WorkflowNode({ id, type, data, selected }: NodeProps) {
     <div className={classes} data-node-id={id} data-status={run?.status ?? undefined}>
       {hasTarget(type) && <Handle type="target" position={Position.Top} />}
       <div className="wf-node-head">
-        <span className="wf-node-type">{typeLabel(type)}</span>
+        <span className="wf-node-type">
+          <span className="wf-node-icon" aria-hidden="true">
+            {nodeIcon(type)}
+          </span>
+          {typeLabel(type)}
+        </span>
         {problems.length > 0 && (
           <span className="wf-node-problems" title={problems.map((p) => `${p.path || "/"}: ${p.message}`).join("\n")}>
             {problems.length} problem{problems.length > 1 ? "s" : ""}
@@ -54,6 +86,11 @@ export function WorkflowNode({ id, type, data, selected }: NodeProps) {
       {typeof config[DESCRIPTION_KEY] === "string" && (
         <div className="wf-node-description" data-testid={`description-${id}`} title={String(config[DESCRIPTION_KEY])}>
           {config[DESCRIPTION_KEY]}
+        </div>
+      )}
+      {!run && view.lastRun?.[id] && (
+        <div className={`wf-node-last run-${view.lastRun[id]}`} data-testid={`last-${id}`} title="in the latest run">
+          last run: {view.lastRun[id]}
         </div>
       )}
       {run && (

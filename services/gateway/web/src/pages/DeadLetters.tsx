@@ -291,20 +291,28 @@ function Inspector({ api, letterId, onChanged }: { api: Api; letterId: number; o
         <dd id="dead-letter-outcome">{outcomeOf(letter)}</dd>
       </dl>
       <h3>Message ({letter.value_kind})</h3>
-      <pre className="json" id="dead-letter-value">
+      <pre tabIndex={0} className="json" id="dead-letter-value">
         {shownValue(letter)}
       </pre>
       {Object.keys(letter.headers).length > 0 && (
         <>
           <h3>Headers</h3>
-          <pre className="json">{JSON.stringify(letter.headers, null, 2)}</pre>
+          <pre tabIndex={0} className="json">
+            {JSON.stringify(letter.headers, null, 2)}
+          </pre>
         </>
       )}
-      {letter.value_kind === "binary" && <pre className="json">{letter.value_base64}</pre>}
+      {letter.value_kind === "binary" && (
+        <pre tabIndex={0} className="json">
+          {letter.value_base64}
+        </pre>
+      )}
       {letter.trace && (
         <details>
           <summary>Trace</summary>
-          <pre className="json error">{letter.trace}</pre>
+          <pre tabIndex={0} className="json error">
+            {letter.trace}
+          </pre>
         </details>
       )}
     </div>

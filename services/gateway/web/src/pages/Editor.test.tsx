@@ -3,7 +3,10 @@ import { beforeAll, describe, expect, it, vi } from "vitest";
 import type { Api } from "../api/client";
 import type { Definition, NodeType, Workflow } from "../model/types";
 import catalog from "../test/node-types.json";
+import { MeContext } from "../permissions";
 import { Editor } from "./Editor";
+
+const EDITOR = { roles: ["editor"], permissions: ["read", "edit_workflows", "edit_records"] };
 
 beforeAll(() => {
   // React Flow measures its nodes and viewport; jsdom has no layout.
@@ -54,6 +57,7 @@ function fakeApi() {
     })),
     createWorkflow: vi.fn(async (name: string, definition: Definition) => ({ ...workflow, name, definition })),
     webhook: vi.fn(async () => ({ url: "http://127.0.0.1/hooks/x", method: "POST" })),
+    listRuns: vi.fn(async () => ({ items: [], next_offset: null })),
   };
 }
 
@@ -64,7 +68,11 @@ const as = (api: ReturnType<typeof fakeApi>) => api as unknown as Api;
 describe("the editor page", () => {
   it("adds a node from the palette, edits it, undoes and redoes, and saves a new workflow", async () => {
     const api = fakeApi();
-    const { container } = render(<Editor api={as(api)} workflowId={null} version={null} />);
+    const { container } = render(
+      <MeContext.Provider value={EDITOR}>
+        <Editor api={as(api)} workflowId={null} version={null} />
+      </MeContext.Provider>,
+    );
     await screen.findByText("Triggers");
     expect([...container.querySelectorAll(".palette h3")].map((h) => h.textContent)).toEqual([
       "Triggers",
@@ -121,7 +129,11 @@ describe("the editor page", () => {
 
   it("opens an old version read only until asked to edit from it", async () => {
     const api = fakeApi();
-    const { container } = render(<Editor api={as(api)} workflowId={workflow.id} version={1} />);
+    const { container } = render(
+      <MeContext.Provider value={EDITOR}>
+        <Editor api={as(api)} workflowId={workflow.id} version={1} />
+      </MeContext.Provider>,
+    );
     await screen.findByText(/Viewing version 1/);
     expect(api.version).toHaveBeenCalledWith(workflow.id, 1);
     expect(nameInput().value).toBe("Stored");

@@ -45,6 +45,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
       .catch(() => setKafkaTopics([]));
   }, [api]);
   const workflowChoices = useWorkflowChoices(api);
+  const lastRun = useLastRun(api, workflowId);
 
   return (
     <div className="editor">
@@ -86,7 +87,7 @@ function EditorInner({ api, workflowId, version }: { api: Api; workflowId: strin
           readOnly={readOnly}
           onAdd={(nodeType, at) => dispatch({ type: "nodeAdded", nodeType, at })}
         />
-        <Canvas graph={graph} problems={problems} readOnly={readOnly} dispatch={dispatch} />
+        <Canvas graph={graph} problems={problems} readOnly={readOnly} dispatch={dispatch} lastRun={lastRun} />
         <SidePanel
           state={state}
           problems={problems}
@@ -126,4 +127,26 @@ function useWorkflowChoices(api: Api): WorkflowChoice[] {
     };
   }, [api]);
   return choices;
+}
+
+/** Each node's status in the workflow's latest run (shown on the canvas while editing). */
+function useLastRun(api: Api, workflowId: string | null): Record<string, string> | undefined {
+  const [statuses, setStatuses] = useState<Record<string, string> | undefined>(undefined);
+  useEffect(() => {
+    if (!workflowId) return;
+    let stale = false;
+    api
+      .listRuns(workflowId)
+      .then(async (page) => {
+        const latest = page.items[0];
+        if (!latest || stale) return;
+        const run = await api.getRun(latest.run_id);
+        if (!stale) setStatuses(Object.fromEntries(run.nodes.map((n) => [n.node_id.split("[")[0], n.status])));
+      })
+      .catch(() => undefined);
+    return () => {
+      stale = true;
+    };
+  }, [api, workflowId]);
+  return statuses;
 }

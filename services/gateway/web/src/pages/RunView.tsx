@@ -1,4 +1,13 @@
-import { Background, Controls, MiniMap, ReactFlow, ReactFlowProvider } from "@xyflow/react";
+import {
+  applyNodeChanges,
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  type Node,
+  type NodeChange,
+} from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
 import { ApiError, type Api } from "../api/client";
 import { followStream, sleep, StreamRefused } from "../api/sse";
@@ -18,6 +27,8 @@ import {
 import type { Definition, Run, RunEvent } from "../model/types";
 import { Link, navigate } from "../router";
 import { RerunPanel } from "../components/RerunPanel";
+import { can, reason, useMe } from "../permissions";
+import { ApprovalLink } from "./console/ApprovalLink";
 import { between, duration, pretty, when } from "../format";
 
 const FINISHED = new Set(["completed", "failed", "cancelled", "timed_out", "throttled"]);
@@ -139,8 +150,24 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
   }, [run !== null, runId, token, generation]);
 
   const graph = useMemo(() => (definition ? definitionToGraph(definition) : { nodes: [], edges: [] }), [definition]);
-  // New node objects make React Flow measure them again (hidden meanwhile): only selection changes them.
-  const nodes = useMemo(() => graph.nodes.map((n) => ({ ...n, selected: n.id === selected })), [graph.nodes, selected]);
+  // The nodes keep the sizes React Flow measured (the minimap draws only measured nodes); new node
+  // objects make React Flow measure them again (hidden meanwhile): only selection changes them.
+  const [measured, setMeasured] = useState<Node[]>([]);
+  useEffect(() => setMeasured(graph.nodes), [graph.nodes]);
+  const onNodesChange = useCallback(
+    (changes: NodeChange[]) =>
+      setMeasured((current) =>
+        applyNodeChanges(
+          changes.filter((c) => c.type === "dimensions"),
+          current,
+        ),
+      ),
+    [],
+  );
+  const nodes = useMemo(() => measured.map((n) => ({ ...n, selected: n.id === selected })), [measured, selected]);
+  const me = useMe();
+  const mayOperate = can(me, "operate_runs");
+  const operateTitle = mayOperate ? undefined : reason("operate_runs");
   const summary = useMemo(() => summarize(state), [state]);
   const edges: CanvasEdge[] = useMemo(
     () =>
@@ -187,6 +214,8 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
               <button
                 key={action}
                 id={`${action}-paused`}
+                disabled={!mayOperate}
+                title={operateTitle}
                 type="button"
                 onClick={async () => {
                   try {
@@ -204,6 +233,8 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         {(status === "running" || status === "paused") && (
           <button
             id="cancel-run"
+            disabled={!mayOperate}
+            title={operateTitle}
             type="button"
             className="danger"
             onClick={async () => {
@@ -220,6 +251,8 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         {status === "failed" && (
           <button
             id="retry-run"
+            disabled={!mayOperate}
+            title={operateTitle}
             type="button"
             onClick={async () => {
               try {
@@ -265,6 +298,7 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
             <CanvasContext.Provider value={view}>
               <ReactFlow
                 nodes={nodes}
+                onNodesChange={onNodesChange}
                 edges={edges}
                 nodeTypes={NODE_TYPES}
                 nodesDraggable={false}
@@ -287,7 +321,13 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
         </div>
         <aside className="side-panel" id="node-detail">
           {selected ? (
-            <NodeDetail nodeId={selected} instances={summary[selected]?.instances ?? []} logRow={logRow} />
+            <NodeDetail
+              api={api}
+              runId={runId}
+              nodeId={selected}
+              instances={summary[selected]?.instances ?? []}
+              logRow={logRow}
+            />
           ) : (
             <div>
               <h2>Run</h2>
@@ -298,7 +338,9 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
                   <dt>Finished</dt>
                   <dd>{when(run.finished_at)}</dd>
                   <dt>Duration</dt>
-                  <dd>{between(run.started_at, run.finished_at)}</dd>
+                  <dd id="run-duration" title="from the trigger's receipt to the run's end">
+                    {between(run.started_at, run.finished_at)}
+                  </dd>
                   <dt>Version</dt>
                   <dd>v{run.workflow_version}</dd>
                   {run.rerun_of && (
@@ -328,7 +370,7 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
               {status === "completed" && (
                 <>
                   <h3>Final output</h3>
-                  <pre className="json" id="run-final-output">
+                  <pre tabIndex={0} className="json" id="run-final-output">
                     {(state.output ?? run?.final_output ?? null) === null
                       ? "— (no end node ran)"
                       : pretty(state.output ?? run?.final_output ?? null)}
@@ -338,7 +380,9 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
               <ChildRuns run={run} requested={requested} />
               <p className="hint">Select a node to see its input, output, error, attempts and durations.</p>
               <h3>Trigger</h3>
-              <pre className="json">{pretty(run?.trigger)}</pre>
+              <pre tabIndex={0} className="json">
+                {pretty(run?.trigger)}
+              </pre>
             </div>
           )}
         </aside>
@@ -348,10 +392,14 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
 }
 
 function NodeDetail({
+  api,
+  runId,
   nodeId,
   instances,
   logRow,
 }: {
+  api: Api;
+  runId: string;
   nodeId: string;
   instances: NodeRunState[];
   logRow: (key: string) => Run["nodes"][number] | null;
@@ -384,7 +432,10 @@ function NodeDetail({
       )}
       <dl className="facts">
         <dt>State</dt>
-        <dd id="detail-status">{STATUS_LABEL[instance.status]}</dd>
+        <dd id="detail-status">
+          {STATUS_LABEL[instance.status]}
+          {instance.status === "waiting_approval" && <ApprovalLink api={api} runId={runId} nodeId={nodeId} />}
+        </dd>
         <dt>Attempts</dt>
         <dd id="detail-attempts">{instance.attempt || row?.attempts || 0}</dd>
         <dt>Duration</dt>
@@ -403,7 +454,7 @@ function NodeDetail({
       {error && (
         <>
           <h3>Error</h3>
-          <pre className="json error" id="detail-error">
+          <pre tabIndex={0} className="json error" id="detail-error">
             {pretty(error)}
           </pre>
         </>
@@ -416,11 +467,11 @@ function NodeDetail({
         </p>
       )}
       <h3>Output</h3>
-      <pre className="json" id="detail-output">
+      <pre tabIndex={0} className="json" id="detail-output">
         {output === null ? "—" : pretty(output)}
       </pre>
       <h3>Input</h3>
-      <pre className="json" id="detail-input">
+      <pre tabIndex={0} className="json" id="detail-input">
         {input === null ? "—" : pretty(input)}
       </pre>
     </div>

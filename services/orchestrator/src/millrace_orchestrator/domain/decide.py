@@ -173,6 +173,7 @@ def _start_run(builder: _Builder, message: StartRun) -> None:
         workflow_version=message.workflow_version or builder.state.workflow_version,
         trigger=message.trigger,
         parent=message.parent,
+        received_at=min(message.occurred_at, builder.now),  # a sender's clock ahead of ours: ours
     )
     settings = builder.state.definition.settings
     builder.timer("run_timeout", builder.now + timedelta(minutes=settings.timeout_minutes))

@@ -177,7 +177,9 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
                 "status": "throttled" if throttled else "running",
                 "trigger": event.trigger.model_dump(mode="json"),
                 "error": event.reason if throttled else None,
-                "started_at": event.occurred_at,
+                # From the trigger's receipt, so the duration is what the caller waited.
+                "started_at": (event.received_at if isinstance(event, RunStarted) else None)
+                or event.occurred_at,
                 "finished_at": event.occurred_at if throttled else None,
                 "final_output": None,
                 "last_seq": event.seq,

@@ -28,6 +28,11 @@ class RunStarted(RunEvent):
     parent: ParentRun | None = Field(
         default=None, description="The run that started this one as a sub-workflow"
     )
+    received_at: datetime | None = Field(
+        default=None,
+        description="When the trigger (or the gateway) received what started the run: the start "
+        "command's time. The run's started_at, so its duration counts from the caller's request",
+    )
 
 
 class NodeScheduled(RunEvent):

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from fastapi import APIRouter
 from millrace_common.platform.auth import Principal
+from millrace_common.platform.problems import declared
 from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import Row
 
@@ -141,7 +142,14 @@ async def audit_trail(approval_id: UUID, reader: Reader, approvals: ApprovalsDep
     return detail(await approvals.view(reader.tenant_id, approval_id)).history
 
 
-@router.post("/{approval_id}/decision", response_model=DecisionResult)
+@router.post(
+    "/{approval_id}/decision",
+    response_model=DecisionResult,
+    responses=declared(
+        conflict="the outcome is already complete (not_pending), the caller already decided "
+        "(already_decided), or the data changed since it was shown (stale_snapshot)"
+    ),
+)
 async def decide(
     approval_id: UUID, body: DecisionBody, reader: Reader, approvals: ApprovalsDep
 ) -> DecisionResult:
@@ -154,7 +162,11 @@ async def decide(
     return DecisionResult(id=approval_id, status=status.value)
 
 
-@router.post("/{approval_id}/reassign", response_model=ApprovalOut)
+@router.post(
+    "/{approval_id}/reassign",
+    response_model=ApprovalOut,
+    responses=declared(conflict="the approval is no longer pending (not_pending)"),
+)
 async def reassign(
     approval_id: UUID, body: ReassignBody, reader: Reader, approvals: ApprovalsDep
 ) -> ApprovalOut:

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials
 from millrace_common.platform.http_deps import app_state, bearer, permissions, unauthenticated
+from millrace_common.platform.permissions import allows
+from millrace_common.platform.problems import Problem
 
 from millrace_gateway.adapters.security import InvalidCredentials, Principal
 from millrace_gateway.domain.permissions import Permission
@@ -69,3 +71,17 @@ WorkflowEditor = Annotated[Principal, Depends(require(Permission.EDIT_WORKFLOWS)
 RunOperator = Annotated[Principal, Depends(require(Permission.OPERATE_RUNS))]
 RecordEditor = Annotated[Principal, Depends(require(Permission.EDIT_RECORDS))]
 TenantAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_TENANT))]
+
+
+def _run_starter(principal: PrincipalDep) -> Principal:
+    """Operators start runs; editors start test runs of the workflows they build."""
+    if allows(principal.roles, Permission.OPERATE_RUNS) or allows(principal.roles, Permission.EDIT_WORKFLOWS):
+        return principal
+    detail = (
+        "starting a run needs the 'operate_runs' or the 'edit_workflows' permission, which your roles lack"
+    )
+    raise Problem(403, "forbidden", detail)
+
+
+RunStarter = Annotated[Principal, Depends(_run_starter)]
+"""Who may start a manual run: admins, operators, and editors (testing what they build)."""

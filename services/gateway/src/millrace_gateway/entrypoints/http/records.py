@@ -65,7 +65,8 @@ class RecordOut(BaseModel):
 
 class RecordPage(BaseModel):
     items: list[RecordOut]
-    next_offset: int | None
+    next_offset: int | None = Field(description="The next page's offset; null on the last (or by cursor)")
+    next_cursor: str | None = Field(default=None, description="Pass as ``cursor`` for the next page")
 
 
 @router.post(
@@ -114,10 +115,21 @@ async def create_record(
 
 @router.get("/{pipeline_id}/records", response_model=RecordPage)
 async def list_records(
-    pipeline_id: PipelineId, reader: Reader, records: RecordsDep, limit: Limit = 50, offset: Offset = 0
+    pipeline_id: PipelineId,
+    reader: Reader,
+    records: RecordsDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="Text in the data")] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=500, description="A next_cursor")] = None,
 ) -> RecordPage:
-    page = await records.page(reader.tenant_id, pipeline_id, limit=limit, offset=offset)
-    return RecordPage(items=[_record(row) for row in page.items], next_offset=page.next_offset)
+    """The pipeline's records, newest first."""
+    page = await records.page(
+        reader.tenant_id, pipeline_id, limit=limit, offset=offset, text=q, cursor=cursor
+    )
+    return RecordPage(
+        items=[_record(row) for row in page.items], next_offset=page.next_offset, next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{pipeline_id}/records/{record_id}", response_model=RecordOut)

@@ -12,6 +12,7 @@ from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, too_large
 from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from sqlalchemy import Row
 
 from millrace_gateway.domain.runs import node_started_at
 from millrace_gateway.entrypoints.http.deps import Reader, RunOperator, RunsDep
@@ -45,12 +46,19 @@ class RunSummary(BaseModel):
     workflow_version: int
     status: str
     error: str | None
-    started_at: datetime
+    started_at: datetime = Field(description="When the trigger received what started the run")
     finished_at: datetime | None
     parent_run_id: UUID | None = Field(
         default=None, description="The run whose sub_workflow node started this one, if one did"
     )
     parent_node_id: str | None = Field(default=None, description="That sub_workflow node's instance key")
+
+    trigger_kind: str | None = Field(default=None, description="manual, webhook, schedule, record, ...")
+
+    @classmethod
+    def of(cls, row: Row) -> RunSummary:
+        trigger = row.trigger if isinstance(row.trigger, dict) else {}
+        return cls.model_validate({**row._mapping, "trigger_kind": trigger.get("kind")})
 
 
 class ChildRunOut(BaseModel):
@@ -80,7 +88,13 @@ class RunOut(RunSummary):
 
 class RunPage(BaseModel):
     items: list[RunSummary]
-    next_offset: int | None
+    next_offset: int | None = Field(
+        description="The offset of the next page; null on the last (and when paging by cursor)"
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as ``cursor`` for the next page (stable while runs arrive); null on the last",
+    )
 
 
 class ContinueBody(BaseModel):
@@ -119,13 +133,21 @@ async def list_runs(
     status: RunStatus | None = None,
     started_after: datetime | None = None,
     started_before: datetime | None = None,
+    trigger_kind: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Text to find in the trigger's data")
+    ] = None,
+    record_id: Annotated[UUID | None, Query(description="Runs a change of this record started")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     parent_run_id: Annotated[
         UUID | None, Query(description="Only the runs this run's sub_workflow nodes started")
     ] = None,
+    cursor: Annotated[
+        str | None, Query(min_length=1, max_length=500, description="A page's next_cursor; overrides offset")
+    ] = None,
 ) -> RunPage:
-    """The tenant's runs, newest first."""
+    """The tenant's runs, newest first (by when the trigger received what started them)."""
     page = await runs.page(
         reader.tenant_id,
         parent_run_id=parent_run_id,
@@ -133,11 +155,15 @@ async def list_runs(
         status=status,
         started_after=started_after,
         started_before=started_before,
+        trigger_kind=trigger_kind,
+        text=q,
+        record_id=record_id,
         limit=limit,
         offset=offset,
+        cursor=cursor,
     )
-    items = [RunSummary.model_validate(row, from_attributes=True) for row in page.items]
-    return RunPage(items=items, next_offset=page.next_offset)
+    items = [RunSummary.of(row) for row in page.items]
+    return RunPage(items=items, next_offset=page.next_offset, next_cursor=page.next_cursor)
 
 
 @router.get("/{run_id}", response_model=RunOut)
@@ -146,7 +172,7 @@ async def get_run(run_id: UUID, reader: Reader, runs: RunsDep) -> RunOut:
     children = await runs.children(reader.tenant_id, run_id)
     return RunOut(
         children=[ChildRunOut.model_validate(row, from_attributes=True) for row in children],
-        **RunSummary.model_validate(run, from_attributes=True).model_dump(),
+        **RunSummary.of(run).model_dump(),
         trigger=run.trigger,
         final_output=run.final_output,
         nodes=[

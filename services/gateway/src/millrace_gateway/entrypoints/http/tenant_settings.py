@@ -3,7 +3,7 @@ rest and never returned."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
@@ -11,7 +11,7 @@ from millrace_common.platform.problems import declared
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import Row
 
-from millrace_gateway.entrypoints.http.deps import TenantAdmin, TenantSettingsDep
+from millrace_gateway.entrypoints.http.deps import Reader, TenantAdmin, TenantSettingsDep
 from millrace_gateway.service_layer.tenant_settings import AiSettings, Credential, Retention
 
 router = APIRouter(prefix="/api/v1", tags=["tenant settings"])
@@ -127,6 +127,47 @@ class CredentialOut(BaseModel):
 @router.get("/settings/ai", response_model=AiSettingsOut, responses=declared(not_found="no AI settings yet"))
 async def get_ai_settings(admin: TenantAdmin, settings: TenantSettingsDep) -> AiSettingsOut:
     return _ai_settings(await settings.ai_settings(admin.tenant_id))
+
+
+class AiUsageOut(BaseModel):
+    month: date = Field(description="The first day of the month (UTC) the usage is counted for")
+    tokens: int = Field(description="Tokens counted against the monthly budget so far")
+    calls: int = Field(description="AI calls made this month")
+    monthly_token_budget: int | None
+
+
+@router.get("/settings/ai/usage", response_model=AiUsageOut)
+async def get_ai_usage(admin: TenantAdmin, settings: TenantSettingsDep) -> AiUsageOut:
+    """This calendar month's AI usage (UTC), as the monthly budget counts it."""
+    usage, budget = await settings.ai_usage(admin.tenant_id)
+    return AiUsageOut(month=usage.month, tokens=usage.tokens, calls=usage.calls, monthly_token_budget=budget)
+
+
+class NetworkPolicyOut(BaseModel):
+    allowed_networks: list[str] = Field(
+        description="Private or loopback CIDR ranges the tenant's HTTP, webhook and AI nodes may call "
+        "beyond public addresses; empty: public addresses only"
+    )
+    allow_private_targets: bool = Field(description="Every private and loopback address is allowed")
+    updated_at: datetime | None = Field(description="When the operator last set it; null: never")
+    managed_by: Literal["operator"] = Field(
+        default="operator",
+        description="Only the installation's operator changes it (millrace-admin allow-networks): a "
+        "tenant that could open its own way into private networks would make the SSRF guard moot",
+    )
+
+
+@router.get("/settings/network", response_model=NetworkPolicyOut)
+async def get_network_policy(reader: Reader, settings: TenantSettingsDep) -> NetworkPolicyOut:
+    """Which private or loopback networks the tenant's nodes may reach (read-only)."""
+    row = await settings.network_policy(reader.tenant_id)
+    if row is None:
+        return NetworkPolicyOut(allowed_networks=[], allow_private_targets=False, updated_at=None)
+    return NetworkPolicyOut(
+        allowed_networks=list(row.allowed_networks),
+        allow_private_targets=row.allow_private_targets,
+        updated_at=row.updated_at,
+    )
 
 
 @router.put("/settings/ai", response_model=AiSettingsOut)

@@ -69,6 +69,11 @@ class WebhookAccepted(BaseModel):
     status_code=202,
     response_model=WebhookAccepted,
     responses={
+        400: {
+            "description": "a body that is not JSON or a form, or nested too deep (invalid_body); a "
+            "query with characters that cannot be stored (invalid_query); a bad X-Millrace-Delivery "
+            "header (invalid_delivery_id)"
+        },
         401: {"description": "signature or timestamp missing, malformed, wrong or stale"},
         404: {"description": "no webhook at this address"},
         409: {"description": "the workflow is not active with a webhook trigger"},

@@ -16,7 +16,7 @@ from sqlalchemy import Row
 from millrace_gateway.domain.workflows import DESCRIPTION_LIMIT, NAME_LIMIT, Status
 from millrace_gateway.entrypoints.http.deps import (
     Reader,
-    RunOperator,
+    RunStarter,
     SettingsDep,
     WorkflowEditor,
     WorkflowsDep,
@@ -261,7 +261,7 @@ async def archive_workflow(workflow_id: UUID, editor: WorkflowEditor, workflows:
 async def start_manual_run(
     workflow_id: UUID,
     body: ManualRunBody,
-    operator: RunOperator,
+    operator: RunStarter,
     workflows: WorkflowsDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> RunAccepted:

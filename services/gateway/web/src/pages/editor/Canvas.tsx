@@ -23,10 +23,11 @@ export function Canvas(props: {
   problems: PlacedProblems;
   readOnly: boolean;
   dispatch: Dispatch<EditorAction>;
+  lastRun?: Record<string, string>;
 }) {
-  const { graph, problems, readOnly, dispatch } = props;
+  const { graph, problems, readOnly, dispatch, lastRun } = props;
   const flow = useReactFlow();
-  const view: CanvasView = useMemo(() => ({ problems: problems.nodes, run: null }), [problems]);
+  const view: CanvasView = useMemo(() => ({ problems: problems.nodes, run: null, lastRun }), [problems, lastRun]);
   const edgesShown = useMemo(
     () =>
       graph.edges.map((e) =>
@@ -86,6 +87,12 @@ export function Canvas(props: {
           proOptions={{ hideAttribution: true }}
         >
           <Background />
+          {graph.nodes.length === 0 && !readOnly && (
+            <div className="canvas-empty" id="canvas-empty">
+              Empty workflow: drag a trigger from the palette (or click it), then the nodes that follow, and connect
+              them.
+            </div>
+          )}
           <MiniMap pannable zoomable nodeColor={(n) => (problems.nodes[n.id]?.length ? "#c62828" : "#9aa5b8")} />
           <Controls />
         </ReactFlow>

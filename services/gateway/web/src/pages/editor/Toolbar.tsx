@@ -1,6 +1,7 @@
 import { useReactFlow } from "@xyflow/react";
 import type { Dispatch } from "react";
 import type { EditorAction, EditorState } from "../../model/editor";
+import { canStartRuns, can, reason, useMe } from "../../permissions";
 import { Link } from "../../router";
 import type { DocumentActions } from "./useWorkflowDocument";
 
@@ -18,7 +19,11 @@ export function Toolbar(props: {
   const { state, version, dispatch, actions, onCopy, onPaste } = props;
   const { workflow, readOnly, dirty, history, checking } = state;
   const flow = useReactFlow();
+  const me = useMe();
+  const mayEdit = can(me, "edit_workflows");
+  const mayRun = canStartRuns(me);
   const problemCount = state.problems.length;
+  const empty = history.present.nodes.length === 0;
   const anySelected = history.present.nodes.some((n) => n.selected);
   return (
     <div className="toolbar">
@@ -66,21 +71,34 @@ export function Toolbar(props: {
       <button type="button" onClick={() => flow.fitView({ padding: 0.2 })}>
         Fit view
       </button>
-      <span id="problem-count" className={problemCount ? "problems" : "ok"}>
-        {checking ? "checking…" : problemCount ? `${problemCount} problem${problemCount > 1 ? "s" : ""}` : "valid"}
+      <span id="problem-count" className={problemCount ? "problems" : empty ? "muted" : "ok"}>
+        {checking
+          ? "checking…"
+          : problemCount
+            ? `${problemCount} problem${problemCount > 1 ? "s" : ""}`
+            : empty
+              ? "empty: drag a trigger from the palette"
+              : "valid"}
       </span>
       <button
         id="save"
         type="button"
         className="primary"
         onClick={actions.save}
-        disabled={(!dirty && !!workflow) || (readOnly && !workflow)}
+        disabled={!mayEdit || (!dirty && !!workflow) || (readOnly && !workflow)}
+        title={mayEdit ? undefined : reason("edit_workflows")}
       >
         {readOnly ? "Save as new version" : "Save"}
       </button>
       {workflow &&
         (workflow.status === "active" ? (
-          <button id="pause" type="button" onClick={() => actions.setStatus("pause")}>
+          <button
+            id="pause"
+            type="button"
+            onClick={() => actions.setStatus("pause")}
+            disabled={!mayEdit}
+            title={mayEdit ? undefined : reason("edit_workflows")}
+          >
             Pause
           </button>
         ) : (
@@ -88,8 +106,10 @@ export function Toolbar(props: {
             id="activate"
             type="button"
             onClick={() => actions.setStatus("activate", version ?? undefined)}
-            disabled={dirty || workflow.status === "archived"}
-            title={dirty ? "Save first: activation pins a saved version" : undefined}
+            disabled={!mayEdit || dirty || workflow.status === "archived"}
+            title={
+              !mayEdit ? reason("edit_workflows") : dirty ? "Save first: activation pins a saved version" : undefined
+            }
           >
             Activate{version ? ` v${version}` : ""}
           </button>
@@ -100,7 +120,13 @@ export function Toolbar(props: {
         </button>
       )}
       {workflow && (
-        <button id="run" type="button" onClick={() => dispatch({ type: "runDialogToggled", open: true })}>
+        <button
+          id="run"
+          type="button"
+          onClick={() => dispatch({ type: "runDialogToggled", open: true })}
+          disabled={!mayRun}
+          title={mayRun ? undefined : "only admins, editors and operators may start runs"}
+        >
           Run…
         </button>
       )}
