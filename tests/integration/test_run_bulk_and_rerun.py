@@ -161,6 +161,37 @@ def test_bulk_cancel_counts_confirms_and_cancels_each_matching_run(api: httpx.Cl
     assert again.json()["count"] == 0
 
 
+def test_bulk_by_the_runs_pages_filters_acts_on_exactly_the_runs_the_list_shows(api: httpx.Client):
+    # The console's Runs page filters by trigger kind and by text in the trigger's data; "all matching"
+    # sends the same filters, so the count and the runs acted on are the list's.
+    wid = workflow(api)
+    marked = sorted(
+        api.post(f"/api/v1/workflows/{wid}/runs", json={"input": {"d": 3, "tag": f"batch-{i}"}}).json()[
+            "run_id"
+        ]
+        for i in range(2)
+    )
+    other = start(api, wid, 4)
+    for run_id in (*marked, other):
+        settled(api, run_id, {"running"}, node="divide")
+    shown = api.get(
+        "/api/v1/runs", params={"workflow_id": wid, "trigger_kind": "manual", "q": "batch-"}
+    ).json()
+    assert sorted(r["run_id"] for r in shown["items"]) == marked
+    scope = {"workflow_id": wid, "status": "running", "trigger_kind": "manual", "q": "batch-"}
+    counted = api.post("/api/v1/runs/bulk", json={"action": "cancel", "filter": scope})
+    assert counted.status_code == 200 and counted.json()["count"] == 2, counted.text
+    nothing = api.post(
+        "/api/v1/runs/bulk",
+        json={"action": "cancel", "filter": {"workflow_id": wid, "trigger_kind": "webhook"}},
+    )
+    assert nothing.json()["count"] == 0
+    done = api.post("/api/v1/runs/bulk", json={"action": "cancel", "token": counted.json()["token"]})
+    assert sorted(r["run_id"] for r in done.json()["results"]) == marked
+    assert api.get(f"/api/v1/runs/{other}").json()["status"] == "running"
+    api.post(f"/api/v1/runs/{other}/cancel")
+
+
 def test_bulk_retry_by_run_ids_reports_the_runs_it_skipped_and_why(api: httpx.Client):
     wid = workflow(api)
     failed = settled(api, start(api, wid, 0), {"failed"})["run_id"]

@@ -56,15 +56,22 @@ async def runs_page(
         query = query.where(runs.c.started_at >= started_after)
     if started_before is not None:
         query = query.where(runs.c.started_at < started_before)
-    if trigger_kind is not None:
-        query = query.where(runs.c.trigger["kind"].astext == trigger_kind)
-    if text:
-        query = query.where(runs.c.trigger["data"].astext.ilike(f"%{_escape_like(text)}%", escape="\\"))
+    query = _by_trigger(query, trigger_kind, text)
     if record_id is not None:
         query = query.where(runs.c.trigger[("data", "record", "id")].astext == str(record_id))
     return await fetch_keyset_page(
         connection, query, at=runs.c.started_at, ident=runs.c.run_id, limit=limit, offset=offset, after=after
     )
+
+
+def _by_trigger(query: Select, trigger_kind: str | None, text: str | None) -> Select:
+    """Runs of a trigger kind, and runs whose trigger data contains ``text`` (case-insensitive,
+    anywhere in its JSON): the runs list's filters and a bulk operation's alike."""
+    if trigger_kind is not None:
+        query = query.where(runs.c.trigger["kind"].astext == trigger_kind)
+    if text:
+        query = query.where(runs.c.trigger["data"].astext.ilike(f"%{_escape_like(text)}%", escape="\\"))
+    return query
 
 
 def _escape_like(text: str) -> str:
@@ -162,7 +169,7 @@ def _selected(query: Select, tenant_id: str, selection: RunSelection) -> Select:
         query = query.where(runs.c.started_at >= selection.started_after)
     if selection.started_before is not None:
         query = query.where(runs.c.started_at < selection.started_before)
-    return query
+    return _by_trigger(query, selection.trigger_kind, selection.text)
 
 
 async def count_selected(connection: AsyncConnection, tenant_id: str, selection: RunSelection) -> int:

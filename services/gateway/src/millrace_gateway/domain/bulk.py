@@ -32,6 +32,9 @@ class RunSelection:
     status: str | None = None
     started_after: datetime | None = None
     started_before: datetime | None = None
+    trigger_kind: str | None = None
+    text: str | None = None
+    """Found in the trigger's data, as ``GET /runs?q=`` finds it."""
     run_ids: tuple[UUID, ...] | None = None
 
     def claim(self) -> dict[str, object]:
@@ -40,6 +43,8 @@ class RunSelection:
             "status": self.status,
             "started_after": self.started_after.isoformat() if self.started_after else None,
             "started_before": self.started_before.isoformat() if self.started_before else None,
+            "trigger_kind": self.trigger_kind,
+            "text": self.text,
             "run_ids": [str(run_id) for run_id in self.run_ids] if self.run_ids is not None else None,
         }
 
@@ -51,11 +56,15 @@ class RunSelection:
         run_ids = claim.get("run_ids")
         workflow_id = claim.get("workflow_id")
         status = claim.get("status")
+        trigger_kind = claim.get("trigger_kind")
+        text = claim.get("text")
         return cls(
             workflow_id=UUID(workflow_id) if isinstance(workflow_id, str) else None,
             status=status if isinstance(status, str) else None,
             started_after=instant(claim.get("started_after")),
             started_before=instant(claim.get("started_before")),
+            trigger_kind=trigger_kind if isinstance(trigger_kind, str) else None,
+            text=text if isinstance(text, str) else None,
             run_ids=tuple(UUID(str(r)) for r in run_ids) if isinstance(run_ids, list) else None,
         )
 

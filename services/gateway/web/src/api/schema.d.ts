@@ -3486,6 +3486,11 @@ export interface components {
     /** RunFilter */
     RunFilter: {
       /**
+       * Q
+       * @description Runs whose trigger data contains this text
+       */
+      q?: string | null;
+      /**
        * Started After
        * @description Runs started at or after this
        */
@@ -3497,6 +3502,11 @@ export interface components {
       started_before?: string | null;
       /** Status */
       status?: ("running" | "paused" | "completed" | "failed" | "cancelled" | "timed_out" | "throttled") | null;
+      /**
+       * Trigger Kind
+       * @description Runs of this trigger kind (manual, webhook, record, ...)
+       */
+      trigger_kind?: string | null;
       /** Workflow Id */
       workflow_id?: string | null;
     };

@@ -8,6 +8,8 @@ export interface RunFilter {
   status?: string;
   started_after?: string;
   started_before?: string;
+  trigger_kind?: string;
+  q?: string;
 }
 
 /** The runs picked by hand (their ids), or every run the list's filter matches. */

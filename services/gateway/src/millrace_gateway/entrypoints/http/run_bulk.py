@@ -24,6 +24,12 @@ class RunFilter(BaseModel):
     status: RunStatus | None = None
     started_after: datetime | None = Field(default=None, description="Runs started at or after this")
     started_before: datetime | None = Field(default=None, description="Runs started before this")
+    trigger_kind: str | None = Field(
+        default=None, max_length=32, description="Runs of this trigger kind (manual, webhook, record, ...)"
+    )
+    q: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Runs whose trigger data contains this text"
+    )
 
 
 class BulkBody(BaseModel):
@@ -54,6 +60,8 @@ class BulkBody(BaseModel):
             status=chosen.status,
             started_after=chosen.started_after,
             started_before=chosen.started_before,
+            trigger_kind=chosen.trigger_kind,
+            text=chosen.q,
         )
 
 

@@ -4,6 +4,8 @@ import { between, when } from "../../format";
 import type { WorkflowSummary } from "../../model/types";
 import type { Schemas } from "../../api/types";
 import { Link } from "../../router";
+import { BulkRunActions } from "../../components/BulkRunActions";
+import { toggled, toggledAll, type RunFilter } from "../../model/bulk";
 import { ErrorLine, describe } from "./common";
 
 const STATUSES = ["running", "paused", "completed", "failed", "cancelled", "timed_out", "throttled"];
@@ -19,6 +21,7 @@ export function AllRuns({ api }: { api: Api }) {
   const [rows, setRows] = useState<Row[] | null>(null);
   const [cursor, setCursor] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [selected, setSelected] = useState<string[]>([]);
 
   useEffect(() => {
     api
@@ -42,18 +45,22 @@ export function AllRuns({ api }: { api: Api }) {
     [api, filter],
   );
 
-  useEffect(() => {
-    const timer = setTimeout(() => {
+  const load = useCallback(
+    () =>
       query(null)
         .then((page) => {
           setRows(page.items);
           setCursor(page.next_cursor ?? null);
           setError(null);
         })
-        .catch((err) => setError(describe(err)));
-    }, 250);
+        .catch((err) => setError(describe(err))),
+    [query],
+  );
+
+  useEffect(() => {
+    const timer = setTimeout(() => void load(), 250);
     return () => clearTimeout(timer);
-  }, [query]);
+  }, [load]);
 
   const names = Object.fromEntries(workflows.map((w) => [w.id, w.name]));
   const set = (key: keyof typeof filter) => (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) =>
@@ -103,6 +110,15 @@ export function AllRuns({ api }: { api: Api }) {
         />
       </div>
       <ErrorLine error={error} />
+      <BulkRunActions
+        api={api}
+        selected={selected}
+        filter={bulkFilter(filter)}
+        onDone={() => {
+          setSelected([]);
+          void load();
+        }}
+      />
       {rows === null ? (
         <p className="empty">Loading…</p>
       ) : rows.length === 0 ? (
@@ -116,6 +132,22 @@ export function AllRuns({ api }: { api: Api }) {
           <table className="list" id="all-runs">
             <thead>
               <tr>
+                <th>
+                  <input
+                    type="checkbox"
+                    id="select-all-runs"
+                    aria-label="select every run shown"
+                    checked={rows.length > 0 && rows.every((r) => selected.includes(r.run_id))}
+                    onChange={() =>
+                      setSelected(
+                        toggledAll(
+                          selected,
+                          rows.map((r) => r.run_id),
+                        ),
+                      )
+                    }
+                  />
+                </th>
                 <th>Run</th>
                 <th>Workflow</th>
                 <th>Status</th>
@@ -127,6 +159,15 @@ export function AllRuns({ api }: { api: Api }) {
             <tbody>
               {rows.map((r) => (
                 <tr key={r.run_id} data-run-id={r.run_id}>
+                  <td>
+                    <input
+                      type="checkbox"
+                      className="select-run"
+                      aria-label={`select run ${r.run_id.slice(0, 8)}`}
+                      checked={selected.includes(r.run_id)}
+                      onChange={() => setSelected(toggled(selected, r.run_id))}
+                    />
+                  </td>
                   <td>
                     <Link to={`/runs/${r.run_id}`}>
                       <code>{r.run_id.slice(0, 8)}</code>
@@ -168,4 +209,23 @@ export function AllRuns({ api }: { api: Api }) {
       )}
     </section>
   );
+}
+
+/** The page's filters as a bulk operation's: "all matching" acts on exactly the runs the list shows. */
+function bulkFilter(filter: {
+  status: string;
+  workflow: string;
+  kind: string;
+  after: string;
+  before: string;
+  q: string;
+}): RunFilter {
+  return {
+    status: filter.status || undefined,
+    workflow_id: filter.workflow || undefined,
+    trigger_kind: filter.kind || undefined,
+    started_after: filter.after ? new Date(filter.after).toISOString() : undefined,
+    started_before: filter.before ? new Date(filter.before).toISOString() : undefined,
+    q: filter.q.trim() || undefined,
+  };
 }
