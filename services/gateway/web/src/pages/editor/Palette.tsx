@@ -21,7 +21,8 @@ export function Palette(props: {
     return PALETTE_ORDER.filter((c) => byCategory.has(c)).map((c) => [c, byCategory.get(c)!] as const);
   }, [catalog]);
   return (
-    <aside className="palette" aria-label="node palette">
+    // Focusable: with every node type the palette scrolls, and keyboard users must be able to scroll it.
+    <aside className="palette" aria-label="node palette" tabIndex={0}>
       {groups.map(([category, types]) => (
         <div key={category} className="palette-group">
           <h3>{category}</h3>
