@@ -5,6 +5,8 @@ import {
   countRequest,
   describeScope,
   tally,
+  toggled,
+  toggledAll,
   type BulkAction,
   type BulkCount,
   type BulkOutcome,
@@ -162,5 +164,51 @@ export function BulkRunActions({ api, selected, filter, onDone }: Props) {
         </div>
       )}
     </div>
+  );
+}
+
+/** The header cell of a runs table whose rows can be picked: selects every run shown, or none. */
+export function SelectAllRuns({
+  shown,
+  selected,
+  onChange,
+}: {
+  shown: string[];
+  selected: string[];
+  onChange: (selected: string[]) => void;
+}) {
+  return (
+    <th>
+      <input
+        type="checkbox"
+        id="select-all-runs"
+        aria-label="select every run shown"
+        checked={shown.length > 0 && shown.every((id) => selected.includes(id))}
+        onChange={() => onChange(toggledAll(selected, shown))}
+      />
+    </th>
+  );
+}
+
+/** A row's cell that picks its run (clicking it does not open the row's run). */
+export function SelectRun({
+  runId,
+  selected,
+  onChange,
+}: {
+  runId: string;
+  selected: string[];
+  onChange: (selected: string[]) => void;
+}) {
+  return (
+    <td onClick={(e) => e.stopPropagation()}>
+      <input
+        type="checkbox"
+        className="select-run"
+        aria-label={`select run ${runId.slice(0, 8)}`}
+        checked={selected.includes(runId)}
+        onChange={() => onChange(toggled(selected, runId))}
+      />
+    </td>
   );
 }

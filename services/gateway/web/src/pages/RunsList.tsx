@@ -4,8 +4,7 @@ import { followStream, StreamRefused } from "../api/sse";
 import type { RunSummary, Workflow } from "../model/types";
 import { Link, navigate } from "../router";
 import { between, when } from "../format";
-import { BulkRunActions } from "../components/BulkRunActions";
-import { toggled, toggledAll } from "../model/bulk";
+import { BulkRunActions, SelectAllRuns, SelectRun } from "../components/BulkRunActions";
 
 const STATUSES = ["", "running", "completed", "failed", "cancelled"];
 
@@ -119,22 +118,7 @@ export function RunsList({ api, token, workflowId }: { api: Api; token: string; 
         <table className="list" id="runs">
           <thead>
             <tr>
-              <th>
-                <input
-                  type="checkbox"
-                  id="select-all-runs"
-                  aria-label="select every run shown"
-                  checked={runs.length > 0 && runs.every((r) => selected.includes(r.run_id))}
-                  onChange={() =>
-                    setSelected(
-                      toggledAll(
-                        selected,
-                        runs.map((r) => r.run_id),
-                      ),
-                    )
-                  }
-                />
-              </th>
+              <SelectAllRuns shown={runs.map((r) => r.run_id)} selected={selected} onChange={setSelected} />
               <th>Run</th>
               <th>Status</th>
               <th>Version</th>
@@ -151,15 +135,7 @@ export function RunsList({ api, token, workflowId }: { api: Api; token: string; 
                 className="clickable"
                 onClick={() => navigate(`/runs/${r.run_id}`)}
               >
-                <td onClick={(e) => e.stopPropagation()}>
-                  <input
-                    type="checkbox"
-                    className="select-run"
-                    aria-label={`select run ${r.run_id.slice(0, 8)}`}
-                    checked={selected.includes(r.run_id)}
-                    onChange={() => setSelected(toggled(selected, r.run_id))}
-                  />
-                </td>
+                <SelectRun runId={r.run_id} selected={selected} onChange={setSelected} />
                 <td>
                   <Link to={`/runs/${r.run_id}`}>
                     <code>{r.run_id.slice(0, 8)}</code>

@@ -4,8 +4,8 @@ import { between, when } from "../../format";
 import type { WorkflowSummary } from "../../model/types";
 import type { Schemas } from "../../api/types";
 import { Link } from "../../router";
-import { BulkRunActions } from "../../components/BulkRunActions";
-import { toggled, toggledAll, type RunFilter } from "../../model/bulk";
+import { BulkRunActions, SelectAllRuns, SelectRun } from "../../components/BulkRunActions";
+import type { RunFilter } from "../../model/bulk";
 import { ErrorLine, describe } from "./common";
 
 const STATUSES = ["running", "paused", "completed", "failed", "cancelled", "timed_out", "throttled"];
@@ -132,22 +132,7 @@ export function AllRuns({ api }: { api: Api }) {
           <table className="list" id="all-runs">
             <thead>
               <tr>
-                <th>
-                  <input
-                    type="checkbox"
-                    id="select-all-runs"
-                    aria-label="select every run shown"
-                    checked={rows.length > 0 && rows.every((r) => selected.includes(r.run_id))}
-                    onChange={() =>
-                      setSelected(
-                        toggledAll(
-                          selected,
-                          rows.map((r) => r.run_id),
-                        ),
-                      )
-                    }
-                  />
-                </th>
+                <SelectAllRuns shown={rows.map((r) => r.run_id)} selected={selected} onChange={setSelected} />
                 <th>Run</th>
                 <th>Workflow</th>
                 <th>Status</th>
@@ -159,15 +144,7 @@ export function AllRuns({ api }: { api: Api }) {
             <tbody>
               {rows.map((r) => (
                 <tr key={r.run_id} data-run-id={r.run_id}>
-                  <td>
-                    <input
-                      type="checkbox"
-                      className="select-run"
-                      aria-label={`select run ${r.run_id.slice(0, 8)}`}
-                      checked={selected.includes(r.run_id)}
-                      onChange={() => setSelected(toggled(selected, r.run_id))}
-                    />
-                  </td>
+                  <SelectRun runId={r.run_id} selected={selected} onChange={setSelected} />
                   <td>
                     <Link to={`/runs/${r.run_id}`}>
                       <code>{r.run_id.slice(0, 8)}</code>
