@@ -80,7 +80,13 @@ def declared_statuses(documents: Iterable[Mapping[str, Any]]) -> dict[tuple[str,
     for document in documents:
         for template, operations in document.get("paths", {}).items():
             for method, operation in operations.items():
-                statuses = {int(s) for s in operation.get("responses", {}) if s.isdigit()}
+                statuses: set[int] = set()
+                for key in operation.get("responses", {}):
+                    if key.isdigit():
+                        statuses.add(int(key))
+                    elif len(key) == 3 and key[0].isdigit() and key[1:].upper() == "XX":
+                        # OpenAPI's range ("4XX"): every status of that class is declared.
+                        statuses.update(range(int(key[0]) * 100, int(key[0]) * 100 + 100))
                 declared.setdefault((method.upper(), template), set()).update(statuses)
     return declared
 

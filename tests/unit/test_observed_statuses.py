@@ -46,3 +46,11 @@ def test_unknown_paths_and_methods_are_not_judged():
 def test_documents_add_up():
     other = {"paths": {"/api/v1/runs/{run_id}": {"get": {"responses": {"409": {}}}}}}
     assert declared_statuses([DOCUMENT, other])[("GET", "/api/v1/runs/{run_id}")] == {200, 404, 409}
+
+
+def test_a_declared_range_covers_every_status_of_its_class() -> None:
+    document = {"paths": {"/hooks/{token}": {"post": {"responses": {"202": {}, "4XX": {}, "default": {}}}}}}
+    declared = declared_statuses([document])
+    assert declared[("POST", "/hooks/{token}")] == {202, *range(400, 500)}
+    seen = [Seen("POST", "/hooks/abc", 418), Seen("POST", "/hooks/abc", 201)]
+    assert [(u.template, u.status) for u in undeclared(seen, declared)] == [("/hooks/{token}", 201)]

@@ -10456,7 +10456,35 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description the run's respond_to_webhook node answered in time: its status (any), headers and body */
+      /** @description a respond_to_webhook node's answer */
+      "2XX": {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description a respond_to_webhook node's answer */
+      "3XX": {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description a respond_to_webhook node's answer, or one of the refusals above */
+      "4XX": {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description a respond_to_webhook node's answer */
+      "5XX": {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description the run's respond_to_webhook node answered in time: its status, headers and body (the node may set any status from 200 to 599: the ranges below) */
       200: {
         headers: {
           [name: string]: unknown;
@@ -10526,7 +10554,7 @@ export interface operations {
           "application/problem+json": components["schemas"]["ProblemDetails"];
         };
       };
-      /** @description the request is not valid (errors name each field) */
+      /** @description Unprocessable Entity */
       422: {
         headers: {
           [name: string]: unknown;

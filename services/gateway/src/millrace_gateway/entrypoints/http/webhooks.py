@@ -78,9 +78,13 @@ class WebhookAccepted(BaseModel):
         404: {"description": "no webhook at this address"},
         409: {"description": "the workflow is not active with a webhook trigger"},
         200: {
-            "description": "the run's respond_to_webhook node answered in time: its status (any), "
-            "headers and body"
+            "description": "the run's respond_to_webhook node answered in time: its status, headers "
+            "and body (the node may set any status from 200 to 599: the ranges below)"
         },
+        "2XX": {"description": "a respond_to_webhook node's answer"},
+        "3XX": {"description": "a respond_to_webhook node's answer"},
+        "4XX": {"description": "a respond_to_webhook node's answer, or one of the refusals above"},
+        "5XX": {"description": "a respond_to_webhook node's answer"},
         413: {"description": f"body larger than {MAX_WEBHOOK_BODY_BYTES} bytes"},
         415: {"description": "body is neither JSON nor a URL-encoded form"},
     },
