@@ -30,6 +30,7 @@ from millrace_gateway.settings import GatewaySettings
 from tests.cluster.test_tenant_producers import _kafka
 from tests.support.api import provision_tenant
 from tests.support.infra import Infra, create_namespace, drop_namespace
+from tests.support.kafka import kafka_client
 from tests.support.secured_kafka import SecuredKafka
 
 pytestmark = pytest.mark.e2e
@@ -107,12 +108,13 @@ async def _prepare(world: World) -> None:
 
 
 def _inside_options(world: World) -> dict[str, Any]:
-    # On the cluster tier, inside is the session's secured listener (the same options as outside).
-    return (
-        {}
-        if world.node.inside != world.node.outside
-        else {k: v for k, v in world.as_services().items() if k != "bootstrap_servers"}
-    )
+    """How the test's own setup (creating the topic, writing its first message) reaches the broker: on a
+    node of the test's own, its unsecured inside listener; on the cluster tier's secured cluster, as the
+    platform's own principal the session's settings name (a super user), not as the principal under test,
+    which has no right to the topic until a grant gives it one."""
+    if world.node.inside != world.node.outside:
+        return {}
+    return {k: v for k, v in kafka_client(world.node.inside).items() if k != "bootstrap_servers"}
 
 
 def desk_call(world: World, act) -> Any:  # type: ignore[no-untyped-def]
