@@ -20,10 +20,11 @@ from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import Namespace
 from millrace_common.language.workflow import TriggerConfig
 from millrace_common.platform.db import create_engine
+from millrace_common.platform.human_tables import approval_deadlines, approvals
 from millrace_common.platform.outbox import LiveRelay
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.settings import ServiceSettings
-from millrace_common.platform.tables import approval_deadlines, approvals, outbox, tenants, timers
+from millrace_common.platform.tables import outbox, tenants, timers
 from millrace_gateway.adapters import trigger_index
 from millrace_gateway.adapters.network_policies import allow_networks
 from millrace_gateway.domain.trigger_index import ActiveTrigger

@@ -20,12 +20,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.platform.db import create_engine
-from millrace_common.platform.tables import (
+from millrace_common.platform.human_tables import (
     notification_attempts,
     notifications,
     tenant_notification_settings,
-    tenants,
 )
+from millrace_common.platform.tables import tenants
 from sqlalchemy import insert
 
 from tests.support.api import Account, provision_tenant, signed_in

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from millrace_common.contracts.messages.envelope import utc_now
-from millrace_common.platform.tables import approvals
+from millrace_common.platform.human_tables import approvals
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine

@@ -7,15 +7,14 @@ from datetime import datetime
 from uuid import UUID
 
 from millrace_common.contracts.json_values import JsonObject
-from millrace_common.platform.tables import (
+from millrace_common.platform.human_tables import (
     approval_audit,
     approval_deadlines,
     approval_decisions,
     approval_notifications,
     approvals,
-    users,
-    workflows,
 )
+from millrace_common.platform.tables import users, workflows
 from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection

@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.platform.tables import notification_attempts, notifications, tenant_notification_settings
+from millrace_common.platform.human_tables import (
+    notification_attempts,
+    notifications,
+    tenant_notification_settings,
+)
 from sqlalchemy import Row, and_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 import aiosmtplib
+from millrace_common.platform.human_tables import tenant_notification_settings
 from millrace_common.platform.secrets import SecretBox, SecretsUnavailable
-from millrace_common.platform.tables import tenant_notification_settings
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 

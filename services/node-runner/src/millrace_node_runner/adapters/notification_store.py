@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
-from millrace_common.platform.tables import notification_attempts, notifications, users
+from millrace_common.platform.human_tables import notification_attempts, notifications
+from millrace_common.platform.tables import users
 from sqlalchemy import Row, and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
