@@ -32,6 +32,7 @@ class NodeErrorType(StrEnum):
     AI_INVALID_ANSWER = "ai_invalid_answer"
     AI_STATUS = "ai_status"
     AI_ERROR = "ai_error"
+    AGENT_LIMIT = "agent_limit"
     NOT_FOUND = "not_found"
     CAUSATION_DEPTH_EXCEEDED = "causation_depth_exceeded"
     TOO_MANY_RECORDS = "too_many_records"

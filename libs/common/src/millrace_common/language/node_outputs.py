@@ -39,6 +39,7 @@ NODE_OUTPUT_FIELDS: Mapping[str, tuple[str, ...]] = {
     "ai_prompt": ("text", *_AI_META),
     "ai_analysis": ("data", *_AI_META),
     "ai_classification": ("label", "confidence", "reasoning", *_AI_META),
+    "ai_agent": ("answer", "data", "turns", "tool_calls", "usage", "model", "transcript"),
     "record_create": ("record",),
     "record_update": ("record",),
     "record_find": ("records", "count"),

@@ -29,6 +29,7 @@ from millrace_common.language.node_types import (
 )
 from millrace_common.language.workflow_configs import *
 from millrace_common.language.workflow_configs import (
+    AiAgentConfig,
     AiAnalysisConfig,
     AiClassificationConfig,
     AiPromptConfig,
@@ -144,6 +145,11 @@ class AiClassificationNode(_NodeBase):
     data: AiClassificationConfig
 
 
+class AiAgentNode(_NodeBase):
+    type: Literal["ai_agent"]
+    data: AiAgentConfig
+
+
 class RecordCreateNode(_NodeBase):
     type: Literal["record_create"]
     data: RecordCreateConfig
@@ -243,7 +249,7 @@ class CodeNode(_NodeBase):
 
 _FAMILIES: tuple[tuple[str, str | None, tuple[type[_NodeBase], ...]], ...] = (
     ("Triggers", None, (TriggerNode,)),
-    ("AI", "ai", (AiPromptNode, AiAnalysisNode, AiClassificationNode)),
+    ("AI", "ai", (AiPromptNode, AiAnalysisNode, AiClassificationNode, AiAgentNode)),
     ("Records", "record", (RecordCreateNode, RecordUpdateNode, RecordFindNode, RecordDeleteNode)),
     (
         "Logic",

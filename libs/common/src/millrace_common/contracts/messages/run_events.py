@@ -84,7 +84,9 @@ class RunFailed(RunEvent):
     failed_node_id: str | None = None
 
 
-TimerPurpose = Literal["retry", "delay", "node_timeout", "run_timeout", "approval_deadline", "event_wait"]
+TimerPurpose = Literal[
+    "retry", "delay", "node_timeout", "run_timeout", "approval_deadline", "event_wait", "agent_deadline"
+]
 
 
 class TimerScheduled(RunEvent):
@@ -282,6 +284,65 @@ class EventTaken(RunEvent):
     node_id: str
 
 
+class AgentTurnRequested(RunEvent):
+    """An ``ai_agent`` node instance (``node_id``) asked its model for turn ``turn``; the command's
+    ``node_id`` is ``<node_id>#m<turn>``, and its answer is stored under the request's hash, so a
+    redelivered or replayed turn reuses it instead of paying again."""
+
+    type: Literal["agent.turn_requested"] = "agent.turn_requested"
+    node_id: str
+    attempt: int
+    turn: int = Field(ge=1)
+    idempotency_key: str
+
+
+class AgentTurnCompleted(RunEvent):
+    """The model answered turn ``turn``: ``message`` is its assistant message (``content`` and
+    ``tool_calls`` in the OpenAI format)."""
+
+    type: Literal["agent.turn_completed"] = "agent.turn_completed"
+    node_id: str
+    attempt: int
+    turn: int = Field(ge=1)
+    message: JsonObject
+    model: str = ""
+    usage: JsonObject = Field(default_factory=dict)
+    cached: bool = False
+
+
+class AgentToolCallScheduled(RunEvent):
+    """A tool call of turn ``turn`` goes to what runs it (or first to the node's approver). ``step``
+    (``<node_id>#t<turn>.<index>``) is the node id its command carries: with the run id and attempt 1,
+    the call's idempotency key, the same after any restart and for a later attempt of the node."""
+
+    type: Literal["agent.tool_call_scheduled"] = "agent.tool_call_scheduled"
+    node_id: str
+    attempt: int
+    turn: int = Field(ge=1)
+    call_id: str
+    step: str
+    tool: str
+    arguments: JsonObject
+    idempotency_key: str
+    awaiting_approval: bool = False
+
+
+class AgentToolCallFinished(RunEvent):
+    """A tool call's result as the model will see it (``content``, cut to the node's limit):
+    ``succeeded``, ``failed`` (the tool ran and failed), ``refused`` (not run: no such tool, bad
+    arguments, a URL outside the tool's patterns, a limit reached) or ``rejected`` (the approver said no)."""
+
+    type: Literal["agent.tool_call_finished"] = "agent.tool_call_finished"
+    node_id: str
+    attempt: int
+    turn: int = Field(ge=1)
+    call_id: str
+    step: str
+    tool: str
+    outcome: Literal["succeeded", "failed", "refused", "rejected"]
+    content: str
+
+
 AnyRunEvent = Annotated[
     RunStarted
     | NodeScheduled
@@ -309,7 +370,11 @@ AnyRunEvent = Annotated[
     | WebhookResponded
     | EventBuffered
     | RecordWaitRegistered
-    | EventTaken,
+    | EventTaken
+    | AgentTurnRequested
+    | AgentTurnCompleted
+    | AgentToolCallScheduled
+    | AgentToolCallFinished,
     Field(discriminator="type"),
 ]
 RUN_EVENT = TypeAdapter(AnyRunEvent)

@@ -6,13 +6,20 @@ Every config has a ``name`` and the shared execution policy (``retry``, ``timeou
 ``docs/node-reference.md`` describes every field.
 
 One module a family: ``base`` (the field types, the execution policy and ``NodeConfig``), ``triggers``,
-``ai``, ``records``, ``logic`` (logic and control), ``external`` (HTTP and outgoing webhooks), ``flow``
+``ai``, ``agent`` (the AI agent and its tools), ``records``, ``logic`` (logic and control), ``external`` (HTTP and outgoing webhooks), ``flow``
 (sub-workflows), ``kafka`` (publishing), ``human`` (approvals and tasks) and ``code`` (the code node).
 Import the names from this package.
 """
 
 from __future__ import annotations
 
+from millrace_common.language.workflow_configs.agent import (
+    AgentTool,
+    AiAgentConfig,
+    HttpTool,
+    RecordTools,
+    WorkflowTool,
+)
 from millrace_common.language.workflow_configs.ai import (
     AiAnalysisConfig,
     AiClassificationConfig,
@@ -63,6 +70,11 @@ from millrace_common.language.workflow_configs.triggers import (
 from millrace_common.language.workflow_configs.waits import RespondToWebhookConfig, WaitForEventConfig
 
 __all__ = [
+    "AgentTool",
+    "AiAgentConfig",
+    "HttpTool",
+    "RecordTools",
+    "WorkflowTool",
     "CHECK_ERROR_TYPES",
     "CODE_CONTEXT_NAMES",
     "LEGACY_SCHEDULE_NAME",
