@@ -123,6 +123,7 @@ def test_every_side_effecting_type_goes_to_its_runner_class():
         "ai_prompt",
         "ai_analysis",
         "ai_classification",
+        "ai_agent",
     }
     assert {t for t, topic in RUNNER_TOPICS.items() if topic == NODES_READY_HTTP} == {
         "http_request",

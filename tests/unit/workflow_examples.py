@@ -318,6 +318,24 @@ def every_node_type() -> Definition:
             headers={"X-Lead": "{{ trigger.record.id }}"},
             body={"lead": "{{ trigger.record.id }}"},
         ),
+        node(
+            "research",
+            "ai_agent",
+            200,
+            750,
+            name="Research the lead",
+            task="Find what we know about {{ trigger.record.data.company }} and note it on the lead",
+            tools=[
+                {"kind": "records", "pipelines": ["leads"], "actions": ["find", "update"]},
+                {
+                    "kind": "http",
+                    "name": "company_lookup",
+                    "description": "Look a company up by name",
+                    "url_patterns": ["https://companies.example.test/api/*"],
+                },
+            ],
+            max_turns=6,
+        ),
         node("done", "end", 0, 800, name="Done", output={"label": "{{ nodes.classify.output.label }}"}),
     ]
     edges = [
@@ -336,7 +354,8 @@ def every_node_type() -> Definition:
         edge("enrich", "notify_crm"),
         edge("notify_crm", "emit_lead"),
         edge("emit_lead", "done"),
-        edge("follow_up", "done"),
+        edge("follow_up", "research"),
+        edge("research", "done"),
         edge("draft_reply", "ticket"),
         edge("ticket", "done"),
         edge("ticket", "note_failure", "error"),

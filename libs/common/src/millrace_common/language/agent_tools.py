@@ -124,8 +124,10 @@ def _record_tools(tools: RecordTools) -> list[tuple[str, str, JsonObject]]:
         found.append(
             (
                 RECORD_TOOL_NAMES["update"],
-                "Update a record: the given fields of its data are set, the others kept. "
-                "Returns the record as it is now.",
+                (
+                    "Update a record: the given fields of its data are set, the others kept. "
+                    "Returns the record as it is now."
+                ),
                 {
                     "type": "object",
                     "additionalProperties": False,

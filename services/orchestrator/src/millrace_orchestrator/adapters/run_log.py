@@ -198,7 +198,8 @@ class PostgresRunLog:
 
         def run_has_approvals(run_id: UUID) -> bool:
             state = states.get(run_id)
-            return state is not None and "approval" in state.definition.types
+            # An agent's tool calls may ask for approvals too.
+            return state is not None and bool({"approval", "ai_agent"} & state.definition.types)
 
         def may_wait_for_records(run_id: UUID) -> bool:
             state = states.get(run_id)

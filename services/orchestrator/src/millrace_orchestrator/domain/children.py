@@ -78,7 +78,6 @@ def _start_child(builder: _Builder, node: Node, scope: str, attempt: int) -> Non
         _fail(builder, node, scope, attempt, _too_deep(config.workflow_id, chain, builder.max_depth))
         return
     child_id = builder.new_id()
-    version = config.version or ACTIVE_VERSION
     builder.emit(
         NodeScheduled,
         node_id=key,
@@ -92,16 +91,40 @@ def _start_child(builder: _Builder, node: Node, scope: str, attempt: int) -> Non
             "run_id": str(child_id),
         },
     )
+    wait = config.mode == "wait"
+    request_child_run(builder, key, attempt, config.workflow_id, config.version, rendered, wait, child_id)
+    if not wait:
+        _succeed(builder, node, scope, attempt, {"run_id": str(child_id)})
+
+
+def request_child_run(
+    builder: _Builder,
+    key: str,
+    attempt: int,
+    workflow_id: UUID,
+    version: int | None,
+    data: dict[str, JsonValue],
+    wait: bool = True,
+    child_id: UUID | None = None,
+) -> UUID:
+    """Ask for a run of ``workflow_id`` (the pinned ``version``, or the active one) with ``data`` as its
+    trigger data, on behalf of ``key``: a sub_workflow node instance, or an agent's workflow tool call.
+    The ``ChildRunRequested`` event and the ``StartRun`` are written together; a child that ends
+    reports to ``key`` when ``wait``."""
+    state = builder.state
+    child_id = child_id or builder.new_id()
+    pinned = version or ACTIVE_VERSION
     builder.emit(
         ChildRunRequested,
         node_id=key,
         attempt=attempt,
         child_run_id=child_id,
-        workflow_id=config.workflow_id,
-        workflow_version=version,
-        mode=config.mode,
+        workflow_id=workflow_id,
+        workflow_version=pinned,
+        mode="wait" if wait else "fire_and_forget",
     )
-    wait = config.mode == "wait"
+    parent_depth = state.parent.depth if state.parent else 0
+    chain = (*(state.parent.workflow_ids if state.parent else ()), state.workflow_id)
     trigger = state.trigger
     parent = ParentRun(
         run_id=state.run_id,
@@ -118,11 +141,11 @@ def _start_child(builder: _Builder, node: Node, scope: str, attempt: int) -> Non
         correlation_id=child_id,
         causation_id=builder.message.message_id,
         run_id=child_id,
-        workflow_id=config.workflow_id,
-        workflow_version=version,
+        workflow_id=workflow_id,
+        workflow_version=pinned,
         trigger=TriggerData(
             kind=SUB_WORKFLOW_TRIGGER,
-            data=rendered,
+            data=data,
             started_by=trigger.started_by if trigger else None,
             causation_depth=trigger.causation_depth if trigger else 0,
         ),
@@ -130,8 +153,7 @@ def _start_child(builder: _Builder, node: Node, scope: str, attempt: int) -> Non
         parent=parent,
     )
     builder.commands.append(Outgoing(topic=RUNS_COMMANDS, key=str(child_id), message=start))
-    if not wait:
-        _succeed(builder, node, scope, attempt, {"run_id": str(child_id)})
+    return child_id
 
 
 def _too_deep(workflow_id: UUID, chain: tuple[UUID | None, ...], limit: int) -> NodeError:

@@ -3,7 +3,8 @@
 ``decide`` is the entry point; the steps it takes live beside it: ``building`` (the decision and its
 builder), ``load`` (a workflow's load and throttling), ``nodes`` (starting a node), ``outcomes`` (a
 node's success, failure and retries), ``timers`` (fired timers and decided approvals), ``settle``
-(the graph walk and for_each loops) and ``rendering`` (templates, conditions and payload bounds)."""
+(the graph walk and for_each loops), ``agent`` (the ai_agent node's loop) and ``rendering``
+(templates, conditions and payload bounds)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ from millrace_common.contracts.messages.run_events import (
     RunThrottled,
 )
 
+from millrace_orchestrator.domain.agent import (
+    agent_child_finished,
+    agent_decided,
+    agent_result,
+    is_agent_step,
+)
 from millrace_orchestrator.domain.building import (
     DEFAULT_SUB_WORKFLOW_MAX_DEPTH,
     Decision,
@@ -130,6 +137,12 @@ def decide(
             if message.timer_id not in state.timers:
                 return Decision()
             _fire(builder, state.timers[message.timer_id])
+        case NodeSucceededResult() | NodeFailedResult() if is_agent_step(message.node_id):
+            agent_result(builder, message)
+        case ResumeRun() if is_agent_step(message.node_id):
+            agent_decided(builder, message)
+        case ReportChildRun() if is_agent_step(message.node_id):
+            agent_child_finished(builder, message)
         case ResumeRun() if _awaits_decision(state, message.node_id):
             node, scope = _instance(state, message.node_id)
             _decided(builder, node, scope, message.decision, message.decided_by, message.note)

@@ -12,6 +12,7 @@ from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.language.templating import TemplateError
 from millrace_common.language.workflow import Node, node_types
 
+from millrace_orchestrator.domain.agent import start_agent
 from millrace_orchestrator.domain.building import _Builder
 from millrace_orchestrator.domain.children import _start_child
 from millrace_orchestrator.domain.outcomes import _fail, _refuse, _succeed
@@ -65,6 +66,8 @@ def _start(builder: _Builder, node: Node, scope: str) -> None:
                 _request_approval(builder, node, scope, attempt)
             case "sub_workflow":
                 _start_child(builder, node, scope, attempt)
+            case "ai_agent":
+                start_agent(builder, node, scope, attempt)
             case "for_each":
                 items = _render(builder, node, scope, node.data.items)
                 if not isinstance(items, list):

@@ -187,7 +187,9 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
                 "parent_node_id": event.parent.node_id if not throttled and event.parent else None,
             }
             return
-        case ChildRunRequested() if event.mode == "wait":
+        # An agent's tool call (``agent#t2.0``) waiting on a run or an approval has no row of its own:
+        # its agent node stays scheduled, and the run's log shows the call.
+        case ChildRunRequested() if event.mode == "wait" and "#" not in event.node_id:
             writes.set_node_status(event.run_id, (event.node_id,), "waiting")
         case NodeScheduled():
             writes.write_node(
@@ -197,7 +199,7 @@ def _apply(writes: ProjectionWrites, event: RunEvent) -> None:
                 input=event.input,
                 scheduled_at=event.occurred_at,
             )
-        case ApprovalRequested():
+        case ApprovalRequested() if "#" not in event.node_id:
             writes.set_node_status(event.run_id, (event.node_id,), "waiting")
         case NodeRetryScheduled():
             writes.write_node(

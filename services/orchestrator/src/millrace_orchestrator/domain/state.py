@@ -15,6 +15,10 @@ from millrace_common.contracts.messages.node_commands import NodeError
 from millrace_common.contracts.messages.run_commands import ParentRun, TriggerData
 from millrace_common.contracts.messages.run_events import (
     RUN_ENDED_STATUSES,
+    AgentToolCallFinished,
+    AgentToolCallScheduled,
+    AgentTurnCompleted,
+    AgentTurnRequested,
     ApprovalDecided,
     ApprovalRequested,
     ChildRunFinished,
@@ -47,6 +51,9 @@ from millrace_common.contracts.messages.run_events import (
 )
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.language.workflow import WorkflowDefinition
+
+from millrace_orchestrator.domain import agent_state
+from millrace_orchestrator.domain.agent_state import AgentState
 
 D = TypeVar("D")
 
@@ -140,6 +147,8 @@ class RunState:
     children: Map[str, ChildRun] = field(default_factory=Map)
     # Signals kept for wait_for_event nodes that accept earlier events, by event id.
     buffered: Map[UUID, EventBuffered] = field(default_factory=Map)
+    # The loop of each ai_agent node instance, by the instance's key (its latest attempt's).
+    agents: Map[str, AgentState] = field(default_factory=Map)
 
     def node(self, node_id: str) -> NodeState:
         return self.nodes.get(node_id, NodeState())
@@ -182,6 +191,9 @@ def _(event: NodeScheduled, state: RunState) -> RunState:
         items = event.input.get("items")
         loop = LoopState(items=tuple(items) if isinstance(items, list) else ())
         return replace(scheduled, loops=scheduled.loops.set(event.node_id, loop))
+    if event.node_type == agent_state.AGENT:
+        agent = agent_state.started(event.attempt, event.input)
+        return replace(scheduled, agents=scheduled.agents.set(event.node_id, agent))
     return scheduled
 
 
@@ -360,6 +372,9 @@ def _(event: ApprovalRequested, state: RunState) -> RunState:
 
 @_apply.register
 def _(event: ApprovalDecided, state: RunState) -> RunState:
+    key, step = agent_state.split_step(event.node_id)
+    if step and key in state.agents and event.decision == "approved":
+        return _with_agent(state, key, agent_state.call_approved(state.agents[key], event.node_id))
     return state
 
 
@@ -404,13 +419,57 @@ def _(event: EventTaken, state: RunState) -> RunState:
     return replace(state, buffered=state.buffered.delete(event.event_id))
 
 
+def _with_agent(state: RunState, key: str, agent: AgentState) -> RunState:
+    return replace(state, agents=state.agents.set(key, agent))
+
+
+@_apply.register
+def _(event: AgentTurnRequested, state: RunState) -> RunState:
+    agent = state.agents.get(event.node_id)
+    return (
+        state
+        if agent is None
+        else _with_agent(state, event.node_id, agent_state.turn_requested(agent, event))
+    )
+
+
+@_apply.register
+def _(event: AgentTurnCompleted, state: RunState) -> RunState:
+    agent = state.agents.get(event.node_id)
+    return (
+        state
+        if agent is None
+        else _with_agent(state, event.node_id, agent_state.turn_completed(agent, event))
+    )
+
+
+@_apply.register
+def _(event: AgentToolCallScheduled, state: RunState) -> RunState:
+    agent = state.agents.get(event.node_id)
+    if agent is None:
+        return state
+    index = agent_state.step_index(event.step)
+    return _with_agent(state, event.node_id, agent_state.call_scheduled(agent, event, index))
+
+
+@_apply.register
+def _(event: AgentToolCallFinished, state: RunState) -> RunState:
+    agent = state.agents.get(event.node_id)
+    if agent is None:
+        return state
+    index = agent_state.step_index(event.step)
+    return _with_agent(state, event.node_id, agent_state.call_finished(agent, event, index))
+
+
 def instance_key(node_id: str, scope: str) -> str:
     """A node instance: the node's id plus ``[i]`` for each enclosing for_each item."""
     return node_id + scope
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """``body[3][1]`` -> (``body``, ``[3][1]``)."""
+    """``body[3][1]`` -> (``body``, ``[3][1]``); a step of an agent's loop (``agent[3]#t2.0``) is its
+    node instance's (``agent``, ``[3]``)."""
+    key = key.partition(agent_state.STEP_MARK)[0]
     cut = key.find("[")
     return (key, "") if cut < 0 else (key[:cut], key[cut:])
 

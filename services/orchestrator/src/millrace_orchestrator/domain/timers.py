@@ -11,6 +11,7 @@ from millrace_common.contracts.messages.run_events import (
 )
 from millrace_common.language.workflow import Node
 
+from millrace_orchestrator.domain.agent import AGENT, agent_deadline, start_agent
 from millrace_orchestrator.domain.building import _Builder, _instance
 from millrace_orchestrator.domain.children import SUB_WORKFLOW, _start_child
 from millrace_orchestrator.domain.nodes import _dispatch
@@ -39,7 +40,7 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
     if current.attempt != timer.attempt:
         return
     if timer.purpose == "retry" and current.status is NodeStatus.RETRYING:
-        start = _start_child if node.type == SUB_WORKFLOW else _dispatch
+        start = {SUB_WORKFLOW: _start_child, AGENT: start_agent}.get(node.type, _dispatch)
         start(builder, node, scope, timer.attempt + 1)
     elif timer.purpose == "delay" and current.status is NodeStatus.SCHEDULED:
         _succeed(builder, node, scope, timer.attempt, {"waited_until": timer.fire_at.isoformat()})
@@ -47,6 +48,8 @@ def _fire(builder: _Builder, timer: TimerScheduled) -> None:
         _decided(builder, node, scope, "timeout", None, "the deadline passed")
     elif timer.purpose == "event_wait" and current.status is NodeStatus.SCHEDULED:
         event_wait_timed_out(builder, node, scope, timer.attempt)
+    elif timer.purpose == "agent_deadline" and current.status is NodeStatus.SCHEDULED:
+        agent_deadline(builder, node, scope, timer.attempt)
     # A "node_timeout" timer (scheduled by older versions as a backstop) does nothing: the runner
     # ends an overrunning node with a `timeout` result itself, and a runner that dies mid-command
     # leaves the command's offset uncommitted, so the next runner receives it again, as the same

@@ -294,6 +294,10 @@ class AgentTurnRequested(RunEvent):
     attempt: int
     turn: int = Field(ge=1)
     idempotency_key: str
+    prompt: str | None = Field(
+        default=None,
+        description="A message to the model added before this turn: why its last answer was not taken",
+    )
 
 
 class AgentTurnCompleted(RunEvent):

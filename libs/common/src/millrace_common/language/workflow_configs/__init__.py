@@ -6,8 +6,9 @@ Every config has a ``name`` and the shared execution policy (``retry``, ``timeou
 ``docs/node-reference.md`` describes every field.
 
 One module a family: ``base`` (the field types, the execution policy and ``NodeConfig``), ``triggers``,
-``ai``, ``agent`` (the AI agent and its tools), ``records``, ``logic`` (logic and control), ``external`` (HTTP and outgoing webhooks), ``flow``
-(sub-workflows), ``kafka`` (publishing), ``human`` (approvals and tasks) and ``code`` (the code node).
+``ai``, ``agent`` (the AI agent and its tools), ``records``, ``logic`` (logic and control), ``external``
+(HTTP and outgoing webhooks), ``flow`` (sub-workflows), ``kafka`` (publishing), ``human`` (approvals and
+tasks) and ``code`` (the code node).
 Import the names from this package.
 """
 
@@ -70,14 +71,11 @@ from millrace_common.language.workflow_configs.triggers import (
 from millrace_common.language.workflow_configs.waits import RespondToWebhookConfig, WaitForEventConfig
 
 __all__ = [
-    "AgentTool",
-    "AiAgentConfig",
-    "HttpTool",
-    "RecordTools",
-    "WorkflowTool",
     "CHECK_ERROR_TYPES",
     "CODE_CONTEXT_NAMES",
     "LEGACY_SCHEDULE_NAME",
+    "AgentTool",
+    "AiAgentConfig",
     "AiAnalysisConfig",
     "AiClassificationConfig",
     "AiPromptConfig",
@@ -90,12 +88,14 @@ __all__ = [
     "ForEachConfig",
     "HttpAuth",
     "HttpRequestConfig",
+    "HttpTool",
     "KafkaPublishConfig",
     "NodeConfig",
     "PipelineId",
     "RecordCreateConfig",
     "RecordDeleteConfig",
     "RecordFindConfig",
+    "RecordTools",
     "RecordUpdateConfig",
     "RespondToWebhookConfig",
     "RetryPolicy",
@@ -113,6 +113,7 @@ __all__ = [
     "WaitForEventConfig",
     "WatchedField",
     "WebhookOutConfig",
+    "WorkflowTool",
     "check_cron",
     "code_problem",
     "comparisons",
