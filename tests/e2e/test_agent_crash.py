@@ -197,7 +197,8 @@ def test_an_agent_loop_resumes_after_kills_without_running_a_tool_call_twice(
         with database.connect() as connection:
             executions = connection.execute(
                 text(
-                    "select run_id, node_id, attempt, node_type from runner_executions where run_id = any(:ids)"
+                    "select run_id, node_id, attempt, node_type from runner_executions"
+                    " where run_id = any(:ids)"
                 ),
                 {"ids": run_ids},
             ).all()
