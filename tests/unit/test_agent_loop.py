@@ -26,6 +26,7 @@ from millrace_common.contracts.messages.run_events import (
     AgentToolCallScheduled,
     AgentTurnRequested,
     ApprovalRequested,
+    NodeSucceeded,
     RunEvent,
 )
 from millrace_common.language.agent_tools import arguments_hash, call_problem
@@ -277,6 +278,14 @@ def test_the_agent_finds_and_updates_records_then_answers():
     assert second["messages"][-1]["role"] == "tool" and '"count":2' in second["messages"][-1]["content"]
     assert run.state.final_output == {"said": "Marked 2 deals for review."}
     assert run.replayed() == run.state
+    # The loop's deadline went with the node's success, not with the run's end.
+    state = RunState(run.run_id, run.definition, workflow_version=1)
+    for event in run.log:
+        state = evolve(state, event)
+        if isinstance(event, NodeSucceeded) and event.node_id == "agent":
+            break
+    assert state.status is RunStatus.RUNNING
+    assert not [t for t in state.timers.values() if t.purpose == "agent_deadline"]
 
 
 def test_every_turn_and_call_is_in_the_log_with_its_idempotency_key():

@@ -33,6 +33,9 @@ from pydantic import TypeAdapter
 from millrace_orchestrator.adapters.run_log_waits import record_wait_writes
 from millrace_orchestrator.domain.decide import WorkflowStarts
 from millrace_orchestrator.domain.projection import IN_FLIGHT, ProjectionWrites, Row, project, start_minute
+from millrace_orchestrator.domain.state import ATTEMPT_GUARDS
+
+_GUARDS = ", ".join(f"'{purpose}'" for purpose in sorted(ATTEMPT_GUARDS))
 
 K = TypeVar("K")
 CONSUMER = ConsumerGroup.ORCHESTRATOR.value
@@ -305,7 +308,8 @@ def projection_writes(writes: ProjectionWrites) -> list[Write]:
                 " union all select t.timer_id from jsonb_to_recordset(cast(:settled as jsonb))"
                 "  as s(run_id uuid, node_id text, attempt integer)"
                 "  cross join lateral (select timer_id from timers where run_id = s.run_id"
-                "   and purpose = 'node_timeout' and node_id = s.node_id and attempt = s.attempt"
+                f"   and purpose in ({_GUARDS}) and node_id = s.node_id"
+                "   and attempt = s.attempt"
                 " offset 0) t)",
                 {
                     "fired": json.dumps([str(t) for t in writes.fired_timers]),

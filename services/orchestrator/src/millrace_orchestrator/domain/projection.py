@@ -39,6 +39,8 @@ from millrace_common.contracts.messages.run_events import (
     TimerScheduled,
 )
 
+from millrace_orchestrator.domain.state import ATTEMPT_GUARDS
+
 Row = dict[str, Any]
 
 
@@ -127,12 +129,9 @@ class ProjectionWrites:
 
     def cancel_attempt_timer(self, run_id: UUID, node_id: str, attempt: int) -> None:
         for timer_id, row in list(self.new_timers.items()):
-            if (row["run_id"], row["node_id"], row["attempt"], row["purpose"]) == (
-                run_id,
-                node_id,
-                attempt,
-                "node_timeout",
-            ):
+            if (row["run_id"], row["node_id"], row["attempt"]) == (run_id, node_id, attempt) and row[
+                "purpose"
+            ] in ATTEMPT_GUARDS:
                 del self.new_timers[timer_id]
         self.settled_attempt_timers.add(NodeTimeoutTimers(run_id, node_id, attempt))
 

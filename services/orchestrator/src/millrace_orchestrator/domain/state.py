@@ -197,12 +197,16 @@ def _(event: NodeScheduled, state: RunState) -> RunState:
     return scheduled
 
 
+ATTEMPT_GUARDS = frozenset({"node_timeout", "agent_deadline"})
+"""Timers that guard one attempt of a node and go when it settles (the projection deletes their rows)."""
+
+
 def _without_timeout(state: RunState, node_id: str, attempt: int) -> RunState:
-    """A settled attempt's timeout timer has nothing left to guard."""
+    """A settled attempt's timeout timer (or an agent's deadline) has nothing left to guard."""
     guards = [
         k
         for k, t in state.timers.items()
-        if t.purpose == "node_timeout" and t.node_id == node_id and t.attempt == attempt
+        if t.purpose in ATTEMPT_GUARDS and t.node_id == node_id and t.attempt == attempt
     ]
     if not guards:
         return state
