@@ -33,7 +33,6 @@ from millrace_common.contracts.messages.run_events import (
 from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.language.agent_tools import arguments_hash, call_problem, tool_step
-from millrace_common.language.input_schema import input_problems
 from millrace_common.language.workflow import Node, node_types
 from millrace_common.language.workflow_configs import AiAgentConfig
 from pydantic import JsonValue
@@ -42,9 +41,13 @@ from millrace_orchestrator.domain.agent_state import (
     AGENT,
     AgentCall,
     AgentState,
+    cut_result,
     is_agent_step,
+    parse_calls,
     split_step,
     step_key,
+    structured_answer,
+    tool_content,
 )
 from millrace_orchestrator.domain.building import _Builder, _instance
 from millrace_orchestrator.domain.children import request_child_run
@@ -64,7 +67,6 @@ __all__ = [
 
 _LITERAL = AiAgentConfig.literal_fields | {"name", "retry", "timeout_seconds", "on_error", "fallback_output"}
 _TAKES_RESULTS = (RunStatus.RUNNING, RunStatus.PAUSED)
-_OMITTED = "(cut here: the result was longer than the node's tool_result_max_chars)"
 
 
 def start_agent(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
@@ -190,10 +192,10 @@ def agent_result(builder: _Builder, message: NodeSucceededResult | NodeFailedRes
     if call is None or call.finished or call.awaiting_approval:
         return
     if isinstance(message, NodeSucceededResult):
-        _finish_call(builder, node, scope, message.node_id, "succeeded", _tool_content(agent, message.output))
+        _finish_call(builder, node, scope, message.node_id, "succeeded", tool_content(agent, message.output))
     else:
         text = f"the tool failed ({message.error.type}): {message.error.message}"
-        _finish_call(builder, node, scope, message.node_id, "failed", _cut(agent, text))
+        _finish_call(builder, node, scope, message.node_id, "failed", cut_result(agent, text))
 
 
 def _answered(builder: _Builder, node: Node, scope: str, output: dict[str, JsonValue]) -> None:
@@ -224,46 +226,13 @@ def _answered(builder: _Builder, node: Node, scope: str, output: dict[str, JsonV
             f"over its max_total_tokens of {config.max_total_tokens:,}",
         )
         return
-    calls = _calls(output, assistant)
+    calls = parse_calls(output, assistant)
     if not calls:
         _final(builder, node, scope, assistant)
         return
     for index, (call_id, name, arguments, problem) in enumerate(calls):
         _call(builder, node, scope, index, call_id, name, arguments, problem)
     _next_turn_if_done(builder, node, scope)
-
-
-def _calls(
-    output: dict[str, JsonValue], assistant: dict[str, JsonValue]
-) -> list[tuple[str, str, object, str | None]]:
-    """(id, tool, arguments, the runner's problem with them) per call, in the model's order."""
-    found: list[tuple[str, str, object, str | None]] = []
-    listed = output.get("calls")
-    if isinstance(listed, list):
-        for item in listed:
-            if isinstance(item, dict):
-                problem = item.get("problem")
-                found.append(
-                    (
-                        str(item.get("id") or f"call_{len(found)}"),
-                        str(item.get("name") or ""),
-                        item.get("arguments"),
-                        str(problem) if problem else None,
-                    )
-                )
-        return found
-    for item in assistant.get("tool_calls") or []:  # type: ignore[union-attr]
-        if not isinstance(item, dict):
-            continue
-        function = item.get("function") if isinstance(item.get("function"), dict) else {}
-        try:
-            arguments = json.loads(str(function.get("arguments") or "{}"))  # type: ignore[union-attr]
-        except ValueError:
-            arguments = None
-        found.append(
-            (str(item.get("id") or f"call_{len(found)}"), str(function.get("name") or ""), arguments, None)
-        )  # type: ignore[union-attr]
-    return found
 
 
 def _call(
@@ -298,7 +267,7 @@ def _call(
             step=step,
             tool=name[:200],
             outcome="refused",
-            content=_cut(agent, f"error: {problem}"),
+            content=cut_result(agent, f"error: {problem}"),
         )
         return
     assert isinstance(arguments, dict)
@@ -381,7 +350,9 @@ def agent_decided(builder: _Builder, message: ResumeRun) -> None:
         "the approver rejected this call" if message.decision == "rejected" else "no one approved it in time"
     )
     note = f": {message.note}" if message.note else ""
-    _finish_call(builder, node, scope, message.node_id, "rejected", _cut(agent, f"not run: {why}{note}"))
+    _finish_call(
+        builder, node, scope, message.node_id, "rejected", cut_result(agent, f"not run: {why}{note}")
+    )
 
 
 def agent_child_finished(builder: _Builder, message: ReportChildRun) -> None:
@@ -407,12 +378,12 @@ def agent_child_finished(builder: _Builder, message: ReportChildRun) -> None:
         status=message.status,
     )
     if message.status == "completed":
-        content = _tool_content(agent, message.output or {})
+        content = tool_content(agent, message.output or {})
         _finish_call(builder, node, scope, message.node_id, "succeeded", content)
         return
     reason = message.error.message if message.error else f"the run ended {message.status}"
     _finish_call(
-        builder, node, scope, message.node_id, "failed", _cut(agent, f"the workflow failed: {reason}")
+        builder, node, scope, message.node_id, "failed", cut_result(agent, f"the workflow failed: {reason}")
     )
 
 
@@ -448,7 +419,7 @@ def _final(builder: _Builder, node: Node, scope: str, assistant: dict[str, JsonV
     answer = str(assistant.get("content") or "")
     data: JsonValue = None
     if config.output_schema is not None:
-        data, problem = _structured(config.output_schema, answer)
+        data, problem = structured_answer(config.output_schema, answer)
         if problem is not None:
             _request_turn(
                 builder, node, scope, prompt=f"Your answer was not accepted: {problem}. Answer again."
@@ -474,33 +445,6 @@ def _final(builder: _Builder, node: Node, scope: str, assistant: dict[str, JsonV
             {"role": "note", "content": "too long to keep here: the run's log has every turn"}
         ]
     _succeed(builder, node, scope, agent.attempt, output)
-
-
-def _structured(schema: dict[str, JsonValue], answer: str) -> tuple[JsonValue, str | None]:
-    text = answer.strip()
-    if text.startswith("```"):
-        text = text.strip("`").removeprefix("json").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None, "it must be one JSON object and nothing else"
-    if not isinstance(data, dict):
-        return None, "it must be one JSON object"
-    problems = input_problems(schema, data)
-    if problems:
-        return None, "it does not match the schema: " + "; ".join(
-            f"{p.pointer or '/'}: {p.message}" for p in problems[:3]
-        )
-    return data, None
-
-
-def _tool_content(agent: AgentState, output: dict[str, JsonValue]) -> str:
-    return _cut(agent, json.dumps(output, ensure_ascii=False, separators=(",", ":"), default=str))
-
-
-def _cut(agent: AgentState, text: str) -> str:
-    limit = int(agent.config.get("tool_result_max_chars") or 8_000)  # type: ignore[arg-type]
-    return text if len(text) <= limit else text[:limit] + _OMITTED
 
 
 def agent_deadline(builder: _Builder, node: Node, scope: str, attempt: int) -> None:

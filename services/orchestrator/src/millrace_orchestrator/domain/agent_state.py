@@ -1,5 +1,6 @@
 """An ``ai_agent`` node instance's loop as its events leave it: the conversation so far, the turn it
-is on, the calls of that turn and what the loop has used. Pure; ``state`` folds the events with these."""
+is on, the calls of that turn and what the loop has used; and how the runner's answers and the tools'
+results are read. Pure; ``state`` folds the events with these, ``agent`` decides with them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from millrace_common.contracts.messages.run_events import (
     AgentTurnCompleted,
     AgentTurnRequested,
 )
+from millrace_common.language.input_schema import input_problems
+from pydantic import JsonValue
 
+_OMITTED = "(cut here: the result was longer than the node's tool_result_max_chars)"
 T = TypeVar("T")
 AGENT = "ai_agent"
 STEP_MARK = "#"
@@ -170,3 +174,66 @@ def _copy(instance: T, **changes: object) -> T:
     copy.__dict__.update(instance.__dict__)
     copy.__dict__.update(changes)
     return copy
+
+
+# -- reading the runner's answers and the tools' results ----------------------------------------------
+
+
+def parse_calls(
+    output: dict[str, JsonValue], assistant: dict[str, JsonValue]
+) -> list[tuple[str, str, object, str | None]]:
+    """(id, tool, arguments, the runner's problem with them) per call, in the model's order."""
+    found: list[tuple[str, str, object, str | None]] = []
+    listed = output.get("calls")
+    if isinstance(listed, list):
+        for item in listed:
+            if isinstance(item, dict):
+                problem = item.get("problem")
+                found.append(
+                    (
+                        str(item.get("id") or f"call_{len(found)}"),
+                        str(item.get("name") or ""),
+                        item.get("arguments"),
+                        str(problem) if problem else None,
+                    )
+                )
+        return found
+    for item in assistant.get("tool_calls") or []:  # type: ignore[union-attr]
+        if not isinstance(item, dict):
+            continue
+        function = item.get("function") if isinstance(item.get("function"), dict) else {}
+        try:
+            arguments = json.loads(str(function.get("arguments") or "{}"))  # type: ignore[union-attr]
+        except ValueError:
+            arguments = None
+        found.append(
+            (str(item.get("id") or f"call_{len(found)}"), str(function.get("name") or ""), arguments, None)
+        )  # type: ignore[union-attr]
+    return found
+
+
+def structured_answer(schema: dict[str, JsonValue], answer: str) -> tuple[JsonValue, str | None]:
+    text = answer.strip()
+    if text.startswith("```"):
+        text = text.strip("`").removeprefix("json").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None, "it must be one JSON object and nothing else"
+    if not isinstance(data, dict):
+        return None, "it must be one JSON object"
+    problems = input_problems(schema, data)
+    if problems:
+        return None, "it does not match the schema: " + "; ".join(
+            f"{p.pointer or '/'}: {p.message}" for p in problems[:3]
+        )
+    return data, None
+
+
+def tool_content(agent: AgentState, output: dict[str, JsonValue]) -> str:
+    return cut_result(agent, json.dumps(output, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+def cut_result(agent: AgentState, text: str) -> str:
+    limit = int(agent.config.get("tool_result_max_chars") or 8_000)  # type: ignore[arg-type]
+    return text if len(text) <= limit else text[:limit] + _OMITTED

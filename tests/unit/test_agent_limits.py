@@ -1,0 +1,205 @@
+"""The ai_agent node's bounds in the pure core: turns, tool calls, tokens, wall time, result size, the
+answer's schema, approvals of side-effecting calls and retries of failed turns."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from millrace_common.contracts.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
+from millrace_common.contracts.messages.run_commands import FireTimer, ResumeRun
+from millrace_common.contracts.messages.run_events import (
+    AgentToolCallFinished,
+    AgentTurnRequested,
+    ApprovalRequested,
+)
+from millrace_common.language.agent_tools import arguments_hash
+from millrace_orchestrator.domain.state import NodeStatus, RunStatus
+
+from tests.unit.agent_world import (
+    DEALS,
+    RECORDS,
+    START,
+    Run,
+    Runners,
+    agent_workflow,
+    call,
+    deals_model,
+    deals_run,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_runaway_model_stops_at_its_turn_limit():
+    def runaway(messages):
+        return {
+            "content": None,
+            "tool_calls": [call("find_records", {"pipeline": "deals"}, f"c{len(messages)}")],
+        }
+
+    run = deals_run(runaway, max_turns=4).start({"min": 1})
+
+    assert run.state.status is RunStatus.FAILED
+    assert run.agent.error.type == "agent_limit"
+    assert "4 model turns" in run.agent.error.message
+    assert len(run.events(AgentTurnRequested)) == 4
+
+
+def test_the_tool_call_limit_refuses_further_calls_and_the_token_budget_fails_the_node():
+    def greedy(messages):
+        if sum(m["role"] == "tool" for m in messages) < 3:
+            return {
+                "content": None,
+                "tool_calls": [call("find_records", {"pipeline": "deals"}, f"c{len(messages)}")],
+            }
+        return {"content": "enough", "tool_calls": []}
+
+    limited = deals_run(greedy, max_tool_calls=1).start({"min": 1})
+    assert limited.state.status is RunStatus.COMPLETED
+    assert [f.outcome for f in limited.events(AgentToolCallFinished)] == ["succeeded", "refused", "refused"]
+    assert "limit of 1 tool calls" in limited.events(AgentToolCallFinished)[1].content
+
+    spent = deals_run(greedy, max_total_tokens=200).start({"min": 1})
+    assert spent.agent.status is NodeStatus.FAILED
+    assert spent.agent.error.type == "agent_limit" and "max_total_tokens of 200" in spent.agent.error.message
+
+
+def test_a_failing_tool_is_reported_to_the_model_which_goes_on():
+    def model(messages):
+        results = [m for m in messages if m["role"] == "tool"]
+        if not results:
+            return {"content": None, "tool_calls": [call("find_records", {"pipeline": "deals"})]}
+        return {"content": "the store is down: " + results[0]["content"][:40], "tool_calls": []}
+
+    run = deals_run(model)
+    run.runners.fail_tools = True
+    run.start({"min": 1})
+
+    assert run.state.status is RunStatus.COMPLETED
+    finished = run.events(AgentToolCallFinished)
+    assert finished[0].outcome == "failed" and "503" in finished[0].content
+    assert run.agent.output["answer"].startswith("the store is down")
+
+
+def test_tool_results_are_cut_before_the_model_sees_them():
+    def model(messages):
+        if not any(m["role"] == "tool" for m in messages):
+            return {"content": None, "tool_calls": [call("find_records", {"pipeline": "deals"})]}
+        return {"content": "too much to read", "tool_calls": []}
+
+    run = deals_run(model, tool_result_max_chars=100)
+    run.runners.records = {
+        f"d{i}": {"amount": 20_000 + i, "status": "open", "name": "x" * 50} for i in range(20)
+    }
+    run.start({"min": 10_000})
+
+    first = run.events(AgentToolCallFinished)[0]
+    assert len(first.content) < 200 and "cut here" in first.content
+
+
+def test_an_answer_that_breaks_the_output_schema_is_sent_back_once_more():
+    answers = iter(['{"count": "two"}', '{"count": 2}'])
+
+    def model(messages):
+        return {"content": next(answers), "tool_calls": []}
+
+    schema = {"type": "object", "properties": {"count": {"type": "integer"}}, "required": ["count"]}
+    run = deals_run(model, output_schema=schema).start({"min": 1})
+
+    assert run.agent.output["data"] == {"count": 2}
+    retried = run.events(AgentTurnRequested)[1]
+    assert retried.prompt and "/count" in retried.prompt
+    assert "JSON Schema" in run.runners.requests[0]["messages"][0]["content"]
+
+
+def test_a_side_effecting_call_waits_for_its_approval_bound_to_its_arguments():
+    tools = [RECORDS | {"approval": True}]
+    run = deals_run(tools=tools, approver={"role": "admin"}).start({"min": 10_000})
+
+    requested = run.events(ApprovalRequested)
+    assert [r.node_id for r in requested] == ["agent#t2.0", "agent#t2.1"]
+    first = requested[0]
+    assert first.data["arguments_sha256"] == arguments_hash("update_record", first.data["arguments"])
+    assert not run.runners.writes.get(("agent#t2.0", 1))
+    assert run.state.status is RunStatus.RUNNING
+
+    run.send(
+        ResumeRun(
+            tenant_id="t1", run_id=run.run_id, node_id="agent#t2.0", decision="approved", decided_by="a"
+        )
+    )
+    assert run.runners.writes[("agent#t2.0", 1)] == 1
+    run.send(
+        ResumeRun(tenant_id="t1", run_id=run.run_id, node_id="agent#t2.1", decision="rejected", note="no")
+    )
+
+    assert run.state.status is RunStatus.COMPLETED
+    outcomes = {f.step: (f.outcome, f.content) for f in run.events(AgentToolCallFinished)}
+    assert outcomes["agent#t2.1"] == ("rejected", "not run: the approver rejected this call: no")
+    assert [k for k, r in run.runners.records.items() if r.get("review")] == ["d1"]
+    # A second decision on a call already decided changes nothing.
+    before = len(run.log)
+    run.send(ResumeRun(tenant_id="t1", run_id=run.run_id, node_id="agent#t2.0", decision="approved"))
+    assert len(run.log) == before
+
+
+def test_the_wall_time_limit_fails_the_node():
+    run = deals_run(tools=[RECORDS | {"approval": True}], approver={"role": "admin"}, max_seconds=60)
+    run.start({"min": 10_000})
+    assert run.state.status is RunStatus.RUNNING
+    deadline = next(t for t in run.state.timers.values() if t.purpose == "agent_deadline")
+    run.now = START + timedelta(seconds=61)
+    run.send(FireTimer(tenant_id="t1", run_id=run.run_id, timer_id=deadline.timer_id))
+
+    assert run.agent.status is NodeStatus.FAILED
+    assert run.agent.error.type == "agent_limit" and "60 s" in run.agent.error.message
+
+
+def test_a_failed_turn_is_retried_by_policy_and_stale_answers_are_ignored():
+    failures = iter([True])
+
+    def flaky(messages):
+        if next(failures, False):
+            raise RuntimeError
+        return deals_model(messages)
+
+    definition = agent_workflow(retry={"max_attempts": 2, "backoff_seconds": 1})
+    runners = Runners(flaky, definition.node("agent").data, records={k: dict(v) for k, v in DEALS.items()})
+    original = runners.run
+
+    def run_or_fail(command):
+        try:
+            return original(command)
+        except RuntimeError:
+            error = NodeError(type="ai_status", message="the AI endpoint answered 503", retryable=True)
+            return NodeFailedResult(
+                tenant_id="t1",
+                run_id=command.run_id,
+                node_id=command.node_id,
+                attempt=command.attempt,
+                error=error,
+                duration_ms=1,
+            )
+
+    runners.run = run_or_fail  # type: ignore[method-assign]
+    run = Run(definition, runners).start({"min": 10_000})
+    assert run.agent.status is NodeStatus.RETRYING
+    retry = next(t for t in run.state.timers.values() if t.purpose == "retry")
+    run.now = retry.fire_at
+    run.send(FireTimer(tenant_id="t1", run_id=run.run_id, timer_id=retry.timer_id))
+
+    assert run.state.status is RunStatus.COMPLETED
+    assert run.agent.attempt == 2
+    # An answer to the first attempt's turn arriving now is not taken.
+    before = len(run.log)
+    stale = NodeSucceededResult(
+        tenant_id="t1",
+        run_id=run.run_id,
+        node_id="agent#m1",
+        attempt=1,
+        output={"message": {"content": "late"}},
+        duration_ms=1,
+    )
+    run.send(stale)
+    assert len(run.log) == before
