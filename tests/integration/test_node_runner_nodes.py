@@ -524,9 +524,11 @@ async def test_a_prompt_is_answered_through_the_tenants_endpoint_and_its_tokens_
         runner, server, [ChatTurn("Hello, Ada.", prompt_tokens=21, completion_tokens=4)]
     )
 
-    result = await runner.run(
+    command = runner.command(
         tenant, "ai_prompt", {"prompt": "Greet Ada", "system": "Be brief", "temperature": 0}, node_id="greet"
     )
+    await runner.send(command)
+    result = await runner.result_of(command)
 
     assert isinstance(result, NodeSucceededResult)
     assert result.output == {
@@ -546,8 +548,9 @@ async def test_a_prompt_is_answered_through_the_tenants_endpoint_and_its_tokens_
         usage = (
             await connection.execute(select(ai_token_usage).where(ai_token_usage.c.tenant_id == tenant))
         ).one()
-    assert (usage.run_id, usage.node_id, usage.model, usage.total_tokens) == (
+    assert (usage.run_id, usage.workflow_id, usage.node_id, usage.model, usage.total_tokens) == (
         result.run_id,
+        command.workflow_id,
         "greet",
         "tenant-model",
         25,

@@ -45,12 +45,14 @@ from millrace_node_runner.adapters.notification_channels import Channels
 from millrace_node_runner.adapters.notification_store import LinkBases
 from millrace_node_runner.adapters.record_store import RecordStore
 from millrace_node_runner.adapters.tenants import TenantConfig
+from millrace_node_runner.adapters.workflow_inputs import WorkflowInputs
 from millrace_node_runner.domain.notifications import Retry
 from millrace_node_runner.entrypoints import kafka
 from millrace_node_runner.entrypoints.clock import NotificationLoop, retention_loop
 from millrace_node_runner.entrypoints.kafka import NodeCommands
 from millrace_node_runner.metrics import AiMetrics, HttpMetrics, NodeMetrics
-from millrace_node_runner.service_layer.ai import AiNodes
+from millrace_node_runner.service_layer.agent import AgentTurns
+from millrace_node_runner.service_layer.ai import AiCalls, AiNodes
 from millrace_node_runner.service_layer.code import CodeNodes
 from millrace_node_runner.service_layer.executor import NodeExecutor, NodeResult
 from millrace_node_runner.service_layer.http import HttpNodes
@@ -98,7 +100,9 @@ def build(
         clients, max_redirects=settings.http_max_redirects, clock=clock, metrics=HttpMetrics(registry)
     )
     http = HttpNodes(tenants, http_caller, response_cap_ceiling=settings.http_response_cap_bytes, clock=clock)
-    ai = AiNodes(tenants, ChatEndpoint(clients, clock), AiLedger(engine), clock, AiMetrics(registry))
+    ai_calls = AiCalls(ChatEndpoint(clients, clock), AiLedger(engine), clock, AiMetrics(registry))
+    ai = AiNodes(tenants, ai_calls)
+    agent = AgentTurns(tenants, WorkflowInputs(engine), ai_calls)
     records = RecordNodes(
         RecordStore(engine, namespace, records_relay, max_scan=settings.record_find_max_scan),
         max_causation_depth=settings.max_causation_depth,
@@ -112,6 +116,7 @@ def build(
         "ai_prompt": ai.run,
         "ai_analysis": ai.run,
         "ai_classification": ai.run,
+        "ai_agent": agent.run,
         "record_create": records.create,
         "record_update": records.update,
         "record_find": records.find,

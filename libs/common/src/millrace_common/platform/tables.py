@@ -258,7 +258,7 @@ node_executions = Table(
     "node_executions",
     metadata,
     Column("run_id", Uuid, primary_key=True),
-    Column("node_id", String(64), primary_key=True),
+    Column("node_id", String(200), primary_key=True),
     Column("node_type", String(32), nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
@@ -295,7 +295,7 @@ timers = Table(
     Column("run_id", Uuid, nullable=False),
     Column("tenant_id", String(64), nullable=False),
     Column("purpose", String(32), nullable=False),
-    Column("node_id", String(64)),
+    Column("node_id", String(200)),
     Column("attempt", Integer),
     Column("fire_at", DateTime(timezone=True), nullable=False),
 )
@@ -329,20 +329,23 @@ runner_executions = Table(
     "runner_executions",
     metadata,
     Column("run_id", Uuid, primary_key=True),
-    Column("node_id", String(64), primary_key=True),
+    Column("node_id", String(200), primary_key=True),
     Column("attempt", Integer, primary_key=True),
     Column("tenant_id", String(64), nullable=False),
     Column("node_type", String(32), nullable=False),
     Column("output", JSONB),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
+# workflow_id (migration 0013_agent_steps) is null on rows written before it; node_id is the node
+# instance (an agent's turns count for the agent's node, not for each turn).
 ai_token_usage = Table(
     "ai_token_usage",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("tenant_id", String(64), nullable=False),
     Column("run_id", Uuid, nullable=False),
-    Column("node_id", String(64), nullable=False),
+    Column("workflow_id", Uuid),
+    Column("node_id", String(200), nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("model", Text, nullable=False),
     Column("prompt_tokens", Integer, nullable=False),

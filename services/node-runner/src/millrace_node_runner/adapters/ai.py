@@ -12,7 +12,7 @@ from millrace_common.contracts.node_errors import NodeErrorType
 
 from millrace_node_runner.adapters.network import GuardedClients, TargetRefused
 from millrace_node_runner.domain.addresses import TargetPolicy, refuse_url
-from millrace_node_runner.domain.ai import AiSettings, ChatAnswer, ChatRequest, Usage
+from millrace_node_runner.domain.ai import AiSettings, ChatAnswer, CompletionRequest, ToolCall, Usage
 from millrace_node_runner.domain.http import retry_after_seconds
 from millrace_node_runner.domain.outcomes import Failed, failed
 
@@ -35,7 +35,7 @@ class ChatEndpoint:
         self._clock = clock
 
     async def complete(
-        self, settings: AiSettings, api_key: str | None, request: ChatRequest, timeout_seconds: float
+        self, settings: AiSettings, api_key: str | None, request: CompletionRequest, timeout_seconds: float
     ) -> ChatAnswer | Failed:
         policy = TargetPolicy(allow_private=settings.allow_private_endpoint)
         refusal = refuse_url(settings.base_url, policy)
@@ -62,6 +62,7 @@ class ChatEndpoint:
                     temperature=request.temperature,
                     max_tokens=request.max_tokens,
                     response_format={"type": "json_object"} if request.json_mode else openai.omit,
+                    tools=list(request.tools) if request.tools else openai.omit,
                 )
             except TargetRefused as refused:
                 return failed(
@@ -95,10 +96,11 @@ class ChatEndpoint:
         choice = completion.choices[0]
         usage = completion.usage
         return ChatAnswer(
-            content=choice.message.content or "",
+            content=choice.message.content,
             model=completion.model or request.model,
             finish_reason=choice.finish_reason,
             usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage is not None else Usage(),
+            tool_calls=tuple(_tool_call(call) for call in choice.message.tool_calls or ()),
         )
 
     def _status_failure(self, error: openai.APIStatusError) -> Failed:
@@ -113,3 +115,11 @@ class ChatEndpoint:
                 retry_after_seconds=wait,
             )
         return failed(NodeErrorType.AI_STATUS, f"the AI endpoint answered {status}", retryable=False)
+
+
+def _tool_call(call: Any) -> ToolCall:
+    """A function call as the model made it. A custom tool call (a newer kind with free text for its
+    input, which the agent never offers) keeps its name and text, judged like any call's arguments."""
+    if call.type == "function":
+        return ToolCall(call.id, call.function.name, call.function.arguments)
+    return ToolCall(call.id, call.custom.name, call.custom.input)

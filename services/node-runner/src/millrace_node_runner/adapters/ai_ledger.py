@@ -1,4 +1,4 @@
-"""Tokens used (per run, node, tenant and model, and a monthly total per tenant) and each run's
+"""Tokens used (per run, workflow, node, tenant and model, and a monthly total per tenant) and each run's
 answers by input, so identical input inside a run is not paid for twice."""
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class AiLedger:
         *,
         tenant_id: str,
         run_id: UUID,
+        workflow_id: UUID,
         node_id: str,
         attempt: int,
         model: str,
@@ -61,6 +62,7 @@ class AiLedger:
                 insert(ai_token_usage).values(
                     tenant_id=tenant_id,
                     run_id=run_id,
+                    workflow_id=workflow_id,
                     node_id=node_id,
                     attempt=attempt,
                     model=model,

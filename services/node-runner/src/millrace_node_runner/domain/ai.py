@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
+from typing import Protocol
 
 import jsonschema_rs
 from millrace_common.contracts.json_values import JsonObject
@@ -44,6 +45,22 @@ class AiSettings:
     allow_private_endpoint: bool
 
 
+class CompletionRequest(Protocol):
+    """What the chat endpoint sends: a node's request (:class:`ChatRequest`) or an agent's turn."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def temperature(self) -> float: ...
+    @property
+    def max_tokens(self) -> int: ...
+    @property
+    def json_mode(self) -> bool: ...
+    @property
+    def tools(self) -> tuple[JsonObject, ...]: ...
+    def message_dicts(self) -> list[JsonObject]: ...
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     model: str
@@ -51,8 +68,9 @@ class ChatRequest:
     temperature: float
     max_tokens: int
     json_mode: bool
+    tools: tuple[JsonObject, ...] = ()
 
-    def message_dicts(self) -> list[dict[str, str]]:
+    def message_dicts(self) -> list[JsonObject]:
         return [{"role": role, "content": content} for role, content in self.messages]
 
 
@@ -74,11 +92,21 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A call the model asked for: its id, the tool's name, and the arguments as the model wrote them."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class ChatAnswer:
-    content: str
+    content: str | None
     model: str
     finish_reason: str | None
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 def chat_request(node: AiInput, settings: AiSettings) -> ChatRequest:
@@ -141,9 +169,10 @@ def interpret(node: AiInput, answer: ChatAnswer) -> Outcome:
         "usage": answer.usage.as_json(),
         "cached": False,
     }
+    content = answer.content or ""
     if isinstance(node, AiPromptInput):
-        return Succeeded({"text": answer.content, **meta})
-    parsed = _json_object(answer.content)
+        return Succeeded({"text": content, **meta})
+    parsed = _json_object(content)
     if parsed is None:
         return _invalid("the answer is not a JSON object")
     if isinstance(node, AiAnalysisInput):
@@ -223,6 +252,11 @@ def schema_problem(schema: JsonObject, instance: JsonValue) -> str | None:
 
 def cached_output(output: JsonObject) -> JsonObject:
     return {**output, "cached": True}
+
+
+def usage_node_id(node_id: str) -> str:
+    """The node instance a call's tokens count for: an agent's turn ``K#m3`` counts for ``K``."""
+    return node_id.split("#", 1)[0]
 
 
 # -- budget -----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.conditions import Condition
+from millrace_common.language.workflow_configs.agent import AgentTool
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -79,11 +80,14 @@ class WebhookOutInput(_Input):
     response_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=10 * 1024 * 1024)
 
 
-class _AiInput(_Input):
-    system: Text | None = Field(default=None, max_length=65_536)
+class _ModelChoice(_Input):
     model: str | None = Field(default=None, min_length=1, max_length=200)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+
+
+class _AiInput(_ModelChoice):
+    system: Text | None = Field(default=None, max_length=65_536)
 
 
 class AiPromptInput(_AiInput):
@@ -101,6 +105,46 @@ class AiClassificationInput(_AiInput):
     labels: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = Field(
         min_length=2, max_length=50
     )
+
+
+class ToolCallFunctionInput(_Input):
+    name: str = Field(min_length=1, max_length=200)
+    arguments: str = Field(max_length=1_048_576)
+
+
+class ToolCallInput(_Input):
+    id: str = Field(min_length=1, max_length=200)
+    type: Literal["function"] = "function"
+    function: ToolCallFunctionInput
+
+
+class AgentMessageInput(_Input):
+    """One message of the agent's conversation as the OpenAI chat API spells it: an assistant
+    message may carry the tool calls it made, a tool message names the call it answers."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = Field(default=None, max_length=1_048_576)
+    tool_calls: tuple[ToolCallInput, ...] = Field(default=(), max_length=200)
+    tool_call_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _fits_its_role(self) -> AgentMessageInput:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only an assistant message carries tool calls")
+        if (self.role == "tool") != (self.tool_call_id is not None):
+            raise ValueError("a tool message, and only a tool message, names its tool_call_id")
+        if self.content is None and not self.tool_calls:
+            raise ValueError("a message without tool calls has content")
+        return self
+
+
+class AiAgentTurnInput(_ModelChoice):
+    """One model turn of an ``ai_agent`` node: the whole conversation so far and the node's tools
+    (its config's ``tools``, as declared), which the runner turns into the model's definitions."""
+
+    messages: tuple[AgentMessageInput, ...] = Field(min_length=1, max_length=1000)
+    tools: tuple[AgentTool, ...] = Field(default=(), max_length=20)
+    turn: int = Field(ge=1)
 
 
 PipelineId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]

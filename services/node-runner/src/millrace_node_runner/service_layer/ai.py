@@ -11,9 +11,11 @@ from prometheus_client import CollectorRegistry
 
 from millrace_node_runner.adapters.ai import ChatEndpoint
 from millrace_node_runner.adapters.ai_ledger import AiLedger
-from millrace_node_runner.adapters.tenants import TenantConfig
+from millrace_node_runner.adapters.tenants import AiEndpoint, TenantConfig
 from millrace_node_runner.domain.ai import (
     AiInput,
+    ChatAnswer,
+    CompletionRequest,
     answer_key,
     budget_refusal,
     cached_output,
@@ -21,12 +23,14 @@ from millrace_node_runner.domain.ai import (
     interpret,
     month_of,
     unusable_schema,
+    usage_node_id,
 )
 from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput
 from millrace_node_runner.domain.outcomes import Failed, Outcome, Succeeded
 from millrace_node_runner.metrics import AiMetrics
 
 Clock = Callable[[], datetime]
+Judge = Callable[[ChatAnswer], Outcome]
 INPUT_MODELS: dict[str, type[AiInput]] = {
     "ai_prompt": AiPromptInput,
     "ai_analysis": AiAnalysisInput,
@@ -34,29 +38,27 @@ INPUT_MODELS: dict[str, type[AiInput]] = {
 }
 
 
-class AiNodes:
+class AiCalls:
+    """One paid call of a node's: answered from the run's stored answers when it asked the same
+    before, else within the tenant's monthly budget, with its tokens and its output recorded."""
+
     def __init__(
-        self,
-        tenants: TenantConfig,
-        endpoint: ChatEndpoint,
-        ledger: AiLedger,
-        clock: Clock,
-        metrics: AiMetrics | None = None,
+        self, endpoint: ChatEndpoint, ledger: AiLedger, clock: Clock, metrics: AiMetrics | None = None
     ) -> None:
-        self._tenants = tenants
         self._endpoint = endpoint
         self._ledger = ledger
         self._clock = clock
         # Without a registry of the service's (as in tests), counted on one of its own.
         self._metrics = metrics or AiMetrics(CollectorRegistry())
 
-    async def run(self, command: ExecuteNode) -> Outcome:
-        node = INPUT_MODELS[command.node_type].model_validate(command.input)
-        if (refusal := unusable_schema(node)) is not None:
-            return refusal
-        configured = await self._tenants.ai_endpoint(command.tenant_id)
-        request = chat_request(node, configured.settings)
-        key = answer_key(command.node_type, configured.settings.base_url, request, node)
+    async def answer(
+        self,
+        command: ExecuteNode,
+        configured: AiEndpoint,
+        request: CompletionRequest,
+        key: str,
+        judge: Judge,
+    ) -> Outcome:
         stored = await self._ledger.stored_answer(command.run_id, key)
         if stored is not None:
             return Succeeded(cached_output(stored))
@@ -72,11 +74,12 @@ class AiNodes:
             return answer
         usage = answer.usage
         self._metrics.used(command.tenant_id, answer.model, usage.prompt_tokens, usage.completion_tokens)
-        outcome = interpret(node, answer)
+        outcome = judge(answer)
         await self._ledger.record(
             tenant_id=command.tenant_id,
             run_id=command.run_id,
-            node_id=command.node_id,
+            workflow_id=command.workflow_id,
+            node_id=usage_node_id(command.node_id),
             attempt=command.attempt,
             model=answer.model,
             usage=answer.usage,
@@ -86,3 +89,18 @@ class AiNodes:
             output=outcome.output if isinstance(outcome, Succeeded) else None,
         )
         return outcome
+
+
+class AiNodes:
+    def __init__(self, tenants: TenantConfig, calls: AiCalls) -> None:
+        self._tenants = tenants
+        self._calls = calls
+
+    async def run(self, command: ExecuteNode) -> Outcome:
+        node = INPUT_MODELS[command.node_type].model_validate(command.input)
+        if (refusal := unusable_schema(node)) is not None:
+            return refusal
+        configured = await self._tenants.ai_endpoint(command.tenant_id)
+        request = chat_request(node, configured.settings)
+        key = answer_key(command.node_type, configured.settings.base_url, request, node)
+        return await self._calls.answer(command, configured, request, key, lambda a: interpret(node, a))
