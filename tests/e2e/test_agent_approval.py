@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.support.api import provision_tenant, signed_in
-from tests.support.network import ChatTurn, LoopbackServer, chat_route, grant_loopback
+from tests.support.network import ChatToolCall, ChatTurn, LoopbackServer, chat_route, grant_loopback
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
@@ -23,20 +23,15 @@ def model(asked: dict) -> ChatTurn:
     results = [m for m in messages if m["role"] == "tool"]
     if not results:
         ids = json.loads(messages[1]["content"].split("deals ", 1)[1])
-        calls = [
-            {
-                "id": f"u{i}",
-                "type": "function",
-                "function": {
-                    "name": "update_record",
-                    "arguments": json.dumps(
-                        {"pipeline": "deals", "record_id": rid, "data": {"review": True}}
-                    ),
-                },
-            }
+        calls = tuple(
+            ChatToolCall(
+                f"u{i}",
+                "update_record",
+                json.dumps({"pipeline": "deals", "record_id": rid, "data": {"review": True}}),
+            )
             for i, rid in enumerate(ids)
-        ]
-        return ChatTurn(None, tool_calls=calls)
+        )
+        return ChatTurn(tool_calls=calls)
     return ChatTurn(" | ".join(r["content"][:60] for r in results))
 
 

