@@ -87,13 +87,12 @@ def test_a_tool_call_with_approval_runs_only_once_approved(
         f"/api/v1/workflows/{workflow_id}/runs", json={"input": {"ids": json.dumps(ids)}}
     ).json()["run_id"]
 
-    pending = wait_for(
-        lambda: (
-            (found := api.get("/api/v1/approvals", params={"run_id": run_id}).json())
-            and len(found) == 2
-            and found
-        )
-    )
+    def two_pending() -> list | None:
+        found = api.get("/api/v1/approvals", params={"run_id": run_id})
+        assert found.status_code == 200, found.text
+        return found.json() if len(found.json()) == 2 else None
+
+    pending = wait_for(two_pending)
     assert sorted(a["node_id"] for a in pending) == ["agent#t1.0", "agent#t1.1"]
     shown = {a["node_id"]: api.get(f"/api/v1/approvals/{a['id']}").json() for a in pending}
     first, second = shown["agent#t1.0"], shown["agent#t1.1"]

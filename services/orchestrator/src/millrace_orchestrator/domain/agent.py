@@ -324,6 +324,8 @@ def _ask_approver(builder: _Builder, node: Node, scope: str, step: str, name: st
             "agent_node": instance_key(node.id, scope),
         },
         requested_by=state.trigger.started_by if state.trigger else None,
+        # The approval checks the model, not a colleague: whoever started the run may allow its calls.
+        allow_self_approval=True,
     )
 
 
