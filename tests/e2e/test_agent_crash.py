@@ -27,7 +27,7 @@ from tests.support.processes import System
 
 pytestmark = pytest.mark.e2e
 
-BATCHES = 6
+BATCHES = 8
 DEALS_PER_BATCH = (
     {"amount": 25_000, "status": "open"},
     {"amount": 12_000, "status": "open"},
@@ -176,13 +176,14 @@ def test_an_agent_loop_resumes_after_kills_without_running_a_tool_call_twice(
     )
     try:
         exits = []
-        for round_number, victim in enumerate(("node-runner", "orchestrator", "node-runner", "orchestrator")):
-            # Kill mid-loop: once more tool calls were scheduled since the last restart.
-            seen = agent_events_so_far(database)
+        # Kill mid-loop: once a given share of the drill's tool calls was scheduled, so each kill finds
+        # loops in flight whatever the machine's speed.
+        calls = BATCHES * (1 + 2 * MARKED_PER_BATCH)
+        victims = ("node-runner", "orchestrator", "node-runner", "orchestrator")
+        for number, victim in enumerate(victims):
+            target = calls * (2 * number + 1) // (2 * len(victims))
             wait_for(
-                lambda seen=seen: agent_events_so_far(database) > seen,
-                60,
-                f"tool calls before kill {round_number}",
+                lambda target=target: agent_events_so_far(database) >= target, 60, f"{target} tool calls"
             )
             exits.append(system.stop(victim, signal.SIGKILL))
             system.start((victim,))
