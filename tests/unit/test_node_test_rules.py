@@ -136,6 +136,20 @@ def test_side_effects_need_the_flag_and_triggers_and_approvals_cannot_be_tested(
             refuse_untestable(flow.node(node_id), execute_side_effects=True)
 
 
+def test_an_agent_cannot_be_tested_alone_and_is_told_to_use_a_test_run():
+    agent = WorkflowDefinition.model_validate(
+        {
+            "nodes": [
+                {"id": "start", "type": "trigger", "data": {"name": "Start", "kind": "manual"}},
+                {"id": "agent", "type": "ai_agent", "data": {"name": "Agent", "task": "Do it"}},
+            ],
+            "edges": [{"id": "e", "source": "start", "target": "agent"}],
+        }
+    ).node("agent")
+    with pytest.raises(NotTestable, match="start a test run"):
+        refuse_untestable(agent, execute_side_effects=True)
+
+
 def test_an_input_piece_outside_the_context_is_refused():
     flow = definition()
     with pytest.raises(NotTestable):

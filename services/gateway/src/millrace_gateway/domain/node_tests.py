@@ -25,7 +25,11 @@ CONTEXT_PIECES = ("trigger", "nodes", "vars", "item", "index")
 """What a test's ``input`` may give; the rest of the context comes from the definition and the pins."""
 EVALUATED_IN_PLACE = frozenset({"set", "end", "condition", "switch", "for_each", "wait_delay", "code"})
 """The types a test evaluates at once in the request (the code node in the gateway's own sandbox)."""
-NOT_TESTABLE = frozenset({"trigger", "approval"})
+NOT_TESTABLE = frozenset({"trigger", "approval", "ai_agent"})
+_WHY_NOT = {
+    "ai_agent": "an ai_agent node's loop of model turns and tool calls is driven by the orchestrator, so it "
+    "runs only in a run: start a test run, or pin its output as sample data",
+}
 
 
 class SideEffects(Refused):
@@ -171,8 +175,10 @@ def refuse_untestable(node: Node, *, execute_side_effects: bool) -> None:
     side-effecting node without the caller's explicit ``execute_side_effects``."""
     if node.type in NOT_TESTABLE:
         raise NotTestable(
-            f"a {node.type} node cannot be tested alone; pin its output as sample data instead",
-            FieldProblem("/path/node_id", "a trigger or approval node"),
+            _WHY_NOT.get(
+                node.type, f"a {node.type} node cannot be tested alone; pin its output as sample data instead"
+            ),
+            FieldProblem("/path/node_id", "a trigger, approval or ai_agent node"),
         )
     if node.type in EVALUATED_IN_PLACE:
         return
