@@ -342,6 +342,7 @@ ai_token_usage = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("tenant_id", String(64), nullable=False),
     Column("run_id", Uuid, nullable=False),
+    Column("workflow_id", Uuid),
     Column("node_id", String(64), nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("model", Text, nullable=False),
