@@ -14,7 +14,7 @@ import httpx
 import pytest
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.tables import ai_token_months, ai_token_usage
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 
 from tests.support.api import Account, provision_tenant, signed_in
 from tests.support.infra import Infra
@@ -55,10 +55,6 @@ def record(infra: Infra, namespace: str, calls: list[Call], budget_counts: dict[
         engine = create_engine(infra.settings(namespace))
         try:
             async with engine.begin() as connection:
-                # The agent helper's migration adds the column; either order of the two branches works.
-                await connection.execute(
-                    text("alter table ai_token_usage add column if not exists workflow_id uuid")
-                )
                 for call in calls:
                     await connection.execute(
                         insert(ai_token_usage).values(

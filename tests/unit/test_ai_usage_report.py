@@ -26,7 +26,7 @@ def test_a_month_is_named_yyyy_mm_and_defaults_to_this_one():
 
 
 @pytest.mark.parametrize(
-    "text", ["2025-13", "2025-00", "2025-3", "25-03", "2025-03-01", "0000-01", "", "march"]
+    "text", ["2025-13", "2025-00", "2025-3", "25-03", "2025-03-01", "0000-01", "9999-12", "", "march"]
 )
 def test_anything_else_is_refused_naming_the_month_parameter(text: str):
     with pytest.raises(InvalidUsageQuery) as refused:

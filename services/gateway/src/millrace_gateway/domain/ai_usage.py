@@ -69,8 +69,9 @@ def month_asked(text: str | None, *, today: date) -> date:
     if text is None:
         return today.replace(day=1)
     matched = _MONTH.fullmatch(text)
-    if matched is None or not 1 <= int(matched[2]) <= 12 or int(matched[1]) < 1:
-        raise InvalidUsageQuery("month", f"{text!r} is not a month: give YYYY-MM, e.g. 2025-03")
+    # 9999 is left out: its December would end in a year Python's dates do not have.
+    if matched is None or not 1 <= int(matched[2]) <= 12 or not 1 <= int(matched[1]) <= 9998:
+        raise InvalidUsageQuery("month", f"{text!r} is not a month from 0001-01 to 9998-12: give YYYY-MM")
     return date(int(matched[1]), int(matched[2]), 1)
 
 
