@@ -163,6 +163,7 @@ ROLE_CASES = {
     ("POST", "/api/v1/workflows/{wf}/runs", "run"): {"admin", "editor", "operator"},
     ("GET", "/api/v1/settings/network", None): {"admin", "editor", "operator", "viewer", "approver"},
     ("GET", "/api/v1/settings/ai/usage", None): {"admin"},
+    ("GET", "/api/v1/ai/usage", None): {"admin"},
     ("POST", "/api/v1/pipelines/{pipe}/records", "record"): {"admin", "editor", "operator"},
 }
 

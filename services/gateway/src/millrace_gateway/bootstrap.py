@@ -37,6 +37,7 @@ from millrace_gateway.domain.bulk import BulkTokens
 from millrace_gateway.domain.topic_grants import services_principal
 from millrace_gateway.entrypoints.clock import ReplayLoop
 from millrace_gateway.entrypoints.http import (
+    ai_usage,
     approvals,
     auth,
     catalog,
@@ -229,6 +230,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         live,
         records,
         tenant_settings,
+        ai_usage,
         catalog,
         tasks,
         dead_letters,

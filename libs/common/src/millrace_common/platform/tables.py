@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -141,6 +142,9 @@ tenant_ai_settings = Table(
     Column("monthly_token_budget", BigInteger),
     Column("allow_private_endpoint", Boolean, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # {"<model>": {"prompt_per_million": n, "completion_per_million": n}}, in price_currency
+    Column("model_prices", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("price_currency", String(3), nullable=False, server_default="USD"),
 )
 pipelines = Table(
     "pipelines",

@@ -4,7 +4,8 @@ works inside the caller's transaction; the node runner reads both."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID
 
@@ -12,6 +13,8 @@ from millrace_common.platform.tables import credentials, tenant_ai_settings
 from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from millrace_gateway.domain.ai_usage import ModelPrice
 
 
 async def ai_settings(connection: AsyncConnection, tenant_id: str) -> Row | None:
@@ -33,9 +36,12 @@ async def put_ai_settings(
     max_tokens: int,
     monthly_token_budget: int | None,
     allow_private_endpoint: bool,
+    model_prices: Mapping[str, ModelPrice] | None,
+    price_currency: str | None,
     now: datetime,
 ) -> None:
-    """The tenant's AI settings become these; without a new key (None) the stored key is kept."""
+    """The tenant's AI settings become these; the stored key, prices and currency are kept where these
+    are None."""
     values: dict[str, object] = {
         "base_url": base_url,
         "model": model,
@@ -47,6 +53,10 @@ async def put_ai_settings(
     }
     if api_key_ciphertext is not None:
         values["api_key_ciphertext"] = api_key_ciphertext
+    if model_prices is not None:
+        values["model_prices"] = {model: asdict(price) for model, price in model_prices.items()}
+    if price_currency is not None:
+        values["price_currency"] = price_currency
     await connection.execute(
         pg_insert(tenant_ai_settings)
         .values(tenant_id=tenant_id, **values)

@@ -3,9 +3,9 @@ nodes and webhooks. Secrets are sealed here, before they are stored, and never g
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from uuid import uuid4
 
 from millrace_common.contracts.messages.envelope import utc_now
@@ -16,7 +16,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_gateway.adapters import ai_usage, credentials, network_policies, tenant_retention
+from millrace_gateway.domain.ai_usage import (
+    MAX_ROWS,
+    Dimension,
+    ModelPrice,
+    UsageRow,
+    budget_left,
+    grouping_asked,
+    month_after,
+    month_asked,
+)
 from millrace_gateway.domain.refusals import NotFound, Taken
+
+DEFAULT_CURRENCY = "USD"
+NO_USAGE = UsageRow(None, None, None, None, 0, 0, 0, 0, None, 0)
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,26 @@ class AiSettings:
     max_tokens: int
     monthly_token_budget: int | None
     allow_private_endpoint: bool
+    model_prices: Mapping[str, ModelPrice] | None = None
+    """None keeps the stored prices; empty clears them."""
+    price_currency: str | None = None
+    """None keeps the stored currency."""
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """A month's AI usage grouped as asked, with its cost and what the budget has left."""
+
+    month: date
+    grouping: tuple[Dimension, ...]
+    currency: str
+    rows: list[UsageRow]
+    truncated: bool
+    """More groups than :data:`MAX_ROWS`; those with the fewest tokens were left out."""
+    totals: UsageRow
+    monthly_token_budget: int | None
+    budget_used: int
+    budget_left: int | None
 
 
 @dataclass(frozen=True)
@@ -67,6 +100,34 @@ class TenantSettings:
             row = await credentials.ai_settings(connection, tenant_id)
         return usage, (row.monthly_token_budget if row is not None else None)
 
+    async def usage_report(self, tenant_id: str, month: str | None, group_by: str | None) -> UsageReport:
+        """The month's (``YYYY-MM``, UTC; this month without one) usage grouped by ``group_by`` (comma
+        separated dimensions; all three without one), priced with the tenant's model prices."""
+        since = month_asked(month, today=utc_now().date())
+        grouping = grouping_asked(group_by)
+        until = month_after(since)
+        async with self._engine.connect() as connection:
+            # One snapshot: the rows, their totals and the budget agree with each other.
+            await connection.execution_options(isolation_level="REPEATABLE READ")
+            rows = await ai_usage.usage_rows(
+                connection, tenant_id, since, until, grouping, limit=MAX_ROWS + 1
+            )
+            totals = await ai_usage.usage_rows(connection, tenant_id, since, until, (), limit=1)
+            used = await ai_usage.budget_used(connection, tenant_id, since)
+            settings = await credentials.ai_settings(connection, tenant_id)
+        budget = settings.monthly_token_budget if settings is not None else None
+        return UsageReport(
+            month=since,
+            grouping=grouping,
+            currency=settings.price_currency if settings is not None else DEFAULT_CURRENCY,
+            rows=rows[:MAX_ROWS],
+            truncated=len(rows) > MAX_ROWS,
+            totals=totals[0] if totals else NO_USAGE,
+            monthly_token_budget=budget,
+            budget_used=used,
+            budget_left=budget_left(budget, used),
+        )
+
     async def network_policy(self, tenant_id: str) -> Row | None:
         async with self._engine.connect() as connection:
             return await network_policies.policy(connection, tenant_id)
@@ -84,6 +145,8 @@ class TenantSettings:
                 max_tokens=settings.max_tokens,
                 monthly_token_budget=settings.monthly_token_budget,
                 allow_private_endpoint=settings.allow_private_endpoint,
+                model_prices=settings.model_prices,
+                price_currency=settings.price_currency,
                 now=utc_now(),
             )
         return await self.ai_settings(tenant_id)

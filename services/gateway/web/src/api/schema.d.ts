@@ -50,6 +50,27 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  "/api/v1/ai/usage": {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Get Usage Report
+     * @description The month's AI tokens and calls by workflow, node and model, their cost from the tenant's model
+     *     prices, and what is left of the monthly token budget (admins: the prices and the budget are theirs).
+     */
+    get: operations["get_usage_report_api_v1_ai_usage_get"];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   "/api/v1/api-keys": {
     parameters: {
       query?: never;
@@ -1248,6 +1269,112 @@ export interface components {
        */
       version?: number | null;
     };
+    /**
+     * AiAgentConfig
+     * @description ``timeout_seconds`` bounds one model turn; ``max_seconds`` the whole loop.
+     */
+    AiAgentConfig: {
+      /** @description Who allows the tool calls whose tool has approval set */
+      approver?: components["schemas"]["Assignee"] | null;
+      /** Fallback Output */
+      fallback_output?: {
+        [key: string]: components["schemas"]["JsonValue"];
+      } | null;
+      /**
+       * Max Seconds
+       * @description Wall time of the whole loop
+       * @default 300
+       */
+      max_seconds: number;
+      /** Max Tokens */
+      max_tokens?: number | null;
+      /**
+       * Max Tool Calls
+       * @description Tool calls at most
+       * @default 20
+       */
+      max_tool_calls: number;
+      /**
+       * Max Total Tokens
+       * @description Tokens (prompt and completion) at most
+       * @default 100000
+       */
+      max_total_tokens: number;
+      /**
+       * Max Turns
+       * @description Model turns at most
+       * @default 10
+       */
+      max_turns: number;
+      /** Model */
+      model?: string | null;
+      /** Name */
+      name: string;
+      /**
+       * On Error
+       * @default fail_run
+       * @enum {string}
+       */
+      on_error: "fail_run" | "error_edge" | "fallback" | "pause";
+      /**
+       * Output Schema
+       * @description The final answer is one JSON object matching this schema
+       */
+      output_schema?: {
+        [key: string]: components["schemas"]["JsonValue"];
+      } | null;
+      /** @description This node's retry policy; null follows the workflow's retry_count */
+      retry?: components["schemas"]["RetryPolicy"] | null;
+      /** System */
+      system?: string | null;
+      /** Task */
+      task: string;
+      /** Temperature */
+      temperature?: number | null;
+      /**
+       * Timeout Seconds
+       * @default 30
+       */
+      timeout_seconds: number;
+      /**
+       * Tool Result Max Chars
+       * @description A tool's result is cut to this before the model sees it
+       * @default 8000
+       */
+      tool_result_max_chars: number;
+      /**
+       * Tools
+       * @default []
+       */
+      tools: (
+        components["schemas"]["RecordTools"] | components["schemas"]["HttpTool"] | components["schemas"]["WorkflowTool"]
+      )[];
+    };
+    /** AiAgentNode */
+    AiAgentNode: {
+      data: components["schemas"]["AiAgentConfig"];
+      /**
+       * Description
+       * @description What the node is for, shown on the canvas; never rendered
+       */
+      description?: string | null;
+      /** Id */
+      id: string;
+      /** Parentid */
+      parentId?: string | null;
+      /**
+       * @default {
+       *       "x": 0,
+       *       "y": 0
+       *     }
+       */
+      position: components["schemas"]["Position"];
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      type: "ai_agent";
+    };
     /** AiAnalysisConfig */
     AiAnalysisConfig: {
       /** Fallback Output */
@@ -1452,8 +1579,20 @@ export interface components {
       max_tokens: number;
       /** Model */
       model: string;
+      /**
+       * Model Prices
+       * @description What the tenant pays per model, by the model's name as the endpoint reports it; the usage report's cost comes from these. Omit to keep the stored prices, {} to clear them
+       */
+      model_prices?: {
+        [key: string]: components["schemas"]["PerModelPrice"];
+      } | null;
       /** Monthly Token Budget */
       monthly_token_budget?: number | null;
+      /**
+       * Price Currency
+       * @description The ISO 4217 code the prices are in (a label: nothing is converted); omit to keep it
+       */
+      price_currency?: string | null;
       /**
        * Temperature
        * @default 0.2
@@ -1472,8 +1611,14 @@ export interface components {
       max_tokens: number;
       /** Model */
       model: string;
+      /** Model Prices */
+      model_prices: {
+        [key: string]: components["schemas"]["PerModelPrice"];
+      };
       /** Monthly Token Budget */
       monthly_token_budget: number | null;
+      /** Price Currency */
+      price_currency: string;
       /** Temperature */
       temperature: number;
       /**
@@ -2235,6 +2380,12 @@ export interface components {
        */
       value_truncated: boolean;
     };
+    /**
+     * Dimension
+     * @description What usage can be grouped by.
+     * @enum {string}
+     */
+    Dimension: "workflow" | "node" | "model";
     /** Edge */
     Edge: {
       /** Id */
@@ -2556,6 +2707,48 @@ export interface components {
        * @enum {string}
        */
       type: "http_request";
+    };
+    /**
+     * HttpTool
+     * @description Requests to URLs matching ``url_patterns`` (``*`` matches any run of characters after the host),
+     *     through the same address guard, network policy and credentials as ``http_request``.
+     */
+    HttpTool: {
+      /**
+       * Approval
+       * @description A request other than GET waits for the node's approver
+       * @default false
+       */
+      approval: boolean;
+      auth?: components["schemas"]["HttpAuth"] | null;
+      /** Description */
+      description: string;
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      kind: "http";
+      /**
+       * Methods
+       * @default [
+       *       "GET"
+       *     ]
+       */
+      methods: ("GET" | "POST" | "PUT" | "PATCH" | "DELETE")[];
+      /** Name */
+      name: string;
+      /**
+       * Response Cap Bytes
+       * @default 262144
+       */
+      response_cap_bytes: number;
+      /**
+       * Timeout Seconds
+       * @default 30
+       */
+      timeout_seconds: number;
+      /** Url Patterns */
+      url_patterns: string[];
     };
     JsonValue: unknown;
     /**
@@ -2932,6 +3125,19 @@ export interface components {
       | "length_equals"
       | "length_greater_than"
       | "length_less_than";
+    /** PerModelPrice */
+    PerModelPrice: {
+      /**
+       * Completion Per Million
+       * @description The price of a million completion (output) tokens
+       */
+      completion_per_million: number;
+      /**
+       * Prompt Per Million
+       * @description The price of a million prompt (input) tokens
+       */
+      prompt_per_million: number;
+    };
     /** PinBody */
     PinBody: {
       /**
@@ -3253,6 +3459,37 @@ export interface components {
        * @description The next page's offset; null on the last (or by cursor)
        */
       next_offset: number | null;
+    };
+    /**
+     * RecordTools
+     * @description Find, create and update records, in the pipelines named here only.
+     */
+    RecordTools: {
+      /**
+       * Actions
+       * @default [
+       *       "find"
+       *     ]
+       */
+      actions: ("find" | "create" | "update")[];
+      /**
+       * Approval
+       * @description Creating or updating a record waits for the node's approver
+       * @default false
+       */
+      approval: boolean;
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      kind: "records";
+      /** Pipelines */
+      pipelines: string[];
+      /**
+       * Timeout Seconds
+       * @default 30
+       */
+      timeout_seconds: number;
     };
     /** RecordUpdateConfig */
     RecordUpdateConfig: {
@@ -4200,6 +4437,89 @@ export interface components {
       /** Roles */
       roles?: components["schemas"]["Role"][] | null;
     };
+    /** UsageReportOut */
+    UsageReportOut: {
+      /**
+       * Budget Left
+       * @description Tokens the month still allows (never below 0); null: no budget
+       */
+      budget_left: number | null;
+      /**
+       * Budget Used
+       * @description Tokens the month's budget counted
+       */
+      budget_used: number;
+      /**
+       * Currency
+       * @description The ISO 4217 code the tenant's prices are in (a label)
+       */
+      currency: string;
+      /** Group By */
+      group_by: components["schemas"]["Dimension"][];
+      /**
+       * Month
+       * @description YYYY-MM, the calendar month (UTC) counted
+       */
+      month: string;
+      /**
+       * Monthly Token Budget
+       * @description The tenant's budget as set now; null: no budget
+       */
+      monthly_token_budget: number | null;
+      /**
+       * Rows
+       * @description The groups with the most tokens first, at most 1000
+       */
+      rows: components["schemas"]["UsageRowOut"][];
+      /** @description The whole month (every dimension null) */
+      totals: components["schemas"]["UsageRowOut"];
+      /**
+       * Truncated
+       * @description More than 1000 groups: those with the fewest tokens are left out
+       */
+      truncated: boolean;
+    };
+    /** UsageRowOut */
+    UsageRowOut: {
+      /** Calls */
+      calls: number;
+      /** Completion Tokens */
+      completion_tokens: number;
+      /**
+       * Cost
+       * @description prompt_tokens and completion_tokens priced with the tenant's model_prices, in currency; only tokens of models with a price count, and it is null when none has one
+       */
+      cost: number | null;
+      /**
+       * Model
+       * @description The model as the endpoint reported it; null when not grouped by model
+       */
+      model: string | null;
+      /**
+       * Node Id
+       * @description The node's id in the workflow's definition (every item of a for_each counts for the node); null when not grouped by node
+       */
+      node_id: string | null;
+      /** Prompt Tokens */
+      prompt_tokens: number;
+      /** Total Tokens */
+      total_tokens: number;
+      /**
+       * Unpriced Tokens
+       * @description Tokens of models without a price, which cost leaves out
+       */
+      unpriced_tokens: number;
+      /**
+       * Workflow Id
+       * @description Null when not grouped by workflow, and for calls recorded before calls named their workflow
+       */
+      workflow_id: string | null;
+      /**
+       * Workflow Name
+       * @description The workflow's name now; null as workflow_id is
+       */
+      workflow_name: string | null;
+    };
     /** UserOut */
     UserOut: {
       /**
@@ -4542,6 +4862,7 @@ export interface components {
         | components["schemas"]["AiPromptNode"]
         | components["schemas"]["AiAnalysisNode"]
         | components["schemas"]["AiClassificationNode"]
+        | components["schemas"]["AiAgentNode"]
         | components["schemas"]["RecordCreateNode"]
         | components["schemas"]["RecordUpdateNode"]
         | components["schemas"]["RecordFindNode"]
@@ -4763,6 +5084,38 @@ export interface components {
       /** Updated By Name */
       updated_by_name: string | null;
     };
+    /**
+     * WorkflowTool
+     * @description A run of another workflow of the tenant; its arguments are that workflow's input, checked
+     *     against the ``input_schema`` of its manual trigger.
+     */
+    WorkflowTool: {
+      /**
+       * Approval
+       * @description Each run waits for the node's approver
+       * @default false
+       */
+      approval: boolean;
+      /** Description */
+      description: string;
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      kind: "workflow";
+      /** Name */
+      name: string;
+      /**
+       * Version
+       * @description A pinned version; none: the active one
+       */
+      version?: number | null;
+      /**
+       * Workflow Id
+       * Format: uuid
+       */
+      workflow_id: string;
+    };
   };
   responses: never;
   parameters: never;
@@ -4964,6 +5317,69 @@ export interface operations {
       };
       /** @description the tenant holds no such grant */
       404: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["ProblemDetails"];
+        };
+      };
+      /** @description the request is not valid (errors name each field) */
+      422: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["ProblemDetails"];
+        };
+      };
+      /** @description Service Unavailable */
+      503: {
+        headers: {
+          /** @description seconds to wait */
+          "Retry-After"?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["ProblemDetails"];
+        };
+      };
+    };
+  };
+  get_usage_report_api_v1_ai_usage_get: {
+    parameters: {
+      query?: {
+        /** @description Any of workflow, node, model, comma separated; all three without one */
+        group_by?: string | null;
+        /** @description YYYY-MM (UTC); this month without one */
+        month?: string | null;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Successful Response */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/json": components["schemas"]["UsageReportOut"];
+        };
+      };
+      /** @description Unauthorized */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          "application/problem+json": components["schemas"]["ProblemDetails"];
+        };
+      };
+      /** @description Forbidden */
+      403: {
         headers: {
           [name: string]: unknown;
         };

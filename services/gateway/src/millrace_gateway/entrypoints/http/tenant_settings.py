@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from millrace_common.platform.problems import declared
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 from sqlalchemy import Row
 
+from millrace_gateway.domain.ai_usage import ModelPrice
 from millrace_gateway.entrypoints.http.deps import Reader, TenantAdmin, TenantSettingsDep
 from millrace_gateway.service_layer.tenant_settings import AiSettings, Credential, Retention
 
@@ -18,6 +19,18 @@ router = APIRouter(prefix="/api/v1", tags=["tenant settings"])
 
 CredentialName = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 HeaderName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9-]+$")]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+PerMillion = Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+MAX_PRICED_MODELS = 200
+
+
+class PerModelPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt_per_million: PerMillion = Field(description="The price of a million prompt (input) tokens")
+    completion_per_million: PerMillion = Field(
+        description="The price of a million completion (output) tokens"
+    )
 
 
 class AiSettingsBody(BaseModel):
@@ -34,6 +47,17 @@ class AiSettingsBody(BaseModel):
     max_tokens: int = Field(default=1024, ge=1, le=200_000)
     monthly_token_budget: int | None = Field(default=None, ge=1)
     allow_private_endpoint: bool = Field(default=False, description="Allow loopback and private addresses")
+    model_prices: dict[ModelName, PerModelPrice] | None = Field(
+        default=None,
+        max_length=MAX_PRICED_MODELS,
+        description="What the tenant pays per model, by the model's name as the endpoint reports it; the "
+        "usage report's cost comes from these. Omit to keep the stored prices, {} to clear them",
+    )
+    price_currency: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        description="The ISO 4217 code the prices are in (a label: nothing is converted); omit to keep it",
+    )
 
 
 class AiSettingsOut(BaseModel):
@@ -44,6 +68,8 @@ class AiSettingsOut(BaseModel):
     max_tokens: int
     monthly_token_budget: int | None
     allow_private_endpoint: bool
+    model_prices: dict[str, PerModelPrice]
+    price_currency: str
     updated_at: datetime
 
 
@@ -182,6 +208,13 @@ async def put_ai_settings(
         max_tokens=body.max_tokens,
         monthly_token_budget=body.monthly_token_budget,
         allow_private_endpoint=body.allow_private_endpoint,
+        model_prices=None
+        if body.model_prices is None
+        else {
+            model: ModelPrice(price.prompt_per_million, price.completion_per_million)
+            for model, price in body.model_prices.items()
+        },
+        price_currency=body.price_currency,
     )
     return _ai_settings(await settings.put_ai_settings(admin.tenant_id, wanted))
 
@@ -250,6 +283,10 @@ def _ai_settings(row: Row) -> AiSettingsOut:
         max_tokens=row.max_tokens,
         monthly_token_budget=row.monthly_token_budget,
         allow_private_endpoint=row.allow_private_endpoint,
+        model_prices={
+            model: PerModelPrice.model_validate(price) for model, price in row.model_prices.items()
+        },
+        price_currency=row.price_currency,
         updated_at=row.updated_at,
     )
 

@@ -3,19 +3,22 @@ import { ApiError, type Api } from "../../api/client";
 import type { Schemas } from "../../api/types";
 import { when } from "../../format";
 import { NotAllowed, can, useMe } from "../../permissions";
+import { AiUsageReport } from "./AiUsageReport";
 import { ErrorLine, Notice, describe } from "./common";
+import { ModelPrices } from "./ModelPrices";
 
 type AiSettingsOut = Schemas["AiSettingsOut"];
-type Usage = Schemas["AiUsageOut"];
 
 /** The tenant's OpenAI-compatible endpoint for AI nodes: the key is write-only (the page only says
- * whether one is stored), the budget caps the month's tokens, and the month's usage so far. */
+ * whether one is stored), the budget caps the month's tokens; a month's usage and cost by workflow,
+ * node and model, and the per-model prices the cost comes from. */
 export function AiSettings({ api }: { api: Api }) {
   const me = useMe();
   const admin = can(me, "manage_tenant");
   const [stored, setStored] = useState<AiSettingsOut | null>(null);
   const [missing, setMissing] = useState(false);
-  const [usage, setUsage] = useState<Usage | null>(null);
+  // Bumped on every save, so the usage report asks again (prices and the budget changed).
+  const [saves, setSaves] = useState(0);
   const [form, setForm] = useState({ base_url: "", model: "", api_key: "", budget: "", allow_private: false });
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
@@ -32,12 +35,6 @@ export function AiSettings({ api }: { api: Api }) {
     });
   };
 
-  const loadUsage = () =>
-    api
-      .get<Usage>("/settings/ai/usage")
-      .then(setUsage)
-      .catch(() => setUsage(null));
-
   useEffect(() => {
     if (!admin) return;
     api
@@ -47,7 +44,6 @@ export function AiSettings({ api }: { api: Api }) {
         if (err instanceof ApiError && err.status === 404) setMissing(true);
         else setError(describe(err));
       });
-    void loadUsage();
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [api, admin]);
 
@@ -60,11 +56,13 @@ export function AiSettings({ api }: { api: Api }) {
       allow_private_endpoint: form.allow_private,
     };
     if (form.api_key) body.api_key = form.api_key;
+    // Kept as stored: the form does not show them, and the API would put its defaults in their place.
+    if (stored) Object.assign(body, { temperature: stored.temperature, max_tokens: stored.max_tokens });
     try {
       show(await api.put<AiSettingsOut>("/settings/ai", body));
       setError(null);
       setNotice("Saved. AI nodes use these settings from their next call.");
-      void loadUsage();
+      setSaves((n) => n + 1);
     } catch (err) {
       setNotice(null);
       setError(describe(err));
@@ -148,18 +146,19 @@ export function AiSettings({ api }: { api: Api }) {
               {stored && <span className="hint">last saved {when(stored.updated_at)}</span>}
             </div>
           </form>
-          <div className="card" id="ai-usage">
-            <h2>Usage this month</h2>
-            {usage ? (
-              <p>
-                <strong id="ai-usage-tokens">{usage.tokens}</strong> tokens in {usage.calls} call
-                {usage.calls === 1 ? "" : "s"} ({usage.month})
-                {usage.monthly_token_budget ? ` of a budget of ${usage.monthly_token_budget}` : ", no budget set"}
-              </p>
-            ) : (
-              <p className="muted">Not known.</p>
-            )}
-          </div>
+          <AiUsageReport api={api} version={saves} />
+          {stored ? (
+            <ModelPrices
+              api={api}
+              stored={stored}
+              onSaved={(saved) => {
+                setStored(saved); // the endpoint form keeps what is typed in it
+                setSaves((n) => n + 1);
+              }}
+            />
+          ) : (
+            <p className="muted">Model prices can be set once the endpoint is saved.</p>
+          )}
         </>
       )}
     </section>
