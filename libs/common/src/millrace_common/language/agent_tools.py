@@ -16,15 +16,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 from uuid import UUID
 
-import jsonschema_rs
 from pydantic import JsonValue
 
 from millrace_common.contracts.json_values import JsonObject
+from millrace_common.language.input_schema import input_problems
 from millrace_common.language.workflow_configs.agent import (
     RECORD_TOOL_NAMES,
     AgentTool,
@@ -190,23 +189,12 @@ def find_tool(config: AiAgentConfig, name: str) -> AgentTool | None:
     return None
 
 
-@lru_cache(maxsize=256)
-def _validator(schema_json: str) -> jsonschema_rs.Validator:
-    return jsonschema_rs.validator_for(json.loads(schema_json))
-
-
 def _schema_problems(schema: JsonObject, instance: JsonValue) -> str | None:
     try:
-        validator = _validator(json.dumps(schema, sort_keys=True))
+        problems = input_problems(schema, instance)
     except ValueError as error:
         return f"the tool's parameter schema is not usable: {str(error).splitlines()[0]}"
-    problems = []
-    for error in validator.iter_errors(instance):
-        pointer = "/" + "/".join(str(p) for p in error.instance_path)
-        problems.append(f"{pointer}: {error.message}")
-        if len(problems) == 3:
-            break
-    return "; ".join(problems) or None
+    return "; ".join(f"{p.pointer or '/'}: {p.message}" for p in problems[:3]) or None
 
 
 def _glob(pattern: str) -> re.Pattern[str]:

@@ -14,7 +14,6 @@ import json
 from datetime import timedelta
 
 from millrace_common.contracts.messages.node_commands import (
-    ExecuteNode,
     NodeError,
     NodeFailedResult,
     NodeSucceededResult,
@@ -31,9 +30,8 @@ from millrace_common.contracts.messages.run_events import (
     NodeScheduled,
 )
 from millrace_common.contracts.node_errors import NodeErrorType
-from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.language.agent_tools import arguments_hash, call_problem, tool_step
-from millrace_common.language.workflow import Node, node_types
+from millrace_common.language.workflow import Node
 from millrace_common.language.workflow_configs import AiAgentConfig
 from pydantic import JsonValue
 
@@ -141,32 +139,7 @@ def _request_turn(builder: _Builder, node: Node, scope: str, prompt: str | None 
     except PayloadTooLarge as problem:
         _limit(builder, node, scope, f"{problem}: lower tool_result_max_chars or max_turns")
         return
-    _send(builder, "ai_agent", step, agent.attempt, command_input, config.timeout_seconds)
-
-
-def _send(
-    builder: _Builder, node_type: str, step: str, attempt: int, command_input: dict, timeout: float
-) -> None:
-    state = builder.state
-    if state.workflow_id is None:
-        raise ValueError("a node is started only in a started run")
-    command = ExecuteNode(
-        message_id=builder.new_id(),
-        tenant_id=state.tenant_id,
-        occurred_at=builder.now,
-        correlation_id=state.run_id,
-        causation_id=builder.message.message_id,
-        run_id=state.run_id,
-        workflow_id=state.workflow_id,
-        node_id=step,
-        node_type=node_type,
-        attempt=attempt,
-        input=command_input,
-        timeout_seconds=timeout,
-        causation_depth=state.trigger.causation_depth if state.trigger else 0,
-    )
-    topic = node_types().runner_topics()[node_type]
-    builder.commands.append(Outgoing(topic=topic, key=str(state.run_id), message=command))
+    builder.execute("ai_agent", step, agent.attempt, command_input, config.timeout_seconds)
 
 
 # -- results ------------------------------------------------------------------------------------------
@@ -293,7 +266,7 @@ def _call(
 def _run_call(builder: _Builder, node: Node, scope: str, step: str, name: str, arguments: dict) -> None:
     how = tool_step(node.data, name, arguments)
     if how.kind == "node":
-        _send(builder, how.node_type, step, 1, how.input, how.timeout_seconds)
+        builder.execute(how.node_type, step, 1, how.input, how.timeout_seconds)
         return
     assert how.workflow_id is not None
     state = builder.state

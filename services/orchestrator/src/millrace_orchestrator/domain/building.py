@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
-from millrace_common.contracts.messages.node_commands import NodeFailedResult, NodeSucceededResult
+from millrace_common.contracts.json_values import JsonObject
+from millrace_common.contracts.messages.node_commands import (
+    ExecuteNode,
+    NodeFailedResult,
+    NodeSucceededResult,
+)
 from millrace_common.contracts.messages.run_commands import (
     CancelRun,
     ContinueRun,
@@ -29,7 +34,7 @@ from millrace_common.contracts.messages.run_events import (
     TimerScheduled,
 )
 from millrace_common.contracts.outgoing import Outgoing
-from millrace_common.language.workflow import Node
+from millrace_common.language.workflow import Node, node_types
 
 from millrace_orchestrator.domain.state import RunState, evolve, split_key
 
@@ -122,6 +127,32 @@ class _Builder:
             node_id=node_id,
             attempt=attempt,
         )
+
+    def execute(
+        self, node_type: str, node_id: str, attempt: int, node_input: JsonObject, timeout_seconds: float
+    ) -> None:
+        """Send ``node_type``'s runner the command to run ``node_id`` (a node instance, or a step of an
+        agent's loop) with ``node_input``."""
+        state = self.state
+        if state.workflow_id is None:
+            raise ValueError("a node is started only in a started run")
+        command = ExecuteNode(
+            message_id=self.new_id(),
+            tenant_id=state.tenant_id,
+            occurred_at=self.now,
+            correlation_id=state.run_id,
+            causation_id=self.message.message_id,
+            run_id=state.run_id,
+            workflow_id=state.workflow_id,
+            node_id=node_id,
+            node_type=node_type,
+            attempt=attempt,
+            input=node_input,
+            timeout_seconds=timeout_seconds,
+            causation_depth=state.trigger.causation_depth if state.trigger else 0,
+        )
+        topic = node_types().runner_topics()[node_type]
+        self.commands.append(Outgoing(topic=topic, key=str(state.run_id), message=command))
 
     def decision(self) -> Decision:
         return Decision(tuple(self.events), tuple(self.commands), self.state)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from millrace_common.contracts.messages.node_commands import ExecuteNode, NodeError
+from millrace_common.contracts.messages.node_commands import NodeError
 from millrace_common.contracts.messages.run_events import ApprovalRequested, NodeScheduled
 from millrace_common.contracts.node_errors import NodeErrorType
-from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.language.templating import TemplateError
 from millrace_common.language.workflow import Node, node_types
 
@@ -160,27 +159,4 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
         _refuse(builder, node, scope, attempt, problem)
         return
     builder.emit(NodeScheduled, node_id=key, node_type=node.type, attempt=attempt, input=rendered)
-    state = builder.state
-    if state.workflow_id is None:
-        raise ValueError("a node is started only in a started run")
-    builder.commands.append(
-        Outgoing(
-            topic=node_types().runner_topics()[node.type],
-            key=str(state.run_id),
-            message=ExecuteNode(
-                message_id=builder.new_id(),
-                tenant_id=state.tenant_id,
-                occurred_at=builder.now,
-                correlation_id=state.run_id,
-                causation_id=builder.message.message_id,
-                run_id=state.run_id,
-                workflow_id=state.workflow_id,
-                node_id=key,
-                node_type=node.type,
-                attempt=attempt,
-                input=rendered,
-                timeout_seconds=node.data.timeout_seconds,
-                causation_depth=state.trigger.causation_depth if state.trigger else 0,
-            ),
-        )
-    )
+    builder.execute(node.type, key, attempt, rendered, node.data.timeout_seconds)
