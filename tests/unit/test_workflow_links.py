@@ -1,5 +1,5 @@
-"""The workflows a definition names (sub_workflow nodes, the error workflow) and the rule they follow
-at save; a manual run's input against the trigger's input_schema. Pure."""
+"""The workflows a definition names (sub_workflow nodes, agents' workflow tools, the error workflow)
+and the rule they follow at save; a manual run's input against the trigger's input_schema. Pure."""
 
 from __future__ import annotations
 
@@ -58,6 +58,32 @@ def test_a_definition_names_its_sub_workflows_and_its_error_workflow_with_their_
         ("/definition/nodes/2/data/workflow_id", OWN, None),
         ("/definition/settings/error_workflow_id", OTHER, None),
     ]
+
+
+def test_an_agents_workflow_tools_are_links_and_a_missing_one_is_refused_with_its_pointer():
+    missing = UUID(int=9)
+    tools = [
+        {"kind": "records", "pipelines": ["deals"]},
+        {"kind": "workflow", "name": "score", "description": "Score a lead", "workflow_id": str(OTHER)},
+        {
+            "kind": "workflow",
+            "name": "gone",
+            "description": "Gone",
+            "workflow_id": str(missing),
+            "version": 2,
+        },
+    ]
+    agent = {"id": "agent", "type": "ai_agent", "data": {"name": "a", "task": "t", "tools": tools}}
+    trigger = {"id": "start", "type": "trigger", "data": {"name": "Start", "kind": "manual"}}
+    d = WorkflowDefinition.model_validate(
+        {"nodes": [trigger, agent], "edges": [{"id": "e", "source": "start", "target": "agent"}]}
+    )
+    assert [(link.pointer, link.workflow_id, link.version) for link in workflow_links(d)] == [
+        ("/definition/nodes/1/data/tools/1/workflow_id", OTHER, None),
+        ("/definition/nodes/1/data/tools/2/workflow_id", missing, 2),
+    ]
+    found = {OTHER: LinkedWorkflow(latest_version=1, status="active")}
+    assert [pointer for pointer, _ in problems(d, found)] == ["/definition/nodes/1/data/tools/2/workflow_id"]
 
 
 def test_links_to_existing_workflows_and_to_itself_pass():

@@ -1,7 +1,8 @@
-"""The workflows a definition names (each sub_workflow node's workflow, the error workflow) and the
-rule they must follow at save: each a workflow of the same tenant that exists and is not archived,
-a pinned version one it has, and no workflow its own error workflow. A sub_workflow node may name
-its own workflow: the orchestrator's depth limit bounds such a run (docs/node-reference.md). Pure."""
+"""The workflows a definition names (each sub_workflow node's workflow, each ai_agent node's workflow
+tools, the error workflow) and the rule they must follow at save: each a workflow of the same tenant
+that exists and is not archived, a pinned version one it has, and no workflow its own error workflow.
+A sub_workflow node (or an agent's tool) may name its own workflow: the orchestrator's depth limit
+bounds such a run (docs/node-reference.md). Pure."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from millrace_common.language.workflow import SubWorkflowConfig, WorkflowDefinition
+from millrace_common.language.workflow_configs import AiAgentConfig, WorkflowTool
 from millrace_common.platform.refusals import FieldProblem
 
 from millrace_gateway.domain.refusals import InvalidDefinition
@@ -35,6 +37,15 @@ def workflow_links(definition: WorkflowDefinition) -> list[WorkflowLink]:
         WorkflowLink(f"/definition/nodes/{index}/data/workflow_id", node.data.workflow_id, node.data.version)
         for index, node in enumerate(definition.nodes)
         if isinstance(node.data, SubWorkflowConfig)
+    ]
+    links += [
+        WorkflowLink(
+            f"/definition/nodes/{index}/data/tools/{position}/workflow_id", tool.workflow_id, tool.version
+        )
+        for index, node in enumerate(definition.nodes)
+        if isinstance(node.data, AiAgentConfig)
+        for position, tool in enumerate(node.data.tools)
+        if isinstance(tool, WorkflowTool)
     ]
     error_workflow = definition.settings.error_workflow_id
     if error_workflow is not None:
