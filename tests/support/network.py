@@ -186,32 +186,61 @@ def loopback_server() -> Iterator[LoopbackServer]:
 
 
 @dataclass(frozen=True)
-class ChatTurn:
-    """What the fake model answers: its message content, and the tokens it says it used."""
+class ChatToolCall:
+    """A tool call the fake model makes: the tool's name and its arguments as the model writes them
+    (text, so a test can send arguments that are not JSON)."""
 
-    content: str
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """What the fake model answers: its message content (or tool calls, answered with content null and
+    finish_reason ``tool_calls``), and the tokens it says it used."""
+
+    content: str = ""
     prompt_tokens: int = 10
     completion_tokens: int = 5
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0
+    tool_calls: tuple[ChatToolCall, ...] = ()
+
+    def message(self) -> dict:
+        if not self.tool_calls:
+            return {"role": "assistant", "content": self.content}
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in self.tool_calls
+        ]
+        return {"role": "assistant", "content": None, "tool_calls": calls}
 
 
 Model = Callable[[dict], ChatTurn]
 
 
-def chat_route(model: Model) -> Route:
+class ChatRoute:
     """``POST /v1/chat/completions`` as the OpenAI API speaks it, including JSON mode: when the request
     asks for ``{"type": "json_object"}`` and the model's content is not JSON, it answers 400 as such
-    servers do. Non-200 turns answer with an error body (which the runner must not echo)."""
+    servers do. Non-200 turns answer with an error body (which the runner must not echo). Every
+    request's JSON body is kept in ``requests``, in order."""
 
-    def route(request: Received) -> Answer:
+    def __init__(self, model: Model) -> None:
+        self._model = model
+        self._lock = threading.Lock()
+        self.requests: list[dict] = []
+
+    def __call__(self, request: Received) -> Answer:
         asked = json.loads(request.body)
-        turn = model(asked)
+        with self._lock:
+            self.requests.append(asked)
+        turn = self._model(asked)
         if turn.status != 200:
             error = {"error": {"message": "internal detail: db at 10.1.2.3 failed", "type": "server_error"}}
             return Answer(turn.status, error, turn.headers)
-        if (asked.get("response_format") or {}).get("type") == "json_object":
+        if (asked.get("response_format") or {}).get("type") == "json_object" and not turn.tool_calls:
             try:
                 json.loads(turn.content)
             except ValueError:
@@ -226,8 +255,8 @@ def chat_route(model: Model) -> Route:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": turn.content},
-                    "finish_reason": "stop",
+                    "message": turn.message(),
+                    "finish_reason": "tool_calls" if turn.tool_calls else "stop",
                 }
             ],
             "usage": {
@@ -238,4 +267,7 @@ def chat_route(model: Model) -> Route:
         }
         return Answer(200, completion, turn.headers, delay_seconds=turn.delay_seconds)
 
-    return route
+
+def chat_route(model: Model) -> ChatRoute:
+    """A chat completions route answered by ``model`` (see :class:`ChatRoute`)."""
+    return ChatRoute(model)
