@@ -1248,6 +1248,112 @@ export interface components {
        */
       version?: number | null;
     };
+    /**
+     * AiAgentConfig
+     * @description ``timeout_seconds`` bounds one model turn; ``max_seconds`` the whole loop.
+     */
+    AiAgentConfig: {
+      /** @description Who allows the tool calls whose tool has approval set */
+      approver?: components["schemas"]["Assignee"] | null;
+      /** Fallback Output */
+      fallback_output?: {
+        [key: string]: components["schemas"]["JsonValue"];
+      } | null;
+      /**
+       * Max Seconds
+       * @description Wall time of the whole loop
+       * @default 300
+       */
+      max_seconds: number;
+      /** Max Tokens */
+      max_tokens?: number | null;
+      /**
+       * Max Tool Calls
+       * @description Tool calls at most
+       * @default 20
+       */
+      max_tool_calls: number;
+      /**
+       * Max Total Tokens
+       * @description Tokens (prompt and completion) at most
+       * @default 100000
+       */
+      max_total_tokens: number;
+      /**
+       * Max Turns
+       * @description Model turns at most
+       * @default 10
+       */
+      max_turns: number;
+      /** Model */
+      model?: string | null;
+      /** Name */
+      name: string;
+      /**
+       * On Error
+       * @default fail_run
+       * @enum {string}
+       */
+      on_error: "fail_run" | "error_edge" | "fallback" | "pause";
+      /**
+       * Output Schema
+       * @description The final answer is one JSON object matching this schema
+       */
+      output_schema?: {
+        [key: string]: components["schemas"]["JsonValue"];
+      } | null;
+      /** @description This node's retry policy; null follows the workflow's retry_count */
+      retry?: components["schemas"]["RetryPolicy"] | null;
+      /** System */
+      system?: string | null;
+      /** Task */
+      task: string;
+      /** Temperature */
+      temperature?: number | null;
+      /**
+       * Timeout Seconds
+       * @default 30
+       */
+      timeout_seconds: number;
+      /**
+       * Tool Result Max Chars
+       * @description A tool's result is cut to this before the model sees it
+       * @default 8000
+       */
+      tool_result_max_chars: number;
+      /**
+       * Tools
+       * @default []
+       */
+      tools: (
+        components["schemas"]["RecordTools"] | components["schemas"]["HttpTool"] | components["schemas"]["WorkflowTool"]
+      )[];
+    };
+    /** AiAgentNode */
+    AiAgentNode: {
+      data: components["schemas"]["AiAgentConfig"];
+      /**
+       * Description
+       * @description What the node is for, shown on the canvas; never rendered
+       */
+      description?: string | null;
+      /** Id */
+      id: string;
+      /** Parentid */
+      parentId?: string | null;
+      /**
+       * @default {
+       *       "x": 0,
+       *       "y": 0
+       *     }
+       */
+      position: components["schemas"]["Position"];
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      type: "ai_agent";
+    };
     /** AiAnalysisConfig */
     AiAnalysisConfig: {
       /** Fallback Output */
@@ -2557,6 +2663,48 @@ export interface components {
        */
       type: "http_request";
     };
+    /**
+     * HttpTool
+     * @description Requests to URLs matching ``url_patterns`` (``*`` matches any run of characters after the host),
+     *     through the same address guard, network policy and credentials as ``http_request``.
+     */
+    HttpTool: {
+      /**
+       * Approval
+       * @description A request other than GET waits for the node's approver
+       * @default false
+       */
+      approval: boolean;
+      auth?: components["schemas"]["HttpAuth"] | null;
+      /** Description */
+      description: string;
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      kind: "http";
+      /**
+       * Methods
+       * @default [
+       *       "GET"
+       *     ]
+       */
+      methods: ("GET" | "POST" | "PUT" | "PATCH" | "DELETE")[];
+      /** Name */
+      name: string;
+      /**
+       * Response Cap Bytes
+       * @default 262144
+       */
+      response_cap_bytes: number;
+      /**
+       * Timeout Seconds
+       * @default 30
+       */
+      timeout_seconds: number;
+      /** Url Patterns */
+      url_patterns: string[];
+    };
     JsonValue: unknown;
     /**
      * KafkaPublishConfig
@@ -3253,6 +3401,37 @@ export interface components {
        * @description The next page's offset; null on the last (or by cursor)
        */
       next_offset: number | null;
+    };
+    /**
+     * RecordTools
+     * @description Find, create and update records, in the pipelines named here only.
+     */
+    RecordTools: {
+      /**
+       * Actions
+       * @default [
+       *       "find"
+       *     ]
+       */
+      actions: ("find" | "create" | "update")[];
+      /**
+       * Approval
+       * @description Creating or updating a record waits for the node's approver
+       * @default false
+       */
+      approval: boolean;
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      kind: "records";
+      /** Pipelines */
+      pipelines: string[];
+      /**
+       * Timeout Seconds
+       * @default 30
+       */
+      timeout_seconds: number;
     };
     /** RecordUpdateConfig */
     RecordUpdateConfig: {
@@ -4542,6 +4721,7 @@ export interface components {
         | components["schemas"]["AiPromptNode"]
         | components["schemas"]["AiAnalysisNode"]
         | components["schemas"]["AiClassificationNode"]
+        | components["schemas"]["AiAgentNode"]
         | components["schemas"]["RecordCreateNode"]
         | components["schemas"]["RecordUpdateNode"]
         | components["schemas"]["RecordFindNode"]
@@ -4762,6 +4942,38 @@ export interface components {
       updated_by: string | null;
       /** Updated By Name */
       updated_by_name: string | null;
+    };
+    /**
+     * WorkflowTool
+     * @description A run of another workflow of the tenant; its arguments are that workflow's input, checked
+     *     against the ``input_schema`` of its manual trigger.
+     */
+    WorkflowTool: {
+      /**
+       * Approval
+       * @description Each run waits for the node's approver
+       * @default false
+       */
+      approval: boolean;
+      /** Description */
+      description: string;
+      /**
+       * @description discriminator enum property added by openapi-typescript
+       * @enum {string}
+       */
+      kind: "workflow";
+      /** Name */
+      name: string;
+      /**
+       * Version
+       * @description A pinned version; none: the active one
+       */
+      version?: number | null;
+      /**
+       * Workflow Id
+       * Format: uuid
+       */
+      workflow_id: string;
     };
   };
   responses: never;
