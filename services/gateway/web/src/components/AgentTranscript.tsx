@@ -66,6 +66,12 @@ export function AgentTranscript({ transcript, api, runId }: { transcript: Transc
               {turn.cached && <span className="badge">recorded answer</span>}
               {turn.usage && <span className="muted agent-turn-usage"> · {turn.usage.total_tokens} tokens</span>}
             </h4>
+            {turn.prompt && (
+              <p className="agent-text agent-prompt">
+                <span className="agent-call-part">Told the model: </span>
+                {turn.prompt}
+              </p>
+            )}
             {turn.content && <p className="agent-text">{turn.content}</p>}
             {turn.calls.length > 0 && (
               <ul className="agent-calls">

@@ -242,6 +242,15 @@ describe("an agent node's transcript once it succeeded", () => {
     ]);
   });
 
+  it("keeps what the model was told before a turn", () => {
+    const t = applyAgentEvent(
+      null,
+      ev("agent.turn_requested", { node_id: "a", attempt: 1, turn: 2, prompt: "the answer is not JSON" }),
+      null,
+    );
+    expect(t.turns[0]).toMatchObject({ turn: 2, status: "waiting", prompt: "the answer is not JSON" });
+  });
+
   it("keeps a model's arguments that are not JSON as their text", () => {
     const t = applyAgentEvent(
       null,

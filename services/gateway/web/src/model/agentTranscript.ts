@@ -32,6 +32,8 @@ export interface AgentTurn {
   turn: number;
   /** `waiting`: asked of the model, no answer yet. */
   status: "waiting" | "answered";
+  /** What the orchestrator told the model before this turn (why its last answer was not taken). */
+  prompt: string | null;
   content: string | null;
   calls: AgentToolCall[];
   model: string | null;
@@ -118,6 +120,7 @@ function withTurn(t: AgentTranscript, turn: number, change: (turn: AgentTurn) =>
   const current: AgentTurn = existing ?? {
     turn,
     status: "waiting",
+    prompt: null,
     content: null,
     calls: [],
     model: null,
@@ -180,7 +183,7 @@ export function applyAgentEvent(
   const callId = typeof event.call_id === "string" ? event.call_id : "";
   switch (event.type) {
     case "agent.turn_requested":
-      return withTurn(t, turn, (x) => x);
+      return withTurn(t, turn, (x) => (typeof event.prompt === "string" ? { ...x, prompt: event.prompt } : x));
     case "agent.turn_completed": {
       const message = isObject(event.message) ? event.message : {};
       return withTurn(t, turn, (x) => ({
