@@ -147,9 +147,13 @@ def test_a_user_builds_an_agent_that_marks_deals_and_reads_its_transcript_in_the
         agent = next(n for n in saved["nodes"] if n["id"] == "ai_agent_1")
         assert agent["type"] == "ai_agent"
         assert agent["data"]["task"] == TASK and agent["data"]["max_turns"] == 5
-        assert agent["data"]["tools"] == [
-            {"kind": "records", "pipelines": ["deals"], "actions": ["find", "update"]}
-        ]
+        [records_tool] = agent["data"]["tools"]  # saved with its defaults (no approval, 30 s)
+        assert {k: records_tool[k] for k in ("kind", "pipelines", "actions", "approval")} == {
+            "kind": "records",
+            "pipelines": ["deals"],
+            "actions": ["find", "update"],
+            "approval": False,
+        }
 
         # Run it and watch the agent work in the run view.
         page.click("#run")
