@@ -70,7 +70,7 @@ describe("an agent's transcript in the run view", () => {
     const found = container.querySelector('[data-call="call_1"]') as HTMLElement;
     expect(found.dataset.outcome).toBe("succeeded");
     expect(found.querySelector(".agent-arguments")!.textContent).toContain('"pipeline": "deals"');
-    expect(found.querySelector(".agent-result")!.textContent).toBe('{"count": 1}');
+    expect(found.querySelector(".agent-result")!.textContent).toBe('{\n  "count": 1\n}');
     const refused = container.querySelector('[data-call="call_2"]') as HTMLElement;
     expect(within(refused).getByText("refused")).toBeTruthy();
     expect(refused.querySelector(".agent-result.error")!.textContent).toBe("no tool named drop_table");

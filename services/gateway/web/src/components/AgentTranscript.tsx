@@ -103,6 +103,16 @@ export function AgentTranscript({ transcript, api, runId }: { transcript: Transc
   );
 }
 
+/** A result that is JSON, indented; any other text as it is. */
+function readable(content: string): string {
+  try {
+    const parsed: unknown = JSON.parse(content);
+    return typeof parsed === "object" && parsed !== null ? pretty(parsed) : content;
+  } catch {
+    return content;
+  }
+}
+
 function ToolCall({ call, api, runId }: { call: AgentToolCall; api?: Api; runId?: string }) {
   const failed = call.status === "failed" || call.status === "refused" || call.status === "rejected";
   return (
@@ -122,7 +132,7 @@ function ToolCall({ call, api, runId }: { call: AgentToolCall; api?: Api; runId?
         <>
           <div className="agent-call-part">Result</div>
           <pre tabIndex={0} className={failed ? "json error agent-result" : "json agent-result"}>
-            {call.content}
+            {readable(call.content)}
           </pre>
         </>
       )}
