@@ -23,6 +23,7 @@ const ICONS: Record<string, string> = {
   ai_prompt: "✦",
   ai_analysis: "✦",
   ai_classification: "✦",
+  ai_agent: "✧",
   record_create: "＋",
   record_update: "✎",
   record_delete: "✕",

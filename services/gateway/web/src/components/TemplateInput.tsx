@@ -94,7 +94,8 @@ export function TemplateInput({ value, onChange, variables, multiline, field, id
         type="button"
         className="variables-button"
         title="Insert a variable"
-        aria-label="Insert a variable"
+        // The accessible name holds the visible "{x}" too (axe: label-content-name-mismatch).
+        aria-label="{x} Insert a variable"
         onMouseDown={(e) => e.preventDefault()}
         onClick={() => {
           setForced((f) => !f);

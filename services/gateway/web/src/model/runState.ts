@@ -1,6 +1,7 @@
 /** The live run view's state: a pure fold of run events (as streamed over SSE) into per-node
  * states. `foldRun(events)` equals applying `applyEvent` one event at a time. */
 import type { Json, JsonObject, NodeExecution, Run, RunEvent } from "./types";
+import { AGENT_EVENTS, applyAgentEvent, approvalDecided, type AgentTranscript } from "./agentTranscript";
 
 export type NodeStatus =
   | "pending"
@@ -41,6 +42,8 @@ export interface NodeRunState {
   durationMs: number | null;
   retryAt: string | null;
   takenHandles: string[] | null;
+  /** An `ai_agent` node's turns and tool calls, folded from its agent events. */
+  agent: AgentTranscript | null;
 }
 
 export type RunStatus =
@@ -101,6 +104,7 @@ function blank(key: string, nodeType = ""): NodeRunState {
     durationMs: null,
     retryAt: null,
     takenHandles: null,
+    agent: null,
   };
 }
 
@@ -118,6 +122,9 @@ export function applyEvent(state: RunViewState, event: RunEvent): RunViewState {
 function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
   const key = event.node_id ?? "";
   const at = event.occurred_at ?? null;
+  if (AGENT_EVENTS.has(event.type)) return applyAgent(state, key, event);
+  // `K#m1`, `K#t1.0`: an agent node's model turn or tool call (its timers, approvals, child runs).
+  if (key.includes("#")) return applyAgentStep(state, key, event);
   switch (event.type) {
     case "run.started":
       return { ...state, status: "running" };
@@ -135,6 +142,8 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
         finishedAt: null,
         durationMs: null,
         retryAt: null,
+        // A new attempt of an agent node runs its loop again.
+        agent: n.agent && n.agent.attempt < (event.attempt ?? n.attempt + 1) ? null : n.agent,
       }));
     case "timer.scheduled": {
       if (!event.node_id) return state;
@@ -238,6 +247,35 @@ function applyFresh(state: RunViewState, event: RunEvent): RunViewState {
   }
 }
 
+function applyAgent(state: RunViewState, key: string, event: RunEvent): RunViewState {
+  return withNode(state, key, (n) => {
+    const task = n.input && typeof n.input === "object" && !Array.isArray(n.input) ? n.input.task : null;
+    const agent = applyAgentEvent(n.agent, event, typeof task === "string" ? task : null);
+    return { ...n, nodeType: n.nodeType || "ai_agent", agent, status: agentStatus(n.status, agent) };
+  });
+}
+
+function applyAgentStep(state: RunViewState, step: string, event: RunEvent): RunViewState {
+  const key = step.slice(0, step.indexOf("#"));
+  const node = state.nodes[key];
+  if (!node) return state;
+  if (event.type === "approval.requested")
+    return withNode(state, key, (n) => (isSettled(n.status) ? n : { ...n, status: "waiting_approval" }));
+  if (event.type === "approval.decided" && node.agent)
+    return withNode(state, key, (n) => {
+      const agent = approvalDecided(n.agent!, step);
+      return { ...n, agent, status: agentStatus(n.status, agent) };
+    });
+  return state;
+}
+
+/** A running agent waits for its approver while one of its calls does. */
+function agentStatus(status: NodeStatus, agent: AgentTranscript): NodeStatus {
+  if (isSettled(status) || status === "abandoned") return status;
+  const waiting = agent.turns.some((t) => t.calls.some((c) => c.status === "awaiting_approval"));
+  return waiting ? "waiting_approval" : "running";
+}
+
 function isSettled(status: NodeStatus): boolean {
   return status === "succeeded" || status === "failed" || status === "skipped";
 }
@@ -261,7 +299,7 @@ const STORED_STATUS: Record<string, NodeStatus> = {
  * when no stream is available. */
 export function stateFromRun(run: Run): RunViewState {
   const nodes: Record<string, NodeRunState> = {};
-  for (const row of run.nodes) nodes[row.node_id] = fromExecution(row);
+  for (const row of run.nodes) if (!row.node_id.includes("#")) nodes[row.node_id] = fromExecution(row);
   const status = (
     ["running", "paused", "completed", "failed", "cancelled", "timed_out", "throttled"].includes(run.status)
       ? run.status

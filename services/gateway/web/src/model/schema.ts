@@ -43,6 +43,7 @@ export type FieldKind =
   | "integer"
   | "boolean"
   | "string-list"
+  | "enum-list"
   | "object-list"
   | "object"
   | "string-map"
@@ -69,7 +70,8 @@ export function fieldKind(schema: JsonSchema): FieldKind {
       return "boolean";
     case "array": {
       const items = schema.items ?? {};
-      if (items.type === "string" || items.enum) return "string-list";
+      if (items.enum) return "enum-list";
+      if (items.type === "string") return "string-list";
       return "object-list";
     }
     case "object": {
@@ -81,6 +83,48 @@ export function fieldKind(schema: JsonSchema): FieldKind {
     default:
       return "json";
   }
+}
+
+/** One option of a discriminated union: the discriminator's value that picks it, and its schema. */
+export interface Variant {
+  key: string;
+  schema: JsonSchema;
+}
+
+/** A `oneOf` whose options are objects told apart by one property (pydantic's discriminated union,
+ * or options that each fix the same property with `const`): that property and the options by its
+ * value; null for anything else. */
+export function discriminated(schema: JsonSchema, root: JsonSchema): { property: string; variants: Variant[] } | null {
+  const options = (schema.oneOf ?? schema.anyOf ?? []).filter((o) => o.type !== "null").map((o) => resolve(o, root));
+  if (options.length < 2) return null;
+  const property = schema.discriminator?.propertyName ?? commonConstProperty(options);
+  if (!property) return null;
+  const variants: Variant[] = [];
+  for (const option of options) {
+    const fixed = option.properties?.[property];
+    const key = fixed?.const ?? (fixed?.enum?.length === 1 ? fixed.enum[0] : undefined);
+    if (typeof key !== "string") return null;
+    variants.push({ key, schema: option });
+  }
+  return { property, variants };
+}
+
+function commonConstProperty(options: JsonSchema[]): string | null {
+  const first = Object.entries(options[0].properties ?? {}).filter(([, p]) => p.const !== undefined);
+  return (
+    first.map(([name]) => name).find((name) => options.every((o) => o.properties?.[name]?.const !== undefined)) ?? null
+  );
+}
+
+/** A new item of a union's variant: its discriminator and the defaults of its required fields. */
+export function variantStarter(variant: Variant, property: string): JsonObject {
+  const item: JsonObject = { [property]: variant.key };
+  for (const field of variant.schema.required ?? []) {
+    if (field in item) continue;
+    const fallback = variant.schema.properties?.[field]?.default;
+    if (fallback !== undefined) item[field] = fallback as Json;
+  }
+  return item;
 }
 
 /** Fields every node type shares; the form shows them in their own section. */
@@ -106,6 +150,8 @@ export const LITERAL_FIELDS = new Set([
   "version",
   "mode",
   "input_schema",
+  "tools",
+  "approver",
 ]);
 
 export function label(name: string, schema: JsonSchema): string {
@@ -129,6 +175,7 @@ export function starterConfig(type: string, schema: JsonSchema, name: string): J
     ai_prompt: { prompt: "" },
     ai_analysis: { prompt: "", output_schema: { type: "object", properties: { summary: { type: "string" } } } },
     ai_classification: { text: "", labels: ["yes", "no"] },
+    ai_agent: { task: "", tools: [] },
     record_create: { pipeline_id: "", data: {} },
     record_update: { pipeline_id: "", record_id: "", data: {} },
     record_find: { pipeline_id: "" },
@@ -153,6 +200,7 @@ export const TYPE_LABELS: Record<string, string> = {
   ai_prompt: "AI prompt",
   ai_analysis: "AI analysis",
   ai_classification: "AI classification",
+  ai_agent: "AI agent",
   record_create: "Create record",
   record_update: "Update record",
   record_find: "Find records",

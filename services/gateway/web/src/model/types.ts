@@ -41,6 +41,9 @@ export interface JsonSchema {
   required?: string[];
   anyOf?: JsonSchema[];
   oneOf?: JsonSchema[];
+  /** pydantic's discriminated unions: the property that tells the `oneOf` options apart. */
+  discriminator?: { propertyName: string; mapping?: Record<string, string> };
+  const?: Json;
   $ref?: string;
   $defs?: Record<string, JsonSchema>;
   minimum?: number;

@@ -18,18 +18,16 @@ import {
   applyEvent,
   INITIAL_RUN_STATE,
   isTerminal,
-  STATUS_LABEL,
   stateFromRun,
   summarize,
-  type NodeRunState,
   type RunViewState,
 } from "../model/runState";
 import type { Definition, Run, RunEvent } from "../model/types";
 import { Link, navigate } from "../router";
 import { RerunPanel } from "../components/RerunPanel";
 import { can, reason, useMe } from "../permissions";
-import { ApprovalLink } from "./console/ApprovalLink";
-import { between, duration, pretty, when } from "../format";
+import { NodeDetail } from "./RunNodeDetail";
+import { between, pretty, when } from "../format";
 
 const FINISHED = new Set(["completed", "failed", "cancelled", "timed_out", "throttled"]);
 
@@ -389,101 +387,6 @@ export function RunView({ api, token, runId }: { api: Api; token: string; runId:
       </div>
     </div>
   );
-}
-
-function NodeDetail({
-  api,
-  runId,
-  nodeId,
-  instances,
-  logRow,
-}: {
-  api: Api;
-  runId: string;
-  nodeId: string;
-  instances: NodeRunState[];
-  logRow: (key: string) => Run["nodes"][number] | null;
-}) {
-  const [index, setIndex] = useState(0);
-  const instance = instances[Math.min(index, instances.length - 1)];
-  if (!instance) {
-    return (
-      <div data-detail-node={nodeId}>
-        <h2>{nodeId}</h2>
-        <p className="empty">Not reached (yet).</p>
-      </div>
-    );
-  }
-  const row = logRow(instance.key);
-  const input = instance.input ?? row?.input ?? null;
-  const output = instance.output ?? row?.output ?? null;
-  const error = instance.error ?? (row?.error as NodeRunState["error"]) ?? null;
-  return (
-    <div data-detail-node={nodeId}>
-      <h2>{nodeId}</h2>
-      {instances.length > 1 && (
-        <select aria-label="item" value={index} onChange={(e) => setIndex(Number(e.target.value))}>
-          {instances.map((inst, i) => (
-            <option key={inst.key} value={i}>
-              {inst.key} · {STATUS_LABEL[inst.status]}
-            </option>
-          ))}
-        </select>
-      )}
-      <dl className="facts">
-        <dt>State</dt>
-        <dd id="detail-status">
-          {STATUS_LABEL[instance.status]}
-          {instance.status === "waiting_approval" && <ApprovalLink api={api} runId={runId} nodeId={nodeId} />}
-        </dd>
-        <dt>Attempts</dt>
-        <dd id="detail-attempts">{instance.attempt || row?.attempts || 0}</dd>
-        <dt>Duration</dt>
-        <dd>{duration(instance.durationMs ?? row?.duration_ms)}</dd>
-        <dt>Scheduled</dt>
-        <dd>{when(instance.scheduledAt ?? row?.scheduled_at)}</dd>
-        <dt>Finished</dt>
-        <dd>{when(instance.finishedAt ?? row?.finished_at)}</dd>
-        {instance.retryAt && (
-          <>
-            <dt>Next attempt</dt>
-            <dd>{when(instance.retryAt)}</dd>
-          </>
-        )}
-      </dl>
-      {error && (
-        <>
-          <h3>Error</h3>
-          <pre tabIndex={0} className="json error" id="detail-error">
-            {pretty(error)}
-          </pre>
-        </>
-      )}
-      {instance.nodeType === "sub_workflow" && childOf(input, output) && (
-        <p>
-          <Link className="detail-child-run" to={`/runs/${childOf(input, output)}`}>
-            Open the sub-workflow run
-          </Link>
-        </p>
-      )}
-      <h3>Output</h3>
-      <pre tabIndex={0} className="json" id="detail-output">
-        {output === null ? "—" : pretty(output)}
-      </pre>
-      <h3>Input</h3>
-      <pre tabIndex={0} className="json" id="detail-input">
-        {input === null ? "—" : pretty(input)}
-      </pre>
-    </div>
-  );
-}
-
-/** The child run of a sub_workflow node: named in its input (and, fire and forget, its output). */
-function childOf(input: unknown, output: unknown): string | null {
-  for (const value of [input, output])
-    if (value && typeof value === "object" && typeof (value as Record<string, unknown>).run_id === "string")
-      return (value as Record<string, string>).run_id;
-  return null;
 }
 
 /** The runs this run's sub_workflow nodes started, each a link to its own view. */

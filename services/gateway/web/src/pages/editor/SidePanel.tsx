@@ -14,12 +14,9 @@ import { Link } from "../../router";
 import type { PlacedProblems } from "./useValidation";
 import { withPinnedFields } from "../../model/nodeTests";
 import { NodeTestPanel, type NodeTester } from "./NodeTestPanel";
+import { WorkflowPicker, type WorkflowChoice } from "../../components/WorkflowPicker";
 
-/** A workflow a sub-workflow node or the error workflow setting may name. */
-export interface WorkflowChoice {
-  id: string;
-  name: string;
-}
+export type { WorkflowChoice };
 
 /** The selected node's form, or the workflow's settings and problems when no one node is selected;
  * the version list while it is shown. */
@@ -203,6 +200,9 @@ function NodePanel(props: {
         presets={node.type === "trigger" || node.type === "condition" ? presets : undefined}
         readOnly={readOnly}
         choices={topics ? { topic: topics } : undefined}
+        // The sub-workflow node picks its workflow above the form; other workflow ids (an agent's
+        // workflow tools) get the same picker beside their field.
+        workflows={node.type === "sub_workflow" ? undefined : props.workflowChoices}
       />
       {tester && !readOnly && <NodeTestPanel tester={tester} nodeId={node.id} nodeType={node.type ?? ""} />}
     </div>
@@ -413,32 +413,6 @@ function VersionList({
           </li>
         ))}
       </ul>
-    </div>
-  );
-}
-
-/** Pick a workflow of the tenant by name; the id field below it (the form's) takes any id. */
-function WorkflowPicker(props: {
-  id: string;
-  label: string;
-  value: string;
-  choices: WorkflowChoice[];
-  readOnly: boolean;
-  onPick: (id: string) => void;
-}) {
-  const { id, label, value, choices, readOnly, onPick } = props;
-  const known = choices.some((c) => c.id === value);
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <select id={id} disabled={readOnly} value={known ? value : ""} onChange={(e) => onPick(e.target.value)}>
-        <option value="">{value && !known ? "(by id, below)" : "choose a workflow"}</option>
-        {choices.map((c) => (
-          <option key={c.id} value={c.id}>
-            {c.name}
-          </option>
-        ))}
-      </select>
     </div>
   );
 }
