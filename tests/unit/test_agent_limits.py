@@ -12,6 +12,7 @@ from millrace_common.contracts.messages.run_events import (
     AgentToolCallFinished,
     AgentTurnRequested,
     ApprovalRequested,
+    NodeSucceeded,
 )
 from millrace_common.language.agent_tools import arguments_hash
 from millrace_orchestrator.domain.state import NodeStatus, RunStatus
@@ -142,6 +143,16 @@ def test_a_side_effecting_call_waits_for_its_approval_bound_to_its_arguments():
     before = len(run.log)
     run.send(ResumeRun(tenant_id="t1", run_id=run.run_id, node_id="agent#t2.0", decision="approved"))
     assert len(run.log) == before
+
+
+def test_the_node_takes_as_long_as_its_loop_did():
+    run = deals_run(tools=[RECORDS | {"approval": True}], approver={"role": "admin"})
+    run.start({"min": 10_000})
+    run.now = START + timedelta(seconds=90)
+    for step in ("agent#t2.0", "agent#t2.1"):
+        run.send(ResumeRun(tenant_id="t1", run_id=run.run_id, node_id=step, decision="approved"))
+    succeeded = next(e for e in run.log if isinstance(e, NodeSucceeded) and e.node_id == "agent")
+    assert succeeded.duration_ms == 90_000
 
 
 def test_the_wall_time_limit_fails_the_node():

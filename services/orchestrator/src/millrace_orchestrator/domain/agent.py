@@ -419,7 +419,8 @@ def _final(builder: _Builder, node: Node, scope: str, assistant: dict[str, JsonV
         output["transcript"] = [
             {"role": "note", "content": "too long to keep here: the run's log has every turn"}
         ]
-    _succeed(builder, node, scope, agent.attempt, output)
+    took = (builder.now - agent.started_at).total_seconds() * 1000 if agent.started_at else 0.0
+    _succeed(builder, node, scope, agent.attempt, output, duration_ms=max(took, 0.0))
 
 
 def agent_deadline(builder: _Builder, node: Node, scope: str, attempt: int) -> None:

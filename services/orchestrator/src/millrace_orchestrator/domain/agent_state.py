@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TypeVar
 
 from immutables import Map
@@ -68,6 +69,7 @@ class AgentState:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str = ""
+    started_at: datetime | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -105,8 +107,8 @@ def first_messages(config: JsonObject) -> tuple[JsonObject, ...]:
     )
 
 
-def started(attempt: int, config: JsonObject) -> AgentState:
-    return AgentState(attempt=attempt, config=config, messages=first_messages(config))
+def started(attempt: int, config: JsonObject, at: datetime) -> AgentState:
+    return AgentState(attempt=attempt, config=config, messages=first_messages(config), started_at=at)
 
 
 def turn_requested(agent: AgentState, event: AgentTurnRequested) -> AgentState:

@@ -192,7 +192,7 @@ def _(event: NodeScheduled, state: RunState) -> RunState:
         loop = LoopState(items=tuple(items) if isinstance(items, list) else ())
         return replace(scheduled, loops=scheduled.loops.set(event.node_id, loop))
     if event.node_type == agent_state.AGENT:
-        agent = agent_state.started(event.attempt, event.input)
+        agent = agent_state.started(event.attempt, event.input, event.occurred_at)
         return replace(scheduled, agents=scheduled.agents.set(event.node_id, agent))
     return scheduled
 
