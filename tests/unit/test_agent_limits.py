@@ -119,29 +119,28 @@ def test_a_side_effecting_call_waits_for_its_approval_bound_to_its_arguments():
     run = deals_run(tools=tools, approver={"role": "admin"}).start({"min": 10_000})
 
     requested = run.events(ApprovalRequested)
-    assert [r.node_id for r in requested] == ["agent#t2.0", "agent#t2.1"]
+    first_step, second_step = (r.node_id for r in requested)
+    assert [step.rsplit(".", 1)[0] for step in (first_step, second_step)] == ["agent#t2.0", "agent#t2.1"]
     first = requested[0]
     assert first.data["arguments_sha256"] == arguments_hash("update_record", first.data["arguments"])
-    assert not run.runners.writes.get(("agent#t2.0", 1))
+    assert not run.runners.writes.get((first_step, 1))
     assert run.state.status is RunStatus.RUNNING
 
     run.send(
-        ResumeRun(
-            tenant_id="t1", run_id=run.run_id, node_id="agent#t2.0", decision="approved", decided_by="a"
-        )
+        ResumeRun(tenant_id="t1", run_id=run.run_id, node_id=first_step, decision="approved", decided_by="a")
     )
-    assert run.runners.writes[("agent#t2.0", 1)] == 1
+    assert run.runners.writes[(first_step, 1)] == 1
     run.send(
-        ResumeRun(tenant_id="t1", run_id=run.run_id, node_id="agent#t2.1", decision="rejected", note="no")
+        ResumeRun(tenant_id="t1", run_id=run.run_id, node_id=second_step, decision="rejected", note="no")
     )
 
     assert run.state.status is RunStatus.COMPLETED
     outcomes = {f.step: (f.outcome, f.content) for f in run.events(AgentToolCallFinished)}
-    assert outcomes["agent#t2.1"] == ("rejected", "not run: the approver rejected this call: no")
+    assert outcomes[second_step] == ("rejected", "not run: the approver rejected this call: no")
     assert [k for k, r in run.runners.records.items() if r.get("review")] == ["d1"]
     # A second decision on a call already decided changes nothing.
     before = len(run.log)
-    run.send(ResumeRun(tenant_id="t1", run_id=run.run_id, node_id="agent#t2.0", decision="approved"))
+    run.send(ResumeRun(tenant_id="t1", run_id=run.run_id, node_id=first_step, decision="approved"))
     assert len(run.log) == before
 
 
@@ -149,7 +148,7 @@ def test_the_node_takes_as_long_as_its_loop_did():
     run = deals_run(tools=[RECORDS | {"approval": True}], approver={"role": "admin"})
     run.start({"min": 10_000})
     run.now = START + timedelta(seconds=90)
-    for step in ("agent#t2.0", "agent#t2.1"):
+    for step in (r.node_id for r in run.events(ApprovalRequested)):
         run.send(ResumeRun(tenant_id="t1", run_id=run.run_id, node_id=step, decision="approved"))
     succeeded = next(e for e in run.log if isinstance(e, NodeSucceeded) and e.node_id == "agent")
     assert succeeded.duration_ms == 90_000
@@ -214,3 +213,69 @@ def test_a_failed_turn_is_retried_by_policy_and_stale_answers_are_ignored():
     )
     run.send(stale)
     assert len(run.log) == before
+
+
+def test_a_retried_node_that_asks_for_another_write_at_the_same_place_gets_a_key_of_its_own():
+    """Attempt 1 updates d1 and then its next turn fails; attempt 2 asks, at the same place, to update
+    d4: a different call, so it is written (not answered with d1's stored write)."""
+    attempts = iter(["d1", "d4"])
+    failed_once = iter([True])
+    target: list[str] = []
+
+    def model(messages):
+        if not any(m["role"] == "tool" for m in messages):
+            target.append(next(attempts))
+            update = {"pipeline": "deals", "record_id": target[-1], "data": {"review": True}}
+            return {"content": None, "tool_calls": [call("update_record", update, "u")]}
+        if next(failed_once, False):
+            raise RuntimeError
+        return {"content": "done", "tool_calls": []}
+
+    definition = agent_workflow(retry={"max_attempts": 2, "backoff_seconds": 1})
+    runners = Runners(model, definition.node("agent").data, records={k: dict(v) for k, v in DEALS.items()})
+    original = runners.run
+
+    def run_or_fail(command):
+        try:
+            return original(command)
+        except RuntimeError:
+            error = NodeError(type="ai_status", message="503", retryable=True)
+            return NodeFailedResult(
+                tenant_id="t1",
+                run_id=command.run_id,
+                node_id=command.node_id,
+                attempt=command.attempt,
+                error=error,
+                duration_ms=1,
+            )
+
+    runners.run = run_or_fail  # type: ignore[method-assign]
+    run = Run(definition, runners).start({"min": 1})
+    retry = next(t for t in run.state.timers.values() if t.purpose == "retry")
+    run.now = retry.fire_at
+    run.send(FireTimer(tenant_id="t1", run_id=run.run_id, timer_id=retry.timer_id))
+
+    assert run.state.status is RunStatus.COMPLETED
+    assert [k for k, r in sorted(run.runners.records.items()) if r.get("review")] == ["d1", "d4"]
+    steps = [key for key, _ in run.runners.writes]
+    assert len(steps) == len(set(steps)) == 2
+    assert {step.rsplit(".", 1)[0] for step in steps} == {"agent#t1.0"}
+
+
+def test_tool_calls_on_the_last_turn_are_not_run_and_server_ids_are_made_usable():
+    def model(messages):
+        said = {
+            "id": "",
+            "type": "function",
+            "function": {"name": "find_records", "arguments": '{"pipeline": "deals"}'},
+        }
+        return {"content": None, "tool_calls": [said, said]}  # a server that leaves the ids empty
+
+    run = deals_run(model, max_turns=2).start({"min": 1})
+
+    assert run.agent.error.type == "agent_limit"
+    assert len([c for c in run.sent if "#t" in c.node_id]) == 2  # turn 1's two calls; none of turn 2's
+    first_turn = run.runners.requests[1]["messages"]
+    assistant = next(m for m in first_turn if m["role"] == "assistant")
+    assert [c["id"] for c in assistant["tool_calls"]] == ["call_0", "call_1"]
+    assert sorted(m["tool_call_id"] for m in first_turn if m["role"] == "tool") == ["call_0", "call_1"]

@@ -12,6 +12,8 @@ from millrace_common.contracts.messages.run_events import (
     AgentTurnRequested,
     NodeSucceeded,
 )
+from millrace_common.language.agent_tools import arguments_hash, call_problem, tool_step
+from millrace_common.language.workflow_configs import AiAgentConfig
 from millrace_orchestrator.domain.state import RunState, RunStatus, evolve
 
 from tests.unit.agent_world import RECORDS, call, deals_run
@@ -54,9 +56,15 @@ def test_every_turn_and_call_is_in_the_log_with_its_idempotency_key():
     assert [t.turn for t in turns] == [1, 2, 3]
     assert [t.idempotency_key for t in turns] == [f"{run.run_id}:agent#m{n}:1" for n in (1, 2, 3)]
     scheduled = run.events(AgentToolCallScheduled)
-    assert [s.step for s in scheduled] == ["agent#t1.0", "agent#t2.0", "agent#t2.1"]
+    # A step is the call's place and a hash of its tool and arguments.
+    assert [s.step for s in scheduled] == [
+        f"agent#t{s.turn}.{i}.{arguments_hash(s.tool, s.arguments)[:12]}"
+        for s, i in zip(scheduled, (0, 0, 1), strict=True)
+    ]
     assert [s.idempotency_key for s in scheduled] == [f"{run.run_id}:{s.step}:1" for s in scheduled]
-    commands = {c.node_id: c.node_type for c in run.sent}
+    commands = {
+        c.node_id.rsplit(".", 1)[0] if "#t" in c.node_id else c.node_id: c.node_type for c in run.sent
+    }
     assert commands == {
         "agent#m1": "ai_agent",
         "agent#t1.0": "record_find",
@@ -163,3 +171,35 @@ def test_hostile_record_content_cannot_widen_the_tools():
     assert [c.node_type for c in run.sent if "#t" in c.node_id] == ["record_find"]
     assert {c.tenant_id for c in run.sent} == {"t1"}
     assert run.runners.records == records
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com:99999/v1/x",
+        "https://api.example.com:80a/v1/x",
+        "https://api.example.com/v1/../admin",
+        "https://api.example.com/v1/%2e%2e/admin",
+        "https://api.example.com/v1/./x",
+    ],
+)
+def test_an_http_url_with_a_bad_port_or_dot_segments_is_refused_not_raised(url):
+    config = AiAgentConfig.model_validate(
+        {
+            "name": "a",
+            "task": "t",
+            "tools": [
+                {
+                    "kind": "http",
+                    "name": "get",
+                    "description": "d",
+                    "url_patterns": ["https://api.example.com/v1/*"],
+                }
+            ],
+        }
+    )
+    assert "is not one this tool may call" in (call_problem(config, "get", {"url": url}) or "")
+    assert call_problem(config, "get", {"url": "https://api.example.com/v1/x.json"}) is None
+    assert (
+        tool_step(config, "get", {"url": "https://api.example.com/v1/x"}).input["follow_redirects"] is False
+    )

@@ -197,6 +197,9 @@ def _schema_problems(schema: JsonObject, instance: JsonValue) -> str | None:
     return "; ".join(f"{p.pointer or '/'}: {p.message}" for p in problems[:3]) or None
 
 
+_DOT_SEGMENT = re.compile(r"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
+
+
 def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(
         "".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", pattern))
@@ -208,16 +211,19 @@ def url_allowed(tool: HttpTool, url: str) -> bool:
     (so neither user info nor an odd spelling of the host reaches another address)."""
     try:
         parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not one
     except ValueError:
         return False
     if parts.username is not None or parts.password is not None or any(c.isspace() for c in url):
+        return False
+    if _DOT_SEGMENT.search(parts.path):  # ``/v1/../admin`` matches ``/v1/*`` but is sent as ``/admin``
         return False
     for pattern in tool.url_patterns:
         wanted = urlsplit(pattern.replace("*", "x"))
         if (
             parts.scheme == wanted.scheme
             and (parts.hostname or "") == (wanted.hostname or "")
-            and parts.port == wanted.port
+            and port == wanted.port
             and _glob(pattern).fullmatch(url)
         ):
             return True
@@ -313,6 +319,8 @@ def tool_step(config: AiAgentConfig, name: str, arguments: JsonObject) -> ToolSt
             "body_type": "json",
             "body": arguments.get("body"),
             "response_cap_bytes": tool.response_cap_bytes,
+            # A redirect could lead outside the tool's patterns: the model sees it and may ask again.
+            "follow_redirects": False,
         }
         return ToolStep(
             "node",
@@ -333,6 +341,9 @@ def tool_step(config: AiAgentConfig, name: str, arguments: JsonObject) -> ToolSt
 
 
 def arguments_hash(name: str, arguments: JsonValue) -> str:
-    """What an approval of a call is bound to: the tool and its exact arguments."""
-    material = json.dumps({"tool": name, "arguments": arguments}, sort_keys=True, separators=(",", ":"))
+    """What an approval of a call, and the call's idempotency key, are bound to: the tool and its exact
+    arguments."""
+    material = json.dumps(
+        {"tool": name, "arguments": arguments}, sort_keys=True, separators=(",", ":"), default=str
+    )
     return hashlib.sha256(material.encode()).hexdigest()

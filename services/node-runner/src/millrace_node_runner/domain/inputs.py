@@ -57,6 +57,9 @@ class HttpRequestInput(_Input):
     body_type: Literal["json", "form", "raw"] = "json"
     body: JsonValue = None
     response_cap_bytes: int = Field(default=1024 * 1024, ge=1, le=10 * 1024 * 1024)
+    follow_redirects: bool = Field(
+        default=True, description="False for an agent's HTTP tool: a redirect could leave its URL patterns"
+    )
 
     @model_validator(mode="after")
     def _body_fits_its_type(self) -> HttpRequestInput:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from millrace_common.contracts.messages.node_commands import ExecuteNode
+from millrace_common.contracts.node_errors import NodeErrorType
 from prometheus_client import CollectorRegistry
 
 from millrace_node_runner.adapters.ai import ChatEndpoint
@@ -26,7 +27,7 @@ from millrace_node_runner.domain.ai import (
     usage_node_id,
 )
 from millrace_node_runner.domain.inputs import AiAnalysisInput, AiClassificationInput, AiPromptInput
-from millrace_node_runner.domain.outcomes import Failed, Outcome, Succeeded
+from millrace_node_runner.domain.outcomes import Failed, Outcome, Succeeded, failed
 from millrace_node_runner.metrics import AiMetrics
 
 Clock = Callable[[], datetime]
@@ -74,7 +75,14 @@ class AiCalls:
             return answer
         usage = answer.usage
         self._metrics.used(command.tenant_id, answer.model, usage.prompt_tokens, usage.completion_tokens)
-        outcome = judge(answer)
+        try:
+            outcome = judge(answer)
+        except ValueError as error:  # an answer the checks cannot read: still paid, so still recorded
+            outcome = failed(
+                NodeErrorType.AI_INVALID_ANSWER,
+                f"the answer could not be read: {error}"[:500],
+                retryable=True,
+            )
         await self._ledger.record(
             tenant_id=command.tenant_id,
             run_id=command.run_id,

@@ -70,6 +70,7 @@ class HttpNodes:
             response_cap_bytes=min(node.response_cap_bytes, self._cap_ceiling),
             timeout_seconds=command.timeout_seconds,
             secret_headers=frozenset(name.lower() for name in secret_headers),
+            follow_redirects=node.follow_redirects,
         )
         return await self._caller.send(request, await self._tenants.network_policy(command.tenant_id))
 

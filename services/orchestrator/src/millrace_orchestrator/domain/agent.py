@@ -42,6 +42,7 @@ from millrace_orchestrator.domain.agent_state import (
     cut_result,
     is_agent_step,
     parse_calls,
+    said_calls,
     split_step,
     step_key,
     structured_answer,
@@ -63,6 +64,10 @@ __all__ = [
     "start_agent",
 ]
 
+MAX_CALLS_PER_TURN = 50
+"""Tool calls one model turn may make; more fail the node (the runner reads at most 200 a message)."""
+MAX_MESSAGES = 1_000
+"""Messages a conversation may reach (the runner reads at most 1,000)."""
 _LITERAL = AiAgentConfig.literal_fields | {"name", "retry", "timeout_seconds", "on_error", "fallback_output"}
 _TAKES_RESULTS = (RunStatus.RUNNING, RunStatus.PAUSED)
 
@@ -114,6 +119,9 @@ def _request_turn(builder: _Builder, node: Node, scope: str, prompt: str | None 
     turn = agent.turn + 1
     if turn > config.max_turns:
         _limit(builder, node, scope, f"the agent did not finish within its {config.max_turns} model turns")
+        return
+    if len(agent.messages) + len(agent.calls) + 1 > MAX_MESSAGES:
+        _limit(builder, node, scope, f"the conversation reached {MAX_MESSAGES:,} messages")
         return
     state = builder.state
     step = step_key(key, f"m{turn}")
@@ -178,6 +186,12 @@ def _answered(builder: _Builder, node: Node, scope: str, output: dict[str, JsonV
     said = output.get("message")
     assistant = dict(said) if isinstance(said, dict) else {"role": "assistant", "content": None}
     assistant["role"] = "assistant"
+    calls = parse_calls(output, assistant)
+    if calls:
+        assistant["tool_calls"] = said_calls(assistant, calls)
+    else:
+        assistant.pop("tool_calls", None)
+        assistant["content"] = assistant.get("content") or ""
     usage = output.get("usage")
     builder.emit(
         AgentTurnCompleted,
@@ -199,9 +213,19 @@ def _answered(builder: _Builder, node: Node, scope: str, output: dict[str, JsonV
             f"over its max_total_tokens of {config.max_total_tokens:,}",
         )
         return
-    calls = parse_calls(output, assistant)
     if not calls:
         _final(builder, node, scope, assistant)
+        return
+    if agent.turn >= config.max_turns:  # its calls would only be answered to a turn it may not take
+        _limit(builder, node, scope, f"the agent did not finish within its {config.max_turns} model turns")
+        return
+    if len(calls) > MAX_CALLS_PER_TURN:
+        _limit(
+            builder,
+            node,
+            scope,
+            f"the model asked for {len(calls)} tool calls in one turn (at most {MAX_CALLS_PER_TURN})",
+        )
         return
     for index, (call_id, name, arguments, problem) in enumerate(calls):
         _call(builder, node, scope, index, call_id, name, arguments, problem)
@@ -221,7 +245,9 @@ def _call(
     key = instance_key(node.id, scope)
     agent = builder.state.agents[key]
     config: AiAgentConfig = node.data
-    step = step_key(key, f"t{agent.turn}.{index}")
+    # The call's place and what it is: a later attempt that asks the same reuses the key (a record
+    # write is not made twice), one that asks something else gets a key of its own.
+    step = step_key(key, f"t{agent.turn}.{index}.{arguments_hash(name, arguments)[:12]}")
     if problem is None:
         problem = (
             "the arguments are not a JSON object"

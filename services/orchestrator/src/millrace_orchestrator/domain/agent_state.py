@@ -162,8 +162,8 @@ def call_finished(agent: AgentState, event: AgentToolCallFinished, index: int) -
 
 
 def step_index(step: str) -> int:
-    """``t2.3`` -> 3: a call's place in its turn."""
-    return int(step.rsplit(".", 1)[1])
+    """``agent#t2.3.<hash>`` -> 3: a call's place in its turn."""
+    return int(step.partition(STEP_MARK)[2].split(".")[1])
 
 
 def _count(value: object) -> int:
@@ -184,34 +184,59 @@ def _copy(instance: T, **changes: object) -> T:
 def parse_calls(
     output: dict[str, JsonValue], assistant: dict[str, JsonValue]
 ) -> list[tuple[str, str, object, str | None]]:
-    """(id, tool, arguments, the runner's problem with them) per call, in the model's order."""
-    found: list[tuple[str, str, object, str | None]] = []
+    """(id, tool, arguments, the runner's problem with them) per call, in the model's order; an id a
+    server left empty, repeated or made longer than 200 characters is ``call_<index>``, a name is cut
+    to 200 characters."""
+    raw: list[tuple[object, object, object, str | None]] = []
     listed = output.get("calls")
     if isinstance(listed, list):
         for item in listed:
             if isinstance(item, dict):
                 problem = item.get("problem")
-                found.append(
+                raw.append(
                     (
-                        str(item.get("id") or f"call_{len(found)}"),
-                        str(item.get("name") or ""),
+                        item.get("id"),
+                        item.get("name"),
                         item.get("arguments"),
                         str(problem) if problem else None,
                     )
                 )
-        return found
-    for item in assistant.get("tool_calls") or []:  # type: ignore[union-attr]
-        if not isinstance(item, dict):
-            continue
-        function = item.get("function") if isinstance(item.get("function"), dict) else {}
-        try:
-            arguments = json.loads(str(function.get("arguments") or "{}"))  # type: ignore[union-attr]
-        except ValueError:
-            arguments = None
-        found.append(
-            (str(item.get("id") or f"call_{len(found)}"), str(function.get("name") or ""), arguments, None)
-        )  # type: ignore[union-attr]
+    else:
+        for item in assistant.get("tool_calls") or []:  # type: ignore[union-attr]
+            if not isinstance(item, dict):
+                continue
+            function = item.get("function") if isinstance(item.get("function"), dict) else {}
+            try:
+                arguments = json.loads(str(function.get("arguments") or "{}"))  # type: ignore[union-attr]
+            except ValueError:
+                arguments = None
+            raw.append((item.get("id"), function.get("name"), arguments, None))  # type: ignore[union-attr]
+    found: list[tuple[str, str, object, str | None]] = []
+    seen: set[str] = set()
+    for index, (call_id, name, arguments, problem) in enumerate(raw):
+        given = str(call_id) if call_id else ""
+        usable = given if 0 < len(given) <= 200 and given not in seen else f"call_{index}"
+        seen.add(usable)
+        found.append((usable, str(name or "")[:200], arguments, problem))
     return found
+
+
+def said_calls(assistant: JsonObject, calls: list[tuple[str, str, object, str | None]]) -> list[JsonObject]:
+    """The assistant message's ``tool_calls`` with the ids and names the loop uses (an id a server left
+    empty, repeated or overlong is ``call_<index>``), so each tool message answers a call it names."""
+    originals = assistant.get("tool_calls")
+    said = originals if isinstance(originals, list) else []
+    rebuilt: list[JsonObject] = []
+    for index, (call_id, name, arguments, _) in enumerate(calls):
+        original = said[index] if index < len(said) and isinstance(said[index], dict) else {}
+        function = original.get("function")
+        text = function.get("arguments") if isinstance(function, dict) else None
+        if not isinstance(text, str):
+            text = json.dumps(arguments, default=str)
+        rebuilt.append(
+            {"id": call_id, "type": "function", "function": {"name": name or "unnamed", "arguments": text}}
+        )
+    return rebuilt
 
 
 def structured_answer(schema: dict[str, JsonValue], answer: str) -> tuple[JsonValue, str | None]:

@@ -316,8 +316,9 @@ class AgentTurnCompleted(RunEvent):
 
 class AgentToolCallScheduled(RunEvent):
     """A tool call of turn ``turn`` goes to what runs it (or first to the node's approver). ``step``
-    (``<node_id>#t<turn>.<index>``) is the node id its command carries: with the run id and attempt 1,
-    the call's idempotency key, the same after any restart and for a later attempt of the node."""
+    (``<node_id>#t<turn>.<index>.<hash of the tool and its arguments>``) is the node id its command
+    carries: with the run id and attempt 1, the call's idempotency key, the same after any restart and
+    for a later attempt of the node that makes the same call at the same place."""
 
     type: Literal["agent.tool_call_scheduled"] = "agent.tool_call_scheduled"
     node_id: str
