@@ -11,6 +11,7 @@ from millrace_common.contracts.messages.run_commands import FireTimer, ResumeRun
 from millrace_common.contracts.messages.run_events import (
     AgentToolCallFinished,
     AgentTurnRequested,
+    ApprovalDecided,
     ApprovalRequested,
     NodeSucceeded,
 )
@@ -164,6 +165,10 @@ def test_the_wall_time_limit_fails_the_node():
 
     assert run.agent.status is NodeStatus.FAILED
     assert run.agent.error.type == "agent_limit" and "60 s" in run.agent.error.message
+    # The calls' pending approvals are closed with the node, not left in an inbox.
+    closed = [e for e in run.log if isinstance(e, ApprovalDecided)]
+    assert sorted(e.node_id for e in closed) == sorted(r.node_id for r in run.events(ApprovalRequested))
+    assert {e.decision for e in closed} == {"timeout"}
 
 
 def test_a_failed_turn_is_retried_by_policy_and_stale_answers_are_ignored():

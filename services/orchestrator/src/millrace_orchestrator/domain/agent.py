@@ -450,10 +450,15 @@ def _final(builder: _Builder, node: Node, scope: str, assistant: dict[str, JsonV
 
 
 def agent_deadline(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
-    """The loop's wall time ran out."""
+    """The loop's wall time ran out: the approvals its calls still wait for are closed (so no one is
+    left deciding a call that will not run), and the node fails."""
     key = instance_key(node.id, scope)
     agent = _agent(builder, key)
     if agent is None or agent.attempt != attempt:
         return
+    for step, call in sorted(agent.calls.items()):
+        if call.awaiting_approval:
+            note = "the agent's max_seconds passed first"
+            builder.emit(ApprovalDecided, node_id=step, decision="timeout", decided_by=None, note=note)
     seconds = node.data.max_seconds
     _limit(builder, node, scope, f"the agent did not finish within its max_seconds of {seconds:g} s")
