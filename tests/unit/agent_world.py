@@ -93,7 +93,12 @@ class Runners:
         }
         if command.node_type == "ai_agent":
             self.requests.append(command.input)
-            message = {"role": "assistant", **self.model(command.input["messages"])}
+            try:
+                said = self.model(command.input["messages"])
+            except RuntimeError:  # a model that raises stands for an endpoint answering 503
+                error = NodeError(type="ai_status", message="the AI endpoint answered 503", retryable=True)
+                return NodeFailedResult(error=error, **ids)
+            message = {"role": "assistant", **said}
             calls = []
             for made in message.get("tool_calls") or []:
                 try:
