@@ -106,10 +106,11 @@ def test_topics_are_created_with_the_partitions_retention_and_in_sync_replicas_t
     ns = Namespace(bare_namespace)
     report = asyncio.run(ensure_topics(settings, ns))
     assert len(report.created) == len(every_topic()) and not report.behind
-    assert count(infra, ns.topic(RECORDS_EVENTS)) == 4
-    assert count(infra, ns.topic(NODES_READY_HTTP)) == 5
-    assert count(infra, ns.topic(NODES_READY_AI)) == 2
-    assert count(infra, ns.topic(RECORDS_EVENTS.dlq)) == 2
+    # Each count waits for the broker's metadata to show the new topic (it lags the acknowledgement).
+    assert count(infra, ns.topic(RECORDS_EVENTS), 4) == 4
+    assert count(infra, ns.topic(NODES_READY_HTTP), 5) == 5
+    assert count(infra, ns.topic(NODES_READY_AI), 2) == 2
+    assert count(infra, ns.topic(RECORDS_EVENTS.dlq), 2) == 2
     wanted = {"retention.ms": str(2 * DAY_MS), "min.insync.replicas": "1"}
     assert settled_configs(infra, ns.topic(RUNS_COMMANDS), wanted).items() >= wanted.items()
     dead_letters = {"retention.ms": str(30 * DAY_MS)}
