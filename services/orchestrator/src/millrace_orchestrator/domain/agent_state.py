@@ -136,11 +136,11 @@ def turn_completed(agent: AgentState, event: AgentTurnCompleted) -> AgentState:
     )
 
 
-def call_scheduled(agent: AgentState, event: AgentToolCallScheduled, index: int) -> AgentState:
+def call_scheduled(agent: AgentState, event: AgentToolCallScheduled) -> AgentState:
     call = AgentCall(
         call_id=event.call_id,
         tool=event.tool,
-        index=index,
+        index=step_index(event.step),
         arguments=event.arguments,
         scheduled=True,
         awaiting_approval=event.awaiting_approval,
@@ -155,8 +155,10 @@ def call_approved(agent: AgentState, step: str) -> AgentState:
     return _copy(agent, calls=agent.calls.set(step, _copy(call, awaiting_approval=False)))
 
 
-def call_finished(agent: AgentState, event: AgentToolCallFinished, index: int) -> AgentState:
-    call = agent.calls.get(event.step) or AgentCall(call_id=event.call_id, tool=event.tool, index=index)
+def call_finished(agent: AgentState, event: AgentToolCallFinished) -> AgentState:
+    call = agent.calls.get(event.step) or AgentCall(
+        call_id=event.call_id, tool=event.tool, index=step_index(event.step)
+    )
     ended = _copy(call, outcome=event.outcome, content=event.content, awaiting_approval=False)
     return _copy(agent, calls=agent.calls.set(event.step, ended))
 

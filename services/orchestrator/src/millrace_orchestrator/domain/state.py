@@ -427,42 +427,25 @@ def _with_agent(state: RunState, key: str, agent: AgentState) -> RunState:
     return replace(state, agents=state.agents.set(key, agent))
 
 
-@_apply.register
-def _(event: AgentTurnRequested, state: RunState) -> RunState:
-    agent = state.agents.get(event.node_id)
-    return (
-        state
-        if agent is None
-        else _with_agent(state, event.node_id, agent_state.turn_requested(agent, event))
-    )
+_AGENT_FOLDS = {
+    AgentTurnRequested: agent_state.turn_requested,
+    AgentTurnCompleted: agent_state.turn_completed,
+    AgentToolCallScheduled: agent_state.call_scheduled,
+    AgentToolCallFinished: agent_state.call_finished,
+}
+"""The agent events, each folded into its node instance's loop (an event of a loop the state does not
+hold changes nothing)."""
 
 
-@_apply.register
-def _(event: AgentTurnCompleted, state: RunState) -> RunState:
-    agent = state.agents.get(event.node_id)
-    return (
-        state
-        if agent is None
-        else _with_agent(state, event.node_id, agent_state.turn_completed(agent, event))
-    )
-
-
-@_apply.register
-def _(event: AgentToolCallScheduled, state: RunState) -> RunState:
-    agent = state.agents.get(event.node_id)
+def _fold_agent(event: RunEvent, state: RunState) -> RunState:
+    agent = state.agents.get(event.node_id)  # type: ignore[attr-defined]
     if agent is None:
         return state
-    index = agent_state.step_index(event.step)
-    return _with_agent(state, event.node_id, agent_state.call_scheduled(agent, event, index))
+    return _with_agent(state, event.node_id, _AGENT_FOLDS[type(event)](agent, event))  # type: ignore[attr-defined, operator]
 
 
-@_apply.register
-def _(event: AgentToolCallFinished, state: RunState) -> RunState:
-    agent = state.agents.get(event.node_id)
-    if agent is None:
-        return state
-    index = agent_state.step_index(event.step)
-    return _with_agent(state, event.node_id, agent_state.call_finished(agent, event, index))
+for _agent_event in _AGENT_FOLDS:
+    _apply.register(_agent_event, _fold_agent)
 
 
 def instance_key(node_id: str, scope: str) -> str:
