@@ -20,8 +20,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.messages.records import RecordCreated
 from millrace_common.contracts.topics import RECORDS_EVENTS, RUNS_COMMANDS, ConsumerGroup, Namespace
-from millrace_common.platform.kafka import DeadLetters, create_broker
+from millrace_common.platform.kafka import DeadLetters
 from millrace_common.platform.metrics import ConsumerMetrics
+from millrace_common.platform.producer import Producer
 from prometheus_client import CollectorRegistry
 
 from tests.support.api import Account, provision_tenant, signed_in
@@ -85,17 +86,17 @@ async def dead_letter(
             records.append((meta.partition, meta.offset, value, key, headers))
     finally:
         await producer.stop()
-    broker = create_broker(infra.settings(namespace))
-    await broker.connect()
+    kafka = Producer(infra.settings(namespace))
+    await kafka.start()
     try:
-        letters = DeadLetters(broker, names, ConsumerGroup.TRIGGER, ConsumerMetrics(CollectorRegistry()))
+        letters = DeadLetters(kafka, names, ConsumerGroup.TRIGGER, ConsumerMetrics(CollectorRegistry()))
         for partition, offset, value, key, headers in records:
             record = ConsumerRecord(
                 names.topic(RECORDS_EVENTS), partition, offset, 0, 0, key, value, None, 0, len(value), headers
             )
             await letters.send(RECORDS_EVENTS, record, reason, error=error)
     finally:
-        await broker.stop()
+        await kafka.stop()
 
 
 def listed(api: httpx.Client, **params: object) -> list[dict]:

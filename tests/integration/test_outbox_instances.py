@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from millrace_common.platform.db import create_engine
-from millrace_common.platform.kafka import create_broker
 from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.settings import ServiceSettings
 
 from tests.integration.test_live_relay import insert_row, published, rows_left
@@ -19,19 +19,19 @@ from tests.support.infra import Infra
 pytestmark = pytest.mark.integration
 
 
-class PausedBroker:
-    """A real broker in a process that stalls (a long GC pause, a starved CPU) just as it is about to
+class PausedProducer:
+    """A real producer in a process that stalls (a long GC pause, a starved CPU) just as it is about to
     send: ``entered`` is set when the first send is asked for, which then waits for ``resume``."""
 
-    def __init__(self, broker: Any) -> None:
-        self._broker = broker
+    def __init__(self, producer: Any) -> None:
+        self._producer = producer
         self.entered = asyncio.Event()
         self.resume = asyncio.Event()
 
     async def publish(self, value: bytes, **kwargs: Any) -> Any:
         self.entered.set()
         await self.resume.wait()
-        return await self._broker.publish(value, **kwargs)
+        return await self._producer.publish(value, **kwargs)
 
 
 def relay_settings(infra: Infra, namespace: str) -> ServiceSettings:
@@ -49,12 +49,12 @@ def test_a_slow_instance_holding_a_keys_older_row_keeps_the_keys_order(infra: In
 
     async def scenario() -> list[bytes]:
         engine_a, engine_b = create_engine(settings), create_engine(settings)
-        broker_a, broker_b = create_broker(settings), create_broker(settings)
-        await broker_a.connect()
-        await broker_b.connect()
-        slow = PausedBroker(broker_a)
+        producer_a, producer_b = Producer(settings), Producer(settings)
+        await producer_a.start()
+        await producer_b.start()
+        slow = PausedProducer(producer_a)
         relay_a = OutboxRelay(engine_a, slow, "gateway")  # type: ignore[arg-type]
-        relay_b = OutboxRelay(engine_b, broker_b, "gateway")
+        relay_b = OutboxRelay(engine_b, producer_b, "gateway")
         try:
             pass_a = asyncio.create_task(relay_a.publish_pending())
             await asyncio.wait_for(slow.entered.wait(), 10)  # instance A has taken the older row
@@ -68,8 +68,8 @@ def test_a_slow_instance_holding_a_keys_older_row_keeps_the_keys_order(infra: In
             return await published(infra, namespace, expected=2)
         finally:
             slow.resume.set()
-            await broker_a.stop()
-            await broker_b.stop()
+            await producer_a.stop()
+            await producer_b.stop()
             await engine_a.dispose()
             await engine_b.dispose()
 
@@ -84,11 +84,11 @@ def test_an_instance_that_dies_holding_rows_leaves_them_to_the_other_in_order(in
 
     async def scenario() -> list[bytes]:
         engine_a, engine_b = create_engine(settings), create_engine(settings)
-        broker_b = create_broker(settings)
-        await broker_b.connect()
-        dying = PausedBroker(None)  # never sends: the process dies before it does
+        producer_b = Producer(settings)
+        await producer_b.start()
+        dying = PausedProducer(None)  # never sends: the process dies before it does
         relay_a = OutboxRelay(engine_a, dying, "gateway")  # type: ignore[arg-type]
-        relay_b = OutboxRelay(engine_b, broker_b, "gateway")
+        relay_b = OutboxRelay(engine_b, producer_b, "gateway")
         try:
             pass_a = asyncio.create_task(relay_a.publish_pending())
             await asyncio.wait_for(dying.entered.wait(), 10)
@@ -103,7 +103,7 @@ def test_an_instance_that_dies_holding_rows_leaves_them_to_the_other_in_order(in
             await relay_b.publish_pending()
             return await published(infra, namespace, expected=2)
         finally:
-            await broker_b.stop()
+            await producer_b.stop()
             await engine_a.dispose()
             await engine_b.dispose()
 

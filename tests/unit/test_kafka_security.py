@@ -7,8 +7,7 @@ import ssl
 from pathlib import Path
 
 import pytest
-from faststream.kafka.security import parse_security
-from millrace_common.platform.kafka_security import broker_security, client_options
+from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.settings import KafkaClientSettings, ServiceSettings
 from pydantic import ValidationError
 
@@ -38,7 +37,6 @@ def refusal(**settings: object) -> str:
 def test_by_default_a_client_talks_plaintext_to_the_local_broker():
     settings = KafkaClientSettings()
     assert client_options(settings) == {"security_protocol": "PLAINTEXT"}
-    assert broker_security(settings) is None
     assert settings.kafka_replication_factor == 1 and settings.kafka_min_insync_replicas == 1
 
 
@@ -62,41 +60,6 @@ def test_sasl_ssl_with_scram_gives_user_password_and_a_verifying_tls_context(tls
     assert settings.kafka_bootstrap == "broker-1:9093,broker-2:9093,broker-3:9093"
     assert settings.kafka_bootstrap_servers == ["broker-1:9093", "broker-2:9093", "broker-3:9093"]
     assert "s3cret" not in repr(settings)
-
-
-@pytest.mark.parametrize(
-    "security",
-    [
-        {},
-        {"kafka_security_protocol": "SSL"},
-        {"kafka_security_protocol": "SSL", "client_cert": True},
-        {"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "PLAIN"},
-        {"kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "SCRAM-SHA-256"},
-        {"kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "SCRAM-SHA-512"},
-        {"kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "PLAIN", "client_cert": True},
-    ],
-    ids=repr,
-)
-def test_the_faststream_broker_gets_the_same_options_as_every_other_client(tls: TlsFiles, security: dict):
-    settings_of: dict[str, object] = {k: v for k, v in security.items() if k != "client_cert"}
-    protocol = str(settings_of.get("kafka_security_protocol", "PLAINTEXT"))
-    if protocol.startswith("SASL_"):
-        settings_of |= {"kafka_sasl_username": "millrace", "kafka_sasl_password": "pw"}
-    if protocol.endswith("SSL"):
-        settings_of["kafka_ssl_ca_file"] = tls.ca
-    if security.get("client_cert"):
-        settings_of |= {"kafka_ssl_cert_file": tls.cert, "kafka_ssl_key_file": tls.key}
-    settings = KafkaClientSettings(**settings_of)
-    assert without_defaults(parse_security(broker_security(settings))) == without_defaults(
-        client_options(settings)
-    )
-
-
-def without_defaults(options: dict[str, object]) -> dict[str, object]:
-    """What an aiokafka client makes of the options: None and PLAINTEXT are its defaults."""
-    return {
-        k: v for k, v in options.items() if v is not None and (k, v) != ("security_protocol", "PLAINTEXT")
-    }
 
 
 def test_the_settings_come_from_the_environment_every_service_shares(monkeypatch, tls: TlsFiles):

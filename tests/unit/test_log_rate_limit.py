@@ -37,7 +37,7 @@ def test_different_templates_and_loggers_are_counted_apart():
 
 
 def test_only_the_kafka_clients_loggers_are_limited():
-    assert rate_limited("aiokafka.conn") and rate_limited("millrace.gateway.kafka")
+    assert rate_limited("aiokafka.conn") and rate_limited("aiokafka.producer.sender")
     # Our own modules' lines (a dead letter, an outage said once already) are never held back.
     assert not rate_limited("millrace_common.platform.kafka") and not rate_limited(
         "millrace_node_runner.entrypoints.kafka"

@@ -20,8 +20,10 @@ def client() -> TestClient:
     registry = CollectorRegistry()
     Counter("millrace_example_total", "an example", registry=registry).inc(3)
     settings = ServiceSettings(service_name="example")
-    # Without ``with``, TestClient does not run the lifespan: no broker or engine is touched.
-    parts = ServiceParts(settings=settings, broker=cast(Any, None), engine=cast(Any, None), registry=registry)
+    # Without ``with``, TestClient does not run the lifespan: no producer or engine is touched.
+    parts = ServiceParts(
+        settings=settings, producer=cast(Any, None), engine=cast(Any, None), registry=registry
+    )
     return TestClient(operations_app(parts))
 
 
@@ -66,3 +68,13 @@ def test_the_code_sandbox_is_loaded_only_when_code_runs() -> None:
     # only once a code node runs: code_sandbox.CodeSandbox starts its pool on first use.
     for package in ("millrace_gateway", "millrace_node_runner"):
         assert loaded(package, ("pydantic_monty",)) == set(), package
+
+
+def test_no_service_loads_a_kafka_framework_or_a_terminal_renderer_it_does_not_use() -> None:
+    # Each costs every process megabytes of resident memory (docs/benchmarks.md): the producer is
+    # aiokafka's own (no FastStream, which brought unittest.mock along), and the gateway's one HTTP
+    # client is httpx2, like the node runner's (httpx imports rich and pygments for its command line).
+    unused = ("faststream", "unittest", "rich", "pygments", "httpx")
+    services = ("gateway", "trigger", "orchestrator", "node_runner", "approval")
+    for package in (f"millrace_{name}" for name in services):
+        assert loaded(package, unused) == set(), package

@@ -17,9 +17,10 @@ from millrace_common.platform.gauges import (
     OutboxCollector,
     Subscription,
 )
-from millrace_common.platform.kafka import DeadLetters, create_broker
+from millrace_common.platform.kafka import DeadLetters
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import OutboxRelay
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.service import ServiceParts
 from prometheus_client import CollectorRegistry
 
@@ -43,12 +44,12 @@ def build(settings: ApprovalSettings) -> FastAPI:
     secret = settings.jwt_secret.get_secret_value()
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
-    broker = create_broker(settings)
+    producer = Producer(settings)
     engine = create_engine(settings)
     namespace = Namespace(settings.namespace)
-    relay = OutboxRelay(engine, broker, PRODUCER)
+    relay = OutboxRelay(engine, producer, PRODUCER)
     approvals = Approvals(engine, relay, namespace, ApprovalMetrics(registry), utc_now)
-    dead_letters = DeadLetters(broker, namespace, ConsumerGroup.APPROVAL, metrics)
+    dead_letters = DeadLetters(producer, namespace, ConsumerGroup.APPROVAL, metrics)
     consumer = kafka.consumer(settings, dead_letters, metrics, approvals)
     deadlines = DeadlineLoop(approvals, poll_seconds=settings.deadline_poll_seconds)
     retention = retention_loop(engine, settings, utc_now)
@@ -62,7 +63,7 @@ def build(settings: ApprovalSettings) -> FastAPI:
     gauges = GaugeCollection(collectors, platform, interval_seconds=settings.metrics_interval_seconds)
     parts = ServiceParts(
         settings,
-        broker,
+        producer,
         engine,
         registry,
         background=(consumer.run, relay.run, deadlines.run, retention.run, gauges.run),

@@ -13,10 +13,10 @@ from millrace_common.platform.api_app import create_app
 from millrace_common.platform.code_sandbox import CodeSandbox, code_limits
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
-from millrace_common.platform.kafka import create_broker
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import RECORDS_PRODUCER, LiveRelay, OutboxRelay
 from millrace_common.platform.pg import DirectConnections
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.pruning import PruneLoop
 from millrace_common.platform.secrets import SecretBox
 from millrace_common.platform.service import ServiceParts
@@ -93,15 +93,15 @@ def build(settings: GatewaySettings) -> FastAPI:
     if settings.jwt_secret is None:
         raise MissingSetting("MILLRACE_JWT_SECRET is not set: the gateway cannot sign access tokens")
     registry = CollectorRegistry()
-    broker = create_broker(settings)
+    producer = Producer(settings)
     # Webhook lookups and intake, and their relay's deletes, on direct connections: half the process's
     # connection budget; the engine (the API, the outbox relay) gets the rest.
     direct = DirectConnections(settings, size=max(1, settings.db_max_connections // 2))
     engine = create_engine(settings, reserved=direct.size)
     namespace = Namespace(settings.namespace)
-    relay = OutboxRelay(engine, broker, PRODUCER)
+    relay = OutboxRelay(engine, producer, PRODUCER)
     # Record events under the name the node runner's record nodes write them with too (one key order).
-    records_relay = OutboxRelay(engine, broker, RECORDS_PRODUCER)
+    records_relay = OutboxRelay(engine, producer, RECORDS_PRODUCER)
     outbox = Outbox(namespace, relay, records_relay)
     # Webhook calls have a relay of their own, handed the rows the moment they are stored (their
     # StartRuns are keyed by run id, so no key's order spans the two relays).
@@ -147,7 +147,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     box = SecretBox(settings.encryption_key)
     sandbox = CodeSandbox(code_limits(settings))
     tested = TestedNodes(
-        settings, broker, namespace, client_id=f"millrace-{settings.service_name}-tested-nodes"
+        settings, producer, namespace, client_id=f"millrace-{settings.service_name}-tested-nodes"
     )
     approval_forwarding = ApprovalForwarding(
         ApprovalApi(settings.approval_api_url) if settings.approval_api_url else None
@@ -168,7 +168,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     app = create_app(
         ServiceParts(
             settings,
-            broker,
+            producer,
             engine,
             registry,
             background=background,

@@ -27,9 +27,10 @@ from millrace_common.platform.gauges import (
     OutboxCollector,
     Subscription,
 )
-from millrace_common.platform.kafka import DeadLetters, create_broker
+from millrace_common.platform.kafka import DeadLetters
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import RECORDS_PRODUCER, OutboxRelay
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.secrets import SecretBox
 from millrace_common.platform.service import ServiceParts, operations_app
 from prometheus_client import CollectorRegistry
@@ -79,14 +80,14 @@ def build(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     registry = CollectorRegistry()
     consumer_metrics = ConsumerMetrics(registry)
-    broker = create_broker(settings)
+    producer = Producer(settings)
     engine = create_engine(settings)
     namespace = Namespace(settings.namespace)
     # The runner's rows are record events, stored under the name the gateway writes them with too, so
     # one relay pass at a time keeps a record's order; its own name's relay publishes rows an earlier
     # version left under it.
-    relay = OutboxRelay(engine, broker, PRODUCER)
-    records_relay = OutboxRelay(engine, broker, RECORDS_PRODUCER)
+    relay = OutboxRelay(engine, producer, PRODUCER)
+    records_relay = OutboxRelay(engine, producer, RECORDS_PRODUCER)
 
     resolver = resolver or SystemResolver()
     clients = GuardedClients(
@@ -156,9 +157,9 @@ def build(
     async def publish(result: NodeResult) -> None:
         # A node tested from the editor answers the gateway that awaits it, never the orchestrator.
         topic = test_results_topic if result.test else results_topic
-        await broker.publish(result.to_bytes(), topic=topic, key=str(result.run_id).encode())
+        await producer.publish(result.to_bytes(), topic=topic, key=str(result.run_id).encode())
 
-    dead_letters = DeadLetters(broker, namespace, ConsumerGroup.NODE_RUNNER, consumer_metrics)
+    dead_letters = DeadLetters(producer, namespace, ConsumerGroup.NODE_RUNNER, consumer_metrics)
     commands = NodeCommands(
         settings, executor.execute, publish, dead_letters, consumer_metrics, NodeMetrics(registry)
     )
@@ -179,7 +180,7 @@ def build(
     retention = retention_loop(engine, settings, clock)
     parts = ServiceParts(
         settings,
-        broker,
+        producer,
         engine,
         registry,
         background=(

@@ -15,10 +15,11 @@ from millrace_common.platform.gauges import (
     OutboxCollector,
     Subscription,
 )
-from millrace_common.platform.kafka import DeadLetters, create_broker
+from millrace_common.platform.kafka import DeadLetters
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import LiveRelay
 from millrace_common.platform.pg import DirectConnections
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.service import ServiceParts, operations_app
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -41,7 +42,7 @@ PRODUCER = "orchestrator"
 def build(settings: OrchestratorSettings) -> Starlette:
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
-    broker = create_broker(settings)
+    producer = Producer(settings)
     # The run log's and the relay's direct connections, and retention's, come out of the process's
     # connection budget first; the engine (the timer loop, the gauges) gets the rest.
     direct = DirectConnections(settings, size=max(2, settings.db_max_connections // 2))
@@ -62,13 +63,13 @@ def build(settings: OrchestratorSettings) -> Starlette:
     retention = RetentionLoop(
         run_retention(settings, retention_connections), interval_seconds=settings.retention_interval_seconds
     )
-    dead_letters = DeadLetters(broker, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
+    dead_letters = DeadLetters(producer, namespace, ConsumerGroup.ORCHESTRATOR, metrics)
     consumer = kafka.consumer(settings, runs, dead_letters, metrics)
     gauges = _gauges(settings, registry, engine)
     background = (consumer.run, live_relay.run, timer_loop.run, retention.run, gauges.run)
     parts = ServiceParts(
         settings,
-        broker,
+        producer,
         engine,
         registry,
         background=background,

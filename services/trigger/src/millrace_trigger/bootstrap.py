@@ -12,10 +12,11 @@ from millrace_common.platform.gauges import (
     OutboxCollector,
     Subscription,
 )
-from millrace_common.platform.kafka import DeadLetters, create_broker
+from millrace_common.platform.kafka import DeadLetters
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
 from millrace_common.platform.outbox import LiveRelay
 from millrace_common.platform.pg import DirectConnections
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.service import ServiceParts, operations_app
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -38,7 +39,7 @@ def build(settings: TriggerSettings) -> Starlette:
     registry = CollectorRegistry()
     consumer_metrics = ConsumerMetrics(registry)
     trigger_metrics = TriggerMetrics(registry)
-    broker = create_broker(settings)
+    producer = Producer(settings)
     direct = DirectConnections(settings, size=2)  # the live relay's sweeps and deletes
     engine = create_engine(settings, reserved=direct.size)
     namespace = Namespace(settings.namespace)
@@ -47,7 +48,7 @@ def build(settings: TriggerSettings) -> Starlette:
     # The StartRuns a transaction wrote are handed to the live relay once it committed: no pass reads
     # them back (rows of a process that died before handing them over are swept by any instance).
     relay = LiveRelay(settings, direct, CONSUMER)
-    dead_letters = DeadLetters(broker, namespace, ConsumerGroup.TRIGGER, consumer_metrics)
+    dead_letters = DeadLetters(producer, namespace, ConsumerGroup.TRIGGER, consumer_metrics)
     shell = ConsumerShell(
         engine, store, FiringLedger(store, namespace, relay.tag, trigger_metrics), relay, clock
     )
@@ -58,7 +59,7 @@ def build(settings: TriggerSettings) -> Starlette:
         dead_letters,
     )
     # Its own dead letters: the group named in them is the Kafka-trigger consumer's.
-    kafka_dead_letters = DeadLetters(broker, namespace, ConsumerGroup.TRIGGER_KAFKA, consumer_metrics)
+    kafka_dead_letters = DeadLetters(producer, namespace, ConsumerGroup.TRIGGER_KAFKA, consumer_metrics)
     kafka_topics = KafkaTriggerTopics(
         settings, KafkaMessageHandler(shell), consumer_metrics, kafka_dead_letters
     )
@@ -81,7 +82,7 @@ def build(settings: TriggerSettings) -> Starlette:
     )
     parts = ServiceParts(
         settings,
-        broker,
+        producer,
         engine,
         registry,
         background=(consumer.run, kafka_topics.run, relay.run, scheduler.run, retention.run, gauges.run),

@@ -1,5 +1,5 @@
-"""Kafka: the broker factory (FastStream on aiokafka, the producing side), the message-size check, and
-the dead-letter path for messages that cannot be accepted. Consuming is
+"""Kafka: the key partitioner, the message-size check, and the dead-letter path for messages that
+cannot be accepted. Producing is ``millrace_common.platform.producer``, consuming
 ``millrace_common.platform.consuming``."""
 
 from __future__ import annotations
@@ -10,18 +10,21 @@ import logging
 import random
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from aiokafka import ConsumerRecord
 from aiokafka.partitioner import murmur2
-from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from millrace_common.contracts.limits import MAX_PAYLOAD_BYTES, json_size, too_large
 from millrace_common.contracts.messages.envelope import DeadLetter, DeadLetterCause
-from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic, producer_max_request_bytes
-from millrace_common.platform.kafka_security import broker_security, client_options
+from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from millrace_common.platform.producer import Producer
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +40,6 @@ def key_partitioner(key: bytes | None, all_partitions: list[int], available: lis
     if key is None:
         return random.choice(available or all_partitions)
     return all_partitions[_key_hash(key) % len(all_partitions)]
-
-
-def create_broker(settings: ServiceSettings) -> KafkaBroker:
-    """A broker whose producer is idempotent, waits for all replicas, and lingers only a millisecond."""
-    return KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        security=broker_security(settings),
-        client_id=f"millrace-{settings.service_name}",
-        linger_ms=settings.kafka_linger_ms,
-        acks="all",
-        enable_idempotence=True,
-        partitioner=key_partitioner,
-        graceful_timeout=10.0,
-        max_request_size=producer_max_request_bytes(settings.kafka_max_message_bytes),
-        logger=logging.getLogger(f"millrace.{settings.service_name}.kafka"),
-        log_level=logging.DEBUG,
-    )
 
 
 class MessageLimitTooSmall(RuntimeError):
@@ -110,9 +96,9 @@ class DeadLetters:
     """Writes rejected messages, with the reason and the raw bytes, to ``<topic>.dlq``."""
 
     def __init__(
-        self, broker: KafkaBroker, namespace: Namespace, group: ConsumerGroup, metrics: ConsumerMetrics
+        self, producer: Producer, namespace: Namespace, group: ConsumerGroup, metrics: ConsumerMetrics
     ) -> None:
-        self._broker = broker
+        self._producer = producer
         self._namespace = namespace
         self._group = group
         self._metrics = metrics
@@ -148,7 +134,7 @@ class DeadLetters:
             attempts=attempts,
             cause=cause,
         )
-        await self._broker.publish(
+        await self._producer.publish(
             fitted_letter(letter).model_dump_json().encode(),
             topic=self._namespace.topic(topic.dlq),
             key=record.key if isinstance(record.key, bytes) else None,

@@ -1,7 +1,7 @@
 """How every Kafka client of Millrace connects: one function turns the settings into the aiokafka
-options (protocol, SASL user and password, TLS context), and the FastStream broker gets the same as
-its security object. Nothing else builds Kafka security options, so a consumer, a producer, an admin
-client, a test and a benchmark all reach a secured cluster alike."""
+options (protocol, SASL user and password, TLS context). Nothing else builds Kafka security options,
+so a consumer, a producer, an admin client, a test and a benchmark all reach a secured cluster
+alike."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from millrace_common.platform.settings import KafkaClientSettings
-
-_SASL_SECURITY = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
 
 
 def client_options(settings: KafkaClientSettings) -> dict[str, Any]:
@@ -35,24 +32,6 @@ def client_options(settings: KafkaClientSettings) -> dict[str, Any]:
         options["sasl_plain_username"] = settings.kafka_sasl_username
         options["sasl_plain_password"] = secret.get_secret_value() if secret is not None else None
     return options
-
-
-def broker_security(settings: KafkaClientSettings) -> BaseSecurity | None:
-    """The same options as FastStream's ``KafkaBroker`` takes them (a security object, which it turns
-    back into the aiokafka options of its producer and consumers)."""
-    options = client_options(settings)
-    context = options.get("ssl_context")
-    if "sasl_mechanism" in options:
-        security = _SASL_SECURITY[options["sasl_mechanism"]]
-        return security(
-            options["sasl_plain_username"],
-            options["sasl_plain_password"],
-            ssl_context=context,
-            use_ssl=context is not None,
-        )
-    if context is not None:
-        return BaseSecurity(ssl_context=context, use_ssl=True)
-    return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -74,13 +74,12 @@ class OncePerInterval(logging.Filter):
         return True
 
 
-RATE_LIMITED_LOGGERS = ("aiokafka", "faststream", "kafka")
+RATE_LIMITED_LOGGERS = ("aiokafka", "kafka")
 
 
 def rate_limited(logger_name: str) -> bool:
-    """The Kafka client's loggers, and FastStream's per-service one (``millrace.<service>.kafka``)."""
-    first = logger_name.split(".")[0]
-    return first in RATE_LIMITED_LOGGERS or (first == "millrace" and logger_name.endswith(".kafka"))
+    """The Kafka client's loggers."""
+    return logger_name.split(".")[0] in RATE_LIMITED_LOGGERS
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
-from faststream.kafka import KafkaBroker
 from sqlalchemy import Row, delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -31,6 +30,7 @@ from millrace_common.platform.kafka import fitted_letter, key_partitioner
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 from millrace_common.platform.pg import DirectConnections, array_literal
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import outbox
 
@@ -122,7 +122,7 @@ class OutboxRelay:
     def __init__(
         self,
         engine: AsyncEngine,
-        broker: KafkaBroker,
+        kafka: Producer,
         producer: str,
         *,
         batch_size: int = 2000,
@@ -132,7 +132,7 @@ class OutboxRelay:
         self._engine = engine
         self._busy_wait = busy_wait_seconds
         self._producer = producer
-        self._broker = broker
+        self._kafka = kafka
         self._batch_size = batch_size
         self._ack_timeout = ack_timeout_seconds
         self._lock = asyncio.Lock()
@@ -177,7 +177,7 @@ class OutboxRelay:
                 return 0
             try:
                 pending = [
-                    await self._broker.publish(row.value, topic=row.topic, key=row.key, no_confirm=True)
+                    await self._kafka.publish(row.value, topic=row.topic, key=row.key, no_confirm=True)
                     for row in rows
                 ]
                 await self._acknowledged(asyncio.gather(*pending))
@@ -205,7 +205,7 @@ class OutboxRelay:
 
     async def _publish_or_dead_letter(self, row: Row) -> None:
         try:
-            await self._acknowledged(self._broker.publish(row.value, topic=row.topic, key=row.key))
+            await self._acknowledged(self._kafka.publish(row.value, topic=row.topic, key=row.key))
             return
         except Exception as error:
             if unreachable_dependency(error) is not None:
@@ -224,7 +224,7 @@ class OutboxRelay:
             error_type=type(refusal).__name__,
             cause=DeadLetterCause.KAFKA_REFUSED,
         )
-        await self._broker.publish(
+        await self._kafka.publish(
             fitted_letter(letter).model_dump_json().encode(),
             topic=f"{row.topic}.dlq",
             key=row.key,

@@ -1,6 +1,6 @@
 """What every service process has: ``/healthz`` (liveness: the process answers), ``/readyz``
 (readiness: Kafka and PostgreSQL are reachable and its Kafka consumers do their work), ``/metrics``, a
-lifespan that starts and stops its Kafka broker and database engine, and a clean exit on SIGTERM
+lifespan that starts and stops its Kafka producer and database engine, and a clean exit on SIGTERM
 (uvicorn's).
 
 A service with an API of its own (the gateway, the approval service) serves these from its FastAPI
@@ -21,7 +21,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import uvicorn
-from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -36,6 +35,7 @@ from millrace_common.platform.kafka import check_message_limit
 from millrace_common.platform.logs import configure_logging
 from millrace_common.platform.memory import trimming_loop
 from millrace_common.platform.problem_format import PROBLEM_MEDIA_TYPE, STATUS_CODES, problem_body, title
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.readiness import Hysteresis
 from millrace_common.platform.settings import ServiceSettings
 
@@ -49,7 +49,7 @@ class ServiceParts:
     """The wired pieces a service process runs: built by its bootstrap, run by :func:`create_app`."""
 
     settings: ServiceSettings
-    broker: KafkaBroker
+    producer: Producer
     engine: AsyncEngine
     registry: CollectorRegistry
     background: Sequence[BackgroundTask] = field(default_factory=tuple)
@@ -73,7 +73,7 @@ class Answer:
 
 
 class Operations:
-    """The process's life (start checks, broker, background tasks, clean stop) and its three
+    """The process's life (start checks, producer, background tasks, clean stop) and its three
     operational answers, shared by the bare ASGI app and the FastAPI one."""
 
     def __init__(self, parts: ServiceParts) -> None:
@@ -89,7 +89,7 @@ class Operations:
         for check in parts.start_checks:
             await check()
         await check_message_limit(parts.settings)
-        await parts.broker.start()
+        await parts.producer.start()
         self._watch = ConsumerWatch(parts.settings, parts.consumers)
         background = (*parts.background, self._watch.run) if parts.consumers else tuple(parts.background)
         trimming = trimming_loop(parts.settings.memory_trim_seconds)
@@ -105,7 +105,7 @@ class Operations:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await parts.broker.stop()
+            await parts.producer.stop()
             for close in parts.closers:
                 await close()
             await parts.engine.dispose()
@@ -119,7 +119,7 @@ class Operations:
         and makes progress; otherwise 503, a problem whose ``reasons`` say what fails."""
         stalled = self._watch.reasons() if self._watch is not None else []
         checks = {
-            "kafka": self._reported["kafka"].observe(await _kafka_ready(self.parts.broker)),
+            "kafka": self._reported["kafka"].observe(await self.parts.producer.ping(timeout=2.0)),
             "postgresql": self._reported["postgresql"].observe(await _database_ready(self.parts.engine)),
             "consumers": not stalled,
         }
@@ -196,13 +196,6 @@ async def run_forever(job: BackgroundTask) -> None:
                 "background job failed; restarting it", extra={"ids": {"job": getattr(job, "__name__", "")}}
             )
             await asyncio.sleep(1)
-
-
-async def _kafka_ready(broker: KafkaBroker) -> bool:
-    try:
-        return bool(await broker.ping(timeout=2.0))
-    except Exception:
-        return False
 
 
 async def _database_ready(engine: AsyncEngine) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 FORWARDED_HEADERS = ("authorization", "content-type", "accept")
 
@@ -23,7 +23,7 @@ class ApprovalUnreachable(Exception):
 
 class ApprovalApi:
     def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
+        self._client = httpx2.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout)
 
     async def forward(
         self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
@@ -32,7 +32,7 @@ class ApprovalApi:
         url = f"{path}?{query}" if query else path
         try:
             answer = await self._client.request(method, url, headers=kept, content=body or None)
-        except httpx.HTTPError as error:
+        except httpx2.HTTPError as error:
             raise ApprovalUnreachable(type(error).__name__) from error
         return Answer(
             answer.status_code, answer.headers.get("content-type", "application/json"), answer.content

@@ -13,7 +13,6 @@ from typing import Any
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
-from faststream.kafka import KafkaBroker
 from millrace_common.contracts.messages.node_commands import (
     NODE_RESULT,
     ExecuteNode,
@@ -23,6 +22,7 @@ from millrace_common.contracts.messages.node_commands import (
 from millrace_common.contracts.topics import NODES_TEST_RESULTS, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Delivery
+from millrace_common.platform.producer import Producer
 from millrace_common.platform.settings import KafkaClientSettings
 from millrace_common.platform.tailing import TailConsumer
 
@@ -33,9 +33,9 @@ TestResult = NodeSucceededResult | NodeFailedResult
 
 class TestedNodes:
     def __init__(
-        self, kafka: KafkaClientSettings, broker: KafkaBroker, namespace: Namespace, *, client_id: str
+        self, kafka: KafkaClientSettings, producer: Producer, namespace: Namespace, *, client_id: str
     ) -> None:
-        self._broker = broker
+        self._producer = producer
         self._namespace = namespace
         self._waiting: dict[UUID, asyncio.Future[TestResult]] = {}
         self._tail = TailConsumer(
@@ -61,7 +61,7 @@ class TestedNodes:
         answer: asyncio.Future[TestResult] = asyncio.get_running_loop().create_future()
         self._waiting[command.message_id] = answer
         try:
-            await self._broker.publish(
+            await self._producer.publish(
                 command.to_bytes(), topic=self._namespace.topic(topic), key=str(command.run_id).encode()
             )
             return await asyncio.wait_for(answer, timeout=wait_seconds)
