@@ -222,7 +222,14 @@ class ServiceSettings(KafkaClientSettings):
         "millrace_common.platform.fetch_wait)",
     )
     kafka_linger_ms: int = 1
-    kafka_max_poll_records: int = 500
+    kafka_max_poll_records: int = Field(
+        default=100,
+        ge=1,
+        description="The most records a consumer takes in one poll, so the most messages one batch "
+        "handles: a batch's run states, events and statement are in memory at once, and a process keeps "
+        "the memory of its biggest batch (500 left the orchestrator 45 MB larger after a burst, for no "
+        "more throughput: docs/benchmarks.md)",
+    )
     kafka_batch_timeout_ms: int = 100
     kafka_max_message_bytes: int = Field(
         default=MIN_MESSAGE_BYTES,
