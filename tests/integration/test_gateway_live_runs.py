@@ -581,3 +581,26 @@ def test_stopping_the_gateway_ends_open_streams_at_once_instead_of_waiting_out_t
             assert [m.comment for m in messages] == ["server stopping: reconnect"]
     assert exit_code == 0
     assert stopped_after < 8, "uvicorn's graceful shutdown gives open responses 10 s"
+
+
+def live_events_read(gateway: str) -> float:
+    text = httpx.get(f"{gateway}/metrics", timeout=5).text
+    return float(re.search(r"^millrace_live_events_total (\S+)$", text, re.MULTILINE)[1])
+
+
+def test_the_feed_parses_only_the_events_an_open_stream_follows(api: httpx.Client, gateway: str):
+    deadline = time.monotonic() + 10
+    while any(live_streams(gateway).values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(live_streams(gateway).values()), "another test's stream is still open"
+    before = live_events_read(gateway)
+    unwatched = start_run(api, create_workflow(api, paused_chain(0.2)))
+    wait_for_status(api, unwatched, {"completed"})
+    time.sleep(2)  # time for the feed to have read the run's events off the topic
+    assert live_events_read(gateway) == before, "with no stream open, no run event is parsed"
+
+    followed = start_run(api, create_workflow(api, paused_chain(1.0)))
+    with stream(api, f"/api/v1/runs/{followed}/events") as response:
+        events = events_until_end(response)
+    assert events[-1].event == "run.completed"
+    assert live_events_read(gateway) > before, "a followed run's events are parsed and passed on"

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 class TailConsumer:
     """Follows a topic from its end without a consumer group (so nothing is committed and every
     process sees every message): each poll's decoded messages go to ``handle``; acknowledging is not
-    needed. After a restart of :meth:`run` it goes on from the offsets it had reached."""
+    needed. After a restart of :meth:`run` it goes on from the offsets it had reached. With ``wanted``,
+    a record it refuses is passed over undecoded (an observer that follows a few keys of a busy topic
+    need not parse the rest)."""
 
     def __init__(
         self,
@@ -33,8 +36,10 @@ class TailConsumer:
         *,
         fetch_max_wait_ms: int = 500,
         idle_fetch_max_wait_ms: int | None = None,
+        wanted: Callable[[ConsumerRecord], bool] | None = None,
     ) -> None:
         self._kafka = kafka
+        self._wanted = wanted
         self._idle_fetch_max_wait_ms = idle_fetch_max_wait_ms
         self._client_id = client_id
         self._decoder = decoder
@@ -67,7 +72,9 @@ class TailConsumer:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
                 fetch_wait.after_poll(bool(batches), time.monotonic())
                 for partition, records in batches.items():
-                    await self._handle(await self._decoder.decode(records))
+                    kept = records if self._wanted is None else [r for r in records if self._wanted(r)]
+                    if kept:
+                        await self._handle(await self._decoder.decode(kept))
                     self._positions[partition] = records[-1].offset + 1
         finally:
             self.ready.clear()
