@@ -76,7 +76,9 @@ class FeedMetrics:
             registry=registry,
         )
         self.events = Counter(
-            "millrace_live_events_total", "Run events read from Kafka for live streams", registry=registry
+            "millrace_live_events_total",
+            "Run events parsed for live streams (only those of runs or workflows a stream follows)",
+            registry=registry,
         )
         self.unreadable = Counter(
             "millrace_live_unreadable_events_total",

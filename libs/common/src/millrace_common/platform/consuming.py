@@ -15,8 +15,8 @@ Three consumers stand behind that contract, each for a way of working the others
 - ``millrace_common.platform.tailing.TailConsumer``: no group, no commits; follows a topic from its end
   (the gateway's live feed).
 
-FastStream is the producing side (``millrace_common.platform.kafka.create_broker``); its subscribers are not
-used: they poll and handle per subscriber and commit after each handler call, where these consumers
+Producing is ``millrace_common.platform.producer``. FastStream's subscribers, which these replace, are
+not used: they poll and handle per subscriber and commit after each handler call, where these consumers
 keep fetching while a batch is handled, coalesce commits in time, seek back from the first message
 not acknowledged, and run a lane's messages concurrently (``docs/architecture.md``).
 """

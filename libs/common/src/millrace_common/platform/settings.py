@@ -100,7 +100,7 @@ class KafkaClientSettings(BaseSettings):
 
     @property
     def kafka_bootstrap_servers(self) -> list[str]:
-        """The bootstrap brokers one by one (FastStream takes a lone string as one address)."""
+        """The bootstrap brokers one by one."""
         return bootstrap_servers(self.kafka_bootstrap)
 
     @property

@@ -1,6 +1,6 @@
 """Sending a dead letter's original message back to its original topic: the bytes, the key and the
-headers it had, exactly. A plain aiokafka producer (idempotent, ``acks=all``, the house's key
-partitioner), not the FastStream broker, which adds headers of its own to what it publishes."""
+headers it had, exactly, through a plain aiokafka producer of its own (idempotent, ``acks=all``, the
+house's key partitioner)."""
 
 from __future__ import annotations
 

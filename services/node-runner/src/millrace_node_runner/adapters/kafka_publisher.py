@@ -1,9 +1,10 @@
 """The publish node's Kafka producer and the tenant's topic grants.
 
-A producer of its own, not the service's FastStream broker: FastStream adds its own headers to what it
-publishes, and a message to a tenant's outside topic carries only the headers the node gives it (and
-``millrace-idempotency-key``). Like every producer of the platform it is idempotent and waits for all
-in-sync replicas; it starts at the first publish (a runner without publish nodes never opens it)."""
+A producer of its own, not the process's (``millrace_common.platform.producer``): a tenant's outside
+topic gets a client whose failures and lifetime are the publish node's, and a message to it carries
+only the headers the node gives it (and ``millrace-idempotency-key``). Like every producer of the
+platform it is idempotent and waits for all in-sync replicas; it starts at the first publish (a
+runner without publish nodes never opens it)."""
 
 from __future__ import annotations
 
