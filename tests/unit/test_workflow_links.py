@@ -130,3 +130,12 @@ def test_an_input_matches_its_schema_exactly_when_no_problem_is_reported(data):
     reported = input_problems(schema, data)
     wrong = {key for key, value in data.items() if not isinstance(value, int)}
     assert {p.pointer for p in reported} == {"/" + k.replace("~", "~0").replace("/", "~1") for k in wrong}
+
+
+def test_a_key_made_of_digits_is_pointed_at_as_written():
+    # jsonschema-rs reports the key "00" as the number 0; the pointer names the key the caller sent.
+    schema = {"type": "object", "additionalProperties": {"type": "integer"}}
+    assert [p.pointer for p in input_problems(schema, {"00": "x", "+1": "y"})] == ["/00", "/+1"]
+    assert sorted(p.pointer for p in input_problems(schema, {"0": "x", "00": "y", "1": 2})) == ["/0", "/00"]
+    listed = {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "integer"}}}
+    assert [p.pointer for p in input_problems(listed, [{"007": "x"}])] == ["/0/007"]
