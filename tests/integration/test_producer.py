@@ -5,11 +5,14 @@ key, headers, nothing added), a message's key picks its partition as every other
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
+from millrace_common.platform import producer as producing
 from millrace_common.platform.kafka import key_partitioner
+from millrace_common.platform.outages import unreachable_dependency
 from millrace_common.platform.producer import Producer, ProducerNotStarted
 
 from tests.support.infra import Infra
@@ -75,13 +78,47 @@ def test_messages_arrive_as_published_with_their_key_partition_and_no_headers_ad
         assert record.partition == key_partitioner(record.key, partitions, partitions)
 
 
-def test_publishing_before_start_says_so_and_sends_nothing(infra: Infra, namespace: str):
+def test_publishing_before_start_is_an_outage_to_wait_out_not_a_refusal(infra: Infra, namespace: str):
     topic = Namespace(namespace).topic(RUNS_COMMANDS)
 
-    async def scenario() -> None:
+    async def scenario() -> ProducerNotStarted:
         producer = Producer(infra.settings(namespace))
-        with pytest.raises(ProducerNotStarted, match=topic):
+        with pytest.raises(ProducerNotStarted, match=topic) as refused:
             await producer.publish(b"early", topic=topic)
+        return refused.value
 
-    asyncio.run(scenario())
+    # An outbox relay or a consumer waits and sends again; it does not dead-letter the message.
+    assert unreachable_dependency(asyncio.run(scenario())) == "Kafka"
     assert asyncio.run(_read(infra, topic, 0)) == []
+
+
+def test_readiness_and_stop_are_bounded_when_the_broker_does_not_answer(
+    infra: Infra, namespace: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(producing, "STOP_SECONDS", 0.5)
+
+    async def scenario() -> tuple[bool, float, float]:
+        producer = Producer(infra.settings(namespace))
+        await producer.start()
+        client = producer._producer  # the real aiokafka producer, made to hang as a lost broker does
+        assert client is not None
+        never: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        client.client.force_metadata_update = lambda: never  # type: ignore[method-assign]
+        began = time.monotonic()
+        ready = await producer.ping(timeout=0.5)
+        pinged = time.monotonic() - began
+        real_stop = client.stop
+
+        async def hanging_stop() -> None:
+            await asyncio.sleep(30)
+
+        client.stop = hanging_stop  # type: ignore[method-assign]
+        began = time.monotonic()
+        await producer.stop()
+        stopped = time.monotonic() - began
+        await real_stop()
+        return ready, pinged, stopped
+
+    ready, pinged, stopped = asyncio.run(scenario())
+    assert not ready and pinged < 2, f"readiness answered {ready} after {pinged:.1f} s"
+    assert stopped < 2, f"the stop took {stopped:.1f} s"

@@ -1,11 +1,12 @@
-"""The Kafka client's repeated warnings reach the log once per interval, with how many were held back."""
+"""The Kafka client's repeated warnings reach the log once per interval, with how many were held back;
+the HTTP clients' request lines do not reach it."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
-from millrace_common.platform.logs import OncePerInterval, rate_limited
+from millrace_common.platform.logs import QUIETED_LOGGERS, OncePerInterval, configure_logging, rate_limited
 
 pytestmark = pytest.mark.unit
 
@@ -43,3 +44,19 @@ def test_only_the_kafka_clients_loggers_are_limited():
         "millrace_node_runner.entrypoints.kafka"
     )
     assert not rate_limited("millrace_orchestrator.handlers") and not rate_limited("uvicorn.error")
+
+
+def test_the_http_clients_request_lines_are_not_logged():
+    # httpx and httpx2 log each request's full URL at info; a query may carry a tenant's secret.
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in QUIETED_LOGGERS})
+    try:
+        configure_logging("example", "DEBUG")
+        for name in ("httpx", "httpx2"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING), name
+        assert logging.getLogger("millrace_node_runner.adapters.http").isEnabledFor(logging.DEBUG)
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for name, level in saved[2].items():
+            logging.getLogger(name).setLevel(level)

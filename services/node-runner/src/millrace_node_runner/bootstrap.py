@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -76,8 +75,6 @@ def build(
     resolver: Resolver | None = None,
     clock: Callable[[], datetime] = utc_now,
 ) -> Starlette:
-    # httpx logs each request with its full URL, whose query may carry a tenant's secret.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     registry = CollectorRegistry()
     consumer_metrics = ConsumerMetrics(registry)
     producer = Producer(settings)

@@ -75,6 +75,8 @@ class OncePerInterval(logging.Filter):
 
 
 RATE_LIMITED_LOGGERS = ("aiokafka", "kafka")
+QUIETED_LOGGERS = ("aiokafka", "uvicorn.access", "httpx", "httpx2")
+"""Loggers kept to warnings and above whatever the service's level."""
 
 
 def rate_limited(logger_name: str) -> bool:
@@ -84,7 +86,9 @@ def rate_limited(logger_name: str) -> bool:
 
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Send every logger's records to stderr as JSON lines; the Kafka client's repeated warnings
-    at most once per 30 s each."""
+    at most once per 30 s each. The HTTP clients' own lines are kept to warnings: httpx and httpx2 log
+    every request with its full URL at info, and a URL's query may carry a tenant's secret (it also
+    cost the node runner a log line per HTTP node)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLines(service))
     limiter = OncePerInterval()
@@ -92,5 +96,5 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "uvicorn.access"):
+    for noisy in QUIETED_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)

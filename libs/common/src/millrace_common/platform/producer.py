@@ -12,9 +12,11 @@ headers (``content-type``, ``correlation_id``) on every message, which no consum
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import RecordMetadata
 
 from millrace_common.contracts.topics import producer_max_request_bytes
@@ -25,9 +27,13 @@ from millrace_common.platform.settings import ServiceSettings
 STOP_SECONDS = 10.0
 """How long a stop waits for messages still in flight before it gives up on them."""
 
+log = logging.getLogger(__name__)
 
-class ProducerNotStarted(RuntimeError):
-    """A publish before :meth:`Producer.start` or after :meth:`Producer.stop`."""
+
+class ProducerNotStarted(KafkaConnectionError):
+    """A publish before :meth:`Producer.start` or after :meth:`Producer.stop`: Kafka cannot be
+    reached from here, an outage to wait out (``outages.unreachable_dependency``), never a refusal of
+    the message."""
 
 
 class Producer:
@@ -58,11 +64,12 @@ class Producer:
         if producer is None:
             return
         try:
-            await asyncio.wait_for(producer.flush(), timeout=STOP_SECONDS)
+            # An idempotent producer never expires a batch: with Kafka away, its stop would wait for
+            # good. What is still in flight is sent again by whoever owns it (an outbox row stays, an
+            # unacknowledged command is redelivered).
+            await asyncio.wait_for(producer.stop(), timeout=STOP_SECONDS)
         except TimeoutError:
-            pass  # what is still in flight is sent again by whoever owns it (an outbox row, a redelivery)
-        finally:
-            await producer.stop()
+            log.warning("the Kafka producer stopped with messages unacknowledged after %s s", STOP_SECONDS)
 
     async def publish(
         self,
@@ -83,12 +90,12 @@ class Producer:
         return sent if no_confirm else await sent
 
     async def ping(self, timeout: float) -> bool:
-        """Whether a broker answers a metadata request within ``timeout`` seconds."""
+        """Whether a broker answers a metadata request (for the topics this producer has used)
+        within ``timeout`` seconds."""
         producer = self._producer
         if producer is None:
             return False
         try:
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=timeout)
+            return bool(await asyncio.wait_for(producer.client.force_metadata_update(), timeout=timeout))
         except Exception:
             return False
-        return True

@@ -72,7 +72,7 @@ class TailConsumer:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
                 fetch_wait.after_poll(bool(batches), time.monotonic())
                 for partition, records in batches.items():
-                    kept = records if self._wanted is None else [r for r in records if self._wanted(r)]
+                    kept = records if self._wanted is None else [r for r in records if self._keeps(r)]
                     if kept:
                         await self._handle(await self._decoder.decode(kept))
                     self._positions[partition] = records[-1].offset + 1
@@ -80,6 +80,18 @@ class TailConsumer:
             self.ready.clear()
             self.membership.left()
             await consumer.stop()
+
+    def _keeps(self, record: ConsumerRecord) -> bool:
+        """``wanted``'s answer; a record it fails on is kept (the decoder judges it), so a predicate's
+        bug cannot hold the consumer on one record."""
+        try:
+            return bool(self._wanted(record))  # type: ignore[misc]
+        except Exception:
+            log.exception(
+                "tail: the record filter failed; the record is decoded",
+                extra={"ids": {"offset": record.offset}},
+            )
+            return True
 
     async def _position(self, consumer: AIOKafkaConsumer) -> None:
         # Without a group, subscribing assigns every partition once the topic's metadata has arrived.

@@ -198,10 +198,12 @@ class RunEventFeed:
             return True
         if not self._by_run:
             return False
-        try:
-            return UUID(record.key.decode()) in self._by_run  # type: ignore[union-attr]
-        except (AttributeError, UnicodeDecodeError, ValueError):
+        if not isinstance(record.key, bytes):
             return True  # no run id in the key: parsed, and the decoder judges it
+        try:
+            return UUID(record.key.decode()) in self._by_run
+        except (UnicodeDecodeError, ValueError):
+            return True
 
     def _unreadable(self, record: ConsumerRecord, reason: str) -> None:
         self._metrics.unreadable.inc()
