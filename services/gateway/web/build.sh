@@ -14,7 +14,7 @@ stamp=node_modules/.package-lock.json
 if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
   if ! npm ci --no-audit --no-fund --loglevel=error; then
     echo "npm ci failed: services/gateway/web/package-lock.json must match package.json." >&2
-    echo "After changing package.json run 'npm install' in services/gateway/web and commit both files." >&2
+    echo "After changing package.json, regenerate package-lock.json on your machine and commit both files." >&2
     exit 1
   fi
 fi
