@@ -24,13 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_common.contracts.messages.envelope import DeadLetter, DeadLetterCause, utc_now
 from millrace_common.contracts.outgoing import Outgoing
-from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace, producer_max_request_bytes
+from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
 from millrace_common.platform.bulk import Write, execute_together, insert_write
 from millrace_common.platform.kafka import fitted_letter, key_partitioner
-from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
 from millrace_common.platform.pg import DirectConnections, array_literal
-from millrace_common.platform.producer import Producer
+from millrace_common.platform.producer import Producer, kafka_producer
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import outbox
 
@@ -347,15 +346,10 @@ class LiveRelay:
     async def run(self) -> None:
         """The background pass; restarted by the service after an error, with what was handed over
         and not acknowledged still queued (so it is sent again)."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            **client_options(self._settings),
+        producer = kafka_producer(
+            self._settings,
             client_id=f"millrace-{self._settings.service_name}-relay",
-            acks="all",
-            enable_idempotence=True,
             linger_ms=0,  # the relay builds whole record batches itself: lingering would only delay them
-            partitioner=key_partitioner,
-            max_request_size=producer_max_request_bytes(self._settings.kafka_max_message_bytes),
         )
         try:
             await producer.start()

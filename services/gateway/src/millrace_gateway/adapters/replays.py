@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import AIOKafkaProducer
-from millrace_common.contracts.topics import ALL_TOPICS, Namespace, producer_max_request_bytes
-from millrace_common.platform.kafka import key_partitioner
-from millrace_common.platform.kafka_security import client_options
+from millrace_common.contracts.topics import ALL_TOPICS, Namespace
+from millrace_common.platform.producer import kafka_producer
 from millrace_common.platform.settings import ServiceSettings
 from sqlalchemy import Row
 
@@ -37,14 +36,10 @@ class ReplayPublisher:
     async def _started(self) -> AIOKafkaProducer:
         async with self._starting:
             if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self._settings.kafka_bootstrap,
-                    **client_options(self._settings),
+                producer = kafka_producer(
+                    self._settings,
                     client_id=f"millrace-{self._settings.service_name}-replays",
-                    acks="all",
-                    enable_idempotence=True,
-                    partitioner=key_partitioner,
-                    max_request_size=producer_max_request_bytes(self._settings.kafka_max_message_bytes),
+                    linger_ms=0,
                     request_timeout_ms=30_000,
                 )
                 await producer.start()
