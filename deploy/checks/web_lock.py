@@ -3,6 +3,9 @@
 `npm ci` refuses a lock that disagrees with package.json, or one that lacks another platform's
 optional build (npm 11 can write such a lock from an existing node_modules): both would fail only on
 the next fresh machine. This check fails now, with the names, and says how to repair the lock.
+
+build.sh and the image run `npm ci --ignore-scripts`: a package that arrives with an install script
+is named here too, unless it is listed in SCRIPTS_NOT_NEEDED after checking it works without one.
 Exit status 0 when the lock is sound, 1 with one line per problem otherwise.
 """
 
@@ -14,6 +17,9 @@ from pathlib import Path
 
 WEB = Path(__file__).resolve().parents[2] / "services" / "gateway" / "web"
 SECTIONS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
+# Packages whose install script the build does without. esbuild's only links its platform build over
+# its JavaScript launcher and runs it once; its API (what Vite calls) finds the platform build itself.
+SCRIPTS_NOT_NEEDED = frozenset({"node_modules/esbuild"})
 
 
 def lock_problems(package: dict, lock: dict) -> list[str]:
@@ -36,6 +42,11 @@ def lock_problems(package: dict, lock: dict) -> list[str]:
         for name in entry.get("optionalDependencies") or {}:
             if not _resolvable(packages, path, name):
                 problems.append(f"{path} lists optional {name}, which the lock does not hold")
+        if entry.get("hasInstallScript") and path not in SCRIPTS_NOT_NEEDED:
+            problems.append(
+                f"{path} has an install script, which npm ci --ignore-scripts skips: check the package "
+                "works without it and list it in deploy/checks/web_lock.py SCRIPTS_NOT_NEEDED"
+            )
     return problems
 
 

@@ -1,12 +1,14 @@
 """The web app's lock check (deploy/checks/web_lock.py), which `make test` and build.sh run before npm:
 the committed lock passes; a dependency added to package.json without the lock, a changed range, or a
-platform's optional build missing from the lock each fail with the name of what is wrong."""
+platform's optional build missing from the lock, or a package with an install script the build skips
+each fail with the name of what is wrong."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +56,19 @@ def test_a_platform_build_missing_from_the_lock_is_named():
     assert web_lock.lock_problems(PACKAGE, lock) == [
         "node_modules/rollup lists optional @rollup/rollup-win32-x64-msvc, which the lock does not hold"
     ]
+
+
+def test_a_package_with_an_install_script_the_build_skips_is_named():
+    lock = copy.deepcopy(LOCK)
+    lock["packages"]["node_modules/react"]["hasInstallScript"] = True
+    (problem,) = web_lock.lock_problems(PACKAGE, lock)
+    assert problem.startswith("node_modules/react has an install script, which npm ci --ignore-scripts skips")
+
+
+def test_the_build_and_the_image_run_no_install_script():
+    assert LOCK["packages"]["node_modules/esbuild"].get("hasInstallScript")
+    build = (WEB / "build.sh").read_text()
+    image = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    for text in (build, image):
+        installs = re.findall(r"^(?:RUN |\s*if ! )npm ci (.*)$", text, re.MULTILINE)
+        assert installs and all("--ignore-scripts" in flags for flags in installs), installs
