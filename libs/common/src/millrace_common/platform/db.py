@@ -58,14 +58,35 @@ def schema_setter(settings: ServiceSettings) -> Configure | None:
     return configure
 
 
+class PoolConnection(psycopg.AsyncConnection[Any]):
+    """A pooled connection whose ``close`` gives it back to its pool even when it is broken.
+
+    psycopg 3.3's ``close`` returns at once for a broken connection, before ``close_returns`` hands
+    it back: the pool went on counting it as in use and never replaced it. A connection broken
+    while held (PostgreSQL restarted, its backend killed) is how SQLAlchemy's checkouts end after a
+    restart, so a process lost a connection for each one it held then, and once the pool's whole
+    size was lost every caller waited its full wait and failed, with PostgreSQL long back. Given
+    back, the pool discards it and opens another."""
+
+    async def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None and self.closed:
+            await pool.putconn(self)
+            self._pool = None  # given back once: a second close must not make the pool open two
+            return
+        await super().close()
+
+
 def connection_pool(
     settings: ServiceSettings, *, size: int, name: str, autocommit: bool = False, check: bool = False
 ) -> AsyncConnectionPool:
     """A pool of at most ``size`` connections, opened on first use (an async pool must be opened
     inside the event loop, and the bootstrap runs before it). ``close_returns``: a connection's
-    ``close`` gives it back, which is how SQLAlchemy hands its connections back (below)."""
+    ``close`` gives it back, which is how SQLAlchemy hands its connections back (below), broken
+    ones too (:class:`PoolConnection`)."""
     return AsyncConnectionPool(
         conninfo(settings),
+        connection_class=PoolConnection,
         kwargs={"autocommit": autocommit},
         min_size=0,
         max_size=max(1, size),

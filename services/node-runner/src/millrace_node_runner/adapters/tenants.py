@@ -31,6 +31,10 @@ class AiEndpoint:
 MAX_CACHED_POLICIES = 10_000
 
 
+class _ReadAbandoned(Exception):
+    """The node reading a tenant's policy for the others was cancelled before it finished."""
+
+
 @asynccontextmanager
 async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """A connection for one-statement reads, in autocommit: no BEGIN and ROLLBACK round trips."""
@@ -57,25 +61,24 @@ class TenantConfig:
     async def network_policy(self, tenant_id: str) -> TargetPolicy:
         """The default, for a tenant without a row, is the public internet only. Policies are kept
         for ``policy_cache_seconds``, so a change takes effect within that time."""
-        now = self._monotonic()
-        cached = self._policies.get(tenant_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if (policy := self._cached(tenant_id)) is not None:
+            return policy
         if self._policy_cache_seconds <= 0:
             return await self._load_policy(tenant_id)
-        loading = self._loading.get(tenant_id)
-        if loading is not None:
+        while (loading := self._loading.get(tenant_id)) is not None:
             # Many nodes of one tenant arrive together: one of them reads, the others wait for it.
-            return await asyncio.shield(loading)
+            try:
+                return await asyncio.shield(loading)
+            except _ReadAbandoned:
+                # The reader was cancelled (its node timed out): the first waiter to wake reads.
+                if (policy := self._cached(tenant_id)) is not None:
+                    return policy
+        now = self._monotonic()
         loading = self._loading[tenant_id] = asyncio.get_running_loop().create_future()
         try:
             policy = await self._load_policy(tenant_id)
         except BaseException as error:
-            shared = (
-                error
-                if isinstance(error, Exception)
-                else RuntimeError("reading the network policy was cancelled")
-            )
+            shared = error if isinstance(error, Exception) else _ReadAbandoned()
             loading.set_exception(shared)
             loading.exception()  # retrieved here, so a load nobody else waited for is not reported
             raise
@@ -86,6 +89,10 @@ class TenantConfig:
             self._policies.clear()
         self._policies[tenant_id] = (now + self._policy_cache_seconds, policy)
         return policy
+
+    def _cached(self, tenant_id: str) -> TargetPolicy | None:
+        cached = self._policies.get(tenant_id)
+        return cached[1] if cached is not None and cached[0] > self._monotonic() else None
 
     async def _load_policy(self, tenant_id: str) -> TargetPolicy:
         async with reading(self._engine) as connection:
