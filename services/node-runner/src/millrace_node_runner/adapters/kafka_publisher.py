@@ -2,9 +2,9 @@
 
 A producer of its own, not the process's (``millrace_common.platform.producer``): a tenant's outside
 topic gets a client whose failures and lifetime are the publish node's, and a message to it carries
-only the headers the node gives it (and ``millrace-idempotency-key``). Like every producer of the
-platform it is idempotent and waits for all in-sync replicas; it starts at the first publish (a
-runner without publish nodes never opens it)."""
+only the headers the node gives it (and ``millrace-idempotency-key``). It is made as every producer
+of the platform is (``kafka_producer``): idempotent, waiting for all in-sync replicas. It starts
+at the first publish (a runner without publish nodes never opens it)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from millrace_common.contracts.topics import producer_max_request_bytes
-from millrace_common.platform.kafka_security import client_options
+from millrace_common.platform.producer import kafka_producer
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import topic_grants
 from sqlalchemy import select
@@ -59,16 +58,8 @@ class TopicPublisher:
     async def _started(self) -> AIOKafkaProducer:
         async with self._starting:
             if self._producer is None:
-                settings = self._settings
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=settings.kafka_bootstrap,
-                    **client_options(settings),
-                    client_id=f"millrace-{settings.service_name}-publish",
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=settings.kafka_linger_ms,
-                    max_request_size=producer_max_request_bytes(settings.kafka_max_message_bytes),
-                )
+                service = self._settings.service_name
+                producer = kafka_producer(self._settings, client_id=f"millrace-{service}-publish")
                 await producer.start()
                 self._producer = producer
             return self._producer
