@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 HEARTBEAT_SECONDS = 3
 INBOX_SIZE = 20
+PAUSE_SECONDS = 2
 TERMINAL = {"run.completed", "run.failed", "run.cancelled", "run.timed_out", "run.throttled"}
 
 
@@ -173,6 +174,7 @@ def live_system(infra: Infra, module_namespace: str) -> Iterator[System]:
         "MILLRACE_LIVE_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
         "MILLRACE_LIVE_RUN_WAIT_SECONDS": "2",
         "MILLRACE_LIVE_INBOX_SIZE": str(INBOX_SIZE),
+        "MILLRACE_LIVE_FEED_PAUSE_SECONDS": str(PAUSE_SECONDS),
     }
     try:
         running.start(("gateway", "orchestrator"), extra_env=env)
@@ -604,3 +606,50 @@ def test_the_feed_parses_only_the_events_an_open_stream_follows(api: httpx.Clien
         events = events_until_end(response)
     assert events[-1].event == "run.completed"
     assert live_events_read(gateway) > before, "a followed run's events are parsed and passed on"
+
+
+def feed_reading(gateway: str) -> float:
+    text = httpx.get(f"{gateway}/metrics", timeout=5).text
+    return float(re.search(r"^millrace_live_feed_reading (\S+)$", text, re.MULTILINE)[1])
+
+
+def test_the_feed_pauses_while_no_stream_is_open_and_a_new_stream_misses_nothing(
+    api: httpx.Client, gateway: str
+):
+    """Nobody watching for MILLRACE_LIVE_FEED_PAUSE_SECONDS: the feed stops reading runs.events. The
+    next stream starts it again from the end before reading the run log, so a run that went on while
+    it was paused, and one that starts after, are each streamed whole, in order, to their end."""
+    deadline = time.monotonic() + 10 + PAUSE_SECONDS * 3
+    while feed_reading(gateway) != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert feed_reading(gateway) == 0, "no stream open: the feed should have paused"
+    # A run that goes on while the feed is paused, followed from its middle.
+    during = start_run(api, create_workflow(api, paused_chain(2.0)))
+    time.sleep(0.5)
+    assert feed_reading(gateway) == 0
+    with stream(api, f"/api/v1/runs/{during}/events") as response:
+        messages = sse(response)
+        assert next(messages).comment == "following run"
+        assert feed_reading(gateway) == 1, "an open stream starts the feed again"
+        events = [m for m in messages if m.comment is None]
+    seqs = [int(m.id) for m in events]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    assert events[-1].event == "run.completed"
+    # Paused again, then a workflow stream (no log behind it) sees a run started after it opened.
+    deadline = time.monotonic() + 10 + PAUSE_SECONDS * 3
+    while feed_reading(gateway) != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert feed_reading(gateway) == 0
+    workflow = create_workflow(api, paused_chain(0.2))
+    with stream(api, f"/api/v1/workflows/{workflow}/events") as response:
+        messages = sse(response)
+        assert next(messages).comment == "following workflow"
+        after = start_run(api, workflow)
+        seen = []
+        for message in messages:
+            if message.comment is None:
+                seen.append(message)
+                if message.event == "run.completed":
+                    break
+    assert {m.id.split("/")[0] for m in seen} == {str(after)}
+    assert [int(m.id.split("/")[1]) for m in seen] == list(range(1, len(seen) + 1))

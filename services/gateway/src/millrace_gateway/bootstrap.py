@@ -116,6 +116,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
         inbox_size=settings.live_inbox_size,
+        pause_after_seconds=settings.live_feed_pause_seconds,
     )
     publisher = ReplayPublisher(settings)
     desk = DeadLetterDesk(engine, publisher, namespace=Namespace(settings.namespace))

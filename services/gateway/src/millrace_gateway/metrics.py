@@ -85,6 +85,12 @@ class FeedMetrics:
             "Messages on runs.events the live feed could not read",
             registry=registry,
         )
+        self.reading = Gauge(
+            "millrace_live_feed_reading",
+            "1 while the live feed reads run events; 0 while it is paused, no stream having been open "
+            "for MILLRACE_LIVE_FEED_PAUSE_SECONDS",
+            registry=registry,
+        )
         self.overflows = Counter(
             "millrace_live_overflows_total",
             "Times a live stream fell so far behind that it had to catch up from the run log (or end)",

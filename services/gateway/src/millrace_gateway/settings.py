@@ -21,6 +21,12 @@ class GatewaySettings(CodeSandboxSettings):
     live_inbox_size: int = Field(
         default=1000, ge=10, description="Events a slow live stream may fall behind by"
     )
+    live_feed_pause_seconds: float = Field(
+        default=30,
+        ge=0.1,
+        le=3600,
+        description="How long the live feed goes on reading run events after the last stream closed",
+    )
     webhook_response_max_wait_seconds: float = Field(
         default=30,
         ge=0,

@@ -19,13 +19,21 @@ from millrace_common.platform.settings import KafkaClientSettings
 
 log = logging.getLogger(__name__)
 
+WAKE_SECONDS = 5.0
+"""How long :meth:`TailConsumer.watch_from_now` waits for the topic's end before it lets the tail go."""
+
 
 class TailConsumer:
     """Follows a topic from its end without a consumer group (so nothing is committed and every
     process sees every message): each poll's decoded messages go to ``handle``; acknowledging is not
     needed. After a restart of :meth:`run` it goes on from the offsets it had reached. With ``wanted``,
     a record it refuses is passed over undecoded (an observer that follows a few keys of a busy topic
-    need not parse the rest)."""
+    need not parse the rest).
+
+    With ``watched``, a tail nobody has watched for ``pause_after_seconds`` stops fetching (its
+    partitions paused: no fetch requests, no records to read past) and :meth:`watch_from_now`
+    starts it again from the topic's end, for an observer that wants only what comes after it
+    starts watching (the gateway's live feed while no stream is open)."""
 
     def __init__(
         self,
@@ -37,8 +45,16 @@ class TailConsumer:
         fetch_max_wait_ms: int = 500,
         idle_fetch_max_wait_ms: int | None = None,
         wanted: Callable[[ConsumerRecord], bool] | None = None,
+        watched: Callable[[], bool] | None = None,
+        pause_after_seconds: float = 30.0,
     ) -> None:
         self._kafka = kafka
+        self._watched = watched
+        self._pause_after_seconds = pause_after_seconds
+        self._consumer: AIOKafkaConsumer | None = None
+        self._paused = False
+        self._watched_at = time.monotonic()
+        self._waking = asyncio.Lock()
         self._wanted = wanted
         self._idle_fetch_max_wait_ms = idle_fetch_max_wait_ms
         self._client_id = client_id
@@ -63,6 +79,9 @@ class TailConsumer:
         await consumer.start()
         try:
             await self._position(consumer)
+            self._consumer = consumer
+            self._paused = False
+            self._watched_at = time.monotonic()
             self.ready.set()
             idle_ms = self._idle_fetch_max_wait_ms
             fetch_wait = AdaptiveFetchWait(
@@ -70,16 +89,62 @@ class TailConsumer:
             )
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
-                fetch_wait.after_poll(bool(batches), time.monotonic())
+                now = time.monotonic()
+                fetch_wait.after_poll(bool(batches), now)
                 for partition, records in batches.items():
                     kept = records if self._wanted is None else [r for r in records if self._keeps(r)]
                     if kept:
                         await self._handle(await self._decoder.decode(kept))
                     self._positions[partition] = records[-1].offset + 1
+                self._maybe_pause(consumer, now)
         finally:
             self.ready.clear()
+            self._consumer = None
+            if self._paused:
+                self._positions.clear()  # its offsets are old: a restart begins at the end
             self.membership.left()
             await consumer.stop()
+
+    @property
+    def paused(self) -> bool:
+        """Whether the tail stopped fetching because nobody watched it."""
+        return self._paused
+
+    def _maybe_pause(self, consumer: AIOKafkaConsumer, now: float) -> None:
+        if self._watched is None or self._paused:
+            return
+        if self._watched():
+            self._watched_at = now
+        elif now - self._watched_at >= self._pause_after_seconds and consumer.assignment():
+            consumer.pause(*consumer.assignment())
+            self._paused = True
+            self.membership.held = frozenset()  # nothing is read, so no lag to judge
+
+    async def watch_from_now(self) -> None:
+        """Make sure the tail fetches; a paused one starts again from the topic's end. Returns once
+        the new positions are known, so what is published after this is read (call it after the
+        watcher is registered, so the tail is not paused again under it)."""
+        self._watched_at = time.monotonic()
+        async with self._waking:
+            consumer = self._consumer
+            if consumer is None or not self._paused:
+                return
+            partitions = consumer.assignment()
+            try:
+                async with asyncio.timeout(WAKE_SECONDS):
+                    await consumer.seek_to_end(*partitions)
+                    for partition in partitions:
+                        self._positions[partition] = await consumer.position(partition)
+            except TimeoutError:
+                # Kafka is away: it fetches from the end once the broker answers the reset (nothing
+                # is published meanwhile); a watcher of the run log fills any gap from there.
+                log.warning(
+                    "tail: the topic's end was not read in time", extra={"ids": {"client": self._client_id}}
+                )
+            consumer.resume(*partitions)
+            self._paused = False
+            self._watched_at = time.monotonic()
+            self.membership.held = frozenset(partitions)
 
     def _keeps(self, record: ConsumerRecord) -> bool:
         """``wanted``'s answer; a record it fails on is kept (the decoder judges it), so a predicate's
