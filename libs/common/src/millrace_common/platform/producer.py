@@ -1,5 +1,5 @@
 """The process's Kafka producer: aiokafka's, idempotent, waiting for all in-sync replicas, lingering
-``MILLRACE_KAFKA_LINGER_MS``, partitioning by key as the Java client does.
+``MILLRACE_KAFKA_LINGER_MS`` (0), partitioning by key as the Java client does.
 
 Each service publishes through one :class:`Producer` (node results, dead letters, the outbox relays'
 passes, the gateway's tested nodes); the live relays keep producers of their own (they build whole

@@ -221,7 +221,13 @@ class ServiceSettings(KafkaClientSettings):
         "idle consumer's fetch holds every partition, so it is answered as soon as data arrives; "
         "millrace_common.platform.fetch_wait)",
     )
-    kafka_linger_ms: int = 1
+    kafka_linger_ms: int = Field(
+        default=0,
+        ge=0,
+        description="How long a producer waits for more messages before sending a batch. 0: every hop of "
+        "a run (a node's result, the next node's command) goes at once; under load messages batch anyway, "
+        "since a producer has one request in flight per broker and what arrives meanwhile goes in the next",
+    )
     kafka_max_poll_records: int = Field(
         default=100,
         ge=1,
