@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from millrace_common.contracts.messages.envelope import utc_now
+from millrace_common.contracts.messages.run_events import RunEvent
 from millrace_common.contracts.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
 from millrace_common.language.workflow_nodes import require_node_types
 from millrace_common.platform.db import create_engine
@@ -52,14 +54,19 @@ def build(settings: OrchestratorSettings) -> Starlette:
     live_relay = LiveRelay(settings, direct, PRODUCER)
     run_metrics = RunMetrics(registry, per_workflow=settings.metrics_per_workflow)
     run_log = PostgresRunLog(direct, namespace, live_relay.tag)
+    timer_loop = TimerLoop(engine, direct, namespace, live_relay, utc_now)
+
+    def committed(events: Sequence[RunEvent]) -> None:
+        run_metrics.observe(events)
+        timer_loop.scheduled(events)
+
     runs = RunMessages(
         run_log,
         live_relay,
-        observe=run_metrics.observe,
+        observe=committed,
         count_batch=run_metrics.count_batch,
         max_depth=settings.sub_workflow_max_depth,
     )
-    timer_loop = TimerLoop(engine, direct, namespace, live_relay, utc_now)
     retention = RetentionLoop(
         run_retention(settings, retention_connections), interval_seconds=settings.retention_interval_seconds
     )

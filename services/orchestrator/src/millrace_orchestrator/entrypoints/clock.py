@@ -2,16 +2,23 @@
 to the outbox in the transaction that deletes the row, so a timer fires once even across crashes
 (at least once on Kafka; the run's log makes the second delivery a no-op). It also prunes the
 per-minute run counts (``workflow_starts``) that are too old to matter. ``RetentionLoop`` prunes the
-run log."""
+run log.
+
+The loop sleeps until the earliest timer in the table is due, and at most ``max_sleep_seconds``; a
+timer this process writes that is due sooner wakes it (:meth:`TimerLoop.scheduled`, fed the events of
+each committed batch). So a timer fires at its time, and one written by another orchestrator that
+stopped before firing it fires at most ``max_sleep_seconds`` late, without a probe of the table five
+times a second while nothing is due."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from millrace_common.contracts.messages.run_commands import FireTimer
+from millrace_common.contracts.messages.run_events import RunEvent, TimerScheduled
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
 from millrace_common.platform.outbox import LiveRelay, outbox_write, records
@@ -23,6 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from millrace_orchestrator.service_layer.retention import RunRetention
 
 PRUNE_INTERVAL_SECONDS = 300.0
+LOCKED_RETRY_SECONDS = 0.05
+WAKE_MARGIN_SECONDS = 0.001
+"""Slept past a timer's time, so the clock has reached it on waking."""
 
 
 class TimerLoop:
@@ -34,7 +44,7 @@ class TimerLoop:
         relay: LiveRelay,
         clock: Callable[[], datetime],
         *,
-        interval_seconds: float = 0.2,
+        max_sleep_seconds: float = 1.0,
         batch_size: int = 500,
     ) -> None:
         self._engine = engine
@@ -42,18 +52,25 @@ class TimerLoop:
         self._namespace = namespace
         self._relay = relay
         self._clock = clock
-        self._interval = interval_seconds
+        self._max_sleep = max_sleep_seconds
         self._batch_size = batch_size
+        self._woken = asyncio.Event()
+        # When the loop's sleep ends; None while it is awake (any new timer then wakes the next sleep).
+        self._wake_at: datetime | None = None
 
-    async def any_due(self) -> bool:
-        """Whether a timer is due: one index probe on a direct connection, so looking five times a
-        second costs next to nothing while no timer is due."""
+    def scheduled(self, events: Sequence[RunEvent]) -> None:
+        """Told the events of a committed batch: a timer due before the loop would wake wakes it."""
+        for event in events:
+            if isinstance(event, TimerScheduled) and (self._wake_at is None or event.fire_at < self._wake_at):
+                self._woken.set()
+                return
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest timer is due (one index probe on a direct connection), None without any."""
         async with self._direct.connection() as connection:
-            cursor = await connection.execute(
-                "select exists (select 1 from timers where fire_at <= %s)", (self._clock(),), prepare=True
-            )
+            cursor = await connection.execute("select min(fire_at) from timers", prepare=True)
             row = await cursor.fetchone()
-        return bool(row and row[0])
+        return row[0] if row else None
 
     async def fire_due(self) -> int:
         """Hand every timer due now to its run; returns how many fired."""
@@ -104,8 +121,20 @@ class TimerLoop:
             if time.monotonic() >= next_prune:
                 await self.prune_starts()
                 next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
-            if not await self.any_due() or await self.fire_due() < self._batch_size:
-                await asyncio.sleep(self._interval)
+            self._wake_at = None
+            self._woken.clear()
+            due = await self.next_due()
+            now = self._clock()
+            if due is not None and due <= now:
+                if not await self.fire_due():
+                    await asyncio.sleep(LOCKED_RETRY_SECONDS)  # another instance is firing them
+                continue  # more may be due (past a full batch), or come due by now
+            delay = self._max_sleep if due is None else min(self._max_sleep, (due - now).total_seconds())
+            self._wake_at = now + timedelta(seconds=delay)
+            try:
+                await asyncio.wait_for(self._woken.wait(), delay + WAKE_MARGIN_SECONDS)
+            except TimeoutError:
+                pass
 
 
 class RetentionLoop:
