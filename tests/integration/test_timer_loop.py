@@ -79,13 +79,13 @@ def test_timers_fire_at_their_time_woken_by_this_process_or_within_the_sleep_bou
                 )
             return timer_id
 
-        async def fired_at(timer_id: uuid.UUID, limit: float) -> float:
+        async def fired_at(timer_id: uuid.UUID, limit: float) -> datetime:
             deadline = time.monotonic() + limit
             while time.monotonic() < deadline:
                 async with engine.connect() as connection:
                     values = (await connection.execute(select(outbox.c.value))).scalars().all()
                 if any(json.loads(bytes(v))["timer_id"] == str(timer_id) for v in values):
-                    return time.monotonic()
+                    return utc_now()
                 await asyncio.sleep(0.01)
             raise AssertionError(f"timer {timer_id} did not fire within {limit} s")
 
@@ -96,9 +96,8 @@ def test_timers_fire_at_their_time_woken_by_this_process_or_within_the_sleep_bou
             for name, tell in (("told", True), ("another instance's", False)):
                 fire_at = utc_now() + timedelta(seconds=0.5)
                 timer_id = await write(fire_at, tell=tell)
-                written = time.monotonic()
                 fired = await fired_at(timer_id, MAX_SLEEP + 5)
-                found[name] = (fire_at, fired - written)
+                found[name] = (fire_at, (fired - fire_at).total_seconds())
                 # Never before its time: the outbox row's timestamp is after fire_at.
                 async with engine.connect() as connection:
                     created = (
@@ -115,7 +114,8 @@ def test_timers_fire_at_their_time_woken_by_this_process_or_within_the_sleep_bou
             await direct.close()
 
     found = asyncio.run(scenario())
+    # Seen fired (polling the outbox every 10 ms) this long after its time.
     told = found["told"][1]
-    assert 0.45 <= told < 1.0, f"a timer this process wrote fired {told:.2f} s after writing (due in 0.5 s)"
+    assert 0 <= told < 0.5, f"a timer this process wrote was seen fired {told:.2f} s after its time"
     other = found["another instance's"][1]
-    assert other < MAX_SLEEP + 1.0, f"another instance's timer fired {other:.2f} s after writing"
+    assert 0 <= other < MAX_SLEEP, f"another instance's timer was seen fired {other:.2f} s after its time"

@@ -28,17 +28,16 @@ from millrace_common.platform.settings import ServiceSettings
 
 def kafka_producer(settings: ServiceSettings, *, client_id: str, **options: Any) -> AIOKafkaProducer:
     """An aiokafka producer as every part of the platform makes one: idempotent, ``acks=all``, the key
-    partitioner, the size limit, the security options, lingering ``MILLRACE_KAFKA_LINGER_MS`` unless
-    ``options`` say otherwise."""
+    partitioner (remembering each key's partition), the size limit, the security options, lingering
+    ``MILLRACE_KAFKA_LINGER_MS``, unless ``options`` say otherwise."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         **client_options(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
-        partitioner=key_partitioner,
         max_request_size=producer_max_request_bytes(settings.kafka_max_message_bytes),
-        **{"linger_ms": settings.kafka_linger_ms, **options},
+        **{"linger_ms": settings.kafka_linger_ms, "partitioner": key_partitioner, **options},
     )
 
 

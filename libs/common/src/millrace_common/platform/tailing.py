@@ -122,29 +122,52 @@ class TailConsumer:
 
     async def watch_from_now(self) -> None:
         """Make sure the tail fetches; a paused one starts again from the topic's end. Returns once
-        the new positions are known, so what is published after this is read (call it after the
-        watcher is registered, so the tail is not paused again under it)."""
+        every message published from now on will be read (call it after the watcher is registered,
+        so the tail is not paused again under it), or after ``WAKE_SECONDS`` while the tail is not
+        running (a restart: the new consumer takes its positions before it is ready)."""
         self._watched_at = time.monotonic()
         async with self._waking:
             consumer = self._consumer
-            if consumer is None or not self._paused:
+            if consumer is None or not self.ready.is_set():
+                await self._until_ready()
+                return
+            if not self._paused:
                 return
             partitions = consumer.assignment()
+            paused_at = {tp: self._positions[tp] for tp in partitions if tp in self._positions}
             try:
                 async with asyncio.timeout(WAKE_SECONDS):
                     await consumer.seek_to_end(*partitions)
-                    for partition in partitions:
-                        self._positions[partition] = await consumer.position(partition)
+                    ends = {tp: await consumer.position(tp) for tp in partitions}
             except TimeoutError:
-                # Kafka is away: it fetches from the end once the broker answers the reset (nothing
-                # is published meanwhile); a watcher of the run log fills any gap from there.
+                # The end is not known in time: go on from where it paused instead, a backlog to
+                # read past but nothing missed.
                 log.warning(
-                    "tail: the topic's end was not read in time", extra={"ids": {"client": self._client_id}}
+                    "tail: the topic's end was not read in time; reading on from where it paused",
+                    extra={"ids": {"client": self._client_id}},
                 )
+                for tp, position in paused_at.items():
+                    consumer.seek(tp, position)
+            except Exception:
+                # The consumer stopped under the seek (its run ended): the next one takes its
+                # positions before it is ready.
+                log.warning("tail: stopped while starting again", extra={"ids": {"client": self._client_id}})
+                await self._until_ready()
+                return
+            else:
+                self._positions.update(ends)
             consumer.resume(*partitions)
             self._paused = False
             self._watched_at = time.monotonic()
             self.membership.held = frozenset(partitions)
+
+    async def _until_ready(self) -> None:
+        try:
+            await asyncio.wait_for(self.ready.wait(), WAKE_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "tail: not running; a watcher goes on without it", extra={"ids": {"client": self._client_id}}
+            )
 
     def _keeps(self, record: ConsumerRecord) -> bool:
         """``wanted``'s answer; a record it fails on is kept (the decoder judges it), so a predicate's

@@ -134,7 +134,7 @@ class RunEventFeed:
             watched=self._followed,
             pause_after_seconds=pause_after_seconds,
         )
-        metrics.reading.set_function(lambda: 0.0 if self._tail.paused else 1.0)
+        metrics.reading.set_function(lambda: float(self._tail.ready.is_set() and not self._tail.paused))
         self._inbox_size = inbox_size
         self._by_run: dict[UUID, set[Follower]] = {}
         self._by_workflow: dict[UUID, set[Follower]] = {}

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from millrace_common.platform.producer import kafka_producer
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import topic_grants
@@ -59,7 +60,11 @@ class TopicPublisher:
         async with self._starting:
             if self._producer is None:
                 service = self._settings.service_name
-                producer = kafka_producer(self._settings, client_id=f"millrace-{service}-publish")
+                # The client's own murmur2 choice, not the platform's, which remembers each key: a
+                # tenant's keys are rendered from templates, unbounded in number and size.
+                producer = kafka_producer(
+                    self._settings, client_id=f"millrace-{service}-publish", partitioner=DefaultPartitioner()
+                )
                 await producer.start()
                 self._producer = producer
             return self._producer

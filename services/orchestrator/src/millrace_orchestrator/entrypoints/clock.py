@@ -4,7 +4,8 @@ to the outbox in the transaction that deletes the row, so a timer fires once eve
 per-minute run counts (``workflow_starts``) that are too old to matter. ``RetentionLoop`` prunes the
 run log.
 
-The loop sleeps until the earliest timer in the table is due, and at most ``max_sleep_seconds``; a
+The loop sleeps until the earliest timer in the table is due (at least ``GATHER_SECONDS``, so timers
+due close together fire in one pass), and at most ``max_sleep_seconds``; a
 timer this process writes that is due sooner wakes it (:meth:`TimerLoop.scheduled`, fed the events of
 each committed batch). So a timer fires at its time, and one written by another orchestrator that
 stopped before firing it fires at most ``max_sleep_seconds`` late, without a probe of the table five
@@ -31,6 +32,9 @@ from millrace_orchestrator.service_layer.retention import RunRetention
 
 PRUNE_INTERVAL_SECONDS = 300.0
 LOCKED_RETRY_SECONDS = 0.05
+GATHER_SECONDS = 0.02
+"""The shortest sleep before a timer's time: timers due close together fire in one pass (one
+transaction), and instances waking for the same timer do not query back to back."""
 WAKE_MARGIN_SECONDS = 0.001
 """Slept past a timer's time, so the clock has reached it on waking."""
 
@@ -129,7 +133,11 @@ class TimerLoop:
                 if not await self.fire_due():
                     await asyncio.sleep(LOCKED_RETRY_SECONDS)  # another instance is firing them
                 continue  # more may be due (past a full batch), or come due by now
-            delay = self._max_sleep if due is None else min(self._max_sleep, (due - now).total_seconds())
+            delay = (
+                self._max_sleep
+                if due is None
+                else min(self._max_sleep, max(GATHER_SECONDS, (due - now).total_seconds()))
+            )
             self._wake_at = now + timedelta(seconds=delay)
             try:
                 await asyncio.wait_for(self._woken.wait(), delay + WAKE_MARGIN_SECONDS)
