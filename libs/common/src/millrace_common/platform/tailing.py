@@ -139,21 +139,20 @@ class TailConsumer:
                 async with asyncio.timeout(WAKE_SECONDS):
                     await consumer.seek_to_end(*partitions)
                     ends = {tp: await consumer.position(tp) for tp in partitions}
-            except TimeoutError:
-                # The end is not known in time: go on from where it paused instead, a backlog to
+            except Exception as error:
+                if self._consumer is not consumer:
+                    # The consumer stopped under the seek (its run ended): the next one takes its
+                    # positions before it is ready.
+                    await self._until_ready()
+                    return
+                # The end was not read (in time): go on from where it paused instead, a backlog to
                 # read past but nothing missed.
                 log.warning(
-                    "tail: the topic's end was not read in time; reading on from where it paused",
-                    extra={"ids": {"client": self._client_id}},
+                    "tail: the topic's end was not read; reading on from where it paused",
+                    extra={"ids": {"client": self._client_id, "error": type(error).__name__}},
                 )
                 for tp, position in paused_at.items():
                     consumer.seek(tp, position)
-            except Exception:
-                # The consumer stopped under the seek (its run ended): the next one takes its
-                # positions before it is ready.
-                log.warning("tail: stopped while starting again", extra={"ids": {"client": self._client_id}})
-                await self._until_ready()
-                return
             else:
                 self._positions.update(ends)
             consumer.resume(*partitions)
