@@ -20,11 +20,16 @@ SECTIONS = ("dependencies", "devDependencies", "optionalDependencies", "peerDepe
 # Packages whose install script the build does without. esbuild's only links its platform build over
 # its JavaScript launcher and runs it once; its API (what Vite calls) finds the platform build itself.
 SCRIPTS_NOT_NEEDED = frozenset({"node_modules/esbuild"})
-SCRIPT_PROBLEM = "has an install script"
 
 
 def lock_problems(package: dict, lock: dict) -> list[str]:
-    """Every way the lock fails `npm ci` on a machine of any platform with an empty cache."""
+    """Every way the lock fails `npm ci` on a machine of any platform with an empty cache, or brings
+    a package whose install script the build skips."""
+    return resolution_problems(package, lock) + script_problems(lock)
+
+
+def resolution_problems(package: dict, lock: dict) -> list[str]:
+    """Where the lock disagrees with package.json or lacks a platform's optional build."""
     problems: list[str] = []
     packages = lock.get("packages") or {}
     root = packages.get("", {})
@@ -43,12 +48,17 @@ def lock_problems(package: dict, lock: dict) -> list[str]:
         for name in entry.get("optionalDependencies") or {}:
             if not _resolvable(packages, path, name):
                 problems.append(f"{path} lists optional {name}, which the lock does not hold")
-        if entry.get("hasInstallScript") and path not in SCRIPTS_NOT_NEEDED:
-            problems.append(
-                f"{path} {SCRIPT_PROBLEM}, which npm ci --ignore-scripts skips: check the package "
-                "works without it and list it in deploy/checks/web_lock.py SCRIPTS_NOT_NEEDED"
-            )
     return problems
+
+
+def script_problems(lock: dict) -> list[str]:
+    """The locked packages with an install script that are not known to work without it."""
+    return [
+        f"{path} has an install script, which npm ci --ignore-scripts skips: check the package "
+        "works without it and list it in deploy/checks/web_lock.py SCRIPTS_NOT_NEEDED"
+        for path, entry in sorted((lock.get("packages") or {}).items())
+        if entry.get("hasInstallScript") and path not in SCRIPTS_NOT_NEEDED
+    ]
 
 
 def _resolvable(packages: dict, path: str, name: str) -> bool:
@@ -66,10 +76,11 @@ def _resolvable(packages: dict, path: str, name: str) -> bool:
 def main() -> int:
     package = json.loads((WEB / "package.json").read_text())
     lock = json.loads((WEB / "package-lock.json").read_text())
-    problems = lock_problems(package, lock)
+    unresolved = resolution_problems(package, lock)
+    problems = unresolved + script_problems(lock)
     for problem in problems:
         print(f"package-lock.json: {problem}", file=sys.stderr)
-    if any(SCRIPT_PROBLEM not in problem for problem in problems):
+    if unresolved:
         print(
             "Repair: in services/gateway/web run 'rm -rf node_modules package-lock.json && npm install' "
             "and commit package-lock.json (a lock written from scratch holds every platform's builds).",

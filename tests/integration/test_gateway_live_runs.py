@@ -70,6 +70,17 @@ def events_until_end(response: httpx.Response) -> list[Message]:
     return [m for m in sse(response) if m.comment is None]
 
 
+def events_through(messages: Iterator[Message], event: str) -> list[Message]:
+    """The events (comments left out) up to and including the first ``event``."""
+    found = []
+    for message in messages:
+        if message.comment is None:
+            found.append(message)
+            if message.event == event:
+                break
+    return found
+
+
 def node(node_id: str, node_type: str, **data) -> dict:
     return {"id": node_id, "type": node_type, "position": {"x": 0, "y": 0}, "data": {"name": node_id, **data}}
 
@@ -300,12 +311,7 @@ def test_a_stream_drops_redelivered_events_fills_gaps_from_the_log_and_ends_when
         assert next(watched).comment == "following workflow"
         run_id = start_run(api, workflow_id)
         messages = sse(stack.enter_context(stream(api, f"/api/v1/runs/{run_id}/events")))
-        first = []
-        for message in messages:
-            if message.comment is None:
-                first.append(message)
-            if message.event == "timer.scheduled":
-                break
+        first = events_through(messages, "timer.scheduled")
         # Streams of the tests before are counted until the server notices their clients went away.
         assert streams_settle_at(gateway, {"run": 1.0, "workflow": 1.0}) == {"run": 1.0, "workflow": 1.0}
         # At-least-once delivery: an event the stream sent already comes again; and one arrives whose
@@ -617,16 +623,21 @@ def feed_reading(gateway: str) -> float:
     return float(re.search(r"^millrace_live_feed_reading (\S+)$", text, re.MULTILINE)[1])
 
 
+def paused_feed(gateway: str) -> bool:
+    """Whether the feed pauses within its pause time (and the time for open streams to close)."""
+    deadline = time.monotonic() + 10 + PAUSE_SECONDS * 3
+    while feed_reading(gateway) != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return feed_reading(gateway) == 0
+
+
 def test_the_feed_pauses_while_no_stream_is_open_and_a_new_stream_misses_nothing(
     api: httpx.Client, gateway: str
 ):
     """Nobody watching for MILLRACE_LIVE_FEED_PAUSE_SECONDS: the feed stops reading runs.events. The
     next stream starts it again from the end before reading the run log, so a run that went on while
     it was paused, and one that starts after, are each streamed whole, in order, to their end."""
-    deadline = time.monotonic() + 10 + PAUSE_SECONDS * 3
-    while feed_reading(gateway) != 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert feed_reading(gateway) == 0, "no stream open: the feed should have paused"
+    assert paused_feed(gateway), "no stream open: the feed should have paused"
     # A run that goes on while the feed is paused, followed from its middle.
     during = start_run(api, create_workflow(api, paused_chain(2.0)))
     time.sleep(0.5)
@@ -645,20 +656,12 @@ def test_the_feed_pauses_while_no_stream_is_open_and_a_new_stream_misses_nothing
     finished = datetime.fromisoformat(wait_for_status(api, during, {"completed"})["finished_at"])
     assert (ended - finished).total_seconds() < 1.0, (ended, finished)
     # Paused again, then a workflow stream (no log behind it) sees a run started after it opened.
-    deadline = time.monotonic() + 10 + PAUSE_SECONDS * 3
-    while feed_reading(gateway) != 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert feed_reading(gateway) == 0
+    assert paused_feed(gateway)
     workflow = create_workflow(api, paused_chain(0.2))
     with stream(api, f"/api/v1/workflows/{workflow}/events") as response:
         messages = sse(response)
         assert next(messages).comment == "following workflow"
         after = start_run(api, workflow)
-        seen = []
-        for message in messages:
-            if message.comment is None:
-                seen.append(message)
-                if message.event == "run.completed":
-                    break
+        seen = events_through(messages, "run.completed")
     assert {m.id.split("/")[0] for m in seen} == {str(after)}
     assert [int(m.id.split("/")[1]) for m in seen] == list(range(1, len(seen) + 1))
