@@ -8,11 +8,14 @@ restart in the fault drill)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import psycopg
 import pytest
+from millrace_common.platform import db
 from millrace_common.platform.db import conninfo, create_engine
 from millrace_common.platform.settings import ServiceSettings
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -59,3 +62,43 @@ def test_connections_broken_while_held_are_replaced(infra: Infra, namespace: str
             await engine.dispose()
 
     assert asyncio.run(scenario()) == (1, 2)
+
+
+def test_only_a_connection_idle_past_the_window_is_checked(infra: Infra, namespace: str, monkeypatch):
+    """The checkout check costs a round trip, so a connection handed out within the last
+    ``CHECK_AFTER_IDLE_SECONDS`` goes out unchecked; one idle for longer is checked, and one whose
+    backend died while it sat in the pool is replaced without its next user seeing an error."""
+    monkeypatch.setattr(db, "CHECK_AFTER_IDLE_SECONDS", 0.5)
+    settings = ServiceSettings(
+        service_name="check-test", namespace=namespace, database_url=infra.database_url, db_pool_size=1
+    )
+    checks: list[float] = []
+    real_check = AsyncConnectionPool.check_connection
+
+    async def counted(connection: psycopg.AsyncConnection) -> None:
+        checks.append(time.monotonic())
+        await real_check(connection)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counted))
+
+    async def pid(engine) -> int:
+        async with engine.connect() as connection:
+            return (await connection.execute(text("select pg_backend_pid()"))).scalar_one()
+
+    async def scenario() -> tuple[list[int], int, int]:
+        engine = db.create_engine(settings)
+        try:
+            pids = [await pid(engine) for _ in range(5)]  # one connection, handed out in quick turns
+            during_burst = len(checks)
+            await kill_backends(settings, [pids[-1]])
+            await asyncio.sleep(0.7)  # past the window: the next hand-out checks, finds it dead
+            after = await pid(engine)
+            return pids, during_burst, after
+        finally:
+            await engine.dispose()
+
+    pids, during_burst, after = asyncio.run(scenario())
+    assert len(set(pids)) == 1
+    assert during_burst == 1, "only the first hand-out of a burst is checked"
+    assert after != pids[0], "the dead connection was discarded and another opened, with no error"
+    assert len(checks) >= 2

@@ -59,7 +59,8 @@ def schema_setter(settings: ServiceSettings) -> Configure | None:
 
 
 class PoolConnection(psycopg.AsyncConnection[Any]):
-    """A pooled connection whose ``close`` gives it back to its pool even when it is broken.
+    """A pooled connection whose ``close`` gives it back to its pool even when it is broken, and
+    which remembers when it was last handed out (:func:`check_if_idle`).
 
     psycopg 3.3's ``close`` returns at once for a broken connection, before ``close_returns`` hands
     it back: the pool went on counting it as in use and never replaced it. A connection broken
@@ -67,6 +68,9 @@ class PoolConnection(psycopg.AsyncConnection[Any]):
     restart, so a process lost a connection for each one it held then, and once the pool's whole
     size was lost every caller waited its full wait and failed, with PostgreSQL long back. Given
     back, the pool discards it and opens another."""
+
+    handed_out_at = float("-inf")
+    """``time.monotonic()`` when the pool last handed it out (:func:`check_if_idle`)."""
 
     async def close(self) -> None:
         pool = getattr(self, "_pool", None)
@@ -77,13 +81,35 @@ class PoolConnection(psycopg.AsyncConnection[Any]):
         await super().close()
 
 
+CHECK_AFTER_IDLE_SECONDS = 1.0
+"""A connection handed out less than this long ago is handed out again without a check."""
+
+
+async def check_if_idle(connection: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check before it hands a connection out: a round trip to PostgreSQL (psycopg_pool's
+    own check), skipped for a connection last handed out within ``CHECK_AFTER_IDLE_SECONDS``, as
+    HikariCP skips it for one used within half a second. On a busy path the check was one round
+    trip more per transaction. A connection back in the pool worked when its last user was done
+    with it (one that broke is discarded, not kept), so one in steady use is known alive, and one
+    that sat in the pool (through a PostgreSQL restart, say) is still checked. One that broke within
+    that second fails its user's statement, which is retried as after any lost connection."""
+    now = time.monotonic()
+    if isinstance(connection, PoolConnection):
+        recent = now - connection.handed_out_at < CHECK_AFTER_IDLE_SECONDS
+        connection.handed_out_at = now
+        if recent:
+            return
+    await AsyncConnectionPool.check_connection(connection)
+
+
 def connection_pool(
     settings: ServiceSettings, *, size: int, name: str, autocommit: bool = False, check: bool = False
 ) -> AsyncConnectionPool:
     """A pool of at most ``size`` connections, opened on first use (an async pool must be opened
     inside the event loop, and the bootstrap runs before it). ``close_returns``: a connection's
     ``close`` gives it back, which is how SQLAlchemy hands its connections back (below), broken
-    ones too (:class:`PoolConnection`)."""
+    ones too (:class:`PoolConnection`). ``check``: each connection is checked when handed out,
+    unless it was handed out within the last second (:func:`check_if_idle`)."""
     return AsyncConnectionPool(
         conninfo(settings),
         connection_class=PoolConnection,
@@ -92,7 +118,7 @@ def connection_pool(
         max_size=max(1, size),
         open=False,
         configure=schema_setter(settings),
-        check=AsyncConnectionPool.check_connection if check else None,
+        check=check_if_idle if check else None,
         close_returns=True,
         name=f"millrace-{settings.service_name}-{name}",
     )
