@@ -394,7 +394,7 @@ async def run_phases(bench: Bench) -> None:
     if "d" in phases:
         title = f"(d) {args.records} record events, as fast as the producer goes"
         figures = await measured(bench, title, lambda: record_events(bench, args.records, None), hooks=False)
-        half = value_of(figures, "completed runs/s") / 2
+        half = args.record_rate or value_of(figures, "completed runs/s") / 2
         if half > 0:
             total = max(1, round(half * args.paced_seconds))
             title = f"(d) record events at {half:.0f}/s for {args.paced_seconds:.0f} s"
@@ -435,6 +435,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--paced-seconds", type=float, default=15, help="length of the paced phases")
     parser.add_argument("--rate", type=float, help="calls/s of phase c (default: half of what a reached)")
     parser.add_argument("--records", type=int, default=2000, help="record events of phase d")
+    parser.add_argument(
+        "--record-rate", type=float, help="events/s of phase d's paced part (default: half of its burst's)"
+    )
     parser.add_argument("--idle-seconds", type=float, default=30, help="length of phase e")
     parser.add_argument("--items", type=int, default=500, help="items of phase f's for_each")
     parser.add_argument(

@@ -188,13 +188,14 @@ def test_an_activation_through_one_gateway_is_seen_by_each_trigger_instance_at_o
     )
 
     async def scenario() -> list[list[int]]:
-        gateway, trigger_a, trigger_b = (create_engine(settings) for _ in range(3))
+        gateway = create_engine(settings)
+        trigger_a, trigger_b = (DirectConnections(settings, size=1) for _ in range(2))
         stores = [(trigger_a, TriggerStore("trigger")), (trigger_b, TriggerStore("trigger"))]
 
         async def seen() -> list[int]:
             versions = []
-            for engine, store in stores:
-                async with engine.connect() as connection:
+            for database, store in stores:
+                async with database.transaction() as connection:
                     found = await store.record_candidates(connection, [key])
                 versions.append(len(found.get(key, ())))
             return versions
@@ -209,8 +210,9 @@ def test_an_activation_through_one_gateway_is_seen_by_each_trigger_instance_at_o
             paused = await seen()
             return [before, activated, paused]
         finally:
-            for engine in (gateway, trigger_a, trigger_b):
-                await engine.dispose()
+            await gateway.dispose()
+            for database in (trigger_a, trigger_b):
+                await database.close()
 
     before, activated, paused = asyncio.run(scenario())
     assert before == [0, 0]

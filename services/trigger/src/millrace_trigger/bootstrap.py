@@ -41,7 +41,11 @@ def build(settings: TriggerSettings) -> Starlette:
     trigger_metrics = TriggerMetrics(registry)
     producer = Producer(settings)
     direct = DirectConnections(settings, size=2)  # the live relay's sweeps and deletes
-    engine = create_engine(settings, reserved=direct.size)
+    # The use cases' transactions: the record consumer, the Kafka-trigger consumer, the scheduler.
+    transactions = DirectConnections(
+        settings, size=max(1, min(3, settings.db_max_connections - direct.size - 1))
+    )
+    engine = create_engine(settings, reserved=direct.size + transactions.size)
     namespace = Namespace(settings.namespace)
     clock: Clock = FileClock(settings.trigger_clock_file) if settings.trigger_clock_file else SystemClock()
     store = TriggerStore(CONSUMER)
@@ -50,7 +54,7 @@ def build(settings: TriggerSettings) -> Starlette:
     relay = LiveRelay(settings, direct, CONSUMER)
     dead_letters = DeadLetters(producer, namespace, ConsumerGroup.TRIGGER, consumer_metrics)
     shell = ConsumerShell(
-        engine, store, FiringLedger(store, namespace, relay.tag, trigger_metrics), relay, clock
+        transactions, store, FiringLedger(store, namespace, relay.tag, trigger_metrics), relay, clock
     )
     consumer = kafka.consumer(
         settings,
@@ -68,7 +72,7 @@ def build(settings: TriggerSettings) -> Starlette:
         tick_seconds=settings.trigger_schedule_tick_seconds,
     )
     retention = RetentionLoop(
-        Retention(engine, store, clock, keep=timedelta(days=settings.trigger_retention_days))
+        Retention(transactions, store, clock, keep=timedelta(days=settings.trigger_retention_days))
     )
     platform = PlatformGauges(registry)
     subscriptions = [Subscription(ConsumerGroup.TRIGGER, (RECORDS_EVENTS,))]
@@ -86,7 +90,7 @@ def build(settings: TriggerSettings) -> Starlette:
         engine,
         registry,
         background=(consumer.run, kafka_topics.run, relay.run, scheduler.run, retention.run, gauges.run),
-        closers=(direct.close,),
+        closers=(direct.close, transactions.close),
         consumers=(consumer.membership,),
     )
     return operations_app(parts)

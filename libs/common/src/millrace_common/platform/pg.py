@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg.rows import namedtuple_row
 
 from millrace_common.platform.db import connection_pool, pooled
 from millrace_common.platform.settings import ServiceSettings
@@ -53,6 +54,35 @@ async def execute(
     return cursor
 
 
+class Rows(list[Any]):
+    """A statement's rows, each a named tuple (``row.column``), and how many rows it changed."""
+
+    rowcount: int = -1
+
+    def scalars(self) -> list[Any]:
+        """Each row's first column."""
+        return [row[0] for row in self]
+
+
+class Statements:
+    """Statements on one psycopg connection, written with ``:name`` parameters (:func:`execute`),
+    each returning its rows as :class:`Rows`: the call shape of SQLAlchemy's
+    ``AsyncConnection.execute(text(sql), params)`` at a fraction of its cost, for a hot path whose
+    transaction runs several statements of its own text."""
+
+    def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        self.connection = connection
+
+    async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows:
+        query, names = _numbered(sql)
+        values = params or {}
+        cursor = psycopg.AsyncRawCursor(self.connection, row_factory=namedtuple_row)
+        await cursor.execute(query, [values[name] for name in names])
+        rows = Rows(await cursor.fetchall() if cursor.description is not None else ())
+        rows.rowcount = cursor.rowcount
+        return rows
+
+
 def array_literal(values: Iterable[object]) -> str:
     """Numbers or UUIDs as a PostgreSQL array's text (``{1,2,3}``), for ``cast(:x as bigint[])`` and
     the like: one string to send, where a list is adapted element by element."""
@@ -74,6 +104,13 @@ class DirectConnections:
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         async with pooled(self._pool) as connection:
             yield connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """A transaction on one of the connections (``BEGIN`` and ``COMMIT`` sent for it; rolled back
+        when the block raises)."""
+        async with self.connection() as connection, connection.transaction():
+            yield Statements(connection)
 
     async def close(self) -> None:
         if not self._pool.closed:

@@ -7,12 +7,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from millrace_common.platform.pg import Statements
 
 from millrace_trigger.adapters.store import RecordKey
 
-_WAITING = text(
+_WAITING = (
     "select w.run_id, w.node_id, w.tenant_id, w.pipeline_id, w.record_id from run_event_waits w"
     " join unnest(cast(:tenants as text[]), cast(:pipelines as text[]), cast(:records as text[]))"
     " as k(tenant_id, pipeline_id, record_id)"
@@ -27,7 +26,7 @@ class WaitingNode:
     record: RecordKey
 
 
-async def waiting_nodes(connection: AsyncConnection, records: Iterable[RecordKey]) -> list[WaitingNode]:
+async def waiting_nodes(connection: Statements, records: Iterable[RecordKey]) -> list[WaitingNode]:
     """The node instances waiting for events of these (tenant, pipeline, record) records."""
     keys = sorted(set(records))
     if not keys:

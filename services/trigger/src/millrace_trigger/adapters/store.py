@@ -12,11 +12,9 @@ from uuid import UUID
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.workflow import TriggerConfig
-from millrace_common.platform.tables import trigger_firings, workflow_triggers
+from millrace_common.platform.pg import DirectConnections, Statements
 from pydantic import ValidationError
 from pydantic_core import to_json
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from millrace_trigger.domain.firings import Candidate, Firing
 from millrace_trigger.domain.kafka_messages import KafkaCandidate
@@ -28,64 +26,66 @@ IndexKey = tuple[str, str, str]
 RecordKey = tuple[str, str, str]
 """(tenant, pipeline, record id)."""
 
-_INDEX_VERSIONS = text(
+_INDEX_VERSIONS = (
     "select tenant_id, version from trigger_index_versions where tenant_id = any(cast(:tenants as text[]))"
 )
-_TENANT_INDEX = text(
-    """
+_TENANT_INDEX = """
     select a.tenant_id, a.trigger_kind, a.pipeline_id, a.workflow_id, a.workflow_version,
            w.config
     from active_triggers a
     join workflow_triggers w on w.workflow_id = a.workflow_id and w.workflow_version = a.workflow_version
     where a.tenant_id = any(cast(:tenants as text[]))
     """
-)
 # The rows travel as one JSON document: cheaper to send than an array of JSON texts.
-_REMEMBER = text(
-    """
+_REMEMBER = """
     insert into record_states (tenant_id, pipeline_id, record_id, data, event_id, seen_at)
     select q.t, q.p, q.r, q.d, q.e, :now
     from jsonb_to_recordset(cast(:rows as jsonb)) as q (t text, p text, r text, d jsonb, e uuid)
     on conflict (tenant_id, pipeline_id, record_id)
     do update set data = excluded.data, event_id = excluded.event_id, seen_at = excluded.seen_at
     """
-)
-_FORGET = text(
-    """
+_FORGET = """
     delete from record_states s
-    using unnest(cast(:tenants as text[]), cast(:pipelines as text[]),"""
-    """ cast(:records as text[])) as q (t, p, r)
+    using unnest(cast(:tenants as text[]), cast(:pipelines as text[]), cast(:records as text[]))
+          as q (t, p, r)
     where s.tenant_id = q.t and s.pipeline_id = q.p and s.record_id = q.r
     """
-)
-_CLAIM = text(
+# Where each partition stood before this batch, every one moved to the batch's end, in one statement:
+# the subquery locks the rows first (a zombie consumer of the same partitions waits, then reads what
+# this one wrote), so the values it returns are the ones this update replaced. A partition without
+# a row yet is not returned (the caller claims it below).
+_MOVE = """
+    update consumer_positions c set next_offset = greatest(c.next_offset, q.o)
+    from (select partition, next_offset from consumer_positions
+          where consumer = :consumer and topic = :topic and partition = any(cast(:partitions as integer[]))
+          order by partition
+          for update) as before,
+         unnest(cast(:partitions as integer[]), cast(:offsets as bigint[])) as q (p, o)
+    where c.consumer = :consumer and c.topic = :topic and c.partition = before.partition
+      and c.partition = q.p
+    returning c.partition, before.next_offset
     """
+_CLAIM = """
     insert into consumer_positions as c (consumer, topic, partition, next_offset)
     select :consumer, :topic, p, 0 from unnest(cast(:partitions as integer[])) as p order by p
     on conflict (consumer, topic, partition) do update set next_offset = c.next_offset
     returning c.partition, c.next_offset
     """
-)
-_ADVANCE = text(
-    """
+_ADVANCE = """
     update consumer_positions c set next_offset = q.o
     from unnest(cast(:partitions as integer[]), cast(:offsets as bigint[])) as q (p, o)
     where c.consumer = :consumer and c.topic = :topic and c.partition = q.p and c.next_offset < q.o
     """
-)
-_LAST_SEEN = text(
-    """
+_LAST_SEEN = """
     select s.tenant_id, s.pipeline_id, s.record_id, s.data
     from unnest(cast(:tenants as text[]), cast(:pipelines as text[]), cast(:records as text[]))
          as q (tenant_id, pipeline_id, record_id)
     join record_states s
       on s.tenant_id = q.tenant_id and s.pipeline_id = q.pipeline_id and s.record_id = q.record_id
     """
-)
 # A workflow is due when this activation has no cursor yet (new, or activated again: its schedules
 # are known only from its config) or one of this activation's cursors reached its next slot.
-_DUE_SCHEDULES = text(
-    """
+_DUE_SCHEDULES = """
     select w.workflow_id, w.tenant_id, w.workflow_version, w.config, w.activated_at
     from workflow_triggers w
     where w.trigger_kind = 'scheduled'
@@ -98,16 +98,12 @@ _DUE_SCHEDULES = text(
     limit :limit
     for update of w skip locked
     """
-)
-_CURSORS = text(
-    """
+_CURSORS = """
     select workflow_id, schedule_name, activated_at, cursor_at
     from schedule_cursors where workflow_id = any(cast(:workflows as uuid[]))
     """
-)
 # The count of runs and the last slot outlive activations: they belong to the schedule's name.
-_MOVE_CURSORS = text(
-    """
+_MOVE_CURSORS = """
     insert into schedule_cursors as c (workflow_id, schedule_name, activated_at, cursor_at, next_slot_at,
                                        last_slot_at, run_count, updated_at)
     select q.w, q.n, q.a, q.c, q.next, q.last, q.runs, :now
@@ -119,9 +115,7 @@ _MOVE_CURSORS = text(
         last_slot_at = coalesce(excluded.last_slot_at, c.last_slot_at),
         run_count = c.run_count + excluded.run_count, updated_at = excluded.updated_at
     """
-)
-_RECORD_FIRINGS = text(
-    """
+_RECORD_FIRINGS = """
     insert into trigger_firings (idempotency_key, tenant_id, workflow_id, workflow_version, trigger_kind,
                                  source_event_id, run_id, status, reason, fired_at)
     select k, t, w, v, kind, src, r, st, reason, :now
@@ -132,10 +126,8 @@ _RECORD_FIRINGS = text(
     on conflict (idempotency_key) do nothing
     returning idempotency_key
     """
-)
 # A Kafka trigger reads its topic only while its tenant holds the grant to consume it.
-_KAFKA_CANDIDATES = text(
-    """
+_KAFKA_CANDIDATES = """
     select w.workflow_id, w.tenant_id, w.workflow_version, w.config, w.activated_at
     from workflow_triggers w
     join topic_grants g
@@ -143,12 +135,11 @@ _KAFKA_CANDIDATES = text(
     where w.trigger_kind = 'kafka'
     order by w.workflow_id
     """
-)
-_PRUNE_FIRINGS = text(
+_PRUNE_FIRINGS = (
     "delete from trigger_firings where ctid in "
     "(select ctid from trigger_firings where fired_at < :before limit :batch)"
 )
-_PRUNE_DELIVERIES = text(
+_PRUNE_DELIVERIES = (
     "delete from webhook_deliveries where ctid in "
     "(select ctid from webhook_deliveries where received_at < :before limit :batch)"
 )
@@ -197,37 +188,37 @@ class TriggerStore:
 
     # -- consumer positions: a redelivered message is recognised by its offset and skipped ----------
 
-    async def claim_positions(
-        self, connection: AsyncConnection, topic: str, partitions: Iterable[int]
+    async def move_positions(
+        self, connection: Statements, topic: str, ends: Mapping[int, int]
     ) -> dict[int, int]:
-        """The next unhandled offset of each partition, locked until the transaction ends (so a
-        zombie consumer of the same partitions waits, then skips what this one handled)."""
-        wanted = sorted(set(partitions))
-        if not wanted:
+        """The next unhandled offset of each partition before this batch, each moved to ``ends`` (the
+        batch's next offsets) and locked until the transaction ends, so a zombie consumer of the same
+        partitions waits, then skips what this one handled. One statement once every partition has
+        a row; a partition's first batch claims its row first."""
+        partitions = sorted(ends)
+        if not partitions:
             return {}
-        rows = await connection.execute(
-            _CLAIM, {"consumer": self._consumer, "topic": topic, "partitions": wanted}
-        )
-        return {row.partition: row.next_offset for row in rows}
-
-    async def advance_positions(
-        self, connection: AsyncConnection, topic: str, next_offsets: Mapping[int, int]
-    ) -> None:
-        partitions = sorted(next_offsets)
-        await connection.execute(
-            _ADVANCE,
-            {
-                "consumer": self._consumer,
-                "topic": topic,
-                "partitions": partitions,
-                "offsets": [next_offsets[p] for p in partitions],
-            },
-        )
+        params = {
+            "consumer": self._consumer,
+            "topic": topic,
+            "partitions": partitions,
+            "offsets": [ends[p] for p in partitions],
+        }
+        before = {row.partition: row.next_offset for row in await connection.execute(_MOVE, params)}
+        new = [p for p in partitions if p not in before]
+        if new:
+            claimed = await connection.execute(
+                _CLAIM, {"consumer": self._consumer, "topic": topic, "partitions": new}
+            )
+            before.update({row.partition: row.next_offset for row in claimed})
+            offsets = [ends[p] for p in new]
+            await connection.execute(_ADVANCE, {**params, "partitions": new, "offsets": offsets})
+        return before
 
     # -- the trigger index ------------------------------------------------------------------------
 
     async def record_candidates(
-        self, connection: AsyncConnection, lookups: Iterable[IndexKey]
+        self, connection: Statements, lookups: Iterable[IndexKey]
     ) -> Mapping[IndexKey, Sequence[Candidate]]:
         """Active workflows per (tenant, kind, pipeline), ``*`` standing for every pipeline.
 
@@ -252,7 +243,7 @@ class TriggerStore:
         return found
 
     async def _reload(
-        self, connection: AsyncConnection, tenants: Sequence[str], versions: Mapping[str, int]
+        self, connection: Statements, tenants: Sequence[str], versions: Mapping[str, int]
     ) -> None:
         if len(self._index) + len(tenants) > self._max_cached_tenants:
             self._index.clear()
@@ -267,23 +258,7 @@ class TriggerStore:
             self._index[tenant] = {key: tuple(found) for key, found in grouped[tenant].items()}
             self._index_versions[tenant] = versions.get(tenant, 0)
 
-    async def workflow_candidates(
-        self, connection: AsyncConnection, workflow_ids: Iterable[UUID]
-    ) -> dict[UUID, Candidate]:
-        ids = sorted(set(workflow_ids))
-        if not ids:
-            return {}
-        rows = await connection.execute(
-            select(workflow_triggers).where(workflow_triggers.c.workflow_id.in_(ids))
-        )
-        found = {}
-        for row in rows:
-            candidate = self._candidate(row.workflow_id, row.workflow_version, row.tenant_id, row.config)
-            if candidate is not None:
-                found[row.workflow_id] = candidate
-        return found
-
-    async def kafka_candidates(self, connection: AsyncConnection) -> list[KafkaCandidate]:
+    async def kafka_candidates(self, connection: Statements) -> list[KafkaCandidate]:
         """Every active Kafka trigger on a topic its tenant holds the grant to consume."""
         found = []
         for row in await connection.execute(_KAFKA_CANDIDATES):
@@ -321,7 +296,7 @@ class TriggerStore:
     # -- last-seen record states (for field_changed when a producer sends only the new record) -----
 
     async def last_seen(
-        self, connection: AsyncConnection, keys: Iterable[RecordKey]
+        self, connection: Statements, keys: Iterable[RecordKey]
     ) -> dict[RecordKey, JsonObject]:
         wanted = sorted(set(keys))
         if not wanted:
@@ -334,7 +309,7 @@ class TriggerStore:
 
     async def remember(
         self,
-        connection: AsyncConnection,
+        connection: Statements,
         states: Mapping[RecordKey, tuple[JsonObject | None, UUID]],
         now: datetime,
     ) -> None:
@@ -359,17 +334,8 @@ class TriggerStore:
 
     # -- firings: the exactly-once record and the hourly rate counter --------------------------------
 
-    async def known_keys(self, connection: AsyncConnection, keys: Iterable[str]) -> set[str]:
-        wanted = sorted(set(keys))
-        if not wanted:
-            return set()
-        rows = await connection.execute(
-            select(trigger_firings.c.idempotency_key).where(trigger_firings.c.idempotency_key.in_(wanted))
-        )
-        return {row.idempotency_key for row in rows}
-
     async def record_firings(
-        self, connection: AsyncConnection, firings: Sequence[Firing], now: datetime
+        self, connection: Statements, firings: Sequence[Firing], now: datetime
     ) -> set[str]:
         """Insert the firings; returns the keys that were new (a key already there is left as it was)."""
         if not firings:
@@ -393,9 +359,7 @@ class TriggerStore:
 
     # -- schedules --------------------------------------------------------------------------------
 
-    async def due_schedules(
-        self, connection: AsyncConnection, now: datetime, limit: int
-    ) -> list[DueSchedule]:
+    async def due_schedules(self, connection: Statements, now: datetime, limit: int) -> list[DueSchedule]:
         """Scheduled workflows with a slot due (or a new activation), locked; other instances skip them."""
         rows = list(await connection.execute(_DUE_SCHEDULES, {"now": now, "limit": limit}))
         if not rows:
@@ -417,7 +381,7 @@ class TriggerStore:
         ]
 
     async def move_cursors(
-        self, connection: AsyncConnection, schedule: DueSchedule, moves: Sequence[CursorMove], now: datetime
+        self, connection: Statements, schedule: DueSchedule, moves: Sequence[CursorMove], now: datetime
     ) -> None:
         """Write each schedule's cursor, next slot, last slot and added runs in one statement."""
         rows = [
@@ -437,15 +401,14 @@ class TriggerStore:
 
     # -- retention --------------------------------------------------------------------------------
 
-    async def prune(self, engine: AsyncEngine, before: datetime, *, batch: int = 5000) -> int:
+    async def prune(self, database: DirectConnections, before: datetime, *, batch: int = 5000) -> int:
         """Delete firings and webhook delivery ids older than ``before``, a batch per transaction."""
         removed = 0
         for statement in (_PRUNE_FIRINGS, _PRUNE_DELIVERIES):
             while True:
-                async with engine.begin() as connection:
-                    count = (
-                        await connection.execute(statement, {"before": before, "batch": batch})
-                    ).rowcount or 0
+                async with database.transaction() as connection:
+                    done = await connection.execute(statement, {"before": before, "batch": batch})
+                count = max(0, done.rowcount)
                 removed += count
                 if count < batch:
                     break

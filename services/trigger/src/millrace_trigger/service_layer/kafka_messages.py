@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from millrace_common.platform.consuming import Delivery
-from sqlalchemy.ext.asyncio import AsyncConnection
+from millrace_common.platform.pg import Statements
 
 from millrace_trigger.domain.firings import Firing
 from millrace_trigger.domain.kafka_messages import ConsumedMessage, KafkaCandidate, match_message
@@ -21,12 +21,12 @@ class KafkaMessageHandler:
 
     async def candidates(self) -> list[KafkaCandidate]:
         """Every active Kafka trigger on a granted topic (what the consumer subscribes to)."""
-        async with self._shell.engine.connect() as connection:
+        async with self._shell.transaction() as connection:
             return await self._shell.store.kafka_candidates(connection)
 
     async def handle(self, deliveries: Sequence[Delivery[Any]]) -> None:
         shell = self._shell
-        async with shell.engine.begin() as connection:
+        async with shell.transaction() as connection:
             now = shell.clock.now()
             fresh = await shell.unhandled(connection, deliveries)
             firings = await self._decide(connection, [d.message for d in fresh], now)
@@ -34,7 +34,7 @@ class KafkaMessageHandler:
         await shell.publish(settled, "kafka")
 
     async def _decide(
-        self, connection: AsyncConnection, messages: Sequence[ConsumedMessage], now: Any
+        self, connection: Statements, messages: Sequence[ConsumedMessage], now: Any
     ) -> list[Firing]:
         if not messages:
             return []

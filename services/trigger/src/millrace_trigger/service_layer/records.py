@@ -11,7 +11,7 @@ from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.records import AnyRecordEvent, RecordUpdated
 from millrace_common.language.workflow_configs.triggers import ANY_PIPELINE
 from millrace_common.platform.consuming import Delivery
-from sqlalchemy.ext.asyncio import AsyncConnection
+from millrace_common.platform.pg import Statements
 
 from millrace_trigger.adapters.event_waits import waiting_nodes
 from millrace_trigger.adapters.store import IndexKey, RecordKey
@@ -30,7 +30,7 @@ class RecordEventHandler:
 
     async def handle(self, deliveries: Sequence[Delivery[Any]]) -> None:
         shell = self._shell
-        async with shell.engine.begin() as connection:
+        async with shell.transaction() as connection:
             now = shell.clock.now()
             fresh = await shell.unhandled(connection, deliveries)
             events: list[AnyRecordEvent] = [d.message for d in fresh]
@@ -43,7 +43,7 @@ class RecordEventHandler:
         await shell.publish(settled, "record")
 
     async def _decide(
-        self, connection: AsyncConnection, events: Sequence[AnyRecordEvent], now: datetime
+        self, connection: Statements, events: Sequence[AnyRecordEvent], now: datetime
     ) -> list[Firing]:
         shell = self._shell
         if not events:

@@ -35,7 +35,7 @@ class Scheduler:
     async def tick(self) -> int:
         """Handle the workflows with a schedule due now; returns how many."""
         shell = self._shell
-        async with shell.engine.begin() as connection:
+        async with shell.transaction() as connection:
             now = shell.clock.now()
             due = await shell.store.due_schedules(connection, now, self.batch)
             planned = [(workflow, self._plan(workflow, now)) for workflow in due]
