@@ -5,7 +5,9 @@ compilation cache lookups and result wrapping), more than PostgreSQL spends runn
 statements. A hot path that needs only a few statements of its own text per message batch takes
 a connection from here instead: psycopg in autocommit mode, so each statement is its own transaction
 and costs one round trip, with no ``BEGIN`` or ``COMMIT`` of its own. Whatever must be atomic is
-therefore written as one statement (see :func:`millrace_common.platform.bulk.together`).
+therefore written as one statement (see :func:`millrace_common.platform.bulk.together`), or, where a
+batch's statements need each other's results (the trigger service's), run in
+:meth:`DirectConnections.transaction`.
 """
 
 from __future__ import annotations
