@@ -41,9 +41,13 @@ def build(settings: TriggerSettings) -> Starlette:
     trigger_metrics = TriggerMetrics(registry)
     producer = Producer(settings)
     direct = DirectConnections(settings, size=2)  # the live relay's sweeps and deletes
-    # The use cases' transactions: the record consumer, the Kafka-trigger consumer, the scheduler.
+    # The use cases' transactions: the record consumer, the Kafka-trigger consumer (and its topic
+    # discovery), the scheduler and retention. Checked when handed out, as the engine's are.
     transactions = DirectConnections(
-        settings, size=max(1, min(3, settings.db_max_connections - direct.size - 1))
+        settings,
+        size=max(1, min(3, settings.db_max_connections - direct.size - 1)),
+        name="transactions",
+        check=True,
     )
     engine = create_engine(settings, reserved=direct.size + transactions.size)
     namespace = Namespace(settings.namespace)

@@ -72,6 +72,14 @@ class PoolConnection(psycopg.AsyncConnection[Any]):
     handed_out_at = float("-inf")
     """``time.monotonic()`` when the pool last handed it out (:func:`check_if_idle`)."""
 
+    def add_notice_handler(self, callback: Callable[[psycopg.errors.Diagnostic], None]) -> None:
+        """Kept once: SQLAlchemy adds its notice handler at every checkout (with ``NullPool`` each one
+        is a new connection to it), and the pool hands the same connection out again and again, so
+        its list of handlers grew by one per transaction until the connection was replaced (a notice
+        was then logged once per transaction it had served)."""
+        if callback not in self._notice_handlers:
+            super().add_notice_handler(callback)
+
     async def close(self) -> None:
         pool = getattr(self, "_pool", None)
         if pool is not None and self.closed:
@@ -92,7 +100,8 @@ async def check_if_idle(connection: psycopg.AsyncConnection[Any]) -> None:
     trip more per transaction. A connection back in the pool worked when its last user was done
     with it (one that broke is discarded, not kept), so one in steady use is known alive, and one
     that sat in the pool (through a PostgreSQL restart, say) is still checked. One that broke within
-    that second fails its user's statement, which is retried as after any lost connection."""
+    that second fails its user's statement: a consumer's batch is polled again, an API request is
+    answered 503, and the pool discards the connection."""
     now = time.monotonic()
     if isinstance(connection, PoolConnection):
         recent = now - connection.handed_out_at < CHECK_AFTER_IDLE_SECONDS
@@ -180,7 +189,8 @@ def create_engine(settings: ServiceSettings, *, reserved: int = 0) -> AsyncEngin
     """An async engine on a ``psycopg_pool`` pool (SQLAlchemy's own pool is off: ``NullPool``, whose
     every checkout takes a connection from the psycopg pool and whose release gives it back). Its
     size is the engine's share of the budget, ``reserved`` being what the process's direct pools
-    hold. Each connection is checked when taken, as ``pool_pre_ping`` did. Disposing of the engine
+    hold. Each connection is checked when taken, as ``pool_pre_ping`` did, unless it was handed out
+    within the last second (:func:`check_if_idle`). Disposing of the engine
     closes the pool."""
     pool = connection_pool(settings, size=engine_pool_size(settings, reserved), name="engine", check=True)
 

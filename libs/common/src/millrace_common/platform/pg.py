@@ -98,9 +98,13 @@ class DirectConnections:
     connection that broke is discarded, and one left inside a transaction by an error is rolled back,
     by the pool, before it is handed out again."""
 
-    def __init__(self, settings: ServiceSettings, *, size: int = 4) -> None:
+    def __init__(
+        self, settings: ServiceSettings, *, size: int = 4, name: str | None = None, check: bool = False
+    ) -> None:
         self.size = size
-        self._pool = connection_pool(settings, size=size, name=f"direct{size}", autocommit=True)
+        self._pool = connection_pool(
+            settings, size=size, name=name or f"direct{size}", autocommit=True, check=check
+        )
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:

@@ -4,8 +4,9 @@ StartRun commands in the outbox; then the live relay is handed those rows and pu
 Offsets are committed by the consumer after this returns.
 
 The transaction runs on a plain psycopg connection (``pg.DirectConnections.transaction``), not the
-SQLAlchemy engine: a record batch's six statements cost the engine about 5 ms of CPU, most of the
-service's time per batch at a few hundred events a second (docs/benchmarks.md)."""
+SQLAlchemy engine: a record batch's statements (nine with ``BEGIN`` and ``COMMIT``) cost the engine
+about 5 ms of CPU, most of the service's time per batch at a few hundred events a second
+(docs/benchmarks.md)."""
 
 from __future__ import annotations
 
