@@ -215,7 +215,7 @@ class ServiceSettings(KafkaClientSettings):
     # 100 ms doubled the half-load p99; 20 ms costs 7 % idle and kept the latency of 5 ms.
     kafka_fetch_max_wait_ms: int = 20
     kafka_idle_fetch_max_wait_ms: int = Field(
-        default=500,
+        default=2000,
         ge=1,
         description="How long a consumer's fetches wait once it has had no records for a second (an "
         "idle consumer's fetch holds every partition, so it is answered as soon as data arrives; "
