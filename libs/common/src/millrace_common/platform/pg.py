@@ -46,12 +46,13 @@ async def execute(
     params: Mapping[str, Any],
     *,
     prepare: bool | None = None,
+    row_factory: Any = None,
 ) -> psycopg.AsyncRawCursor[Any]:
     """Run SQL written with ``:name`` parameters as PostgreSQL's own ``$n`` ones. psycopg parses a
     ``%(name)s`` query on every execution once it is longer than 4 KB (it caches only shorter ones),
     and a batch's statement is longer; this converts each text once."""
     query, names = _numbered(sql)
-    cursor = psycopg.AsyncRawCursor(connection)
+    cursor = psycopg.AsyncRawCursor(connection, row_factory=row_factory)
     await cursor.execute(query, [params[name] for name in names], prepare=prepare)
     return cursor
 
@@ -76,10 +77,7 @@ class Statements:
         self.connection = connection
 
     async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows:
-        query, names = _numbered(sql)
-        values = params or {}
-        cursor = psycopg.AsyncRawCursor(self.connection, row_factory=namedtuple_row)
-        await cursor.execute(query, [values[name] for name in names])
+        cursor = await execute(self.connection, sql, params or {}, row_factory=namedtuple_row)
         rows = Rows(await cursor.fetchall() if cursor.description is not None else ())
         rows.rowcount = cursor.rowcount
         return rows
