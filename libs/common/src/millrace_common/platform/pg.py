@@ -8,10 +8,18 @@ and costs one round trip, with no ``BEGIN`` or ``COMMIT`` of its own. Whatever m
 therefore written as one statement (see :func:`millrace_common.platform.bulk.together`), or, where a
 batch's statements need each other's results (the trigger service's), run in
 :meth:`DirectConnections.transaction`.
+
+Such a transaction runs in libpq's pipeline mode: statements are sent without waiting for one
+another, and the client waits only when it reads rows (:meth:`Statements.send`, :class:`Pending`).
+``BEGIN`` travels with the first statement and ``COMMIT`` is answered at the end, so a transaction
+whose statements are read one by one costs one round trip per statement plus one, and one that
+sends its independent statements together costs one per group. On a busy machine each round trip
+is a wake-up of the backend and of this process, a millisecond or more (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -19,6 +27,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import namedtuple_row
 
 from millrace_common.platform.db import connection_pool, pooled
@@ -67,6 +76,29 @@ class Rows(list[Any]):
         return [row[0] for row in self]
 
 
+class Pending:
+    """A statement sent, its rows not read yet. In pipeline mode reading them (:meth:`rows`) sends
+    whatever was queued before it and waits for the answers up to this statement's."""
+
+    def __init__(self, cursor: psycopg.AsyncRawCursor[Any]) -> None:
+        self._cursor = cursor
+
+    async def rows(self) -> Rows:
+        cursor = self._cursor
+        try:
+            fetched = await cursor.fetchall()
+        except psycopg.ProgrammingError:
+            # psycopg refuses to fetch from a statement that returns no rows (an insert without
+            # RETURNING, say); its answer was read all the same.
+            result = cursor.pgresult
+            if result is None or result.status != pq.ExecStatus.COMMAND_OK:
+                raise
+            fetched = []
+        rows = Rows(fetched)
+        rows.rowcount = cursor.rowcount
+        return rows
+
+
 class Statements:
     """Statements on one psycopg connection, written with ``:name`` parameters (:func:`execute`),
     each returning its rows as :class:`Rows`: the call shape of SQLAlchemy's
@@ -76,11 +108,16 @@ class Statements:
     def __init__(self, connection: psycopg.AsyncConnection[Any]) -> None:
         self.connection = connection
 
+    async def send(self, sql: str, params: Mapping[str, Any] | None = None) -> Pending:
+        """Send a statement and return at once (in pipeline mode; otherwise once it was answered):
+        statements that do not need each other's rows, sent one after the other and read after,
+        share one round trip. An error in one is raised where the rows of it, or of a statement
+        after it, are read, or at the transaction's end."""
+        return Pending(await execute(self.connection, sql, params or {}, row_factory=namedtuple_row))
+
     async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows:
-        cursor = await execute(self.connection, sql, params or {}, row_factory=namedtuple_row)
-        rows = Rows(await cursor.fetchall() if cursor.description is not None else ())
-        rows.rowcount = cursor.rowcount
-        return rows
+        """Send a statement and read its rows (none for a statement that returns none)."""
+        return await (await self.send(sql, params)).rows()
 
 
 def array_literal(values: Iterable[object]) -> str:
@@ -111,10 +148,21 @@ class DirectConnections:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Statements]:
-        """A transaction on one of the connections (``BEGIN`` and ``COMMIT`` sent for it; rolled back
-        when the block raises)."""
-        async with self.connection() as connection, connection.transaction():
-            yield Statements(connection)
+        """A transaction on one of the connections, in pipeline mode (the module's note): ``BEGIN``
+        is sent with the first statement, ``COMMIT`` when the block ends, and the block's statements
+        are sent without waiting until their rows are read. Rolled back when the block raises."""
+        async with self.connection() as connection:
+            try:
+                async with connection.pipeline():
+                    statements = Statements(connection)
+                    await statements.send("BEGIN")
+                    yield statements
+                    await statements.send("COMMIT")  # answered when the pipeline ends
+            except BaseException:
+                if not connection.closed and connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                    with contextlib.suppress(psycopg.Error):  # a broken connection: the pool drops it
+                        await connection.rollback()
+                raise
 
     async def close(self) -> None:
         if not self._pool.closed:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID
 
-from millrace_common.platform.pg import Statements
+from millrace_common.platform.pg import Pending, Statements
 
 from millrace_trigger.adapters.store import RecordKey
 
@@ -26,12 +26,13 @@ class WaitingNode:
     record: RecordKey
 
 
-async def waiting_nodes(connection: Statements, records: Iterable[RecordKey]) -> list[WaitingNode]:
-    """The node instances waiting for events of these (tenant, pipeline, record) records."""
+async def send_waiting(connection: Statements, records: Iterable[RecordKey]) -> Pending | None:
+    """The node instances waiting for events of these (tenant, pipeline, record) records, asked;
+    :func:`waiting_from` reads the answer."""
     keys = sorted(set(records))
     if not keys:
-        return []
-    rows = await connection.execute(
+        return None
+    return await connection.send(
         _WAITING,
         {
             "tenants": [k[0] for k in keys],
@@ -39,6 +40,12 @@ async def waiting_nodes(connection: Statements, records: Iterable[RecordKey]) ->
             "records": [k[2] for k in keys],
         },
     )
+
+
+async def waiting_from(sent: Pending | None) -> list[WaitingNode]:
+    if sent is None:
+        return []
     return [
-        WaitingNode(row.run_id, row.node_id, (row.tenant_id, row.pipeline_id, row.record_id)) for row in rows
+        WaitingNode(row.run_id, row.node_id, (row.tenant_id, row.pipeline_id, row.record_id))
+        for row in await sent.rows()
     ]

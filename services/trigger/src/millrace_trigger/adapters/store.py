@@ -12,7 +12,7 @@ from uuid import UUID
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.workflow import TriggerConfig
-from millrace_common.platform.pg import DirectConnections, Statements
+from millrace_common.platform.pg import DirectConnections, Pending, Statements
 from pydantic import ValidationError
 from pydantic_core import to_json
 
@@ -195,25 +195,41 @@ class TriggerStore:
         batch's next offsets) and locked until the transaction ends, so a zombie consumer of the same
         partitions waits, then skips what this one handled. One statement once every partition has
         a row; a partition's first batch claims its row first."""
+        return await self.positions_before(
+            connection, topic, ends, await self.send_move(connection, topic, ends)
+        )
+
+    async def send_move(self, connection: Statements, topic: str, ends: Mapping[int, int]) -> Pending | None:
+        """:meth:`move_positions`, its statement sent and its answer read by :meth:`positions_before`."""
+        if not ends:
+            return None
         partitions = sorted(ends)
-        if not partitions:
+        return await connection.send(_MOVE, self._position_params(topic, ends, partitions))
+
+    async def positions_before(
+        self, connection: Statements, topic: str, ends: Mapping[int, int], sent: Pending | None
+    ) -> dict[int, int]:
+        if sent is None:
             return {}
-        params = {
-            "consumer": self._consumer,
-            "topic": topic,
-            "partitions": partitions,
-            "offsets": [ends[p] for p in partitions],
-        }
-        before = {row.partition: row.next_offset for row in await connection.execute(_MOVE, params)}
-        new = [p for p in partitions if p not in before]
+        before = {row.partition: row.next_offset for row in await sent.rows()}
+        new = [p for p in sorted(ends) if p not in before]
         if new:
             claimed = await connection.execute(
                 _CLAIM, {"consumer": self._consumer, "topic": topic, "partitions": new}
             )
             before.update({row.partition: row.next_offset for row in claimed})
-            offsets = [ends[p] for p in new]
-            await connection.execute(_ADVANCE, {**params, "partitions": new, "offsets": offsets})
+            await connection.execute(_ADVANCE, self._position_params(topic, ends, new))
         return before
+
+    def _position_params(
+        self, topic: str, ends: Mapping[int, int], partitions: list[int]
+    ) -> dict[str, object]:
+        return {
+            "consumer": self._consumer,
+            "topic": topic,
+            "partitions": partitions,
+            "offsets": [ends[p] for p in partitions],
+        }
 
     # -- the trigger index ------------------------------------------------------------------------
 
@@ -227,11 +243,23 @@ class TriggerStore:
         costs one small query plus what its candidates cost.
         """
         keys = set(lookups)
+        versions = await self.send_index_versions(connection, {tenant for tenant, _, _ in keys})
+        return await self.candidates(connection, keys, versions)
+
+    async def send_index_versions(self, connection: Statements, tenants: Iterable[str]) -> Pending | None:
+        """:meth:`record_candidates`' first statement, sent; :meth:`candidates` reads it."""
+        wanted = sorted(set(tenants))
+        return await connection.send(_INDEX_VERSIONS, {"tenants": wanted}) if wanted else None
+
+    async def candidates(
+        self, connection: Statements, lookups: Iterable[IndexKey], versions_sent: Pending | None
+    ) -> Mapping[IndexKey, Sequence[Candidate]]:
+        """``lookups``' candidates, the index versions sent for (at least) their tenants."""
+        keys = set(lookups)
         tenants = sorted({tenant for tenant, _, _ in keys})
-        if not tenants:
+        if not tenants or versions_sent is None:
             return {}
-        rows = await connection.execute(_INDEX_VERSIONS, {"tenants": tenants})
-        versions = {row.tenant_id: row.version for row in rows}
+        versions = {row.tenant_id: row.version for row in await versions_sent.rows()}
         stale = [t for t in tenants if self._index_versions.get(t) != versions.get(t, 0)]
         if stale:
             await self._reload(connection, stale, versions)
@@ -313,7 +341,8 @@ class TriggerStore:
         states: Mapping[RecordKey, tuple[JsonObject | None, UUID]],
         now: datetime,
     ) -> None:
-        """Store each record's newest state (None: the record was deleted, so forget it)."""
+        """Store each record's newest state (None: the record was deleted, so forget it). Sent, not
+        waited for: an error is raised where the transaction next reads rows, or at its end."""
         kept = sorted(
             ((key, data, event_id) for key, (data, event_id) in states.items() if data is not None),
             key=lambda item: item[0],
@@ -321,9 +350,9 @@ class TriggerStore:
         gone = sorted(key for key, (data, _) in states.items() if data is None)
         if kept:
             rows = [{"t": t, "p": p, "r": r, "d": data, "e": event_id} for (t, p, r), data, event_id in kept]
-            await connection.execute(_REMEMBER, {"rows": to_json(rows).decode(), "now": now})
+            await connection.send(_REMEMBER, {"rows": to_json(rows).decode(), "now": now})
         if gone:
-            await connection.execute(
+            await connection.send(
                 _FORGET,
                 {
                     "tenants": [k[0] for k in gone],
@@ -334,13 +363,14 @@ class TriggerStore:
 
     # -- firings: the exactly-once record and the hourly rate counter --------------------------------
 
-    async def record_firings(
+    async def send_firings(
         self, connection: Statements, firings: Sequence[Firing], now: datetime
-    ) -> set[str]:
-        """Insert the firings; returns the keys that were new (a key already there is left as it was)."""
+    ) -> Pending | None:
+        """Insert the firings (a key already there is left as it was); :meth:`recorded` reads which
+        keys were new."""
         if not firings:
-            return set()
-        rows = await connection.execute(
+            return None
+        return await connection.send(
             _RECORD_FIRINGS,
             {
                 "keys": [f.idempotency_key for f in firings],
@@ -355,7 +385,10 @@ class TriggerStore:
                 "now": now,
             },
         )
-        return {row.idempotency_key for row in rows}
+
+    @staticmethod
+    async def recorded(sent: Pending | None) -> set[str]:
+        return set() if sent is None else {row.idempotency_key for row in await sent.rows()}
 
     # -- schedules --------------------------------------------------------------------------------
 

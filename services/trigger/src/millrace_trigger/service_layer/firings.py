@@ -4,9 +4,10 @@ StartRun commands in the outbox; then the live relay is handed those rows and pu
 Offsets are committed by the consumer after this returns.
 
 The transaction runs on a plain psycopg connection (``pg.DirectConnections.transaction``), not the
-SQLAlchemy engine: a record batch's statements (nine with ``BEGIN`` and ``COMMIT``) cost the engine
-about 5 ms of CPU, most of the service's time per batch at a few hundred events a second
-(docs/benchmarks.md)."""
+SQLAlchemy engine: a record batch's statements cost the engine about 5 ms of CPU, most of the
+service's time per batch at a few hundred events a second. It runs in pipeline mode, and the use
+cases send what does not need another statement's answer together (``send_*``, then read), so a
+record batch costs three round trips (docs/triggers.md, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
 from millrace_common.platform.consuming import Delivery
 from millrace_common.platform.logs import bound
 from millrace_common.platform.outbox import LiveRelay, Record, outbox_write, records
-from millrace_common.platform.pg import DirectConnections, Statements
+from millrace_common.platform.pg import DirectConnections, Pending, Statements, array_literal
 
 from millrace_trigger.adapters.clock import Clock
 from millrace_trigger.adapters.store import TriggerStore
@@ -31,6 +32,8 @@ from millrace_trigger.domain.matching import dedupe
 from millrace_trigger.metrics import TriggerMetrics
 
 log = logging.getLogger(__name__)
+
+_UNWRITE = "delete from outbox where id = any(cast(:ids as bigint[]))"
 
 
 @dataclass(frozen=True)
@@ -63,21 +66,29 @@ class FiringLedger:
         also: Sequence[Outgoing] = (),
     ) -> Settled:
         """Records the fresh firings; their StartRuns, and the commands ``also`` (record events for
-        runs waiting for them), go to the outbox in the caller's transaction."""
+        runs waiting for them), go to the outbox in the caller's transaction.
+
+        The firings and the outbox rows are sent together, so they cost one round trip: every
+        firing's StartRun is written before it is known whether its key was new. A key recorded
+        before (the same event again, under another offset) is rare; its StartRun's row is deleted
+        again in the same transaction."""
         unique = dedupe(firings)
-        inserted = await self._store.record_firings(connection, unique, now)  # a known key is skipped
+        firings_sent = await self._store.send_firings(connection, unique, now)
+        starting = [f for f in unique if f.outcome is Outcome.STARTED]
+        messages = [Outgoing(RUNS_COMMANDS, str(f.run_id), f.start_run()) for f in starting] + list(also)
+        outbox_sent = None
+        if messages:
+            write = outbox_write(self._namespace, self._producer, messages, returning_ids=True)
+            outbox_sent = await connection.send(write.sql, write.params)
+        inserted = await self._store.recorded(firings_sent)  # a known key was skipped
+        ids: list[int] = [] if outbox_sent is None else (await outbox_sent.rows()).scalars()
+        known = {i for i, f in enumerate(starting) if f.idempotency_key not in inserted}
+        if known:
+            await connection.send(_UNWRITE, {"ids": array_literal(ids[i] for i in sorted(known))})
+            ids = [row_id for i, row_id in enumerate(ids) if i not in known]
+            messages = [message for i, message in enumerate(messages) if i not in known]
         recorded = [f for f in unique if f.idempotency_key in inserted]
-        starts = [
-            Outgoing(RUNS_COMMANDS, str(f.run_id), f.start_run())
-            for f in recorded
-            if f.outcome is Outcome.STARTED
-        ]
-        starts += also
-        ids: list[int] = []
-        if starts:
-            write = outbox_write(self._namespace, self._producer, starts, returning_ids=True)
-            ids = (await connection.execute(write.sql, write.params)).scalars()
-        return Settled(recorded, len(firings) - len(recorded), ids, records(self._namespace, starts))
+        return Settled(recorded, len(firings) - len(recorded), ids, records(self._namespace, messages))
 
     def count(self, settled: Settled, source: str) -> None:
         """Metrics for a committed transaction."""
@@ -92,6 +103,36 @@ class FiringLedger:
                     log.info("trigger fired no run", extra={"ids": {**ids, "reason": item.reason}})
         if settled.duplicates:
             self._metrics.duplicates.labels(source=source).inc(settled.duplicates)
+
+
+class Moves:
+    """A batch's consumer positions, moved (the statements sent, not read yet)."""
+
+    def __init__(
+        self,
+        store: TriggerStore,
+        connection: Statements,
+        deliveries: Sequence[Delivery[Any]],
+        ends: dict[str, dict[int, int]],
+        sent: dict[str, Pending | None],
+    ) -> None:
+        self._store = store
+        self._connection = connection
+        self._deliveries = deliveries
+        self._ends = ends
+        self._sent = sent
+
+    async def fresh(self) -> list[Delivery[Any]]:
+        """The deliveries at or past their partition's position before this batch."""
+        fresh = []
+        for topic, ends in self._ends.items():
+            positions = await self._store.positions_before(self._connection, topic, ends, self._sent[topic])
+            fresh.extend(
+                d
+                for d in self._deliveries
+                if d.record.topic == topic and d.offset >= positions[d.record.partition]
+            )
+        return fresh
 
 
 class ConsumerShell:
@@ -120,19 +161,20 @@ class ConsumerShell:
     ) -> list[Delivery[Any]]:
         """The batch's messages this consumer has not handled yet (by offset), positions moved past
         the whole batch when the transaction commits."""
+        return await (await self.send_moves(connection, deliveries)).fresh()
+
+    async def send_moves(self, connection: Statements, deliveries: Sequence[Delivery[Any]]) -> Moves:
+        """:meth:`unhandled`, its statements sent; :meth:`Moves.fresh` reads them."""
         by_topic: dict[str, dict[int, int]] = {}
         for delivery in deliveries:
             ends = by_topic.setdefault(delivery.record.topic, {})
             ends[delivery.record.partition] = max(
                 ends.get(delivery.record.partition, -1), delivery.offset + 1
             )
-        fresh = []
-        for topic, ends in by_topic.items():
-            positions = await self.store.move_positions(connection, topic, ends)
-            fresh.extend(
-                d for d in deliveries if d.record.topic == topic and d.offset >= positions[d.record.partition]
-            )
-        return fresh
+        sent = {
+            topic: await self.store.send_move(connection, topic, ends) for topic, ends in by_topic.items()
+        }
+        return Moves(self.store, connection, deliveries, by_topic, sent)
 
     async def publish(self, settled: Settled, source: str) -> None:
         """Once the transaction committed: the StartRuns go to Kafka at once (the relay is handed the

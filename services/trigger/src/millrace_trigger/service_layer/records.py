@@ -11,9 +11,9 @@ from millrace_common.contracts.json_values import JsonObject
 from millrace_common.contracts.messages.records import AnyRecordEvent, RecordUpdated
 from millrace_common.language.workflow_configs.triggers import ANY_PIPELINE
 from millrace_common.platform.consuming import Delivery
-from millrace_common.platform.pg import Statements
+from millrace_common.platform.pg import Pending, Statements
 
-from millrace_trigger.adapters.event_waits import waiting_nodes
+from millrace_trigger.adapters.event_waits import send_waiting, waiting_from
 from millrace_trigger.adapters.store import IndexKey, RecordKey
 from millrace_trigger.domain.firings import Firing
 from millrace_trigger.domain.matching import TRIGGER_KINDS, match_record_event, state_after
@@ -32,10 +32,16 @@ class RecordEventHandler:
         shell = self._shell
         async with shell.transaction() as connection:
             now = shell.clock.now()
-            fresh = await shell.unhandled(connection, deliveries)
-            events: list[AnyRecordEvent] = [d.message for d in fresh]
-            firings = await self._decide(connection, events, now)
-            waiting = await waiting_nodes(connection, (_record_key(e) for e in events))
+            # What does not depend on another statement's answer is sent at once, for every event
+            # delivered (a redelivered one, known by its position, is left out after): the positions,
+            # the trigger index's versions and the runs waiting for these records, one round trip.
+            delivered: list[AnyRecordEvent] = [d.message for d in deliveries]
+            moves = await shell.send_moves(connection, deliveries)
+            versions = await shell.store.send_index_versions(connection, (e.tenant_id for e in delivered))
+            waits = await send_waiting(connection, (_record_key(e) for e in delivered))
+            events: list[AnyRecordEvent] = [d.message for d in await moves.fresh()]
+            firings = await self._decide(connection, events, now, versions)
+            waiting = await waiting_from(waits)
             deliveries = record_event_deliveries(
                 events, [(w.record, str(w.run_id), w.node_id) for w in waiting]
             )
@@ -43,13 +49,17 @@ class RecordEventHandler:
         await shell.publish(settled, "record")
 
     async def _decide(
-        self, connection: Statements, events: Sequence[AnyRecordEvent], now: datetime
+        self,
+        connection: Statements,
+        events: Sequence[AnyRecordEvent],
+        now: datetime,
+        versions: Pending | None,
     ) -> list[Firing]:
         shell = self._shell
         if not events:
             return []
         lookups = [_lookups(e) for e in events]
-        index = await shell.store.record_candidates(connection, (k for keys in lookups for k in keys))
+        index = await shell.store.candidates(connection, (k for keys in lookups for k in keys), versions)
         candidates = [[c for k in keys for c in index.get(k, ())] for keys in lookups]
         watched = [any(c.kind == "field_changed" for c in found) for found in candidates]
         derive = {

@@ -1,0 +1,150 @@
+"""``pg.DirectConnections.transaction`` against the real PostgreSQL: the transaction runs in libpq's
+pipeline mode, so statements sent together share one round trip (counted from libpq's own trace of
+the messages it sends), and it is still one transaction: committed when the block ends, rolled back
+when a statement fails or the block raises."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+
+import psycopg
+import pytest
+from millrace_common.platform.pg import DirectConnections, Statements
+from millrace_common.platform.settings import ServiceSettings
+
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+
+def _settings(infra: Infra, namespace: str) -> ServiceSettings:
+    return ServiceSettings(service_name="pipeline", namespace=namespace, database_url=infra.database_url)
+
+
+async def _table(database: DirectConnections, name: str) -> None:
+    async with database.connection() as connection:
+        await connection.execute(f"create table {name} (id integer primary key, note text)")
+
+
+async def _count(database: DirectConnections, name: str) -> list[tuple[int, str]]:
+    async with database.connection() as connection:
+        cursor = await connection.execute(f"select id, note from {name} order by id")
+        return [tuple(row) for row in await cursor.fetchall()]
+
+
+def test_statements_sent_together_share_one_round_trip(infra: Infra, namespace: str):
+    async def scenario() -> tuple[list[object], list[str]]:
+        database = DirectConnections(_settings(infra, namespace), size=1)
+        await _table(database, "pipelined")
+        with tempfile.TemporaryFile("w+") as trace:
+            try:
+                async with database.transaction() as statements:
+                    connection = statements.connection
+                    connection.pgconn.trace(trace.fileno())
+                    connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+                    inserted = await statements.send(
+                        "insert into pipelined values (:id, :note) returning id", {"id": 1, "note": "a"}
+                    )
+                    quiet = await statements.send("insert into pipelined values (2, 'b')")
+                    counted = await statements.send("select count(*) as n from pipelined")
+                    answers: list[object] = [
+                        (await inserted.rows()).scalars(),
+                        list(await quiet.rows()),
+                        (await counted.rows()).scalars(),
+                    ]
+                    # read one by one: a round trip each
+                    answers.append((await statements.execute("select 3 as three")).scalars())
+                connection.pgconn.untrace()
+                trace.flush()
+                os.fsync(trace.fileno())
+                trace.seek(0)
+                messages = [line.rstrip("\n").split("\t") for line in trace if line[:2] in ("F\t", "B\t")]
+                answers.append(await _count(database, "pipelined"))
+            finally:
+                await database.close()
+        return answers, messages
+
+    answers, messages = asyncio.run(scenario())
+    assert answers == [[1], [], [2], [3], [(1, "a"), (2, "b")]]
+    # A round trip is the client sending, then reading answers. Three statements sent, then their
+    # answers; one statement and its answer; COMMIT with the sync that ends the pipeline, and its
+    # answer (BEGIN went before the trace, with the first statement).
+    round_trips = [
+        [m[2] for m in messages[start:end] if m[0] == "F" and m[2] == "Execute"]
+        for start, end in _sending_spells(messages)
+    ]
+    assert round_trips == [["Execute"] * 3, ["Execute"], ["Execute"]], messages
+
+
+def _sending_spells(messages: list[list[str]]) -> list[tuple[int, int]]:
+    """Index ranges of the runs of messages the client sent, each followed by answers."""
+    spells, start = [], None
+    for i, message in enumerate(messages):
+        if message[0] == "F" and start is None:
+            start = i
+        elif message[0] == "B" and start is not None:
+            spells.append((start, i))
+            start = None
+    return spells
+
+
+def test_a_failed_statement_or_a_raising_block_rolls_the_transaction_back(infra: Infra, namespace: str):
+    async def scenario() -> dict[str, object]:
+        database = DirectConnections(_settings(infra, namespace), size=1)
+        await _table(database, "rolled")
+        seen: dict[str, object] = {}
+        try:
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                async with database.transaction() as statements:
+                    await statements.send("insert into rolled values (1, 'kept?')")
+                    await statements.send("insert into rolled values (1, 'again')")  # fails
+                    await statements.execute("select 1")  # the error surfaces where rows are read
+            seen["after_failure"] = await _count(database, "rolled")
+
+            class Refused(Exception):
+                pass
+
+            with pytest.raises(Refused):
+                async with database.transaction() as statements:
+                    await statements.execute("insert into rolled values (2, 'b')")
+                    raise Refused
+            seen["after_raise"] = await _count(database, "rolled")
+
+            with pytest.raises(psycopg.errors.UniqueViolation):  # unread: raised when the block ends
+                async with database.transaction() as statements:
+                    await statements.send("insert into rolled values (3, 'c'), (3, 'c')")
+            seen["after_unread"] = await _count(database, "rolled")
+
+            async with database.transaction() as statements:  # the connection is usable again
+                await statements.send("insert into rolled values (4, 'd')")
+            seen["committed"] = await _count(database, "rolled")
+            async with database.connection() as connection:
+                seen["status"] = connection.info.transaction_status
+        finally:
+            await database.close()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["after_failure"] == []
+    assert seen["after_raise"] == []
+    assert seen["after_unread"] == []
+    assert seen["committed"] == [(4, "d")]
+    assert seen["status"] == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_statements_outside_a_pipeline_answer_at_once(infra: Infra, namespace: str):
+    async def scenario() -> list[object]:
+        database = DirectConnections(_settings(infra, namespace), size=1)
+        try:
+            async with database.connection() as connection:
+                statements = Statements(connection)
+                made = await statements.execute("create table plain (id integer)")
+                pending = await statements.send("insert into plain values (1), (2)")
+                rows = await pending.rows()
+                return [list(made), list(rows), rows.rowcount]
+        finally:
+            await database.close()
+
+    assert asyncio.run(scenario()) == [[], [], 2]

@@ -1,0 +1,84 @@
+"""The trigger's firing ledger against the real PostgreSQL: the firings and their StartRuns' outbox
+rows are sent together, before it is known which keys are new, so a firing whose key was recorded
+before (the same event again, under another offset) must lose its outbox row again in the same
+transaction. Only the new firing's StartRun stays, and only its row is handed to the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from millrace_common.contracts.outgoing import Outgoing
+from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
+from millrace_common.platform.pg import DirectConnections
+from millrace_common.platform.settings import ServiceSettings
+from millrace_trigger.adapters.store import TriggerStore
+from millrace_trigger.domain.firings import Firing, Outcome
+from millrace_trigger.metrics import TriggerMetrics
+from millrace_trigger.service_layer.firings import FiringLedger
+from prometheus_client import CollectorRegistry
+
+from tests.support.infra import Infra
+
+pytestmark = pytest.mark.integration
+
+PRODUCER = "trigger@settle-test"
+
+
+def _firing(key: str, outcome: Outcome = Outcome.STARTED) -> Firing:
+    return Firing(
+        idempotency_key=key,
+        tenant_id="t-settle",
+        workflow_id=uuid4(),
+        workflow_version=1,
+        kind="record_created",
+        source="record",
+        source_event_id=uuid4(),
+        data={"key": key},
+        outcome=outcome,
+        reason=None if outcome is Outcome.STARTED else "filtered out",
+    )
+
+
+def test_a_known_key_keeps_no_outbox_row_and_the_new_ones_keep_theirs(infra: Infra, namespace: str):
+    settings = ServiceSettings(service_name="settle", namespace=namespace, database_url=infra.database_url)
+    ledger = FiringLedger(
+        TriggerStore("settle-test"), Namespace(namespace), PRODUCER, TriggerMetrics(CollectorRegistry())
+    )
+    known, new, filtered = _firing("known"), _firing("new"), _firing("filtered", Outcome.FILTERED)
+    also = Outgoing(RUNS_COMMANDS, "waiting-run", known.start_run())  # a command for a waiting run
+    now = datetime.now(UTC)
+
+    async def scenario() -> tuple[object, object, list[tuple[int, str]]]:
+        database = DirectConnections(settings, size=1)
+        try:
+            async with database.transaction() as connection:
+                first = await ledger.settle(connection, [known], now)
+            async with database.transaction() as connection:
+                second = await ledger.settle(connection, [known, new, filtered], now, also=[also])
+            async with database.connection() as connection:
+                cursor = await connection.execute(
+                    "select id, convert_from(key, 'UTF8') from outbox where producer = %s order by id",
+                    (PRODUCER,),
+                )
+                rows = [tuple(row) for row in await cursor.fetchall()]
+        finally:
+            await database.close()
+        return first, second, rows
+
+    first, second, rows = asyncio.run(scenario())
+    assert [f.idempotency_key for f in first.recorded] == ["known"]
+    assert [f.idempotency_key for f in second.recorded] == ["new", "filtered"]
+    assert second.duplicates == 1
+    # The outbox holds the first StartRun, the new one and the waiting run's command, not a second
+    # StartRun for the known key; the ids handed over are those rows', in order, with their messages.
+    assert [key for _, key in rows] == [str(known.run_id), str(new.run_id), "waiting-run"]
+    assert second.outbox_ids == [row_id for row_id, _ in rows[1:]]
+    assert [json.loads(value)["run_id"] for _, _, value in second.messages] == [
+        str(new.run_id),
+        str(known.run_id),
+    ]
+    assert [key.decode() for _, key, _ in second.messages] == [str(new.run_id), "waiting-run"]
