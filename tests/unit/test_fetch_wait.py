@@ -10,7 +10,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
 from hypothesis import given
 from hypothesis import strategies as st
-from millrace_common.platform.fetch_wait import FETCHER_WAIT_ATTRIBUTE, FetchWaitPolicy, apply
+from millrace_common.platform import fetch_wait
+from millrace_common.platform.fetch_wait import (
+    FETCHER_TIMEOUT_MS,
+    FETCHER_WAIT_ATTRIBUTE,
+    FetchWaitPolicy,
+    apply,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -53,3 +59,21 @@ def test_aiokafka_fetchers_still_read_the_wait_from_the_attribute_set():
 async def test_a_consumer_without_a_fetcher_is_left_alone():
     consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
     assert apply(consumer, 500) is False
+
+
+def test_every_consumer_of_the_platform_wakes_its_idle_fetcher_once_a_second():
+    """aiokafka's fetcher looks at its partitions every ``consumer_timeout_ms`` when nothing else woke
+    it (200 ms by default): each consumer the platform builds passes the longer timeout, and aiokafka
+    still takes it as the fetcher's wait."""
+    platform = Path(fetch_wait.__file__).parent
+    built = {
+        path.name: path.read_text().count("AIOKafkaConsumer(")
+        for path in platform.glob("*.py")
+        if "AIOKafkaConsumer(" in path.read_text()
+    }
+    assert set(built) == {"consuming.py", "tailing.py", "lanes.py", "offset_clients.py"}, built
+    for name, count in built.items():
+        assert (platform / name).read_text().count("consumer_timeout_ms=FETCHER_TIMEOUT_MS") == count, name
+    source = Path(AIOKafkaConsumer.__init__.__code__.co_filename).read_text()
+    assert "fetcher_timeout=self._consumer_timeout" in source
+    assert FETCHER_TIMEOUT_MS == 1000

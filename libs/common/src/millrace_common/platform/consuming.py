@@ -38,7 +38,7 @@ from pydantic import TypeAdapter, ValidationError
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
-from millrace_common.platform.fetch_wait import IDLE_POLL_MS, adaptive_fetch_wait
+from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, IDLE_POLL_MS, adaptive_fetch_wait
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
@@ -312,6 +312,7 @@ class BatchConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            consumer_timeout_ms=FETCHER_TIMEOUT_MS,
             max_poll_records=settings.kafka_max_poll_records,
             # With a per-tenant family, a new tenant's topic is found when the metadata is next read.
             metadata_max_age_ms=self._discovery_ms,

@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 FETCHER_WAIT_ATTRIBUTE = "_fetch_max_wait_ms"
 IDLE_POLL_MS = 1000
 """How long an idle consumer's poll waits for records (records end the wait at once)."""
+FETCHER_TIMEOUT_MS = 1000
+"""aiokafka's ``consumer_timeout_ms``: how often its background fetcher looks at its partitions when
+nothing else woke it (default 200 ms). A fetch answered, records consumed, a seek, a resume, a
+rebalance and a metadata change each wake it at once, so the timeout bounds only an idle consumer's
+needless looks, each a walk over its partitions in Python: at 200 ms, five a second in every
+consumer of every service, about a fifth of the five services' idle CPU (docs/benchmarks.md)."""
 
 
 @dataclass

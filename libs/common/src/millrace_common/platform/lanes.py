@@ -30,7 +30,7 @@ from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
-from millrace_common.platform.fetch_wait import AdaptiveFetchWait, adaptive_fetch_wait
+from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, AdaptiveFetchWait, adaptive_fetch_wait
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.offsets import PartitionProgress
@@ -146,6 +146,7 @@ class LaneConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            consumer_timeout_ms=FETCHER_TIMEOUT_MS,
             max_poll_records=self._settings.kafka_max_poll_records,
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(session_ms // 3, 1000),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.settings import KafkaClientSettings
 
@@ -34,6 +35,7 @@ class OffsetClients:
                 client_id=self._client_id,
                 enable_auto_commit=False,
                 request_timeout_ms=self._timeout_ms,
+                consumer_timeout_ms=FETCHER_TIMEOUT_MS,
             )
             await admin.start()
             try:

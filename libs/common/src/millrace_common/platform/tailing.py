@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
-from millrace_common.platform.fetch_wait import AdaptiveFetchWait, FetchWaitPolicy
+from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, AdaptiveFetchWait, FetchWaitPolicy
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.settings import KafkaClientSettings
 
@@ -75,6 +75,7 @@ class TailConsumer:
             enable_auto_commit=False,
             auto_offset_reset="latest",
             fetch_max_wait_ms=self._fetch_max_wait_ms,
+            consumer_timeout_ms=FETCHER_TIMEOUT_MS,
         )
         await consumer.start()
         try:
