@@ -112,6 +112,13 @@ def test_a_failed_statement_or_a_raising_block_rolls_the_transaction_back(infra:
                     raise Refused
             seen["after_raise"] = await _count(database, "rolled")
 
+            with pytest.raises(psycopg.errors.UndefinedTable):  # not hidden by an answer read before it
+                async with database.transaction() as statements:
+                    quiet = await statements.send("insert into rolled values (5, 'e')")
+                    await statements.send("select * from no_such_table")
+                    await quiet.rows()
+            seen["after_undefined"] = await _count(database, "rolled")
+
             with pytest.raises(psycopg.errors.UniqueViolation):  # unread: raised when the block ends
                 async with database.transaction() as statements:
                     await statements.send("insert into rolled values (3, 'c'), (3, 'c')")
@@ -130,6 +137,7 @@ def test_a_failed_statement_or_a_raising_block_rolls_the_transaction_back(infra:
     assert seen["after_failure"] == []
     assert seen["after_raise"] == []
     assert seen["after_unread"] == []
+    assert seen["after_undefined"] == []
     assert seen["committed"] == [(4, "d")]
     assert seen["status"] == psycopg.pq.TransactionStatus.IDLE
 

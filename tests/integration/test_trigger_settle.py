@@ -48,17 +48,19 @@ def test_a_known_key_keeps_no_outbox_row_and_the_new_ones_keep_theirs(infra: Inf
     ledger = FiringLedger(
         TriggerStore("settle-test"), Namespace(namespace), PRODUCER, TriggerMetrics(CollectorRegistry())
     )
-    known, new, filtered = _firing("known"), _firing("new"), _firing("filtered", Outcome.FILTERED)
-    also = Outgoing(RUNS_COMMANDS, "waiting-run", known.start_run())  # a command for a waiting run
+    known, again = _firing("known"), _firing("known-too")
+    new, later, filtered = _firing("new"), _firing("later"), _firing("filtered", Outcome.FILTERED)
+    # commands for waiting runs, written after the StartRuns
+    also = [Outgoing(RUNS_COMMANDS, f"waiting-{n}", known.start_run()) for n in (1, 2)]
     now = datetime.now(UTC)
 
     async def scenario() -> tuple[object, object, list[tuple[int, str]]]:
         database = DirectConnections(settings, size=1)
         try:
             async with database.transaction() as connection:
-                first = await ledger.settle(connection, [known], now)
-            async with database.transaction() as connection:
-                second = await ledger.settle(connection, [known, new, filtered], now, also=[also])
+                first = await ledger.settle(connection, [known, again], now)
+            async with database.transaction() as connection:  # known keys between new ones
+                second = await ledger.settle(connection, [filtered, new, known, later, again], now, also=also)
             async with database.connection() as connection:
                 cursor = await connection.execute(
                     "select id, convert_from(key, 'UTF8') from outbox where producer = %s order by id",
@@ -70,15 +72,25 @@ def test_a_known_key_keeps_no_outbox_row_and_the_new_ones_keep_theirs(infra: Inf
         return first, second, rows
 
     first, second, rows = asyncio.run(scenario())
-    assert [f.idempotency_key for f in first.recorded] == ["known"]
-    assert [f.idempotency_key for f in second.recorded] == ["new", "filtered"]
-    assert second.duplicates == 1
-    # The outbox holds the first StartRun, the new one and the waiting run's command, not a second
-    # StartRun for the known key; the ids handed over are those rows', in order, with their messages.
-    assert [key for _, key in rows] == [str(known.run_id), str(new.run_id), "waiting-run"]
-    assert second.outbox_ids == [row_id for row_id, _ in rows[1:]]
+    assert [f.idempotency_key for f in first.recorded] == ["known", "known-too"]
+    assert sorted(f.idempotency_key for f in second.recorded) == ["filtered", "later", "new"]
+    assert second.duplicates == 2
+    # The outbox holds the first two StartRuns, the new ones and the waiting runs' commands, not a
+    # second StartRun for a known key; the ids handed over are those rows', in order, each with its
+    # message.
+    assert [key for _, key in rows] == [
+        str(known.run_id),
+        str(again.run_id),
+        str(new.run_id),
+        str(later.run_id),
+        "waiting-1",
+        "waiting-2",
+    ]
+    assert second.outbox_ids == [row_id for row_id, _ in rows[2:]]
+    assert [key.decode() for _, key, _ in second.messages] == [key for _, key in rows[2:]]
     assert [json.loads(value)["run_id"] for _, _, value in second.messages] == [
         str(new.run_id),
+        str(later.run_id),
+        str(known.run_id),
         str(known.run_id),
     ]
-    assert [key.decode() for _, key, _ in second.messages] == [str(new.run_id), "waiting-run"]

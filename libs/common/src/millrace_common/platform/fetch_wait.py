@@ -31,9 +31,10 @@ IDLE_POLL_MS = 1000
 FETCHER_TIMEOUT_MS = 1000
 """aiokafka's ``consumer_timeout_ms``: how often its background fetcher looks at its partitions when
 nothing else woke it (default 200 ms). A fetch answered, records consumed, a seek, a resume, a
-rebalance and a metadata change each wake it at once, so the timeout bounds only an idle consumer's
-needless looks, each a walk over its partitions in Python: at 200 ms, five a second in every
-consumer of every service, about a fifth of the five services' idle CPU (docs/benchmarks.md)."""
+rebalance and a metadata update it asked for each wake it at once, so the timeout bounds only an
+idle consumer's needless looks, each a walk over its partitions in Python: at 200 ms, five a second
+in every consumer of every service; at 1 s the five idle services wake a quarter less often
+(docs/benchmarks.md)."""
 
 
 @dataclass

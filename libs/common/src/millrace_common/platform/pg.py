@@ -19,7 +19,6 @@ is a wake-up of the backend and of this process, a millisecond or more (docs/ben
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -78,7 +77,8 @@ class Rows(list[Any]):
 
 class Pending:
     """A statement sent, its rows not read yet. In pipeline mode reading them (:meth:`rows`) sends
-    whatever was queued before it and waits for the answers up to this statement's."""
+    whatever was queued and waits for the answers to every statement sent so far; the first error
+    among them is raised there, whichever statement it belongs to."""
 
     def __init__(self, cursor: psycopg.AsyncRawCursor[Any]) -> None:
         self._cursor = cursor
@@ -87,11 +87,12 @@ class Pending:
         cursor = self._cursor
         try:
             fetched = await cursor.fetchall()
-        except psycopg.ProgrammingError:
+        except psycopg.ProgrammingError as error:
             # psycopg refuses to fetch from a statement that returns no rows (an insert without
-            # RETURNING, say); its answer was read all the same.
+            # RETURNING, say), an error of its own, without a SQLSTATE; this statement's answer was
+            # read all the same. A server's error (an undefined table, say) is raised.
             result = cursor.pgresult
-            if result is None or result.status != pq.ExecStatus.COMMAND_OK:
+            if error.sqlstate is not None or result is None or result.status != pq.ExecStatus.COMMAND_OK:
                 raise
             fetched = []
         rows = Rows(fetched)
@@ -111,8 +112,8 @@ class Statements:
     async def send(self, sql: str, params: Mapping[str, Any] | None = None) -> Pending:
         """Send a statement and return at once (in pipeline mode; otherwise once it was answered):
         statements that do not need each other's rows, sent one after the other and read after,
-        share one round trip. An error in one is raised where the rows of it, or of a statement
-        after it, are read, or at the transaction's end."""
+        share one round trip. An error in one is raised at the first read after it was sent (of any
+        statement's rows), or at the transaction's end."""
         return Pending(await execute(self.connection, sql, params or {}, row_factory=namedtuple_row))
 
     async def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Rows:
@@ -151,18 +152,13 @@ class DirectConnections:
         """A transaction on one of the connections, in pipeline mode (the module's note): ``BEGIN``
         is sent with the first statement, ``COMMIT`` when the block ends, and the block's statements
         are sent without waiting until their rows are read. Rolled back when the block raises."""
-        async with self.connection() as connection:
-            try:
-                async with connection.pipeline():
-                    statements = Statements(connection)
-                    await statements.send("BEGIN")
-                    yield statements
-                    await statements.send("COMMIT")  # answered when the pipeline ends
-            except BaseException:
-                if not connection.closed and connection.info.transaction_status != pq.TransactionStatus.IDLE:
-                    with contextlib.suppress(psycopg.Error):  # a broken connection: the pool drops it
-                        await connection.rollback()
-                raise
+        # When the block raises, the pipeline's end waits for what was sent, and the connection's
+        # own exit (db.pooled) rolls the transaction back.
+        async with self.connection() as connection, connection.pipeline():
+            statements = Statements(connection)
+            await statements.send("BEGIN")
+            yield statements
+            await statements.send("COMMIT")  # answered when the pipeline ends
 
     async def close(self) -> None:
         if not self._pool.closed:

@@ -7,7 +7,7 @@ The transaction runs on a plain psycopg connection (``pg.DirectConnections.trans
 SQLAlchemy engine: a record batch's statements cost the engine about 5 ms of CPU, most of the
 service's time per batch at a few hundred events a second. It runs in pipeline mode, and the use
 cases send what does not need another statement's answer together (``send_*``, then read), so a
-record batch costs three round trips (docs/triggers.md, docs/benchmarks.md)."""
+record batch usually costs three round trips (docs/triggers.md, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
