@@ -10,6 +10,7 @@ import pytest
 from millrace_common.contracts.messages.node_commands import NodeError
 from millrace_common.contracts.messages.run_commands import FireTimer, ResumeRun, StartRun, TriggerData
 from millrace_common.contracts.messages.run_events import TimerScheduled
+from millrace_common.contracts.node_errors import NodeErrorType
 from millrace_common.language.workflow import WorkflowDefinition
 from millrace_orchestrator.domain.decide import WorkflowLoad, decide
 from millrace_orchestrator.domain.state import NodeStatus, RunState, RunStatus, evolve
@@ -127,6 +128,54 @@ def test_node_outputs_and_variables_feed_later_templates():
     assert command.input["body"] == {"t": 12}
     sim.run_to_end()
     assert sim.state.node("done").output == {"status": 201}
+
+
+def test_a_runner_node_gets_its_templated_fields_rendered_and_the_rest_as_configured():
+    definition = workflow(
+        [
+            node(
+                "call",
+                "http_request",
+                method="POST",
+                url="http://example.test/items/{{ trigger.id }}",
+                headers={"X-Plain": "as written", "X-Id": "{{ trigger.id }}"},
+                query={"page": "1"},
+                body={"nested": [{"n": 1}, "{{ trigger.id * 2 }}"], "{{ key }}": "keys are not rendered"},
+                timeout_seconds=5,
+            ),
+        ],
+        [edge("start", "call")],
+    )
+    sim = Simulation(definition).start({"id": 21})
+    (command,) = sim.commands
+    configured = definition.node("call").data.model_dump(mode="json", by_alias=True)
+    del configured["name"]
+    assert list(command.input) == list(configured)  # the configuration's order, as the log holds it
+    assert command.input == {
+        **configured,
+        "url": "http://example.test/items/21",
+        "headers": {"X-Plain": "as written", "X-Id": 21},
+        "body": {"nested": [{"n": 1}, 42], "{{ key }}": "keys are not rendered"},
+    }
+
+
+def test_a_field_that_cannot_render_fails_its_node_saying_why():
+    definition = workflow(
+        [
+            node(
+                "call",
+                "http_request",
+                url="http://example.test/",
+                headers={"X-Id": "{{ trigger.nope.deeper }}"},
+            )
+        ],
+        [edge("start", "call")],
+    )
+    sim = Simulation(definition).start({"id": 21})
+    assert sim.commands == []
+    error = sim.state.node("call").error
+    assert error is not None and error.type == NodeErrorType.TEMPLATE
+    assert error.message.startswith("X-Id: ") and "trigger.nope" in error.message
 
 
 def test_a_wait_delay_holds_the_run_until_its_timer_fires():

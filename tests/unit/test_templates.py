@@ -15,6 +15,7 @@ from millrace_common.language.templating import (
     TemplateCheck,
     TemplateError,
     check_template,
+    has_template,
     render_string,
     render_value,
 )
@@ -142,6 +143,33 @@ def test_plain_text_renders_unchanged(text):
 )
 def test_a_value_read_whole_comes_back_exactly_as_it_was(value):
     assert render("{{ data }}", context={"data": value}) == value
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(alphabet="{}%# ab", max_size=8),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(alphabet="{}%# ab", max_size=5), children, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
+def test_a_value_without_templates_renders_to_itself(value):
+    """What lets the orchestrator skip rendering a field: without a template in it, rendering gives
+    the value back equal; with one, the value is a template somewhere (keys are never one)."""
+    if has_template(value):
+        assert any(marker in repr(value) for marker in ("{{", "{%", "{#"))
+    else:
+        assert render_value(value, CONTEXT, now=NOW, new_id=lambda: ID) == value
+
+
+def test_templates_are_found_inside_lists_and_objects_but_not_in_keys():
+    assert has_template({"a": [1, {"b": "x {{ y }}"}]})
+    assert has_template(["{% if x %}a{% endif %}"])
+    assert has_template("{# note #}")
+    assert not has_template({"{{ key }}": "plain", "n": [1, None, True, "a { b } c"]})
+    assert not has_template(12)
 
 
 def test_conditions_and_loops_render_text():

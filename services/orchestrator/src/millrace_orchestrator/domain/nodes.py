@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from millrace_common.contracts.messages.node_commands import NodeError
 from millrace_common.contracts.messages.run_events import ApprovalRequested, NodeScheduled
 from millrace_common.contracts.node_errors import NodeErrorType
-from millrace_common.language.templating import TemplateError
+from millrace_common.language.templating import TemplateError, has_template, render_value
 from millrace_common.language.workflow import Node, node_types
+from pydantic import JsonValue
 
 from millrace_orchestrator.domain.agent import start_agent
 from millrace_orchestrator.domain.building import _Builder
@@ -147,13 +148,23 @@ def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
     config = node.data.model_dump(mode="json", by_alias=True)
     literal = _POLICY_FIELDS | node.data.literal_fields
     try:
-        rendered = {
-            k: (v if k in literal else _render(builder, node, scope, v))
-            for k, v in config.items()
-            if k != "name"
-        }
+        # One context for every field (it is the same for all of them), built only when a field is a
+        # template: a for_each item's node renders one field of several, once per item.
+        context: dict[str, JsonValue] | None = None
+        rendered: dict[str, JsonValue] = {}
+        for name, value in config.items():
+            if name == "name":
+                continue
+            if name in literal or not has_template(value):
+                rendered[name] = value
+                continue
+            if context is None:
+                context = template_context(builder.state, node.parent_id, scope)
+            rendered[name] = render_value(value, context, now=builder.now, new_id=builder.new_id)
         if node.data.wants_context:  # the code node: its function reads the context itself
-            rendered["context"] = template_context(builder.state, node.parent_id, scope)
+            if context is None:
+                context = template_context(builder.state, node.parent_id, scope)
+            rendered["context"] = context
         _bounded(rendered, "input")
     except _REFUSALS as problem:  # also when a retry or a redelivery sends it (outside _start)
         _refuse(builder, node, scope, attempt, problem)

@@ -31,7 +31,12 @@ from millrace_common.language.templating.compiling import _compile as _compile
 from millrace_common.language.templating.errors import TemplateError
 from millrace_common.language.templating.limits import MAX_RENDER_BYTES, MAX_RENDER_ITEMS, MAX_SOURCE_CHARS
 from millrace_common.language.templating.rendering import _render_with_jinja as _render_with_jinja
-from millrace_common.language.templating.rendering import check_template, render_string, render_value
+from millrace_common.language.templating.rendering import (
+    check_template,
+    has_template,
+    render_string,
+    render_value,
+)
 
 __all__ = [
     "MAX_RENDER_BYTES",
@@ -42,6 +47,7 @@ __all__ = [
     "TemplateCheck",
     "TemplateError",
     "check_template",
+    "has_template",
     "render_string",
     "render_value",
 ]

@@ -138,3 +138,15 @@ def _render_variables(
 
 def _looks_like_template(source: str) -> bool:
     return "{{" in source or "{%" in source or "{#" in source
+
+
+def has_template(value: JsonValue) -> bool:
+    """Whether :func:`render_value` would render anything in ``value``: some string inside it (object
+    keys aside) is a template. When not, rendering gives back an equal value."""
+    if isinstance(value, str):
+        return _looks_like_template(value)
+    if isinstance(value, list):
+        return any(has_template(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_template(item) for item in value.values())
+    return False
