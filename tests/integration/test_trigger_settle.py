@@ -1,7 +1,8 @@
-"""The trigger's firing ledger against the real PostgreSQL: the firings and their StartRuns' outbox
-rows are sent together, before it is known which keys are new, so a firing whose key was recorded
-before (the same event again, under another offset) must lose its outbox row again in the same
-transaction. Only the new firing's StartRun stays, and only its row is handed to the relay."""
+"""The trigger's firing ledger against the real PostgreSQL: one statement records the firings and
+writes the StartRuns of those whose key was new, sent before anything is read, so a firing whose key
+was recorded before (the same event again, under another offset) must get no outbox row. Only the new
+firing's StartRun is written, and only its row is handed to the relay, read inside the transaction or
+after its commit."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def test_a_known_key_keeps_no_outbox_row_and_the_new_ones_keep_theirs(infra: Inf
             async with database.transaction() as connection:
                 first = await ledger.settle(connection, [known, again], now)
             async with database.transaction() as connection:  # known keys between new ones
-                second = await ledger.settle(connection, [filtered, new, known, later, again], now, also=also)
+                sent = await ledger.send(connection, [filtered, new, known, later, again], now, also=also)
+            second = await sent.settled()  # read after the commit
             async with database.connection() as connection:
                 cursor = await connection.execute(
                     "select id, convert_from(key, 'UTF8') from outbox where producer = %s order by id",

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaTimeoutError
@@ -70,8 +71,14 @@ def outbox_write(
 ) -> Write:
     """The insert of ``producer``'s outbox rows, to run with the caller's other writes (returning
     the rows' ids in order when asked, for a :class:`LiveRelay`)."""
+    rows = outbox_rows(namespace, producer, messages)
+    return insert_write(outbox, rows, param=param, returning="id" if returning_ids else None)
+
+
+def outbox_rows(namespace: Namespace, producer: str, messages: Sequence[Outgoing]) -> list[dict[str, Any]]:
+    """``producer``'s outbox rows for ``messages``, as the ``outbox`` table's columns (no ``id``)."""
     now = utc_now()
-    rows = [
+    return [
         {
             "producer": producer,
             "topic": namespace.topic(m.topic),
@@ -81,7 +88,6 @@ def outbox_write(
         }
         for m in messages
     ]
-    return insert_write(outbox, rows, param=param, returning="id" if returning_ids else None)
 
 
 async def enqueue(

@@ -115,17 +115,47 @@ _MOVE_CURSORS = """
         last_slot_at = coalesce(excluded.last_slot_at, c.last_slot_at),
         run_count = c.run_count + excluded.run_count, updated_at = excluded.updated_at
     """
+
+
+@dataclass(frozen=True)
+class StartRow:
+    """A firing's StartRun as its outbox row (``outbox.outbox_rows``), written only if the firing is new."""
+
+    firing: str
+    producer: str
+    topic: str
+    key: bytes
+    value: bytes
+    created_at: datetime
+
+
 _RECORD_FIRINGS = """
-    insert into trigger_firings (idempotency_key, tenant_id, workflow_id, workflow_version, trigger_kind,
-                                 source_event_id, run_id, status, reason, fired_at)
-    select k, t, w, v, kind, src, r, st, reason, :now
-    from unnest(cast(:keys as text[]), cast(:tenants as text[]), cast(:workflows as uuid[]),
-                cast(:versions as integer[]), cast(:kinds as text[]), cast(:sources as uuid[]),
-                cast(:runs as uuid[]), cast(:statuses as text[]), cast(:reasons as text[]))
-         as q (k, t, w, v, kind, src, r, st, reason)
-    on conflict (idempotency_key) do nothing
-    returning idempotency_key
+    with fired as (
+        insert into trigger_firings (idempotency_key, tenant_id, workflow_id, workflow_version, trigger_kind,
+                                     source_event_id, run_id, status, reason, fired_at)
+        select k, t, w, v, kind, src, r, st, reason, :now
+        from unnest(cast(:keys as text[]), cast(:tenants as text[]), cast(:workflows as uuid[]),
+                    cast(:versions as integer[]), cast(:kinds as text[]), cast(:sources as uuid[]),
+                    cast(:runs as uuid[]), cast(:statuses as text[]), cast(:reasons as text[]))
+             as q (k, t, w, v, kind, src, r, st, reason)
+        on conflict (idempotency_key) do nothing
+        returning idempotency_key
+    ),
+    starts as (
+        insert into outbox (producer, topic, key, value, created_at)
+        select :producer, :topic, s.key, s.value, :created_at
+        from unnest(cast(:start_keys as text[]), cast(:start_run_keys as bytea[]),
+                    cast(:start_values as bytea[])) with ordinality as s (firing, key, value, n)
+        where s.firing in (select idempotency_key from fired)
+        order by s.n
+        returning id
+    )
+    select (select coalesce(array_agg(idempotency_key), '{}') from fired) as recorded,
+           (select coalesce(array_agg(id order by id), '{}') from starts) as ids
     """
+"""The firings (a key already there is left as it was) and, for each new key among the starting ones,
+its StartRun's outbox row: one statement, so a firing recorded before (the same event again, under
+another offset) never writes a StartRun. Returns the new keys and the rows' ids, in their order."""
 # A Kafka trigger reads its topic only while its tenant holds the grant to consume it.
 _KAFKA_CANDIDATES = """
     select w.workflow_id, w.tenant_id, w.workflow_version, w.config, w.activated_at
@@ -364,10 +394,11 @@ class TriggerStore:
     # -- firings: the exactly-once record and the hourly rate counter --------------------------------
 
     async def send_firings(
-        self, connection: Statements, firings: Sequence[Firing], now: datetime
+        self, connection: Statements, firings: Sequence[Firing], now: datetime, starts: Sequence[StartRow]
     ) -> Pending | None:
-        """Insert the firings (a key already there is left as it was); :meth:`recorded` reads which
-        keys were new."""
+        """Insert the firings (a key already there is left as it was) and the outbox rows of
+        ``starts`` whose firing's key was new (:data:`_RECORD_FIRINGS`); :meth:`recorded` reads the
+        new keys and the rows' ids."""
         if not firings:
             return None
         return await connection.send(
@@ -383,12 +414,22 @@ class TriggerStore:
                 "statuses": [f.outcome.value for f in firings],
                 "reasons": [f.reason for f in firings],
                 "now": now,
+                "producer": starts[0].producer if starts else "",
+                "topic": starts[0].topic if starts else "",
+                "created_at": starts[0].created_at if starts else now,
+                "start_keys": [row.firing for row in starts],
+                "start_run_keys": [row.key for row in starts],
+                "start_values": [row.value for row in starts],
             },
         )
 
     @staticmethod
-    async def recorded(sent: Pending | None) -> set[str]:
-        return set() if sent is None else {row.idempotency_key for row in await sent.rows()}
+    async def recorded(sent: Pending | None) -> tuple[set[str], list[int]]:
+        """The keys :meth:`send_firings` recorded (not known before), and its outbox rows' ids."""
+        if sent is None:
+            return set(), []
+        (row,) = await sent.rows()
+        return set(row.recorded), list(row.ids)
 
     # -- schedules --------------------------------------------------------------------------------
 

@@ -7,14 +7,15 @@ The transaction runs on a plain psycopg connection (``pg.DirectConnections.trans
 SQLAlchemy engine: a record batch's statements cost the engine about 5 ms of CPU, most of the
 service's time per batch at a few hundred events a second. It runs in pipeline mode, and the use
 cases send what does not need another statement's answer together (``send_*``, then read), so a
-record batch usually costs three round trips (docs/triggers.md, docs/benchmarks.md)."""
+record batch usually costs two round trips: the positions, index versions and waiting runs; then the
+firings with their outbox rows and the ``COMMIT`` (docs/triggers.md, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,18 +23,16 @@ from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
 from millrace_common.platform.consuming import Delivery
 from millrace_common.platform.logs import bound
-from millrace_common.platform.outbox import LiveRelay, Record, outbox_write, records
-from millrace_common.platform.pg import DirectConnections, Pending, Statements, array_literal
+from millrace_common.platform.outbox import LiveRelay, Record, outbox_rows, outbox_write, records
+from millrace_common.platform.pg import DirectConnections, Pending, Statements
 
 from millrace_trigger.adapters.clock import Clock
-from millrace_trigger.adapters.store import TriggerStore
+from millrace_trigger.adapters.store import StartRow, TriggerStore
 from millrace_trigger.domain.firings import Firing, Outcome
 from millrace_trigger.domain.matching import dedupe
 from millrace_trigger.metrics import TriggerMetrics
 
 log = logging.getLogger(__name__)
-
-_UNWRITE = "delete from outbox where id = any(cast(:ids as bigint[]))"
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,34 @@ class Settled:
     outbox_ids: list[int] = field(default_factory=list)
     """The StartRuns' outbox rows (written in the caller's transaction), in the order of ``messages``."""
     messages: list[Record] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SentFirings:
+    """A batch's firings and outbox rows, sent in the caller's transaction and not read yet: read
+    them (:meth:`settled`) inside the transaction, or after it committed, which then costs no round
+    trip of its own (the answers come with the ``COMMIT``'s)."""
+
+    firings: list[Firing]
+    delivered: int
+    starts: list[tuple[str, Outgoing]]
+    """Each starting firing's key and StartRun, in the order their rows were sent."""
+    namespace: Namespace
+    also: list[Outgoing]
+    firings_sent: Pending | None
+    also_sent: Pending | None
+
+    async def settled(self) -> Settled:
+        inserted, start_ids = await TriggerStore.recorded(self.firings_sent)
+        ids = start_ids + ([] if self.also_sent is None else (await self.also_sent.rows()).scalars())
+        messages = [start for key, start in self.starts if key in inserted] + self.also
+        recorded = [f for f in self.firings if f.idempotency_key in inserted]
+        return Settled(recorded, self.delivered - len(recorded), ids, records(self.namespace, messages))
+
+
+def _serialised(outgoing: Outgoing) -> Outgoing:
+    """The message with its bytes made once, for its outbox row and for the relay alike."""
+    return replace(outgoing, value=outgoing.message.to_bytes())
 
 
 class FiringLedger:
@@ -57,6 +84,35 @@ class FiringLedger:
         self._producer = producer
         self._metrics = metrics
 
+    async def send(
+        self,
+        connection: Statements,
+        firings: Sequence[Firing],
+        now: datetime,
+        *,
+        also: Sequence[Outgoing] = (),
+    ) -> SentFirings:
+        """Send the fresh firings' records, and the outbox rows of their StartRuns and of the commands
+        ``also`` (record events for runs waiting for them), in the caller's transaction.
+
+        One statement records the firings and writes the StartRuns of those whose key was new
+        (``TriggerStore.send_firings``): a firing recorded before (the same event again, under another
+        offset) writes none, so nothing needs the answer before the ``COMMIT``."""
+        unique = dedupe(firings)
+        starts = [
+            (f.idempotency_key, _serialised(Outgoing(RUNS_COMMANDS, str(f.run_id), f.start_run())))
+            for f in unique
+            if f.outcome is Outcome.STARTED
+        ]
+        rows = outbox_rows(self._namespace, self._producer, [start for _, start in starts])
+        start_rows = [StartRow(firing=key, **row) for (key, _), row in zip(starts, rows, strict=True)]
+        firings_sent = await self._store.send_firings(connection, unique, now, start_rows)
+        also_sent = None
+        if also:
+            write = outbox_write(self._namespace, self._producer, also, returning_ids=True)
+            also_sent = await connection.send(write.sql, write.params)
+        return SentFirings(unique, len(firings), starts, self._namespace, list(also), firings_sent, also_sent)
+
     async def settle(
         self,
         connection: Statements,
@@ -65,30 +121,8 @@ class FiringLedger:
         *,
         also: Sequence[Outgoing] = (),
     ) -> Settled:
-        """Records the fresh firings; their StartRuns, and the commands ``also`` (record events for
-        runs waiting for them), go to the outbox in the caller's transaction.
-
-        The firings and the outbox rows are sent together, so they cost one round trip: every
-        firing's StartRun is written before it is known whether its key was new. A key recorded
-        before (the same event again, under another offset) is rare; its StartRun's row is deleted
-        again in the same transaction."""
-        unique = dedupe(firings)
-        firings_sent = await self._store.send_firings(connection, unique, now)
-        starting = [f for f in unique if f.outcome is Outcome.STARTED]
-        messages = [Outgoing(RUNS_COMMANDS, str(f.run_id), f.start_run()) for f in starting] + list(also)
-        outbox_sent = None
-        if messages:
-            write = outbox_write(self._namespace, self._producer, messages, returning_ids=True)
-            outbox_sent = await connection.send(write.sql, write.params)
-        inserted = await self._store.recorded(firings_sent)  # a known key was skipped
-        ids: list[int] = [] if outbox_sent is None else (await outbox_sent.rows()).scalars()
-        known = {i for i, f in enumerate(starting) if f.idempotency_key not in inserted}
-        if known:
-            await connection.send(_UNWRITE, {"ids": array_literal(ids[i] for i in sorted(known))})
-            ids = [row_id for i, row_id in enumerate(ids) if i not in known]
-            messages = [message for i, message in enumerate(messages) if i not in known]
-        recorded = [f for f in unique if f.idempotency_key in inserted]
-        return Settled(recorded, len(firings) - len(recorded), ids, records(self._namespace, messages))
+        """:meth:`send`, read at once (for a use case that needs the answer inside its transaction)."""
+        return await (await self.send(connection, firings, now, also=also)).settled()
 
     def count(self, settled: Settled, source: str) -> None:
         """Metrics for a committed transaction."""

@@ -30,8 +30,8 @@ class KafkaMessageHandler:
             now = shell.clock.now()
             fresh = await shell.unhandled(connection, deliveries)
             firings = await self._decide(connection, [d.message for d in fresh], now)
-            settled = await shell.ledger.settle(connection, firings, now)
-        await shell.publish(settled, "kafka")
+            sent = await shell.ledger.send(connection, firings, now)
+        await shell.publish(await sent.settled(), "kafka")
 
     async def _decide(
         self, connection: Statements, messages: Sequence[ConsumedMessage], now: Any

@@ -45,8 +45,9 @@ class RecordEventHandler:
             deliveries = record_event_deliveries(
                 events, [(w.record, str(w.run_id), w.node_id) for w in waiting]
             )
-            settled = await shell.ledger.settle(connection, firings, now, also=deliveries)
-        await shell.publish(settled, "record")
+            sent = await shell.ledger.send(connection, firings, now, also=deliveries)
+        # Read once committed: the firings' answers came with the COMMIT's, one round trip for both.
+        await shell.publish(await sent.settled(), "record")
 
     async def _decide(
         self,
