@@ -6,8 +6,6 @@ when a statement fails or the block raises."""
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 
 import psycopg
 import pytest
@@ -15,6 +13,7 @@ from millrace_common.platform.pg import DirectConnections, Statements
 from millrace_common.platform.settings import ServiceSettings
 
 from tests.support.infra import Infra
+from tests.support.pg_trace import Trace
 
 pytestmark = pytest.mark.integration
 
@@ -35,59 +34,36 @@ async def _count(database: DirectConnections, name: str) -> list[tuple[int, str]
 
 
 def test_statements_sent_together_share_one_round_trip(infra: Infra, namespace: str):
-    async def scenario() -> tuple[list[object], list[str]]:
+    async def scenario() -> tuple[list[object], Trace]:
         database = DirectConnections(_settings(infra, namespace), size=1)
         await _table(database, "pipelined")
-        with tempfile.TemporaryFile("w+") as trace:
-            try:
-                async with database.transaction() as statements:
-                    connection = statements.connection
-                    connection.pgconn.trace(trace.fileno())
-                    connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
-                    inserted = await statements.send(
-                        "insert into pipelined values (:id, :note) returning id", {"id": 1, "note": "a"}
-                    )
-                    quiet = await statements.send("insert into pipelined values (2, 'b')")
-                    counted = await statements.send("select count(*) as n from pipelined")
-                    answers: list[object] = [
-                        (await inserted.rows()).scalars(),
-                        list(await quiet.rows()),
-                        (await counted.rows()).scalars(),
-                    ]
-                    # read one by one: a round trip each
-                    answers.append((await statements.execute("select 3 as three")).scalars())
-                connection.pgconn.untrace()
-                trace.flush()
-                os.fsync(trace.fileno())
-                trace.seek(0)
-                messages = [line.rstrip("\n").split("\t") for line in trace if line[:2] in ("F\t", "B\t")]
-                answers.append(await _count(database, "pipelined"))
-            finally:
-                await database.close()
-        return answers, messages
+        try:
+            async with database.transaction() as statements:
+                trace = Trace.start(statements.connection)
+                inserted = await statements.send(
+                    "insert into pipelined values (:id, :note) returning id", {"id": 1, "note": "a"}
+                )
+                quiet = await statements.send("insert into pipelined values (2, 'b')")
+                counted = await statements.send("select count(*) as n from pipelined")
+                answers: list[object] = [
+                    (await inserted.rows()).scalars(),
+                    list(await quiet.rows()),
+                    (await counted.rows()).scalars(),
+                ]
+                # read one by one: a round trip each
+                answers.append((await statements.execute("select 3 as three")).scalars())
+            trace.stop()
+            answers.append(await _count(database, "pipelined"))
+        finally:
+            await database.close()
+        return answers, trace
 
-    answers, messages = asyncio.run(scenario())
+    answers, trace = asyncio.run(scenario())
     assert answers == [[1], [], [2], [3], [(1, "a"), (2, "b")]]
     # A round trip is the client sending, then reading answers. Three statements sent, then their
     # answers; one statement and its answer; COMMIT with the sync that ends the pipeline, and its
     # answer (BEGIN went before the trace, with the first statement).
-    round_trips = [
-        [m[2] for m in messages[start:end] if m[0] == "F" and m[2] == "Execute"]
-        for start, end in _sending_spells(messages)
-    ]
-    assert round_trips == [["Execute"] * 3, ["Execute"], ["Execute"]], messages
-
-
-def _sending_spells(messages: list[list[str]]) -> list[tuple[int, int]]:
-    """Index ranges of the runs of messages the client sent, each followed by answers."""
-    spells, start = [], None
-    for i, message in enumerate(messages):
-        if message[0] == "F" and start is None:
-            start = i
-        elif message[0] == "B" and start is not None:
-            spells.append((start, i))
-            start = None
-    return spells
+    assert trace.round_trips() == [["Execute"] * 3, ["Execute"], ["Execute", "Sync"]], trace.messages
 
 
 def test_a_failed_statement_or_a_raising_block_rolls_the_transaction_back(infra: Infra, namespace: str):

@@ -23,6 +23,7 @@ from millrace_trigger.service_layer.firings import FiringLedger
 from prometheus_client import CollectorRegistry
 
 from tests.support.infra import Infra
+from tests.support.pg_trace import Trace
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +97,37 @@ def test_a_known_key_keeps_no_outbox_row_and_the_new_ones_keep_theirs(infra: Inf
         str(known.run_id),
         str(known.run_id),
     ]
+
+
+def test_the_firings_and_the_commit_share_one_round_trip(infra: Infra, namespace: str):
+    """What a record batch's second round trip holds: the firings with their StartRuns, the waiting
+    runs' commands and the COMMIT, sent without waiting; their answers are read after the commit."""
+    settings = ServiceSettings(service_name="settle", namespace=namespace, database_url=infra.database_url)
+    ledger = FiringLedger(
+        TriggerStore("settle-test"), Namespace(namespace), PRODUCER, TriggerMetrics(CollectorRegistry())
+    )
+    first, second = _firing("one"), _firing("two")
+    also = [Outgoing(RUNS_COMMANDS, "waiting-3", first.start_run())]
+
+    async def scenario() -> tuple[Trace, object]:
+        database = DirectConnections(settings, size=1)
+        try:
+            async with database.transaction() as connection:
+                await connection.execute("select 1")  # BEGIN and a statement answered, as in a batch
+                trace = Trace.start(connection.connection)
+                sent = await ledger.send(connection, [first, second], datetime.now(UTC), also=also)
+            settled = await sent.settled()
+            trace.stop()
+        finally:
+            await database.close()
+        return trace, settled
+
+    trace, settled = asyncio.run(scenario())
+    assert trace.round_trips() == [["Execute", "Execute", "Execute", "Sync"]], trace.messages
+    assert sorted(f.idempotency_key for f in settled.recorded) == ["one", "two"]
+    assert [key.decode() for _, key, _ in settled.messages] == [
+        str(first.run_id),
+        str(second.run_id),
+        "waiting-3",
+    ]
+    assert len(settled.outbox_ids) == 3
