@@ -2,10 +2,12 @@
 
 A fetch is answered as soon as one of its partitions has data (``fetch.min.bytes`` 1), so an idle
 consumer's long fetch costs no latency for the first record that arrives: every partition is in it.
-While records flow it is different: a partition whose records are still buffered is left out of the
-fetch in flight, and data arriving there waits for that fetch to end, so busy consumers keep the
-short wait (``MILLRACE_KAFKA_FETCH_MAX_WAIT_MS``). An idle one that kept it would send a fetch every
-20 ms for nothing: a few per cent of a core per consumer, in every process, all day. So after
+While records flow it is different: aiokafka sends a broker no fetch while records of its partitions
+wait in the buffer, for up to its prefetch backoff (100 ms); past that (a handler busy longer, a
+paused lane) a fetch goes without those partitions, and data arriving there waits for that fetch to
+end, so busy consumers keep the short wait (``MILLRACE_KAFKA_FETCH_MAX_WAIT_MS``). An idle one that
+kept it would send a fetch every 20 ms for nothing: a few per cent of a core per consumer, in every
+process, all day. So after
 ``idle_after_seconds`` without records the wait grows to ``MILLRACE_KAFKA_IDLE_FETCH_MAX_WAIT_MS``, and
 the first poll with records brings it back.
 
