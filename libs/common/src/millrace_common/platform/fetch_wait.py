@@ -7,9 +7,8 @@ wait in the buffer, for up to its prefetch backoff (100 ms); past that (a handle
 paused lane) a fetch goes without those partitions, and data arriving there waits for that fetch to
 end, so busy consumers keep the short wait (``MILLRACE_KAFKA_FETCH_MAX_WAIT_MS``). An idle one that
 kept it would send a fetch every 20 ms for nothing: a few per cent of a core per consumer, in every
-process, all day. So after
-``idle_after_seconds`` without records the wait grows to ``MILLRACE_KAFKA_IDLE_FETCH_MAX_WAIT_MS``, and
-the first poll with records brings it back.
+process, all day. So after ``idle_after_seconds`` without records the wait grows to
+``MILLRACE_KAFKA_IDLE_FETCH_MAX_WAIT_MS``, and the first poll with records brings it back.
 
 aiokafka reads the wait from its fetcher for every fetch it builds but has no public way to change it
 after start: :func:`apply` sets the fetcher's attribute, and ``tests/unit/test_fetch_wait.py`` fails
