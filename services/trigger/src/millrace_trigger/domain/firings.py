@@ -67,8 +67,9 @@ class Firing:
     causation_depth: int = 0
     """The depth of the record change that caused the firing; the run's own record changes go one deeper."""
 
-    @property
+    @cached_property
     def run_id(self) -> UUID:
+        """Made once (a SHA-1 of the key): the StartRun, its outbox row and the firing's record use it."""
         return run_id_for_key(self.idempotency_key)
 
     def start_run(self) -> StartRun:
