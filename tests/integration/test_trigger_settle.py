@@ -131,3 +131,41 @@ def test_the_firings_and_the_commit_share_one_round_trip(infra: Infra, namespace
         "waiting-3",
     ]
     assert len(settled.outbox_ids) == 3
+
+
+def test_firings_that_start_no_run_and_commands_alone_write_what_they_should(infra: Infra, namespace: str):
+    """The statement's other shapes: firings none of which starts a run (no StartRun row, the firings
+    recorded), and a batch of waiting runs' commands only (no firings statement at all)."""
+    settings = ServiceSettings(service_name="settle", namespace=namespace, database_url=infra.database_url)
+    ledger = FiringLedger(
+        TriggerStore("settle-test"), Namespace(namespace), PRODUCER, TriggerMetrics(CollectorRegistry())
+    )
+    skipped = [_firing("skipped-1", Outcome.FILTERED), _firing("skipped-2", Outcome.FILTERED)]
+    waiting = [Outgoing(RUNS_COMMANDS, "waiting-only", skipped[0].start_run())]
+
+    async def scenario() -> tuple[object, object, object, list[str]]:
+        database = DirectConnections(settings, size=1)
+        try:
+            async with database.transaction() as connection:
+                none_started = await ledger.send(connection, skipped, datetime.now(UTC))
+            async with database.transaction() as connection:
+                only_commands = await ledger.send(connection, [], datetime.now(UTC), also=waiting)
+            first, again = await none_started.settled(), await none_started.settled()
+            commands = await only_commands.settled()
+            async with database.connection() as connection:
+                cursor = await connection.execute(
+                    "select convert_from(key, 'UTF8') from outbox where producer = %s order by id",
+                    (PRODUCER,),
+                )
+                keys = [row[0] for row in await cursor.fetchall()]
+        finally:
+            await database.close()
+        return first, again, commands, keys
+
+    first, again, commands, keys = asyncio.run(scenario())
+    assert sorted(f.idempotency_key for f in first.recorded) == ["skipped-1", "skipped-2"]
+    assert first.outbox_ids == [] and first.messages == [] and first.duplicates == 0
+    assert again is first  # read once
+    assert commands.recorded == [] and len(commands.outbox_ids) == 1
+    assert [key.decode() for _, key, _ in commands.messages] == ["waiting-only"]
+    assert keys == ["waiting-only"]

@@ -159,6 +159,21 @@ def test_a_runner_node_gets_its_templated_fields_rendered_and_the_rest_as_config
     }
 
 
+def test_a_code_node_gets_its_code_as_written_and_the_whole_context():
+    code = 'def main():\n    return {"text": "{{ not rendered }}", "n": context["vars"]["n"]}\n'
+    definition = workflow(
+        [node("vars", "set", variables={"n": "{{ trigger.n + 1 }}"}), node("run", "code", code=code)],
+        [edge("start", "vars"), edge("vars", "run")],
+    )
+    sim = Simulation(definition).start({"n": 41})
+    (command,) = sim.commands
+    assert command.input["code"] == code  # a literal field: never rendered, braces and all
+    context = command.input["context"]
+    assert context["trigger"] == {"kind": "manual", "n": 41}
+    assert context["vars"] == {"n": 42}
+    assert context["nodes"]["vars"]["output"] == {"n": 42}
+
+
 def test_a_field_that_cannot_render_fails_its_node_saying_why():
     definition = workflow(
         [

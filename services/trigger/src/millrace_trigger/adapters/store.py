@@ -143,10 +143,13 @@ _RECORD_FIRINGS = """
     ),
     starts as (
         insert into outbox (producer, topic, key, value, created_at)
-        select :producer, :topic, s.key, s.value, :created_at
-        from unnest(cast(:start_keys as text[]), cast(:start_run_keys as bytea[]),
-                    cast(:start_values as bytea[])) with ordinality as s (firing, key, value, n)
+        select s.producer, s.topic, s.key, s.value, s.created_at
+        from unnest(cast(:start_keys as text[]), cast(:start_producers as text[]),
+                    cast(:start_topics as text[]), cast(:start_run_keys as bytea[]),
+                    cast(:start_values as bytea[]), cast(:start_times as timestamptz[]))
+             with ordinality as s (firing, producer, topic, key, value, created_at, n)
         where s.firing in (select idempotency_key from fired)
+        -- The order matters: the rows' ids are drawn in it, and the relay is handed them in it.
         order by s.n
         returning id
     )
@@ -414,12 +417,12 @@ class TriggerStore:
                 "statuses": [f.outcome.value for f in firings],
                 "reasons": [f.reason for f in firings],
                 "now": now,
-                "producer": starts[0].producer if starts else "",
-                "topic": starts[0].topic if starts else "",
-                "created_at": starts[0].created_at if starts else now,
                 "start_keys": [row.firing for row in starts],
+                "start_producers": [row.producer for row in starts],
+                "start_topics": [row.topic for row in starts],
                 "start_run_keys": [row.key for row in starts],
                 "start_values": [row.value for row in starts],
+                "start_times": [row.created_at for row in starts],
             },
         )
 

@@ -44,7 +44,7 @@ class Settled:
     messages: list[Record] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass
 class SentFirings:
     """A batch's firings and outbox rows, sent in the caller's transaction and not read yet: read
     them (:meth:`settled`) inside the transaction, or after it committed, which then costs no round
@@ -58,13 +58,19 @@ class SentFirings:
     also: list[Outgoing]
     firings_sent: Pending | None
     also_sent: Pending | None
+    _settled: Settled | None = None
 
     async def settled(self) -> Settled:
-        inserted, start_ids = await TriggerStore.recorded(self.firings_sent)
-        ids = start_ids + ([] if self.also_sent is None else (await self.also_sent.rows()).scalars())
-        messages = [start for key, start in self.starts if key in inserted] + self.also
-        recorded = [f for f in self.firings if f.idempotency_key in inserted]
-        return Settled(recorded, self.delivered - len(recorded), ids, records(self.namespace, messages))
+        """The firings recorded and the outbox rows written (read once; later calls get the same)."""
+        if self._settled is None:
+            inserted, start_ids = await TriggerStore.recorded(self.firings_sent)
+            ids = start_ids + ([] if self.also_sent is None else (await self.also_sent.rows()).scalars())
+            messages = [start for key, start in self.starts if key in inserted] + self.also
+            recorded = [f for f in self.firings if f.idempotency_key in inserted]
+            self._settled = Settled(
+                recorded, self.delivered - len(recorded), ids, records(self.namespace, messages)
+            )
+        return self._settled
 
 
 def _serialised(outgoing: Outgoing) -> Outgoing:
