@@ -16,7 +16,6 @@ from millrace_gateway.domain.node_tests import (
     context_for_test,
     evaluate_in_place,
     refuse_untestable,
-    rendered_input,
 )
 
 pytestmark = pytest.mark.unit
@@ -159,7 +158,7 @@ def test_an_input_piece_outside_the_context_is_refused():
 def test_a_runner_is_sent_the_config_rendered_as_a_run_sends_it_and_code_gets_the_context():
     flow = definition()
     context = context_for_test(flow, WORKFLOW, flow.node("call"), {"trigger": {"name": "ada"}}, {})
-    sent = rendered_input(flow.node("call"), context, now=NOW, new_id=uuid4)
+    sent = flow.node("call").data.runner_input(lambda: context, now=NOW, new_id=uuid4)
     assert sent["url"] == "https://x.test/ada" and sent["timeout_seconds"] == 30 and "name" not in sent
-    code = rendered_input(flow.node("calc"), context, now=NOW, new_id=uuid4)
+    code = flow.node("calc").data.runner_input(lambda: context, now=NOW, new_id=uuid4)
     assert code["code"] == "def main():\n    return 1\n" and code["context"]["trigger"] == {"name": "ada"}

@@ -149,27 +149,6 @@ def evaluate_in_place(
     raise NotTestable(f"a {node.type} node is not evaluated in place")
 
 
-_POLICY_FIELDS = frozenset({"name", "retry", "timeout_seconds", "on_error", "fallback_output"})
-
-
-def rendered_input(
-    node: Node, context: Mapping[str, JsonValue], *, now: datetime, new_id: Callable[[], UUID]
-) -> JsonObject:
-    """The input a runner is sent for ``node``, as the orchestrator renders it for a run: the config
-    without its policy fields, templates rendered except in literal fields (and the whole context for
-    a type that wants it). Raises :class:`TemplateError`."""
-    config = node.data.model_dump(mode="json", by_alias=True)
-    literal = _POLICY_FIELDS | node.data.literal_fields
-    rendered: JsonObject = {
-        key: (value if key in literal else render_value(value, context, now=now, new_id=new_id))
-        for key, value in config.items()
-        if key != "name"
-    }
-    if node.data.wants_context:
-        rendered["context"] = dict(context)
-    return rendered
-
-
 def refuse_untestable(node: Node, *, execute_side_effects: bool) -> None:
     """Refuse a node a test cannot run: a trigger or an approval (they wait for the outside), or a
     side-effecting node without the caller's explicit ``execute_side_effects``."""

@@ -32,7 +32,6 @@ from millrace_gateway.domain.node_tests import (
     failure,
     node_under_test,
     refuse_untestable,
-    rendered_input,
 )
 from millrace_gateway.domain.refusals import NotFound
 from millrace_gateway.domain.workflows import checked_definition
@@ -108,7 +107,7 @@ class NodeTests:
     ) -> NodeTestResult:
         """A node with side effects, confirmed: run by its runner, as a run would, and awaited."""
         try:
-            rendered = rendered_input(node, context, now=now, new_id=uuid4)
+            rendered = node.data.runner_input(lambda: context, now=now, new_id=uuid4)
         except TemplateError as error:
             return failure(NodeErrorType.TEMPLATE, str(error))
         test_id = uuid4()

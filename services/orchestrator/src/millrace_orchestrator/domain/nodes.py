@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from millrace_common.contracts.messages.node_commands import NodeError
 from millrace_common.contracts.messages.run_events import ApprovalRequested, NodeScheduled
 from millrace_common.contracts.node_errors import NodeErrorType
-from millrace_common.language.templating import TemplateError, has_template, render_value
+from millrace_common.language.templating import TemplateError
 from millrace_common.language.workflow import Node, node_types
-from pydantic import JsonValue
 
 from millrace_orchestrator.domain.agent import start_agent
 from millrace_orchestrator.domain.building import _Builder
@@ -26,9 +25,6 @@ from millrace_orchestrator.domain.rendering import (
 )
 from millrace_orchestrator.domain.state import instance_key
 from millrace_orchestrator.domain.waits import WAITING_TYPES, start_waiting_node
-
-# Fields that govern the node's execution (its policy), passed to the runner as they are, never rendered.
-_POLICY_FIELDS = frozenset({"name", "retry", "timeout_seconds", "on_error", "fallback_output"})
 
 
 def _start(builder: _Builder, node: Node, scope: str) -> None:
@@ -145,26 +141,12 @@ def _request_approval(builder: _Builder, node: Node, scope: str, attempt: int) -
 def _dispatch(builder: _Builder, node: Node, scope: str, attempt: int) -> None:
     """Send the node's command to its runner."""
     key = instance_key(node.id, scope)
-    config = node.data.model_dump(mode="json", by_alias=True)
-    literal = _POLICY_FIELDS | node.data.literal_fields
     try:
-        # One context for every field (it is the same for all of them), built only when a field is a
-        # template: a for_each item's node renders one field of several, once per item.
-        context: dict[str, JsonValue] | None = None
-        rendered: dict[str, JsonValue] = {}
-        for name, value in config.items():
-            if name == "name":
-                continue
-            if name in literal or not has_template(value):
-                rendered[name] = value
-                continue
-            if context is None:
-                context = template_context(builder.state, node.parent_id, scope)
-            rendered[name] = render_value(value, context, now=builder.now, new_id=builder.new_id)
-        if node.data.wants_context:  # the code node: its function reads the context itself
-            if context is None:
-                context = template_context(builder.state, node.parent_id, scope)
-            rendered["context"] = context
+        rendered = node.data.runner_input(
+            lambda: template_context(builder.state, node.parent_id, scope),
+            now=builder.now,
+            new_id=builder.new_id,
+        )
         _bounded(rendered, "input")
     except _REFUSALS as problem:  # also when a retry or a redelivery sends it (outside _start)
         _refuse(builder, node, scope, attempt, problem)

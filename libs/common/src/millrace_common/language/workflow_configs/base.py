@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Annotated, ClassVar, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -19,6 +21,7 @@ from millrace_common.language.conditions import (
     Negation,
     referenced_fields,
 )
+from millrace_common.language.templating import has_template, render_value
 
 PipelineId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 CredentialName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -119,6 +122,35 @@ class NodeConfig(_Frozen):
         if on_error is not None and on_error != "fallback" and value is not None:
             raise _invalid('fallback_output is only used when on_error is "fallback"')
         return value
+
+    def runner_input(
+        self,
+        context: Callable[[], Mapping[str, JsonValue]],
+        *,
+        now: datetime,
+        new_id: Callable[[], UUID],
+    ) -> JsonObject:
+        """The input a runner is sent for this node, in a run or in a node test: the config without
+        its policy fields, each field that holds a template rendered, the literal fields and the plain
+        values as written, and the whole context for a type that :attr:`wants_context`. ``context``
+        is asked once, and only when something needs it (a node of plain values renders nothing).
+        Raises ``TemplateError`` for a field that cannot render."""
+        config = self.model_dump(mode="json", by_alias=True)
+        literal = _POLICY_FIELDS | self.literal_fields
+        seen: Mapping[str, JsonValue] | None = None
+        rendered: JsonObject = {}
+        for name, value in config.items():
+            if name == "name":
+                continue
+            if name in literal or not has_template(value):
+                rendered[name] = value
+                continue
+            if seen is None:
+                seen = context()
+            rendered[name] = render_value(value, seen, now=now, new_id=new_id)
+        if self.wants_context:  # the code node: its function reads the context itself
+            rendered["context"] = dict(seen if seen is not None else context())
+        return rendered
 
     def rendered_strings(self) -> Iterator[tuple[Path, str]]:
         """Every string the orchestrator renders as a template, with its path inside ``data``:
