@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from uuid import UUID
 
@@ -129,6 +129,9 @@ class StartRow:
     created_at: datetime
 
 
+_START_COLUMNS = tuple(f.name for f in fields(StartRow))
+"""The columns of a StartRun row, each sent as an array (``start_<column>``)."""
+
 _RECORD_FIRINGS = """
     with fired as (
         insert into trigger_firings (idempotency_key, tenant_id, workflow_id, workflow_version, trigger_kind,
@@ -144,9 +147,9 @@ _RECORD_FIRINGS = """
     starts as (
         insert into outbox (producer, topic, key, value, created_at)
         select s.producer, s.topic, s.key, s.value, s.created_at
-        from unnest(cast(:start_keys as text[]), cast(:start_producers as text[]),
-                    cast(:start_topics as text[]), cast(:start_run_keys as bytea[]),
-                    cast(:start_values as bytea[]), cast(:start_times as timestamptz[]))
+        from unnest(cast(:start_firing as text[]), cast(:start_producer as text[]),
+                    cast(:start_topic as text[]), cast(:start_key as bytea[]),
+                    cast(:start_value as bytea[]), cast(:start_created_at as timestamptz[]))
              with ordinality as s (firing, producer, topic, key, value, created_at, n)
         where s.firing in (select idempotency_key from fired)
         -- The order matters: the rows' ids are drawn in it, and the relay is handed them in it.
@@ -417,12 +420,8 @@ class TriggerStore:
                 "statuses": [f.outcome.value for f in firings],
                 "reasons": [f.reason for f in firings],
                 "now": now,
-                "start_keys": [row.firing for row in starts],
-                "start_producers": [row.producer for row in starts],
-                "start_topics": [row.topic for row in starts],
-                "start_run_keys": [row.key for row in starts],
-                "start_values": [row.value for row in starts],
-                "start_times": [row.created_at for row in starts],
+                # each StartRow field as an array: start_firing, start_producer, ...
+                **{f"start_{name}": [getattr(row, name) for row in starts] for name in _START_COLUMNS},
             },
         )
 
