@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from millrace_common.contracts.json_values import JsonObject
@@ -117,20 +118,9 @@ _MOVE_CURSORS = """
     """
 
 
-@dataclass(frozen=True)
-class StartRow:
-    """A firing's StartRun as its outbox row (``outbox.outbox_rows``), written only if the firing is new."""
-
-    firing: str
-    producer: str
-    topic: str
-    key: bytes
-    value: bytes
-    created_at: datetime
-
-
-_START_COLUMNS = tuple(f.name for f in fields(StartRow))
-"""The columns of a StartRun row, each sent as an array (``start_<column>``)."""
+_START_COLUMNS = ("producer", "topic", "key", "value", "created_at")
+"""The outbox columns of a StartRun's row (``outbox.outbox_rows``), each sent as an array
+(``start_<column>``)."""
 
 _RECORD_FIRINGS = """
     with fired as (
@@ -400,11 +390,16 @@ class TriggerStore:
     # -- firings: the exactly-once record and the hourly rate counter --------------------------------
 
     async def send_firings(
-        self, connection: Statements, firings: Sequence[Firing], now: datetime, starts: Sequence[StartRow]
+        self,
+        connection: Statements,
+        firings: Sequence[Firing],
+        now: datetime,
+        starting: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
     ) -> Pending | None:
-        """Insert the firings (a key already there is left as it was) and the outbox rows of
-        ``starts`` whose firing's key was new (:data:`_RECORD_FIRINGS`); :meth:`recorded` reads the
-        new keys and the rows' ids."""
+        """Insert the firings (a key already there is left as it was) and the outbox ``rows`` (one
+        per key of ``starting``) of the firings whose key was new (:data:`_RECORD_FIRINGS`);
+        :meth:`recorded` reads the new keys and the rows' ids."""
         if not firings:
             return None
         return await connection.send(
@@ -420,8 +415,8 @@ class TriggerStore:
                 "statuses": [f.outcome.value for f in firings],
                 "reasons": [f.reason for f in firings],
                 "now": now,
-                # each StartRow field as an array: start_firing, start_producer, ...
-                **{f"start_{name}": [getattr(row, name) for row in starts] for name in _START_COLUMNS},
+                "start_firing": list(starting),
+                **{f"start_{column}": [row[column] for row in rows] for column in _START_COLUMNS},
             },
         )
 

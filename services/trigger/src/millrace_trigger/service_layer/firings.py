@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from millrace_common.platform.outbox import LiveRelay, Record, outbox_rows, outb
 from millrace_common.platform.pg import DirectConnections, Pending, Statements
 
 from millrace_trigger.adapters.clock import Clock
-from millrace_trigger.adapters.store import StartRow, TriggerStore
+from millrace_trigger.adapters.store import TriggerStore
 from millrace_trigger.domain.firings import Firing, Outcome
 from millrace_trigger.domain.matching import dedupe
 from millrace_trigger.metrics import TriggerMetrics
@@ -73,9 +73,9 @@ class SentFirings:
         return self._settled
 
 
-def _serialised(outgoing: Outgoing) -> Outgoing:
-    """The message with its bytes made once, for its outbox row and for the relay alike."""
-    return replace(outgoing, value=outgoing.message.to_bytes())
+def _start_run(firing: Firing) -> Outgoing:
+    message = firing.start_run()
+    return Outgoing(RUNS_COMMANDS, str(firing.run_id), message, value=message.to_bytes())
 
 
 class FiringLedger:
@@ -105,14 +105,12 @@ class FiringLedger:
         (``TriggerStore.send_firings``): a firing recorded before (the same event again, under another
         offset) writes none, so nothing needs the answer before the ``COMMIT``."""
         unique = dedupe(firings)
-        starts = [
-            (f.idempotency_key, _serialised(Outgoing(RUNS_COMMANDS, str(f.run_id), f.start_run())))
-            for f in unique
-            if f.outcome is Outcome.STARTED
-        ]
+        # Each StartRun serialised once, for its outbox row and for the relay alike.
+        starts = [(f.idempotency_key, _start_run(f)) for f in unique if f.outcome is Outcome.STARTED]
         rows = outbox_rows(self._namespace, self._producer, [start for _, start in starts])
-        start_rows = [StartRow(firing=key, **row) for (key, _), row in zip(starts, rows, strict=True)]
-        firings_sent = await self._store.send_firings(connection, unique, now, start_rows)
+        firings_sent = await self._store.send_firings(
+            connection, unique, now, [key for key, _ in starts], rows
+        )
         also_sent = None
         if also:
             write = outbox_write(self._namespace, self._producer, also, returning_ids=True)
