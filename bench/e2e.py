@@ -278,6 +278,15 @@ def completion_figures(
         figures.append(Figure("completed runs/s", len(ended) / span if span > 0 else float("nan"), "runs/s"))
     for share in (0.5, 0.9, 0.99):
         figures.append(Figure(f"completion p{round(share * 100)}", percentile(completions, share), "ms"))
+    # Where the completion went: to the starter's receipt (runs.started_at: the gateway's for a call,
+    # the trigger service's for a record event), and from there to the run's end.
+    starter = "gateway" if hooks else "trigger"
+    received = [(s, found[s.run_id].started_at, end) for s, end in ended if found[s.run_id].started_at]
+    for what, part in (
+        (f"sent -> {starter} received", [ms(at - s.at) for s, at, _ in received]),
+        (f"{starter} received -> run ended", [ms(end - at) for _, at, end in received]),
+    ):
+        figures += [Figure(f"{what} p{q}", percentile(part, q / 100), "ms") for q in (50, 90)]
     latencies = [ms(s.latency) for s in accepted]
     label = "202 answer" if hooks else "producer hand-over"
     figures += [

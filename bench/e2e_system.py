@@ -92,6 +92,9 @@ def archive(gateway: str, setup: Setup) -> None:
 class Finished:
     status: str
     finished_at: float | None
+    started_at: float | None = None
+    """``runs.started_at``: when the run's starter (the gateway for a webhook call, the trigger
+    service for a record event) received what started it (Unix seconds)."""
 
 
 class RunLog:
@@ -112,12 +115,14 @@ class RunLog:
         while pending and time.monotonic() - last_progress < timeout:
             with self.engine.connect() as connection:
                 rows = connection.execute(
-                    text("select run_id, status, finished_at from runs where run_id = any(:ids)"),
+                    text("select run_id, status, finished_at, started_at from runs where run_id = any(:ids)"),
                     {"ids": list(pending)},
                 ).all()
             ended = 0
-            for run_id, status, finished_at in rows:
-                found[run_id] = Finished(status, finished_at.timestamp() if finished_at else None)
+            for run_id, status, finished_at, started_at in rows:
+                found[run_id] = Finished(
+                    status, finished_at.timestamp() if finished_at else None, started_at.timestamp()
+                )
                 if finished_at is not None:
                     pending.discard(run_id)
                     ended += 1
