@@ -16,7 +16,9 @@ plain webhook workflow: the HTTP answer time p50/p99 and what waiting for the ru
 
 Each call's send time is the client's clock just before sending; a run's completion is its
 ``runs.finished_at`` (the same machine's clock) less that time, so it is measured as n8n's client
-measures n8n's. Runs/s is finished runs / (last end - first send). CPU is read from /proc for each
+measures n8n's. Each completion is also split at ``runs.started_at``, when the starter (the gateway
+or the trigger service) made the run's StartRun: p50 and p90 of each part. Runs/s is finished runs /
+(last end - first send). CPU is read from /proc for each
 service, Kafka, PostgreSQL (with every backend), Prometheus and this client before and after each
 phase; the total per run counts the services, Kafka and PostgreSQL. With ``--n8n URL`` phases (a) and
 (b) also drive that n8n webhook (whose answer comes when its workflow ends) for the ratio.
@@ -278,13 +280,14 @@ def completion_figures(
         figures.append(Figure("completed runs/s", len(ended) / span if span > 0 else float("nan"), "runs/s"))
     for share in (0.5, 0.9, 0.99):
         figures.append(Figure(f"completion p{round(share * 100)}", percentile(completions, share), "ms"))
-    # Where the completion went: to the starter's receipt (runs.started_at: the gateway's for a call,
-    # the trigger service's for a record event), and from there to the run's end.
+    # Where the completion went: to the moment the starter made the run's StartRun (runs.started_at:
+    # the gateway's, once it decided the call; the trigger service's, once it matched the event, in
+    # the middle of its transaction), and from there to the run's end.
     starter = "gateway" if hooks else "trigger"
-    received = [(s, found[s.run_id].started_at, end) for s, end in ended if found[s.run_id].started_at]
+    made = [(s, found[s.run_id].started_at, end) for s, end in ended]
     for what, part in (
-        (f"sent -> {starter} received", [ms(at - s.at) for s, at, _ in received]),
-        (f"{starter} received -> run ended", [ms(end - at) for _, at, end in received]),
+        (f"sent -> {starter}'s StartRun", [ms(at - s.at) for s, at, _ in made]),
+        (f"{starter}'s StartRun -> run ended", [ms(end - at) for _, at, end in made]),
     ):
         figures += [Figure(f"{what} p{q}", percentile(part, q / 100), "ms") for q in (50, 90)]
     latencies = [ms(s.latency) for s in accepted]

@@ -92,9 +92,9 @@ def archive(gateway: str, setup: Setup) -> None:
 class Finished:
     status: str
     finished_at: float | None
-    started_at: float | None = None
-    """``runs.started_at``: when the run's starter (the gateway for a webhook call, the trigger
-    service for a record event) received what started it (Unix seconds)."""
+    started_at: float = 0.0
+    """``runs.started_at`` (Unix seconds): when the run's starter made its StartRun (the gateway,
+    once it decided the webhook call; the trigger service, once it matched the record event)."""
 
 
 class RunLog:
