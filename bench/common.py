@@ -115,6 +115,16 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[rank]
 
 
+def percentiles(
+    what: str, values_ms: Sequence[float], shares: Sequence[float] = (0.5, 0.9, 0.99), remark: str = ""
+) -> list[Figure]:
+    """``<what> p50``, ``p90``, ... of ``values_ms`` (milliseconds), ``remark`` on the median's line."""
+    return [
+        Figure(f"{what} p{round(q * 100)}", percentile(values_ms, q), "ms", remark if q == 0.5 else "")
+        for q in shares
+    ]
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

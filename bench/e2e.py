@@ -53,7 +53,7 @@ from aiokafka import AIOKafkaProducer
 from millrace_common.contracts.messages.webhooks import run_id_for_key
 from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
 
-from bench.common import ROOT, Figure, infra_from_env, machine, percentile, print_figures
+from bench.common import ROOT, Figure, infra_from_env, machine, percentiles, print_figures
 from bench.e2e_http import Connection
 from bench.e2e_procs import SERVICES, Tracked, cpu_ms, listening_pid, pss_mb, rss_mb, system_processes
 from bench.e2e_refill import for_each_refill
@@ -278,24 +278,19 @@ def completion_figures(
     if ended:
         span = max(end for _, end in ended) - min(s.at for s in sent)
         figures.append(Figure("completed runs/s", len(ended) / span if span > 0 else float("nan"), "runs/s"))
-    for share in (0.5, 0.9, 0.99):
-        figures.append(Figure(f"completion p{round(share * 100)}", percentile(completions, share), "ms"))
+    figures += percentiles("completion", completions)
     # Where the completion went: to the moment the starter made the run's StartRun (runs.started_at:
     # the gateway's, once it decided the call; the trigger service's, once it matched the event, in
     # the middle of its transaction), and from there to the run's end.
     starter = "gateway" if hooks else "trigger"
     made = [(s, found[s.run_id].started_at, end) for s, end in ended]
-    for what, part in (
-        (f"sent -> {starter}'s StartRun", [ms(at - s.at) for s, at, _ in made]),
-        (f"{starter}'s StartRun -> run ended", [ms(end - at) for _, at, end in made]),
-    ):
-        figures += [Figure(f"{what} p{q}", percentile(part, q / 100), "ms") for q in (50, 90)]
+    figures += percentiles(f"sent -> {starter}'s StartRun", [ms(at - s.at) for s, at, _ in made], (0.5, 0.9))
+    figures += percentiles(
+        f"{starter}'s StartRun -> run ended", [ms(end - at) for _, at, end in made], (0.5, 0.9)
+    )
     latencies = [ms(s.latency) for s in accepted]
     label = "202 answer" if hooks else "producer hand-over"
-    figures += [
-        Figure(f"{label} p50", percentile(latencies, 0.5), "ms"),
-        Figure(f"{label} p99", percentile(latencies, 0.99), "ms"),
-    ]
+    figures += percentiles(label, latencies, (0.5, 0.99))
     return figures, len(ended)
 
 
@@ -338,9 +333,7 @@ async def n8n_phase(bench: Bench, title: str, callers: int, calls: int) -> list[
         Figure("calls answered 2xx", len(ok), "", remark),
         Figure("completed runs/s", len(ok) / span if ok and span > 0 else float("nan"), "runs/s"),
     ]
-    figures += [
-        Figure(f"completion p{round(q * 100)}", percentile(completions, q), "ms") for q in (0.5, 0.9, 0.99)
-    ]
+    figures += percentiles("completion", completions)
     if tracked:
         used = cpu_ms(tracked)["n8n"] - before["n8n"]
         remark = f"{used / ms(wall):.0%} of a core, RSS {rss_mb(tracked)['n8n']:,.0f} MB"

@@ -28,7 +28,7 @@ from millrace_common.platform.db import create_engine
 from millrace_gateway.service_layer.accounts import allow_networks
 from sqlalchemy import text
 
-from bench.common import Figure, edge, node, percentile, print_figures
+from bench.common import Figure, edge, node, percentiles, print_figures
 from bench.e2e_procs import Tracked, cpu_ms
 from tests.support.infra import Infra
 
@@ -165,11 +165,7 @@ def refill_gaps(calls: list[Call], concurrency: int) -> tuple[list[float], list[
 
 
 def distribution(what: str, seconds: list[float], remark: str = "") -> list[Figure]:
-    values = [s * 1000 for s in seconds]
-    return [
-        Figure(f"{what} p{round(q * 100)}", percentile(values, q), "ms", remark if q == 0.5 else "")
-        for q in (0.5, 0.9, 0.99)
-    ]
+    return percentiles(what, [s * 1000 for s in seconds], remark=remark)
 
 
 def cpu_figures(tracked: list[Tracked], before: dict, after: dict, wall: float, items: int) -> list[Figure]:

@@ -92,7 +92,7 @@ def archive(gateway: str, setup: Setup) -> None:
 class Finished:
     status: str
     finished_at: float | None
-    started_at: float = 0.0
+    started_at: float
     """``runs.started_at`` (Unix seconds): when the run's starter made its StartRun (the gateway,
     once it decided the webhook call; the trigger service, once it matched the record event)."""
 
