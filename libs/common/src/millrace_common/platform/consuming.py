@@ -37,6 +37,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.platform import fetcher_mend
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, IDLE_POLL_MS, adaptive_fetch_wait
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
@@ -325,6 +326,7 @@ class BatchConsumer:
         poller: asyncio.Task[None] | None = None
         try:
             await consumer.start()
+            fetcher_mend.mend(consumer)
             committer = asyncio.create_task(self._commit_handled(consumer), name="kafka-commit")
             while True:
                 if poller is None:

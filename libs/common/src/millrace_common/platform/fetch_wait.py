@@ -35,7 +35,8 @@ nothing else woke it (default 200 ms). A fetch answered, records consumed, a see
 rebalance and a metadata update it asked for each wake it at once, so the timeout bounds only an
 idle consumer's needless looks, each a walk over its partitions in Python: at 200 ms, five a second
 in every consumer of every service; at 1 s the five idle services wake a quarter less often
-(docs/benchmarks.md)."""
+(docs/benchmarks.md). "At once" needs :mod:`millrace_common.platform.fetcher_mend`: without it a fetch
+that ends as records are taken can leave the fetcher with nothing in flight for this whole timeout."""
 
 
 @dataclass

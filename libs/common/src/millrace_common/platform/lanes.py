@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
+from millrace_common.platform import fetcher_mend
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
 from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, AdaptiveFetchWait, adaptive_fetch_wait
@@ -155,6 +156,7 @@ class LaneConsumer:
             list(self._lanes), listener=_Rebalance(self, consumer, self._draining.on_revoke_seconds)
         )
         await consumer.start()
+        fetcher_mend.mend(consumer)
         try:
             while True:
                 await self._poll(consumer)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from millrace_common.platform import fetcher_mend
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
 from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, AdaptiveFetchWait, FetchWaitPolicy
@@ -78,6 +79,7 @@ class TailConsumer:
             consumer_timeout_ms=FETCHER_TIMEOUT_MS,
         )
         await consumer.start()
+        fetcher_mend.mend(consumer)
         try:
             await self._position(consumer)
             self._consumer = consumer
