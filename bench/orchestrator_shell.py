@@ -52,6 +52,7 @@ from millrace_common.contracts.topics import (
     RUNS_EVENTS,
     Namespace,
 )
+from millrace_common.platform import fetcher_mend
 from sqlalchemy import Engine, text
 
 from bench.common import (
@@ -351,6 +352,7 @@ async def stand_in_runner(infra: Infra, namespace: Namespace, producer: AIOKafka
         fetch_max_wait_ms=5,
     )
     await consumer.start()
+    fetcher_mend.mend(consumer)
     try:
         while True:
             batch = await consumer.getmany(timeout_ms=20, max_records=5_000)
@@ -454,6 +456,7 @@ async def bench(
     )
     await producer.start()
     await consumer.start()
+    fetcher_mend.mend(consumer)
     follower = runner = None
     try:
         events = namespace.topic(RUNS_EVENTS)

@@ -38,6 +38,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.messages.node_commands import NODE_RESULT, ExecuteNode, NodeSucceededResult
 from millrace_common.contracts.topics import NODES_READY_HTTP, NODES_RESULTS, Namespace, every_topic
+from millrace_common.platform import fetcher_mend
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.migrate import upgrade
 from millrace_common.platform.settings import ServiceSettings
@@ -189,6 +190,7 @@ class Traffic:
     async def start(self) -> None:
         await self._producer.start()
         await self._consumer.start()
+        fetcher_mend.mend(self._consumer)
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_end(*self._partitions)
         self._reading = asyncio.create_task(self._read())

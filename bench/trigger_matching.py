@@ -36,6 +36,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from millrace_common.contracts.messages.records import RecordCreated, RecordUpdated
 from millrace_common.contracts.topics import RECORDS_EVENTS, RUNS_COMMANDS, Namespace, every_topic
 from millrace_common.language.workflow import WorkflowDefinition
+from millrace_common.platform import fetcher_mend
 from millrace_common.platform.migrate import upgrade
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import active_triggers, workflow_triggers
@@ -175,6 +176,7 @@ async def latency(bootstrap: str, namespace: Namespace, samples: int) -> list[fl
     )
     producer = AIOKafkaProducer(**kafka_client(bootstrap), linger_ms=0, acks="all")
     await consumer.start()
+    fetcher_mend.mend(consumer)
     await producer.start()
     try:
         while not consumer.assignment():
