@@ -74,9 +74,7 @@ def records_taken(fetcher: Fetcher) -> None:
     fetcher._notify(fetcher._wait_consume_future)
 
 
-async def after_the_race(mended: bool) -> tuple[Broker, Fetcher]:
-    broker = Broker()
-    fetcher = a_fetcher(broker)
+async def into_the_race(broker: Broker, fetcher: Fetcher, *, mended: bool) -> None:
     if mended:
         assert fetcher_mend.mend(SimpleNamespace(_fetcher=fetcher))
     await turns()
@@ -86,7 +84,6 @@ async def after_the_race(mended: bool) -> tuple[Broker, Fetcher]:
     records_taken(fetcher)
     broker.gates[0].set()
     await turns()
-    return broker, fetcher
 
 
 async def stopped(fetcher: Fetcher) -> None:
@@ -99,8 +96,10 @@ async def stopped(fetcher: Fetcher) -> None:
 
 async def test_unmended_the_routine_sends_no_fetch_until_its_timeout():
     # The race as aiokafka has it: if this starts failing, a release fixed it and the mend can go.
-    broker, fetcher = await after_the_race(mended=False)
+    broker = Broker()
+    fetcher = a_fetcher(broker)
     try:
+        await into_the_race(broker, fetcher, mended=False)
         assert broker.fetches == 1
         assert NODE not in fetcher._in_flight  # the mark is cleared by now, but no pass looked again
         assert not fetcher._pending_tasks  # and nothing is out that would wake one
@@ -109,8 +108,10 @@ async def test_unmended_the_routine_sends_no_fetch_until_its_timeout():
 
 
 async def test_mended_the_next_fetch_goes_at_once_and_alone():
-    broker, fetcher = await after_the_race(mended=True)
+    broker = Broker()
+    fetcher = a_fetcher(broker)
     try:
+        await into_the_race(broker, fetcher, mended=True)
         assert broker.fetches == 2
         assert NODE in fetcher._in_flight  # the second fetch is marked: aiokafka's mark, kept
         records_taken(fetcher)  # another wake-up while it is out starts nothing beside it
