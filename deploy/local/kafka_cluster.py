@@ -246,6 +246,9 @@ def node_properties(p: infra.Profile, node: int, passwords: dict[str, str]) -> d
         "broker.heartbeat.interval.ms": "1000",
         "log.retention.hours": "48",
         "log.segment.bytes": str(64 * 1024 * 1024),
+        # The log cleaner takes this from the heap at start, in one piece (128 MB by default, half a
+        # node's heap): a node starting under load died with OutOfMemoryError there (2026-12-04).
+        "log.cleaner.dedupe.buffer.size": str(infra.CLEANER_DEDUPE_BYTES),
     }
 
 

@@ -97,3 +97,19 @@ def test_the_cluster_profile_tells_services_how_to_reach_it():
     assert env["MILLRACE_KAFKA_SASL_PASSWORD_FILE"].endswith(".data/cluster/kafka/security/millrace.password")
     assert env["MILLRACE_KAFKA_SSL_CA_FILE"].endswith(".data/cluster/kafka/security/ca.crt")
     assert (env["MILLRACE_KAFKA_REPLICATION_FACTOR"], env["MILLRACE_KAFKA_MIN_INSYNC_REPLICAS"]) == ("3", "2")
+
+
+def _max_heap_bytes(jvm: list[str]) -> int:
+    (option,) = [o for o in jvm if o.startswith("-Xmx")]
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    return int(option[4:-1]) * units[option[-1].lower()]
+
+
+def test_the_log_cleaner_buffer_leaves_each_broker_most_of_its_heap():
+    # Kafka takes the buffer from the heap in one piece at start; at its 128 MB default a cluster
+    # node (256 MB heap) starting under load died with OutOfMemoryError.
+    profile = infra.PROFILES["cluster-test"]
+    passwords = {"keystore": "k", kafka_cluster.BROKER_USER: "b", kafka_cluster.SERVICE_USER: "s"}
+    node = kafka_cluster.node_properties(profile, 1, passwords)
+    assert int(node["log.cleaner.dedupe.buffer.size"]) * 8 <= _max_heap_bytes(kafka_cluster.NODE_JVM)
+    assert infra.CLEANER_DEDUPE_BYTES * 8 <= _max_heap_bytes(infra.KAFKA_JVM)
