@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -86,31 +88,32 @@ async def into_the_race(broker: Broker, fetcher: Fetcher, *, mended: bool) -> No
     await turns()
 
 
-async def stopped(fetcher: Fetcher) -> None:
-    fetcher._fetch_task.cancel()
-    await asyncio.gather(fetcher._fetch_task, return_exceptions=True)
-    for task in list(fetcher._pending_tasks):
-        task.cancel()
-    await asyncio.gather(*fetcher._pending_tasks, return_exceptions=True)
+@asynccontextmanager
+async def running() -> AsyncIterator[tuple[Broker, Fetcher]]:
+    """A fetcher over a stand-in broker, its routine running; stopped on the way out, whatever failed."""
+    broker = Broker()
+    fetcher = a_fetcher(broker)
+    try:
+        yield broker, fetcher
+    finally:
+        fetcher._fetch_task.cancel()
+        await asyncio.gather(fetcher._fetch_task, return_exceptions=True)
+        for task in list(fetcher._pending_tasks):
+            task.cancel()
+        await asyncio.gather(*fetcher._pending_tasks, return_exceptions=True)
 
 
 async def test_unmended_the_routine_sends_no_fetch_until_its_timeout():
     # The race as aiokafka has it: if this starts failing, a release fixed it and the mend can go.
-    broker = Broker()
-    fetcher = a_fetcher(broker)
-    try:
+    async with running() as (broker, fetcher):
         await into_the_race(broker, fetcher, mended=False)
         assert broker.fetches == 1
         assert NODE not in fetcher._in_flight  # the mark is cleared by now, but no pass looked again
         assert not fetcher._pending_tasks  # and nothing is out that would wake one
-    finally:
-        await stopped(fetcher)
 
 
 async def test_mended_the_next_fetch_goes_at_once_and_alone():
-    broker = Broker()
-    fetcher = a_fetcher(broker)
-    try:
+    async with running() as (broker, fetcher):
         await into_the_race(broker, fetcher, mended=True)
         assert broker.fetches == 2
         assert NODE in fetcher._in_flight  # the second fetch is marked: aiokafka's mark, kept
@@ -121,21 +124,15 @@ async def test_mended_the_next_fetch_goes_at_once_and_alone():
         await turns()
         assert broker.fetches == 3
         assert broker.most_out == 1
-    finally:
-        await stopped(fetcher)
 
 
 async def test_a_second_mend_changes_nothing():
-    broker = Broker()
-    fetcher = a_fetcher(broker)
-    try:
+    async with running() as (_broker, fetcher):
         consumer = SimpleNamespace(_fetcher=fetcher)
         assert fetcher_mend.mend(consumer)
         mended = fetcher._proc_fetch_request
         assert fetcher_mend.mend(consumer)
         assert fetcher._proc_fetch_request is mended
-    finally:
-        await stopped(fetcher)
 
 
 async def test_a_consumer_without_a_fetcher_is_left_alone():
