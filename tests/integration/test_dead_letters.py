@@ -140,7 +140,14 @@ def test_dead_letter_topics_have_their_own_partitions_and_retention(infra: Infra
         await admin.start()
         try:
             name = Namespace(module_namespace).topic(RUNS_COMMANDS.dlq)
+            # The namespace's topics were created just before (this is the module's first test): a
+            # broker answers CreateTopics once the controller committed them, and its own metadata can
+            # lag behind for a moment, describing the topic with no partitions yet.
+            deadline = time.monotonic() + 15
             topics = await admin.describe_topics([name])
+            while not topics[0]["partitions"] and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                topics = await admin.describe_topics([name])
             configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
             return topics, configs
         finally:
