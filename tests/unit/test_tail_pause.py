@@ -92,6 +92,27 @@ def test_a_watched_tail_does_not_pause_and_an_unwatched_one_pauses_after_the_tim
     assert tail.paused
 
 
+def test_a_tail_nobody_watches_as_it_starts_pauses_at_once_and_a_watched_one_fetches():
+    # A gateway just started has no streams: its feed fetching every run event for the pause time
+    # cost it about 0.1 ms of CPU per run at 500 runs a second, and Kafka a fetch each time.
+    consumer = StandIn()
+    watched = [False]
+    tail = paused_tail(consumer, watched)
+    tail._paused = False
+    consumer.paused.clear()
+    tail._begin(consumer, now=5.0)  # type: ignore[arg-type]
+    assert tail.paused and consumer.paused == PARTITIONS and tail.membership.held == frozenset()
+    consumer.paused.clear()
+    watched[0] = True
+    tail._begin(consumer, now=6.0)  # type: ignore[arg-type]
+    assert not tail.paused and not consumer.paused
+    watched[0] = False
+    tail._maybe_pause(consumer, now=35.9)  # type: ignore[arg-type]
+    assert not tail.paused, "a watcher that just left: the tail waits the pause time"
+    tail._maybe_pause(consumer, now=36.0)  # type: ignore[arg-type]
+    assert tail.paused
+
+
 async def test_watching_starts_a_paused_tail_again_from_the_end():
     consumer = StandIn()
     tail = paused_tail(consumer, [False])

@@ -31,10 +31,11 @@ class TailConsumer:
     a record it refuses is passed over undecoded (an observer that follows a few keys of a busy topic
     need not parse the rest).
 
-    With ``watched``, a tail nobody has watched for ``pause_after_seconds`` stops fetching (its
-    partitions paused: no fetch requests, no records to read past) and :meth:`watch_from_now`
-    starts it again from the topic's end, for an observer that wants only what comes after it
-    starts watching (the gateway's live feed while no stream is open)."""
+    With ``watched``, a tail that nobody watches as it starts, or nobody has watched for
+    ``pause_after_seconds``, stops fetching (its partitions paused: no fetch requests, no records to
+    read past) and :meth:`watch_from_now` starts it again from the topic's end, for an observer that
+    wants only what comes after it starts watching (the gateway's live feed while no stream is
+    open)."""
 
     def __init__(
         self,
@@ -83,8 +84,7 @@ class TailConsumer:
         try:
             await self._position(consumer)
             self._consumer = consumer
-            self._paused = False
-            self._watched_at = time.monotonic()
+            self._begin(consumer, time.monotonic())
             self.ready.set()
             idle_ms = self._idle_fetch_max_wait_ms
             fetch_wait = AdaptiveFetchWait(
@@ -113,12 +113,24 @@ class TailConsumer:
         """Whether the tail stopped fetching because nobody watched it."""
         return self._paused
 
+    def _begin(self, consumer: AIOKafkaConsumer, now: float) -> None:
+        """A consumer just positioned: a tail nobody watches pauses at once (after a start nobody
+        can be, and a restart keeps fetching only while someone is)."""
+        self._paused = False
+        self._watched_at = now
+        if self._watched is not None and not self._watched():
+            self._pause(consumer)
+
     def _maybe_pause(self, consumer: AIOKafkaConsumer, now: float) -> None:
         if self._watched is None or self._paused:
             return
         if self._watched():
             self._watched_at = now
-        elif now - self._watched_at >= self._pause_after_seconds and consumer.assignment():
+        elif now - self._watched_at >= self._pause_after_seconds:
+            self._pause(consumer)
+
+    def _pause(self, consumer: AIOKafkaConsumer) -> None:
+        if consumer.assignment():
             consumer.pause(*consumer.assignment())
             self._paused = True
             self.membership.held = frozenset()  # nothing is read, so no lag to judge
