@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,9 +42,21 @@ def _die_with_this_process() -> Callable[[], None] | None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago: every socket stays bound until all are
+    drawn, so two of them cannot be the same port."""
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+
+
+class PortTaken(RuntimeError):
+    """A service's port was taken between drawing it and the service binding it."""
 
 
 @dataclass
@@ -77,8 +90,25 @@ class System:
         extra_env: dict[str, str] | None = None,
         ready_timeout: float = 90,
     ) -> None:
+        # A drawn port is free only until someone binds it: another process may take it before the
+        # service, which spends seconds starting before it binds, gets there. Then the service
+        # exits and whatever holds the port may even answer /readyz; try again on other ports.
+        for attempt in range(1, 4):
+            self._spawn(names, extra_env)
+            try:
+                self.wait_ready(names, ready_timeout)
+                return
+            except BaseException as error:
+                # A fixture that fails here never reaches its teardown: stop what this call started.
+                for name in names:
+                    if name in self.services:
+                        self.stop(name, timeout=10)
+                if not isinstance(error, PortTaken) or attempt == 3:
+                    raise
+
+    def _spawn(self, names: tuple[str, ...], extra_env: dict[str, str] | None) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
-        ports = {name: free_port() for name in names}
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         approval = ports.get("approval") or (
             self.services["approval"].port if "approval" in self.services else None
         )
@@ -106,14 +136,6 @@ class System:
                     preexec_fn=_die_with_this_process(),  # noqa: PLW1509 - only prctl, resolved before the fork
                 )
             self.services[name] = ServiceProcess(name, port, process, log_path)
-        try:
-            self.wait_ready(names, ready_timeout)
-        except BaseException:
-            # A fixture that fails here never reaches its teardown: stop what this call started.
-            for name in names:
-                if name in self.services:
-                    self.stop(name, timeout=10)
-            raise
 
     def wait_ready(self, names: tuple[str, ...], timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -122,9 +144,15 @@ class System:
             for name in list(waiting):
                 service = self.services[name]
                 if service.process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {service.process.returncode}:\n{service.log()}")
+                    log = service.log()
+                    failure = PortTaken if "address already in use" in log else RuntimeError
+                    raise failure(f"{name} exited with {service.process.returncode}:\n{log}")
                 try:
                     if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
+                        # Ready only if the answer is this service's, not another process's on a taken port.
+                        answering = _service_at(service.url)
+                        if answering != name:
+                            raise PortTaken(f"port {service.port} of {name} is held by {answering!r}")
                         waiting.discard(name)
                 except httpx.HTTPError:
                     pass
@@ -151,6 +179,15 @@ class System:
             if service.process.poll() is None:
                 service.process.send_signal(signal.SIGTERM)
         return {name: _wait_exit(service, timeout) for name, service in stopping.items()}
+
+
+def _service_at(url: str) -> str | None:
+    """The name a Millrace service at ``url`` gives in its ``/healthz``; None for anything else."""
+    try:
+        answer = httpx.get(f"{url}/healthz", timeout=2).json()
+    except ValueError:
+        return None
+    return answer.get("service") if isinstance(answer, dict) else None
 
 
 def _wait_exit(service: ServiceProcess, timeout: float) -> int:
