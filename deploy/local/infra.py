@@ -62,6 +62,25 @@ CLEANER_DEDUPE_BYTES = 16 * 1024 * 1024
 heap in one piece when a broker starts: 16 MB holds about 700,000 keys a cleaning pass, far more than
 the compacted topics here (the consumer offsets) have, and leaves the heap to the broker."""
 KAFKA_START_TIMEOUT = 90.0
+
+
+def kafka_threads(cores: int) -> dict[str, str]:
+    """The single node's request threads, sized to the machine: one network thread per two cores and
+    one request handler per core (at least two). Kafka's defaults (3 and 8) are a server's; on two
+    cores shared with PostgreSQL and five services, 2 and 4 left the broker handing each request
+    between more threads than cores, and 1 and 2 cut its CPU per run by about a tenth and halved the
+    record path's p99 at half its burst rate (docs/benchmarks.md, "Kafka's threads")."""
+    return {"num.network.threads": str(max(1, cores // 2)), "num.io.threads": str(max(2, cores))}
+
+
+def machine_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 DB_USER = DB_NAME = "millrace"
 
 
@@ -416,8 +435,7 @@ def write_kafka_config(p: Profile) -> Path:
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(p.kafka_dir / "data"),
-        "num.network.threads": "2",
-        "num.io.threads": "4",
+        **kafka_threads(machine_cores()),
         "num.partitions": "1",
         "default.replication.factor": "1",
         "min.insync.replicas": "1",

@@ -113,3 +113,24 @@ def test_the_log_cleaner_buffer_leaves_each_broker_most_of_its_heap():
     node = kafka_cluster.node_properties(profile, 1, passwords)
     assert int(node["log.cleaner.dedupe.buffer.size"]) * 8 <= _max_heap_bytes(kafka_cluster.NODE_JVM)
     assert infra.CLEANER_DEDUPE_BYTES * 8 <= _max_heap_bytes(infra.KAFKA_JVM)
+
+
+@pytest.mark.parametrize(
+    ("cores", "network", "handlers"), [(1, 1, 2), (2, 1, 2), (4, 2, 4), (8, 4, 8), (16, 8, 16)]
+)
+def test_the_single_node_has_no_more_request_threads_than_the_machine_has_cores(cores, network, handlers):
+    # On two cores Kafka's 2 network threads and 4 handlers cost the broker about a tenth more CPU per
+    # run than 1 and 2, and the record path at half its burst rate twice the p99.
+    assert infra.kafka_threads(cores) == {
+        "num.network.threads": str(network),
+        "num.io.threads": str(handlers),
+    }
+
+
+def test_the_single_nodes_configuration_takes_its_threads_from_the_machine(tmp_path, monkeypatch):
+    monkeypatch.setattr(infra, "machine_cores", lambda: 2)
+    monkeypatch.setattr(infra, "repo_root", lambda: tmp_path)  # the profile's directories go there
+    server = infra.write_kafka_config(infra.PROFILES["test"])
+    assert server.is_relative_to(tmp_path)
+    lines = server.read_text().splitlines()
+    assert "num.network.threads=1" in lines and "num.io.threads=2" in lines
