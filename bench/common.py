@@ -125,6 +125,27 @@ def percentiles(
     ]
 
 
+def windows(timed_ms: Sequence[tuple[float, float]], width: float, what: str = "completion") -> list[Figure]:
+    """``(send time in s, value in ms)`` pairs cut into windows of ``width`` seconds of send time from
+    the first send: one figure per window, its ``what`` p50 with the window's count, p99 and max. A
+    phase's p99 alone cannot tell a slow start, a stall in the middle and a steady queue apart."""
+    if not timed_ms:
+        return []
+    first = min(at for at, _ in timed_ms)
+    cut: dict[int, list[float]] = {}
+    for at, value in timed_ms:
+        cut.setdefault(int((at - first) // width), []).append(value)
+    return [
+        Figure(
+            f"{index * width:g}-{(index + 1) * width:g} s: {what} p50",
+            percentile(values, 0.5),
+            "ms",
+            f"{len(values)} sent, p99 {percentile(values, 0.99):,.1f}, max {max(values):,.1f}",
+        )
+        for index, values in sorted(cut.items())
+    ]
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 

@@ -21,7 +21,9 @@ or the trigger service) made the run's StartRun: p50 and p90 of each part. Runs/
 (last end - first send). CPU is read from /proc for each
 service, Kafka, PostgreSQL (with every backend), Prometheus and this client before and after each
 phase; the total per run counts the services, Kafka and PostgreSQL. With ``--n8n URL`` phases (a) and
-(b) also drive that n8n webhook (whose answer comes when its workflow ends) for the ratio.
+(b) also drive that n8n webhook (whose answer comes when its workflow ends) for the ratio. With
+``--series SECONDS`` the paced phases (c and d's second part) also print their completions window by
+window of send time, which tells a slow start, a stall and a steady queue apart.
 
 The bench makes a tenant of its own (``bench<hex>``) with two workflows and a pipeline through the
 API; at the end it archives them and deletes the tenant's rows, unless ``--keep``. Its messages stay
@@ -53,7 +55,7 @@ from aiokafka import AIOKafkaProducer
 from millrace_common.contracts.messages.webhooks import run_id_for_key
 from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
 
-from bench.common import ROOT, Figure, infra_from_env, machine, percentiles, print_figures
+from bench.common import ROOT, Figure, infra_from_env, machine, percentiles, print_figures, windows
 from bench.e2e_http import Connection
 from bench.e2e_procs import SERVICES, Tracked, cpu_ms, listening_pid, pss_mb, rss_mb, system_processes
 from bench.e2e_refill import for_each_refill
@@ -301,9 +303,10 @@ def value_of(figures: list[Figure], what: str) -> float:
 # ---- phases -------------------------------------------------------------------------------------
 
 
-async def measured(bench: Bench, title: str, load, hooks: bool = True) -> list[Figure]:
+async def measured(bench: Bench, title: str, load, hooks: bool = True, paced: bool = False) -> list[Figure]:
     """Runs ``load()`` (which returns the calls sent and how far behind schedule it fell), waits for
-    every run to end, and prints and keeps the phase's figures."""
+    every run to end, and prints and keeps the phase's figures (of a paced phase with ``--series``,
+    also its completions window by window of send time)."""
     before, started = cpu_ms(bench.tracked), time.perf_counter()
     sent, behind = await load()
     found = await asyncio.to_thread(bench.log.wait, [s.run_id for s in sent if s.run_id], bench.args.timeout)
@@ -315,7 +318,18 @@ async def measured(bench: Bench, title: str, load, hooks: bool = True) -> list[F
     figures += resource_figures(bench.tracked, before, after, wall, ended)
     bench.results[title] = figures
     print_figures(title, figures)
+    if paced and bench.args.series:
+        series = windows(
+            [(s.at, ms(found[s.run_id].finished_at - s.at)) for s in sent if _ended(s, found)],
+            bench.args.series,
+        )
+        bench.results[f"{title}, by send time"] = series
+        print_figures(f"{title}, by send time", series)
     return figures
+
+
+def _ended(sent: Sent, found: dict[uuid.UUID, Finished]) -> bool:
+    return sent.run_id in found and found[sent.run_id].finished_at is not None
 
 
 async def n8n_phase(bench: Bench, title: str, callers: int, calls: int) -> list[Figure]:
@@ -395,7 +409,9 @@ async def run_phases(bench: Bench) -> None:
             print("\n(c) skipped: no rate (run phase a, or give --rate)")
         else:
             title = f"(c) open loop at {peak:.0f} calls/s for {args.paced_seconds:.0f} s"
-            await measured(bench, title, lambda: open_loop(bench.hook_url, peak, args.paced_seconds))
+            await measured(
+                bench, title, lambda: open_loop(bench.hook_url, peak, args.paced_seconds), paced=True
+            )
     if "d" in phases:
         title = f"(d) {args.records} record events, as fast as the producer goes"
         figures = await measured(bench, title, lambda: record_events(bench, args.records, None), hooks=False)
@@ -403,7 +419,7 @@ async def run_phases(bench: Bench) -> None:
         if half > 0:
             total = max(1, round(half * args.paced_seconds))
             title = f"(d) record events at {half:.0f}/s for {args.paced_seconds:.0f} s"
-            await measured(bench, title, lambda: record_events(bench, total, half), hooks=False)
+            await measured(bench, title, lambda: record_events(bench, total, half), hooks=False, paced=True)
     if "f" in phases:
         for concurrency in args.concurrency:
             await for_each_refill(
@@ -457,6 +473,12 @@ def arguments() -> argparse.Namespace:
         "--timeout", type=float, default=60, help="give up on runs after this many s without one ending"
     )
     parser.add_argument("--n8n", metavar="URL", help="also drive this n8n webhook in phases a and b")
+    parser.add_argument(
+        "--series",
+        type=float,
+        metavar="SECONDS",
+        help="also print each paced phase's completions window by window of send time (p50, p99, max)",
+    )
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every figure to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the bench's tenant, workflows and runs")
     return parser.parse_args()
