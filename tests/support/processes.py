@@ -92,19 +92,25 @@ class System:
     ) -> None:
         # A drawn port is free only until someone binds it: another process may take it before the
         # service, which spends seconds starting before it binds, gets there. Then the service
-        # exits and whatever holds the port may even answer /readyz; try again on other ports.
+        # exits, and whatever holds the port may even answer /readyz; start again on other ports.
+        running = [name for name in names if name in self.services]
+        if running:
+            raise ValueError(f"already started (stop them first): {running}")
         for attempt in range(1, 4):
-            self._spawn(names, extra_env)
             try:
+                self._spawn(names, extra_env)
                 self.wait_ready(names, ready_timeout)
                 return
             except BaseException as error:
                 # A fixture that fails here never reaches its teardown: stop what this call started.
-                for name in names:
-                    if name in self.services:
-                        self.stop(name, timeout=10)
+                logs = [self.services[name].log_path for name in names if name in self.services]
+                self._stop_together(names, timeout=10)
                 if not isinstance(error, PortTaken) or attempt == 3:
                     raise
+                for log_path in logs:  # kept for the record, beside the next attempt's
+                    log_path.replace(log_path.with_suffix(f".port-taken-{attempt}.log"))
+                reason = str(error).splitlines()[0]
+                print(f"[system] {reason}; starting {', '.join(names)} again on other ports", file=sys.stderr)
 
     def _spawn(self, names: tuple[str, ...], extra_env: dict[str, str] | None) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
@@ -149,10 +155,10 @@ class System:
                     raise failure(f"{name} exited with {service.process.returncode}:\n{log}")
                 try:
                     if httpx.get(f"{service.url}/readyz", timeout=2).status_code == 200:
-                        # Ready only if the answer is this service's, not another process's on a taken port.
-                        answering = _service_at(service.url)
-                        if answering != name:
-                            raise PortTaken(f"port {service.port} of {name} is held by {answering!r}")
+                        # Ready only if this process answered, not another on a port taken first
+                        # (another system's service of the same name included).
+                        if not holds_port(service.process.pid, service.port):
+                            raise PortTaken(f"port {service.port} of {name} is held by another process")
                         waiting.discard(name)
                 except httpx.HTTPError:
                     pass
@@ -173,21 +179,37 @@ class System:
     def stop_all(self, timeout: float = 20) -> dict[str, int]:
         """SIGTERM every service at once (once: a second signal would cut a clean shutdown short),
         then collect the exit codes."""
-        stopping = dict(self.services)
-        self.services.clear()
+        return self._stop_together(tuple(self.services), timeout)
+
+    def _stop_together(self, names: tuple[str, ...], timeout: float) -> dict[str, int]:
+        stopping = {name: self.services.pop(name) for name in names if name in self.services}
         for service in stopping.values():
             if service.process.poll() is None:
                 service.process.send_signal(signal.SIGTERM)
         return {name: _wait_exit(service, timeout) for name, service in stopping.items()}
 
 
-def _service_at(url: str) -> str | None:
-    """The name a Millrace service at ``url`` gives in its ``/healthz``; None for anything else."""
+def holds_port(pid: int, port: int) -> bool:
+    """Whether process ``pid`` has a socket listening on TCP ``port``: the port's listening sockets
+    (/proc/net/tcp and tcp6) against the process's open files. True where /proc cannot tell."""
+    tables = [Path(t) for t in ("/proc/net/tcp", "/proc/net/tcp6") if Path(t).exists()]
+    fds = Path(f"/proc/{pid}/fd")
+    if not tables or not fds.exists():
+        return True
+    listening = set()
+    for table in tables:
+        for row in table.read_text().splitlines()[1:]:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
+                listening.add(f"socket:[{fields[9]}]")
+    return any(_link(fd) in listening for fd in fds.iterdir())
+
+
+def _link(fd: Path) -> str:
     try:
-        answer = httpx.get(f"{url}/healthz", timeout=2).json()
-    except ValueError:
-        return None
-    return answer.get("service") if isinstance(answer, dict) else None
+        return os.readlink(fd)
+    except OSError:  # closed meanwhile
+        return ""
 
 
 def _wait_exit(service: ServiceProcess, timeout: float) -> int:
