@@ -125,25 +125,31 @@ def percentiles(
     ]
 
 
-def windows(timed_ms: Sequence[tuple[float, float]], width: float, what: str = "completion") -> list[Figure]:
-    """``(send time in s, value in ms)`` pairs cut into windows of ``width`` seconds of send time from
-    the first send: one figure per window, its ``what`` p50 with the window's count, p99 and max. A
-    phase's p99 alone cannot tell a slow start, a stall in the middle and a steady queue apart."""
+def windows(
+    timed_ms: Sequence[tuple[float, float | None]], width: float, what: str = "completion"
+) -> list[Figure]:
+    """``(send time in s, value in ms or None if it never came)`` pairs cut into windows of ``width``
+    seconds of send time from the first send: one figure per window, the ``what`` p50 of those that
+    came, with the window's count sent, those that never came, p99 and max. A phase's p99 alone
+    cannot tell a slow start, a stall in the middle and a steady queue apart."""
+    if width <= 0:
+        raise ValueError(f"a window must last more than 0 s, not {width}")
     if not timed_ms:
         return []
     first = min(at for at, _ in timed_ms)
-    cut: dict[int, list[float]] = {}
+    cut: dict[int, list[float | None]] = {}
     for at, value in timed_ms:
         cut.setdefault(int((at - first) // width), []).append(value)
-    return [
-        Figure(
-            f"{index * width:g}-{(index + 1) * width:g} s: {what} p50",
-            percentile(values, 0.5),
-            "ms",
-            f"{len(values)} sent, p99 {percentile(values, 0.99):,.1f}, max {max(values):,.1f}",
-        )
-        for index, values in sorted(cut.items())
-    ]
+    figures = []
+    for index, values in sorted(cut.items()):
+        came = [v for v in values if v is not None]
+        missing = len(values) - len(came)
+        remark = f"{len(values)} sent" + (f", {missing} never ended" if missing else "")
+        if came:
+            remark += f", p99 {percentile(came, 0.99):,.1f}, max {max(came):,.1f}"
+        label = f"{index * width:g}-{(index + 1) * width:g} s: {what} p50"
+        figures.append(Figure(label, percentile(came, 0.5), "ms", remark))
+    return figures
 
 
 def median(values: Sequence[float]) -> float:

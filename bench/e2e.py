@@ -257,11 +257,7 @@ def completion_figures(
     sent: list[Sent], found: dict[uuid.UUID, Finished], hooks: bool
 ) -> tuple[list[Figure], int]:
     accepted = [s for s in sent if s.run_id is not None]
-    ended = [
-        (s, found[s.run_id].finished_at)
-        for s in accepted
-        if s.run_id in found and found[s.run_id].finished_at
-    ]
+    ended = [(s, found[s.run_id].finished_at) for s in accepted if _ended(s, found)]
     completions = [ms(end - s.at) for s, end in ended]
     figures = [
         Figure(
@@ -320,7 +316,11 @@ async def measured(bench: Bench, title: str, load, hooks: bool = True, paced: bo
     print_figures(title, figures)
     if paced and bench.args.series:
         series = windows(
-            [(s.at, ms(found[s.run_id].finished_at - s.at)) for s in sent if _ended(s, found)],
+            [
+                (s.at, ms(found[s.run_id].finished_at - s.at) if _ended(s, found) else None)
+                for s in sent
+                if s.run_id is not None
+            ],
             bench.args.series,
         )
         bench.results[f"{title}, by send time"] = series
@@ -329,7 +329,7 @@ async def measured(bench: Bench, title: str, load, hooks: bool = True, paced: bo
 
 
 def _ended(sent: Sent, found: dict[uuid.UUID, Finished]) -> bool:
-    return sent.run_id in found and found[sent.run_id].finished_at is not None
+    return sent.run_id in found and bool(found[sent.run_id].finished_at)
 
 
 async def n8n_phase(bench: Bench, title: str, callers: int, calls: int) -> list[Figure]:
@@ -441,6 +441,13 @@ async def _no_lag(sending) -> tuple[list[Sent], float]:
 # ---- main ---------------------------------------------------------------------------------------
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -475,7 +482,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--n8n", metavar="URL", help="also drive this n8n webhook in phases a and b")
     parser.add_argument(
         "--series",
-        type=float,
+        type=_positive,
         metavar="SECONDS",
         help="also print each paced phase's completions window by window of send time (p50, p99, max)",
     )
