@@ -127,10 +127,7 @@ def test_the_single_node_has_no_more_request_threads_than_the_machine_has_cores(
     }
 
 
-def test_the_single_nodes_configuration_takes_its_threads_from_the_machine(tmp_path, monkeypatch):
-    monkeypatch.setattr(infra, "machine_cores", lambda: 2)
-    monkeypatch.setattr(infra, "repo_root", lambda: tmp_path)  # the profile's directories go there
-    server = infra.write_kafka_config(infra.PROFILES["test"])
-    assert server.is_relative_to(tmp_path)
-    lines = server.read_text().splitlines()
-    assert "num.network.threads=1" in lines and "num.io.threads=2" in lines
+def test_the_single_nodes_configuration_takes_its_threads_from_the_cores_it_is_given():
+    properties = infra.kafka_properties(infra.PROFILES["test"], cores=2)
+    assert properties["num.network.threads"] == "1"
+    assert properties["num.io.threads"] == "2"
