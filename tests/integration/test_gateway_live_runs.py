@@ -665,3 +665,22 @@ def test_the_feed_pauses_while_no_stream_is_open_and_a_new_stream_misses_nothing
         seen = events_through(messages, "run.completed")
     assert {m.id.split("/")[0] for m in seen} == {str(after)}
     assert [int(m.id.split("/")[1]) for m in seen] == list(range(1, len(seen) + 1))
+
+
+def test_a_gateway_just_started_does_not_read_the_feed_until_a_stream_opens(
+    infra: Infra, module_namespace: str, owner: Account
+):
+    """A gateway that has just started has no stream: its feed waits paused from the start, not for
+    the pause time (here five minutes) with every run event read for nobody."""
+    fresh = System(infra, module_namespace, label="-fresh")
+    try:
+        fresh.start(("gateway",), extra_env={"MILLRACE_LIVE_FEED_PAUSE_SECONDS": "300"})
+        url = fresh.url("gateway")
+        assert feed_reading(url) == 0
+        with signed_in(url, owner) as fresh_api:
+            workflow = create_workflow(fresh_api, paused_chain(0.2))
+            with stream(fresh_api, f"/api/v1/workflows/{workflow}/events") as response:
+                assert next(sse(response)).comment == "following workflow"
+                assert feed_reading(url) == 1, "an open stream starts the feed"
+    finally:
+        fresh.stop_all()

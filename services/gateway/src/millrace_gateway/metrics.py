@@ -87,8 +87,8 @@ class FeedMetrics:
         )
         self.reading = Gauge(
             "millrace_live_feed_reading",
-            "1 while the live feed reads run events; 0 while it is paused, no stream having been open "
-            "for MILLRACE_LIVE_FEED_PAUSE_SECONDS",
+            "1 while the live feed reads run events; 0 while it is paused: from the start until the first "
+            "stream, and once no stream has been open for MILLRACE_LIVE_FEED_PAUSE_SECONDS",
             registry=registry,
         )
         self.overflows = Counter(
