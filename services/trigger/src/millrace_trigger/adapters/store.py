@@ -13,6 +13,7 @@ from uuid import UUID
 
 from millrace_common.contracts.json_values import JsonObject
 from millrace_common.language.workflow import TriggerConfig
+from millrace_common.platform.bulk import rows_document
 from millrace_common.platform.pg import DirectConnections, Pending, Statements
 from pydantic import ValidationError
 from pydantic_core import to_json
@@ -118,28 +119,23 @@ _MOVE_CURSORS = """
     """
 
 
-_START_COLUMNS = ("producer", "topic", "key", "value", "created_at")
-"""The outbox columns of a StartRun's row (``outbox.outbox_rows``), each sent as an array
-(``start_<column>``)."""
-
 _RECORD_FIRINGS = """
     with fired as (
         insert into trigger_firings (idempotency_key, tenant_id, workflow_id, workflow_version, trigger_kind,
                                      source_event_id, run_id, status, reason, fired_at)
-        select k, t, w, v, kind, src, r, st, reason, :now
-        from unnest(cast(:keys as text[]), cast(:tenants as text[]), cast(:workflows as uuid[]),
-                    cast(:versions as integer[]), cast(:kinds as text[]), cast(:sources as uuid[]),
-                    cast(:runs as uuid[]), cast(:statuses as text[]), cast(:reasons as text[]))
-             as q (k, t, w, v, kind, src, r, st, reason)
+        select f.key, f.tenant, f.workflow, f.version, f.kind, f.source, f.run, f.status, f.reason, :now
+        from jsonb_to_recordset(cast(:firings as jsonb))
+             as f (key text, tenant text, workflow uuid, version integer, kind text, source uuid, run uuid,
+                   status text, reason text)
         on conflict (idempotency_key) do nothing
         returning idempotency_key
     ),
     starts as (
         insert into outbox (producer, topic, key, value, created_at)
-        select s.producer, s.topic, s.key, s.value, s.created_at
-        from unnest(cast(:start_firing as text[]), cast(:start_producer as text[]),
-                    cast(:start_topic as text[]), cast(:start_key as bytea[]),
-                    cast(:start_value as bytea[]), cast(:start_created_at as timestamptz[]))
+        select s.producer, s.topic, decode(s.key, 'hex'), decode(s.value, 'hex'), s.created_at
+        from rows from (jsonb_to_recordset(cast(:starts as jsonb))
+                        as (firing text, producer text, topic text, key text, value text,
+                            created_at timestamptz))
              with ordinality as s (firing, producer, topic, key, value, created_at, n)
         where s.firing in (select idempotency_key from fired)
         -- The order matters: the rows' ids are drawn in it, and the relay is handed them in it.
@@ -152,6 +148,7 @@ _RECORD_FIRINGS = """
 """The firings (a key already there is left as it was) and, for each new key among the starting ones,
 its StartRun's outbox row: one statement, so a firing recorded before (the same event again, under
 another offset) never writes a StartRun. Returns the new keys and the rows' ids, in their order."""
+
 # A Kafka trigger reads its topic only while its tenant holds the grant to consume it.
 _KAFKA_CANDIDATES = """
     select w.workflow_id, w.tenant_id, w.workflow_version, w.config, w.activated_at
@@ -402,21 +399,13 @@ class TriggerStore:
         :meth:`recorded` reads the new keys and the rows' ids."""
         if not firings:
             return None
+        starts = [{"firing": key, **row} for key, row in zip(starting, rows, strict=True)]
         return await connection.send(
             _RECORD_FIRINGS,
             {
-                "keys": [f.idempotency_key for f in firings],
-                "tenants": [f.tenant_id for f in firings],
-                "workflows": [f.workflow_id for f in firings],
-                "versions": [f.workflow_version for f in firings],
-                "kinds": [f.kind for f in firings],
-                "sources": [f.source_event_id for f in firings],
-                "runs": [f.run_id for f in firings],
-                "statuses": [f.outcome.value for f in firings],
-                "reasons": [f.reason for f in firings],
+                "firings": rows_document([_firing_row(f) for f in firings]),
+                "starts": rows_document(starts),
                 "now": now,
-                "start_firing": list(starting),
-                **{f"start_{column}": [row[column] for row in rows] for column in _START_COLUMNS},
             },
         )
 
@@ -484,3 +473,21 @@ class TriggerStore:
                 if count < batch:
                     break
         return removed
+
+
+def _firing_row(firing: Firing) -> dict[str, Any]:
+    """A firing as :data:`_RECORD_FIRINGS` reads it from its JSON document. The firings and their
+    StartRuns travel as two JSON documents (``bulk.rows_document``, the C encoder) rather than fifteen
+    arrays, each adapted element by element in Python: for a batch of three firings the statement
+    cost the service 0.26-0.32 ms of CPU instead of 0.41-0.49 (docs/benchmarks.md)."""
+    return {
+        "key": firing.idempotency_key,
+        "tenant": firing.tenant_id,
+        "workflow": firing.workflow_id,
+        "version": firing.workflow_version,
+        "kind": firing.kind,
+        "source": firing.source_event_id,
+        "run": firing.run_id,
+        "status": firing.outcome.value,
+        "reason": firing.reason,
+    }
