@@ -10,6 +10,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -184,6 +185,24 @@ def load_average() -> str:
     """The 1-, 5- and 15-minute load averages: other work on the machine skews every figure."""
     averages = Path("/proc/loadavg")
     return " ".join(averages.read_text().split()[:3]) if averages.exists() else "n/a"
+
+
+HOST_SPEED_LOOP = 5_000_000
+"""The fixed work :func:`host_speed_ms` times: a sum over this many integers in a Python loop."""
+
+
+def host_speed_ms(tries: int = 3) -> float:
+    """CPU milliseconds a fixed piece of Python work took, the best of ``tries``. The code never
+    changes, so the figure measures the machine at that moment: on the shared 2-core machine it went
+    from 159 to 250 ms within a minute, idle (docs/benchmarks.md), and every other figure with it."""
+    best = float("inf")
+    for _ in range(tries):
+        started = time.process_time()
+        total = 0
+        for i in range(HOST_SPEED_LOOP):
+            total += i
+        best = min(best, time.process_time() - started)
+    return best * 1000
 
 
 def machine() -> str:

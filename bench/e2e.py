@@ -55,9 +55,27 @@ from aiokafka import AIOKafkaProducer
 from millrace_common.contracts.messages.webhooks import run_id_for_key
 from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
 
-from bench.common import ROOT, Figure, infra_from_env, machine, percentiles, print_figures, windows
+from bench.common import (
+    ROOT,
+    Figure,
+    host_speed_ms,
+    infra_from_env,
+    machine,
+    percentiles,
+    print_figures,
+    windows,
+)
 from bench.e2e_http import Connection
-from bench.e2e_procs import SERVICES, Tracked, cpu_ms, listening_pid, pss_mb, rss_mb, system_processes
+from bench.e2e_procs import (
+    SERVICES,
+    Tracked,
+    compiler_ms,
+    cpu_ms,
+    listening_pid,
+    pss_mb,
+    rss_mb,
+    system_processes,
+)
 from bench.e2e_refill import for_each_refill
 from bench.e2e_respond import respond_latency
 from bench.e2e_system import Finished, RunLog, Setup, archive, prepare, status_counts
@@ -205,14 +223,22 @@ def ms(seconds: float) -> float:
 
 
 def resource_figures(
-    tracked: list[Tracked], before: dict[str, float], after: dict[str, float], wall: float, runs: int
+    tracked: list[Tracked],
+    before: dict[str, float],
+    after: dict[str, float],
+    wall: float,
+    runs: int,
+    compiled: dict[str, float] | None = None,
 ) -> list[Figure]:
-    """CPU per run and share of one core per process, the total over the system, and the services' memory."""
+    """CPU per run and share of one core per process (and what of it a JVM spent compiling, from
+    ``compiled``: milliseconds by name), the total over the system, and the services' memory."""
     figures, total = [], 0.0
     for t in tracked:
         used = after[t.name] - before[t.name]
         total += used if t.system else 0
         share = f"{used / ms(wall):.0%} of a core"
+        if (compiling := (compiled or {}).get(t.name, 0.0)) > 0 and used > 0:
+            share += f", {compiling / used:.0%} of it JIT compiling"
         remark = share if t.system else f"{share}; not in the total"
         figures.append(Figure(f"CPU {t.name}", used / runs if runs else float("nan"), "ms/run", remark))
     per_run = total / runs if runs else float("nan")
@@ -303,15 +329,17 @@ async def measured(bench: Bench, title: str, load, hooks: bool = True, paced: bo
     """Runs ``load()`` (which returns the calls sent and how far behind schedule it fell), waits for
     every run to end, and prints and keeps the phase's figures (of a paced phase with ``--series``,
     also its completions window by window of send time)."""
+    compiling = _compiler_ms(bench.tracked)
     before, started = cpu_ms(bench.tracked), time.perf_counter()
     sent, behind = await load()
     found = await asyncio.to_thread(bench.log.wait, [s.run_id for s in sent if s.run_id], bench.args.timeout)
     wall = time.perf_counter() - started
     after = cpu_ms(bench.tracked)
+    compiled = {name: used - compiling[name] for name, used in _compiler_ms(bench.tracked).items()}
     figures, ended = completion_figures(sent, found, hooks)
     if behind > 0.01:
         figures.append(Figure("sender behind its schedule, at worst", ms(behind), "ms", "open loop"))
-    figures += resource_figures(bench.tracked, before, after, wall, ended)
+    figures += resource_figures(bench.tracked, before, after, wall, ended, compiled)
     bench.results[title] = figures
     print_figures(title, figures)
     if paced and bench.args.series:
@@ -326,6 +354,10 @@ async def measured(bench: Bench, title: str, load, hooks: bool = True, paced: bo
         bench.results[f"{title}, by send time"] = series
         print_figures(f"{title}, by send time", series)
     return figures
+
+
+def _compiler_ms(tracked: list[Tracked]) -> dict[str, float]:
+    return {t.name: compiler_ms(t.pid) for t in tracked}
 
 
 def _ended(sent: Sent, found: dict[uuid.UUID, Finished]) -> bool:
@@ -503,6 +535,8 @@ def main() -> None:
     infra, namespace = infra_from_env(), os.environ.get("MILLRACE_NAMESPACE", "")
     tracked, missing = system_processes(args.data_dir)
     print(f"{machine()}\nprocesses: {', '.join(f'{t.name} {t.pid}' for t in tracked)}", flush=True)
+    speed = {"before": host_speed_ms()}
+    print(f"host speed: {speed['before']:.0f} ms of CPU for a fixed Python loop (less is faster)", flush=True)
     if missing:
         print(f"not found (no CPU figures): {', '.join(missing)}", flush=True)
     setup = prepare(infra, namespace, args.gateway)
@@ -517,8 +551,11 @@ def main() -> None:
             archive(args.gateway, setup)
             print(f"\nremoved tenant {setup.tenant}: {log.remove_tenant(setup.tenant):,} rows")
         log.close()
+    speed["after"] = host_speed_ms()
+    print(f"host speed: {speed['before']:.0f} ms before the phases, {speed['after']:.0f} ms after")
     if args.json:
         document = {"machine": machine(), "arguments": {k: str(v) for k, v in vars(args).items()}}
+        document["host speed ms"] = speed
         document["phases"] = {title: [asdict(f) for f in figures] for title, figures in bench.results.items()}
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         print(f"figures written to {args.json}")

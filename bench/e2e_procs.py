@@ -27,8 +27,12 @@ class Tracked:
 
 
 def _stat_fields(pid: int) -> list[str] | None:
+    return _stat_fields_at(Path(f"/proc/{pid}/stat"))
+
+
+def _stat_fields_at(path: Path) -> list[str] | None:
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = path.read_text()
     except OSError:
         return None
     return text[text.rindex(")") + 2 :].split()  # the name may hold spaces and parentheses
@@ -54,6 +58,29 @@ def _tree(pid: int, children: dict[int, list[int]]) -> list[int]:
 def _cpu_ticks(pid: int) -> int:
     fields = _stat_fields(pid)  # fields[11:15]: utime, stime, cutime, cstime
     return sum(int(value) for value in fields[11:15]) if fields else 0
+
+
+COMPILER_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+"""HotSpot's JIT compiler threads as /proc names them (a thread's name is cut to 15 characters)."""
+
+
+def compiler_ms(pid: int) -> float:
+    """CPU milliseconds a JVM's JIT compiler threads have used so far (0 for any other process). A
+    broker just started compiles its hot code during its first minutes of load, on a core the
+    services want too. A compiler thread that ended has taken its time with it: a lower bound."""
+    ticks = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith(COMPILER_THREADS) and (fields := _stat_fields_at(task / "stat")):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks * 1000 / TICK
 
 
 def _kib(path: str, field: str) -> int:
