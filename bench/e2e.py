@@ -71,7 +71,6 @@ from bench.e2e_procs import (
     Tracked,
     compiler_ms,
     cpu_ms,
-    listening_pid,
     pss_mb,
     rss_mb,
     system_processes,
@@ -80,6 +79,7 @@ from bench.e2e_refill import for_each_refill
 from bench.e2e_respond import respond_latency
 from bench.e2e_system import Finished, RunLog, Setup, archive, prepare, status_counts
 from tests.support.kafka import kafka_client
+from tests.support.processes import listening_pid
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ which come and go with connections, are all in the postmaster's figure."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,21 +124,6 @@ def _pid_from(path: Path) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if Path(f"/proc/{pid}").exists() else None
-
-
-def listening_pid(port: int) -> int | None:
-    """The process listening on a TCP port of this machine (``ss -ltnp``), if it can be told."""
-    try:
-        shown = subprocess.run(
-            ["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for part in shown.stdout.split("pid=")[1:]:
-        digits = part.split(",")[0]
-        if digits.isdigit():
-            return int(digits)
-    return None
 
 
 def system_processes(data_dir: Path) -> tuple[list[Tracked], list[str]]:

@@ -96,3 +96,9 @@ def test_holds_port_tells_the_listening_process_apart_from_others():
         assert processes.holds_port(os.getpid(), port)
         assert not processes.holds_port(os.getppid(), port)
     assert not processes.holds_port(os.getpid(), port)  # closed: nobody listens
+
+
+def test_listening_pid_finds_the_process_that_listens_and_none_when_nobody_does():
+    with a_silent_listener() as port:
+        assert processes.listening_pid(port) == os.getpid()
+    assert processes.listening_pid(port) is None

@@ -192,17 +192,43 @@ class System:
 def holds_port(pid: int, port: int) -> bool:
     """Whether process ``pid`` has a socket listening on TCP ``port``: the port's listening sockets
     (/proc/net/tcp and tcp6) against the process's open files. True where /proc cannot tell."""
-    tables = [Path(t) for t in ("/proc/net/tcp", "/proc/net/tcp6") if Path(t).exists()]
+    sockets = listening_sockets(port)
     fds = Path(f"/proc/{pid}/fd")
-    if not tables or not fds.exists():
+    if sockets is None or not fds.exists():
         return True
+    return _holds(fds, sockets)
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` of this machine, if /proc tells (the lowest pid where
+    several share the socket, as a parent and the children it forked may)."""
+    sockets = listening_sockets(port)
+    if not sockets:
+        return None
+    pids = sorted(int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
+    return next((pid for pid in pids if _holds(Path(f"/proc/{pid}/fd"), sockets)), None)
+
+
+def listening_sockets(port: int) -> set[str] | None:
+    """The sockets listening on TCP ``port`` (IPv4 and IPv6), as /proc/<pid>/fd links name them;
+    None where /proc has no tables of them."""
+    tables = [Path(t) for t in ("/proc/net/tcp", "/proc/net/tcp6") if Path(t).exists()]
+    if not tables:
+        return None
     listening = set()
     for table in tables:
         for row in table.read_text().splitlines()[1:]:
             fields = row.split()
             if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
                 listening.add(f"socket:[{fields[9]}]")
-    return any(_link(fd) in listening for fd in fds.iterdir())
+    return listening
+
+
+def _holds(fds: Path, sockets: set[str]) -> bool:
+    try:
+        return any(_link(fd) in sockets for fd in fds.iterdir())
+    except OSError:  # gone, or not ours to read
+        return False
 
 
 def _link(fd: Path) -> str:
