@@ -192,16 +192,17 @@ HOST_SPEED_LOOP = 5_000_000
 
 
 def host_speed_ms(tries: int = 3) -> float:
-    """CPU milliseconds a fixed piece of Python work took, the best of ``tries``. The code never
-    changes, so the figure measures the machine at that moment: on the shared 2-core machine it went
-    from 159 to 250 ms within a minute, idle (docs/benchmarks.md), and every other figure with it."""
+    """CPU milliseconds (of this thread) a fixed piece of Python work took, the best of ``tries``. The
+    code never changes, so the figure measures how much a CPU second of the machine did at that
+    moment: on the shared 2-core machine it went from 159 to 250 ms within a minute, idle
+    (docs/benchmarks.md), and every other figure with it."""
     best = float("inf")
     for _ in range(tries):
-        started = time.process_time()
+        started = time.thread_time()
         total = 0
         for i in range(HOST_SPEED_LOOP):
             total += i
-        best = min(best, time.process_time() - started)
+        best = min(best, time.thread_time() - started)
     return best * 1000
 
 

@@ -196,7 +196,8 @@ def holds_port(pid: int, port: int) -> bool:
     fds = Path(f"/proc/{pid}/fd")
     if sockets is None or not fds.exists():
         return True
-    return _holds(fds, sockets)
+    held = _holds(fds, sockets)
+    return True if held is None else held
 
 
 def listening_pid(port: int) -> int | None:
@@ -206,7 +207,7 @@ def listening_pid(port: int) -> int | None:
     if not sockets:
         return None
     pids = sorted(int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit())
-    return next((pid for pid in pids if _holds(Path(f"/proc/{pid}/fd"), sockets)), None)
+    return next((pid for pid in pids if _holds(Path(f"/proc/{pid}/fd"), sockets) is True), None)
 
 
 def listening_sockets(port: int) -> set[str] | None:
@@ -224,11 +225,14 @@ def listening_sockets(port: int) -> set[str] | None:
     return listening
 
 
-def _holds(fds: Path, sockets: set[str]) -> bool:
+def _holds(fds: Path, sockets: set[str]) -> bool | None:
+    """Whether the open files ``fds`` include one of ``sockets``; None where they may not be read."""
     try:
         return any(_link(fd) in sockets for fd in fds.iterdir())
-    except OSError:  # gone, or not ours to read
+    except FileNotFoundError:  # the process is gone
         return False
+    except OSError:  # not ours to read: cannot tell
+        return None
 
 
 def _link(fd: Path) -> str:
