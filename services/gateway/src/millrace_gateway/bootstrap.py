@@ -114,7 +114,7 @@ def build(settings: GatewaySettings) -> FastAPI:
         FeedMetrics(registry),
         client_id=f"millrace-{settings.service_name}-live",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        idle_fetch_max_wait_ms=settings.kafka_idle_fetch_max_wait_ms,
+        full_fetch_max_wait_ms=settings.kafka_full_fetch_max_wait_ms,
         inbox_size=settings.live_inbox_size,
         pause_after_seconds=settings.live_feed_pause_seconds,
     )

@@ -37,9 +37,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
-from millrace_common.platform import fetcher_mend
+from millrace_common.platform import fetch_wait, fetcher_mend
 from millrace_common.platform.consumer_watch import Membership
-from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, IDLE_POLL_MS, adaptive_fetch_wait
+from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, IDLE_POLL_MS, Quiet
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
@@ -327,6 +327,11 @@ class BatchConsumer:
         try:
             await consumer.start()
             fetcher_mend.mend(consumer)
+            fetch_wait.install(
+                consumer,
+                partial_ms=settings.kafka_fetch_max_wait_ms,
+                full_ms=settings.kafka_full_fetch_max_wait_ms,
+            )
             committer = asyncio.create_task(self._commit_handled(consumer), name="kafka-commit")
             while True:
                 if poller is None:
@@ -360,7 +365,7 @@ class BatchConsumer:
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         settings = self._settings
-        fetch_wait = adaptive_fetch_wait(consumer, settings)
+        quiet = Quiet()
         while True:
             while (
                 sum(len(r) for polled in self._polled for r in polled.values())
@@ -369,11 +374,11 @@ class BatchConsumer:
                 self._taken.clear()
                 await self._taken.wait()
             # An empty poll's wait bounds only idle looping (records end it at once): idle, a second.
-            timeout_ms = IDLE_POLL_MS if fetch_wait.idle else settings.kafka_batch_timeout_ms
+            timeout_ms = IDLE_POLL_MS if quiet.idle else settings.kafka_batch_timeout_ms
             polled = await consumer.getmany(
                 timeout_ms=timeout_ms, max_records=settings.kafka_max_poll_records
             )
-            fetch_wait.after_poll(bool(polled), time.monotonic())
+            quiet.observe(bool(polled), time.monotonic())
             if polled:
                 self._polled.append(polled)
                 self._arrived.set()

@@ -28,10 +28,10 @@ from aiokafka.errors import KafkaError
 
 from millrace_common.contracts.messages.envelope import DeadLetterCause
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
-from millrace_common.platform import fetcher_mend
+from millrace_common.platform import fetch_wait, fetcher_mend
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
-from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, AdaptiveFetchWait, adaptive_fetch_wait
+from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, Quiet
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.metrics import ConsumerMetrics
 from millrace_common.platform.offsets import PartitionProgress
@@ -126,7 +126,7 @@ class LaneConsumer:
         self._handle = handle
         self._metrics = metrics
         self._draining = draining
-        self._fetch_wait: AdaptiveFetchWait | None = None
+        self._quiet = Quiet()
         self._progress: dict[TopicPartition, PartitionProgress] = {}
         self._tasks: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._committed_at = 0.0
@@ -137,7 +137,7 @@ class LaneConsumer:
 
     async def run(self) -> None:
         """Consume until cancelled; then finish what runs (within the drain time) and commit."""
-        self._fetch_wait = None  # made for this run's consumer once it has started
+        self._quiet = Quiet()
         session_ms = self._draining.session_timeout_ms
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self._settings.kafka_bootstrap,
@@ -157,6 +157,11 @@ class LaneConsumer:
         )
         await consumer.start()
         fetcher_mend.mend(consumer)
+        fetch_wait.install(
+            consumer,
+            partial_ms=self._settings.kafka_fetch_max_wait_ms,
+            full_ms=self._settings.kafka_full_fetch_max_wait_ms,
+        )
         try:
             while True:
                 await self._poll(consumer)
@@ -166,14 +171,12 @@ class LaneConsumer:
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         paused = self._pause_full_lanes(consumer)
-        if self._fetch_wait is None:
-            self._fetch_wait = adaptive_fetch_wait(consumer, self._settings)
-        quiet = self._fetch_wait.idle and not self._running()
+        quiet = self._quiet.idle and not self._running()
         fetched = await consumer.getmany(
             timeout_ms=BUSY_POLL_MS if paused else QUIET_POLL_MS if quiet else IDLE_POLL_MS,
             max_records=self._settings.kafka_max_poll_records,
         )
-        self._fetch_wait.after_poll(bool(fetched), time.monotonic())
+        self._quiet.observe(bool(fetched), time.monotonic())
         for partition, records in fetched.items():
             lane = self._lanes[partition.topic]
             lane.waiting.extend((partition, record) for record in records)

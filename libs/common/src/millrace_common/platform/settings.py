@@ -208,18 +208,18 @@ class ServiceSettings(KafkaClientSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
-    # How long an empty fetch or poll waits. A poll returns as soon as records are buffered, so its
-    # wait bounds only idle polling. A fetch is answered as soon as one of its partitions has data, but
-    # a partition whose records are still buffered is left out of the fetch in flight: data arriving
-    # there waits for that fetch to end. 5 ms kept an idle orchestrator spinning at 17 % of a core,
-    # 100 ms doubled the half-load p99; 20 ms costs 7 % idle and kept the latency of 5 ms.
+    # How long a fetch waits at the broker (millrace_common.platform.fetch_wait). A fetch is answered
+    # as soon as one of its partitions has data, but a partition whose records are still buffered (or
+    # that is paused) is left out of the fetch in flight: data arriving there waits for that fetch to
+    # end, so such a fetch waits the short time. 5 ms kept an idle orchestrator spinning at 17 % of a
+    # core, 100 ms doubled the half-load p99; 20 ms kept the latency of 5 ms.
     kafka_fetch_max_wait_ms: int = 20
-    kafka_idle_fetch_max_wait_ms: int = Field(
+    kafka_full_fetch_max_wait_ms: int = Field(
         default=2000,
         ge=1,
-        description="How long a consumer's fetches wait once it has had no records for a second (an "
-        "idle consumer's fetch holds every partition, so it is answered as soon as data arrives; "
-        "millrace_common.platform.fetch_wait)",
+        description="How long a fetch that holds every partition its consumer reads from that broker "
+        "waits (it is answered as soon as data arrives on any of them, so the length costs no latency, "
+        "only the empty fetches a short wait would send; millrace_common.platform.fetch_wait)",
     )
     kafka_linger_ms: int = Field(
         default=0,

@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from millrace_common.platform import fetcher_mend
+from millrace_common.platform import fetch_wait, fetcher_mend
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.consuming import Decoder, Handler
-from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, AdaptiveFetchWait, FetchWaitPolicy
+from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.settings import KafkaClientSettings
 
@@ -45,7 +45,7 @@ class TailConsumer:
         handle: Handler,
         *,
         fetch_max_wait_ms: int = 500,
-        idle_fetch_max_wait_ms: int | None = None,
+        full_fetch_max_wait_ms: int | None = None,
         wanted: Callable[[ConsumerRecord], bool] | None = None,
         watched: Callable[[], bool] | None = None,
         pause_after_seconds: float = 30.0,
@@ -58,7 +58,7 @@ class TailConsumer:
         self._watched_at = time.monotonic()
         self._waking = asyncio.Lock()
         self._wanted = wanted
-        self._idle_fetch_max_wait_ms = idle_fetch_max_wait_ms
+        self._full_fetch_max_wait_ms = full_fetch_max_wait_ms
         self._client_id = client_id
         self._decoder = decoder
         self._handle = handle
@@ -81,19 +81,18 @@ class TailConsumer:
         )
         await consumer.start()
         fetcher_mend.mend(consumer)
+        full_ms = self._full_fetch_max_wait_ms
+        fetch_wait.install(
+            consumer, partial_ms=self._fetch_max_wait_ms, full_ms=full_ms or self._fetch_max_wait_ms
+        )
         try:
             await self._position(consumer)
             self._consumer = consumer
             self._begin(consumer, time.monotonic())
             self.ready.set()
-            idle_ms = self._idle_fetch_max_wait_ms
-            fetch_wait = AdaptiveFetchWait(
-                consumer, FetchWaitPolicy(self._fetch_max_wait_ms, idle_ms or self._fetch_max_wait_ms)
-            )
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
                 now = time.monotonic()
-                fetch_wait.after_poll(bool(batches), now)
                 for partition, records in batches.items():
                     kept = records if self._wanted is None else [r for r in records if self._keeps(r)]
                     if kept:
