@@ -6,10 +6,12 @@ still has what the wait is set through."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Self
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -124,18 +126,48 @@ async def test_a_fetch_that_leaves_out_a_paused_partition_waits_short():
         assert waits(fetcher, assignment) == {1: LONG}
 
 
-async def test_a_fetch_that_leaves_out_a_partition_whose_position_is_reset_waits_short():
+async def test_while_a_partition_has_no_known_leader_every_fetch_waits_short():
     p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-    async with a_fetcher({p0: 1, p1: 2}) as fetcher:
+    async with a_fetcher({p0: 1}) as fetcher:  # p1's leader unknown: it may be broker 1
         install(SimpleNamespace(_fetcher=fetcher), partial_ms=SHORT, full_ms=LONG)
-        assignment = Assignment([p0, p1])
-        assignment.state_value(p0).seek(0)
-        # p1 (on broker 2) has no position yet: broker 2 gets a reset, broker 1's fetch is whole.
-        assert waits(fetcher, assignment) == {1: LONG}
-        assignment = Assignment([p0, TopicPartition(TOPIC, 2)])
-        fetcher._client.cluster.leader_for_partition = {p0: 1, TopicPartition(TOPIC, 2): 1}.get
-        assignment.state_value(p0).seek(0)
-        assert waits(fetcher, assignment) == {}  # aiokafka resets before it fetches from that broker
+        assert waits(fetcher, assigned(p0, p1)) == {1: SHORT}
+
+
+async def test_a_partition_counts_for_the_broker_it_is_read_from_not_its_leader():
+    p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+    async with a_fetcher({p0: 1, p1: 1}) as fetcher:
+        install(SimpleNamespace(_fetcher=fetcher), partial_ms=SHORT, full_ms=LONG)
+        # p1 is read from broker 2, a follower nearer the consumer (KIP-392), though broker 1 leads it.
+        fetcher._preferred_read_replica[p1] = (2, time.monotonic() + 60)
+        assert waits(fetcher, assigned(p0, p1)) == {1: LONG, 2: LONG}
+        fetcher._records[p1] = SimpleNamespace(calculate_backoff=lambda: 0)  # left out of broker 2's
+        assert waits(fetcher, assigned(p0, p1)) == {1: LONG}
+
+
+async def test_a_wait_that_cannot_be_chosen_leaves_the_fetcher_running_on_short_waits():
+    p0 = TopicPartition(TOPIC, 0)
+    async with a_fetcher({p0: 1}) as fetcher:
+        install(SimpleNamespace(_fetcher=fetcher), partial_ms=SHORT, full_ms=LONG)
+        assert waits(fetcher, assigned(p0)) == {1: LONG}
+        assignment = assigned(p0)
+        assignment._topic_partitions = _Unreadable(assignment.tps)
+        assert waits(fetcher, assignment) == {1: SHORT}  # the wrapper failed: the built wait stands
+        assert waits(fetcher, assigned(p0)) == {1: SHORT}  # and it stays out of the way from then on
+
+
+class _Unreadable(frozenset):
+    """Partitions that aiokafka can walk once (building the requests) but the wrapper cannot."""
+
+    def __new__(cls, tps: frozenset) -> Self:
+        made = super().__new__(cls, tps)
+        made.walks = 0
+        return made
+
+    def __iter__(self):
+        self.walks += 1
+        if self.walks > 1:
+            raise RuntimeError("a changed aiokafka")
+        return super().__iter__()
 
 
 async def test_unwrapped_every_fetch_keeps_the_consumers_wait_and_a_second_install_changes_nothing():

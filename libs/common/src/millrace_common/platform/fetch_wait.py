@@ -1,19 +1,27 @@
 """How long a consumer's fetches wait at the broker: long when a fetch holds every partition the
 consumer reads from that broker, short when one is left out.
 
-A fetch is answered as soon as one of its partitions has data (``fetch.min.bytes`` 1), so a fetch
-that holds every partition costs no latency however long it may wait: the first record to arrive
-ends it. aiokafka leaves a partition out of a fetch while its records wait in the buffer past its
-prefetch backoff (100 ms: a handler busy longer, a poller whose own buffer is full), while it is
-paused (a full lane) and while its position is being reset (a seek to the end); data arriving there
-waits for the fetch in flight to end. So each fetch is given its wait as it is built
-(:func:`install`): ``MILLRACE_KAFKA_FULL_FETCH_MAX_WAIT_MS`` (2 s) when it holds every partition of
-its broker, ``MILLRACE_KAFKA_FETCH_MAX_WAIT_MS`` (20 ms) when it does not.
+A fetch is answered as soon as one of its partitions has data (``fetch.min.bytes`` 1), so records
+reaching a partition the fetch holds end its wait at once, however long it may be. aiokafka leaves a
+partition out of a fetch while its records wait in the buffer past its prefetch backoff (100 ms: a
+handler busy longer, a poller whose own buffer is full) and while it is paused (a full lane); data
+arriving there waits for the fetch in flight to end, since aiokafka sends a broker one fetch at a
+time. So each fetch is given its wait as it is built (:func:`install`):
+``MILLRACE_KAFKA_FULL_FETCH_MAX_WAIT_MS`` (1 s) when it holds every partition of its broker,
+``MILLRACE_KAFKA_FETCH_MAX_WAIT_MS`` (20 ms) when it does not, or when a partition has no known
+leader (it may turn out to be on that broker).
+
+What a long fetch still holds up is what the client changes while it is out, and the requests that
+share its connection (the broker answers a connection's requests one at a time): a seek (the batch
+consumer's retry after a failed handler, 1 s later), an offset lookup, a metadata or coordinator
+lookup, a rebalance's first fetch, a leader moving onto that broker. Each waits at most one long
+wait, which is why it is 1 s, the batch consumer's retry time, and not the 2 s an idle consumer
+waited before. Heartbeats and offset commits go on a connection of their own.
 
 The wait was chosen by time before: 20 ms while records had come within the last second, 2 s after a
-quiet second. A consumer fed every few tens of milliseconds (a for_each's results, a paced stream)
-then sent a fetch every 20 ms that came back empty, each costing the broker and the client a
-request's work: at one item every 60 ms, about a fifth of the CPU per item (docs/benchmarks.md).
+quiet second. A consumer fed every few tens of milliseconds (a for_each's results, a trickle of
+events) then sent a fetch every 20 ms that came back empty, each costing the broker and the client a
+request's work: one for_each item at a time cost about a fifth more CPU (docs/benchmarks.md).
 
 aiokafka builds its fetches in its fetcher's ``_get_actions_per_node`` and has no public way to set
 a fetch's wait: :func:`install` wraps that method and sets the built request's ``_max_wait_ms``;
@@ -23,6 +31,7 @@ a fetch's wait: :func:`install` wraps that method and sets the built request's `
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,17 +87,36 @@ def install(consumer: AIOKafkaConsumer, *, partial_ms: int, full_ms: int) -> boo
 
 def _waiting(fetcher: Any, build: Callable[[Any], tuple[Any, ...]], partial_ms: int, full_ms: int) -> Any:
     replica_of = getattr(fetcher, REPLICA_ATTRIBUTE)
+    failed = False
 
     def actions(assignment: Any) -> tuple[Any, ...]:
+        nonlocal failed
         built = build(assignment)
-        requests = built[0]
-        if requests:
-            brokers = {tp: replica_of(tp) for tp in assignment.tps}
-            for node_id, request in requests:
-                wanted = ((tp.topic, tp.partition) for tp, node in brokers.items() if node == node_id)
-                fetched = ((topic, part[0]) for topic, parts in request.topics for part in parts)
-                wait = fetch_wait_ms(wanted, fetched, partial_ms=partial_ms, full_ms=full_ms)
-                setattr(request, REQUEST_WAIT_ATTRIBUTE, wait)
+        if failed:
+            return built
+        try:
+            requests, invalid_metadata = built[0], built[3]
+            if not requests or invalid_metadata:
+                return built  # each request keeps the short wait it was built with
+            wanted: dict[Any, set[tuple[str, int]]] = defaultdict(set)
+            for tp in assignment.tps:
+                wanted[replica_of(tp)].add((tp.topic, tp.partition))
+            waits = [
+                fetch_wait_ms(
+                    wanted[node_id],
+                    ((topic, part[0]) for topic, parts in request.topics for part in parts),
+                    partial_ms=partial_ms,
+                    full_ms=full_ms,
+                )
+                for node_id, request in requests
+            ]
+        except Exception:
+            # Never let this stop aiokafka's fetcher: from now on its fetches keep the short wait.
+            failed = True
+            log.exception("the fetch wait could not be chosen; fetches keep their short wait")
+            return built
+        for (_node_id, request), wait in zip(requests, waits, strict=True):
+            setattr(request, REQUEST_WAIT_ATTRIBUTE, wait)
         return built
 
     return actions

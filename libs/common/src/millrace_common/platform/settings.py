@@ -215,11 +215,11 @@ class ServiceSettings(KafkaClientSettings):
     # core, 100 ms doubled the half-load p99; 20 ms kept the latency of 5 ms.
     kafka_fetch_max_wait_ms: int = 20
     kafka_full_fetch_max_wait_ms: int = Field(
-        default=2000,
+        default=1000,
         ge=1,
         description="How long a fetch that holds every partition its consumer reads from that broker "
-        "waits (it is answered as soon as data arrives on any of them, so the length costs no latency, "
-        "only the empty fetches a short wait would send; millrace_common.platform.fetch_wait)",
+        "waits (records reaching any of them end it at once; what the client changes while it is out, "
+        "a seek or a metadata lookup, waits for it; millrace_common.platform.fetch_wait)",
     )
     kafka_linger_ms: int = Field(
         default=0,

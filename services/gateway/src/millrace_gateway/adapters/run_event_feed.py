@@ -116,7 +116,7 @@ class RunEventFeed:
         *,
         client_id: str,
         fetch_max_wait_ms: int,
-        full_fetch_max_wait_ms: int | None = None,
+        full_fetch_max_wait_ms: int,
         inbox_size: int = 1000,
         known_runs: int = 20_000,
         pause_after_seconds: float = 30.0,
