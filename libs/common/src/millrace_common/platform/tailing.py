@@ -58,7 +58,8 @@ class TailConsumer:
         self._watched_at = time.monotonic()
         self._waking = asyncio.Lock()
         self._wanted = wanted
-        self._full_fetch_max_wait_ms = full_fetch_max_wait_ms
+        # Without a long wait of its own, a fetch that holds every partition waits the short one too.
+        self._full_fetch_max_wait_ms = full_fetch_max_wait_ms or fetch_max_wait_ms
         self._client_id = client_id
         self._decoder = decoder
         self._handle = handle
@@ -81,10 +82,7 @@ class TailConsumer:
         )
         await consumer.start()
         fetcher_mend.mend(consumer)
-        full_ms = self._full_fetch_max_wait_ms
-        fetch_wait.install(
-            consumer, partial_ms=self._fetch_max_wait_ms, full_ms=full_ms or self._fetch_max_wait_ms
-        )
+        fetch_wait.install(consumer, partial_ms=self._fetch_max_wait_ms, full_ms=self._full_fetch_max_wait_ms)
         try:
             await self._position(consumer)
             self._consumer = consumer
