@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from millrace_common.contracts.topics import NODES_RESULTS, RUNS_COMMANDS, ConsumerGroup, Namespace
 from millrace_common.platform.consuming import BatchConsumer, Decoder, Delivery
+from millrace_common.platform.gathering import Gathering
 from millrace_common.platform.settings import ServiceSettings
 from pydantic import TypeAdapter
 
@@ -171,6 +172,66 @@ def test_records_polled_while_a_batch_is_handled_wait_for_the_next_batch(
         assert len(handled) == 100
         assert in_partition_order(handled)
         assert max(sizes[1:]) <= 40, f"batches after the slow one stay near max_poll_records: {sizes}"
+
+    asyncio.run(scenario())
+
+
+def test_a_busy_consumer_gathers_small_batches_and_an_idle_one_handles_at_once(
+    infra: Infra, namespace: str
+) -> None:
+    """With a ``Gathering``, a record reaching an idle consumer is handled at once; once the consumer
+    is busy all the time, records that arrive while a small batch waits join it, up to the bound."""
+
+    async def scenario() -> None:
+        handled: list[ConsumerRecord] = []
+        sizes: list[int] = []
+        first_handled: list[float] = []
+
+        async def handle(deliveries: list[Delivery]) -> None:
+            first_handled.append(time.monotonic())
+            sizes.append(len(deliveries))
+            handled.extend(records_of(deliveries))
+            for delivery in deliveries:
+                delivery.ack()
+            await asyncio.sleep(0.1)  # each batch takes 100 ms: a record every 20 ms keeps it busy
+
+        consumer = BatchConsumer(
+            settings(infra, namespace),
+            ConsumerGroup.ORCHESTRATOR,
+            decoder(namespace),
+            handle,
+            gathering=Gathering(wait_seconds=0.5, below_records=16),
+        )
+        task = asyncio.create_task(consumer.run())
+        try:
+            deadline = time.monotonic() + 60
+            while not consumer.membership.held:
+                assert time.monotonic() < deadline, "the consumer was never assigned its partitions"
+                await asyncio.sleep(0.05)
+            sent = time.monotonic()
+            await produce(infra, namespace, 1)
+            while not handled:
+                assert time.monotonic() < deadline, "the first record was never handled"
+                await asyncio.sleep(0.01)
+            assert sizes == [1]
+            assert first_handled[0] - sent < 0.4, "an idle consumer does not wait for more"
+
+            for n in range(1, 201):
+                await produce(infra, namespace, 1, start=n)
+                await asyncio.sleep(0.02)
+            while len(handled) < 201:
+                assert time.monotonic() < deadline, f"{len(handled)} of 201 records handled"
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert len({(r.topic, r.partition, r.offset) for r in handled}) == 201
+        assert in_partition_order(handled)
+        gathered = [size for size in sizes if size >= 16]
+        assert len(gathered) >= 3, f"batches of a busy consumer reach the bound: {sizes}"
+        assert max(sizes) <= 40, f"a gathered batch stays near the bound: {sizes}"
 
     asyncio.run(scenario())
 

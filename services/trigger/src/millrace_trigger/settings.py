@@ -32,6 +32,13 @@ class TriggerSettings(ServiceSettings):
         gt=0,
         description="Firings, webhook delivery ids and last-seen record states older than this are pruned",
     )
+    trigger_record_gather_ms: float = Field(
+        default=15,
+        ge=0,
+        le=1000,
+        description="While the record consumer is busy nearly all the time, a batch of fewer than 32 record"
+        " events waits up to this long for more before it is handled (0: never waits)",
+    )
     trigger_ingress_discovery_seconds: float = Field(
         default=30,
         ge=1,

@@ -40,6 +40,7 @@ from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform import fetch_wait, fetcher_mend
 from millrace_common.platform.consumer_watch import Membership
 from millrace_common.platform.fetch_wait import FETCHER_TIMEOUT_MS, IDLE_POLL_MS, Quiet
+from millrace_common.platform.gathering import Gathering
 from millrace_common.platform.kafka import DeadLetters, describe_validation_error, inject_fault
 from millrace_common.platform.kafka_security import client_options
 from millrace_common.platform.outages import OncePerInterval, unreachable_dependency
@@ -274,6 +275,9 @@ class BatchConsumer:
     Offsets are committed by a task of their own, the newest handled ones at most every 0.1 s, so the
     next poll does not wait for the commit's round trip. A crash can therefore redeliver a few batches
     more than the last one; handlers are idempotent, so that costs only their time.
+
+    With a :class:`~millrace_common.platform.gathering.Gathering`, a small batch of a consumer that is
+    busy nearly all the time waits a moment for more records before it is handled.
     """
 
     def __init__(
@@ -286,8 +290,10 @@ class BatchConsumer:
         guard: PoisonGuard | None = None,
         retry_seconds: float = 1.0,
         discovery_seconds: float | None = None,
+        gathering: Gathering | None = None,
     ) -> None:
         self._settings = settings
+        self._gathering = gathering
         self._discovery_ms = int(discovery_seconds * 1000) if discovery_seconds else 300_000
         self._group = Namespace(settings.namespace).group(group)
         self._decoder = decoder
@@ -337,9 +343,17 @@ class BatchConsumer:
                 if poller is None:
                     self._polled.clear()
                     poller = asyncio.create_task(self._poll(consumer), name="kafka-poll")
-                batch = await self._next_batch(poller)
+                idle = time.monotonic()
+                await self._first_records(poller)
+                idle = time.monotonic() - idle
+                if self._gathering is not None:
+                    await self._gather(poller, self._gathering)
+                batch = self._take()
+                handling = time.monotonic()
                 unhandled = await self._handle_polled(batch)
                 await _let_client_tasks_run()
+                if self._gathering is not None:
+                    self._gathering.handled(idle_seconds=idle, handling_seconds=time.monotonic() - handling)
                 if unhandled:
                     # Stop polling, then seek every partition back to its first record not handled:
                     # the batch's first not acknowledged, or one polled past it and dropped with the buffer.
@@ -367,10 +381,7 @@ class BatchConsumer:
         settings = self._settings
         quiet = Quiet()
         while True:
-            while (
-                sum(len(r) for polled in self._polled for r in polled.values())
-                >= 2 * settings.kafka_max_poll_records
-            ):
+            while self._polled_records() >= 2 * settings.kafka_max_poll_records:
                 self._taken.clear()
                 await self._taken.wait()
             # An empty poll's wait bounds only idle looping (records end it at once): idle, a second.
@@ -383,16 +394,35 @@ class BatchConsumer:
                 self._polled.append(polled)
                 self._arrived.set()
 
-    async def _next_batch(self, poller: asyncio.Task[None]) -> Polled:
-        """Everything polled so far (waiting for the first records), merged per partition in order,
-        about ``max_poll_records`` records at most; the rest waits for the next batch."""
+    async def _first_records(self, poller: asyncio.Task[None]) -> None:
+        """Wait until something was polled."""
         while not self._polled:
-            self._arrived.clear()
-            arrived = asyncio.create_task(self._arrived.wait())
-            done, _ = await asyncio.wait({arrived, poller}, return_when=asyncio.FIRST_COMPLETED)
-            arrived.cancel()
-            if poller in done:
-                poller.result()  # the poller failed: its error ends this run (the service restarts it)
+            await self._arrival(poller, None)
+
+    async def _gather(self, poller: asyncio.Task[None], gathering: Gathering) -> None:
+        """Wait for more records while ``gathering`` says the batch is to wait, until it has enough."""
+        wait = gathering.wait_for(self._polled_records())
+        if wait <= 0:
+            return
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0 and gathering.wait_for(self._polled_records()) > 0:
+            await self._arrival(poller, left)
+
+    async def _arrival(self, poller: asyncio.Task[None], timeout: float | None) -> None:
+        """Wait for the poller's next records, at most ``timeout`` seconds."""
+        self._arrived.clear()
+        arrived = asyncio.create_task(self._arrived.wait())
+        done, _ = await asyncio.wait({arrived, poller}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        arrived.cancel()
+        if poller in done:
+            poller.result()  # the poller failed: its error ends this run (the service restarts it)
+
+    def _polled_records(self) -> int:
+        return sum(len(records) for polled in self._polled for records in polled.values())
+
+    def _take(self) -> Polled:
+        """Everything polled so far, merged per partition in order, about ``max_poll_records`` records
+        at most; the rest waits for the next batch."""
         batch: Polled = {}
         taken = 0
         while self._polled and taken < self._settings.kafka_max_poll_records:

@@ -10,12 +10,17 @@ from typing import Any
 from millrace_common.contracts.messages.records import RECORD_EVENT
 from millrace_common.contracts.topics import RECORDS_EVENTS, RECORDS_INGRESS, ConsumerGroup, Namespace
 from millrace_common.platform.consuming import BatchConsumer, Decoder, Delivery, PoisonGuard, ack_all
+from millrace_common.platform.gathering import Gathering
 from millrace_common.platform.kafka import DeadLetters
 from millrace_common.platform.metrics import ConsumerMetrics
 
 from millrace_trigger.domain.provenance import refusal
 from millrace_trigger.service_layer.records import RecordEventHandler
 from millrace_trigger.settings import TriggerSettings
+
+GATHER_BELOW_RECORDS = 32
+"""A batch of this many record events costs about what an event costs in a burst (docs/benchmarks.md):
+it is handled without waiting for more."""
 
 
 def consumer(
@@ -58,4 +63,5 @@ def consumer(
         consume,
         guard=PoisonGuard(dead_letters, fault_marker=settings.fault_marker),
         discovery_seconds=settings.trigger_ingress_discovery_seconds,
+        gathering=Gathering(settings.trigger_record_gather_ms / 1000, GATHER_BELOW_RECORDS),
     )
