@@ -61,9 +61,7 @@ def test_a_batch_that_took_no_time_after_no_wait_counts_as_idle():
 
 
 @given(
-    st.lists(
-        st.tuples(st.floats(-1, 10, allow_nan=False), st.floats(-1, 10, allow_nan=False)), max_size=60
-    ),
+    st.lists(st.tuples(st.floats(-1, 10, allow_nan=False), st.floats(-1, 10, allow_nan=False)), max_size=60),
     st.integers(0, 10_000),
     st.floats(0, 1, allow_nan=False),
 )
