@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
-from millrace_common.platform.outbox import LiveRelay
+from millrace_common.platform.outbox import LiveRelay, delete_rows
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.settings import ServiceSettings
 from sqlalchemy import create_engine, text
@@ -121,3 +121,48 @@ def test_handed_over_rows_are_published_and_orphans_swept_but_live_rows_left(
         [b"dead instance, old", b"plain name, old", b"own, never handed over", b"own, handed over"]
     ), "each row no relay holds, and the handed-over one, published once; the live instance's fresh row not"
     assert rows_left(infra, namespace) == {b"live instance, fresh"}
+
+
+def test_deleting_acknowledged_rows_stays_cheap_when_a_burst_fills_an_outbox_that_was_empty(
+    infra: Infra, namespace: str
+) -> None:
+    """The delete is run on one connection fifteen times while the outbox holds a few rows (as
+    after a quiet spell), then a burst fills it: deleting 20,000 of 60,000 rows takes tens of
+    milliseconds. Prepared and planned once on the small table, it compared every row with every id,
+    several seconds of the database's CPU, past the time allowed here."""
+    settings = ServiceSettings(
+        service_name="relay-test",
+        namespace=namespace,
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=infra.database_url,
+    )
+    topic = Namespace(namespace).topic(RUNS_EVENTS)
+
+    async def scenario() -> int:
+        connections = DirectConnections(settings, size=1)
+        try:
+            async with connections.connection() as connection:
+                await connection.execute("analyze outbox")
+                for _ in range(15):
+                    row = await connection.execute(
+                        "insert into outbox (producer, topic, key, value, created_at)"
+                        " values ('relay-test', %s, null, 'x', now()) returning id",
+                        (topic,),
+                    )
+                    (row_id,) = await row.fetchone()
+                    await delete_rows(connection, [row_id, row_id + 1_000_000])
+                inserted = await connection.execute(
+                    "insert into outbox (producer, topic, key, value, created_at)"
+                    " select 'relay-test', %s, null, 'x', now() from generate_series(1, 60000) returning id",
+                    (topic,),
+                )
+                ids = sorted(i for (i,) in await inserted.fetchall())
+                await connection.execute("set statement_timeout = '3s'")
+                await delete_rows(connection, ids[::3])
+                left = await connection.execute("select count(*) from outbox")
+                (count,) = await left.fetchone()
+                return count
+        finally:
+            await connections.close()
+
+    assert asyncio.run(scenario()) == 40_000
