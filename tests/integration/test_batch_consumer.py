@@ -180,16 +180,15 @@ def test_a_busy_consumer_gathers_small_batches_and_an_idle_one_handles_at_once(
     infra: Infra, namespace: str
 ) -> None:
     """With a ``Gathering``, a record reaching an idle consumer is handled at once; once the consumer
-    is busy all the time, records that arrive while a small batch waits join it, up to the bound."""
+    is busy all the time, records that arrive while a small batch waits join it, and the wait ends
+    when the batch reaches the bound, long before the longest wait."""
 
     async def scenario() -> None:
         handled: list[ConsumerRecord] = []
-        sizes: list[int] = []
-        first_handled: list[float] = []
+        batches: list[tuple[float, int]] = []  # when each batch was handed over, and its size
 
         async def handle(deliveries: list[Delivery]) -> None:
-            first_handled.append(time.monotonic())
-            sizes.append(len(deliveries))
+            batches.append((time.monotonic(), len(deliveries)))
             handled.extend(records_of(deliveries))
             for delivery in deliveries:
                 delivery.ack()
@@ -200,24 +199,29 @@ def test_a_busy_consumer_gathers_small_batches_and_an_idle_one_handles_at_once(
             ConsumerGroup.ORCHESTRATOR,
             decoder(namespace),
             handle,
-            gathering=Gathering(wait_seconds=0.5, below_records=16),
+            gathering=Gathering(wait_seconds=2.0, below_records=16),
         )
+        producer = AIOKafkaProducer(
+            **kafka_client(infra.kafka_bootstrap), acks="all", enable_idempotence=True
+        )
+        topic = Namespace(namespace).topic(RUNS_COMMANDS)
+        await producer.start()
         task = asyncio.create_task(consumer.run())
         try:
             deadline = time.monotonic() + 60
             while not consumer.membership.held:
                 assert time.monotonic() < deadline, "the consumer was never assigned its partitions"
                 await asyncio.sleep(0.05)
+            await producer.send_and_wait(topic, b'"run-0:0"', key=b"run-0")
             sent = time.monotonic()
-            await produce(infra, namespace, 1)
             while not handled:
                 assert time.monotonic() < deadline, "the first record was never handled"
                 await asyncio.sleep(0.01)
-            assert sizes == [1]
-            assert first_handled[0] - sent < 0.4, "an idle consumer does not wait for more"
+            assert [size for _, size in batches] == [1]
+            assert batches[0][0] - sent < 1.0, "an idle consumer does not wait for more"
 
             for n in range(1, 201):
-                await produce(infra, namespace, 1, start=n)
+                await producer.send_and_wait(topic, f'"run-0:{n}"'.encode(), key=b"run-0")
                 await asyncio.sleep(0.02)
             while len(handled) < 201:
                 assert time.monotonic() < deadline, f"{len(handled)} of 201 records handled"
@@ -227,11 +231,13 @@ def test_a_busy_consumer_gathers_small_batches_and_an_idle_one_handles_at_once(
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        assert len({(r.topic, r.partition, r.offset) for r in handled}) == 201
-        assert in_partition_order(handled)
-        gathered = [size for size in sizes if size >= 16]
+            await producer.stop()
+        sizes = [size for _, size in batches]
+        assert [int(r.value.decode().strip('"').split(":")[1]) for r in handled] == list(range(201))
+        gathered = [i for i, size in enumerate(sizes) if size >= 16]
         assert len(gathered) >= 3, f"batches of a busy consumer reach the bound: {sizes}"
-        assert max(sizes) <= 40, f"a gathered batch stays near the bound: {sizes}"
+        gaps = [batches[i][0] - batches[i - 1][0] for i in gathered if i > 0 and i - 1 in gathered]
+        assert gaps and max(gaps) < 1.5, f"a full batch still waited 2 s: {gaps}"
 
     asyncio.run(scenario())
 

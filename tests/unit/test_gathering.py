@@ -42,20 +42,37 @@ def test_no_wait_never_waits():
     assert busy(Gathering(0.0, BELOW)).wait_for(1) == 0.0
 
 
-def test_one_slow_batch_does_not_start_gathering_and_a_quiet_spell_stops_it():
-    quiet = Gathering(WAIT, BELOW)
-    quiet.handled(idle_seconds=0.0, handling_seconds=1.0)
-    assert quiet.wait_for(1) == 0.0
-    loaded = busy(Gathering(WAIT, BELOW))
-    for _ in range(3):
-        loaded.handled(idle_seconds=1.0, handling_seconds=0.004)
-    assert loaded.wait_for(1) == 0.0, "a consumer that has gone quiet handles at once again"
-    busy(loaded, batches=6)
-    assert loaded.wait_for(1) == WAIT, "and gathers again once it is back at work"
-
-
-def test_a_batch_that_took_no_time_after_no_wait_counts_as_idle():
+def test_one_slow_batch_after_a_quiet_spell_does_not_start_gathering():
     gathering = Gathering(WAIT, BELOW)
+    for _ in range(5):
+        gathering.handled(idle_seconds=1.0, handling_seconds=0.004)
+    gathering.handled(idle_seconds=0.0, handling_seconds=1.0)
+    assert gathering.wait_for(1) == 0.0
+
+
+def test_a_quiet_spell_stops_gathering_and_a_busy_one_starts_it_again():
+    gathering = busy(Gathering(WAIT, BELOW))
+    for _ in range(3):
+        gathering.handled(idle_seconds=1.0, handling_seconds=0.004)
+    assert gathering.wait_for(1) == 0.0, "a consumer that has gone quiet handles at once again"
+    busy(gathering, batches=40)
+    assert gathering.wait_for(1) == WAIT, "and gathers again once it is back at work"
+
+
+def test_the_busy_share_weighs_batches_by_their_time():
+    gathering = Gathering(WAIT, BELOW)
+    for _ in range(30):
+        # Short batches back to back, then a long wait: 40 ms of work in 100 ms, whatever the count.
+        gathering.handled(idle_seconds=0.0, handling_seconds=0.004)
+        gathering.handled(idle_seconds=0.0, handling_seconds=0.004)
+        gathering.handled(idle_seconds=0.06, handling_seconds=0.032)
+    assert 0.3 < gathering.busy < 0.6
+    assert gathering.wait_for(1) == 0.0
+
+
+def test_nothing_handled_yet_is_not_busy():
+    gathering = Gathering(WAIT, BELOW)
+    assert gathering.busy == 0.0
     gathering.handled(idle_seconds=0.0, handling_seconds=0.0)
     assert gathering.busy == 0.0
 

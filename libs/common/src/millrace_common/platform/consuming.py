@@ -24,6 +24,7 @@ not acknowledged, and run a lane's messages concurrently (``docs/architecture.md
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -293,6 +294,9 @@ class BatchConsumer:
         gathering: Gathering | None = None,
     ) -> None:
         self._settings = settings
+        if gathering is not None and gathering.below_records > settings.kafka_max_poll_records:
+            # A batch takes at most about max_poll_records: a larger bound would never end a wait.
+            gathering = dataclasses.replace(gathering, below_records=settings.kafka_max_poll_records)
         self._gathering = gathering
         self._discovery_ms = int(discovery_seconds * 1000) if discovery_seconds else 300_000
         self._group = Namespace(settings.namespace).group(group)
@@ -353,6 +357,7 @@ class BatchConsumer:
                 unhandled = await self._handle_polled(batch)
                 await _let_client_tasks_run()
                 if self._gathering is not None:
+                    # The retry's sleep after a failed batch below counts as neither.
                     self._gathering.handled(idle_seconds=idle, handling_seconds=time.monotonic() - handling)
                 if unhandled:
                     # Stop polling, then seek every partition back to its first record not handled:
@@ -400,20 +405,21 @@ class BatchConsumer:
             await self._arrival(poller, None)
 
     async def _gather(self, poller: asyncio.Task[None], gathering: Gathering) -> None:
-        """Wait for more records while ``gathering`` says the batch is to wait, until it has enough."""
-        wait = gathering.wait_for(self._polled_records())
-        if wait <= 0:
-            return
-        deadline = time.monotonic() + wait
-        while (left := deadline - time.monotonic()) > 0 and gathering.wait_for(self._polled_records()) > 0:
+        """Wait as long as ``gathering`` says for more records, or until the batch has enough."""
+        deadline = time.monotonic() + gathering.wait_for(self._polled_records())
+        while (left := deadline - time.monotonic()) > 0 and self._polled_records() < gathering.below_records:
             await self._arrival(poller, left)
 
     async def _arrival(self, poller: asyncio.Task[None], timeout: float | None) -> None:
         """Wait for the poller's next records, at most ``timeout`` seconds."""
         self._arrived.clear()
         arrived = asyncio.create_task(self._arrived.wait())
-        done, _ = await asyncio.wait({arrived, poller}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        arrived.cancel()
+        try:
+            done, _ = await asyncio.wait(
+                {arrived, poller}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            arrived.cancel()
         if poller in done:
             poller.result()  # the poller failed: its error ends this run (the service restarts it)
 
