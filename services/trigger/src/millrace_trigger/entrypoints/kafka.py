@@ -19,8 +19,8 @@ from millrace_trigger.service_layer.records import RecordEventHandler
 from millrace_trigger.settings import TriggerSettings
 
 GATHER_BELOW_RECORDS = 32
-"""A batch of this many record events costs about what an event costs in a burst (docs/benchmarks.md):
-it is handled without waiting for more."""
+"""A batch of this many record events spreads the batch's own share of the CPU thinly enough: it is
+handled without waiting for more (a burst's batches hold up to ``MILLRACE_KAFKA_MAX_POLL_RECORDS``)."""
 
 
 def consumer(
