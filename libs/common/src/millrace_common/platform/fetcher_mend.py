@@ -20,6 +20,15 @@ never has two fetches out. A consumer's first fetch can start before :func:`mend
 the fetcher and waits for the assignment), so the race can still cost one timeout at a start.
 aiokafka 0.14.0, the newest release, has the race; ``tests/unit/test_fetcher_mend.py`` runs aiokafka's
 routine into it with and without the mend and fails if a release renames what the mend relies on.
+
+The same routine resets a partition's position (a partition newly assigned with no committed offset)
+by asking the partition's leader as its metadata has it. When that broker is no longer the leader
+(it was killed and came back, say), the answer is an error that says the metadata is stale, and
+aiokafka logs it, waits and asks the same broker again without refreshing the metadata: it did so for
+two minutes in the cluster drill, and while a reset is pending no fetch goes to that broker for any
+partition, so the runs waiting there stalled until the metadata's age ran out. The mend asks for a
+metadata refresh on such an error, as aiokafka does itself when it looks offsets up for the
+application.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +49,8 @@ WAKE_ATTRIBUTE = "_wait_consume_future"
 """The future a pass of the routine waits on besides its tasks, made anew for each pass; resolved when
 the application takes records."""
 MARKED_TASKS = ("_proc_fetch_request", "_update_fetch_positions")
+OFFSET_REQUEST = "_proc_offset_request"
+"""The fetcher's request for a reset's offsets, which refreshes no metadata when it fails."""
 """The fetcher's coroutines the routine runs as tasks marking their broker in flight."""
 _MENDED = "_millrace_wakes_after_unmark"
 
@@ -47,13 +59,15 @@ def mend(consumer: AIOKafkaConsumer) -> bool:
     """Mend a started consumer's fetcher (once); False, and a warning, when it has none or aiokafka
     no longer has what the mend relies on."""
     fetcher = getattr(consumer, "_fetcher", None)
-    if fetcher is None or not all(hasattr(fetcher, name) for name in (WAKE_ATTRIBUTE, *MARKED_TASKS)):
+    needed = (WAKE_ATTRIBUTE, *MARKED_TASKS, OFFSET_REQUEST, "_client")
+    if fetcher is None or not all(hasattr(fetcher, name) for name in needed):
         log.warning("aiokafka's fetcher not mended: it is missing or has changed")
         return False
     if getattr(fetcher, _MENDED, False):
         return True
     for name in MARKED_TASKS:
         setattr(fetcher, name, _waking(fetcher, getattr(fetcher, name)))
+    setattr(fetcher, OFFSET_REQUEST, _refreshing(fetcher, getattr(fetcher, OFFSET_REQUEST)))
     setattr(fetcher, _MENDED, True)
     return True
 
@@ -67,6 +81,18 @@ def _waking(fetcher: Any, task: Callable[..., Awaitable[Any]]) -> Callable[..., 
         return await task(*args)
 
     return woken
+
+
+def _refreshing(fetcher: Any, request: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def refreshed(*args: Any) -> Any:
+        try:
+            return await request(*args)
+        except KafkaError as error:
+            if getattr(error, "invalid_metadata", False):
+                fetcher._client.force_metadata_update()
+            raise
+
+    return refreshed
 
 
 def _wake(fetcher: Any) -> None:
