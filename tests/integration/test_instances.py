@@ -21,7 +21,7 @@ from millrace_common.contracts.topics import Namespace
 from millrace_common.language.workflow import TriggerConfig
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.human_tables import approval_deadlines, approvals
-from millrace_common.platform.outbox import LiveRelay
+from millrace_common.platform.live_relay import LiveRelay
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import outbox, tenants, timers

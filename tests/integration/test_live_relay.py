@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import RUNS_EVENTS, Namespace
-from millrace_common.platform.outbox import LiveRelay, delete_rows
+from millrace_common.platform.live_relay import LiveRelay, delete_rows
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.settings import ServiceSettings
 from sqlalchemy import create_engine, text

@@ -18,7 +18,7 @@ import pytest
 from millrace_common.contracts.messages.node_commands import NodeError, NodeFailedResult, NodeSucceededResult
 from millrace_common.contracts.messages.run_commands import FireTimer, StartRun, TriggerData
 from millrace_common.contracts.topics import Namespace
-from millrace_common.platform.outbox import LiveRelay
+from millrace_common.platform.live_relay import LiveRelay
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.settings import ServiceSettings
 from millrace_orchestrator.adapters.run_log import MissingMigration, PostgresRunLog

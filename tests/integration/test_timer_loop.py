@@ -17,7 +17,7 @@ from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.messages.run_events import TimerScheduled
 from millrace_common.contracts.topics import Namespace
 from millrace_common.platform.db import create_engine
-from millrace_common.platform.outbox import LiveRelay
+from millrace_common.platform.live_relay import LiveRelay
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.settings import ServiceSettings
 from millrace_common.platform.tables import outbox, timers

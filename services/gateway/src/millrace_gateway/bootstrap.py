@@ -13,8 +13,9 @@ from millrace_common.platform.api_app import create_app
 from millrace_common.platform.code_sandbox import CodeSandbox, code_limits
 from millrace_common.platform.db import create_engine
 from millrace_common.platform.gauges import GaugeCollection, OutboxCollector
+from millrace_common.platform.live_relay import LiveRelay
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.platform.outbox import RECORDS_PRODUCER, LiveRelay, OutboxRelay
+from millrace_common.platform.outbox import RECORDS_PRODUCER, OutboxRelay
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.producer import Producer
 from millrace_common.platform.pruning import PruneLoop

@@ -13,8 +13,8 @@ from millrace_common.platform.gauges import (
     Subscription,
 )
 from millrace_common.platform.kafka import DeadLetters
+from millrace_common.platform.live_relay import LiveRelay
 from millrace_common.platform.metrics import ConsumerMetrics, PlatformGauges
-from millrace_common.platform.outbox import LiveRelay
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.producer import Producer
 from millrace_common.platform.service import ServiceParts, operations_app

@@ -18,7 +18,7 @@ from uuid import UUID
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
 from millrace_common.platform.bulk import rows_document
 from millrace_common.platform.group_commit import GroupCommit
-from millrace_common.platform.outbox import LiveRelay
+from millrace_common.platform.live_relay import LiveRelay
 from millrace_common.platform.pg import DirectConnections, execute
 
 _INTAKE = (

@@ -22,7 +22,8 @@ from millrace_common.contracts.messages.run_commands import FireTimer
 from millrace_common.contracts.messages.run_events import RunEvent, TimerScheduled
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
-from millrace_common.platform.outbox import LiveRelay, outbox_write, records
+from millrace_common.platform.live_relay import LiveRelay
+from millrace_common.platform.outbox import outbox_write, records
 from millrace_common.platform.pg import DirectConnections
 from millrace_common.platform.tables import timers, workflow_starts
 from sqlalchemy import delete, select, text

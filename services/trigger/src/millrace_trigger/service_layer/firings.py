@@ -22,8 +22,9 @@ from typing import Any
 from millrace_common.contracts.outgoing import Outgoing
 from millrace_common.contracts.topics import RUNS_COMMANDS, Namespace
 from millrace_common.platform.consuming import Delivery
+from millrace_common.platform.live_relay import LiveRelay
 from millrace_common.platform.logs import bound
-from millrace_common.platform.outbox import LiveRelay, Record, outbox_rows, outbox_write, records
+from millrace_common.platform.outbox import Record, outbox_rows, outbox_write, records
 from millrace_common.platform.pg import DirectConnections, Pending, Statements
 
 from millrace_trigger.adapters.clock import Clock
