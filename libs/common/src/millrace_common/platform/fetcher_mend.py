@@ -49,9 +49,9 @@ WAKE_ATTRIBUTE = "_wait_consume_future"
 """The future a pass of the routine waits on besides its tasks, made anew for each pass; resolved when
 the application takes records."""
 MARKED_TASKS = ("_proc_fetch_request", "_update_fetch_positions")
+"""The fetcher's coroutines the routine runs as tasks marking their broker in flight."""
 OFFSET_REQUEST = "_proc_offset_request"
 """The fetcher's request for a reset's offsets, which refreshes no metadata when it fails."""
-"""The fetcher's coroutines the routine runs as tasks marking their broker in flight."""
 _MENDED = "_millrace_wakes_after_unmark"
 
 
