@@ -145,7 +145,14 @@ def _update_sql(table: Table, key: str, columns: tuple[str, ...], param: str) ->
         f"{name} = {_select_expression(table.c[name])}" for name in columns if name != key
     )
     recordset = _recordset(table, columns, param)
-    return f"update {table.name} set {assignments} from {recordset} where {table.name}.{key} = t.{key}"
+    # The keys again, as an array the key's index is probed with: joined only to the document's rows,
+    # a table the statistics believe tiny (analyzed while nearly empty, grown since) was read whole
+    # for each update (a hash join); with the array it reads the rows it updates, whatever the plan.
+    keys = f"array(select t.{key} from {_recordset(table, (key,), param)})"
+    return (
+        f"update {table.name} set {assignments} from {recordset} "
+        f"where {table.name}.{key} = t.{key} and {table.name}.{key} = any({keys})"
+    )
 
 
 def together(writes: Sequence[Write], *, ids_of: Sequence[int] = (), checks: Sequence[int] = ()) -> Write:
