@@ -141,33 +141,25 @@ class RunLog:
         The vacuum is the bench's own cleaning up: a removal leaves 100,000 and more dead rows, and
         autovacuum, which gets to them within its minute's nap, spent 10-15 s of a core on them in the
         phases of the bench's next run, where they are no part of what that run measures."""
-        removed = 0
-        emptied: set[str] = set()
         by_run = "run_id in (select run_id from runs where tenant_id = :t)"
         by_workflow = "workflow_id in (select id from workflows where tenant_id = :t)"
+        deletes: list[tuple[str, str]] = []  # first what names the tenant only through a run or workflow
+        for table in metadata.sorted_tables:
+            columns = set(table.columns.keys())
+            which = by_workflow if "workflow_id" in columns else by_run if "run_id" in columns else None
+            if which and "tenant_id" not in columns:
+                deletes.append((table.name, which))
+        deletes += [(t.name, "tenant_id = :t") for t in metadata.sorted_tables if "tenant_id" in t.columns]
+        removed: dict[str, int] = {}
         with self.engine.begin() as connection:
-            for table in metadata.sorted_tables:  # first what names the tenant only through a run or workflow
-                columns = set(table.columns.keys())
-                which = by_workflow if "workflow_id" in columns else by_run if "run_id" in columns else None
-                if which and "tenant_id" not in columns:
-                    statement = text(f"delete from {table.name} where {which}")
-                    count = connection.execute(statement, {"t": tenant}).rowcount
-                    removed += count
-                    if count:
-                        emptied.add(table.name)
-            for table in metadata.sorted_tables:
-                if "tenant_id" in table.columns:
-                    count = connection.execute(
-                        text(f"delete from {table.name} where tenant_id = :t"), {"t": tenant}
-                    ).rowcount
-                    removed += count
-                    if count:
-                        emptied.add(table.name)
-            removed += connection.execute(text("delete from tenants where id = :t"), {"t": tenant}).rowcount
+            for name, condition in deletes:
+                statement = text(f"delete from {name} where {condition}")
+                removed[name] = connection.execute(statement, {"t": tenant}).rowcount
+            tenant_row = connection.execute(text("delete from tenants where id = :t"), {"t": tenant}).rowcount
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            for name in sorted(emptied):  # VACUUM runs outside a transaction
-                connection.execute(text(f"vacuum (analyze) {name}"))
-        return removed
+            for name in sorted(name for name, count in removed.items() if count):
+                connection.execute(text(f"vacuum (analyze) {name}"))  # VACUUM runs outside a transaction
+        return sum(removed.values()) + tenant_row
 
     def close(self) -> None:
         self.engine.dispose()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from bench.e2e_system import RunLog
 from tests.support.infra import Infra
@@ -15,20 +15,16 @@ from tests.support.infra import Infra
 pytestmark = pytest.mark.integration
 
 
-def table_state(infra: Infra, namespace: str, table: str) -> tuple[int, object]:
-    engine = create_engine(infra.database_url)
-    try:
-        with engine.connect() as connection:
-            row = connection.execute(
-                text(
-                    "select n_dead_tup, last_vacuum from pg_stat_user_tables"
-                    " where schemaname = :schema and relname = :table"
-                ),
-                {"schema": namespace or "public", "table": table},
-            ).one()
-            return int(row[0]), row[1]
-    finally:
-        engine.dispose()
+def table_state(log: RunLog, namespace: str, table: str) -> tuple[int, object]:
+    with log.engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "select n_dead_tup, last_vacuum from pg_stat_user_tables"
+                " where schemaname = :schema and relname = :table"
+            ),
+            {"schema": namespace or "public", "table": table},
+        ).one()
+        return int(row[0]), row[1]
 
 
 def test_removing_the_bench_tenant_leaves_no_dead_rows_behind(infra: Infra, namespace: str) -> None:
@@ -47,7 +43,7 @@ def test_removing_the_bench_tenant_leaves_no_dead_rows_behind(infra: Infra, name
                     ),
                     {"t": tenant},
                 )
-        assert table_state(infra, namespace, "pipelines")[1] is None, "not vacuumed before"
+        assert table_state(log, namespace, "pipelines")[1] is None, "not vacuumed before"
 
         removed = log.remove_tenant("bench-gone")
 
@@ -56,7 +52,7 @@ def test_removing_the_bench_tenant_leaves_no_dead_rows_behind(infra: Infra, name
             left = connection.execute(text("select tenant_id, count(*) from pipelines group by 1")).all()
         assert left == [("bench-stays", 500)], "another tenant's rows stay"
         deadline = time.monotonic() + 10
-        while (state := table_state(infra, namespace, "pipelines")) and state[1] is None:
+        while (state := table_state(log, namespace, "pipelines")) and state[1] is None:
             assert time.monotonic() < deadline, "the table the rows were removed from was not vacuumed"
             time.sleep(0.2)
         assert state[0] == 0, f"{state[0]} dead rows left behind"
