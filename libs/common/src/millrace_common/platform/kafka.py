@@ -29,14 +29,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@functools.lru_cache(maxsize=65_536)
+# A run's messages come within milliseconds of each other, so a few seconds of runs' keys is all the
+# cache needs: each entry holds about 260 bytes, and 65,536 of them (the bound until 2026-12-05) grew
+# each producing service by 17 MB over its first 65,536 runs (docs/benchmarks.md).
+KEY_HASHES_REMEMBERED = 4_096
+
+
+@functools.lru_cache(maxsize=KEY_HASHES_REMEMBERED)
 def _key_hash(key: bytes) -> int:
     return murmur2(key) & 0x7FFFFFFF
 
 
 def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """The client's default choice of partition (Java-compatible murmur2 of the key), remembered per
-    key: the pure-Python hash costs tens of microseconds, and a run's messages share its key."""
+    key: the pure-Python hash costs about 5 microseconds, and a run's messages share its key."""
     if key is None:
         return random.choice(available or all_partitions)
     return all_partitions[_key_hash(key) % len(all_partitions)]
