@@ -31,6 +31,7 @@ def test_the_remembered_hashes_stay_bounded_however_many_keys_pass():
     partitions = list(range(12))
     for number in range(KEY_HASHES_REMEMBERED * 3):
         key = f"run-{number:08d}".encode()
-        assert key_partitioner(key, partitions, partitions) == DefaultPartitioner()(key, partitions, partitions)
+        expected = DefaultPartitioner()(key, partitions, partitions)
+        assert key_partitioner(key, partitions, partitions) == expected
     assert _key_hash.cache_info().currsize == KEY_HASHES_REMEMBERED
     assert KEY_HASHES_REMEMBERED <= 4_096
