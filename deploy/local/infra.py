@@ -104,9 +104,11 @@ def die(msg: str) -> NoReturn:
 
 
 def tail(path: Path, lines: int = 40) -> str:
-    """The last `lines` lines of a text file ('' if it does not exist)."""
+    """The last `lines` lines of a text file ('' if it does not exist), read from its last 256 KB."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with open(path, "rb") as file:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - (256 << 10)))
+            return "\n".join(file.read().decode(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:
         return ""
 

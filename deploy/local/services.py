@@ -96,11 +96,17 @@ def start(profile: infra.Profile) -> None:
             infra.log(f"{name} already running")
             continue
         infra.ensure_free(port)
+        # The service writes its JSON lines to <name>.log itself, rotated by size; what reaches its
+        # stdout and stderr besides (a crash's traceback before logging is set up) goes to <name>.out.
         infra.spawn_detached(
             [str(venv_bin(f"millrace-{service}"))],
-            profile.log_dir / f"{name}.log",
+            profile.log_dir / f"{name}.out",
             pid_path,
-            env={**env, "MILLRACE_HTTP_PORT": str(port)},
+            env={
+                **env,
+                "MILLRACE_HTTP_PORT": str(port),
+                "MILLRACE_LOG_FILE": str(profile.log_dir / f"{name}.log"),
+            },
             cwd=infra.repo_root(),
         )
     deadline = time.monotonic() + 120
@@ -111,7 +117,8 @@ def start(profile: infra.Profile) -> None:
                 infra.log(f"{name} ready on http://{infra.HOST}:{port}")
                 del waiting[name]
             elif not infra.read_pid(profile.run_dir / f"{name}.pid"):
-                infra.die(f"{name} exited; its log:\n{infra.tail(profile.log_dir / f'{name}.log')}")
+                output = "\n".join(infra.tail(profile.log_dir / f"{name}{end}") for end in (".log", ".out"))
+                infra.die(f"{name} exited; its log and output:\n{output}")
         time.sleep(0.5)
     if waiting:
         infra.die(f"not ready after 120 s: {', '.join(waiting)} (logs in {profile.log_dir})")

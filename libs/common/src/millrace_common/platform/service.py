@@ -221,7 +221,13 @@ def tune_garbage_collector() -> None:
 
 def serve(app: Starlette, settings: ServiceSettings) -> None:
     """Run the app until SIGTERM or SIGINT; uvicorn drains requests and runs the lifespan's shutdown."""
-    configure_logging(settings.service_name, settings.log_level)
+    configure_logging(
+        settings.service_name,
+        settings.log_level,
+        file=settings.log_file,
+        max_bytes=settings.log_file_max_mb << 20,
+        backups=settings.log_file_backups,
+    )
     tune_garbage_collector()
     # uvicorn re-raises the stop signal once it has shut down; after a clean shutdown that is exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)

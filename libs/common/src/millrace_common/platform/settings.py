@@ -208,6 +208,17 @@ class ServiceSettings(KafkaClientSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     log_level: str = "INFO"
+    log_file: str = Field(
+        default="",
+        description="Write the JSON lines to this file, rotated by size, instead of to stderr (which a "
+        "container's runtime collects and rotates). `make up` sets it to .data/dev/logs/<service>.log.",
+    )
+    log_file_max_mb: int = Field(
+        default=64,
+        ge=1,
+        description="Size at which the log file is rotated to <file>.1 (and <file>.1 to <file>.2, ...).",
+    )
+    log_file_backups: int = Field(default=3, ge=1, description="How many rotated files are kept.")
     # How long a fetch waits at the broker (millrace_common.platform.fetch_wait). A fetch is answered
     # as soon as one of its partitions has data, but a partition whose records are still buffered (or
     # that is paused) is left out of the fetch in flight: data arriving there waits for that fetch to
