@@ -17,15 +17,15 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import func, or_, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.metrics import PlatformGauges
 from millrace_common.platform.offset_clients import OffsetClients
+from millrace_common.platform.outbox import BACKLOG, INDEX_PATHS_ONLY, PLAIN_INDEX_SCANS
 from millrace_common.platform.settings import ServiceSettings
-from millrace_common.platform.tables import outbox
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,12 @@ class OutboxCollector(Collector):
         self._clock = clock
 
     async def collect(self) -> None:
-        async with self._engine.connect() as connection:
+        async with self._engine.begin() as connection:
+            await connection.execute(text(INDEX_PATHS_ONLY))
+            await connection.execute(text(PLAIN_INDEX_SCANS))
             row = (
                 await connection.execute(
-                    select(func.count(), func.min(outbox.c.created_at)).where(
-                        or_(
-                            outbox.c.producer == self._producer, outbox.c.producer.like(f"{self._producer}@%")
-                        )
-                    )
+                    text(BACKLOG), {"producer": self._producer, "instances": f"{self._producer}@%"}
                 )
             ).one()
         count, oldest = row
