@@ -1,4 +1,4 @@
-"""The periodic lookups of a producer's outbox rows (the backlog gauge, the live relay's sweep) go
+"""The periodic lookup of a producer's outbox rows by the backlog gauge goes
 through the producer index whatever the outbox's statistics say, without parallel workers.
 
 The outbox is a queue: analyzed at a peak, its statistics promise tens of thousands of rows when a
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import json
 
-import psycopg
 import pytest
-from millrace_common.platform.live_relay import _SWEEP
 from millrace_common.platform.outbox import BACKLOG, INDEX_PATHS_ONLY, PLAIN_INDEX_SCANS
 from sqlalchemy import create_engine, text
 
@@ -77,46 +75,3 @@ def test_the_backlog_is_read_through_the_producer_index_after_a_peak_the_statist
     finally:
         engine.dispose()
 
-
-def test_the_live_relays_sweep_finds_orphans_through_the_producer_index(infra: Infra, namespace: str) -> None:
-    url = infra.database_url.replace("+psycopg", "")
-    with psycopg.connect(url, options=f"-csearch_path={namespace}") as connection:
-        connection.execute("alter table outbox set (autovacuum_enabled = false)")
-        connection.execute(
-            "insert into outbox (producer, topic, key, value, created_at) select 'orchestrator@peak', 't',"
-            " 'k', 'v', now() - interval '1 minute' from generate_series(1, %s)",
-            (PEAK,),
-        )
-        connection.commit()
-        connection.execute("analyze outbox")
-        connection.execute("delete from outbox")
-        for producer in ("orchestrator", "orchestrator@gone", "orchestrator@live", "orchestratorx"):
-            connection.execute(
-                "insert into outbox (producer, topic, key, value, created_at)"
-                " values (%s, 't', 'k', 'v', now() - interval '1 minute')",
-                (producer,),
-            )
-        ids = dict(connection.execute("select producer, id from outbox").fetchall())
-        connection.commit()
-        parameters = {
-            "name": "orchestrator",
-            "instances": "orchestrator@%",
-            "held": f"{{{ids['orchestrator@live']}}}",
-            "age": 30.0,
-            "limit": 100,
-        }
-        connection.execute(INDEX_PATHS_ONLY)
-        connection.execute(PLAIN_INDEX_SCANS)
-        (plan,) = connection.execute(
-            f"explain (analyze, buffers, format json) {_SWEEP}", parameters
-        ).fetchone()[0]
-        connection.rollback()
-        connection.execute(INDEX_PATHS_ONLY)
-        connection.execute(PLAIN_INDEX_SCANS)
-        swept = connection.execute(_SWEEP, parameters).fetchall()
-        connection.rollback()
-    assert sorted(row[0] for row in swept) == sorted([ids["orchestrator"], ids["orchestrator@gone"]]), (
-        "the plain name's and a dead instance's rows, not the held row nor another producer's"
-    )
-    kinds = [node["Node Type"] for node in nodes(plan["Plan"])]
-    assert not {"Seq Scan", "Gather", "Bitmap Heap Scan"} & set(kinds), json.dumps(plan, indent=1)

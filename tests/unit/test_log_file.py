@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 from millrace_common.platform.logs import JsonLines, RotatingLogFile, configure_logging
@@ -70,3 +71,27 @@ def test_configure_logging_writes_to_the_file_when_given_one(tmp_path):
             handler.close()
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_a_log_file_that_is_not_a_regular_file_is_written_and_never_rotated(tmp_path):
+    read, write = os.pipe()
+    os.set_blocking(read, False)  # nothing written must fail the test, not hang it
+    handler = RotatingLogFile(f"/proc/self/fd/{write}", maxBytes=10, backupCount=1, encoding="utf-8")
+    handler.setFormatter(JsonLines("test"))
+    logger = _logger(handler)
+    errors = []
+    handler.handleError = errors.append  # type: ignore[method-assign]
+    try:
+        for number in range(3):
+            logger.info("run finished", extra={"ids": {"run": number}})
+        handler.flush()
+        try:
+            lines = os.read(read, 65536).decode().splitlines()
+        except BlockingIOError:
+            lines = []
+    finally:
+        handler.close()
+        os.close(read)
+        os.close(write)
+    assert errors == []
+    assert [json.loads(line)["run"] for line in lines] == ["0", "1", "2"]

@@ -16,28 +16,12 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 
 from millrace_common.platform.kafka import key_partitioner
-from millrace_common.platform.outbox import INDEX_PATHS_ONLY, PLAIN_INDEX_SCANS, Record
+from millrace_common.platform.outbox import Record
 from millrace_common.platform.pg import DirectConnections, array_literal
 from millrace_common.platform.producer import kafka_producer
 from millrace_common.platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
-
-
-_SWEEP_OF = (
-    "(select id from outbox where producer {match} and not (id = any(cast(%(held)s as bigint[])))"
-    " and created_at <= now() - make_interval(secs => %(age)s) order by id limit %(limit)s)"
-)
-_SWEEP = (
-    "delete from outbox where id in (select id from outbox where id in ("
-    + _SWEEP_OF.format(match="= %(name)s")
-    + " union all "
-    + _SWEEP_OF.format(match="like %(instances)s")
-    + ") order by id limit %(limit)s for update skip locked) returning id, topic, key, value"
-)
-"""The rows a sweep publishes: the producer's under its plain name and under its instances' names,
-each looked up by a plain scan of the producer index in id order (``outbox.BACKLOG`` says why), the
-oldest ``limit`` of them taken."""
 
 
 async def delete_rows(connection: psycopg.AsyncConnection[Any], ids: Sequence[int]) -> None:
@@ -239,17 +223,12 @@ class LiveRelay:
         held = array_literal(known)
         while True:
             async with self._connections.connection() as connection, connection.transaction():
-                await connection.execute(INDEX_PATHS_ONLY)
-                await connection.execute(PLAIN_INDEX_SCANS)
                 cursor = await connection.execute(
-                    _SWEEP,
-                    {
-                        "name": self._producer_name,
-                        "instances": self._like,
-                        "held": held,
-                        "age": older_than_seconds,
-                        "limit": self._batch_size,
-                    },
+                    "delete from outbox where id in (select id from outbox"
+                    " where (producer = %s or producer like %s) and not (id = any(cast(%s as bigint[])))"
+                    " and created_at <= now() - make_interval(secs => %s)"
+                    " order by id limit %s for update skip locked) returning id, topic, key, value",
+                    (self._producer_name, self._like, held, older_than_seconds, self._batch_size),
                     prepare=False,  # planned with its array, as delete_rows says
                 )
                 rows = sorted(await cursor.fetchall())

@@ -6,6 +6,7 @@ import contextvars
 import json
 import logging
 import logging.handlers
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -89,12 +90,20 @@ class RotatingLogFile(logging.handlers.RotatingFileHandler):
     """The standard library's size-rotated log file, deciding from the size the file has reached
     rather than from the record about to be written: the library's own check formats every record a
     second time and looks the file up twice, which doubled the cost of a service's per-run lines.
-    A file may so pass its limit by one line."""
+    A file may so pass its limit by one line. Like the library's, it never rotates what is not a
+    regular file (``/dev/stderr``, a pipe), which has no size to read."""
+
+    _regular = True
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        stream = super()._open()
+        self._regular = os.path.isfile(self.baseFilename)
+        return stream
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
         if self.stream is None:
             self.stream = self._open()
-        return self.maxBytes > 0 and self.stream.tell() >= self.maxBytes
+        return self._regular and self.maxBytes > 0 and self.stream.tell() >= self.maxBytes
 
 
 def configure_logging(

@@ -44,12 +44,12 @@ INDEX_PATHS_ONLY = (
     "select set_config('enable_seqscan', 'off', true),"
     " set_config('max_parallel_workers_per_gather', '0', true)"
 )
-"""Run first in a transaction that looks a producer's outbox rows up by name (the outbox gauge, the
-live relay's sweep). The outbox is a queue: its statistics describe whatever moment autoanalyze
-caught, tens of thousands of rows at a peak and a few an instant later, and its heap keeps the size
-of its peaks (115 MB for about 1,000 live rows in the benchmark). Planned on a peak's figures, the
-gauge read that whole heap with two parallel workers, up to 46 ms every 5 s, against under a
-millisecond through the producer index (``0014_outbox_producer_pattern``)."""
+"""Run first in a transaction that counts a producer's outbox rows by name (the outbox gauge). The
+outbox is a queue: its statistics describe whatever moment autoanalyze caught, tens of thousands of
+rows at a peak and a few an instant later, and its heap keeps the size of its peaks (115 MB for
+about 1,000 live rows in the benchmark). Planned on a peak's figures, the gauge read that whole heap
+with two parallel workers, up to 46 ms every 5 s, against under a millisecond through the producer
+index (``0014_outbox_producer_pattern``)."""
 
 BACKLOG = (
     "select count(*), min(created_at) from (select created_at from outbox where producer = :producer"

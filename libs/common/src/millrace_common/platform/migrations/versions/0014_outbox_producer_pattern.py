@@ -18,10 +18,17 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("create index outbox_by_producer_pattern on outbox (producer varchar_pattern_ops, id)")
-    op.execute("drop index outbox_by_producer")
+    # Concurrently, outside the migration's transaction: a plain build holds off every write to the
+    # outbox (every service's business transaction) while it reads a heap that may be large.
+    with op.get_context().autocommit_block():
+        op.execute(
+            "create index concurrently if not exists outbox_by_producer_pattern"
+            " on outbox (producer varchar_pattern_ops, id)"
+        )
+        op.execute("drop index concurrently if exists outbox_by_producer")
 
 
 def downgrade() -> None:
-    op.execute("create index outbox_by_producer on outbox (producer, id)")
-    op.execute("drop index outbox_by_producer_pattern")
+    with op.get_context().autocommit_block():
+        op.execute("create index concurrently if not exists outbox_by_producer on outbox (producer, id)")
+        op.execute("drop index concurrently if exists outbox_by_producer_pattern")
