@@ -74,4 +74,3 @@ def test_the_backlog_is_read_through_the_producer_index_after_a_peak_the_statist
         assert "~>=~" in conditions, f"the like prefix is a condition of the pattern index:\n{shown}"
     finally:
         engine.dispose()
-
