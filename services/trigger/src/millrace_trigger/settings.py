@@ -4,6 +4,11 @@ from millrace_common.platform.settings import ServiceSettings
 from pydantic import Field
 
 CONSUMER = "trigger"
+
+GATHER_BELOW_RECORDS = 32
+"""A batch of this many record events spreads the batch's own share of the CPU thinly enough: it is
+handled without waiting for more (a burst's batches hold up to ``MILLRACE_KAFKA_MAX_POLL_RECORDS``).
+Here so the gathering setting's description says the number the code uses."""
 """This service's name on the outbox rows and consumer positions it writes."""
 
 
@@ -36,8 +41,9 @@ class TriggerSettings(ServiceSettings):
         default=15,
         ge=0,
         le=1000,
-        description="While the record consumer is busy nearly all the time, a batch of fewer than 32 record"
-        " events waits up to this long for more before it is handled (0: never waits)",
+        description="While the record consumer is busy nearly all the time, a batch of fewer than"
+        f" {GATHER_BELOW_RECORDS} record events waits up to this long for more before it is handled"
+        " (0: never waits)",
     )
     trigger_ingress_discovery_seconds: float = Field(
         default=30,

@@ -16,11 +16,7 @@ from millrace_common.platform.metrics import ConsumerMetrics
 
 from millrace_trigger.domain.provenance import refusal
 from millrace_trigger.service_layer.records import RecordEventHandler
-from millrace_trigger.settings import TriggerSettings
-
-GATHER_BELOW_RECORDS = 32
-"""A batch of this many record events spreads the batch's own share of the CPU thinly enough: it is
-handled without waiting for more (a burst's batches hold up to ``MILLRACE_KAFKA_MAX_POLL_RECORDS``)."""
+from millrace_trigger.settings import GATHER_BELOW_RECORDS, TriggerSettings
 
 
 def consumer(
