@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from millrace_common.platform.outbox import BACKLOG, INDEX_PATHS_ONLY, PLAIN_INDEX_SCANS
+from millrace_common.platform.outbox import BACKLOG, PLAIN_INDEX_SCANS_ONLY
 from sqlalchemy import create_engine, text
 
 from tests.support.infra import Infra
@@ -58,8 +58,7 @@ def test_the_backlog_is_read_through_the_producer_index_after_a_peak_the_statist
                 )
         parameters = {"producer": "orchestrator", "instances": "orchestrator@%"}
         with engine.begin() as connection:
-            connection.execute(text(INDEX_PATHS_ONLY))
-            connection.execute(text(PLAIN_INDEX_SCANS))
+            connection.execute(text(PLAIN_INDEX_SCANS_ONLY))
             (plan,) = connection.execute(
                 text(f"explain (analyze, buffers, format json) {BACKLOG}"), parameters
             ).scalar_one()

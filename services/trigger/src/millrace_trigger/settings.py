@@ -4,12 +4,12 @@ from millrace_common.platform.settings import ServiceSettings
 from pydantic import Field
 
 CONSUMER = "trigger"
+"""This service's name on the outbox rows and consumer positions it writes."""
 
 GATHER_BELOW_RECORDS = 32
 """A batch of this many record events spreads the batch's own share of the CPU thinly enough: it is
 handled without waiting for more (a burst's batches hold up to ``MILLRACE_KAFKA_MAX_POLL_RECORDS``).
 Here so the gathering setting's description says the number the code uses."""
-"""This service's name on the outbox rows and consumer positions it writes."""
 
 
 class TriggerSettings(ServiceSettings):

@@ -24,7 +24,7 @@ from millrace_common.contracts.messages.envelope import utc_now
 from millrace_common.contracts.topics import ConsumerGroup, Namespace, Topic
 from millrace_common.platform.metrics import PlatformGauges
 from millrace_common.platform.offset_clients import OffsetClients
-from millrace_common.platform.outbox import BACKLOG, INDEX_PATHS_ONLY, PLAIN_INDEX_SCANS
+from millrace_common.platform.outbox import BACKLOG, PLAIN_INDEX_SCANS_ONLY
 from millrace_common.platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,7 @@ class OutboxCollector(Collector):
 
     async def collect(self) -> None:
         async with self._engine.begin() as connection:
-            await connection.execute(text(INDEX_PATHS_ONLY))
-            await connection.execute(text(PLAIN_INDEX_SCANS))
+            await connection.execute(text(PLAIN_INDEX_SCANS_ONLY))
             row = (
                 await connection.execute(
                     text(BACKLOG), {"producer": self._producer, "instances": f"{self._producer}@%"}
