@@ -2,6 +2,11 @@
 app's state, the caller, and the permission a route requires, each refused as problem details (401
 ``unauthenticated``, 403 ``forbidden``). A service brings only its own way to find the caller.
 
+Every dependency here is ``async def``, though none of them waits for anything: FastAPI runs a plain
+``def`` dependency in its thread pool, a hand-off to a worker thread and back for each one of each
+request (an eighth of the gateway's event-loop time on the webhook path, for two ``app_state``
+lookups). ``tests/unit/test_http_dependencies.py`` holds every route of both apps to it.
+
 No ``from __future__ import annotations`` here: FastAPI reads the dependencies' annotations when a
 route is declared, and ``require`` builds them around the service's caller dependency at run time.
 """
@@ -17,10 +22,10 @@ from millrace_common.platform.permissions import Permission, allows
 from millrace_common.platform.problems import Problem
 
 
-def app_state(name: str) -> Callable[[Request], Any]:
+def app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
     """A dependency giving what ``bootstrap`` stored as ``app.state.<name>``."""
 
-    def get(request: Request) -> Any:
+    async def get(request: Request) -> Any:
         return getattr(request.app.state, name)
 
     return get
@@ -41,13 +46,13 @@ def forbidden(permission: Permission) -> Problem:
 
 def permissions(
     caller: Callable[..., Awaitable[Principal]],
-) -> Callable[[Permission], Callable[..., Principal]]:
+) -> Callable[[Permission], Callable[..., Awaitable[Principal]]]:
     """``require(permission)`` for a service whose caller dependency is ``caller``: a dependency that
     admits only callers whose roles grant the permission."""
     CallerDep = Annotated[Principal, Depends(caller)]
 
-    def require(permission: Permission) -> Callable[..., Principal]:
-        def check(principal: CallerDep) -> Principal:
+    def require(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+        async def check(principal: CallerDep) -> Principal:
             if not allows(principal.roles, permission):
                 raise forbidden(permission)
             return principal

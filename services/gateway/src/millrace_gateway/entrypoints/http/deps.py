@@ -73,7 +73,7 @@ RecordEditor = Annotated[Principal, Depends(require(Permission.EDIT_RECORDS))]
 TenantAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_TENANT))]
 
 
-def _run_starter(principal: PrincipalDep) -> Principal:
+async def _run_starter(principal: PrincipalDep) -> Principal:
     """Operators start runs; editors start test runs of the workflows they build."""
     if allows(principal.roles, Permission.OPERATE_RUNS) or allows(principal.roles, Permission.EDIT_WORKFLOWS):
         return principal

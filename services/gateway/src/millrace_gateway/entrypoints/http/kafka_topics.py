@@ -20,7 +20,7 @@ from millrace_gateway.entrypoints.http.deps import Reader, SettingsDep, TenantAd
 router = APIRouter(tags=["kafka"])
 
 
-def _platform_operator(admin: TenantAdmin, settings: SettingsDep) -> Principal:
+async def _platform_operator(admin: TenantAdmin, settings: SettingsDep) -> Principal:
     if settings.operator_tenant is None or admin.tenant_id != settings.operator_tenant:
         raise Problem(
             403,
