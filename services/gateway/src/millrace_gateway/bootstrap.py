@@ -184,7 +184,8 @@ def build(settings: GatewaySettings) -> FastAPI:
     app.state.engine = engine  # the pool, for whoever runs the app without its lifespan to dispose of
     app.state.accounts = Accounts(engine, Passwords(), tokens)
     app.state.tenant_settings = TenantSettings(engine, box)
-    app.state.workflows = Workflows(engine, outbox)
+    targets = WebhookTargets(direct, fresh_seconds=settings.webhook_target_fresh_seconds)
+    app.state.workflows = Workflows(engine, outbox, changed=targets.forget)
     app.state.pipelines = Pipelines(engine)
     app.state.records = Records(engine, outbox)
     app.state.runs = Runs(engine, outbox)
@@ -199,7 +200,7 @@ def build(settings: GatewaySettings) -> FastAPI:
     )
     app.state.tasks = Tasks(engine)
     app.state.notifications = NotificationDesk(engine, box)
-    app.state.webhooks = WebhookReceiver(engine, box, WebhookTargets(direct), intake)
+    app.state.webhooks = WebhookReceiver(engine, box, targets, intake)
     app.state.webhook_answers = WebhookAnswers(
         engine, feed, max_wait_seconds=settings.webhook_response_max_wait_seconds
     )

@@ -34,6 +34,14 @@ class GatewaySettings(CodeSandboxSettings):
         description="The longest a webhook call waits for its run's respond_to_webhook node (a "
         "workflow's webhook_response_wait_seconds is capped by it; 0: no call waits)",
     )
+    webhook_target_fresh_seconds: float = Field(
+        default=1,
+        ge=0,
+        le=60,
+        description="How long a webhook address's workflow, once read, answers calls from memory: a "
+        "change made through this gateway applies at once, one made through another gateway within "
+        "this time (0: every call reads it)",
+    )
     operator_tenant: str | None = Field(
         default=None,
         min_length=1,

@@ -40,6 +40,7 @@ SERVICE_VARIABLES: frozenset[str] = frozenset(
         "MILLRACE_OPERATOR_TENANT",
         "MILLRACE_PUBLIC_BASE_URL",
         "MILLRACE_WEBHOOK_RESPONSE_MAX_WAIT_SECONDS",
+        "MILLRACE_WEBHOOK_TARGET_FRESH_SECONDS",
         # gateway and node-runner (millrace_common.platform.settings.CodeSandboxSettings)
         "MILLRACE_CODE_CONCURRENCY",
         "MILLRACE_CODE_CPU_SECONDS",

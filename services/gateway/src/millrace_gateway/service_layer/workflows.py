@@ -5,7 +5,7 @@ transaction that checks the version)."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
@@ -50,9 +50,14 @@ class Workflows:
     """Each use case runs in a transaction of its own; a workflow is returned as its summary row
     (``adapters.workflows.summary``)."""
 
-    def __init__(self, engine: AsyncEngine, outbox: Outbox) -> None:
+    def __init__(
+        self, engine: AsyncEngine, outbox: Outbox, *, changed: Callable[[], None] = lambda: None
+    ) -> None:
         self._engine = engine
         self._outbox = outbox
+        self._changed = changed
+        """Called once a change of a workflow's state, trigger or active version has committed (the
+        webhook addresses' memory forgets what it read)."""
 
     @staticmethod
     def validate(definition: dict[str, JsonValue]) -> ValidationReport:
@@ -165,7 +170,9 @@ class Workflows:
             await workflows.set_status(
                 connection, workflow_id, "active", active_version=version, now=utc_now()
             )
-            return await _summary(connection, tenant_id, workflow_id)
+            row = await _summary(connection, tenant_id, workflow_id)
+        self._changed()
+        return row
 
     async def pause(self, tenant_id: str, workflow_id: UUID) -> Row:
         """Triggers stop starting runs; runs in flight go on."""
@@ -256,7 +263,9 @@ class Workflows:
             await _locked(connection, tenant_id, workflow_id)
             await trigger_index.replace(connection, workflow_id, None)
             await workflows.set_status(connection, workflow_id, status, active_version=None, now=utc_now())
-            return await _summary(connection, tenant_id, workflow_id)
+            row = await _summary(connection, tenant_id, workflow_id)
+        self._changed()
+        return row
 
 
 async def _check_links(
