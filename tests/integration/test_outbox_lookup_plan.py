@@ -59,6 +59,7 @@ def test_the_backlog_is_read_through_the_producer_index_after_a_peak_the_statist
         parameters = {"producer": "orchestrator", "instances": "orchestrator@%"}
         with engine.begin() as connection:
             connection.execute(text(PLAIN_INDEX_SCANS_ONLY))
+            assert connection.execute(text("show jit")).scalar_one() == "off"
             (plan,) = connection.execute(
                 text(f"explain (analyze, buffers, format json) {BACKLOG}"), parameters
             ).scalar_one()
