@@ -34,6 +34,7 @@ from millrace_common.platform.db import database_reachable
 from millrace_common.platform.kafka import check_message_limit
 from millrace_common.platform.logs import configure_logging
 from millrace_common.platform.memory import trimming_loop
+from millrace_common.platform.outbox_vacuum import vacuuming_loop
 from millrace_common.platform.problem_format import PROBLEM_MEDIA_TYPE, STATUS_CODES, problem_body, title
 from millrace_common.platform.producer import Producer
 from millrace_common.platform.readiness import Hysteresis
@@ -95,6 +96,9 @@ class Operations:
         trimming = trimming_loop(parts.settings.memory_trim_seconds)
         if trimming is not None:
             background = (*background, trimming)
+        vacuuming = vacuuming_loop(parts.settings.outbox_vacuum_seconds, parts.engine)
+        if vacuuming is not None:
+            background = (*background, vacuuming)
         tasks = [
             asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job")) for job in background
         ]

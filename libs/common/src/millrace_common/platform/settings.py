@@ -340,6 +340,13 @@ class ServiceSettings(KafkaClientSettings):
         description="How often each consumer's assignment, committed offsets and end offsets are sampled "
         "for /readyz",
     )
+    outbox_vacuum_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="How often the process may vacuum the outbox, a queue whose rows die as fast as "
+        "they are written (millrace_common.platform.outbox_vacuum; one service at a time); 0 never",
+    )
     memory_trim_seconds: float = Field(
         default=30.0,
         ge=0,
