@@ -59,7 +59,10 @@ def _routes(routes: Iterable[Any]) -> Iterator[tuple[APIRoute, list[Dependant]]]
         inner = getattr(route, "original_router", None)
         if inner is not None:
             context = getattr(route, "include_context", None)
-            shared = [get_dependant(path="", call=d.dependency) for d in getattr(context, "dependencies", [])]
+            # Where an included router keeps its own dependencies: a FastAPI that moved them must
+            # fail here rather than let the walk miss them.
+            assert context is not None and hasattr(context, "dependencies"), type(route)
+            shared = [get_dependant(path="", call=d.dependency) for d in context.dependencies]
             extra = [d for top in shared for d in (top, *_dependants(top))]
             for inner_route, deps in _routes(inner.routes):
                 yield inner_route, [*extra, *deps]

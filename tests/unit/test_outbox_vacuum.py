@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from millrace_common.platform.outbox_vacuum import VACUUM_AT_DEAD_ROWS, due, vacuuming_loop
+from millrace_common.platform.settings import ServiceSettings
 
 pytestmark = pytest.mark.unit
 
@@ -35,5 +36,5 @@ def test_due_is_exactly_enough_dead_rows_and_a_quiet_interval(
 
 
 def test_zero_seconds_turns_it_off() -> None:
-    assert vacuuming_loop(0, engine=None) is None  # type: ignore[arg-type]
-    assert vacuuming_loop(5, engine=None) is not None  # type: ignore[arg-type]
+    assert vacuuming_loop(ServiceSettings(outbox_vacuum_seconds=0)) is None
+    assert vacuuming_loop(ServiceSettings(outbox_vacuum_seconds=5)) is not None

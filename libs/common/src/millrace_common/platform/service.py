@@ -96,7 +96,7 @@ class Operations:
         trimming = trimming_loop(parts.settings.memory_trim_seconds)
         if trimming is not None:
             background = (*background, trimming)
-        vacuuming = vacuuming_loop(parts.settings.outbox_vacuum_seconds, parts.engine)
+        vacuuming = vacuuming_loop(parts.settings)
         if vacuuming is not None:
             background = (*background, vacuuming)
         tasks = [

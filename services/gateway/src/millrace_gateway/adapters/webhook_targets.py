@@ -5,7 +5,7 @@ statement compilation and result wrapping, and a pooled connection's rollback).
 What a read found is kept for ``fresh_seconds`` (``MILLRACE_WEBHOOK_TARGET_FRESH_SECONDS``): at a
 steady rate the read was an eighth of the gateway's CPU per call, and a statement per call for
 PostgreSQL, for an answer that changes only when someone activates, pauses or archives the workflow.
-Those changes go through ``Workflows``, which calls ``forget`` once its transaction committed, so
+Those changes go through ``Workflows``, which calls ``forget`` once its transaction ended, so
 this gateway answers from the new state at once; another gateway (several serve one installation)
 does within ``fresh_seconds``. A read that began before a ``forget`` is not kept.
 """

@@ -56,8 +56,8 @@ class Workflows:
         self._engine = engine
         self._outbox = outbox
         self._changed = changed
-        """Called once a change of a workflow's state, trigger or active version has committed (the
-        webhook addresses' memory forgets what it read)."""
+        """Called after a change of a workflow's state, trigger or active version ended, committed or
+        not (the webhook addresses' memory forgets what it read)."""
 
     @staticmethod
     def validate(definition: dict[str, JsonValue]) -> ValidationReport:
@@ -158,6 +158,12 @@ class Workflows:
     async def activate(self, tenant_id: str, workflow_id: UUID, version: int | None) -> Row:
         """Pin ``version`` (None: the newest) as the one triggers start, and index its trigger, in one
         transaction. Activating an older version is how a change is rolled back."""
+        try:
+            return await self._activate(tenant_id, workflow_id, version)
+        finally:
+            self._changed()  # also when the commit's outcome is unknown: forgetting costs a read
+
+    async def _activate(self, tenant_id: str, workflow_id: UUID, version: int | None) -> Row:
         async with self._engine.begin() as connection:
             current = await _locked(connection, tenant_id, workflow_id)
             refuse_if_archived(current.status, "be activated")
@@ -170,9 +176,7 @@ class Workflows:
             await workflows.set_status(
                 connection, workflow_id, "active", active_version=version, now=utc_now()
             )
-            row = await _summary(connection, tenant_id, workflow_id)
-        self._changed()
-        return row
+            return await _summary(connection, tenant_id, workflow_id)
 
     async def pause(self, tenant_id: str, workflow_id: UUID) -> Row:
         """Triggers stop starting runs; runs in flight go on."""
@@ -259,13 +263,17 @@ class Workflows:
         return await _summary(connection, tenant_id, workflow_id)
 
     async def _deactivate(self, tenant_id: str, workflow_id: UUID, status: Status) -> Row:
+        try:
+            return await self._set_inactive(tenant_id, workflow_id, status)
+        finally:
+            self._changed()
+
+    async def _set_inactive(self, tenant_id: str, workflow_id: UUID, status: Status) -> Row:
         async with self._engine.begin() as connection:
             await _locked(connection, tenant_id, workflow_id)
             await trigger_index.replace(connection, workflow_id, None)
             await workflows.set_status(connection, workflow_id, status, active_version=None, now=utc_now())
-            row = await _summary(connection, tenant_id, workflow_id)
-        self._changed()
-        return row
+            return await _summary(connection, tenant_id, workflow_id)
 
 
 async def _check_links(
