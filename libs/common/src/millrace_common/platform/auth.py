@@ -4,6 +4,7 @@ SHA-256: they carry 256 bits of entropy, so a slow hash adds nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -49,6 +50,18 @@ class Passwords:
             return self._hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return False
+
+    # A hash or a check costs about 100 ms of CPU (argon2id, 64 MiB): on the event loop it stalled
+    # every request of the process for that long, webhook calls included. In a worker thread it does
+    # not: argon2's C code runs without the GIL.
+
+    async def hashed(self, password: str) -> str:
+        """:meth:`hash`, off the event loop."""
+        return await asyncio.to_thread(self.hash, password)
+
+    async def verified(self, password_hash: str, password: str) -> bool:
+        """:meth:`verify`, off the event loop."""
+        return await asyncio.to_thread(self.verify, password_hash, password)
 
 
 class Tokens:

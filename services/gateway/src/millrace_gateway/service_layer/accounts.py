@@ -51,7 +51,9 @@ async def add_user(
 ) -> UUID:
     """A user of the tenant, in ``connection``'s transaction; returns the new user's id."""
     user_id = uuid4()
-    await users.insert_user(connection, user_id, tenant_id, email, passwords.hash(password), roles, utc_now())
+    await users.insert_user(
+        connection, user_id, tenant_id, email, await passwords.hashed(password), roles, utc_now()
+    )
     return user_id
 
 
@@ -93,7 +95,7 @@ class Accounts:
         """An access token for a user's email and password."""
         async with self._engine.connect() as connection:
             row = await users.user_by_email(connection, tenant_id, email)
-        if row is None or row.disabled or not self._passwords.verify(row.password_hash, password):
+        if row is None or row.disabled or not await self._passwords.verified(row.password_hash, password):
             raise SignInRefused("unknown tenant, email or password")
         principal = Principal(row.tenant_id, row.id, "user", frozenset(Role(r) for r in row.roles))
         return AccessToken(self._tokens.issue(principal, utc_now()), self._tokens.ttl_seconds)
@@ -120,7 +122,7 @@ class Accounts:
         password: str | None,
     ) -> Row:
         """Change what is given; what is None stays as it was."""
-        password_hash = self._passwords.hash(password) if password is not None else None
+        password_hash = await self._passwords.hashed(password) if password is not None else None
         async with self._engine.begin() as connection:
             found = await users.change_user(
                 connection, tenant_id, user_id, roles=roles, disabled=disabled, password_hash=password_hash

@@ -156,7 +156,7 @@ async def sign_in(
     fields = await form_fields(request)
     tenant, email, password = fields.get("tenant", ""), fields.get("email", ""), fields.get("password", "")
     user = await approvals.user_for_sign_in(tenant, email) if tenant and email else None
-    if user is None or not passwords.verify(user.password_hash, password):
+    if user is None or not await passwords.verified(user.password_hash, password):
         return page(
             "Sign in", sign_in_form("Wrong tenant, email or password.", tenant, email), status_code=401
         )
