@@ -49,7 +49,6 @@ _STATE = (
     "select n_dead_tup, extract(epoch from now() - greatest(last_vacuum, last_autovacuum)), vacuum_count"
     " from pg_stat_user_tables where relid = to_regclass('outbox')"
 )
-_VACUUMS = "select vacuum_count from pg_stat_user_tables where relid = to_regclass('outbox')"
 _VACUUM = "vacuum (skip_locked, truncate false) outbox"
 
 
@@ -92,8 +91,8 @@ async def vacuum_once(connect: Connect, every_seconds: float) -> bool:
         if not due(int(dead or 0), None if since is None else float(since), every_seconds):
             return False
         await connection.execute(_VACUUM)
-        after = await (await connection.execute(_VACUUMS)).fetchone()
-    return after is not None and after[0] > vacuums
+        after = await (await connection.execute(_STATE)).fetchone()
+    return after is not None and after[2] > vacuums
 
 
 def vacuuming_loop(settings: ServiceSettings) -> Callable[[], Awaitable[None]] | None:

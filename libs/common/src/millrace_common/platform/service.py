@@ -93,12 +93,8 @@ class Operations:
         await parts.producer.start()
         self._watch = ConsumerWatch(parts.settings, parts.consumers)
         background = (*parts.background, self._watch.run) if parts.consumers else tuple(parts.background)
-        trimming = trimming_loop(parts.settings.memory_trim_seconds)
-        if trimming is not None:
-            background = (*background, trimming)
-        vacuuming = vacuuming_loop(parts.settings)
-        if vacuuming is not None:
-            background = (*background, vacuuming)
+        housekeeping = (trimming_loop(parts.settings.memory_trim_seconds), vacuuming_loop(parts.settings))
+        background = (*background, *(job for job in housekeeping if job is not None))
         tasks = [
             asyncio.create_task(run_forever(job), name=getattr(job, "__name__", "job")) for job in background
         ]

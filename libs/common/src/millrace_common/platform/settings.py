@@ -345,7 +345,8 @@ class ServiceSettings(KafkaClientSettings):
         ge=0,
         le=3600,
         description="How often the process may vacuum the outbox, a queue whose rows die as fast as "
-        "they are written (millrace_common.platform.outbox_vacuum; one service at a time); 0 never",
+        "they are written (millrace_common.platform.outbox_vacuum; a turn skips while another vacuum "
+        "holds the table); 0 never",
     )
     memory_trim_seconds: float = Field(
         default=30.0,

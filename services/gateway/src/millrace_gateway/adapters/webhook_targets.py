@@ -62,8 +62,8 @@ def respond_wait_of(definition: dict[str, Any]) -> float:
 
 
 KNOWN_TARGETS_MAX = 4096
-"""Addresses kept at most; past that the memory is emptied (unknown addresses count too, so calls to
-made-up addresses cannot grow it)."""
+"""Addresses (and versions' answer waits) kept at most; past that the memory is emptied (unknown
+addresses count too, so calls to made-up addresses cannot grow it)."""
 
 
 class WebhookTargets:
@@ -92,7 +92,7 @@ class WebhookTargets:
             cursor = await execute(connection, _DEFINITION, {"workflow_id": workflow_id, "version": version})
             row: tuple[Any, ...] | None = await cursor.fetchone()
         wait = respond_wait_of(json.loads(row[0])) if row is not None else 0.0
-        if len(self._respond_waits) >= 4096:
+        if len(self._respond_waits) >= KNOWN_TARGETS_MAX:
             self._respond_waits.clear()
         self._respond_waits[(workflow_id, version)] = wait
         return wait
