@@ -23,7 +23,8 @@ service, Kafka, PostgreSQL (with every backend), Prometheus and this client befo
 phase; the total per run counts the services, Kafka and PostgreSQL. With ``--n8n URL`` phases (a) and
 (b) also drive that n8n webhook (whose answer comes when its workflow ends) for the ratio. With
 ``--series SECONDS`` the paced phases (c and d's second part) also print their completions window by
-window of send time, which tells a slow start, a stall and a steady queue apart.
+window of send time, which tells a slow start, a stall and a steady queue apart. With ``--stages``
+each phase also prints where its completions went, step by step (bench/e2e_stages.py).
 
 The bench makes a tenant of its own (``bench<hex>``) with two workflows and a pipeline through the
 API; at the end it archives them and deletes the tenant's rows, unless ``--keep``. Its messages stay
@@ -53,7 +54,7 @@ import h11
 import httpx
 from aiokafka import AIOKafkaProducer
 from millrace_common.contracts.messages.webhooks import run_id_for_key
-from millrace_common.contracts.topics import RECORDS_EVENTS, Namespace
+from millrace_common.contracts.topics import RECORDS_EVENTS, RUNS_COMMANDS, RUNS_EVENTS, Namespace
 
 from bench.common import (
     ROOT,
@@ -77,6 +78,7 @@ from bench.e2e_procs import (
 )
 from bench.e2e_refill import for_each_refill
 from bench.e2e_respond import respond_latency
+from bench.e2e_stages import marks_of, stage_figures
 from bench.e2e_system import Finished, RunLog, Setup, archive, prepare, status_counts
 from tests.support.kafka import kafka_client
 from tests.support.processes import listening_pid
@@ -353,7 +355,24 @@ async def measured(bench: Bench, title: str, load, hooks: bool = True, paced: bo
         )
         bench.results[f"{title}, by send time"] = series
         print_figures(f"{title}, by send time", series)
+    if bench.args.stages:
+        await stages(bench, title, sent, found, hooks)
     return figures
+
+
+async def stages(
+    bench: Bench, title: str, sent: list[Sent], found: dict[uuid.UUID, Finished], hooks: bool
+) -> None:
+    """Prints and keeps where the phase's completions went, stage by stage (bench/e2e_stages.py)."""
+    ended = [(s.run_id, s.at, s.latency if hooks else None) for s in sent if _ended(s, found)]
+    if not ended:
+        return
+    namespace = Namespace(os.environ.get("MILLRACE_NAMESPACE", ""))
+    topics = (namespace.topic(RUNS_COMMANDS), namespace.topic(RUNS_EVENTS))
+    marks = await marks_of(bench.log.engine, infra_from_env().kafka_bootstrap, topics, ended)
+    figures = stage_figures(marks, hooks)
+    bench.results[f"{title}, by stage"] = figures
+    print_figures(f"{title}, by stage", figures)
 
 
 def _compiler_ms(tracked: list[Tracked]) -> dict[str, float]:
@@ -510,6 +529,11 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--respond-calls", type=int, default=300, help="calls of phase g to each workflow")
     parser.add_argument(
         "--timeout", type=float, default=60, help="give up on runs after this many s without one ending"
+    )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="also print where each phase's completions went, stage by stage (bench/e2e_stages.py)",
     )
     parser.add_argument("--n8n", metavar="URL", help="also drive this n8n webhook in phases a and b")
     parser.add_argument(

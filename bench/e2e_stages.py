@@ -1,0 +1,177 @@
+"""Where a phase's completions went, stage by stage (``bench/e2e.py --stages``), read after the phase
+from what the system records anyway, so nothing in the services changes to be measured:
+
+- *sent*: the client's clock just before the call or the event went out;
+- *received* (webhook calls): ``webhook_deliveries.received_at``, the gateway's clock once its handler
+  ran; *answered*: sent plus the 202's round trip at the client, after the gateway's group commit;
+- *matched* (record events): ``runs.started_at``, the trigger service's clock once it matched the
+  event and made the run's StartRun;
+- *StartRun out*: the create time of the run's ``run.start`` on ``runs.commands``, when the starter's
+  relay handed it to its Kafka producer (after the commit that made it durable);
+- *decided*: ``runs.finished_at``, the orchestrator's clock in the batch that ended the run (this
+  shape runs start to end in the batch that reads its StartRun, so this is also when that batch began
+  deciding); the completion the bench reports ends here;
+- *ended out*: the create time of the run's ``run.completed`` on ``runs.events``, when the
+  orchestrator's relay handed it over, after the batch's write committed.
+
+Every clock is this machine's. For each step between two of them: p50, p99, and the median of that
+step in the slowest 1 % of completions, which says where a tail comes from (a step whose median in the
+tail is near its p50 did not make the tail)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy import Engine, text
+
+from bench.common import Figure, median, percentile
+from tests.support.kafka import kafka_client
+
+TAIL_SHARE = 0.01
+"""The slowest share of completions whose steps are shown apart."""
+
+READ_FROM_BEFORE_S = 5.0
+"""Kafka is read from this long before the phase's first send: a producer's clock may lag ours a
+little, and a record's create time is its producer's."""
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One run's moments, Unix seconds (``None``: not found)."""
+
+    sent: float
+    received: float | None
+    answered: float | None
+    started: float | None
+    start_out: float | None
+    decided: float | None
+    ended_out: float | None
+
+
+def hook_steps() -> list[tuple[str, Callable[[Mark], tuple[float | None, float | None]]]]:
+    return [
+        ("sent -> received", lambda m: (m.sent, m.received)),
+        ("received -> answered", lambda m: (m.received, m.answered)),
+        ("received -> StartRun out", lambda m: (m.received, m.start_out)),
+        ("StartRun out -> decided", lambda m: (m.start_out, m.decided)),
+        ("decided -> ended out", lambda m: (m.decided, m.ended_out)),
+    ]
+
+
+def record_steps() -> list[tuple[str, Callable[[Mark], tuple[float | None, float | None]]]]:
+    return [
+        ("sent -> matched", lambda m: (m.sent, m.started)),
+        ("matched -> StartRun out", lambda m: (m.started, m.start_out)),
+        ("StartRun out -> decided", lambda m: (m.start_out, m.decided)),
+        ("decided -> ended out", lambda m: (m.decided, m.ended_out)),
+    ]
+
+
+def stage_figures(marks: Sequence[Mark], hooks: bool) -> list[Figure]:
+    """Per step: p50 and p99 over the runs that have both ends, and its median among the slowest
+    ``TAIL_SHARE`` of completions (sent -> decided)."""
+    complete = [m for m in marks if m.decided is not None]
+    if not complete:
+        return []
+    complete.sort(key=lambda m: m.decided - m.sent)  # type: ignore[operator]
+    tail = complete[-max(1, round(len(complete) * TAIL_SHARE)) :]
+    tail_from = (tail[0].decided - tail[0].sent) * 1000  # type: ignore[operator]
+    figures = []
+    for label, ends in hook_steps() if hooks else record_steps():
+        every, slowest = _spans(complete, ends), _spans(tail, ends)
+        if not every:
+            continue
+        remark = f"p99 {percentile(every, 0.99):,.1f}; slowest {len(tail)} (>= {tail_from:,.0f} ms): "
+        remark += f"median {median(slowest):,.1f}, max {max(slowest, default=float('nan')):,.1f}"
+        figures.append(Figure(f"{label} p50", percentile(every, 0.5), "ms", remark))
+    return figures
+
+
+def _spans(marks: Sequence[Mark], ends: Callable[[Mark], tuple[float | None, float | None]]) -> list[float]:
+    spans = []
+    for mark in marks:
+        start, end = ends(mark)
+        if start is not None and end is not None:
+            spans.append((end - start) * 1000)
+    return spans
+
+
+def run_moments(engine: Engine, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple]:
+    """``(received, started, decided)`` per run from the database (Unix seconds or ``None``)."""
+    query = text(
+        "select r.run_id, d.received_at, r.started_at, r.finished_at from runs r"
+        " left join webhook_deliveries d on d.run_id = r.run_id where r.run_id = any(:ids)"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query, {"ids": run_ids}).all()
+    return {run_id: tuple(t.timestamp() if t else None for t in times) for run_id, *times in rows}
+
+
+async def created_times(
+    bootstrap: str, topic: str, kind: bytes, since: float, run_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, float]:
+    """The create time (Unix seconds) of the first message of type ``kind`` per run in ``run_ids`` on
+    ``topic``, read from ``since`` to the topic's end as it is now, by a consumer of no group."""
+    consumer = AIOKafkaConsumer(topic, **kafka_client(bootstrap), enable_auto_commit=False)
+    await consumer.start()
+    found: dict[uuid.UUID, float] = {}
+    try:
+        for _ in range(200):  # with no group, it takes every partition once it has the topic's metadata
+            if partitions := sorted(consumer.assignment()):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise SystemExit(f"no partitions of {topic} on {bootstrap} in 10 s")
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.offsets_for_times({p: int(since * 1000) for p in partitions})
+        left = {p for p in partitions if starts[p] is not None and starts[p].offset < ends[p]}
+        for p in partitions:
+            if p in left:
+                consumer.seek(p, starts[p].offset)
+        marker = b'"type":"' + kind + b'"'
+        while left:
+            batch = await consumer.getmany(*left, timeout_ms=1000, max_records=20_000)
+            if not batch:
+                break
+            for partition, records in batch.items():
+                for record in records:
+                    if marker in record.value.replace(b'": "', b'":"'):
+                        run_id = uuid.UUID(json.loads(record.value)["run_id"])
+                        if run_id in run_ids:
+                            found.setdefault(run_id, record.timestamp / 1000)
+                if await consumer.position(partition) >= ends[partition]:
+                    left.discard(partition)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def marks_of(
+    engine: Engine,
+    bootstrap: str,
+    topics: tuple[str, str],
+    sent: Sequence[tuple[uuid.UUID, float, float]],
+) -> list[Mark]:
+    """Each run's moments: ``sent`` holds ``(run_id, send time, answer latency or None)``;
+    ``topics`` is (``runs.commands``, ``runs.events``) as named in this namespace."""
+    ids = [run_id for run_id, _, _ in sent]
+    since = min(at for _, at, _ in sent) - READ_FROM_BEFORE_S
+    moments = await asyncio.to_thread(run_moments, engine, ids)
+    wanted = set(ids)
+    start_out, ended_out = await asyncio.gather(
+        created_times(bootstrap, topics[0], b"run.start", since, wanted),
+        created_times(bootstrap, topics[1], b"run.completed", since, wanted),
+    )
+    marks = []
+    for run_id, at, latency in sent:
+        received, started, decided = moments.get(run_id, (None, None, None))
+        answered = at + latency if latency is not None else None
+        marks.append(
+            Mark(at, received, answered, started, start_out.get(run_id), decided, ended_out.get(run_id))
+        )
+    return marks
