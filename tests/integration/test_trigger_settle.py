@@ -41,7 +41,7 @@ def _firing(key: str, outcome: Outcome = Outcome.STARTED) -> Firing:
         source_event_id=uuid4(),
         data={"key": key},
         outcome=outcome,
-        reason=None if outcome is Outcome.STARTED else "filtered out",
+        reason=None if outcome is Outcome.STARTED else "no run: the test says so",
     )
 
 
@@ -51,7 +51,7 @@ def test_a_known_key_keeps_no_outbox_row_and_the_new_ones_keep_theirs(infra: Inf
         TriggerStore("settle-test"), Namespace(namespace), PRODUCER, TriggerMetrics(CollectorRegistry())
     )
     known, again = _firing("known"), _firing("known-too")
-    new, later, filtered = _firing("new"), _firing("later"), _firing("filtered", Outcome.FILTERED)
+    new, later, refused = _firing("new"), _firing("later"), _firing("refused", Outcome.CONDITION_ERROR)
     # commands for waiting runs, written after the StartRuns
     also = [Outgoing(RUNS_COMMANDS, f"waiting-{n}", known.start_run()) for n in (1, 2)]
     now = datetime.now(UTC)
@@ -62,7 +62,7 @@ def test_a_known_key_keeps_no_outbox_row_and_the_new_ones_keep_theirs(infra: Inf
             async with database.transaction() as connection:
                 first = await ledger.settle(connection, [known, again], now)
             async with database.transaction() as connection:  # known keys between new ones
-                sent = await ledger.send(connection, [filtered, new, known, later, again], now, also=also)
+                sent = await ledger.send(connection, [refused, new, known, later, again], now, also=also)
             second = await sent.settled()  # read after the commit
             async with database.connection() as connection:
                 cursor = await connection.execute(
@@ -76,7 +76,7 @@ def test_a_known_key_keeps_no_outbox_row_and_the_new_ones_keep_theirs(infra: Inf
 
     first, second, rows = asyncio.run(scenario())
     assert [f.idempotency_key for f in first.recorded] == ["known", "known-too"]
-    assert sorted(f.idempotency_key for f in second.recorded) == ["filtered", "later", "new"]
+    assert sorted(f.idempotency_key for f in second.recorded) == ["later", "new", "refused"]
     assert second.duplicates == 2
     # The outbox holds the first two StartRuns, the new ones and the waiting runs' commands, not a
     # second StartRun for a known key; the ids handed over are those rows', in order, each with its
@@ -140,7 +140,7 @@ def test_firings_that_start_no_run_and_commands_alone_write_what_they_should(inf
     ledger = FiringLedger(
         TriggerStore("settle-test"), Namespace(namespace), PRODUCER, TriggerMetrics(CollectorRegistry())
     )
-    skipped = [_firing("skipped-1", Outcome.FILTERED), _firing("skipped-2", Outcome.FILTERED)]
+    skipped = [_firing("skipped-1", Outcome.TOO_DEEP), _firing("skipped-2", Outcome.TOO_DEEP)]
     waiting = [Outgoing(RUNS_COMMANDS, "waiting-only", skipped[0].start_run())]
 
     async def scenario() -> tuple[object, object, object, list[str]]:

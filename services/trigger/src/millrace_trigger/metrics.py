@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from millrace_trigger.domain.firings import Outcome, Source
 
 
 class TriggerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.firings = Counter(
             "millrace_trigger_firings_total",
-            "Trigger decisions recorded, by source (record, webhook, schedule), trigger kind and outcome "
-            "(started, too_deep, no_baseline, condition_error, filtered, not_active, missed)",
+            f"Trigger decisions recorded, by source ({', '.join(get_args(Source))}), trigger kind and "
+            f"outcome ({', '.join(Outcome)})",
             ["source", "kind", "outcome"],
             registry=registry,
         )

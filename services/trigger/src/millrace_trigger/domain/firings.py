@@ -28,8 +28,6 @@ class Outcome(StrEnum):
     TOO_DEEP = "too_deep"
     NO_BASELINE = "no_baseline"
     CONDITION_ERROR = "condition_error"
-    FILTERED = "filtered"
-    NOT_ACTIVE = "not_active"
     MISSED = "missed"
 
 
