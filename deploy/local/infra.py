@@ -497,6 +497,12 @@ def kafka_pid(p: Profile) -> int | None:
     return read_pid(p.run_dir / "kafka.pid")
 
 
+def gc_log_option(path: Path) -> str:
+    """The JVM option that logs every collection and its pause to ``path`` (three files of 10 MB at
+    most), as Kafka's own start script does: a broker's pause stalls every produce and fetch."""
+    return f"-Xlog:gc:file={path}:time,uptime:filecount=3,filesize=10m"
+
+
 def start_kafka(p: Profile) -> int:
     """Format the storage if needed and launch the broker detached; returns its pid."""
     server = write_kafka_config(p)
@@ -505,7 +511,7 @@ def start_kafka(p: Profile) -> int:
     if not (p.kafka_dir / "data" / "meta.properties").exists():
         log("formatting Kafka storage")
         run(java_cmd(STORAGE_TOOL_MAIN, "format", "-t", new_cluster_id(), "-c", str(server), jvm=[log4j]))
-    jvm = [*KAFKA_JVM, log4j, f"-Dkafka.logs.dir={p.log_dir}"]
+    jvm = [*KAFKA_JVM, gc_log_option(p.log_dir / "kafka-gc.log"), log4j, f"-Dkafka.logs.dir={p.log_dir}"]
     cmd = java_cmd(KAFKA_MAIN, str(server), jvm=jvm)
     pid = spawn_detached(cmd, p.log_dir / "kafka.out", p.run_dir / "kafka.pid")
     log(f"Kafka starting (pid {pid}) on {HOST}:{p.kafka_port}")

@@ -314,7 +314,8 @@ def start_node(p: infra.Profile, node: int) -> int:
     format_nodes(p, [node])
     p.log_dir.mkdir(parents=True, exist_ok=True)
     log4j = f"-Dlog4j2.configurationFile={node_dir(p, node) / 'log4j2.xml'}"
-    jvm = [*NODE_JVM, log4j, f"-Dkafka.logs.dir={p.log_dir}"]
+    gc_log = infra.gc_log_option(p.log_dir / f"kafka-{node}-gc.log")
+    jvm = [*NODE_JVM, gc_log, log4j, f"-Dkafka.logs.dir={p.log_dir}"]
     cmd = infra.java_cmd(infra.KAFKA_MAIN, str(node_dir(p, node) / "server.properties"), jvm=jvm)
     pid = infra.spawn_detached(cmd, p.log_dir / f"kafka-{node}.out", pid_path(p, node))
     infra.log(f"Kafka node {node} starting (pid {pid}) on {infra.HOST}:{client_port(p, node)}")
