@@ -6,6 +6,7 @@ or as a file (``uv run --frozen python bench/orchestrator_core.py``)."""
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import statistics
@@ -105,6 +106,23 @@ def for_each_workflow(body: str, max_concurrency: int = 50) -> dict:
         "edges": [edge("start", "each"), edge("each", "done", "done")],
         "settings": {"max_executions_per_hour": 10_000_000, "retry_count": 0},
     }
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The load generator's own garbage collector stays off while it sends, and collects once after.
+    A client that keeps every call it sent grows, so its full collections grow with the phase; each
+    stalled every send in flight for up to 100 ms, at the same moments of every run (its allocations
+    are the same), and those stalls were counted as the system's latency."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+        gc.collect()
 
 
 def percentile(values: Sequence[float], share: float) -> float:

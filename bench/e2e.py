@@ -59,6 +59,7 @@ from millrace_common.contracts.topics import RECORDS_EVENTS, RUNS_COMMANDS, RUNS
 from bench.common import (
     ROOT,
     Figure,
+    collector_paused,
     host_speed_ms,
     infra_from_env,
     machine,
@@ -78,7 +79,7 @@ from bench.e2e_procs import (
 )
 from bench.e2e_refill import for_each_refill
 from bench.e2e_respond import respond_latency
-from bench.e2e_stages import marks_of, stage_figures
+from bench.e2e_stages import marks_of, stage_figures, worst_windows
 from bench.e2e_system import Finished, RunLog, Setup, archive, prepare, status_counts
 from tests.support.kafka import kafka_client
 from tests.support.processes import listening_pid
@@ -333,7 +334,8 @@ async def measured(bench: Bench, title: str, load, hooks: bool = True, paced: bo
     also its completions window by window of send time)."""
     compiling = _compiler_ms(bench.tracked)
     before, started = cpu_ms(bench.tracked), time.perf_counter()
-    sent, behind = await load()
+    with collector_paused():
+        sent, behind = await load()
     found = await asyncio.to_thread(bench.log.wait, [s.run_id for s in sent if s.run_id], bench.args.timeout)
     wall = time.perf_counter() - started
     after = cpu_ms(bench.tracked)
@@ -373,6 +375,10 @@ async def stages(
     figures = stage_figures(marks, hooks)
     bench.results[f"{title}, by stage"] = figures
     print_figures(f"{title}, by stage", figures)
+    if bench.args.series:
+        worst = worst_windows(marks, bench.args.series, hooks)
+        bench.results[f"{title}, worst windows by stage"] = worst
+        print_figures(f"{title}, worst windows by stage", worst)
 
 
 def _compiler_ms(tracked: list[Tracked]) -> dict[str, float]:
@@ -388,7 +394,8 @@ async def n8n_phase(bench: Bench, title: str, callers: int, calls: int) -> list[
     pid = listening_pid(int(httpx.URL(bench.args.n8n).port or 80))
     tracked = [Tracked("n8n", pid)] if pid else []
     before, started = cpu_ms(tracked), time.perf_counter()
-    sent = await closed_loop(bench.args.n8n, callers, calls)
+    with collector_paused():
+        sent = await closed_loop(bench.args.n8n, callers, calls)
     wall = time.perf_counter() - started
     ok = [s for s in sent if 200 <= s.status < 300]
     completions = [ms(s.latency) for s in ok]

@@ -25,6 +25,7 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy import Engine, text
@@ -89,6 +90,42 @@ def stage_figures(marks: Sequence[Mark], hooks: bool) -> list[Figure]:
         remark = f"p99 {percentile(every, 0.99):,.1f}; slowest {len(tail)} (>= {tail_from:,.0f} ms): "
         remark += f"median {median(slowest):,.1f}, max {max(slowest, default=float('nan')):,.1f}"
         figures.append(Figure(f"{label} p50", percentile(every, 0.5), "ms", remark))
+    return figures
+
+
+WORST_WINDOWS = 3
+"""How many windows of send time ``worst_windows`` shows apart."""
+
+
+def worst_windows(marks: Sequence[Mark], width: float, hooks: bool) -> list[Figure]:
+    """The ``WORST_WINDOWS`` windows of ``width`` seconds of send time with the highest completion p99,
+    each with every step's median among that window's slowest 5 %: a stall that lasts a second shows
+    here even when the phase's p99 hides it, and so does the step it held up."""
+    complete = [m for m in marks if m.decided is not None]
+    if not complete or width <= 0:
+        return []
+    first = min(m.sent for m in complete)
+    cut: dict[int, list[Mark]] = {}
+    for mark in complete:
+        cut.setdefault(int((mark.sent - first) // width), []).append(mark)
+
+    def p99(window: list[Mark]) -> float:
+        return percentile([(m.decided - m.sent) * 1000 for m in window], 0.99)  # type: ignore[operator]
+
+    figures = []
+    for index, window in sorted(cut.items(), key=lambda item: -p99(item[1]))[:WORST_WINDOWS]:
+        window.sort(key=lambda m: m.decided - m.sent)  # type: ignore[operator]
+        slowest = window[-max(1, round(len(window) * 0.05)) :]
+        steps = []
+        for label, ends in hook_steps() if hooks else record_steps():
+            spans = _spans(slowest, ends)
+            if spans:
+                steps.append(f"{label} {median(spans):,.1f}")
+        at = datetime.fromtimestamp(first + index * width, UTC).strftime("%H:%M:%S")
+        remark = f"from {at} UTC, {len(window)} sent; slowest {len(slowest)}: " + ", ".join(steps)
+        figures.append(
+            Figure(f"{index * width:g}-{(index + 1) * width:g} s: completion p99", p99(window), "ms", remark)
+        )
     return figures
 
 

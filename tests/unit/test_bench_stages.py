@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.e2e_stages import Mark, stage_figures
+from bench.e2e_stages import Mark, stage_figures, worst_windows
 
 
 def hook_mark(sent: float, queue_ms: float, *, received_ms: float = 1.0) -> Mark:
@@ -70,3 +70,15 @@ def test_the_tail_is_one_percent_of_the_runs_at_least_one(queues):
     remark = by_step(stage_figures(marks, hooks=True))["StartRun out -> decided"][1]
     expected = max(1, round(len(queues) * 0.01))
     assert f"slowest {expected} (" in remark
+
+
+def test_the_worst_windows_name_the_step_their_slowest_runs_waited_in():
+    marks = [hook_mark(100 + i / 100, 5.0) for i in range(300)]  # 3 s at 100 calls/s
+    marks += [hook_mark(101.5 + i / 1000, 120.0) for i in range(10)]  # a stall in the second second
+    figures = worst_windows(marks, 1.0, hooks=True)
+    assert figures[0].what == "1-2 s: completion p99"
+    assert round(figures[0].value, 3) == 123.0  # received 1 ms, StartRun out 2 ms later, then 120
+    assert "StartRun out -> decided 120.0" in figures[0].remark
+    assert "sent -> received 1.0" in figures[0].remark
+    assert len(figures) == 3
+    assert worst_windows([], 1.0, hooks=True) == []
