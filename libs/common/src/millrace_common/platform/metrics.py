@@ -7,8 +7,12 @@ user input; values that users choose (tenant ids, model names, trigger kinds) go
 
 from __future__ import annotations
 
+import gc
 import re
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -107,3 +111,43 @@ class PlatformGauges:
             ["collector"],
             registry=registry,
         )
+
+
+GC_PAUSE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class CollectorPauses:
+    """``millrace_gc_pause_seconds{generation}``: how long each of the interpreter's garbage
+    collections stopped the process (the event loop and every thread with it). A full collection
+    scans every live object, so in a process holding many it is a stall every request and message in
+    flight waits out; counted, it is told apart from a slow database or broker.
+    ``gc.callbacks`` calls it at the start and the end of each collection; :meth:`observing`
+    installs it for as long as the service runs."""
+
+    def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.perf_counter) -> None:
+        histogram = Histogram(
+            "millrace_gc_pause_seconds",
+            "Garbage collections of the service's interpreter and how long each stopped it, by generation "
+            "(2: a full collection)",
+            ["generation"],
+            buckets=GC_PAUSE_BUCKETS,
+            registry=registry,
+        )
+        self._by_generation = [histogram.labels(generation=str(g)) for g in range(3)]
+        self._clock = clock
+        self._started: float | None = None
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = self._clock()
+        elif self._started is not None:
+            self._by_generation[info["generation"]].observe(self._clock() - self._started)
+            self._started = None
+
+    @contextmanager
+    def observing(self) -> Iterator[None]:
+        gc.callbacks.append(self)
+        try:
+            yield
+        finally:
+            gc.callbacks.remove(self)
