@@ -56,7 +56,7 @@ from typing import NoReturn
 HOST = "127.0.0.1"
 KAFKA_MAIN = "kafka.Kafka"
 STORAGE_TOOL_MAIN = "kafka.tools.StorageTool"
-KAFKA_JVM = ["-Xms256m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
+KAFKA_JVM = ["-Xms512m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
 CLEANER_DEDUPE_BYTES = 16 * 1024 * 1024
 """Kafka's log cleaner buffer (``log.cleaner.dedupe.buffer.size``, 128 MB by default), taken from the
 heap in one piece when a broker starts: 16 MB holds about 700,000 keys a cleaning pass, far more than
