@@ -110,10 +110,12 @@ def for_each_workflow(body: str, max_concurrency: int = 50) -> dict:
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
-    """The load generator's own garbage collector stays off while it sends, and collects once after.
-    A client that keeps every call it sent grows, so its full collections grow with the phase; each
-    stalled every send in flight for up to 100 ms, at the same moments of every run (its allocations
-    are the same), and those stalls were counted as the system's latency."""
+    """The load generator's own garbage collector is off while it sends: it collects and freezes what
+    it holds on the way in (enter before the timed part) and only turns collection back on on the way
+    out. A client that keeps every call it sent grows, so its full collections grew with the phase;
+    each stopped every send in flight (the sender fell up to 184 ms behind its schedule, at the same
+    moments of every run), and those stalls were counted as the system's latency. ``gc.unfreeze``
+    is process-wide: not for a process that froze its start-up objects for good."""
     gc.collect()
     gc.freeze()
     gc.disable()
@@ -122,7 +124,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         gc.enable()
         gc.unfreeze()
-        gc.collect()
 
 
 def percentile(values: Sequence[float], share: float) -> float:

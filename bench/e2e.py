@@ -332,9 +332,9 @@ async def measured(bench: Bench, title: str, load, hooks: bool = True, paced: bo
     """Runs ``load()`` (which returns the calls sent and how far behind schedule it fell), waits for
     every run to end, and prints and keeps the phase's figures (of a paced phase with ``--series``,
     also its completions window by window of send time)."""
-    compiling = _compiler_ms(bench.tracked)
-    before, started = cpu_ms(bench.tracked), time.perf_counter()
     with collector_paused():
+        compiling = _compiler_ms(bench.tracked)
+        before, started = cpu_ms(bench.tracked), time.perf_counter()
         sent, behind = await load()
     found = await asyncio.to_thread(bench.log.wait, [s.run_id for s in sent if s.run_id], bench.args.timeout)
     wall = time.perf_counter() - started
@@ -393,8 +393,8 @@ async def n8n_phase(bench: Bench, title: str, callers: int, calls: int) -> list[
     """The same calls to n8n, whose answer arrives when its workflow has ended: latency is completion."""
     pid = listening_pid(int(httpx.URL(bench.args.n8n).port or 80))
     tracked = [Tracked("n8n", pid)] if pid else []
-    before, started = cpu_ms(tracked), time.perf_counter()
     with collector_paused():
+        before, started = cpu_ms(tracked), time.perf_counter()
         sent = await closed_loop(bench.args.n8n, callers, calls)
     wall = time.perf_counter() - started
     ok = [s for s in sent if 200 <= s.status < 300]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,6 +90,8 @@ def stage_figures(marks: Sequence[Mark], hooks: bool) -> list[Figure]:
             continue
         remark = f"p99 {percentile(every, 0.99):,.1f}; slowest {len(tail)} (>= {tail_from:,.0f} ms): "
         remark += f"median {median(slowest):,.1f}, max {max(slowest, default=float('nan')):,.1f}"
+        if len(every) < len(complete):
+            remark += f"; {len(complete) - len(every)} of {len(complete)} runs lack a moment of it"
         figures.append(Figure(f"{label} p50", percentile(every, 0.5), "ms", remark))
     return figures
 
@@ -149,11 +152,18 @@ def run_moments(engine: Engine, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, tup
     return {run_id: tuple(t.timestamp() if t else None for t in times) for run_id, *times in rows}
 
 
+READ_FOR_AT_MOST_S = 30.0
+"""How long ``created_times`` reads for runs it has not found yet: a run's ``run.completed`` reaches
+Kafka a moment after its ``runs.finished_at`` is committed, so the end of the topic moves while it
+reads."""
+
+
 async def created_times(
-    bootstrap: str, topic: str, kind: bytes, since: float, run_ids: set[uuid.UUID]
+    bootstrap: str, topic: str, kind: str, since: float, run_ids: set[uuid.UUID]
 ) -> dict[uuid.UUID, float]:
     """The create time (Unix seconds) of the first message of type ``kind`` per run in ``run_ids`` on
-    ``topic``, read from ``since`` to the topic's end as it is now, by a consumer of no group."""
+    ``topic``, read by a consumer of no group from ``since`` until every run is found or
+    ``READ_FOR_AT_MOST_S`` pass; runs not found are absent."""
     consumer = AIOKafkaConsumer(topic, **kafka_client(bootstrap), enable_auto_commit=False)
     await consumer.start()
     found: dict[uuid.UUID, float] = {}
@@ -164,25 +174,21 @@ async def created_times(
             await asyncio.sleep(0.05)
         else:
             raise SystemExit(f"no partitions of {topic} on {bootstrap} in 10 s")
-        ends = await consumer.end_offsets(partitions)
         starts = await consumer.offsets_for_times({p: int(since * 1000) for p in partitions})
-        left = {p for p in partitions if starts[p] is not None and starts[p].offset < ends[p]}
-        for p in partitions:
-            if p in left:
-                consumer.seek(p, starts[p].offset)
-        marker = b'"type":"' + kind + b'"'
-        while left:
-            batch = await consumer.getmany(*left, timeout_ms=1000, max_records=20_000)
-            if not batch:
-                break
-            for partition, records in batch.items():
+        reading = [p for p in partitions if starts[p] is not None]
+        for p in reading:
+            consumer.seek(p, starts[p].offset)
+        marker = kind.encode()
+        deadline = time.monotonic() + READ_FOR_AT_MOST_S
+        while reading and len(found) < len(run_ids) and time.monotonic() < deadline:
+            batch = await consumer.getmany(*reading, timeout_ms=500, max_records=20_000)
+            for records in batch.values():
                 for record in records:
-                    if marker in record.value.replace(b'": "', b'":"'):
-                        run_id = uuid.UUID(json.loads(record.value)["run_id"])
-                        if run_id in run_ids:
-                            found.setdefault(run_id, record.timestamp / 1000)
-                if await consumer.position(partition) >= ends[partition]:
-                    left.discard(partition)
+                    if marker not in record.value:  # most messages are of other types: not parsed
+                        continue
+                    message = json.loads(record.value)
+                    if message.get("type") == kind and (run_id := uuid.UUID(message["run_id"])) in run_ids:
+                        found.setdefault(run_id, record.timestamp / 1000)
     finally:
         await consumer.stop()
     return found
@@ -201,8 +207,8 @@ async def marks_of(
     moments = await asyncio.to_thread(run_moments, engine, ids)
     wanted = set(ids)
     start_out, ended_out = await asyncio.gather(
-        created_times(bootstrap, topics[0], b"run.start", since, wanted),
-        created_times(bootstrap, topics[1], b"run.completed", since, wanted),
+        created_times(bootstrap, topics[0], "run.start", since, wanted),
+        created_times(bootstrap, topics[1], "run.completed", since, wanted),
     )
     marks = []
     for run_id, at, latency in sent:

@@ -7,14 +7,17 @@ user input; values that users choose (tenant ids, model names, trigger kinds) go
 
 from __future__ import annotations
 
+import bisect
 import gc
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import HistogramMetricFamily
 
 OTHER = "other"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
@@ -122,27 +125,39 @@ class CollectorPauses:
     scans every live object, so in a process holding many it is a stall every request and message in
     flight waits out; counted, it is told apart from a slow database or broker.
     ``gc.callbacks`` calls it at the start and the end of each collection; :meth:`observing`
-    installs it for as long as the service runs."""
+    installs it for as long as the service runs. It counts into plain lists and is read as a collector
+    of the registry: a collection can start while any code holds a metric's lock (a scrape reading
+    values included), so the callback must take none (prometheus/client_python#363)."""
 
     def __init__(self, registry: CollectorRegistry, clock: Callable[[], float] = time.perf_counter) -> None:
-        histogram = Histogram(
-            "millrace_gc_pause_seconds",
-            "Garbage collections of the service's interpreter and how long each stopped it, by generation "
-            "(2: a full collection)",
-            ["generation"],
-            buckets=GC_PAUSE_BUCKETS,
-            registry=registry,
-        )
-        self._by_generation = [histogram.labels(generation=str(g)) for g in range(3)]
         self._clock = clock
         self._started: float | None = None
+        self._counts = [[0] * (len(GC_PAUSE_BUCKETS) + 1) for _ in range(3)]  # the last: over 1 s
+        self._sums = [0.0, 0.0, 0.0]
+        registry.register(self)
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = self._clock()
         elif self._started is not None:
-            self._by_generation[info["generation"]].observe(self._clock() - self._started)
+            took = self._clock() - self._started
+            generation = info["generation"]
+            self._counts[generation][bisect.bisect_left(GC_PAUSE_BUCKETS, took)] += 1
+            self._sums[generation] += took
             self._started = None
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "millrace_gc_pause_seconds",
+            "Garbage collections of the service's interpreter and how long each stopped it, by generation "
+            "(2: a full collection)",
+            labels=["generation"],
+        )
+        bounds = [*(str(b) for b in GC_PAUSE_BUCKETS), "+Inf"]
+        for generation in range(3):
+            counts, total = list(self._counts[generation]), self._sums[generation]
+            family.add_metric([str(generation)], list(zip(bounds, accumulate(counts), strict=True)), total)
+        yield family
 
     @contextmanager
     def observing(self) -> Iterator[None]:
