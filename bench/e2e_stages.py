@@ -24,7 +24,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -55,23 +55,22 @@ class Mark:
     ended_out: float | None
 
 
-def hook_steps() -> list[tuple[str, Callable[[Mark], tuple[float | None, float | None]]]]:
-    return [
-        ("sent -> received", lambda m: (m.sent, m.received)),
-        ("received -> answered", lambda m: (m.received, m.answered)),
-        ("received -> StartRun out", lambda m: (m.received, m.start_out)),
-        ("StartRun out -> decided", lambda m: (m.start_out, m.decided)),
-        ("decided -> ended out", lambda m: (m.decided, m.ended_out)),
-    ]
+Step = tuple[str, str, str]
+"""A step's label and the two moments (``Mark`` fields) it lies between."""
 
-
-def record_steps() -> list[tuple[str, Callable[[Mark], tuple[float | None, float | None]]]]:
-    return [
-        ("sent -> matched", lambda m: (m.sent, m.started)),
-        ("matched -> StartRun out", lambda m: (m.started, m.start_out)),
-        ("StartRun out -> decided", lambda m: (m.start_out, m.decided)),
-        ("decided -> ended out", lambda m: (m.decided, m.ended_out)),
-    ]
+HOOK_STEPS: tuple[Step, ...] = (
+    ("sent -> received", "sent", "received"),
+    ("received -> answered", "received", "answered"),
+    ("received -> StartRun out", "received", "start_out"),
+    ("StartRun out -> decided", "start_out", "decided"),
+    ("decided -> ended out", "decided", "ended_out"),
+)
+RECORD_STEPS: tuple[Step, ...] = (
+    ("sent -> matched", "sent", "started"),
+    ("matched -> StartRun out", "started", "start_out"),
+    ("StartRun out -> decided", "start_out", "decided"),
+    ("decided -> ended out", "decided", "ended_out"),
+)
 
 
 def stage_figures(marks: Sequence[Mark], hooks: bool) -> list[Figure]:
@@ -84,8 +83,8 @@ def stage_figures(marks: Sequence[Mark], hooks: bool) -> list[Figure]:
     tail = complete[-max(1, round(len(complete) * TAIL_SHARE)) :]
     tail_from = (tail[0].decided - tail[0].sent) * 1000  # type: ignore[operator]
     figures = []
-    for label, ends in hook_steps() if hooks else record_steps():
-        every, slowest = _spans(complete, ends), _spans(tail, ends)
+    for label, start, end in HOOK_STEPS if hooks else RECORD_STEPS:
+        every, slowest = _spans(complete, start, end), _spans(tail, start, end)
         if not every:
             continue
         remark = f"p99 {percentile(every, 0.99):,.1f}; slowest {len(tail)} (>= {tail_from:,.0f} ms): "
@@ -120,8 +119,8 @@ def worst_windows(marks: Sequence[Mark], width: float, hooks: bool) -> list[Figu
         window.sort(key=lambda m: m.decided - m.sent)  # type: ignore[operator]
         slowest = window[-max(1, round(len(window) * 0.05)) :]
         steps = []
-        for label, ends in hook_steps() if hooks else record_steps():
-            spans = _spans(slowest, ends)
+        for label, start, end in HOOK_STEPS if hooks else RECORD_STEPS:
+            spans = _spans(slowest, start, end)
             if spans:
                 steps.append(f"{label} {median(spans):,.1f}")
         at = datetime.fromtimestamp(first + index * width, UTC).strftime("%H:%M:%S")
@@ -132,12 +131,12 @@ def worst_windows(marks: Sequence[Mark], width: float, hooks: bool) -> list[Figu
     return figures
 
 
-def _spans(marks: Sequence[Mark], ends: Callable[[Mark], tuple[float | None, float | None]]) -> list[float]:
+def _spans(marks: Sequence[Mark], start: str, end: str) -> list[float]:
     spans = []
     for mark in marks:
-        start, end = ends(mark)
-        if start is not None and end is not None:
-            spans.append((end - start) * 1000)
+        begun, ended = getattr(mark, start), getattr(mark, end)
+        if begun is not None and ended is not None:
+            spans.append((ended - begun) * 1000)
     return spans
 
 
